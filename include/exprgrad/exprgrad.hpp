@@ -1,0 +1,71 @@
+// exprgrad: compile-time symbolic differentiation with SIMD evaluation. Umbrella header.
+//
+//   #include <exprgrad/exprgrad.hpp>
+//   using namespace exprgrad;
+//   constexpr auto x = var<0>;
+//   constexpr auto y = var<1>;
+//   constexpr auto f = exp(sin(x) * y) / (1_c + x * x);
+//   double v = f(0.5, 2.0);
+//   auto dfdx = d(f, x);
+#pragma once
+
+#include "exprgrad/config.hpp"
+
+// The compiled library and every consumer must agree on the instruction set and on
+// XTENSOR_USE_XSIMD: both change the layout of xtensor and xsimd types (see exprgrad.pc).
+#if EXPRGRAD_BUILT_FOR_AVX2 && !defined(__AVX2__)
+#error "exprgrad was configured for AVX2 + FMA: compile with the flags of `pkg-config --cflags exprgrad` (-march=x86-64-v3)"
+#endif
+#ifndef XTENSOR_USE_XSIMD
+#error "exprgrad needs XTENSOR_USE_XSIMD defined before any xtensor header: use `pkg-config --cflags exprgrad`"
+#endif
+
+#include "exprgrad/check/laws.hpp"
+#include "exprgrad/simd/map.hpp"
+#include "exprgrad/sym.hpp"
+
+namespace exprgrad {
+
+// The public names, gathered from the layers (functions of the DSL are also found by
+// argument-dependent lookup, so `exp(x)` works without these).
+using sym::abs;
+using sym::arity_v;
+using sym::c;
+using sym::cos;
+using sym::d;
+using sym::erf;
+using sym::evaluate;
+using sym::evaluate_all;
+using sym::exp;
+using sym::expm1;
+using sym::fc;
+using sym::grad;
+using sym::hessian;
+using sym::log;
+using sym::log1p;
+using sym::max;
+using sym::min;
+using sym::node_count_v;
+using sym::pow;
+using sym::sigmoid;
+using sym::sign;
+using sym::sin;
+using sym::softplus;
+using sym::sqrt;
+using sym::square;
+using sym::step;
+using sym::tanh;
+using sym::to_latex;
+using sym::to_string;
+using sym::value_and_grad;
+using sym::var;
+namespace constants = sym::constants;
+using namespace sym::literals;
+
+using simd::map;
+using simd::map_value_and_grad;
+
+/// Version and build configuration of the compiled library, e.g. "exprgrad 0.1.0 (x86-64-v3, xsimd)".
+const char* build_info() noexcept;
+
+}  // namespace exprgrad

@@ -1,0 +1,75 @@
+// The small vocabulary that lets one op body serve double, float, xsimd::batch and user number
+// types: constants of the evaluation type, lane-wise selection, NaN tests.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+namespace exprgrad::sym::num {
+
+namespace detail {
+template <class T>
+struct is_batch : std::false_type {};
+template <class T, class A>
+struct is_batch<xsimd::batch<T, A>> : std::true_type {};
+}  // namespace detail
+
+/// Satisfied by xsimd::batch types.
+template <class T>
+concept Batch = detail::is_batch<std::remove_cvref_t<T>>::value;
+
+/// The scalar type of T: T itself, or the element type of a batch.
+template <class T>
+struct scalar_of {
+    using type = T;
+};
+template <Batch T>
+struct scalar_of<T> {
+    using type = typename T::value_type;
+};
+template <class T>
+using scalar_of_t = typename scalar_of<T>::type;
+
+/// The rational constant n/d in the evaluation type T, rounded once where T's scalar type holds n
+/// and d exactly (as `float(1) / float(10)` is the float nearest 0.1).
+template <class T>
+constexpr T rational(std::intmax_t n, std::intmax_t d) {
+    if constexpr (std::is_arithmetic_v<T>) {
+        return d == 1 ? static_cast<T>(n) : static_cast<T>(n) / static_cast<T>(d);
+    } else if constexpr (Batch<T>) {
+        return T(rational<scalar_of_t<T>>(n, d));
+    } else {
+        return T(static_cast<double>(n) / static_cast<double>(d));
+    }
+}
+
+/// The double v in the evaluation type T.
+template <class T>
+constexpr T constant(double v) {
+    if constexpr (Batch<T>) {
+        return T(static_cast<scalar_of_t<T>>(v));
+    } else {
+        return static_cast<T>(v);
+    }
+}
+
+/// Lane-wise `cond ? a : b`; cond is bool for scalars and batch_bool for batches.
+template <class C, class T>
+inline T select(const C& cond, const T& a, const T& b) {
+    if constexpr (Batch<T>) {
+        return xsimd::select(cond, a, b);
+    } else {
+        return cond ? a : b;
+    }
+}
+
+/// Lane-wise NaN test (x != x), valid for any IEEE-like type.
+template <class T>
+inline auto is_nan(const T& a) {
+    return a != a;
+}
+
+}  // namespace exprgrad::sym::num

@@ -1,0 +1,363 @@
+// The op table: every elementwise op is defined here once, with
+//   eval      one generic body for double, float, xsimd::batch and user number types,
+//   partials  the derivative with respect to each child, written in the DSL itself,
+//   print     how to_string and to_latex show it,
+//   domain    where the derivative-law tests sample each argument (open intervals, avoiding poles).
+// Adding an op is one entry here plus its name in `all_ops` at the bottom; the smart constructor in
+// build.hpp gives it a spelling, and the derivative-law tests pick it up from `all_ops`.
+//
+// Conventions at kinks (fixed, tested): abs'(0) = 0 (sign(0) = 0); min/max ties split the derivative
+// 1/2 and 1/2 (step(0) = 1/2). NaN propagates through every op, including min, max, sign and step.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+
+#include "exprgrad/sym/expr.hpp"
+#include "exprgrad/sym/numeric.hpp"
+#include "exprgrad/sym/type_list.hpp"
+
+namespace exprgrad::sym {
+
+/// How an op is printed; `prec` is the binding strength (1 sums, 2 products, 3 unary minus,
+/// 4 powers, 5 atoms and calls).
+enum class notation { infix, prefix, call, fraction, power, absolute, root };
+
+struct print_spec {
+    notation kind;
+    int prec;
+    const char* text;   // operator symbol or function name
+    const char* latex;  // LaTeX operator or function command
+};
+
+/// Sampling interval of one argument for the derivative-law tests.
+struct interval {
+    double lo, hi;
+};
+
+namespace ops {
+
+inline constexpr interval wide{-2.0, 2.0};
+inline constexpr interval positive{0.2, 3.0};
+
+struct Add {
+    static constexpr int arity = 2;
+    static constexpr print_spec print{notation::infix, 1, " + ", " + "};
+    static constexpr std::array<interval, 2> domain{wide, wide};
+    template <class T>
+    static T eval(const T& a, const T& b) { return a + b; }
+    template <class A, class B>
+    static constexpr auto partials(A, B) { return std::tuple{c<1>, c<1>}; }
+};
+
+struct Sub {
+    static constexpr int arity = 2;
+    static constexpr print_spec print{notation::infix, 1, " - ", " - "};
+    static constexpr std::array<interval, 2> domain{wide, wide};
+    template <class T>
+    static T eval(const T& a, const T& b) { return a - b; }
+    template <class A, class B>
+    static constexpr auto partials(A, B) { return std::tuple{c<1>, c<-1>}; }
+};
+
+struct Mul {
+    static constexpr int arity = 2;
+    static constexpr print_spec print{notation::infix, 2, "*", " \\cdot "};
+    static constexpr std::array<interval, 2> domain{wide, wide};
+    template <class T>
+    static T eval(const T& a, const T& b) { return a * b; }
+    template <class A, class B>
+    static constexpr auto partials(A a, B b) { return std::tuple{b, a}; }
+};
+
+struct Div {
+    static constexpr int arity = 2;
+    static constexpr print_spec print{notation::fraction, 2, "/", "\\frac"};
+    static constexpr std::array<interval, 2> domain{wide, interval{0.3, 2.0}};
+    template <class T>
+    static T eval(const T& a, const T& b) { return a / b; }
+    // d(a/b)/db = -(a/b)/b reuses the node a/b itself.
+    template <class A, class B>
+    static constexpr auto partials(A a, B b) { return std::tuple{c<1> / b, -(a / b) / b}; }
+};
+
+struct Neg {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::prefix, 3, "-", "-"};
+    static constexpr std::array<interval, 1> domain{wide};
+    template <class T>
+    static T eval(const T& a) { return -a; }
+    template <class A>
+    static constexpr auto partials(A) { return std::tuple{c<-1>}; }
+};
+
+struct Exp {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "exp", "\\exp"};
+    static constexpr std::array<interval, 1> domain{wide};
+    template <class T>
+    static T eval(const T& a) { using std::exp; return exp(a); }
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{exp(a)}; }
+};
+
+struct Log {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "log", "\\log"};
+    static constexpr std::array<interval, 1> domain{positive};
+    template <class T>
+    static T eval(const T& a) { using std::log; return log(a); }
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{c<1> / a}; }
+};
+
+struct Log1p {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "log1p", "\\operatorname{log1p}"};
+    static constexpr std::array<interval, 1> domain{interval{-0.8, 3.0}};
+    template <class T>
+    static T eval(const T& a) { using std::log1p; return log1p(a); }
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{c<1> / (a + c<1>)}; }
+};
+
+struct Expm1 {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "expm1", "\\operatorname{expm1}"};
+    static constexpr std::array<interval, 1> domain{wide};
+    template <class T>
+    static T eval(const T& a) { using std::expm1; return expm1(a); }
+    // exp(a), not expm1(a) + 1, which loses all digits for a < -37.
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{exp(a)}; }
+};
+
+struct Sqrt {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::root, 5, "sqrt", "\\sqrt"};
+    static constexpr std::array<interval, 1> domain{positive};
+    template <class T>
+    static T eval(const T& a) { using std::sqrt; return sqrt(a); }
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{c<1, 2> / sqrt(a)}; }
+};
+
+struct Tanh {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "tanh", "\\tanh"};
+    static constexpr std::array<interval, 1> domain{wide};
+    template <class T>
+    static T eval(const T& a) { using std::tanh; return tanh(a); }
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{c<1> - pow(tanh(a), c<2>)}; }
+};
+
+struct Sigmoid {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "sigmoid", "\\sigma"};
+    static constexpr std::array<interval, 1> domain{wide};
+    // 1 / (1 + e^-a): exp overflows to +inf for a < -89 (float), giving the correct limit 0.
+    template <class T>
+    static T eval(const T& a) {
+        using std::exp;
+        const T one = num::rational<T>(1, 1);
+        return one / (one + exp(-a));
+    }
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{sigmoid(a) * (c<1> - sigmoid(a))}; }
+};
+
+struct Softplus {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "softplus", "\\operatorname{softplus}"};
+    static constexpr std::array<interval, 1> domain{wide};
+    // log(1 + e^a) in the stable form max(a, 0) + log1p(e^-|a|).
+    template <class T>
+    static T eval(const T& a) {
+        using std::abs;
+        using std::exp;
+        using std::log1p;
+        const T zero = num::rational<T>(0, 1);
+        return num::select(a > zero, a, zero) + log1p(exp(-abs(a)));
+    }
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{sigmoid(a)}; }
+};
+
+struct Sin {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "sin", "\\sin"};
+    static constexpr std::array<interval, 1> domain{wide};
+    template <class T>
+    static T eval(const T& a) { using std::sin; return sin(a); }
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{cos(a)}; }
+};
+
+struct Cos {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "cos", "\\cos"};
+    static constexpr std::array<interval, 1> domain{wide};
+    template <class T>
+    static T eval(const T& a) { using std::cos; return cos(a); }
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{-sin(a)}; }
+};
+
+struct Sign {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "sign", "\\operatorname{sign}"};
+    static constexpr std::array<interval, 1> domain{wide};
+    // 1, -1, or the argument itself for ±0 and NaN.
+    template <class T>
+    static T eval(const T& a) {
+        const T zero = num::rational<T>(0, 1);
+        const T one = num::rational<T>(1, 1);
+        return num::select(a > zero, one, num::select(a < zero, -one, a));
+    }
+    template <class A>
+    static constexpr auto partials(A) { return std::tuple{c<0>}; }
+};
+
+struct Step {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "step", "\\operatorname{H}"};
+    static constexpr std::array<interval, 1> domain{wide};
+    // Heaviside step with step(0) = 1/2 (the tie convention of min and max); NaN stays NaN.
+    template <class T>
+    static T eval(const T& a) {
+        const T zero = num::rational<T>(0, 1);
+        const T one = num::rational<T>(1, 1);
+        const T half = num::rational<T>(1, 2);
+        return num::select(a > zero, one, num::select(a < zero, zero, num::select(a == zero, half, a)));
+    }
+    template <class A>
+    static constexpr auto partials(A) { return std::tuple{c<0>}; }
+};
+
+struct Abs {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::absolute, 5, "abs", ""};
+    static constexpr std::array<interval, 1> domain{wide};
+    template <class T>
+    static T eval(const T& a) { using std::abs; return abs(a); }
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{sign(a)}; }
+};
+
+struct Erf {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "erf", "\\operatorname{erf}"};
+    static constexpr std::array<interval, 1> domain{wide};
+    // xsimd 8.1's double-precision erf is up to 67 ulp from the correctly rounded value (measured
+    // on [-4, 4]); libm's is within 1 ulp, so double batches take libm lane by lane.
+    template <class T>
+    static T eval(const T& a) {
+        using std::erf;
+        if constexpr (num::Batch<T> && std::is_same_v<num::scalar_of_t<T>, double>) {
+            alignas(64) double lanes[T::size];
+            a.store_aligned(lanes);
+            for (double& v : lanes) v = std::erf(v);
+            return T::load_aligned(lanes);
+        } else {
+            return erf(a);
+        }
+    }
+    // 2/sqrt(pi) * exp(-a^2); the constant is the double nearest 2/sqrt(pi).
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{fc<1.1283791670955126> * exp(-pow(a, c<2>))}; }
+};
+
+struct Min {
+    static constexpr int arity = 2;
+    static constexpr print_spec print{notation::call, 5, "min", "\\min"};
+    static constexpr std::array<interval, 2> domain{wide, wide};
+    // a < b ? a : b, ties give a, and a NaN in either argument gives NaN (a + b).
+    template <class T>
+    static T eval(const T& a, const T& b) {
+        return num::select(a < b, a, num::select(b < a, b, num::select(a == b, a, a + b)));
+    }
+    template <class A, class B>
+    static constexpr auto partials(A a, B b) { return std::tuple{step(b - a), step(a - b)}; }
+};
+
+struct Max {
+    static constexpr int arity = 2;
+    static constexpr print_spec print{notation::call, 5, "max", "\\max"};
+    static constexpr std::array<interval, 2> domain{wide, wide};
+    template <class T>
+    static T eval(const T& a, const T& b) {
+        return num::select(a > b, a, num::select(b > a, b, num::select(a == b, a, a + b)));
+    }
+    template <class A, class B>
+    static constexpr auto partials(A a, B b) { return std::tuple{step(a - b), step(b - a)}; }
+};
+
+/// a^b with an expression exponent (IEEE pow: NaN for a < 0 and non-integer b).
+struct Pow {
+    static constexpr int arity = 2;
+    static constexpr print_spec print{notation::power, 4, "^", "^"};
+    static constexpr std::array<interval, 2> domain{positive, wide};
+    template <class T>
+    static T eval(const T& a, const T& b) { using std::pow; return pow(a, b); }
+    template <class A, class B>
+    static constexpr auto partials(A a, B b) { return std::tuple{b * pow(a, b - c<1>), pow(a, b) * log(a)}; }
+};
+
+namespace detail {
+// a^n for a compile-time n >= 1 by repeated squaring: exact for small integers, any sign of a.
+template <std::intmax_t N, class T>
+inline T ipow(const T& a) {
+    if constexpr (N == 1) {
+        return a;
+    } else if constexpr (N % 2 == 0) {
+        const T h = ipow<N / 2>(a);
+        return h * h;
+    } else {
+        return ipow<N - 1>(a) * a;
+    }
+}
+}  // namespace detail
+
+/// a^(N/D) with a compile-time rational exponent. Integer exponents multiply (valid for negative a),
+/// half-integers go through sqrt, other exponents through pow (NaN for a < 0).
+template <std::intmax_t N, std::intmax_t D>
+struct PowC {
+    static constexpr int arity = 1;
+    static constexpr std::intmax_t num = N;
+    static constexpr std::intmax_t den = D;
+    static constexpr print_spec print{notation::power, 4, "^", "^"};
+    static constexpr std::array<interval, 1> domain{D == 1 ? wide : positive};
+    template <class T>
+    static T eval(const T& a) {
+        using std::pow;
+        using std::sqrt;
+        constexpr std::intmax_t m = N < 0 ? -N : N;
+        if constexpr (D == 1 && m <= 64) {
+            const T p = detail::ipow<m>(a);
+            if constexpr (N < 0) return num::rational<T>(1, 1) / p; else return p;
+        } else if constexpr (D == 2 && m <= 63) {
+            const T p = m == 1 ? sqrt(a) : detail::ipow<m>(sqrt(a));
+            if constexpr (N < 0) return num::rational<T>(1, 1) / p; else return p;
+        } else {
+            return pow(a, num::rational<T>(N, D));
+        }
+    }
+    template <class A>
+    static constexpr auto partials(A a) { return std::tuple{c<N, D> * pow(a, c<N - D, D>)}; }
+};
+
+}  // namespace ops
+
+/// Every op of the table, as instantiated by the derivative-law tests (PowC at representative
+/// exponents). A new op is added here too.
+using all_ops = meta::type_list<ops::Add, ops::Sub, ops::Mul, ops::Div, ops::Neg, ops::Exp, ops::Log, ops::Log1p,
+                                ops::Expm1, ops::Sqrt, ops::Tanh, ops::Sigmoid, ops::Softplus, ops::Sin, ops::Cos,
+                                ops::Sign, ops::Step, ops::Abs, ops::Erf, ops::Min, ops::Max, ops::Pow,
+                                ops::PowC<2, 1>, ops::PowC<3, 1>, ops::PowC<-1, 1>, ops::PowC<-2, 1>,
+                                ops::PowC<1, 2>, ops::PowC<-3, 2>, ops::PowC<1, 3>>;
+
+}  // namespace exprgrad::sym

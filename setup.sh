@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# exprgrad setup: installs the Debian 12 packages that are missing, configures and builds.
+#
+#   ./setup.sh main    install, build, run the main job (examples/tour for now)
+#   ./setup.sh test    install, build, run the whole test suite, then the unit tests again under
+#                      AddressSanitizer + UndefinedBehaviorSanitizer
+#   ./setup.sh build   install and build only
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(meson ninja-build g++ pkg-config python3 libboost-dev libxtensor-dev libxsimd-dev xtl-dev doctest-dev
+          libbenchmark-dev libopenblas-dev libxtensor-blas-dev libcli11-dev)
+
+install_missing() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        echo "setup: installing ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -q
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+}
+
+configure() {  # configure BUILD_DIR [meson options...]
+    local dir=$1
+    shift
+    if [ -f "$dir/build.ninja" ]; then
+        meson configure "$dir" "$@" >/dev/null
+    else
+        meson setup "$dir" "$@"
+    fi
+}
+
+jobs=$(nproc)
+
+case "${1:-build}" in
+    main)
+        install_missing "${packages[@]}"
+        configure build
+        meson compile -C build -j "$jobs" tour
+        exec build/examples/tour
+        ;;
+    test)
+        install_missing "${packages[@]}"
+        configure build
+        start=$SECONDS
+        meson compile -C build -j "$jobs"
+        meson test -C build --num-processes "$jobs" --print-errorlogs
+        echo "setup: release build and suite took $((SECONDS - start)) s"
+        # The unit tests again with ASan + UBSan at -O1 (examples, tools and benchmarks excluded).
+        start=$SECONDS
+        configure build-sanitize -Dbuildtype=plain -Dcpp_args=-O1 -Db_sanitize=address,undefined \
+            -Db_lundef=false -Dbench=false
+        meson compile -C build-sanitize -j "$jobs" $(meson introspect build-sanitize --targets |
+            python3 -c 'import json,sys; print(" ".join(t["name"] for t in json.load(sys.stdin) if t["name"].startswith("test_")))')
+        UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+            meson test -C build-sanitize --suite unit --num-processes "$jobs" --print-errorlogs
+        echo "setup: sanitizer build and unit tests took $((SECONDS - start)) s"
+        ;;
+    build)
+        install_missing "${packages[@]}"
+        configure build
+        meson compile -C build -j "$jobs"
+        ;;
+    *)
+        echo "usage: $0 [main|test|build]" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Compiles each tests/compile_fail/*.cpp and checks that it fails with the message it announces.
+
+Each case names the expected sentence on a line `// expect: <text>`; the test fails if a case
+compiles, or fails without printing that text (so an unrelated error cannot pass for the right one).
+"""
+import argparse
+import pathlib
+import subprocess
+import sys
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--include", action="append", default=[])
+    ap.add_argument("--cases", required=True)
+    ap.add_argument("compiler", nargs=argparse.REMAINDER)
+    a = ap.parse_args()
+    cmd = [c for c in a.compiler if c != "--"]
+    flags = ["-std=c++20", "-march=x86-64-v3", "-DXTENSOR_USE_XSIMD", "-fsyntax-only"]
+    flags += [f"-I{d}" for d in a.include]
+    failures = 0
+    cases = sorted(pathlib.Path(a.cases).glob("*.cpp"))
+    if not cases:
+        print("no compile-fail cases found", file=sys.stderr)
+        return 1
+    for case in cases:
+        expect = [l.split("expect:", 1)[1].strip() for l in case.read_text().splitlines() if "// expect:" in l]
+        if not expect:
+            print(f"FAIL {case.name}: no `// expect:` line")
+            failures += 1
+            continue
+        r = subprocess.run(cmd + flags + [str(case)], capture_output=True, text=True)
+        if r.returncode == 0:
+            print(f"FAIL {case.name}: compiled, but should not")
+            failures += 1
+        elif not all(e in r.stderr for e in expect):
+            print(f"FAIL {case.name}: failed without the expected message {expect!r}\n{r.stderr[:3000]}")
+            failures += 1
+        else:
+            print(f"ok   {case.name}: {expect[0]}")
+    print(f"compile_fail: {len(cases) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
