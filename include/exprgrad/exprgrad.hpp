@@ -21,6 +21,7 @@
 #endif
 
 #include "exprgrad/check/laws.hpp"
+#include "exprgrad/math/min_ab_plus_c.hpp"
 #include "exprgrad/simd/map.hpp"
 #include "exprgrad/sym.hpp"
 
@@ -64,6 +65,8 @@ using namespace sym::literals;
 
 using simd::map;
 using simd::map_value_and_grad;
+using simd::map_into;
+using simd::map_value_and_grad_into;
 
 /// Version and build configuration of the compiled library, e.g. "exprgrad 0.1.0 (x86-64-v3, xsimd)".
 const char* build_info() noexcept;

@@ -13,8 +13,8 @@ namespace exprgrad::cli {
 
 namespace {
 
-/// The value of a decimal number in [0, 2^64 − 1], or the reason it is not one. Surrounding blanks
-/// (space, tab, CR) are ignored so that lines from files with CRLF endings still parse.
+/// The value of a decimal number in [0, 2^64 − 1] (digits only, leading zeros allowed), or the reason it is
+/// not one. Surrounding blanks (space, tab, CR) are ignored so that lines of CRLF files still parse.
 struct parsed {
     std::uint64_t value = 0;
     const char* error = nullptr;
@@ -25,14 +25,18 @@ parsed parse_u64(std::string_view text) {
     const auto first = text.find_first_not_of(blanks);
     if (first == std::string_view::npos) return {0, "empty"};
     text = text.substr(first, text.find_last_not_of(blanks) - first + 1);
-    if (text[0] == '-') return {0, "negative"};
+    const bool minus = text[0] == '-';
+    if (minus) text.remove_prefix(1);
+    if (text.empty()) return {0, "not a decimal integer"};
     std::uint64_t v = 0;
     for (const char ch : text) {
         if (ch < '0' || ch > '9') return {0, "not a decimal integer"};
+        if (minus) continue;  // a negative integer, however long, is reported as negative
         const auto digit = static_cast<std::uint64_t>(ch - '0');
         if (v > (~std::uint64_t{0} - digit) / 10) return {0, "greater than 2^64 - 1 = 18446744073709551615"};
         v = v * 10 + digit;
     }
+    if (minus) return {0, "negative"};  // -0 too: a sign is not part of the accepted syntax
     return {v, nullptr};
 }
 
@@ -69,18 +73,28 @@ bool answer(std::string_view text) {
 
 void register_abc(CLI::App& app) {
     auto numbers = std::make_shared<std::vector<std::string>>();
-    CLI::App* sub = app.add_subcommand(
-        "abc",
-        "Exact minimum of a + b + c over non-negative integers with N = a*b + c.\n"
-        "Prints one line per N: N<TAB>S<TAB>a<TAB>b<TAB>c, where S = a + b + c is the minimum and, among\n"
-        "optimal triples, a is the smallest. Reads one N per line from stdin when no N is given.\n"
-        "An N that is not a decimal integer in [0, 18446744073709551615] gets an error on stderr; the\n"
-        "others are still printed, and the exit status is 1.");
+    CLI::App* sub = app.add_subcommand("abc", "Exact minimum of a + b + c over non-negative integers with N = a*b + c");
+    sub->footer(
+        "Prints one line per N: N<TAB>S<TAB>a<TAB>b<TAB>c, where S = a + b + c is the minimum and, among the\n"
+        "optimal triples, a is the smallest. With no N, reads one N per line from stdin.\n"
+        "An N that is not a decimal integer in [0, 18446744073709551615] gets a one-line error on stderr;\n"
+        "the other N are still printed, and the exit status is 1.\n"
+        "Example: exprgrad abc 130 prints 130<TAB>23<TAB>10<TAB>13<TAB>0.");
     // Strings, not integers, so that one bad value is reported by name and does not stop the others.
-    sub->add_option("N", *numbers, "Numbers in [0, 2^64 - 1]; read from stdin, one per line, when absent");
-    sub->callback([numbers] {
+    sub->add_option("N", *numbers, "Numbers in [0, 2^64 - 1]");
+    // Without this, CLI11 rejects an argument such as `-x` as an unknown option and prints nothing else.
+    // It lands in remaining() instead, out of order with N, so its error line comes first; stdout keeps
+    // the order of the arguments since every valid number is in N.
+    sub->allow_extras();
+    sub->callback([numbers, sub] {
         bool ok = true;
-        if (numbers->empty()) {
+        bool any_argument = !numbers->empty();
+        for (const std::string& extra : sub->remaining()) {
+            if (extra == "--") continue;
+            any_argument = true;
+            ok = answer(extra) && ok;
+        }
+        if (!any_argument) {
             for (std::string line; std::getline(std::cin, line);) ok = answer(line) && ok;
         } else {
             for (const std::string& n : *numbers) ok = answer(n) && ok;

@@ -7,7 +7,7 @@
 int main(int argc, char** argv) {
     CLI::App app{"exprgrad: compile-time symbolic differentiation, structured ops and their analyses"};
     app.require_subcommand(1);
-    // TEMP exprgrad::cli::register_abc(app);
+    exprgrad::cli::register_abc(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -158,8 +158,21 @@ TEST_CASE("isqrt and ceil_sqrt are exact over the whole 64-bit range") {
     }
     check(u64_max);
     check(u64_max - 1);
+
+    // ceil_sqrt_53, the inner loop's root, for x < 2^53: around squares up to the largest below 2^53.
+    using exprgrad::math::detail::ceil_sqrt_53;
+    for (const u64 base : {u64{1}, u64{1} << 26, u64{94906265} - 4096}) {
+        for (u64 k = base; k <= base + 4096; ++k) {
+            for (const u64 x : {k * k - 1, k * k, k * k + 1}) CHECK_MESSAGE(ceil_sqrt_53(x) == ceil_sqrt(x), "x=", x);
+        }
+    }
+    for (u64 x = 0; x < 5000; ++x) CHECK(ceil_sqrt_53(x) == ceil_sqrt(x));
     splitmix64 rng{1};
     for (int i = 0; i < 20000; ++i) check(rng.next() >> (i % 64));
+    for (int i = 0; i < 20000; ++i) {
+        const u64 x = rng.next() >> (11 + i % 53);
+        CHECK_MESSAGE(ceil_sqrt_53(x) == ceil_sqrt(x), "x=", x);
+    }
     static_assert(exprgrad::math::detail::isqrt(u64_max) == 0xFFFFFFFF);  // the integer-only path
     static_assert(exprgrad::math::detail::isqrt(99) == 9 && exprgrad::math::detail::ceil_sqrt(99) == 10);
 }
@@ -268,7 +281,7 @@ TEST_CASE("reference table of notes §4.4") {
         if (t.n <= 1000000000000ULL) {
             CHECK((min_ab_plus_c_brute(t.n) == r));
         } else {
-            check_smallest_optimum(t.n, r);  // the last two rows were not brute-forced in the notes
+            check_smallest_optimum(t.n, r);  // cheaper than brute force; the notes lack it for the last two rows
         }
     }
 }
@@ -293,10 +306,7 @@ TEST_CASE("n = 2^64 - 1 and the largest perfect square below it") {
     CHECK(check_smallest_optimum(square, sq) <= 1);
     CHECK((min_ab_plus_c_scan(square) == sq));
     CHECK((min_ab_plus_c(square + 1) == abc_result{0xFFFFFFFF, 0xFFFFFFFF, 1}));
-    CHECK(min_ab_plus_c(square - 1).sum() == lower_bound(square - 1));  // (2^32 − 2)·2^32 + 2^32 − 1
-
-    // The sum never wraps: S ≤ n for every result.
-    CHECK(top.sum() <= u64_max);
+    CHECK(min_ab_plus_c(square - 1).sum() == lower_bound(square - 1));  // (2^32 − 2)·2^32, c = 0
 }
 
 TEST_CASE("large random n: optimality proved by the window argument") {

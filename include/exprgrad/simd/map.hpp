@@ -5,6 +5,7 @@
 // batch is evaluated with the scalar path, element by element.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <sstream>
@@ -114,73 +115,126 @@ auto common_shape(const char* op, const Xs&... xs) {
     return shape;
 }
 
-template <class T, std::size_t K, class Outputs, class... Ops, std::size_t... Is>
-void run_map(Outputs outputs, std::array<T*, K> out, std::size_t n, const std::tuple<Ops...>& ops,
+// Gives out the shape `shape`, reallocating only when it differs.
+template <class Out>
+void fit(Out& out, const std::vector<std::size_t>& shape) {
+    if (out.dimension() != shape.size() || !std::equal(shape.begin(), shape.end(), out.shape().begin())) {
+        if constexpr (requires { typename Out::shape_type; std::tuple_size<typename Out::shape_type>::value; }) {
+            if (std::tuple_size<typename Out::shape_type>::value != shape.size()) {
+                throw std::invalid_argument("exprgrad::map: output of dimension " +
+                                            std::to_string(std::tuple_size<typename Out::shape_type>::value) +
+                                            " cannot hold a result of shape " + shape_text(shape));
+            }
+            typename Out::shape_type s;
+            std::copy(shape.begin(), shape.end(), s.begin());
+            out.resize(s);
+        } else {
+            out.resize(shape);
+        }
+    }
+}
+
+// The SIMD loop: constant nodes are evaluated once before it, full batches go through the batch
+// body, the tail element by element through the scalar body.
+template <class T, std::size_t K, class... Es, class... Ops, std::size_t... Is>
+void run_map(std::tuple<Es...>, std::array<T*, K> out, std::size_t n, const std::tuple<Ops...>& ops,
              std::index_sequence<Is...>) {
     using B = xsimd::batch<T>;
+    using L = sym::node_list_t<Es...>;
     constexpr std::size_t W = B::size;
     const std::size_t full = n - n % W;
-    for (std::size_t i = 0; i < full; i += W) {
-        const auto r = sym::evaluate_all(outputs, std::get<Is>(ops).template batch<B>(i)...);
-        for (std::size_t k = 0; k < K; ++k) r[k].store_unaligned(out[k] + i);
+    if (full > 0) {
+        using P = sym::compiled_nodes<B, L>;
+        const auto consts = P::constants();
+        for (std::size_t i = 0; i < full; i += W) {
+            const auto vals = P::run(std::array<B, sizeof...(Is)>{std::get<Is>(ops).template batch<B>(i)...}, consts);
+            std::size_t k = 0;
+            ((P::template get<std::remove_cvref_t<Es>>(vals, consts).store_unaligned(out[k] + i), ++k), ...);
+        }
     }
-    for (std::size_t i = full; i < n; ++i) {
-        const auto r = sym::evaluate_all(outputs, std::get<Is>(ops).at(i)...);
-        for (std::size_t k = 0; k < K; ++k) out[k][i] = r[k];
+    if (full < n) {
+        using P = sym::compiled_nodes<T, L>;
+        const auto consts = P::constants();
+        for (std::size_t i = full; i < n; ++i) {
+            const auto vals = P::run(std::array<T, sizeof...(Is)>{std::get<Is>(ops).at(i)...}, consts);
+            std::size_t k = 0;
+            ((out[k][i] = P::template get<std::remove_cvref_t<Es>>(vals, consts), ++k), ...);
+        }
     }
 }
 
 }  // namespace detail
 
-/// Evaluates f elementwise: out[i] = f(xs[i]...). Arrays (any xtensor expression of float or double,
-/// all of one value type and one shape) and plain numbers (broadcast) may be mixed; argument k binds
-/// var<k>. Returns an xt::xarray of the arrays' value type (assignable to xt::xtensor).
-/// Throws std::invalid_argument naming both shapes when array shapes differ.
-/// Example: `xt::xtensor<float, 1> out = map(exp(x) * y, xs, 2.0f);`
-template <sym::Expression F, detail::Argument... Xs>
+/// Evaluates f elementwise into `out`, resized to the arguments' shape if it differs (so a reused
+/// output allocates nothing): out[i] = f(xs[i]...). Arrays (any xtensor expression of float or
+/// double, all of one value type and one shape) and plain numbers (broadcast) may be mixed; argument
+/// k binds var<k>. Throws std::invalid_argument naming both shapes when array shapes differ.
+/// Example: `map_into(exp(x) * y, out, xs, 2.0f);`
+template <sym::Expression F, class Out, detail::Argument... Xs>
     requires(detail::Array<Xs> || ...)
-auto map(F, const Xs&... xs) {
+void map_into(F, Out& out, const Xs&... xs) {
     using T = typename detail::value_type_of<Xs...>::type;
     static_assert(std::is_floating_point_v<T>, "exprgrad: map evaluates arrays of float or double");
     static_assert(((!detail::Array<Xs> || std::is_same_v<typename detail::value_type_of<Xs>::type, T>) && ...),
                   "exprgrad: map needs all array arguments to have one value type (float or double)");
+    static_assert(std::is_same_v<typename Out::value_type, T>, "exprgrad: map's output must have the arguments' value type");
     static_assert(static_cast<int>(sizeof...(Xs)) >= sym::arity_v<F>,
                   "exprgrad: too few arguments: an expression reading var<I> needs at least I + 1 arguments");
     const auto shape = detail::common_shape("map", xs...);
+    detail::fit(out, shape);
     std::tuple<detail::operand<T, Xs>...> ops{detail::operand<T, Xs>(xs)...};
-    xt::xarray<T> out = xt::xarray<T>::from_shape(shape);
     detail::run_map<T, 1>(std::tuple<F>{}, std::array<T*, 1>{out.data()}, out.size(), ops,
                           std::index_sequence_for<Xs...>{});
+}
+
+/// Evaluates f elementwise and returns the result as an xt::xarray of the arrays' value type
+/// (assignable to xt::xtensor); see map_into. Example: `xt::xtensor<float, 1> out = map(f, xs, ys);`
+template <sym::Expression F, detail::Argument... Xs>
+    requires(detail::Array<Xs> || ...)
+auto map(F f, const Xs&... xs) {
+    xt::xarray<typename detail::value_type_of<Xs...>::type> out;
+    map_into(f, out, xs...);
     return out;
 }
 
-/// The value and every first partial of f, elementwise, in one SIMD pass:
-/// `auto [v, g] = map_value_and_grad(f, xs, ys);` gives v[i] = f(xs[i], ys[i]) and
-/// g[k][i] = d(f, var<k>)(xs[i], ys[i]) for each argument k (a gradient array even for a broadcast
-/// scalar argument). Shapes and errors as for map.
-template <sym::Expression F, detail::Argument... Xs>
-    requires(detail::Array<Xs> || ...)
-auto map_value_and_grad(F f, const Xs&... xs) {
+/// The value and every first partial of f, elementwise, in one SIMD pass, into `value` and
+/// `grads[k]` (resized when their shape differs, so reused outputs allocate nothing):
+/// value[i] = f(xs[i]...), grads[k][i] = d(f, var<k>)(xs[i]...) for each argument k (a gradient
+/// array even for a broadcast scalar argument). Shapes and errors as for map_into.
+template <sym::Expression F, class Out, std::size_t N, detail::Argument... Xs>
+    requires((detail::Array<Xs> || ...) && N == sizeof...(Xs))
+void map_value_and_grad_into(F f, Out& value, std::array<Out, N>& grads, const Xs&... xs) {
     using T = typename detail::value_type_of<Xs...>::type;
     static_assert(std::is_floating_point_v<T>, "exprgrad: map_value_and_grad evaluates arrays of float or double");
     static_assert(((!detail::Array<Xs> || std::is_same_v<typename detail::value_type_of<Xs>::type, T>) && ...),
                   "exprgrad: map_value_and_grad needs all array arguments to have one value type");
+    static_assert(std::is_same_v<typename Out::value_type, T>,
+                  "exprgrad: map_value_and_grad's outputs must have the arguments' value type");
     static_assert(static_cast<int>(sizeof...(Xs)) >= sym::arity_v<F>,
                   "exprgrad: too few arguments: an expression reading var<I> needs at least I + 1 arguments");
-    constexpr std::size_t n = sizeof...(Xs);
     const auto shape = detail::common_shape("map_value_and_grad", xs...);
     std::tuple<detail::operand<T, Xs>...> ops{detail::operand<T, Xs>(xs)...};
-    std::pair<xt::xarray<T>, std::array<xt::xarray<T>, n>> result;
-    result.first = xt::xarray<T>::from_shape(shape);
-    std::array<T*, n + 1> out{result.first.data()};
-    for (std::size_t k = 0; k < n; ++k) {
-        result.second[k] = xt::xarray<T>::from_shape(shape);
-        out[k + 1] = result.second[k].data();
+    detail::fit(value, shape);
+    std::array<T*, N + 1> out{value.data()};
+    for (std::size_t k = 0; k < N; ++k) {
+        detail::fit(grads[k], shape);
+        out[k + 1] = grads[k].data();
     }
     auto outputs = [f]<std::size_t... Is>(std::index_sequence<Is...>) {
         return std::tuple{f, sym::d(f, sym::var<static_cast<int>(Is)>)...};
-    }(std::make_index_sequence<n>{});
-    detail::run_map<T, n + 1>(outputs, out, result.first.size(), ops, std::index_sequence_for<Xs...>{});
+    }(std::make_index_sequence<N>{});
+    detail::run_map<T, N + 1>(outputs, out, value.size(), ops, std::index_sequence_for<Xs...>{});
+}
+
+/// The value and every first partial of f, elementwise, in one SIMD pass, as new arrays:
+/// `auto [v, g] = map_value_and_grad(f, xs, ys);` gives v[i] = f(xs[i], ys[i]) and
+/// g[k][i] = d(f, var<k>)(xs[i], ys[i]). See map_value_and_grad_into.
+template <sym::Expression F, detail::Argument... Xs>
+    requires(detail::Array<Xs> || ...)
+auto map_value_and_grad(F f, const Xs&... xs) {
+    using A = xt::xarray<typename detail::value_type_of<Xs...>::type>;
+    std::pair<A, std::array<A, sizeof...(Xs)>> result;
+    map_value_and_grad_into(f, result.first, result.second, xs...);
     return result;
 }
 

@@ -45,44 +45,98 @@ struct collect<Node<Op, Cs...>, L, false> {
     using type = typename meta::push_back<typename collect_all<L, Cs...>::type, Node<Op, Cs...>>::type;
 };
 
-template <class T, class E, class L, std::size_t NArgs>
+// node_eval<T, E, L>::run(vals, consts, args): the value of node E of list L, reading its
+// children from vals (nodes that read variables) or consts (nodes that read none).
+template <class T, class E, class L>
 struct node_eval;
-template <class T, int I, class L, std::size_t NArgs>
-struct node_eval<T, Var<I>, L, NArgs> {
-    template <std::size_t N>
-    static T run(const std::array<T, N>&, const std::array<T, NArgs>& args) { return args[I]; }
+template <class T, int I, class L>
+struct node_eval<T, Var<I>, L> {
+    template <std::size_t N, std::size_t NArgs>
+    static T run(const std::array<T, N>&, const std::array<T, N>&, const std::array<T, NArgs>& args) {
+        return args[I];
+    }
 };
-template <class T, std::intmax_t Nu, std::intmax_t De, class L, std::size_t NArgs>
-struct node_eval<T, Const<Nu, De>, L, NArgs> {
-    template <std::size_t N>
-    static T run(const std::array<T, N>&, const std::array<T, NArgs>&) { return num::rational<T>(Nu, De); }
+template <class T, std::intmax_t Nu, std::intmax_t De, class L>
+struct node_eval<T, Const<Nu, De>, L> {
+    template <std::size_t N, std::size_t NArgs>
+    static T run(const std::array<T, N>&, const std::array<T, N>&, const std::array<T, NArgs>&) {
+        return num::rational<T>(Nu, De);
+    }
 };
-template <class T, double V, class L, std::size_t NArgs>
-struct node_eval<T, FConst<V>, L, NArgs> {
-    template <std::size_t N>
-    static T run(const std::array<T, N>&, const std::array<T, NArgs>&) { return num::constant<T>(V); }
+template <class T, double V, class L>
+struct node_eval<T, FConst<V>, L> {
+    template <std::size_t N, std::size_t NArgs>
+    static T run(const std::array<T, N>&, const std::array<T, N>&, const std::array<T, NArgs>&) {
+        return num::constant<T>(V);
+    }
 };
-template <class T, class Tag, class L, std::size_t NArgs>
-struct node_eval<T, Named<Tag>, L, NArgs> {
-    template <std::size_t N>
-    static T run(const std::array<T, N>&, const std::array<T, NArgs>&) { return num::constant<T>(Tag::value); }
+template <class T, class Tag, class L>
+struct node_eval<T, Named<Tag>, L> {
+    template <std::size_t N, std::size_t NArgs>
+    static T run(const std::array<T, N>&, const std::array<T, N>&, const std::array<T, NArgs>&) {
+        return num::constant<T>(Tag::value);
+    }
 };
-template <class T, class Op, class... Cs, class L, std::size_t NArgs>
-struct node_eval<T, Node<Op, Cs...>, L, NArgs> {
-    template <std::size_t N>
-    static T run(const std::array<T, N>& vals, const std::array<T, NArgs>&) {
-        return Op::eval(vals[meta::index_of_v<Cs, L>]...);
+template <class T, class Op, class... Cs, class L>
+struct node_eval<T, Node<Op, Cs...>, L> {
+    template <class C, std::size_t N>
+    static const T& child(const std::array<T, N>& vals, const std::array<T, N>& consts) {
+        if constexpr (arity_of<C>::value == 0) return consts[meta::index_of_v<C, L>]; else return vals[meta::index_of_v<C, L>];
+    }
+    template <std::size_t N, std::size_t NArgs>
+    static T run(const std::array<T, N>& vals, const std::array<T, N>& consts, const std::array<T, NArgs>&) {
+        return Op::eval(child<Cs>(vals, consts)...);
     }
 };
 
-template <class T, std::size_t NArgs, class... Ns>
-inline std::array<T, sizeof...(Ns)> eval_list(meta::type_list<Ns...>, const std::array<T, NArgs>& args) {
-    using L = meta::type_list<Ns...>;
-    std::array<T, sizeof...(Ns)> vals;
-    std::size_t i = 0;
-    ((vals[i++] = node_eval<T, Ns, L, NArgs>::run(vals, args)), ...);
-    return vals;
-}
+}  // namespace detail
+
+/// The node list L compiled for the number type T. The nodes that read no variable (constants and
+/// constant subtrees such as log(2*pi)) are evaluated once by constants(); run() evaluates the
+/// others at given arguments, so a loop that keeps constants() in a local hoists constant work.
+template <class T, class L, class Seq = std::make_index_sequence<L::size>>
+struct compiled_nodes;
+template <class T, class... Ns, std::size_t... Is>
+struct compiled_nodes<T, meta::type_list<Ns...>, std::index_sequence<Is...>> {
+    using list = meta::type_list<Ns...>;
+    static constexpr std::size_t size = sizeof...(Ns);
+    using values = std::array<T, size>;
+
+    /// The values of the constant nodes (other entries are zero).
+    static values constants() {
+        values consts{};
+        const std::array<T, 0> none{};
+        (set_if<Ns, Is, false>(consts, consts, none), ...);
+        return consts;
+    }
+    /// The values of the variable-dependent nodes at `args` (constant entries are left zero: read
+    /// them from `consts`).
+    template <std::size_t NArgs>
+    static values run(const std::array<T, NArgs>& args, const values& consts) {
+        values vals{};
+        (set_if<Ns, Is, true>(vals, consts, args), ...);
+        return vals;
+    }
+    /// The value of node E (of this list) from the two arrays.
+    template <class E>
+    static const T& get(const values& vals, const values& consts) {
+        if constexpr (detail::arity_of<E>::value == 0) {
+            return consts[meta::index_of_v<E, list>];
+        } else {
+            return vals[meta::index_of_v<E, list>];
+        }
+    }
+
+private:
+    template <class N, std::size_t I, bool Variable, std::size_t NArgs>
+    static void set_if(values& out, const values& consts, const std::array<T, NArgs>& args) {
+        if constexpr ((detail::arity_of<N>::value > 0) == Variable) {
+            out[I] = detail::node_eval<T, N, list>::run(out, consts, args);
+        }
+    }
+};
+
+namespace detail {
 
 // The number type of one evaluation: one shared type, or plain numbers promoted to floating point.
 template <class... Args>
@@ -125,10 +179,11 @@ inline auto evaluate_all(std::tuple<Es...>, const Args&... args) {
     constexpr int needed = detail::max_arity<Es...>::value;
     static_assert(static_cast<int>(sizeof...(Args)) >= needed,
                   "exprgrad: too few arguments: an expression reading var<I> needs at least I + 1 arguments");
-    using L = node_list_t<Es...>;
+    using P = compiled_nodes<T, node_list_t<Es...>>;
     const std::array<T, sizeof...(Args)> a{static_cast<T>(args)...};
-    const auto vals = detail::eval_list(L{}, a);
-    return std::array<T, sizeof...(Es)>{vals[meta::index_of_v<std::remove_cvref_t<Es>, L>]...};
+    const auto consts = P::constants();
+    const auto vals = P::run(a, consts);
+    return std::array<T, sizeof...(Es)>{P::template get<std::remove_cvref_t<Es>>(vals, consts)...};
 }
 
 /// The value of f at the arguments: `f(0.5, 2.0)`. Works for double, float, xsimd::batch and any
