@@ -20,10 +20,12 @@
 #error "exprgrad needs XTENSOR_USE_XSIMD defined before any xtensor header: use `pkg-config --cflags exprgrad`"
 #endif
 
+#include "exprgrad/check/gradcheck.hpp"
 #include "exprgrad/check/laws.hpp"
 #include "exprgrad/math/min_ab_plus_c.hpp"
 #include "exprgrad/simd/map.hpp"
 #include "exprgrad/sym.hpp"
+#include "exprgrad/tensor.hpp"
 
 namespace exprgrad {
 
@@ -65,6 +67,45 @@ using namespace sym::literals;
 
 using simd::map;
 using simd::map_value_and_grad;
+
+// tensor expressions (the argument types pick between these and the sym / simd functions above)
+/// The I-th argument of a tensor program (an array of any rank, an integer array or a number).
+template <int I>
+inline constexpr tex::Input<I> tensor{};
+using tex::all_axes;
+using tex::compile;
+using tex::concat;
+using tex::cross_entropy;
+using tex::embedding;
+using tex::layer_norm;
+using tex::log_softmax;
+using tex::logsumexp;
+using tex::map;
+using tex::matmul;
+using tex::max;
+using tex::mean;
+using tex::relu;
+using tex::reshape;
+using tex::rms_norm;
+using tex::softmax;
+using tex::square;
+using tex::sum;
+using tex::transpose;
+using tex::value_and_grad;
+using tex::wrt;
+using tex::abs;
+using tex::cos;
+using tex::erf;
+using tex::exp;
+using tex::expm1;
+using tex::log;
+using tex::log1p;
+using tex::sigmoid;
+using tex::sin;
+using tex::softplus;
+using tex::sqrt;
+using tex::tanh;
+using check::gradcheck;
 using simd::map_into;
 using simd::map_value_and_grad_into;
 

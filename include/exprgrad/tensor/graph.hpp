@@ -1,0 +1,419 @@
+// Tensor expressions as types, and the compiled program that runs them forward and backward.
+//
+// A tensor expression is an empty type whose children are listed in `children`. A program gathers
+// the distinct node types of an expression (children before parents, so common subexpressions
+// appear once), owns one value buffer per node and one adjoint buffer per node that lies on a path
+// to a differentiated input, and reuses them on every call: a steady-state call allocates nothing.
+// The forward pass calls each node's `forward(ctx)` in order; the backward pass calls `backward(ctx)`
+// in reverse order on the nodes that need it, each accumulating vector-Jacobian products into its
+// children's adjoints.
+//
+// Adjoints may be *uniform* (every element the same value, as the adjoint of a sum is): a node
+// whose VJP can use that (matmul, elementwise maps) reads the single value instead of a buffer, so
+// the gradient of sum(A·B) needs no GEMM.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <xtensor/xarray.hpp>
+
+#include "exprgrad/sym/type_list.hpp"
+#include "exprgrad/tensor/shape.hpp"
+
+namespace exprgrad::tex {
+
+namespace meta = sym::meta;
+
+/// The I-th argument of a tensor program: a float or double array (any xtensor expression, any
+/// rank), an integer array (indices, targets; never differentiated), or a plain number (rank 0).
+template <int I>
+struct Input {
+    static_assert(I >= 0, "exprgrad: a tensor placeholder index must be non-negative");
+    static constexpr int index = I;
+    using children = meta::type_list<>;
+    static constexpr const char* name = "tensor";
+};
+
+namespace detail {
+template <class T>
+struct is_input : std::false_type {};
+template <int I>
+struct is_input<Input<I>> : std::true_type {};
+
+template <class T, class = void>
+struct has_children : std::false_type {};
+template <class T>
+struct has_children<T, std::void_t<typename T::children>> : std::true_type {};
+}  // namespace detail
+
+/// Satisfied by tensor expression types (placeholders and nodes).
+template <class T>
+concept TensorExpr = detail::has_children<std::remove_cvref_t<T>>::value;
+
+// ---------------------------------------------------------------------------------------------
+// Gathering the nodes of an expression.
+
+namespace detail {
+template <class E, class L, bool Present = meta::contains_v<E, L>>
+struct collect;
+template <class L, class Children>
+struct collect_children;
+template <class L>
+struct collect_children<L, meta::type_list<>> {
+    using type = L;
+};
+template <class L, class C, class... Cs>
+struct collect_children<L, meta::type_list<C, Cs...>> {
+    using type = typename collect_children<typename collect<C, L>::type, meta::type_list<Cs...>>::type;
+};
+template <class E, class L>
+struct collect<E, L, true> {
+    using type = L;
+};
+template <class E, class L>
+struct collect<E, L, false> {
+    using type = typename meta::push_back<typename collect_children<L, typename E::children>::type, E>::type;
+};
+
+template <class E, class Wrt>
+struct needs_grad;
+template <class Children, class Wrt>
+struct any_needs;
+template <class... Cs, class Wrt>
+struct any_needs<meta::type_list<Cs...>, Wrt> : std::bool_constant<(needs_grad<Cs, Wrt>::value || ...)> {};
+template <class E, class Wrt>
+struct needs_grad : any_needs<typename E::children, Wrt> {};
+template <int I, int... W>
+struct needs_grad<Input<I>, std::integer_sequence<int, W...>> : std::bool_constant<((I == W) || ...)> {};
+
+template <class E>
+struct max_input {
+    static constexpr int value = -1;
+};
+template <int I>
+struct max_input<Input<I>> {
+    static constexpr int value = I;
+};
+template <class... Ns>
+constexpr int max_input_of(meta::type_list<Ns...>) {
+    int m = -1;
+    ((m = max_input<Ns>::value > m ? max_input<Ns>::value : m), ...);
+    return m;
+}
+
+template <class Acc, class... Ts>
+struct reverse {
+    using type = Acc;
+};
+template <class... Acc, class T, class... Ts>
+struct reverse<meta::type_list<Acc...>, T, Ts...> {
+    using type = typename reverse<meta::type_list<T, Acc...>, Ts...>::type;
+};
+
+// Per-node saved data beyond the value (e.g. a row's log-sum-exp); empty by default.
+template <class N, class T, class = void>
+struct extra_of {
+    struct type {};
+};
+template <class N, class T>
+struct extra_of<N, T, std::void_t<typename N::template extra<T>>> {
+    using type = typename N::template extra<T>;
+};
+}  // namespace detail
+
+/// The distinct node types of E, children before parents.
+template <TensorExpr E>
+using tensor_nodes_t = typename detail::collect<std::remove_cvref_t<E>, meta::type_list<>>::type;
+
+/// Indices of the differentiated arguments: `wrt<1>`, `wrt<0, 2>`.
+template <int... I>
+struct wrt_t {
+    using seq = std::integer_sequence<int, I...>;
+};
+template <int... I>
+inline constexpr wrt_t<I...> wrt{};
+
+// ---------------------------------------------------------------------------------------------
+// Run-time state of one node.
+
+/// A read-only view of a tensor: contiguous row-major data and its shape.
+template <class T>
+struct cview {
+    const T* data = nullptr;
+    dims shape;
+    std::size_t size() const { return shape.size(); }
+};
+
+/// The adjoint of a node as its consumer reads it: either a buffer or one uniform value.
+template <class T>
+struct adjoint_view {
+    const T* data = nullptr;  // null when uniform
+    bool uniform = false;
+    T value = 0;
+    dims shape;
+};
+
+template <class T>
+struct slot {
+    xt::xarray<T> buf;           // the node's value (unused by inputs that view the caller's array)
+    cview<T> view;               // what consumers read
+    xt::xarray<T> adj;           // the adjoint buffer
+    bool adj_set = false;        // some contribution has been written
+    bool adj_uniform = false;    // the adjoint is the single value adj_value everywhere
+    T adj_value = 0;
+    const std::int64_t* ints = nullptr;  // integer inputs
+    std::vector<std::int64_t> int_buf;   // integer inputs converted to int64 (reused)
+};
+
+// ---------------------------------------------------------------------------------------------
+// The compiled program.
+
+/// A compiled tensor program for the number type T over the expression E, differentiating with
+/// respect to the arguments in Wrt (an std::integer_sequence<int, ...>). Built by value_and_grad or
+/// tex::compile; not reentrant (one call at a time per program object).
+template <class T, class E, class Wrt>
+class program {
+public:
+    using value_type = T;
+    using list = tensor_nodes_t<E>;
+    static constexpr std::size_t count = list::size;
+    static constexpr int arity = detail::max_input_of(list{}) + 1;
+
+    template <class N>
+    static constexpr std::size_t pos = meta::index_of_v<N, list>;
+    /// True when node N lies on a path from a differentiated input to the output.
+    template <class N>
+    static constexpr bool needs = detail::needs_grad<N, Wrt>::value;
+
+    // ---- access used by the nodes' forward and backward functions
+
+    template <class N>
+    const cview<T>& in() const {
+        return std::get<pos<N>>(slots_).view;
+    }
+    template <class N>
+    const std::int64_t* ints() const {
+        const auto& s = std::get<pos<N>>(slots_);
+        if (s.ints == nullptr) {
+            throw shape_error("program", "argument " + std::to_string(N::index) + " must be an integer array");
+        }
+        return s.ints;
+    }
+    /// The output buffer of node N, resized to `shape`; consumers see it after this call.
+    template <class N>
+    T* out(const dims& shape) {
+        auto& s = std::get<pos<N>>(slots_);
+        fit(s.buf, shape);
+        s.view.data = s.buf.data();
+        s.view.shape = shape;
+        return s.buf.data();
+    }
+    template <class N>
+    auto& extra() {
+        return std::get<pos<N>>(extras_);
+    }
+    template <class N>
+    const auto& extra() const {
+        return std::get<pos<N>>(extras_);
+    }
+
+    /// The adjoint of node N (uniform or a buffer). A node with no contribution reads as uniform 0.
+    template <class N>
+    adjoint_view<T> adj() const {
+        const auto& s = std::get<pos<N>>(slots_);
+        adjoint_view<T> a;
+        a.shape = s.view.shape;
+        if (!s.adj_set) {
+            a.uniform = true;
+            a.value = 0;
+        } else if (s.adj_uniform) {
+            a.uniform = true;
+            a.value = s.adj_value;
+        } else {
+            a.data = s.adj.data();
+        }
+        return a;
+    }
+    /// The adjoint of node N as a buffer (a uniform adjoint is written out first).
+    template <class N>
+    const T* adj_data() {
+        auto& s = std::get<pos<N>>(slots_);
+        if (!s.adj_set || s.adj_uniform) {
+            fit(s.adj, s.view.shape);
+            const T v = s.adj_set ? s.adj_value : T(0);
+            std::fill(s.adj.data(), s.adj.data() + s.adj.size(), v);
+            s.adj_set = true;
+            s.adj_uniform = false;
+        }
+        return s.adj.data();
+    }
+    /// Where to write child C's adjoint contribution: its buffer, with `add` telling whether a
+    /// previous contribution must be added to (true) or overwritten (false).
+    template <class C>
+    T* grad(bool& add) {
+        auto& s = std::get<pos<C>>(slots_);
+        if (s.adj_set && s.adj_uniform) {
+            fit(s.adj, s.view.shape);
+            std::fill(s.adj.data(), s.adj.data() + s.adj.size(), s.adj_value);
+            s.adj_uniform = false;
+        } else if (!s.adj_set) {
+            fit(s.adj, s.view.shape);
+        }
+        add = s.adj_set;
+        s.adj_set = true;
+        return s.adj.data();
+    }
+    /// Adds the uniform value v to child C's adjoint.
+    template <class C>
+    void grad_uniform(T v) {
+        auto& s = std::get<pos<C>>(slots_);
+        if (!s.adj_set) {
+            s.adj_set = true;
+            s.adj_uniform = true;
+            s.adj_value = v;
+        } else if (s.adj_uniform) {
+            s.adj_value += v;
+        } else {
+            for (auto& x : s.adj) x += v;
+        }
+    }
+
+    // ---- running
+
+    /// Binds the arguments and runs the forward pass; returns a view of the output.
+    template <class... Args>
+    const cview<T>& forward(const Args&... args) {
+        static_assert(static_cast<int>(sizeof...(Args)) >= arity,
+                      "exprgrad: too few arguments for this tensor program: tensor<I> needs at least I + 1");
+        bind_all(std::index_sequence_for<Args...>{}, args...);
+        run_forward(list{});
+        return std::get<pos<E>>(slots_).view;
+    }
+
+    /// Runs the backward pass from the output adjoint `seed` (same shape as the output), after
+    /// forward. Gradients are then read with grad_of<I>().
+    void backward(const T* seed) {
+        reset_adjoints(list{});
+        auto& root = std::get<pos<E>>(slots_);
+        fit(root.adj, root.view.shape);
+        std::copy(seed, seed + root.view.size(), root.adj.data());
+        root.adj_set = true;
+        run_backward(list{});
+    }
+    /// The backward pass from a uniform output adjoint (1 for the gradient of a scalar loss).
+    void backward_uniform(T seed) {
+        reset_adjoints(list{});
+        auto& root = std::get<pos<E>>(slots_);
+        root.adj_set = true;
+        root.adj_uniform = true;
+        root.adj_value = seed;
+        run_backward(list{});
+    }
+
+    /// The gradient with respect to argument I after backward (a buffer the program owns, valid
+    /// until the next call). Zero when the output does not depend on the argument.
+    template <int I>
+    const xt::xarray<T>& grad_of() {
+        if constexpr (meta::contains_v<Input<I>, list>) {
+            auto& s = std::get<pos<Input<I>>>(slots_);
+            if (!s.adj_set || s.adj_uniform) adj_data<Input<I>>();
+            return s.adj;
+        } else {
+            static xt::xarray<T> none;
+            return none;
+        }
+    }
+    template <int I>
+    const cview<T>& input_view() const {
+        return std::get<pos<Input<I>>>(slots_).view;
+    }
+
+private:
+    template <class L>
+    struct slots_of;
+    template <class... Ns>
+    struct slots_of<meta::type_list<Ns...>> {
+        using type = std::tuple<decltype((void)sizeof(Ns*), slot<T>{})...>;
+        using extras = std::tuple<typename detail::extra_of<Ns, T>::type...>;
+    };
+    typename slots_of<list>::type slots_;
+    typename slots_of<list>::extras extras_;
+
+    template <std::size_t... Is, class... Args>
+    void bind_all(std::index_sequence<Is...>, const Args&... args) {
+        (bind<static_cast<int>(Is)>(args), ...);
+    }
+
+    template <int I, class A>
+    void bind(const A& a) {
+        if constexpr (meta::contains_v<Input<I>, list>) {
+            auto& s = std::get<pos<Input<I>>>(slots_);
+            s.ints = nullptr;
+            if constexpr (std::is_arithmetic_v<A>) {
+                fit(s.buf, dims{});
+                s.buf.data()[0] = static_cast<T>(a);
+                s.view.data = s.buf.data();
+                s.view.shape = dims{};
+            } else {
+                using V = typename A::value_type;
+                const dims shape = dims::of(a.shape());
+                if constexpr (std::is_integral_v<V>) {
+                    s.int_buf.resize(shape.size());
+                    std::size_t i = 0;
+                    for (auto v : a) s.int_buf[i++] = static_cast<std::int64_t>(v);
+                    s.ints = s.int_buf.data();
+                    s.view.data = nullptr;
+                    s.view.shape = shape;
+                } else {
+                    static_assert(std::is_same_v<V, T>, "exprgrad: all floating arrays of one call share one value type");
+                    if constexpr (requires { a.data(); a.is_contiguous(); }) {
+                        if (a.layout() == xt::layout_type::row_major && a.is_contiguous()) {
+                            s.view.data = a.data();
+                            s.view.shape = shape;
+                            return;
+                        }
+                    }
+                    fit(s.buf, shape);
+                    std::copy(a.begin(), a.end(), s.buf.begin());
+                    s.view.data = s.buf.data();
+                    s.view.shape = shape;
+                }
+            }
+        }
+    }
+
+    template <class... Ns>
+    void run_forward(meta::type_list<Ns...>) {
+        (
+            [&] {
+                if constexpr (!detail::is_input<Ns>::value) Ns::forward(*this);
+            }(),
+            ...);
+    }
+    template <class... Ns>
+    void reset_adjoints(meta::type_list<Ns...>) {
+        ((std::get<pos<Ns>>(slots_).adj_set = false, std::get<pos<Ns>>(slots_).adj_uniform = false), ...);
+    }
+    template <class... Ns>
+    void run_backward(meta::type_list<Ns...>) {
+        using reversed = typename detail::reverse<meta::type_list<>, Ns...>::type;
+        run_backward_reversed(reversed{});
+    }
+    template <class... Ns>
+    void run_backward_reversed(meta::type_list<Ns...>) {
+        (
+            [&] {
+                if constexpr (!detail::is_input<Ns>::value && needs<Ns>) Ns::backward(*this);
+            }(),
+            ...);
+    }
+};
+
+}  // namespace exprgrad::tex

@@ -1,0 +1,179 @@
+// Layout nodes: transpose of the last two axes, reshape (target dimensions in the type, -1 to
+// infer one, 0 to keep the input's), and concatenation along an axis. They copy: every node owns
+// its value buffer, and the copies are cheap next to the products around them.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <string>
+
+#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensor/shape.hpp"
+
+namespace exprgrad::tex {
+
+template <class A>
+struct Transpose {
+    using children = meta::type_list<A>;
+    static constexpr const char* name = "transpose";
+
+    template <class T>
+    static void swap_last(const T* x, T* y, const dims& in, bool add) {
+        const std::size_t m = in.at(-2), n = in.at(-1), batch = (m * n) != 0 ? in.size() / (m * n) : 0;
+        for (std::size_t b = 0; b < batch; ++b)
+            for (std::size_t i = 0; i < m; ++i)
+                for (std::size_t j = 0; j < n; ++j) {
+                    T& out = y[b * m * n + j * m + i];
+                    out = add ? out + x[b * m * n + i * n + j] : x[b * m * n + i * n + j];
+                }
+    }
+    template <class Ctx>
+    static void forward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        const cview<T>& a = ctx.template in<A>();
+        if (a.shape.rank < 2) throw shape_error(name, "needs at least two axes, got " + a.shape.str());
+        dims out = a.shape;
+        std::swap(out[out.rank - 1], out[out.rank - 2]);
+        swap_last(a.data, ctx.template out<Transpose>(out), a.shape, false);
+    }
+    template <class Ctx>
+    static void backward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        const dims& out = ctx.template in<Transpose>().shape;
+        const T* g = ctx.template adj_data<Transpose>();
+        bool add = false;
+        T* da = ctx.template grad<A>(add);
+        swap_last(g, da, out, add);
+    }
+};
+
+template <class A, long... D>
+struct Reshape {
+    using children = meta::type_list<A>;
+    static constexpr const char* name = "reshape";
+
+    static dims target(const dims& in) {
+        constexpr std::array<long, sizeof...(D)> want{D...};
+        dims out;
+        long infer = -1;
+        std::size_t known = 1;
+        for (std::size_t i = 0; i < want.size(); ++i) {
+            std::size_t v = 0;
+            if (want[i] == -1) {
+                if (infer >= 0) throw shape_error(name, "at most one dimension may be -1");
+                infer = static_cast<long>(i);
+                v = 1;
+            } else if (want[i] == 0) {
+                if (static_cast<int>(i) >= in.rank) throw shape_error(name, "0 copies an input axis, but " + in.str() + " has too few");
+                v = in[static_cast<int>(i)];
+            } else {
+                v = static_cast<std::size_t>(want[i]);
+            }
+            out.push(v);
+            if (want[i] != -1) known *= v;
+        }
+        if (infer >= 0) {
+            if (known == 0 || in.size() % known != 0) {
+                throw shape_error(name, "cannot infer -1 reshaping " + in.str());
+            }
+            out[static_cast<int>(infer)] = in.size() / known;
+        }
+        if (out.size() != in.size()) throw shape_error(name, "cannot reshape " + in.str() + " into " + out.str());
+        return out;
+    }
+    template <class Ctx>
+    static void forward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        const cview<T>& a = ctx.template in<A>();
+        T* y = ctx.template out<Reshape>(target(a.shape));
+        std::copy(a.data, a.data + a.size(), y);
+    }
+    template <class Ctx>
+    static void backward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        const std::size_t n = ctx.template in<A>().size();
+        const T* g = ctx.template adj_data<Reshape>();
+        bool add = false;
+        T* da = ctx.template grad<A>(add);
+        for (std::size_t i = 0; i < n; ++i) da[i] = add ? da[i] + g[i] : g[i];
+    }
+};
+
+template <int Axis, class A, class B>
+struct Concat {
+    using children = meta::type_list<A, B>;
+    static constexpr const char* name = "concat";
+
+    struct layout {
+        std::size_t outer = 1, ra = 0, rb = 0;  // row lengths (axis extent × inner) of a and b
+        dims out;
+    };
+    static layout plan(const dims& a, const dims& b) {
+        if (a.rank != b.rank) throw shape_error(name, "shapes " + a.str() + " and " + b.str() + " differ in rank");
+        const int ax = normalize_axis(name, Axis, a.rank);
+        layout l;
+        l.out = a;
+        std::size_t inner = 1;
+        for (int i = 0; i < a.rank; ++i) {
+            if (i != ax && a[i] != b[i]) {
+                throw shape_error(name, "shapes " + a.str() + " and " + b.str() + " differ outside axis " +
+                                            std::to_string(Axis));
+            }
+            if (i < ax) l.outer *= a[i];
+            if (i > ax) inner *= a[i];
+        }
+        l.out[ax] = a[ax] + b[ax];
+        l.ra = a[ax] * inner;
+        l.rb = b[ax] * inner;
+        return l;
+    }
+    template <class Ctx>
+    static void forward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        const cview<T>& a = ctx.template in<A>();
+        const cview<T>& b = ctx.template in<B>();
+        const layout l = plan(a.shape, b.shape);
+        T* y = ctx.template out<Concat>(l.out);
+        for (std::size_t o = 0; o < l.outer; ++o) {
+            std::copy(a.data + o * l.ra, a.data + (o + 1) * l.ra, y + o * (l.ra + l.rb));
+            std::copy(b.data + o * l.rb, b.data + (o + 1) * l.rb, y + o * (l.ra + l.rb) + l.ra);
+        }
+    }
+    template <class Ctx>
+    static void backward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        const layout l = plan(ctx.template in<A>().shape, ctx.template in<B>().shape);
+        const T* g = ctx.template adj_data<Concat>();
+        auto split = [&](T* d, std::size_t off, std::size_t len, bool add) {
+            for (std::size_t o = 0; o < l.outer; ++o)
+                for (std::size_t i = 0; i < len; ++i) {
+                    const T v = g[o * (l.ra + l.rb) + off + i];
+                    d[o * len + i] = add ? d[o * len + i] + v : v;
+                }
+        };
+        if constexpr (Ctx::template needs<A>) {
+            bool add = false;
+            T* da = ctx.template grad<A>(add);
+            split(da, 0, l.ra, add);
+        }
+        if constexpr (Ctx::template needs<B>) {
+            bool add = false;
+            T* db = ctx.template grad<B>(add);
+            split(db, l.ra, l.rb, add);
+        }
+    }
+};
+
+/// Swaps the last two axes: [..., M, N] -> [..., N, M].
+template <TensorExpr A>
+constexpr Transpose<A> transpose(A) { return {}; }
+/// Reshapes to the dimensions D (-1: inferred, 0: the input's at that position):
+/// `reshape<-1, 64>(X)`.
+template <long... D, TensorExpr A>
+constexpr Reshape<A, D...> reshape(A) { return {}; }
+/// Concatenates along an axis: `concat<-1>(A, B)`.
+template <int Axis, TensorExpr A, TensorExpr B>
+constexpr Concat<Axis, A, B> concat(A, B) { return {}; }
+
+}  // namespace exprgrad::tex

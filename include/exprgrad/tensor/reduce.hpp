@@ -1,0 +1,189 @@
+// Reductions over one axis or over all elements: sum, mean, max, logsumexp. The reduced axis and
+// the kind are part of the node's type. The adjoint of a full sum or mean stays uniform (one value,
+// never materialized) for the nodes below it.
+#pragma once
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensor/shape.hpp"
+
+namespace exprgrad::tex {
+
+/// Reduce over every element (the result has rank 0).
+inline constexpr int all_axes = INT_MIN;
+
+enum class reduction { sum, mean, max, logsumexp };
+
+namespace detail {
+constexpr const char* reduction_name(reduction r) {
+    switch (r) {
+        case reduction::sum: return "sum";
+        case reduction::mean: return "mean";
+        case reduction::max: return "max";
+        default: return "logsumexp";
+    }
+}
+
+// The input seen as [outer, len, inner] around the reduced axis.
+struct axis_split {
+    std::size_t outer = 1, len = 1, inner = 1;
+    dims out;
+};
+inline axis_split split_axis(const char* op, const dims& in, int axis) {
+    axis_split s;
+    if (axis == all_axes) {
+        s.len = in.size();
+        return s;
+    }
+    const int a = normalize_axis(op, axis, in.rank);
+    for (int i = 0; i < in.rank; ++i) {
+        if (i < a) s.outer *= in[i];
+        if (i > a) s.inner *= in[i];
+        if (i != a) s.out.push(in[i]);
+    }
+    s.len = in[a];
+    return s;
+}
+
+template <class T>
+T sum_contiguous(const T* p, std::size_t n) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t W = B::size;
+    B acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
+    std::size_t i = 0;
+    for (; i + 4 * W <= n; i += 4 * W) {
+        acc0 += B::load_unaligned(p + i);
+        acc1 += B::load_unaligned(p + i + W);
+        acc2 += B::load_unaligned(p + i + 2 * W);
+        acc3 += B::load_unaligned(p + i + 3 * W);
+    }
+    for (; i + W <= n; i += W) acc0 += B::load_unaligned(p + i);
+    T s = xsimd::hadd((acc0 + acc1) + (acc2 + acc3));
+    for (; i < n; ++i) s += p[i];
+    return s;
+}
+}  // namespace detail
+
+/// A reduction of A over `Axis` (negative counts from the end; all_axes for every element).
+/// sum and mean propagate NaN and inf as IEEE sums do; max returns NaN if any element is NaN and
+/// its gradient goes to the maximal elements, split evenly among ties; logsumexp is computed as
+/// m + log(sum(exp(x - m))) with m the maximum (exact for ±1e4 inputs), -inf for an empty or
+/// all -inf input. The mean of zero elements is NaN.
+template <reduction R, int Axis, class A>
+struct Reduce {
+    using children = meta::type_list<A>;
+    static constexpr const char* name = detail::reduction_name(R);
+
+    template <class Ctx>
+    static void forward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        const cview<T>& a = ctx.template in<A>();
+        const auto s = detail::split_axis(name, a.shape, Axis);
+        T* out = ctx.template out<Reduce>(s.out);
+        const T* x = a.data;
+        for (std::size_t o = 0; o < s.outer; ++o) {
+            for (std::size_t j = 0; j < s.inner; ++j) {
+                const T* base = x + o * s.len * s.inner + j;
+                out[o * s.inner + j] = reduce_line(base, s.len, s.inner);
+            }
+        }
+    }
+
+    template <class Ctx>
+    static void backward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        const cview<T>& a = ctx.template in<A>();
+        const auto s = detail::split_axis(name, a.shape, Axis);
+        const adjoint_view<T> g = ctx.template adj<Reduce>();
+        if constexpr (R == reduction::sum || R == reduction::mean) {
+            const T scale = R == reduction::mean ? T(1) / static_cast<T>(s.len) : T(1);
+            if (g.uniform) {
+                ctx.template grad_uniform<A>(g.value * scale);
+                return;
+            }
+        }
+        const T* gd = g.uniform ? nullptr : g.data;
+        const T* y = ctx.template in<Reduce>().data;
+        bool add = false;
+        T* da = ctx.template grad<A>(add);
+        for (std::size_t o = 0; o < s.outer; ++o) {
+            for (std::size_t j = 0; j < s.inner; ++j) {
+                const std::size_t r = o * s.inner + j;
+                const T gv = gd ? gd[r] : g.value;
+                const T* xb = a.data + o * s.len * s.inner + j;
+                T* db = da + o * s.len * s.inner + j;
+                line_vjp(xb, db, s.len, s.inner, gv, y[r], add);
+            }
+        }
+    }
+
+private:
+    template <class T>
+    static T reduce_line(const T* p, std::size_t len, std::size_t stride) {
+        if constexpr (R == reduction::sum || R == reduction::mean) {
+            T sum = stride == 1 ? detail::sum_contiguous(p, len) : T(0);
+            if (stride != 1)
+                for (std::size_t i = 0; i < len; ++i) sum += p[i * stride];
+            return R == reduction::mean ? sum / static_cast<T>(len) : sum;
+        } else {
+            T m = -std::numeric_limits<T>::infinity();
+            for (std::size_t i = 0; i < len; ++i) {
+                const T v = p[i * stride];
+                if (v != v) return v;  // NaN propagates
+                m = v > m ? v : m;
+            }
+            if constexpr (R == reduction::max) {
+                return len == 0 ? std::numeric_limits<T>::quiet_NaN() : m;
+            } else {
+                if (m == -std::numeric_limits<T>::infinity()) return m;
+                if (m == std::numeric_limits<T>::infinity()) return m;
+                T sum = 0;
+                for (std::size_t i = 0; i < len; ++i) sum += std::exp(p[i * stride] - m);
+                return m + std::log(sum);
+            }
+        }
+    }
+
+    template <class T>
+    static void line_vjp(const T* x, T* d, std::size_t len, std::size_t stride, T g, T y, bool add) {
+        auto put = [&](std::size_t i, T v) {
+            if (add) d[i * stride] += v; else d[i * stride] = v;
+        };
+        if constexpr (R == reduction::sum) {
+            for (std::size_t i = 0; i < len; ++i) put(i, g);
+        } else if constexpr (R == reduction::mean) {
+            const T v = g / static_cast<T>(len);
+            for (std::size_t i = 0; i < len; ++i) put(i, v);
+        } else if constexpr (R == reduction::max) {
+            std::size_t ties = 0;
+            for (std::size_t i = 0; i < len; ++i) ties += x[i * stride] == y ? 1 : 0;
+            const T share = ties ? g / static_cast<T>(ties) : T(0);
+            for (std::size_t i = 0; i < len; ++i) put(i, x[i * stride] == y ? share : T(0));
+        } else {
+            // d logsumexp / dx_i = exp(x_i - lse): the softmax of the line
+            for (std::size_t i = 0; i < len; ++i) put(i, g * std::exp(x[i * stride] - y));
+        }
+    }
+};
+
+/// Sum over an axis (or all elements): `sum<1>(X)`, `sum(X)`.
+template <int Axis = all_axes, TensorExpr A>
+constexpr Reduce<reduction::sum, Axis, A> sum(A) { return {}; }
+/// Mean over an axis (or all elements).
+template <int Axis = all_axes, TensorExpr A>
+constexpr Reduce<reduction::mean, Axis, A> mean(A) { return {}; }
+/// Maximum over an axis (or all elements); gradient split among ties.
+template <int Axis = all_axes, TensorExpr A>
+constexpr Reduce<reduction::max, Axis, A> max(A) { return {}; }
+/// log(sum(exp(x))) over an axis (or all elements), computed stably.
+template <int Axis = all_axes, TensorExpr A>
+constexpr Reduce<reduction::logsumexp, Axis, A> logsumexp(A) { return {}; }
+
+}  // namespace exprgrad::tex

@@ -1,0 +1,101 @@
+// Shapes of run-time tensors: a fixed-capacity dimension list (no allocation), NumPy broadcasting,
+// and the error messages that name the op and the offending shapes.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+
+#include <xtensor/xarray.hpp>
+
+namespace exprgrad::tex {
+
+/// The dimensions of a tensor, row-major, rank 0 to 6.
+struct dims {
+    static constexpr int max_rank = 6;
+    std::array<std::size_t, max_rank> d{};
+    int rank = 0;
+
+    dims() = default;
+    dims(std::initializer_list<std::size_t> l) {
+        if (l.size() > max_rank) throw std::invalid_argument("exprgrad: tensors have at most 6 dimensions");
+        for (std::size_t v : l) d[static_cast<std::size_t>(rank++)] = v;
+    }
+    template <class Shape>
+    static dims of(const Shape& s) {
+        dims r;
+        if (s.size() > max_rank) throw std::invalid_argument("exprgrad: tensors have at most 6 dimensions");
+        for (std::size_t v : s) r.d[static_cast<std::size_t>(r.rank++)] = v;
+        return r;
+    }
+    std::size_t size() const {
+        std::size_t n = 1;
+        for (int i = 0; i < rank; ++i) n *= d[static_cast<std::size_t>(i)];
+        return n;
+    }
+    std::size_t operator[](int i) const { return d[static_cast<std::size_t>(i)]; }
+    std::size_t& operator[](int i) { return d[static_cast<std::size_t>(i)]; }
+    /// Dimension counted from the end for negative i (-1 is the last).
+    std::size_t at(int i) const { return d[static_cast<std::size_t>(i < 0 ? rank + i : i)]; }
+    void push(std::size_t v) { d[static_cast<std::size_t>(rank++)] = v; }
+    friend bool operator==(const dims& a, const dims& b) {
+        if (a.rank != b.rank) return false;
+        for (int i = 0; i < a.rank; ++i)
+            if (a[i] != b[i]) return false;
+        return true;
+    }
+    std::string str() const {
+        std::string s = "(";
+        for (int i = 0; i < rank; ++i) s += (i ? ", " : "") + std::to_string(d[static_cast<std::size_t>(i)]);
+        return s + (rank == 1 ? ",)" : ")");
+    }
+    /// The xtensor shape (small-vector, no allocation up to rank 4).
+    xt::svector<std::size_t, 4> xshape() const {
+        xt::svector<std::size_t, 4> s(static_cast<std::size_t>(rank));
+        for (int i = 0; i < rank; ++i) s[static_cast<std::size_t>(i)] = d[static_cast<std::size_t>(i)];
+        return s;
+    }
+};
+
+/// An error of a tensor op: "exprgrad::<op>: <what>".
+inline std::invalid_argument shape_error(const char* op, const std::string& what) {
+    return std::invalid_argument(std::string("exprgrad::") + op + ": " + what);
+}
+
+/// The NumPy broadcast of two shapes; throws naming the op and both shapes when incompatible.
+inline dims broadcast(const char* op, const dims& a, const dims& b) {
+    dims r;
+    r.rank = std::max(a.rank, b.rank);
+    for (int i = 0; i < r.rank; ++i) {
+        const int ia = a.rank - r.rank + i, ib = b.rank - r.rank + i;
+        const std::size_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            throw shape_error(op, "shapes " + a.str() + " and " + b.str() + " do not broadcast");
+        }
+        r[i] = da == 1 ? db : da;
+    }
+    return r;
+}
+
+/// Resizes a buffer to `s` (reallocating only when the element count grows or the rank changes).
+template <class T>
+void fit(xt::xarray<T>& buf, const dims& s) {
+    bool same = static_cast<int>(buf.dimension()) == s.rank;
+    for (int i = 0; same && i < s.rank; ++i) same = buf.shape()[static_cast<std::size_t>(i)] == s[i];
+    if (!same) buf.resize(s.xshape());
+}
+
+/// Normalizes an axis that may count from the end; throws naming the op for an out-of-range axis.
+inline int normalize_axis(const char* op, int axis, int rank) {
+    const int a = axis < 0 ? axis + rank : axis;
+    if (a < 0 || a >= rank) {
+        throw shape_error(op, "axis " + std::to_string(axis) + " is out of range for a tensor of rank " +
+                                  std::to_string(rank));
+    }
+    return a;
+}
+
+}  // namespace exprgrad::tex

@@ -1,0 +1,210 @@
+// Tensor expressions and compile-time reverse mode: every node against gradcheck (central finite
+// differences in double) and against naive reference values, broadcasting, CSE by type, uniform
+// adjoints, shape errors, and a steady-state call that allocates nothing.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include <xtensor/xarray.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include "alloc_counter.hpp"
+#include "exprgrad/exprgrad.hpp"
+
+using namespace exprgrad;
+
+namespace {
+constexpr auto X = tensor<0>;
+constexpr auto Y = tensor<1>;
+constexpr auto Z = tensor<2>;
+constexpr auto x = var<0>;
+
+xt::xarray<double> random_array(std::initializer_list<std::size_t> shape, std::uint64_t seed, double lo = -1,
+                                double hi = 1) {
+    xt::xarray<double> a = xt::xarray<double>::from_shape(shape);
+    rng g(seed);
+    for (auto& v : a) v = lo + (hi - lo) * g.uniform();
+    return a;
+}
+
+template <class E, class... Args>
+void expect_gradcheck(E e, const Args&... args) {
+    const auto r = check::gradcheck(e, args...);
+    INFO(r.message());
+    CHECK(r.ok);
+    CHECK(r.checked > 0);
+}
+}  // namespace
+
+TEST_CASE("value_and_grad of mean(square(matmul(X, W))) against the closed form") {
+    xt::xarray<double> a = {{1.0, 2.0}, {3.0, 4.0}, {5.0, 6.0}};
+    xt::xarray<double> w = {{0.5, -1.0}, {0.25, 2.0}};
+    auto prog = value_and_grad(mean(square(matmul(X, Y))), wrt<1>);
+    auto [loss, grads] = prog(a, w);
+    // XW = [[1, 3], [2.5, 5], [4, 7]]; mean of squares = 106.25 / 6; dW = (2/6) Xᵀ(XW)
+    CHECK(loss == doctest::Approx(106.25 / 6).epsilon(1e-15));
+    const auto& dw = std::get<0>(grads);
+    CHECK(dw(0, 0) == doctest::Approx(28.5 / 3));
+    CHECK(dw(0, 1) == doctest::Approx(53.0 / 3));
+    CHECK(dw(1, 0) == doctest::Approx(36.0 / 3));
+    CHECK(dw(1, 1) == doctest::Approx(68.0 / 3));
+}
+
+TEST_CASE("gradcheck: elementwise maps with broadcasting and fusion") {
+    const auto a = random_array({3, 4}, 1), b = random_array({4}, 2), c = random_array({3, 1}, 3);
+    expect_gradcheck(sum(X * Y + Z), a, b, c);
+    expect_gradcheck(sum(tanh(X) * sigmoid(Y) / (square(Z) + 1_c)), a, b, c);
+    expect_gradcheck(mean(map(log(1_c + exp(x)), X * Y)), a, b);
+    expect_gradcheck(sum(exp(X) - X * X), a);
+    expect_gradcheck(sum(relu(X) + softplus(X)), a);
+    // a scalar argument broadcasts and gets the summed gradient
+    const auto r = check::gradcheck(sum(X * Y), a, 0.7);
+    CHECK(r.ok);
+}
+
+TEST_CASE("maps fuse: map(f, map(g, x)) is one node reading x") {
+    using fused = decltype(exp(tanh(X) * 2_c));
+    static_assert(std::is_same_v<tex::tensor_nodes_t<fused>, sym::meta::type_list<tex::Input<0>, fused>>);
+    // the repeated argument is read once
+    using sq = decltype(X * X);
+    static_assert(sym::meta::type_list<tex::Input<0>, sq>::size == tex::tensor_nodes_t<sq>::size);
+    CHECK(true);
+}
+
+TEST_CASE("gradcheck: reductions over an axis and over all elements") {
+    const auto a = random_array({3, 4, 5}, 4);
+    expect_gradcheck(sum(square(sum<1>(X))), a);
+    expect_gradcheck(sum(square(mean<-1>(X))), a);
+    expect_gradcheck(sum(square(logsumexp<0>(X))), a);
+    expect_gradcheck(sum(max<2>(X) * max<2>(X)), a);
+    expect_gradcheck(logsumexp(X), a);
+    // values against naive loops
+    xt::xarray<double> v = {{1.0, 5.0, 3.0}, {-2.0, 0.5, 4.0}};
+    auto p = value_and_grad(sum(max<1>(X)), wrt<0>);
+    CHECK(p(v).first == 9.0);
+    auto q = value_and_grad(sum(logsumexp<1>(X)), wrt<0>);
+    const double naive = std::log(std::exp(1.0) + std::exp(5.0) + std::exp(3.0)) +
+                         std::log(std::exp(-2.0) + std::exp(0.5) + std::exp(4.0));
+    CHECK(q(v).first == doctest::Approx(naive).epsilon(1e-14));
+}
+
+TEST_CASE("logsumexp and softmax are exact for scores of ±1e4") {
+    xt::xarray<double> v = {{1e4, 1e4 - 1, -1e4}};
+    auto p = value_and_grad(sum(logsumexp<1>(X)), wrt<0>);
+    auto [val, g] = p(v);
+    CHECK(val == doctest::Approx(1e4 + std::log(1 + std::exp(-1.0))).epsilon(1e-15));
+    CHECK(std::get<0>(g)(0, 2) == 0.0);
+    CHECK(std::isfinite(std::get<0>(g)(0, 0)));
+}
+
+TEST_CASE("gradcheck: matmul 2-D, batched 3-D, shared right factor; transpose, reshape, concat") {
+    const auto a = random_array({3, 4}, 5), w = random_array({4, 2}, 6);
+    const auto ab = random_array({2, 3, 4}, 7), wb = random_array({2, 4, 5}, 8);
+    expect_gradcheck(sum(tanh(matmul(X, Y))), a, w);
+    expect_gradcheck(sum(square(matmul(X, Y))), ab, wb);
+    expect_gradcheck(sum(sin(matmul(X, Y))), ab, w);
+    expect_gradcheck(sum(matmul(X, Y)), a, w);  // the uniform-adjoint path
+    expect_gradcheck(sum(matmul(X, Y)), ab, wb);
+    expect_gradcheck(sum(matmul(X, Y)), ab, w);
+    expect_gradcheck(sum(square(transpose(X)) * Y), a, random_array({4, 3}, 9));
+    expect_gradcheck(sum(square(reshape<-1, 2>(X))), a);
+    expect_gradcheck(sum(square(concat<1>(X, Y))), a, random_array({3, 2}, 10));
+    expect_gradcheck(sum(square(concat<0>(X, Y))), a, random_array({1, 4}, 11));
+}
+
+TEST_CASE("gradcheck: softmax, log_softmax, norms, embedding, cross_entropy") {
+    const auto a = random_array({3, 5}, 12, -3, 3);
+    const auto w = random_array({5}, 13, 0.5, 1.5), b = random_array({5}, 14);
+    expect_gradcheck(sum(square(softmax(X)) * Y), a, random_array({3, 5}, 15));
+    expect_gradcheck(sum(log_softmax(X) * Y), a, random_array({3, 5}, 16));
+    expect_gradcheck(sum(softmax<0>(X) * Y), a, random_array({3, 5}, 17));
+    expect_gradcheck(sum(rms_norm(X, Y) * Z), a, w, random_array({3, 5}, 18));
+    expect_gradcheck(sum(layer_norm(X, Y, Z) * tensor<3>), a, w, b, random_array({3, 5}, 19));
+    xt::xarray<long> idx = {{0, 2}, {2, 1}};
+    expect_gradcheck(sum(square(embedding(X, Y))), random_array({3, 4}, 20), idx);
+    xt::xarray<long> targets = {1, 4, -100};
+    expect_gradcheck(cross_entropy(X, Y), a, targets);
+}
+
+TEST_CASE("cross_entropy: the mean over non-ignored positions against a naive value") {
+    xt::xarray<double> z = {{1.0, 2.0, 0.5}, {0.1, 0.2, 0.3}, {3.0, -1.0, 0.0}};
+    xt::xarray<long> t = {2, -100, 0};
+    auto p = value_and_grad(cross_entropy(X, Y), wrt<0>);
+    auto [loss, g] = p(z, t);
+    auto ce = [&](int r, int k) {
+        double s = 0;
+        for (int j = 0; j < 3; ++j) s += std::exp(z(r, j));
+        return std::log(s) - z(r, k);
+    };
+    CHECK(loss == doctest::Approx((ce(0, 2) + ce(2, 0)) / 2).epsilon(1e-14));
+    CHECK(std::get<0>(g)(1, 0) == 0.0);  // ignored row
+    // every position ignored: 0 and zero gradients
+    xt::xarray<long> none = {-100, -100, -100};
+    auto [l0, g0] = p(z, none);
+    CHECK(l0 == 0.0);
+    CHECK(xt::amax(xt::abs(std::get<0>(g0)))() == 0.0);
+    // a target out of range throws naming it
+    xt::xarray<long> bad = {2, 7, 0};
+    CHECK_THROWS_WITH_AS(p(z, bad), "exprgrad::cross_entropy: target 7 at position 1 is out of range for 3 classes",
+                         std::invalid_argument);
+}
+
+TEST_CASE("shape errors name the op and both shapes") {
+    const auto a = random_array({3, 4}, 21), b = random_array({5, 2}, 22);
+    auto p = value_and_grad(sum(matmul(X, Y)), wrt<0>);
+    CHECK_THROWS_WITH_AS(p(a, b), "exprgrad::matmul: shapes (3, 4) and (5, 2) do not multiply", std::invalid_argument);
+    auto q = value_and_grad(sum(X + Y), wrt<0>);
+    CHECK_THROWS_WITH_AS(q(a, random_array({3}, 23)), "exprgrad::map: shapes (3, 4) and (3,) do not broadcast",
+                         std::invalid_argument);
+    auto r = value_and_grad(X * Y, wrt<0>);
+    CHECK_THROWS_AS(r(a, a), std::invalid_argument);  // not a scalar
+    xt::xarray<long> idx = {0, 9};
+    auto e = value_and_grad(sum(embedding(X, Y)), wrt<0>);
+    CHECK_THROWS_WITH_AS(e(a, idx), "exprgrad::embedding: index 9 at position 1 is out of range for a table of 3 rows",
+                         std::invalid_argument);
+}
+
+TEST_CASE("options are part of the type: nodes that differ only in an option are not merged") {
+    using s0 = decltype(sum<0>(X));
+    using s1 = decltype(sum<1>(X));
+    static_assert(!std::is_same_v<s0, s1>);
+    using both = decltype(sum(s0{}) + sum(s1{}));
+    static_assert(tex::tensor_nodes_t<both>::size == 6);  // X, sum<0>, sum<1>, two full sums, the map
+    // the same subexpression used twice is one node
+    using twice = decltype(sum(matmul(X, Y)) * sum(matmul(X, Y)));
+    static_assert(tex::tensor_nodes_t<twice>::size == 5);  // X, Y, matmul, sum, map
+    CHECK(true);
+}
+
+TEST_CASE("NaN and inf in inputs propagate, no crash") {
+    xt::xarray<double> a = {{1.0, std::nan("")}, {2.0, 3.0}};
+    auto p = value_and_grad(sum(exp(X)), wrt<0>);
+    CHECK(std::isnan(p(a).first));
+    xt::xarray<double> b = {{1.0, INFINITY}, {2.0, 3.0}};
+    CHECK(std::isinf(p(b).first));
+}
+
+TEST_CASE("a steady-state call allocates nothing; float programs work the same") {
+    xt::xarray<float> a = xt::ones<float>({16, 8});
+    xt::xarray<float> w = xt::ones<float>({8, 4}) * 0.1f;
+    xt::xarray<long> t = xt::zeros<long>({16});
+    auto prog = value_and_grad(cross_entropy(tanh(matmul(X, Y)), Z) + mean(square(Y)), wrt<0, 1>);
+    auto [l1, g1] = prog(a, w, t);
+    const long before = exprgrad_test::allocation_count();
+    auto [l2, g2] = prog(a, w, t);
+    const long after = exprgrad_test::allocation_count();
+    if (exprgrad_test::alloc_counting_enabled()) {
+        CHECK(after - before == 0);
+        // the counter works: a fresh program allocates its workspace
+        auto fresh = value_and_grad(cross_entropy(tanh(matmul(X, Y)), Z) + mean(square(Y)), wrt<0, 1>);
+        const long b2 = exprgrad_test::allocation_count();
+        (void)fresh(a, w, t);
+        CHECK(exprgrad_test::allocation_count() - b2 > 0);
+    } else {
+        MESSAGE("allocation counting is off under AddressSanitizer");
+    }
+    CHECK(l1 == l2);
+    static_assert(std::is_same_v<decltype(l2), float>);
+}
