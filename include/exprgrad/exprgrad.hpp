@@ -23,6 +23,7 @@
 #include "exprgrad/check/gradcheck.hpp"
 #include "exprgrad/check/laws.hpp"
 #include "exprgrad/math/min_ab_plus_c.hpp"
+#include "exprgrad/nn/random.hpp"
 #include "exprgrad/simd/map.hpp"
 #include "exprgrad/sym.hpp"
 #include "exprgrad/tensor.hpp"
@@ -84,6 +85,7 @@ using tex::map;
 using tex::matmul;
 using tex::max;
 using tex::mean;
+using tex::prod;
 using tex::relu;
 using tex::reshape;
 using tex::rms_norm;

@@ -80,6 +80,14 @@ TEST_CASE("gradcheck: reductions over an axis and over all elements") {
     expect_gradcheck(sum(square(logsumexp<0>(X))), a);
     expect_gradcheck(sum(max<2>(X) * max<2>(X)), a);
     expect_gradcheck(logsumexp(X), a);
+    expect_gradcheck(sum(prod<1>(X)), a);
+    expect_gradcheck(prod(X), random_array({6}, 24, 0.5, 1.5));
+    // zero-safe: the gradient of a product with a zero entry is the product of the others
+    xt::xarray<double> z = {2.0, 0.0, 3.0, 0.0};
+    xt::xarray<double> z1 = {2.0, 0.0, 3.0, 5.0};
+    auto pp = value_and_grad(prod(X), wrt<0>);
+    CHECK(std::get<0>(pp(z1).second)(1) == 30.0);
+    CHECK(std::get<0>(pp(z).second)(1) == 0.0);
     // values against naive loops
     xt::xarray<double> v = {{1.0, 5.0, 3.0}, {-2.0, 0.5, 4.0}};
     auto p = value_and_grad(sum(max<1>(X)), wrt<0>);

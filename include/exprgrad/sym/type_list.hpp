@@ -39,18 +39,21 @@ struct push_back<type_list<Ts...>, T> {
     using type = type_list<Ts..., T>;
 };
 
+// Each element contributes one overload at(tag<T>) returning its position; a lookup is one overload
+// resolution over non-template functions. (Deducing I from a base indexed_tag<T, I> would be as
+// fast, but GCC 12 crashes deducing through bases whose arguments hold floating-point template
+// parameters such as fc<-0.56>.)
 template <class T, std::size_t I>
-struct indexed_tag {};
+struct indexed_tag {
+    static std::integral_constant<std::size_t, I> at(tag<T>);
+};
 
 template <class Seq, class... Ts>
 struct index_table;
 template <std::size_t... Is, class... Ts>
-struct index_table<std::index_sequence<Is...>, Ts...> : indexed_tag<Ts, Is>... {};
-
-template <class T, std::size_t I>
-constexpr std::size_t index_from(const indexed_tag<T, I>*) {
-    return I;
-}
+struct index_table<std::index_sequence<Is...>, Ts...> : indexed_tag<Ts, Is>... {
+    using indexed_tag<Ts, Is>::at...;
+};
 
 /// Position of T in List (List must contain T exactly once).
 template <class T, class List>
@@ -58,7 +61,7 @@ struct index_of;
 template <class T, class... Ts>
 struct index_of<T, type_list<Ts...>> {
     using table = index_table<std::index_sequence_for<Ts...>, Ts...>;
-    static constexpr std::size_t value = index_from<T>(static_cast<const table*>(nullptr));
+    static constexpr std::size_t value = decltype(table::at(tag<T>{}))::value;
 };
 template <class T, class List>
 inline constexpr std::size_t index_of_v = index_of<T, List>::value;

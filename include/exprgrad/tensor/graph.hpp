@@ -334,6 +334,17 @@ public:
     const cview<T>& input_view() const {
         return std::get<pos<Input<I>>>(slots_).view;
     }
+    /// The output's buffer after forward (for an output that is a node, not a bare argument).
+    const xt::xarray<T>& output_array() const {
+        static_assert(!detail::is_input<E>::value, "exprgrad: the program's output is one of its arguments");
+        return std::get<pos<E>>(slots_).buf;
+    }
+    /// Frees every buffer (values, adjoints, saved data); the next call allocates them again.
+    /// Checkpointing uses it to keep only one block's intermediates alive at a time.
+    void release() {
+        slots_ = {};
+        extras_ = {};
+    }
 
 private:
     template <class L>

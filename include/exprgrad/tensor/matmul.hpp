@@ -43,13 +43,6 @@ inline mm_shape matmul_shape(const dims& a, const dims& b) {
     return s;
 }
 
-// A per-thread scratch vector of at least n elements, reused across calls (no steady-state allocation).
-template <class T>
-std::vector<T>& scratch(std::size_t n) {
-    thread_local std::vector<T> v;
-    if (v.size() < n) v.resize(n);
-    return v;
-}
 template <class T>
 T row_sum(const T* p, std::size_t n) {
     T s = 0;
@@ -102,7 +95,7 @@ struct Matmul {
             T* da = ctx.template grad<A>(add);
             if (g.uniform) {
                 // dA[m, k] = g * sum_n B[k, n]
-                auto& r = detail::scratch<T>(s.k);
+                auto& r = scratch<T>(s.k);
                 for (std::size_t i = 0; i < s.batch; ++i) {
                     const T* bb = b.data + (s.shared_b ? 0 : i * s.k * s.n);
                     T* d = da + i * s.m * s.k;
@@ -126,7 +119,7 @@ struct Matmul {
                 // dB[k, n] = g * sum_m A[m, k] (summed over the batch when B is shared)
                 const std::size_t groups = s.shared_b ? 1 : s.batch;
                 const std::size_t rows = s.shared_b ? s.batch * s.m : s.m;
-                auto& r = detail::scratch<T>(s.k);
+                auto& r = scratch<T>(s.k);
                 for (std::size_t i = 0; i < groups; ++i) {
                     const T* aa = a.data + i * rows * s.k;
                     T* d = db + i * s.k * s.n;

@@ -19,7 +19,7 @@ namespace exprgrad::tex {
 /// Reduce over every element (the result has rank 0).
 inline constexpr int all_axes = INT_MIN;
 
-enum class reduction { sum, mean, max, logsumexp };
+enum class reduction { sum, mean, max, logsumexp, prod };
 
 namespace detail {
 constexpr const char* reduction_name(reduction r) {
@@ -27,6 +27,7 @@ constexpr const char* reduction_name(reduction r) {
         case reduction::sum: return "sum";
         case reduction::mean: return "mean";
         case reduction::max: return "max";
+        case reduction::prod: return "prod";
         default: return "logsumexp";
     }
 }
@@ -127,7 +128,11 @@ struct Reduce {
 private:
     template <class T>
     static T reduce_line(const T* p, std::size_t len, std::size_t stride) {
-        if constexpr (R == reduction::sum || R == reduction::mean) {
+        if constexpr (R == reduction::prod) {
+            T r = 1;
+            for (std::size_t i = 0; i < len; ++i) r *= p[i * stride];
+            return r;
+        } else if constexpr (R == reduction::sum || R == reduction::mean) {
             T sum = stride == 1 ? detail::sum_contiguous(p, len) : T(0);
             if (stride != 1)
                 for (std::size_t i = 0; i < len; ++i) sum += p[i * stride];
@@ -161,6 +166,20 @@ private:
         } else if constexpr (R == reduction::mean) {
             const T v = g / static_cast<T>(len);
             for (std::size_t i = 0; i < len; ++i) put(i, v);
+        } else if constexpr (R == reduction::prod) {
+            // d/dx_i = product of the others, as prefix × suffix products: exact where some x_j = 0
+            // (no division by x_i), O(len).
+            auto& suffix = scratch<T>(len);
+            T run = 1;
+            for (std::size_t i = len; i-- > 0;) {
+                suffix[i] = run;
+                run *= x[i * stride];
+            }
+            T prefix = 1;
+            for (std::size_t i = 0; i < len; ++i) {
+                put(i, g * (prefix * suffix[i]));
+                prefix *= x[i * stride];
+            }
         } else if constexpr (R == reduction::max) {
             std::size_t ties = 0;
             for (std::size_t i = 0; i < len; ++i) ties += x[i * stride] == y ? 1 : 0;
@@ -173,6 +192,10 @@ private:
     }
 };
 
+/// Product over an axis (or all elements); its gradient uses prefix and suffix products, so it is
+/// exact where elements are zero.
+template <int Axis = all_axes, TensorExpr A>
+constexpr Reduce<reduction::prod, Axis, A> prod(A) { return {}; }
 /// Sum over an axis (or all elements): `sum<1>(X)`, `sum(X)`.
 template <int Axis = all_axes, TensorExpr A>
 constexpr Reduce<reduction::sum, Axis, A> sum(A) { return {}; }

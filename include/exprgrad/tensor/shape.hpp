@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <xtensor/xarray.hpp>
 
@@ -86,6 +87,15 @@ void fit(xt::xarray<T>& buf, const dims& s) {
     bool same = static_cast<int>(buf.dimension()) == s.rank;
     for (int i = 0; same && i < s.rank; ++i) same = buf.shape()[static_cast<std::size_t>(i)] == s[i];
     if (!same) buf.resize(s.xshape());
+}
+
+/// A per-thread scratch vector of at least n elements, reused across calls (no steady-state
+/// allocation once it has grown).
+template <class T>
+std::vector<T>& scratch(std::size_t n) {
+    thread_local std::vector<T> v;
+    if (v.size() < n) v.resize(n);
+    return v;
 }
 
 /// Normalizes an axis that may count from the end; throws naming the op for an out-of-range axis.

@@ -20,15 +20,18 @@ template <class... Args>
 struct value_type_of_args {
     using type = double;
 };
+template <class A, class = void>
+struct floating_value {
+    using type = void;
+};
+template <class A>
+struct floating_value<A, std::void_t<typename A::value_type>> {
+    using type = std::conditional_t<std::is_floating_point_v<typename A::value_type>, typename A::value_type, void>;
+};
 template <class A, class... Args>
 struct value_type_of_args<A, Args...> {
-    template <class X, class = void>
-    struct floating_array : std::false_type {};
-    template <class X>
-    struct floating_array<X, std::void_t<typename X::value_type>>
-        : std::bool_constant<std::is_floating_point_v<typename X::value_type>> {};
-    using type = std::conditional_t<floating_array<A>::value, typename A::value_type,
-                                    typename value_type_of_args<Args...>::type>;
+    using mine = typename floating_value<A>::type;
+    using type = std::conditional_t<std::is_void_v<mine>, typename value_type_of_args<Args...>::type, mine>;
 };
 
 // Holds one program per number type, created on first use (float and double calls share nothing).

@@ -1,0 +1,138 @@
+// Run-time composition of compiled blocks: what a type cannot know (depth, widths, which loss) is
+// chosen at run time by stacking layers, each a compiled tensor program with a forward pass and a
+// VJP. A sequence runs its backward pass in reverse. A layer in checkpoint mode keeps only its input
+// after forward and recomputes its forward pass during backward instead of keeping intermediates.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "exprgrad/nn/parameters.hpp"
+#include "exprgrad/tensor/graph.hpp"
+
+namespace exprgrad::nn {
+
+/// A layer of a run-time model: y = f(x; θ). Not reentrant; the returned arrays belong to the layer
+/// and stay valid until its next call.
+template <class T>
+class layer {
+public:
+    virtual ~layer() = default;
+    /// The output for input x (keeps what backward needs).
+    virtual const xt::xarray<T>& forward(const xt::xarray<T>& x) = 0;
+    /// Given dL/dy for the last forward, adds dL/dθ into the parameters' grad and returns dL/dx.
+    virtual const xt::xarray<T>& backward(const xt::xarray<T>& dy) = 0;
+    /// Keep only the input after forward and recompute during backward.
+    virtual void set_checkpoint(bool on) = 0;
+};
+
+namespace detail {
+template <int NP>
+struct all_args {
+    template <int... I>
+    static std::integer_sequence<int, 0, (I + 1)...> make(std::integer_sequence<int, I...>);
+    using type = decltype(make(std::make_integer_sequence<int, NP>{}));
+};
+}  // namespace detail
+
+/// A layer from a tensor expression E that reads the input as tensor<0> and its NP parameters as
+/// tensor<1> ... tensor<NP>. Example: a dense tanh layer,
+///   expr_layer<float, decltype(tanh(matmul(tensor<0>, tensor<1>) + tensor<2>)), 2>(params, {&w, &b})
+template <class T, class E, int NP>
+class expr_layer : public layer<T> {
+public:
+    explicit expr_layer(std::array<parameter<T>*, NP> params) : params_(params) {}
+
+    const xt::xarray<T>& forward(const xt::xarray<T>& x) override {
+        if (checkpoint_) {
+            input_ = x;
+            run(x);
+            out_ = prog_.output_array();
+            prog_.release();
+            return out_;
+        }
+        run(x);
+        return prog_.output_array();
+    }
+
+    const xt::xarray<T>& backward(const xt::xarray<T>& dy) override {
+        if (checkpoint_) run(input_);  // recompute the intermediates
+        const auto& y = prog_.output_array();
+        if (dy.size() != y.size()) {
+            throw std::invalid_argument("exprgrad::layer::backward: adjoint of " + std::to_string(dy.size()) +
+                                        " elements for an output of " + std::to_string(y.size()));
+        }
+        prog_.backward(dy.data());
+        add_param_grads(std::make_integer_sequence<int, NP>{});
+        dx_ = prog_.template grad_of<0>();
+        if (checkpoint_) prog_.release();
+        return dx_;
+    }
+
+    void set_checkpoint(bool on) override { checkpoint_ = on; }
+
+private:
+    template <int... I>
+    void run_with(const xt::xarray<T>& x, std::integer_sequence<int, I...>) {
+        prog_.forward(x, params_[static_cast<std::size_t>(I)]->value...);
+    }
+    void run(const xt::xarray<T>& x) { run_with(x, std::make_integer_sequence<int, NP>{}); }
+
+    template <int... I>
+    void add_param_grads(std::integer_sequence<int, I...>) {
+        (add_grad(*params_[static_cast<std::size_t>(I)], prog_.template grad_of<I + 1>()), ...);
+    }
+    static void add_grad(parameter<T>& p, const xt::xarray<T>& g) {
+        if (p.grad.shape() != p.value.shape()) p.grad = xt::zeros<T>(p.value.shape());
+        auto* d = p.grad.data();
+        const auto* s = g.data();
+        for (std::size_t i = 0; i < g.size(); ++i) d[i] += s[i];
+    }
+
+    tex::program<T, E, typename detail::all_args<NP>::type> prog_;
+    std::array<parameter<T>*, NP> params_;
+    bool checkpoint_ = false;
+    xt::xarray<T> input_, out_, dx_;
+};
+
+/// Layers applied in order; backward runs them in reverse.
+template <class T>
+class sequential : public layer<T> {
+public:
+    /// Appends a layer (the sequence owns it).
+    layer<T>& add(std::unique_ptr<layer<T>> l) {
+        layers_.push_back(std::move(l));
+        layers_.back()->set_checkpoint(checkpoint_);
+        return *layers_.back();
+    }
+    std::size_t size() const { return layers_.size(); }
+
+    const xt::xarray<T>& forward(const xt::xarray<T>& x) override {
+        if (layers_.empty()) throw std::invalid_argument("exprgrad::sequential: no layers");
+        const xt::xarray<T>* h = &x;
+        for (auto& l : layers_) h = &l->forward(*h);
+        return *h;
+    }
+    const xt::xarray<T>& backward(const xt::xarray<T>& dy) override {
+        const xt::xarray<T>* g = &dy;
+        for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = &(*it)->backward(*g);
+        return *g;
+    }
+    /// Checkpointing for every layer, present and future.
+    void set_checkpoint(bool on) override {
+        checkpoint_ = on;
+        for (auto& l : layers_) l->set_checkpoint(on);
+    }
+
+private:
+    std::vector<std::unique_ptr<layer<T>>> layers_;
+    bool checkpoint_ = false;
+};
+
+}  // namespace exprgrad::nn
