@@ -114,6 +114,11 @@ TEST_CASE("gradcheck: matmul 2-D, batched 3-D, shared right factor; transpose, r
     expect_gradcheck(sum(square(matmul(X, Y))), ab, wb);
     expect_gradcheck(sum(sin(matmul(X, Y))), ab, w);
     expect_gradcheck(sum(matmul(X, Y)), a, w);  // the uniform-adjoint path
+    // matrix-vector shapes take the GEMV path, forward and in both VJPs
+    expect_gradcheck(sum(tanh(matmul(X, Y))), a, random_array({4, 1}, 25));
+    expect_gradcheck(sum(tanh(matmul(X, Y))), random_array({1, 4}, 26), w);
+    expect_gradcheck(sum(tanh(matmul(X, Y))), random_array({1, 4}, 27), random_array({4, 1}, 28));
+    expect_gradcheck(sum(tanh(matmul(X, Y))), random_array({2, 1, 4}, 29), w);
     expect_gradcheck(sum(matmul(X, Y)), ab, wb);
     expect_gradcheck(sum(matmul(X, Y)), ab, w);
     expect_gradcheck(sum(square(transpose(X)) * Y), a, random_array({4, 3}, 9));

@@ -23,20 +23,48 @@ inline void sync_threads() {
 }
 }  // namespace detail
 
-/// C = alpha * op(A) * op(B) + beta * C, row-major; op(X) is X or its transpose. M×K times K×N.
-inline void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
-                 std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
-    detail::sync_threads();
+namespace detail {
+inline void gemv(bool trans, std::size_t rows, std::size_t cols, float alpha, const float* a, std::size_t lda,
+                 const float* x, std::size_t incx, float beta, float* y, std::size_t incy) {
+    cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols), alpha,
+                a, static_cast<int>(lda), x, static_cast<int>(incx), beta, y, static_cast<int>(incy));
+}
+inline void gemv(bool trans, std::size_t rows, std::size_t cols, double alpha, const double* a, std::size_t lda,
+                 const double* x, std::size_t incx, double beta, double* y, std::size_t incy) {
+    cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols), alpha,
+                a, static_cast<int>(lda), x, static_cast<int>(incx), beta, y, static_cast<int>(incy));
+}
+inline void gemm_call(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+                      std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
                 static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb),
                 beta, c, static_cast<int>(ldc));
 }
-inline void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
-                 std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
-    detail::sync_threads();
+inline void gemm_call(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
+                      std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
                 static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb),
                 beta, c, static_cast<int>(ldc));
+}
+}  // namespace detail
+
+/// C = alpha * op(A) * op(B) + beta * C, row-major; op(X) is X or its transpose; M×K times K×N.
+/// Matrix-vector shapes (N = 1 or M = 1) go to GEMV, which does not pack its operands: GEMM's
+/// packing dominates a [1000, 150]·[150, 1] product.
+template <class T>
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
+          const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+    detail::sync_threads();
+    if (m == 0 || n == 0) return;
+    if (n == 1) {
+        // c[m] = op(A) · b, with b the column op(B)[:, 0]
+        detail::gemv(ta, ta ? k : m, ta ? m : k, alpha, a, lda, b, tb ? 1 : ldb, beta, c, ldc);
+    } else if (m == 1) {
+        // c[n] = op(B)ᵀ · a, with a the row op(A)[0, :]
+        detail::gemv(!tb, tb ? n : k, tb ? k : n, alpha, b, ldb, a, ta ? lda : 1, beta, c, 1);
+    } else {
+        detail::gemm_call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
 }
 
 }  // namespace exprgrad::tex::blas
