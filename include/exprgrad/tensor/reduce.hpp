@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <vector>
 
 #include <xsimd/xsimd.hpp>
 
@@ -70,6 +71,98 @@ T sum_contiguous(const T* p, std::size_t n) {
     for (; i < n; ++i) s += p[i];
     return s;
 }
+// Largest element (NaN if any is NaN), SIMD. xsimd 8.1 has no horizontal max: lanes are stored
+// and scanned.
+template <class T>
+T max_contiguous(const T* p, std::size_t n) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t W = B::size;
+    T m = -std::numeric_limits<T>::infinity();
+    std::size_t i = 0;
+    if (n >= W) {
+        B acc(m);
+        B nan_seen(T(0));
+        for (; i + W <= n; i += W) {
+            const B v = B::load_unaligned(p + i);
+            nan_seen = nan_seen + xsimd::select(v != v, B(T(1)), B(T(0)));
+            acc = xsimd::max(acc, v);
+        }
+        if (xsimd::hadd(nan_seen) != T(0)) return std::numeric_limits<T>::quiet_NaN();
+        alignas(64) T lanes[W];
+        acc.store_aligned(lanes);
+        for (std::size_t k = 0; k < W; ++k) m = lanes[k] > m ? lanes[k] : m;
+    }
+    for (; i < n; ++i) {
+        if (p[i] != p[i]) return p[i];
+        m = p[i] > m ? p[i] : m;
+    }
+    return m;
+}
+
+// sum of exp(p[i] - m), SIMD.
+template <class T>
+T sum_exp_contiguous(const T* p, std::size_t n, T m) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t W = B::size;
+    B acc(T(0));
+    const B mb(m);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) acc += xsimd::exp(B::load_unaligned(p + i) - mb);
+    T s = xsimd::hadd(acc);
+    for (; i < n; ++i) s += std::exp(p[i] - m);
+    return s;
+}
+
+// e[i] = exp(p[i] - m), returning their sum, SIMD.
+template <class T>
+T exp_shifted(const T* p, T* e, std::size_t n, T m) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t W = B::size;
+    B acc(T(0));
+    const B mb(m);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) {
+        const B v = xsimd::exp(B::load_unaligned(p + i) - mb);
+        v.store_unaligned(e + i);
+        acc += v;
+    }
+    T s = xsimd::hadd(acc);
+    for (; i < n; ++i) {
+        e[i] = std::exp(p[i] - m);
+        s += e[i];
+    }
+    return s;
+}
+
+// d[i] (+)= c * e[i], SIMD.
+template <class T>
+void scale_into(const T* e, T* d, std::size_t n, T c, bool add) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t W = B::size;
+    const B cb(c);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) {
+        B v = cb * B::load_unaligned(e + i);
+        if (add) v += B::load_unaligned(d + i);
+        v.store_unaligned(d + i);
+    }
+    for (; i < n; ++i) d[i] = add ? d[i] + c * e[i] : c * e[i];
+}
+
+// d[i] (+)= g * exp(x[i] - shift), SIMD.
+template <class T>
+void put_scaled_exp(const T* x, T* d, std::size_t n, T shift, T g, bool add) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t W = B::size;
+    const B sb(shift), gb(g);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) {
+        B v = gb * xsimd::exp(B::load_unaligned(x + i) - sb);
+        if (add) v += B::load_unaligned(d + i);
+        v.store_unaligned(d + i);
+    }
+    for (; i < n; ++i) d[i] = add ? d[i] + g * std::exp(x[i] - shift) : g * std::exp(x[i] - shift);
+}
 }  // namespace detail
 
 /// A reduction of A over `Axis` (negative counts from the end; all_axes for every element).
@@ -81,6 +174,12 @@ template <reduction R, int Axis, class A>
 struct Reduce {
     using children = meta::type_list<A>;
     static constexpr const char* name = detail::reduction_name(R);
+    // logsumexp over contiguous lines keeps exp(x - max) and 1/sum for its VJP, so the backward
+    // pass is one multiply per element instead of a second exp.
+    template <class T>
+    struct extra {
+        std::vector<T> e, inv_sum;
+    };
 
     template <class Ctx>
     static void forward(Ctx& ctx) {
@@ -89,6 +188,26 @@ struct Reduce {
         const auto s = detail::split_axis(name, a.shape, Axis);
         T* out = ctx.template out<Reduce>(s.out);
         const T* x = a.data;
+        if constexpr (R == reduction::logsumexp) {
+            if (s.inner == 1) {
+                auto& ex = ctx.template extra<Reduce>();
+                ex.e.resize(a.size());
+                ex.inv_sum.resize(s.outer);
+                for (std::size_t o = 0; o < s.outer; ++o) {
+                    const T* p = x + o * s.len;
+                    const T m = detail::max_contiguous(p, s.len);
+                    if (m != m || m == -std::numeric_limits<T>::infinity() || m == std::numeric_limits<T>::infinity()) {
+                        out[o] = m;
+                        ex.inv_sum[o] = std::numeric_limits<T>::quiet_NaN();  // backward recomputes this line
+                        continue;
+                    }
+                    const T sum = detail::exp_shifted(p, ex.e.data() + o * s.len, s.len, m);
+                    out[o] = m + std::log(sum);
+                    ex.inv_sum[o] = T(1) / sum;
+                }
+                return;
+            }
+        }
         for (std::size_t o = 0; o < s.outer; ++o) {
             for (std::size_t j = 0; j < s.inner; ++j) {
                 const T* base = x + o * s.len * s.inner + j;
@@ -114,6 +233,20 @@ struct Reduce {
         const T* y = ctx.template in<Reduce>().data;
         bool add = false;
         T* da = ctx.template grad<A>(add);
+        if constexpr (R == reduction::logsumexp) {
+            if (s.inner == 1) {
+                const auto& ex = ctx.template extra<Reduce>();
+                for (std::size_t o = 0; o < s.outer; ++o) {
+                    const T gv = gd ? gd[o] : g.value;
+                    if (ex.inv_sum[o] != ex.inv_sum[o]) {
+                        line_vjp(a.data + o * s.len, da + o * s.len, s.len, 1, gv, y[o], add);
+                    } else {
+                        detail::scale_into(ex.e.data() + o * s.len, da + o * s.len, s.len, gv * ex.inv_sum[o], add);
+                    }
+                }
+                return;
+            }
+        }
         for (std::size_t o = 0; o < s.outer; ++o) {
             for (std::size_t j = 0; j < s.inner; ++j) {
                 const std::size_t r = o * s.inner + j;
@@ -129,6 +262,19 @@ private:
     template <class T>
     static T reduce_line(const T* p, std::size_t len, std::size_t stride) {
         if constexpr (R == reduction::prod) {
+            if (stride == 1) {  // lane-wise partial products, then across lanes
+                using B = xsimd::batch<T>;
+                constexpr std::size_t W = B::size;
+                B acc(T(1));
+                std::size_t i = 0;
+                for (; i + W <= len; i += W) acc *= B::load_unaligned(p + i);
+                alignas(64) T lanes[W];
+                acc.store_aligned(lanes);
+                T r = 1;
+                for (std::size_t k = 0; k < W; ++k) r *= lanes[k];
+                for (; i < len; ++i) r *= p[i];
+                return r;
+            }
             T r = 1;
             for (std::size_t i = 0; i < len; ++i) r *= p[i * stride];
             return r;
@@ -137,6 +283,14 @@ private:
             if (stride != 1)
                 for (std::size_t i = 0; i < len; ++i) sum += p[i * stride];
             return R == reduction::mean ? sum / static_cast<T>(len) : sum;
+        } else if (stride == 1) {
+            const T m = detail::max_contiguous(p, len);
+            if constexpr (R == reduction::max) {
+                return len == 0 ? std::numeric_limits<T>::quiet_NaN() : m;
+            } else {
+                if (m != m || m == -std::numeric_limits<T>::infinity() || m == std::numeric_limits<T>::infinity()) return m;
+                return m + std::log(detail::sum_exp_contiguous(p, len, m));
+            }
         } else {
             T m = -std::numeric_limits<T>::infinity();
             for (std::size_t i = 0; i < len; ++i) {
@@ -167,8 +321,22 @@ private:
             const T v = g / static_cast<T>(len);
             for (std::size_t i = 0; i < len; ++i) put(i, v);
         } else if constexpr (R == reduction::prod) {
-            // d/dx_i = product of the others, as prefix × suffix products: exact where some x_j = 0
-            // (no division by x_i), O(len).
+            // d/dx_i = product of the others. Where the product y is a finite normal number, every x_i
+            // is nonzero and that is y / x_i (one SIMD division pass). Otherwise (zeros, underflow,
+            // overflow) prefix × suffix products, exact where some x_j = 0.
+            if (stride == 1 && std::isfinite(y) && std::abs(y) >= std::numeric_limits<T>::min()) {
+                using B = xsimd::batch<T>;
+                constexpr std::size_t W = B::size;
+                const B gy(g * y);
+                std::size_t i = 0;
+                for (; i + W <= len; i += W) {
+                    B v = gy / B::load_unaligned(x + i);
+                    if (add) v += B::load_unaligned(d + i);
+                    v.store_unaligned(d + i);
+                }
+                for (; i < len; ++i) put(i, g * y / x[i]);
+                return;
+            }
             auto& suffix = scratch<T>(len);
             T run = 1;
             for (std::size_t i = len; i-- > 0;) {
@@ -185,8 +353,10 @@ private:
             for (std::size_t i = 0; i < len; ++i) ties += x[i * stride] == y ? 1 : 0;
             const T share = ties ? g / static_cast<T>(ties) : T(0);
             for (std::size_t i = 0; i < len; ++i) put(i, x[i * stride] == y ? share : T(0));
-        } else {
+        } else if (stride == 1) {
             // d logsumexp / dx_i = exp(x_i - lse): the softmax of the line
+            detail::put_scaled_exp(x, d, len, y, g, add);
+        } else {
             for (std::size_t i = 0; i < len; ++i) put(i, g * std::exp(x[i * stride] - y));
         }
     }
