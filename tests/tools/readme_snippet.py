@@ -27,7 +27,9 @@ def main() -> int:
         exe = os.path.join(tmp, "snippet")
         open(src, "w", encoding="utf-8").write(m.group(1))
         args = cmd + ["-std=c++20", "-O1", "-march=x86-64-v3", "-DXTENSOR_USE_XSIMD"]
+        blas = subprocess.run(["pkg-config", "--cflags", "--libs", "openblas"], capture_output=True, text=True)
         args += [f"-I{d}" for d in a.include] + [src, "-o", exe, f"-L{a.lib}", "-lexprgrad", f"-Wl,-rpath,{a.lib}"]
+        args += blas.stdout.split() + ["-pthread"]
         r = subprocess.run(args, capture_output=True, text=True)
         if r.returncode != 0:
             print(r.stderr[:5000])
