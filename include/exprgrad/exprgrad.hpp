@@ -24,6 +24,7 @@
 #include "exprgrad/check/laws.hpp"
 #include "exprgrad/math/min_ab_plus_c.hpp"
 #include "exprgrad/nn/random.hpp"
+#include "exprgrad/ops/emo.hpp"
 #include "exprgrad/simd/map.hpp"
 #include "exprgrad/sym.hpp"
 #include "exprgrad/tensor.hpp"
@@ -108,6 +109,7 @@ using tex::softplus;
 using tex::sqrt;
 using tex::tanh;
 using check::gradcheck;
+using tex::emo_loss;
 using simd::map_into;
 using simd::map_value_and_grad_into;
 

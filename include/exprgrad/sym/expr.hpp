@@ -135,8 +135,7 @@ inline constexpr Named<pi_tag> pi{};
 inline constexpr Named<e_tag> e{};
 }  // namespace constants
 
-namespace literals {
-namespace detail {
+namespace literal_detail {
 template <char... Cs>
 struct literal_parser {
     static constexpr char chars[] = {Cs...};
@@ -199,13 +198,15 @@ struct literal_parser {
     }
     static constexpr result value = parse();
 };
-}  // namespace detail
+}  // namespace literal_detail
+
+namespace literals {
 
 /// `2_c`, `0.25_c`, `1e3_c`: an exact rational constant (decimal literals are converted exactly).
 /// Literals too large for a 64-bit rational fail to compile; use `fc<value>` for those.
 template <char... Cs>
 constexpr auto operator""_c() {
-    constexpr auto r = detail::literal_parser<Cs...>::value;
+    constexpr auto r = literal_detail::literal_parser<Cs...>::value;
     static_assert(r.ok, "exprgrad: this _c literal does not fit an exact 64-bit rational; use fc<value>");
     return c<r.num, r.den>;
 }

@@ -1,0 +1,387 @@
+// The EMO loss (earth mover's distance over token embeddings, kexue.fm post 9797 and Ren et al.,
+// "EMO", ICLR 2024), combined with cross-entropy; research notes articles_part1.md §2.
+//
+// Per position with logits z, p = softmax(z) and target t:
+//   c_k   = 1 − ⟨ê_k, ê_t⟩,  ê = e / max(‖e‖, 1e-12)   (cost of moving mass from token k to t)
+//   EMO   = Σ_k p_k c_k, clamped at ≥ 0;  ∂EMO/∂z_k = p_k (c_k − EMO)
+//   CE    = logsumexp(z) − z_t;           ∂CE/∂z_k  = p_k − δ_kt
+// Objectives (sg = stop-gradient; weights per position):
+//   ce            CE
+//   emo           EMO
+//   mode1         ½(CE + w·EMO), w = sg(CE / (EMO + 1e-10))     (value ≈ CE, gradient differs)
+//   mode1_capped  ½(CE + w·EMO), w = min(sg(CE / (EMO + 1e-10)), cap)
+//   mode2         w·CE + EMO,    w = sg(EMO / (CE + 1e-10))
+// The loss is the mean over the positions whose target is not ignore_index (0 with zero gradients
+// when all are ignored). The costs of a batch come from one product of the targets' normalized rows
+// with Êᵀ (N×h by h×V, through BLAS); everything else is O(N·V); no V×V matrix is ever built.
+// Soft targets τ use the product-coupling upper bound Σ_ij p_i τ_j c_ij = Σ_k p_k (Στ − ⟨ê_k, τÊ⟩).
+//
+// NaN/Inf: a NaN logit makes its position's loss and gradient NaN; logits up to ±1e4 are exact (the
+// softmax subtracts the row maximum); zero rows of E (padded vocabulary slots) give ê = 0, not NaN.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "exprgrad/sym/expr.hpp"
+#include "exprgrad/tensor/blas.hpp"
+#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensor/parallel.hpp"
+#include "exprgrad/tensor/reduce.hpp"
+#include "exprgrad/tensor/shape.hpp"
+
+namespace exprgrad {
+
+/// How EMO combines with cross-entropy (see the top of ops/emo.hpp).
+enum class emo_objective { ce, emo, mode1, mode1_capped, mode2 };
+
+/// Options of emo_loss.
+struct emo_options {
+    emo_objective objective = emo_objective::mode1;
+    long ignore_index = -100;
+    double cap = 3.0;  ///< the weight cap of mode1_capped
+};
+
+/// The loss, its gradient with respect to the logits, and the mean CE and EMO of the counted positions.
+template <class T>
+struct emo_result {
+    T loss = 0;
+    xt::xarray<T> dlogits;
+    double ce = 0, emo = 0;
+    std::size_t count = 0;  ///< positions not ignored
+};
+
+namespace detail {
+
+inline const char* emo_name = "emo_loss";
+
+// Ê: rows of E scaled to unit length (zero rows stay zero).
+template <class T>
+void normalize_rows(const T* e, T* out, std::size_t v, std::size_t h) {
+    parallel_for(0, v, 256, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t i = lo; i < hi; ++i) {
+            double ss = 0;
+            for (std::size_t j = 0; j < h; ++j) ss += static_cast<double>(e[i * h + j]) * e[i * h + j];
+            const T inv = static_cast<T>(1.0 / std::max(std::sqrt(ss), 1e-12));
+            for (std::size_t j = 0; j < h; ++j) out[i * h + j] = e[i * h + j] * inv;
+        }
+    });
+}
+
+// The combination weights of one position: dz = a·∇CE + b·∇EMO, value = a·CE + b·EMO.
+inline void emo_weights(emo_objective o, double cap, double ce, double emo, double& a, double& b) {
+    switch (o) {
+        case emo_objective::ce: a = 1, b = 0; break;
+        case emo_objective::emo: a = 0, b = 1; break;
+        case emo_objective::mode1: a = 0.5, b = 0.5 * ce / (emo + 1e-10); break;
+        case emo_objective::mode1_capped: a = 0.5, b = 0.5 * std::min(ce / (emo + 1e-10), cap); break;
+        case emo_objective::mode2: a = emo / (ce + 1e-10), b = 1; break;
+    }
+}
+
+// Σ a_k (mass − d_k) over a row, in float lanes per block of 512 and double across blocks.
+template <class T>
+double weighted_cost(const T* p, const T* d, std::size_t n, T mass) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t W = B::size;
+    const B mb(mass);
+    double total = 0;
+    std::size_t i = 0;
+    while (i + W <= n) {
+        B acc(T(0));
+        const std::size_t end = std::min(n - (n - i) % W, i + 512);
+        for (; i < end; i += W) acc += B::load_unaligned(p + i) * (mb - B::load_unaligned(d + i));
+        total += static_cast<double>(xsimd::hadd(acc));
+    }
+    for (; i < n; ++i) total += static_cast<double>(p[i]) * (static_cast<double>(mass) - d[i]);
+    return total;
+}
+
+// The per-row work shared by hard and soft targets: softmax, CE, EMO from the dot products
+// d_k = ⟨ê_k, target representation⟩ and the target mass, weights and the gradient row, in four
+// SIMD passes. `onehot` < 0 means soft targets given by tau.
+template <class T>
+void emo_row(const T* z, const T* d, std::size_t V, long onehot, const T* tau, double tau_mass,
+             const emo_options& opts, T* dz, double scale, double& ce_out, double& emo_out, double& value_out) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t W = B::size;
+    const T m = tex::detail::max_contiguous(z, V);
+    const double sum = static_cast<double>(tex::detail::exp_shifted(z, dz, V, m));  // dz holds exp(z - m)
+    const double lse = static_cast<double>(m) + std::log(sum);
+    const T inv = static_cast<T>(1.0 / sum);
+    double ce = 0;
+    if (onehot >= 0) {
+        ce = lse - static_cast<double>(z[onehot]);
+    } else {
+        double tz = 0;
+        for (std::size_t k = 0; k < V; ++k) tz += static_cast<double>(tau[k]) * z[k];
+        ce = tau_mass * lse - tz;
+    }
+    std::size_t k = 0;
+    for (; k + W <= V; k += W) (B::load_unaligned(dz + k) * B(inv)).store_unaligned(dz + k);  // p_k
+    for (; k < V; ++k) dz[k] *= inv;
+    const T mass = static_cast<T>(tau_mass);
+    // rounding can push 1 − ⟨a, b⟩ below 0 (reported for bf16/fp16): clamp
+    const double emo = std::max(weighted_cost(dz, d, V, mass), 0.0);
+    double a = 0, b = 0;
+    emo_weights(opts.objective, opts.cap, ce, emo, a, b);
+    const T sa = static_cast<T>(a * scale), sb = static_cast<T>(b * scale), se = static_cast<T>(emo);
+    // dz_k = sa (mass p_k − τ_k) + sb p_k (c_k − EMO), c_k = mass − d_k
+    const B vsa(sa), vsb(sb), vm(mass), vse(se), vc0(mass - se);
+    for (k = 0; k + W <= V; k += W) {
+        const B p = B::load_unaligned(dz + k);
+        B v = vsa * vm * p + vsb * p * (vc0 - B::load_unaligned(d + k));
+        if (onehot < 0) v -= vsa * B::load_unaligned(tau + k);
+        v.store_unaligned(dz + k);
+    }
+    for (; k < V; ++k) {
+        const T p = dz[k];
+        dz[k] = sa * mass * p + sb * p * (mass - se - d[k]) - (onehot < 0 ? sa * tau[k] : T(0));
+    }
+    if (onehot >= 0) dz[onehot] -= sa;
+    ce_out = ce;
+    emo_out = emo;
+    value_out = a * ce + b * emo;
+}
+
+// Per-thread scratch buffers reused across calls, one per slot (no steady-state allocation).
+template <class T, int Slot>
+T* scratch_slot(std::size_t n) {
+    thread_local std::vector<T> v;
+    if (v.size() < n) v.resize(n);
+    return v.data();
+}
+
+template <class T>
+struct emo_shapes {
+    std::size_t rows = 0, V = 0, h = 0;
+};
+
+template <class T>
+emo_shapes<T> check_emo_shapes(const tex::dims& logits, const tex::dims& targets, const tex::dims& e, bool soft) {
+    emo_shapes<T> s;
+    if (logits.rank < 1) throw tex::shape_error(emo_name, "logits must have at least one dimension");
+    s.V = logits.at(-1);
+    s.rows = s.V ? logits.size() / s.V : 0;
+    if (soft ? !(targets == logits) : (targets.size() != s.rows || targets.rank != logits.rank - 1)) {
+        throw tex::shape_error(emo_name, "targets of shape " + targets.str() + " do not match logits of shape " +
+                                             logits.str() +
+                                             (soft ? " (soft targets have the logits' shape)"
+                                                   : " (targets have the logits' shape without the last axis)"));
+    }
+    if (e.rank != 2 || e[0] != s.V) {
+        throw tex::shape_error(emo_name, "cost embedding of shape " + e.str() + " does not match " +
+                                             std::to_string(s.V) + " classes of logits " + logits.str() +
+                                             " (it must be [V, h])");
+    }
+    s.h = e[1];
+    return s;
+}
+
+// Hard targets: the whole computation on raw pointers (shared by the eager kernel and the node).
+template <class T>
+double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<T>& s, const emo_options& opts,
+                T* dz, double* ce_mean, double* emo_mean, std::size_t* count_out) {
+    std::vector<std::size_t> valid;
+    valid.reserve(s.rows);
+    for (std::size_t r = 0; r < s.rows; ++r) {
+        if (t[r] == opts.ignore_index) continue;
+        if (t[r] < 0 || static_cast<std::size_t>(t[r]) >= s.V) {
+            throw tex::shape_error(emo_name, "target " + std::to_string(t[r]) + " at position " + std::to_string(r) +
+                                                 " is out of range for " + std::to_string(s.V) + " classes");
+        }
+        valid.push_back(r);
+    }
+    const std::size_t n = valid.size();
+    std::fill(dz, dz + s.rows * s.V, T(0));
+    if (count_out) *count_out = n;
+    if (n == 0) {
+        if (ce_mean) *ce_mean = 0;
+        if (emo_mean) *emo_mean = 0;
+        return 0;
+    }
+    T* eh = scratch_slot<T, 0>(s.V * s.h);
+    T* g = scratch_slot<T, 1>(n * s.h);
+    T* d = scratch_slot<T, 2>(n * s.V);
+    normalize_rows(e, eh, s.V, s.h);
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t tr = static_cast<std::size_t>(t[valid[i]]);
+        std::copy(eh + tr * s.h, eh + (tr + 1) * s.h, g + i * s.h);
+    }
+    // d[i, k] = ⟨ê_t(i), ê_k⟩: the one N·h·V product
+    tex::blas::gemm(false, true, n, s.V, s.h, T(1), g, s.h, eh, s.h, T(0), d, s.V);
+    std::vector<double> ce(n), emo(n), val(n);
+    const double scale = 1.0 / static_cast<double>(n);
+    parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t i = lo; i < hi; ++i) {
+            const std::size_t r = valid[i];
+            emo_row(z + r * s.V, d + i * s.V, s.V, static_cast<long>(t[r]), static_cast<const T*>(nullptr), 1.0,
+                    opts, dz + r * s.V, scale, ce[i], emo[i], val[i]);
+        }
+    });
+    double loss = 0, sce = 0, semo = 0;
+    for (std::size_t i = 0; i < n; ++i) {  // in order: the same sum for every thread count
+        loss += val[i];
+        sce += ce[i];
+        semo += emo[i];
+    }
+    if (ce_mean) *ce_mean = sce * scale;
+    if (emo_mean) *emo_mean = semo * scale;
+    return loss * scale;
+}
+
+// Soft targets tau [rows, V]: u = τÊ, then d = u Êᵀ (two products), mean over all rows.
+template <class T>
+double emo_soft(const T* z, const T* tau, const T* e, const emo_shapes<T>& s, const emo_options& opts, T* dz,
+                double* ce_mean, double* emo_mean) {
+    const std::size_t n = s.rows;
+    if (n == 0) return 0;
+    T* eh = scratch_slot<T, 0>(s.V * s.h);
+    T* u = scratch_slot<T, 1>(n * s.h);
+    T* d = scratch_slot<T, 2>(n * s.V);
+    normalize_rows(e, eh, s.V, s.h);
+    tex::blas::gemm(false, false, n, s.h, s.V, T(1), tau, s.V, eh, s.h, T(0), u, s.h);
+    tex::blas::gemm(false, true, n, s.V, s.h, T(1), u, s.h, eh, s.h, T(0), d, s.V);
+    std::vector<double> ce(n), emo(n), val(n);
+    const double scale = 1.0 / static_cast<double>(n);
+    parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t r = lo; r < hi; ++r) {
+            double mass = 0;
+            for (std::size_t k = 0; k < s.V; ++k) mass += tau[r * s.V + k];
+            emo_row(z + r * s.V, d + r * s.V, s.V, -1, tau + r * s.V, mass, opts, dz + r * s.V, scale, ce[r],
+                    emo[r], val[r]);
+        }
+    });
+    double loss = 0, sce = 0, semo = 0;
+    for (std::size_t r = 0; r < n; ++r) {
+        loss += val[r];
+        sce += ce[r];
+        semo += emo[r];
+    }
+    if (ce_mean) *ce_mean = sce * scale;
+    if (emo_mean) *emo_mean = semo * scale;
+    return loss * scale;
+}
+
+// The data of a row-major contiguous array, or of a copy of it kept in `holder`.
+template <class A>
+const typename A::value_type* contiguous(const A& a, xt::xarray<typename A::value_type>& holder) {
+    if constexpr (requires { a.data(); a.is_contiguous(); }) {
+        if (a.layout() == xt::layout_type::row_major && a.is_contiguous()) return a.data();
+    }
+    holder = a;
+    return holder.data();
+}
+
+}  // namespace detail
+
+/// The EMO loss of logits [..., V] (float or double) against targets, with the cost embedding
+/// E [V, h] (not differentiated): value and d/dlogits. Targets are integers [...] (ignore_index
+/// skips a position) or, with the logits' floating type and shape, soft target distributions.
+/// Throws std::invalid_argument naming the shapes, or an out-of-range target and its position.
+/// Example: `auto r = emo_loss(logits, targets, lm_head_weight, {.objective = emo_objective::mode1});`
+/// emo_loss writing into `result`, whose dlogits buffer is reused when its shape already fits (so a
+/// training loop allocates nothing in steady state). See emo_loss below.
+template <class L, class Tg, class E, class T = typename L::value_type>
+    requires xt::is_xexpression<L>::value
+void emo_loss_into(emo_result<T>& r, const L& logits, const Tg& targets, const E& cost_embedding,
+                   const emo_options& opts = {}) {
+    static_assert(std::is_floating_point_v<T>, "exprgrad: emo_loss takes float or double logits");
+    static_assert(std::is_same_v<typename E::value_type, T>, "exprgrad: the cost embedding must have the logits' type");
+    xt::xarray<T> zh, eh;
+    const T* z = detail::contiguous(logits, zh);
+    const T* e = detail::contiguous(cost_embedding, eh);
+    constexpr bool soft = std::is_floating_point_v<typename Tg::value_type>;
+    const tex::dims zshape = tex::dims::of(logits.shape());
+    const auto s =
+        detail::check_emo_shapes<T>(zshape, tex::dims::of(targets.shape()), tex::dims::of(cost_embedding.shape()), soft);
+    tex::fit(r.dlogits, zshape);
+    if constexpr (soft) {
+        static_assert(std::is_same_v<typename Tg::value_type, T>, "exprgrad: soft targets must have the logits' type");
+        xt::xarray<T> th;
+        const T* tau = detail::contiguous(targets, th);
+        r.loss = static_cast<T>(detail::emo_soft(z, tau, e, s, opts, r.dlogits.data(), &r.ce, &r.emo));
+        r.count = s.rows;
+    } else {
+        thread_local std::vector<std::int64_t> t;
+        t.resize(targets.size());
+        std::size_t i = 0;
+        for (auto v : targets) t[i++] = static_cast<std::int64_t>(v);
+        r.loss = static_cast<T>(detail::emo_hard(z, t.data(), e, s, opts, r.dlogits.data(), &r.ce, &r.emo, &r.count));
+    }
+}
+
+/// The EMO loss of logits [..., V] (float or double) against targets, with the cost embedding
+/// E [V, h] (not differentiated): value and d/dlogits. Targets are integers [...] (ignore_index
+/// skips a position) or, with the logits' floating type and shape, soft target distributions.
+/// Throws std::invalid_argument naming the shapes, or an out-of-range target and its position.
+/// Example: `auto r = emo_loss(logits, targets, lm_head_weight, {.objective = emo_objective::mode1});`
+template <class L, class Tg, class E>
+    requires xt::is_xexpression<L>::value
+auto emo_loss(const L& logits, const Tg& targets, const E& cost_embedding, const emo_options& opts = {}) {
+    emo_result<typename L::value_type> r;
+    emo_loss_into(r, logits, targets, cost_embedding, opts);
+    return r;
+}
+
+namespace tex {
+
+/// The EMO loss as a node of a tensor program: logits L [..., V], integer targets Tg, cost
+/// embedding E [V, h] (no gradient flows into E, even when it is a live parameter: the "adaptive"
+/// variant). Objective, ignore index and cap (a sym rational) are part of the type.
+template <emo_objective O, long Ignore, class Cap, class L, class Tg, class E>
+struct EmoLoss {
+    using children = meta::type_list<L, Tg, E>;
+    static constexpr const char* name = "emo_loss";
+    template <class T>
+    struct extra {
+        xt::xarray<T> dz;  // the gradient for a unit adjoint, computed with the value
+    };
+
+    template <class Ctx>
+    static void forward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        const cview<T>& z = ctx.template in<L>();
+        const cview<T>& e = ctx.template in<E>();
+        const auto s = exprgrad::detail::check_emo_shapes<T>(z.shape, ctx.template in<Tg>().shape, e.shape, false);
+        auto& ex = ctx.template extra<EmoLoss>();
+        fit(ex.dz, z.shape);
+        const emo_options opts{O, Ignore, Cap::value};
+        const double loss = exprgrad::detail::emo_hard(z.data, ctx.template ints<Tg>(), e.data, s, opts, ex.dz.data(),
+                                                        nullptr, nullptr, nullptr);
+        ctx.template out<EmoLoss>(dims{})[0] = static_cast<T>(loss);
+    }
+
+    template <class Ctx>
+    static void backward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        if constexpr (Ctx::template needs<L>) {
+            const adjoint_view<T> g = ctx.template adj<EmoLoss>();
+            const T gv = g.uniform ? g.value : g.data[0];
+            const auto& dz = ctx.template extra<EmoLoss>().dz;
+            bool add = false;
+            T* d = ctx.template grad<L>(add);
+            for (std::size_t i = 0; i < dz.size(); ++i) d[i] = add ? d[i] + gv * dz.data()[i] : gv * dz.data()[i];
+        }
+    }
+};
+
+/// The EMO loss node: `emo_loss<emo_objective::mode1>(Z, Y, E)`; ignore index -100 and cap 3 by
+/// default.
+template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap = sym::Const<3>, TensorExpr L,
+          TensorExpr Tg, TensorExpr E>
+constexpr EmoLoss<O, Ignore, Cap, L, Tg, E> emo_loss(L, Tg, E) {
+    return {};
+}
+
+}  // namespace tex
+
+}  // namespace exprgrad

@@ -1,0 +1,265 @@
+// The EMO loss: the V = 4 toy values of research notes articles_part1.md §2.4 for every objective,
+// finite differences, a naive float64 implementation with the V×V cost matrix, soft targets,
+// huge logits, ignored positions, zero embedding rows, bad shapes, and the tensor node.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "exprgrad/exprgrad.hpp"
+#include "exprgrad/ops/emo.hpp"
+
+using namespace exprgrad;
+
+namespace {
+// The toy of notes §2.4: V = 4, h = 3, target 0.
+xt::xarray<double> toy_e() {
+    xt::xarray<double> e = xt::xarray<double>::from_shape({4, 3});
+    const double v[] = {1, 0, 0, 0.8, 0.6, 0, 0, 1, 0, 0, 0, 2};
+    std::copy(v, v + 12, e.begin());
+    return e;
+}
+xt::xarray<double> toy_z() { return xt::xarray<double>({{1.0, 2.0, 0.5, -1.0}}); }
+xt::xarray<long> toy_t() { return xt::xarray<long>({0}); }
+
+void check_vec(const xt::xarray<double>& got, std::initializer_list<double> want, double tol) {
+    std::size_t i = 0;
+    for (double w : want) {
+        INFO("entry " << i);
+        CHECK(got.data()[i] == doctest::Approx(w).epsilon(tol));
+        ++i;
+    }
+}
+
+// Naive float64 reference with the V×V cost matrix and the product coupling (hard or soft target).
+struct naive_result {
+    double ce, emo;
+    std::vector<double> dce, demo;
+};
+naive_result naive(const std::vector<double>& z, const std::vector<double>& tau, const xt::xarray<double>& e) {
+    const std::size_t V = z.size(), h = e.shape()[1];
+    std::vector<std::vector<double>> eh(V, std::vector<double>(h));
+    for (std::size_t i = 0; i < V; ++i) {
+        double n = 0;
+        for (std::size_t j = 0; j < h; ++j) n += e(i, j) * e(i, j);
+        n = std::max(std::sqrt(n), 1e-12);
+        for (std::size_t j = 0; j < h; ++j) eh[i][j] = e(i, j) / n;
+    }
+    std::vector<std::vector<double>> C(V, std::vector<double>(V));
+    for (std::size_t i = 0; i < V; ++i)
+        for (std::size_t k = 0; k < V; ++k) {
+            double dot = 0;
+            for (std::size_t j = 0; j < h; ++j) dot += eh[i][j] * eh[k][j];
+            C[i][k] = 1 - dot;
+        }
+    double m = -INFINITY;
+    for (double v : z) m = std::max(m, v);
+    double s = 0;
+    for (double v : z) s += std::exp(v - m);
+    std::vector<double> p(V);
+    for (std::size_t i = 0; i < V; ++i) p[i] = std::exp(z[i] - m) / s;
+    naive_result r{0, 0, std::vector<double>(V), std::vector<double>(V)};
+    double mass = 0;
+    for (double t : tau) mass += t;
+    std::vector<double> c(V, 0.0);
+    for (std::size_t i = 0; i < V; ++i)
+        for (std::size_t j = 0; j < V; ++j) c[i] += tau[j] * C[i][j];
+    for (std::size_t i = 0; i < V; ++i) {
+        r.ce -= tau[i] * std::log(p[i]);
+        r.emo += p[i] * c[i];
+    }
+    for (std::size_t i = 0; i < V; ++i) {
+        r.dce[i] = mass * p[i] - tau[i];
+        r.demo[i] = p[i] * (c[i] - r.emo);
+    }
+    return r;
+}
+}  // namespace
+
+TEST_CASE("notes §2.4 toy: ce and emo values and gradients") {
+    auto ce = emo_loss(toy_z(), toy_t(), toy_e(), {.objective = emo_objective::ce});
+    CHECK(ce.loss == doctest::Approx(1.495182).epsilon(1e-6));
+    check_vec(ce.dlogits, {-0.775792, 0.609460, 0.135989, 0.030343}, 1e-5);
+    auto emo = emo_loss(toy_z(), toy_t(), toy_e(), {.objective = emo_objective::emo});
+    CHECK(emo.loss == doctest::Approx(0.288224).epsilon(1e-6));
+    check_vec(emo.dlogits, {-0.064622, -0.053769, 0.096794, 0.021598}, 1e-5);
+}
+
+TEST_CASE("notes §2.4 toy: mode1, mode1_capped (the PyPI form) and mode2") {
+    auto m1 = emo_loss(toy_z(), toy_t(), toy_e(), {.objective = emo_objective::mode1});
+    CHECK(m1.loss == doctest::Approx(1.495182).epsilon(1e-6));
+    check_vec(m1.dlogits, {-0.555512, 0.165265, 0.319056, 0.071191}, 1e-5);
+    auto m2 = emo_loss(toy_z(), toy_t(), toy_e(), {.objective = emo_objective::mode2});
+    CHECK(m2.loss == doctest::Approx(0.576448).epsilon(1e-6));
+    check_vec(m2.dlogits, {-0.214170, 0.063716, 0.123008, 0.027447}, 1e-5);
+    auto capped = emo_loss(toy_z(), toy_t(), toy_e(), {.objective = emo_objective::mode1_capped, .cap = 3.0});
+    CHECK(capped.loss == doctest::Approx(1.179927).epsilon(1e-6));
+    // grad = ½(∂mle + 3 ∂emo)
+    const double dmle[] = {-0.775792, 0.609460, 0.135989, 0.030343};
+    const double demo[] = {-0.064622, -0.053769, 0.096794, 0.021598};
+    for (int k = 0; k < 4; ++k) CHECK(capped.dlogits.data()[k] == doctest::Approx(0.5 * (dmle[k] + 3 * demo[k])).epsilon(1e-5));
+}
+
+TEST_CASE("against a naive float64 implementation with the V×V cost matrix, and finite differences") {
+    const std::size_t N = 5, V = 7, h = 3;
+    rng g(11);
+    xt::xarray<double> z = xt::xarray<double>::from_shape({N, V}), e = xt::xarray<double>::from_shape({V, h});
+    for (auto& v : z) v = 4 * g.uniform() - 2;
+    for (auto& v : e) v = 2 * g.uniform() - 1;
+    xt::xarray<long> t = {3, -100, 0, 6, 2};
+    for (auto obj : {emo_objective::ce, emo_objective::emo, emo_objective::mode1, emo_objective::mode1_capped,
+                     emo_objective::mode2}) {
+        const emo_options o{.objective = obj, .cap = 1.5};
+        auto r = emo_loss(z, t, e, o);
+        double loss = 0;
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < N; ++i) {
+            if (t(i) == -100) continue;
+            ++n;
+        }
+        for (std::size_t i = 0; i < N; ++i) {
+            std::vector<double> zi(V), tau(V, 0.0);
+            for (std::size_t k = 0; k < V; ++k) zi[k] = z(i, k);
+            if (t(i) == -100) {
+                for (std::size_t k = 0; k < V; ++k) CHECK(r.dlogits(i, k) == 0.0);
+                continue;
+            }
+            tau[static_cast<std::size_t>(t(i))] = 1;
+            const auto ref = naive(zi, tau, e);
+            double a = 0, b = 0;
+            switch (obj) {
+                case emo_objective::ce: a = 1, b = 0; break;
+                case emo_objective::emo: a = 0, b = 1; break;
+                case emo_objective::mode1: a = 0.5, b = 0.5 * ref.ce / (ref.emo + 1e-10); break;
+                case emo_objective::mode1_capped: a = 0.5, b = 0.5 * std::min(ref.ce / (ref.emo + 1e-10), 1.5); break;
+                case emo_objective::mode2: a = ref.emo / (ref.ce + 1e-10), b = 1; break;
+            }
+            loss += (a * ref.ce + b * ref.emo) / static_cast<double>(n);
+            for (std::size_t k = 0; k < V; ++k) {
+                CHECK(r.dlogits(i, k) ==
+                      doctest::Approx((a * ref.dce[k] + b * ref.demo[k]) / static_cast<double>(n)).epsilon(1e-10));
+            }
+        }
+        CHECK(r.loss == doctest::Approx(loss).epsilon(1e-12));
+    }
+    // finite differences of the value for the objectives without stop-gradient weights
+    for (auto obj : {emo_objective::ce, emo_objective::emo}) {
+        const emo_options o{.objective = obj};
+        auto r = emo_loss(z, t, e, o);
+        for (std::size_t idx : {0u, 8u, 20u, 34u}) {
+            xt::xarray<double> zp = z, zm = z;
+            zp.data()[idx] += 1e-6;
+            zm.data()[idx] -= 1e-6;
+            const double fd = (emo_loss(zp, t, e, o).loss - emo_loss(zm, t, e, o).loss) / 2e-6;
+            CHECK(r.dlogits.data()[idx] == doctest::Approx(fd).epsilon(1e-7));
+        }
+    }
+}
+
+TEST_CASE("soft targets: the product-coupling bound without the V×V matrix; one-hot equals hard") {
+    const std::size_t N = 3, V = 6, h = 4;
+    rng g(12);
+    xt::xarray<double> z = xt::xarray<double>::from_shape({N, V}), e = xt::xarray<double>::from_shape({V, h});
+    xt::xarray<double> tau = xt::zeros<double>({N, V});
+    for (auto& v : z) v = 4 * g.uniform() - 2;
+    for (auto& v : e) v = 2 * g.uniform() - 1;
+    for (std::size_t i = 0; i < N; ++i) {
+        double s = 0;
+        for (std::size_t k = 0; k < V; ++k) s += tau(i, k) = g.uniform();
+        for (std::size_t k = 0; k < V; ++k) tau(i, k) /= s;
+    }
+    auto r = emo_loss(z, tau, e, {.objective = emo_objective::emo});
+    double want = 0;
+    for (std::size_t i = 0; i < N; ++i) {
+        std::vector<double> zi(V), ti(V);
+        for (std::size_t k = 0; k < V; ++k) zi[k] = z(i, k), ti[k] = tau(i, k);
+        const auto ref = naive(zi, ti, e);
+        want += ref.emo / N;
+        for (std::size_t k = 0; k < V; ++k) CHECK(r.dlogits(i, k) == doctest::Approx(ref.demo[k] / N).epsilon(1e-10));
+    }
+    CHECK(r.loss == doctest::Approx(want).epsilon(1e-12));
+    xt::xarray<double> onehot = xt::zeros<double>({N, V});
+    xt::xarray<long> hard = {2, 0, 5};
+    for (std::size_t i = 0; i < N; ++i) onehot(i, static_cast<std::size_t>(hard(i))) = 1;
+    for (auto obj : {emo_objective::ce, emo_objective::mode1, emo_objective::mode2}) {
+        auto a = emo_loss(z, onehot, e, {.objective = obj});
+        auto b = emo_loss(z, hard, e, {.objective = obj});
+        CHECK(a.loss == doctest::Approx(b.loss).epsilon(1e-12));
+        for (std::size_t k = 0; k < a.dlogits.size(); ++k) CHECK(a.dlogits.data()[k] == doctest::Approx(b.dlogits.data()[k]).epsilon(1e-10));
+    }
+}
+
+TEST_CASE("huge logits, zero embedding rows, float32, all positions ignored") {
+    xt::xarray<double> e = toy_e();
+    xt::xarray<double> z = {{1e4, -1e4, 0.0, 1e4 - 3}};
+    auto r = emo_loss(z, toy_t(), e, {.objective = emo_objective::mode1});
+    CHECK(std::isfinite(r.loss));
+    for (double v : r.dlogits) CHECK(std::isfinite(v));
+    xt::xarray<double> e0 = e;
+    for (std::size_t j = 0; j < 3; ++j) e0(2, j) = 0;  // a padded vocabulary slot
+    auto r0 = emo_loss(toy_z(), toy_t(), e0, {.objective = emo_objective::emo});
+    CHECK(std::isfinite(r0.loss));
+    for (double v : r0.dlogits) CHECK(std::isfinite(v));
+    xt::xarray<float> zf = xt::cast<float>(toy_z());
+    xt::xarray<float> ef = xt::cast<float>(e);
+    auto rf = emo_loss(zf, toy_t(), ef, {.objective = emo_objective::mode1});
+    CHECK(rf.loss == doctest::Approx(1.495182).epsilon(1e-5));
+    CHECK(rf.emo >= 0.0);
+    xt::xarray<long> none = {-100};
+    auto ri = emo_loss(toy_z(), none, e);
+    CHECK(ri.loss == 0.0);
+    CHECK(ri.count == 0);
+    for (double v : ri.dlogits) CHECK(v == 0.0);
+}
+
+TEST_CASE("bad input throws naming the shapes or the value") {
+    xt::xarray<double> e = toy_e();
+    xt::xarray<long> bad = {4};
+    CHECK_THROWS_WITH_AS(emo_loss(toy_z(), bad, e), "exprgrad::emo_loss: target 4 at position 0 is out of range for 4 classes",
+                         std::invalid_argument);
+    xt::xarray<long> two = {0, 1};
+    CHECK_THROWS_WITH_AS(emo_loss(toy_z(), two, e),
+                         "exprgrad::emo_loss: targets of shape (2,) do not match logits of shape (1, 4) (targets have "
+                         "the logits' shape without the last axis)",
+                         std::invalid_argument);
+    xt::xarray<double> e5 = xt::zeros<double>({5, 3});
+    CHECK_THROWS_WITH_AS(emo_loss(toy_z(), toy_t(), e5),
+                         "exprgrad::emo_loss: cost embedding of shape (5, 3) does not match 4 classes of logits (1, 4) "
+                         "(it must be [V, h])",
+                         std::invalid_argument);
+}
+
+TEST_CASE("the tensor node equals the eager kernel, inside value_and_grad") {
+    const std::size_t N = 6, V = 9, h = 5, H = 4;
+    rng g(13);
+    xt::xarray<double> x = xt::xarray<double>::from_shape({N, H}), w = xt::xarray<double>::from_shape({H, V}),
+                       e = xt::xarray<double>::from_shape({V, h});
+    for (auto& v : x) v = 2 * g.uniform() - 1;
+    for (auto& v : w) v = 2 * g.uniform() - 1;
+    for (auto& v : e) v = 2 * g.uniform() - 1;
+    xt::xarray<long> t = {1, 8, -100, 0, 4, 4};
+    constexpr auto X = tensor<0>;
+    constexpr auto W = tensor<1>;
+    constexpr auto Y = tensor<2>;
+    constexpr auto E = tensor<3>;
+    auto prog = value_and_grad(tex::emo_loss<emo_objective::mode1>(matmul(X, W), Y, E), wrt<1, 3>);
+    auto [loss, grads] = prog(x, w, t, e);
+    xt::xarray<double> z = xt::zeros<double>({N, V});
+    for (std::size_t i = 0; i < N; ++i)
+        for (std::size_t k = 0; k < V; ++k)
+            for (std::size_t j = 0; j < H; ++j) z(i, k) += x(i, j) * w(j, k);
+    auto eager = emo_loss(z, t, e, {.objective = emo_objective::mode1});
+    CHECK(loss == doctest::Approx(eager.loss).epsilon(1e-12));
+    // dW = Xᵀ dZ
+    for (std::size_t j = 0; j < H; ++j)
+        for (std::size_t k = 0; k < V; ++k) {
+            double want = 0;
+            for (std::size_t i = 0; i < N; ++i) want += x(i, j) * eager.dlogits(i, k);
+            CHECK(std::get<0>(grads)(j, k) == doctest::Approx(want).epsilon(1e-10));
+        }
+    // no gradient flows into the cost embedding (the adaptive variant detaches it)
+    for (double v : std::get<1>(grads)) CHECK(v == 0.0);
+}
