@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(meson ninja-build g++ pkg-config python3 libboost-dev libxtensor-dev libxsimd-dev xtl-dev doctest-dev
-          libbenchmark-dev libopenblas-dev libxtensor-blas-dev libcli11-dev)
+          libbenchmark-dev libopenblas-dev libxtensor-blas-dev libcli11-dev fortunes fortunes-zh)
+fuzz_packages=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)
 
 install_missing() {
     local missing=()
@@ -49,7 +50,7 @@ case "${1:-build}" in
         configure build
         start=$SECONDS
         meson compile -C build -j "$jobs"
-        meson test -C build --num-processes "$jobs" --print-errorlogs
+        meson test -C build --num-processes "$jobs" --print-errorlogs | tee build/test-summary.log
         echo "setup: release build and suite took $((SECONDS - start)) s"
         # The unit tests again with ASan + UBSan at -O1 (examples, tools and benchmarks excluded).
         start=$SECONDS
@@ -58,8 +59,19 @@ case "${1:-build}" in
         meson compile -C build-sanitize -j "$jobs" $(meson introspect build-sanitize --targets |
             python3 -c 'import json,sys; print(" ".join(t["name"] for t in json.load(sys.stdin) if t["name"].startswith("test_")))')
         UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-            meson test -C build-sanitize --suite unit --num-processes "$jobs" --print-errorlogs
+            meson test -C build-sanitize --suite unit --num-processes "$jobs" --print-errorlogs |
+            tee build-sanitize/test-summary.log
         echo "setup: sanitizer build and unit tests took $((SECONDS - start)) s"
+        # libFuzzer on vocabulary parsing and encoding, at most 60 seconds.
+        install_missing "${fuzz_packages[@]}"
+        start=$SECONDS
+        FUZZ_SECONDS=60 tests/fuzz/run_fuzz.sh build-fuzz
+        echo "setup: fuzzing took $((SECONDS - start)) s"
+        # One closing line over both runs (meson's own summaries are above).
+        ok=$(cat build/test-summary.log build-sanitize/test-summary.log | awk '/^Ok:/ {s += $2} END {print s + 0}')
+        bad=$(cat build/test-summary.log build-sanitize/test-summary.log | awk '/^Fail:|^Timeout:/ {s += $2} END {print s + 0}')
+        echo "tests: $ok passed, $bad failed"
+        [ "$bad" -eq 0 ]
         ;;
     build)
         install_missing "${packages[@]}"

@@ -3,11 +3,13 @@
 #include <iostream>
 
 #include "subcommands.hpp"
+#include "tok.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"exprgrad: compile-time symbolic differentiation, structured ops and their analyses"};
     app.require_subcommand(1);
     exprgrad::cli::register_abc(app);
+    exprgrad::cli::register_tok(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,0 +1,98 @@
+// The vocabulary of a unigram tokenizer: an ordered list of pieces (byte strings with a natural-log score
+// and a kind), indexed by id and by text. Standard headers only; the file formats are in vocab_io.hpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace exprgrad::text {
+
+/// A piece id: its index in the vocabulary.
+using piece_id = std::int32_t;
+
+/// The reserved ids of the native format and of vocabularies made by this library (training, jieba import):
+/// `<pad>`, `<bos>`, `<eos>` and `<mask>` are control pieces 0–3. Imported SentencePiece vocabularies keep
+/// SentencePiece's own ids instead (`<unk>`, `<s>`, `</s>` at 0–2 by default).
+inline constexpr piece_id pad_id = 0;
+inline constexpr piece_id bos_id = 1;
+inline constexpr piece_id eos_id = 2;
+inline constexpr piece_id mask_id = 3;
+/// The names of the reserved control pieces, in id order.
+inline constexpr std::string_view special_names[4] = {"<pad>", "<bos>", "<eos>", "<mask>"};
+
+/// What a piece is.
+enum class PieceKind : std::uint8_t {
+    normal,   ///< matched in text; its bytes are its text
+    control,  ///< a name such as `<bos>`: never matched inside text, decodes to nothing
+    byte,     ///< byte fallback: exactly one byte, used only where no normal piece covers that byte
+};
+
+/// One vocabulary entry. `text` holds raw bytes (any bytes; for control pieces, the name).
+struct Piece {
+    std::string text;
+    double score = 0.0;  ///< natural-log score, any finite real (log-probabilities are ≤ 0, imported scores may not be)
+    PieceKind kind = PieceKind::normal;
+
+    friend bool operator==(const Piece&, const Piece&) = default;
+};
+
+/// An ordered set of pieces. Invariants, checked by add(): scores are finite; normal and byte pieces are
+/// non-empty and unique by text (a normal and a byte piece may not share a text either); byte pieces are
+/// exactly one byte; control names are unique among control pieces.
+///
+/// Example:
+///     Vocabulary v = Vocabulary::with_specials();   // ids 0-3: <pad> <bos> <eos> <mask>
+///     piece_id id = v.add("ing", -3.2);
+///     assert(v.find("ing") == id);
+class Vocabulary {
+  public:
+    Vocabulary() = default;
+
+    /// A vocabulary holding just the four reserved control pieces at ids 0–3.
+    static Vocabulary with_specials() {
+        Vocabulary v;
+        for (std::string_view name : special_names) v.add(std::string(name), 0.0, PieceKind::control);
+        return v;
+    }
+
+    /// Appends a piece and returns its id. Throws std::invalid_argument naming the piece if the score is
+    /// NaN or infinite, the text is empty, a byte piece is not one byte long, or the text duplicates a
+    /// piece of the same namespace (normal and byte pieces share one, control pieces have their own).
+    piece_id add(std::string text, double score, PieceKind kind = PieceKind::normal);
+
+    /// The number of pieces, V.
+    std::size_t size() const noexcept { return pieces_.size(); }
+    bool empty() const noexcept { return pieces_.empty(); }
+
+    /// The piece with id `id`; the index must be in [0, V).
+    const Piece& operator[](piece_id id) const { return pieces_[static_cast<std::size_t>(id)]; }
+    /// The same, throwing std::out_of_range naming the id if it is not in [0, V).
+    const Piece& at(piece_id id) const;
+    const std::vector<Piece>& pieces() const noexcept { return pieces_; }
+
+    /// The id of the normal or byte piece whose text is `text`, if any.
+    std::optional<piece_id> find(std::string_view text) const;
+    /// The id of the control piece named `name`, if any.
+    std::optional<piece_id> find_control(std::string_view name) const;
+
+    /// Replaces the score of piece `id` (finite; throws std::invalid_argument otherwise, std::out_of_range
+    /// for a bad id). Models hold their own copy: see UnigramModel::set_score.
+    void set_score(piece_id id, double score);
+
+    /// True if ids 0–3 are the reserved control pieces `<pad> <bos> <eos> <mask>`.
+    bool has_reserved_specials() const noexcept;
+
+    friend bool operator==(const Vocabulary& a, const Vocabulary& b) { return a.pieces_ == b.pieces_; }
+
+  private:
+    std::vector<Piece> pieces_;
+    std::unordered_map<std::string, piece_id> text_index_;     // normal and byte pieces
+    std::unordered_map<std::string, piece_id> control_index_;  // control pieces
+};
+
+}  // namespace exprgrad::text

@@ -1,0 +1,227 @@
+// `exprgrad tok`: train, encode, sample, decode and score with a unigram tokenizer (docs/tokenizer.md,
+// "Command-line contract"). Every subcommand but train reads stdin and writes stdout, one text per line.
+#include "tok.hpp"
+
+#include <cstdio>
+#include <exprgrad/text/piece_format.hpp>
+#include <exprgrad/text/trainer.hpp>
+#include <exprgrad/text/unigram_model.hpp>
+#include <exprgrad/text/vocab_io.hpp>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace exprgrad::cli {
+
+namespace {
+
+using text::Span;
+using text::UnigramModel;
+
+struct Settings {
+    std::string vocab;
+    std::string format = "native";
+    double alpha = 0.0;
+    std::uint64_t seed = 0;
+    std::size_t count = 1;
+    std::string sampler = "reservoir";
+    // train
+    std::string output;
+    std::vector<std::string> inputs;
+    std::size_t vocab_size = 8000;
+    std::size_t max_piece_length = 16;
+    double coverage = 0.9995;
+    bool no_utf8 = false;
+    bool no_split = false;
+    bool quiet = false;
+};
+
+[[noreturn]] void fail(const std::string& command, const std::string& message) {
+    std::cerr << "exprgrad tok " << command << ": " << message << '\n';
+    throw CLI::RuntimeError(1);
+}
+
+UnigramModel load(const Settings& s, const std::string& command) {
+    try {
+        return text::load_model(s.vocab, text::parse_vocab_format(s.format));
+    } catch (const std::exception& e) {
+        fail(command, e.what());
+    }
+}
+
+// Buffered stdout; lines are written in large blocks.
+class Output {
+  public:
+    ~Output() { flush_quietly(); }
+    void line(std::string_view s) {
+        buffer_.append(s);
+        buffer_ += '\n';
+        if (buffer_.size() > (1u << 16)) flush_quietly();
+    }
+    bool finish() {
+        flush_quietly();
+        return std::fflush(stdout) == 0 && !std::ferror(stdout);
+    }
+
+  private:
+    void flush_quietly() {
+        if (!buffer_.empty()) std::fwrite(buffer_.data(), 1, buffer_.size(), stdout);
+        buffer_.clear();
+    }
+    std::string buffer_;
+};
+
+template <class PerLine>
+void stream_lines(const std::string& command, PerLine&& per_line) {
+    std::ios::sync_with_stdio(false);
+    Output out;
+    bool ok = true;
+    std::size_t number = 0;
+    for (std::string line; std::getline(std::cin, line);) {
+        ++number;
+        try {
+            per_line(line, out);
+        } catch (const std::exception& e) {
+            std::cerr << "exprgrad tok " << command << ": line " << number << ": " << e.what() << '\n';
+            ok = false;
+        }
+    }
+    if (!out.finish()) fail(command, "cannot write to stdout");
+    if (!ok) throw CLI::RuntimeError(1);
+}
+
+std::string formatted(const UnigramModel& m, std::string_view line, const std::vector<Span>& spans) {
+    return text::format_segmentation(line, spans, m.options().mode == text::Mode::sentencepiece);
+}
+
+void add_model_options(CLI::App* sub, Settings& s) {
+    sub->add_option("--vocab", s.vocab, "Vocabulary file")->required();
+    sub->add_option("--vocab-format", s.format, "native (default), spm (SentencePiece piece<TAB>score) or jieba")
+        ->check(CLI::IsMember({"native", "spm", "jieba"}));
+}
+
+void run_train(const Settings& s) {
+    text::TrainOptions opt;
+    opt.vocab_size = s.vocab_size;
+    opt.max_piece_length = s.max_piece_length;
+    opt.character_coverage = s.coverage;
+    opt.utf8_boundaries = !s.no_utf8;
+    opt.split_by_whitespace = !s.no_split;
+    if (!s.quiet) {
+        opt.progress = [](const text::TrainProgress& p) {
+            std::fprintf(stderr, "exprgrad tok train: %6.1fs %-6s round %2zu  %8zu pieces", p.seconds,
+                         std::string(p.stage).c_str(), p.round, p.pieces);
+            if (p.stage == "em") std::fprintf(stderr, "  %.6f nats/byte", p.objective);
+            std::fputc('\n', stderr);
+        };
+    }
+    text::WordCounts words;
+    auto read = [&](std::istream& in) {
+        for (std::string line; std::getline(in, line);) text::count_words(line, opt.split_by_whitespace, words);
+    };
+    if (s.inputs.empty()) {
+        read(std::cin);
+    } else {
+        for (const auto& path : s.inputs) {
+            std::ifstream in(path, std::ios::binary);
+            if (!in) fail("train", "cannot open " + path);
+            read(in);
+        }
+    }
+    try {
+        const UnigramModel m = text::train_unigram(words, opt);
+        text::save_native(s.output, m.vocabulary(), m.options());
+        if (!s.quiet) std::fprintf(stderr, "exprgrad tok train: wrote %zu pieces to %s\n", m.size(), s.output.c_str());
+    } catch (const CLI::RuntimeError&) {
+        throw;
+    } catch (const std::exception& e) {
+        fail("train", e.what());
+    }
+}
+
+}  // namespace
+
+void register_tok(CLI::App& app) {
+    auto s = std::make_shared<Settings>();
+    CLI::App* tok = app.add_subcommand("tok", "Unigram tokenizer: train, encode, sample, decode, score");
+    tok->require_subcommand(1);
+    tok->footer(
+        "Each input line (without its newline) is one text. Pieces are printed joined by single spaces; inside a\n"
+        "piece a space is written U+2581, tab/CR/LF/backslash as \\t \\r \\n \\\\, and a byte that is not part of\n"
+        "valid UTF-8 as <0xAB>. Formats and algorithms: docs/tokenizer.md.");
+
+    CLI::App* encode = tok->add_subcommand("encode", "Viterbi segmentation of each stdin line");
+    add_model_options(encode, *s);
+    encode->footer(
+        "--vocab-format spm applies the SentencePiece-compatible mode (spaces match U+2581 pieces; runs of unknown\n"
+        "characters print as one piece); jieba the jieba-compatible mode (jieba.cut(text, HMM=False) on Han runs).");
+    encode->callback([s] {
+        const UnigramModel m = load(*s, "encode");
+        stream_lines("encode",
+                     [&](const std::string& line, Output& out) { out.line(formatted(m, line, m.encode_spans(line))); });
+    });
+
+    CLI::App* sample = tok->add_subcommand("sample", "Random segmentations of each stdin line");
+    add_model_options(sample, *s);
+    sample->add_option("--alpha", s->alpha, "Inverse temperature: P(seg) ∝ exp(alpha·score); < 0: Viterbi, 0: uniform")
+        ->required();
+    sample->add_option("--seed", s->seed, "Seed of the random generator (xoshiro256**)")->required();
+    sample->add_option("--count", s->count, "Segmentations per input line (default 1)")->check(CLI::PositiveNumber);
+    sample
+        ->add_option("--sampler", s->sampler,
+                     "reservoir (default, post 9811's exact single pass), ffbs (exact), biased (post 9768's, biased)")
+        ->check(CLI::IsMember({"reservoir", "ffbs", "biased"}));
+    sample->callback([s] {
+        const UnigramModel m = load(*s, "sample");
+        const text::Sampler how = s->sampler == "ffbs"     ? text::Sampler::ffbs
+                                  : s->sampler == "biased" ? text::Sampler::biased_sigmoid
+                                                           : text::Sampler::reservoir;
+        rng gen(s->seed);
+        stream_lines("sample", [&](const std::string& line, Output& out) {
+            for (std::size_t k = 0; k < s->count; ++k)
+                out.line(formatted(m, line, m.sample_spans(line, s->alpha, gen, how)));
+        });
+    });
+
+    CLI::App* score = tok->add_subcommand("score", "log Z and entropy (nats) of each stdin line's segmentations");
+    add_model_options(score, *s);
+    score->add_option("--alpha", s->alpha, "Inverse temperature, >= 0")->required();
+    score->footer("Prints logZ<TAB>entropy per line with 17 significant digits.");
+    score->callback([s] {
+        if (!(s->alpha >= 0) || s->alpha == std::numeric_limits<double>::infinity()) {
+            fail("score", "--alpha must be finite and >= 0");
+        }
+        const UnigramModel m = load(*s, "score");
+        char buffer[64];
+        stream_lines("score", [&](const std::string& line, Output& out) {
+            const text::LatticeStats st = m.analyze(line, s->alpha, false);
+            std::snprintf(buffer, sizeof buffer, "%.17g\t%.17g", st.log_partition, st.entropy);
+            out.line(buffer);
+        });
+    });
+
+    CLI::App* decode = tok->add_subcommand("decode", "Bytes of each stdin line of pieces (the inverse of encode)");
+    decode->callback([] {
+        stream_lines("decode", [&](const std::string& line, Output& out) { out.line(text::parse_pieces(line)); });
+    });
+
+    CLI::App* train = tok->add_subcommand("train", "Train a unigram vocabulary (EM + pruning) on text files or stdin");
+    train->add_option("--vocab-size", s->vocab_size, "Total pieces, specials and the 256 bytes included (>= 261)")
+        ->check(CLI::Range(std::size_t{261}, std::size_t{1} << 30));
+    train->add_option("--output,-o", s->output, "Native vocabulary file to write (atomically)")->required();
+    train->add_option("--max-piece-length", s->max_piece_length, "Longest piece in bytes (default 16)")
+        ->check(CLI::Range(std::size_t{2}, std::size_t{1024}));
+    train->add_option("--character-coverage", s->coverage, "Code points kept whole until this coverage (0.9995)")
+        ->check(CLI::Range(0.0, 1.0));
+    train->add_flag("--no-utf8-boundaries", s->no_utf8, "Let pieces split UTF-8 code points");
+    train->add_flag("--no-split-whitespace", s->no_split, "Let pieces contain inner spaces");
+    train->add_flag("--quiet,-q", s->quiet, "No progress on stderr");
+    train->add_option("FILES", s->inputs, "Text files (default: stdin)");
+    train->callback([s] { run_train(*s); });
+}
+
+}  // namespace exprgrad::cli

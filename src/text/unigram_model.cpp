@@ -1,0 +1,620 @@
+// The lattice algorithms of the unigram tokenizer (include/exprgrad/text/unigram_model.hpp).
+//
+// Every algorithm walks the lattice "push" style: positions s in order (left to right, or right to left for
+// backward quantities), and from each s the edges (s, e) that the mode allows, found by walking the trie.
+// Edges into one end e therefore arrive with decreasing length (increasing s), which is the tie order of
+// native and SentencePiece Viterbi; the jieba mode runs right to left as jieba does. Nothing is stored per
+// edge: the arrays are O(n) (O(n·k) for k-best), in thread-local scratch reused across calls.
+#include <algorithm>
+#include <cmath>
+#include <exprgrad/text/unigram_model.hpp>
+#include <exprgrad/text/utf8.hpp>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace exprgrad::text {
+
+namespace {
+
+constexpr double neg_inf = -std::numeric_limits<double>::infinity();
+constexpr std::uint32_t none = 0xFFFFFFFFu;
+
+// log(exp(x) + exp(y)) for y finite; x may be −∞.
+inline double log_add(double x, double y) noexcept {
+    if (x == neg_inf) return y;
+    return x > y ? x + std::log1p(std::exp(y - x)) : y + std::log1p(std::exp(x - y));
+}
+
+struct Scratch {
+    std::vector<double> fwd, bwd;
+    std::vector<float> fwd32;
+    std::vector<std::uint32_t> from;
+    std::vector<piece_id> via;
+    std::vector<unsigned char> boundary;
+};
+
+Scratch& scratch() {
+    thread_local Scratch s;
+    return s;
+}
+
+void check_alpha(double alpha, const char* what, bool allow_negative) {
+    if (std::isnan(alpha) || alpha == std::numeric_limits<double>::infinity()) {
+        throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha is " +
+                                    (std::isnan(alpha) ? "NaN" : "+inf") + "; it must be finite");
+    }
+    if (!allow_negative && alpha < 0) {
+        throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha = " + std::to_string(alpha) +
+                                    " < 0; the segmentation distribution needs alpha >= 0");
+    }
+}
+
+void check_length(std::string_view text) {
+    if (text.size() >= none) throw std::length_error("UnigramModel: text longer than 2^32 - 2 bytes");
+}
+
+}  // namespace
+
+// The mode's edge set over one text. is_start(s): edges may leave s. edges_from(s, f) calls
+// f(e, id, score) for every edge (s, e) with increasing e.
+template <Mode M>
+struct LatticeWalker {
+    const UnigramModel& m;
+    const unsigned char* t;
+    std::size_t n;
+    const unsigned char* boundary;  // [n + 1]; null in the native mode without utf8_boundaries
+
+    LatticeWalker(const UnigramModel& model, std::string_view text) : m(model), n(text.size()), boundary(nullptr) {
+        t = reinterpret_cast<const unsigned char*>(text.data());
+        const bool need = M != Mode::native || m.options_.utf8_boundaries;
+        if (!need) return;
+        auto& b = scratch().boundary;
+        b.assign(n + 1, 0);
+        for (std::size_t i = 0; i < n;) {
+            b[i] = 1;
+            std::size_t len;
+            if constexpr (M == Mode::sentencepiece) {
+                len = std::min(sentencepiece_char_length(t[i]), n - i);
+            } else {
+                len = utf8_sequence_length(t + i, n - i);
+                if (len == 0) len = 1;  // an invalid byte is a character of its own
+            }
+            i += len;
+        }
+        b[n] = 1;
+        boundary = b.data();
+    }
+
+    // Native: single bytes leave every position. Compatible modes: only character starts.
+    bool is_start(std::size_t s) const noexcept { return M == Mode::native || boundary[s]; }
+
+    // The length of the character at s (compatible modes).
+    std::size_t char_length(std::size_t s) const noexcept {
+        std::size_t e = s + 1;
+        while (e < n && !boundary[e]) ++e;
+        return e - s;
+    }
+
+    template <class F>
+    void edges_from(std::size_t s, F&& f) const {
+        const unsigned char b = t[s];
+        const std::size_t room = std::min(n - s, m.trie_.max_key_length());
+        if constexpr (M == Mode::native) {
+            const piece_id byte = m.byte_id_[b];
+            f(s + 1, byte, m.scores_[static_cast<std::size_t>(byte)]);
+            if (boundary == nullptr) {
+                m.trie_.for_each_prefix(t + s, room, [&](std::size_t len, piece_id id) {
+                    f(s + len, id, m.scores_[static_cast<std::size_t>(id)]);
+                });
+            } else if (boundary[s]) {
+                m.trie_.for_each_prefix(t + s, room, [&](std::size_t len, piece_id id) {
+                    if (boundary[s + len]) f(s + len, id, m.scores_[static_cast<std::size_t>(id)]);
+                });
+            }
+        } else {
+            const std::size_t clen = char_length(s);
+            bool has_char_piece = false;  // sentencepiece: a piece of exactly one character; jieba: any word
+            if (clen == 1 && m.byte_is_normal_[b]) {
+                const piece_id byte = m.byte_id_[b];
+                f(s + 1, byte, m.scores_[static_cast<std::size_t>(byte)]);
+                has_char_piece = true;
+            }
+            m.trie_.for_each_prefix(t + s, room, [&](std::size_t len, piece_id id) {
+                if constexpr (M == Mode::sentencepiece) {
+                    // SentencePiece does not check where a piece ends (pieces are whole characters).
+                    if (len == clen) has_char_piece = true;
+                    f(s + len, id, m.scores_[static_cast<std::size_t>(id)]);
+                } else {
+                    if (!boundary[s + len]) return;
+                    has_char_piece = true;
+                    f(s + len, id, m.scores_[static_cast<std::size_t>(id)]);
+                }
+            });
+            if (!has_char_piece) f(s + clen, unknown_id, m.unknown_score_);
+        }
+    }
+};
+
+namespace {
+
+// Follows from/via back from n.
+std::vector<Span> backtrack(std::size_t n, const std::vector<std::uint32_t>& from, const std::vector<piece_id>& via) {
+    std::vector<Span> out;
+    for (std::size_t e = n; e > 0;) {
+        const std::uint32_t s = from[e];
+        out.push_back(Span{s, static_cast<std::uint32_t>(e), via[e]});
+        e = s;
+    }
+    std::reverse(out.begin(), out.end());
+    return out;
+}
+
+// Viterbi left to right; Score is double (native) or float (SentencePiece accumulates float32).
+template <Mode M, class Score>
+std::vector<Span> viterbi_forward(const LatticeWalker<M>& w, const std::vector<Score>& scores, Score unknown) {
+    auto& sc = scratch();
+    std::vector<Score>& best = [&]() -> std::vector<Score>& {
+        if constexpr (std::is_same_v<Score, float>) {
+            return sc.fwd32;
+        } else {
+            return sc.fwd;
+        }
+    }();
+    best.assign(w.n + 1, Score{0});
+    sc.from.assign(w.n + 1, none);
+    sc.via.assign(w.n + 1, unknown_id);
+    sc.from[0] = 0;
+    for (std::size_t s = 0; s < w.n; ++s) {
+        if (sc.from[s] == none || !w.is_start(s)) continue;
+        const Score here = best[s];
+        w.edges_from(s, [&](std::size_t e, piece_id id, double) {
+            const Score piece = id == unknown_id ? unknown : scores[static_cast<std::size_t>(id)];
+            const Score c = here + piece;
+            // The first candidate (the longest piece into e) is taken; a later one must be strictly better.
+            // (SentencePiece: the same rule in float32; see docs/tokenizer.md for the measured agreement.)
+            if (sc.from[e] == none || c > best[e]) {
+                best[e] = c;
+                sc.from[e] = static_cast<std::uint32_t>(s);
+                sc.via[e] = id;
+            }
+        });
+    }
+    return backtrack(w.n, sc.from, sc.via);
+}
+
+// jieba's route: right to left, best[s] = max over words (s, e) of score + best[e]; ties go to the larger e.
+std::vector<Span> viterbi_jieba(const LatticeWalker<Mode::jieba>& w) {
+    auto& sc = scratch();
+    sc.fwd.assign(w.n + 1, neg_inf);
+    sc.from.assign(w.n + 1, none);  // here: the end of the word chosen at s
+    sc.via.assign(w.n + 1, unknown_id);
+    sc.fwd[w.n] = 0;
+    for (std::size_t s = w.n; s-- > 0;) {
+        if (!w.is_start(s)) continue;
+        w.edges_from(s, [&](std::size_t e, piece_id id, double score) {
+            if (sc.fwd[e] == neg_inf) return;
+            const double c = score + sc.fwd[e];
+            // Edges come with increasing e, so ">=" lets the longer word win a tie, like jieba's max over
+            // (score, end) tuples.
+            if (sc.from[s] == none || c >= sc.fwd[s]) {
+                sc.fwd[s] = c;
+                sc.from[s] = static_cast<std::uint32_t>(e);
+                sc.via[s] = id;
+            }
+        });
+    }
+    std::vector<Span> out;
+    for (std::size_t s = 0; s < w.n;) {
+        const std::uint32_t e = sc.from[s];
+        out.push_back(Span{static_cast<std::uint32_t>(s), e, sc.via[s]});
+        s = e;
+    }
+    return out;
+}
+
+// Forward log partition functions into sc.fwd: fwd[e] = log Σ over paths 0 → e of exp(α·score).
+template <Mode M>
+void forward(const LatticeWalker<M>& w, double alpha) {
+    auto& f = scratch().fwd;
+    f.assign(w.n + 1, neg_inf);
+    f[0] = 0;
+    for (std::size_t s = 0; s < w.n; ++s) {
+        if (f[s] == neg_inf || !w.is_start(s)) continue;
+        const double here = f[s];
+        w.edges_from(s, [&](std::size_t e, piece_id, double score) { f[e] = log_add(f[e], here + alpha * score); });
+    }
+}
+
+// Backward log partition functions into sc.bwd: bwd[s] = log Σ over paths s → n; and, if `visit` is given,
+// visit(s, e, id, score, log posterior of the edge) for every edge on some path (needs sc.fwd).
+template <Mode M, class Visit>
+void backward(const LatticeWalker<M>& w, double alpha, Visit&& visit) {
+    auto& sc = scratch();
+    auto& b = sc.bwd;
+    b.assign(w.n + 1, neg_inf);
+    b[w.n] = 0;
+    const double log_z = sc.fwd.empty() ? 0.0 : sc.fwd[w.n];
+    for (std::size_t s = w.n; s-- > 0;) {
+        if (!w.is_start(s)) continue;
+        double acc = neg_inf;
+        w.edges_from(s, [&](std::size_t e, piece_id id, double score) {
+            if (b[e] == neg_inf) return;
+            const double tail = alpha * score + b[e];
+            acc = log_add(acc, tail);
+            if constexpr (!std::is_same_v<std::decay_t<Visit>, std::nullptr_t>) {
+                if (sc.fwd[s] != neg_inf) visit(s, e, id, score, sc.fwd[s] + tail - log_z);
+            }
+        });
+        b[s] = acc;
+    }
+}
+
+template <Mode M>
+std::vector<Span> sample_reservoir(const LatticeWalker<M>& w, double alpha, rng& gen) {
+    auto& sc = scratch();
+    auto& lz = sc.fwd;
+    lz.assign(w.n + 1, neg_inf);
+    sc.from.assign(w.n + 1, none);
+    sc.via.assign(w.n + 1, unknown_id);
+    lz[0] = 0;
+    for (std::size_t s = 0; s < w.n; ++s) {
+        if (lz[s] == neg_inf || !w.is_start(s)) continue;
+        const double here = lz[s];
+        w.edges_from(s, [&](std::size_t e, piece_id id, double score) {
+            const double c = here + alpha * score;  // prefix log partition function + α·score
+            if (lz[e] == neg_inf) {
+                // The first candidate has probability w/Z = 1: taken without a draw.
+                lz[e] = c;
+                sc.from[e] = static_cast<std::uint32_t>(s);
+                sc.via[e] = id;
+                return;
+            }
+            // New Z = Z + w; accept with probability w / (Z + w), computed from one exp.
+            const double d = c - lz[e];
+            double accept;
+            if (d > 0) {
+                const double q = std::exp(-d);
+                lz[e] = c + std::log1p(q);
+                accept = 1.0 / (1.0 + q);
+            } else {
+                const double q = std::exp(d);
+                lz[e] += std::log1p(q);
+                accept = q / (1.0 + q);
+            }
+            if (gen.uniform() < accept) {
+                sc.from[e] = static_cast<std::uint32_t>(s);
+                sc.via[e] = id;
+            }
+        });
+    }
+    return backtrack(w.n, sc.from, sc.via);
+}
+
+template <Mode M>
+std::vector<Span> sample_ffbs(const LatticeWalker<M>& w, double alpha, rng& gen) {
+    auto& sc = scratch();
+    sc.fwd.clear();
+    backward(w, alpha, nullptr);
+    const auto& b = sc.bwd;
+    std::vector<Span> out;
+    for (std::size_t s = 0; s < w.n;) {
+        const double u = gen.uniform();
+        double acc = 0;
+        Span chosen{}, last{};
+        bool done = false, any = false;
+        w.edges_from(s, [&](std::size_t e, piece_id id, double score) {
+            if (done || b[e] == neg_inf) return;
+            acc += std::exp(alpha * score + b[e] - b[s]);
+            last = Span{static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(e), id};
+            any = true;
+            if (u < acc) {
+                chosen = last;
+                done = true;
+            }
+        });
+        // The probabilities sum to 1 up to rounding: a u beyond the rounded sum takes the last edge.
+        if (!done) chosen = last;
+        if (!any) break;  // unreachable: every start has an edge on a path to n
+        out.push_back(chosen);
+        s = chosen.end;
+    }
+    return out;
+}
+
+template <Mode M>
+std::vector<Span> sample_biased(const LatticeWalker<M>& w, double alpha, rng& gen) {
+    auto& sc = scratch();
+    auto& path = sc.fwd;  // the score of the path held at each position (not a partition function)
+    path.assign(w.n + 1, 0.0);
+    sc.from.assign(w.n + 1, none);
+    sc.via.assign(w.n + 1, unknown_id);
+    sc.from[0] = 0;
+    for (std::size_t s = 0; s < w.n; ++s) {
+        if (sc.from[s] == none || !w.is_start(s)) continue;
+        const double here = path[s];
+        w.edges_from(s, [&](std::size_t e, piece_id id, double score) {
+            const double c = here + score;
+            bool take = sc.from[e] == none;
+            if (!take) take = gen.uniform() < 1.0 / (1.0 + std::exp(-alpha * (c - path[e])));
+            if (take) {
+                path[e] = c;
+                sc.from[e] = static_cast<std::uint32_t>(s);
+                sc.via[e] = id;
+            }
+        });
+    }
+    return backtrack(w.n, sc.from, sc.via);
+}
+
+struct NBestEntry {
+    double score;
+    std::uint32_t prev_pos;
+    std::uint32_t prev_rank;
+    piece_id id;
+};
+
+template <Mode M>
+std::vector<ScoredSegmentation> nbest_impl(const LatticeWalker<M>& w, std::size_t k) {
+    std::vector<ScoredSegmentation> result;
+    if (k == 0) return result;
+    const std::size_t n = w.n;
+    if (k > std::numeric_limits<std::uint32_t>::max() / 2 || (n + 1) > std::vector<NBestEntry>().max_size() / k) {
+        throw std::length_error("UnigramModel::nbest: n too large for this text");
+    }
+    std::vector<NBestEntry> table((n + 1) * k);
+    std::vector<std::uint32_t> count(n + 1, 0);
+    table[0] = NBestEntry{0.0, none, 0, unknown_id};
+    count[0] = 1;
+    for (std::size_t s = 0; s < n; ++s) {
+        if (count[s] == 0 || !w.is_start(s)) continue;
+        w.edges_from(s, [&](std::size_t e, piece_id id, double score) {
+            NBestEntry* list = &table[e * k];
+            for (std::uint32_t r = 0; r < count[s]; ++r) {
+                const double c = table[s * k + r].score + score;
+                std::uint32_t& cnt = count[e];
+                if (cnt == k && !(c > list[cnt - 1].score)) break;  // the rest of s's list is no better
+                // Insert after every entry at least as good: the earlier-found path wins a tie.
+                std::uint32_t pos = cnt < k ? cnt : cnt - 1;
+                while (pos > 0 && list[pos - 1].score < c) {
+                    if (pos < k) list[pos] = list[pos - 1];
+                    --pos;
+                }
+                list[pos] = NBestEntry{c, static_cast<std::uint32_t>(s), r, id};
+                if (cnt < k) ++cnt;
+            }
+        });
+    }
+    for (std::uint32_t r = 0; r < count[n]; ++r) {
+        ScoredSegmentation seg;
+        seg.score = table[n * k + r].score;
+        std::size_t e = n;
+        std::uint32_t rank = r;
+        while (e > 0) {
+            const NBestEntry& entry = table[e * k + rank];
+            seg.spans.push_back(Span{entry.prev_pos, static_cast<std::uint32_t>(e), entry.id});
+            e = entry.prev_pos;
+            rank = entry.prev_rank;
+        }
+        std::reverse(seg.spans.begin(), seg.spans.end());
+        result.push_back(std::move(seg));
+    }
+    return result;
+}
+
+}  // namespace
+
+UnigramModel::UnigramModel(Vocabulary vocabulary, ModelOptions options)
+    : vocab_(std::move(vocabulary)), options_(options) {
+    if (!std::isfinite(options_.fallback_penalty)) {
+        throw std::invalid_argument("UnigramModel: fallback_penalty is not finite");
+    }
+    double min_normal = std::numeric_limits<double>::infinity();
+    for (const Piece& p : vocab_.pieces()) {
+        if (p.kind == PieceKind::normal) min_normal = std::min(min_normal, p.score);
+    }
+    if (min_normal == std::numeric_limits<double>::infinity()) min_normal = 0.0;
+
+    // Byte fallback: every byte value gets a piece.
+    for (unsigned b = 0; b < 256; ++b) {
+        const std::string one(1, static_cast<char>(b));
+        auto id = vocab_.find(one);
+        if (!id) id = vocab_.add(one, min_normal - options_.fallback_penalty, PieceKind::byte);
+        byte_id_[b] = *id;
+        byte_is_normal_[b] = vocab_[*id].kind == PieceKind::normal;
+    }
+
+    std::vector<std::pair<std::string, std::int32_t>> keys;
+    scores_.resize(vocab_.size());
+    scores_f32_.resize(vocab_.size());
+    for (std::size_t i = 0; i < vocab_.size(); ++i) {
+        const Piece& p = vocab_.pieces()[i];
+        scores_[i] = p.score;
+        scores_f32_[i] = static_cast<float>(p.score);
+        if (p.kind == PieceKind::normal && p.text.size() >= 2) keys.emplace_back(p.text, static_cast<std::int32_t>(i));
+    }
+    trie_ = PrefixMatcher(std::move(keys));
+
+    switch (options_.mode) {
+        case Mode::native:
+            unknown_score_ = min_normal - options_.fallback_penalty;
+            break;
+        case Mode::sentencepiece:
+            // float arithmetic, as SentencePiece's `min_score() - kUnkPenalty`
+            unknown_score_ =
+                static_cast<double>(static_cast<float>(min_normal) - static_cast<float>(options_.fallback_penalty));
+            break;
+        case Mode::jieba:
+            unknown_score_ =
+                std::isnan(options_.unknown_score) ? min_normal - options_.fallback_penalty : options_.unknown_score;
+            if (!std::isfinite(unknown_score_)) throw std::invalid_argument("UnigramModel: unknown_score is infinite");
+            break;
+    }
+}
+
+void UnigramModel::set_score(piece_id id, double score) {
+    if (vocab_.at(id).kind == PieceKind::control) {
+        throw std::invalid_argument("UnigramModel::set_score: piece " + std::to_string(id) + " is a control piece");
+    }
+    vocab_.set_score(id, score);
+    scores_[static_cast<std::size_t>(id)] = score;
+    scores_f32_[static_cast<std::size_t>(id)] = static_cast<float>(score);
+}
+
+namespace {
+
+// Calls f(walker) with the lattice walker of the model's mode.
+template <class F>
+decltype(auto) with_walker(const UnigramModel& m, std::string_view text, F&& f) {
+    switch (m.options().mode) {
+        case Mode::native:
+            return f(LatticeWalker<Mode::native>(m, text));
+        case Mode::sentencepiece:
+            return f(LatticeWalker<Mode::sentencepiece>(m, text));
+        case Mode::jieba:
+            break;
+    }
+    return f(LatticeWalker<Mode::jieba>(m, text));
+}
+
+}  // namespace
+
+std::vector<Span> UnigramModel::encode_spans(std::string_view text) const {
+    check_length(text);
+    switch (options_.mode) {
+        case Mode::native:
+            return viterbi_forward(LatticeWalker<Mode::native>(*this, text), scores_, unknown_score_);
+        case Mode::sentencepiece:
+            return viterbi_forward(LatticeWalker<Mode::sentencepiece>(*this, text), scores_f32_,
+                                   static_cast<float>(unknown_score_));
+        case Mode::jieba:
+            break;
+    }
+    return viterbi_jieba(LatticeWalker<Mode::jieba>(*this, text));
+}
+
+std::vector<piece_id> UnigramModel::encode(std::string_view text) const { return ids_of(text, encode_spans(text)); }
+
+std::vector<Span> UnigramModel::sample_spans(std::string_view text, double alpha, rng& gen, Sampler how) const {
+    check_alpha(alpha, "sample", true);
+    if (alpha < 0) return encode_spans(text);
+    check_length(text);
+    return with_walker(*this, text, [&](const auto& w) {
+        switch (how) {
+            case Sampler::reservoir:
+                return sample_reservoir(w, alpha, gen);
+            case Sampler::ffbs:
+                return sample_ffbs(w, alpha, gen);
+            case Sampler::biased_sigmoid:
+                break;
+        }
+        return sample_biased(w, alpha, gen);
+    });
+}
+
+std::vector<piece_id> UnigramModel::sample(std::string_view text, double alpha, rng& gen, Sampler how) const {
+    return ids_of(text, sample_spans(text, alpha, gen, how));
+}
+
+double UnigramModel::log_partition(std::string_view text, double alpha) const {
+    check_alpha(alpha, "log_partition", false);
+    check_length(text);
+    return with_walker(*this, text, [&](const auto& w) {
+        forward(w, alpha);
+        return scratch().fwd[w.n];
+    });
+}
+
+LatticeStats UnigramModel::analyze(std::string_view text, double alpha, std::span<double> accumulate,
+                                   double weight) const {
+    check_alpha(alpha, "analyze", false);
+    check_length(text);
+    if (!accumulate.empty() && accumulate.size() != vocab_.size()) {
+        throw std::invalid_argument("UnigramModel::analyze: accumulator has " + std::to_string(accumulate.size()) +
+                                    " entries, the vocabulary " + std::to_string(vocab_.size()));
+    }
+    LatticeStats stats;
+    double expected = 0.0;
+    auto run = [&](const auto& w) {
+        forward(w, alpha);
+        stats.log_partition = scratch().fwd[w.n];
+        backward(w, alpha, [&](std::size_t s, std::size_t e, piece_id id, double score, double log_post) {
+            const double p = std::exp(log_post);
+            expected += p * score;
+            if (accumulate.empty()) return;
+            if (id == unknown_id) {
+                for (std::size_t i = s; i < e; ++i)
+                    accumulate[static_cast<std::size_t>(byte_id_[w.t[i]])] += weight * p;
+            } else {
+                accumulate[static_cast<std::size_t>(id)] += weight * p;
+            }
+        });
+    };
+    with_walker(*this, text, run);
+    stats.expected_score = expected;
+    // H = log Z − α E[score]; rounding can leave a tiny negative value where H is 0.
+    stats.entropy = std::max(0.0, stats.log_partition - alpha * expected);
+    return stats;
+}
+
+LatticeStats UnigramModel::analyze(std::string_view text, double alpha, bool with_marginals) const {
+    if (!with_marginals) return analyze(text, alpha, std::span<double>{}, 0.0);
+    std::vector<double> m(vocab_.size(), 0.0);
+    LatticeStats stats = analyze(text, alpha, std::span<double>(m), 1.0);
+    stats.marginals = std::move(m);
+    return stats;
+}
+
+std::vector<double> UnigramModel::marginals(std::string_view text, double alpha) const {
+    check_alpha(alpha, "marginals", false);
+    return analyze(text, alpha, true).marginals;
+}
+
+double UnigramModel::entropy(std::string_view text, double alpha) const {
+    check_alpha(alpha, "entropy", false);
+    return analyze(text, alpha, false).entropy;
+}
+
+std::vector<ScoredSegmentation> UnigramModel::nbest(std::string_view text, std::size_t n) const {
+    check_length(text);
+    return with_walker(*this, text, [&](const auto& w) { return nbest_impl(w, n); });
+}
+
+double UnigramModel::score(std::span<const Span> spans) const {
+    double total = 0.0;
+    for (const Span& s : spans) {
+        if (s.id == unknown_id) {
+            total += unknown_score_;
+        } else {
+            vocab_.at(s.id);  // range check
+            total += scores_[static_cast<std::size_t>(s.id)];
+        }
+    }
+    return total;
+}
+
+std::string UnigramModel::decode(std::span<const piece_id> ids) const {
+    std::string out;
+    for (const piece_id id : ids) {
+        const Piece& p = vocab_.at(id);
+        if (p.kind != PieceKind::control) out += p.text;
+    }
+    return out;
+}
+
+std::vector<piece_id> UnigramModel::ids_of(std::string_view text, std::span<const Span> spans) const {
+    std::vector<piece_id> ids;
+    ids.reserve(spans.size());
+    for (const Span& s : spans) {
+        if (s.id != unknown_id) {
+            ids.push_back(s.id);
+            continue;
+        }
+        if (s.end > text.size() || s.begin > s.end)
+            throw std::out_of_range("UnigramModel::ids_of: span outside the text");
+        for (std::uint32_t i = s.begin; i < s.end; ++i) ids.push_back(byte_id_[static_cast<unsigned char>(text[i])]);
+    }
+    return ids;
+}
+
+}  // namespace exprgrad::text

@@ -1,0 +1,430 @@
+// Vocabulary file formats (include/exprgrad/text/vocab_io.hpp).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exprgrad/text/utf8.hpp>
+#include <exprgrad/text/vocab_io.hpp>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+#include <vector>
+
+namespace exprgrad::text {
+
+namespace {
+
+constexpr std::string_view native_magic = "exprgrad-unigram";
+constexpr std::string_view u2581 = "\xe2\x96\x81";
+
+// Splits content into lines (LF); a final LF does not start an empty last line.
+std::vector<std::string_view> split_lines(std::string_view content) {
+    std::vector<std::string_view> lines;
+    std::size_t start = 0;
+    while (start < content.size()) {
+        const std::size_t end = content.find('\n', start);
+        if (end == std::string_view::npos) {
+            lines.push_back(content.substr(start));
+            break;
+        }
+        lines.push_back(content.substr(start, end - start));
+        start = end + 1;
+    }
+    return lines;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+    std::vector<std::string_view> out;
+    std::size_t start = 0;
+    for (;;) {
+        const std::size_t end = s.find(sep, start);
+        if (end == std::string_view::npos) {
+            out.push_back(s.substr(start));
+            return out;
+        }
+        out.push_back(s.substr(start, end - start));
+        start = end + 1;
+    }
+}
+
+// A finite double written in full (no leading/trailing junk). strtod accepts what %.17g prints.
+bool parse_double(std::string_view s, double& out) {
+    if (s.empty() || s.size() > 64) return false;
+    const std::string copy(s);
+    char* end = nullptr;
+    errno = 0;
+    out = std::strtod(copy.c_str(), &end);
+    if (end != copy.c_str() + copy.size()) return false;
+    if (std::isspace(static_cast<unsigned char>(copy[0]))) return false;
+    return std::isfinite(out);
+}
+
+std::string escape_native(std::string_view bytes) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < bytes.size();) {
+        const std::size_t len = utf8_sequence_length(bytes, i);
+        const auto b = static_cast<unsigned char>(bytes[i]);
+        if (len > 1) {
+            out.append(bytes.substr(i, len));
+            i += len;
+            continue;
+        }
+        if (b == '\\') {
+            out += "\\\\";
+        } else if (b == '\t') {
+            out += "\\t";
+        } else if (b == '\n') {
+            out += "\\n";
+        } else if (b == '\r') {
+            out += "\\r";
+        } else if (len == 0 || b < 0x20 || b == 0x7F) {
+            out += "\\x";
+            out += hex[b >> 4];
+            out += hex[b & 15];
+        } else {
+            out += static_cast<char>(b);
+        }
+        ++i;
+    }
+    return out;
+}
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Inverse of escape_native; returns the problem, or an empty string.
+std::string unescape_native(std::string_view s, std::string& out) {
+    out.clear();
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const auto b = static_cast<unsigned char>(s[i]);
+        if (b < 0x20 || b == 0x7F) {
+            return "unescaped control byte 0x" + std::string(1, "0123456789abcdef"[b >> 4]) +
+                   std::string(1, "0123456789abcdef"[b & 15]) + " in the piece (CRLF line ends?)";
+        }
+        if (b != '\\') {
+            out += s[i];
+            continue;
+        }
+        if (i + 1 >= s.size()) return "backslash at the end of the piece";
+        const char e = s[++i];
+        if (e == '\\') {
+            out += '\\';
+        } else if (e == 't') {
+            out += '\t';
+        } else if (e == 'n') {
+            out += '\n';
+        } else if (e == 'r') {
+            out += '\r';
+        } else if (e == 'x') {
+            if (i + 2 >= s.size() || hex_digit(s[i + 1]) < 0 || hex_digit(s[i + 2]) < 0) {
+                return "\\x must be followed by two hex digits";
+            }
+            out += static_cast<char>(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
+            i += 2;
+        } else {
+            return "unknown escape '\\" + std::string(1, e) + "'";
+        }
+    }
+    return {};
+}
+
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size();) {
+        if (s.substr(i, from.size()) == from) {
+            out += to;
+            i += from.size();
+        } else {
+            out += s[i++];
+        }
+    }
+    return out;
+}
+
+LoadedVocabulary parse_native(std::string_view content, const std::string& name) {
+    const auto lines = split_lines(content);
+    auto fail = [&](std::size_t line, const std::string& problem) -> VocabularyFileError {
+        return VocabularyFileError(name, line, problem);
+    };
+    if (lines.empty()) throw fail(1, "empty file: expected the header 'exprgrad-unigram<TAB>version=1<TAB>...'");
+    const auto header = split(lines[0], '\t');
+    if (header[0] != native_magic) {
+        throw fail(1, "not an exprgrad unigram vocabulary (the first field must be 'exprgrad-unigram')");
+    }
+    std::size_t pieces = 0;
+    bool have_version = false, have_pieces = false;
+    LoadedVocabulary out;
+    for (std::size_t k = 1; k < header.size(); ++k) {
+        const std::string_view field = header[k];
+        const std::size_t eq = field.find('=');
+        if (eq == std::string_view::npos) throw fail(1, "header field '" + std::string(field) + "' is not key=value");
+        const std::string_view key = field.substr(0, eq), value = field.substr(eq + 1);
+        if (key == "version") {
+            if (value != "1") throw fail(1, "unsupported version " + std::string(value) + " (this reader knows 1)");
+            have_version = true;
+        } else if (key == "pieces") {
+            const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), pieces);
+            if (ec != std::errc() || ptr != value.data() + value.size() || value.empty() || pieces > 0x7FFFFFFF) {
+                throw fail(1, "pieces=" + std::string(value) + " is not a count");
+            }
+            have_pieces = true;
+        } else if (key == "utf8_boundaries") {
+            if (value != "0" && value != "1") throw fail(1, "utf8_boundaries must be 0 or 1");
+            out.options.utf8_boundaries = value == "1";
+        } else {
+            throw fail(1, "unknown header field '" + std::string(key) + "'");
+        }
+    }
+    if (!have_version) throw fail(1, "the header has no version=");
+    if (!have_pieces) throw fail(1, "the header has no pieces=");
+    if (lines.size() - 1 != pieces) {
+        throw fail(lines.size() < pieces + 1 ? lines.size() + 1 : pieces + 2,
+                   "the header announces " + std::to_string(pieces) + " pieces, the file has " +
+                       std::to_string(lines.size() - 1) + " lines after it");
+    }
+    std::string text;
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+        const auto fields = split(lines[i], '\t');
+        if (fields.size() != 3) {
+            throw fail(i + 1,
+                       "expected 3 tab-separated fields (kind, score, piece), found " + std::to_string(fields.size()));
+        }
+        PieceKind kind;
+        if (fields[0] == "normal") {
+            kind = PieceKind::normal;
+        } else if (fields[0] == "control") {
+            kind = PieceKind::control;
+        } else if (fields[0] == "byte") {
+            kind = PieceKind::byte;
+        } else {
+            throw fail(i + 1, "unknown kind '" + std::string(fields[0]) + "' (normal, control or byte)");
+        }
+        double score;
+        if (!parse_double(fields[1], score))
+            throw fail(i + 1, "score '" + std::string(fields[1]) + "' is not a finite number");
+        const std::string problem = unescape_native(fields[2], text);
+        if (!problem.empty()) throw fail(i + 1, problem);
+        const std::size_t id = i - 1;
+        if (id < 4 && (kind != PieceKind::control || text != special_names[id])) {
+            throw fail(i + 1, "id " + std::to_string(id) + " is reserved for the control piece " +
+                                  std::string(special_names[id]));
+        }
+        try {
+            out.vocabulary.add(text, score, kind);
+        } catch (const std::invalid_argument& e) {
+            throw fail(i + 1, e.what());
+        }
+    }
+    if (pieces < 4) throw fail(pieces + 2, "a native vocabulary starts with the 4 reserved control pieces");
+    return out;
+}
+
+LoadedVocabulary parse_spm(std::string_view content, const std::string& name) {
+    const auto lines = split_lines(content);
+    LoadedVocabulary out;
+    out.options.mode = Mode::sentencepiece;
+    if (lines.empty()) throw VocabularyFileError(name, 1, "empty file: no pieces");
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        const auto fields = split(lines[i], '\t');
+        if (fields.size() != 2) {
+            throw VocabularyFileError(
+                name, i + 1,
+                "expected 'piece<TAB>score', found " + std::to_string(fields.size()) + " tab-separated fields");
+        }
+        double score;
+        if (!parse_double(fields[1], score)) {
+            throw VocabularyFileError(name, i + 1, "score '" + std::string(fields[1]) + "' is not a finite number");
+        }
+        const std::string_view piece = fields[0];
+        if (piece.empty()) throw VocabularyFileError(name, i + 1, "empty piece");
+        PieceKind kind = PieceKind::normal;
+        std::string text;
+        if (piece == "<unk>" || piece == "<s>" || piece == "</s>" || piece == "<pad>" || piece == "<mask>") {
+            kind = PieceKind::control;
+            text = piece;
+        } else if (piece.size() == 6 && piece.substr(0, 3) == "<0x" && piece[5] == '>' && hex_digit(piece[3]) >= 0 &&
+                   hex_digit(piece[4]) >= 0) {
+            kind = PieceKind::byte;
+            text = std::string(1, static_cast<char>(hex_digit(piece[3]) * 16 + hex_digit(piece[4])));
+        } else {
+            if (!is_valid_utf8(piece)) throw VocabularyFileError(name, i + 1, "piece is not valid UTF-8");
+            text = replace_all(piece, u2581, " ");
+        }
+        try {
+            out.vocabulary.add(std::move(text), score, kind);
+        } catch (const std::invalid_argument& e) {
+            throw VocabularyFileError(name, i + 1, e.what());
+        }
+    }
+    return out;
+}
+
+LoadedVocabulary parse_jieba(std::string_view content, const std::string& name) {
+    const auto lines = split_lines(content);
+    if (lines.empty()) throw VocabularyFileError(name, 1, "empty file: no words");
+    struct Entry {
+        double freq;
+        std::size_t order;
+    };
+    std::unordered_map<std::string, Entry> words;
+    std::vector<std::string> order;
+    double total = 0;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        std::string_view line = lines[i];
+        if (i == 0 && line.substr(0, 3) == "\xef\xbb\xbf") line.remove_prefix(3);
+        const auto fields = split(line, ' ');
+        if (fields.size() < 2 || fields.size() > 3) {
+            throw VocabularyFileError(name, i + 1,
+                                      "expected 'word freq [tag]' separated by single spaces, found " +
+                                          std::to_string(fields.size()) + " fields");
+        }
+        if (fields[0].empty()) throw VocabularyFileError(name, i + 1, "empty word");
+        if (!is_valid_utf8(fields[0])) throw VocabularyFileError(name, i + 1, "word is not valid UTF-8");
+        for (const char c : fields[0]) {
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+                throw VocabularyFileError(name, i + 1, "control byte in the word (CRLF line ends?)");
+            }
+        }
+        std::uint64_t freq = 0;
+        const std::string_view f = fields[1];
+        const auto [ptr, ec] = std::from_chars(f.data(), f.data() + f.size(), freq);
+        if (f.empty() || ec != std::errc() || ptr != f.data() + f.size() || freq > (std::uint64_t{1} << 53)) {
+            throw VocabularyFileError(name, i + 1, "frequency '" + std::string(f) + "' is not an integer in [0, 2^53]");
+        }
+        if (fields.size() == 3 && fields[2].empty()) throw VocabularyFileError(name, i + 1, "empty tag");
+        total += static_cast<double>(freq);
+        const std::string word(fields[0]);
+        const auto it = words.find(word);
+        if (it == words.end()) {
+            words.emplace(word, Entry{static_cast<double>(freq), order.size()});
+            order.push_back(word);
+        } else {
+            it->second.freq = static_cast<double>(freq);
+        }
+    }
+    if (!(total > 0)) throw VocabularyFileError(name, 0, "the total frequency is 0");
+    LoadedVocabulary out;
+    out.vocabulary = Vocabulary::with_specials();
+    out.options.mode = Mode::jieba;
+    // Computed as jieba does: log(freq) − log(total), and log(1) − log(total) for unknown characters.
+    const double log_total = std::log(total);
+    out.options.unknown_score = 0.0 - log_total;
+    for (const std::string& word : order) {
+        const double freq = words.at(word).freq;
+        if (freq == 0) continue;
+        out.vocabulary.add(word, std::log(freq) - log_total);
+    }
+    return out;
+}
+
+}  // namespace
+
+VocabularyFileError::VocabularyFileError(std::string file, std::size_t line, std::string problem)
+    : std::runtime_error(file + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + problem),
+      file_(std::move(file)),
+      line_(line),
+      problem_(std::move(problem)) {}
+
+VocabFormat parse_vocab_format(std::string_view name) {
+    if (name == "native") return VocabFormat::native;
+    if (name == "spm" || name == "sentencepiece") return VocabFormat::sentencepiece;
+    if (name == "jieba") return VocabFormat::jieba;
+    throw std::invalid_argument("unknown vocabulary format '" + std::string(name) + "' (native, spm or jieba)");
+}
+
+LoadedVocabulary parse_vocabulary(std::string_view content, VocabFormat format, std::string_view name) {
+    const std::string n(name);
+    switch (format) {
+        case VocabFormat::native:
+            return parse_native(content, n);
+        case VocabFormat::sentencepiece:
+            return parse_spm(content, n);
+        case VocabFormat::jieba:
+            break;
+    }
+    return parse_jieba(content, n);
+}
+
+LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw VocabularyFileError(path, 0, std::string("cannot open: ") + std::strerror(errno));
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    if (in.bad()) throw VocabularyFileError(path, 0, "read error");
+    return parse_vocabulary(buffer.str(), format, path);
+}
+
+UnigramModel load_model(const std::string& path, VocabFormat format) {
+    LoadedVocabulary loaded = load_vocabulary(path, format);
+    return UnigramModel(std::move(loaded.vocabulary), loaded.options);
+}
+
+std::string format_native(const Vocabulary& vocabulary, const ModelOptions& options) {
+    if (!vocabulary.has_reserved_specials()) {
+        throw std::invalid_argument("format_native: ids 0-3 must be the control pieces <pad> <bos> <eos> <mask>");
+    }
+    std::string out(native_magic);
+    out += "\tversion=1\tpieces=" + std::to_string(vocabulary.size()) +
+           "\tutf8_boundaries=" + (options.utf8_boundaries ? "1" : "0") + "\n";
+    char number[40];
+    for (const Piece& p : vocabulary.pieces()) {
+        out += p.kind == PieceKind::normal ? "normal" : p.kind == PieceKind::control ? "control" : "byte";
+        out += '\t';
+        std::snprintf(number, sizeof number, "%.17g", p.score);
+        out += number;
+        out += '\t';
+        out += escape_native(p.text);
+        out += '\n';
+    }
+    return out;
+}
+
+void save_native(const std::string& path, const Vocabulary& vocabulary, const ModelOptions& options) {
+    write_file_atomically(path, format_native(vocabulary, options));
+}
+
+void write_file_atomically(const std::string& path, std::string_view content) {
+    auto error = [&](const std::string& what) {
+        return std::runtime_error(path + ": " + what + ": " + std::strerror(errno));
+    };
+    std::string tmp = path + ".tmp.XXXXXX";
+    const int fd = ::mkstemp(tmp.data());
+    if (fd < 0) throw error("cannot create a temporary file next to it");
+    std::size_t done = 0;
+    while (done < content.size()) {
+        const ssize_t w = ::write(fd, content.data() + done, content.size() - done);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            const auto e = error("write failed");
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            throw e;
+        }
+        done += static_cast<std::size_t>(w);
+    }
+    // mkstemp creates 0600; a vocabulary is an ordinary file.
+    (void)::fchmod(fd, 0644);
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        const auto e = error("cannot flush the temporary file");
+        ::unlink(tmp.c_str());
+        throw e;
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const auto e = error("cannot rename the temporary file over it");
+        ::unlink(tmp.c_str());
+        throw e;
+    }
+}
+
+}  // namespace exprgrad::text

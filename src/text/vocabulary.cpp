@@ -1,0 +1,84 @@
+// Vocabulary bookkeeping (see include/exprgrad/text/vocabulary.hpp).
+#include <cmath>
+#include <exprgrad/text/vocabulary.hpp>
+#include <stdexcept>
+#include <string>
+
+namespace exprgrad::text {
+
+namespace {
+
+// A piece's text for an error message: printable ASCII as is, other bytes as \xHH, at most 40 bytes.
+std::string printable(std::string_view text) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out = "'";
+    for (std::size_t i = 0; i < text.size() && i < 40; ++i) {
+        const auto b = static_cast<unsigned char>(text[i]);
+        if (b >= 0x20 && b < 0x7F && b != '\\' && b != '\'') {
+            out += static_cast<char>(b);
+        } else {
+            out += "\\x";
+            out += hex[b >> 4];
+            out += hex[b & 15];
+        }
+    }
+    if (text.size() > 40) out += "...";
+    return out + "'";
+}
+
+}  // namespace
+
+piece_id Vocabulary::add(std::string text, double score, PieceKind kind) {
+    const auto id = static_cast<piece_id>(pieces_.size());
+    const std::string where = "vocabulary: piece " + std::to_string(id) + " " + printable(text) + ": ";
+    if (!std::isfinite(score)) throw std::invalid_argument(where + "score is not finite");
+    if (text.empty()) throw std::invalid_argument(where + "empty text");
+    if (pieces_.size() >= 0x7FFFFFFF) throw std::invalid_argument(where + "too many pieces");
+    if (kind == PieceKind::byte && text.size() != 1)
+        throw std::invalid_argument(where + "a byte piece must be one byte");
+    auto& index = kind == PieceKind::control ? control_index_ : text_index_;
+    const auto [it, inserted] = index.emplace(text, id);
+    if (!inserted) {
+        throw std::invalid_argument(where + "duplicates piece " + std::to_string(it->second));
+    }
+    pieces_.push_back(Piece{std::move(text), score, kind});
+    return id;
+}
+
+const Piece& Vocabulary::at(piece_id id) const {
+    if (id < 0 || static_cast<std::size_t>(id) >= pieces_.size()) {
+        throw std::out_of_range("vocabulary: piece id " + std::to_string(id) + " is not in [0, " +
+                                std::to_string(pieces_.size()) + ")");
+    }
+    return pieces_[static_cast<std::size_t>(id)];
+}
+
+std::optional<piece_id> Vocabulary::find(std::string_view text) const {
+    const auto it = text_index_.find(std::string(text));
+    if (it == text_index_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::optional<piece_id> Vocabulary::find_control(std::string_view name) const {
+    const auto it = control_index_.find(std::string(name));
+    if (it == control_index_.end()) return std::nullopt;
+    return it->second;
+}
+
+void Vocabulary::set_score(piece_id id, double score) {
+    at(id);
+    if (!std::isfinite(score)) {
+        throw std::invalid_argument("vocabulary: set_score: score of piece " + std::to_string(id) + " is not finite");
+    }
+    pieces_[static_cast<std::size_t>(id)].score = score;
+}
+
+bool Vocabulary::has_reserved_specials() const noexcept {
+    if (pieces_.size() < 4) return false;
+    for (std::size_t i = 0; i < 4; ++i) {
+        if (pieces_[i].kind != PieceKind::control || pieces_[i].text != special_names[i]) return false;
+    }
+    return true;
+}
+
+}  // namespace exprgrad::text

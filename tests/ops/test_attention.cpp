@@ -1,0 +1,696 @@
+// Attention kernels (ops/attention.hpp) against a naive float64 implementation that materialises the scores,
+// central finite differences, masks, non-finite inputs, and thread-count independence.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <exprgrad/ops/attention.hpp>
+
+using namespace exprgrad;
+
+namespace {
+
+// A small deterministic generator for test inputs (uniform in [-1, 1)).
+struct lcg {
+    std::uint64_t s;
+    explicit lcg(std::uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ULL + 1) {}
+    double next() {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        return static_cast<double>(s >> 11) * 0x1.0p-52 - 1.0;
+    }
+};
+
+template <class T>
+xt::xtensor<T, 4> random4(std::size_t a, std::size_t b, std::size_t c, std::size_t d, std::uint64_t seed,
+                          double amp = 1.0) {
+    auto x = xt::xtensor<T, 4>::from_shape({a, b, c, d});
+    lcg g(seed);
+    for (auto& e : x) e = static_cast<T>(amp * g.next());
+    return x;
+}
+
+template <class T, class U, std::size_t N>
+xt::xtensor<T, N> to_type(const xt::xtensor<U, N>& x) {
+    auto y = xt::xtensor<T, N>::from_shape(x.shape());
+    for (std::size_t i = 0; i < x.size(); ++i) y.data()[i] = static_cast<T>(x.data()[i]);
+    return y;
+}
+
+// ---- the naive reference: scores materialised, every mask decided key by key, float64 ----
+
+struct naive_result {
+    xt::xtensor<double, 4> out;
+    xt::xtensor<double, 3> lse;
+};
+
+bool attends(const attention_options& o, std::size_t b, std::size_t i, std::size_t j, std::size_t Tq, std::size_t Tk) {
+    if (!o.key_lengths.empty() && j >= o.key_lengths[b]) return false;
+    if (o.causal &&
+        static_cast<long long>(j) > static_cast<long long>(i) + static_cast<long long>(Tk) - static_cast<long long>(Tq))
+        return false;
+    return true;
+}
+
+double row_multiplier(const attention_options& o, std::size_t b, std::size_t n, std::size_t Tk, std::size_t d) {
+    const std::size_t len = o.key_lengths.empty() ? Tk : o.key_lengths[b];
+    const double nn = (o.causal && o.scale.n_choice == scale_n::half_length && o.scale.depends_on_n())
+                          ? static_cast<double>(len) / 2.0
+                          : static_cast<double>(n);
+    return o.scale.multiplier(nn, d, o.normalize_qk);
+}
+
+// q̂ = q/√(‖q‖² + ε²) per row, or q.
+xt::xtensor<double, 4> normalized(const xt::xtensor<double, 4>& x, const attention_options& o) {
+    if (!o.normalize_qk) return x;
+    auto y = x;
+    const std::size_t d = x.shape()[3], rowsn = x.size() / d;
+    for (std::size_t r = 0; r < rowsn; ++r) {
+        double ss = 0;
+        for (std::size_t c = 0; c < d; ++c) ss += x.data()[r * d + c] * x.data()[r * d + c];
+        const double den = std::sqrt(ss + o.qk_eps * o.qk_eps);
+        for (std::size_t c = 0; c < d; ++c) y.data()[r * d + c] = x.data()[r * d + c] / den;
+    }
+    return y;
+}
+
+// Scaled scores and probabilities of one head; masked entries have p = 0 and the flag false.
+struct head_probs {
+    std::vector<double> p, raw, s;  // p, q̂·k̂ [Tq][Tk]; s [Tq]
+    std::vector<char> on;
+    std::vector<double> lse;
+};
+
+head_probs probs(const xt::xtensor<double, 4>& qh, const xt::xtensor<double, 4>& kh, std::size_t b, std::size_t h,
+                 const attention_options& o) {
+    const std::size_t Tq = qh.shape()[2], Tk = kh.shape()[2], d = qh.shape()[3];
+    head_probs r;
+    r.p.assign(Tq * Tk, 0);
+    r.raw.assign(Tq * Tk, 0);
+    r.on.assign(Tq * Tk, 0);
+    r.s.assign(Tq, 0);
+    r.lse.assign(Tq, -std::numeric_limits<double>::infinity());
+    for (std::size_t i = 0; i < Tq; ++i) {
+        std::size_t n = 0;
+        for (std::size_t j = 0; j < Tk; ++j) n += attends(o, b, i, j, Tq, Tk);
+        const double s = row_multiplier(o, b, n, Tk, d);
+        r.s[i] = s;
+        double m = -std::numeric_limits<double>::infinity();
+        for (std::size_t j = 0; j < Tk; ++j) {
+            if (!attends(o, b, i, j, Tq, Tk)) continue;
+            double dot = 0;
+            for (std::size_t c = 0; c < d; ++c) dot += qh(b, h, i, c) * kh(b, h, j, c);
+            r.raw[i * Tk + j] = dot;
+            r.on[i * Tk + j] = 1;
+            m = std::max(m, s * dot);
+        }
+        if (n == 0) continue;
+        double z = 0;
+        for (std::size_t j = 0; j < Tk; ++j)
+            if (r.on[i * Tk + j]) z += std::exp(s * r.raw[i * Tk + j] - m);
+        for (std::size_t j = 0; j < Tk; ++j)
+            if (r.on[i * Tk + j]) r.p[i * Tk + j] = std::exp(s * r.raw[i * Tk + j] - m) / z;
+        r.lse[i] = m + std::log(z);
+    }
+    return r;
+}
+
+naive_result naive_forward(const xt::xtensor<double, 4>& q, const xt::xtensor<double, 4>& k,
+                           const xt::xtensor<double, 4>& v, const attention_options& o) {
+    const std::size_t B = q.shape()[0], H = q.shape()[1], Tq = q.shape()[2], Tk = k.shape()[2], dv = v.shape()[3];
+    const auto qh = normalized(q, o), kh = normalized(k, o);
+    naive_result r{xt::xtensor<double, 4>::from_shape({B, H, Tq, dv}), xt::xtensor<double, 3>::from_shape({B, H, Tq})};
+    for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t h = 0; h < H; ++h) {
+            const auto P = probs(qh, kh, b, h, o);
+            for (std::size_t i = 0; i < Tq; ++i) {
+                r.lse(b, h, i) = P.lse[i];
+                for (std::size_t c = 0; c < dv; ++c) {
+                    double acc = 0;
+                    for (std::size_t j = 0; j < Tk; ++j)
+                        if (P.on[i * Tk + j]) acc += P.p[i * Tk + j] * v(b, h, j, c);
+                    r.out(b, h, i, c) = acc;
+                }
+            }
+        }
+    return r;
+}
+
+// dq̂ → dq through q̂ = q/√(‖q‖² + ε²): the Jacobian written out, (I/r − q qᵀ/r³) dq̂.
+xt::xtensor<double, 4> through_normalization(const xt::xtensor<double, 4>& x, const xt::xtensor<double, 4>& g,
+                                             const attention_options& o) {
+    if (!o.normalize_qk) return g;
+    auto y = g;
+    const std::size_t d = x.shape()[3], rowsn = x.size() / d;
+    for (std::size_t r = 0; r < rowsn; ++r) {
+        const double* xr = x.data() + r * d;
+        const double* gr = g.data() + r * d;
+        double ss = 0, xg = 0;
+        for (std::size_t c = 0; c < d; ++c) {
+            ss += xr[c] * xr[c];
+            xg += xr[c] * gr[c];
+        }
+        const double rr = std::sqrt(ss + o.qk_eps * o.qk_eps);
+        for (std::size_t c = 0; c < d; ++c) y.data()[r * d + c] = gr[c] / rr - xr[c] * xg / (rr * rr * rr);
+    }
+    return y;
+}
+
+attention_grads<double> naive_vjp(const xt::xtensor<double, 4>& q, const xt::xtensor<double, 4>& k,
+                                  const xt::xtensor<double, 4>& v, const xt::xtensor<double, 4>& dout,
+                                  const attention_options& o) {
+    const std::size_t B = q.shape()[0], H = q.shape()[1], Tq = q.shape()[2], Tk = k.shape()[2], d = q.shape()[3],
+                      dv = v.shape()[3];
+    const auto qh = normalized(q, o), kh = normalized(k, o);
+    attention_grads<double> g;
+    g.dq = xt::zeros<double>(q.shape());
+    g.dk = xt::zeros<double>(k.shape());
+    g.dv = xt::zeros<double>(v.shape());
+    auto dqh = g.dq, dkh = g.dk;
+    for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t h = 0; h < H; ++h) {
+            const auto P = probs(qh, kh, b, h, o);
+            for (std::size_t i = 0; i < Tq; ++i) {
+                std::vector<double> dP(Tk, 0.0);
+                double D = 0;
+                for (std::size_t j = 0; j < Tk; ++j) {
+                    if (!P.on[i * Tk + j]) continue;
+                    for (std::size_t c = 0; c < dv; ++c) dP[j] += dout(b, h, i, c) * v(b, h, j, c);
+                    D += P.p[i * Tk + j] * dP[j];
+                }
+                for (std::size_t j = 0; j < Tk; ++j) {
+                    if (!P.on[i * Tk + j]) continue;
+                    const double p = P.p[i * Tk + j], dS = p * (dP[j] - D);
+                    for (std::size_t c = 0; c < dv; ++c) g.dv(b, h, j, c) += p * dout(b, h, i, c);
+                    for (std::size_t c = 0; c < d; ++c) {
+                        dqh(b, h, i, c) += P.s[i] * dS * kh(b, h, j, c);
+                        dkh(b, h, j, c) += P.s[i] * dS * qh(b, h, i, c);
+                    }
+                    g.dscale += dS * P.raw[i * Tk + j];
+                    g.dlog_scale += P.s[i] * dS * P.raw[i * Tk + j];
+                }
+            }
+        }
+    g.dq = through_normalization(q, dqh, o);
+    g.dk = through_normalization(k, dkh, o);
+    return g;
+}
+
+// ---- comparison helpers ----
+
+template <class A, class Bv>
+double max_abs_diff(const A& a, const Bv& b) {
+    REQUIRE(a.size() == b.size());
+    double m = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const double x = static_cast<double>(a.data()[i]), y = static_cast<double>(b.data()[i]);
+        if (std::isinf(x) || std::isinf(y)) {
+            if (x != y) return std::numeric_limits<double>::infinity();
+            continue;
+        }
+        m = std::max(m, std::fabs(x - y));
+    }
+    return m;
+}
+
+template <class A>
+double max_abs(const A& a) {
+    double m = 0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (std::isfinite(static_cast<double>(a.data()[i])))
+            m = std::max(m, std::fabs(static_cast<double>(a.data()[i])));
+    return m;
+}
+
+template <class A, class Bv>
+bool bit_equal(const A& a, const Bv& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(*a.data())) == 0;
+}
+
+struct shape_case {
+    std::size_t B, H, Tq, Tk, d, dv;
+};
+
+// Shapes around the block size (64) and the tile width (16 floats, 8 doubles), Tq ≠ Tk both ways.
+const std::vector<shape_case> shapes = {
+    {1, 1, 1, 1, 1, 1},    {2, 3, 5, 7, 3, 2},     {1, 2, 17, 9, 13, 5},    {1, 1, 64, 64, 64, 64},
+    {2, 1, 65, 63, 8, 17}, {1, 2, 70, 130, 33, 7}, {1, 1, 130, 70, 16, 16}, {1, 1, 129, 129, 65, 1},
+};
+
+std::vector<attention_options> option_cases(std::size_t B, std::size_t Tk) {
+    std::vector<attention_options> v;
+    v.push_back({});
+    attention_options c;
+    c.causal = true;
+    v.push_back(c);
+    attention_options kl;
+    for (std::size_t b = 0; b < B; ++b)
+        kl.key_lengths.push_back(b % 2 ? Tk : (Tk * 2) / 3 + 1 > Tk ? Tk : (Tk * 2) / 3 + 1);
+    kl.scale = scale::entropy_invariant(16);
+    v.push_back(kl);
+    attention_options ck = kl;
+    ck.causal = true;
+    ck.scale = scale::gradient_max();
+    v.push_back(ck);
+    attention_options n;
+    n.normalize_qk = true;
+    n.causal = true;
+    n.scale = scale::gradient_max();
+    v.push_back(n);
+    attention_options f;
+    f.scale = scale::fixed(0.7);
+    f.normalize_qk = true;
+    v.push_back(f);
+    attention_options h;
+    h.causal = true;
+    h.scale = scale::gradient_max(scale_n::half_length);
+    v.push_back(h);
+    return v;
+}
+
+template <class T>
+void compare_with_naive(double tol_out, double tol_grad) {
+    std::uint64_t seed = 1;
+    for (const auto& sc : shapes) {
+        for (const auto& o : option_cases(sc.B, sc.Tk)) {
+            CAPTURE(sc.B);
+            CAPTURE(sc.H);
+            CAPTURE(sc.Tq);
+            CAPTURE(sc.Tk);
+            CAPTURE(sc.d);
+            CAPTURE(sc.dv);
+            CAPTURE(o.causal);
+            CAPTURE(o.normalize_qk);
+            CAPTURE(o.scale.to_string());
+            CAPTURE(o.key_lengths.size());
+            const auto q = random4<T>(sc.B, sc.H, sc.Tq, sc.d, seed++, 1.5);
+            const auto k = random4<T>(sc.B, sc.H, sc.Tk, sc.d, seed++, 1.5);
+            const auto v = random4<T>(sc.B, sc.H, sc.Tk, sc.dv, seed++);
+            const auto dout = random4<T>(sc.B, sc.H, sc.Tq, sc.dv, seed++);
+            const auto ref = naive_forward(to_type<double>(q), to_type<double>(k), to_type<double>(v), o);
+            const auto [out, lse] = attention_forward(q, k, v, o);
+            CHECK(max_abs_diff(out, ref.out) <= tol_out);
+            CHECK(max_abs_diff(lse, ref.lse) <= tol_out * (1 + max_abs(ref.lse)));
+            const auto g = attention_vjp(q, k, v, out, lse, dout, o);
+            const auto rg =
+                naive_vjp(to_type<double>(q), to_type<double>(k), to_type<double>(v), to_type<double>(dout), o);
+            CHECK(max_abs_diff(g.dq, rg.dq) <= tol_grad * (1 + max_abs(rg.dq)));
+            CHECK(max_abs_diff(g.dk, rg.dk) <= tol_grad * (1 + max_abs(rg.dk)));
+            CHECK(max_abs_diff(g.dv, rg.dv) <= tol_grad * (1 + max_abs(rg.dv)));
+            CHECK(std::fabs(g.dscale - rg.dscale) <=
+                  tol_grad * (1 + std::fabs(rg.dscale)) * std::sqrt(double(sc.Tq * sc.Tk)));
+            CHECK(std::fabs(g.dlog_scale - rg.dlog_scale) <=
+                  tol_grad * (1 + std::fabs(rg.dlog_scale)) * std::sqrt(double(sc.Tq * sc.Tk)));
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("attention forward and VJP match the naive float64 implementation (double)") {
+    compare_with_naive<double>(1e-12, 1e-11);
+}
+
+TEST_CASE("attention forward and VJP match the naive float64 implementation (float)") {
+    // float32 accumulation over up to 130 keys and d = 65: a few ulp per term.
+    compare_with_naive<float>(2e-5, 1e-4);
+}
+
+TEST_CASE("convenience forms equal the two-step forms") {
+    const auto q = random4<float>(2, 2, 20, 9, 11), k = random4<float>(2, 2, 30, 9, 12),
+               v = random4<float>(2, 2, 30, 4, 13);
+    const auto dout = random4<float>(2, 2, 20, 4, 14);
+    attention_options o;
+    o.causal = true;
+    const auto f = attention_forward(q, k, v, o);
+    CHECK(bit_equal(attention(q, k, v, o), f.out));
+    const auto g1 = attention_vjp(q, k, v, f.out, f.lse, dout, o);
+    const auto g2 = attention_vjp(q, k, v, dout, o);
+    CHECK(bit_equal(g1.dq, g2.dq));
+    CHECK(bit_equal(g1.dk, g2.dk));
+    CHECK(bit_equal(g1.dv, g2.dv));
+    CHECK(g1.dscale == g2.dscale);
+}
+
+namespace {
+
+// L = Σ w ∘ out, its gradient by central differences (float64), element by element.
+double loss(const xt::xtensor<double, 4>& q, const xt::xtensor<double, 4>& k, const xt::xtensor<double, 4>& v,
+            const xt::xtensor<double, 4>& w, const attention_options& o) {
+    const auto out = attention(q, k, v, o);
+    double s = 0;
+    for (std::size_t i = 0; i < out.size(); ++i) s += out.data()[i] * w.data()[i];
+    return s;
+}
+
+void gradcheck(const attention_options& o, std::size_t Tq, std::size_t Tk, std::size_t d, std::size_t dv,
+               std::uint64_t seed) {
+    auto q = random4<double>(2, 1, Tq, d, seed), k = random4<double>(2, 1, Tk, d, seed + 1),
+         v = random4<double>(2, 1, Tk, dv, seed + 2);
+    const auto w = random4<double>(2, 1, Tq, dv, seed + 3);
+    const auto g = attention_vjp(q, k, v, w, o);
+    const double h = 1e-6;
+    auto check_array = [&](xt::xtensor<double, 4>& x, const xt::xtensor<double, 4>& gx) {
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const double x0 = x.data()[i];
+            x.data()[i] = x0 + h;
+            const double lp = loss(q, k, v, w, o);
+            x.data()[i] = x0 - h;
+            const double lm = loss(q, k, v, w, o);
+            x.data()[i] = x0;
+            const double fd = (lp - lm) / (2 * h);
+            CHECK(gx.data()[i] == doctest::Approx(fd).epsilon(1e-6).scale(1.0));
+        }
+    };
+    check_array(q, g.dq);
+    check_array(k, g.dk);
+    check_array(v, g.dv);
+    if (o.scale.which == scale_policy::kind::fixed) {
+        const double s = o.scale.value;
+        auto op = o, om = o;
+        op.scale = scale::fixed(s + h);
+        om.scale = scale::fixed(s - h);
+        const double fd = (loss(q, k, v, w, op) - loss(q, k, v, w, om)) / (2 * h);
+        CHECK(g.dscale == doctest::Approx(fd).epsilon(1e-6).scale(1.0));
+        // log s as the parameter: ∂L/∂log s = s ∂L/∂s, checked by differencing in log s.
+        op.scale = scale::fixed(s * std::exp(h));
+        om.scale = scale::fixed(s * std::exp(-h));
+        const double fdl = (loss(q, k, v, w, op) - loss(q, k, v, w, om)) / (2 * h);
+        CHECK(g.dlog_scale == doctest::Approx(fdl).epsilon(1e-6).scale(1.0));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("gradcheck: central differences in float64 for dq, dk, dv, dscale, dlog_scale") {
+    attention_options o;
+    o.scale = scale::fixed(0.8);
+    SUBCASE("no mask") { gradcheck(o, 5, 7, 3, 2, 100); }
+    SUBCASE("causal, Tq < Tk, key lengths") {
+        o.causal = true;
+        o.key_lengths = {6, 3};
+        gradcheck(o, 4, 7, 5, 3, 200);
+    }
+    SUBCASE("through normalize_qk") {
+        o.normalize_qk = true;
+        o.scale = scale::fixed(4.0);
+        gradcheck(o, 6, 5, 4, 2, 300);
+    }
+    SUBCASE("normalize_qk with a per-row policy, causal Tq > Tk (fully masked rows)") {
+        o.normalize_qk = true;
+        o.causal = true;
+        o.scale = scale::gradient_max();
+        gradcheck(o, 8, 5, 3, 2, 400);
+    }
+    SUBCASE("more than one block (two-pass and single-pass paths agree with differences)") {
+        o.causal = true;
+        gradcheck(o, 66, 67, 2, 1, 500);
+    }
+}
+
+TEST_CASE("fully masked rows: zero output, lse = -inf, zero gradients, masked entries never read") {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    auto q = random4<double>(2, 2, 6, 4, 1), k = random4<double>(2, 2, 4, 4, 2), v = random4<double>(2, 2, 4, 3, 3);
+    auto dout = random4<double>(2, 2, 6, 3, 4);
+    attention_options o;
+    o.causal = true;         // Tq = 6 > Tk = 4: rows 0 and 1 attend nothing
+    o.key_lengths = {0, 3};  // batch 0: every row masked; batch 1: key 3 is padding
+    const auto ref = naive_forward(q, k, v, o);
+    const auto rg = naive_vjp(q, k, v, dout, o);
+    // Poison everything no row may read: padding keys, and the dout of rows that attend nothing.
+    for (std::size_t h = 0; h < 2; ++h) {
+        for (std::size_t c = 0; c < 4; ++c) k(0, h, 1, c) = k(1, h, 3, c) = nan;
+        for (std::size_t c = 0; c < 3; ++c) v(0, h, 2, c) = v(1, h, 3, c) = nan;
+        for (std::size_t i = 0; i < 6; ++i)
+            for (std::size_t c = 0; c < 3; ++c)
+                if (i < 2) dout(1, h, i, c) = nan;
+        for (std::size_t i = 0; i < 6; ++i)
+            for (std::size_t c = 0; c < 3; ++c) dout(0, h, i, c) = nan;
+    }
+    const auto [out, lse] = attention_forward(q, k, v, o);
+    for (std::size_t h = 0; h < 2; ++h) {
+        for (std::size_t i = 0; i < 6; ++i) {
+            CHECK(lse(0, h, i) == -std::numeric_limits<double>::infinity());
+            for (std::size_t c = 0; c < 3; ++c) CHECK(out(0, h, i, c) == 0.0);
+        }
+        for (std::size_t i = 0; i < 2; ++i) {
+            CHECK(lse(1, h, i) == -std::numeric_limits<double>::infinity());
+            for (std::size_t c = 0; c < 3; ++c) CHECK(out(1, h, i, c) == 0.0);
+        }
+    }
+    CHECK(max_abs_diff(out, ref.out) <= 1e-13);
+    const auto g = attention_vjp(q, k, v, out, lse, dout, o);
+    CHECK(max_abs_diff(g.dq, rg.dq) <= 1e-13);
+    CHECK(max_abs_diff(g.dk, rg.dk) <= 1e-13);
+    CHECK(max_abs_diff(g.dv, rg.dv) <= 1e-13);
+    CHECK(std::isfinite(g.dscale));
+    CHECK(g.dscale == doctest::Approx(rg.dscale).epsilon(1e-12));
+    for (std::size_t h = 0; h < 2; ++h)
+        for (std::size_t c = 0; c < 4; ++c) CHECK(g.dq(0, h, 3, c) == 0.0);
+}
+
+TEST_CASE("causal: future keys are never read (NaN there leaves earlier rows exact)") {
+    auto q = random4<float>(1, 1, 100, 8, 5), k = random4<float>(1, 1, 100, 8, 6), v = random4<float>(1, 1, 100, 8, 7);
+    const auto dout = random4<float>(1, 1, 100, 8, 8);
+    attention_options o;
+    o.causal = true;
+    const auto clean = attention_forward(q, k, v, o);
+    const auto gclean = attention_vjp(q, k, v, clean.out, clean.lse, dout, o);
+    for (std::size_t c = 0; c < 8; ++c) k(0, 0, 70, c) = v(0, 0, 70, c) = std::numeric_limits<float>::quiet_NaN();
+    const auto dirty = attention_forward(q, k, v, o);
+    const auto gdirty = attention_vjp(q, k, v, dirty.out, dirty.lse, dout, o);
+    for (std::size_t i = 0; i < 100; ++i)
+        for (std::size_t c = 0; c < 8; ++c) {
+            if (i < 70) {
+                CHECK(dirty.out(0, 0, i, c) == clean.out(0, 0, i, c));
+                CHECK(gdirty.dq(0, 0, i, c) == gclean.dq(0, 0, i, c));
+            } else {
+                CHECK(std::isnan(dirty.out(0, 0, i, c)));
+            }
+        }
+}
+
+TEST_CASE("NaN and Inf in attended inputs propagate to the rows that use them") {
+    auto q = random4<double>(1, 1, 4, 3, 9), k = random4<double>(1, 1, 5, 3, 10), v = random4<double>(1, 1, 5, 2, 11);
+    q(0, 0, 1, 0) = std::numeric_limits<double>::quiet_NaN();
+    v(0, 0, 4, 1) = std::numeric_limits<double>::infinity();
+    const auto out = attention(q, k, v);
+    CHECK(std::isnan(out(0, 0, 1, 0)));
+    CHECK(std::isnan(out(0, 0, 1, 1)));
+    CHECK(std::isfinite(out(0, 0, 0, 0)));
+    CHECK(std::isinf(out(0, 0, 0, 1)));  // v = +inf with p > 0
+    CHECK(std::isfinite(out(0, 0, 2, 0)));
+}
+
+TEST_CASE("huge scores (±1e4) stay finite and exact") {
+    // Scores s·q·k up to ±1e4: exp would overflow without the running maximum.
+    for (int sign : {1, -1}) {
+        auto q = random4<double>(1, 2, 70, 4, 20), k = random4<double>(1, 2, 90, 4, 21),
+             v = random4<double>(1, 2, 90, 3, 22);
+        for (auto& x : q) x *= 50.0 * sign;
+        for (auto& x : k) x *= 50.0;
+        const auto dout = random4<double>(1, 2, 70, 3, 23);
+        attention_options o;
+        o.scale = scale::fixed(4.0);  // |s q·k| up to 4·50·50·4 = 4e4, typical ~1e4
+        o.causal = sign > 0;
+        const auto ref = naive_forward(q, k, v, o);
+        const auto [out, lse] = attention_forward(q, k, v, o);
+        CHECK(max_abs(ref.lse) > 5e3);
+        CHECK(max_abs_diff(out, ref.out) <= 1e-10);
+        CHECK(max_abs_diff(lse, ref.lse) <= 1e-9);
+        const auto g = attention_vjp(q, k, v, out, lse, dout, o);
+        const auto rg = naive_vjp(q, k, v, dout, o);
+        CHECK(max_abs_diff(g.dq, rg.dq) <= 1e-7 * (1 + max_abs(rg.dq)));
+        CHECK(max_abs_diff(g.dk, rg.dk) <= 1e-7 * (1 + max_abs(rg.dk)));
+        CHECK(max_abs_diff(g.dv, rg.dv) <= 1e-9 * (1 + max_abs(rg.dv)));
+        // float32: finite, and close (lse is rounded to float at |lse| ~ 1e4, so p carries ~1e-3 relative error).
+        const auto [outf, lsef] = attention_forward(to_type<float>(q), to_type<float>(k), to_type<float>(v), o);
+        const auto gf =
+            attention_vjp(to_type<float>(q), to_type<float>(k), to_type<float>(v), outf, lsef, to_type<float>(dout), o);
+        for (const float x : outf) CHECK(std::isfinite(x));
+        for (const float x : gf.dq) CHECK(std::isfinite(x));
+        for (const float x : gf.dk) CHECK(std::isfinite(x));
+        CHECK(max_abs_diff(outf, ref.out) <= 1e-2);
+        CHECK(max_abs_diff(gf.dv, rg.dv) <= 1e-2 * (1 + max_abs(rg.dv)));
+    }
+}
+
+TEST_CASE("results are bit-identical for every thread count") {
+    struct cfg {
+        std::size_t B, H, T;
+        bool causal;
+    };
+    // B·H = 1 < threads takes the two-pass backward with 2 threads and the single pass with 1.
+    for (const cfg c : {cfg{1, 1, 200, true}, cfg{1, 1, 150, false}, cfg{1, 3, 130, true}, cfg{2, 2, 65, false}}) {
+        CAPTURE(c.B);
+        CAPTURE(c.H);
+        CAPTURE(c.causal);
+        const auto q = random4<float>(c.B, c.H, c.T, 20, 31), k = random4<float>(c.B, c.H, c.T, 20, 32),
+                   v = random4<float>(c.B, c.H, c.T, 12, 33), dout = random4<float>(c.B, c.H, c.T, 12, 34);
+        attention_options o;
+        o.causal = c.causal;
+        o.normalize_qk = c.H == 3;
+        o.scale = c.H == 3 ? scale::gradient_max() : scale::inv_sqrt_d();
+        const std::size_t saved = num_threads();
+        set_num_threads(1);
+        const auto f1 = attention_forward(q, k, v, o);
+        const auto g1 = attention_vjp(q, k, v, f1.out, f1.lse, dout, o);
+        set_num_threads(2);
+        const auto f2 = attention_forward(q, k, v, o);
+        const auto g2 = attention_vjp(q, k, v, f2.out, f2.lse, dout, o);
+        o.threads = 7;  // more tasks than threads: another partition
+        const auto f7 = attention_forward(q, k, v, o);
+        const auto g7 = attention_vjp(q, k, v, f7.out, f7.lse, dout, o);
+        set_num_threads(saved);
+        CHECK(bit_equal(f1.out, f2.out));
+        CHECK(bit_equal(f1.lse, f2.lse));
+        CHECK(bit_equal(g1.dq, g2.dq));
+        CHECK(bit_equal(g1.dk, g2.dk));
+        CHECK(bit_equal(g1.dv, g2.dv));
+        CHECK(g1.dscale == g2.dscale);
+        CHECK(bit_equal(f1.out, f7.out));
+        CHECK(bit_equal(g1.dq, g7.dq));
+        CHECK(bit_equal(g1.dk, g7.dk));
+        CHECK(bit_equal(g1.dv, g7.dv));
+        CHECK(g1.dlog_scale == g7.dlog_scale);
+    }
+}
+
+TEST_CASE("scale policies give the documented multipliers per row") {
+    // One key per distinct n: with v = e_j the output row is p itself, so log p recovers the scaled scores.
+    const std::size_t d = 16;
+    const double inv = 1.0 / std::sqrt(16.0);
+    CHECK(scale::inv_sqrt_d().multiplier(100, d, false) == doctest::Approx(inv));
+    CHECK(scale::entropy_invariant(512).multiplier(512, d, false) == doctest::Approx(inv));
+    CHECK(scale::entropy_invariant(512).multiplier(64, d, false) ==
+          doctest::Approx(std::log(64.0) / std::log(512.0) * inv));
+    CHECK(scale::gradient_max().multiplier(512, d, false) == doctest::Approx(2.0084 * inv).epsilon(1e-4));
+    CHECK(scale::gradient_max().multiplier(512, 128, true) == doctest::Approx(24.214).epsilon(1e-4));  // no 1/√d
+    CHECK(scale::fixed(0.37).multiplier(9, d, true) == 0.37);
+    CHECK(scale::gradient_max().multiplier(1, d, false) == 0.0);
+
+    // The kernel applies the per-row n: rows of a causal head see n = i + 1.
+    const std::size_t T = 40;
+    auto q = random4<double>(1, 1, T, d, 41), k = random4<double>(1, 1, T, d, 42);
+    auto v = xt::xtensor<double, 4>::from_shape({1, 1, T, T});
+    v.fill(0.0);
+    for (std::size_t j = 0; j < T; ++j) v(0, 0, j, j) = 1.0;
+    for (const auto& pol :
+         {scale::gradient_max(), scale::entropy_invariant(8), scale::gradient_max(scale_n::half_length)}) {
+        attention_options o;
+        o.causal = true;
+        o.scale = pol;
+        const auto out = attention(q, k, v, o);
+        for (std::size_t i = 2; i < T; i += 7) {
+            const double n = pol.n_choice == scale_n::half_length ? T / 2.0 : static_cast<double>(i + 1);
+            const double s = pol.multiplier(n, d, false);
+            double dot0 = 0, dot1 = 0;
+            for (std::size_t c = 0; c < d; ++c) {
+                dot0 += q(0, 0, i, c) * k(0, 0, 0, c);
+                dot1 += q(0, 0, i, c) * k(0, 0, 1, c);
+            }
+            // log p_1 − log p_0 = s (q·k_1 − q·k_0)
+            CHECK(std::log(out(0, 0, i, 1) / out(0, 0, i, 0)) == doctest::Approx(s * (dot1 - dot0)).epsilon(1e-10));
+        }
+    }
+}
+
+TEST_CASE("notes §1.5 check 1 through the attention kernel itself: ½‖J‖₁ = α(1 − Σp²)") {
+    // One query with q = [1], keys k_j = [s_j], value rows v_j = e_j, scale α: out = p, and the VJP with
+    // dout = e_i gives dk_j = ∂p_i/∂s_j, the Jacobian row by row.
+    struct row_case {
+        std::vector<double> s;
+        double alpha, half_l1;
+    };
+    for (const auto& rc : {row_case{{1, 2, 3}, 1.0, 0.4894569}, row_case{{0.5, -1, 2, 0}, 2.5, 0.1457978},
+                           row_case{{0, 0, 0, 0}, 1.0, 0.75}}) {
+        const std::size_t n = rc.s.size();
+        auto q = xt::xtensor<double, 4>::from_shape({1, 1, 1, 1});
+        auto k = xt::xtensor<double, 4>::from_shape({1, 1, n, 1});
+        auto v = xt::xtensor<double, 4>::from_shape({1, 1, n, n});
+        q(0, 0, 0, 0) = 1.0;
+        v.fill(0.0);
+        for (std::size_t j = 0; j < n; ++j) {
+            k(0, 0, j, 0) = rc.s[j];
+            v(0, 0, j, j) = 1.0;
+        }
+        attention_options o;
+        o.scale = scale::fixed(rc.alpha);
+        const auto f = attention_forward(q, k, v, o);
+        double l1 = 0;
+        const auto J = scale::softmax_jacobian(rc.s, rc.alpha);
+        for (std::size_t i = 0; i < n; ++i) {
+            auto dout = xt::xtensor<double, 4>::from_shape({1, 1, 1, n});
+            dout.fill(0.0);
+            dout(0, 0, 0, i) = 1.0;
+            const auto g = attention_vjp(q, k, v, f.out, f.lse, dout, o);
+            for (std::size_t j = 0; j < n; ++j) {
+                l1 += std::fabs(g.dk(0, 0, j, 0));
+                CHECK(g.dk(0, 0, j, 0) == doctest::Approx(J(i, j)).epsilon(1e-12).scale(1e-15));
+            }
+        }
+        CHECK(0.5 * l1 == doctest::Approx(rc.half_l1).epsilon(1e-6));
+    }
+}
+
+TEST_CASE("bad shapes and options throw, naming the op and the shapes") {
+    const auto q = random4<float>(2, 3, 5, 8, 1), k = random4<float>(2, 3, 6, 8, 2), v = random4<float>(2, 3, 6, 4, 3);
+    auto message = [](auto&& f) {
+        try {
+            f();
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("no exception");
+    };
+    const auto k7 = random4<float>(2, 3, 6, 7, 4);
+    std::string m = message([&] { attention_forward(q, k7, v); });
+    CHECK(m.find("attention_forward") != std::string::npos);
+    CHECK(m.find("[2, 3, 5, 8]") != std::string::npos);
+    CHECK(m.find("[2, 3, 6, 7]") != std::string::npos);
+    const auto v5 = random4<float>(2, 3, 5, 4, 5);
+    m = message([&] { attention(q, k, v5); });
+    CHECK(m.find("[2, 3, 6, 8]") != std::string::npos);
+    CHECK(m.find("[2, 3, 5, 4]") != std::string::npos);
+    const auto kh = random4<float>(2, 2, 6, 8, 6);
+    m = message([&] { attention(q, kh, v); });
+    CHECK(m.find("[2, 2, 6, 8]") != std::string::npos);
+    const auto f = attention_forward(q, k, v);
+    const auto bad_dout = random4<float>(2, 3, 5, 3, 7);
+    m = message([&] { attention_vjp(q, k, v, f.out, f.lse, bad_dout); });
+    CHECK(m.find("attention_vjp") != std::string::npos);
+    CHECK(m.find("[2, 3, 5, 3]") != std::string::npos);
+    CHECK(m.find("[2, 3, 5, 4]") != std::string::npos);
+    attention_options o;
+    o.key_lengths = {3};
+    m = message([&] { attention(q, k, v, o); });
+    CHECK(m.find("key_lengths") != std::string::npos);
+    o.key_lengths = {3, 7};
+    m = message([&] { attention(q, k, v, o); });
+    CHECK(m.find("key_lengths[1] = 7") != std::string::npos);
+    o.key_lengths.clear();
+    o.scale = scale::fixed(std::numeric_limits<double>::infinity());
+    CHECK(message([&] { attention(q, k, v, o); }).find("scale::fixed(inf)") != std::string::npos);
+    CHECK_THROWS_AS(scale::entropy_invariant(1.0), std::invalid_argument);
+    const auto q0 = random4<float>(2, 3, 5, 0, 8), k0 = random4<float>(2, 3, 6, 0, 9);
+    CHECK(message([&] { attention(q0, k0, v); }).find("at least 1") != std::string::npos);
+}
+
+TEST_CASE("empty dimensions") {
+    const auto q = random4<double>(1, 2, 0, 4, 1), k = random4<double>(1, 2, 3, 4, 2),
+               v = random4<double>(1, 2, 3, 2, 3);
+    const auto f = attention_forward(q, k, v);
+    CHECK(f.out.size() == 0);
+    const auto q1 = random4<double>(1, 2, 3, 4, 1), k0 = random4<double>(1, 2, 0, 4, 2),
+               v0 = random4<double>(1, 2, 0, 2, 3);
+    const auto f0 = attention_forward(q1, k0, v0);
+    for (const double x : f0.out) CHECK(x == 0.0);
+    for (const double x : f0.lse) CHECK(x == -std::numeric_limits<double>::infinity());
+    const auto g = attention_vjp(q1, k0, v0, f0.out, f0.lse, f0.out);
+    for (const double x : g.dq) CHECK(x == 0.0);
+}
