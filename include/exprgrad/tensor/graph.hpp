@@ -20,6 +20,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include <xtensor/xarray.hpp>
@@ -170,6 +171,8 @@ struct slot {
     T adj_value = 0;
     const std::int64_t* ints = nullptr;  // integer inputs
     std::vector<std::int64_t> int_buf;   // integer inputs converted to int64 (reused)
+    const void* object = nullptr;        // any other argument (read by the node that knows its type)
+    const std::type_info* object_type = nullptr;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -197,6 +200,16 @@ public:
     template <class N>
     const cview<T>& in() const {
         return std::get<pos<N>>(slots_).view;
+    }
+    /// An argument that is neither an array nor a number (e.g. a batch of texts for a lattice node),
+    /// as the type O the node expects; throws naming the argument if another type was passed.
+    template <class N, class O>
+    const O& object() const {
+        const auto& s = std::get<pos<N>>(slots_);
+        if (s.object == nullptr || *s.object_type != typeid(O)) {
+            throw shape_error("program", "argument " + std::to_string(N::index) + " must be a " + typeid(O).name());
+        }
+        return *static_cast<const O*>(s.object);
     }
     template <class N>
     const std::int64_t* ints() const {
@@ -367,7 +380,13 @@ private:
         if constexpr (meta::contains_v<Input<I>, list>) {
             auto& s = std::get<pos<Input<I>>>(slots_);
             s.ints = nullptr;
-            if constexpr (std::is_arithmetic_v<A>) {
+            s.object = nullptr;
+            if constexpr (!std::is_arithmetic_v<A> && !xt::is_xexpression<A>::value) {
+                s.object = &a;
+                s.object_type = &typeid(A);
+                s.view.data = nullptr;
+                s.view.shape = dims{};
+            } else if constexpr (std::is_arithmetic_v<A>) {
                 fit(s.buf, dims{});
                 s.buf.data()[0] = static_cast<T>(a);
                 s.view.data = s.buf.data();
