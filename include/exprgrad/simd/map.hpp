@@ -145,7 +145,7 @@ void run_map(std::tuple<Es...>, std::array<T*, K> out, std::size_t n, const std:
     const std::size_t full = n - n % W;
     if (full > 0) {
         using P = sym::compiled_nodes<B, L>;
-        const auto consts = P::constants();
+        static const auto consts = P::constants();  // depends on nothing at run time: computed once
         for (std::size_t i = 0; i < full; i += W) {
             const auto vals = P::run(std::array<B, sizeof...(Is)>{std::get<Is>(ops).template batch<B>(i)...}, consts);
             std::size_t k = 0;
@@ -154,7 +154,7 @@ void run_map(std::tuple<Es...>, std::array<T*, K> out, std::size_t n, const std:
     }
     if (full < n) {
         using P = sym::compiled_nodes<T, L>;
-        const auto consts = P::constants();
+        static const auto consts = P::constants();
         for (std::size_t i = full; i < n; ++i) {
             const auto vals = P::run(std::array<T, sizeof...(Is)>{std::get<Is>(ops).at(i)...}, consts);
             std::size_t k = 0;

@@ -118,8 +118,9 @@ void broadcast_loop(std::tuple<Outs...>, const dims& out, const std::array<const
     using L = sym::node_list_t<Outs...>;
     using PB = sym::compiled_nodes<B, L>;
     using PS = sym::compiled_nodes<T, L>;
-    const auto cb = PB::constants();
-    const auto cs = PS::constants();
+    // constant subtrees (log(2*pi), ...) depend on nothing at run time: evaluated once per program type
+    static const auto cb = PB::constants();
+    static const auto cs = PS::constants();
     std::array<std::ptrdiff_t, K> inner{};
     for (std::size_t k = 0; k < K; ++k) inner[k] = plan.stride[k][static_cast<std::size_t>(last)];
 
