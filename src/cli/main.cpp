@@ -2,6 +2,8 @@
 #include <exception>
 #include <iostream>
 
+#include "attention_scale.hpp"
+#include "deer.hpp"
 #include "subcommands.hpp"
 #include "tok.hpp"
 
@@ -10,6 +12,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     exprgrad::cli::register_abc(app);
     exprgrad::cli::register_tok(app);
+    exprgrad::cli::register_attention_scale(app);
+    exprgrad::cli::register_deer(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,0 +1,826 @@
+// Multi-head scaled dot-product attention: eager forward and VJP kernels on xtensor arrays.
+//
+//   out[b,h,i,:] = Σ_j p_ij v[b,h,j,:],   p_ij = softmax_j(s_i · q[b,h,i,:]·k[b,h,j,:]) over the keys row i attends
+//
+// with the multiplier s_i given by a scale policy (ops/attention_scale.hpp). Blocked online softmax (the
+// flash-attention scheme): neither pass stores a T×T matrix; the forward keeps the output and the per-row
+// log-sum-exp, the backward recomputes the scores block by block. Inner loops are xsimd register tiles; work
+// is spread over batch × heads (and over query or key blocks when there are fewer heads than threads) with
+// exprgrad::parallel_for, and every output element is computed by one task in a fixed order, so results are
+// bit-identical for every thread count.
+//
+// These kernels are what the attention tensor-expression node wraps: attention_forward_into and
+// attention_vjp_into write into caller-owned arrays and reuse a caller-owned attention_workspace (a compiled
+// program's buffers, so a call allocates nothing), and the VJP takes the forward's out and lse.
+//
+// Reference, masks, NaN/Inf policy and benchmarks: docs/attention.md. Research notes:
+// ../shared/research/articles_part1.md §1.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include "exprgrad/ops/attention_scale.hpp"
+#include "exprgrad/ops/detail/softmax_rows.hpp"
+#include "exprgrad/tensor/parallel.hpp"
+
+namespace exprgrad {
+
+/// Options of the attention kernels.
+struct attention_options {
+    /// Causal mask aligned bottom-right (decoding with a key cache): query i attends key j iff
+    /// j ≤ i + T_k − T_q (j ≤ i when T_q = T_k). Rows with i + T_k − T_q < 0 attend nothing.
+    bool causal = false;
+    /// L2-normalise q and k per row first, q̂ = q/√(‖q‖² + qk_eps²) (cosine attention); the VJP goes through it.
+    bool normalize_qk = false;
+    /// The multiplier on q·k (see attention_scale.hpp). n = the number of keys a row attends.
+    scale_policy scale = scale::inv_sqrt_d();
+    /// Key padding: keys j ≥ key_lengths[b] of batch entry b are masked (and never read). Empty: none masked.
+    /// Otherwise one entry per batch entry, each ≤ T_k.
+    std::vector<std::size_t> key_lengths{};
+    /// ε of normalize_qk; ≥ 0 and finite.
+    double qk_eps = 1e-6;
+    /// Upper bound on the tasks run in parallel; 0: exprgrad::num_threads(). Results do not depend on it.
+    std::size_t threads = 0;
+};
+
+/// attention_forward's result: out [B, H, T_q, d_v] and the per-row log-sum-exp of the scaled scores
+/// lse [B, H, T_q] (−inf for a row that attends no key).
+template <class T>
+struct attention_result {
+    xt::xtensor<T, 4> out;
+    xt::xtensor<T, 3> lse;
+};
+
+/// attention_vjp's result: gradients of the loss with respect to q, k, v (shapes of q, k, v), and to the
+/// multiplier: dscale = Σ_i ∂L/∂s_i (= ∂L/∂s for scale::fixed(s)) and dlog_scale = Σ_i s_i ∂L/∂s_i, the
+/// gradient with respect to log s when every multiplier is scaled by one learnable factor (train log s, use
+/// scale::fixed(exp(log_s)), and step log s by dlog_scale). Both are accumulated in double.
+template <class T>
+struct attention_grads {
+    xt::xtensor<T, 4> dq;
+    xt::xtensor<T, 4> dk;
+    xt::xtensor<T, 4> dv;
+    double dscale = 0.0;
+    double dlog_scale = 0.0;
+};
+
+template <class T>
+concept attention_value = std::same_as<T, float> || std::same_as<T, double>;
+
+namespace detail::attention {
+
+namespace rows = exprgrad::detail::rows;
+
+inline constexpr std::size_t block_q = 64;  // query rows per block
+inline constexpr std::size_t block_k = 64;  // keys per block
+inline constexpr std::size_t tile_rows = 6;
+
+/// Width of a register tile: two SIMD batches (16 floats or 8 doubles with AVX2).
+template <class T>
+inline constexpr std::size_t tile_width = 2 * rows::lanes<T>;
+
+template <class T>
+using buffer = std::vector<T, xsimd::aligned_allocator<T>>;
+
+inline std::size_t round_up(std::size_t x, std::size_t m) { return (x + m - 1) / m * m; }
+
+/// Grows v to at least n elements and never shrinks it: workspaces keep their memory between calls, so a
+/// repeated call allocates nothing (fresh pages cost more than the small-T kernels themselves).
+template <class V>
+void grow(V& v, std::size_t n) {
+    if (v.size() < n) v.resize(n);
+}
+
+/// One register tile: C[R × W] (+)= A·B for k in [0, K), with A(r, k) = a[r·ars + k·aks] (any layout:
+/// elements are broadcast one at a time) and B row-major with leading dimension ldb. With limits, row r
+/// takes only k in [beg[r], end[r]): masked products are skipped rather than multiplied by zero, so a
+/// non-finite value in a masked position never reaches C. ARS, AKS: the strides when known at compile time
+/// (0: use ars_, aks_), so that the six broadcast addresses are immediate offsets rather than registers.
+template <std::size_t R, bool Acc, bool Limited, std::size_t ARS, std::size_t AKS, class T>
+inline void tile(std::size_t K, const T* a, std::size_t ars_, std::size_t aks_, const T* b, std::size_t ldb, T* c,
+                 std::size_t ldc, const std::size_t* beg, const std::size_t* end) {
+    const std::size_t ars = ARS ? ARS : ars_, aks = AKS ? AKS : aks_;
+    using B = xsimd::batch<T>;
+    constexpr std::size_t L = B::size;
+    [&]<std::size_t... r>(std::index_sequence<r...>) {
+        B c0[R], c1[R];
+        if constexpr (Acc) {
+            ((c0[r] = B::load_unaligned(c + r * ldc), c1[r] = B::load_unaligned(c + r * ldc + L)), ...);
+        } else {
+            ((c0[r] = B(T(0)), c1[r] = B(T(0))), ...);
+        }
+        if constexpr (!Limited) {
+            for (std::size_t k = 0; k < K; ++k) {
+                const B b0 = B::load_unaligned(b + k * ldb), b1 = B::load_unaligned(b + k * ldb + L);
+                const T* ak = a + k * aks;
+                ((c0[r] = xsimd::fma(B(ak[r * ars]), b0, c0[r]), c1[r] = xsimd::fma(B(ak[r * ars]), b1, c1[r])), ...);
+            }
+        } else {
+            const std::size_t lo = std::min({beg[r]...}), hi = std::min(K, std::max({end[r]...}));
+            const std::size_t full_lo = std::max({beg[r]...}), full_hi = std::min({end[r]...});
+            for (std::size_t k = lo; k < hi; ++k) {
+                const B b0 = B::load_unaligned(b + k * ldb), b1 = B::load_unaligned(b + k * ldb + L);
+                const T* ak = a + k * aks;
+                if (k >= full_lo && k < full_hi) {
+                    ((c0[r] = xsimd::fma(B(ak[r * ars]), b0, c0[r]), c1[r] = xsimd::fma(B(ak[r * ars]), b1, c1[r])),
+                     ...);
+                } else {
+                    ((k >= beg[r] && k < end[r] ? (void)(c0[r] = xsimd::fma(B(ak[r * ars]), b0, c0[r]),
+                                                         c1[r] = xsimd::fma(B(ak[r * ars]), b1, c1[r]))
+                                                : (void)0),
+                     ...);
+                }
+            }
+        }
+        ((c0[r].store_unaligned(c + r * ldc), c1[r].store_unaligned(c + r * ldc + L)), ...);
+    }
+    (std::make_index_sequence<R>{});
+}
+
+/// C[rows × cols] (+)= A·B with cols a multiple of tile_width; with Limited, per-row k limits as in tile.
+template <bool Acc, bool Limited, std::size_t ARS, std::size_t AKS, class T>
+void gemm(std::size_t rows_, std::size_t cols, std::size_t K, const T* a, std::size_t ars, std::size_t aks, const T* b,
+          std::size_t ldb, T* c, std::size_t ldc, const std::size_t* beg, const std::size_t* end) {
+    constexpr std::size_t W = tile_width<T>;
+    for (std::size_t j = 0; j < cols; j += W) {
+        for (std::size_t r = 0; r < rows_; r += tile_rows) {
+            const T* ar = a + r * ars;
+            T* cr = c + r * ldc + j;
+            const std::size_t* br = beg ? beg + r : nullptr;
+            const std::size_t* er = end ? end + r : nullptr;
+            switch (std::min(tile_rows, rows_ - r)) {
+                case 6:
+                    tile<6, Acc, Limited, ARS, AKS>(K, ar, ars, aks, b + j, ldb, cr, ldc, br, er);
+                    break;
+                case 5:
+                    tile<5, Acc, Limited, ARS, AKS>(K, ar, ars, aks, b + j, ldb, cr, ldc, br, er);
+                    break;
+                case 4:
+                    tile<4, Acc, Limited, ARS, AKS>(K, ar, ars, aks, b + j, ldb, cr, ldc, br, er);
+                    break;
+                case 3:
+                    tile<3, Acc, Limited, ARS, AKS>(K, ar, ars, aks, b + j, ldb, cr, ldc, br, er);
+                    break;
+                case 2:
+                    tile<2, Acc, Limited, ARS, AKS>(K, ar, ars, aks, b + j, ldb, cr, ldc, br, er);
+                    break;
+                default:
+                    tile<1, Acc, Limited, ARS, AKS>(K, ar, ars, aks, b + j, ldb, cr, ldc, br, er);
+                    break;
+            }
+        }
+    }
+}
+
+/// gemm with a row-major A of leading dimension lda (a compile-time stride for the common lda = 64).
+template <bool Acc, class T>
+void gemm_rows(std::size_t rows_, std::size_t cols, std::size_t K, const T* a, std::size_t lda, const T* b,
+               std::size_t ldb, T* c, std::size_t ldc) {
+    if (lda == 64)
+        gemm<Acc, false, 64, 1>(rows_, cols, K, a, lda, 1, b, ldb, c, ldc, nullptr, nullptr);
+    else
+        gemm<Acc, false, 0, 1>(rows_, cols, K, a, lda, 1, b, ldb, c, ldc, nullptr, nullptr);
+}
+
+/// C += A·B with A's strides fixed at compile time, and per-row k limits when beg (and end) are given.
+template <std::size_t ARS, std::size_t AKS, class T>
+void gemm_acc(std::size_t rows_, std::size_t cols, std::size_t K, const T* a, const T* b, std::size_t ldb, T* c,
+              std::size_t ldc, const std::size_t* beg, const std::size_t* end) {
+    if (beg)
+        gemm<true, true, ARS, AKS>(rows_, cols, K, a, ARS, AKS, b, ldb, c, ldc, beg, end);
+    else
+        gemm<true, false, ARS, AKS>(rows_, cols, K, a, ARS, AKS, b, ldb, c, ldc, nullptr, nullptr);
+}
+
+inline std::string shape_text(const auto& shape) {
+    std::ostringstream s;
+    s << '[';
+    for (std::size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+    s << ']';
+    return s.str();
+}
+
+[[noreturn]] inline void shape_error(const char* op, const char* what, const char* name_a, const auto& shape_a,
+                                     const char* name_b, const auto& shape_b) {
+    throw std::invalid_argument(std::string("exprgrad::") + op + ": " + name_a + " has shape " + shape_text(shape_a) +
+                                " but " + name_b + " has shape " + shape_text(shape_b) + " (" + what + ")");
+}
+
+/// Everything a call shares between its tasks: sizes, per-row key counts and multipliers, packed operands.
+template <class T>
+struct problem {
+    std::size_t B = 0, H = 0, Tq = 0, Tk = 0, d = 0, dv = 0;
+    std::size_t dp = 0, dvp = 0;  // d and dv rounded up to the tile width (zero padding)
+    std::size_t nqb = 0, nkb = 0;
+    bool cosine = false;
+    std::vector<std::size_t> nrow;  // [B][Tq] keys attended by each row: always the prefix [0, n)
+    std::vector<std::size_t> kend;  // [B] max over rows of nrow: keys at or past it are never read
+    std::vector<T> srow;            // [B][Tq] multiplier of each row
+    buffer<T> Qp;                   // [BH][Tq][dp] q̂ (q, or q normalised)
+    buffer<T> Qs;                   // [BH][Tq][dp] s_i q̂_i: the scores come out scaled, in both passes alike
+    buffer<T> Kt;                   // [BH][nkb][d][block_k] k̂ transposed per key block
+    buffer<T> Vp;                   // [BH][Tk][dvp]
+    std::vector<T> qinv, kinv;      // [BH][T] 1/√(‖·‖² + ε²) under normalize_qk
+    // backward only
+    buffer<T> Kp;         // [BH][Tk][dp] k̂
+    buffer<T> Vt;         // [BH][nkb][dv][block_k] v transposed per key block
+    buffer<T> dOp;        // [BH][Tq][dvp]
+    std::vector<T> Drow;  // [BH][Tq] dO·O
+
+    std::size_t heads() const { return B * H; }
+};
+
+inline std::size_t task_count(const attention_options& o, std::size_t units) {
+    const std::size_t t = o.threads ? o.threads : num_threads();
+    return std::max<std::size_t>(1, std::min(t, units));
+}
+
+/// Runs unit(u) for u in [0, units) on `chunks` parallel tasks, task c taking u = c, c + chunks, …
+/// (interleaved, which balances causal work) with scratch pool[c], sized by init before the region.
+template <class Scratch, class Init, class Unit>
+void run_units(std::size_t units, std::size_t chunks, std::vector<Scratch>& pool, Init&& init, Unit&& unit) {
+    if (units == 0) return;
+    grow(pool, chunks);
+    for (std::size_t c = 0; c < chunks; ++c) init(pool[c]);
+    parallel_for(
+        0, chunks, 1,
+        [&](std::size_t lo, std::size_t hi) {
+            for (std::size_t c = lo; c < hi; ++c)
+                for (std::size_t u = c; u < units; u += chunks) unit(u, pool[c]);
+        },
+        chunks);
+}
+
+template <class T>
+void check_inputs(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+                  const attention_options& o) {
+    const auto &qs = q.shape(), &ks = k.shape(), &vs = v.shape();
+    if (qs[0] != ks[0] || qs[1] != ks[1]) shape_error(op, "batch and head dimensions must match", "q", qs, "k", ks);
+    if (ks[0] != vs[0] || ks[1] != vs[1] || ks[2] != vs[2])
+        shape_error(op, "batch, head and key-length dimensions must match", "k", ks, "v", vs);
+    if (qs[3] != ks[3]) shape_error(op, "the head dimension d must match", "q", qs, "k", ks);
+    if (qs[3] == 0)
+        throw std::invalid_argument(std::string("exprgrad::") + op + ": q has shape " + shape_text(qs) +
+                                    ": the head dimension d must be at least 1");
+    if (!o.key_lengths.empty()) {
+        if (o.key_lengths.size() != qs[0])
+            throw std::invalid_argument(std::string("exprgrad::") + op + ": key_lengths has " +
+                                        std::to_string(o.key_lengths.size()) + " entries but q has shape " +
+                                        shape_text(qs) + " (one length per batch entry)");
+        for (std::size_t b = 0; b < o.key_lengths.size(); ++b)
+            if (o.key_lengths[b] > ks[2])
+                throw std::invalid_argument(std::string("exprgrad::") + op + ": key_lengths[" + std::to_string(b) +
+                                            "] = " + std::to_string(o.key_lengths[b]) + " exceeds T_k = " +
+                                            std::to_string(ks[2]) + " of k with shape " + shape_text(ks));
+    }
+    if (o.scale.which == scale_policy::kind::fixed && !std::isfinite(o.scale.value))
+        throw std::invalid_argument(std::string("exprgrad::") + op + ": " + o.scale.to_string() +
+                                    " is not a finite multiplier");
+    if (o.normalize_qk && !(o.qk_eps >= 0.0 && std::isfinite(o.qk_eps)))
+        throw std::invalid_argument(std::string("exprgrad::") + op + ": qk_eps = " + std::to_string(o.qk_eps) +
+                                    " must be finite and ≥ 0");
+}
+
+/// Sizes, key counts and multipliers, and the packed operands (q̂, k̂ᵀ per block, padded v; for the backward
+/// also s·q̂, k̂, vᵀ per block) into P, whose buffers are reused. Every element a kernel reads is written here,
+/// padding included.
+template <class T>
+void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+             const attention_options& o, bool backward, problem<T>& P) {
+    P.B = q.shape()[0];
+    P.H = q.shape()[1];
+    P.Tq = q.shape()[2];
+    P.Tk = k.shape()[2];
+    P.d = q.shape()[3];
+    P.dv = v.shape()[3];
+    P.dp = round_up(P.d, tile_width<T>);
+    P.dvp = round_up(P.dv, tile_width<T>);
+    P.nqb = (P.Tq + block_q - 1) / block_q;
+    P.nkb = (P.Tk + block_k - 1) / block_k;
+    P.cosine = o.normalize_qk;
+    const std::size_t B = P.B, Tq = P.Tq, Tk = P.Tk, d = P.d, dv = P.dv, dp = P.dp, dvp = P.dvp;
+
+    // Key counts: a prefix [0, n) per row, non-decreasing in the row index.
+    P.nrow.assign(B * Tq, 0);
+    P.kend.assign(B, 0);
+    for (std::size_t b = 0; b < B; ++b) {
+        const std::size_t len = o.key_lengths.empty() ? Tk : o.key_lengths[b];
+        for (std::size_t i = 0; i < Tq; ++i) {
+            std::size_t n = len;
+            if (o.causal) {
+                const long long last =
+                    static_cast<long long>(i) + static_cast<long long>(Tk) - static_cast<long long>(Tq);
+                n = std::min<std::size_t>(len, last < 0 ? 0 : static_cast<std::size_t>(last) + 1);
+            }
+            P.nrow[b * Tq + i] = n;
+            P.kend[b] = std::max(P.kend[b], n);
+        }
+    }
+    // Multipliers, computed once per distinct n (gradient_max solves an equation for each).
+    P.srow.assign(B * Tq, T(0));
+    const scale_policy& pol = o.scale;
+    if (!pol.depends_on_n()) {
+        std::fill(P.srow.begin(), P.srow.end(), static_cast<T>(pol.multiplier(1.0, d, P.cosine)));
+    } else {
+        std::vector<double> by_n(Tk + 1, std::numeric_limits<double>::quiet_NaN());
+        for (std::size_t b = 0; b < B; ++b) {
+            const std::size_t len = o.key_lengths.empty() ? Tk : o.key_lengths[b];
+            const bool half = o.causal && pol.n_choice == scale_n::half_length;
+            const double s_half = half ? pol.multiplier(static_cast<double>(len) / 2.0, d, P.cosine) : 0.0;
+            for (std::size_t i = 0; i < Tq; ++i) {
+                const std::size_t n = P.nrow[b * Tq + i];
+                if (half) {
+                    P.srow[b * Tq + i] = static_cast<T>(s_half);
+                    continue;
+                }
+                if (std::isnan(by_n[n])) by_n[n] = pol.multiplier(static_cast<double>(n), d, P.cosine);
+                P.srow[b * Tq + i] = static_cast<T>(by_n[n]);
+            }
+        }
+    }
+
+    const std::size_t BH = P.heads();
+    grow(P.Qp, BH * Tq * dp);
+    grow(P.Qs, BH * Tq * dp);
+    grow(P.Kt, BH * P.nkb * d * block_k);
+    grow(P.Vp, BH * Tk * dvp);
+    if (P.cosine) {
+        grow(P.qinv, BH * Tq);
+        grow(P.kinv, BH * Tk);
+    }
+    if (backward) {
+        grow(P.Kp, BH * Tk * dp);
+        grow(P.Vt, BH * P.nkb * dv * block_k);
+    }
+    const T eps2 = static_cast<T>(o.qk_eps * o.qk_eps);
+    // Row r of x (width w) into dst (width wp): scaled by c, zero-padded.
+    auto pack_row = [](const T* x, std::size_t w, std::size_t wp, T c, bool scaled, T* dst) {
+        if (scaled)
+            for (std::size_t i = 0; i < w; ++i) dst[i] = x[i] * c;
+        else
+            std::copy(x, x + w, dst);
+        std::fill(dst + w, dst + wp, T(0));
+    };
+    // Rows [j0, j0 + nj) of x (width w) transposed into a w × block_k block, columns past nj zero.
+    auto pack_block_t = [](const T* x, std::size_t w, std::size_t j0, std::size_t nj, const T* c, T* dst) {
+        for (std::size_t i = 0; i < w; ++i) {
+            T* row = dst + i * block_k;
+            if (c)
+                for (std::size_t jj = 0; jj < nj; ++jj) row[jj] = x[(j0 + jj) * w + i] * c[j0 + jj];
+            else
+                for (std::size_t jj = 0; jj < nj; ++jj) row[jj] = x[(j0 + jj) * w + i];
+            std::fill(row + nj, row + block_k, T(0));
+        }
+    };
+    parallel_for(0, BH, 1, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t bh = lo; bh < hi; ++bh) {
+            const std::size_t b = bh / P.H;
+            const T* qh = q.data() + bh * Tq * d;
+            const T* kh = k.data() + bh * Tk * d;
+            const T* vh = v.data() + bh * Tk * dv;
+            T* qinv = P.cosine ? P.qinv.data() + bh * Tq : nullptr;
+            T* kinv = P.cosine ? P.kinv.data() + bh * Tk : nullptr;
+            if (P.cosine) {
+                for (std::size_t i = 0; i < Tq; ++i)
+                    qinv[i] = T(1) / std::sqrt(rows::dot(qh + i * d, qh + i * d, d) + eps2);
+                for (std::size_t j = 0; j < Tk; ++j)
+                    kinv[j] = T(1) / std::sqrt(rows::dot(kh + j * d, kh + j * d, d) + eps2);
+            }
+            for (std::size_t i = 0; i < Tq; ++i) {
+                T* dst = P.Qp.data() + (bh * Tq + i) * dp;
+                pack_row(qh + i * d, d, dp, P.cosine ? qinv[i] : T(1), P.cosine, dst);
+                pack_row(dst, d, dp, P.srow[b * Tq + i], true, P.Qs.data() + (bh * Tq + i) * dp);
+            }
+            for (std::size_t kb = 0; kb < P.nkb; ++kb) {
+                const std::size_t j0 = kb * block_k, nj = std::min(block_k, Tk - j0);
+                pack_block_t(kh, d, j0, nj, kinv, P.Kt.data() + (bh * P.nkb + kb) * d * block_k);
+                if (backward) pack_block_t(vh, dv, j0, nj, nullptr, P.Vt.data() + (bh * P.nkb + kb) * dv * block_k);
+            }
+            for (std::size_t j = 0; j < Tk; ++j) {
+                pack_row(vh + j * dv, dv, dvp, T(1), false, P.Vp.data() + (bh * Tk + j) * dvp);
+                if (backward)
+                    pack_row(kh + j * d, d, dp, P.cosine ? kinv[j] : T(1), P.cosine, P.Kp.data() + (bh * Tk + j) * dp);
+            }
+        }
+    });
+}
+
+template <class T>
+struct forward_scratch {
+    buffer<T> S, acc;
+    std::vector<T> m, l;
+    std::vector<std::size_t> beg, valid;
+};
+
+/// One query block of one head: online softmax over the key blocks the block attends.
+template <class T>
+void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_scratch<T>& w, T* out, T* lse) {
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
+    const std::size_t b = bh / P.H, i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
+    const std::size_t* n = P.nrow.data() + b * P.Tq + i0;
+    const std::size_t dvp = P.dvp, dp = P.dp;
+    std::size_t kend = 0;
+    for (std::size_t r = 0; r < nr; ++r) kend = std::max(kend, n[r]);
+    std::fill(w.m.begin(), w.m.end(), ninf);
+    std::fill(w.l.begin(), w.l.end(), T(0));
+    std::fill(w.acc.begin(), w.acc.begin() + nr * dvp, T(0));
+    const T* Q = P.Qs.data() + (bh * P.Tq + i0) * dp;
+    for (std::size_t j0 = 0; j0 < kend; j0 += block_k) {
+        const std::size_t nc = std::min(block_k, kend - j0);
+        gemm_rows<false>(nr, block_k, P.d, Q, dp, P.Kt.data() + (bh * P.nkb + j0 / block_k) * P.d * block_k, block_k,
+                         w.S.data(), block_k);
+        bool partial = false;
+        for (std::size_t r = 0; r < nr; ++r) {
+            const std::size_t valid = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
+            w.valid[r] = valid;
+            partial |= valid < nc;
+            if (valid == 0) continue;
+            T* row = w.S.data() + r * block_k;
+            const T m_new = std::max(w.m[r], rows::max(row, valid));
+            const T corr = std::exp(w.m[r] - m_new);  // 0 for the first block of the row
+            const T sum = rows::exp_shifted(row, m_new, row, valid);
+            w.l[r] = w.l[r] * corr + sum;
+            if (corr != T(1)) rows::scale(w.acc.data() + r * dvp, corr, dvp);
+            w.m[r] = m_new;
+        }
+        gemm_acc<block_k, 1>(nr, dvp, nc, w.S.data(), P.Vp.data() + (bh * P.Tk + j0) * dvp, dvp, w.acc.data(), dvp,
+                             partial ? w.beg.data() : nullptr, partial ? w.valid.data() : nullptr);
+    }
+    for (std::size_t r = 0; r < nr; ++r) {
+        T* o = out + (i0 + r) * P.dv;
+        if (n[r] == 0) {
+            std::fill(o, o + P.dv, T(0));
+            lse[i0 + r] = ninf;
+            continue;
+        }
+        const T inv = T(1) / w.l[r];
+        const T* a = w.acc.data() + r * dvp;
+        for (std::size_t x = 0; x < P.dv; ++x) o[x] = a[x] * inv;
+        lse[i0 + r] = w.m[r] + std::log(w.l[r]);
+    }
+}
+
+template <class T>
+void forward(const problem<T>& P, const attention_options& o, std::vector<forward_scratch<T>>& pool, T* out, T* lse) {
+    auto init = [&](forward_scratch<T>& w) {
+        grow(w.S, block_q * block_k);
+        grow(w.acc, block_q * P.dvp);
+        grow(w.m, block_q);
+        grow(w.l, block_q);
+        w.beg.assign(block_q, 0);
+        grow(w.valid, block_q);
+    };
+    const std::size_t units = P.heads() * P.nqb;
+    run_units(units, task_count(o, units), pool, init, [&](std::size_t u, forward_scratch<T>& w) {
+        const std::size_t bh = u / P.nqb, qb = u % P.nqb;
+        forward_block(P, bh, qb, w, out + bh * P.Tq * P.dv, lse + bh * P.Tq);
+    });
+}
+
+template <class T>
+struct backward_scratch {
+    buffer<T> Pm, dS, dK, dV, G;
+    std::vector<std::size_t> zero, valid, kbeg, kfin;
+};
+
+/// P and dS of one (query block, key block) pair of head bh; false when no row of the block attends a key
+/// of the key block. Also sets the per-row and per-key limits of the masked accumulations.
+template <class T>
+bool backward_pair(const problem<T>& P, std::size_t bh, std::size_t qb, std::size_t j0, std::size_t nc, const T* lse,
+                   backward_scratch<T>& w, bool& partial) {
+    const std::size_t b = bh / P.H, i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
+    const std::size_t* n = P.nrow.data() + b * P.Tq + i0;
+    bool any = false;
+    partial = false;
+    for (std::size_t r = 0; r < nr; ++r) {
+        w.valid[r] = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
+        any |= w.valid[r] > 0;
+        partial |= w.valid[r] < nc;
+    }
+    if (!any) return false;
+    const std::size_t kb = j0 / block_k;
+    gemm_rows<false>(nr, block_k, P.d, P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp,
+                     P.Kt.data() + (bh * P.nkb + kb) * P.d * block_k, block_k, w.Pm.data(), block_k);
+    gemm_rows<false>(nr, block_k, P.dv, P.dOp.data() + (bh * P.Tq + i0) * P.dvp, P.dvp,
+                     P.Vt.data() + (bh * P.nkb + kb) * P.dv * block_k, block_k, w.dS.data(), block_k);
+    for (std::size_t r = 0; r < nr; ++r) {
+        const std::size_t valid = w.valid[r];
+        T* p = w.Pm.data() + r * block_k;
+        T* ds = w.dS.data() + r * block_k;
+        if (valid > 0) {
+            rows::exp_shifted(p, lse[i0 + r], p, valid);  // p = exp(s·q̂·k̂ − lse): the forward's softmax
+            rows::softmax_vjp(p, ds, P.Drow[bh * P.Tq + i0 + r], ds, valid);
+        }
+        std::fill(p + valid, p + block_k, T(0));
+        std::fill(ds + valid, ds + block_k, T(0));
+    }
+    if (partial) {
+        // Key c gets contributions from the rows r with valid[r] > c: a suffix of the block, as valid[r]
+        // does not decrease with r.
+        for (std::size_t c = 0; c < nc; ++c) {
+            std::size_t first = nr, last = 0;
+            for (std::size_t r = 0; r < nr; ++r)
+                if (w.valid[r] > c) {
+                    first = std::min(first, r);
+                    last = r + 1;
+                }
+            w.kbeg[c] = first < last ? first : 0;
+            w.kfin[c] = first < last ? last : 0;
+        }
+    }
+    return true;
+}
+
+/// dV and dK of a key block += contributions of one query block (rows of the accumulators: keys).
+template <class T>
+void accumulate_kv(const problem<T>& P, std::size_t bh, std::size_t qb, std::size_t nc, bool partial,
+                   backward_scratch<T>& w) {
+    const std::size_t i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
+    const std::size_t* kb = partial ? w.kbeg.data() : nullptr;
+    const std::size_t* ke = partial ? w.kfin.data() : nullptr;
+    gemm_acc<1, block_k>(nc, P.dvp, nr, w.Pm.data(), P.dOp.data() + (bh * P.Tq + i0) * P.dvp, P.dvp, w.dV.data(), P.dvp,
+                         kb, ke);
+    gemm_acc<1, block_k>(nc, P.dp, nr, w.dS.data(), P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp, w.dK.data(), P.dp, kb,
+                         ke);
+}
+
+/// G (rows of one query block, leading dimension dp) += dS · k̂ of the key block: G_i = Σ_j dS_ij k̂_j.
+template <class T>
+void accumulate_q(const problem<T>& P, std::size_t bh, std::size_t qb, std::size_t j0, std::size_t nc, bool partial,
+                  backward_scratch<T>& w, T* G) {
+    const std::size_t nr = std::min(block_q, P.Tq - qb * block_q);
+    gemm_acc<block_k, 1>(nr, P.dp, nc, w.dS.data(), P.Kp.data() + (bh * P.Tk + j0) * P.dp, P.dp, G, P.dp,
+                         partial ? w.zero.data() : nullptr, partial ? w.valid.data() : nullptr);
+}
+
+/// dk, dv rows of a finished key block (through the normalisation's VJP under normalize_qk).
+template <class T>
+void store_kv(const problem<T>& P, std::size_t bh, std::size_t j0, std::size_t nc, const backward_scratch<T>& w, T* dk,
+              T* dv) {
+    for (std::size_t c = 0; c < nc; ++c) {
+        const std::size_t j = j0 + c;
+        const T* gk = w.dK.data() + c * P.dp;
+        T* ok = dk + j * P.d;
+        if (P.cosine) {
+            const T* kh = P.Kp.data() + (bh * P.Tk + j) * P.dp;
+            const T dot = rows::dot(kh, gk, P.d), inv = P.kinv[bh * P.Tk + j];
+            for (std::size_t x = 0; x < P.d; ++x) ok[x] = inv * (gk[x] - kh[x] * dot);
+        } else {
+            std::copy(gk, gk + P.d, ok);
+        }
+        std::copy(w.dV.data() + c * P.dvp, w.dV.data() + c * P.dvp + P.dv, dv + j * P.dv);
+    }
+}
+
+/// dq rows of a finished query block from G, and each row's ∂L/∂s_i = q̂_i·G_i into rs.
+template <class T>
+void store_q(const problem<T>& P, std::size_t bh, std::size_t qb, const T* G, T* dq, double* rs) {
+    const std::size_t b = bh / P.H, i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
+    for (std::size_t r = 0; r < nr; ++r) {
+        const std::size_t i = i0 + r;
+        T* oq = dq + i * P.d;
+        const T* g = G + r * P.dp;
+        if (P.nrow[b * P.Tq + i] == 0) {  // attends nothing: no gradient, whatever q holds
+            std::fill(oq, oq + P.d, T(0));
+            rs[i] = 0.0;
+            continue;
+        }
+        const T* qh = P.Qp.data() + (bh * P.Tq + i) * P.dp;
+        const T s = P.srow[b * P.Tq + i];
+        rs[i] = static_cast<double>(rows::dot(qh, g, P.dp));
+        if (P.cosine) {
+            const T dot = s * rows::dot(qh, g, P.d), inv = P.qinv[bh * P.Tq + i];
+            for (std::size_t x = 0; x < P.d; ++x) oq[x] = inv * (s * g[x] - qh[x] * dot);
+        } else {
+            for (std::size_t x = 0; x < P.d; ++x) oq[x] = s * g[x];
+        }
+    }
+}
+
+template <class T>
+void backward(problem<T>& P, const attention_options& o, std::vector<backward_scratch<T>>& pool, const T* lse_all,
+              T* dq, T* dk, T* dv, double* rs) {
+    const std::size_t BH = P.heads();
+    std::size_t g_rows = 0;
+    auto init = [&](backward_scratch<T>& w) {
+        grow(w.Pm, block_q * block_k);
+        grow(w.dS, block_q * block_k);
+        w.dK.resize(block_k * P.dp);  // exact sizes: key_block_pass zeroes them whole
+        w.dV.resize(block_k * P.dvp);
+        w.zero.assign(block_q, 0);
+        grow(w.valid, block_q);
+        grow(w.kbeg, block_k);
+        grow(w.kfin, block_k);
+        w.G.resize(g_rows * P.dp);
+    };
+    const std::size_t threads = o.threads ? o.threads : num_threads();
+    auto key_block_pass = [&](std::size_t bh, std::size_t j0, backward_scratch<T>& w, T* G) {
+        // One key block against every query block in order; G (all rows of the head) gets dS·k̂ when given.
+        const std::size_t b = bh / P.H, nc = std::min(block_k, P.kend[b] - j0);
+        std::fill(w.dK.begin(), w.dK.end(), T(0));
+        std::fill(w.dV.begin(), w.dV.end(), T(0));
+        bool partial = false;
+        for (std::size_t qb = 0; qb < P.nqb; ++qb) {
+            if (!backward_pair(P, bh, qb, j0, nc, lse_all + bh * P.Tq, w, partial)) continue;
+            accumulate_kv(P, bh, qb, nc, partial, w);
+            if (G) accumulate_q(P, bh, qb, j0, nc, partial, w, G + qb * block_q * P.dp);
+        }
+        store_kv(P, bh, j0, nc, w, dk + bh * P.Tk * P.d, dv + bh * P.Tk * P.dv);
+    };
+    if (BH >= threads) {
+        // One task per head: a single pass over the key blocks accumulates dk, dv and G together.
+        g_rows = P.Tq;
+        run_units(BH, task_count(o, BH), pool, init, [&](std::size_t bh, backward_scratch<T>& w) {
+            std::fill(w.G.begin(), w.G.end(), T(0));
+            for (std::size_t j0 = 0; j0 < P.kend[bh / P.H]; j0 += block_k) key_block_pass(bh, j0, w, w.G.data());
+            for (std::size_t qb = 0; qb < P.nqb; ++qb)
+                store_q(P, bh, qb, w.G.data() + qb * block_q * P.dp, dq + bh * P.Tq * P.d, rs + bh * P.Tq);
+        });
+        return;
+    }
+    // Fewer heads than threads: key blocks in parallel for dk, dv, then query blocks in parallel for dq. Each
+    // accumulator sees the same products in the same order as in the single pass, so the results are equal.
+    const std::size_t ku = BH * P.nkb;
+    run_units(ku, task_count(o, ku), pool, init, [&](std::size_t u, backward_scratch<T>& w) {
+        const std::size_t bh = u / P.nkb, j0 = (u % P.nkb) * block_k;
+        if (j0 < P.kend[bh / P.H]) key_block_pass(bh, j0, w, nullptr);
+    });
+    g_rows = block_q;
+    const std::size_t qu = BH * P.nqb;
+    run_units(qu, task_count(o, qu), pool, init, [&](std::size_t u, backward_scratch<T>& w) {
+        const std::size_t bh = u / P.nqb, qb = u % P.nqb;
+        std::fill(w.G.begin(), w.G.end(), T(0));
+        bool partial = false;
+        for (std::size_t j0 = 0; j0 < P.kend[bh / P.H]; j0 += block_k) {
+            const std::size_t nc = std::min(block_k, P.kend[bh / P.H] - j0);
+            if (backward_pair(P, bh, qb, j0, nc, lse_all + bh * P.Tq, w, partial))
+                accumulate_q(P, bh, qb, j0, nc, partial, w, w.G.data());
+        }
+        store_q(P, bh, qb, w.G.data(), dq + bh * P.Tq * P.d, rs + bh * P.Tq);
+    });
+}
+
+template <class A, class S>
+void fit(A& a, const S& shape) {
+    if (!std::equal(shape.begin(), shape.end(), a.shape().begin())) a.resize(shape);
+}
+
+}  // namespace detail::attention
+
+/// Memory the kernels reuse between calls: packed operands (O(T·d) per head) and per-task scratch. It only
+/// grows. Pass one to the *_into functions to own it (a compiled program does); the other functions use one
+/// per calling thread. Not to be shared by concurrent calls.
+template <attention_value T>
+struct attention_workspace {
+    detail::attention::problem<T> problem;
+    std::vector<detail::attention::forward_scratch<T>> forward_tasks;
+    std::vector<detail::attention::backward_scratch<T>> backward_tasks;
+    std::vector<double> row_dscale;
+};
+
+namespace detail::attention {
+
+template <class T>
+attention_workspace<T>& thread_workspace() {
+    thread_local attention_workspace<T> ws;
+    return ws;
+}
+
+}  // namespace detail::attention
+
+/// Forward pass into caller-owned arrays (resized when their shapes differ): out [B, H, T_q, d_v] and
+/// lse [B, H, T_q]. Same contract as attention_forward; out and lse must not alias q, k or v. This is the
+/// entry point the attention tensor-expression node calls with its workspace.
+template <attention_value T>
+void attention_forward_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+                            const attention_options& opts, xt::xtensor<T, 4>& out, xt::xtensor<T, 3>& lse,
+                            attention_workspace<T>& ws = detail::attention::thread_workspace<T>()) {
+    namespace A = detail::attention;
+    A::check_inputs("attention_forward", q, k, v, opts);
+    auto& P = ws.problem;
+    A::prepare(q, k, v, opts, false, P);
+    A::fit(out, std::array<std::size_t, 4>{P.B, P.H, P.Tq, P.dv});
+    A::fit(lse, std::array<std::size_t, 3>{P.B, P.H, P.Tq});
+    A::forward(P, opts, ws.forward_tasks, out.data(), lse.data());
+}
+
+/// Multi-head scaled dot-product attention, forward: for q [B, H, T_q, d], k [B, H, T_k, d], v [B, H, T_k, d_v]
+/// (float or double), out[b,h,i] = Σ_j p_ij v[b,h,j] with p_i = softmax_j(s_i q̂_i·k̂_j) over the keys row i
+/// attends (causal: j ≤ i + T_k − T_q; key padding: j < key_lengths[b]); q̂ = q, k̂ = k unless normalize_qk.
+/// Returns {out, lse}, lse_i = log Σ_j exp(s_i q̂_i·k̂_j) over the attended keys.
+/// - A row attending no key (key_lengths[b] = 0, or causal rows with i + T_k − T_q < 0) gets out = 0 and
+///   lse = −inf; its keys and values are not read.
+/// - Stable for scores s·q·k up to ±1e4 (and beyond: the online maximum is subtracted before exp).
+/// - Masked keys are never multiplied in: NaN or Inf in a masked key or value leaves the row finite. A NaN or
+///   Inf in q, k or v that a row does use makes that row's out (and lse) NaN or Inf.
+/// - Throws std::invalid_argument naming the op and the shapes on mismatched shapes, d = 0, bad key_lengths,
+///   a non-finite scale::fixed(s) or a bad qk_eps.
+/// Example: `auto [out, lse] = attention_forward(q, k, v, {.causal = true});`
+template <attention_value T>
+attention_result<T> attention_forward(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
+                                      const xt::xtensor<T, 4>& v, const attention_options& opts = {}) {
+    attention_result<T> r;
+    attention_forward_into(q, k, v, opts, r.out, r.lse);
+    return r;
+}
+
+/// The output of attention_forward only. Example: `auto out = attention(q, k, v, opts);`
+template <attention_value T>
+xt::xtensor<T, 4> attention(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+                            const attention_options& opts = {}) {
+    return attention_forward(q, k, v, opts).out;
+}
+
+/// VJP into a caller-owned result (arrays resized when their shapes differ). Same contract as attention_vjp.
+template <attention_value T>
+void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+                        const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse, const xt::xtensor<T, 4>& dout,
+                        const attention_options& opts, attention_grads<T>& g,
+                        attention_workspace<T>& ws = detail::attention::thread_workspace<T>()) {
+    namespace A = detail::attention;
+    constexpr const char* op = "attention_vjp";
+    A::check_inputs(op, q, k, v, opts);
+    const auto &qs = q.shape(), &vs = v.shape();
+    const std::array<std::size_t, 4> os{qs[0], qs[1], qs[2], vs[3]};
+    if (!std::equal(os.begin(), os.end(), out.shape().begin()))
+        A::shape_error(op, "out must have shape [B, H, T_q, d_v] from q and v", "out", out.shape(), "q", qs);
+    if (!std::equal(os.begin(), os.end(), dout.shape().begin()))
+        A::shape_error(op, "dout must have the shape of out", "dout", dout.shape(), "out", out.shape());
+    if (lse.shape()[0] != qs[0] || lse.shape()[1] != qs[1] || lse.shape()[2] != qs[2])
+        A::shape_error(op, "lse must have shape [B, H, T_q]", "lse", lse.shape(), "q", qs);
+    auto& P = ws.problem;
+    A::prepare(q, k, v, opts, true, P);
+    const std::size_t BH = P.heads();
+    A::grow(P.dOp, BH * P.Tq * P.dvp);
+    A::grow(P.Drow, BH * P.Tq);
+    parallel_for(0, BH, 1, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t bh = lo; bh < hi; ++bh)
+            for (std::size_t i = 0; i < P.Tq; ++i) {
+                const T* src = dout.data() + (bh * P.Tq + i) * P.dv;
+                T* dst = P.dOp.data() + (bh * P.Tq + i) * P.dvp;
+                std::copy(src, src + P.dv, dst);
+                std::fill(dst + P.dv, dst + P.dvp, T(0));
+                // D_i = dO_i·O_i = Σ_j p_ij dP_ij: the softmax VJP's inner product, from the forward's output.
+                P.Drow[bh * P.Tq + i] = detail::rows::dot(src, out.data() + (bh * P.Tq + i) * P.dv, P.dv);
+            }
+    });
+    A::fit(g.dq, q.shape());
+    A::fit(g.dk, k.shape());
+    A::fit(g.dv, v.shape());
+    std::fill(g.dk.begin(), g.dk.end(), T(0));  // keys no row attends keep a zero gradient
+    std::fill(g.dv.begin(), g.dv.end(), T(0));
+    auto& rs = ws.row_dscale;
+    rs.assign(BH * P.Tq, 0.0);
+    A::backward(P, opts, ws.backward_tasks, lse.data(), g.dq.data(), g.dk.data(), g.dv.data(), rs.data());
+    g.dscale = 0.0;
+    g.dlog_scale = 0.0;
+    for (std::size_t bh = 0; bh < BH; ++bh)
+        for (std::size_t i = 0; i < P.Tq; ++i) {
+            const double r = rs[bh * P.Tq + i];
+            g.dscale += r;
+            g.dlog_scale += static_cast<double>(P.srow[(bh / P.H) * P.Tq + i]) * r;
+        }
+}
+
+/// The analytic VJP of attention_forward: given q, k, v, the forward's out and lse, and dout = ∂L/∂out, returns
+/// {dq, dk, dv, dscale, dlog_scale}. Recomputes the scores block by block (no T×T storage):
+///   p_ij = exp(s_i q̂_i·k̂_j − lse_i),  dS_ij = p_ij (dout_i·v_j − dout_i·out_i),
+///   dq̂_i = s_i Σ_j dS_ij k̂_j,  dk̂_j = Σ_i s_i dS_ij q̂_i,  dv_j = Σ_i p_ij dout_i,  ∂L/∂s_i = Σ_j dS_ij q̂_i·k̂_j,
+/// then dq, dk through the normalisation under normalize_qk: dq = (dq̂ − q̂(q̂·dq̂))/√(‖q‖² + ε²).
+/// The policy's multipliers are treated as constants (their dependence on n is not differentiated).
+/// Rows attending no key contribute nothing and get dq = 0 (even if their dout is NaN); keys no row attends
+/// get dk = dv = 0. Throws like attention_forward, and when out, lse or dout have the wrong shape.
+/// Example: `auto g = attention_vjp(q, k, v, out, lse, dout, opts); g.dq, g.dk, g.dv, g.dscale`.
+template <attention_value T>
+attention_grads<T> attention_vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+                                 const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse,
+                                 const xt::xtensor<T, 4>& dout, const attention_options& opts = {}) {
+    attention_grads<T> g;
+    attention_vjp_into(q, k, v, out, lse, dout, opts, g);
+    return g;
+}
+
+/// Convenience VJP that recomputes the forward pass first (when out and lse were not kept).
+/// Example: `auto g = attention_vjp(q, k, v, dout, opts);`
+template <attention_value T>
+attention_grads<T> attention_vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+                                 const xt::xtensor<T, 4>& dout, const attention_options& opts = {}) {
+    const auto f = attention_forward(q, k, v, opts);
+    return attention_vjp(q, k, v, f.out, f.lse, dout, opts);
+}
+
+}  // namespace exprgrad

@@ -1,0 +1,474 @@
+// Scale policies of scaled dot-product attention, and the analysis behind the "gradient maximisation"
+// policy of kexue.fm post 9812 ("从梯度最大化看Attention的Scale操作", 22 Oct 2023).
+// Notes with the derivations and the reference numbers: ../shared/research/articles_part1.md §1.
+// Op reference and what the analysis does and does not establish: docs/attention.md.
+//
+// A policy yields the final multiplier s on q·k of one query row, from the number n of keys that row
+// attends, the head dimension d and whether q and k are L2-normalised (cosine attention).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <numbers>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+#include "exprgrad/ops/detail/softmax_rows.hpp"
+#include "exprgrad/tensor/parallel.hpp"
+
+namespace exprgrad {
+
+/// Which n a policy that depends on the number of keys uses for a query row.
+enum class scale_n {
+    per_row,      ///< the number of keys the row attends (causal: its position + 1, capped by key_lengths)
+    half_length,  ///< causal attention: one n = L/2 for every row of a sequence, L its number of keys
+                  ///< (key_lengths[b], else T_k): the post's n = L_max/2. Without the causal mask every row
+                  ///< already has n = L, and this equals per_row.
+};
+
+/// A rule for the multiplier s on q·k. Build one with the functions of namespace exprgrad::scale.
+struct scale_policy {
+    enum class kind { inv_sqrt_d, entropy_invariant, gradient_max, fixed };
+    kind which = kind::inv_sqrt_d;
+    double value = 0.0;  ///< n_ref for entropy_invariant, s for fixed, unused otherwise
+    scale_n n_choice = scale_n::per_row;
+
+    /// True when the multiplier depends on n (entropy_invariant, gradient_max).
+    bool depends_on_n() const noexcept { return which == kind::entropy_invariant || which == kind::gradient_max; }
+
+    /// The multiplier for a row attending n keys with head dimension d ≥ 1; `cosine`: q and k are
+    /// L2-normalised. n < 1 counts as 1. Defined in this header after namespace scale.
+    double multiplier(double n, std::size_t d, bool cosine) const;
+
+    /// Readable form, e.g. "scale::entropy_invariant(512)".
+    std::string to_string() const {
+        auto num = [](double x) {
+            std::string s = std::to_string(x);
+            s.erase(s.find_last_not_of('0') + 1);
+            if (!s.empty() && s.back() == '.') s.pop_back();
+            return s;
+        };
+        const std::string half = n_choice == scale_n::half_length ? "scale_n::half_length" : "";
+        switch (which) {
+            case kind::inv_sqrt_d:
+                return "scale::inv_sqrt_d()";
+            case kind::entropy_invariant:
+                return "scale::entropy_invariant(" + num(value) + (half.empty() ? "" : ", " + half) + ")";
+            case kind::gradient_max:
+                return "scale::gradient_max(" + half + ")";
+            case kind::fixed:
+                return "scale::fixed(" + num(value) + ")";
+        }
+        return "scale::?";
+    }
+};
+
+namespace scale {
+
+/// s = 1/√d: the standard scale. Example: `opts.scale = scale::inv_sqrt_d();`
+inline scale_policy inv_sqrt_d() { return {scale_policy::kind::inv_sqrt_d, 0.0, scale_n::per_row}; }
+
+/// s = log(n)/log(n_ref) · 1/√d ("entropy invariance", kexue.fm post 8823): equals 1/√d at n = n_ref.
+/// Throws std::invalid_argument unless n_ref > 1 (finite). Example: `scale::entropy_invariant(512)`.
+inline scale_policy entropy_invariant(double n_ref = 512.0, scale_n n_choice = scale_n::per_row) {
+    if (!(n_ref > 1.0) || !std::isfinite(n_ref))
+        throw std::invalid_argument("exprgrad::scale::entropy_invariant: n_ref must be a finite number > 1, got " +
+                                    std::to_string(n_ref));
+    return {scale_policy::kind::entropy_invariant, n_ref, n_choice};
+}
+
+/// s = α*(n)/√d, α* the maximiser of the mean-field objective α(1 − e^{α²}/n) (gradient_max_alpha); under
+/// normalize_qk s = α*_cos(n, d), the maximiser of the cosine objective (gradient_max_alpha_cosine), with no
+/// 1/√d. α*(n) is a heuristic of the mean-field approximation: the exact expected objective has no finite
+/// maximiser for normal scores (notes §1.5 check 4, §1.6; docs/attention.md). Example: `scale::gradient_max()`.
+inline scale_policy gradient_max(scale_n n_choice = scale_n::per_row) {
+    return {scale_policy::kind::gradient_max, 0.0, n_choice};
+}
+
+/// s exactly (any finite value; the op throws on a non-finite s). For a learnable scale, train log s and use
+/// fixed(exp(log_s)); the VJP's dlog_scale is ∂L/∂log s (and dscale is ∂L/∂s). Example: `scale::fixed(0.125)`.
+inline scale_policy fixed(double s) { return {scale_policy::kind::fixed, s, scale_n::per_row}; }
+
+/// f(α) = α(1 − e^{α²}/n): the mean-field surrogate of E[α(1 − Σp²)] for n i.i.d. N(0, 1) scores (notes
+/// §1.3 case A). Any real α, n > 0. Example: mean_field_objective(1, 3e) = 2/3.
+inline double mean_field_objective(double alpha, double n) { return alpha * (1.0 - std::exp(alpha * alpha) / n); }
+
+/// The maximiser α* ≥ 0 of mean_field_objective(·, n): the root of (1 + 2α²)e^{α²} = n, found by bisection to
+/// full double precision; 0 for n ≤ 1 (f is then decreasing on α ≥ 0); NaN for NaN n. Examples (notes §1.5
+/// check 2): n = 3e → 1, n = 512 → 2.0084, n = 20000 → 2.6782.
+inline double gradient_max_alpha(double n) {
+    if (std::isnan(n)) return n;
+    if (n <= 1.0) return 0.0;
+    if (std::isinf(n)) return n;
+    const double log_n = std::log(n);
+    // log((1 + 2α²)e^{α²}) is increasing from 0 and exceeds log n at α = √log n.
+    double lo = 0.0, hi = std::sqrt(log_n);
+    for (int it = 0; it < 200 && hi - lo > 0.0; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        if (mid <= lo || mid >= hi) break;
+        (std::log1p(2.0 * mid * mid) + mid * mid < log_n ? lo : hi) = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+namespace detail {
+
+/// log g(α) and g'(α)/g(α) for g(α) = E[e^{α s}], s the cosine between two independent uniform directions of
+/// R^d, from the positive series g(α) = Σ_k α^{2k}/(2k)! · (1/2)_k/(d/2)_k. Terms follow by their ratio and
+/// are rescaled before they could overflow, so any finite α works. α ≥ 0, d ≥ 1.
+inline std::pair<double, double> cosine_log_mgf(double alpha, std::size_t d) {
+    if (alpha == 0.0) return {0.0, 0.0};
+    if (!std::isfinite(alpha)) return {alpha, alpha};
+    const double half_d = 0.5 * static_cast<double>(d), a2 = alpha * alpha;
+    double t = 1.0, sum = 1.0, dsum = 0.0, log_scale = 0.0;  // dsum = Σ 2k t_k, so g' = dsum/α
+    for (std::size_t k = 0;; ++k) {
+        const double kd = static_cast<double>(k);
+        const double ratio = a2 * (kd + 0.5) / ((2 * kd + 1) * (2 * kd + 2) * (kd + half_d));
+        t *= ratio;
+        sum += t;
+        dsum += 2.0 * (kd + 1) * t;
+        if (t > 1e280) {
+            t *= 1e-280;
+            sum *= 1e-280;
+            dsum *= 1e-280;
+            log_scale += 280.0 * std::numbers::ln10;
+        }
+        // The ratios decrease with k, so once one is below 1/2 the rest of the series is below 2t.
+        if (ratio < 0.5 && t < 1e-18 * sum) break;
+    }
+    return {log_scale + std::log(sum), dsum / (alpha * sum)};
+}
+
+}  // namespace detail
+
+/// g(α) = E[e^{α s}] for s = cos θ between independent uniform directions of R^d (density ∝ (1 − s²)^{(d−3)/2}):
+/// g(α) = ₀F₁(; d/2; α²/4), by its positive series. Any real α (g is even), d ≥ 1; +inf once it overflows
+/// (α beyond about 700). Examples (notes §1.3, d = 128): g(1) = 1.0039137715, g(30) = 30.7751020897.
+inline double cosine_mgf(double alpha, std::size_t d) {
+    return std::exp(detail::cosine_log_mgf(std::fabs(alpha), std::max<std::size_t>(d, 1)).first);
+}
+
+/// f(α) = α(1 − g(2α)/(n g(α)²)): the mean-field objective for cosine scores (notes §1.3 case B). α ≥ 0.
+inline double mean_field_objective_cosine(double alpha, double n, std::size_t d) {
+    const double l1 = detail::cosine_log_mgf(alpha, d).first, l2 = detail::cosine_log_mgf(2 * alpha, d).first;
+    return alpha * (1.0 - std::exp(l2 - 2 * l1) / n);
+}
+
+/// The maximiser of mean_field_objective_cosine(·, n, d) over α ≥ 0: the root of its derivative, by bisection;
+/// 0 for n ≤ 1. Examples (notes §1.5 check 3, d = 128): n = 512 → 24.214, n = 4096 → 29.700.
+inline double gradient_max_alpha_cosine(double n, std::size_t d) {
+    if (std::isnan(n)) return n;
+    if (n <= 1.0) return 0.0;
+    if (std::isinf(n)) return n;
+    d = std::max<std::size_t>(d, 1);
+    // f'(α) = 1 − (h/n)(1 + α (log h)'), h = g(2α)/g(α)²; f'(0) = 1 − 1/n > 0 and f' → −∞.
+    auto slope = [&](double a) {
+        const auto [l1, r1] = detail::cosine_log_mgf(a, d);
+        const auto [l2, r2] = detail::cosine_log_mgf(2 * a, d);
+        return 1.0 - std::exp(l2 - 2 * l1 - std::log(n)) * (1.0 + a * (2 * r2 - 2 * r1));
+    };
+    double lo = 0.0, hi = 1.0;
+    while (slope(hi) > 0.0) {
+        lo = hi;
+        hi *= 2.0;
+        if (hi > 1e6) return std::numeric_limits<double>::infinity();
+    }
+    for (int it = 0; it < 200; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        if (mid <= lo || mid >= hi) break;
+        (slope(mid) > 0.0 ? lo : hi) = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+namespace detail {
+
+/// Composite Simpson rule of f over [a, b] with an even number of intervals.
+template <class F>
+double simpson(F&& f, double a, double b, std::size_t intervals) {
+    intervals += intervals % 2;
+    const double h = (b - a) / static_cast<double>(intervals);
+    double s = f(a) + f(b);
+    for (std::size_t i = 1; i < intervals; ++i) s += (i % 2 ? 4.0 : 2.0) * f(a + h * static_cast<double>(i));
+    return s * h / 3.0;
+}
+
+}  // namespace detail
+
+/// The density at 0 of the gap between the two largest of n i.i.d. N(0, 1) scores:
+/// n(n−1)∫φ(x)²Φ(x)^{n−2}dx, by Simpson's rule on [−12, 12] (relative error below 1e-9 for 2 ≤ n ≤ 1e7).
+/// It is the limit of E[α(1 − Σp²)] as α → ∞ (notes §1.5 check 4). 0 for n < 2.
+/// Examples: n = 64 → 2.344, n = 512 → 3.044, n = 4096 → 3.626.
+inline double top_gap_density_normal(std::size_t n) {
+    if (n < 2) return 0.0;
+    const double nn = static_cast<double>(n);
+    auto f = [&](double x) {
+        const double log_phi = -0.5 * x * x - 0.5 * std::log(2 * std::numbers::pi);
+        const double log_cdf = std::log(0.5 * std::erfc(-x / std::numbers::sqrt2));
+        return std::exp(2 * log_phi + (nn - 2) * log_cdf);
+    };
+    return nn * (nn - 1) * detail::simpson(f, -12.0, 12.0, 96000);
+}
+
+/// The same density at 0 for n i.i.d. cosine scores of dimension d (density ρ(x) ∝ (1 − x²)^{(d−3)/2} on
+/// [−1, 1], CDF F): n(n−1)∫ρ²F^{n−2}, by quadrature on a grid of 2·10^5 intervals. The argument of notes
+/// §1.5 check 4 applies unchanged (bounded i.i.d. scores with a continuous density), but the notes state
+/// it for normal scores only. d ≥ 3 (for d ≤ 2 the density is unbounded and the value is +inf); 0 for n < 2.
+inline double top_gap_density_cosine(std::size_t n, std::size_t d) {
+    if (n < 2) return 0.0;
+    if (d < 3) return std::numeric_limits<double>::infinity();
+    const double dd = static_cast<double>(d), nn = static_cast<double>(n);
+    const double log_c = std::lgamma(dd / 2) - std::lgamma((dd - 1) / 2) - 0.5 * std::log(std::numbers::pi);
+    auto rho = [&](double x) {
+        const double u = 1.0 - x * x;
+        return u <= 0.0 ? (d == 3 ? std::exp(log_c) : 0.0) : std::exp(log_c + 0.5 * (dd - 3) * std::log(u));
+    };
+    constexpr std::size_t N = 200000;  // even
+    const double h = 2.0 / N;
+    // F at the grid points by Simpson's rule on each pair of intervals (midpoints evaluated separately).
+    double F = 0.0, total = 0.0;
+    double prev = rho(-1.0);
+    auto integrand = [&](double r, double cdf) {
+        return r * r * (n == 2 ? 1.0 : cdf > 0 ? std::exp((nn - 2) * std::log(cdf)) : 0.0);
+    };
+    double g_prev = integrand(prev, 0.0);
+    for (std::size_t i = 0; i < N; ++i) {
+        const double x0 = -1.0 + h * static_cast<double>(i);
+        const double rm = rho(x0 + 0.5 * h), r1 = rho(x0 + h);
+        const double Fm = F + h / 24.0 * (5 * prev + 8 * rm - r1);  // quadratic through the three points
+        const double F1 = F + h / 6.0 * (prev + 4 * rm + r1);
+        const double g_mid = integrand(rm, std::min(Fm, 1.0)), g1 = integrand(r1, std::min(F1, 1.0));
+        total += h / 6.0 * (g_prev + 4 * g_mid + g1);
+        F = F1;
+        prev = r1;
+        g_prev = g1;
+    }
+    return nn * (nn - 1) * total;
+}
+
+/// The exact gradient objective α(1 − Σp²) of one row of scores, measured as ½Σ_{i,j}|∂p_i/∂s_j| with p =
+/// softmax(α·s) and the Jacobian built column by column from the softmax VJP that the attention kernels run
+/// (detail::rows::softmax_vjp), not from the closed form. O(n²). n ≥ 1, finite s. Example (notes §1.5 check 1):
+/// s = [1, 2, 3], α = 1 → 0.4894569.
+inline double exact_objective(const double* s, std::size_t n, double alpha, std::vector<double>& work) {
+    namespace rows = exprgrad::detail::rows;
+    using B = rows::batch<double>;
+    constexpr std::size_t L = rows::lanes<double>;
+    const std::size_t np = (n + L - 1) / L * L;  // padded rows, so the |·| sum needs no scalar tail
+    work.assign(3 * np, 0.0);
+    double* p = work.data();
+    double* g = p + np;
+    double* out = g + np;
+    rows::softmax(s, alpha, p, n);
+    B total(0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+        // g = e_i, so out = J_zᵀe_i (z = α·s) and D = Σ_j p_j g_j = p_i exactly.
+        g[i] = 1.0;
+        rows::softmax_vjp(p, g, p[i], out, n);
+        g[i] = 0.0;
+        for (std::size_t j = 0; j < np; j += L) total += xsimd::abs(B::load_unaligned(out + j));
+    }
+    return 0.5 * std::fabs(alpha) * rows::hsum(total);
+}
+
+/// The full Jacobian J[i][j] = ∂p_i/∂s_j of p = softmax(α·s), from the same VJP (one VJP per row).
+inline xt::xtensor<double, 2> softmax_jacobian(const std::vector<double>& s, double alpha) {
+    const std::size_t n = s.size();
+    auto J = xt::xtensor<double, 2>::from_shape({n, n});
+    std::vector<double> p(n), g(n, 0.0), out(n);
+    if (n == 0) return J;
+    exprgrad::detail::rows::softmax(s.data(), alpha, p.data(), n);
+    for (std::size_t i = 0; i < n; ++i) {
+        g[i] = 1.0;
+        exprgrad::detail::rows::softmax_vjp(p.data(), g.data(), exprgrad::detail::rows::dot(p.data(), g.data(), n),
+                                            out.data(), n);
+        g[i] = 0.0;
+        for (std::size_t j = 0; j < n; ++j) J(i, j) = alpha * out[j];  // chain rule through z = α·s
+    }
+    return J;
+}
+
+}  // namespace scale
+
+inline double scale_policy::multiplier(double n, std::size_t d, bool cosine) const {
+    n = std::max(n, 1.0);
+    const double inv = 1.0 / std::sqrt(static_cast<double>(std::max<std::size_t>(d, 1)));
+    switch (which) {
+        case kind::inv_sqrt_d:
+            return inv;
+        case kind::entropy_invariant:
+            return std::log(n) / std::log(value) * inv;
+        case kind::gradient_max:
+            return cosine ? scale::gradient_max_alpha_cosine(n, d) : scale::gradient_max_alpha(n) * inv;
+        case kind::fixed:
+            return value;
+    }
+    return inv;
+}
+
+namespace detail {
+
+/// xoshiro256** seeded through splitmix64: small, fast, and the same stream on every platform (the std::
+/// distributions are not). Doubles take the top 53 bits explicitly.
+class rng {
+  public:
+    rng(std::uint64_t seed, std::uint64_t stream) {
+        std::uint64_t x = seed ^ (0xD1B54A32D192ED03ULL * (stream + 1));
+        for (auto& w : s_) w = splitmix(x);
+    }
+    std::uint64_t next() {
+        const std::uint64_t r = rotl(s_[1] * 5, 7) * 9, t = s_[1] << 17;
+        s_[2] ^= s_[0];
+        s_[3] ^= s_[1];
+        s_[1] ^= s_[2];
+        s_[0] ^= s_[3];
+        s_[2] ^= t;
+        s_[3] = rotl(s_[3], 45);
+        return r;
+    }
+    /// Uniform in [0, 1): the top 53 bits times 2^-53.
+    double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+    /// Standard normal by Box–Muller (both values used), u1 in (0, 1] so that log u1 is finite.
+    double normal() {
+        if (have_spare_) {
+            have_spare_ = false;
+            return spare_;
+        }
+        const double u1 = static_cast<double>((next() >> 11) + 1) * 0x1.0p-53, u2 = uniform();
+        const double r = std::sqrt(-2.0 * std::log(u1)), t = 2.0 * std::numbers::pi * u2;
+        spare_ = r * std::sin(t);
+        have_spare_ = true;
+        return r * std::cos(t);
+    }
+
+  private:
+    static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+    static std::uint64_t splitmix(std::uint64_t& x) {
+        std::uint64_t z = (x += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31);
+    }
+    std::uint64_t s_[4];
+    double spare_ = 0.0;
+    bool have_spare_ = false;
+};
+
+}  // namespace detail
+
+/// The score model of the analysis: i.i.d. N(0, 1) scores (q·k/√d at initialisation), or cosines between a
+/// random query direction and n random key directions of R^d (normalize_qk).
+enum class score_model { normal, cosine };
+
+/// Inputs of analyze_attention_scale.
+struct scale_analysis_options {
+    std::size_t n = 512;  ///< number of keys, ≥ 1
+    std::size_t d = 64;   ///< head dimension, ≥ 1 (cosine: the dimension of the directions)
+    score_model scores = score_model::normal;
+    std::size_t samples = 2000;    ///< Monte-Carlo draws per α, ≥ 2
+    std::uint64_t seed = 9812;     ///< draws are a function of (seed, draw index) only
+    std::vector<double> alphas{};  ///< grid of α (on the scores, before any 1/√d); empty: a default grid
+};
+
+/// One point of the curves: the mean-field surrogate f(α) and the Monte-Carlo estimate of the exact expected
+/// objective E[α(1 − Σp²)] with its standard error.
+struct scale_curve_point {
+    double alpha;
+    double mean_field;
+    double exact_mean;
+    double exact_stderr;
+};
+
+/// Result of analyze_attention_scale.
+struct scale_analysis {
+    double alpha_star;          ///< maximiser of the mean-field objective (on the scores)
+    double mean_field_at_star;  ///< f(α*)
+    double limit;               ///< lim_{α→∞} E[α(1 − Σp²)] = density at 0 of the top-two gap
+    double inv_sqrt_d;          ///< multipliers on q·k of the policies, for comparison
+    double entropy_invariant;   ///< with n_ref = 512
+    double gradient_max;
+    std::vector<scale_curve_point> curve;
+};
+
+/// The analysis of notes §1 for n keys: α* of the mean-field objective, the policies' multipliers, and
+/// E[α(1 − Σp²)] over a grid of α estimated from `samples` random score rows with the engine's own softmax
+/// Jacobian (scale::exact_objective). Deterministic for a given seed, whatever the thread count. Cost
+/// O(samples · |grid| · n²) (+ samples · n · d normals for cosine scores). Throws std::invalid_argument on
+/// n = 0, d = 0, samples < 2 or a non-finite α. Example: `analyze_attention_scale({.n = 64})`.
+inline scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
+    if (opts.n == 0 || opts.d == 0 || opts.samples < 2)
+        throw std::invalid_argument(
+            "exprgrad::analyze_attention_scale: need n ≥ 1, d ≥ 1 and samples ≥ 2, got n = " + std::to_string(opts.n) +
+            ", d = " + std::to_string(opts.d) + ", samples = " + std::to_string(opts.samples));
+    const bool cosine = opts.scores == score_model::cosine;
+    const double n = static_cast<double>(opts.n);
+    scale_analysis r{};
+    r.alpha_star = cosine ? scale::gradient_max_alpha_cosine(n, opts.d) : scale::gradient_max_alpha(n);
+    auto f = [&](double a) {
+        return cosine ? scale::mean_field_objective_cosine(a, n, opts.d) : scale::mean_field_objective(a, n);
+    };
+    r.mean_field_at_star = f(r.alpha_star);
+    r.limit = cosine ? scale::top_gap_density_cosine(opts.n, opts.d) : scale::top_gap_density_normal(opts.n);
+    r.inv_sqrt_d = scale::inv_sqrt_d().multiplier(n, opts.d, cosine);
+    r.entropy_invariant = scale::entropy_invariant(512).multiplier(n, opts.d, cosine);
+    r.gradient_max = scale::gradient_max().multiplier(n, opts.d, cosine);
+
+    std::vector<double> grid = opts.alphas;
+    if (grid.empty()) {
+        if (cosine) {
+            for (double m : {0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0})
+                grid.push_back(m * std::max(r.alpha_star, 1.0));
+        } else {
+            grid = {0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 40.0};
+            grid.push_back(r.alpha_star);
+        }
+        std::sort(grid.begin(), grid.end());
+    }
+    for (double a : grid)
+        if (!std::isfinite(a))
+            throw std::invalid_argument("exprgrad::analyze_attention_scale: alpha must be finite, got " +
+                                        std::to_string(a));
+
+    const std::size_t S = opts.samples, A = grid.size(), N = opts.n, d = opts.d;
+    std::vector<double> values(S * A);
+    // Each draw is a function of (seed, draw) and writes its own slots: any partition gives the same values.
+    parallel_for(0, S, 16, [&](std::size_t lo, std::size_t hi) {
+        std::vector<double> s(N), work, dir(cosine ? d : 0);
+        for (std::size_t i = lo; i < hi; ++i) {
+            detail::rng g(opts.seed, i);
+            if (cosine) {
+                // By rotational symmetry the query can be e_1: s_j = k_j[0]/‖k_j‖ for a normal vector k_j.
+                for (std::size_t j = 0; j < N; ++j) {
+                    double ss = 0.0;
+                    for (std::size_t c = 0; c < d; ++c) {
+                        dir[c] = g.normal();
+                        ss += dir[c] * dir[c];
+                    }
+                    s[j] = ss > 0.0 ? dir[0] / std::sqrt(ss) : 0.0;
+                }
+            } else {
+                for (auto& x : s) x = g.normal();
+            }
+            for (std::size_t a = 0; a < A; ++a) values[i * A + a] = scale::exact_objective(s.data(), N, grid[a], work);
+        }
+    });
+    for (std::size_t a = 0; a < A; ++a) {
+        double sum = 0.0;
+        for (std::size_t i = 0; i < S; ++i) sum += values[i * A + a];
+        const double mean = sum / static_cast<double>(S);
+        double ss = 0.0;
+        for (std::size_t i = 0; i < S; ++i) ss += (values[i * A + a] - mean) * (values[i * A + a] - mean);
+        const double se = std::sqrt(ss / static_cast<double>(S - 1) / static_cast<double>(S));
+        r.curve.push_back({grid[a], f(grid[a]), mean, se});
+    }
+    return r;
+}
+
+}  // namespace exprgrad

@@ -1,0 +1,45 @@
+// The deterministic DEER test instance of the research notes (articles_part2.md §3.7), shared by the
+// tests, the `exprgrad deer` command and the benchmark:
+//   A_ij = g·sin(0.37·(i+1)·(j+2) + 0.5)/√n,  u_{t,i} = sin(0.1·t + i) (t = 1..T, 0-based i, j),
+//   x_0 = 0,  x_t = tanh(A x_{t−1} + u_t).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+
+#include <xtensor/xarray.hpp>
+
+#include "exprgrad/ops/deer.hpp"
+
+namespace exprgrad::deer_instance {
+
+/// The cell of the instance: tanh(Yprev·Aᵀ + U) with A = tensor<2> and the input U = tensor<1>.
+inline constexpr auto cell_expr =
+    tex::tanh(tex::matmul(tex::Input<0>{}, tex::transpose(tex::Input<2>{})) + tex::Input<1>{});
+
+/// A [n, n] of the instance.
+template <class T>
+xt::xarray<T> matrix(std::size_t n, double g) {
+    xt::xarray<T> a = xt::xarray<T>::from_shape({n, n});
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < n; ++j)
+            a(i, j) = T(g * std::sin(0.37 * double(i + 1) * double(j + 2) + 0.5) / std::sqrt(double(n)));
+    return a;
+}
+
+/// The inputs u [T, n] (row t−1 holds u_t).
+template <class T>
+xt::xarray<T> inputs(std::size_t n, std::size_t steps) {
+    xt::xarray<T> u = xt::xarray<T>::from_shape({steps, n});
+    for (std::size_t t = 1; t <= steps; ++t)
+        for (std::size_t i = 0; i < n; ++i) u(t - 1, i) = T(std::sin(0.1 * double(t) + double(i)));
+    return u;
+}
+
+/// The instance's cell bound to A.
+template <class T>
+auto cell(std::size_t n, double g) {
+    return make_cell(cell_expr, matrix<T>(n, g));
+}
+
+}  // namespace exprgrad::deer_instance
