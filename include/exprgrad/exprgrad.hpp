@@ -25,6 +25,7 @@
 #include "exprgrad/math/min_ab_plus_c.hpp"
 #include "exprgrad/nn/random.hpp"
 #include "exprgrad/ops/attention.hpp"
+#include "exprgrad/ops/attention_node.hpp"
 #include "exprgrad/ops/deer.hpp"
 #include "exprgrad/ops/emo.hpp"
 #include "exprgrad/ops/scan.hpp"
