@@ -20,7 +20,7 @@
 
 #include <xtensor/xarray.hpp>
 
-#include <exprgrad/nn/random.hpp>
+#include <exprgrad/random.hpp>
 
 namespace ad_bench {
 

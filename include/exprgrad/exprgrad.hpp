@@ -23,7 +23,7 @@
 #include "exprgrad/check/gradcheck.hpp"
 #include "exprgrad/check/laws.hpp"
 #include "exprgrad/math/min_ab_plus_c.hpp"
-#include "exprgrad/nn/random.hpp"
+#include "exprgrad/random.hpp"
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/ops/attention_node.hpp"
 #include "exprgrad/ops/deer.hpp"

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include <exprgrad/nn/optimizer.hpp>
-#include <exprgrad/nn/random.hpp>
+#include <exprgrad/random.hpp>
 #include <exprgrad/nn/schedule.hpp>
 
 using namespace exprgrad;

@@ -16,7 +16,7 @@
 #include <xtensor/xarray.hpp>
 #include <xtensor/xview.hpp>
 
-#include "exprgrad/nn/random.hpp"
+#include "exprgrad/random.hpp"
 #include "exprgrad/ops/deer.hpp"
 #include "exprgrad/ops/deer_instance.hpp"
 

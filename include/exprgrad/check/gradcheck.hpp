@@ -16,7 +16,7 @@
 
 #include <xtensor/xarray.hpp>
 
-#include "exprgrad/nn/random.hpp"
+#include "exprgrad/random.hpp"
 #include "exprgrad/tensor/graph.hpp"
 
 namespace exprgrad::check {

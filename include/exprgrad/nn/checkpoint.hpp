@@ -85,7 +85,7 @@
 
 #include "exprgrad/nn/optimizer.hpp"
 #include "exprgrad/nn/parameters.hpp"
-#include "exprgrad/nn/random.hpp"
+#include "exprgrad/random.hpp"
 #include "exprgrad/nn/schedule.hpp"
 
 namespace exprgrad::nn {

@@ -10,7 +10,7 @@
 #include "exprgrad/nn/init.hpp"
 #include "exprgrad/nn/layer.hpp"
 #include "exprgrad/nn/parameters.hpp"
-#include "exprgrad/nn/random.hpp"
+#include "exprgrad/random.hpp"
 #include "exprgrad/tensor/map.hpp"
 #include "exprgrad/tensor/matmul.hpp"
 

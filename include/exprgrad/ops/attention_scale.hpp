@@ -7,6 +7,8 @@
 // attends, the head dimension d and whether q and k are L2-normalised (cosine attention).
 #pragma once
 
+#include "exprgrad/random.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -315,26 +317,14 @@ inline double scale_policy::multiplier(double n, std::size_t d, bool cosine) con
 
 namespace detail {
 
-/// xoshiro256** seeded through splitmix64: small, fast, and the same stream on every platform (the std::
-/// distributions are not). Doubles take the top 53 bits explicitly.
+/// The library's generator (nn/random.hpp) on one of several independent streams, with Box–Muller
+/// normals that use both values of each pair (the analysis draws many).
 class rng {
   public:
-    rng(std::uint64_t seed, std::uint64_t stream) {
-        std::uint64_t x = seed ^ (0xD1B54A32D192ED03ULL * (stream + 1));
-        for (auto& w : s_) w = splitmix(x);
-    }
-    std::uint64_t next() {
-        const std::uint64_t r = rotl(s_[1] * 5, 7) * 9, t = s_[1] << 17;
-        s_[2] ^= s_[0];
-        s_[3] ^= s_[1];
-        s_[1] ^= s_[2];
-        s_[0] ^= s_[3];
-        s_[2] ^= t;
-        s_[3] = rotl(s_[3], 45);
-        return r;
-    }
+    rng(std::uint64_t seed, std::uint64_t stream) : g_(seed ^ (0xD1B54A32D192ED03ULL * (stream + 1))) {}
+    std::uint64_t next() { return g_.next_u64(); }
     /// Uniform in [0, 1): the top 53 bits times 2^-53.
-    double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+    double uniform() { return g_.uniform(); }
     /// Standard normal by Box–Muller (both values used), u1 in (0, 1] so that log u1 is finite.
     double normal() {
         if (have_spare_) {
@@ -349,14 +339,7 @@ class rng {
     }
 
   private:
-    static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-    static std::uint64_t splitmix(std::uint64_t& x) {
-        std::uint64_t z = (x += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        return z ^ (z >> 31);
-    }
-    std::uint64_t s_[4];
+    exprgrad::rng g_;
     double spare_ = 0.0;
     bool have_spare_ = false;
 };

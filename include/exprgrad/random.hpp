@@ -1,5 +1,5 @@
-// The library's random generator: xoshiro256** seeded through SplitMix64, with an explicit 53-bit
-// conversion to doubles. std:: distributions are avoided on purpose: their output differs between
+// The library's random generator, a base utility that every layer may use: xoshiro256** seeded
+// through SplitMix64, with an explicit 53-bit conversion to doubles. std:: distributions are avoided on purpose: their output differs between
 // standard-library versions, and checkpoints must resume bit-identically anywhere.
 #pragma once
 
