@@ -37,7 +37,8 @@ struct inputs {
 
 void report(benchmark::State& st, std::size_t V) {
     const double flops = 2.0 * N * static_cast<double>(V) * H;
-    st.counters["GFLOP/s"] = benchmark::Counter(flops * static_cast<double>(st.iterations()), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+    st.counters["GFLOP/s"] = benchmark::Counter(flops * static_cast<double>(st.iterations()),
+                                                benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
 void run_objective(benchmark::State& st, emo_objective o) {

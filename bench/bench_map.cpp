@@ -4,8 +4,8 @@
 // Run: build/bench/bench_map --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
 
-#include <cmath>
 #include <array>
+#include <cmath>
 #include <cstddef>
 
 #include <xsimd/xsimd.hpp>
@@ -213,8 +213,8 @@ void xsimd_f3(benchmark::State& st) {
     for (auto _ : st) {
         for (std::size_t i = 0; i < N; i += B::size) {
             B v, ga, gm, gs;
-            hand_f3(B::load_unaligned(&in.a(i)), B::load_unaligned(&in.b(i)), B::load_unaligned(&in.s(i)), v, ga,
-                    gm, gs);
+            hand_f3(B::load_unaligned(&in.a(i)), B::load_unaligned(&in.b(i)), B::load_unaligned(&in.s(i)), v, ga, gm,
+                    gs);
             v.store_unaligned(&o.v[i]);
             ga.store_unaligned(&o.g0[i]);
             gm.store_unaligned(&o.g1[i]);

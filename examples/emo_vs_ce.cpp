@@ -35,9 +35,10 @@ constexpr std::size_t ctx = 3, V = 256;
 std::string load_corpus(std::size_t max_bytes) {
     std::string text;
     // the English collections, in a fixed order (the Chinese ones are in a separate package)
-    for (const char* name : {"fortunes", "literature", "science", "wisdom", "people", "politics", "work",
-                             "computers", "education", "food", "humorists", "law", "love", "men-women",
-                             "miscellaneous", "news", "pets", "platitudes", "songs-poems", "sports"}) {
+    for (const char* name :
+         {"fortunes",      "literature", "science", "wisdom",     "people",      "politics", "work",
+          "computers",     "education",  "food",    "humorists",  "law",         "love",     "men-women",
+          "miscellaneous", "news",       "pets",    "platitudes", "songs-poems", "sports"}) {
         std::ifstream in(std::string("/usr/share/games/fortunes/") + name, std::ios::binary);
         if (!in) continue;
         std::stringstream ss;
@@ -127,8 +128,8 @@ std::pair<std::vector<double>, std::vector<double>> frequencies(const std::strin
     return {u, b};
 }
 
-report train(bool use_emo, const std::string& train_text, const std::string& held, std::size_t steps,
-             std::size_t batch, std::size_t sample_len, std::uint64_t seed) {
+report train(bool use_emo, const std::string& train_text, const std::string& held, std::size_t steps, std::size_t batch,
+             std::size_t sample_len, std::uint64_t seed) {
     model init(128, 24, seed);
     nn::parameter_set<float> ps;
     auto& emb = ps.add("emb", init.emb).value;
@@ -213,8 +214,8 @@ int main(int argc, char** argv) {
     const std::string train_text = text.substr(0, cut), held = text.substr(cut);
     const report ce = train(false, train_text, held, steps, batch, sample_len, seed);
     const report emo = train(true, train_text, held, steps, batch, sample_len, seed);
-    std::printf("corpus %zu bytes (%zu held out), %zu steps of %zu positions, seed %llu\n\n", text.size(),
-                held.size(), steps, batch, static_cast<unsigned long long>(seed));
+    std::printf("corpus %zu bytes (%zu held out), %zu steps of %zu positions, seed %llu\n\n", text.size(), held.size(),
+                steps, batch, static_cast<unsigned long long>(seed));
     std::printf("| objective | held-out perplexity | bits per byte | KL unigram | KL bigram | train seconds |\n");
     std::printf("|---|---|---|---|---|---|\n");
     std::printf("| CE | %.3f | %.4f | %.5f | %.4f | %.1f |\n", ce.ppl, ce.bpb, ce.kl1, ce.kl2, ce.seconds);

@@ -4,8 +4,6 @@
 
 namespace exprgrad {
 
-const char* build_info() noexcept {
-    return "exprgrad " EXPRGRAD_VERSION " (" EXPRGRAD_MARCH ", xsimd)";
-}
+const char* build_info() noexcept { return "exprgrad " EXPRGRAD_VERSION " (" EXPRGRAD_MARCH ", xsimd)"; }
 
 }  // namespace exprgrad

@@ -14,7 +14,8 @@
 // The compiled library and every consumer must agree on the instruction set and on
 // XTENSOR_USE_XSIMD: both change the layout of xtensor and xsimd types (see exprgrad.pc).
 #if EXPRGRAD_BUILT_FOR_AVX2 && !defined(__AVX2__)
-#error "exprgrad was configured for AVX2 + FMA: compile with the flags of `pkg-config --cflags exprgrad` (-march=x86-64-v3)"
+#error \
+    "exprgrad was configured for AVX2 + FMA: compile with the flags of `pkg-config --cflags exprgrad` (-march=x86-64-v3)"
 #endif
 #ifndef XTENSOR_USE_XSIMD
 #error "exprgrad needs XTENSOR_USE_XSIMD defined before any xtensor header: use `pkg-config --cflags exprgrad`"
@@ -23,12 +24,12 @@
 #include "exprgrad/check/gradcheck.hpp"
 #include "exprgrad/check/laws.hpp"
 #include "exprgrad/math/min_ab_plus_c.hpp"
-#include "exprgrad/random.hpp"
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/ops/attention_node.hpp"
 #include "exprgrad/ops/deer.hpp"
 #include "exprgrad/ops/emo.hpp"
 #include "exprgrad/ops/scan.hpp"
+#include "exprgrad/random.hpp"
 #include "exprgrad/simd/map.hpp"
 #include "exprgrad/sym.hpp"
 #include "exprgrad/tensor.hpp"
@@ -78,12 +79,23 @@ using simd::map_value_and_grad;
 /// The I-th argument of a tensor program (an array of any rank, an integer array or a number).
 template <int I>
 inline constexpr tex::Input<I> tensor{};
+using check::gradcheck;
+using simd::map_into;
+using simd::map_value_and_grad_into;
+using tex::abs;
 using tex::all_axes;
 using tex::compile;
 using tex::concat;
+using tex::cos;
 using tex::cross_entropy;
 using tex::embedding;
+using tex::emo_loss;
+using tex::erf;
+using tex::exp;
+using tex::expm1;
 using tex::layer_norm;
+using tex::log;
+using tex::log1p;
 using tex::log_softmax;
 using tex::logsumexp;
 using tex::map;
@@ -94,28 +106,17 @@ using tex::prod;
 using tex::relu;
 using tex::reshape;
 using tex::rms_norm;
+using tex::sigmoid;
+using tex::sin;
 using tex::softmax;
+using tex::softplus;
+using tex::sqrt;
 using tex::square;
 using tex::sum;
+using tex::tanh;
 using tex::transpose;
 using tex::value_and_grad;
 using tex::wrt;
-using tex::abs;
-using tex::cos;
-using tex::erf;
-using tex::exp;
-using tex::expm1;
-using tex::log;
-using tex::log1p;
-using tex::sigmoid;
-using tex::sin;
-using tex::softplus;
-using tex::sqrt;
-using tex::tanh;
-using check::gradcheck;
-using tex::emo_loss;
-using simd::map_into;
-using simd::map_value_and_grad_into;
 
 /// Version and build configuration of the compiled library, e.g. "exprgrad 0.1.0 (x86-64-v3, xsimd)".
 const char* build_info() noexcept;

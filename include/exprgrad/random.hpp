@@ -1,6 +1,6 @@
 // The library's random generator, a base utility that every layer may use: xoshiro256** seeded
-// through SplitMix64, with an explicit 53-bit conversion to doubles. std:: distributions are avoided on purpose: their output differs between
-// standard-library versions, and checkpoints must resume bit-identically anywhere.
+// through SplitMix64, with an explicit 53-bit conversion to doubles. std:: distributions are avoided on purpose: their
+// output differs between standard-library versions, and checkpoints must resume bit-identically anywhere.
 #pragma once
 
 #include <array>
@@ -12,7 +12,7 @@ namespace exprgrad {
 /// A seedable generator whose whole state can be saved and restored.
 /// Example: `rng g(42); double u = g.uniform(); auto s = g.state(); ... g.set_state(s);`
 class rng {
-public:
+  public:
     using state_type = std::array<std::uint64_t, 4>;
 
     /// Seeds the four state words from `seed` with SplitMix64 (never all zero).
@@ -67,7 +67,7 @@ public:
     const state_type& state() const { return s_; }
     void set_state(const state_type& s) { s_ = s; }
 
-private:
+  private:
     static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
     state_type s_{};
 };

@@ -18,7 +18,10 @@ constexpr auto z = var<2>;
 
 template <class Op>
 auto op_applied() {
-    if constexpr (Op::arity == 1) return Node<Op, Var<0>>{}; else return Node<Op, Var<0>, Var<1>>{};
+    if constexpr (Op::arity == 1)
+        return Node<Op, Var<0>>{};
+    else
+        return Node<Op, Var<0>, Var<1>>{};
 }
 
 template <class... Ops>
@@ -34,9 +37,7 @@ void check_all(meta::type_list<Ops...>) {
 }
 }  // namespace
 
-TEST_CASE("every op of the table obeys the derivative laws") {
-    check_all(all_ops{});
-}
+TEST_CASE("every op of the table obeys the derivative laws") { check_all(all_ops{}); }
 
 TEST_CASE("compositions obey the derivative laws (the chain rule)") {
     auto run = [](auto f, law_options o) {
@@ -48,7 +49,8 @@ TEST_CASE("compositions obey the derivative laws (the chain rule)") {
     run(log(1_c + exp(x * y)) / (1_c + x * x), {});
     run(tanh(x) * sigmoid(y) + sqrt(x * x + y * y), {});
     // normal log-density in (x, mu, sigma)
-    run(-c<1, 2> * square((x - y) / z) - log(z) - c<1, 2> * log(2_c * constants::pi), {.domain = {{-2, 2}, {-2, 2}, {0.3, 3}}});
+    run(-c<1, 2> * square((x - y) / z) - log(z) - c<1, 2> * log(2_c * constants::pi),
+        {.domain = {{-2, 2}, {-2, 2}, {0.3, 3}}});
     run(pow(x, y) * erf(z) - softplus(x * z), {.domain = {{0.2, 3}, {-2, 2}, {-2, 2}}});
     run(max(sin(x), cos(y)) * abs(x - y) + min(x, z), {.points = 60});
     run(pow(sqrt(x) + log1p(y * y), c<-3, 2>), {.domain = {{0.2, 3}, {-2, 2}}});
@@ -58,7 +60,9 @@ namespace {
 // An op whose partial is off by a factor 2: the law check must fail on it.
 struct BadSin : ops::Sin {
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{2_c * cos(a)}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{2_c * cos(a)};
+    }
 };
 }  // namespace
 

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include <exprgrad/nn/optimizer.hpp>
-#include <exprgrad/random.hpp>
 #include <exprgrad/nn/schedule.hpp>
+#include <exprgrad/random.hpp>
 
 using namespace exprgrad;
 using ld = long double;

@@ -19,7 +19,8 @@ xt::xarray<double> random4(std::size_t b, std::size_t h, std::size_t t, std::siz
 }  // namespace
 
 TEST_CASE("attention node: value and gradients against the eager kernels") {
-    const auto q = random4(2, 2, 5, 3, 1), k = random4(2, 2, 7, 3, 2), v = random4(2, 2, 7, 4, 3), w = random4(2, 2, 5, 4, 4);
+    const auto q = random4(2, 2, 5, 3, 1), k = random4(2, 2, 7, 3, 2), v = random4(2, 2, 7, 4, 3),
+               w = random4(2, 2, 5, 4, 4);
     constexpr auto Q = tensor<0>;
     constexpr auto K = tensor<1>;
     constexpr auto Vv = tensor<2>;
@@ -33,9 +34,12 @@ TEST_CASE("attention node: value and gradients against the eager kernels") {
     for (std::size_t i = 0; i < fwd.out.size(); ++i) want += fwd.out.data()[i] * wt.data()[i];
     CHECK(loss == doctest::Approx(want).epsilon(1e-12));
     auto g = attention_vjp(qt, kt, vt, fwd.out, fwd.lse, wt, o);
-    for (std::size_t i = 0; i < g.dq.size(); ++i) CHECK(std::get<0>(grads).data()[i] == doctest::Approx(g.dq.data()[i]).epsilon(1e-12));
-    for (std::size_t i = 0; i < g.dk.size(); ++i) CHECK(std::get<1>(grads).data()[i] == doctest::Approx(g.dk.data()[i]).epsilon(1e-12));
-    for (std::size_t i = 0; i < g.dv.size(); ++i) CHECK(std::get<2>(grads).data()[i] == doctest::Approx(g.dv.data()[i]).epsilon(1e-12));
+    for (std::size_t i = 0; i < g.dq.size(); ++i)
+        CHECK(std::get<0>(grads).data()[i] == doctest::Approx(g.dq.data()[i]).epsilon(1e-12));
+    for (std::size_t i = 0; i < g.dk.size(); ++i)
+        CHECK(std::get<1>(grads).data()[i] == doctest::Approx(g.dk.data()[i]).epsilon(1e-12));
+    for (std::size_t i = 0; i < g.dv.size(); ++i)
+        CHECK(std::get<2>(grads).data()[i] == doctest::Approx(g.dv.data()[i]).epsilon(1e-12));
 }
 
 TEST_CASE("attention node: gradcheck, full and cosine attention with the gradient-maximizing scale") {

@@ -16,9 +16,9 @@
 #include <xtensor/xarray.hpp>
 #include <xtensor/xview.hpp>
 
-#include "exprgrad/random.hpp"
 #include "exprgrad/ops/deer.hpp"
 #include "exprgrad/ops/deer_instance.hpp"
+#include "exprgrad/random.hpp"
 
 using namespace exprgrad;
 

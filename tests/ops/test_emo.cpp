@@ -100,7 +100,8 @@ TEST_CASE("notes §2.4 toy: mode1, mode1_capped (the PyPI form) and mode2") {
     // grad = ½(∂mle + 3 ∂emo)
     const double dmle[] = {-0.775792, 0.609460, 0.135989, 0.030343};
     const double demo[] = {-0.064622, -0.053769, 0.096794, 0.021598};
-    for (int k = 0; k < 4; ++k) CHECK(capped.dlogits.data()[k] == doctest::Approx(0.5 * (dmle[k] + 3 * demo[k])).epsilon(1e-5));
+    for (int k = 0; k < 4; ++k)
+        CHECK(capped.dlogits.data()[k] == doctest::Approx(0.5 * (dmle[k] + 3 * demo[k])).epsilon(1e-5));
 }
 
 TEST_CASE("against a naive float64 implementation with the V×V cost matrix, and finite differences") {
@@ -131,11 +132,21 @@ TEST_CASE("against a naive float64 implementation with the V×V cost matrix, and
             const auto ref = naive(zi, tau, e);
             double a = 0, b = 0;
             switch (obj) {
-                case emo_objective::ce: a = 1, b = 0; break;
-                case emo_objective::emo: a = 0, b = 1; break;
-                case emo_objective::mode1: a = 0.5, b = 0.5 * ref.ce / (ref.emo + 1e-10); break;
-                case emo_objective::mode1_capped: a = 0.5, b = 0.5 * std::min(ref.ce / (ref.emo + 1e-10), 1.5); break;
-                case emo_objective::mode2: a = ref.emo / (ref.ce + 1e-10), b = 1; break;
+                case emo_objective::ce:
+                    a = 1, b = 0;
+                    break;
+                case emo_objective::emo:
+                    a = 0, b = 1;
+                    break;
+                case emo_objective::mode1:
+                    a = 0.5, b = 0.5 * ref.ce / (ref.emo + 1e-10);
+                    break;
+                case emo_objective::mode1_capped:
+                    a = 0.5, b = 0.5 * std::min(ref.ce / (ref.emo + 1e-10), 1.5);
+                    break;
+                case emo_objective::mode2:
+                    a = ref.emo / (ref.ce + 1e-10), b = 1;
+                    break;
             }
             loss += (a * ref.ce + b * ref.emo) / static_cast<double>(n);
             for (std::size_t k = 0; k < V; ++k) {
@@ -188,7 +199,8 @@ TEST_CASE("soft targets: the product-coupling bound without the V×V matrix; one
         auto a = emo_loss(z, onehot, e, {.objective = obj});
         auto b = emo_loss(z, hard, e, {.objective = obj});
         CHECK(a.loss == doctest::Approx(b.loss).epsilon(1e-12));
-        for (std::size_t k = 0; k < a.dlogits.size(); ++k) CHECK(a.dlogits.data()[k] == doctest::Approx(b.dlogits.data()[k]).epsilon(1e-10));
+        for (std::size_t k = 0; k < a.dlogits.size(); ++k)
+            CHECK(a.dlogits.data()[k] == doctest::Approx(b.dlogits.data()[k]).epsilon(1e-10));
     }
 }
 
@@ -218,7 +230,8 @@ TEST_CASE("huge logits, zero embedding rows, float32, all positions ignored") {
 TEST_CASE("bad input throws naming the shapes or the value") {
     xt::xarray<double> e = toy_e();
     xt::xarray<long> bad = {4};
-    CHECK_THROWS_WITH_AS(emo_loss(toy_z(), bad, e), "exprgrad::emo_loss: target 4 at position 0 is out of range for 4 classes",
+    CHECK_THROWS_WITH_AS(emo_loss(toy_z(), bad, e),
+                         "exprgrad::emo_loss: target 4 at position 0 is out of range for 4 classes",
                          std::invalid_argument);
     xt::xarray<long> two = {0, 1};
     CHECK_THROWS_WITH_AS(emo_loss(toy_z(), two, e),

@@ -10,8 +10,8 @@
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
-#include "exprgrad/random.hpp"
 #include "exprgrad/ops/scan.hpp"
+#include "exprgrad/random.hpp"
 
 using namespace exprgrad;
 

@@ -37,7 +37,8 @@ double ulp_distance(T a, T b) {
 template <class T>
 xt::xtensor<T, 1> grid(std::size_t n, double lo, double hi) {
     xt::xtensor<T, 1> a = xt::xtensor<T, 1>::from_shape({n});
-    for (std::size_t i = 0; i < n; ++i) a(i) = static_cast<T>(lo + (hi - lo) * static_cast<double>(i) / static_cast<double>(n));
+    for (std::size_t i = 0; i < n; ++i)
+        a(i) = static_cast<T>(lo + (hi - lo) * static_cast<double>(i) / static_cast<double>(n));
     return a;
 }
 }  // namespace

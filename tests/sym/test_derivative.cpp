@@ -106,7 +106,8 @@ TEST_CASE("grad and hessian") {
     static_assert(same(std::get<1>(g), d(f, y)));
     auto h = hessian(f);
     static_assert(same(std::get<1>(std::get<0>(h)), d(d(f, x), y)));
-    CHECK(std::get<0>(std::get<1>(h))(0.5, 2.0) == doctest::Approx(std::get<1>(std::get<0>(h))(0.5, 2.0)).epsilon(1e-13));
+    CHECK(std::get<0>(std::get<1>(h))(0.5, 2.0) ==
+          doctest::Approx(std::get<1>(std::get<0>(h))(0.5, 2.0)).epsilon(1e-13));
     // Closed form of df/dy = sin(x) exp(sin(x) y) / (1 + x^2).
     const double a = 0.5, b = 2.0;
     CHECK(std::get<1>(g)(a, b) == doctest::Approx(std::sin(a) * std::exp(std::sin(a) * b) / (1 + a * a)));

@@ -65,7 +65,10 @@ auto as_double(const A& a) {
 }
 template <class A>
 constexpr bool is_float_array = [] {
-    if constexpr (std::is_arithmetic_v<A>) return false; else return std::is_floating_point_v<typename A::value_type>;
+    if constexpr (std::is_arithmetic_v<A>)
+        return false;
+    else
+        return std::is_floating_point_v<typename A::value_type>;
 }();
 
 }  // namespace detail
@@ -82,7 +85,9 @@ gradcheck_report gradcheck(E, const gradcheck_options& opts, const Args&... raw)
     }(std::index_sequence_for<Args...>{}));
     gradcheck_report report;
     tex::program<double, std::remove_cvref_t<E>, std::integer_sequence<int>> plain;
-    auto run = [&](auto& p) -> const tex::cview<double>& { return std::apply([&](const auto&... a) -> const tex::cview<double>& { return p.forward(a...); }, args); };
+    auto run = [&](auto& p) -> const tex::cview<double>& {
+        return std::apply([&](const auto&... a) -> const tex::cview<double>& { return p.forward(a...); }, args);
+    };
     // the projection weights
     const auto& out0 = run(plain);
     std::vector<double> w(out0.size());
@@ -132,17 +137,16 @@ gradcheck_report gradcheck(E, const gradcheck_options& opts, const Args&... raw)
             }
         }
     };
-    [&]<std::size_t... Is>(std::index_sequence<Is...>) {
-        (check_arg(std::integral_constant<std::size_t, Is>{}), ...);
-    }(std::index_sequence_for<Args...>{});
+    [&]<std::size_t... Is>(std::index_sequence<Is...>) { (check_arg(std::integral_constant<std::size_t, Is>{}), ...); }
+    (std::index_sequence_for<Args...>{});
     report.ok = report.worst_error <= opts.rtol;
     return report;
 }
 
 /// gradcheck with default options.
 template <tex::TensorExpr E, class... Args>
-    requires(!std::is_same_v<std::remove_cvref_t<std::tuple_element_t<0, std::tuple<Args..., void>>>, gradcheck_options>)
-gradcheck_report gradcheck(E e, const Args&... args) {
+requires(!std::is_same_v<std::remove_cvref_t<std::tuple_element_t<0, std::tuple<Args..., void>>>, gradcheck_options>)
+    gradcheck_report gradcheck(E e, const Args&... args) {
     return gradcheck(e, gradcheck_options{}, args...);
 }
 

@@ -33,13 +33,13 @@ namespace exprgrad::check {
 /// Options of check_derivative_laws.
 struct law_options {
     std::vector<sym::interval> domain{};  ///< sampling interval per variable; missing ones are [-2, 2]
-    std::size_t points = 40;            ///< random points to try
-    std::uint64_t seed = 0x5eed;        ///< seed of the point sampler (deterministic)
-    double rtol = 1e-6;                 ///< tolerance vs finite differences, relative to max(1, |value|)
-    double symmetry_rtol = 1e-10;       ///< tolerance of H_ij vs H_ji
-    double cse_rtol = 1e-13;            ///< tolerance of value_and_grad vs separate evaluation
-    double min_checked_fraction = 0.7;  ///< fail if fewer points than this fraction could be checked
-    double step = 1e-3;                 ///< finite-difference step, scaled by max(1, |x_i|)
+    std::size_t points = 40;              ///< random points to try
+    std::uint64_t seed = 0x5eed;          ///< seed of the point sampler (deterministic)
+    double rtol = 1e-6;                   ///< tolerance vs finite differences, relative to max(1, |value|)
+    double symmetry_rtol = 1e-10;         ///< tolerance of H_ij vs H_ji
+    double cse_rtol = 1e-13;              ///< tolerance of value_and_grad vs separate evaluation
+    double min_checked_fraction = 0.7;    ///< fail if fewer points than this fraction could be checked
+    double step = 1e-3;                   ///< finite-difference step, scaled by max(1, |x_i|)
 };
 
 /// What check_derivative_laws found. Converts to true when every law held.
@@ -102,9 +102,7 @@ void for_each_index(std::index_sequence<Is...>, Fn&& fn) {
     (fn(std::integral_constant<std::size_t, Is>{}), ...);
 }
 
-inline double scaled_error(double a, double b) {
-    return std::abs(a - b) / std::max({1.0, std::abs(a), std::abs(b)});
-}
+inline double scaled_error(double a, double b) { return std::abs(a - b) / std::max({1.0, std::abs(a), std::abs(b)}); }
 
 }  // namespace detail
 
@@ -168,9 +166,9 @@ law_report check_derivative_laws(F f, const law_options& opts = {}) {
                 compare_fd(f, I(), "d/dx" + std::to_string(I()), detail::at(gi, x));
                 detail::for_each_index(idx, [&](auto J) {
                     const auto hij = sym::d(gi, sym::var<static_cast<int>(J())>);
-                    compare_fd(gi, J(), "d2/dx" + std::to_string(I()) + "dx" + std::to_string(J()),
-                               detail::at(hij, x));
-                    const auto hji = sym::d(sym::d(f, sym::var<static_cast<int>(J())>), sym::var<static_cast<int>(I())>);
+                    compare_fd(gi, J(), "d2/dx" + std::to_string(I()) + "dx" + std::to_string(J()), detail::at(hij, x));
+                    const auto hji =
+                        sym::d(sym::d(f, sym::var<static_cast<int>(J())>), sym::var<static_cast<int>(I())>);
                     const double a = detail::at(hij, x), b = detail::at(hji, x);
                     if (std::isfinite(a) && std::isfinite(b) && !(detail::scaled_error(a, b) <= opts.symmetry_rtol)) {
                         std::ostringstream s;
@@ -190,8 +188,8 @@ law_report check_derivative_laws(F f, const law_options& opts = {}) {
                 const double sep = detail::at(sym::d(f, sym::var<static_cast<int>(I())>), x);
                 if (std::isfinite(sep) && !(detail::scaled_error(g[I()], sep) <= opts.cse_rtol)) {
                     point_failures.push_back("value_and_grad partial " + std::to_string(I()) +
-                                             " differs from the separately evaluated d/dx" + std::to_string(I()) +
-                                             " " + where());
+                                             " differs from the separately evaluated d/dx" + std::to_string(I()) + " " +
+                                             where());
                 }
             });
             if (!smooth) {

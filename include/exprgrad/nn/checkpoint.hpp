@@ -85,8 +85,8 @@
 
 #include "exprgrad/nn/optimizer.hpp"
 #include "exprgrad/nn/parameters.hpp"
-#include "exprgrad/random.hpp"
 #include "exprgrad/nn/schedule.hpp"
+#include "exprgrad/random.hpp"
 
 namespace exprgrad::nn {
 

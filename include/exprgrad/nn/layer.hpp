@@ -22,7 +22,7 @@ namespace exprgrad::nn {
 /// and stay valid until its next call.
 template <class T>
 class layer {
-public:
+  public:
     virtual ~layer() = default;
     /// The output for input x (keeps what backward needs).
     virtual const xt::xarray<T>& forward(const xt::xarray<T>& x) = 0;
@@ -46,7 +46,7 @@ struct all_args {
 ///   expr_layer<float, decltype(tanh(matmul(tensor<0>, tensor<1>) + tensor<2>)), 2>(params, {&w, &b})
 template <class T, class E, int NP>
 class expr_layer : public layer<T> {
-public:
+  public:
     explicit expr_layer(std::array<parameter<T>*, NP> params) : params_(params) {}
 
     const xt::xarray<T>& forward(const xt::xarray<T>& x) override {
@@ -77,7 +77,7 @@ public:
 
     void set_checkpoint(bool on) override { checkpoint_ = on; }
 
-private:
+  private:
     template <int... I>
     void run_with(const xt::xarray<T>& x, std::integer_sequence<int, I...>) {
         prog_.forward(x, params_[static_cast<std::size_t>(I)]->value...);
@@ -104,7 +104,7 @@ private:
 /// Layers applied in order; backward runs them in reverse.
 template <class T>
 class sequential : public layer<T> {
-public:
+  public:
     /// Appends a layer (the sequence owns it).
     layer<T>& add(std::unique_ptr<layer<T>> l) {
         layers_.push_back(std::move(l));
@@ -130,7 +130,7 @@ public:
         for (auto& l : layers_) l->set_checkpoint(on);
     }
 
-private:
+  private:
     std::vector<std::unique_ptr<layer<T>>> layers_;
     bool checkpoint_ = false;
 };

@@ -46,9 +46,12 @@ std::unique_ptr<layer<T>> dense(parameter_set<T>& params, const std::string& nam
     init::zeros(b.value);
     std::array<parameter<T>*, 2> p{&w, &b};
     switch (act) {
-        case activation::tanh: return std::make_unique<expr_layer<T, detail::dense_tanh, 2>>(p);
-        case activation::relu: return std::make_unique<expr_layer<T, detail::dense_relu, 2>>(p);
-        default: return std::make_unique<expr_layer<T, detail::dense_none, 2>>(p);
+        case activation::tanh:
+            return std::make_unique<expr_layer<T, detail::dense_tanh, 2>>(p);
+        case activation::relu:
+            return std::make_unique<expr_layer<T, detail::dense_relu, 2>>(p);
+        default:
+            return std::make_unique<expr_layer<T, detail::dense_none, 2>>(p);
     }
 }
 
@@ -58,12 +61,13 @@ std::unique_ptr<layer<T>> dense(parameter_set<T>& params, const std::string& nam
 template <class T>
 std::unique_ptr<sequential<T>> mlp(parameter_set<T>& params, const std::vector<std::size_t>& widths, activation act,
                                    rng& gen, const std::string& name = "mlp") {
-    if (widths.size() < 2) throw std::invalid_argument("exprgrad::nn::mlp: needs at least an input and an output width");
+    if (widths.size() < 2)
+        throw std::invalid_argument("exprgrad::nn::mlp: needs at least an input and an output width");
     auto s = std::make_unique<sequential<T>>();
     for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
         const bool last = i + 2 == widths.size();
-        s->add(dense<T>(params, name + "." + std::to_string(i), widths[i], widths[i + 1],
-                        last ? activation::none : act, gen));
+        s->add(dense<T>(params, name + "." + std::to_string(i), widths[i], widths[i + 1], last ? activation::none : act,
+                        gen));
     }
     return s;
 }

@@ -87,7 +87,8 @@ struct Attention {
         using T = typename Ctx::value_type;
         auto& ex = ctx.template extra<Attention>();
         const T* g = ctx.template adj_data<Attention>();
-        if (!std::equal(ex.out.shape().begin(), ex.out.shape().end(), ex.dout.shape().begin())) ex.dout.resize(ex.out.shape());
+        if (!std::equal(ex.out.shape().begin(), ex.out.shape().end(), ex.dout.shape().begin()))
+            ex.dout.resize(ex.out.shape());
         std::copy(g, g + ex.out.size(), ex.dout.data());
         attention_vjp_into(ex.q, ex.k, ex.v, ex.out, ex.lse, ex.dout, Config::options(), ex.grads, ex.ws);
         auto give = [&](auto child, const xt::xtensor<T, 4>& d) {

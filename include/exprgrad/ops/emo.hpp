@@ -79,11 +79,21 @@ void normalize_rows(const T* e, T* out, std::size_t v, std::size_t h) {
 // The combination weights of one position: dz = a·∇CE + b·∇EMO, value = a·CE + b·EMO.
 inline void emo_weights(emo_objective o, double cap, double ce, double emo, double& a, double& b) {
     switch (o) {
-        case emo_objective::ce: a = 1, b = 0; break;
-        case emo_objective::emo: a = 0, b = 1; break;
-        case emo_objective::mode1: a = 0.5, b = 0.5 * ce / (emo + 1e-10); break;
-        case emo_objective::mode1_capped: a = 0.5, b = 0.5 * std::min(ce / (emo + 1e-10), cap); break;
-        case emo_objective::mode2: a = emo / (ce + 1e-10), b = 1; break;
+        case emo_objective::ce:
+            a = 1, b = 0;
+            break;
+        case emo_objective::emo:
+            a = 0, b = 1;
+            break;
+        case emo_objective::mode1:
+            a = 0.5, b = 0.5 * ce / (emo + 1e-10);
+            break;
+        case emo_objective::mode1_capped:
+            a = 0.5, b = 0.5 * std::min(ce / (emo + 1e-10), cap);
+            break;
+        case emo_objective::mode2:
+            a = emo / (ce + 1e-10), b = 1;
+            break;
     }
 }
 
@@ -109,8 +119,8 @@ double weighted_cost(const T* p, const T* d, std::size_t n, T mass) {
 // d_k = ⟨ê_k, target representation⟩ and the target mass, weights and the gradient row, in four
 // SIMD passes. `onehot` < 0 means soft targets given by tau.
 template <class T>
-void emo_row(const T* z, const T* d, std::size_t V, long onehot, const T* tau, double tau_mass,
-             const emo_options& opts, T* dz, double scale, double& ce_out, double& emo_out, double& value_out) {
+void emo_row(const T* z, const T* d, std::size_t V, long onehot, const T* tau, double tau_mass, const emo_options& opts,
+             T* dz, double scale, double& ce_out, double& emo_out, double& value_out) {
     using B = xsimd::batch<T>;
     constexpr std::size_t W = B::size;
     const T m = tex::detail::max_contiguous(z, V);
@@ -188,8 +198,8 @@ emo_shapes<T> check_emo_shapes(const tex::dims& logits, const tex::dims& targets
 
 // Hard targets: the whole computation on raw pointers (shared by the eager kernel and the node).
 template <class T>
-double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<T>& s, const emo_options& opts,
-                T* dz, double* ce_mean, double* emo_mean, std::size_t* count_out) {
+double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<T>& s, const emo_options& opts, T* dz,
+                double* ce_mean, double* emo_mean, std::size_t* count_out) {
     std::vector<std::size_t> valid;
     valid.reserve(s.rows);
     for (std::size_t r = 0; r < s.rows; ++r) {
@@ -223,8 +233,8 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
     parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t i = lo; i < hi; ++i) {
             const std::size_t r = valid[i];
-            emo_row(z + r * s.V, d + i * s.V, s.V, static_cast<long>(t[r]), static_cast<const T*>(nullptr), 1.0,
-                    opts, dz + r * s.V, scale, ce[i], emo[i], val[i]);
+            emo_row(z + r * s.V, d + i * s.V, s.V, static_cast<long>(t[r]), static_cast<const T*>(nullptr), 1.0, opts,
+                    dz + r * s.V, scale, ce[i], emo[i], val[i]);
         }
     });
     double loss = 0, sce = 0, semo = 0;
@@ -256,8 +266,8 @@ double emo_soft(const T* z, const T* tau, const T* e, const emo_shapes<T>& s, co
         for (std::size_t r = lo; r < hi; ++r) {
             double mass = 0;
             for (std::size_t k = 0; k < s.V; ++k) mass += tau[r * s.V + k];
-            emo_row(z + r * s.V, d + r * s.V, s.V, -1, tau + r * s.V, mass, opts, dz + r * s.V, scale, ce[r],
-                    emo[r], val[r]);
+            emo_row(z + r * s.V, d + r * s.V, s.V, -1, tau + r * s.V, mass, opts, dz + r * s.V, scale, ce[r], emo[r],
+                    val[r]);
         }
     });
     double loss = 0, sce = 0, semo = 0;
@@ -274,7 +284,10 @@ double emo_soft(const T* z, const T* tau, const T* e, const emo_shapes<T>& s, co
 // The data of a row-major contiguous array, or of a copy of it kept in `holder`.
 template <class A>
 const typename A::value_type* contiguous(const A& a, xt::xarray<typename A::value_type>& holder) {
-    if constexpr (requires { a.data(); a.is_contiguous(); }) {
+    if constexpr (requires {
+                      a.data();
+                      a.is_contiguous();
+                  }) {
         if (a.layout() == xt::layout_type::row_major && a.is_contiguous()) return a.data();
     }
     holder = a;
@@ -291,9 +304,8 @@ const typename A::value_type* contiguous(const A& a, xt::xarray<typename A::valu
 /// emo_loss writing into `result`, whose dlogits buffer is reused when its shape already fits (so a
 /// training loop allocates nothing in steady state). See emo_loss below.
 template <class L, class Tg, class E, class T = typename L::value_type>
-    requires xt::is_xexpression<L>::value
-void emo_loss_into(emo_result<T>& r, const L& logits, const Tg& targets, const E& cost_embedding,
-                   const emo_options& opts = {}) {
+requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const L& logits, const Tg& targets,
+                                                         const E& cost_embedding, const emo_options& opts = {}) {
     static_assert(std::is_floating_point_v<T>, "exprgrad: emo_loss takes float or double logits");
     static_assert(std::is_same_v<typename E::value_type, T>, "exprgrad: the cost embedding must have the logits' type");
     xt::xarray<T> zh, eh;
@@ -301,8 +313,8 @@ void emo_loss_into(emo_result<T>& r, const L& logits, const Tg& targets, const E
     const T* e = detail::contiguous(cost_embedding, eh);
     constexpr bool soft = std::is_floating_point_v<typename Tg::value_type>;
     const tex::dims zshape = tex::dims::of(logits.shape());
-    const auto s =
-        detail::check_emo_shapes<T>(zshape, tex::dims::of(targets.shape()), tex::dims::of(cost_embedding.shape()), soft);
+    const auto s = detail::check_emo_shapes<T>(zshape, tex::dims::of(targets.shape()),
+                                               tex::dims::of(cost_embedding.shape()), soft);
     tex::fit(r.dlogits, zshape);
     if constexpr (soft) {
         static_assert(std::is_same_v<typename Tg::value_type, T>, "exprgrad: soft targets must have the logits' type");
@@ -325,8 +337,8 @@ void emo_loss_into(emo_result<T>& r, const L& logits, const Tg& targets, const E
 /// Throws std::invalid_argument naming the shapes, or an out-of-range target and its position.
 /// Example: `auto r = emo_loss(logits, targets, lm_head_weight, {.objective = emo_objective::mode1});`
 template <class L, class Tg, class E>
-    requires xt::is_xexpression<L>::value
-auto emo_loss(const L& logits, const Tg& targets, const E& cost_embedding, const emo_options& opts = {}) {
+requires xt::is_xexpression<L>::value auto emo_loss(const L& logits, const Tg& targets, const E& cost_embedding,
+                                                    const emo_options& opts = {}) {
     emo_result<typename L::value_type> r;
     emo_loss_into(r, logits, targets, cost_embedding, opts);
     return r;
@@ -356,7 +368,7 @@ struct EmoLoss {
         fit(ex.dz, z.shape);
         const emo_options opts{O, Ignore, Cap::value};
         const double loss = exprgrad::detail::emo_hard(z.data, ctx.template ints<Tg>(), e.data, s, opts, ex.dz.data(),
-                                                        nullptr, nullptr, nullptr);
+                                                       nullptr, nullptr, nullptr);
         ctx.template out<EmoLoss>(dims{})[0] = static_cast<T>(loss);
     }
 

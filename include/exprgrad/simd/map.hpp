@@ -74,10 +74,16 @@ struct operand {
     }
     template <class B>
     B batch(std::size_t i) const {
-        if constexpr (is_array) return xsimd::load_unaligned(data + i); else return B(scalar);
+        if constexpr (is_array)
+            return xsimd::load_unaligned(data + i);
+        else
+            return B(scalar);
     }
     T at(std::size_t i) const {
-        if constexpr (is_array) return data[i]; else return scalar;
+        if constexpr (is_array)
+            return data[i];
+        else
+            return scalar;
     }
 };
 
@@ -104,8 +110,8 @@ auto common_shape(const char* op, const Xs&... xs) {
                 first = index;
             } else if (s != shape) {
                 throw std::invalid_argument(std::string("exprgrad::") + op + ": argument " + std::to_string(index) +
-                                            " has shape " + shape_text(s) + " but argument " +
-                                            std::to_string(first) + " has shape " + shape_text(shape) +
+                                            " has shape " + shape_text(s) + " but argument " + std::to_string(first) +
+                                            " has shape " + shape_text(shape) +
                                             " (array arguments must have equal shapes; scalars broadcast)");
             }
         }
@@ -119,7 +125,10 @@ auto common_shape(const char* op, const Xs&... xs) {
 template <class Out>
 void fit(Out& out, const std::vector<std::size_t>& shape) {
     if (out.dimension() != shape.size() || !std::equal(shape.begin(), shape.end(), out.shape().begin())) {
-        if constexpr (requires { typename Out::shape_type; std::tuple_size<typename Out::shape_type>::value; }) {
+        if constexpr (requires {
+                          typename Out::shape_type;
+                          std::tuple_size<typename Out::shape_type>::value;
+                      }) {
             if (std::tuple_size<typename Out::shape_type>::value != shape.size()) {
                 throw std::invalid_argument("exprgrad::map: output of dimension " +
                                             std::to_string(std::tuple_size<typename Out::shape_type>::value) +
@@ -171,13 +180,13 @@ void run_map(std::tuple<Es...>, std::array<T*, K> out, std::size_t n, const std:
 /// k binds var<k>. Throws std::invalid_argument naming both shapes when array shapes differ.
 /// Example: `map_into(exp(x) * y, out, xs, 2.0f);`
 template <sym::Expression F, class Out, detail::Argument... Xs>
-    requires(detail::Array<Xs> || ...)
-void map_into(F, Out& out, const Xs&... xs) {
+requires(detail::Array<Xs> || ...) void map_into(F, Out& out, const Xs&... xs) {
     using T = typename detail::value_type_of<Xs...>::type;
     static_assert(std::is_floating_point_v<T>, "exprgrad: map evaluates arrays of float or double");
-    static_assert(((!detail::Array<Xs> || std::is_same_v<typename detail::value_type_of<Xs>::type, T>) && ...),
+    static_assert(((!detail::Array<Xs> || std::is_same_v<typename detail::value_type_of<Xs>::type, T>)&&...),
                   "exprgrad: map needs all array arguments to have one value type (float or double)");
-    static_assert(std::is_same_v<typename Out::value_type, T>, "exprgrad: map's output must have the arguments' value type");
+    static_assert(std::is_same_v<typename Out::value_type, T>,
+                  "exprgrad: map's output must have the arguments' value type");
     static_assert(static_cast<int>(sizeof...(Xs)) >= sym::arity_v<F>,
                   "exprgrad: too few arguments: an expression reading var<I> needs at least I + 1 arguments");
     const auto shape = detail::common_shape("map", xs...);
@@ -190,8 +199,7 @@ void map_into(F, Out& out, const Xs&... xs) {
 /// Evaluates f elementwise and returns the result as an xt::xarray of the arrays' value type
 /// (assignable to xt::xtensor); see map_into. Example: `xt::xtensor<float, 1> out = map(f, xs, ys);`
 template <sym::Expression F, detail::Argument... Xs>
-    requires(detail::Array<Xs> || ...)
-auto map(F f, const Xs&... xs) {
+requires(detail::Array<Xs> || ...) auto map(F f, const Xs&... xs) {
     xt::xarray<typename detail::value_type_of<Xs...>::type> out;
     map_into(f, out, xs...);
     return out;
@@ -202,11 +210,11 @@ auto map(F f, const Xs&... xs) {
 /// value[i] = f(xs[i]...), grads[k][i] = d(f, var<k>)(xs[i]...) for each argument k (a gradient
 /// array even for a broadcast scalar argument). Shapes and errors as for map_into.
 template <sym::Expression F, class Out, std::size_t N, detail::Argument... Xs>
-    requires((detail::Array<Xs> || ...) && N == sizeof...(Xs))
-void map_value_and_grad_into(F f, Out& value, std::array<Out, N>& grads, const Xs&... xs) {
+requires((detail::Array<Xs> || ...) &&
+         N == sizeof...(Xs)) void map_value_and_grad_into(F f, Out& value, std::array<Out, N>& grads, const Xs&... xs) {
     using T = typename detail::value_type_of<Xs...>::type;
     static_assert(std::is_floating_point_v<T>, "exprgrad: map_value_and_grad evaluates arrays of float or double");
-    static_assert(((!detail::Array<Xs> || std::is_same_v<typename detail::value_type_of<Xs>::type, T>) && ...),
+    static_assert(((!detail::Array<Xs> || std::is_same_v<typename detail::value_type_of<Xs>::type, T>)&&...),
                   "exprgrad: map_value_and_grad needs all array arguments to have one value type");
     static_assert(std::is_same_v<typename Out::value_type, T>,
                   "exprgrad: map_value_and_grad's outputs must have the arguments' value type");
@@ -222,7 +230,8 @@ void map_value_and_grad_into(F f, Out& value, std::array<Out, N>& grads, const X
     }
     auto outputs = [f]<std::size_t... Is>(std::index_sequence<Is...>) {
         return std::tuple{f, sym::d(f, sym::var<static_cast<int>(Is)>)...};
-    }(std::make_index_sequence<N>{});
+    }
+    (std::make_index_sequence<N>{});
     detail::run_map<T, N + 1>(outputs, out, value.size(), ops, std::index_sequence_for<Xs...>{});
 }
 
@@ -230,8 +239,7 @@ void map_value_and_grad_into(F f, Out& value, std::array<Out, N>& grads, const X
 /// `auto [v, g] = map_value_and_grad(f, xs, ys);` gives v[i] = f(xs[i], ys[i]) and
 /// g[k][i] = d(f, var<k>)(xs[i], ys[i]). See map_value_and_grad_into.
 template <sym::Expression F, detail::Argument... Xs>
-    requires(detail::Array<Xs> || ...)
-auto map_value_and_grad(F f, const Xs&... xs) {
+requires(detail::Array<Xs> || ...) auto map_value_and_grad(F f, const Xs&... xs) {
     using A = xt::xarray<typename detail::value_type_of<Xs...>::type>;
     std::pair<A, std::array<A, sizeof...(Xs)>> result;
     map_value_and_grad_into(f, result.first, result.second, xs...);

@@ -96,8 +96,8 @@ struct is_scaled<Node<ops::Mul, Const<N, D>, X>> : std::true_type {
 template <class E>
 struct is_negatively_scaled : std::false_type {};
 template <std::intmax_t N, std::intmax_t D, class X>
-    requires(N < 0)
-struct is_negatively_scaled<Node<ops::Mul, Const<N, D>, X>> : std::true_type {};
+requires(N < 0) struct is_negatively_scaled<Node<ops::Mul, Const<N, D>, X>> : std::true_type {
+};
 
 template <class E>
 struct is_sum_plus_const : std::false_type {};
@@ -287,37 +287,58 @@ constexpr auto square(A a) {
 /// e^a; exp(0) = 1. Domain: all reals; overflows to +inf above ~709 (double), ~88 (float).
 template <Expression A>
 constexpr auto exp(A) {
-    if constexpr (detail::is_const_v<A, 0>) return Const<1>{}; else return Node<ops::Exp, A>{};
+    if constexpr (detail::is_const_v<A, 0>)
+        return Const<1>{};
+    else
+        return Node<ops::Exp, A>{};
 }
 /// Natural logarithm; log(1) = 0. Domain a > 0; log(0) = -inf, NaN for a < 0.
 template <Expression A>
 constexpr auto log(A) {
-    if constexpr (detail::is_const_v<A, 1>) return Const<0>{}; else return Node<ops::Log, A>{};
+    if constexpr (detail::is_const_v<A, 1>)
+        return Const<0>{};
+    else
+        return Node<ops::Log, A>{};
 }
 /// log(1 + a), accurate near 0. Domain a > -1; -inf at -1, NaN below.
 template <Expression A>
 constexpr auto log1p(A) {
-    if constexpr (detail::is_const_v<A, 0>) return Const<0>{}; else return Node<ops::Log1p, A>{};
+    if constexpr (detail::is_const_v<A, 0>)
+        return Const<0>{};
+    else
+        return Node<ops::Log1p, A>{};
 }
 /// e^a - 1, accurate near 0. Domain: all reals.
 template <Expression A>
 constexpr auto expm1(A) {
-    if constexpr (detail::is_const_v<A, 0>) return Const<0>{}; else return Node<ops::Expm1, A>{};
+    if constexpr (detail::is_const_v<A, 0>)
+        return Const<0>{};
+    else
+        return Node<ops::Expm1, A>{};
 }
 /// Square root. Domain a >= 0; NaN below; its derivative is +inf at 0.
 template <Expression A>
 constexpr auto sqrt(A) {
-    if constexpr (detail::is_const_v<A, 0> || detail::is_const_v<A, 1>) return A{}; else return Node<ops::Sqrt, A>{};
+    if constexpr (detail::is_const_v<A, 0> || detail::is_const_v<A, 1>)
+        return A{};
+    else
+        return Node<ops::Sqrt, A>{};
 }
 /// Hyperbolic tangent. Domain: all reals.
 template <Expression A>
 constexpr auto tanh(A) {
-    if constexpr (detail::is_const_v<A, 0>) return Const<0>{}; else return Node<ops::Tanh, A>{};
+    if constexpr (detail::is_const_v<A, 0>)
+        return Const<0>{};
+    else
+        return Node<ops::Tanh, A>{};
 }
 /// Logistic function 1 / (1 + e^-a). Domain: all reals.
 template <Expression A>
 constexpr auto sigmoid(A) {
-    if constexpr (detail::is_const_v<A, 0>) return Const<1, 2>{}; else return Node<ops::Sigmoid, A>{};
+    if constexpr (detail::is_const_v<A, 0>)
+        return Const<1, 2>{};
+    else
+        return Node<ops::Sigmoid, A>{};
 }
 /// log(1 + e^a), evaluated stably. Domain: all reals.
 template <Expression A>
@@ -327,27 +348,42 @@ constexpr auto softplus(A) {
 /// Sine. Domain: all reals (NaN at ±inf).
 template <Expression A>
 constexpr auto sin(A) {
-    if constexpr (detail::is_const_v<A, 0>) return Const<0>{}; else return Node<ops::Sin, A>{};
+    if constexpr (detail::is_const_v<A, 0>)
+        return Const<0>{};
+    else
+        return Node<ops::Sin, A>{};
 }
 /// Cosine. Domain: all reals (NaN at ±inf).
 template <Expression A>
 constexpr auto cos(A) {
-    if constexpr (detail::is_const_v<A, 0>) return Const<1>{}; else return Node<ops::Cos, A>{};
+    if constexpr (detail::is_const_v<A, 0>)
+        return Const<1>{};
+    else
+        return Node<ops::Cos, A>{};
 }
 /// |a|; its derivative is sign(a), with sign(0) = 0.
 template <Expression A>
 constexpr auto abs(A) {
-    if constexpr (Rational<A>) return Const<(A::num < 0 ? -A::num : A::num), A::den>{}; else return Node<ops::Abs, A>{};
+    if constexpr (Rational<A>)
+        return Const<(A::num < 0 ? -A::num : A::num), A::den>{};
+    else
+        return Node<ops::Abs, A>{};
 }
 /// Error function. Domain: all reals.
 template <Expression A>
 constexpr auto erf(A) {
-    if constexpr (detail::is_const_v<A, 0>) return Const<0>{}; else return Node<ops::Erf, A>{};
+    if constexpr (detail::is_const_v<A, 0>)
+        return Const<0>{};
+    else
+        return Node<ops::Erf, A>{};
 }
 /// sign(a): 1, -1, or a itself for ±0 and NaN. Derivative 0.
 template <Expression A>
 constexpr auto sign(A) {
-    if constexpr (Rational<A>) return Const<(A::num > 0) - (A::num < 0)>{}; else return Node<ops::Sign, A>{};
+    if constexpr (Rational<A>)
+        return Const<(A::num > 0) - (A::num < 0)>{};
+    else
+        return Node<ops::Sign, A>{};
 }
 /// Heaviside step with step(0) = 1/2; NaN stays NaN. Derivative 0.
 template <Expression A>
@@ -361,12 +397,18 @@ constexpr auto step(A) {
 /// The smaller of a and b; NaN if either is NaN; at ties each argument gets half the derivative.
 template <Expression A, Expression B>
 constexpr auto min(A, B) {
-    if constexpr (std::is_same_v<A, B>) return A{}; else return Node<ops::Min, A, B>{};
+    if constexpr (std::is_same_v<A, B>)
+        return A{};
+    else
+        return Node<ops::Min, A, B>{};
 }
 /// The larger of a and b; NaN if either is NaN; at ties each argument gets half the derivative.
 template <Expression A, Expression B>
 constexpr auto max(A, B) {
-    if constexpr (std::is_same_v<A, B>) return A{}; else return Node<ops::Max, A, B>{};
+    if constexpr (std::is_same_v<A, B>)
+        return A{};
+    else
+        return Node<ops::Max, A, B>{};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,18 +417,20 @@ constexpr auto max(A, B) {
 template <class T>
 concept RawNumber = std::is_arithmetic_v<std::remove_cvref_t<T>>;
 
-#define EXPRGRAD_REJECT_RAW(op)                                                                       \
-    template <Expression A, RawNumber B>                                                              \
-    void operator op(A, B) {                                                                          \
-        static_assert(detail::dependent_false<B>, "exprgrad: a raw number cannot appear in an "      \
-                                                  "expression; write it as a constant (1_c, c<1, 2>, " \
-                                                  "fc<0.5>) or pass it as an argument");              \
-    }                                                                                                 \
-    template <RawNumber B, Expression A>                                                              \
-    void operator op(B, A) {                                                                          \
-        static_assert(detail::dependent_false<B>, "exprgrad: a raw number cannot appear in an "      \
-                                                  "expression; write it as a constant (1_c, c<1, 2>, " \
-                                                  "fc<0.5>) or pass it as an argument");              \
+#define EXPRGRAD_REJECT_RAW(op)                                            \
+    template <Expression A, RawNumber B>                                   \
+    void operator op(A, B) {                                               \
+        static_assert(detail::dependent_false<B>,                          \
+                      "exprgrad: a raw number cannot appear in an "        \
+                      "expression; write it as a constant (1_c, c<1, 2>, " \
+                      "fc<0.5>) or pass it as an argument");               \
+    }                                                                      \
+    template <RawNumber B, Expression A>                                   \
+    void operator op(B, A) {                                               \
+        static_assert(detail::dependent_false<B>,                          \
+                      "exprgrad: a raw number cannot appear in an "        \
+                      "expression; write it as a constant (1_c, c<1, 2>, " \
+                      "fc<0.5>) or pass it as an argument");               \
     }
 EXPRGRAD_REJECT_RAW(+)
 EXPRGRAD_REJECT_RAW(-)

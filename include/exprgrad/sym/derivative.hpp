@@ -49,7 +49,10 @@ template <Expression F, Expression X>
 constexpr auto d(F, X) {
     static_assert(Variable<X>, "exprgrad: d(f, x) differentiates with respect to a variable such as var<0>");
     if constexpr (Variable<F>) {
-        if constexpr (std::is_same_v<F, X>) return Const<1>{}; else return Const<0>{};
+        if constexpr (std::is_same_v<F, X>)
+            return Const<1>{};
+        else
+            return Const<0>{};
     } else if constexpr (Constant<F>) {
         return Const<0>{};
     } else {
@@ -67,7 +70,7 @@ constexpr auto chain_sum(Partials partials, std::index_sequence<Ks...>) {
 template <class Op, class... Cs, class X>
 constexpr auto chain(Node<Op, Cs...>, X) {
     return chain_sum<X, decltype(Op::partials(Cs{}...)), Cs...>(Op::partials(Cs{}...),
-                                                                 std::index_sequence_for<Cs...>{});
+                                                                std::index_sequence_for<Cs...>{});
 }
 }  // namespace detail
 
@@ -75,9 +78,8 @@ constexpr auto chain(Node<Op, Cs...>, X) {
 /// Example: `auto [fx, fy] = grad(x * y);` gives `y` and `x`.
 template <Expression F>
 constexpr auto grad(F f) {
-    return [f]<std::size_t... Is>(std::index_sequence<Is...>) {
-        return std::tuple{d(f, var<static_cast<int>(Is)>)...};
-    }(std::make_index_sequence<arity_v<F>>{});
+    return [f]<std::size_t... Is>(std::index_sequence<Is...>) { return std::tuple{d(f, var<static_cast<int>(Is)>)...}; }
+    (std::make_index_sequence<arity_v<F>>{});
 }
 
 /// All second partials of f: a std::tuple of rows, row i holding d(d(f, x_i), x_j) for every j.
@@ -85,11 +87,14 @@ constexpr auto grad(F f) {
 template <Expression F>
 constexpr auto hessian(F f) {
     return [f]<std::size_t... Is>(std::index_sequence<Is...>) {
-        return std::tuple{[]<std::size_t I, std::size_t... Js>(std::integral_constant<std::size_t, I>,
-                                                                std::index_sequence<Js...>) {
-            return std::tuple{d(d(F{}, var<static_cast<int>(I)>), var<static_cast<int>(Js)>)...};
-        }(std::integral_constant<std::size_t, Is>{}, std::index_sequence<Is...>{})...};
-    }(std::make_index_sequence<arity_v<F>>{});
+        return std::tuple{
+            []<std::size_t I, std::size_t... Js>(std::integral_constant<std::size_t, I>, std::index_sequence<Js...>){
+                return std::tuple{d(d(F{}, var<static_cast<int>(I)>), var<static_cast<int>(Js)>)...};
+    }
+    (std::integral_constant<std::size_t, Is>{}, std::index_sequence<Is...>{})...
+};
+}  // namespace exprgrad::sym
+(std::make_index_sequence<arity_v<F>>{});
 }
 
 }  // namespace exprgrad::sym

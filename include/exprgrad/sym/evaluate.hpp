@@ -81,7 +81,10 @@ template <class T, class Op, class... Cs, class L>
 struct node_eval<T, Node<Op, Cs...>, L> {
     template <class C, std::size_t N>
     static const T& child(const std::array<T, N>& vals, const std::array<T, N>& consts) {
-        if constexpr (arity_of<C>::value == 0) return consts[meta::index_of_v<C, L>]; else return vals[meta::index_of_v<C, L>];
+        if constexpr (arity_of<C>::value == 0)
+            return consts[meta::index_of_v<C, L>];
+        else
+            return vals[meta::index_of_v<C, L>];
     }
     template <std::size_t N, std::size_t NArgs>
     static T run(const std::array<T, N>& vals, const std::array<T, N>& consts, const std::array<T, NArgs>&) {
@@ -127,7 +130,7 @@ struct compiled_nodes<T, meta::type_list<Ns...>, std::index_sequence<Is...>> {
         }
     }
 
-private:
+  private:
     template <class N, std::size_t I, bool Variable, std::size_t NArgs>
     static void set_if(values& out, const values& consts, const std::array<T, NArgs>& args) {
         if constexpr ((detail::arity_of<N>::value > 0) == Variable) {
@@ -154,8 +157,7 @@ struct common_number<> {
     using type = double;
 };
 template <class... Args>
-    requires(sizeof...(Args) > 0 && (std::is_arithmetic_v<Args> && ...))
-struct common_number<Args...> {
+requires(sizeof...(Args) > 0 && (std::is_arithmetic_v<Args> && ...)) struct common_number<Args...> {
     using common = std::common_type_t<Args...>;
     // float stays float; integers and mixtures with double evaluate in double.
     using type = std::conditional_t<std::is_floating_point_v<common>, common, double>;

@@ -91,7 +91,9 @@ concept Variable = detail::is_var<std::remove_cvref_t<T>>::value;
 
 /// Satisfied by constants of any kind (rational, floating, named).
 template <class T>
-concept Constant = Expression<T> && !Variable<T> && requires { std::remove_cvref_t<T>::value; };
+concept Constant = Expression<T> && !Variable<T> && requires {
+    std::remove_cvref_t<T>::value;
+};
 
 /// The I-th argument; `var<0>` is usually bound to a name: `constexpr auto x = var<0>;`.
 template <int I>

@@ -48,9 +48,13 @@ struct Add {
     static constexpr print_spec print{notation::infix, 1, " + ", " + "};
     static constexpr std::array<interval, 2> domain{wide, wide};
     template <class T>
-    static T eval(const T& a, const T& b) { return a + b; }
+    static T eval(const T& a, const T& b) {
+        return a + b;
+    }
     template <class A, class B>
-    static constexpr auto partials(A, B) { return std::tuple{c<1>, c<1>}; }
+    static constexpr auto partials(A, B) {
+        return std::tuple{c<1>, c<1>};
+    }
 };
 
 struct Sub {
@@ -58,9 +62,13 @@ struct Sub {
     static constexpr print_spec print{notation::infix, 1, " - ", " - "};
     static constexpr std::array<interval, 2> domain{wide, wide};
     template <class T>
-    static T eval(const T& a, const T& b) { return a - b; }
+    static T eval(const T& a, const T& b) {
+        return a - b;
+    }
     template <class A, class B>
-    static constexpr auto partials(A, B) { return std::tuple{c<1>, c<-1>}; }
+    static constexpr auto partials(A, B) {
+        return std::tuple{c<1>, c<-1>};
+    }
 };
 
 struct Mul {
@@ -68,9 +76,13 @@ struct Mul {
     static constexpr print_spec print{notation::infix, 2, "*", " \\cdot "};
     static constexpr std::array<interval, 2> domain{wide, wide};
     template <class T>
-    static T eval(const T& a, const T& b) { return a * b; }
+    static T eval(const T& a, const T& b) {
+        return a * b;
+    }
     template <class A, class B>
-    static constexpr auto partials(A a, B b) { return std::tuple{b, a}; }
+    static constexpr auto partials(A a, B b) {
+        return std::tuple{b, a};
+    }
 };
 
 struct Div {
@@ -78,11 +90,15 @@ struct Div {
     static constexpr print_spec print{notation::fraction, 2, "/", "\\frac"};
     static constexpr std::array<interval, 2> domain{wide, interval{0.3, 2.0}};
     template <class T>
-    static T eval(const T& a, const T& b) { return a / b; }
+    static T eval(const T& a, const T& b) {
+        return a / b;
+    }
     // d(a/b)/db = -(a/b) * (1/b) reuses the node a/b and the reciprocal of the other partial, so
     // value and gradient cost two divisions, not three.
     template <class A, class B>
-    static constexpr auto partials(A a, B b) { return std::tuple{c<1> / b, -(a / b) * (c<1> / b)}; }
+    static constexpr auto partials(A a, B b) {
+        return std::tuple{c<1> / b, -(a / b) * (c<1> / b)};
+    }
 };
 
 struct Neg {
@@ -90,9 +106,13 @@ struct Neg {
     static constexpr print_spec print{notation::prefix, 3, "-", "-"};
     static constexpr std::array<interval, 1> domain{wide};
     template <class T>
-    static T eval(const T& a) { return -a; }
+    static T eval(const T& a) {
+        return -a;
+    }
     template <class A>
-    static constexpr auto partials(A) { return std::tuple{c<-1>}; }
+    static constexpr auto partials(A) {
+        return std::tuple{c<-1>};
+    }
 };
 
 struct Exp {
@@ -100,9 +120,14 @@ struct Exp {
     static constexpr print_spec print{notation::call, 5, "exp", "\\exp"};
     static constexpr std::array<interval, 1> domain{wide};
     template <class T>
-    static T eval(const T& a) { using std::exp; return exp(a); }
+    static T eval(const T& a) {
+        using std::exp;
+        return exp(a);
+    }
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{exp(a)}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{exp(a)};
+    }
 };
 
 struct Log {
@@ -110,9 +135,14 @@ struct Log {
     static constexpr print_spec print{notation::call, 5, "log", "\\log"};
     static constexpr std::array<interval, 1> domain{positive};
     template <class T>
-    static T eval(const T& a) { using std::log; return log(a); }
+    static T eval(const T& a) {
+        using std::log;
+        return log(a);
+    }
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{c<1> / a}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{c<1> / a};
+    }
 };
 
 struct Log1p {
@@ -120,9 +150,14 @@ struct Log1p {
     static constexpr print_spec print{notation::call, 5, "log1p", "\\operatorname{log1p}"};
     static constexpr std::array<interval, 1> domain{interval{-0.8, 3.0}};
     template <class T>
-    static T eval(const T& a) { using std::log1p; return log1p(a); }
+    static T eval(const T& a) {
+        using std::log1p;
+        return log1p(a);
+    }
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{c<1> / (a + c<1>)}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{c<1> / (a + c<1>)};
+    }
 };
 
 struct Expm1 {
@@ -130,10 +165,15 @@ struct Expm1 {
     static constexpr print_spec print{notation::call, 5, "expm1", "\\operatorname{expm1}"};
     static constexpr std::array<interval, 1> domain{wide};
     template <class T>
-    static T eval(const T& a) { using std::expm1; return expm1(a); }
+    static T eval(const T& a) {
+        using std::expm1;
+        return expm1(a);
+    }
     // exp(a), not expm1(a) + 1, which loses all digits for a < -37.
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{exp(a)}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{exp(a)};
+    }
 };
 
 struct Sqrt {
@@ -141,9 +181,14 @@ struct Sqrt {
     static constexpr print_spec print{notation::root, 5, "sqrt", "\\sqrt"};
     static constexpr std::array<interval, 1> domain{positive};
     template <class T>
-    static T eval(const T& a) { using std::sqrt; return sqrt(a); }
+    static T eval(const T& a) {
+        using std::sqrt;
+        return sqrt(a);
+    }
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{c<1, 2> / sqrt(a)}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{c<1, 2> / sqrt(a)};
+    }
 };
 
 struct Tanh {
@@ -151,9 +196,14 @@ struct Tanh {
     static constexpr print_spec print{notation::call, 5, "tanh", "\\tanh"};
     static constexpr std::array<interval, 1> domain{wide};
     template <class T>
-    static T eval(const T& a) { using std::tanh; return tanh(a); }
+    static T eval(const T& a) {
+        using std::tanh;
+        return tanh(a);
+    }
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{c<1> - pow(tanh(a), c<2>)}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{c<1> - pow(tanh(a), c<2>)};
+    }
 };
 
 struct Sigmoid {
@@ -168,7 +218,9 @@ struct Sigmoid {
         return one / (one + exp(-a));
     }
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{sigmoid(a) * (c<1> - sigmoid(a))}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{sigmoid(a) * (c<1> - sigmoid(a))};
+    }
 };
 
 struct Softplus {
@@ -185,7 +237,9 @@ struct Softplus {
         return num::select(a > zero, a, zero) + log1p(exp(-abs(a)));
     }
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{sigmoid(a)}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{sigmoid(a)};
+    }
 };
 
 struct Sin {
@@ -193,9 +247,14 @@ struct Sin {
     static constexpr print_spec print{notation::call, 5, "sin", "\\sin"};
     static constexpr std::array<interval, 1> domain{wide};
     template <class T>
-    static T eval(const T& a) { using std::sin; return sin(a); }
+    static T eval(const T& a) {
+        using std::sin;
+        return sin(a);
+    }
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{cos(a)}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{cos(a)};
+    }
 };
 
 struct Cos {
@@ -203,9 +262,14 @@ struct Cos {
     static constexpr print_spec print{notation::call, 5, "cos", "\\cos"};
     static constexpr std::array<interval, 1> domain{wide};
     template <class T>
-    static T eval(const T& a) { using std::cos; return cos(a); }
+    static T eval(const T& a) {
+        using std::cos;
+        return cos(a);
+    }
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{-sin(a)}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{-sin(a)};
+    }
 };
 
 struct Sign {
@@ -220,7 +284,9 @@ struct Sign {
         return num::select(a > zero, one, num::select(a < zero, -one, a));
     }
     template <class A>
-    static constexpr auto partials(A) { return std::tuple{c<0>}; }
+    static constexpr auto partials(A) {
+        return std::tuple{c<0>};
+    }
 };
 
 struct Step {
@@ -236,7 +302,9 @@ struct Step {
         return num::select(a > zero, one, num::select(a < zero, zero, num::select(a == zero, half, a)));
     }
     template <class A>
-    static constexpr auto partials(A) { return std::tuple{c<0>}; }
+    static constexpr auto partials(A) {
+        return std::tuple{c<0>};
+    }
 };
 
 struct Abs {
@@ -244,9 +312,14 @@ struct Abs {
     static constexpr print_spec print{notation::absolute, 5, "abs", ""};
     static constexpr std::array<interval, 1> domain{wide};
     template <class T>
-    static T eval(const T& a) { using std::abs; return abs(a); }
+    static T eval(const T& a) {
+        using std::abs;
+        return abs(a);
+    }
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{sign(a)}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{sign(a)};
+    }
 };
 
 struct Erf {
@@ -269,7 +342,9 @@ struct Erf {
     }
     // 2/sqrt(pi) * exp(-a^2); the constant is the double nearest 2/sqrt(pi).
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{fc<1.1283791670955126> * exp(-pow(a, c<2>))}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{fc<1.1283791670955126> * exp(-pow(a, c<2>))};
+    }
 };
 
 struct Min {
@@ -282,7 +357,9 @@ struct Min {
         return num::select(a < b, a, num::select(b < a, b, num::select(a == b, a, a + b)));
     }
     template <class A, class B>
-    static constexpr auto partials(A a, B b) { return std::tuple{step(b - a), step(a - b)}; }
+    static constexpr auto partials(A a, B b) {
+        return std::tuple{step(b - a), step(a - b)};
+    }
 };
 
 struct Max {
@@ -294,7 +371,9 @@ struct Max {
         return num::select(a > b, a, num::select(b > a, b, num::select(a == b, a, a + b)));
     }
     template <class A, class B>
-    static constexpr auto partials(A a, B b) { return std::tuple{step(a - b), step(b - a)}; }
+    static constexpr auto partials(A a, B b) {
+        return std::tuple{step(a - b), step(b - a)};
+    }
 };
 
 /// a^b with an expression exponent (IEEE pow: NaN for a < 0 and non-integer b).
@@ -303,9 +382,14 @@ struct Pow {
     static constexpr print_spec print{notation::power, 4, "^", "^"};
     static constexpr std::array<interval, 2> domain{positive, wide};
     template <class T>
-    static T eval(const T& a, const T& b) { using std::pow; return pow(a, b); }
+    static T eval(const T& a, const T& b) {
+        using std::pow;
+        return pow(a, b);
+    }
     template <class A, class B>
-    static constexpr auto partials(A a, B b) { return std::tuple{b * pow(a, b - c<1>), pow(a, b) * log(a)}; }
+    static constexpr auto partials(A a, B b) {
+        return std::tuple{b * pow(a, b - c<1>), pow(a, b) * log(a)};
+    }
 };
 
 namespace detail {
@@ -339,26 +423,34 @@ struct PowC {
         constexpr std::intmax_t m = N < 0 ? -N : N;
         if constexpr (D == 1 && m <= 64) {
             const T p = detail::ipow<m>(a);
-            if constexpr (N < 0) return num::rational<T>(1, 1) / p; else return p;
+            if constexpr (N < 0)
+                return num::rational<T>(1, 1) / p;
+            else
+                return p;
         } else if constexpr (D == 2 && m <= 63) {
             const T p = m == 1 ? sqrt(a) : detail::ipow<m>(sqrt(a));
-            if constexpr (N < 0) return num::rational<T>(1, 1) / p; else return p;
+            if constexpr (N < 0)
+                return num::rational<T>(1, 1) / p;
+            else
+                return p;
         } else {
             return pow(a, num::rational<T>(N, D));
         }
     }
     template <class A>
-    static constexpr auto partials(A a) { return std::tuple{c<N, D> * pow(a, c<N - D, D>)}; }
+    static constexpr auto partials(A a) {
+        return std::tuple{c<N, D> * pow(a, c<N - D, D>)};
+    }
 };
 
 }  // namespace ops
 
 /// Every op of the table, as instantiated by the derivative-law tests (PowC at representative
 /// exponents). A new op is added here too.
-using all_ops = meta::type_list<ops::Add, ops::Sub, ops::Mul, ops::Div, ops::Neg, ops::Exp, ops::Log, ops::Log1p,
-                                ops::Expm1, ops::Sqrt, ops::Tanh, ops::Sigmoid, ops::Softplus, ops::Sin, ops::Cos,
-                                ops::Sign, ops::Step, ops::Abs, ops::Erf, ops::Min, ops::Max, ops::Pow,
-                                ops::PowC<2, 1>, ops::PowC<3, 1>, ops::PowC<-1, 1>, ops::PowC<-2, 1>,
-                                ops::PowC<1, 2>, ops::PowC<-3, 2>, ops::PowC<1, 3>>;
+using all_ops =
+    meta::type_list<ops::Add, ops::Sub, ops::Mul, ops::Div, ops::Neg, ops::Exp, ops::Log, ops::Log1p, ops::Expm1,
+                    ops::Sqrt, ops::Tanh, ops::Sigmoid, ops::Softplus, ops::Sin, ops::Cos, ops::Sign, ops::Step,
+                    ops::Abs, ops::Erf, ops::Min, ops::Max, ops::Pow, ops::PowC<2, 1>, ops::PowC<3, 1>,
+                    ops::PowC<-1, 1>, ops::PowC<-2, 1>, ops::PowC<1, 2>, ops::PowC<-3, 2>, ops::PowC<1, 3>>;
 
 }  // namespace exprgrad::sym

@@ -16,7 +16,7 @@ namespace detail {
 
 struct printed {
     std::string text;
-    int prec;              // binding strength, as in print_spec
+    int prec;  // binding strength, as in print_spec
     bool leading_minus = false;
 };
 
@@ -31,7 +31,8 @@ inline std::string wrap(const printed& p, bool need, bool latex) {
 }
 
 inline std::string var_name(int i, const print_style& s) {
-    if (s.names != nullptr && static_cast<std::size_t>(i) < s.names->size()) return (*s.names)[static_cast<std::size_t>(i)];
+    if (s.names != nullptr && static_cast<std::size_t>(i) < s.names->size())
+        return (*s.names)[static_cast<std::size_t>(i)];
     return s.latex ? "x_{" + std::to_string(i) + "}" : "x" + std::to_string(i);
 }
 
@@ -78,7 +79,9 @@ struct exponent_of {
 template <std::intmax_t N, std::intmax_t D>
 struct exponent_of<ops::PowC<N, D>> {
     template <class Ignored>
-    static printed run(const Ignored&, const print_style& s) { return rational_text(N, D, s); }
+    static printed run(const Ignored&, const print_style& s) {
+        return rational_text(N, D, s);
+    }
 };
 
 template <class Op, class... Cs>

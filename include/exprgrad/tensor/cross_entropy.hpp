@@ -80,7 +80,9 @@ struct CrossEntropy {
                 T* d = dx + r * V;
                 const bool ignored = t[r] == Ignore;
                 for (std::size_t i = 0; i < V; ++i) {
-                    T v = ignored ? T(0) : scale * (std::exp(x[i] - ex.lse[r]) - (static_cast<std::int64_t>(i) == t[r] ? T(1) : T(0)));
+                    T v = ignored ? T(0)
+                                  : scale * (std::exp(x[i] - ex.lse[r]) -
+                                             (static_cast<std::int64_t>(i) == t[r] ? T(1) : T(0)));
                     d[i] = add ? d[i] + v : v;
                 }
             }
@@ -91,6 +93,8 @@ struct CrossEntropy {
 /// Mean cross-entropy of logits [..., V] against integer targets [...]: `cross_entropy(Z, Y)`,
 /// or `cross_entropy<-1>(Z, Y)` to ignore targets equal to -1 (default ignore_index -100).
 template <long Ignore = -100, TensorExpr L, TensorExpr Tg>
-constexpr CrossEntropy<Ignore, L, Tg> cross_entropy(L, Tg) { return {}; }
+constexpr CrossEntropy<Ignore, L, Tg> cross_entropy(L, Tg) {
+    return {};
+}
 
 }  // namespace exprgrad::tex

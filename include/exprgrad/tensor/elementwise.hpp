@@ -62,10 +62,12 @@ loop_plan<K> make_plan(const dims& out, const std::array<dims, K>& shapes) {
         }
         if (merge) {
             p.shape[static_cast<std::size_t>(p.rank - 1)] *= out[j];
-            for (std::size_t k = 0; k < K; ++k) p.stride[k][static_cast<std::size_t>(p.rank - 1)] = st[k][static_cast<std::size_t>(j)];
+            for (std::size_t k = 0; k < K; ++k)
+                p.stride[k][static_cast<std::size_t>(p.rank - 1)] = st[k][static_cast<std::size_t>(j)];
         } else {
             p.shape[static_cast<std::size_t>(p.rank)] = out[j];
-            for (std::size_t k = 0; k < K; ++k) p.stride[k][static_cast<std::size_t>(p.rank)] = st[k][static_cast<std::size_t>(j)];
+            for (std::size_t k = 0; k < K; ++k)
+                p.stride[k][static_cast<std::size_t>(p.rank)] = st[k][static_cast<std::size_t>(j)];
             ++p.rank;
         }
     }
@@ -131,7 +133,8 @@ void broadcast_loop(std::tuple<Outs...>, const dims& out, const std::array<const
         for (int j = last - 1; j >= 0; --j) {
             const std::size_t idx = rem % plan.shape[static_cast<std::size_t>(j)];
             rem /= plan.shape[static_cast<std::size_t>(j)];
-            for (std::size_t k = 0; k < K; ++k) off[k] += static_cast<std::ptrdiff_t>(idx) * plan.stride[k][static_cast<std::size_t>(j)];
+            for (std::size_t k = 0; k < K; ++k)
+                off[k] += static_cast<std::ptrdiff_t>(idx) * plan.stride[k][static_cast<std::size_t>(j)];
         }
         std::array<const T*, NI> ip;
         for (std::size_t k = 0; k < NI; ++k) ip[k] = in_data[k] + off[k];
@@ -216,7 +219,7 @@ struct Map {
         backward_impl(ctx, std::make_index_sequence<n>{});
     }
 
-private:
+  private:
     template <class Ctx, std::size_t... Is>
     static void backward_impl(Ctx& ctx, std::index_sequence<Is...>) {
         using T = typename Ctx::value_type;
@@ -245,7 +248,9 @@ private:
             if constexpr (M > 0) detail::broadcast_loop<T>(sel, out_shape, data, shapes, outs, out_shapes);
         } else {
             using A = std::tuple_element_t<I, std::tuple<Args...>>;
-            constexpr bool next_need = (I + 1 < n) ? Ctx::template needs<std::tuple_element_t<(I + 1 < n ? I + 1 : 0), std::tuple<Args...>>> : false;
+            constexpr bool next_need =
+                (I + 1 < n) ? Ctx::template needs<std::tuple_element_t<(I + 1 < n ? I + 1 : 0), std::tuple<Args...>>>
+                            : false;
             if constexpr (Need && !sym::detail::is_const_v<std::remove_cvref_t<decltype(std::get<I>(all))>, 0>) {
                 bool add = false;
                 const cview<T>& a = ctx.template in<A>();
@@ -261,8 +266,8 @@ private:
                 o2[M] = detail::out_ref<T>{target, add || reduced};
                 s2[M] = a.shape;
                 run_needed(ctx, all, data, shapes, out_shape, std::integral_constant<std::size_t, I + 1>{},
-                           std::integral_constant<bool, next_need>{},
-                           std::tuple_cat(sel, std::tuple{std::get<I>(all)}), o2, s2, seq);
+                           std::integral_constant<bool, next_need>{}, std::tuple_cat(sel, std::tuple{std::get<I>(all)}),
+                           o2, s2, seq);
             } else {
                 run_needed(ctx, all, data, shapes, out_shape, std::integral_constant<std::size_t, I + 1>{},
                            std::integral_constant<bool, next_need>{}, sel, outs, out_shapes, seq);

@@ -59,6 +59,8 @@ struct Embedding {
 
 /// Rows of `table` [V, H] gathered by integer `indices` [...]: the result is [..., H].
 template <TensorExpr Table, TensorExpr Idx>
-constexpr Embedding<Table, Idx> embedding(Table, Idx) { return {}; }
+constexpr Embedding<Table, Idx> embedding(Table, Idx) {
+    return {};
+}
 
 }  // namespace exprgrad::tex

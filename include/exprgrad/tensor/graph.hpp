@@ -163,11 +163,11 @@ struct adjoint_view {
 
 template <class T>
 struct slot {
-    xt::xarray<T> buf;           // the node's value (unused by inputs that view the caller's array)
-    cview<T> view;               // what consumers read
-    xt::xarray<T> adj;           // the adjoint buffer
-    bool adj_set = false;        // some contribution has been written
-    bool adj_uniform = false;    // the adjoint is the single value adj_value everywhere
+    xt::xarray<T> buf;         // the node's value (unused by inputs that view the caller's array)
+    cview<T> view;             // what consumers read
+    xt::xarray<T> adj;         // the adjoint buffer
+    bool adj_set = false;      // some contribution has been written
+    bool adj_uniform = false;  // the adjoint is the single value adj_value everywhere
     T adj_value = 0;
     const std::int64_t* ints = nullptr;  // integer inputs
     std::vector<std::int64_t> int_buf;   // integer inputs converted to int64 (reused)
@@ -183,7 +183,7 @@ struct slot {
 /// tex::compile; not reentrant (one call at a time per program object).
 template <class T, class E, class Wrt>
 class program {
-public:
+  public:
     using value_type = T;
     using list = tensor_nodes_t<E>;
     static constexpr std::size_t count = list::size;
@@ -359,7 +359,7 @@ public:
         extras_ = {};
     }
 
-private:
+  private:
     template <class L>
     struct slots_of;
     template <class... Ns>
@@ -402,8 +402,12 @@ private:
                     s.view.data = nullptr;
                     s.view.shape = shape;
                 } else {
-                    static_assert(std::is_same_v<V, T>, "exprgrad: all floating arrays of one call share one value type");
-                    if constexpr (requires { a.data(); a.is_contiguous(); }) {
+                    static_assert(std::is_same_v<V, T>,
+                                  "exprgrad: all floating arrays of one call share one value type");
+                    if constexpr (requires {
+                                      a.data();
+                                      a.is_contiguous();
+                                  }) {
                         if (a.layout() == xt::layout_type::row_major && a.is_contiguous()) {
                             s.view.data = a.data();
                             s.view.shape = shape;

@@ -65,7 +65,8 @@ struct Reshape {
                 infer = static_cast<long>(i);
                 v = 1;
             } else if (want[i] == 0) {
-                if (static_cast<int>(i) >= in.rank) throw shape_error(name, "0 copies an input axis, but " + in.str() + " has too few");
+                if (static_cast<int>(i) >= in.rank)
+                    throw shape_error(name, "0 copies an input axis, but " + in.str() + " has too few");
                 v = in[static_cast<int>(i)];
             } else {
                 v = static_cast<std::size_t>(want[i]);
@@ -117,8 +118,8 @@ struct Concat {
         std::size_t inner = 1;
         for (int i = 0; i < a.rank; ++i) {
             if (i != ax && a[i] != b[i]) {
-                throw shape_error(name, "shapes " + a.str() + " and " + b.str() + " differ outside axis " +
-                                            std::to_string(Axis));
+                throw shape_error(
+                    name, "shapes " + a.str() + " and " + b.str() + " differ outside axis " + std::to_string(Axis));
             }
             if (i < ax) l.outer *= a[i];
             if (i > ax) inner *= a[i];
@@ -167,13 +168,19 @@ struct Concat {
 
 /// Swaps the last two axes: [..., M, N] -> [..., N, M].
 template <TensorExpr A>
-constexpr Transpose<A> transpose(A) { return {}; }
+constexpr Transpose<A> transpose(A) {
+    return {};
+}
 /// Reshapes to the dimensions D (-1: inferred, 0: the input's at that position):
 /// `reshape<-1, 64>(X)`.
 template <long... D, TensorExpr A>
-constexpr Reshape<A, D...> reshape(A) { return {}; }
+constexpr Reshape<A, D...> reshape(A) {
+    return {};
+}
 /// Concatenates along an axis: `concat<-1>(A, B)`.
 template <int Axis, TensorExpr A, TensorExpr B>
-constexpr Concat<Axis, A, B> concat(A, B) { return {}; }
+constexpr Concat<Axis, A, B> concat(A, B) {
+    return {};
+}
 
 }  // namespace exprgrad::tex

@@ -140,7 +140,8 @@ concept SymConstant = sym::Constant<T>;
     }                                                                                          \
     template <detail::SymConstant K, TensorExpr A>                                             \
     constexpr auto operator op(K, A a) {                                                       \
-        return map(K{} op sym::var<0>, a);                                                     \
+        return map(                                                                            \
+            K {} op sym::var<0>, a);                                                           \
     }                                                                                          \
     template <TensorExpr A, sym::RawNumber N>                                                  \
     void operator op(A, N) {                                                                   \
@@ -166,10 +167,10 @@ constexpr auto operator-(A a) {
     return map(-sym::var<0>, a);
 }
 
-#define EXPRGRAD_TENSOR_UNARY(fn, body)         \
-    template <TensorExpr A>                     \
-    constexpr auto fn(A a) {                    \
-        return map(body, a);                    \
+#define EXPRGRAD_TENSOR_UNARY(fn, body) \
+    template <TensorExpr A>             \
+    constexpr auto fn(A a) {            \
+        return map(body, a);            \
     }
 /// Elementwise functions of a tensor, as maps: exp, log, log1p, expm1, sqrt, tanh, sigmoid,
 /// softplus, sin, cos, abs, erf, square, relu (max(x, 0); relu'(0) = 1/2 by the tie convention).

@@ -77,8 +77,8 @@ struct Matmul {
             blas::gemm(false, false, s.batch * s.m, s.n, s.k, T(1), a.data, s.k, b.data, s.n, T(0), c, s.n);
         } else {
             for (std::size_t i = 0; i < s.batch; ++i) {
-                blas::gemm(false, false, s.m, s.n, s.k, T(1), a.data + i * s.m * s.k, s.k, b.data + i * s.k * s.n,
-                           s.n, T(0), c + i * s.m * s.n, s.n);
+                blas::gemm(false, false, s.m, s.n, s.k, T(1), a.data + i * s.m * s.k, s.k, b.data + i * s.k * s.n, s.n,
+                           T(0), c + i * s.m * s.n, s.n);
             }
         }
     }

@@ -150,8 +150,7 @@ struct LayerNorm {
             T* dw = ctx.template grad<W>(add);
             if (!add) std::fill(dw, dw + H, T(0));
             for (std::size_t i = 0; i < rows; ++i)
-                for (std::size_t j = 0; j < H; ++j)
-                    dw[j] += g[i * H + j] * (x.data[i * H + j] - ex.mean[i]) * ex.r[i];
+                for (std::size_t j = 0; j < H; ++j) dw[j] += g[i * H + j] * (x.data[i * H + j] - ex.mean[i]) * ex.r[i];
         }
         if constexpr (Ctx::template needs<B>) {
             bool add = false;
@@ -165,9 +164,13 @@ struct LayerNorm {
 
 /// RMSNorm over the last axis with weight w [H]; eps a sym constant (default c<1, 1000000>).
 template <TensorExpr X, TensorExpr W, sym::Constant Eps = sym::Const<1, 1000000>>
-constexpr RmsNorm<Eps, X, W> rms_norm(X, W, Eps = {}) { return {}; }
+constexpr RmsNorm<Eps, X, W> rms_norm(X, W, Eps = {}) {
+    return {};
+}
 /// LayerNorm over the last axis with weight w [H] and bias b [H]; eps default c<1, 100000>.
 template <TensorExpr X, TensorExpr W, TensorExpr B, sym::Constant Eps = sym::Const<1, 100000>>
-constexpr LayerNorm<Eps, X, W, B> layer_norm(X, W, B, Eps = {}) { return {}; }
+constexpr LayerNorm<Eps, X, W, B> layer_norm(X, W, B, Eps = {}) {
+    return {};
+}
 
 }  // namespace exprgrad::tex

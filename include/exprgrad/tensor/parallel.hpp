@@ -24,7 +24,7 @@ namespace exprgrad {
 namespace detail {
 
 class thread_pool {
-public:
+  public:
     static thread_pool& instance() {
         static thread_pool pool;
         return pool;
@@ -67,7 +67,7 @@ public:
 
     ~thread_pool() { stop_workers(); }
 
-private:
+  private:
     thread_pool() {
         std::size_t n = std::max(1u, std::thread::hardware_concurrency());
         if (const char* env = std::getenv("EXPRGRAD_NUM_THREADS")) {

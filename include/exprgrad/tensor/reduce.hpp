@@ -25,11 +25,16 @@ enum class reduction { sum, mean, max, logsumexp, prod };
 namespace detail {
 constexpr const char* reduction_name(reduction r) {
     switch (r) {
-        case reduction::sum: return "sum";
-        case reduction::mean: return "mean";
-        case reduction::max: return "max";
-        case reduction::prod: return "prod";
-        default: return "logsumexp";
+        case reduction::sum:
+            return "sum";
+        case reduction::mean:
+            return "mean";
+        case reduction::max:
+            return "max";
+        case reduction::prod:
+            return "prod";
+        default:
+            return "logsumexp";
     }
 }
 
@@ -258,7 +263,7 @@ struct Reduce {
         }
     }
 
-private:
+  private:
     template <class T>
     static T reduce_line(const T* p, std::size_t len, std::size_t stride) {
         if constexpr (R == reduction::prod) {
@@ -288,7 +293,8 @@ private:
             if constexpr (R == reduction::max) {
                 return len == 0 ? std::numeric_limits<T>::quiet_NaN() : m;
             } else {
-                if (m != m || m == -std::numeric_limits<T>::infinity() || m == std::numeric_limits<T>::infinity()) return m;
+                if (m != m || m == -std::numeric_limits<T>::infinity() || m == std::numeric_limits<T>::infinity())
+                    return m;
                 return m + std::log(detail::sum_exp_contiguous(p, len, m));
             }
         } else {
@@ -313,7 +319,10 @@ private:
     template <class T>
     static void line_vjp(const T* x, T* d, std::size_t len, std::size_t stride, T g, T y, bool add) {
         auto put = [&](std::size_t i, T v) {
-            if (add) d[i * stride] += v; else d[i * stride] = v;
+            if (add)
+                d[i * stride] += v;
+            else
+                d[i * stride] = v;
         };
         if constexpr (R == reduction::sum) {
             for (std::size_t i = 0; i < len; ++i) put(i, g);
@@ -365,18 +374,28 @@ private:
 /// Product over an axis (or all elements); its gradient uses prefix and suffix products, so it is
 /// exact where elements are zero.
 template <int Axis = all_axes, TensorExpr A>
-constexpr Reduce<reduction::prod, Axis, A> prod(A) { return {}; }
+constexpr Reduce<reduction::prod, Axis, A> prod(A) {
+    return {};
+}
 /// Sum over an axis (or all elements): `sum<1>(X)`, `sum(X)`.
 template <int Axis = all_axes, TensorExpr A>
-constexpr Reduce<reduction::sum, Axis, A> sum(A) { return {}; }
+constexpr Reduce<reduction::sum, Axis, A> sum(A) {
+    return {};
+}
 /// Mean over an axis (or all elements).
 template <int Axis = all_axes, TensorExpr A>
-constexpr Reduce<reduction::mean, Axis, A> mean(A) { return {}; }
+constexpr Reduce<reduction::mean, Axis, A> mean(A) {
+    return {};
+}
 /// Maximum over an axis (or all elements); gradient split among ties.
 template <int Axis = all_axes, TensorExpr A>
-constexpr Reduce<reduction::max, Axis, A> max(A) { return {}; }
+constexpr Reduce<reduction::max, Axis, A> max(A) {
+    return {};
+}
 /// log(sum(exp(x))) over an axis (or all elements), computed stably.
 template <int Axis = all_axes, TensorExpr A>
-constexpr Reduce<reduction::logsumexp, Axis, A> logsumexp(A) { return {}; }
+constexpr Reduce<reduction::logsumexp, Axis, A> logsumexp(A) {
+    return {};
+}
 
 }  // namespace exprgrad::tex

@@ -102,8 +102,8 @@ std::vector<T>& scratch(std::size_t n) {
 inline int normalize_axis(const char* op, int axis, int rank) {
     const int a = axis < 0 ? axis + rank : axis;
     if (a < 0 || a >= rank) {
-        throw shape_error(op, "axis " + std::to_string(axis) + " is out of range for a tensor of rank " +
-                                  std::to_string(rank));
+        throw shape_error(
+            op, "axis " + std::to_string(axis) + " is out of range for a tensor of rank " + std::to_string(rank));
     }
     return a;
 }

@@ -76,9 +76,13 @@ struct Softmax {
 
 /// softmax over an axis (default the last): `softmax(X)`, `softmax<1>(X)`.
 template <int Axis = -1, TensorExpr A>
-constexpr Softmax<false, Axis, A> softmax(A) { return {}; }
+constexpr Softmax<false, Axis, A> softmax(A) {
+    return {};
+}
 /// log_softmax over an axis (default the last).
 template <int Axis = -1, TensorExpr A>
-constexpr Softmax<true, Axis, A> log_softmax(A) { return {}; }
+constexpr Softmax<true, Axis, A> log_softmax(A) {
+    return {};
+}
 
 }  // namespace exprgrad::tex

@@ -37,7 +37,7 @@ struct value_type_of_args<A, Args...> {
 // Holds one program per number type, created on first use (float and double calls share nothing).
 template <class E, class Wrt>
 class program_pair {
-public:
+  public:
     template <class T>
     program<T, E, Wrt>& get() {
         if constexpr (std::is_same_v<T, float>) {
@@ -50,7 +50,7 @@ public:
         }
     }
 
-private:
+  private:
     std::unique_ptr<program<float, E, Wrt>> f_;
     std::unique_ptr<program<double, E, Wrt>> d_;
 };
@@ -70,7 +70,7 @@ using grad_ref = const xt::xarray<T>&;
 ///   auto [loss, grads] = prog(Xv, Wv);   const auto& dW = std::get<0>(grads);
 template <class E, int... W>
 class grad_program {
-public:
+  public:
     template <class... Args>
     auto operator()(const Args&... args) {
         using T = typename detail::value_type_of_args<Args...>::type;
@@ -82,10 +82,11 @@ public:
         }
         const T value = out.data[0];
         p.backward_uniform(T(1));
-        return std::pair<T, std::tuple<grad_ref<T, W>...>>(value, std::tuple<grad_ref<T, W>...>(p.template grad_of<W>()...));
+        return std::pair<T, std::tuple<grad_ref<T, W>...>>(value,
+                                                           std::tuple<grad_ref<T, W>...>(p.template grad_of<W>()...));
     }
 
-private:
+  private:
     detail::program_pair<E, std::integer_sequence<int, W...>> progs_;
 };
 
@@ -103,7 +104,7 @@ grad_program<std::remove_cvref_t<E>, W...> value_and_grad(E, wrt_t<W...>) {
 ///           blk.vjp(dy.data()); const auto& dx = blk.grad<0>();`
 template <class T, class E, int... W>
 class block {
-public:
+  public:
     template <class... Args>
     const cview<T>& forward(const Args&... args) {
         return p_.forward(args...);
@@ -116,7 +117,7 @@ public:
         return p_.template grad_of<I>();
     }
 
-private:
+  private:
     program<T, E, std::integer_sequence<int, W...>> p_;
 };
 
