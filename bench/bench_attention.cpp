@@ -7,6 +7,8 @@
 // runs by wall-clock time (see one_thread, two_threads).
 // Run: build/bench/bench_attention --benchmark_min_time=0.2   (tables: docs/attention.md)
 #include <benchmark/benchmark.h>
+
+#include "peak.hpp"
 #include <immintrin.h>
 
 #include <cmath>
@@ -26,58 +28,11 @@ namespace {
 
 constexpr std::size_t B = 1, H = 4, D = 64;
 
-// ---- the FMA peak: 12 independent chains of 8-lane fused multiply-adds (latency 4, two ports) ----
-
-__attribute__((noinline)) float fma_chains(long iterations, const float* init) {
-    __m256 a[12];
-    for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(init[i]);  // distinct starts: no chain can be merged
-    const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
-    for (long it = 0; it < iterations; ++it) {
-        a[0] = _mm256_fmadd_ps(a[0], m, c);
-        a[1] = _mm256_fmadd_ps(a[1], m, c);
-        a[2] = _mm256_fmadd_ps(a[2], m, c);
-        a[3] = _mm256_fmadd_ps(a[3], m, c);
-        a[4] = _mm256_fmadd_ps(a[4], m, c);
-        a[5] = _mm256_fmadd_ps(a[5], m, c);
-        a[6] = _mm256_fmadd_ps(a[6], m, c);
-        a[7] = _mm256_fmadd_ps(a[7], m, c);
-        a[8] = _mm256_fmadd_ps(a[8], m, c);
-        a[9] = _mm256_fmadd_ps(a[9], m, c);
-        a[10] = _mm256_fmadd_ps(a[10], m, c);
-        a[11] = _mm256_fmadd_ps(a[11], m, c);
-    }
-    __m256 s = a[0];
-    for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, a[i]);
-    float out[8];
-    _mm256_storeu_ps(out, s);
-    return out[0];
-}
-
-constexpr double flops_per_chain_iteration = 12.0 * 8 * 2;
-volatile float sink;
-
-double thread_seconds() {
-    timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
-/// One core's FMA throughput in GFLOP/s per second of the thread's CPU time (so other load on the machine
-/// does not lower it): the best of 5 runs of about 0.05 s.
-double fma_peak_gflops() {
-    static const double peak = [] {
-        static const float init[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-        double best = 0;
-        for (int r = 0; r < 5; ++r) {
-            const long n = 20'000'000;
-            const double t0 = thread_seconds();
-            sink = fma_chains(n, init);
-            best = std::max(best, n * flops_per_chain_iteration / (thread_seconds() - t0) / 1e9);
-        }
-        return best;
-    }();
-    return peak;
-}
+using exprgrad::bench::fma_peak_gflops;
+using exprgrad::bench::flops_per_chain_iteration;
+using exprgrad::bench::fma_chains;
+using exprgrad::bench::sink;
+using exprgrad::bench::thread_seconds;
 
 void BM_fma_peak(benchmark::State& st) {
     const std::size_t threads = static_cast<std::size_t>(st.range(0));
