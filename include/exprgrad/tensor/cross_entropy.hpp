@@ -3,6 +3,7 @@
 // (other than ignore_index) throws naming the value and its position. NaN or inf logits propagate.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensor/reduce.hpp"
 
 namespace exprgrad::tex {
 
@@ -49,11 +51,8 @@ struct CrossEntropy {
                                             " is out of range for " + std::to_string(V) + " classes");
             }
             const T* x = logits.data + r * V;
-            T m = -std::numeric_limits<T>::infinity();
-            for (std::size_t i = 0; i < V; ++i) m = x[i] > m ? x[i] : m;
-            T sum = 0;
-            for (std::size_t i = 0; i < V; ++i) sum += std::exp(x[i] - m);
-            ex.lse[r] = m + std::log(sum);
+            const T m = detail::max_contiguous(x, V);  // SIMD; NaN if the row has one
+            ex.lse[r] = (m != m || std::isinf(m)) ? m : m + std::log(detail::sum_exp_contiguous(x, V, m));
             total += static_cast<double>(ex.lse[r] - x[t[r]]);
             ++ex.count;
         }
@@ -78,13 +77,13 @@ struct CrossEntropy {
             for (std::size_t r = 0; r < rows; ++r) {
                 const T* x = logits.data + r * V;
                 T* d = dx + r * V;
-                const bool ignored = t[r] == Ignore;
-                for (std::size_t i = 0; i < V; ++i) {
-                    T v = ignored ? T(0)
-                                  : scale * (std::exp(x[i] - ex.lse[r]) -
-                                             (static_cast<std::int64_t>(i) == t[r] ? T(1) : T(0)));
-                    d[i] = add ? d[i] + v : v;
+                if (t[r] == Ignore) {
+                    if (!add) std::fill(d, d + V, T(0));
+                    continue;
                 }
+                // scale · (softmax − onehot), the softmax as exp(x − lse) in SIMD
+                detail::put_scaled_exp(x, d, V, ex.lse[r], scale, add);
+                d[t[r]] -= scale;
             }
         }
     }
