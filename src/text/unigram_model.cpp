@@ -44,6 +44,10 @@ void check_alpha(double alpha, const char* what, bool allow_negative) {
         throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha is " +
                                     (std::isnan(alpha) ? "NaN" : "+inf") + "; it must be finite");
     }
+    if (alpha > max_alpha) {
+        throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha = " + std::to_string(alpha) +
+                                    " > 1e200; alpha * score sums would overflow (use alpha < 0 for Viterbi)");
+    }
     if (!allow_negative && alpha < 0) {
         throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha = " + std::to_string(alpha) +
                                     " < 0; the segmentation distribution needs alpha >= 0");
@@ -143,6 +147,9 @@ std::vector<Span> backtrack(std::size_t n, const std::vector<std::uint32_t>& fro
     std::vector<Span> out;
     for (std::size_t e = n; e > 0;) {
         const std::uint32_t s = from[e];
+        // Unreachable only if every path's weight underflowed to zero (α·score overflowing to -inf).
+        if (s == none)
+            throw std::domain_error("UnigramModel: no segmentation of finite score reaches byte " + std::to_string(e));
         out.push_back(Span{s, static_cast<std::uint32_t>(e), via[e]});
         e = s;
     }
@@ -447,8 +454,11 @@ UnigramModel::UnigramModel(Vocabulary vocabulary, ModelOptions options)
         case Mode::jieba:
             unknown_score_ =
                 std::isnan(options_.unknown_score) ? min_normal - options_.fallback_penalty : options_.unknown_score;
-            if (!std::isfinite(unknown_score_)) throw std::invalid_argument("UnigramModel: unknown_score is infinite");
             break;
+    }
+    if (!(std::abs(unknown_score_) <= max_abs_score)) {
+        throw std::invalid_argument("UnigramModel: the unknown piece's score " + std::to_string(unknown_score_) +
+                                    " is outside [-1e30, 1e30] (lowest normal score minus fallback_penalty)");
     }
 }
 

@@ -31,7 +31,10 @@ std::string printable(std::string_view text) {
 piece_id Vocabulary::add(std::string text, double score, PieceKind kind) {
     const auto id = static_cast<piece_id>(pieces_.size());
     const std::string where = "vocabulary: piece " + std::to_string(id) + " " + printable(text) + ": ";
-    if (!std::isfinite(score)) throw std::invalid_argument(where + "score is not finite");
+    if (!(std::abs(score) <= max_abs_score)) {
+        throw std::invalid_argument(where + "score " + std::to_string(score) +
+                                    " is not a finite number in [-1e30, 1e30]");
+    }
     if (text.empty()) throw std::invalid_argument(where + "empty text");
     if (pieces_.size() >= 0x7FFFFFFF) throw std::invalid_argument(where + "too many pieces");
     if (kind == PieceKind::byte && text.size() != 1)
@@ -67,8 +70,9 @@ std::optional<piece_id> Vocabulary::find_control(std::string_view name) const {
 
 void Vocabulary::set_score(piece_id id, double score) {
     at(id);
-    if (!std::isfinite(score)) {
-        throw std::invalid_argument("vocabulary: set_score: score of piece " + std::to_string(id) + " is not finite");
+    if (!(std::abs(score) <= max_abs_score)) {
+        throw std::invalid_argument("vocabulary: set_score: score " + std::to_string(score) + " of piece " +
+                                    std::to_string(id) + " is not a finite number in [-1e30, 1e30]");
     }
     pieces_[static_cast<std::size_t>(id)].score = score;
 }

@@ -23,4 +23,7 @@ printf '\000exprgrad-unigram\tversion=1\tpieces=6\tutf8_boundaries=0\ncontrol\t0
 printf '\001<unk>\t0\n<s>\t0\n\342\226\201the\t-3.5\nth\t-4\n<0x41>\t-10\n\377\000the cat' > "$work/corpus/spm"
 printf '\002\345\244\251 3 n\n\345\244\251\346\260\224 5\n\377\000\344\273\212\345\244\251\345\244\251\346\260\224' > "$work/corpus/jieba"
 
+# Inputs that once crashed it (tests/fuzz/regressions) run first, as part of the corpus.
+cp "$here"/regressions/* "$work/corpus/"
+
 "$work/fuzz_vocab" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$work/corpus"

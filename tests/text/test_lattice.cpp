@@ -263,6 +263,13 @@ TEST_CASE("alpha semantics: alpha < 0 is Viterbi, alpha = 0 uniform, invalid alp
     CHECK_THROWS_AS(m.log_partition(text, INFINITY), std::invalid_argument);
     CHECK_THROWS_AS(m.sample(text, NAN, gen), std::invalid_argument);
     CHECK_THROWS_AS(m.sample(text, INFINITY, gen), std::invalid_argument);
+    // Finite but so large that α·score sums could overflow: refused, not a wrong answer.
+    CHECK(std::isfinite(m.log_partition(text, exprgrad::text::max_alpha)));
+    CHECK_THROWS_WITH_AS(m.sample(text, 1e201, gen), doctest::Contains("alpha = "), std::invalid_argument);
+    // The unknown piece's score (lowest score − fallback_penalty) must stay in range too.
+    exprgrad::text::ModelOptions huge_penalty;
+    huge_penalty.fallback_penalty = 1e300;
+    CHECK_THROWS_AS(UnigramModel(m.vocabulary(), huge_penalty), std::invalid_argument);
     // The empty text: one empty segmentation.
     CHECK(m.log_partition("", 1.0) == 0.0);
     CHECK(m.encode("").empty());

@@ -131,6 +131,8 @@ TEST_CASE("malformed native files name the line and the problem; nothing is half
     expect_error(header(5) + specials + "normal\tnan\tab\n", VocabFormat::native, 6, "not a finite number");
     expect_error(header(5) + specials + "normal\t1e999\tab\n", VocabFormat::native, 6, "not a finite number");
     expect_error(header(5) + specials + "normal\t-1x\tab\n", VocabFormat::native, 6, "not a finite number");
+    // Finite but beyond the lattice's range: sums of such scores would overflow (fuzzer finding).
+    expect_error(header(5) + specials + "normal\t-2e30\tab\n", VocabFormat::native, 6, "in [-1e30, 1e30]");
     expect_error(header(5) + specials + "normal\t\tab\n", VocabFormat::native, 6, "not a finite number");
     expect_error(header(5) + specials + "normal\t-1\ta\\q\n", VocabFormat::native, 6, "unknown escape");
     expect_error(header(5) + specials + "normal\t-1\ta\\x4\n", VocabFormat::native, 6, "two hex digits");
@@ -172,6 +174,7 @@ TEST_CASE("SentencePiece vocabulary import") {
     expect_error("<unk>\t0\nab\n", VocabFormat::sentencepiece, 2, "expected 'piece<TAB>score'");
     expect_error("<unk>\t0\nab\t-1\tx\n", VocabFormat::sentencepiece, 2, "expected 'piece<TAB>score'");
     expect_error("ab\tminus one\n", VocabFormat::sentencepiece, 1, "not a finite number");
+    expect_error("ab\t-1\ncd\t-4e45\n", VocabFormat::sentencepiece, 2, "in [-1e30, 1e30]");
     expect_error("ab\t-1\n\xff\t-1\n", VocabFormat::sentencepiece, 2, "not valid UTF-8");
     expect_error("ab\t-1\nab\t-2\n", VocabFormat::sentencepiece, 2, "duplicates piece 0");
     expect_error("\t-1\n", VocabFormat::sentencepiece, 1, "empty piece");

@@ -65,6 +65,9 @@ struct LatticeStats {
     std::vector<double> marginals;  ///< [V] expected count of each piece id (empty unless requested)
 };
 
+/// The largest α accepted: with |score| ≤ max_abs_score, α·score sums stay finite in float64.
+inline constexpr double max_alpha = 1e200;
+
 /// A unigram tokenizer over byte strings.
 ///
 /// The model copies the vocabulary and appends a byte-fallback piece (kind `byte`) for every byte value
@@ -75,7 +78,7 @@ struct LatticeStats {
 /// α conventions (shared by every function taking α): the distribution is P(w) ∝ exp(α · score(w));
 /// α = 0 is uniform over segmentations, large α approaches the Viterbi segmentation. sample() with α < 0
 /// returns the Viterbi segmentation; log_partition, marginals, entropy and analyze throw
-/// std::invalid_argument for α < 0. NaN or +∞ α throws everywhere.
+/// std::invalid_argument for α < 0. NaN or α > max_alpha (1e200, including +∞) throws everywhere.
 ///
 /// Thread safety: const member functions may be called concurrently (each call uses thread-local
 /// scratch buffers); set_score must not run concurrently with anything else.

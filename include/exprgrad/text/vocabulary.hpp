@@ -32,16 +32,20 @@ enum class PieceKind : std::uint8_t {
     byte,     ///< byte fallback: exactly one byte, used only where no normal piece covers that byte
 };
 
+/// The largest score magnitude a piece may have. Real vocabularies stay below 1e3; the bound keeps every
+/// lattice sum (up to 2^32 pieces, times α ≤ 1e200) finite in float64 and every score finite in float32.
+inline constexpr double max_abs_score = 1e30;
+
 /// One vocabulary entry. `text` holds raw bytes (any bytes; for control pieces, the name).
 struct Piece {
     std::string text;
-    double score = 0.0;  ///< natural-log score, any finite real (log-probabilities are ≤ 0, imported scores may not be)
+    double score = 0.0;  ///< natural-log score in [-max_abs_score, max_abs_score] (imported scores may be > 0)
     PieceKind kind = PieceKind::normal;
 
     friend bool operator==(const Piece&, const Piece&) = default;
 };
 
-/// An ordered set of pieces. Invariants, checked by add(): scores are finite; normal and byte pieces are
+/// An ordered set of pieces. Invariants, checked by add(): |score| ≤ max_abs_score; normal and byte pieces are
 /// non-empty and unique by text (a normal and a byte piece may not share a text either); byte pieces are
 /// exactly one byte; control names are unique among control pieces.
 ///
@@ -61,7 +65,7 @@ class Vocabulary {
     }
 
     /// Appends a piece and returns its id. Throws std::invalid_argument naming the piece if the score is
-    /// NaN or infinite, the text is empty, a byte piece is not one byte long, or the text duplicates a
+    /// NaN or |score| > max_abs_score, the text is empty, a byte piece is not one byte long, or the text duplicates a
     /// piece of the same namespace (normal and byte pieces share one, control pieces have their own).
     piece_id add(std::string text, double score, PieceKind kind = PieceKind::normal);
 
@@ -80,8 +84,8 @@ class Vocabulary {
     /// The id of the control piece named `name`, if any.
     std::optional<piece_id> find_control(std::string_view name) const;
 
-    /// Replaces the score of piece `id` (finite; throws std::invalid_argument otherwise, std::out_of_range
-    /// for a bad id). Models hold their own copy: see UnigramModel::set_score.
+    /// Replaces the score of piece `id` (|score| ≤ max_abs_score; throws std::invalid_argument otherwise,
+    /// std::out_of_range for a bad id). Models hold their own copy: see UnigramModel::set_score.
     void set_score(piece_id id, double score);
 
     /// True if ids 0–3 are the reserved control pieces `<pad> <bos> <eos> <mask>`.
