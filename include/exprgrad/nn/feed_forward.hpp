@@ -1,0 +1,48 @@
+// The position-wise feed-forward sublayer of a pre-norm transformer as one compiled block.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <xtensor/xarray.hpp>
+
+#include "exprgrad/nn/init.hpp"
+#include "exprgrad/nn/layer.hpp"
+#include "exprgrad/nn/parameters.hpp"
+#include "exprgrad/random.hpp"
+#include "exprgrad/tensor/map.hpp"
+#include "exprgrad/tensor/matmul.hpp"
+#include "exprgrad/tensor/norm.hpp"
+
+namespace exprgrad::nn {
+
+namespace detail {
+// f(x) = relu(rms_norm(x, g)·W1 + b1)·W2 + b2
+using feed_forward_expr = decltype(tex::matmul(tex::relu(tex::matmul(tex::rms_norm(tex::Input<0>{}, tex::Input<1>{}),
+                                                                     tex::Input<2>{}) +
+                                                         tex::Input<3>{}),
+                                               tex::Input<4>{}) +
+                                   tex::Input<5>{});
+}  // namespace detail
+
+/// f(x) = relu(rms_norm(x, g)·W1 + b1)·W2 + b2 for x [..., d] with a hidden width `hidden`; parameters
+/// name.norm (ones), name.w1 [d, hidden] (Kaiming-uniform), name.b1, name.w2 [hidden, d] (Xavier-uniform
+/// times out_gain), name.b2 (zeros). Wrap it in nn::residual for a transformer sublayer.
+/// Example: `auto ff = feed_forward<float>(params, "l0.mlp", 64, 256, gen);`
+template <class T>
+std::unique_ptr<layer<T>> feed_forward(parameter_set<T>& params, const std::string& name, std::size_t d,
+                                       std::size_t hidden, rng& gen, double out_gain = 1.0) {
+    auto& g = params.add(name + ".norm", xt::ones<T>({d}));
+    auto& w1 = params.add(name + ".w1", xt::xarray<T>::from_shape({d, hidden}));
+    auto& b1 = params.add(name + ".b1", xt::zeros<T>({hidden}));
+    auto& w2 = params.add(name + ".w2", xt::xarray<T>::from_shape({hidden, d}));
+    auto& b2 = params.add(name + ".b2", xt::zeros<T>({d}));
+    init::kaiming_uniform(w1.value, gen);
+    init::xavier_uniform(w2.value, gen, out_gain);
+    return std::make_unique<expr_layer<T, detail::feed_forward_expr, 5>>(
+        std::array<parameter<T>*, 5>{&g, &w1, &b1, &w2, &b2});
+}
+
+}  // namespace exprgrad::nn

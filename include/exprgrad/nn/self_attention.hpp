@@ -1,0 +1,151 @@
+// Multi-head self-attention as a run-time layer: pre-norm, one fused QKV projection, the blocked
+// attention kernels of ops/attention.hpp with a scale policy chosen at run time, an output projection.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include <xtensor/xarray.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include "exprgrad/nn/init.hpp"
+#include "exprgrad/nn/layer.hpp"
+#include "exprgrad/nn/parameters.hpp"
+#include "exprgrad/ops/attention.hpp"
+#include "exprgrad/random.hpp"
+#include "exprgrad/tensor/matmul.hpp"
+#include "exprgrad/tensor/norm.hpp"
+
+namespace exprgrad::nn {
+
+namespace detail {
+// [B,T,D] -> [B,T,3D]: rms_norm(x, g)·Wqkv; [B,T,D] -> [B,T,D]: o·Wo.
+using qkv_projection = decltype(tex::matmul(tex::rms_norm(tex::Input<0>{}, tex::Input<1>{}), tex::Input<2>{}));
+using out_projection = decltype(tex::matmul(tex::Input<0>{}, tex::Input<1>{}));
+}  // namespace detail
+
+/// f(x) = attention(split(rms_norm(x, g)·Wqkv))·Wo for x [B, T, D]: H heads of width D/H, the options'
+/// mask and scale policy (opts.key_lengths must stay empty: every key of a sequence is real).
+/// Parameters: g [D], Wqkv [D, 3D] (columns q | k | v, head h at h·D/H within each), Wo [D, D].
+/// Not reentrant; the returned arrays stay valid until the next call. Wrap it in nn::residual for
+/// a pre-norm transformer sublayer.
+template <class T>
+class self_attention : public layer<T> {
+  public:
+    self_attention(parameter<T>& norm, parameter<T>& w_qkv, parameter<T>& w_out, std::size_t heads,
+                   attention_options opts)
+        : in_({&norm, &w_qkv}), out_({&w_out}), heads_(heads), opts_(std::move(opts)) {
+        const std::size_t d = norm.value.size();
+        if (heads == 0 || d == 0 || d % heads != 0) {
+            throw std::invalid_argument("exprgrad::nn::self_attention: width " + std::to_string(d) +
+                                        " is not a positive multiple of heads = " + std::to_string(heads));
+        }
+        if (w_qkv.value.dimension() != 2 || w_qkv.value.shape(0) != d || w_qkv.value.shape(1) != 3 * d) {
+            throw std::invalid_argument("exprgrad::nn::self_attention: Wqkv must be [" + std::to_string(d) + ", " +
+                                        std::to_string(3 * d) + "]");
+        }
+        if (!opts_.key_lengths.empty()) {
+            throw std::invalid_argument("exprgrad::nn::self_attention: key_lengths is not supported here");
+        }
+        width_ = d;
+    }
+
+    const xt::xarray<T>& forward(const xt::xarray<T>& x) override {
+        if (x.dimension() != 3 || x.shape(2) != width_) {
+            throw std::invalid_argument("exprgrad::nn::self_attention: input must be [B, T, " + std::to_string(width_) +
+                                        "]");
+        }
+        const xt::xarray<T>& qkv = in_.forward(x);
+        const std::size_t B = x.shape(0), Tn = x.shape(1), H = heads_, dh = width_ / H;
+        const std::array<std::size_t, 4> hs{B, H, Tn, dh};
+        for (auto* a : {&q_, &k_, &v_}) resize(*a, hs);
+        for (std::size_t b = 0; b < B; ++b)
+            for (std::size_t t = 0; t < Tn; ++t) {
+                const T* row = qkv.data() + (b * Tn + t) * 3 * width_;
+                for (std::size_t h = 0; h < H; ++h) {
+                    const std::size_t o = ((b * H + h) * Tn + t) * dh;
+                    for (std::size_t i = 0; i < dh; ++i) {
+                        q_.data()[o + i] = row[h * dh + i];
+                        k_.data()[o + i] = row[width_ + h * dh + i];
+                        v_.data()[o + i] = row[2 * width_ + h * dh + i];
+                    }
+                }
+            }
+        attention_forward_into(q_, k_, v_, opts_, o_, lse_, ws_);
+        merged_.resize({B, Tn, width_});
+        merge(o_, merged_.data(), width_, 0);
+        return out_.forward(merged_);
+    }
+
+    const xt::xarray<T>& backward(const xt::xarray<T>& dy) override {
+        const xt::xarray<T>& dmerged = out_.backward(dy);
+        const std::size_t B = q_.shape(0), H = heads_, Tn = q_.shape(2), dh = width_ / H;
+        resize(do_, {B, H, Tn, dh});
+        for (std::size_t b = 0; b < B; ++b)
+            for (std::size_t t = 0; t < Tn; ++t)
+                for (std::size_t h = 0; h < H; ++h)
+                    for (std::size_t i = 0; i < dh; ++i)
+                        do_.data()[((b * H + h) * Tn + t) * dh + i] =
+                            dmerged.data()[(b * Tn + t) * width_ + h * dh + i];
+        attention_vjp_into(q_, k_, v_, o_, lse_, do_, opts_, g_, ws_);
+        dqkv_.resize({B, Tn, 3 * width_});
+        merge(g_.dq, dqkv_.data(), 3 * width_, 0);
+        merge(g_.dk, dqkv_.data(), 3 * width_, width_);
+        merge(g_.dv, dqkv_.data(), 3 * width_, 2 * width_);
+        return in_.backward(dqkv_);
+    }
+
+    void set_checkpoint(bool on) override {
+        in_.set_checkpoint(on);
+        out_.set_checkpoint(on);
+    }
+
+    const attention_options& options() const { return opts_; }
+
+  private:
+    static void resize(xt::xtensor<T, 4>& a, const std::array<std::size_t, 4>& s) {
+        if (!std::equal(s.begin(), s.end(), a.shape().begin())) a.resize(s);
+    }
+    // Writes heads [B,H,T,dh] into columns [offset, offset + D) of rows of width `stride`.
+    void merge(const xt::xtensor<T, 4>& a, T* dst, std::size_t stride, std::size_t offset) const {
+        const std::size_t B = a.shape(0), H = a.shape(1), Tn = a.shape(2), dh = a.shape(3);
+        for (std::size_t b = 0; b < B; ++b)
+            for (std::size_t h = 0; h < H; ++h)
+                for (std::size_t t = 0; t < Tn; ++t) {
+                    const T* s = a.data() + ((b * H + h) * Tn + t) * dh;
+                    T* d = dst + (b * Tn + t) * stride + offset + h * dh;
+                    for (std::size_t i = 0; i < dh; ++i) d[i] = s[i];
+                }
+    }
+
+    expr_layer<T, detail::qkv_projection, 2> in_;
+    expr_layer<T, detail::out_projection, 1> out_;
+    std::size_t heads_, width_ = 0;
+    attention_options opts_;
+    xt::xtensor<T, 4> q_, k_, v_, o_, do_;
+    xt::xtensor<T, 3> lse_;
+    xt::xarray<T> merged_, dqkv_;
+    attention_grads<T> g_;
+    attention_workspace<T> ws_;
+};
+
+/// A self-attention sublayer of width d with `heads` heads, registered in `params` as name.norm (ones),
+/// name.qkv (Xavier-uniform) and name.out (Xavier-uniform scaled by out_gain, e.g. 1/√(2·layers) for
+/// deep residual stacks). Example: `auto a = self_attention_layer<float>(params, "l0.attn", 64, 4,
+/// {.causal = true, .scale = scale::gradient_max()}, gen);`
+template <class T>
+std::unique_ptr<self_attention<T>> self_attention_layer(parameter_set<T>& params, const std::string& name,
+                                                        std::size_t d, std::size_t heads, attention_options opts,
+                                                        rng& gen, double out_gain = 1.0) {
+    auto& g = params.add(name + ".norm", xt::ones<T>({d}));
+    auto& wqkv = params.add(name + ".qkv", xt::xarray<T>::from_shape({d, 3 * d}));
+    auto& wo = params.add(name + ".out", xt::xarray<T>::from_shape({d, d}));
+    init::xavier_uniform(wqkv.value, gen);
+    init::xavier_uniform(wo.value, gen, out_gain);
+    return std::make_unique<self_attention<T>>(g, wqkv, wo, heads, std::move(opts));
+}
+
+}  // namespace exprgrad::nn

@@ -1,0 +1,82 @@
+// A stack of pre-norm transformer blocks composed at run time: depth, width, heads, the attention mask and
+// scale policy, and which blocks mix tokens with a DEER recurrence instead of attention are all run-time
+// choices. Embeddings and heads stay with the model (an LM head, a classifier): see examples/tiny_lm and
+// examples/self_pretraining.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "exprgrad/nn/deer_mixer.hpp"
+#include "exprgrad/nn/feed_forward.hpp"
+#include "exprgrad/nn/layer.hpp"
+#include "exprgrad/nn/residual.hpp"
+#include "exprgrad/nn/self_attention.hpp"
+
+namespace exprgrad::nn {
+
+/// The shape of a transformer stack.
+struct transformer_options {
+    std::size_t layers = 2;
+    std::size_t width = 128;                 ///< d, the residual stream's width
+    std::size_t heads = 4;                   ///< must divide width
+    std::size_t mlp_hidden = 0;              ///< feed-forward hidden width; 0: 4·width
+    attention_options attention{};           ///< mask (causal or not) and scale policy of every attention
+    std::vector<std::size_t> deer_layers{};  ///< blocks whose token mixer is a DEER recurrence
+    std::size_t deer_state = 32;             ///< state width n of those recurrences
+    deer_options deer{};                     ///< their solver options
+};
+
+/// The blocks and handles on their DEER mixers (for their reports).
+template <class T>
+struct transformer_stack {
+    std::unique_ptr<sequential<T>> blocks;
+    std::vector<deer_mixer<T>*> deer;
+};
+
+/// Builds `layers` blocks x ← x + mixer(x); x ← x + feed_forward(x) on x [B, T, width], registering the
+/// parameters as name.<i>.attn.* (or name.<i>.rnn.* for a DEER block) and name.<i>.mlp.*. Output
+/// projections are scaled by 1/√(2·layers) at initialization (GPT-2's residual scaling). Throws
+/// std::invalid_argument for zero sizes, heads not dividing width, or a deer layer index ≥ layers.
+/// Example: `auto s = transformer<float>(params, "tf", {.layers = 2, .width = 64, .heads = 4,
+///           .attention = {.causal = true}}, gen); const auto& y = s.blocks->forward(x);`
+template <class T>
+transformer_stack<T> transformer(parameter_set<T>& params, const std::string& name, const transformer_options& o,
+                                 rng& gen) {
+    if (o.layers == 0 || o.width == 0 || o.heads == 0 || o.width % o.heads != 0) {
+        throw std::invalid_argument("exprgrad::nn::transformer: layers = " + std::to_string(o.layers) +
+                                    ", width = " + std::to_string(o.width) + ", heads = " + std::to_string(o.heads) +
+                                    " (all positive, heads dividing width)");
+    }
+    for (std::size_t l : o.deer_layers) {
+        if (l >= o.layers) {
+            throw std::invalid_argument("exprgrad::nn::transformer: deer layer " + std::to_string(l) +
+                                        " is not below layers = " + std::to_string(o.layers));
+        }
+    }
+    const double out_gain = 1.0 / std::sqrt(2.0 * static_cast<double>(o.layers));
+    const std::size_t hidden = o.mlp_hidden ? o.mlp_hidden : 4 * o.width;
+    transformer_stack<T> s;
+    s.blocks = std::make_unique<sequential<T>>();
+    for (std::size_t l = 0; l < o.layers; ++l) {
+        const std::string p = name + "." + std::to_string(l);
+        if (std::find(o.deer_layers.begin(), o.deer_layers.end(), l) != o.deer_layers.end()) {
+            auto m = deer_mixer_layer<T>(params, p + ".rnn", o.width, o.deer_state, o.deer, gen, out_gain);
+            s.deer.push_back(m.get());
+            s.blocks->add(std::make_unique<residual<T>>(std::move(m)));
+        } else {
+            s.blocks->add(std::make_unique<residual<T>>(
+                self_attention_layer<T>(params, p + ".attn", o.width, o.heads, o.attention, gen, out_gain)));
+        }
+        s.blocks->add(
+            std::make_unique<residual<T>>(feed_forward<T>(params, p + ".mlp", o.width, hidden, gen, out_gain)));
+    }
+    return s;
+}
+
+}  // namespace exprgrad::nn
