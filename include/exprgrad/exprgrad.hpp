@@ -27,6 +27,7 @@
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/ops/attention_node.hpp"
 #include "exprgrad/ops/deer.hpp"
+#include "exprgrad/ops/deer_node.hpp"
 #include "exprgrad/ops/emo.hpp"
 #include "exprgrad/ops/scan.hpp"
 #include "exprgrad/random.hpp"
