@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # exprgrad setup: installs the Debian 12 packages that are missing, configures and builds.
 #
-#   ./setup.sh main    install, build, run the main job (examples/tour for now)
+#   ./setup.sh main    install, build, run the main job: examples/tiny_lm (report in build/tiny_lm_run)
 #   ./setup.sh test    install, build, run the whole test suite, then the unit tests again under
 #                      AddressSanitizer + UndefinedBehaviorSanitizer
 #   ./setup.sh build   install and build only
@@ -42,8 +42,8 @@ case "${1:-build}" in
     main)
         install_missing "${packages[@]}"
         configure build
-        meson compile -C build -j "$jobs" tour
-        exec build/examples/tour
+        meson compile -C build -j "$jobs" tiny_lm
+        exec build/examples/tiny_lm --run-dir build/tiny_lm_run --threads "$jobs"
         ;;
     test)
         install_missing "${packages[@]}"

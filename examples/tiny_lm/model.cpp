@@ -1,0 +1,130 @@
+// The compiled programs of the tiny language model (one translation unit, so the rest of the example
+// compiles quickly).
+#include "model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <exprgrad/exprgrad.hpp>
+#include <exprgrad/nn/init.hpp>
+#include <exprgrad/ops/emo.hpp>
+
+namespace tiny_lm {
+
+using namespace exprgrad;
+
+namespace {
+constexpr tex::Input<0> X{};
+constexpr tex::Input<1> G{};
+constexpr tex::Input<2> W{};
+constexpr tex::Input<3> Y{};
+constexpr auto logits = tex::matmul(tex::rms_norm(X, G), W);  // [B, T, V]
+}  // namespace
+
+// tokens, E, P -> E[tokens] + P
+struct language_model::programs {
+    decltype(tex::compile<float>(tex::embedding(tex::Input<1>{}, tex::Input<0>{}) + tex::Input<2>{},
+                                 tex::wrt<1, 2>)) embed;
+    decltype(tex::value_and_grad(tex::cross_entropy(logits, Y), tex::wrt<0, 1, 2>)) ce;
+    // The EMO cost embedding is the head transposed, [V, D]; the node passes no gradient into it.
+    decltype(tex::value_and_grad(emo_loss<emo_objective::mode1>(logits, Y, tex::transpose(W)), tex::wrt<0, 1, 2>)) emo;
+    decltype(tex::compile<float>(tex::cross_entropy(logits, Y), tex::wrt<0>)) eval;
+    decltype(tex::compile<float>(tex::log_softmax(logits), tex::wrt<0>)) next;
+};
+
+scale_policy scale_by_name(const std::string& name) {
+    if (name == "inv_sqrt_d") return scale::inv_sqrt_d();
+    if (name == "entropy_invariant") return scale::entropy_invariant();
+    if (name == "gradient_max") return scale::gradient_max();
+    throw std::invalid_argument("tiny_lm: unknown attention scale '" + name +
+                                "' (inv_sqrt_d, entropy_invariant, gradient_max)");
+}
+
+language_model::language_model(const model_config& c, rng& gen) : config_(c), prog_(std::make_unique<programs>()) {
+    if (c.vocab < 5 || c.context < 2) throw std::invalid_argument("tiny_lm: vocab >= 5 and context >= 2 needed");
+    tok_ = &params_.add("tok_emb", xt::xarray<float>::from_shape({c.vocab, c.width}));
+    pos_ = &params_.add("pos_emb", xt::xarray<float>::from_shape({c.context, c.width}));
+    nn::init::normal(tok_->value, gen, 0.0, 0.02);
+    nn::init::normal(pos_->value, gen, 0.0, 0.02);
+    nn::transformer_options o;
+    o.layers = c.layers;
+    o.width = c.width;
+    o.heads = c.heads;
+    o.attention.causal = true;
+    o.attention.scale = scale_by_name(c.scale);
+    o.deer_layers = c.deer_layers;
+    o.deer_state = c.deer_state;
+    stack_ = nn::transformer<float>(params_, "block", o, gen);
+    norm_ = &params_.add("final_norm", xt::ones<float>({c.width}));
+    head_ = &params_.add("head", xt::xarray<float>::from_shape({c.width, c.vocab}));
+    nn::init::normal(head_->value, gen, 0.0, 0.02);
+}
+
+language_model::~language_model() = default;
+
+const xt::xarray<float>& language_model::embed(const xt::xarray<std::int32_t>& tokens) {
+    const std::size_t T = tokens.shape(1);
+    if (T > config_.context) {
+        throw std::invalid_argument("tiny_lm: sequence of " + std::to_string(T) + " pieces exceeds the context " +
+                                    std::to_string(config_.context));
+    }
+    pos_slice_.resize({T, config_.width});
+    std::copy(pos_->value.data(), pos_->value.data() + T * config_.width, pos_slice_.data());
+    const auto& out = prog_->embed.forward(tokens, tok_->value, pos_slice_);
+    h0_.resize({tokens.shape(0), T, config_.width});
+    std::copy(out.data, out.data + out.size(), h0_.data());
+    return h0_;
+}
+
+void language_model::backward_embedding(const xt::xarray<float>& dh, std::size_t T) {
+    prog_->embed.vjp(dh.data());
+    const auto& dE = prog_->embed.grad<1>();
+    const auto& dP = prog_->embed.grad<2>();
+    for (std::size_t i = 0; i < dE.size(); ++i) tok_->grad.data()[i] += dE.data()[i];
+    for (std::size_t i = 0; i < T * config_.width; ++i) pos_->grad.data()[i] += dP.data()[i];
+}
+
+double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets) {
+    const xt::xarray<float>& h = stack_.blocks->forward(embed(tokens));
+    double loss;
+    auto take = [&](auto& prog) {
+        auto [value, grads] = prog(h, norm_->value, head_->value, targets);
+        loss = value;
+        const auto& [dh, dg, dw] = grads;
+        for (std::size_t i = 0; i < dg.size(); ++i) norm_->grad.data()[i] += dg.data()[i];
+        for (std::size_t i = 0; i < dw.size(); ++i) head_->grad.data()[i] += dw.data()[i];
+        dh_ = dh;
+    };
+    if (config_.emo) {
+        take(prog_->emo);
+    } else {
+        take(prog_->ce);
+    }
+    backward_embedding(stack_.blocks->backward(dh_), tokens.shape(1));
+    return loss;
+}
+
+std::pair<double, std::size_t> language_model::eval_batch(const xt::xarray<std::int32_t>& tokens,
+                                                          const xt::xarray<std::int32_t>& targets) {
+    std::size_t counted = 0;
+    for (std::int32_t t : targets)
+        if (t != -100) ++counted;
+    if (counted == 0) return {0.0, 0};
+    const xt::xarray<float>& h = stack_.blocks->forward(embed(tokens));
+    const auto& mean = prog_->eval.forward(h, norm_->value, head_->value, targets);
+    return {static_cast<double>(mean.data[0]) * static_cast<double>(counted), counted};
+}
+
+std::vector<double> language_model::next_log_probs(std::span<const std::int32_t> context) {
+    const std::size_t T = std::min(context.size(), config_.context);
+    if (T == 0) throw std::invalid_argument("tiny_lm: next_log_probs needs at least one piece of context");
+    xt::xarray<std::int32_t> tokens = xt::xarray<std::int32_t>::from_shape({1, T});
+    std::copy(context.end() - static_cast<std::ptrdiff_t>(T), context.end(), tokens.data());
+    const xt::xarray<float>& h = stack_.blocks->forward(embed(tokens));
+    const auto& lp = prog_->next.forward(h, norm_->value, head_->value);
+    const float* last = lp.data + (T - 1) * config_.vocab;
+    return std::vector<double>(last, last + config_.vocab);
+}
+
+}  // namespace tiny_lm

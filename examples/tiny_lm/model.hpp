@@ -1,0 +1,71 @@
+// The tiny causal language model of examples/tiny_lm: token and position embeddings, a run-time stack of
+// pre-norm transformer blocks (nn/transformer.hpp; optionally with DEER recurrent mixers), a final RMSNorm
+// and an untied output head, trained with cross-entropy or with CE + EMO (mode 1, the cost embedding being
+// the output head itself, detached).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include <exprgrad/nn/parameters.hpp>
+#include <exprgrad/nn/transformer.hpp>
+#include <exprgrad/random.hpp>
+
+namespace tiny_lm {
+
+/// What the model looks like; every field is a command-line flag of tiny_lm.
+struct model_config {
+    std::size_t vocab = 0;     ///< V, the tokenizer's size
+    std::size_t context = 64;  ///< T, the longest sequence
+    std::size_t width = 128;
+    std::size_t layers = 2;
+    std::size_t heads = 4;
+    std::string scale = "gradient_max";  ///< inv_sqrt_d | entropy_invariant | gradient_max
+    std::vector<std::size_t> deer_layers{};
+    std::size_t deer_state = 32;
+    bool emo = false;  ///< CE + EMO (mode 1) instead of CE
+};
+
+/// The attention scale policy of a name (throws std::invalid_argument naming it otherwise).
+exprgrad::scale_policy scale_by_name(const std::string& name);
+
+/// The model and its compiled programs. Not reentrant.
+class language_model {
+  public:
+    language_model(const model_config& config, exprgrad::rng& gen);
+    ~language_model();
+
+    exprgrad::nn::parameter_set<float>& params() { return params_; }
+    const model_config& config() const { return config_; }
+
+    /// Forward and backward over tokens [B, T] predicting targets [B, T] (−100: not counted): returns the
+    /// mean training loss; the gradients are added into params().
+    double train_batch(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets);
+    /// The summed cross-entropy (nats) of the counted targets, and their number; no gradients.
+    std::pair<double, std::size_t> eval_batch(const xt::xarray<std::int32_t>& tokens,
+                                              const xt::xarray<std::int32_t>& targets);
+    /// Natural-log probabilities of the next piece after `context` (its last `context` pieces are used).
+    std::vector<double> next_log_probs(std::span<const std::int32_t> context);
+    /// The DEER mixers (empty unless config.deer_layers), for their reports.
+    const std::vector<exprgrad::nn::deer_mixer<float>*>& deer() const { return stack_.deer; }
+
+  private:
+    const xt::xarray<float>& embed(const xt::xarray<std::int32_t>& tokens);
+    void backward_embedding(const xt::xarray<float>& dh, std::size_t T);
+
+    struct programs;
+    model_config config_;
+    exprgrad::nn::parameter_set<float> params_;
+    exprgrad::nn::parameter<float>*tok_, *pos_, *norm_, *head_;
+    exprgrad::nn::transformer_stack<float> stack_;
+    std::unique_ptr<programs> prog_;
+    xt::xarray<float> h0_, pos_slice_, dh_;
+};
+
+}  // namespace tiny_lm
