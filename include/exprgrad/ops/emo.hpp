@@ -63,16 +63,48 @@ namespace detail {
 
 inline const char* emo_name = "emo_loss";
 
-// Ê: rows of E scaled to unit length (zero rows stay zero).
+// 1 / max(‖e_k‖, 1e-12) for every row of E [v, h] (zero rows get 1e12 and stay zero when scaled).
+// Float lanes accumulate blocks of 64 products; the blocks are summed in double.
 template <class T>
-void normalize_rows(const T* e, T* out, std::size_t v, std::size_t h) {
+void inverse_row_norms(const T* e, T* inv, std::size_t v, std::size_t h) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t W = B::size;
     parallel_for(0, v, 256, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t i = lo; i < hi; ++i) {
+            const T* r = e + i * h;
             double ss = 0;
-            for (std::size_t j = 0; j < h; ++j) ss += static_cast<double>(e[i * h + j]) * e[i * h + j];
-            const T inv = static_cast<T>(1.0 / std::max(std::sqrt(ss), 1e-12));
-            for (std::size_t j = 0; j < h; ++j) out[i * h + j] = e[i * h + j] * inv;
+            std::size_t j = 0;
+            while (j + W <= h) {
+                B acc(T(0));
+                const std::size_t end = std::min(h - (h - j) % W, j + 64 * W);
+                for (; j < end; j += W) {
+                    const B x = B::load_unaligned(r + j);
+                    acc = xsimd::fma(x, x, acc);
+                }
+                ss += static_cast<double>(xsimd::hadd(acc));
+            }
+            for (; j < h; ++j) ss += static_cast<double>(r[j]) * r[j];
+            inv[i] = static_cast<T>(1.0 / std::max(std::sqrt(ss), 1e-12));
         }
+    });
+}
+
+// x[k] *= s[k], k < n.
+template <class T>
+void scale_by(T* x, const T* s, std::size_t n) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t W = B::size;
+    std::size_t k = 0;
+    for (; k + W <= n; k += W) (B::load_unaligned(x + k) * B::load_unaligned(s + k)).store_unaligned(x + k);
+    for (; k < n; ++k) x[k] *= s[k];
+}
+
+// Ê: rows of E scaled to unit length (zero rows stay zero), given the inverse norms.
+template <class T>
+void normalize_rows(const T* e, const T* inv, T* out, std::size_t v, std::size_t h) {
+    parallel_for(0, v, 256, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t i = lo; i < hi; ++i)
+            for (std::size_t j = 0; j < h; ++j) out[i * h + j] = e[i * h + j] * inv[i];
     });
 }
 
@@ -211,28 +243,38 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
         valid.push_back(r);
     }
     const std::size_t n = valid.size();
-    std::fill(dz, dz + s.rows * s.V, T(0));
+    // rows of ignored positions get zero gradients (the others are written in full by emo_row)
+    for (std::size_t r = 0, i = 0; r < s.rows; ++r) {
+        if (i < n && valid[i] == r) {
+            ++i;
+        } else {
+            std::fill(dz + r * s.V, dz + (r + 1) * s.V, T(0));
+        }
+    }
     if (count_out) *count_out = n;
     if (n == 0) {
         if (ce_mean) *ce_mean = 0;
         if (emo_mean) *emo_mean = 0;
         return 0;
     }
-    T* eh = scratch_slot<T, 0>(s.V * s.h);
+    T* inv = scratch_slot<T, 0>(s.V);
     T* g = scratch_slot<T, 1>(n * s.h);
     T* d = scratch_slot<T, 2>(n * s.V);
-    normalize_rows(e, eh, s.V, s.h);
+    // Ê is never formed: ⟨ê_t, ê_k⟩ = ⟨ê_t, e_k⟩ / ‖e_k‖, the product reads E itself and each row of
+    // the result is scaled by the inverse norms while it is in cache.
+    inverse_row_norms(e, inv, s.V, s.h);
     for (std::size_t i = 0; i < n; ++i) {
         const std::size_t tr = static_cast<std::size_t>(t[valid[i]]);
-        std::copy(eh + tr * s.h, eh + (tr + 1) * s.h, g + i * s.h);
+        for (std::size_t j = 0; j < s.h; ++j) g[i * s.h + j] = e[tr * s.h + j] * inv[tr];
     }
-    // d[i, k] = ⟨ê_t(i), ê_k⟩: the one N·h·V product
-    tex::blas::gemm(false, true, n, s.V, s.h, T(1), g, s.h, eh, s.h, T(0), d, s.V);
+    // d[i, k] = ⟨ê_t(i), e_k⟩: the one N·h·V product
+    tex::blas::gemm(false, true, n, s.V, s.h, T(1), g, s.h, e, s.h, T(0), d, s.V);
     std::vector<double> ce(n), emo(n), val(n);
     const double scale = 1.0 / static_cast<double>(n);
     parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t i = lo; i < hi; ++i) {
             const std::size_t r = valid[i];
+            scale_by(d + i * s.V, inv, s.V);
             emo_row(z + r * s.V, d + i * s.V, s.V, static_cast<long>(t[r]), static_cast<const T*>(nullptr), 1.0, opts,
                     dz + r * s.V, scale, ce[i], emo[i], val[i]);
         }
@@ -254,10 +296,12 @@ double emo_soft(const T* z, const T* tau, const T* e, const emo_shapes<T>& s, co
                 double* ce_mean, double* emo_mean) {
     const std::size_t n = s.rows;
     if (n == 0) return 0;
-    T* eh = scratch_slot<T, 0>(s.V * s.h);
+    T* eh = scratch_slot<T, 3>(s.V * s.h);
+    T* inv = scratch_slot<T, 0>(s.V);
     T* u = scratch_slot<T, 1>(n * s.h);
     T* d = scratch_slot<T, 2>(n * s.V);
-    normalize_rows(e, eh, s.V, s.h);
+    inverse_row_norms(e, inv, s.V, s.h);
+    normalize_rows(e, inv, eh, s.V, s.h);
     tex::blas::gemm(false, false, n, s.h, s.V, T(1), tau, s.V, eh, s.h, T(0), u, s.h);
     tex::blas::gemm(false, true, n, s.V, s.h, T(1), u, s.h, eh, s.h, T(0), d, s.V);
     std::vector<double> ce(n), emo(n), val(n);
