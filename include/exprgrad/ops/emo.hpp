@@ -89,16 +89,6 @@ void inverse_row_norms(const T* e, T* inv, std::size_t v, std::size_t h) {
     });
 }
 
-// x[k] *= s[k], k < n.
-template <class T>
-void scale_by(T* x, const T* s, std::size_t n) {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
-    std::size_t k = 0;
-    for (; k + W <= n; k += W) (B::load_unaligned(x + k) * B::load_unaligned(s + k)).store_unaligned(x + k);
-    for (; k < n; ++k) x[k] *= s[k];
-}
-
 // Ê: rows of E scaled to unit length (zero rows stay zero), given the inverse norms.
 template <class T>
 void normalize_rows(const T* e, const T* inv, T* out, std::size_t v, std::size_t h) {
@@ -129,63 +119,69 @@ inline void emo_weights(emo_objective o, double cap, double ce, double emo, doub
     }
 }
 
-// Σ a_k (mass − d_k) over a row, in float lanes per block of 512 and double across blocks.
+// The per-row work shared by hard and soft targets in three SIMD passes over the row: the maximum of z;
+// e_k = exp(z_k − m) into dz with Σe and Σ e_k c_k (c_k = mass − d_k, d_k first scaled by inv_k when
+// inv is given, i.e. the product read raw E rows); then the gradient. d_k = ⟨ê_k, target
+// representation⟩ after scaling. `onehot` < 0 means soft targets given by tau.
 template <class T>
-double weighted_cost(const T* p, const T* d, std::size_t n, T mass) {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
-    const B mb(mass);
-    double total = 0;
-    std::size_t i = 0;
-    while (i + W <= n) {
-        B acc(T(0));
-        const std::size_t end = std::min(n - (n - i) % W, i + 512);
-        for (; i < end; i += W) acc += B::load_unaligned(p + i) * (mb - B::load_unaligned(d + i));
-        total += static_cast<double>(xsimd::hadd(acc));
-    }
-    for (; i < n; ++i) total += static_cast<double>(p[i]) * (static_cast<double>(mass) - d[i]);
-    return total;
-}
-
-// The per-row work shared by hard and soft targets: softmax, CE, EMO from the dot products
-// d_k = ⟨ê_k, target representation⟩ and the target mass, weights and the gradient row, in four
-// SIMD passes. `onehot` < 0 means soft targets given by tau.
-template <class T>
-void emo_row(const T* z, const T* d, std::size_t V, long onehot, const T* tau, double tau_mass, const emo_options& opts,
-             T* dz, double scale, double& ce_out, double& emo_out, double& value_out) {
+void emo_row(const T* z, T* d, const T* inv, std::size_t V, long onehot, const T* tau, double tau_mass,
+             const emo_options& opts, T* dz, double scale, double& ce_out, double& emo_out, double& value_out) {
     using B = xsimd::batch<T>;
     constexpr std::size_t W = B::size;
     const T m = tex::detail::max_contiguous(z, V);
-    const double sum = static_cast<double>(tex::detail::exp_shifted(z, dz, V, m));  // dz holds exp(z - m)
+    const T mass = static_cast<T>(tau_mass);
+    const B mb(m), vm(mass);
+    double sum = 0, wsum = 0;
+    std::size_t k = 0;
+    while (k + W <= V) {  // blocks of 512 in float lanes, summed in double
+        B es(T(0)), ws(T(0));
+        const std::size_t end = std::min(V - (V - k) % W, k + 512);
+        for (; k < end; k += W) {
+            const B e = xsimd::exp(B::load_unaligned(z + k) - mb);
+            e.store_unaligned(dz + k);
+            B dk = B::load_unaligned(d + k);
+            if (inv) {
+                dk *= B::load_unaligned(inv + k);
+                dk.store_unaligned(d + k);
+            }
+            es += e;
+            ws = xsimd::fma(e, vm - dk, ws);
+        }
+        sum += static_cast<double>(xsimd::hadd(es));
+        wsum += static_cast<double>(xsimd::hadd(ws));
+    }
+    for (; k < V; ++k) {
+        const T e = std::exp(z[k] - m);
+        dz[k] = e;
+        if (inv) d[k] *= inv[k];
+        sum += static_cast<double>(e);
+        wsum += static_cast<double>(e) * (static_cast<double>(mass) - d[k]);
+    }
     const double lse = static_cast<double>(m) + std::log(sum);
-    const T inv = static_cast<T>(1.0 / sum);
     double ce = 0;
     if (onehot >= 0) {
         ce = lse - static_cast<double>(z[onehot]);
     } else {
         double tz = 0;
-        for (std::size_t k = 0; k < V; ++k) tz += static_cast<double>(tau[k]) * z[k];
+        for (std::size_t j = 0; j < V; ++j) tz += static_cast<double>(tau[j]) * z[j];
         ce = tau_mass * lse - tz;
     }
-    std::size_t k = 0;
-    for (; k + W <= V; k += W) (B::load_unaligned(dz + k) * B(inv)).store_unaligned(dz + k);  // p_k
-    for (; k < V; ++k) dz[k] *= inv;
-    const T mass = static_cast<T>(tau_mass);
     // rounding can push 1 − ⟨a, b⟩ below 0 (reported for bf16/fp16): clamp
-    const double emo = std::max(weighted_cost(dz, d, V, mass), 0.0);
+    const double emo = std::max(wsum / sum, 0.0);
     double a = 0, b = 0;
     emo_weights(opts.objective, opts.cap, ce, emo, a, b);
+    const T inv_sum = static_cast<T>(1.0 / sum);
     const T sa = static_cast<T>(a * scale), sb = static_cast<T>(b * scale), se = static_cast<T>(emo);
-    // dz_k = sa (mass p_k − τ_k) + sb p_k (c_k − EMO), c_k = mass − d_k
-    const B vsa(sa), vsb(sb), vm(mass), vse(se), vc0(mass - se);
+    // dz_k = sa (mass p_k − τ_k) + sb p_k (c_k − EMO), c_k = mass − d_k, p_k = e_k / Σe
+    const B vsa(sa), vsb(sb), vc0(mass - se), vinv(inv_sum);
     for (k = 0; k + W <= V; k += W) {
-        const B p = B::load_unaligned(dz + k);
+        const B p = B::load_unaligned(dz + k) * vinv;
         B v = vsa * vm * p + vsb * p * (vc0 - B::load_unaligned(d + k));
         if (onehot < 0) v -= vsa * B::load_unaligned(tau + k);
         v.store_unaligned(dz + k);
     }
     for (; k < V; ++k) {
-        const T p = dz[k];
+        const T p = dz[k] * inv_sum;
         dz[k] = sa * mass * p + sb * p * (mass - se - d[k]) - (onehot < 0 ? sa * tau[k] : T(0));
     }
     if (onehot >= 0) dz[onehot] -= sa;
@@ -274,9 +270,8 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
     parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t i = lo; i < hi; ++i) {
             const std::size_t r = valid[i];
-            scale_by(d + i * s.V, inv, s.V);
-            emo_row(z + r * s.V, d + i * s.V, s.V, static_cast<long>(t[r]), static_cast<const T*>(nullptr), 1.0, opts,
-                    dz + r * s.V, scale, ce[i], emo[i], val[i]);
+            emo_row(z + r * s.V, d + i * s.V, inv, s.V, static_cast<long>(t[r]), static_cast<const T*>(nullptr), 1.0,
+                    opts, dz + r * s.V, scale, ce[i], emo[i], val[i]);
         }
     });
     double loss = 0, sce = 0, semo = 0;
@@ -310,8 +305,8 @@ double emo_soft(const T* z, const T* tau, const T* e, const emo_shapes<T>& s, co
         for (std::size_t r = lo; r < hi; ++r) {
             double mass = 0;
             for (std::size_t k = 0; k < s.V; ++k) mass += tau[r * s.V + k];
-            emo_row(z + r * s.V, d + r * s.V, s.V, -1, tau + r * s.V, mass, opts, dz + r * s.V, scale, ce[r], emo[r],
-                    val[r]);
+            emo_row(z + r * s.V, d + r * s.V, static_cast<const T*>(nullptr), s.V, -1, tau + r * s.V, mass, opts,
+                    dz + r * s.V, scale, ce[r], emo[r], val[r]);
         }
     });
     double loss = 0, sce = 0, semo = 0;
