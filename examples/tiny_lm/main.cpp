@@ -13,7 +13,7 @@
 //   build/examples/tiny_lm                                  (the default run, docs/tiny_lm.md)
 //   build/examples/tiny_lm --steps 3000 --width 192        (longer)
 //   build/examples/tiny_lm --deer-layers 1 --emo           (every capability at once)
-// Deterministic for a seed and a thread count (--threads).
+// Deterministic for a seed and a thread count (--threads). Results and variants: docs/tiny_lm.md.
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
@@ -49,7 +49,7 @@ constexpr std::int32_t eos = 2;  // the native format's reserved <eos>; it separ
 struct settings {
     std::size_t vocab_size = 1024, steps = 3000, batch = 16, eval_every = 200, ckpt_every = 400;
     std::size_t eval_bytes = 60000, max_corpus = 1600000, gen_pieces = 24, stop_after = 0;
-    double lr = 3e-3, alpha = 0.5, temperature = 0.7;
+    double lr = 3e-3, alpha = 1.0, temperature = 0.7;
     std::uint64_t seed = 1;
     std::size_t threads = 2;
     std::string run_dir = "tiny_lm_run", corpus_dir = "/usr/share/games/fortunes";
