@@ -206,7 +206,7 @@ std::vector<record> read_history(const fs::path& p, std::size_t up_to) {
 
 // A line chart: training loss (moving average), held-out loss (points), the unigram baseline (dashed).
 std::string loss_svg(const std::vector<record>& h, double unigram_per_piece) {
-    const double W = 720, H = 400, L = 60, R = 20, Tp = 30, Bm = 45;
+    const double W = 720, H = 400, L = 72, R = 20, Tp = 30, Bm = 45;
     double ymax = unigram_per_piece * 1.25, ymin = 1e9;
     std::size_t xmax = 1;
     for (const auto& r : h) {
@@ -224,7 +224,8 @@ std::string loss_svg(const std::vector<record>& h, double unigram_per_piece) {
     for (int k = 0; k <= 5; ++k) {
         const double v = ymin + (ymax - ymin) * k / 5.0, y = Y(v);
         o << "<line x1='" << L << "' x2='" << W - R << "' y1='" << y << "' y2='" << y << "' stroke='#ddd'/>"
-          << "<text x='" << L - 6 << "' y='" << y + 4 << "' text-anchor='end'>" << v << "</text>\n";
+          << "<text x='" << L - 6 << "' y='" << y + 4 << "' text-anchor='end'>" << std::round(v * 100) / 100
+          << "</text>\n";
     }
     for (int k = 0; k <= 5; ++k) {
         const double s = static_cast<double>(xmax) * k / 5.0;
