@@ -1,0 +1,496 @@
+// Self-pretraining (SPT) versus training from scratch on synthetic ListOps, after Amos, Berant & Gupta,
+// "Never Train from Scratch" (ICLR 2024). Notes and results: docs/self_pretraining.md.
+//
+// Task: ListOps expressions such as "[MAX 2 9 [MIN 4 7 ] 0 ]" (value 9), 10 classes; the grammar and the
+// sampler are at the top of listops.hpp. Default lengths 16..256 tokens.
+//
+// Model: token + learned position embeddings, a bidirectional pre-norm transformer (nn::transformer, no
+// causal mask), then a head. Classification: rms_norm, mean pooling over the real (non-pad) positions, a
+// linear layer to 10 logits. Sequences in a batch are padded to its longest with <pad>; batches are
+// built from examples of similar length, so padding is rare. The attention layers do see the pads
+// (nn::self_attention has no key padding); pooling and the masked loss ignore them.
+//
+// Two arms, the same total number of epochs E over the same training set, from the same initialization:
+//   scratch:  E epochs of classification.
+//   SPT:      P epochs of masked prediction on the training inputs only (each real token replaced by
+//             <mask> with probability 0.1, drawn afresh every time a sequence is loaded; cross-entropy only
+//             at the masked positions; head: rms_norm + linear to the vocabulary), then E − P epochs of
+//             classification from the pretrained embeddings and blocks with a fresh classifier head
+//             (the same initial head as the scratch arm) and a fresh optimizer.
+// Each classification phase keeps the parameters of its best validation epoch; the table reports test
+// accuracy with those (and at the last epoch) over several seeds (initialization, batch order, masks).
+//
+//   build/examples/self_pretraining                 (the run recorded in docs/self_pretraining.md)
+//   build/examples/self_pretraining --train 300 --val 100 --test 100 --min-len 8 --max-len 48
+//       --epochs 6 --pretrain-epochs 3 --seeds 1 --check-loss-decreases     (the suite's small run)
+//
+// With --check-loss-decreases the program exits with status 1 unless every phase's mean training loss in
+// its last epoch is below that of its first epoch.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <numeric>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include <exprgrad/exprgrad.hpp>
+#include <exprgrad/nn/init.hpp>
+#include <exprgrad/nn/optimizer.hpp>
+#include <exprgrad/nn/schedule.hpp>
+#include <exprgrad/nn/transformer.hpp>
+
+#include "listops.hpp"
+
+using namespace exprgrad;
+
+namespace {
+
+// ---- compiled pieces ----------------------------------------------------------------------------------
+// Embedding: (tokens [B,T], E [V,D], P [Tmax,D], positions [T]) -> [B,T,D].
+constexpr auto embed_expr = embedding(tensor<1>, tensor<0>) + embedding(tensor<2>, tensor<3>);
+// Classifier: (h [B,T,D], mask [B,T,1], g [D], W [D,C], b [C]) -> logits [B,C]; masked mean pooling.
+constexpr auto H = tensor<0>;
+constexpr auto M = tensor<1>;
+constexpr auto cls_logits = matmul(sum<1>(rms_norm(H, tensor<2>) * M) / sum<1>(M), tensor<3>) + tensor<4>;
+// Masked prediction: (h [B,T,D], g [D], W [D,V], b [V], targets [B,T], -1 where not masked).
+constexpr auto mlm_logits = matmul(rms_norm(H, tensor<1>), tensor<2>) + tensor<3>;
+
+struct config {
+    std::size_t train = 2000, val = 500, test = 1000;
+    listops::options data{};
+    std::uint64_t data_seed = 2024;
+    std::size_t width = 64, layers = 2, heads = 4, mlp_hidden = 128;
+    std::size_t epochs = 12, pretrain_epochs = 0, batch = 32, eval_batch = 128;  // pretrain 0: epochs / 2
+    double lr = 1e-3, pretrain_lr = 1e-3, weight_decay = 0.01, mask_prob = 0.1, warmup = 0.05, clip = 1.0;
+    std::size_t seeds = 3;
+    std::uint64_t seed = 1;
+    bool verbose = true;
+};
+
+// ---- batches ------------------------------------------------------------------------------------------
+struct batch {
+    xt::xarray<long> tokens;   // [B,T], <pad> after each sequence
+    xt::xarray<float> mask;    // [B,T,1], 1 at real tokens
+    xt::xarray<long> labels;   // [B]
+    xt::xarray<long> targets;  // [B,T] masked prediction targets, -1 where not predicted
+    xt::xarray<long> positions;
+};
+
+void fill_batch(const std::vector<listops::example>& data, const std::size_t* idx, std::size_t n, batch& b) {
+    std::size_t T = 0;
+    for (std::size_t i = 0; i < n; ++i) T = std::max(T, data[idx[i]].tokens.size());
+    b.tokens = xt::xarray<long>::from_shape({n, T});
+    b.mask = xt::xarray<float>::from_shape({n, T, std::size_t{1}});
+    b.labels = xt::xarray<long>::from_shape({n});
+    b.positions = xt::xarray<long>::from_shape({T});
+    for (std::size_t t = 0; t < T; ++t) b.positions(t) = static_cast<long>(t);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto& e = data[idx[i]];
+        for (std::size_t t = 0; t < T; ++t) {
+            const bool real = t < e.tokens.size();
+            b.tokens(i, t) = real ? long{e.tokens[t]} : long{listops::pad_id};
+            b.mask(i, t, 0) = real ? 1.0f : 0.0f;
+        }
+        b.labels(i) = e.label;
+    }
+}
+
+// Replaces each real token by <mask> with probability p; targets hold the original there, -1 elsewhere.
+void apply_mask(batch& b, double p, rng& g) {
+    b.targets = xt::xarray<long>::from_shape(b.tokens.shape());
+    for (std::size_t i = 0; i < b.tokens.size(); ++i) {
+        const long t = b.tokens.data()[i];
+        const bool hit = t != listops::pad_id && g.uniform() < p;
+        b.targets.data()[i] = hit ? t : -1;
+        if (hit) b.tokens.data()[i] = listops::mask_id;
+    }
+}
+
+void shuffle(std::vector<std::size_t>& v, rng& g) {
+    for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[g.below(i)]);
+}
+
+// One epoch's batches: a random permutation, sorted by length within pools of 8 batches (so a batch holds
+// sequences of similar length and pads little), then the batches in random order.
+std::vector<std::vector<std::size_t>> epoch_batches(const std::vector<listops::example>& data, std::size_t B, rng& g) {
+    std::vector<std::size_t> order(data.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    shuffle(order, g);
+    const std::size_t pool = 8 * B;
+    for (std::size_t s = 0; s < order.size(); s += pool) {
+        const auto end = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), s + pool));
+        std::stable_sort(order.begin() + static_cast<std::ptrdiff_t>(s), end,
+                         [&](std::size_t a, std::size_t c) { return data[a].tokens.size() < data[c].tokens.size(); });
+    }
+    std::vector<std::vector<std::size_t>> out;
+    for (std::size_t s = 0; s < order.size(); s += B)
+        out.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(s),
+                         order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), s + B)));
+    std::vector<std::size_t> perm(out.size());
+    std::iota(perm.begin(), perm.end(), std::size_t{0});
+    shuffle(perm, g);
+    std::vector<std::vector<std::size_t>> shuffled;
+    for (std::size_t p : perm) shuffled.push_back(std::move(out[p]));
+    return shuffled;
+}
+
+// ---- the model ----------------------------------------------------------------------------------------
+struct model {
+    nn::parameter_set<float> params;
+    nn::parameter<float>*tok, *pos, *cls_g, *cls_w, *cls_b, *mlm_g, *mlm_w, *mlm_b;
+    nn::transformer_stack<float> tf;
+    decltype(tex::compile<float>(embed_expr, wrt<1, 2>)) embed;
+    decltype(tex::compile<float>(cls_logits, wrt<0>)) cls_forward;
+    decltype(value_and_grad(cross_entropy(cls_logits, tensor<5>), wrt<0, 2, 3, 4>)) cls_loss;
+    decltype(value_and_grad(cross_entropy<-1>(mlm_logits, tensor<4>), wrt<0, 1, 2, 3>)) mlm_loss;
+    xt::xarray<float> x;
+
+    model(const config& c, std::uint64_t seed) {
+        rng g(seed);
+        const std::size_t D = c.width, V = listops::vocab_size, C = listops::num_classes;
+        tok = &params.add("tok", xt::xarray<float>::from_shape({V, D}));
+        pos = &params.add("pos", xt::xarray<float>::from_shape({c.data.max_len, D}));
+        nn::init::normal(tok->value, g, 0.0, 0.02);
+        nn::init::normal(pos->value, g, 0.0, 0.02);
+        tf = nn::transformer<float>(params, "tf",
+                                    {.layers = c.layers,
+                                     .width = D,
+                                     .heads = c.heads,
+                                     .mlp_hidden = c.mlp_hidden,
+                                     .attention = {.causal = false}},
+                                    g);
+        cls_g = &params.add("cls.norm", xt::ones<float>({D}));
+        cls_w = &params.add("cls.w", xt::xarray<float>::from_shape({D, C}));
+        cls_b = &params.add("cls.b", xt::zeros<float>({C}));
+        nn::init::xavier_uniform(cls_w->value, g);
+        mlm_g = &params.add("mlm.norm", xt::ones<float>({D}));
+        mlm_w = &params.add("mlm.w", xt::xarray<float>::from_shape({D, V}));
+        mlm_b = &params.add("mlm.b", xt::zeros<float>({V}));
+        nn::init::xavier_uniform(mlm_w->value, g);
+    }
+
+    // The blocks' output for a batch, [B,T,D].
+    const xt::xarray<float>& body(const batch& b) {
+        const auto& e = embed.forward(b.tokens, tok->value, pos->value, b.positions);
+        x.resize({e.shape[0], e.shape[1], e.shape[2]});
+        std::copy(e.data, e.data + e.size(), x.data());
+        return tf.blocks->forward(x);
+    }
+    // Back through the blocks and the embeddings, adding into the parameters' gradients.
+    void body_backward(const xt::xarray<float>& dh) {
+        const auto& dx = tf.blocks->backward(dh);
+        embed.vjp(dx.data());
+        tok->grad += embed.grad<1>();
+        pos->grad += embed.grad<2>();
+    }
+};
+
+// ---- training -----------------------------------------------------------------------------------------
+double accuracy(model& m, const std::vector<listops::example>& data, std::size_t eval_batch) {
+    std::vector<std::size_t> order(data.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t c) { return data[a].tokens.size() < data[c].tokens.size(); });
+    std::size_t correct = 0;
+    batch b;
+    for (std::size_t s = 0; s < order.size(); s += eval_batch) {
+        const std::size_t n = std::min(eval_batch, order.size() - s);
+        fill_batch(data, order.data() + s, n, b);
+        const auto& h = m.body(b);
+        const auto& z = m.cls_forward.forward(h, b.mask, m.cls_g->value, m.cls_w->value, m.cls_b->value);
+        for (std::size_t i = 0; i < n; ++i) {
+            const float* row = z.data + i * listops::num_classes;
+            const long pred = std::max_element(row, row + listops::num_classes) - row;
+            correct += pred == b.labels(i) ? 1 : 0;
+        }
+    }
+    return static_cast<double>(correct) / static_cast<double>(data.size());
+}
+
+struct phase_result {
+    std::vector<double> epoch_loss;  // mean training loss per epoch
+    double best_val = -1, test_best = 0, test_last = 0, seconds = 0;
+};
+
+void step(model& m, nn::adamw<float>& opt, nn::cosine_warmup& sched, double clip) {
+    nn::clip_grad_norm(m.params, clip);
+    opt.set_lr(sched.lr());
+    opt.step(m.params);
+    sched.step();
+}
+
+nn::cosine_warmup make_schedule(double lr, std::size_t steps, double warmup) {
+    return nn::cosine_warmup({.base_lr = lr,
+                              .warmup_steps = static_cast<std::uint64_t>(warmup * static_cast<double>(steps)),
+                              .total_steps = std::max<std::uint64_t>(1, steps)});
+}
+
+std::size_t batches_per_epoch(std::size_t n, std::size_t B) { return (n + B - 1) / B; }
+
+// Masked prediction on the training inputs (their labels are never read).
+phase_result pretrain(model& m, const config& c, const std::vector<listops::example>& train, rng& g) {
+    phase_result r;
+    const auto t0 = std::chrono::steady_clock::now();
+    nn::adamw<float> opt({.lr = c.pretrain_lr, .weight_decay = c.weight_decay});
+    auto sched = make_schedule(c.pretrain_lr, c.pretrain_epochs * batches_per_epoch(train.size(), c.batch), c.warmup);
+    if (c.verbose) {  // the loss of a predictor that ignores the context, for reference
+        std::vector<double> freq(listops::vocab_size);
+        double n = 0;
+        for (const auto& e : train)
+            for (auto t : e.tokens) freq[t] += 1, n += 1;
+        double h = 0;
+        for (double f : freq)
+            if (f > 0) h -= f / n * std::log(f / n);
+        std::printf("  (token unigram entropy of the training inputs: %.4f)\n", h);
+    }
+    batch b;
+    for (std::size_t ep = 0; ep < c.pretrain_epochs; ++ep) {
+        double loss_sum = 0, masked_total = 0;
+        for (const auto& idx : epoch_batches(train, c.batch, g)) {
+            fill_batch(train, idx.data(), idx.size(), b);
+            apply_mask(b, c.mask_prob, g);
+            m.params.zero_grad();
+            const auto& h = m.body(b);
+            auto [loss, grads] = m.mlm_loss(h, m.mlm_g->value, m.mlm_w->value, m.mlm_b->value, b.targets);
+            m.mlm_g->grad += std::get<1>(grads);
+            m.mlm_w->grad += std::get<2>(grads);
+            m.mlm_b->grad += std::get<3>(grads);
+            m.body_backward(std::get<0>(grads));
+            step(m, opt, sched, c.clip);
+            const double masked =
+                static_cast<double>(std::count_if(b.targets.begin(), b.targets.end(), [](long t) { return t >= 0; }));
+            loss_sum += static_cast<double>(loss) * masked;  // per masked token
+            masked_total += masked;
+        }
+        r.epoch_loss.push_back(masked_total > 0 ? loss_sum / masked_total : 0.0);
+        if (c.verbose) std::printf("  pretrain epoch %2zu  masked-token loss %.4f\n", ep + 1, r.epoch_loss.back());
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+}
+
+// Classification for `epochs` epochs; keeps the parameters of the best validation epoch for the test.
+phase_result finetune(model& m, const config& c, std::size_t epochs, const std::vector<listops::example>& train,
+                      const std::vector<listops::example>& val, const std::vector<listops::example>& test, rng& g) {
+    phase_result r;
+    const auto t0 = std::chrono::steady_clock::now();
+    nn::adamw<float> opt({.lr = c.lr, .weight_decay = c.weight_decay});
+    auto sched = make_schedule(c.lr, epochs * batches_per_epoch(train.size(), c.batch), c.warmup);
+    std::vector<xt::xarray<float>> best;
+    batch b;
+    for (std::size_t ep = 0; ep < epochs; ++ep) {
+        double loss_sum = 0;
+        std::size_t seen = 0;
+        for (const auto& idx : epoch_batches(train, c.batch, g)) {
+            fill_batch(train, idx.data(), idx.size(), b);
+            m.params.zero_grad();
+            const auto& h = m.body(b);
+            auto [loss, grads] = m.cls_loss(h, b.mask, m.cls_g->value, m.cls_w->value, m.cls_b->value, b.labels);
+            m.cls_g->grad += std::get<1>(grads);
+            m.cls_w->grad += std::get<2>(grads);
+            m.cls_b->grad += std::get<3>(grads);
+            m.body_backward(std::get<0>(grads));
+            step(m, opt, sched, c.clip);
+            loss_sum += static_cast<double>(loss) * static_cast<double>(idx.size());
+            seen += idx.size();
+        }
+        r.epoch_loss.push_back(loss_sum / static_cast<double>(seen));
+        const double va = accuracy(m, val, c.eval_batch);
+        if (va > r.best_val) {
+            r.best_val = va;
+            best.clear();
+            for (const auto& p : m.params) best.push_back(p.value);
+        }
+        if (c.verbose) std::printf("  classify epoch %2zu  loss %.4f  val acc %.3f\n", ep + 1, r.epoch_loss.back(), va);
+    }
+    r.test_last = accuracy(m, test, c.eval_batch);
+    std::size_t i = 0;
+    for (auto& p : m.params) p.value = best[i++];
+    r.test_best = accuracy(m, test, c.eval_batch);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+}
+
+struct arm_stats {
+    std::vector<double> best, last, seconds;
+};
+
+double avg(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / v.size(); }
+double sd(const std::vector<double>& v) {  // sample standard deviation (n − 1)
+    if (v.size() < 2) return 0;
+    const double mu = avg(v);
+    double s = 0;
+    for (double x : v) s += (x - mu) * (x - mu);
+    return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+
+bool decreased(const phase_result& r, const char* what) {
+    const bool ok = r.epoch_loss.size() >= 2 && r.epoch_loss.back() < r.epoch_loss.front();
+    std::printf("check: %s loss %.4f -> %.4f %s\n", what, r.epoch_loss.front(), r.epoch_loss.back(),
+                ok ? "decreased" : "DID NOT DECREASE");
+    return ok;
+}
+
+// The experiment: the data, both arms for every seed, the table. Returns the exit status.
+int run(const config& c, bool check) {
+    // One data set for all runs: the seeds vary the initialization, the batch order and the masks.
+    rng data_gen(c.data_seed);
+    std::unordered_set<std::string> seen;
+    const auto train = listops::generate(data_gen, c.data, c.train, seen);
+    const auto val = listops::generate(data_gen, c.data, c.val, seen);
+    const auto test = listops::generate(data_gen, c.data, c.test, seen);
+    {
+        std::vector<std::size_t> lens, counts(listops::num_classes);
+        for (const auto& e : train) lens.push_back(e.tokens.size()), ++counts[static_cast<std::size_t>(e.label)];
+        std::sort(lens.begin(), lens.end());
+        std::size_t test_major = 0;
+        std::vector<std::size_t> tc(listops::num_classes);
+        for (const auto& e : test) ++tc[static_cast<std::size_t>(e.label)];
+        for (std::size_t k = 0; k < listops::num_classes; ++k)
+            if (tc[k] > tc[test_major]) test_major = k;
+        std::printf(
+            "ListOps: %zu train / %zu val / %zu test, lengths %zu..%zu (train median %zu, mean %.1f), "
+            "majority class of test %.3f\n",
+            train.size(), val.size(), test.size(), c.data.min_len, c.data.max_len, lens[lens.size() / 2],
+            std::accumulate(lens.begin(), lens.end(), 0.0) / static_cast<double>(lens.size()),
+            static_cast<double>(tc[test_major]) / static_cast<double>(test.size()));
+        std::printf("example: %s  ->  %d\n", listops::to_text(train[0].tokens).c_str(), train[0].label);
+        std::printf(
+            "model: %zu layers, width %zu, %zu heads, feed-forward %zu; %zu epochs per arm (SPT: %zu + %zu), "
+            "batch %zu, lr %g (pretrain %g), mask prob %g, threads %zu\n\n",
+            c.layers, c.width, c.heads, c.mlp_hidden, c.epochs, c.pretrain_epochs, c.epochs - c.pretrain_epochs,
+            c.batch, c.lr, c.pretrain_lr, c.mask_prob, num_threads());
+    }
+
+    arm_stats scratch, spt;
+    bool ok = true;
+    for (std::size_t s = 0; s < c.seeds; ++s) {
+        const std::uint64_t seed = c.seed + s;
+        {
+            if (c.verbose) std::printf("seed %llu, scratch\n", static_cast<unsigned long long>(seed));
+            model m(c, seed);
+            rng g(seed * 1000 + 7);
+            const auto r = finetune(m, c, c.epochs, train, val, test, g);
+            scratch.best.push_back(r.test_best);
+            scratch.last.push_back(r.test_last);
+            scratch.seconds.push_back(r.seconds);
+            std::printf("seed %llu scratch: test acc %.4f (best val %.4f), last epoch %.4f, %.1f s\n",
+                        static_cast<unsigned long long>(seed), r.test_best, r.best_val, r.test_last, r.seconds);
+            if (check) ok = decreased(r, "scratch classification") && ok;
+        }
+        {
+            if (c.verbose) std::printf("seed %llu, SPT\n", static_cast<unsigned long long>(seed));
+            model m(c, seed);  // the same initialization as the scratch arm
+            rng g(seed * 1000 + 7);
+            const auto p = pretrain(m, c, train, g);
+            // the classifier head starts where the scratch arm's did (pretraining decayed it slightly)
+            model fresh(c, seed);
+            m.cls_g->value = fresh.cls_g->value;
+            m.cls_w->value = fresh.cls_w->value;
+            m.cls_b->value = fresh.cls_b->value;
+            const auto r = finetune(m, c, c.epochs - c.pretrain_epochs, train, val, test, g);
+            spt.best.push_back(r.test_best);
+            spt.last.push_back(r.test_last);
+            spt.seconds.push_back(p.seconds + r.seconds);
+            std::printf("seed %llu SPT: test acc %.4f (best val %.4f), last epoch %.4f, %.1f s (pretrain %.1f s)\n",
+                        static_cast<unsigned long long>(seed), r.test_best, r.best_val, r.test_last,
+                        p.seconds + r.seconds, p.seconds);
+            if (check) {
+                ok = decreased(p, "SPT masked prediction") && ok;
+                ok = decreased(r, "SPT classification") && ok;
+            }
+        }
+    }
+
+    auto per_seed = [](const std::vector<double>& v) {
+        std::string s;
+        char buf[32];
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            std::snprintf(buf, sizeof buf, "%s%.3f", i ? ", " : "", v[i]);
+            s += buf;
+        }
+        return s;
+    };
+    std::printf("\n| arm | seeds | test acc mean ± std | per seed | last-epoch test acc | time (s) |\n");
+    std::printf("|---|---|---|---|---|---|\n");
+    for (const auto& [name, a] : {std::pair<const char*, const arm_stats&>{"from scratch", scratch},
+                                  std::pair<const char*, const arm_stats&>{"SPT + fine-tune", spt}}) {
+        std::printf("| %s | %zu | %.3f ± %.3f | %s | %.3f ± %.3f | %.1f |\n", name, a.best.size(), avg(a.best),
+                    sd(a.best), per_seed(a.best).c_str(), avg(a.last), sd(a.last),
+                    std::accumulate(a.seconds.begin(), a.seconds.end(), 0.0));
+    }
+    if (check && !ok) {
+        std::printf("self_pretraining: a training loss did not decrease\n");
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    config c;
+    bool check = false, quiet = false;
+    std::size_t threads = 0;
+    CLI::App app{"Self-pretraining versus training from scratch on synthetic ListOps"};
+    app.add_option("--train", c.train, "training expressions");
+    app.add_option("--val", c.val, "validation expressions (picks each run's best epoch)");
+    app.add_option("--test", c.test, "test expressions");
+    app.add_option("--min-len", c.data.min_len, "shortest expression, in tokens");
+    app.add_option("--max-len", c.data.max_len, "longest expression, in tokens");
+    app.add_option("--max-depth", c.data.max_depth, "deepest nesting of lists");
+    app.add_option("--max-args", c.data.max_args, "most arguments of a list");
+    app.add_option("--p-list", c.data.p_list, "probability that an argument is a list");
+    app.add_option("--data-seed", c.data_seed, "seed of the data set (the same for every run)");
+    app.add_option("--width", c.width, "model width");
+    app.add_option("--layers", c.layers, "transformer blocks");
+    app.add_option("--heads", c.heads, "attention heads");
+    app.add_option("--mlp-hidden", c.mlp_hidden, "feed-forward hidden width");
+    app.add_option("--epochs", c.epochs, "total epochs of each arm");
+    app.add_option("--pretrain-epochs", c.pretrain_epochs,
+                   "of those, masked-prediction epochs in the SPT arm (default half)");
+    app.add_option("--batch", c.batch, "sequences per step");
+    app.add_option("--lr", c.lr, "peak learning rate of classification");
+    app.add_option("--pretrain-lr", c.pretrain_lr, "peak learning rate of masked prediction");
+    app.add_option("--weight-decay", c.weight_decay, "AdamW weight decay");
+    app.add_option("--mask-prob", c.mask_prob, "masking probability of pretraining");
+    app.add_option("--seeds", c.seeds, "runs per arm (seeds seed, seed+1, ...)");
+    app.add_option("--seed", c.seed, "first seed");
+    app.add_option("--threads", threads, "threads (0: EXPRGRAD_NUM_THREADS or the hardware)");
+    app.add_flag("--check-loss-decreases", check, "exit 1 unless every phase's training loss decreased");
+    app.add_flag("--quiet", quiet, "no per-epoch lines");
+    CLI11_PARSE(app, argc, argv);
+    c.verbose = !quiet;
+    if (c.pretrain_epochs == 0) c.pretrain_epochs = c.epochs / 2;
+    if (c.pretrain_epochs == 0 || c.pretrain_epochs >= c.epochs || c.seeds == 0 || c.train == 0 || c.val == 0 ||
+        c.test == 0) {
+        std::fprintf(stderr, "self_pretraining: need 0 < pretrain-epochs < epochs and nonempty splits\n");
+        return 2;
+    }
+    if (threads) set_num_threads(threads);
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they come, also in a log file
+#ifdef __GLIBC__
+    // Batch shapes change from step to step, so the layers' buffers are reallocated often; glibc would
+    // map and unmap each large one afresh (a page fault per page, about 30% of the run time).
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+
+    try {
+        return run(c, check);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "self_pretraining: %s\n", e.what());
+        return 2;
+    }
+}
