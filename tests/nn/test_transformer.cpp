@@ -167,3 +167,37 @@ TEST_CASE("transformer and its layers refuse bad shapes with a message") {
     nn::residual<float> r(nn::feed_forward<float>(params, "ff", 4, 8, gen));
     CHECK(r.forward(xt::ones<float>({1, 2, 4})).shape(2) == 4);
 }
+
+TEST_CASE("key padding: real positions do not depend on the padded tokens, and equal the unpadded run") {
+    rng gen(21);
+    nn::parameter_set<double> params;
+    nn::transformer_options o;
+    o.layers = 2;
+    o.width = 8;
+    o.heads = 2;  // bidirectional: without key padding every position would see the pads
+    auto s = nn::transformer<double>(params, "tf", o, gen);
+    REQUIRE(s.attention.size() == 2);
+    const xt::xarray<double> real = randn({1, 4, 8}, gen);
+    xt::xarray<double> padded = xt::zeros<double>({2, 6, 8});
+    for (std::size_t b = 0; b < 2; ++b)
+        for (std::size_t t = 0; t < 6; ++t)
+            for (std::size_t i = 0; i < 8; ++i) padded(b, t, i) = t < 4 ? real(0, t, i) : 5.0 * (double(b) + 1);
+    s.set_key_lengths({});
+    const xt::xarray<double> want = s.blocks->forward(real);
+    s.set_key_lengths({4, 4});
+    const xt::xarray<double> got = s.blocks->forward(padded);
+    for (std::size_t b = 0; b < 2; ++b)
+        for (std::size_t t = 0; t < 4; ++t)
+            for (std::size_t i = 0; i < 8; ++i) CHECK(got(b, t, i) == doctest::Approx(want(0, t, i)).epsilon(1e-12));
+    // and the gradient with respect to the padded tokens of a loss on the real positions is zero
+    xt::xarray<double> w = xt::zeros<double>({2, 6, 8});
+    for (std::size_t b = 0; b < 2; ++b)
+        for (std::size_t t = 0; t < 4; ++t)
+            for (std::size_t i = 0; i < 8; ++i) w(b, t, i) = 1.0 + double(i);
+    const xt::xarray<double> dx = s.blocks->backward(w);
+    double pad_grad = 0;
+    for (std::size_t b = 0; b < 2; ++b)
+        for (std::size_t t = 4; t < 6; ++t)
+            for (std::size_t i = 0; i < 8; ++i) pad_grad = std::max(pad_grad, std::abs(dx(b, t, i)));
+    CHECK(pad_grad == 0.0);
+}

@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <xtensor/xarray.hpp>
 #include <xtensor/xtensor.hpp>
@@ -28,7 +29,8 @@ using out_projection = decltype(tex::matmul(tex::Input<0>{}, tex::Input<1>{}));
 }  // namespace detail
 
 /// f(x) = attention(split(rms_norm(x, g)·Wqkv))·Wo for x [B, T, D]: H heads of width D/H, the options'
-/// mask and scale policy (opts.key_lengths must stay empty: every key of a sequence is real).
+/// mask and scale policy. Padded batches: set_key_lengths before forward (opts.key_lengths itself must
+/// be empty at construction, as the lengths change with every batch).
 /// Parameters: g [D], Wqkv [D, 3D] (columns q | k | v, head h at h·D/H within each), Wo [D, D].
 /// Not reentrant; the returned arrays stay valid until the next call. Wrap it in nn::residual for
 /// a pre-norm transformer sublayer.
@@ -104,6 +106,12 @@ class self_attention : public layer<T> {
     }
 
     const attention_options& options() const { return opts_; }
+
+    /// Key padding for the following forward and backward calls: keys t ≥ lengths[b] of sequence b are
+    /// masked for every query (one entry per sequence, each ≤ T; empty: no padding). The outputs at
+    /// padded positions are still computed (from the real keys) and should be ignored by the loss.
+    /// Example: `attn.set_key_lengths({5, 3});` for a batch of two sequences padded to T ≥ 5.
+    void set_key_lengths(std::vector<std::size_t> lengths) { opts_.key_lengths = std::move(lengths); }
 
   private:
     static void resize(xt::xtensor<T, 4>& a, const std::array<std::size_t, 4>& s) {

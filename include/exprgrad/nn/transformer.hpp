@@ -32,11 +32,18 @@ struct transformer_options {
     deer_options deer{};                     ///< their solver options
 };
 
-/// The blocks and handles on their DEER mixers (for their reports).
+/// The blocks, and handles on their attention layers (for key padding) and DEER mixers (for their reports).
 template <class T>
 struct transformer_stack {
     std::unique_ptr<sequential<T>> blocks;
     std::vector<deer_mixer<T>*> deer;
+    std::vector<self_attention<T>*> attention;
+
+    /// Key padding for every attention layer (see self_attention::set_key_lengths). DEER blocks are
+    /// recurrences: padding at the end of a sequence does not affect its real positions.
+    void set_key_lengths(const std::vector<std::size_t>& lengths) {
+        for (auto* a : attention) a->set_key_lengths(lengths);
+    }
 };
 
 /// Builds `layers` blocks x ← x + mixer(x); x ← x + feed_forward(x) on x [B, T, width], registering the
@@ -70,8 +77,9 @@ transformer_stack<T> transformer(parameter_set<T>& params, const std::string& na
             s.deer.push_back(m.get());
             s.blocks->add(std::make_unique<residual<T>>(std::move(m)));
         } else {
-            s.blocks->add(std::make_unique<residual<T>>(
-                self_attention_layer<T>(params, p + ".attn", o.width, o.heads, o.attention, gen, out_gain)));
+            auto a = self_attention_layer<T>(params, p + ".attn", o.width, o.heads, o.attention, gen, out_gain);
+            s.attention.push_back(a.get());
+            s.blocks->add(std::make_unique<residual<T>>(std::move(a)));
         }
         s.blocks->add(
             std::make_unique<residual<T>>(feed_forward<T>(params, p + ".mlp", o.width, hidden, gen, out_gain)));
