@@ -7,8 +7,8 @@
 // Model: token + learned position embeddings, a bidirectional pre-norm transformer (nn::transformer, no
 // causal mask), then a head. Classification: rms_norm, mean pooling over the real (non-pad) positions, a
 // linear layer to 10 logits. Sequences in a batch are padded to its longest with <pad>; batches are
-// built from examples of similar length, so padding is rare. The attention layers do see the pads
-// (nn::self_attention has no key padding); pooling and the masked loss ignore them.
+// built from examples of similar length, so padding is rare. Attention masks the pad keys
+// (transformer_stack::set_key_lengths); pooling and the masked loss ignore the pads too.
 //
 // Two arms, the same total number of epochs E over the same training set, from the same initialization:
 //   scratch:  E epochs of classification.
@@ -85,6 +85,7 @@ struct batch {
     xt::xarray<long> labels;   // [B]
     xt::xarray<long> targets;  // [B,T] masked prediction targets, -1 where not predicted
     xt::xarray<long> positions;
+    std::vector<std::size_t> lengths;  // real tokens per sequence: attention masks the pad keys
 };
 
 void fill_batch(const std::vector<listops::example>& data, const std::size_t* idx, std::size_t n, batch& b) {
@@ -93,6 +94,7 @@ void fill_batch(const std::vector<listops::example>& data, const std::size_t* id
     b.tokens = xt::xarray<long>::from_shape({n, T});
     b.mask = xt::xarray<float>::from_shape({n, T, std::size_t{1}});
     b.labels = xt::xarray<long>::from_shape({n});
+    b.lengths.resize(n);
     b.positions = xt::xarray<long>::from_shape({T});
     for (std::size_t t = 0; t < T; ++t) b.positions(t) = static_cast<long>(t);
     for (std::size_t i = 0; i < n; ++i) {
@@ -103,6 +105,7 @@ void fill_batch(const std::vector<listops::example>& data, const std::size_t* id
             b.mask(i, t, 0) = real ? 1.0f : 0.0f;
         }
         b.labels(i) = e.label;
+        b.lengths[i] = e.tokens.size();
     }
 }
 
@@ -185,6 +188,7 @@ struct model {
         const auto& e = embed.forward(b.tokens, tok->value, pos->value, b.positions);
         x.resize({e.shape[0], e.shape[1], e.shape[2]});
         std::copy(e.data, e.data + e.size(), x.data());
+        tf.set_key_lengths(b.lengths);
         return tf.blocks->forward(x);
     }
     // Back through the blocks and the embeddings, adding into the parameters' gradients.
