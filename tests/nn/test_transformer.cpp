@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 #include <stdexcept>
+#include <vector>
 
 #include <xtensor/xarray.hpp>
 
@@ -28,19 +29,25 @@ double dot(const xt::xarray<double>& a, const xt::xarray<double>& b) {
     return s;
 }
 
+// Two blocks of width 8 with 2 heads; DEER blocks of state width 4.
+nn::transformer_options small(bool causal, std::vector<std::size_t> deer_layers) {
+    nn::transformer_options o;
+    o.layers = 2;
+    o.width = 8;
+    o.heads = 2;
+    o.attention.causal = causal;
+    o.deer_layers = std::move(deer_layers);
+    o.deer_state = 4;
+    return o;
+}
+
 }  // namespace
 
 TEST_CASE("transformer stack: VJP of input and every parameter equals central differences (float64)") {
     rng gen(3);
     nn::parameter_set<double> params;
-    nn::transformer_options o;
-    o.layers = 2;
-    o.width = 8;
-    o.heads = 2;
-    o.attention.causal = true;
+    nn::transformer_options o = small(true, {1});
     o.attention.scale = scale::gradient_max();
-    o.deer_layers = {1};
-    o.deer_state = 4;
     auto s = nn::transformer<double>(params, "tf", o, gen);
     REQUIRE(s.deer.size() == 1);
     const xt::xarray<double> x = randn({2, 5, 8}, gen), w = randn({2, 5, 8}, gen);
@@ -130,14 +137,7 @@ TEST_CASE("self-attention layer equals a naive loop implementation") {
 TEST_CASE("causal blocks: outputs before position t do not depend on inputs at t") {
     rng gen(9);
     nn::parameter_set<double> params;
-    nn::transformer_options o;
-    o.layers = 2;
-    o.width = 8;
-    o.heads = 2;
-    o.attention.causal = true;
-    o.deer_layers = {0};
-    o.deer_state = 4;
-    auto s = nn::transformer<double>(params, "tf", o, gen);
+    auto s = nn::transformer<double>(params, "tf", small(true, {0}), gen);
     xt::xarray<double> x = randn({1, 6, 8}, gen);
     const xt::xarray<double> y0 = s.blocks->forward(x);
     for (std::size_t i = 0; i < 8; ++i) x(0, 3, i) += 1.0;
@@ -171,11 +171,8 @@ TEST_CASE("transformer and its layers refuse bad shapes with a message") {
 TEST_CASE("key padding: real positions do not depend on the padded tokens, and equal the unpadded run") {
     rng gen(21);
     nn::parameter_set<double> params;
-    nn::transformer_options o;
-    o.layers = 2;
-    o.width = 8;
-    o.heads = 2;  // bidirectional: without key padding every position would see the pads
-    auto s = nn::transformer<double>(params, "tf", o, gen);
+    // bidirectional: without key padding every position would see the pads
+    auto s = nn::transformer<double>(params, "tf", small(false, {}), gen);
     REQUIRE(s.attention.size() == 2);
     const xt::xarray<double> real = randn({1, 4, 8}, gen);
     xt::xarray<double> padded = xt::zeros<double>({2, 6, 8});
