@@ -81,7 +81,7 @@ void language_model::backward_embedding(const xt::xarray<float>& dh, std::size_t
     prog_->embed.vjp(dh.data());
     const auto& dE = prog_->embed.grad<1>();
     const auto& dP = prog_->embed.grad<2>();
-    for (std::size_t i = 0; i < dE.size(); ++i) tok_->grad.data()[i] += dE.data()[i];
+    tok_->accumulate_grad(dE);
     for (std::size_t i = 0; i < T * config_.width; ++i) pos_->grad.data()[i] += dP.data()[i];
 }
 
@@ -92,8 +92,8 @@ double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const
         auto [value, grads] = prog(h, norm_->value, head_->value, targets);
         loss = value;
         const auto& [dh, dg, dw] = grads;
-        for (std::size_t i = 0; i < dg.size(); ++i) norm_->grad.data()[i] += dg.data()[i];
-        for (std::size_t i = 0; i < dw.size(); ++i) head_->grad.data()[i] += dw.data()[i];
+        norm_->accumulate_grad(dg);
+        head_->accumulate_grad(dw);
         dh_ = dh;
     };
     if (config_.emo) {

@@ -66,9 +66,9 @@ class deer_mixer : public layer<T> {
     const xt::xarray<T>& backward(const xt::xarray<T>& dy) override {
         const xt::xarray<T>& dh = out_.backward(dy);
         auto g = solver_.vjp(cell_, y0_, u_in_, h_, dh, opts_.scan);
-        add(*a_, g.dparams[0]);
-        add(*u_, g.dparams[1]);
-        add(*b_, g.dparams[2]);
+        a_->accumulate_grad(g.dparams[0]);
+        u_->accumulate_grad(g.dparams[1]);
+        b_->accumulate_grad(g.dparams[2]);
         return norm_.backward(g.dx);
     }
 
@@ -81,11 +81,6 @@ class deer_mixer : public layer<T> {
     const deer_report& last_report() const { return report_; }
 
   private:
-    static void add(parameter<T>& p, const xt::xarray<T>& g) {
-        if (p.grad.shape() != p.value.shape()) p.grad = xt::zeros<T>(p.value.shape());
-        for (std::size_t i = 0; i < g.size(); ++i) p.grad.data()[i] += g.data()[i];
-    }
-
     expr_layer<T, detail::rms_norm_expr, 1> norm_;
     expr_layer<T, detail::projection_expr, 1> out_;
     parameter<T>*a_, *u_, *b_;

@@ -86,13 +86,7 @@ class expr_layer : public layer<T> {
 
     template <int... I>
     void add_param_grads(std::integer_sequence<int, I...>) {
-        (add_grad(*params_[static_cast<std::size_t>(I)], prog_.template grad_of<I + 1>()), ...);
-    }
-    static void add_grad(parameter<T>& p, const xt::xarray<T>& g) {
-        if (p.grad.shape() != p.value.shape()) p.grad = xt::zeros<T>(p.value.shape());
-        auto* d = p.grad.data();
-        const auto* s = g.data();
-        for (std::size_t i = 0; i < g.size(); ++i) d[i] += s[i];
+        (params_[static_cast<std::size_t>(I)]->accumulate_grad(prog_.template grad_of<I + 1>()), ...);
     }
 
     tex::program<T, E, typename detail::all_args<NP>::type> prog_;

@@ -43,6 +43,16 @@ struct parameter {
         if (grad.shape() != value.shape()) grad.resize(value.shape());
         grad.fill(T(0));
     }
+
+    /// grad += g, element by element in row-major order; g must have as many elements as `value`
+    /// (its shape is not checked, so a flat VJP buffer fits). A `grad` of another shape is reset to zeros
+    /// first. NaN in g propagates. Example: `w.accumulate_grad(prog.grad_of<1>());`
+    void accumulate_grad(const xt::xarray<T>& g) {
+        if (grad.shape() != value.shape()) grad = xt::zeros<T>(value.shape());
+        T* d = grad.data();
+        const T* s = g.data();
+        for (std::size_t i = 0; i < g.size(); ++i) d[i] += s[i];
+    }
 };
 
 /// Whether `name` may name a parameter: 1 to 200 characters from [A-Za-z0-9_.-], not starting with
