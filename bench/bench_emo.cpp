@@ -14,26 +14,14 @@
 
 #include <exprgrad/exprgrad.hpp>
 
+#include "emo_inputs.hpp"
 #include "peak.hpp"
 
 using namespace exprgrad;
 
 namespace {
-constexpr std::size_t N = 256, H = 512;
-
-struct inputs {
-    xt::xarray<float> logits, e;
-    xt::xarray<long> targets;
-    explicit inputs(std::size_t V) {
-        logits = xt::xarray<float>::from_shape({N, V});
-        e = xt::xarray<float>::from_shape({V, H});
-        targets = xt::xarray<long>::from_shape({N});
-        rng g(1);
-        for (auto& v : logits) v = static_cast<float>(4 * g.uniform() - 2);
-        for (auto& v : e) v = static_cast<float>(2 * g.uniform() - 1);
-        for (auto& v : targets) v = static_cast<long>(g.below(V));
-    }
-};
+constexpr std::size_t N = bench::emo_positions, H = bench::emo_hidden;
+using inputs = bench::emo_inputs;
 
 void report(benchmark::State& st, std::size_t V) {
     const double flops = 2.0 * N * static_cast<double>(V) * H;

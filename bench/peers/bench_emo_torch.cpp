@@ -18,30 +18,19 @@
 
 #include <exprgrad/exprgrad.hpp>
 
+#include "../emo_inputs.hpp"
+
 using namespace exprgrad;
 
 namespace {
-constexpr long N = 256, H = 512;
+constexpr long N = long(bench::emo_positions), H = long(bench::emo_hidden);
 
 void report(benchmark::State& st, long V) {
-    st.counters["GFLOP/s"] = benchmark::Counter(2.0 * N * static_cast<double>(V) * H,
-                                                benchmark::Counter::kIsIterationInvariantRate);
+    st.counters["GFLOP/s"] =
+        benchmark::Counter(2.0 * N * static_cast<double>(V) * H, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// The same numbers for both libraries: logits in [−2, 2), embedding entries in [−1, 1), random targets.
-struct inputs {
-    xt::xarray<float> logits, e;
-    xt::xarray<long> targets;
-    explicit inputs(long V) {
-        logits = xt::xarray<float>::from_shape({std::size_t(N), std::size_t(V)});
-        e = xt::xarray<float>::from_shape({std::size_t(V), std::size_t(H)});
-        targets = xt::xarray<long>::from_shape({std::size_t(N)});
-        rng g(1);
-        for (auto& v : logits) v = static_cast<float>(4 * g.uniform() - 2);
-        for (auto& v : e) v = static_cast<float>(2 * g.uniform() - 1);
-        for (auto& v : targets) v = static_cast<long>(g.below(static_cast<std::uint64_t>(V)));
-    }
-};
+using inputs = bench::emo_inputs;
 
 void one_thread() {
     set_num_threads(1);
@@ -51,7 +40,7 @@ void one_thread() {
 void exprgrad_emo(benchmark::State& st, emo_objective o) {
     one_thread();
     const long V = st.range(0);
-    inputs in(V);
+    inputs in(static_cast<std::size_t>(V));
     emo_result<float> r;
     for (auto _ : st) {
         emo_loss_into(r, in.logits, in.targets, in.e, {.objective = o});
@@ -65,7 +54,7 @@ void exprgrad_ce(benchmark::State& st) { exprgrad_emo(st, emo_objective::ce); }
 void torch_loss(benchmark::State& st, bool emo) {
     one_thread();
     const long V = st.range(0);
-    inputs in(V);
+    inputs in(static_cast<std::size_t>(V));
     auto z = torch::from_blob(in.logits.data(), {N, V}, torch::kFloat32).clone().set_requires_grad(true);
     auto e = torch::from_blob(in.e.data(), {V, H}, torch::kFloat32).clone();
     auto t = torch::from_blob(in.targets.data(), {N}, torch::kInt64).clone();
@@ -96,11 +85,11 @@ void torch_ce(benchmark::State& st) { torch_loss(st, false); }
 void sgemm_same_shape(benchmark::State& st) {
     one_thread();
     const long V = st.range(0);
-    inputs in(V);
+    inputs in(static_cast<std::size_t>(V));
     std::vector<float> a(N * H, 0.5f), c(static_cast<std::size_t>(N * V));
     for (auto _ : st) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, static_cast<int>(V), H, 1.0f, a.data(), H,
-                    in.e.data(), H, 0.0f, c.data(), static_cast<int>(V));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, static_cast<int>(V), H, 1.0f, a.data(), H, in.e.data(),
+                    H, 0.0f, c.data(), static_cast<int>(V));
         benchmark::DoNotOptimize(c.data());
     }
     report(st, V);
