@@ -29,6 +29,7 @@
 #include "exprgrad/ops/deer.hpp"
 #include "exprgrad/ops/deer_node.hpp"
 #include "exprgrad/ops/emo.hpp"
+#include "exprgrad/ops/linear_recurrence_node.hpp"
 #include "exprgrad/ops/scan.hpp"
 #include "exprgrad/random.hpp"
 #include "exprgrad/simd/map.hpp"
