@@ -31,6 +31,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "exprgrad/sym/batch_exp.hpp"
 #include "exprgrad/sym/expr.hpp"
 #include "exprgrad/tensor/blas.hpp"
 #include "exprgrad/tensor/graph.hpp"
@@ -137,7 +138,7 @@ void emo_row(const T* z, T* d, const T* inv, std::size_t V, long onehot, const T
         B es(T(0)), ws(T(0));
         const std::size_t end = std::min(V - (V - k) % W, k + 512);
         for (; k < end; k += W) {
-            const B e = xsimd::exp(B::load_unaligned(z + k) - mb);
+            const B e = ::exprgrad::sym::num::exp_batch(B::load_unaligned(z + k) - mb);
             e.store_unaligned(dz + k);
             B dk = B::load_unaligned(d + k);
             if (inv) {

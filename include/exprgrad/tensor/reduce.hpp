@@ -12,6 +12,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "exprgrad/sym/batch_exp.hpp"
 #include "exprgrad/tensor/graph.hpp"
 #include "exprgrad/tensor/shape.hpp"
 
@@ -112,7 +113,7 @@ T sum_exp_contiguous(const T* p, std::size_t n, T m) {
     B acc(T(0));
     const B mb(m);
     std::size_t i = 0;
-    for (; i + W <= n; i += W) acc += xsimd::exp(B::load_unaligned(p + i) - mb);
+    for (; i + W <= n; i += W) acc += ::exprgrad::sym::num::exp_batch(B::load_unaligned(p + i) - mb);
     T s = xsimd::hadd(acc);
     for (; i < n; ++i) s += std::exp(p[i] - m);
     return s;
@@ -127,7 +128,7 @@ T exp_shifted(const T* p, T* e, std::size_t n, T m) {
     const B mb(m);
     std::size_t i = 0;
     for (; i + W <= n; i += W) {
-        const B v = xsimd::exp(B::load_unaligned(p + i) - mb);
+        const B v = ::exprgrad::sym::num::exp_batch(B::load_unaligned(p + i) - mb);
         v.store_unaligned(e + i);
         acc += v;
     }
@@ -162,7 +163,7 @@ void put_scaled_exp(const T* x, T* d, std::size_t n, T shift, T g, bool add) {
     const B sb(shift), gb(g);
     std::size_t i = 0;
     for (; i + W <= n; i += W) {
-        B v = gb * xsimd::exp(B::load_unaligned(x + i) - sb);
+        B v = gb * ::exprgrad::sym::num::exp_batch(B::load_unaligned(x + i) - sb);
         if (add) v += B::load_unaligned(d + i);
         v.store_unaligned(d + i);
     }

@@ -3,7 +3,8 @@
 //
 // Every function has a fixed order of operations for a given n (lanes in order, then the lanes combined in
 // order, then a tail that is padded into one more batch), so equal inputs give bit-equal results whatever
-// thread runs them. Exponentials always go through xsimd::exp, tails included.
+// thread runs them. Exponentials always go through sym::num::exp_batch (ours for double, xsimd::exp for float), tails
+// included.
 #pragma once
 
 #include <algorithm>
@@ -14,6 +15,8 @@
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
+
+#include "exprgrad/sym/batch_exp.hpp"
 
 namespace exprgrad::detail::rows {
 
@@ -103,12 +106,12 @@ inline T exp_shifted(const T* x, T shift, T* p, std::size_t n) {
     batch<T> s(T(0));
     std::size_t i = 0;
     for (; i + lanes<T> <= n; i += lanes<T>) {
-        const batch<T> e = xsimd::exp(batch<T>::load_unaligned(x + i) - sh);
+        const batch<T> e = ::exprgrad::sym::num::exp_batch(batch<T>::load_unaligned(x + i) - sh);
         e.store_unaligned(p + i);
         s += e;
     }
     if (i < n) {
-        const batch<T> e = xsimd::exp(load_tail(x, i, n, -std::numeric_limits<T>::infinity()) - sh);
+        const batch<T> e = ::exprgrad::sym::num::exp_batch(load_tail(x, i, n, -std::numeric_limits<T>::infinity()) - sh);
         store_tail(e, p, i, n);
         s += e;
     }
