@@ -127,21 +127,25 @@ struct LinearRecurrence {
         const cview<T>& m = ctx.template in<M>();
         const std::size_t total = s.batch * s.steps * s.n;
         const T* g = ctx.template adj_data<LinearRecurrence>();
-        ex.lambda.resize(total);
+        // λ = ∂L/∂b: written straight into b's adjoint when nothing else has contributed to it yet
+        T* db = nullptr;
+        bool add_b = false;
+        if constexpr (Ctx::template needs<B>) db = ctx.template grad<B>(add_b);
+        T* lam = db;
+        if (db == nullptr || add_b) {
+            ex.lambda.resize(total);
+            lam = ex.lambda.data();
+        }
         const auto mp = maps(ex, m);
         if (s.kind == map_kind::dense) {
-            linear_recurrence_dense_reverse(mp.data, g, ex.lambda.data(), static_cast<T*>(nullptr), s.batch, s.steps,
-                                            s.n, mp.step, mp.batch);
+            linear_recurrence_dense_reverse(mp.data, g, lam, static_cast<T*>(nullptr), s.batch, s.steps, s.n, mp.step,
+                                            mp.batch);
         } else {
-            linear_recurrence_diag_reverse(mp.data, g, ex.lambda.data(), static_cast<T*>(nullptr), s.batch, s.steps,
-                                           s.n, mp.step, mp.batch);
+            linear_recurrence_diag_reverse(mp.data, g, lam, static_cast<T*>(nullptr), s.batch, s.steps, s.n, mp.step,
+                                           mp.batch);
         }
-        const T* lam = ex.lambda.data();
-        if constexpr (Ctx::template needs<B>) {
-            bool add = false;
-            T* db = ctx.template grad<B>(add);
-            for (std::size_t i = 0; i < total; ++i) db[i] = add ? db[i] + lam[i] : lam[i];
-        }
+        if (db != nullptr && add_b)
+            for (std::size_t i = 0; i < total; ++i) db[i] += lam[i];
         if constexpr (Ctx::template needs<M>) {
             // ∂L/∂M_t = λ_t y_{t−1}ᵀ; the first step multiplies y_{−1} = 0 and gets nothing
             const T* y = ctx.template in<LinearRecurrence>().data;
@@ -166,9 +170,14 @@ struct LinearRecurrence {
                         break;
                     }
                     case map_kind::scalar: {
-                        T acc = 0;
-                        for (std::size_t i = n; i < steps * n; ++i) acc += lb[i] * yb[i - n];
-                        dm[0] += acc;
+                        // four accumulators: a single one would wait on the add latency every element
+                        T acc[4] = {0, 0, 0, 0};
+                        const std::size_t len = steps * n;
+                        std::size_t i = n;
+                        for (; i + 4 <= len; i += 4)
+                            for (std::size_t k = 0; k < 4; ++k) acc[k] += lb[i + k] * yb[i + k - n];
+                        for (; i < len; ++i) acc[0] += lb[i] * yb[i - n];
+                        dm[0] += (acc[0] + acc[1]) + (acc[2] + acc[3]);
                         break;
                     }
                     case map_kind::dense: {

@@ -165,6 +165,19 @@ struct sequence {
     }
     // the plain recurrence over [lo, hi) from `state` (null: zero)
     void run(std::size_t lo, std::size_t hi, const T* state, T* tmp) const {
+        if constexpr (!Dense) {
+            if (n == 1) {  // one channel: the state stays in a register, one fma per step
+                if (lo == hi) return;
+                std::size_t s = lo;
+                T x = state == nullptr ? *off(s) : std::fma(*map(s), *state, *off(s));
+                *out(s) = x;
+                for (++s; s < hi; ++s) {
+                    x = std::fma(*map(s), x, *off(s));
+                    *out(s) = x;
+                }
+                return;
+            }
+        }
         for (std::size_t s = lo; s < hi; ++s) {
             step(s, state, tmp);
             state = out(s);
