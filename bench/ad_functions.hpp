@@ -343,4 +343,102 @@ inline std::vector<double> regression_point(const regression_data& d) {
     return v;
 }
 
+// ---------------------------------------------------------------------------------------------
+// stochastic_volatility (ADBenchmark's, after Stan's users guide): T observations y and the inputs
+// x = (h_std [T], h [T], φ, σ, μ), N = 2T + 3. The latent log-volatility is the AR(1) process
+//     h_0 = μ + σ h_std_0 / √(1 − φ²),   h_t = μ + φ (h_{t−1} − μ) + σ h_std_t   (t ≥ 1),
+// and the log-density (normal observations with scale e^{h/2}, standard-normal h_std, Cauchy priors)
+//     Σ_t [−½ y_t² e^{−h_t} − ½ h_t − ½ h_std_t²] + cauchy(σ | 5) + cauchy(μ | 10) − log 2,
+// cauchy(v | s) = −log(s (1 + (v/s)²)); −log 2 is φ's uniform prior on (−1, 1). ADBenchmark writes h
+// into x's middle T slots before reading it, so their gradient is 0; the layout is kept so N matches.
+
+/// ADBenchmark's grid: x of 2^k entries becomes T = max(2^k / 2, 2) steps, N = 2T + 3 (7 to 16387).
+inline const std::vector<long> sv_steps{2, 8, 128, 2048, 8192};
+
+struct sv_data {
+    std::size_t steps;
+    std::vector<double> x, y;  // x as above (the h slots hold their initial, unused values)
+    explicit sv_data(std::size_t t) : steps(t) {
+        const auto a = random_array({2 * t + 3}, 7, -1, 1), b = random_array({t}, 8, -1, 1);
+        x.assign(a.begin(), a.end());
+        y.assign(b.begin(), b.end());
+        x[2 * t + 1] = std::abs(x[2 * t + 1]) + 0.1;  // σ > 0, as ADBenchmark draws it
+    }
+    double phi() const { return x[2 * steps]; }
+    double sigma() const { return x[2 * steps + 1]; }
+    double mu() const { return x[2 * steps + 2]; }
+};
+
+inline double sv_cauchy(double v, double s) { return -std::log(s * (1 + (v / s) * (v / s))); }
+
+/// The primal: one loop, h carried in a register.
+inline double sv_primal(const sv_data& d) {
+    const double* hs = d.x.data();
+    const double phi = d.phi(), sigma = d.sigma(), mu = d.mu();
+    double lp = 0, h = 0;
+    for (std::size_t t = 0; t < d.steps; ++t) {
+        h = t == 0 ? mu + sigma * hs[0] / std::sqrt(1 - phi * phi) : mu + phi * (h - mu) + sigma * hs[t];
+        lp += -0.5 * d.y[t] * d.y[t] * std::exp(-h) - 0.5 * h - 0.5 * hs[t] * hs[t];
+    }
+    return lp + sv_cauchy(sigma, 5) + sv_cauchy(mu, 10) - std::log(2.0);
+}
+
+/// The hand gradient (g: N entries, h: T scratch). With g_t = ∂lp/∂h_t = ½ y_t² e^{−h_t} − ½ and the
+/// adjoint λ_t = g_t + φ λ_{t+1}, r = 1/√(1 − φ²):
+///   ∂/∂h_std_t = σ λ_t (× r at t = 0) − h_std_t,   ∂/∂σ = Σ_{t≥1} λ_t h_std_t + r λ_0 h_std_0 − 2σ/(25 + σ²),
+///   ∂/∂μ = λ_0 + (1 − φ) Σ_{t≥1} λ_t − 2μ/(100 + μ²),   ∂/∂φ = Σ_{t≥1} λ_t (h_{t−1} − μ) + λ_0 σ h_std_0 φ r³.
+inline double sv_hand(const sv_data& d, std::vector<double>& h, std::vector<double>& g) {
+    const std::size_t T = d.steps;
+    const double* hs = d.x.data();
+    const double phi = d.phi(), sigma = d.sigma(), mu = d.mu(), r = 1 / std::sqrt(1 - phi * phi);
+    double lp = 0;
+    for (std::size_t t = 0; t < T; ++t) {
+        h[t] = t == 0 ? mu + sigma * hs[0] * r : mu + phi * (h[t - 1] - mu) + sigma * hs[t];
+        const double e = d.y[t] * d.y[t] * std::exp(-h[t]);
+        lp += -0.5 * e - 0.5 * h[t] - 0.5 * hs[t] * hs[t];
+        g[t] = 0.5 * e - 0.5;  // ∂lp/∂h_t for now
+    }
+    double lam = 0, dsigma = 0, dmu = 0, dphi = 0;
+    for (std::size_t t = T; t-- > 1;) {
+        lam = g[t] + phi * lam;
+        g[t] = sigma * lam - hs[t];
+        dsigma += lam * hs[t];
+        dmu += (1 - phi) * lam;
+        dphi += lam * (h[t - 1] - mu);
+    }
+    lam = g[0] + phi * lam;
+    g[0] = sigma * r * lam - hs[0];
+    dsigma += r * lam * hs[0] - 2 * sigma / (25 + sigma * sigma);
+    dmu += lam - 2 * mu / (100 + mu * mu);
+    dphi += lam * sigma * hs[0] * phi * r * r * r;
+    std::fill(g.begin() + static_cast<long>(T), g.begin() + static_cast<long>(2 * T), 0.0);
+    g[2 * T] = dphi;
+    g[2 * T + 1] = dsigma;
+    g[2 * T + 2] = dmu;
+    return lp + sv_cauchy(sigma, 5) + sv_cauchy(mu, 10) - std::log(2.0);
+}
+
+/// The same log-density over an AD scalar T, as ADBenchmark's generic version computes it (h written
+/// into the middle slots' place, a local vector here, then the densities).
+template <class T>
+T generic_sv(const sv_data& d, const T* x) {
+    using std::exp;
+    using std::log;
+    using std::sqrt;
+    const std::size_t n = d.steps;
+    const T* hs = x;
+    const T& phi = x[2 * n];
+    const T& sigma = x[2 * n + 1];
+    const T& mu = x[2 * n + 2];
+    std::vector<T> h(n);
+    for (std::size_t t = 0; t < n; ++t) h[t] = hs[t] * sigma;
+    h[0] = h[0] / sqrt(1.0 - phi * phi);
+    for (std::size_t t = 0; t < n; ++t) h[t] = h[t] + mu;
+    for (std::size_t t = 1; t < n; ++t) h[t] = h[t] + phi * (h[t - 1] - mu);
+    T lp = 0.0;
+    for (std::size_t t = 0; t < n; ++t) lp += -0.5 * d.y[t] * d.y[t] * exp(-h[t]) - 0.5 * h[t] - 0.5 * hs[t] * hs[t];
+    T cs = sigma / 5.0, cm = mu / 10.0;
+    return lp - log(5.0 * (1.0 + cs * cs)) - log(10.0 * (1.0 + cm * cm)) - std::log(2.0);
+}
+
 }  // namespace ad_bench

@@ -4,7 +4,7 @@
 // as ADBenchmark does for FastAD). Every gradient is validated against the hand-written one before
 // it is timed. The definitions, inputs and size grids are in ad_functions.hpp, shared with the peers
 // (ADOL-C, Sacado: peers/bench_ad_peers.cpp, built with -Dpeers=true; bench/run_peers.sh runs both).
-// stochastic_volatility is not here yet: it needs the scan op.
+// stochastic_volatility's AR(1) recurrence is the tex::linear_recurrence node.
 //
 // Run: build/bench/bench_ad --benchmark_min_time=0.2
 // The ratios gradient / primal at the largest sizes are what docs/benchmarks.md records.
@@ -17,7 +17,9 @@
 #include <cstdlib>
 #include <vector>
 
+#include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
+#include <xtensor/xbuilder.hpp>
 
 #include <exprgrad/exprgrad.hpp>
 
@@ -177,6 +179,63 @@ void regression_exprgrad_bench(benchmark::State& st) {
 BENCHMARK(regression_primal_bench)->ArgsProduct({regression_sizes});
 BENCHMARK(regression_hand_bench)->ArgsProduct({regression_sizes});
 BENCHMARK(regression_exprgrad_bench)->ArgsProduct({regression_sizes});
+
+// ---------------------------------------------------------------------------------------------
+// stochastic_volatility (see ad_functions.hpp): h is the linear recurrence h_t = φ h_{t−1} + c_t with
+// c_0 = μ + σ h_std_0 r and c_t = (1 − φ) μ + σ h_std_t, r = 1/√(1 − φ²) computed once (a 0-d map);
+// `first` (1 at t = 0, else 0) is data that selects the first step's offset inside one elementwise map.
+// tensor<0> = h_std [T], tensor<1> = φ, tensor<2> = σ, tensor<3> = μ, tensor<4> = y [T], tensor<5> = first [T]
+constexpr auto sv_r = map(1_c / sqrt(1_c - square(var<0>)), tensor<1>);
+constexpr auto sv_offsets =
+    map(var<3> * var<0> * (1_c + var<1> * (var<5> - 1_c)) + var<4> * (1_c - var<2> * (1_c - var<1>)), tensor<0>,
+        tensor<5>, tensor<1>, tensor<2>, tensor<3>, sv_r);
+constexpr auto sv_h = tex::linear_recurrence(tensor<1>, sv_offsets);
+constexpr auto sv_expr =
+    sum(map(-c<1, 2> * square(var<0>) * exp(-var<1>) - c<1, 2> * var<1> - c<1, 2> * square(var<2>), tensor<4>, sv_h,
+            tensor<0>)) +
+    map(-log(5_c * (1_c + square(var<0> / 5_c))) - log(10_c * (1_c + square(var<1> / 10_c))) - log(2_c), tensor<2>,
+        tensor<3>);
+
+void sv_primal_bench(benchmark::State& st) {
+    const sv_data d(static_cast<std::size_t>(st.range(0)));
+    for (auto _ : st) benchmark::DoNotOptimize(sv_primal(d));
+}
+void sv_hand_bench(benchmark::State& st) {
+    const sv_data d(static_cast<std::size_t>(st.range(0)));
+    std::vector<double> h(d.steps), g(2 * d.steps + 3);
+    for (auto _ : st) {
+        benchmark::DoNotOptimize(sv_hand(d, h, g));
+        benchmark::ClobberMemory();
+    }
+}
+void sv_exprgrad(benchmark::State& st) {
+    const sv_data d(static_cast<std::size_t>(st.range(0)));
+    const std::size_t T = d.steps;
+    const xt::xarray<double> hs = xt::adapt(std::vector<double>(d.x.begin(), d.x.begin() + static_cast<long>(T)));
+    const xt::xarray<double> y = xt::adapt(d.y);
+    xt::xarray<double> first = xt::zeros<double>({T});
+    first(0) = 1;
+    auto prog = value_and_grad(sv_expr, wrt<0, 1, 2, 3>);
+    {
+        std::vector<double> h(T), want(2 * T + 3);
+        const double lp = sv_hand(d, h, want);
+        auto [value, grads] = prog(hs, d.phi(), d.sigma(), d.mu(), y, first);
+        std::vector<double> got(std::get<0>(grads).begin(), std::get<0>(grads).end());
+        got.resize(2 * T, 0.0);
+        got.push_back(std::get<1>(grads)());
+        got.push_back(std::get<2>(grads)());
+        got.push_back(std::get<3>(grads)());
+        validate("stochastic_volatility", got.data(), got.size(), want);
+        validate("stochastic_volatility (value)", &value, 1, {lp});
+    }
+    for (auto _ : st) {
+        auto q = prog(hs, d.phi(), d.sigma(), d.mu(), y, first);
+        benchmark::DoNotOptimize(q.first);
+    }
+}
+BENCHMARK(sv_primal_bench)->ArgsProduct({sv_steps});
+BENCHMARK(sv_hand_bench)->ArgsProduct({sv_steps});
+BENCHMARK(sv_exprgrad)->ArgsProduct({sv_steps});
 
 }  // namespace
 

@@ -15,8 +15,7 @@
 // The functions are the generic loops of ad_functions.hpp over each tool's active type; log_sum_exp's
 // shift by the maximum is a passive constant there (exact, and one operation per entry cheaper than
 // differentiating through max). Every gradient is validated against the hand-written one before it is
-// timed; a mismatch exits with status 1 and a message. stochastic_volatility is left out, as in
-// bench_ad (exprgrad has no scan op yet).
+// timed; a mismatch exits with status 1 and a message.
 //
 // Built only with -Dpeers=true. Run: build-peers/bench/peers/bench_ad_peers --benchmark_min_time=0.1
 // (bench/run_peers.sh runs it beside bench_ad and prints the ratio tables of docs/benchmarks_ad.md).
@@ -221,6 +220,39 @@ BENCHMARK(regression_sacado_rad)->ArgsProduct({regression_sizes});
 BENCHMARK(regression_sacado_dfad)->ArgsProduct({regression_sizes});
 
 // ---------------------------------------------------------------------------------------------
+// stochastic_volatility: the inputs are h_std, h (unused: overwritten), φ, σ, μ (N = 2T + 3)
+
+struct sv_problem {
+    sv_data d;
+    problem pb;
+    explicit sv_problem(std::size_t t) : d(t) {
+        std::vector<double> h(t);
+        pb.x = d.x;
+        pb.want.resize(2 * t + 3);
+        sv_hand(d, h, pb.want);
+        pb.ops = 20 * t + 32;
+    }
+    auto f() const {
+        return [this](const auto* v, std::size_t) { return generic_sv(d, v); };
+    }
+};
+void sv_adolc(benchmark::State& st) {
+    const sv_problem sp(static_cast<std::size_t>(st.range(0)));
+    run_adolc(st, "stochastic_volatility (ADOL-C)", sp.pb, sp.f());
+}
+void sv_sacado_rad(benchmark::State& st) {
+    const sv_problem sp(static_cast<std::size_t>(st.range(0)));
+    run_rad(st, "stochastic_volatility (Sacado Rad)", sp.pb, sp.f());
+}
+void sv_sacado_dfad(benchmark::State& st) {
+    const sv_problem sp(static_cast<std::size_t>(st.range(0)));
+    run_dfad(st, "stochastic_volatility (Sacado DFad)", sp.pb, sp.f());
+}
+BENCHMARK(sv_sacado_rad)->ArgsProduct({sv_steps});
+// N = 2T + 3 directions: as for the vector functions, only up to N ≈ 4096
+BENCHMARK(sv_sacado_dfad)->Arg(2)->Arg(8)->Arg(128)->Arg(2048);
+
+// ---------------------------------------------------------------------------------------------
 // ADOL-C's runs, in increasing number of active inputs. A tape records as its number of live variables
 // the size of ADOL-C's global location store, which only grows: after a tape of 16384 inputs, every
 // gradient() of a 16-input tape allocates and walks a 32768-entry buffer (≈ 0.1–0.3 ms instead of 2.5 µs;
@@ -242,6 +274,7 @@ void register_adolc_in_size_order() {
     }
     for (long k : matrix_sizes) runs.push_back({2 * k * k, "mm_adolc", mm_adolc, k});
     for (long p : regression_sizes) runs.push_back({p + 2, "regression_adolc", regression_adolc, p});
+    for (long t : sv_steps) runs.push_back({2 * t + 3, "sv_adolc", sv_adolc, t});
     std::stable_sort(runs.begin(), runs.end(), [](const run& a, const run& b) { return a.inputs < b.inputs; });
     for (const run& r : runs) benchmark::RegisterBenchmark(r.name, r.fn)->Arg(r.arg);
 }

@@ -12,7 +12,7 @@ import sys
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 FUNCTIONS = [("sum", "sum", "N"), ("prod", "prod", "N"), ("lse", "log_sum_exp", "N"),
              ("normal", "normal_log_pdf", "N"), ("mm", "matrix_product", "K (N = 2K²)"),
-             ("regression", "regression", "p (N = p + 2)")]
+             ("regression", "regression", "p (N = p + 2)"), ("sv", "stochastic_volatility", "T (N = 2T + 3)")]
 TOOLS = ["primal", "hand", "exprgrad", "adolc", "sacado_rad", "sacado_dfad"]
 
 
