@@ -41,6 +41,15 @@ struct loop_plan {
 template <std::size_t K>
 loop_plan<K> make_plan(const dims& out, const std::array<dims, K>& shapes) {
     loop_plan<K> p;
+    // the common case, every operand the output's shape or a single value: one flat loop
+    bool flat = true;
+    for (std::size_t k = 0; flat && k < K; ++k) flat = shapes[k] == out || shapes[k].size() == 1;
+    if (flat) {
+        p.rank = 1;
+        p.shape[0] = out.size();
+        for (std::size_t k = 0; k < K; ++k) p.stride[k][0] = shapes[k] == out ? 1 : 0;
+        return p;
+    }
     // right-align each operand to the output rank; stride 0 on broadcast dimensions
     std::array<std::array<std::ptrdiff_t, dims::max_rank>, K> st{};
     for (std::size_t k = 0; k < K; ++k) {
