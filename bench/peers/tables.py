@@ -17,7 +17,7 @@ TOOLS = ["primal", "hand", "exprgrad", "adolc", "sacado_rad", "sacado_dfad"]
 
 
 def load(path):
-    if not os.path.exists(path):
+    if not os.path.exists(path) or os.path.getsize(path) == 0:  # not run, or FILTER matched nothing
         return []
     with open(path) as f:
         return [b for b in json.load(f)["benchmarks"] if b.get("run_type", "iteration") == "iteration"]

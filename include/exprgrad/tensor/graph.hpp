@@ -261,7 +261,7 @@ class program {
         if (!s.adj_set || s.adj_uniform) {
             fit(s.adj, s.view.shape);
             const T v = s.adj_set ? s.adj_value : T(0);
-            std::fill(s.adj.data(), s.adj.data() + s.adj.size(), v);
+            fill_value(s.adj.data(), s.adj.size(), v);
             s.adj_set = true;
             s.adj_uniform = false;
         }
@@ -274,7 +274,7 @@ class program {
         auto& s = std::get<pos<C>>(slots_);
         if (s.adj_set && s.adj_uniform) {
             fit(s.adj, s.view.shape);
-            std::fill(s.adj.data(), s.adj.data() + s.adj.size(), s.adj_value);
+            fill_value(s.adj.data(), s.adj.size(), s.adj_value);
             s.adj_uniform = false;
         } else if (!s.adj_set) {
             fit(s.adj, s.view.shape);
@@ -294,7 +294,7 @@ class program {
         } else if (s.adj_uniform) {
             s.adj_value += v;
         } else {
-            for (auto& x : s.adj) x += v;
+            add_value(s.adj.data(), s.adj.size(), v);
         }
     }
 

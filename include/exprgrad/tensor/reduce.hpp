@@ -268,11 +268,20 @@ struct Reduce {
     template <class T>
     static T reduce_line(const T* p, std::size_t len, std::size_t stride) {
         if constexpr (R == reduction::prod) {
-            if (stride == 1) {  // lane-wise partial products, then across lanes
+            if (stride == 1) {
+                // lane-wise partial products in four independent accumulators (one would wait on
+                // the multiply latency every batch), then across accumulators and lanes
                 using B = xsimd::batch<T>;
                 constexpr std::size_t W = B::size;
-                B acc(T(1));
+                B acc(T(1)), acc1(T(1)), acc2(T(1)), acc3(T(1));
                 std::size_t i = 0;
+                for (; i + 4 * W <= len; i += 4 * W) {
+                    acc *= B::load_unaligned(p + i);
+                    acc1 *= B::load_unaligned(p + i + W);
+                    acc2 *= B::load_unaligned(p + i + 2 * W);
+                    acc3 *= B::load_unaligned(p + i + 3 * W);
+                }
+                acc = (acc * acc1) * (acc2 * acc3);
                 for (; i + W <= len; i += W) acc *= B::load_unaligned(p + i);
                 alignas(64) T lanes[W];
                 acc.store_aligned(lanes);
