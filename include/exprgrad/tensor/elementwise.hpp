@@ -195,6 +195,37 @@ constexpr auto backward_exprs(std::index_sequence<Is...>) {
     return std::tuple{(sym::d(F{}, sym::var<static_cast<int>(Is)>) * sym::var<static_cast<int>(K)>)...};
 }
 
+// E with every occurrence of the subexpression F replaced by R (a type transformation, nothing is
+// simplified).
+template <class E, class F, class R>
+struct replace_sub {
+    using type = std::conditional_t<std::is_same_v<E, F>, R, E>;
+};
+template <class E, class F, class R>
+using replace_sub_t = typename replace_sub<E, F, R>::type;
+template <class Op, class... Cs, class F, class R>
+struct replace_sub<sym::Node<Op, Cs...>, F, R> {
+    using type =
+        std::conditional_t<std::is_same_v<sym::Node<Op, Cs...>, F>, R, sym::Node<Op, replace_sub_t<Cs, F, R>...>>;
+};
+
+template <class E>
+struct is_sym_node : std::false_type {};
+template <class Op, class... Cs>
+struct is_sym_node<sym::Node<Op, Cs...>> : std::true_type {};
+
+// The partials of backward_exprs with the map's own expression F read from var<K> (the forward
+// output) wherever it occurs: tanh's 1 − tanh(u)², exp's exp(u), sigmoid's σ(u)(1 − σ(u)) then cost
+// a load instead of a second evaluation.
+template <class F, int K, class... Ds>
+constexpr auto reuse_output(std::tuple<Ds...>) {
+    if constexpr (is_sym_node<F>::value) {
+        return std::tuple<replace_sub_t<Ds, F, sym::Var<K>>...>{};
+    } else {
+        return std::tuple<Ds...>{};
+    }
+}
+
 }  // namespace detail
 
 /// An elementwise map of the sym expression F over the tensors Args (NumPy broadcasting); argument
@@ -233,13 +264,15 @@ struct Map {
     static void backward_impl(Ctx& ctx, std::index_sequence<Is...>) {
         using T = typename Ctx::value_type;
         using args_list = std::tuple<Args...>;
-        const auto all = detail::backward_exprs<F, n>(std::index_sequence<Is...>{});
+        const auto all = detail::reuse_output<F, static_cast<int>(n + 1)>(
+            detail::backward_exprs<F, n>(std::index_sequence<Is...>{}));
         // only the partials of arguments that need a gradient are evaluated
         constexpr std::array<bool, n> needed{Ctx::template needs<std::tuple_element_t<Is, args_list>>...};
         const cview<T>& self = ctx.template in<Map>();
         const adjoint_view<T> g = ctx.template adj<Map>();
-        std::array<const T*, n + 1> data{ctx.template in<Args>().data..., g.uniform ? &g.value : g.data};
-        std::array<dims, n + 1> shapes{ctx.template in<Args>().shape..., g.uniform ? dims{} : self.shape};
+        // var<n> is the adjoint, var<n + 1> the forward output
+        std::array<const T*, n + 2> data{ctx.template in<Args>().data..., g.uniform ? &g.value : g.data, self.data};
+        std::array<dims, n + 2> shapes{ctx.template in<Args>().shape..., g.uniform ? dims{} : self.shape, self.shape};
         run_needed(ctx, all, data, shapes, self.shape, std::integral_constant<std::size_t, 0>{},
                    std::integral_constant<bool, needed[0]>{}, std::tuple<>{}, std::array<detail::out_ref<T>, 0>{},
                    std::array<dims, 0>{}, std::index_sequence<Is...>{});
@@ -248,8 +281,8 @@ struct Map {
     // Builds, at compile time, the tuple of the needed partials and, at run time, their targets;
     // then runs one broadcast loop for all of them.
     template <class Ctx, class All, class T, std::size_t I, bool Need, class... Sel, std::size_t M, std::size_t... Is>
-    static void run_needed(Ctx& ctx, const All& all, const std::array<const T*, n + 1>& data,
-                           const std::array<dims, n + 1>& shapes, const dims& out_shape,
+    static void run_needed(Ctx& ctx, const All& all, const std::array<const T*, n + 2>& data,
+                           const std::array<dims, n + 2>& shapes, const dims& out_shape,
                            std::integral_constant<std::size_t, I>, std::integral_constant<bool, Need>,
                            std::tuple<Sel...> sel, std::array<detail::out_ref<T>, M> outs,
                            std::array<dims, M> out_shapes, std::index_sequence<Is...> seq) {
