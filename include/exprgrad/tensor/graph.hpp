@@ -26,6 +26,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "exprgrad/sym/type_list.hpp"
+#include "exprgrad/tensor/contiguous.hpp"
 #include "exprgrad/tensor/shape.hpp"
 
 namespace exprgrad::tex {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "exprgrad/tensor/blas.hpp"
+#include "exprgrad/tensor/contiguous.hpp"
 #include "exprgrad/tensor/graph.hpp"
 #include "exprgrad/tensor/shape.hpp"
 
@@ -45,14 +46,12 @@ inline mm_shape matmul_shape(const dims& a, const dims& b) {
 
 template <class T>
 T row_sum(const T* p, std::size_t n) {
-    T s = 0;
-    for (std::size_t i = 0; i < n; ++i) s += p[i];
-    return s;
+    return sum_contiguous(p, n);
 }
 template <class T>
 void put_row(T* d, const T* r, std::size_t n, bool add) {
     if (add) {
-        for (std::size_t i = 0; i < n; ++i) d[i] += r[i];
+        add_row(d, r, n);
     } else {
         std::copy(r, r + n, d);
     }
@@ -124,15 +123,14 @@ struct Matmul {
                     const T* aa = a.data + i * rows * s.k;
                     T* d = db + i * s.k * s.n;
                     std::fill(r.begin(), r.end(), T(0));
-                    for (std::size_t mm = 0; mm < rows; ++mm)
-                        for (std::size_t kk = 0; kk < s.k; ++kk) r[kk] += aa[mm * s.k + kk];
+                    for (std::size_t mm = 0; mm < rows; ++mm) add_row(r.data(), aa + mm * s.k, s.k);
                     for (std::size_t kk = 0; kk < s.k; ++kk) {
                         T* row = d + kk * s.n;
                         const T v = g.value * r[kk];
                         if (add) {
-                            for (std::size_t nn = 0; nn < s.n; ++nn) row[nn] += v;
+                            add_value(row, s.n, v);
                         } else {
-                            std::fill(row, row + s.n, v);
+                            fill_value(row, s.n, v);
                         }
                     }
                 }

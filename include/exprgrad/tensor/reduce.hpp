@@ -13,6 +13,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "exprgrad/sym/batch_exp.hpp"
+#include "exprgrad/tensor/contiguous.hpp"
 #include "exprgrad/tensor/graph.hpp"
 #include "exprgrad/tensor/shape.hpp"
 
@@ -60,23 +61,6 @@ inline axis_split split_axis(const char* op, const dims& in, int axis) {
     return s;
 }
 
-template <class T>
-T sum_contiguous(const T* p, std::size_t n) {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
-    B acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
-    std::size_t i = 0;
-    for (; i + 4 * W <= n; i += 4 * W) {
-        acc0 += B::load_unaligned(p + i);
-        acc1 += B::load_unaligned(p + i + W);
-        acc2 += B::load_unaligned(p + i + 2 * W);
-        acc3 += B::load_unaligned(p + i + 3 * W);
-    }
-    for (; i + W <= n; i += W) acc0 += B::load_unaligned(p + i);
-    T s = xsimd::hadd((acc0 + acc1) + (acc2 + acc3));
-    for (; i < n; ++i) s += p[i];
-    return s;
-}
 // Largest element (NaN if any is NaN), SIMD. xsimd 8.1 has no horizontal max: lanes are stored
 // and scanned.
 template <class T>

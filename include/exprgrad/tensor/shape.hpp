@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include <xsimd/xsimd.hpp>
 #include <xtensor/xarray.hpp>
 
 namespace exprgrad::tex {
@@ -88,26 +87,6 @@ void fit(xt::xarray<T>& buf, const dims& s) {
     bool same = static_cast<int>(buf.dimension()) == s.rank;
     for (int i = 0; same && i < s.rank; ++i) same = buf.shape()[static_cast<std::size_t>(i)] == s[i];
     if (!same) buf.resize(s.xshape());
-}
-
-/// p[i] = v for i < n, in SIMD stores (at -O2 GCC leaves a fill of a nonzero value scalar, one
-/// element per cycle: it was most of sum's gradient).
-template <class T>
-void fill_value(T* p, std::size_t n, T v) {
-    using B = xsimd::batch<T>;
-    const B b(v);
-    std::size_t i = 0;
-    for (; i + B::size <= n; i += B::size) b.store_unaligned(p + i);
-    for (; i < n; ++i) p[i] = v;
-}
-/// p[i] += v for i < n, in SIMD.
-template <class T>
-void add_value(T* p, std::size_t n, T v) {
-    using B = xsimd::batch<T>;
-    const B b(v);
-    std::size_t i = 0;
-    for (; i + B::size <= n; i += B::size) (B::load_unaligned(p + i) + b).store_unaligned(p + i);
-    for (; i < n; ++i) p[i] += v;
 }
 
 /// A per-thread scratch vector of at least n elements, reused across calls (no steady-state
