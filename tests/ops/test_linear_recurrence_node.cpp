@@ -145,6 +145,11 @@ TEST_CASE("linear_recurrence node: gradcheck for every kind of map, with nodes a
         auto r2 = check::gradcheck(f, uniform({1}, 43, -1, 1), uniform({T}, 44, -1, 1), uniform({T}, 45, -1, 1));
         CHECK_MESSAGE(r2.ok, r2.message());
     }
+    SUBCASE("offsets that also feed another node (their adjoint is accumulated, not overwritten)") {
+        constexpr auto h = sum(tanh(tex::linear_recurrence(tanh(tensor<0>), tensor<1>))) + sum(square(tensor<1>));
+        auto r = check::gradcheck(h, uniform({B, T, n}, 48, -1, 1), uniform({B, T, n}, 49, -1, 1));
+        CHECK_MESSAGE(r.ok, r.message());
+    }
     SUBCASE("dense") {
         constexpr auto g = sum(tanh(tex::linear_recurrence(tensor<0>, tensor<1>)));
         auto r = check::gradcheck(g, uniform({B, T, n, n}, 46, -0.4, 0.4), uniform({B, T, n}, 47, -1, 1));

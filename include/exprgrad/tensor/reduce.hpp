@@ -318,11 +318,16 @@ struct Reduce {
             else
                 d[i * stride] = v;
         };
-        if constexpr (R == reduction::sum) {
-            for (std::size_t i = 0; i < len; ++i) put(i, g);
-        } else if constexpr (R == reduction::mean) {
-            const T v = g / static_cast<T>(len);
-            for (std::size_t i = 0; i < len; ++i) put(i, v);
+        if constexpr (R == reduction::sum || R == reduction::mean) {
+            const T v = R == reduction::sum ? g : g / static_cast<T>(len);
+            if (stride == 1) {
+                if (add)
+                    add_value(d, len, v);
+                else
+                    fill_value(d, len, v);
+            } else {
+                for (std::size_t i = 0; i < len; ++i) put(i, v);
+            }
         } else if constexpr (R == reduction::prod) {
             // d/dx_i = product of the others. Where the product y is a finite normal number, every x_i
             // is nonzero and that is y / x_i (one SIMD division pass). Otherwise (zeros, underflow,
