@@ -1,6 +1,7 @@
 // e^x over xsimd batches. For double it is our own, about 2× faster than xsimd::exp (1.3 vs 2.6 ns
 // per lane on the AVX2 target, measured on 8192-element arrays) and within 2 ulp of the correctly
-// rounded value; for float xsimd's own is faster (0.29 vs 0.50 ns per lane) and is used as is.
+// rounded value; for float the same method measured no faster than xsimd's (0.34 ns per lane both),
+// so float keeps xsimd::exp.
 //
 // Method (double): e^x = 2^k · e^r with k = round(x / ln 2) and r = x − k·ln 2 (Cody–Waite: ln 2
 // split in a high part with trailing zero bits and a low part, so k·ln2_hi is exact), |r| ≤ ln 2 / 2;
