@@ -13,8 +13,9 @@ namespace exprgrad::cli {
 
 namespace {
 
-/// The value of a decimal number in [0, 2^64 − 1] (digits only, leading zeros allowed), or the reason it is
-/// not one. Surrounding blanks (space, tab, CR) are ignored so that lines of CRLF files still parse.
+/// The value of a decimal number in [0, 2^64 − 1] (digits with an optional sign, leading zeros allowed: +5 and
+/// -0 are numbers in range), or the reason it is not one. Surrounding blanks (space, tab, CR) are ignored so
+/// that lines of CRLF files still parse.
 struct parsed {
     std::uint64_t value = 0;
     const char* error = nullptr;
@@ -26,17 +27,21 @@ parsed parse_u64(std::string_view text) {
     if (first == std::string_view::npos) return {0, "empty"};
     text = text.substr(first, text.find_last_not_of(blanks) - first + 1);
     const bool minus = text[0] == '-';
-    if (minus) text.remove_prefix(1);
+    if (minus || text[0] == '+') text.remove_prefix(1);
     if (text.empty()) return {0, "not a decimal integer"};
     std::uint64_t v = 0;
+    bool too_large = false;
     for (const char ch : text) {
         if (ch < '0' || ch > '9') return {0, "not a decimal integer"};
-        if (minus) continue;  // a negative integer, however long, is reported as negative
         const auto digit = static_cast<std::uint64_t>(ch - '0');
-        if (v > (~std::uint64_t{0} - digit) / 10) return {0, "greater than 2^64 - 1 = 18446744073709551615"};
+        if (too_large || v > (~std::uint64_t{0} - digit) / 10) {
+            too_large = true;  // keep reading: a later non-digit makes it "not a decimal integer"
+            continue;
+        }
         v = v * 10 + digit;
     }
-    if (minus) return {0, "negative"};  // -0 too: a sign is not part of the accepted syntax
+    if (minus && (too_large || v != 0)) return {0, "negative"};
+    if (too_large) return {0, "greater than 2^64 - 1 = 18446744073709551615"};
     return {v, nullptr};
 }
 
@@ -76,7 +81,7 @@ void register_abc(CLI::App& app) {
     CLI::App* sub = app.add_subcommand("abc", "Exact minimum of a + b + c over non-negative integers with N = a*b + c");
     sub->footer(
         "Prints one line per N: N<TAB>S<TAB>a<TAB>b<TAB>c, where S = a + b + c is the minimum and, among the\n"
-        "optimal triples, a is the smallest. With no N, reads one N per line from stdin.\n"
+        "optimal triples, a is the smallest. With no N, reads one N per line from stdin (blank lines skipped).\n"
         "An N that is not a decimal integer in [0, 18446744073709551615] gets a one-line error on stderr;\n"
         "the other N are still printed, and the exit status is 1.\n"
         "Example: exprgrad abc 130 prints 130<TAB>23<TAB>10<TAB>13<TAB>0.");
@@ -95,7 +100,11 @@ void register_abc(CLI::App& app) {
             ok = answer(extra) && ok;
         }
         if (!any_argument) {
-            for (std::string line; std::getline(std::cin, line);) ok = answer(line) && ok;
+            for (std::string line; std::getline(std::cin, line);) {
+                // Blank lines (a file's trailing newline, separators) carry no number: skip them.
+                if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+                ok = answer(line) && ok;
+            }
         } else {
             for (const std::string& n : *numbers) ok = answer(n) && ok;
         }

@@ -28,7 +28,48 @@ struct settings {
     std::uint64_t seed = 9812;
     std::vector<double> alphas;
     std::string csv, plot;
+    // The numbers as typed, parsed by run() so that a bad one gets a message naming the option and the value.
+    std::string n_text, d_text = "64", samples_text = "1000", seed_text = "9812";
+    std::vector<std::string> alpha_texts;
 };
+
+[[noreturn]] void bad_value(const std::string& option, const std::string& text, const std::string& want) {
+    throw std::invalid_argument("attention-scale: " + option + " must be " + want + ", got '" + text + "'");
+}
+
+// An integer in [lo, hi], written in decimal digits, or in exponent form when it is a whole number (1e3).
+std::uint64_t parse_count(const std::string& option, const std::string& text, std::uint64_t lo, std::uint64_t hi) {
+    const std::string want = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+    if (text.empty()) bad_value(option, text, want);
+    if (text.find_first_not_of("0123456789") == std::string::npos) {
+        if (text.size() > 19) bad_value(option, text, want);
+        const std::uint64_t v = std::stoull(text);
+        if (v < lo || v > hi) bad_value(option, text, want);
+        return v;
+    }
+    std::size_t used = 0;
+    double x = 0;
+    try {
+        x = std::stod(text, &used);
+    } catch (const std::exception&) {
+        bad_value(option, text, want);
+    }
+    if (used != text.size() || !(x >= static_cast<double>(lo) && x <= static_cast<double>(hi)) || x != std::floor(x))
+        bad_value(option, text, want);
+    return static_cast<std::uint64_t>(x);
+}
+
+double parse_alpha(const std::string& text) {
+    std::size_t used = 0;
+    double x = 0;
+    try {
+        x = std::stod(text, &used);
+    } catch (const std::exception&) {
+        bad_value("--alphas", text, "finite numbers ≥ 0");
+    }
+    if (used != text.size() || !std::isfinite(x) || x < 0.0) bad_value("--alphas", text, "finite numbers ≥ 0");
+    return x;
+}
 
 std::string num(double x, int precision = 6) {
     std::ostringstream s;
@@ -153,7 +194,16 @@ void write_svg(const std::string& path, const scale_analysis& r, const settings&
     if (!f) throw std::runtime_error("attention-scale: cannot write the plot file '" + path + "'");
 }
 
-void run(const settings& s) {
+void run(settings& s) {
+    s.n = parse_count("--n", s.n_text, 2, std::uint64_t{1} << 32);
+    s.d = parse_count("--d", s.d_text, 1, std::uint64_t{1} << 20);
+    s.samples = parse_count("--samples", s.samples_text, 2, 100000000);
+    s.seed = parse_count("--seed", s.seed_text, 0, UINT64_MAX);
+    s.alphas.clear();
+    for (const auto& a : s.alpha_texts) s.alphas.push_back(parse_alpha(a));
+    if (s.scores == "cosine" && s.d < 2)
+        bad_value("--d", s.d_text, "at least 2 with --scores cosine (for d = 1 every cosine is ±1 and the objective "
+                                   "has no finite maximiser)");
     if (!s.plot.empty()) {
         const auto dot = s.plot.rfind('.');
         const std::string ext = dot == std::string::npos ? "" : s.plot.substr(dot);
@@ -234,21 +284,18 @@ void register_attention_scale(CLI::App& app) {
     CLI::App* sub = app.add_subcommand(
         "attention-scale",
         "Gradient-maximising attention scale (kexue.fm 9812): alpha_star, policies, exact Monte Carlo");
-    sub->add_option("--n", s->n, "Number of keys n (>= 1)")
-        ->required()
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 32));
-    sub->add_option("--d", s->d, "Head dimension d (>= 1; for cosine scores the dimension of the directions)")
-        ->capture_default_str()
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+    sub->add_option("--n", s->n_text, "Number of keys n (2 to 2^32)")->required();
+    sub->add_option("--d", s->d_text,
+                    "Head dimension d (1 to 2^20; for cosine scores the dimension of the directions, >= 2)")
+        ->capture_default_str();
     sub->add_option("--scores", s->scores, "Score model: normal (q·k/√d at initialisation) or cosine (normalize_qk)")
         ->capture_default_str()
         ->check(CLI::IsMember({"normal", "cosine"}));
-    sub->add_option("--samples", s->samples, "Monte-Carlo draws per alpha (>= 2)")
-        ->capture_default_str()
-        ->check(CLI::Range(std::size_t{2}, std::size_t{100000000}));
-    sub->add_option("--seed", s->seed, "Seed of the draws (results depend only on it, not on threads)")
+    sub->add_option("--samples", s->samples_text, "Monte-Carlo draws per alpha (2 to 10^8)")->capture_default_str();
+    sub->add_option("--seed", s->seed_text, "Seed of the draws (results depend only on it, not on threads)")
         ->capture_default_str();
-    sub->add_option("--alphas", s->alphas, "Grid of alpha (default: a grid around alpha_star and up to 40)");
+    sub->add_option("--alphas", s->alpha_texts,
+                    "Grid of alpha >= 0 (default: a grid around alpha_star and up to 40)");
     sub->add_option("--csv", s->csv, "Write the curves as CSV to this path");
     sub->add_option("--plot", s->plot, "Write the curves as an SVG plot to this path (ending in .svg)");
     sub->footer(

@@ -58,9 +58,9 @@ bool attends(const attention_options& o, std::size_t b, std::size_t i, std::size
 }
 
 double row_multiplier(const attention_options& o, std::size_t b, std::size_t n, std::size_t Tk, std::size_t d) {
-    const std::size_t len = o.key_lengths.empty() ? Tk : o.key_lengths[b];
+    (void)b;  // the post's n = L_max/2 is one n for the whole call: L_max = T_k, not key_lengths[b]
     const double nn = (o.causal && o.scale.n_choice == scale_n::half_length && o.scale.depends_on_n())
-                          ? static_cast<double>(len) / 2.0
+                          ? static_cast<double>(Tk) / 2.0
                           : static_cast<double>(n);
     return o.scale.multiplier(nn, d, o.normalize_qk);
 }
@@ -270,6 +270,10 @@ std::vector<attention_options> option_cases(std::size_t B, std::size_t Tk) {
     h.causal = true;
     h.scale = scale::gradient_max(scale_n::half_length);
     v.push_back(h);
+    attention_options hk = kl;  // padded sequences share the single n = T_k/2
+    hk.causal = true;
+    hk.scale = scale::entropy_invariant(16, scale_n::half_length);
+    v.push_back(hk);
     return v;
 }
 

@@ -260,4 +260,15 @@ TEST_CASE("analysis arguments are checked") {
     o.samples = 10;
     o.alphas = {1.0, std::nan("")};
     CHECK_THROWS_AS(analyze_attention_scale(o), std::invalid_argument);
+    o.alphas = {1.0, -1.0};  // the objective is α(1 − Σp²) for α ≥ 0
+    CHECK_THROWS_WITH_AS(analyze_attention_scale(o), doctest::Contains("-1"), std::invalid_argument);
+    o.alphas = {1.0};
+    o.n = 1;  // one key: p = 1, nothing to maximise
+    CHECK_THROWS_WITH_AS(analyze_attention_scale(o), doctest::Contains("n = 1"), std::invalid_argument);
+    o.n = 8;
+    o.scores = score_model::cosine;
+    o.d = 1;  // scores ±1: no finite maximiser
+    CHECK_THROWS_WITH_AS(analyze_attention_scale(o), doctest::Contains("d = 1"), std::invalid_argument);
+    o.d = 2;
+    CHECK(analyze_attention_scale(o).curve.size() == 1);
 }

@@ -46,6 +46,9 @@ BAD = {  # argument -> reason printed after the quoted value
     "1e6": "not a decimal integer",
     "": "empty",
     "-x": "not a decimal integer",
+    "-0x1": "not a decimal integer",
+    "+": "not a decimal integer",
+    "-18446744073709551616": "negative",
 }
 
 
@@ -62,10 +65,10 @@ def main():
     expect("good args: stdout", out, [GOOD[a] for a in args])
     expect("good args: stderr", err, [])
 
-    # Leading zeros and surrounding blanks are accepted; the printed n is normalised.
-    rc, out, err = run(exe, ["007", " 130 "])
-    expect("zeros/blanks: exit", rc, 0)
-    expect("zeros/blanks: stdout", out, [line(7, 6, 2, 3, 1), GOOD["130"]])
+    # Leading zeros, a sign on a number in range and surrounding blanks are accepted; n is printed normalised.
+    rc, out, err = run(exe, ["007", " 130 ", "+129", "-0"])
+    expect("zeros/blanks/signs: exit", rc, 0)
+    expect("zeros/blanks/signs: stdout", out, [line(7, 6, 2, 3, 1), GOOD["130"], GOOD["129"], GOOD["0"]])
 
     # Each bad argument alone: nothing on stdout, one error line naming the value, non-zero exit.
     for arg, reason in BAD.items():
@@ -84,11 +87,12 @@ def main():
     for bad in ["'-5'", "'12x'", "'--bogus'", "''"]:
         expect(f"mixed: stderr names {bad}", any(bad in e for e in err), True)
 
-    # No arguments: one number per line of stdin, CRLF tolerated; bad lines reported, the rest printed.
-    rc, out, err = run(exe, [], stdin="130\n129\r\n\nxyz\n4\n")
+    # No arguments: one number per line of stdin, CRLF tolerated, blank lines skipped; bad lines reported
+    # (one line each), the rest printed.
+    rc, out, err = run(exe, [], stdin="130\n129\r\n\n \t\nxyz\n4\n")
     expect("stdin: exit", rc, 1)
     expect("stdin: stdout", out, [GOOD["130"], GOOD["129"], GOOD["4"]])
-    expect("stdin: stderr lines", len(err), 2)
+    expect("stdin: stderr lines", len(err), 1)
     rc, out, err = run(exe, [], stdin="1000\n18446744073709551615")  # no final newline
     expect("stdin good: exit", rc, 0)
     expect("stdin good: stdout", out, [GOOD["1000"], GOOD["18446744073709551615"]])

@@ -337,10 +337,10 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
         std::fill(P.srow.begin(), P.srow.end(), static_cast<T>(pol.multiplier(1.0, d, P.cosine)));
     } else {
         std::vector<double> by_n(Tk + 1, std::numeric_limits<double>::quiet_NaN());
+        // The post's single n = L_max/2 for the whole call (L_max = T_k, whatever the key lengths).
+        const bool half = o.causal && pol.n_choice == scale_n::half_length;
+        const double s_half = half ? pol.multiplier(static_cast<double>(Tk) / 2.0, d, P.cosine) : 0.0;
         for (std::size_t b = 0; b < B; ++b) {
-            const std::size_t len = o.key_lengths.empty() ? Tk : o.key_lengths[b];
-            const bool half = o.causal && pol.n_choice == scale_n::half_length;
-            const double s_half = half ? pol.multiplier(static_cast<double>(len) / 2.0, d, P.cosine) : 0.0;
             for (std::size_t i = 0; i < Tq; ++i) {
                 const std::size_t n = P.nrow[b * Tq + i];
                 if (half) {

@@ -30,9 +30,9 @@ namespace exprgrad {
 /// Which n a policy that depends on the number of keys uses for a query row.
 enum class scale_n {
     per_row,      ///< the number of keys the row attends (causal: its position + 1, capped by key_lengths)
-    half_length,  ///< causal attention: one n = L/2 for every row of a sequence, L its number of keys
-                  ///< (key_lengths[b], else T_k): the post's n = L_max/2. Without the causal mask every row
-                  ///< already has n = L, and this equals per_row.
+    half_length,  ///< causal attention: the post's single n = L_max/2 for every row of every sequence of the
+                  ///< call, L_max = T_k (the padded length; key_lengths do not change it). Without the causal
+                  ///< mask every row attends its whole sequence, and this equals per_row.
 };
 
 /// A rule for the multiplier s on q·k. Build one with the functions of namespace exprgrad::scale.
@@ -384,13 +384,20 @@ struct scale_analysis {
 /// E[α(1 − Σp²)] over a grid of α estimated from `samples` random score rows with the engine's own softmax
 /// Jacobian (scale::exact_objective). Deterministic for a given seed, whatever the thread count. Cost
 /// O(samples · |grid| · n²) (+ samples · n · d normals for cosine scores). Throws std::invalid_argument on
-/// n = 0, d = 0, samples < 2 or a non-finite α. Example: `analyze_attention_scale({.n = 64})`.
+/// n < 2 (one key: p = 1 and the objective is 0 for every α), d = 0, d = 1 with cosine scores (every score is
+/// ±1 and the mean-field objective grows without bound), samples < 2, or an α that is negative or not finite
+/// (the objective is α(1 − Σp²), α ≥ 0). Example: `analyze_attention_scale({.n = 64})`.
 inline scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
-    if (opts.n == 0 || opts.d == 0 || opts.samples < 2)
+    if (opts.n < 2 || opts.d == 0 || opts.samples < 2)
         throw std::invalid_argument(
-            "exprgrad::analyze_attention_scale: need n ≥ 1, d ≥ 1 and samples ≥ 2, got n = " + std::to_string(opts.n) +
+            "exprgrad::analyze_attention_scale: need n ≥ 2, d ≥ 1 and samples ≥ 2, got n = " + std::to_string(opts.n) +
             ", d = " + std::to_string(opts.d) + ", samples = " + std::to_string(opts.samples));
     const bool cosine = opts.scores == score_model::cosine;
+    if (cosine && opts.d < 2)
+        throw std::invalid_argument(
+            "exprgrad::analyze_attention_scale: cosine scores need d ≥ 2 (for d = 1 every score is ±1 and the "
+            "mean-field objective has no finite maximiser), got d = " +
+            std::to_string(opts.d));
     const double n = static_cast<double>(opts.n);
     scale_analysis r{};
     r.alpha_star = cosine ? scale::gradient_max_alpha_cosine(n, opts.d) : scale::gradient_max_alpha(n);
@@ -415,8 +422,8 @@ inline scale_analysis analyze_attention_scale(const scale_analysis_options& opts
         std::sort(grid.begin(), grid.end());
     }
     for (double a : grid)
-        if (!std::isfinite(a))
-            throw std::invalid_argument("exprgrad::analyze_attention_scale: alpha must be finite, got " +
+        if (!std::isfinite(a) || a < 0.0)
+            throw std::invalid_argument("exprgrad::analyze_attention_scale: alpha must be finite and ≥ 0, got " +
                                         std::to_string(a));
 
     const std::size_t S = opts.samples, A = grid.size(), N = opts.n, d = opts.d;
