@@ -3,7 +3,7 @@
 // sum and check a·b + c = n; the brute force applies the same smallest-a rule, so it compares whole triples.
 //
 // The test case "random n up to 1e12, 10^4 values (slow)" is skipped by default: run it with
-// `test_math -ns -tc="*slow*"` (or --no-skip).
+// `test_math --test-suite=slow --no-skip` (doctest test suite "slow", as in test_deer).
 #include <doctest/doctest.h>
 
 #include <array>
@@ -126,9 +126,21 @@ abc_result enumerate_all(u64 n) {
     return best;
 }
 
+// The smallest-a optimum written here without the header's square roots: an optimum with a ≤ b exists (swap),
+// so a·a ≤ n; for a ≥ 2 the sum n + a − b(a − 1) falls with b, so b = ⌊n/a⌋; a ∈ {0, 1} gives at least n.
+abc_result loop_brute(u64 n) {
+    abc_result best{0, 0, n};
+    for (u64 a = 2; a * a <= n; ++a) {
+        const abc_result t{a, n / a, n % a};
+        if (t.sum() < best.sum()) best = t;
+    }
+    return best;
+}
+
 void check_against_brute(u64 n) {
     const abc_result brute = min_ab_plus_c_brute(n);
     REQUIRE(valid(n, brute));
+    CHECK_MESSAGE((loop_brute(n) == brute), "n=", n);
     CHECK_MESSAGE((min_ab_plus_c(n) == brute), "n=", n);
     CHECK_MESSAGE((min_ab_plus_c_scan(n) == brute), "n=", n);
 }
@@ -198,7 +210,7 @@ TEST_CASE("exact against brute force for 1000 random n up to 1e12") {
     for (int i = 0; i < 1000; ++i) check_against_brute(rng.below_or_equal(1000000000000ULL));
 }
 
-TEST_CASE("random n up to 1e12, 10^4 values (slow)" * doctest::skip()) {
+TEST_CASE("random n up to 1e12, 10^4 values (slow)" * doctest::test_suite("slow") * doctest::skip()) {
     splitmix64 rng{9775};
     for (int i = 0; i < 10000; ++i) check_against_brute(rng.below_or_equal(1000000000000ULL));
 }
