@@ -52,3 +52,66 @@ TEST_CASE("attention node: gradcheck, full and cosine attention with the gradien
     INFO(r2.message());
     CHECK(r2.ok);
 }
+
+TEST_CASE("attention node: key padding and the post's single n = T_k/2, against the eager kernels") {
+    const auto q = random4(2, 2, 6, 5, 11), k = random4(2, 2, 6, 5, 12), v = random4(2, 2, 6, 3, 13),
+               w = random4(2, 2, 6, 3, 14);
+    xt::xarray<int> len = {4, 6};
+    using cfg = attention_config<true, false, scale_type::gradient_max_n<scale_n::half_length>, true>;
+    auto prog = value_and_grad(sum(tex::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<4>) * tensor<3>),
+                               wrt<0, 1, 2>);
+    auto [loss, grads] = prog(q, k, v, w, len);
+    const xt::xtensor<double, 4> qt = q, kt = k, vt = v, wt = w;
+    attention_options o{.causal = true, .scale = scale::gradient_max(scale_n::half_length), .key_lengths = {4, 6}};
+    auto fwd = attention_forward(qt, kt, vt, o);
+    double want = 0;
+    for (std::size_t i = 0; i < fwd.out.size(); ++i) want += fwd.out.data()[i] * wt.data()[i];
+    CHECK(loss == doctest::Approx(want).epsilon(1e-12));
+    auto g = attention_vjp(qt, kt, vt, fwd.out, fwd.lse, wt, o);
+    for (std::size_t i = 0; i < g.dk.size(); ++i)
+        CHECK(std::get<1>(grads).data()[i] == doctest::Approx(g.dk.data()[i]).epsilon(1e-12));
+    // Padded keys get no gradient and change nothing.
+    for (std::size_t h = 0; h < 2; ++h)
+        for (std::size_t j = 4; j < 6; ++j)
+            for (std::size_t c = 0; c < 5; ++c) CHECK(std::get<1>(grads)(0, h, j, c) == 0.0);
+    auto r = check::gradcheck(
+        sum(square(tex::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<3>))), q, k, v, len);
+    INFO(r.message());
+    CHECK(r.ok);
+    xt::xarray<int> bad = {4, 7};  // longer than T_k = 6
+    CHECK_THROWS_WITH_AS(prog(q, k, v, w, bad), doctest::Contains("exceeds T_k"), std::invalid_argument);
+    xt::xarray<int> negative = {-1, 2};
+    CHECK_THROWS_WITH_AS(prog(q, k, v, w, negative), doctest::Contains("-1"), std::exception);
+}
+
+TEST_CASE("attention node: a learnable scale log s and its gradient") {
+    const auto q = random4(1, 2, 5, 4, 21), k = random4(1, 2, 7, 4, 22), v = random4(1, 2, 7, 3, 23),
+               w = random4(1, 2, 5, 3, 24);
+    xt::xarray<double> log_s = xt::xarray<double>::from_shape({1});
+    log_s(0) = std::log(0.8);
+    using cfg = attention_config<true, true, scale_type::learned>;  // causal cosine attention, s learned
+    auto prog = value_and_grad(sum(tex::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<4>) * tensor<3>),
+                               wrt<0, 4>);
+    auto [loss, grads] = prog(q, k, v, w, log_s);
+    const xt::xtensor<double, 4> qt = q, kt = k, vt = v, wt = w;
+    attention_options o{.causal = true, .normalize_qk = true, .scale = scale::fixed(0.8)};
+    auto fwd = attention_forward(qt, kt, vt, o);
+    double want = 0;
+    for (std::size_t i = 0; i < fwd.out.size(); ++i) want += fwd.out.data()[i] * wt.data()[i];
+    CHECK(loss == doctest::Approx(want).epsilon(1e-12));
+    auto g = attention_vjp(qt, kt, vt, fwd.out, fwd.lse, wt, o);
+    CHECK(std::get<1>(grads)(0) == doctest::Approx(g.dlog_scale).epsilon(1e-12));
+    CHECK(std::get<1>(grads)(0) == doctest::Approx(0.8 * g.dscale).epsilon(1e-12));
+    // Central differences in log s on the loss itself (the program's gradient buffers are reused by later calls).
+    const double dlog = std::get<1>(grads)(0);
+    const double h = 1e-6;
+    xt::xarray<double> up = log_s, down = log_s;
+    up(0) += h;
+    down(0) -= h;
+    const double fd = (std::get<0>(prog(q, k, v, w, up)) - std::get<0>(prog(q, k, v, w, down))) / (2 * h);
+    CHECK(dlog == doctest::Approx(fd).epsilon(1e-7));
+    auto r = check::gradcheck(sum(square(tex::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<3>))), q,
+                              k, v, log_s);
+    INFO(r.message());
+    CHECK(r.ok);
+}

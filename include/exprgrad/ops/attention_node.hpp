@@ -1,10 +1,15 @@
 // Scaled dot-product attention as a node of a tensor program. Everything that changes what the node
-// computes (mask, cosine normalization, scale policy) is part of its type, as DESIGN principle 2 asks;
-// key padding, a run-time number, is not offered here (use the eager kernels with key_lengths).
+// computes (mask, cosine normalization, scale policy, whether keys are padded) is part of its type, as DESIGN
+// principle 2 asks; the run-time values (key lengths, a learnable log s) are operands of the node.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <type_traits>
 
 #include <xtensor/xtensor.hpp>
 
@@ -19,23 +24,35 @@ namespace scale_type {
 struct inv_sqrt_d {
     static scale_policy policy() { return scale::inv_sqrt_d(); }
 };
-struct gradient_max {
-    static scale_policy policy() { return scale::gradient_max(); }
+/// α*(n)/√d (α*_cos(n, d) under normalize_qk); N = scale_n::half_length for the post's single n = T_k/2.
+template <scale_n N = scale_n::per_row>
+struct gradient_max_n {
+    static scale_policy policy() { return scale::gradient_max(N); }
 };
-template <std::intmax_t NRef = 512>
+using gradient_max = gradient_max_n<>;
+template <std::intmax_t NRef = 512, scale_n N = scale_n::per_row>
 struct entropy_invariant {
-    static scale_policy policy() { return scale::entropy_invariant(static_cast<double>(NRef)); }
+    static scale_policy policy() { return scale::entropy_invariant(static_cast<double>(NRef), N); }
 };
 /// A fixed multiplier S, a sym constant (c<1, 8>, fc<0.125>).
 template <class S>
 struct fixed {
     static scale_policy policy() { return scale::fixed(S::value); }
 };
+/// A learnable multiplier s = exp(θ): the node takes θ = log s as an extra operand (one value, e.g. a rank-0
+/// tensor) after the others, and its VJP gives ∂L/∂θ = Σ_i s ∂L/∂s_i.
+struct learned {
+    static scale_policy policy() { return scale::fixed(1.0); }  // replaced by exp(θ) at run time
+};
 }  // namespace scale_type
 
-/// The attention node's configuration: attention_config<causal, cosine, scale_type::...>.
-template <bool Causal = false, bool NormalizeQK = false, class Scale = scale_type::inv_sqrt_d>
+/// The attention node's configuration: attention_config<causal, cosine, scale_type::..., padded>.
+/// Padded: the node takes the key lengths [B] (an integer array, each in [0, T_k]) as an extra operand after
+/// q, k, v; keys j ≥ length of batch entry b are masked, as attention_options::key_lengths.
+template <bool Causal = false, bool NormalizeQK = false, class Scale = scale_type::inv_sqrt_d, bool Padded = false>
 struct attention_config {
+    static constexpr bool padded = Padded;
+    static constexpr bool learned_scale = std::is_same_v<Scale, scale_type::learned>;
     static attention_options options() {
         attention_options o;
         o.causal = Causal;
@@ -47,10 +64,24 @@ struct attention_config {
 
 namespace tex {
 
-/// out = attention(q, k, v) for q [B,H,Tq,d], k [B,H,Tk,d], v [B,H,Tk,dv]; the VJP gives dq, dk, dv.
-template <class Config, class Q, class K, class V>
+namespace detail {
+template <std::size_t I, class... Ts>
+struct nth_or_void : std::type_identity<void> {};
+template <std::size_t I, class... Ts>
+    requires(I < sizeof...(Ts))
+struct nth_or_void<I, Ts...> : std::tuple_element<I, std::tuple<Ts...>> {};
+}  // namespace detail
+
+/// out = attention(q, k, v) for q [B,H,Tq,d], k [B,H,Tk,d], v [B,H,Tk,dv]; the VJP gives dq, dk, dv and, with
+/// scale_type::learned, ∂L/∂log s. Extra: the key lengths (Config::padded), then log s (learned), in that order.
+template <class Config, class Q, class K, class V, class... Extra>
 struct Attention {
-    using children = meta::type_list<Q, K, V>;
+    static_assert(sizeof...(Extra) == std::size_t{Config::padded} + std::size_t{Config::learned_scale},
+                  "attention_node: pass the key lengths (a padded config) and then log s (scale_type::learned) after "
+                  "q, k, v, and nothing else");
+    using children = meta::type_list<Q, K, V, Extra...>;
+    using Lengths = typename detail::nth_or_void<0, Extra...>::type;                        // when padded
+    using LogScale = typename detail::nth_or_void<(Config::padded ? 1 : 0), Extra...>::type;  // when learned
     static constexpr const char* name = "attention";
     template <class T>
     struct extra {
@@ -58,6 +89,7 @@ struct Attention {
         xt::xtensor<T, 3> lse;
         attention_grads<T> grads;
         attention_workspace<T> ws;
+        attention_options opts;
     };
 
     template <class T>
@@ -70,6 +102,28 @@ struct Attention {
         std::copy(c.data, c.data + c.size(), dst.data());
     }
 
+    // The options of this call: the configuration, plus the run-time key lengths and log s.
+    template <class Ctx>
+    static void set_options(Ctx& ctx, attention_options& o) {
+        o = Config::options();
+        if constexpr (Config::padded) {
+            const dims shape = ctx.template in<Lengths>().shape;
+            const std::int64_t* len = ctx.template ints<Lengths>();
+            o.key_lengths.resize(shape.size());
+            for (std::size_t b = 0; b < shape.size(); ++b) {
+                if (len[b] < 0)
+                    throw shape_error(name, "key length " + std::to_string(len[b]) + " of batch entry " +
+                                                std::to_string(b) + " is negative");
+                o.key_lengths[b] = static_cast<std::size_t>(len[b]);  // the kernel checks B and ≤ T_k
+            }
+        }
+        if constexpr (Config::learned_scale) {
+            const auto& ls = ctx.template in<LogScale>();
+            if (ls.size() != 1) throw shape_error(name, "log s must be one value, got shape " + ls.shape.str());
+            o.scale = scale::fixed(std::exp(static_cast<double>(ls.data[0])));
+        }
+    }
+
     template <class Ctx>
     static void forward(Ctx& ctx) {
         using T = typename Ctx::value_type;
@@ -77,7 +131,8 @@ struct Attention {
         copy_in(ctx.template in<Q>(), ex.q, "q");
         copy_in(ctx.template in<K>(), ex.k, "k");
         copy_in(ctx.template in<V>(), ex.v, "v");
-        attention_forward_into(ex.q, ex.k, ex.v, Config::options(), ex.out, ex.lse, ex.ws);
+        set_options(ctx, ex.opts);
+        attention_forward_into(ex.q, ex.k, ex.v, ex.opts, ex.out, ex.lse, ex.ws);
         T* y = ctx.template out<Attention>(dims::of(ex.out.shape()));
         std::copy(ex.out.begin(), ex.out.end(), y);
     }
@@ -90,24 +145,31 @@ struct Attention {
         if (!std::equal(ex.out.shape().begin(), ex.out.shape().end(), ex.dout.shape().begin()))
             ex.dout.resize(ex.out.shape());
         std::copy(g, g + ex.out.size(), ex.dout.data());
-        attention_vjp_into(ex.q, ex.k, ex.v, ex.out, ex.lse, ex.dout, Config::options(), ex.grads, ex.ws);
-        auto give = [&](auto child, const xt::xtensor<T, 4>& d) {
+        attention_vjp_into(ex.q, ex.k, ex.v, ex.out, ex.lse, ex.dout, ex.opts, ex.grads, ex.ws);
+        auto give = [&](auto child, const T* d, std::size_t n) {
             using C = typename decltype(child)::type;
             if constexpr (Ctx::template needs<C>) {
                 bool add = false;
                 T* dst = ctx.template grad<C>(add);
-                for (std::size_t i = 0; i < d.size(); ++i) dst[i] = add ? dst[i] + d.data()[i] : d.data()[i];
+                for (std::size_t i = 0; i < n; ++i) dst[i] = add ? dst[i] + d[i] : d[i];
             }
         };
-        give(std::type_identity<Q>{}, ex.grads.dq);
-        give(std::type_identity<K>{}, ex.grads.dk);
-        give(std::type_identity<V>{}, ex.grads.dv);
+        give(std::type_identity<Q>{}, ex.grads.dq.data(), ex.grads.dq.size());
+        give(std::type_identity<K>{}, ex.grads.dk.data(), ex.grads.dk.size());
+        give(std::type_identity<V>{}, ex.grads.dv.data(), ex.grads.dv.size());
+        if constexpr (Config::learned_scale) {
+            const T dlog = static_cast<T>(ex.grads.dlog_scale);
+            give(std::type_identity<LogScale>{}, &dlog, 1);
+        }
     }
 };
 
-/// The attention node: `attention_node<attention_config<true>>(Q, K, V)` (causal, 1/√d).
-template <class Config = attention_config<>, TensorExpr Q, TensorExpr K, TensorExpr V>
-constexpr Attention<Config, Q, K, V> attention_node(Q, K, V) {
+/// The attention node: `attention_node<attention_config<true>>(Q, K, V)` (causal, 1/√d). With a padded
+/// configuration pass the key lengths next, `attention_node<attention_config<true, false, scale_type::inv_sqrt_d,
+/// true>>(Q, K, V, Len)`; with scale_type::learned pass log s last, `attention_node<attention_config<false, false,
+/// scale_type::learned>>(Q, K, V, LogS)` (s = exp(LogS), trained through its gradient).
+template <class Config = attention_config<>, TensorExpr Q, TensorExpr K, TensorExpr V, TensorExpr... Extra>
+constexpr Attention<Config, Q, K, V, Extra...> attention_node(Q, K, V, Extra...) {
     return {};
 }
 
