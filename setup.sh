@@ -52,9 +52,11 @@ case "${1:-build}" in
         meson compile -C build -j "$jobs"
         meson test -C build --num-processes "$jobs" --print-errorlogs | tee build/test-summary.log
         echo "setup: release build and suite took $((SECONDS - start)) s"
-        # The unit tests again with ASan + UBSan at -O1 (examples, tools and benchmarks excluded).
+        # The unit tests again with ASan + UBSan at -O1 (examples, tools and benchmarks excluded). ASan checks
+        # through calls instead of inline code: the same checks, about 20% less compile time for our template-
+        # heavy tests (measured on tests/ops/test_attention_node.cpp: 55 -> 44 s CPU).
         start=$SECONDS
-        configure build-sanitize -Dbuildtype=plain -Dcpp_args=-O1 -Db_sanitize=address,undefined \
+        configure build-sanitize -Dbuildtype=plain "-Dcpp_args=['-O1', '--param=asan-instrumentation-with-call-threshold=0']" -Db_sanitize=address,undefined \
             -Db_lundef=false -Dbench=false
         meson compile -C build-sanitize -j "$jobs" $(meson introspect build-sanitize --targets |
             python3 -c 'import json,sys; print(" ".join(t["name"] for t in json.load(sys.stdin) if t["name"].startswith("test_")))')
