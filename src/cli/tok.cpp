@@ -95,7 +95,8 @@ void stream_lines(const std::string& command, PerLine&& per_line) {
 }
 
 std::string formatted(const UnigramModel& m, std::string_view line, const std::vector<Span>& spans) {
-    return text::format_segmentation(line, spans, m.options().mode == text::Mode::sentencepiece);
+    const bool spm = m.options().mode == text::Mode::sentencepiece;
+    return text::format_segmentation(line, spans, spm, spm ? &m.vocabulary() : nullptr);
 }
 
 void add_model_options(CLI::App* sub, Settings& s) {

@@ -65,11 +65,23 @@ std::string format_piece(std::string_view bytes) {
     return out;
 }
 
-std::string format_segmentation(std::string_view text, std::span<const Span> spans, bool merge_unknown) {
+std::string format_segmentation(std::string_view text, std::span<const Span> spans, bool merge_unknown,
+                                const Vocabulary* byte_pieces) {
     std::string out;
     bool first = true;
     for (std::size_t k = 0; k < spans.size(); ++k) {
         std::size_t begin = spans[k].begin, end = spans[k].end;
+        if (end > text.size() || begin > end) {
+            throw std::out_of_range("format_segmentation: span [" + std::to_string(begin) + ", " + std::to_string(end) +
+                                    ") outside a text of " + std::to_string(text.size()) + " bytes");
+        }
+        if (byte_pieces != nullptr && spans[k].id != unknown_id &&
+            byte_pieces->at(spans[k].id).kind == PieceKind::byte) {
+            if (!first) out += ' ';
+            first = false;
+            append_byte_token(out, static_cast<unsigned char>(byte_pieces->at(spans[k].id).text[0]));
+            continue;
+        }
         if (merge_unknown && spans[k].id == unknown_id) {
             while (k + 1 < spans.size() && spans[k + 1].id == unknown_id) end = spans[++k].end;
         }

@@ -26,12 +26,23 @@ inline double log_add(double x, double y) noexcept {
     return x > y ? x + std::log1p(std::exp(y - x)) : y + std::log1p(std::exp(x - y));
 }
 
+// One edge (s, e) gathered by the backward pass; lw = α·score + bwd[e].
+struct OutEdge {
+    std::size_t end;
+    piece_id id;
+    double score;
+    double lw;
+};
+
 struct Scratch {
     std::vector<double> fwd, bwd;
     std::vector<float> fwd32;
     std::vector<std::uint32_t> from;
     std::vector<piece_id> via;
     std::vector<unsigned char> boundary;
+    std::vector<unsigned char> reach;
+    std::vector<double> ent, exs;
+    std::vector<OutEdge> out_edges;
 };
 
 Scratch& scratch() {
@@ -62,17 +73,27 @@ void check_length(std::string_view text) {
 
 // The mode's edge set over one text. is_start(s): edges may leave s. edges_from(s, f) calls
 // f(e, id, score) for every edge (s, e) with increasing e.
+//
+// Native byte fallback: the regular edges are the normal pieces (one-byte pieces at every position, longer
+// ones where the trie matches, within code points' boundaries if asked). If they segment the text, they are
+// the whole lattice. Otherwise (`fallback`) a byte-fallback edge (s, s + 1) is added at every position s
+// where no regular edge starts; since every position then has an outgoing edge, n is reachable.
 template <Mode M>
 struct LatticeWalker {
     const UnigramModel& m;
     const unsigned char* t;
     std::size_t n;
     const unsigned char* boundary;  // [n + 1]; null in the native mode without utf8_boundaries
+    bool fallback = false;          // native: the regular pieces do not segment the text
 
     LatticeWalker(const UnigramModel& model, std::string_view text) : m(model), n(text.size()), boundary(nullptr) {
         t = reinterpret_cast<const unsigned char*>(text.data());
         const bool need = M != Mode::native || m.options_.utf8_boundaries;
-        if (!need) return;
+        if (need) compute_boundaries();
+        if constexpr (M == Mode::native) fallback = !regular_pieces_segment();
+    }
+
+    void compute_boundaries() {
         auto& b = scratch().boundary;
         b.assign(n + 1, 0);
         for (std::size_t i = 0; i < n;) {
@@ -90,6 +111,47 @@ struct LatticeWalker {
         boundary = b.data();
     }
 
+    // Native: calls f(e, id, score) for the regular edges (s, e), with increasing e; returns whether any.
+    template <class F>
+    bool regular_edges_from(std::size_t s, F&& f) const {
+        const unsigned char b = t[s];
+        bool any = false;
+        if (m.byte_is_normal_[b]) {
+            const piece_id byte = m.byte_id_[b];
+            f(s + 1, byte, m.scores_[static_cast<std::size_t>(byte)]);
+            any = true;
+        }
+        const std::size_t room = std::min(n - s, m.trie_.max_key_length());
+        if (boundary == nullptr) {
+            m.trie_.for_each_prefix(t + s, room, [&](std::size_t len, piece_id id) {
+                f(s + len, id, m.scores_[static_cast<std::size_t>(id)]);
+                any = true;
+            });
+        } else if (boundary[s]) {
+            m.trie_.for_each_prefix(t + s, room, [&](std::size_t len, piece_id id) {
+                if (!boundary[s + len]) return;
+                f(s + len, id, m.scores_[static_cast<std::size_t>(id)]);
+                any = true;
+            });
+        }
+        return any;
+    }
+
+    // Native: whether the regular edges alone form a path 0 → n (one reachability pass, skipped when every
+    // byte of the text has a one-byte normal piece).
+    bool regular_pieces_segment() const {
+        bool all_bytes = true;
+        for (std::size_t i = 0; i < n && all_bytes; ++i) all_bytes = m.byte_is_normal_[t[i]];
+        if (all_bytes) return true;
+        auto& reach = scratch().reach;
+        reach.assign(n + 1, 0);
+        reach[0] = 1;
+        for (std::size_t s = 0; s < n; ++s) {
+            if (reach[s]) regular_edges_from(s, [&](std::size_t e, piece_id, double) { reach[e] = 1; });
+        }
+        return reach[n] != 0;
+    }
+
     // Native: single bytes leave every position. Compatible modes: only character starts.
     bool is_start(std::size_t s) const noexcept { return M == Mode::native || boundary[s]; }
 
@@ -103,20 +165,14 @@ struct LatticeWalker {
     template <class F>
     void edges_from(std::size_t s, F&& f) const {
         const unsigned char b = t[s];
-        const std::size_t room = std::min(n - s, m.trie_.max_key_length());
         if constexpr (M == Mode::native) {
-            const piece_id byte = m.byte_id_[b];
-            f(s + 1, byte, m.scores_[static_cast<std::size_t>(byte)]);
-            if (boundary == nullptr) {
-                m.trie_.for_each_prefix(t + s, room, [&](std::size_t len, piece_id id) {
-                    f(s + len, id, m.scores_[static_cast<std::size_t>(id)]);
-                });
-            } else if (boundary[s]) {
-                m.trie_.for_each_prefix(t + s, room, [&](std::size_t len, piece_id id) {
-                    if (boundary[s + len]) f(s + len, id, m.scores_[static_cast<std::size_t>(id)]);
-                });
+            // The fallback edge (s, s + 1) comes only where no regular edge starts, so e still increases.
+            if (!regular_edges_from(s, f) && fallback) {
+                const piece_id byte = m.byte_id_[b];
+                f(s + 1, byte, m.scores_[static_cast<std::size_t>(byte)]);
             }
         } else {
+            const std::size_t room = std::min(n - s, m.trie_.max_key_length());
             const std::size_t clen = char_length(s);
             bool has_char_piece = false;  // sentencepiece: a piece of exactly one character; jieba: any word
             if (clen == 1 && m.byte_is_normal_[b]) {
@@ -157,31 +213,63 @@ std::vector<Span> backtrack(std::size_t n, const std::vector<std::uint32_t>& fro
     return out;
 }
 
-// Viterbi left to right; Score is double (native) or float (SentencePiece accumulates float32).
-template <Mode M, class Score>
-std::vector<Span> viterbi_forward(const LatticeWalker<M>& w, const std::vector<Score>& scores, Score unknown) {
+// Native Viterbi, left to right, in double.
+template <Mode M>
+std::vector<Span> viterbi_forward(const LatticeWalker<M>& w) {
     auto& sc = scratch();
-    std::vector<Score>& best = [&]() -> std::vector<Score>& {
-        if constexpr (std::is_same_v<Score, float>) {
-            return sc.fwd32;
-        } else {
-            return sc.fwd;
-        }
-    }();
-    best.assign(w.n + 1, Score{0});
+    auto& best = sc.fwd;
+    best.assign(w.n + 1, 0.0);
     sc.from.assign(w.n + 1, none);
     sc.via.assign(w.n + 1, unknown_id);
     sc.from[0] = 0;
     for (std::size_t s = 0; s < w.n; ++s) {
         if (sc.from[s] == none || !w.is_start(s)) continue;
-        const Score here = best[s];
-        w.edges_from(s, [&](std::size_t e, piece_id id, double) {
-            const Score piece = id == unknown_id ? unknown : scores[static_cast<std::size_t>(id)];
-            const Score c = here + piece;
+        const double here = best[s];
+        w.edges_from(s, [&](std::size_t e, piece_id id, double score) {
+            const double c = here + score;
             // The first candidate (the longest piece into e) is taken; a later one must be strictly better.
-            // (SentencePiece: the same rule in float32; see docs/tokenizer.md for the measured agreement.)
             if (sc.from[e] == none || c > best[e]) {
                 best[e] = c;
+                sc.from[e] = static_cast<std::uint32_t>(s);
+                sc.via[e] = id;
+            }
+        });
+    }
+    return backtrack(w.n, sc.from, sc.via);
+}
+
+// SentencePiece 0.1.97's Model::EncodeOptimized with its exact arithmetic. The best score of each position
+// is stored as float. A piece candidate is computed in double: `score` there is a conditional expression
+// whose other branch (the user-defined pieces' length * max_score_ - 0.1) is a double, so the piece's float
+// score and the float best score of the start position are added as doubles and compared, as doubles, with
+// the stored float; the winner is stored rounded to float. The unknown-character candidate is float + float
+// (unk_score_ and the best score are both float), compared in float. Ties (equal values) keep the earlier
+// candidate, i.e. the longest last piece.
+std::vector<Span> viterbi_sentencepiece(const LatticeWalker<Mode::sentencepiece>& w, const std::vector<float>& scores,
+                                        float unknown) {
+    auto& sc = scratch();
+    auto& best = sc.fwd32;
+    best.assign(w.n + 1, 0.0f);
+    sc.from.assign(w.n + 1, none);
+    sc.via.assign(w.n + 1, unknown_id);
+    sc.from[0] = 0;
+    for (std::size_t s = 0; s < w.n; ++s) {
+        if (sc.from[s] == none || !w.is_start(s)) continue;
+        const float here = best[s];
+        w.edges_from(s, [&](std::size_t e, piece_id id, double) {
+            bool better;
+            float stored;
+            if (id == unknown_id) {
+                const float c = unknown + here;
+                better = c > best[e];
+                stored = c;
+            } else {
+                const double c = static_cast<double>(scores[static_cast<std::size_t>(id)]) + static_cast<double>(here);
+                better = c > static_cast<double>(best[e]);
+                stored = static_cast<float>(c);
+            }
+            if (sc.from[e] == none || better) {
+                best[e] = stored;
                 sc.from[e] = static_cast<std::uint32_t>(s);
                 sc.via[e] = id;
             }
@@ -233,27 +321,65 @@ void forward(const LatticeWalker<M>& w, double alpha) {
     }
 }
 
-// Backward log partition functions into sc.bwd: bwd[s] = log Σ over paths s → n; and, if `visit` is given,
-// visit(s, e, id, score, log posterior of the edge) for every edge on some path (needs sc.fwd).
+// Backward log partition functions into sc.bwd: bwd[s] = log Σ over paths s → n; if `visit` is given,
+// visit(s, e, id, score, log posterior of the edge) for every edge on some path (needs sc.fwd); with
+// `moments`, also the entropy sc.ent[s] and expected score sc.exs[s] of the distribution of paths s → n.
+//
+// The edges leaving s are gathered first (at most m + 1 of them). With k the edge of largest
+// lw = α·score + bwd[e] and r = Σ_{j≠k} exp(lw_j − lw_k): bwd[s] = lw_k + log1p(r), the posterior of edge j
+// among those leaving s is q_j = exp(lw_j − lw_k) / (1 + r), and −log q_j = lw_k − lw_j + log1p(r) (for k:
+// log1p(r)), so each term is computed without cancellation. The entropy follows from the chain rule over
+// the first edge of the path, with non-negative terms only:
+//     H[s] = Σ_j q_j · (H[e_j] − log q_j),   E[s] = Σ_j q_j · (score_j + E[e_j]).
+// (This is the mirror of the forward recursion H[e] = Σ_s q(s,e)·(H[s] − log q(s,e)) over the posterior of
+// the last edge; the backward form shares the pass that computes the marginals.)
 template <Mode M, class Visit>
-void backward(const LatticeWalker<M>& w, double alpha, Visit&& visit) {
+void backward(const LatticeWalker<M>& w, double alpha, Visit&& visit, bool moments = false) {
     auto& sc = scratch();
     auto& b = sc.bwd;
     b.assign(w.n + 1, neg_inf);
     b[w.n] = 0;
+    if (moments) {
+        sc.ent.assign(w.n + 1, 0.0);
+        sc.exs.assign(w.n + 1, 0.0);
+    }
     const double log_z = sc.fwd.empty() ? 0.0 : sc.fwd[w.n];
+    auto& out = sc.out_edges;
     for (std::size_t s = w.n; s-- > 0;) {
         if (!w.is_start(s)) continue;
-        double acc = neg_inf;
+        out.clear();
+        std::size_t k = 0;
         w.edges_from(s, [&](std::size_t e, piece_id id, double score) {
             if (b[e] == neg_inf) return;
-            const double tail = alpha * score + b[e];
-            acc = log_add(acc, tail);
-            if constexpr (!std::is_same_v<std::decay_t<Visit>, std::nullptr_t>) {
-                if (sc.fwd[s] != neg_inf) visit(s, e, id, score, sc.fwd[s] + tail - log_z);
-            }
+            const double lw = alpha * score + b[e];
+            if (!out.empty() && lw > out[k].lw) k = out.size();
+            out.push_back(OutEdge{e, id, score, lw});
         });
-        b[s] = acc;
+        if (out.empty()) continue;
+        const double top = out[k].lw;
+        double r = 0.0;
+        for (std::size_t j = 0; j < out.size(); ++j) {
+            if (j != k) r += std::exp(out[j].lw - top);
+        }
+        const double l1r = std::log1p(r);
+        b[s] = top + l1r;
+        if (moments) {
+            double h = 0.0, x = 0.0;
+            for (std::size_t j = 0; j < out.size(); ++j) {
+                const OutEdge& d = out[j];
+                const double q = (j == k ? 1.0 : std::exp(d.lw - top)) / (1.0 + r);
+                const double neg_log_q = j == k ? l1r : (top - d.lw) + l1r;
+                h += q * (sc.ent[d.end] + neg_log_q);
+                x += q * (d.score + sc.exs[d.end]);
+            }
+            sc.ent[s] = h;
+            sc.exs[s] = x;
+        }
+        if constexpr (!std::is_same_v<std::decay_t<Visit>, std::nullptr_t>) {
+            if (sc.fwd[s] != neg_inf) {
+                for (const OutEdge& d : out) visit(s, d.end, d.id, d.score, sc.fwd[s] + d.lw - log_z);
+            }
+        }
     }
 }
 
@@ -422,13 +548,20 @@ UnigramModel::UnigramModel(Vocabulary vocabulary, ModelOptions options)
     }
     if (min_normal == std::numeric_limits<double>::infinity()) min_normal = 0.0;
 
-    // Byte fallback: every byte value gets a piece.
+    // A SentencePiece vocabulary with byte pieces comes from a model trained with --byte_fallback=true.
+    bool had_byte_pieces = false;
+    for (const Piece& p : vocab_.pieces()) had_byte_pieces = had_byte_pieces || p.kind == PieceKind::byte;
+    spm_byte_fallback_ = options_.mode == Mode::sentencepiece && had_byte_pieces;
+
+    // Byte fallback: every byte value gets a piece (find() prefers the normal one-byte piece).
     for (unsigned b = 0; b < 256; ++b) {
         const std::string one(1, static_cast<char>(b));
         auto id = vocab_.find(one);
         if (!id) id = vocab_.add(one, min_normal - options_.fallback_penalty, PieceKind::byte);
         byte_id_[b] = *id;
         byte_is_normal_[b] = vocab_[*id].kind == PieceKind::normal;
+        const auto byte_piece = vocab_.find_byte(static_cast<unsigned char>(b));
+        unknown_byte_id_[b] = spm_byte_fallback_ && byte_piece ? *byte_piece : *id;
     }
 
     std::vector<std::pair<std::string, std::int32_t>> keys;
@@ -493,14 +626,32 @@ std::vector<Span> UnigramModel::encode_spans(std::string_view text) const {
     check_length(text);
     switch (options_.mode) {
         case Mode::native:
-            return viterbi_forward(LatticeWalker<Mode::native>(*this, text), scores_, unknown_score_);
+            return viterbi_forward(LatticeWalker<Mode::native>(*this, text));
         case Mode::sentencepiece:
-            return viterbi_forward(LatticeWalker<Mode::sentencepiece>(*this, text), scores_f32_,
-                                   static_cast<float>(unknown_score_));
+            return expand_unknown(text, viterbi_sentencepiece(LatticeWalker<Mode::sentencepiece>(*this, text),
+                                                              scores_f32_, static_cast<float>(unknown_score_)));
         case Mode::jieba:
             break;
     }
     return viterbi_jieba(LatticeWalker<Mode::jieba>(*this, text));
+}
+
+std::vector<Span> UnigramModel::expand_unknown(std::string_view text, std::vector<Span> spans) const {
+    if (!spm_byte_fallback_) return spans;
+    bool any = false;
+    for (const Span& s : spans) any = any || s.id == unknown_id;
+    if (!any) return spans;
+    std::vector<Span> out;
+    out.reserve(spans.size() + 8);
+    for (const Span& s : spans) {
+        if (s.id != unknown_id) {
+            out.push_back(s);
+            continue;
+        }
+        for (std::uint32_t i = s.begin; i < s.end; ++i)
+            out.push_back(Span{i, i + 1, unknown_byte_id_[static_cast<unsigned char>(text[i])]});
+    }
+    return out;
 }
 
 std::vector<piece_id> UnigramModel::encode(std::string_view text) const { return ids_of(text, encode_spans(text)); }
@@ -509,17 +660,17 @@ std::vector<Span> UnigramModel::sample_spans(std::string_view text, double alpha
     check_alpha(alpha, "sample", true);
     if (alpha < 0) return encode_spans(text);
     check_length(text);
-    return with_walker(*this, text, [&](const auto& w) {
-        switch (how) {
-            case Sampler::reservoir:
-                return sample_reservoir(w, alpha, gen);
-            case Sampler::ffbs:
-                return sample_ffbs(w, alpha, gen);
-            case Sampler::biased_sigmoid:
-                break;
-        }
-        return sample_biased(w, alpha, gen);
-    });
+    return expand_unknown(text, with_walker(*this, text, [&](const auto& w) {
+                              switch (how) {
+                                  case Sampler::reservoir:
+                                      return sample_reservoir(w, alpha, gen);
+                                  case Sampler::ffbs:
+                                      return sample_ffbs(w, alpha, gen);
+                                  case Sampler::biased_sigmoid:
+                                      break;
+                              }
+                              return sample_biased(w, alpha, gen);
+                          }));
 }
 
 std::vector<piece_id> UnigramModel::sample(std::string_view text, double alpha, rng& gen, Sampler how) const {
@@ -544,26 +695,31 @@ LatticeStats UnigramModel::analyze(std::string_view text, double alpha, std::spa
                                     " entries, the vocabulary " + std::to_string(vocab_.size()));
     }
     LatticeStats stats;
-    double expected = 0.0;
     auto run = [&](const auto& w) {
         forward(w, alpha);
-        stats.log_partition = scratch().fwd[w.n];
-        backward(w, alpha, [&](std::size_t s, std::size_t e, piece_id id, double score, double log_post) {
-            const double p = std::exp(log_post);
-            expected += p * score;
-            if (accumulate.empty()) return;
-            if (id == unknown_id) {
-                for (std::size_t i = s; i < e; ++i)
-                    accumulate[static_cast<std::size_t>(byte_id_[w.t[i]])] += weight * p;
-            } else {
-                accumulate[static_cast<std::size_t>(id)] += weight * p;
-            }
-        });
+        auto& sc = scratch();
+        stats.log_partition = sc.fwd[w.n];
+        if (accumulate.empty()) {
+            backward(w, alpha, nullptr, true);
+        } else {
+            backward(
+                w, alpha,
+                [&](std::size_t s, std::size_t e, piece_id id, double, double log_post) {
+                    const double p = std::exp(log_post);
+                    if (id == unknown_id) {
+                        for (std::size_t i = s; i < e; ++i)
+                            accumulate[static_cast<std::size_t>(unknown_byte_id_[w.t[i]])] += weight * p;
+                    } else {
+                        accumulate[static_cast<std::size_t>(id)] += weight * p;
+                    }
+                },
+                true);
+        }
+        // Unreachable end (every path's weight underflowed): no distribution, report 0.
+        stats.entropy = sc.bwd[0] == neg_inf ? 0.0 : sc.ent[0];
+        stats.expected_score = sc.bwd[0] == neg_inf ? 0.0 : sc.exs[0];
     };
     with_walker(*this, text, run);
-    stats.expected_score = expected;
-    // H = log Z − α E[score]; rounding can leave a tiny negative value where H is 0.
-    stats.entropy = std::max(0.0, stats.log_partition - alpha * expected);
     return stats;
 }
 
@@ -622,7 +778,8 @@ std::vector<piece_id> UnigramModel::ids_of(std::string_view text, std::span<cons
         }
         if (s.end > text.size() || s.begin > s.end)
             throw std::out_of_range("UnigramModel::ids_of: span outside the text");
-        for (std::uint32_t i = s.begin; i < s.end; ++i) ids.push_back(byte_id_[static_cast<unsigned char>(text[i])]);
+        for (std::uint32_t i = s.begin; i < s.end; ++i)
+            ids.push_back(unknown_byte_id_[static_cast<unsigned char>(text[i])]);
     }
     return ids;
 }

@@ -23,17 +23,24 @@ namespace {
 constexpr std::string_view native_magic = "exprgrad-unigram";
 constexpr std::string_view u2581 = "\xe2\x96\x81";
 
-// Splits content into lines (LF); a final LF does not start an empty last line.
+// Splits content into lines (LF); a final LF does not start an empty last line. One CR before each line end
+// is dropped, so CRLF files read like LF files (jieba strips it too; no format has a meaningful raw CR at a
+// line end: the native format escapes CR in pieces, and the last field of the other formats is a number or
+// a tag).
 std::vector<std::string_view> split_lines(std::string_view content) {
     std::vector<std::string_view> lines;
     std::size_t start = 0;
+    auto push = [&](std::string_view line) {
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        lines.push_back(line);
+    };
     while (start < content.size()) {
         const std::size_t end = content.find('\n', start);
         if (end == std::string_view::npos) {
-            lines.push_back(content.substr(start));
+            push(content.substr(start));
             break;
         }
-        lines.push_back(content.substr(start, end - start));
+        push(content.substr(start, end - start));
         start = end + 1;
     }
     return lines;
@@ -110,7 +117,7 @@ std::string unescape_native(std::string_view s, std::string& out) {
         const auto b = static_cast<unsigned char>(s[i]);
         if (b < 0x20 || b == 0x7F) {
             return "unescaped control byte 0x" + std::string(1, "0123456789abcdef"[b >> 4]) +
-                   std::string(1, "0123456789abcdef"[b & 15]) + " in the piece (CRLF line ends?)";
+                   std::string(1, "0123456789abcdef"[b & 15]) + " in the piece (write it as \\xHH)";
         }
         if (b != '\\') {
             out += s[i];
@@ -293,7 +300,7 @@ LoadedVocabulary parse_jieba(std::string_view content, const std::string& name) 
         if (!is_valid_utf8(fields[0])) throw VocabularyFileError(name, i + 1, "word is not valid UTF-8");
         for (const char c : fields[0]) {
             if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
-                throw VocabularyFileError(name, i + 1, "control byte in the word (CRLF line ends?)");
+                throw VocabularyFileError(name, i + 1, "control byte in the word");
             }
         }
         std::uint64_t freq = 0;
@@ -313,7 +320,12 @@ LoadedVocabulary parse_jieba(std::string_view content, const std::string& name) 
             it->second.freq = static_cast<double>(freq);
         }
     }
-    if (!(total > 0)) throw VocabularyFileError(name, 0, "the total frequency is 0");
+    if (!(total > 0)) {
+        throw VocabularyFileError(name, lines.size(),
+                                  "the total frequency of the " + std::to_string(lines.size()) +
+                                      " lines is 0 (every word has frequency 0): jieba's probabilities "
+                                      "freq / total are undefined");
+    }
     LoadedVocabulary out;
     out.vocabulary = Vocabulary::with_specials();
     out.options.mode = Mode::jieba;

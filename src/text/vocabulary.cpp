@@ -39,10 +39,13 @@ piece_id Vocabulary::add(std::string text, double score, PieceKind kind) {
     if (pieces_.size() >= 0x7FFFFFFF) throw std::invalid_argument(where + "too many pieces");
     if (kind == PieceKind::byte && text.size() != 1)
         throw std::invalid_argument(where + "a byte piece must be one byte");
-    auto& index = kind == PieceKind::control ? control_index_ : text_index_;
-    const auto [it, inserted] = index.emplace(text, id);
-    if (!inserted) {
-        throw std::invalid_argument(where + "duplicates piece " + std::to_string(it->second));
+    if (kind == PieceKind::byte) {
+        const auto [it, inserted] = byte_index_.emplace(static_cast<unsigned char>(text[0]), id);
+        if (!inserted) throw std::invalid_argument(where + "duplicates byte piece " + std::to_string(it->second));
+    } else {
+        auto& index = kind == PieceKind::control ? control_index_ : text_index_;
+        const auto [it, inserted] = index.emplace(text, id);
+        if (!inserted) throw std::invalid_argument(where + "duplicates piece " + std::to_string(it->second));
     }
     pieces_.push_back(Piece{std::move(text), score, kind});
     return id;
@@ -58,7 +61,14 @@ const Piece& Vocabulary::at(piece_id id) const {
 
 std::optional<piece_id> Vocabulary::find(std::string_view text) const {
     const auto it = text_index_.find(std::string(text));
-    if (it == text_index_.end()) return std::nullopt;
+    if (it != text_index_.end()) return it->second;
+    if (text.size() == 1) return find_byte(static_cast<unsigned char>(text[0]));
+    return std::nullopt;
+}
+
+std::optional<piece_id> Vocabulary::find_byte(unsigned char b) const {
+    const auto it = byte_index_.find(b);
+    if (it == byte_index_.end()) return std::nullopt;
     return it->second;
 }
 

@@ -22,10 +22,11 @@ using exprgrad::text::Vocabulary;
 
 using PieceScores = std::vector<std::pair<std::string, double>>;
 
-// A native model with the reserved specials and the given pieces. The reference tables of the notes assume
-// a lattice of the listed pieces only, so byte-fallback edges are priced out: a penalty of 1e4 makes their
-// weight exp(−1e4) = 0 in double for every α ≥ 0.1 used with such vocabularies.
-inline UnigramModel make_model(const PieceScores& pieces, ModelOptions options = {}, double penalty = 1e4) {
+// A native model with the reserved specials and the given pieces, with the library's default fallback
+// penalty. The reference tables of the notes assume a lattice of the listed pieces only, which is what the
+// native mode gives for every text those pieces can segment (byte-fallback edges exist only otherwise).
+inline UnigramModel make_model(const PieceScores& pieces, ModelOptions options = {},
+                               double penalty = ModelOptions{}.fallback_penalty) {
     Vocabulary v = Vocabulary::with_specials();
     for (const auto& [text, score] : pieces) v.add(text, score);
     options.fallback_penalty = penalty;
@@ -44,6 +45,35 @@ inline std::map<std::string, double> enumerate(const std::string& text, const Pi
             if (pos + piece.size() <= text.size() && text.compare(pos, piece.size(), piece) == 0) {
                 rec(pos + piece.size(), key.empty() ? piece : key + " " + piece, score + s);
             }
+        }
+    };
+    rec(0, "", 0.0);
+    return out;
+}
+
+// The native mode's byte-fallback rule, restated by enumeration: the segmentations into the given pieces if
+// there are any; otherwise those whose edges are the pieces matching at each position, plus a one-byte
+// fallback edge "<c>" scored fallback_score at each position where no piece matches.
+inline std::map<std::string, double> enumerate_with_fallback(const std::string& text, const PieceScores& pieces,
+                                                             double fallback_score) {
+    auto plain = enumerate(text, pieces);
+    if (!plain.empty()) return plain;
+    std::map<std::string, double> out;
+    std::function<void(std::size_t, std::string, double)> rec = [&](std::size_t pos, std::string key, double score) {
+        if (pos == text.size()) {
+            out[key] = score;
+            return;
+        }
+        bool any = false;
+        for (const auto& [piece, s] : pieces) {
+            if (pos + piece.size() <= text.size() && text.compare(pos, piece.size(), piece) == 0) {
+                any = true;
+                rec(pos + piece.size(), key.empty() ? piece : key + " " + piece, score + s);
+            }
+        }
+        if (!any) {
+            const std::string fb = "<" + text.substr(pos, 1) + ">";
+            rec(pos + 1, key.empty() ? fb : key + " " + fb, score + fallback_score);
         }
     };
     rec(0, "", 0.0);

@@ -51,8 +51,19 @@ TEST_CASE("T1 'watching': three equal segmentations, exact samplers uniform, the
     REQUIRE(segs.size() == 3);
     const auto p = distribution(segs, 1.0);
     for (const auto& [k, pk] : p) CHECK(pk == doctest::Approx(1.0 / 3).epsilon(1e-12));
+    // The default model (fallback penalty 10): fallback edges do not add segmentations, at any α.
     CHECK(m.log_partition(text, 1.0) == doctest::Approx(std::log(3.0) - 2.0).epsilon(1e-12));
     CHECK(m.entropy(text, 1.0) == doctest::Approx(std::log(3.0)).epsilon(1e-12));
+    CHECK(m.log_partition(text, 0.0) == doctest::Approx(std::log(3.0)).epsilon(1e-14));
+    CHECK(m.entropy(text, 0.0) == doctest::Approx(std::log(3.0)).epsilon(1e-14));
+    for (const double alpha : {0.0, 1.0}) {
+        double pieces = 0;
+        for (const double c : m.marginals(text, alpha)) pieces += c;
+        CHECK(pieces == doctest::Approx(2.0).epsilon(1e-12));  // every segmentation has two pieces
+    }
+    CHECK(m.nbest(text, 10).size() == 3);
+    check_sampler(m, text, 0.0, Sampler::reservoir, 11, 60000, p);
+    check_sampler(m, text, 0.0, Sampler::ffbs, 12, 60000, p);
 
     const std::size_t n = 100000;
     check_sampler(m, text, 1.0, Sampler::reservoir, 1, n, p);
@@ -284,6 +295,100 @@ TEST_CASE("Viterbi ties: the longer last piece wins in the native mode") {
     CHECK(key_of("watching", m.encode_spans("watching")) == "w atching");
     const PieceScores tie = {{"A", -1}, {"AB", -1}, {"BC", -1}, {"C", -1}};
     CHECK(key_of("ABC", make_model(tie).encode_spans("ABC")) == "A BC");
+}
+
+TEST_CASE("native byte fallback: only where the pieces cannot segment the text (brute force)") {
+    // Random vocabularies over {a, b, c} (single letters sometimes missing) and texts over {a, b, c, d}; the
+    // reference is enumerate_with_fallback, which restates the rule without the model's trie or lattice.
+    rng gen(2024);
+    auto pick = [&](std::size_t k) { return static_cast<std::size_t>(gen.uniform() * static_cast<double>(k)); };
+    const double scores[] = {-1.0, -1.5, -2.0, -3.25};
+    std::size_t with_fallback = 0, without = 0;
+    for (int trial = 0; trial < 300; ++trial) {
+        PieceScores pieces;
+        std::map<std::string, double> seen;
+        for (std::size_t i = 0, count = 2 + pick(6); i < count; ++i) {
+            std::string w;
+            for (std::size_t j = 0, len = 1 + pick(3); j < len; ++j) w += "abc"[pick(3)];
+            if (seen.emplace(w, 0.0).second) pieces.push_back({w, scores[pick(4)]});
+        }
+        // The fallback score: the lowest piece score minus the default penalty.
+        double lowest = pieces[0].second;
+        for (const auto& [w, sc] : pieces) lowest = std::min(lowest, sc);
+        const UnigramModel m = make_model(pieces);
+        for (int k = 0; k < 8; ++k) {
+            std::string text;
+            for (std::size_t j = 0, len = 1 + pick(7); j < len; ++j) text += "abcd"[pick(pick(5) == 0 ? 4 : 3)];
+            const auto segs = enumerate_with_fallback(text, pieces, lowest - 10.0);
+            (enumerate(text, pieces).empty() ? with_fallback : without) += 1;
+            INFO("text " << text << ", trial " << trial);
+            REQUIRE(!segs.empty());
+            for (const double alpha : {0.0, 0.7, 1.0}) {
+                CHECK(m.log_partition(text, alpha) == doctest::Approx(log_partition_of(segs, alpha)).epsilon(1e-12));
+                // −Σ p log p with −log p = (max − α·s) + log1p(Σ exp(α·s − max) − 1), the "− 1" taken exactly
+                // (count of maxima − 1 + the rest), so that tiny entropies are accurate in the reference too.
+                double top = -INFINITY;
+                for (const auto& [key, sc] : segs) top = std::max(top, alpha * sc);
+                double rest = 0, at_top = 0;
+                for (const auto& [key, sc] : segs)
+                    (alpha * sc == top ? at_top : rest) += alpha * sc == top ? 1.0 : std::exp(alpha * sc - top);
+                const double log_sum = std::log1p(at_top - 1 + rest);
+                double h = 0;
+                for (const auto& [key, sc] : segs) {
+                    const double p = std::exp(alpha * sc - top) / (at_top + rest);
+                    h += p * ((top - alpha * sc) + log_sum);
+                }
+                CHECK(m.entropy(text, alpha) == doctest::Approx(h).epsilon(1e-12));
+            }
+            double best = -INFINITY;
+            for (const auto& [key, sc] : segs) best = std::max(best, sc);
+            CHECK(m.score(m.encode_spans(text)) == doctest::Approx(best).epsilon(1e-12));
+            CHECK(m.nbest(text, 1000).size() == segs.size());
+            CHECK(m.decode(m.encode(text)) == text);
+            rng g2(static_cast<std::uint64_t>(trial * 8 + k));
+            for (const Sampler how : {Sampler::reservoir, Sampler::ffbs, Sampler::biased_sigmoid}) {
+                const auto spans = m.sample_spans(text, 0.5, g2, how);
+                std::string key;
+                for (const Span& sp : spans) {
+                    if (!key.empty()) key += ' ';
+                    const std::string piece = text.substr(sp.begin, sp.end - sp.begin);
+                    key += m.vocabulary()[sp.id].kind == exprgrad::text::PieceKind::byte ? "<" + piece + ">" : piece;
+                }
+                CHECK(segs.count(key) == 1);
+            }
+        }
+    }
+    MESSAGE(with_fallback << " texts needed the fallback, " << without << " did not");
+    CHECK(with_fallback > 100);
+    CHECK(without > 100);
+}
+
+TEST_CASE("entropy without cancellation: exact values of notes T2 at large alpha") {
+    // 60-digit values from `python3 tests/tools/tok_entropy_exact.py` (a forward DP over Z and
+    // S = Σ weight·score in Python's decimal module with prec = 60, H = log Z − α·S/Z), which prints
+    // k, α, log Z, H for the text "ABC"×k:
+    struct Row {
+        int k;
+        double alpha, log_z, entropy;
+    };
+    const Row rows[] = {
+        {1, 0.0, 1.38629436111989057245e+00, 1.38629436111989057245e+00},
+        {1, 1.0, 4.42574006293729649286e+00, 1.20067881386913732911e+00},
+        {1, 30.0, 1.11000000015230071426e+02, 2.89372511721473289122e-07},
+        {20, 30.0, 2.22000000030460159905e+03, 5.78745023442946578243e-06},
+        {200, 40.0, 2.96000000000075488060e+04, 1.88756762043476465056e-07},
+    };
+    const UnigramModel m = make_model(t2);
+    for (const Row& r : rows) {
+        std::string text;
+        for (int i = 0; i < r.k; ++i) text += "ABC";
+        INFO("ABC x " << r.k << ", alpha = " << r.alpha);
+        CHECK(m.log_partition(text, r.alpha) == doctest::Approx(r.log_z).epsilon(1e-14));
+        // log Z − α·E[score] had relative errors 3e-6 (k = 1, α = 30) and 1 (k = 200, α = 40: it gave 0).
+        CHECK(std::abs(m.entropy(text, r.alpha) - r.entropy) <= 1e-12 * r.entropy);
+        const auto st = m.analyze(text, r.alpha, true);
+        CHECK(std::abs(st.entropy - r.entropy) <= 1e-12 * r.entropy);
+    }
 }
 
 TEST_CASE("byte fallback: every byte string is encodable and decodes to itself") {

@@ -3,8 +3,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <exprgrad/text/piece_format.hpp>
 #include <exprgrad/text/unigram_model.hpp>
 #include <exprgrad/text/utf8.hpp>
+#include <exprgrad/text/vocab_io.hpp>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -168,6 +170,99 @@ TEST_CASE("sentencepiece mode: unknown characters, float32 scores, control piece
     // Marginals of the unknown edge go to the byte pieces of its bytes.
     const auto marg = compat.marginals(text, 1.0);
     CHECK(marg[static_cast<std::size_t>(compat.byte_piece(0xe2))] == doctest::Approx(1.0));
+}
+
+namespace {
+
+// `exprgrad tok encode --vocab-format spm` on each line: spaces become U+2581, the sentencepiece mode, the
+// CLI's printing (merged unknown runs, byte pieces as <0xHH>).
+std::vector<std::string> spm_encode_lines(const std::string& vocab, const std::vector<std::string>& lines) {
+    const auto loaded = exprgrad::text::parse_vocabulary(vocab, exprgrad::text::VocabFormat::sentencepiece);
+    const UnigramModel m(loaded.vocabulary, loaded.options);
+    std::vector<std::string> out;
+    for (const std::string& line : lines) {
+        out.push_back(exprgrad::text::format_segmentation(line, m.encode_spans(line), true, &m.vocabulary()));
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("sentencepiece mode: exact ties as Debian's spm_encode 0.1.97") {
+    // The pieces of en8000 (spm_train --vocab_size=8000 --model_type=unigram
+    // --normalization_rule_name=identity --add_dummy_prefix=false on the English fortunes) that occur in the
+    // texts below, scores exported with %.9g (spm_export_vocab-style, through the C++ API). Viterbi only
+    // uses pieces occurring in the text and no character is unknown, so the result is the full model's.
+    const std::string vocab =
+        "<unk>\t0\n<s>\t0\n</s>\t0\n\xe2\x96\x81\t-2.65668607\n.\t-3.33551264\ns\t-3.4716866\n"
+        "\xe2\x96\x81"
+        "a\t-4.18904877\n--\t-4.38870525\n:\t-5.19929647\nd\t-5.37516737\n-\t-5.39260721\n"
+        "\xe2\x96\x81"
+        "on\t-5.76175308\ne\t-5.78851557\nn\t-5.86458349\n?\t-5.90539265\n"
+        "\xe2\x96\x81"
+        "he\t-6.08285761\na\t-6.10879755\n\xe2\x96\x81"
+        "one\t-6.26115751\n...\t-6.59672928\n"
+        "\xe2\x96\x81"
+        "has\t-6.60067034\no\t-6.83808613\non\t-6.88364887\n*\t-7.19004536\nas\t-7.35161448\n"
+        "h\t-7.43289852\n\xe2\x96\x81...\t-7.55842352\n_\t-7.64218616\nN\t-7.66618061\nNo\t-7.81728077\n"
+        "ne\t-7.89613771\none\t-8.12242317\nhe\t-8.12810326\nad\t-8.17604446\n\xe2\x96\x81head\t-8.24815273\n"
+        "ha\t-8.77162743\nhead\t-9.15382767\n\xe2\x96\x81o\t-9.18709469\n___\t-9.40596485\n"
+        "\xe2\x96\x81ha\t-9.42555523\n__\t-9.51817036\n***\t-9.53240108\nhas\t-9.57878876\n"
+        "\xe2\x96\x81h\t-9.60139751\n??\t-9.70756435\n**\t-10.6429873\n";
+    // Recorded with `spm_encode --model en8000.model < ties.txt` (Debian sentencepiece 0.1.97). Sums in
+    // float32 gave "- --", "* *** ***" and "... head . ..." on the first, second and fifth line.
+    const std::vector<std::string> text = {
+        "---", "*******", "_____", "???", "No one has a head....", ": : : ..............."};
+    const std::vector<std::string> want = {
+        "-- -",
+        "*** *** *",
+        "__ ___",
+        "? ??",
+        "No \xe2\x96\x81one \xe2\x96\x81has \xe2\x96\x81"
+        "a \xe2\x96\x81head ... .",
+        ": \xe2\x96\x81 : \xe2\x96\x81 : \xe2\x96\x81... ... ... ... ...",
+    };
+    CHECK(spm_encode_lines(vocab, text) == want);
+}
+
+TEST_CASE("sentencepiece mode: byte fallback as spm_encode prints it") {
+    // The normal pieces of mix_bftrue / mix_bffalse (spm_train --vocab_size=4000 --model_type=unigram
+    // --normalization_rule_name=identity --add_dummy_prefix=false --byte_fallback=true / false on English and
+    // Chinese fortunes) that occur in the texts; the byte_fallback model also has <0x00>..<0xFF>. 龘 is in
+    // neither vocabulary.
+    const std::string pieces =
+        "\xe2\x96\x81\t-2.31260777\ne\t-5.84149456\nc\t-5.98483372\nr\t-6.06539631\nre\t-6.18886423\n"
+        "a\t-6.35427427\nh\t-6.78222895\nar\t-7.06834698\nch\t-7.32437468\nra\t-7.3337636\n"
+        "\xe2\x96\x81"
+        "c\t-7.73025036\nha\t-8.08314991\nare\t-9.26528263\nchar\t-9.64688206\n";
+    std::string bytes;
+    char line[32];
+    for (int b = 0; b < 256; ++b) {
+        std::snprintf(line, sizeof line, "<0x%02X>\t0\n", b);
+        bytes += line;
+    }
+    const std::string head = "<unk>\t0\n<s>\t0\n</s>\t0\n";
+    const std::vector<std::string> text = {"rare \xe9\xbe\x98 char", "\xe9\xbe\x98\xe9\xbe\x98 rare"};
+    // Recorded with `spm_encode --model mix_bftrue.model < bf.txt` and `... mix_bffalse.model`.
+    const std::vector<std::string> with_bytes = {
+        "ra re \xe2\x96\x81 <0xE9> <0xBE> <0x98> \xe2\x96\x81 char",
+        "<0xE9> <0xBE> <0x98> <0xE9> <0xBE> <0x98> \xe2\x96\x81 ra re",
+    };
+    const std::vector<std::string> without = {
+        "ra re \xe2\x96\x81 \xe9\xbe\x98 \xe2\x96\x81 char",
+        "\xe9\xbe\x98\xe9\xbe\x98 \xe2\x96\x81 ra re",
+    };
+    CHECK(spm_encode_lines(head + bytes + pieces, text) == with_bytes);
+    CHECK(spm_encode_lines(head + pieces, text) == without);
+    // The ids are the vocabulary's byte pieces, and decode inverts encode.
+    const auto loaded =
+        exprgrad::text::parse_vocabulary(head + bytes + pieces, exprgrad::text::VocabFormat::sentencepiece);
+    const UnigramModel m(loaded.vocabulary, loaded.options);
+    const auto ids = m.encode(text[0]);
+    CHECK(std::count(ids.begin(), ids.end(), piece_id{3 + 0xE9}) == 1);
+    CHECK(m.decode(ids) == text[0]);
+    rng gen(3);
+    CHECK(m.decode(m.sample(text[1], 0.5, gen)) == text[1]);
 }
 
 TEST_CASE("jieba mode: right-to-left ties, unknown characters only where no word starts") {

@@ -136,7 +136,10 @@ TEST_CASE("malformed native files name the line and the problem; nothing is half
     expect_error(header(5) + specials + "normal\t\tab\n", VocabFormat::native, 6, "not a finite number");
     expect_error(header(5) + specials + "normal\t-1\ta\\q\n", VocabFormat::native, 6, "unknown escape");
     expect_error(header(5) + specials + "normal\t-1\ta\\x4\n", VocabFormat::native, 6, "two hex digits");
-    expect_error(header(5) + specials + "normal\t-1\tab\r\n", VocabFormat::native, 6, "CRLF");
+    expect_error(header(5) + specials +
+                     "normal\t-1\ta\x01"
+                     "b\n",
+                 VocabFormat::native, 6, "unescaped control byte 0x01");
     expect_error(header(5) + specials + "normal\t-1\t\n", VocabFormat::native, 6, "empty text");
     expect_error(header(6) + specials + "normal\t-1\tab\nnormal\t-2\tab\n", VocabFormat::native, 7,
                  "duplicates piece 4");
@@ -203,9 +206,69 @@ TEST_CASE("jieba dictionary import") {
     expect_error("a 1 n x\n", VocabFormat::jieba, 1, "expected 'word freq [tag]'");
     expect_error("a -1\n", VocabFormat::jieba, 1, "not an integer");
     expect_error("a 1.5\n", VocabFormat::jieba, 1, "not an integer");
-    expect_error("a 1\r\n", VocabFormat::jieba, 1, "not an integer");
     expect_error("\xff 1\n", VocabFormat::jieba, 1, "not valid UTF-8");
-    expect_error("a 0\n", VocabFormat::jieba, 0, "total frequency is 0");
+    // Every frequency 0: jieba divides by the total; the error names the file and the last line.
+    expect_error("a 0\nb 0 n\n", VocabFormat::jieba, 2, "total frequency of the 2 lines is 0");
+    try {
+        parse_vocabulary("a 0\n", VocabFormat::jieba, "zero.txt");
+        FAIL("no error");
+    } catch (const VocabularyFileError& e) {
+        CHECK(std::string(e.what()).rfind("zero.txt:1: ", 0) == 0);
+    }
+}
+
+TEST_CASE("CRLF line ends are accepted in every format (jieba strips the CR too)") {
+    auto crlf = [](const std::string& lf) {
+        std::string out;
+        for (const char c : lf) out += c == '\n' ? std::string("\r\n") : std::string(1, c);
+        return out;
+    };
+    const std::string jieba = "ab 5\ncd 3 n\n\xe5\xa4\xa9 2\n";
+    const std::string spm =
+        "<unk>\t0\n\xe2\x96\x81"
+        "a\t-1.5\nb\t-2\n";
+    const std::string native = header(6) + specials + "normal\t-1\tab\nbyte\t-9\t\\x0d\n";
+    for (const auto& [lf, format] : {std::pair{jieba, VocabFormat::jieba}, std::pair{spm, VocabFormat::sentencepiece},
+                                     std::pair{native, VocabFormat::native}}) {
+        INFO(lf);
+        const LoadedVocabulary a = parse_vocabulary(lf, format), b = parse_vocabulary(crlf(lf), format);
+        CHECK(a.vocabulary == b.vocabulary);
+        // The last line without its LF, ending in a CR.
+        const std::string cut = crlf(lf).substr(0, crlf(lf).size() - 1);
+        CHECK(parse_vocabulary(cut, format).vocabulary == a.vocabulary);
+    }
+    // jieba's own reading of j2 = "ab 5\r\ncd 3\r\n": P(ab) = 5/8.
+    const LoadedVocabulary j = parse_vocabulary("ab 5\r\ncd 3\r\n", VocabFormat::jieba);
+    CHECK(j.vocabulary[*j.vocabulary.find("ab")].score == std::log(5.0) - std::log(8.0));
+    // An escaped CR inside a native piece stays a CR (it is written \r, never raw).
+    const LoadedVocabulary r = parse_vocabulary(header(5) + specials + "normal\t-1\ta\\r\r\n", VocabFormat::native);
+    CHECK(r.vocabulary[4].text == "a\r");
+}
+
+TEST_CASE("SentencePiece byte-fallback vocabulary: <0xHH> are byte pieces next to the normal '\u2581'") {
+    // The layout of `spm_train --byte_fallback=true` exports: <unk> <s> </s>, then <0x00>..<0xFF> scored 0,
+    // then the normal pieces, among them U+2581 (a space) next to <0x20>.
+    std::string content = "<unk>\t0\n<s>\t0\n</s>\t0\n";
+    char line[32];
+    for (int b = 0; b < 256; ++b) {
+        std::snprintf(line, sizeof line, "<0x%02X>\t0\n", b);
+        content += line;
+    }
+    content += "\xe2\x96\x81\t-2.3\na\t-5\n";
+    const LoadedVocabulary v = parse_vocabulary(content, VocabFormat::sentencepiece);
+    REQUIRE(v.vocabulary.size() == 3 + 256 + 2);
+    CHECK(v.vocabulary[3 + 0x20].kind == PieceKind::byte);
+    CHECK(v.vocabulary[3 + 0x20].text == " ");
+    CHECK(v.vocabulary[3 + 256].kind == PieceKind::normal);
+    CHECK(v.vocabulary[3 + 256].text == " ");
+    CHECK(*v.vocabulary.find(" ") == 3 + 256);         // the normal piece
+    CHECK(*v.vocabulary.find_byte(0x20) == 3 + 0x20);  // the byte piece
+    CHECK(*v.vocabulary.find("\xe9") == 3 + 0xe9);     // no normal piece: the byte piece
+    const UnigramModel m(v.vocabulary, v.options);
+    CHECK(m.spm_byte_fallback());
+    CHECK(m.size() == v.vocabulary.size());  // nothing added: every byte has its piece
+    // Still a duplicate within one kind.
+    expect_error("<0x41>\t0\n<0x41>\t0\n", VocabFormat::sentencepiece, 2, "duplicates byte piece 0");
 }
 
 TEST_CASE("piece format: the command-line contract") {

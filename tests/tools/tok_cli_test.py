@@ -8,6 +8,7 @@ Usage: tok_cli_test.py path/to/exprgrad
 Expected values: the notes' table T2 (../shared/research/articles_part2.md §2.7: "ABC" with A=1.0 B=1.2
 C=1.5 AB=1.6 BC=1.7 ABC=1.8, log Z at alpha=1 is 4.425740 and the entropy 1.200679).
 """
+import math
 import os
 import subprocess
 import sys
@@ -66,12 +67,49 @@ def main():
         rc, out, _ = run(exe, ["sample", "--vocab", t2, "--alpha", "-1", "--seed", "1"], b"ABC\n")
         expect("sample alpha<0 is Viterbi", out, b"A B C\n")  # positive scores: more pieces score higher
 
+        # Notes T1: "watching" has exactly 3 segmentations into {watch, ing, wat, ching, w, atching} (log p = -1
+        # each); byte-fallback edges must not add any (they exist only for texts the pieces cannot segment).
+        t1 = os.path.join(d, "t1.vocab")
+        with open(t1, "w", encoding="utf-8") as f:
+            f.write(native([("watch", -1.0), ("ing", -1.0), ("wat", -1.0), ("ching", -1.0), ("w", -1.0),
+                            ("atching", -1.0)]))
+        for alpha, want_log_z in [("0", math.log(3)), ("1", math.log(3) - 2)]:
+            rc, out, err = run(exe, ["score", "--vocab", t1, "--alpha", alpha], b"watching\n")
+            log_z, entropy = (float(v) for v in out.decode().strip().split("\t"))
+            expect("T1 score rc alpha=" + alpha, (rc, err), (0, ""))
+            expect("T1 logZ alpha=" + alpha, abs(log_z - want_log_z) < 1e-12, True)
+            expect("T1 entropy alpha=" + alpha, abs(entropy - math.log(3)) < 1e-12, True)
+            rc, out, err = run(exe, ["sample", "--vocab", t1, "--alpha", alpha, "--seed", "5", "--count", "3000"],
+                               b"watching\n")
+            seen = {}
+            for line in out.decode().splitlines():
+                seen[line] = seen.get(line, 0) + 1
+            expect("T1 samples alpha=" + alpha, sorted(seen), ["w atching", "wat ching", "watch ing"])
+            # 1000 expected each; 5 standard deviations of a binomial(3000, 1/3) are 129.
+            expect("T1 uniform alpha=" + alpha, all(abs(c - 1000) < 129 for c in seen.values()), True)
+        # A text the pieces cannot segment still encodes, through fallback bytes where no piece starts.
+        rc, out, _ = run(exe, ["encode", "--vocab", t1], b"watchxing\n")
+        expect("T1 fallback", out, b"watch x ing\n")
+        # Notes T2 at alpha = 40 on "ABC"x200: the entropy is 1.88756762043476465e-07 (60-digit value from
+        # tests/tools/tok_entropy_exact.py); log Z - alpha*E[score] printed 0.
+        rc, out, err = run(exe, ["score", "--vocab", t2, "--alpha", "40"], b"ABC" * 200 + b"\n")
+        entropy = float(out.decode().strip().split("\t")[1])
+        expect("T2 x200 entropy", abs(entropy - 1.88756762043476465e-07) < 1e-12 * 1.9e-7, True)
+
         # jieba: ties go to the longer word on the left; unknown characters are words of their own.
         jb = os.path.join(d, "dict.txt")
         with open(jb, "w", encoding="utf-8") as f:
             f.write("A 2\nAB 2\nBC 2\nC 2\n")
         rc, out, _ = run(exe, ["encode", "--vocab", jb, "--vocab-format", "jieba"], b"ABC\nXYAB\n")
         expect("jieba", out, b"AB C\nX Y AB\n")
+        with open(jb, "wb") as f:  # CRLF, as jieba reads it (it strips each line)
+            f.write(b"A 2\r\nAB 2\r\nBC 2\r\nC 2\r\n")
+        rc, out, err = run(exe, ["encode", "--vocab", jb, "--vocab-format", "jieba"], b"ABC\nXYAB\n")
+        expect("jieba CRLF", (rc, out, err), (0, b"AB C\nX Y AB\n", ""))
+        with open(jb, "wb") as f:
+            f.write(b"A 0\nB 0\n")
+        rc, out, err = run(exe, ["encode", "--vocab", jb, "--vocab-format", "jieba"], b"AB\n")
+        expect("jieba total 0", (rc, (jb + ":2: the total frequency") in err), (1, True))
         # spm: U+2581 pieces match spaces; a run of unknown characters prints as one piece.
         spm = os.path.join(d, "m.vocab")
         with open(spm, "w", encoding="utf-8") as f:

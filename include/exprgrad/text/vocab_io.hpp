@@ -20,6 +20,10 @@
 // not pieces (jieba never matches them). Score = log(freq) − log(total); the model's unknown-character score
 // is log(1/total). A UTF-8 byte-order mark at the start is skipped. Ids 0–3 are the reserved specials.
 //
+// Line ends: LF; one CR before an LF (or at the end of the file) is dropped in every format, so CRLF files
+// are accepted (jieba strips it as well). A jieba dictionary whose frequencies sum to 0 is an error naming
+// its last line.
+//
 // Errors: malformed content throws VocabularyFileError, whose message is "FILE:LINE: problem"; nothing is
 // returned or changed then. Writes are atomic: a temporary file in the same directory, fsync, rename.
 #pragma once

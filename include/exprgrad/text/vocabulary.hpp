@@ -29,7 +29,8 @@ inline constexpr std::string_view special_names[4] = {"<pad>", "<bos>", "<eos>",
 enum class PieceKind : std::uint8_t {
     normal,   ///< matched in text; its bytes are its text
     control,  ///< a name such as `<bos>`: never matched inside text, decodes to nothing
-    byte,     ///< byte fallback: exactly one byte, used only where no normal piece covers that byte
+    byte,     ///< byte fallback: exactly one byte; used by the lattice only where normal pieces cannot go
+              ///< (see Mode::native) and for unknown characters' bytes
 };
 
 /// The largest score magnitude a piece may have. Real vocabularies stay below 1e3; the bound keeps every
@@ -45,9 +46,10 @@ struct Piece {
     friend bool operator==(const Piece&, const Piece&) = default;
 };
 
-/// An ordered set of pieces. Invariants, checked by add(): |score| ≤ max_abs_score; normal and byte pieces are
-/// non-empty and unique by text (a normal and a byte piece may not share a text either); byte pieces are
-/// exactly one byte; control names are unique among control pieces.
+/// An ordered set of pieces. Invariants, checked by add(): |score| ≤ max_abs_score; pieces are non-empty;
+/// normal pieces are unique by text; byte pieces are exactly one byte and unique by that byte; control names
+/// are unique among control pieces. A byte piece may share its text with a one-byte normal piece: a
+/// SentencePiece model trained with byte fallback has both `▁` (a space, normal) and `<0x20>` (byte).
 ///
 /// Example:
 ///     Vocabulary v = Vocabulary::with_specials();   // ids 0-3: <pad> <bos> <eos> <mask>
@@ -66,7 +68,7 @@ class Vocabulary {
 
     /// Appends a piece and returns its id. Throws std::invalid_argument naming the piece if the score is
     /// NaN or |score| > max_abs_score, the text is empty, a byte piece is not one byte long, or the text duplicates a
-    /// piece of the same namespace (normal and byte pieces share one, control pieces have their own).
+    /// piece of the same kind (normal, byte and control pieces each have their own namespace).
     piece_id add(std::string text, double score, PieceKind kind = PieceKind::normal);
 
     /// The number of pieces, V.
@@ -79,8 +81,10 @@ class Vocabulary {
     const Piece& at(piece_id id) const;
     const std::vector<Piece>& pieces() const noexcept { return pieces_; }
 
-    /// The id of the normal or byte piece whose text is `text`, if any.
+    /// The id of the normal piece whose text is `text`, else of the byte piece whose byte it is, if any.
     std::optional<piece_id> find(std::string_view text) const;
+    /// The id of the byte piece (kind `byte`) of byte `b`, if any.
+    std::optional<piece_id> find_byte(unsigned char b) const;
     /// The id of the control piece named `name`, if any.
     std::optional<piece_id> find_control(std::string_view name) const;
 
@@ -95,7 +99,8 @@ class Vocabulary {
 
   private:
     std::vector<Piece> pieces_;
-    std::unordered_map<std::string, piece_id> text_index_;     // normal and byte pieces
+    std::unordered_map<std::string, piece_id> text_index_;     // normal pieces
+    std::unordered_map<unsigned char, piece_id> byte_index_;   // byte pieces
     std::unordered_map<std::string, piece_id> control_index_;  // control pieces
 };
 
