@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <utility>
+#include <vector>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -95,6 +97,95 @@ TEST_CASE("accuracy of every op's SIMD body against libm, float and double") {
     both(erf(x), lo, hi);
     both(pow(x, c<3, 2>), 0.0, 10.0);
     MESSAGE("worst SIMD vs libm: float " << w_float << " ulp, double " << w_double << " ulp");
+}
+
+TEST_CASE("exp, expm1, sigmoid and softplus over their whole float range: a value does not depend on its lane") {
+    // xsimd's float exp overflows from 88.38 (e^x is finite to 88.72) and flushes below e^-87.3 to 0; the
+    // batch bodies redo those lanes with libm, so the batch lanes agree with the scalar tail everywhere.
+    auto check_range = [](auto e, double lo, double hi) {
+        const auto xs = grid<float>(4099, lo, hi);  // 4099: batch lanes and a scalar tail
+        xt::xtensor<float, 1> out = map(e, xs);
+        double w = 0;
+        for (std::size_t i = 0; i < xs.size(); ++i) w = std::max(w, ulp_distance(out(i), e(xs(i))));
+        INFO(to_string(e) << " on [" << lo << ", " << hi << "]: worst " << w << " ulp");
+        CHECK(w <= 4.0);
+        for (float v : {88.5f, 88.7f, -88.5f, -95.0f, -103.0f}) {
+            xt::xtensor<float, 1> one = xt::xtensor<float, 1>::from_shape({16});
+            one.fill(v);
+            xt::xtensor<float, 1> got = map(e, one);
+            INFO(to_string(e) << " at " << v);
+            CHECK(ulp_distance(got(0), e(v)) <= 4.0);  // a batch lane
+        }
+    };
+    check_range(exp(x), -104.0, 89.0);
+    check_range(expm1(x), -104.0, 89.0);
+    check_range(sigmoid(x), -89.0, 104.0);
+    check_range(softplus(x), -104.0, 104.0);
+    xt::xtensor<float, 1> big = xt::xtensor<float, 1>::from_shape({8});
+    big.fill(88.5f);
+    xt::xtensor<float, 1> e_big = map(exp(x), big);
+    CHECK(std::isfinite(e_big(0)));
+    CHECK(e_big(0) == std::exp(88.5f));
+}
+
+TEST_CASE("pow with an expression exponent: IEEE special values in every lane, libm's accuracy") {
+    const std::vector<std::pair<double, double>> special = {
+        {0.0, 0.0},  {0.0, -1.0}, {-0.0, -3.0}, {std::nan(""), 0.0}, {-INFINITY, 0.0}, {1.0, std::nan("")},
+        {-1.0, INFINITY}, {-2.0, 3.0}, {-2.0, 0.5}, {INFINITY, -1.0}, {0.5, INFINITY}, {2.0, -1074.0}};
+    auto check_all = [&](auto tag) {
+        using T = decltype(tag);
+        const std::size_t n = special.size() * 3 + 1;  // repeated so each pair lands in batch lanes
+        xt::xtensor<T, 1> a = xt::xtensor<T, 1>::from_shape({n}), b = a;
+        for (std::size_t i = 0; i < n; ++i) {
+            a(i) = static_cast<T>(special[i % special.size()].first);
+            b(i) = static_cast<T>(special[i % special.size()].second);
+        }
+        xt::xtensor<T, 1> out = map(pow(x, y), a, b);
+        for (std::size_t i = 0; i < n; ++i) {
+            const T want = std::pow(a(i), b(i));
+            INFO("pow(" << a(i) << ", " << b(i) << ") = " << out(i) << ", libm " << want);
+            CHECK(((std::isnan(want) && std::isnan(out(i))) || out(i) == want));
+        }
+    };
+    check_all(0.0f);
+    check_all(0.0);
+    // d/dx x^y at x = 0, y = 1 is 1 in every lane (it was 0 in batch lanes and 1 in the tail).
+    const auto zeros = xt::xtensor<float, 1>::from_shape({9});
+    xt::xtensor<float, 1> z0 = zeros;
+    z0.fill(0.0f);
+    auto [v, g] = map_value_and_grad(pow(x, y), z0, 1.0f);
+    for (std::size_t i = 0; i < 9; ++i) CHECK(std::get<0>(g)(i) == 1.0f);
+    (void)v;
+}
+
+TEST_CASE("pow with a constant exponent: IEEE special values and accuracy of large powers") {
+    auto lanes = [](auto e, double v) {
+        xt::xtensor<double, 1> a = xt::xtensor<double, 1>::from_shape({8});
+        a.fill(v);
+        xt::xtensor<double, 1> out = map(e, a);
+        return std::pair{out(0), e(v)};  // a batch lane, the scalar path
+    };
+    for (auto [b, s] : {lanes(pow(x, c<1, 2>), -0.0), lanes(pow(x, c<3, 2>), -0.0)}) {
+        CHECK((b == 0.0 && !std::signbit(b)));
+        CHECK((s == 0.0 && !std::signbit(s)));
+    }
+    CHECK(lanes(pow(x, c<1, 2>), -INFINITY).first == INFINITY);
+    CHECK(lanes(pow(x, c<1, 2>), -INFINITY).second == INFINITY);
+    CHECK(lanes(pow(x, c<-1, 2>), -INFINITY).first == 0.0);
+    // x^-3 underflows gradually, as pow does (it was 0 at 1e105).
+    const auto [u, us] = lanes(pow(x, c<-3>), 1e105);
+    CHECK(u > 0.0);
+    CHECK(us > 0.0);
+    CHECK(std::fabs(u - std::pow(1e105, -3.0)) <= 2 * 4.9406564584124654e-324);
+    // Large integer powers go through libm (repeated squaring to x^63 was 38 ulp off).
+    double worst = 0;
+    for (double v = 0.5; v < 3.0; v += 0.0137) {
+        worst = std::max(worst, ulp_distance(lanes(pow(x, c<63>), v).first, std::pow(v, 63.0)));
+        worst = std::max(worst, ulp_distance(lanes(pow(x, c<8>), v).first, std::pow(v, 8.0)));
+        worst = std::max(worst, ulp_distance(lanes(pow(x, c<-5>), v).first, std::pow(v, -5.0)));
+    }
+    MESSAGE("pow(x, 63 | 8 | -5) against libm: worst " << worst << " ulp");
+    CHECK(worst <= 4.0);
 }
 
 TEST_CASE("map_value_and_grad gives the value and one gradient array per argument") {

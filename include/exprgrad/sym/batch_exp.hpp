@@ -14,6 +14,9 @@
 // Special values: exp(+inf) = +inf, exp(−inf) = 0, NaN → NaN, overflow → +inf, underflow → 0.
 #pragma once
 
+#include <cmath>
+#include <cstddef>
+#include <limits>
 #include <cstdint>
 #include <type_traits>
 
@@ -71,17 +74,54 @@ template <class A>
 
 }  // namespace exp_detail
 
+/// Recomputes the lanes of y selected by `redo` as f(x) lane by lane: the rare lanes that a batch kernel
+/// gets wrong (out of its range), so that a value never depends on its position in an array.
+template <class T, class A, class F>
+[[gnu::noinline]] xsimd::batch<T, A> redo_lanes(const xsimd::batch<T, A>& y, const xsimd::batch<T, A>& x,
+                                               const xsimd::batch_bool<T, A>& redo, F f) {
+    constexpr std::size_t L = xsimd::batch<T, A>::size;
+    alignas(64) T xs[L], ys[L];
+    alignas(64) bool mask[L];
+    x.store_aligned(xs);
+    y.store_aligned(ys);
+    redo.store_aligned(mask);
+    for (std::size_t i = 0; i < L; ++i)
+        if (mask[i]) ys[i] = f(xs[i]);
+    return xsimd::batch<T, A>::load_aligned(ys);
+}
+
 /// e^x lane by lane for an xsimd batch. double: within 2 ulp of the correctly rounded result over
 /// the whole range, subnormal results included (tested against std::exp in long double); float:
-/// xsimd::exp. NaN lanes give NaN; +inf gives +inf, −inf gives 0.
+/// xsimd::exp on [−87, 88], and std::exp for the lanes outside (xsimd's float exp overflows from 88.38, where
+/// e^x is still finite up to 88.72, and flushes results below e^−87.3 to 0 instead of subnormals).
+/// NaN lanes give NaN; +inf gives +inf, −inf gives 0.
 /// Example: `auto y = num::exp_batch(xsimd::batch<double>(1.0));  // e in every lane`
 template <class T, class A>
 [[gnu::always_inline]] inline xsimd::batch<T, A> exp_batch(const xsimd::batch<T, A>& x) {
     if constexpr (std::is_same_v<T, double>) {
         return exp_detail::exp_double(x);
     } else {
-        return xsimd::exp(x);
+        using B = xsimd::batch<T, A>;
+        const B y = xsimd::exp(x);
+        // −inf (the padding of softmax tails) is exact already; only finite lanes out of range are redone.
+        const auto outside = (x > B(T(88))) | ((x < B(T(-87))) & (x > B(-std::numeric_limits<T>::infinity())));
+        if (xsimd::any(outside)) [[unlikely]]
+            return redo_lanes(y, x, outside, [](T v) { return std::exp(v); });
+        return y;
     }
+}
+
+/// e^x − 1 lane by lane: xsimd::expm1, with std::expm1 for float lanes above 88 (xsimd's overflows early).
+template <class T, class A>
+inline xsimd::batch<T, A> expm1_batch(const xsimd::batch<T, A>& x) {
+    using B = xsimd::batch<T, A>;
+    const B y = xsimd::expm1(x);
+    if constexpr (std::is_same_v<T, float>) {
+        const auto outside = x > B(T(88));
+        if (xsimd::any(outside)) [[unlikely]]
+            return redo_lanes(y, x, outside, [](T v) { return std::expm1(v); });
+    }
+    return y;
 }
 
 }  // namespace exprgrad::sym::num

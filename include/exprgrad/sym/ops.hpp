@@ -12,7 +12,9 @@
 
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <tuple>
 #include <type_traits>
 
@@ -171,8 +173,12 @@ struct Expm1 {
     static constexpr std::array<interval, 1> domain{wide};
     template <class T>
     static T eval(const T& a) {
-        using std::expm1;
-        return expm1(a);
+        if constexpr (num::Batch<T>) {
+            return num::expm1_batch(a);  // xsimd's, range-corrected for float (sym/batch_exp.hpp)
+        } else {
+            using std::expm1;
+            return expm1(a);
+        }
     }
     // exp(a), not expm1(a) + 1, which loses all digits for a < -37.
     template <class A>
@@ -220,7 +226,10 @@ struct Sigmoid {
     static T eval(const T& a) {
         using std::exp;
         const T one = num::rational<T>(1, 1);
-        return one / (one + exp(-a));
+        if constexpr (num::Batch<T>)
+            return one / (one + num::exp_batch(-a));  // the same exp as the Exp op, whatever the lane
+        else
+            return one / (one + exp(-a));
     }
     template <class A>
     static constexpr auto partials(A a) {
@@ -239,7 +248,10 @@ struct Softplus {
         using std::exp;
         using std::log1p;
         const T zero = num::rational<T>(0, 1);
-        return num::select(a > zero, a, zero) + log1p(exp(-abs(a)));
+        if constexpr (num::Batch<T>)
+            return num::select(a > zero, a, zero) + log1p(num::exp_batch(-abs(a)));
+        else
+            return num::select(a > zero, a, zero) + log1p(exp(-abs(a)));
     }
     template <class A>
     static constexpr auto partials(A a) {
@@ -386,10 +398,21 @@ struct Pow {
     static constexpr int arity = 2;
     static constexpr print_spec print{notation::power, 4, "^", "^"};
     static constexpr std::array<interval, 2> domain{positive, wide};
+    // Batches take libm's pow lane by lane: xsimd 8's pow is up to 33 ulp off (double) and breaks IEEE's special
+    // values (0^0 = 0, 0^-1 = 0, NaN^0 = NaN, 1^NaN = NaN), which made a gradient depend on the lane.
     template <class T>
     static T eval(const T& a, const T& b) {
-        using std::pow;
-        return pow(a, b);
+        if constexpr (num::Batch<T>) {
+            using S = num::scalar_of_t<T>;
+            alignas(64) S x[T::size], y[T::size];
+            a.store_aligned(x);
+            b.store_aligned(y);
+            for (std::size_t i = 0; i < T::size; ++i) x[i] = std::pow(x[i], y[i]);
+            return T::load_aligned(x);
+        } else {
+            using std::pow;
+            return pow(a, b);
+        }
     }
     template <class A, class B>
     static constexpr auto partials(A a, B b) {
@@ -412,8 +435,9 @@ inline T ipow(const T& a) {
 }
 }  // namespace detail
 
-/// a^(N/D) with a compile-time rational exponent. Integer exponents multiply (valid for negative a),
-/// half-integers go through sqrt, other exponents through pow (NaN for a < 0).
+/// a^(N/D) with a compile-time rational exponent, with IEEE pow's special values. Integer exponents up to 8
+/// multiply (valid for negative a; within about 4 ulp), half-integers up to 15/2 go through sqrt, other
+/// exponents through libm's pow (lane by lane for batches: repeated squaring to x^63 was 38 ulp off).
 template <std::intmax_t N, std::intmax_t D>
 struct PowC {
     static constexpr int arity = 1;
@@ -426,18 +450,27 @@ struct PowC {
         using std::pow;
         using std::sqrt;
         constexpr std::intmax_t m = N < 0 ? -N : N;
-        if constexpr (D == 1 && m <= 64) {
-            const T p = detail::ipow<m>(a);
+        if constexpr (D == 1 && m <= 8) {
+            // A negative power multiplies the reciprocal, so x^-3 underflows gradually as pow does.
+            if constexpr (N < 0)
+                return detail::ipow<m>(num::rational<T>(1, 1) / a);
+            else
+                return detail::ipow<m>(a);
+        } else if constexpr (D == 2 && m <= 15) {
+            // pow(−0, m/2) = +0 and pow(−inf, m/2) = +inf, where sqrt gives −0 and NaN.
+            const T inf = num::constant<T>(std::numeric_limits<double>::infinity());
+            const T r = num::select(a == -inf, inf, sqrt(a) + num::rational<T>(0, 1));
+            const T p = m == 1 ? r : detail::ipow<m>(r);
             if constexpr (N < 0)
                 return num::rational<T>(1, 1) / p;
             else
                 return p;
-        } else if constexpr (D == 2 && m <= 63) {
-            const T p = m == 1 ? sqrt(a) : detail::ipow<m>(sqrt(a));
-            if constexpr (N < 0)
-                return num::rational<T>(1, 1) / p;
-            else
-                return p;
+        } else if constexpr (num::Batch<T>) {
+            using S = num::scalar_of_t<T>;
+            alignas(64) S x[T::size];
+            a.store_aligned(x);
+            for (S& v : x) v = std::pow(v, num::rational<S>(N, D));
+            return T::load_aligned(x);
         } else {
             return pow(a, num::rational<T>(N, D));
         }
