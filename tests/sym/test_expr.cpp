@@ -1,6 +1,7 @@
 // Leaves, constants, literals and the simplifying constructors (build.hpp).
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <type_traits>
 
 #include "exprgrad/sym.hpp"
@@ -91,6 +92,14 @@ TEST_CASE("repeated factors become powers") {
     // fractional powers are not merged: sqrt(x)^2 is NaN for x < 0, x is not.
     static_assert(!same(pow(pow(x, c<1, 2>), 2_c), x));
     CHECK(pow(pow(x, c<1, 2>), 2_c)(-1.0) != pow(pow(x, c<1, 2>), 2_c)(-1.0));
+    // a repeated factor anywhere in a product chain merges, the chain keeping its order
+    static_assert(same(x * y * x, pow(x, 2_c) * y));
+    constexpr auto z = var<2>;
+    static_assert(same(x * y * z * y * x, pow(x, 2_c) * pow(y, 2_c) * z));
+    static_assert(same(x * y * pow(y, 3_c), x * pow(y, 4_c)));
+    CHECK((x * y * x)(3.0, 5.0) == 45.0);
+    // but never across signs, where x * x^-1 is NaN at 0
+    static_assert(!same(x * y * pow(x, c<-1>), y));
 }
 
 TEST_CASE("structurally equal expressions are the same type") {
@@ -110,7 +119,18 @@ TEST_CASE("functions fold exact constant cases") {
     static_assert(same(sign(c<-3>), c<-1>));
     static_assert(same(step(0_c), c<1, 2>));
     static_assert(same(min(x, x), x));
-    CHECK(true);
+    // exact rational powers, min and max of constants; pow(1, y) = 1 for every y (IEEE), NaN included
+    static_assert(same(pow(2_c, c<-3>), c<1, 8>));
+    static_assert(same(pow(2_c, 10_c), 1024_c));
+    static_assert(same(pow(c<-2, 3>, 3_c), c<-8, 27>));
+    static_assert(same(min(2_c, 3_c), 2_c));
+    static_assert(same(max(1_c, c<1, 2>), 1_c));
+    static_assert(same(min(c<-1, 2>, c<-1, 3>), c<-1, 2>));
+    static_assert(same(pow(1_c, x), 1_c));
+    // a power that overflows 64-bit rationals stays a node instead of failing to compile; 0^-1 stays +inf
+    static_assert(!Rational<decltype(pow(1000000_c, 8_c))>);
+    CHECK(pow(1000000_c, 8_c)() == doctest::Approx(1e48));
+    CHECK(pow(0_c, c<-1>)() == INFINITY);
 }
 
 TEST_CASE("arity counts the highest variable") {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "exprgrad/sym/expr.hpp"
 #include "exprgrad/sym/ops.hpp"
@@ -115,6 +116,51 @@ struct is_int_pow<Node<ops::PowC<N, 1>, X>> : std::true_type {
     using base = X;
 };
 
+template <class E>
+struct is_mul : std::false_type {};
+template <class L, class R>
+struct is_mul<Node<ops::Mul, L, R>> : std::true_type {
+    using left = L;
+    using right = R;
+};
+
+// True when the product chain E (a left-nested product, or one factor) has a factor with base Base and a
+// positive exponent: x*y*x then becomes x^2*y, wherever the repeated factor sits in the chain.
+template <class E, class Base>
+struct has_factor : std::bool_constant<std::is_same_v<typename factor<E>::base, Base> && (factor<E>::exponent > 0)> {
+};
+template <class L, class R, class Base>
+struct has_factor<Node<ops::Mul, L, R>, Base>
+    : std::bool_constant<(std::is_same_v<typename factor<R>::base, Base> && (factor<R>::exponent > 0)) ||
+                         has_factor<L, Base>::value> {};
+
+// a^n for a rational a and an integer n, when numerator and denominator fit in intmax_t (else no folding).
+template <class A, std::intmax_t N>
+struct rat_pow {
+    static constexpr std::intmax_t m = N < 0 ? -N : N;
+    static constexpr bool fits = [] {
+        if (N < 0 && A::num == 0) return false;  // 0^-n is +inf: not a rational
+        std::intmax_t p = 1, q = 1;
+        for (std::intmax_t i = 0; i < m; ++i)
+            if (__builtin_mul_overflow(p, A::num, &p) || __builtin_mul_overflow(q, A::den, &q)) return false;
+        return true;
+    }();
+    static constexpr std::pair<std::intmax_t, std::intmax_t> value = [] {
+        std::intmax_t p = 1, q = 1;
+        if constexpr (fits)
+            for (std::intmax_t i = 0; i < m; ++i) p *= A::num, q *= A::den;
+        return std::pair{p, q};
+    }();
+};
+
+template <class A, std::intmax_t N>
+constexpr bool rat_pow_fits() {
+    if constexpr (Rational<A>)
+        return rat_pow<A, N>::fits;
+    else
+        return false;
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
@@ -167,6 +213,15 @@ constexpr auto operator*(A, B) {
     } else if constexpr (std::is_same_v<typename factor<A>::base, typename factor<B>::base> &&
                          (factor<A>::exponent > 0) == (factor<B>::exponent > 0)) {
         return pow(typename factor<A>::base{}, Const<factor<A>::exponent + factor<B>::exponent>{});
+    } else if constexpr (is_mul<A>::value && (factor<B>::exponent > 0) &&
+                         has_factor<A, typename factor<B>::base>::value) {
+        // The repeated factor is inside the chain A = L*R: merge it there, keeping the chain's order.
+        using L = typename is_mul<A>::left;
+        using R = typename is_mul<A>::right;
+        if constexpr (std::is_same_v<typename factor<R>::base, typename factor<B>::base>)
+            return L{} * (R{} * B{});
+        else
+            return (L{} * B{}) * R{};
     } else {
         return Node<ops::Mul, A, B>{};
     }
@@ -252,8 +307,15 @@ constexpr auto powc(A) {
         return Const<1>{};  // IEEE pow(x, 0) is 1 for every x, NaN included
     } else if constexpr (N == D) {
         return A{};
-    } else if constexpr (Rational<A> && D == 1 && N > 0 && N <= 8) {
-        return A{} * powc<N - 1, 1>(A{});
+    } else if constexpr (D == 1 && rat_pow_fits<A, N>()) {
+        // Exact rational powers fold (2^10 = 1024, 2^-3 = 1/8); a result that overflows stays a node.
+        constexpr auto pq = rat_pow<A, N>::value;
+        if constexpr (N > 0)
+            return typename make_rational<pq.first, pq.second>::type{};
+        else
+            return typename make_rational<pq.second, pq.first>::type{};
+    } else if constexpr (is_const_v<A, 1>) {
+        return Const<1>{};  // IEEE pow(1, y) is 1 for every y, NaN included
     } else if constexpr (D == 1 && is_int_pow<A>::value) {
         return powc<checked_mul(N, is_int_pow<A>::exponent), 1>(typename is_int_pow<A>::base{});
     } else if constexpr (D == 1 && N % 2 == 0 && is_neg<A>::value) {
@@ -270,6 +332,8 @@ template <Expression A, Expression B>
 constexpr auto pow(A a, B) {
     if constexpr (Rational<B>) {
         return detail::powc<B::num, B::den>(a);
+    } else if constexpr (detail::is_const_v<A, 1>) {
+        return Const<1>{};  // IEEE pow(1, y) is 1 for every y, NaN included
     } else {
         return Node<ops::Pow, A, B>{};
     }
@@ -399,6 +463,8 @@ template <Expression A, Expression B>
 constexpr auto min(A, B) {
     if constexpr (std::is_same_v<A, B>)
         return A{};
+    else if constexpr (Rational<A> && Rational<B>)  // denominators are positive
+        return std::conditional_t<(detail::checked_mul(B::num, A::den) < detail::checked_mul(A::num, B::den)), B, A>{};
     else
         return Node<ops::Min, A, B>{};
 }
@@ -407,6 +473,8 @@ template <Expression A, Expression B>
 constexpr auto max(A, B) {
     if constexpr (std::is_same_v<A, B>)
         return A{};
+    else if constexpr (Rational<A> && Rational<B>)  // denominators are positive
+        return std::conditional_t<(detail::checked_mul(A::num, B::den) < detail::checked_mul(B::num, A::den)), B, A>{};
     else
         return Node<ops::Max, A, B>{};
 }
