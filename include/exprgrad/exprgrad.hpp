@@ -66,6 +66,7 @@ using sym::softplus;
 using sym::sqrt;
 using sym::square;
 using sym::step;
+using sym::less;
 using sym::tanh;
 using sym::to_latex;
 using sym::to_string;

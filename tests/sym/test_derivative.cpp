@@ -70,6 +70,15 @@ TEST_CASE("kink conventions: abs'(0) = 0, ties of min and max split 1/2 and 1/2"
     CHECK(d(min(x, y), y)(1.0, 2.0) == 0.0);
     CHECK(d(max(x, y), x)(1.0, 2.0) == 0.0);
     CHECK(d(max(x, y), y)(1.0, 2.0) == 1.0);
+    // ties of equal infinities split too (step(y − x) gave NaN there: ∞ − ∞)
+    const double inf = std::numeric_limits<double>::infinity();
+    CHECK(d(max(x, y), x)(inf, inf) == 0.5);
+    CHECK(d(min(x, y), y)(-inf, -inf) == 0.5);
+    CHECK(d(min(x, y), x)(inf, 1.0) == 0.0);
+    CHECK(std::isnan(d(max(x, y), x)(std::nan(""), 1.0)));
+    // and the SIMD path agrees lane by lane
+    const xsimd::batch<double> a(inf), b(inf);
+    CHECK(d(max(x, y), x)(a, b).get(0) == 0.5);
 }
 
 TEST_CASE("NaN propagates through min, max, sign and step") {

@@ -458,6 +458,17 @@ constexpr auto step(A) {
         return Node<ops::Step, A>{};
     }
 }
+/// less(a, b): 1 if a < b, 0 if a > b, 1/2 at a tie (equal infinities included), NaN if either is NaN; the
+/// derivative of min(a, b) with respect to a. Derivative 0. Example: `less(x, y)(1.0, 2.0) == 1`.
+template <Expression A, Expression B>
+constexpr auto less(A, B) {
+    if constexpr (std::is_same_v<A, B>)
+        return Const<1, 2>{};  // a tie, unless a is NaN: the same convention as step(a − a) → step(0)
+    else if constexpr (Rational<A> && Rational<B>)
+        return step(B{} - A{});
+    else
+        return Node<ops::Less, A, B>{};
+}
 /// The smaller of a and b; NaN if either is NaN; at ties each argument gets half the derivative.
 template <Expression A, Expression B>
 constexpr auto min(A, B) {

@@ -324,6 +324,25 @@ struct Step {
     }
 };
 
+/// less(a, b): 1 if a < b, 0 if a > b, 1/2 if a == b (infinities included), NaN if either is NaN. The partials of
+/// min and max: step(b − a) would give NaN at a tie of two equal infinities (∞ − ∞).
+struct Less {
+    static constexpr int arity = 2;
+    static constexpr print_spec print{notation::call, 5, "less", "\\operatorname{less}"};
+    static constexpr std::array<interval, 2> domain{wide, wide};
+    template <class T>
+    static T eval(const T& a, const T& b) {
+        const T zero = num::rational<T>(0, 1);
+        const T one = num::rational<T>(1, 1);
+        const T half = num::rational<T>(1, 2);
+        return num::select(a < b, one, num::select(b < a, zero, num::select(a == b, half, a + b)));
+    }
+    template <class A, class B>
+    static constexpr auto partials(A, B) {
+        return std::tuple{c<0>, c<0>};
+    }
+};
+
 struct Abs {
     static constexpr int arity = 1;
     static constexpr print_spec print{notation::absolute, 5, "abs", ""};
@@ -375,7 +394,7 @@ struct Min {
     }
     template <class A, class B>
     static constexpr auto partials(A a, B b) {
-        return std::tuple{step(b - a), step(a - b)};
+        return std::tuple{less(a, b), less(b, a)};
     }
 };
 
@@ -389,7 +408,7 @@ struct Max {
     }
     template <class A, class B>
     static constexpr auto partials(A a, B b) {
-        return std::tuple{step(a - b), step(b - a)};
+        return std::tuple{less(b, a), less(a, b)};
     }
 };
 
@@ -487,7 +506,7 @@ struct PowC {
 /// exponents). A new op is added here too.
 using all_ops =
     meta::type_list<ops::Add, ops::Sub, ops::Mul, ops::Div, ops::Neg, ops::Exp, ops::Log, ops::Log1p, ops::Expm1,
-                    ops::Sqrt, ops::Tanh, ops::Sigmoid, ops::Softplus, ops::Sin, ops::Cos, ops::Sign, ops::Step,
+                    ops::Sqrt, ops::Tanh, ops::Sigmoid, ops::Softplus, ops::Sin, ops::Cos, ops::Sign, ops::Step, ops::Less,
                     ops::Abs, ops::Erf, ops::Min, ops::Max, ops::Pow, ops::PowC<2, 1>, ops::PowC<3, 1>,
                     ops::PowC<-1, 1>, ops::PowC<-2, 1>, ops::PowC<1, 2>, ops::PowC<-3, 2>, ops::PowC<1, 3>>;
 
