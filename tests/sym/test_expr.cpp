@@ -1,6 +1,9 @@
 // Leaves, constants, literals and the simplifying constructors (build.hpp).
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+
 #include <type_traits>
 
 #include "exprgrad/sym.hpp"
@@ -139,4 +142,21 @@ TEST_CASE("arity counts the highest variable") {
     static_assert(arity_v<decltype(var<4>)> == 5);
     static_assert(arity_v<decltype(2_c)> == 0);
     CHECK(true);
+}
+
+TEST_CASE("the simplifier's documented departures from IEEE evaluation of the written form") {
+    // docs/guide.md, "Simplification and IEEE values": each row measured here.
+    const double inf = std::numeric_limits<double>::infinity();
+    CHECK(std::isnan(inf - inf));
+    CHECK((2_c * x - x)(inf) == inf);
+    CHECK((x - 2_c * x)(inf) == -inf);
+    CHECK((2_c * x - x)(1e308) == 1e308);
+    CHECK((c<1, 3> * (3_c * x))(1e308) == 1e308);
+    CHECK((2_c * (x / 2_c))(5e-324) == 5e-324);
+    CHECK(pow(pow(x, c<-1>), c<-1>)(1e-310) == 1e-310);
+    CHECK(((x + 1_c) + 2_c)(9007199254740992.0) == 9007199254740996.0);
+    CHECK((x / 3_c)(5.0) == 1.6666666666666665);
+    CHECK((x - x)(inf) == 0.0);
+    CHECK((0_c * x)(inf) == 0.0);
+    CHECK((0_c / x)(0.0) == 0.0);
 }
