@@ -2,6 +2,7 @@
 // and gradient with shared subexpressions, and run it over arrays with SIMD.
 //
 //   build/examples/tour            (the README's main job until the flagship example exists)
+#include <array>
 #include <cstdio>
 #include <iostream>
 #include <tuple>
@@ -44,9 +45,16 @@ int main() {
     std::cout << "xs          = " << xs << "\n";
     std::cout << "f(xs, 2)    = " << out << "\n";
     std::cout << "df/dx(xs,2) = " << g[0] << "\n";
+    // The same into arrays the caller owns: reused across calls, they are not reallocated.
+    xt::xtensor<float, 1> ys = xt::full_like(xs, 2.0f);
+    xt::xtensor<float, 1> v_out;
+    std::array<xt::xtensor<float, 1>, 2> g_out;
+    map_value_and_grad_into(f, v_out, g_out, xs, ys);
+    std::cout << "df/dy(xs,2) = " << g_out[1] << "\n";
 
     // 5. The derivative laws, checked numerically (finite differences, Hessian symmetry).
     const auto report = check::check_derivative_laws(f);
+    if (!report) std::cerr << report.message();
     std::cout << "\n" << report.message() << "\n";
     std::cout << build_info() << "\n";
     return report.ok ? 0 : 1;

@@ -236,6 +236,18 @@ TEST_CASE("mismatched shapes throw naming the op and both shapes") {
     CHECK_THROWS_AS(map_value_and_grad(x * y, a, b), std::invalid_argument);
 }
 
+TEST_CASE("an output of the wrong rank throws naming the function called") {
+    const auto a = grid<float>(4, 0, 1);
+    xt::xtensor<float, 2> v2;
+    std::array<xt::xtensor<float, 2>, 1> g2;
+    CHECK_THROWS_WITH_AS(exprgrad::simd::map_value_and_grad_into(exp(x), v2, g2, a),
+                         "exprgrad::map_value_and_grad_into: output of dimension 2 cannot hold a result of shape (4,)",
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(exprgrad::simd::map_into(exp(x), v2, a),
+                         "exprgrad::map_into: output of dimension 2 cannot hold a result of shape (4,)",
+                         std::invalid_argument);
+}
+
 TEST_CASE("NaN and infinity propagate elementwise") {
     xt::xtensor<float, 1> a = {1.0f, std::numeric_limits<float>::quiet_NaN(), -1.0f, 0.0f, 2, 3, 4, 5, 6};
     xt::xarray<float> out = map(log(x), a);

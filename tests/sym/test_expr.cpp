@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "exprgrad/sym.hpp"
@@ -26,6 +27,26 @@ TEST_CASE("rational constants are exact and normalized") {
     static_assert(same(0.25_c, c<1, 4>));
     static_assert(same(1.5e2_c, c<150>));
     static_assert(same(12e-1_c, c<6, 5>));
+}
+
+TEST_CASE("_c follows C++ integer literal syntax") {
+    static_assert(same(0_c, c<0>));
+    static_assert(same(10_c, c<10>));
+    static_assert(same(010_c, c<8>));  // octal, as 010 is in C++
+    static_assert(same(0777_c, c<511>));
+    static_assert(same(0x10_c, c<16>));
+    static_assert(same(0XfF_c, c<255>));
+    static_assert(same(0b101_c, c<5>));
+    static_assert(same(0B1'0000_c, c<16>));
+    static_assert(same(1'000'000_c, c<1000000>));
+    static_assert(same(9223372036854775807_c, c<INTMAX_MAX>));
+    static_assert(same(0x7fff'ffff'ffff'ffff_c, c<INTMAX_MAX>));
+    // Decimal floating literals keep their exact conversion; a leading zero does not make them octal.
+    static_assert(same(010.5_c, c<21, 2>));
+    static_assert(same(0.125_c, c<1, 8>));
+    static_assert(same(1'000.5_c, c<2001, 2>));
+    static_assert(same(1e1'0_c, c<10000000000>));
+    static_assert(same(0e0_c, c<0>));
     static_assert(same(c<1, 3> + c<1, 6>, c<1, 2>));
     static_assert(same(c<1, 3> * c<3, 4>, c<1, 4>));
     static_assert(same(c<1, 3> / c<2, 3>, c<1, 2>));
@@ -139,4 +160,21 @@ TEST_CASE("arity counts the highest variable") {
     static_assert(arity_v<decltype(var<4>)> == 5);
     static_assert(arity_v<decltype(2_c)> == 0);
     CHECK(true);
+}
+
+TEST_CASE("the simplifier's documented departures from IEEE evaluation of the written form") {
+    // docs/guide.md, "Simplification and IEEE values": each row measured here.
+    const double inf = std::numeric_limits<double>::infinity();
+    CHECK(std::isnan(inf - inf));
+    CHECK((2_c * x - x)(inf) == inf);
+    CHECK((x - 2_c * x)(inf) == -inf);
+    CHECK((2_c * x - x)(1e308) == 1e308);
+    CHECK((c<1, 3> * (3_c * x))(1e308) == 1e308);
+    CHECK((2_c * (x / 2_c))(5e-324) == 5e-324);
+    CHECK(pow(pow(x, c<-1>), c<-1>)(1e-310) == 1e-310);
+    CHECK(((x + 1_c) + 2_c)(9007199254740992.0) == 9007199254740996.0);
+    CHECK((x / 3_c)(5.0) == 1.6666666666666665);
+    CHECK((x - x)(inf) == 0.0);
+    CHECK((0_c * x)(inf) == 0.0);
+    CHECK((0_c / x)(0.0) == 0.0);
 }

@@ -2,12 +2,19 @@
 """Compiles each tests/compile_fail/*.cpp and checks that it fails with the message it announces.
 
 Each case names the expected sentence on a line `// expect: <text>`; the test fails if a case
-compiles, or fails without printing that text (so an unrelated error cannot pass for the right one).
+compiles, or fails without printing that text (so an unrelated error cannot pass for the right one),
+or if the first error the compiler reports (the first line containing "error:") is not that sentence:
+a user reads the first error, so the library's message must not hide behind a generic one.
 """
 import argparse
 import pathlib
 import subprocess
 import sys
+
+
+def first_error(stderr: str) -> str:
+    """The first line of the compiler's output that reports an error."""
+    return next((line for line in stderr.splitlines() if "error:" in line), "")
 
 
 def main() -> int:
@@ -36,6 +43,9 @@ def main() -> int:
             failures += 1
         elif not all(e in r.stderr for e in expect):
             print(f"FAIL {case.name}: failed without the expected message {expect!r}\n{r.stderr[:3000]}")
+            failures += 1
+        elif expect[0] not in first_error(r.stderr):
+            print(f"FAIL {case.name}: the first error is not {expect[0]!r}:\n  {first_error(r.stderr)}")
             failures += 1
         else:
             print(f"ok   {case.name}: {expect[0]}")

@@ -121,16 +121,16 @@ auto common_shape(const char* op, const Xs&... xs) {
     return shape;
 }
 
-// Gives out the shape `shape`, reallocating only when it differs.
+// Gives out the shape `shape`, reallocating only when it differs; errors name the function `op`.
 template <class Out>
-void fit(Out& out, const std::vector<std::size_t>& shape) {
+void fit(Out& out, const std::vector<std::size_t>& shape, const char* op = "map_into") {
     if (out.dimension() != shape.size() || !std::equal(shape.begin(), shape.end(), out.shape().begin())) {
         if constexpr (requires {
                           typename Out::shape_type;
                           std::tuple_size<typename Out::shape_type>::value;
                       }) {
             if (std::tuple_size<typename Out::shape_type>::value != shape.size()) {
-                throw std::invalid_argument("exprgrad::map: output of dimension " +
+                throw std::invalid_argument(std::string("exprgrad::") + op + ": output of dimension " +
                                             std::to_string(std::tuple_size<typename Out::shape_type>::value) +
                                             " cannot hold a result of shape " + shape_text(shape));
             }
@@ -222,10 +222,10 @@ requires((detail::Array<Xs> || ...) &&
                   "exprgrad: too few arguments: an expression reading var<I> needs at least I + 1 arguments");
     const auto shape = detail::common_shape("map_value_and_grad", xs...);
     std::tuple<detail::operand<T, Xs>...> ops{detail::operand<T, Xs>(xs)...};
-    detail::fit(value, shape);
+    detail::fit(value, shape, "map_value_and_grad_into");
     std::array<T*, N + 1> out{value.data()};
     for (std::size_t k = 0; k < N; ++k) {
-        detail::fit(grads[k], shape);
+        detail::fit(grads[k], shape, "map_value_and_grad_into");
         out[k + 1] = grads[k].data();
     }
     auto outputs = [f]<std::size_t... Is>(std::index_sequence<Is...>) {

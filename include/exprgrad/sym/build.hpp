@@ -1,14 +1,14 @@
 // Smart constructors: the DSL's operators and functions. Each looks at its argument types and
 // returns the simplified expression type, so every expression (and every derivative) is simplified
-// as it is built. Rewrites used, all exact for finite operands in the op's domain:
+// as it is built. Rewrites used, identities of real numbers (not all of IEEE arithmetic):
 //   constants folded (exact rationals); 0 + x, x + 0, x - 0, 1*x, x/1, x^1 -> x; 0*x, 0/x, x - x -> 0;
 //   x^0 -> 1; constants gathered to the left of products (c1*(c2*x) -> (c1c2)*x, x/c -> (1/c)*x);
 //   like terms collected (x + x -> 2*x, a*x - b*x -> (a-b)*x); repeated factors into integer powers
 //   (x*x -> x^2, x^m * x^n -> x^(m+n) for integers m, n of one sign); (x^m)^n -> x^(mn) for integers;
 //   negations pulled outwards and cancelled.
-// Cases where a rewrite changes a non-finite result are listed in docs/guide.md ("Simplification
-// and IEEE values"): x - x and 0*x give 0 where IEEE gives NaN for x = ±inf or NaN; 0/x gives 0 for
-// x = 0.
+// A rewrite can change a result (docs/guide.md, "Simplification and IEEE values", with measured
+// cases): it removes inf - inf and 0*inf (x - x, 0*x, 2*x - x at inf), skips intermediates that would
+// overflow or underflow (1/3*(3*x) at 1e308), and rounds reassociated constants once (x/3, (x+1)+2).
 #pragma once
 
 #include <cstdint>
@@ -493,23 +493,30 @@ constexpr auto max(A, B) {
 // ---------------------------------------------------------------------------------------------
 // Misuse: raw run-time numbers inside an expression.
 
+/// Satisfied by built-in numbers (int, double, ...), which may not appear inside an expression.
 template <class T>
 concept RawNumber = std::is_arithmetic_v<std::remove_cvref_t<T>>;
 
-#define EXPRGRAD_REJECT_RAW(op)                                            \
-    template <Expression A, RawNumber B>                                   \
-    void operator op(A, B) {                                               \
-        static_assert(detail::dependent_false<B>,                          \
-                      "exprgrad: a raw number cannot appear in an "        \
-                      "expression; write it as a constant (1_c, c<1, 2>, " \
-                      "fc<0.5>) or pass it as an argument");               \
-    }                                                                      \
-    template <RawNumber B, Expression A>                                   \
-    void operator op(B, A) {                                               \
-        static_assert(detail::dependent_false<B>,                          \
-                      "exprgrad: a raw number cannot appear in an "        \
-                      "expression; write it as a constant (1_c, c<1, 2>, " \
-                      "fc<0.5>) or pass it as an argument");               \
+// The overloads below exist only to reject a raw number with one sentence. Each one's return type is
+// deduced and it returns a valid expression after its static_assert, so that the sentence is the
+// first error the compiler reports (a `void` result would first be reported as "incomplete type" or
+// as a missing operator in the enclosing expression).
+#define EXPRGRAD_RAW_NUMBER_MESSAGE                                                                          \
+    "exprgrad: a raw number cannot appear in an expression; write it as a constant (1_c, c<1, 2>, fc<0.5>) " \
+    "or pass it as an argument"
+
+#define EXPRGRAD_REJECT_RAW(op)                                                       \
+    /** Rejected: a raw number as an operand; write 1_c or pass it as an argument. */ \
+    template <Expression A, RawNumber B>                                              \
+    constexpr auto operator op(A, B) {                                                \
+        static_assert(detail::dependent_false<B>, EXPRGRAD_RAW_NUMBER_MESSAGE);       \
+        return A{};                                                                   \
+    }                                                                                 \
+    /** Rejected: a raw number as an operand; write 1_c or pass it as an argument. */ \
+    template <RawNumber B, Expression A>                                              \
+    constexpr auto operator op(B, A) {                                                \
+        static_assert(detail::dependent_false<B>, EXPRGRAD_RAW_NUMBER_MESSAGE);       \
+        return A{};                                                                   \
     }
 EXPRGRAD_REJECT_RAW(+)
 EXPRGRAD_REJECT_RAW(-)
@@ -517,11 +524,44 @@ EXPRGRAD_REJECT_RAW(*)
 EXPRGRAD_REJECT_RAW(/)
 #undef EXPRGRAD_REJECT_RAW
 
+/// Rejected: min with a raw number; write it as a constant (1_c) or pass it as an argument.
 template <Expression A, RawNumber B>
-void pow(A, B) {
+constexpr auto min(A, B) {
+    static_assert(detail::dependent_false<B>, EXPRGRAD_RAW_NUMBER_MESSAGE);
+    return A{};
+}
+/// Rejected: min with a raw number; write it as a constant (1_c) or pass it as an argument.
+template <RawNumber B, Expression A>
+constexpr auto min(B, A) {
+    static_assert(detail::dependent_false<B>, EXPRGRAD_RAW_NUMBER_MESSAGE);
+    return A{};
+}
+/// Rejected: max with a raw number; write it as a constant (1_c) or pass it as an argument.
+template <Expression A, RawNumber B>
+constexpr auto max(A, B) {
+    static_assert(detail::dependent_false<B>, EXPRGRAD_RAW_NUMBER_MESSAGE);
+    return A{};
+}
+/// Rejected: max with a raw number; write it as a constant (1_c) or pass it as an argument.
+template <RawNumber B, Expression A>
+constexpr auto max(B, A) {
+    static_assert(detail::dependent_false<B>, EXPRGRAD_RAW_NUMBER_MESSAGE);
+    return A{};
+}
+/// Rejected: a raw number as the base of pow; write it as a constant (2_c) or pass it as an argument.
+template <RawNumber B, Expression A>
+constexpr auto pow(B, A) {
+    static_assert(detail::dependent_false<B>, EXPRGRAD_RAW_NUMBER_MESSAGE);
+    return A{};
+}
+/// Rejected: a raw exponent; write it as a constant (2_c, c<1, 2>) or pass it as an argument.
+template <Expression A, RawNumber B>
+constexpr auto pow(A, B) {
     static_assert(detail::dependent_false<B>,
                   "exprgrad: a raw number cannot appear in an expression; write the exponent as a constant "
                   "(2_c, c<1, 2>) or pass it as an argument");
+    return A{};
 }
+#undef EXPRGRAD_RAW_NUMBER_MESSAGE
 
 }  // namespace exprgrad::sym

@@ -60,6 +60,15 @@ constexpr auto d(F, X) {
     }
 }
 
+/// Rejected: d with something other than an expression (say `d(f, 1.0)`) as its second argument; its
+/// return type is deduced so that the sentence below is the first error the compiler reports.
+template <Expression F, class X>
+requires(!Expression<X>) constexpr auto d(F, X) {
+    static_assert(detail::dependent_false<X>,
+                  "exprgrad: d(f, x) differentiates with respect to a variable such as var<0>");
+    return Const<0>{};
+}
+
 namespace detail {
 template <class X, class Partials, class... Cs, std::size_t... Ks>
 constexpr auto chain_sum(Partials partials, std::index_sequence<Ks...>) {

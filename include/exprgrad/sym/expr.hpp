@@ -138,39 +138,84 @@ inline constexpr Named<e_tag> e{};
 }  // namespace constants
 
 namespace literal_detail {
+/// Why a `_c` literal was refused (none: accepted).
+enum class literal_error { none, too_large, hex_float, bad_digit };
+
+/// The exact value num/den of the characters of a C++ number literal, following C++'s integer
+/// literal syntax (decimal, octal with a leading 0, hexadecimal 0x, binary 0b, digit separators ')
+/// and decimal floating literals (digits, '.', exponent), which are converted exactly.
 template <char... Cs>
 struct literal_parser {
     static constexpr char chars[] = {Cs...};
     static constexpr std::size_t n = sizeof...(Cs);
-    // Parses a decimal literal (digits, optional '.', optional exponent) into num / 10^k exactly.
     struct result {
         std::intmax_t num = 0;
         std::intmax_t den = 1;
-        bool ok = true;
+        literal_error error = literal_error::none;
     };
-    static constexpr result parse() {
+    static constexpr int digit_value(char ch) {
+        if (ch >= '0' && ch <= '9') return ch - '0';
+        if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+        if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+        return 99;
+    }
+    static constexpr bool is_floating() {
+        bool hex = n > 1 && chars[0] == '0' && (chars[1] == 'x' || chars[1] == 'X');
+        for (std::size_t i = 0; i < n; ++i) {
+            const char ch = chars[i];
+            if (ch == '.' || ch == 'p' || ch == 'P' || (!hex && (ch == 'e' || ch == 'E'))) return true;
+        }
+        return false;
+    }
+    // num = num * base + digit, or false on overflow.
+    static constexpr bool push(std::intmax_t& num, int base, int digit) {
+        return !__builtin_mul_overflow(num, base, &num) && !__builtin_add_overflow(num, digit, &num);
+    }
+    static constexpr result parse_integer() {
+        result r;
+        int base = 10;
+        std::size_t i = 0;
+        if (n > 1 && chars[0] == '0' && (chars[1] == 'x' || chars[1] == 'X')) {
+            base = 16;
+            i = 2;
+        } else if (n > 1 && chars[0] == '0' && (chars[1] == 'b' || chars[1] == 'B')) {
+            base = 2;
+            i = 2;
+        } else if (n > 1 && chars[0] == '0') {
+            base = 8;
+            i = 1;
+        }
+        for (; i < n; ++i) {
+            if (chars[i] == '\'') continue;
+            const int v = digit_value(chars[i]);
+            if (v >= base) {
+                r.error = literal_error::bad_digit;
+                return r;
+            }
+            if (!push(r.num, base, v)) {
+                r.error = literal_error::too_large;
+                return r;
+            }
+        }
+        return r;
+    }
+    static constexpr result parse_decimal_floating() {
         result r;
         std::size_t i = 0;
         int frac_digits = 0;
         bool in_frac = false;
-        constexpr std::intmax_t limit = INTMAX_MAX / 10 - 10;
-        if (n > 2 && chars[0] == '0' && (chars[1] == 'x' || chars[1] == 'X' || chars[1] == 'b' || chars[1] == 'B')) {
-            r.ok = false;
-            return r;
-        }
         for (; i < n; ++i) {
-            char ch = chars[i];
+            const char ch = chars[i];
             if (ch == '\'') continue;
             if (ch == '.') {
                 in_frac = true;
                 continue;
             }
             if (ch == 'e' || ch == 'E') break;
-            if (ch < '0' || ch > '9' || r.num > limit) {
-                r.ok = false;
+            if (!push(r.num, 10, ch - '0')) {
+                r.error = literal_error::too_large;
                 return r;
             }
-            r.num = r.num * 10 + (ch - '0');
             if (in_frac) ++frac_digits;
         }
         int exponent = 0;
@@ -178,25 +223,39 @@ struct literal_parser {
             ++i;
             bool neg = false;
             if (i < n && (chars[i] == '-' || chars[i] == '+')) neg = chars[i++] == '-';
-            for (; i < n; ++i) exponent = exponent * 10 + (chars[i] - '0');
+            for (; i < n; ++i) {
+                if (chars[i] == '\'') continue;
+                exponent = exponent * 10 + (chars[i] - '0');
+                if (exponent > 100) {
+                    r.error = literal_error::too_large;
+                    return r;
+                }
+            }
             if (neg) exponent = -exponent;
         }
         exponent -= frac_digits;
         for (; exponent > 0; --exponent) {
-            if (r.num > limit) {
-                r.ok = false;
+            if (!push(r.num, 10, 0)) {
+                r.error = literal_error::too_large;
                 return r;
             }
-            r.num *= 10;
         }
         for (; exponent < 0; ++exponent) {
-            if (r.den > limit) {
-                r.ok = false;
+            if (!push(r.den, 10, 0)) {
+                r.error = literal_error::too_large;
                 return r;
             }
-            r.den *= 10;
         }
         return r;
+    }
+    static constexpr result parse() {
+        if (!is_floating()) return parse_integer();
+        if (n > 1 && chars[0] == '0' && (chars[1] == 'x' || chars[1] == 'X')) {
+            result r;
+            r.error = literal_error::hex_float;
+            return r;
+        }
+        return parse_decimal_floating();
     }
     static constexpr result value = parse();
 };
@@ -204,13 +263,22 @@ struct literal_parser {
 
 namespace literals {
 
-/// `2_c`, `0.25_c`, `1e3_c`: an exact rational constant (decimal literals are converted exactly).
+/// `2_c`, `0.25_c`, `1e3_c`, `0x10_c`, `010_c` (octal 8), `0b101_c`, `1'000_c`: an exact rational
+/// constant. Integer literals follow C++'s syntax; decimal floating literals are converted exactly.
 /// Literals too large for a 64-bit rational fail to compile; use `fc<value>` for those.
 template <char... Cs>
 constexpr auto operator""_c() {
     constexpr auto r = literal_detail::literal_parser<Cs...>::value;
-    static_assert(r.ok, "exprgrad: this _c literal does not fit an exact 64-bit rational; use fc<value>");
-    return c<r.num, r.den>;
+    static_assert(r.error != literal_detail::literal_error::too_large,
+                  "exprgrad: this _c literal does not fit an exact 64-bit rational; use fc<value>");
+    static_assert(r.error != literal_detail::literal_error::hex_float,
+                  "exprgrad: hexadecimal floating literals are not supported by _c; use fc<value>");
+    static_assert(r.error != literal_detail::literal_error::bad_digit,
+                  "exprgrad: this _c literal has a digit its base does not allow");
+    if constexpr (r.error == literal_detail::literal_error::none)
+        return c<r.num, r.den>;
+    else
+        return c<0>;
 }
 }  // namespace literals
 

@@ -1,10 +1,14 @@
 // Printing expressions as infix text and as LaTeX, with the fewest parentheses that keep the
-// evaluation order (sums and products associate to the left, as they evaluate).
+// evaluation order (sums and products associate to the left, as they evaluate). The text reads back
+// with the usual precedence (^ binds tightest, then unary minus, then * and /, then + and -) to the
+// same IEEE value: the only liberties taken are exact in IEEE arithmetic, a + (-c) printed as a - c
+// and -(a*b) printed as -a*b (negation is exact and rounding is symmetric).
 #pragma once
 
 #include <charconv>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "exprgrad/sym/expr.hpp"
@@ -16,8 +20,11 @@ namespace detail {
 
 struct printed {
     std::string text;
-    int prec;  // binding strength, as in print_spec
+    int prec;  // binding strength, as in print_spec; a text fraction 1/2 binds like a product (2)
+    // The text starts with a minus sign. With prec >= 2 the text without that sign is exactly the
+    // negated value (a negative constant, a negation, or a product/quotient whose first factor is one).
     bool leading_minus = false;
+    bool fraction = false;  // a LaTeX \frac, bracketed as the base of a power
 };
 
 struct print_style {
@@ -42,14 +49,36 @@ inline std::string shortest(double v) {
     return std::string(buf, r.ptr);
 }
 
+// A floating constant: shortest round-trip text; in LaTeX 1e-300 is written 10^{-300} and 2.5e+20
+// is 2.5 \cdot 10^{20}.
+inline printed float_text(double v, const print_style& s) {
+    const std::string t = shortest(v);
+    const bool neg = !t.empty() && t[0] == '-';
+    const std::size_t epos = t.find('e');
+    if (!s.latex || epos == std::string::npos) return {t, neg ? 3 : 5, neg};
+    std::string mant = t.substr(0, epos);
+    std::string ex = t.substr(epos + 1);
+    std::string sign;
+    if (!ex.empty() && (ex[0] == '+' || ex[0] == '-')) {
+        if (ex[0] == '-') sign = "-";
+        ex.erase(0, 1);
+    }
+    while (ex.size() > 1 && ex[0] == '0') ex.erase(0, 1);
+    const std::string pow10 = "10^{" + sign + ex + "}";
+    const std::string mag = neg ? mant.substr(1) : mant;
+    if (mag == "1") return {(neg ? "-" : "") + pow10, neg ? 3 : 4, neg};
+    return {mant + " \\cdot " + pow10, 2, neg};
+}
+
 inline printed rational_text(std::intmax_t n, std::intmax_t d, const print_style& s) {
     const bool neg = n < 0;
     const std::string mag = std::to_string(neg ? -n : n);
     if (d == 1) return {(neg ? "-" : "") + mag, neg ? 3 : 5, neg};
-    // A fraction binds like a sum, so it is parenthesized wherever it is an operand.
-    std::string body = s.latex ? "\\frac{" + mag + "}{" + std::to_string(d) + "}" : mag + "/" + std::to_string(d);
-    if (s.latex) return {(neg ? "-" : "") + body, neg ? 3 : 5, neg};
-    return {(neg ? "-" : "") + body, 1, neg};
+    // In text a fraction binds like a quotient: 1/2*x and x + 1/2 read back as written, x*(1/2) and
+    // (1/2)^x need their brackets. -1/2 reads as (-1)/2, the same value as -(1/2).
+    if (s.latex)
+        return {std::string(neg ? "-" : "") + "\\frac{" + mag + "}{" + std::to_string(d) + "}", neg ? 3 : 5, neg, !neg};
+    return {(neg ? "-" : "") + mag + "/" + std::to_string(d), 2, neg};
 }
 
 template <class E>
@@ -65,7 +94,7 @@ struct printer<Const<N, D>> {
 };
 template <double V>
 struct printer<FConst<V>> {
-    static printed run(const print_style&) { return {shortest(V), V < 0 ? 3 : 5, V < 0}; }
+    static printed run(const print_style& s) { return float_text(V, s); }
 };
 template <class Tag>
 struct printer<Named<Tag>> {
@@ -94,6 +123,12 @@ struct printer<Node<Op, Cs...>> {
             case notation::infix: {
                 const printed& a = args[0];
                 const printed& b = args[1];
+                // a + (-t) prints as a - t and a - (-t) as a + t: IEEE defines a - t as a + (-t).
+                constexpr bool plus = std::is_same_v<Op, ops::Add>;
+                if ((plus || std::is_same_v<Op, ops::Sub>)&&b.leading_minus && b.prec >= 2) {
+                    return {wrap(a, a.prec < spec.prec, L) + (plus ? " - " : " + ") + b.text.substr(1), spec.prec,
+                            a.leading_minus && a.prec >= spec.prec};
+                }
                 // Left operand: parenthesize if it binds more loosely; right operand: also if equal,
                 // since a - (b - c) and a*(b*c) evaluate in a different order than a - b - c.
                 std::string t = wrap(a, a.prec < spec.prec, L) + (L ? spec.latex : spec.text) +
@@ -103,18 +138,23 @@ struct printer<Node<Op, Cs...>> {
             case notation::fraction: {
                 const printed& a = args[0];
                 const printed& b = args[1];
-                if (L) return {"\\frac{" + a.text + "}{" + b.text + "}", 5};
+                if (L) return {"\\frac{" + a.text + "}{" + b.text + "}", 5, false, true};
                 return {wrap(a, a.prec < 2, false) + "/" + wrap(b, b.prec <= 2 || b.leading_minus, false), 2,
                         a.leading_minus && a.prec >= 2};
             }
             case notation::prefix: {
                 const printed& a = args[0];
+                // -(a*b) prints as -a*b, read back as (-a)*b: the same value, negation being exact.
+                if (a.prec == 2 && !a.leading_minus) return {std::string(L ? spec.latex : spec.text) + a.text, 2, true};
                 return {std::string(L ? spec.latex : spec.text) + wrap(a, a.prec < 4 || a.leading_minus, L), 3, true};
             }
             case notation::power: {
                 const printed& base = args[0];
                 const printed ex = exponent_of<Op>::run(args[sizeof...(Cs) - 1], s);
-                if (L) return {"{" + wrap(base, base.prec < 5, true) + "}^{" + ex.text + "}", 4};
+                if (L) {
+                    if (base.prec < 5 || base.fraction) return {wrap(base, true, true) + "^{" + ex.text + "}", 4};
+                    return {"{" + base.text + "}^{" + ex.text + "}", 4};
+                }
                 return {wrap(base, base.prec < 5, false) + "^" + wrap(ex, ex.prec < 5, false), 4};
             }
             case notation::absolute:

@@ -1,0 +1,10 @@
+// The library's sentence must be the first error, not "incomplete type" or "no matching function".
+// expect: a raw number cannot appear in an expression
+#include <exprgrad/sym.hpp>
+int main() {
+    constexpr auto x = exprgrad::sym::var<0>;
+    constexpr auto y = exprgrad::sym::var<1>;
+    auto f = x / 2;
+    (void)f;
+    (void)y;
+}
