@@ -112,12 +112,13 @@ struct compiled_nodes<T, meta::type_list<Ns...>, std::index_sequence<Is...>> {
         (set_if<Ns, Is, false>(consts, consts, none), ...);
         return consts;
     }
-    /// The values of the variable-dependent nodes at `args` (constant entries are left unset: read
-    /// them from `consts`, as get() does).
+    /// The values of the variable-dependent nodes at `args` (constant entries are zero: read them
+    /// from `consts`, as get() does).
     template <std::size_t NArgs>
     static values run(const std::array<T, NArgs>& args, const values& consts) {
-        // Not value-initialised: zeroing the whole array on every call was a memset per SIMD batch
-        // (10% of map_value_and_grad's time) and kept the values in memory instead of registers.
+        // Not value-initialised as a whole: zeroing the array on every call was a memset per SIMD batch
+        // (10% of map_value_and_grad's time) and kept the values in memory instead of registers. Each
+        // entry is written once by set_if (constants as zero).
         values vals;
         (set_if<Ns, Is, true>(vals, consts, args), ...);
         return vals;
@@ -137,6 +138,8 @@ struct compiled_nodes<T, meta::type_list<Ns...>, std::index_sequence<Is...>> {
     static void set_if(values& out, const values& consts, const std::array<T, NArgs>& args) {
         if constexpr ((detail::arity_of<N>::value > 0) == Variable) {
             out[I] = detail::node_eval<T, N, list>::run(out, consts, args);
+        } else if constexpr (Variable) {
+            out[I] = num::rational<T>(0, 1);
         }
     }
 };
