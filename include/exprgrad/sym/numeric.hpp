@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -64,6 +65,26 @@ inline T select(const C& cond, const T& a, const T& b) {
     } else {
         return cond ? a : b;
     }
+}
+
+/// f applied lane by lane to a batch (f takes and returns scalars), for the ops whose xsimd kernels are not
+/// accurate enough. Example: `num::per_lane([](double v) { return std::erf(v); }, x)`.
+template <class F, Batch B>
+inline B per_lane(F f, const B& a) {
+    alignas(64) typename B::value_type x[B::size];
+    a.store_aligned(x);
+    for (auto& v : x) v = f(v);
+    return B::load_aligned(x);
+}
+
+/// f(a_i, b_i) lane by lane for two batches of one type. Example: `num::per_lane(pow_fn, x, y)`.
+template <class F, Batch B>
+inline B per_lane(F f, const B& a, const B& b) {
+    alignas(64) typename B::value_type x[B::size], y[B::size];
+    a.store_aligned(x);
+    b.store_aligned(y);
+    for (std::size_t i = 0; i < B::size; ++i) x[i] = f(x[i], y[i]);
+    return B::load_aligned(x);
 }
 
 /// Lane-wise NaN test (x != x), valid for any IEEE-like type.

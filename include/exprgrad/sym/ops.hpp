@@ -224,12 +224,8 @@ struct Sigmoid {
     // 1 / (1 + e^-a): exp overflows to +inf for a < -89 (float), giving the correct limit 0.
     template <class T>
     static T eval(const T& a) {
-        using std::exp;
         const T one = num::rational<T>(1, 1);
-        if constexpr (num::Batch<T>)
-            return one / (one + num::exp_batch(-a));  // the same exp as the Exp op, whatever the lane
-        else
-            return one / (one + exp(-a));
+        return one / (one + Exp::eval(-a));  // the Exp op's exponential, in batches too
     }
     template <class A>
     static constexpr auto partials(A a) {
@@ -245,13 +241,9 @@ struct Softplus {
     template <class T>
     static T eval(const T& a) {
         using std::abs;
-        using std::exp;
         using std::log1p;
         const T zero = num::rational<T>(0, 1);
-        if constexpr (num::Batch<T>)
-            return num::select(a > zero, a, zero) + log1p(num::exp_batch(-abs(a)));
-        else
-            return num::select(a > zero, a, zero) + log1p(exp(-abs(a)));
+        return num::select(a > zero, a, zero) + log1p(Exp::eval(-abs(a)));
     }
     template <class A>
     static constexpr auto partials(A a) {
@@ -306,24 +298,6 @@ struct Sign {
     }
 };
 
-struct Step {
-    static constexpr int arity = 1;
-    static constexpr print_spec print{notation::call, 5, "step", "\\operatorname{H}"};
-    static constexpr std::array<interval, 1> domain{wide};
-    // Heaviside step with step(0) = 1/2 (the tie convention of min and max); NaN stays NaN.
-    template <class T>
-    static T eval(const T& a) {
-        const T zero = num::rational<T>(0, 1);
-        const T one = num::rational<T>(1, 1);
-        const T half = num::rational<T>(1, 2);
-        return num::select(a > zero, one, num::select(a < zero, zero, num::select(a == zero, half, a)));
-    }
-    template <class A>
-    static constexpr auto partials(A) {
-        return std::tuple{c<0>};
-    }
-};
-
 /// less(a, b): 1 if a < b, 0 if a > b, 1/2 if a == b (infinities included), NaN if either is NaN. The partials of
 /// min and max: step(b − a) would give NaN at a tie of two equal infinities (∞ − ∞).
 struct Less {
@@ -340,6 +314,21 @@ struct Less {
     template <class A, class B>
     static constexpr auto partials(A, B) {
         return std::tuple{c<0>, c<0>};
+    }
+};
+
+struct Step {
+    static constexpr int arity = 1;
+    static constexpr print_spec print{notation::call, 5, "step", "\\operatorname{H}"};
+    static constexpr std::array<interval, 1> domain{wide};
+    // Heaviside step with step(0) = 1/2 (the tie convention of min and max); NaN stays NaN.
+    template <class T>
+    static T eval(const T& a) {
+        return Less::eval(num::rational<T>(0, 1), a);
+    }
+    template <class A>
+    static constexpr auto partials(A) {
+        return std::tuple{c<0>};
     }
 };
 
@@ -368,10 +357,7 @@ struct Erf {
     static T eval(const T& a) {
         using std::erf;
         if constexpr (num::Batch<T> && std::is_same_v<num::scalar_of_t<T>, double>) {
-            alignas(64) double lanes[T::size];
-            a.store_aligned(lanes);
-            for (double& v : lanes) v = std::erf(v);
-            return T::load_aligned(lanes);
+            return num::per_lane([](double v) { return std::erf(v); }, a);
         } else {
             return erf(a);
         }
@@ -422,12 +408,7 @@ struct Pow {
     template <class T>
     static T eval(const T& a, const T& b) {
         if constexpr (num::Batch<T>) {
-            using S = num::scalar_of_t<T>;
-            alignas(64) S x[T::size], y[T::size];
-            a.store_aligned(x);
-            b.store_aligned(y);
-            for (std::size_t i = 0; i < T::size; ++i) x[i] = std::pow(x[i], y[i]);
-            return T::load_aligned(x);
+            return num::per_lane([](auto u, auto v) { return std::pow(u, v); }, a, b);
         } else {
             using std::pow;
             return pow(a, b);
@@ -485,11 +466,7 @@ struct PowC {
             else
                 return p;
         } else if constexpr (num::Batch<T>) {
-            using S = num::scalar_of_t<T>;
-            alignas(64) S x[T::size];
-            a.store_aligned(x);
-            for (S& v : x) v = std::pow(v, num::rational<S>(N, D));
-            return T::load_aligned(x);
+            return num::per_lane([](auto v) { return std::pow(v, num::rational<decltype(v)>(N, D)); }, a);
         } else {
             return pow(a, num::rational<T>(N, D));
         }
@@ -506,8 +483,8 @@ struct PowC {
 /// exponents). A new op is added here too.
 using all_ops =
     meta::type_list<ops::Add, ops::Sub, ops::Mul, ops::Div, ops::Neg, ops::Exp, ops::Log, ops::Log1p, ops::Expm1,
-                    ops::Sqrt, ops::Tanh, ops::Sigmoid, ops::Softplus, ops::Sin, ops::Cos, ops::Sign, ops::Step, ops::Less,
-                    ops::Abs, ops::Erf, ops::Min, ops::Max, ops::Pow, ops::PowC<2, 1>, ops::PowC<3, 1>,
+                    ops::Sqrt, ops::Tanh, ops::Sigmoid, ops::Softplus, ops::Sin, ops::Cos, ops::Sign, ops::Step,
+                    ops::Less, ops::Abs, ops::Erf, ops::Min, ops::Max, ops::Pow, ops::PowC<2, 1>, ops::PowC<3, 1>,
                     ops::PowC<-1, 1>, ops::PowC<-2, 1>, ops::PowC<1, 2>, ops::PowC<-3, 2>, ops::PowC<1, 3>>;
 
 }  // namespace exprgrad::sym
