@@ -320,9 +320,145 @@ TEST_CASE("attention forward and VJP match the naive float64 implementation (dou
     compare_with_naive<double>(1e-12, 1e-11);
 }
 
+namespace {
+/// Forces the float kernels' 512-bit path on or off for a scope (off where the CPU lacks AVX-512F).
+struct avx512_scope {
+    explicit avx512_scope(bool on) { exprgrad::detail::force_avx512(on); }
+    ~avx512_scope() { exprgrad::detail::reset_avx512(); }
+    avx512_scope(const avx512_scope&) = delete;
+    avx512_scope& operator=(const avx512_scope&) = delete;
+};
+}  // namespace
+
 TEST_CASE("attention forward and VJP match the naive float64 implementation (float)") {
-    // float32 accumulation over up to 130 keys and d = 65: a few ulp per term.
-    compare_with_naive<float>(2e-5, 1e-4);
+    // float32 accumulation over up to 130 keys and d = 65: a few ulp per term. Both float paths: 256-bit
+    // kernels and, where the CPU has AVX-512F, the 512-bit tiles and exponential.
+    for (const bool wide : {false, true}) {
+        CAPTURE(wide);
+        avx512_scope scope(wide);
+        CHECK(exprgrad::detail::avx512_enabled() == (wide && __builtin_cpu_supports("avx512f")));
+        compare_with_naive<float>(2e-5, 1e-4);
+    }
+}
+
+TEST_CASE("the 512-bit and 256-bit float paths agree, and their matrix products are bit-identical") {
+    if (!__builtin_cpu_supports("avx512f")) {
+        MESSAGE("no AVX-512F on this CPU: only the 256-bit path exists");
+        return;
+    }
+    // Shapes that exercise 8-row tiles and their 4/2/1-row remainders, 32- and 16-column strips (d = 48, 80)
+    // and the per-row limits of causal and padded blocks.
+    const std::vector<shape_case> big = {{1, 2, 300, 300, 64, 64}, {2, 1, 77, 190, 48, 80}, {1, 1, 129, 65, 16, 33}};
+    std::uint64_t seed = 900;
+    for (const auto& sc : big) {
+        for (const auto& o : option_cases(sc.B, sc.Tk)) {
+            CAPTURE(sc.Tq);
+            CAPTURE(sc.Tk);
+            CAPTURE(sc.d);
+            CAPTURE(o.causal);
+            CAPTURE(o.normalize_qk);
+            CAPTURE(o.scale.to_string());
+            const auto q = random4<float>(sc.B, sc.H, sc.Tq, sc.d, seed++, 1.5);
+            const auto k = random4<float>(sc.B, sc.H, sc.Tk, sc.d, seed++, 1.5);
+            const auto v = random4<float>(sc.B, sc.H, sc.Tk, sc.dv, seed++);
+            const auto dout = random4<float>(sc.B, sc.H, sc.Tq, sc.dv, seed++);
+            attention_result<float> f[2];
+            attention_grads<float> g[2];
+            for (int wide = 0; wide < 2; ++wide) {
+                avx512_scope scope(wide != 0);
+                f[wide] = attention_forward(q, k, v, o);
+                g[wide] = attention_vjp(q, k, v, f[wide].out, f[wide].lse, dout, o);
+            }
+            // The exponentials differ (≤ 2 ulp each), so the results agree to float rounding, not bitwise.
+            CHECK(max_abs_diff(f[0].out, f[1].out) <= 1e-5);
+            CHECK(max_abs_diff(f[0].lse, f[1].lse) <= 1e-5 * (1 + max_abs(f[0].lse)));
+            CHECK(max_abs_diff(g[0].dq, g[1].dq) <= 1e-4 * (1 + max_abs(g[0].dq)));
+            CHECK(max_abs_diff(g[0].dk, g[1].dk) <= 1e-4 * (1 + max_abs(g[0].dk)));
+            CHECK(max_abs_diff(g[0].dv, g[1].dv) <= 1e-4 * (1 + max_abs(g[0].dv)));
+            CHECK(g[0].dscale == doctest::Approx(g[1].dscale).epsilon(1e-3).scale(1e-2));
+        }
+    }
+    // The register tiles alone: C += A·B through both paths, every element one FMA chain in k order.
+    for (const std::size_t rows_ : {1u, 5u, 8u, 13u, 64u})
+        for (const std::size_t cols : {16u, 32u, 48u, 64u}) {
+            CAPTURE(rows_);
+            CAPTURE(cols);
+            const std::size_t K = 37;
+            std::vector<float> a(rows_ * K), b(K * cols), c0(rows_ * cols), c1;
+            std::uint64_t st = 7 + rows_ * 100 + cols;
+            for (auto* x : {&a, &b, &c0})
+                for (auto& e : *x) {
+                    st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+                    e = static_cast<float>(static_cast<double>(st >> 11) * 0x1.0p-53 * 2 - 1);
+                }
+            c1 = c0;
+            const std::vector<float> c_init = c0;
+            std::vector<std::size_t> beg(rows_), end(rows_);
+            for (std::size_t r = 0; r < rows_; ++r) {
+                beg[r] = r % 3;
+                end[r] = K - (r * 7) % 11;
+            }
+            {
+                avx512_scope scope(false);
+                exprgrad::detail::attention::gemm<true, true, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
+                                                                    c0.data(), cols, beg.data(), end.data());
+            }
+            {
+                avx512_scope scope(true);
+                exprgrad::detail::attention::gemm<true, true, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
+                                                                    c1.data(), cols, beg.data(), end.data());
+            }
+            CHECK(bit_equal(c0, c1));
+            // and against a plain loop in double over each row's own k range, within float rounding
+            double worst = 0;
+            for (std::size_t r = 0; r < rows_; ++r)
+                for (std::size_t j = 0; j < cols; ++j) {
+                    double ref = c_init[r * cols + j];
+                    for (std::size_t kk = beg[r]; kk < end[r]; ++kk) ref += double(a[r * K + kk]) * b[kk * cols + j];
+                    worst = std::max(worst, std::fabs(ref - c1[r * cols + j]));
+                }
+            CHECK(worst <= 1e-5);
+        }
+}
+
+TEST_CASE("the 512-bit float exponential: within 2 ulp of exp over the whole range, special values exact") {
+    if (!__builtin_cpu_supports("avx512f")) {
+        MESSAGE("no AVX-512F on this CPU: the 512-bit exponential is not used");
+        return;
+    }
+    avx512_scope scope(true);
+    std::vector<float> x;
+    for (float t = -104.0f; t <= 88.7f; t += 0.0137f) x.push_back(t);
+    for (float t = -0.5f; t <= 0.5f; t += 1.0e-4f) x.push_back(t);
+    const float inf = std::numeric_limits<float>::infinity();
+    x.insert(x.end(), {0.0f, -0.0f, -inf, 88.72f, 89.0f, 100.0f, 1e30f, -1e30f, -87.33f, -103.9f, -150.0f});
+    std::vector<float> y(x.size());
+    // exp_shifted computes y = exp(x − shift); shift 0 gives exp itself. The tail (x.size() mod 16) is masked.
+    exprgrad::detail::rows::exp_shifted(x.data(), 0.0f, y.data(), x.size());
+    double worst_ulp = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        CAPTURE(x[i]);
+        const long double ref = std::exp(static_cast<long double>(x[i]));
+        if (ref > static_cast<long double>(std::numeric_limits<float>::max())) {
+            // above the largest float: inf, or the largest float when the exact value rounds down to it
+            CHECK(y[i] >= std::numeric_limits<float>::max());
+            continue;
+        }
+        // one ulp of the correctly rounded float (the subnormal spacing below the normal range)
+        const float r = static_cast<float>(ref);
+        const double ulp = r >= std::numeric_limits<float>::min() ? double(std::nextafter(r, inf)) - double(r)
+                                                                  : double(std::numeric_limits<float>::denorm_min());
+        worst_ulp = std::max(worst_ulp, std::fabs(double(y[i]) - double(ref)) / ulp);
+    }
+    CHECK(worst_ulp <= 2.0);
+    MESSAGE("worst error of the 512-bit exp: " << worst_ulp << " ulp");
+    float special[17] = {-inf, std::numeric_limits<float>::quiet_NaN(), inf, 0.0f};
+    float out[17];
+    exprgrad::detail::rows::exp_shifted(special, 0.0f, out, 4);
+    CHECK(out[0] == 0.0f);
+    CHECK(std::isnan(out[1]));
+    CHECK(out[2] == inf);
+    CHECK(out[3] == 1.0f);
 }
 
 TEST_CASE("convenience forms equal the two-step forms") {

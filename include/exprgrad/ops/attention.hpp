@@ -27,6 +27,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "exprgrad/ops/attention_scale.hpp"
+#include "exprgrad/ops/detail/gemm_avx512.hpp"
 #include "exprgrad/ops/detail/softmax_rows.hpp"
 #include "exprgrad/tensor/parallel.hpp"
 
@@ -151,10 +153,19 @@ inline void tile(std::size_t K, const T* a, std::size_t ars_, std::size_t aks_, 
     (std::make_index_sequence<R>{});
 }
 
-/// C[rows × cols] (+)= A·B with cols a multiple of tile_width; with Limited, per-row k limits as in tile.
+/// C[rows × cols] (+)= A·B with cols a multiple of tile_width; with Limited, per-row k limits as in tile. Float
+/// goes to the 512-bit tiles of gemm_avx512.hpp when the CPU has them (bit-identical results).
 template <bool Acc, bool Limited, std::size_t ARS, std::size_t AKS, class T>
 void gemm(std::size_t rows_, std::size_t cols, std::size_t K, const T* a, std::size_t ars, std::size_t aks, const T* b,
           std::size_t ldb, T* c, std::size_t ldc, const std::size_t* beg, const std::size_t* end) {
+#if EXPRGRAD_HAS_AVX512_KERNELS
+    if constexpr (std::is_same_v<T, float> && tile_width<T> == 16) {
+        if (::exprgrad::detail::avx512_enabled()) {
+            gemm512<Acc, Limited, ARS, AKS>(rows_, cols, K, a, ars, aks, b, ldb, c, ldc, beg, end);
+            return;
+        }
+    }
+#endif
     constexpr std::size_t W = tile_width<T>;
     for (std::size_t j = 0; j < cols; j += W) {
         for (std::size_t r = 0; r < rows_; r += tile_rows) {
@@ -230,10 +241,11 @@ struct problem {
     std::vector<std::size_t> nrow;  // [B][Tq] keys attended by each row: always the prefix [0, n)
     std::vector<std::size_t> kend;  // [B] max over rows of nrow: keys at or past it are never read
     std::vector<T> srow;            // [B][Tq] multiplier of each row
-    buffer<T> Qp;                   // [BH][Tq][dp] q̂ (q, or q normalised)
+    buffer<T> Qp;                   // [BH][Tq][dp] q̂ = q normalised (under normalize_qk only)
+    const T* qsrc = nullptr;        // q itself: q̂ when not normalising
     buffer<T> Qs;                   // [BH][Tq][dp] s_i q̂_i: the scores come out scaled, in both passes alike
     buffer<T> Kt;                   // [BH][nkb][d][block_k] k̂ transposed per key block
-    buffer<T> Vp;                   // [BH][Tk][dvp]
+    buffer<T> Vp;                   // [BH][Tk][dvp] (forward only)
     std::vector<T> qinv, kinv;      // [BH][T] 1/√(‖·‖² + ε²) under normalize_qk
     // backward only
     buffer<T> Kp;         // [BH][Tk][dp] k̂
@@ -295,6 +307,33 @@ void check_inputs(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<
                                     " must be finite and ≥ 0");
 }
 
+#if defined(__AVX__)
+/// dst[c·ldd + r] = src[r·lds + c]·(scale ? scale[r] : 1) for an 8 × 8 float block: the packing of k̂ and v
+/// into key-block columns (a scalar loop there cost 10% of a T = 128 forward + backward).
+inline void transpose8x8(const float* src, std::size_t lds, const float* scale, float* dst, std::size_t ldd) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i) {
+        r[i] = _mm256_loadu_ps(src + i * lds);
+        if (scale) r[i] = _mm256_mul_ps(r[i], _mm256_set1_ps(scale[i]));
+    }
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // r_i0 r_{i+1}0 r_i1 r_{i+1}1 | same for columns 4, 5
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // columns 2, 3 | 6, 7
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);      // column 0 of rows i..i+3 | column 4
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);  // column 1 | 5
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; ++c) {
+        _mm256_storeu_ps(dst + c * ldd, _mm256_permute2f128_ps(u[c], u[c + 4], 0x20));
+        _mm256_storeu_ps(dst + (c + 4) * ldd, _mm256_permute2f128_ps(u[c], u[c + 4], 0x31));
+    }
+}
+#endif
+
 /// Sizes, key counts and multipliers, and the packed operands (q̂, k̂ᵀ per block, padded v; for the backward
 /// also s·q̂, k̂, vᵀ per block) into P, whose buffers are reused. Every element a kernel reads is written here,
 /// padding included.
@@ -354,11 +393,12 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
     }
 
     const std::size_t BH = P.heads();
-    grow(P.Qp, BH * Tq * dp);
+    P.qsrc = q.data();
     grow(P.Qs, BH * Tq * dp);
     grow(P.Kt, BH * P.nkb * d * block_k);
-    grow(P.Vp, BH * Tk * dvp);
+    if (!backward) grow(P.Vp, BH * Tk * dvp);
     if (P.cosine) {
+        grow(P.Qp, BH * Tq * dp);
         grow(P.qinv, BH * Tq);
         grow(P.kinv, BH * Tk);
     }
@@ -369,21 +409,37 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
     const T eps2 = static_cast<T>(o.qk_eps * o.qk_eps);
     // Row r of x (width w) into dst (width wp): scaled by c, zero-padded.
     auto pack_row = [](const T* x, std::size_t w, std::size_t wp, T c, bool scaled, T* dst) {
+        using Bt = xsimd::batch<T>;
+        std::size_t i = 0;
         if (scaled)
-            for (std::size_t i = 0; i < w; ++i) dst[i] = x[i] * c;
+            for (; i + Bt::size <= w; i += Bt::size) (Bt::load_unaligned(x + i) * Bt(c)).store_unaligned(dst + i);
+        if (scaled)
+            for (; i < w; ++i) dst[i] = x[i] * c;
         else
             std::copy(x, x + w, dst);
         std::fill(dst + w, dst + wp, T(0));
     };
-    // Rows [j0, j0 + nj) of x (width w) transposed into a w × block_k block, columns past nj zero.
+    // Rows [j0, j0 + nj) of x (width w) transposed into a w × block_k block, columns past nj zero; row jj
+    // scaled by c[j0 + jj] when c is given.
     auto pack_block_t = [](const T* x, std::size_t w, std::size_t j0, std::size_t nj, const T* c, T* dst) {
-        for (std::size_t i = 0; i < w; ++i) {
-            T* row = dst + i * block_k;
-            if (c)
-                for (std::size_t jj = 0; jj < nj; ++jj) row[jj] = x[(j0 + jj) * w + i] * c[j0 + jj];
-            else
-                for (std::size_t jj = 0; jj < nj; ++jj) row[jj] = x[(j0 + jj) * w + i];
-            std::fill(row + nj, row + block_k, T(0));
+        if (nj < block_k)
+            for (std::size_t i = 0; i < w; ++i) std::fill(dst + i * block_k + nj, dst + (i + 1) * block_k, T(0));
+        std::size_t jj = 0;
+#if defined(__AVX__)
+        if constexpr (std::is_same_v<T, float>)
+            for (; jj + 8 <= nj; jj += 8) {
+                std::size_t i = 0;
+                for (; i + 8 <= w; i += 8)
+                    transpose8x8(x + (j0 + jj) * w + i, w, c ? c + j0 + jj : nullptr, dst + i * block_k + jj, block_k);
+                for (; i < w; ++i)
+                    for (std::size_t t = jj; t < jj + 8; ++t)
+                        dst[i * block_k + t] = c ? x[(j0 + t) * w + i] * c[j0 + t] : x[(j0 + t) * w + i];
+            }
+#endif
+        for (; jj < nj; ++jj) {
+            const T* src = x + (j0 + jj) * w;
+            const T cj = c ? c[j0 + jj] : T(1);
+            for (std::size_t i = 0; i < w; ++i) dst[i * block_k + jj] = c ? src[i] * cj : src[i];
         }
     };
     parallel_for(0, BH, 1, [&](std::size_t lo, std::size_t hi) {
@@ -401,9 +457,13 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
                     kinv[j] = T(1) / std::sqrt(rows::dot(kh + j * d, kh + j * d, d) + eps2);
             }
             for (std::size_t i = 0; i < Tq; ++i) {
-                T* dst = P.Qp.data() + (bh * Tq + i) * dp;
-                pack_row(qh + i * d, d, dp, P.cosine ? qinv[i] : T(1), P.cosine, dst);
-                pack_row(dst, d, dp, P.srow[b * Tq + i], true, P.Qs.data() + (bh * Tq + i) * dp);
+                const T* src = qh + i * d;
+                if (P.cosine) {
+                    T* dst = P.Qp.data() + (bh * Tq + i) * dp;
+                    pack_row(src, d, dp, qinv[i], true, dst);
+                    src = dst;
+                }
+                pack_row(src, d, dp, P.srow[b * Tq + i], true, P.Qs.data() + (bh * Tq + i) * dp);
             }
             for (std::size_t kb = 0; kb < P.nkb; ++kb) {
                 const std::size_t j0 = kb * block_k, nj = std::min(block_k, Tk - j0);
@@ -411,7 +471,7 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
                 if (backward) pack_block_t(vh, dv, j0, nj, nullptr, P.Vt.data() + (bh * P.nkb + kb) * dv * block_k);
             }
             for (std::size_t j = 0; j < Tk; ++j) {
-                pack_row(vh + j * dv, dv, dvp, T(1), false, P.Vp.data() + (bh * Tk + j) * dvp);
+                if (!backward) pack_row(vh + j * dv, dv, dvp, T(1), false, P.Vp.data() + (bh * Tk + j) * dvp);
                 if (backward)
                     pack_row(kh + j * d, d, dp, P.cosine ? kinv[j] : T(1), P.cosine, P.Kp.data() + (bh * Tk + j) * dp);
             }
@@ -599,14 +659,14 @@ void store_q(const problem<T>& P, std::size_t bh, std::size_t qb, const T* G, T*
             rs[i] = 0.0;
             continue;
         }
-        const T* qh = P.Qp.data() + (bh * P.Tq + i) * P.dp;
+        const T* qh = P.cosine ? P.Qp.data() + (bh * P.Tq + i) * P.dp : P.qsrc + (bh * P.Tq + i) * P.d;
         const T s = P.srow[b * P.Tq + i];
-        rs[i] = static_cast<double>(rows::dot(qh, g, P.dp));
+        rs[i] = static_cast<double>(rows::dot(qh, g, P.d));
         if (P.cosine) {
             const T dot = s * rows::dot(qh, g, P.d), inv = P.qinv[bh * P.Tq + i];
             for (std::size_t x = 0; x < P.d; ++x) oq[x] = inv * (s * g[x] - qh[x] * dot);
         } else {
-            for (std::size_t x = 0; x < P.d; ++x) oq[x] = s * g[x];
+            rows::scale_into(g, s, oq, P.d);
         }
     }
 }
@@ -781,8 +841,11 @@ void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, 
     A::fit(g.dq, q.shape());
     A::fit(g.dk, k.shape());
     A::fit(g.dv, v.shape());
-    std::fill(g.dk.begin(), g.dk.end(), T(0));  // keys no row attends keep a zero gradient
-    std::fill(g.dv.begin(), g.dv.end(), T(0));
+    for (std::size_t bh = 0; bh < BH; ++bh) {  // keys no row attends keep a zero gradient (the others are written)
+        const std::size_t j0 = P.kend[bh / P.H];
+        std::fill(g.dk.data() + (bh * P.Tk + j0) * P.d, g.dk.data() + (bh + 1) * P.Tk * P.d, T(0));
+        std::fill(g.dv.data() + (bh * P.Tk + j0) * P.dv, g.dv.data() + (bh + 1) * P.Tk * P.dv, T(0));
+    }
     auto& rs = ws.row_dscale;
     rs.assign(BH * P.Tq, 0.0);
     A::backward(P, opts, ws.backward_tasks, lse.data(), g.dq.data(), g.dk.data(), g.dv.data(), rs.data());
