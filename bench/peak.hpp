@@ -1,6 +1,8 @@
 // The machine's measured single-core FMA peak, for benchmarks that report a fraction of it: 12
-// independent chains of 8-lane fused multiply-adds (latency 4, two ports), timed by the thread's CPU
-// time so that other load on the machine does not lower it.
+// independent chains of fused multiply-adds (latency 4, two ports), timed by the thread's CPU time so that
+// other load on the machine does not lower it. fma_peak_gflops is the 256-bit (8-lane) rate, the instruction
+// set of the default build; fma_peak_512_gflops the 16-lane rate where the CPU has AVX-512F (0 elsewhere),
+// and machine_fma_peak_gflops the larger: the peak of kernels that choose 512-bit code at run time.
 #pragma once
 
 #include <immintrin.h>
@@ -36,6 +38,24 @@ __attribute__((noinline)) inline float fma_chains(long iterations, const float* 
 }
 
 inline constexpr double flops_per_chain_iteration = 12.0 * 8 * 2;
+
+/// The same chains with 16-lane FMAs (call only where the CPU has AVX-512F).
+__attribute__((noinline, target("avx512f"))) inline float fma_chains_512(long iterations, const float* init) {
+    __m512 a[12];
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(init[i]);
+    const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+    for (long it = 0; it < iterations; ++it) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], m, c);
+    }
+    __m512 s = a[0];
+    for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+    float out[16];
+    _mm512_storeu_ps(out, s);
+    return out[0];
+}
+
+inline constexpr double flops_per_chain_iteration_512 = 12.0 * 16 * 2;
 inline volatile float sink;
 
 inline double thread_seconds() {
@@ -60,5 +80,25 @@ inline double fma_peak_gflops() {
     }();
     return peak;
 }
+
+/// fma_peak_gflops for 16-lane FMAs; 0 where the CPU lacks AVX-512F.
+inline double fma_peak_512_gflops() {
+    static const double peak = [] {
+        if (!__builtin_cpu_supports("avx512f")) return 0.0;
+        static const float init[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+        double best = 0;
+        for (int r = 0; r < 5; ++r) {
+            const long n = 10'000'000;
+            const double t0 = thread_seconds();
+            sink = fma_chains_512(n, init);
+            best = std::max(best, n * flops_per_chain_iteration_512 / (thread_seconds() - t0) / 1e9);
+        }
+        return best;
+    }();
+    return peak;
+}
+
+/// The larger of the two: what code that picks its vector width at run time can reach on one core.
+inline double machine_fma_peak_gflops() { return std::max(fma_peak_gflops(), fma_peak_512_gflops()); }
 
 }  // namespace exprgrad::bench

@@ -246,6 +246,11 @@ struct problem {
     buffer<T> Qs;                   // [BH][Tq][dp] s_i q̂_i: the scores come out scaled, in both passes alike
     buffer<T> Kt;                   // [BH][nkb][d][block_k] k̂ transposed per key block
     buffer<T> Vp;                   // [BH][Tk][dvp] (forward only)
+    // The rows the kernels read for k̂, v and dout: the caller's arrays when no padding or normalisation is
+    // needed (d, d_v multiples of the tile width), else the packed copies Kp, Vp, dOp.
+    const T* kp = nullptr;
+    const T* vp = nullptr;
+    const T* dop = nullptr;
     std::vector<T> qinv, kinv;      // [BH][T] 1/√(‖·‖² + ε²) under normalize_qk
     // backward only
     buffer<T> Kp;         // [BH][Tk][dp] k̂
@@ -396,14 +401,17 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
     P.qsrc = q.data();
     grow(P.Qs, BH * Tq * dp);
     grow(P.Kt, BH * P.nkb * d * block_k);
-    if (!backward) grow(P.Vp, BH * Tk * dvp);
+    const bool copy_v = !backward && dvp != dv, copy_k = backward && (dp != d || P.cosine);
+    if (copy_v) grow(P.Vp, BH * Tk * dvp);
+    P.vp = copy_v ? P.Vp.data() : v.data();
     if (P.cosine) {
         grow(P.Qp, BH * Tq * dp);
         grow(P.qinv, BH * Tq);
         grow(P.kinv, BH * Tk);
     }
     if (backward) {
-        grow(P.Kp, BH * Tk * dp);
+        if (copy_k) grow(P.Kp, BH * Tk * dp);
+        P.kp = copy_k ? P.Kp.data() : k.data();
         grow(P.Vt, BH * P.nkb * dv * block_k);
     }
     const T eps2 = static_cast<T>(o.qk_eps * o.qk_eps);
@@ -471,8 +479,8 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
                 if (backward) pack_block_t(vh, dv, j0, nj, nullptr, P.Vt.data() + (bh * P.nkb + kb) * dv * block_k);
             }
             for (std::size_t j = 0; j < Tk; ++j) {
-                if (!backward) pack_row(vh + j * dv, dv, dvp, T(1), false, P.Vp.data() + (bh * Tk + j) * dvp);
-                if (backward)
+                if (copy_v) pack_row(vh + j * dv, dv, dvp, T(1), false, P.Vp.data() + (bh * Tk + j) * dvp);
+                if (copy_k)
                     pack_row(kh + j * d, d, dp, P.cosine ? kinv[j] : T(1), P.cosine, P.Kp.data() + (bh * Tk + j) * dp);
             }
         }
@@ -517,7 +525,7 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
             if (corr != T(1)) rows::scale(w.acc.data() + r * dvp, corr, dvp);
             w.m[r] = m_new;
         }
-        gemm_acc<block_k, 1>(nr, dvp, nc, w.S.data(), P.Vp.data() + (bh * P.Tk + j0) * dvp, dvp, w.acc.data(), dvp,
+        gemm_acc<block_k, 1>(nr, dvp, nc, w.S.data(), P.vp + (bh * P.Tk + j0) * dvp, dvp, w.acc.data(), dvp,
                              partial ? w.beg.data() : nullptr, partial ? w.valid.data() : nullptr);
     }
     for (std::size_t r = 0; r < nr; ++r) {
@@ -575,7 +583,7 @@ bool backward_pair(const problem<T>& P, std::size_t bh, std::size_t qb, std::siz
     const std::size_t kb = j0 / block_k;
     gemm_rows<false>(nr, block_k, P.d, P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp,
                      P.Kt.data() + (bh * P.nkb + kb) * P.d * block_k, block_k, w.Pm.data(), block_k);
-    gemm_rows<false>(nr, block_k, P.dv, P.dOp.data() + (bh * P.Tq + i0) * P.dvp, P.dvp,
+    gemm_rows<false>(nr, block_k, P.dv, P.dop + (bh * P.Tq + i0) * P.dvp, P.dvp,
                      P.Vt.data() + (bh * P.nkb + kb) * P.dv * block_k, block_k, w.dS.data(), block_k);
     for (std::size_t r = 0; r < nr; ++r) {
         const std::size_t valid = w.valid[r];
@@ -612,7 +620,7 @@ void accumulate_kv(const problem<T>& P, std::size_t bh, std::size_t qb, std::siz
     const std::size_t i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
     const std::size_t* kb = partial ? w.kbeg.data() : nullptr;
     const std::size_t* ke = partial ? w.kfin.data() : nullptr;
-    gemm_acc<1, block_k>(nc, P.dvp, nr, w.Pm.data(), P.dOp.data() + (bh * P.Tq + i0) * P.dvp, P.dvp, w.dV.data(), P.dvp,
+    gemm_acc<1, block_k>(nc, P.dvp, nr, w.Pm.data(), P.dop + (bh * P.Tq + i0) * P.dvp, P.dvp, w.dV.data(), P.dvp,
                          kb, ke);
     gemm_acc<1, block_k>(nc, P.dp, nr, w.dS.data(), P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp, w.dK.data(), P.dp, kb,
                          ke);
@@ -623,7 +631,7 @@ template <class T>
 void accumulate_q(const problem<T>& P, std::size_t bh, std::size_t qb, std::size_t j0, std::size_t nc, bool partial,
                   backward_scratch<T>& w, T* G) {
     const std::size_t nr = std::min(block_q, P.Tq - qb * block_q);
-    gemm_acc<block_k, 1>(nr, P.dp, nc, w.dS.data(), P.Kp.data() + (bh * P.Tk + j0) * P.dp, P.dp, G, P.dp,
+    gemm_acc<block_k, 1>(nr, P.dp, nc, w.dS.data(), P.kp + (bh * P.Tk + j0) * P.dp, P.dp, G, P.dp,
                          partial ? w.zero.data() : nullptr, partial ? w.valid.data() : nullptr);
 }
 
@@ -636,7 +644,7 @@ void store_kv(const problem<T>& P, std::size_t bh, std::size_t j0, std::size_t n
         const T* gk = w.dK.data() + c * P.dp;
         T* ok = dk + j * P.d;
         if (P.cosine) {
-            const T* kh = P.Kp.data() + (bh * P.Tk + j) * P.dp;
+            const T* kh = P.kp + (bh * P.Tk + j) * P.dp;
             const T dot = rows::dot(kh, gk, P.d), inv = P.kinv[bh * P.Tk + j];
             for (std::size_t x = 0; x < P.d; ++x) ok[x] = inv * (gk[x] - kh[x] * dot);
         } else {
@@ -825,15 +833,19 @@ void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, 
     auto& P = ws.problem;
     A::prepare(q, k, v, opts, true, P);
     const std::size_t BH = P.heads();
-    A::grow(P.dOp, BH * P.Tq * P.dvp);
+    const bool copy_dout = P.dvp != P.dv;  // else the kernels read dout itself
+    if (copy_dout) A::grow(P.dOp, BH * P.Tq * P.dvp);
+    P.dop = copy_dout ? P.dOp.data() : dout.data();
     A::grow(P.Drow, BH * P.Tq);
     parallel_for(0, BH, 1, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t bh = lo; bh < hi; ++bh)
             for (std::size_t i = 0; i < P.Tq; ++i) {
                 const T* src = dout.data() + (bh * P.Tq + i) * P.dv;
-                T* dst = P.dOp.data() + (bh * P.Tq + i) * P.dvp;
-                std::copy(src, src + P.dv, dst);
-                std::fill(dst + P.dv, dst + P.dvp, T(0));
+                if (copy_dout) {
+                    T* dst = P.dOp.data() + (bh * P.Tq + i) * P.dvp;
+                    std::copy(src, src + P.dv, dst);
+                    std::fill(dst + P.dv, dst + P.dvp, T(0));
+                }
                 // D_i = dO_i·O_i = Σ_j p_ij dP_ij: the softmax VJP's inner product, from the forward's output.
                 P.Drow[bh * P.Tq + i] = detail::rows::dot(src, out.data() + (bh * P.Tq + i) * P.dv, P.dv);
             }
