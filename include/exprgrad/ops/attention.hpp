@@ -36,6 +36,7 @@
 
 #include "exprgrad/ops/attention_scale.hpp"
 #include "exprgrad/ops/detail/gemm_avx512.hpp"
+#include "exprgrad/ops/detail/softmax_block_avx512.hpp"
 #include "exprgrad/ops/detail/softmax_rows.hpp"
 #include "exprgrad/tensor/parallel.hpp"
 
@@ -251,7 +252,7 @@ struct problem {
     const T* kp = nullptr;
     const T* vp = nullptr;
     const T* dop = nullptr;
-    std::vector<T> qinv, kinv;      // [BH][T] 1/√(‖·‖² + ε²) under normalize_qk
+    std::vector<T> qinv, kinv;  // [BH][T] 1/√(‖·‖² + ε²) under normalize_qk
     // backward only
     buffer<T> Kp;         // [BH][Tk][dp] k̂
     buffer<T> Vt;         // [BH][nkb][dv][block_k] v transposed per key block
@@ -490,7 +491,7 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
 template <class T>
 struct forward_scratch {
     buffer<T> S, acc;
-    std::vector<T> m, l;
+    std::vector<T> m, l, corr, bsum;
     std::vector<std::size_t> beg, valid;
 };
 
@@ -513,9 +514,24 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
                          w.S.data(), block_k);
         bool partial = false;
         for (std::size_t r = 0; r < nr; ++r) {
-            const std::size_t valid = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
-            w.valid[r] = valid;
-            partial |= valid < nc;
+            w.valid[r] = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
+            partial |= w.valid[r] < nc;
+        }
+#if EXPRGRAD_HAS_AVX512_KERNELS
+        if constexpr (std::is_same_v<T, float>) {
+            if (::exprgrad::detail::avx512_enabled()) {
+                online_softmax_update16(w.S.data(), block_k, nr, w.valid.data(), w.m.data(), w.l.data(), w.corr.data(),
+                                        w.bsum.data());
+                for (std::size_t r = 0; r < nr; ++r)
+                    if (w.corr[r] != T(1)) rows::scale(w.acc.data() + r * dvp, w.corr[r], dvp);
+                gemm_acc<block_k, 1>(nr, dvp, nc, w.S.data(), P.vp + (bh * P.Tk + j0) * dvp, dvp, w.acc.data(), dvp,
+                                     partial ? w.beg.data() : nullptr, partial ? w.valid.data() : nullptr);
+                continue;
+            }
+        }
+#endif
+        for (std::size_t r = 0; r < nr; ++r) {
+            const std::size_t valid = w.valid[r];
             if (valid == 0) continue;
             T* row = w.S.data() + r * block_k;
             const T m_new = std::max(w.m[r], rows::max(row, valid));
@@ -535,9 +551,7 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
             lse[i0 + r] = ninf;
             continue;
         }
-        const T inv = T(1) / w.l[r];
-        const T* a = w.acc.data() + r * dvp;
-        for (std::size_t x = 0; x < P.dv; ++x) o[x] = a[x] * inv;
+        rows::scale_into(w.acc.data() + r * dvp, T(1) / w.l[r], o, P.dv);
         lse[i0 + r] = w.m[r] + std::log(w.l[r]);
     }
 }
@@ -549,6 +563,8 @@ void forward(const problem<T>& P, const attention_options& o, std::vector<forwar
         grow(w.acc, block_q * P.dvp);
         grow(w.m, block_q);
         grow(w.l, block_q);
+        grow(w.corr, block_q);
+        grow(w.bsum, block_q);
         w.beg.assign(block_q, 0);
         grow(w.valid, block_q);
     };
@@ -585,7 +601,17 @@ bool backward_pair(const problem<T>& P, std::size_t bh, std::size_t qb, std::siz
                      P.Kt.data() + (bh * P.nkb + kb) * P.d * block_k, block_k, w.Pm.data(), block_k);
     gemm_rows<false>(nr, block_k, P.dv, P.dop + (bh * P.Tq + i0) * P.dvp, P.dvp,
                      P.Vt.data() + (bh * P.nkb + kb) * P.dv * block_k, block_k, w.dS.data(), block_k);
-    for (std::size_t r = 0; r < nr; ++r) {
+    bool tile_done = false;
+#if EXPRGRAD_HAS_AVX512_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (::exprgrad::detail::avx512_enabled()) {
+            softmax_backward_tile16(w.Pm.data(), w.dS.data(), block_k, block_k, nr, w.valid.data(), lse + i0,
+                                    P.Drow.data() + bh * P.Tq + i0);
+            tile_done = true;
+        }
+    }
+#endif
+    for (std::size_t r = 0; r < nr && !tile_done; ++r) {
         const std::size_t valid = w.valid[r];
         T* p = w.Pm.data() + r * block_k;
         T* ds = w.dS.data() + r * block_k;
@@ -616,14 +642,12 @@ bool backward_pair(const problem<T>& P, std::size_t bh, std::size_t qb, std::siz
 /// dV and dK of a key block += contributions of one query block (rows of the accumulators: keys).
 template <class T>
 void accumulate_kv(const problem<T>& P, std::size_t bh, std::size_t qb, std::size_t nc, bool partial,
-                   backward_scratch<T>& w) {
+                   backward_scratch<T>& w, T* dK, std::size_t ldk, T* dV, std::size_t ldv) {
     const std::size_t i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
     const std::size_t* kb = partial ? w.kbeg.data() : nullptr;
     const std::size_t* ke = partial ? w.kfin.data() : nullptr;
-    gemm_acc<1, block_k>(nc, P.dvp, nr, w.Pm.data(), P.dop + (bh * P.Tq + i0) * P.dvp, P.dvp, w.dV.data(), P.dvp,
-                         kb, ke);
-    gemm_acc<1, block_k>(nc, P.dp, nr, w.dS.data(), P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp, w.dK.data(), P.dp, kb,
-                         ke);
+    gemm_acc<1, block_k>(nc, P.dvp, nr, w.Pm.data(), P.dop + (bh * P.Tq + i0) * P.dvp, P.dvp, dV, ldv, kb, ke);
+    gemm_acc<1, block_k>(nc, P.dp, nr, w.dS.data(), P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp, dK, ldk, kb, ke);
 }
 
 /// G (rows of one query block, leading dimension dp) += dS · k̂ of the key block: G_i = Σ_j dS_ij k̂_j.
@@ -687,8 +711,8 @@ void backward(problem<T>& P, const attention_options& o, std::vector<backward_sc
     auto init = [&](backward_scratch<T>& w) {
         grow(w.Pm, block_q * block_k);
         grow(w.dS, block_q * block_k);
-        w.dK.resize(block_k * P.dp);  // exact sizes: key_block_pass zeroes them whole
-        w.dV.resize(block_k * P.dvp);
+        grow(w.dK, block_k * P.dp);
+        grow(w.dV, block_k * P.dvp);
         w.zero.assign(block_q, 0);
         grow(w.valid, block_q);
         grow(w.kbeg, block_k);
@@ -699,15 +723,19 @@ void backward(problem<T>& P, const attention_options& o, std::vector<backward_sc
     auto key_block_pass = [&](std::size_t bh, std::size_t j0, backward_scratch<T>& w, T* G) {
         // One key block against every query block in order; G (all rows of the head) gets dS·k̂ when given.
         const std::size_t b = bh / P.H, nc = std::min(block_k, P.kend[b] - j0);
-        std::fill(w.dK.begin(), w.dK.end(), T(0));
-        std::fill(w.dV.begin(), w.dV.end(), T(0));
+        // Accumulate straight into the outputs' rows when they need no normalisation VJP or unpadding.
+        const bool direct = !P.cosine && P.dp == P.d && P.dvp == P.dv;
+        T* dK = direct ? dk + (bh * P.Tk + j0) * P.d : w.dK.data();
+        T* dV = direct ? dv + (bh * P.Tk + j0) * P.dv : w.dV.data();
+        std::fill(dK, dK + nc * P.dp, T(0));
+        std::fill(dV, dV + nc * P.dvp, T(0));
         bool partial = false;
         for (std::size_t qb = 0; qb < P.nqb; ++qb) {
             if (!backward_pair(P, bh, qb, j0, nc, lse_all + bh * P.Tq, w, partial)) continue;
-            accumulate_kv(P, bh, qb, nc, partial, w);
+            accumulate_kv(P, bh, qb, nc, partial, w, dK, P.dp, dV, P.dvp);
             if (G) accumulate_q(P, bh, qb, j0, nc, partial, w, G + qb * block_q * P.dp);
         }
-        store_kv(P, bh, j0, nc, w, dk + bh * P.Tk * P.d, dv + bh * P.Tk * P.dv);
+        if (!direct) store_kv(P, bh, j0, nc, w, dk + bh * P.Tk * P.d, dv + bh * P.Tk * P.dv);
     };
     if (BH >= threads) {
         // One task per head: a single pass over the key blocks accumulates dk, dv and G together.
