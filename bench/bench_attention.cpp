@@ -4,13 +4,13 @@
 // 10·d backward (recomputing the scores), so 14·d forward + backward; the causal case counts only the
 // T(T+1)/2 pairs it must do. Counters: GFLOP/s, peak_frac = GFLOP/s / (threads × the one-core FMA peak with
 // the widest FMAs the CPU has: 512-bit where it has AVX-512F, which the float kernels then use), and
-// frac_256 against the 256-bit peak; both peaks measured in the same run (bench/peak.hpp). One-thread runs are timed by CPU time, two-thread
-// runs by wall-clock time (see one_thread, two_threads).
-// Run: build/bench/bench_attention --benchmark_min_time=0.2   (tables: docs/attention.md)
+// frac_256 against the 256-bit peak; both peaks measured in the same run (bench/peak.hpp). One-thread runs are timed by
+// CPU time, two-thread runs by wall-clock time (see one_thread, two_threads). Run: build/bench/bench_attention
+// --benchmark_min_time=0.2   (tables: docs/attention.md)
 #include <benchmark/benchmark.h>
 
-#include "peak.hpp"
 #include <immintrin.h>
+#include "peak.hpp"
 
 #include <cmath>
 #include <cstddef>
@@ -29,9 +29,9 @@ namespace {
 
 constexpr std::size_t B = 1, H = 4, D = 64;
 
-using exprgrad::bench::fma_peak_gflops;
 using exprgrad::bench::flops_per_chain_iteration;
 using exprgrad::bench::fma_chains;
+using exprgrad::bench::fma_peak_gflops;
 using exprgrad::bench::sink;
 using exprgrad::bench::thread_seconds;
 
@@ -49,7 +49,9 @@ void BM_fma_peak(benchmark::State& st) {
     for (auto _ : st) {
         parallel_for(
             0, threads, 1,
-            [&](std::size_t, std::size_t) { sink = wide ? exprgrad::bench::fma_chains_512(n, init) : fma_chains(n, init); },
+            [&](std::size_t, std::size_t) {
+                sink = wide ? exprgrad::bench::fma_chains_512(n, init) : fma_chains(n, init);
+            },
             threads);
     }
     const double flops = n * (wide ? exprgrad::bench::flops_per_chain_iteration_512 : flops_per_chain_iteration);
@@ -106,7 +108,7 @@ void BM_exprgrad(benchmark::State& st, bool backward) {
     attention_grads<float> g;
     for (auto _ : st) {
         attention_forward_into(in.q, in.k, in.v, o, out, lse, ws);
-        if (backward) attention_vjp_into(in.q, in.k, in.v, out, lse, in.dout, o, g, ws);
+        if (backward) attention_vjp_into(in.q, in.k, in.v, out, lse, in.dout, o, g, ws, attention_reuse::forward);
         benchmark::DoNotOptimize(out.data());
         benchmark::DoNotOptimize(g.dq.data());
     }

@@ -477,6 +477,56 @@ TEST_CASE("convenience forms equal the two-step forms") {
     CHECK(g1.dscale == g2.dscale);
 }
 
+TEST_CASE("attention_reuse::forward: the forward's packing reused only when it is the same problem") {
+    const auto q = random4<float>(2, 2, 70, 24, 21), k = random4<float>(2, 2, 90, 24, 22),
+               v = random4<float>(2, 2, 90, 40, 23), dout = random4<float>(2, 2, 70, 40, 24);
+    const auto q2 = random4<float>(2, 2, 70, 24, 25);
+    for (const bool cosine : {false, true}) {
+        CAPTURE(cosine);
+        attention_options o;
+        o.causal = true;
+        o.normalize_qk = cosine;
+        o.scale = scale::gradient_max();
+        const auto ref = attention_vjp(q, k, v, dout, o);  // packs everything itself
+        attention_workspace<float> ws;
+        xt::xtensor<float, 4> out;
+        xt::xtensor<float, 3> lse;
+        attention_grads<float> g;
+        auto same = [&](const attention_grads<float>& a, const attention_grads<float>& b) {
+            return bit_equal(a.dq, b.dq) && bit_equal(a.dk, b.dk) && bit_equal(a.dv, b.dv) && a.dscale == b.dscale;
+        };
+        // Fresh workspace: nothing to reuse, packs.
+        const auto f = attention_forward(q, k, v, o);
+        attention_vjp_into(q, k, v, f.out, f.lse, dout, o, g, ws, attention_reuse::forward);
+        CHECK_FALSE(ws.problem.reused);
+        CHECK(same(g, ref));
+        // After the forward on the same arrays: reused, same bits.
+        attention_forward_into(q, k, v, o, out, lse, ws);
+        attention_vjp_into(q, k, v, out, lse, dout, o, g, ws, attention_reuse::forward);
+        CHECK(ws.problem.reused);
+        CHECK(same(g, ref));
+        attention_vjp_into(q, k, v, out, lse, dout, o, g, ws);  // attention_reuse::none: packs
+        CHECK_FALSE(ws.problem.reused);
+        CHECK(same(g, ref));
+        // Another q array than the forward's: packs again (its own gradients, not the forward's).
+        const auto ref2 = attention_vjp(q2, k, v, dout, o);
+        const auto f2 = attention_forward(q2, k, v, o);
+        attention_forward_into(q, k, v, o, out, lse, ws);
+        attention_vjp_into(q2, k, v, f2.out, f2.lse, dout, o, g, ws, attention_reuse::forward);
+        CHECK_FALSE(ws.problem.reused);
+        CHECK(same(g, ref2));
+        // Other options than the forward's: packs again.
+        attention_options o2 = o;
+        o2.causal = false;
+        const auto ref3 = attention_vjp(q, k, v, dout, o2);
+        const auto f3 = attention_forward(q, k, v, o2);
+        attention_forward_into(q, k, v, o, out, lse, ws);
+        attention_vjp_into(q, k, v, f3.out, f3.lse, dout, o2, g, ws, attention_reuse::forward);
+        CHECK_FALSE(ws.problem.reused);
+        CHECK(same(g, ref3));
+    }
+}
+
 namespace {
 
 // L = Σ w ∘ out, its gradient by central differences (float64), element by element.

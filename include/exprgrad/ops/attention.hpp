@@ -258,6 +258,14 @@ struct problem {
     buffer<T> Vt;         // [BH][nkb][dv][block_k] v transposed per key block
     buffer<T> dOp;        // [BH][Tq][dvp]
     std::vector<T> Drow;  // [BH][Tq] dO·O
+    // What the packed q̂·s, k̂ᵀ, multipliers and key counts were made from (attention_reuse::forward).
+    struct {
+        const T *q = nullptr, *k = nullptr, *v = nullptr;
+        std::array<std::size_t, 4> qs{}, ks{}, vs{};
+        attention_options o;
+        bool valid = false;
+    } packed_for;
+    bool reused = false;  // whether the last prepare took the forward's packing (for tests)
 
     std::size_t heads() const { return B * H; }
 };
@@ -343,22 +351,27 @@ inline void transpose8x8(const float* src, std::size_t lds, const float* scale, 
 /// Sizes, key counts and multipliers, and the packed operands (q̂, k̂ᵀ per block, padded v; for the backward
 /// also s·q̂, k̂, vᵀ per block) into P, whose buffers are reused. Every element a kernel reads is written here,
 /// padding included.
-template <class T>
-void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-             const attention_options& o, bool backward, problem<T>& P) {
-    P.B = q.shape()[0];
-    P.H = q.shape()[1];
-    P.Tq = q.shape()[2];
-    P.Tk = k.shape()[2];
-    P.d = q.shape()[3];
-    P.dv = v.shape()[3];
-    P.dp = round_up(P.d, tile_width<T>);
-    P.dvp = round_up(P.dv, tile_width<T>);
-    P.nqb = (P.Tq + block_q - 1) / block_q;
-    P.nkb = (P.Tk + block_k - 1) / block_k;
-    P.cosine = o.normalize_qk;
-    const std::size_t B = P.B, Tq = P.Tq, Tk = P.Tk, d = P.d, dv = P.dv, dp = P.dp, dvp = P.dvp;
+inline bool same_packing_options(const attention_options& a, const attention_options& b) {
+    return a.causal == b.causal && a.normalize_qk == b.normalize_qk && a.qk_eps == b.qk_eps &&
+           a.key_lengths == b.key_lengths && a.scale.which == b.scale.which && a.scale.value == b.scale.value &&
+           a.scale.n_choice == b.scale.n_choice;
+}
 
+template <class T>
+bool packed_from(const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
+                 const xt::xtensor<T, 4>& v, const attention_options& o) {
+    const auto& r = P.packed_for;
+    auto same = [](const auto& shape, const std::array<std::size_t, 4>& s) {
+        return std::equal(s.begin(), s.end(), shape.begin());
+    };
+    return r.valid && r.q == q.data() && r.k == k.data() && r.v == v.data() && same(q.shape(), r.qs) &&
+           same(k.shape(), r.ks) && same(v.shape(), r.vs) && same_packing_options(r.o, o);
+}
+
+/// Per-row key counts (P.nrow, P.kend) and multipliers (P.srow) of a problem whose sizes are set.
+template <class T>
+void count_keys_and_scale(const attention_options& o, problem<T>& P) {
+    const std::size_t B = P.B, Tq = P.Tq, Tk = P.Tk, d = P.d;
     // Key counts: a prefix [0, n) per row, non-decreasing in the row index.
     P.nrow.assign(B * Tq, 0);
     P.kend.assign(B, 0);
@@ -397,6 +410,29 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
             }
         }
     }
+}
+
+template <class T>
+void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+             const attention_options& o, bool backward, problem<T>& P, bool reuse_forward = false) {
+    // The backward can take q̂·s, k̂ᵀ, the multipliers and key counts from the forward's packing.
+    const bool reuse = backward && reuse_forward && packed_from(P, q, k, v, o);
+    P.reused = reuse;
+    P.packed_for.valid = false;  // until this call's packing is complete
+    P.B = q.shape()[0];
+    P.H = q.shape()[1];
+    P.Tq = q.shape()[2];
+    P.Tk = k.shape()[2];
+    P.d = q.shape()[3];
+    P.dv = v.shape()[3];
+    P.dp = round_up(P.d, tile_width<T>);
+    P.dvp = round_up(P.dv, tile_width<T>);
+    P.nqb = (P.Tq + block_q - 1) / block_q;
+    P.nkb = (P.Tk + block_k - 1) / block_k;
+    P.cosine = o.normalize_qk;
+    const std::size_t Tq = P.Tq, Tk = P.Tk, d = P.d, dv = P.dv, dp = P.dp, dvp = P.dvp;
+
+    if (!reuse) count_keys_and_scale(o, P);
 
     const std::size_t BH = P.heads();
     P.qsrc = q.data();
@@ -459,13 +495,13 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
             const T* vh = v.data() + bh * Tk * dv;
             T* qinv = P.cosine ? P.qinv.data() + bh * Tq : nullptr;
             T* kinv = P.cosine ? P.kinv.data() + bh * Tk : nullptr;
-            if (P.cosine) {
+            if (P.cosine && !reuse) {
                 for (std::size_t i = 0; i < Tq; ++i)
                     qinv[i] = T(1) / std::sqrt(rows::dot(qh + i * d, qh + i * d, d) + eps2);
                 for (std::size_t j = 0; j < Tk; ++j)
                     kinv[j] = T(1) / std::sqrt(rows::dot(kh + j * d, kh + j * d, d) + eps2);
             }
-            for (std::size_t i = 0; i < Tq; ++i) {
+            for (std::size_t i = 0; i < Tq && !reuse; ++i) {
                 const T* src = qh + i * d;
                 if (P.cosine) {
                     T* dst = P.Qp.data() + (bh * Tq + i) * dp;
@@ -476,7 +512,7 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
             }
             for (std::size_t kb = 0; kb < P.nkb; ++kb) {
                 const std::size_t j0 = kb * block_k, nj = std::min(block_k, Tk - j0);
-                pack_block_t(kh, d, j0, nj, kinv, P.Kt.data() + (bh * P.nkb + kb) * d * block_k);
+                if (!reuse) pack_block_t(kh, d, j0, nj, kinv, P.Kt.data() + (bh * P.nkb + kb) * d * block_k);
                 if (backward) pack_block_t(vh, dv, j0, nj, nullptr, P.Vt.data() + (bh * P.nkb + kb) * dv * block_k);
             }
             for (std::size_t j = 0; j < Tk; ++j) {
@@ -486,6 +522,15 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
             }
         }
     });
+    auto& r = P.packed_for;
+    r.q = q.data();
+    r.k = k.data();
+    r.v = v.data();
+    std::copy(q.shape().begin(), q.shape().end(), r.qs.begin());
+    std::copy(k.shape().begin(), k.shape().end(), r.ks.begin());
+    std::copy(v.shape().begin(), v.shape().end(), r.vs.begin());
+    r.o = o;
+    r.valid = true;
 }
 
 template <class T>
@@ -841,12 +886,28 @@ xt::xtensor<T, 4> attention(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>&
     return attention_forward(q, k, v, opts).out;
 }
 
-/// VJP into a caller-owned result (arrays resized when their shapes differ). Same contract as attention_vjp.
+/// What attention_vjp_into may take from its workspace.
+enum class attention_reuse {
+    /// Pack q and k again (always correct).
+    none,
+    /// The caller promises that q, k and v hold the same values as in the last attention_forward_into on this
+    /// workspace: its packed s·q̂, k̂ᵀ, multipliers and key counts are reused (a compiled program's forward and
+    /// backward of one node). Checked where it is cheap: other arrays, shapes or options than the forward's
+    /// (or another call on the workspace since) make the VJP pack again. Changed values in the same arrays are
+    /// not detected and give wrong gradients.
+    forward,
+};
+
+/// VJP into a caller-owned result (arrays resized when their shapes differ). Same contract as attention_vjp;
+/// `reuse` as documented at attention_reuse.
+/// Example: `attention_forward_into(q, k, v, o, out, lse, ws);
+///           attention_vjp_into(q, k, v, out, lse, dout, o, g, ws, attention_reuse::forward);`
 template <attention_value T>
 void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
                         const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse, const xt::xtensor<T, 4>& dout,
                         const attention_options& opts, attention_grads<T>& g,
-                        attention_workspace<T>& ws = detail::attention::thread_workspace<T>()) {
+                        attention_workspace<T>& ws = detail::attention::thread_workspace<T>(),
+                        attention_reuse reuse = attention_reuse::none) {
     namespace A = detail::attention;
     constexpr const char* op = "attention_vjp";
     A::check_inputs(op, q, k, v, opts);
@@ -859,7 +920,7 @@ void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, 
     if (lse.shape()[0] != qs[0] || lse.shape()[1] != qs[1] || lse.shape()[2] != qs[2])
         A::shape_error(op, "lse must have shape [B, H, T_q]", "lse", lse.shape(), "q", qs);
     auto& P = ws.problem;
-    A::prepare(q, k, v, opts, true, P);
+    A::prepare(q, k, v, opts, true, P, reuse == attention_reuse::forward);
     const std::size_t BH = P.heads();
     const bool copy_dout = P.dvp != P.dv;  // else the kernels read dout itself
     if (copy_dout) A::grow(P.dOp, BH * P.Tq * P.dvp);

@@ -68,8 +68,8 @@ namespace detail {
 template <std::size_t I, class... Ts>
 struct nth_or_void : std::type_identity<void> {};
 template <std::size_t I, class... Ts>
-    requires(I < sizeof...(Ts))
-struct nth_or_void<I, Ts...> : std::tuple_element<I, std::tuple<Ts...>> {};
+requires(I < sizeof...(Ts)) struct nth_or_void<I, Ts...> : std::tuple_element<I, std::tuple<Ts...>> {
+};
 }  // namespace detail
 
 /// out = attention(q, k, v) for q [B,H,Tq,d], k [B,H,Tk,d], v [B,H,Tk,dv]; the VJP gives dq, dk, dv and, with
@@ -80,7 +80,7 @@ struct Attention {
                   "attention_node: pass the key lengths (a padded config) and then log s (scale_type::learned) after "
                   "q, k, v, and nothing else");
     using children = meta::type_list<Q, K, V, Extra...>;
-    using Lengths = typename detail::nth_or_void<0, Extra...>::type;                        // when padded
+    using Lengths = typename detail::nth_or_void<0, Extra...>::type;                          // when padded
     using LogScale = typename detail::nth_or_void<(Config::padded ? 1 : 0), Extra...>::type;  // when learned
     static constexpr const char* name = "attention";
     template <class T>
@@ -145,7 +145,9 @@ struct Attention {
         if (!std::equal(ex.out.shape().begin(), ex.out.shape().end(), ex.dout.shape().begin()))
             ex.dout.resize(ex.out.shape());
         std::copy(g, g + ex.out.size(), ex.dout.data());
-        attention_vjp_into(ex.q, ex.k, ex.v, ex.out, ex.lse, ex.dout, ex.opts, ex.grads, ex.ws);
+        // ex.q, ex.k, ex.v are this node's copies from its forward, unchanged since.
+        attention_vjp_into(ex.q, ex.k, ex.v, ex.out, ex.lse, ex.dout, ex.opts, ex.grads, ex.ws,
+                           attention_reuse::forward);
         auto give = [&](auto child, const T* d, std::size_t n) {
             using C = typename decltype(child)::type;
             if constexpr (Ctx::template needs<C>) {
