@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
@@ -91,6 +92,7 @@ namespace rows = exprgrad::detail::rows;
 inline constexpr std::size_t block_q = 64;  // query rows per block
 inline constexpr std::size_t block_k = 64;  // keys per block
 inline constexpr std::size_t tile_rows = 6;
+static_assert(block_k == 64, "the 512-bit score tiles (softmax_block_avx512.hpp) are 64 keys wide");
 
 /// Width of a register tile: two SIMD batches (16 floats or 8 doubles with AVX2).
 template <class T>
@@ -232,6 +234,12 @@ inline std::string shape_text(const auto& shape) {
                                 " but " + name_b + " has shape " + shape_text(shape_b) + " (" + what + ")");
 }
 
+/// Heads per parallel task of the O(T·d) packing loops: about 64 Ki elements each, so that small problems run
+/// them on the calling thread (waking the pool costs more than packing a few thousand elements).
+inline std::size_t packing_grain(std::size_t rows_per_head, std::size_t width) {
+    return std::max<std::size_t>(1, (std::size_t(1) << 16) / std::max<std::size_t>(1, rows_per_head * width));
+}
+
 /// Everything a call shares between its tasks: sizes, per-row key counts and multipliers, packed operands.
 template <class T>
 struct problem {
@@ -275,18 +283,23 @@ inline std::size_t task_count(const attention_options& o, std::size_t units) {
     return std::max<std::size_t>(1, std::min(t, units));
 }
 
-/// Runs unit(u) for u in [0, units) on `chunks` parallel tasks, task c taking u = c, c + chunks, …
-/// (interleaved, which balances causal work) with scratch pool[c], sized by init before the region.
+/// Runs unit(u) for u in [0, units) on `chunks` parallel tasks with scratch pool[c] (sized by init before the
+/// region). Tasks take the next unit from a shared counter, so a core slowed by other load does less of the
+/// work; each unit writes its own outputs from its own inputs, so the results do not depend on which task
+/// ran it.
 template <class Scratch, class Init, class Unit>
 void run_units(std::size_t units, std::size_t chunks, std::vector<Scratch>& pool, Init&& init, Unit&& unit) {
     if (units == 0) return;
     grow(pool, chunks);
     for (std::size_t c = 0; c < chunks; ++c) init(pool[c]);
+    std::atomic<std::size_t> next{0};
     parallel_for(
         0, chunks, 1,
         [&](std::size_t lo, std::size_t hi) {
             for (std::size_t c = lo; c < hi; ++c)
-                for (std::size_t u = c; u < units; u += chunks) unit(u, pool[c]);
+                for (std::size_t u = next.fetch_add(1, std::memory_order_relaxed); u < units;
+                     u = next.fetch_add(1, std::memory_order_relaxed))
+                    unit(u, pool[c]);
         },
         chunks);
 }
@@ -487,7 +500,7 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
             for (std::size_t i = 0; i < w; ++i) dst[i * block_k + jj] = c ? src[i] * cj : src[i];
         }
     };
-    parallel_for(0, BH, 1, [&](std::size_t lo, std::size_t hi) {
+    parallel_for(0, BH, packing_grain(Tq + Tk, d + dv), [&](std::size_t lo, std::size_t hi) {
         for (std::size_t bh = lo; bh < hi; ++bh) {
             const std::size_t b = bh / P.H;
             const T* qh = q.data() + bh * Tq * d;
@@ -533,6 +546,18 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
     r.valid = true;
 }
 
+/// Calls tile.template operator()<R>(r) for row tiles [r, r + R) covering [0, rows): R = 4, then 2 and 1.
+template <class Tile>
+void for_row_tiles(std::size_t rows_, Tile&& tile) {
+    std::size_t r = 0;
+    for (; r + 4 <= rows_; r += 4) tile.template operator()<4>(r);
+    if (r + 2 <= rows_) {
+        tile.template operator()<2>(r);
+        r += 2;
+    }
+    if (r < rows_) tile.template operator()<1>(r);
+}
+
 template <class T>
 struct forward_scratch {
     buffer<T> S, acc;
@@ -555,8 +580,7 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
     const T* Q = P.Qs.data() + (bh * P.Tq + i0) * dp;
     for (std::size_t j0 = 0; j0 < kend; j0 += block_k) {
         const std::size_t nc = std::min(block_k, kend - j0);
-        gemm_rows<false>(nr, block_k, P.d, Q, dp, P.Kt.data() + (bh * P.nkb + j0 / block_k) * P.d * block_k, block_k,
-                         w.S.data(), block_k);
+        const T* Kt = P.Kt.data() + (bh * P.nkb + j0 / block_k) * P.d * block_k;
         bool partial = false;
         for (std::size_t r = 0; r < nr; ++r) {
             w.valid[r] = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
@@ -565,8 +589,12 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
 #if EXPRGRAD_HAS_AVX512_KERNELS
         if constexpr (std::is_same_v<T, float>) {
             if (::exprgrad::detail::avx512_enabled()) {
-                online_softmax_update16(w.S.data(), block_k, nr, w.valid.data(), w.m.data(), w.l.data(), w.corr.data(),
-                                        w.bsum.data());
+                // Scores and the online-softmax step in registers, 4 rows at a time.
+                for_row_tiles(nr, [&]<int R>(std::size_t r) {
+                    forward_tile16<R>(P.d, Q + r * dp, dp, Kt, w.valid.data() + r, w.m.data() + r, w.corr.data() + r,
+                                      w.bsum.data() + r, w.S.data() + r * block_k);
+                });
+                finish_online16(nr, w.corr.data(), w.bsum.data(), w.l.data());
                 for (std::size_t r = 0; r < nr; ++r)
                     if (w.corr[r] != T(1)) rows::scale(w.acc.data() + r * dvp, w.corr[r], dvp);
                 gemm_acc<block_k, 1>(nr, dvp, nc, w.S.data(), P.vp + (bh * P.Tk + j0) * dvp, dvp, w.acc.data(), dvp,
@@ -575,6 +603,7 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
             }
         }
 #endif
+        gemm_rows<false>(nr, block_k, P.d, Q, dp, Kt, block_k, w.S.data(), block_k);
         for (std::size_t r = 0; r < nr; ++r) {
             const std::size_t valid = w.valid[r];
             if (valid == 0) continue;
@@ -642,20 +671,28 @@ bool backward_pair(const problem<T>& P, std::size_t bh, std::size_t qb, std::siz
     }
     if (!any) return false;
     const std::size_t kb = j0 / block_k;
-    gemm_rows<false>(nr, block_k, P.d, P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp,
-                     P.Kt.data() + (bh * P.nkb + kb) * P.d * block_k, block_k, w.Pm.data(), block_k);
-    gemm_rows<false>(nr, block_k, P.dv, P.dop + (bh * P.Tq + i0) * P.dvp, P.dvp,
-                     P.Vt.data() + (bh * P.nkb + kb) * P.dv * block_k, block_k, w.dS.data(), block_k);
+    const T* Qs = P.Qs.data() + (bh * P.Tq + i0) * P.dp;
+    const T* Kt = P.Kt.data() + (bh * P.nkb + kb) * P.d * block_k;
+    const T* dO = P.dop + (bh * P.Tq + i0) * P.dvp;
+    const T* Vt = P.Vt.data() + (bh * P.nkb + kb) * P.dv * block_k;
     bool tile_done = false;
 #if EXPRGRAD_HAS_AVX512_KERNELS
     if constexpr (std::is_same_v<T, float>) {
         if (::exprgrad::detail::avx512_enabled()) {
-            softmax_backward_tile16(w.Pm.data(), w.dS.data(), block_k, block_k, nr, w.valid.data(), lse + i0,
-                                    P.Drow.data() + bh * P.Tq + i0);
+            // Scores, P, dP and dS in registers, 4 rows at a time.
+            const float* D = P.Drow.data() + bh * P.Tq + i0;
+            for_row_tiles(nr, [&]<int R>(std::size_t r) {
+                backward_tile16<R>(P.d, Qs + r * P.dp, P.dp, Kt, P.dv, dO + r * P.dvp, P.dvp, Vt, w.valid.data() + r,
+                                   lse + i0 + r, D + r, w.Pm.data() + r * block_k, w.dS.data() + r * block_k);
+            });
             tile_done = true;
         }
     }
 #endif
+    if (!tile_done) {
+        gemm_rows<false>(nr, block_k, P.d, Qs, P.dp, Kt, block_k, w.Pm.data(), block_k);
+        gemm_rows<false>(nr, block_k, P.dv, dO, P.dvp, Vt, block_k, w.dS.data(), block_k);
+    }
     for (std::size_t r = 0; r < nr && !tile_done; ++r) {
         const std::size_t valid = w.valid[r];
         T* p = w.Pm.data() + r * block_k;
@@ -926,7 +963,7 @@ void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, 
     if (copy_dout) A::grow(P.dOp, BH * P.Tq * P.dvp);
     P.dop = copy_dout ? P.dOp.data() : dout.data();
     A::grow(P.Drow, BH * P.Tq);
-    parallel_for(0, BH, 1, [&](std::size_t lo, std::size_t hi) {
+    parallel_for(0, BH, A::packing_grain(P.Tq, P.dv), [&](std::size_t lo, std::size_t hi) {
         for (std::size_t bh = lo; bh < hi; ++bh)
             for (std::size_t i = 0; i < P.Tq; ++i) {
                 const T* src = dout.data() + (bh * P.Tq + i) * P.dv;
