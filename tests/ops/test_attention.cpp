@@ -213,6 +213,10 @@ double max_abs_diff(const A& a, const Bv& b) {
             if (x != y) return std::numeric_limits<double>::infinity();
             continue;
         }
+        if (std::isnan(x) || std::isnan(y)) {  // std::max would skip a NaN difference
+            if (!(std::isnan(x) && std::isnan(y))) return std::numeric_limits<double>::infinity();
+            continue;
+        }
         m = std::max(m, std::fabs(x - y));
     }
     return m;
@@ -336,14 +340,20 @@ TEST_CASE("attention forward and VJP match the naive float64 implementation (flo
     for (const bool wide : {false, true}) {
         CAPTURE(wide);
         avx512_scope scope(wide);
-        CHECK(exprgrad::detail::avx512_enabled() == (wide && __builtin_cpu_supports("avx512f")));
+        CHECK(exprgrad::detail::avx512_enabled() ==
+              (wide && EXPRGRAD_HAS_AVX512_KERNELS && __builtin_cpu_supports("avx512f")));
         compare_with_naive<float>(2e-5, 1e-4);
     }
 }
 
 TEST_CASE("the 512-bit and 256-bit float paths agree, and their matrix products are bit-identical") {
-    if (!__builtin_cpu_supports("avx512f")) {
-        MESSAGE("no AVX-512F on this CPU: only the 256-bit path exists");
+    if (!exprgrad::detail::avx512_enabled() && !(EXPRGRAD_HAS_AVX512_KERNELS && __builtin_cpu_supports("avx512f"))) {
+        MESSAGE("no 512-bit path on this CPU or build: nothing to compare");
+        return;
+    }
+    // With 512-bit batches as xsimd's default (-march=x86-64-v4) both calls would run the same code.
+    if (exprgrad::detail::attention::tile_width<float> != 16) {
+        MESSAGE("built with 512-bit xsimd batches (-march=x86-64-v4): the generic path is 512-bit too");
         return;
     }
     // Shapes that exercise 8-row tiles and their 4/2/1-row remainders, 32- and 16-column strips (d = 48, 80)
@@ -394,9 +404,9 @@ TEST_CASE("the 512-bit and 256-bit float paths agree, and their matrix products 
             c1 = c0;
             const std::vector<float> c_init = c0;
             std::vector<std::size_t> beg(rows_), end(rows_);
-            for (std::size_t r = 0; r < rows_; ++r) {
-                beg[r] = r % 3;
-                end[r] = K - (r * 7) % 11;
+            for (std::size_t r = 0; r < rows_; ++r) {  // ordinary, empty (r % 5 == 3) and inverted (r % 5 == 4)
+                beg[r] = r % 5 == 4 ? 20 : r % 3;
+                end[r] = r % 5 == 3 ? beg[r] : r % 5 == 4 ? 10 : K - (r * 7) % 11;
             }
             {
                 avx512_scope scope(false);
@@ -409,6 +419,19 @@ TEST_CASE("the 512-bit and 256-bit float paths agree, and their matrix products 
                                                                     c1.data(), cols, beg.data(), end.data());
             }
             CHECK(bit_equal(c0, c1));
+            // without accumulation and without limits too
+            std::vector<float> d0(rows_ * cols, 7.0f), d1(rows_ * cols, -7.0f);
+            {
+                avx512_scope scope(false);
+                exprgrad::detail::attention::gemm<false, false, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
+                                                                      d0.data(), cols, nullptr, nullptr);
+            }
+            {
+                avx512_scope scope(true);
+                exprgrad::detail::attention::gemm<false, false, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
+                                                                      d1.data(), cols, nullptr, nullptr);
+            }
+            CHECK(bit_equal(d0, d1));
             // and against a plain loop in double over each row's own k range, within float rounding
             double worst = 0;
             for (std::size_t r = 0; r < rows_; ++r)
@@ -422,8 +445,8 @@ TEST_CASE("the 512-bit and 256-bit float paths agree, and their matrix products 
 }
 
 TEST_CASE("the 512-bit float exponential: within 2 ulp of exp over the whole range, special values exact") {
-    if (!__builtin_cpu_supports("avx512f")) {
-        MESSAGE("no AVX-512F on this CPU: the 512-bit exponential is not used");
+    if (!(EXPRGRAD_HAS_AVX512_KERNELS && __builtin_cpu_supports("avx512f"))) {
+        MESSAGE("no 512-bit path on this CPU or build: the 512-bit exponential is not used");
         return;
     }
     avx512_scope scope(true);
@@ -478,52 +501,66 @@ TEST_CASE("convenience forms equal the two-step forms") {
 }
 
 TEST_CASE("attention_reuse::forward: the forward's packing reused only when it is the same problem") {
-    const auto q = random4<float>(2, 2, 70, 24, 21), k = random4<float>(2, 2, 90, 24, 22),
-               v = random4<float>(2, 2, 90, 40, 23), dout = random4<float>(2, 2, 70, 40, 24);
-    const auto q2 = random4<float>(2, 2, 70, 24, 25);
-    for (const bool cosine : {false, true}) {
-        CAPTURE(cosine);
-        attention_options o;
-        o.causal = true;
-        o.normalize_qk = cosine;
-        o.scale = scale::gradient_max();
-        const auto ref = attention_vjp(q, k, v, dout, o);  // packs everything itself
-        attention_workspace<float> ws;
-        xt::xtensor<float, 4> out;
-        xt::xtensor<float, 3> lse;
-        attention_grads<float> g;
-        auto same = [&](const attention_grads<float>& a, const attention_grads<float>& b) {
-            return bit_equal(a.dq, b.dq) && bit_equal(a.dk, b.dk) && bit_equal(a.dv, b.dv) && a.dscale == b.dscale;
-        };
-        // Fresh workspace: nothing to reuse, packs.
-        const auto f = attention_forward(q, k, v, o);
-        attention_vjp_into(q, k, v, f.out, f.lse, dout, o, g, ws, attention_reuse::forward);
-        CHECK_FALSE(ws.problem.reused);
-        CHECK(same(g, ref));
-        // After the forward on the same arrays: reused, same bits.
-        attention_forward_into(q, k, v, o, out, lse, ws);
-        attention_vjp_into(q, k, v, out, lse, dout, o, g, ws, attention_reuse::forward);
-        CHECK(ws.problem.reused);
-        CHECK(same(g, ref));
-        attention_vjp_into(q, k, v, out, lse, dout, o, g, ws);  // attention_reuse::none: packs
-        CHECK_FALSE(ws.problem.reused);
-        CHECK(same(g, ref));
-        // Another q array than the forward's: packs again (its own gradients, not the forward's).
-        const auto ref2 = attention_vjp(q2, k, v, dout, o);
-        const auto f2 = attention_forward(q2, k, v, o);
-        attention_forward_into(q, k, v, o, out, lse, ws);
-        attention_vjp_into(q2, k, v, f2.out, f2.lse, dout, o, g, ws, attention_reuse::forward);
-        CHECK_FALSE(ws.problem.reused);
-        CHECK(same(g, ref2));
-        // Other options than the forward's: packs again.
-        attention_options o2 = o;
-        o2.causal = false;
-        const auto ref3 = attention_vjp(q, k, v, dout, o2);
-        const auto f3 = attention_forward(q, k, v, o2);
-        attention_forward_into(q, k, v, o, out, lse, ws);
-        attention_vjp_into(q, k, v, f3.out, f3.lse, dout, o2, g, ws, attention_reuse::forward);
-        CHECK_FALSE(ws.problem.reused);
-        CHECK(same(g, ref3));
+    // d, dv = 24, 40 (padded copies) and 64, 64 (k, v and dout read in place, dk and dv accumulated in place)
+    for (const std::size_t d : {24u, 64u}) {
+        const std::size_t dv = d == 24 ? 40 : 64;
+        CAPTURE(d);
+        const auto q = random4<float>(2, 2, 70, d, 21), k = random4<float>(2, 2, 90, d, 22),
+                   v = random4<float>(2, 2, 90, dv, 23), dout = random4<float>(2, 2, 70, dv, 24);
+        const auto q2 = random4<float>(2, 2, 70, d, 25);
+        for (const bool cosine : {false, true}) {
+            CAPTURE(cosine);
+            attention_options o;
+            o.causal = true;
+            o.normalize_qk = cosine;
+            o.scale = scale::gradient_max();
+            const auto ref = attention_vjp(q, k, v, dout, o);  // packs everything itself
+            attention_workspace<float> ws;
+            xt::xtensor<float, 4> out;
+            xt::xtensor<float, 3> lse;
+            attention_grads<float> g;
+            auto same = [&](const attention_grads<float>& a, const attention_grads<float>& b) {
+                return bit_equal(a.dq, b.dq) && bit_equal(a.dk, b.dk) && bit_equal(a.dv, b.dv) && a.dscale == b.dscale;
+            };
+            // Fresh workspace: nothing to reuse, packs.
+            const auto f = attention_forward(q, k, v, o);
+            attention_vjp_into(q, k, v, f.out, f.lse, dout, o, g, ws, attention_reuse::forward);
+            CHECK_FALSE(ws.problem.reused);
+            CHECK(same(g, ref));
+            // After the forward on the same arrays: reused, same bits.
+            attention_forward_into(q, k, v, o, out, lse, ws);
+            attention_vjp_into(q, k, v, out, lse, dout, o, g, ws, attention_reuse::forward);
+            CHECK(ws.problem.reused);
+            CHECK(same(g, ref));
+            attention_vjp_into(q, k, v, out, lse, dout, o, g, ws);  // attention_reuse::none: packs
+            CHECK_FALSE(ws.problem.reused);
+            CHECK(same(g, ref));
+            // Another q array than the forward's: packs again (its own gradients, not the forward's).
+            const auto ref2 = attention_vjp(q2, k, v, dout, o);
+            const auto f2 = attention_forward(q2, k, v, o);
+            attention_forward_into(q, k, v, o, out, lse, ws);
+            attention_vjp_into(q2, k, v, f2.out, f2.lse, dout, o, g, ws, attention_reuse::forward);
+            CHECK_FALSE(ws.problem.reused);
+            CHECK(same(g, ref2));
+            // Other options than the forward's: packs again.
+            attention_options o2 = o;
+            o2.causal = false;
+            const auto ref3 = attention_vjp(q, k, v, dout, o2);
+            const auto f3 = attention_forward(q, k, v, o2);
+            attention_forward_into(q, k, v, o, out, lse, ws);
+            attention_vjp_into(q, k, v, f3.out, f3.lse, dout, o2, g, ws, attention_reuse::forward);
+            CHECK_FALSE(ws.problem.reused);
+            CHECK(same(g, ref3));
+            // Other key lengths than the forward's: packs again.
+            attention_options o4 = o;
+            o4.key_lengths = {50, 90};
+            const auto ref4 = attention_vjp(q, k, v, dout, o4);
+            const auto f4 = attention_forward(q, k, v, o4);
+            attention_forward_into(q, k, v, o, out, lse, ws);
+            attention_vjp_into(q, k, v, f4.out, f4.lse, dout, o4, g, ws, attention_reuse::forward);
+            CHECK_FALSE(ws.problem.reused);
+            CHECK(same(g, ref4));
+        }
     }
 }
 
@@ -642,6 +679,44 @@ TEST_CASE("fully masked rows: zero output, lse = -inf, zero gradients, masked en
     CHECK(g.dscale == doctest::Approx(rg.dscale).epsilon(1e-12));
     for (std::size_t h = 0; h < 2; ++h)
         for (std::size_t c = 0; c < 4; ++c) CHECK(g.dq(0, h, 3, c) == 0.0);
+}
+
+TEST_CASE("float, both paths: masked rows and NaN padding at tile-sized shapes (d = 64, in-place operands)") {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    // Tq = 70 > Tk = 66 causal: rows 0..3 attend nothing; batch 0 has no keys at all, batch 1 has 40.
+    auto q = random4<float>(2, 2, 70, 64, 31), k = random4<float>(2, 2, 66, 64, 32),
+         v = random4<float>(2, 2, 66, 64, 33);
+    auto dout = random4<float>(2, 2, 70, 64, 34);
+    attention_options o;
+    o.causal = true;
+    o.key_lengths = {0, 40};
+    const auto ref = naive_forward(to_type<double>(q), to_type<double>(k), to_type<double>(v), o);
+    const auto rg = naive_vjp(to_type<double>(q), to_type<double>(k), to_type<double>(v), to_type<double>(dout), o);
+    for (std::size_t h = 0; h < 2; ++h) {
+        for (std::size_t j = 0; j < 66; ++j)
+            for (std::size_t c = 0; c < 64; ++c) {
+                k(0, h, j, c) = v(0, h, j, c) = nan;  // batch 0: every key is padding
+                if (j >= 40) k(1, h, j, c) = v(1, h, j, c) = nan;
+            }
+        for (std::size_t i = 0; i < 70; ++i)
+            for (std::size_t c = 0; c < 64; ++c) {
+                dout(0, h, i, c) = nan;
+                if (i < 4) dout(1, h, i, c) = nan;  // rows that attend nothing
+            }
+    }
+    for (const bool wide : {false, true}) {
+        CAPTURE(wide);
+        avx512_scope scope(wide);
+        const auto [out, lse] = attention_forward(q, k, v, o);
+        const auto g = attention_vjp(q, k, v, out, lse, dout, o);
+        CHECK(max_abs_diff(out, ref.out) <= 2e-5);  // a NaN anywhere fails (max_abs_diff counts it as inf)
+        CHECK(max_abs_diff(g.dq, rg.dq) <= 1e-4 * (1 + max_abs(rg.dq)));
+        CHECK(max_abs_diff(g.dk, rg.dk) <= 1e-4 * (1 + max_abs(rg.dk)));
+        CHECK(max_abs_diff(g.dv, rg.dv) <= 1e-4 * (1 + max_abs(rg.dv)));
+        CHECK(std::isfinite(g.dscale));
+        for (std::size_t h = 0; h < 2; ++h)
+            for (std::size_t i = 0; i < 4; ++i) CHECK(lse(1, h, i) == -std::numeric_limits<float>::infinity());
+    }
 }
 
 TEST_CASE("causal: future keys are never read (NaN there leaves earlier rows exact)") {

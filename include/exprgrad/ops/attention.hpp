@@ -931,11 +931,12 @@ xt::xtensor<T, 4> attention(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>&
 enum class attention_reuse {
     /// Pack q and k again (always correct).
     none,
-    /// The caller promises that q, k and v hold the same values as in the last attention_forward_into on this
-    /// workspace: its packed s·q̂, k̂ᵀ, multipliers and key counts are reused (a compiled program's forward and
-    /// backward of one node). Checked where it is cheap: other arrays, shapes or options than the forward's
-    /// (or another call on the workspace since) make the VJP pack again. Changed values in the same arrays are
-    /// not detected and give wrong gradients.
+    /// The caller promises that q, k and v are the arrays of the last attention_forward_into on this workspace,
+    /// holding the same values: its packed s·q̂, k̂ᵀ, multipliers and key counts are reused (a compiled
+    /// program's forward and backward of one node). Checked where it is cheap: other array addresses, shapes or
+    /// options than the forward's (or another call on the workspace since) make the VJP pack again. Changed
+    /// values, or a new array that happens to occupy a freed array's address, are not detected and give wrong
+    /// gradients.
     forward,
 };
 

@@ -128,6 +128,11 @@ class thread_pool {
             });
             {
                 std::unique_lock<std::mutex> lock(mutex_);
+                if (generation_.load(std::memory_order_relaxed) != seen && task_ == nullptr) {
+                    // That region ended before this thread joined it: note it and spin again for the next.
+                    seen = generation_.load(std::memory_order_relaxed);
+                    continue;
+                }
                 wake_.wait(lock, [&] {
                     return stopping_.load(std::memory_order_relaxed) ||
                            (generation_.load(std::memory_order_relaxed) != seen && task_ != nullptr);
