@@ -6,6 +6,10 @@
 // set_num_threads(n) changes it at run time. Calls from inside a parallel region run serially (no
 // nested oversubscription). OpenBLAS is asked to use one thread inside our regions by the callers
 // that use BLAS (see tensor/blas.hpp), so BLAS and this pool never oversubscribe the cores.
+//
+// Idle workers (and the caller waiting for the last chunk) poll for up to 200 µs before blocking on a
+// condition variable: regions that follow each other closely then start without a wake-up, which took
+// about 80 µs in the VMs we measure on. The cost is up to 200 µs of busy CPU per worker after a region.
 #pragma once
 
 #include <algorithm>
