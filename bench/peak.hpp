@@ -64,37 +64,30 @@ inline double thread_seconds() {
     return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
-/// One core's FMA throughput in GFLOP/s per second of the thread's CPU time (so other load on the machine
-/// does not lower it): the best of 5 runs of about 0.05 s.
+/// GFLOP/s of chains(n, init) per second of the thread's CPU time (so other load on the machine does not
+/// lower it), flops per iteration given: the best of 5 runs of about 0.05 s.
+inline double best_chain_gflops(float (*chains)(long, const float*), long n, double flops_per_iteration) {
+    static const float init[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    double best = 0;
+    for (int r = 0; r < 5; ++r) {
+        const double t0 = thread_seconds();
+        sink = chains(n, init);
+        best = std::max(best, n * flops_per_iteration / (thread_seconds() - t0) / 1e9);
+    }
+    return best;
+}
+
+/// One core's FMA throughput with 8-lane (256-bit) FMAs, measured once per process.
 inline double fma_peak_gflops() {
-    static const double peak = [] {
-        static const float init[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-        double best = 0;
-        for (int r = 0; r < 5; ++r) {
-            const long n = 20'000'000;
-            const double t0 = thread_seconds();
-            sink = fma_chains(n, init);
-            best = std::max(best, n * flops_per_chain_iteration / (thread_seconds() - t0) / 1e9);
-        }
-        return best;
-    }();
+    static const double peak = best_chain_gflops(fma_chains, 20'000'000, flops_per_chain_iteration);
     return peak;
 }
 
 /// fma_peak_gflops for 16-lane FMAs; 0 where the CPU lacks AVX-512F.
 inline double fma_peak_512_gflops() {
-    static const double peak = [] {
-        if (!__builtin_cpu_supports("avx512f")) return 0.0;
-        static const float init[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-        double best = 0;
-        for (int r = 0; r < 5; ++r) {
-            const long n = 10'000'000;
-            const double t0 = thread_seconds();
-            sink = fma_chains_512(n, init);
-            best = std::max(best, n * flops_per_chain_iteration_512 / (thread_seconds() - t0) / 1e9);
-        }
-        return best;
-    }();
+    static const double peak = __builtin_cpu_supports("avx512f")
+                                   ? best_chain_gflops(fma_chains_512, 10'000'000, flops_per_chain_iteration_512)
+                                   : 0.0;
     return peak;
 }
 

@@ -535,31 +535,23 @@ TEST_CASE("attention_reuse::forward: the forward's packing reused only when it i
             attention_vjp_into(q, k, v, out, lse, dout, o, g, ws);  // attention_reuse::none: packs
             CHECK_FALSE(ws.problem.reused);
             CHECK(same(g, ref));
-            // Another q array than the forward's: packs again (its own gradients, not the forward's).
-            const auto ref2 = attention_vjp(q2, k, v, dout, o);
-            const auto f2 = attention_forward(q2, k, v, o);
-            attention_forward_into(q, k, v, o, out, lse, ws);
-            attention_vjp_into(q2, k, v, f2.out, f2.lse, dout, o, g, ws, attention_reuse::forward);
-            CHECK_FALSE(ws.problem.reused);
-            CHECK(same(g, ref2));
-            // Other options than the forward's: packs again.
+            // After a forward on q with o, a VJP on other arrays or options packs again and gives their own
+            // gradients: another q array, another mask, other key lengths.
+            auto packs_again = [&](const xt::xtensor<float, 4>& qx, const attention_options& ox) {
+                const auto want = attention_vjp(qx, k, v, dout, ox);
+                const auto fx = attention_forward(qx, k, v, ox);
+                attention_forward_into(q, k, v, o, out, lse, ws);
+                attention_vjp_into(qx, k, v, fx.out, fx.lse, dout, ox, g, ws, attention_reuse::forward);
+                CHECK_FALSE(ws.problem.reused);
+                CHECK(same(g, want));
+            };
+            packs_again(q2, o);
             attention_options o2 = o;
             o2.causal = false;
-            const auto ref3 = attention_vjp(q, k, v, dout, o2);
-            const auto f3 = attention_forward(q, k, v, o2);
-            attention_forward_into(q, k, v, o, out, lse, ws);
-            attention_vjp_into(q, k, v, f3.out, f3.lse, dout, o2, g, ws, attention_reuse::forward);
-            CHECK_FALSE(ws.problem.reused);
-            CHECK(same(g, ref3));
-            // Other key lengths than the forward's: packs again.
+            packs_again(q, o2);
             attention_options o4 = o;
             o4.key_lengths = {50, 90};
-            const auto ref4 = attention_vjp(q, k, v, dout, o4);
-            const auto f4 = attention_forward(q, k, v, o4);
-            attention_forward_into(q, k, v, o, out, lse, ws);
-            attention_vjp_into(q, k, v, f4.out, f4.lse, dout, o4, g, ws, attention_reuse::forward);
-            CHECK_FALSE(ws.problem.reused);
-            CHECK(same(g, ref4));
+            packs_again(q, o4);
         }
     }
 }

@@ -17,6 +17,24 @@ namespace exprgrad::detail::attention {
 
 #if EXPRGRAD_HAS_AVX512_KERNELS
 
+/// One k of a tile: acc[r] += A(r, k)·B[k, :] for every row r (Masked: only rows with beg[r] ≤ k < end[r]).
+template <int R, int NV, bool Masked>
+EXPRGRAD_AVX512_TARGET __attribute__((always_inline)) inline void tile_step512(
+    std::size_t k, const float* a, std::size_t ars, std::size_t aks, const float* b, std::size_t ldb,
+    __m512 (&acc)[R][NV], const std::size_t* beg, const std::size_t* end) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + k * ldb + 16 * v);
+    const float* ak = a + k * aks;
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+        if (Masked && !(k >= beg[r] && k < end[r])) continue;
+        const __m512 x = _mm512_set1_ps(ak[r * ars]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
+    }
+}
+
 /// C[R × 16·NV] (+)= A·B over k in [0, K) (or each row's [beg[r], end[r]) with Limited), A(r, k) at
 /// a[r·ars + k·aks], B row-major with leading dimension ldb: the same tile as attention.hpp's `tile`.
 template <int R, int NV, bool Acc, bool Limited, std::size_t ARS, std::size_t AKS>
@@ -29,9 +47,11 @@ EXPRGRAD_AVX512_TARGET inline void tile512(std::size_t K, const float* a, std::s
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[r][v] = Acc ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
-    std::size_t lo = 0, hi = K, full_lo = 0, full_hi = K;
-    if constexpr (Limited) {
-        lo = beg[0], hi = end[0], full_lo = beg[0], full_hi = end[0];
+    if constexpr (!Limited) {
+        for (std::size_t k = 0; k < K; ++k) tile_step512<R, NV, false>(k, a, ars, aks, b, ldb, acc, beg, end);
+    } else {
+        // [lo, hi): some row's range; [full_lo, full_hi): every row's range (empty when the rows share none).
+        std::size_t lo = beg[0], hi = end[0], full_lo = beg[0], full_hi = end[0];
 #pragma GCC unroll 16
         for (int r = 1; r < R; ++r) {
             lo = beg[r] < lo ? beg[r] : lo;
@@ -42,48 +62,10 @@ EXPRGRAD_AVX512_TARGET inline void tile512(std::size_t K, const float* a, std::s
         hi = hi < K ? hi : K;
         full_hi = full_hi < hi ? full_hi : hi;
         if (full_lo > full_hi) full_lo = full_hi;
-        // Rows' own limits first, below the range all rows share.
-        for (std::size_t k = lo; k < full_lo && k < hi; ++k) {
-            __m512 bv[NV];
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + k * ldb + 16 * v);
-            const float* ak = a + k * aks;
-#pragma GCC unroll 16
-            for (int r = 0; r < R; ++r)
-                if (k >= beg[r] && k < end[r]) {
-                    const __m512 x = _mm512_set1_ps(ak[r * ars]);
-#pragma GCC unroll 4
-                    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
-                }
-        }
-        lo = full_lo < lo ? lo : full_lo;
-    }
-    for (std::size_t k = lo; k < full_hi; ++k) {
-        __m512 bv[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + k * ldb + 16 * v);
-        const float* ak = a + k * aks;
-#pragma GCC unroll 16
-        for (int r = 0; r < R; ++r) {
-            const __m512 x = _mm512_set1_ps(ak[r * ars]);
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
-        }
-    }
-    if constexpr (Limited) {
-        for (std::size_t k = full_hi > lo ? full_hi : lo; k < hi; ++k) {
-            __m512 bv[NV];
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + k * ldb + 16 * v);
-            const float* ak = a + k * aks;
-#pragma GCC unroll 16
-            for (int r = 0; r < R; ++r)
-                if (k >= beg[r] && k < end[r]) {
-                    const __m512 x = _mm512_set1_ps(ak[r * ars]);
-#pragma GCC unroll 4
-                    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
-                }
-        }
+        std::size_t k = lo;
+        for (; k < full_lo && k < hi; ++k) tile_step512<R, NV, true>(k, a, ars, aks, b, ldb, acc, beg, end);
+        for (; k < full_hi; ++k) tile_step512<R, NV, false>(k, a, ars, aks, b, ldb, acc, beg, end);
+        for (; k < hi; ++k) tile_step512<R, NV, true>(k, a, ars, aks, b, ldb, acc, beg, end);
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
