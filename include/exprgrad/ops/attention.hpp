@@ -365,15 +365,14 @@ inline void transpose8x8(const float* src, std::size_t lds, const float* scale, 
 }
 #endif
 
-/// Sizes, key counts and multipliers, and the packed operands (q̂, k̂ᵀ per block, padded v; for the backward
-/// also s·q̂, k̂, vᵀ per block) into P, whose buffers are reused. Every element a kernel reads is written here,
-/// padding included.
+/// Whether two option sets give the same packing, key counts and multipliers (threads do not matter).
 inline bool same_packing_options(const attention_options& a, const attention_options& b) {
     return a.causal == b.causal && a.normalize_qk == b.normalize_qk && a.qk_eps == b.qk_eps &&
            a.key_lengths == b.key_lengths && a.scale.which == b.scale.which && a.scale.value == b.scale.value &&
            a.scale.n_choice == b.scale.n_choice;
 }
 
+/// Whether P holds the packing of exactly these arrays (addresses and shapes) and options.
 template <class T>
 bool packed_from(const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
                  const xt::xtensor<T, 4>& v, const attention_options& o) {
@@ -429,6 +428,11 @@ void count_keys_and_scale(const attention_options& o, problem<T>& P) {
     }
 }
 
+/// Sizes, key counts and multipliers, and the packed operands into P, whose buffers are reused: s·q̂ (and q̂
+/// under normalize_qk) padded to the tile width, k̂ᵀ per key block, v padded when d_v needs it; for the backward
+/// also vᵀ per key block and k̂ padded or normalised when needed. Every element a kernel reads is written here,
+/// padding included. With reuse_forward, a backward whose arrays and options are those of the last forward
+/// (packed_from) keeps that forward's s·q̂, k̂ᵀ, key counts and multipliers.
 template <class T>
 void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
              const attention_options& o, bool backward, problem<T>& P, bool reuse_forward = false) {
@@ -473,12 +477,12 @@ void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::x
     auto pack_row = [](const T* x, std::size_t w, std::size_t wp, T c, bool scaled, T* dst) {
         using Bt = xsimd::batch<T>;
         std::size_t i = 0;
-        if (scaled)
+        if (scaled) {
             for (; i + Bt::size <= w; i += Bt::size) (Bt::load_unaligned(x + i) * Bt(c)).store_unaligned(dst + i);
-        if (scaled)
             for (; i < w; ++i) dst[i] = x[i] * c;
-        else
+        } else {
             std::copy(x, x + w, dst);
+        }
         std::fill(dst + w, dst + wp, T(0));
     };
     // Rows [j0, j0 + nj) of x (width w) transposed into a w × block_k block, columns past nj zero; row jj
@@ -696,17 +700,17 @@ bool backward_pair(const problem<T>& P, std::size_t bh, std::size_t qb, std::siz
     if (!tile_done) {
         gemm_rows<false>(nr, block_k, P.d, Qs, P.dp, Kt, block_k, w.Pm.data(), block_k);
         gemm_rows<false>(nr, block_k, P.dv, dO, P.dvp, Vt, block_k, w.dS.data(), block_k);
-    }
-    for (std::size_t r = 0; r < nr && !tile_done; ++r) {
-        const std::size_t valid = w.valid[r];
-        T* p = w.Pm.data() + r * block_k;
-        T* ds = w.dS.data() + r * block_k;
-        if (valid > 0) {
-            rows::exp_shifted(p, lse[i0 + r], p, valid);  // p = exp(s·q̂·k̂ − lse): the forward's softmax
-            rows::softmax_vjp(p, ds, P.Drow[bh * P.Tq + i0 + r], ds, valid);
+        for (std::size_t r = 0; r < nr; ++r) {
+            const std::size_t valid = w.valid[r];
+            T* p = w.Pm.data() + r * block_k;
+            T* ds = w.dS.data() + r * block_k;
+            if (valid > 0) {
+                rows::exp_shifted(p, lse[i0 + r], p, valid);  // p = exp(s·q̂·k̂ − lse): the forward's softmax
+                rows::softmax_vjp(p, ds, P.Drow[bh * P.Tq + i0 + r], ds, valid);
+            }
+            std::fill(p + valid, p + block_k, T(0));
+            std::fill(ds + valid, ds + block_k, T(0));
         }
-        std::fill(p + valid, p + block_k, T(0));
-        std::fill(ds + valid, ds + block_k, T(0));
     }
     if (partial) {
         // Key c gets contributions from the rows r with valid[r] > c: a suffix of the block, as valid[r]
