@@ -1,7 +1,7 @@
 // A tour of the symbolic core: write a function, print it and its derivatives, evaluate the value
 // and gradient with shared subexpressions, and run it over arrays with SIMD.
 //
-//   build/examples/tour            (the README's main job until the flagship example exists)
+//   build/examples/tour            (the flagship, a trained language model, is examples/tiny_lm)
 #include <array>
 #include <cstdio>
 #include <iostream>

@@ -1,4 +1,4 @@
-// exprgrad::rng as the tokenizer's samplers use it (text/random.hpp forwards to nn/random.hpp): reference
+// exprgrad::rng as the tokenizer's samplers use it (text/random.hpp forwards to exprgrad/random.hpp): reference
 // outputs of splitmix64 seeding and xoshiro256**, the 53-bit conversion, saved state.
 #include <doctest/doctest.h>
 

@@ -432,10 +432,6 @@ inline rec_shapes check(const tex::dims& m, const tex::dims& b, const tex::dims*
     if (y0 != nullptr && y0->size() != s.batch * s.n) throw bad("y0 must hold batch × n values");
     return s;
 }
-template <class A, class T = typename A::value_type>
-xt::xarray<T> contiguous(const A& a) {
-    return xt::xarray<T>(a);
-}
 }  // namespace scan_detail
 
 /// Solves y_t = M_t y_{t−1} + b_t (y_{−1} = y0) on arrays. M is dense [T, n, n] / [B, T, n, n] or

@@ -95,15 +95,15 @@ constexpr auto grad(F f) {
 /// The (i, j) and (j, i) entries are built separately and may differ in form, never in value.
 template <Expression F>
 constexpr auto hessian(F f) {
-    return [f]<std::size_t... Is>(std::index_sequence<Is...>) {
-        return std::tuple{
-            []<std::size_t I, std::size_t... Js>(std::integral_constant<std::size_t, I>, std::index_sequence<Js...>){
-                return std::tuple{d(d(F{}, var<static_cast<int>(I)>), var<static_cast<int>(Js)>)...};
-    }
-    (std::integral_constant<std::size_t, Is>{}, std::index_sequence<Is...>{})...
-};
-}  // namespace exprgrad::sym
-(std::make_index_sequence<arity_v<F>>{});
+    // Row I: the partials d(d(f, x_I), x_J) for every J (F is stateless, so F{} is f).
+    constexpr auto row = []<std::size_t I, std::size_t... Js>(std::integral_constant<std::size_t, I>,
+                                                              std::index_sequence<Js...>) {
+        return std::tuple{d(d(F{}, var<static_cast<int>(I)>), var<static_cast<int>(Js)>)...};
+    };
+    (void)f;
+    return [row]<std::size_t... Is>(std::index_sequence<Is...>) {
+        return std::tuple{row(std::integral_constant<std::size_t, Is>{}, std::index_sequence<Is...>{})...};
+    }(std::make_index_sequence<arity_v<F>>{});
 }
 
 }  // namespace exprgrad::sym

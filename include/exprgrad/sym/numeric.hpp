@@ -87,10 +87,4 @@ inline B per_lane(F f, const B& a, const B& b) {
     return B::load_aligned(x);
 }
 
-/// Lane-wise NaN test (x != x), valid for any IEEE-like type.
-template <class T>
-inline auto is_nan(const T& a) {
-    return a != a;
-}
-
 }  // namespace exprgrad::sym::num
