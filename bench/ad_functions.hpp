@@ -1,4 +1,4 @@
-// The functions of the FastAD / ADBenchmark suite (research notes anchors_autodiff.md §2.1), shared by
+// The functions of the FastAD / ADBenchmark suite (J. Yang, arXiv 2102.03681), shared by
 // bench_ad.cpp (primal, hand gradient, exprgrad) and peers/bench_ad_peers.cpp (ADOL-C, Sacado): the input
 // generators, the size grids, the primal functions in plain double, the hand-written gradients every
 // other gradient is validated against, and generic versions of the same functions over any scalar type

@@ -1,5 +1,5 @@
 // The exact minimum of a + b + c over non-negative integers with a·b + c = n, after kexue.fm post 9775
-// ("自然数集中 N = ab + c 时 a + b + c 的最小值"). Notes: ../shared/research/articles_part2.md §4; the
+// ("自然数集中 N = ab + c 时 a + b + c 的最小值"). Post: https://kexue.fm/archives/9775; the
 // algorithm, its bounds and its measured cost: docs/abc.md. Standard headers only.
 #pragma once
 

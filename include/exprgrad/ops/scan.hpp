@@ -1,5 +1,5 @@
-// Associative scans of affine maps and the linear-recurrence solver built on them (research notes
-// articles_part2.md §3.3, §3.8).
+// Associative scans of affine maps and the linear-recurrence solver built on them (the parallel scan behind
+// DEER, kexue.fm post 9783 https://kexue.fm/archives/9783 and Lim et al., ICLR 2024; docs/deer.md).
 //
 // An affine map is a pair (M, v): x ↦ M x + v, with M dense (n×n, row-major) or diagonal (n values).
 // Composition "apply (M1, v1), then (M2, v2)" is the associative product
