@@ -26,6 +26,8 @@
 #include <exprgrad/nn/init.hpp>
 #include <exprgrad/nn/optimizer.hpp>
 
+#include "cli_options.hpp"
+
 using namespace exprgrad;
 
 namespace {
@@ -196,18 +198,8 @@ report train(bool use_emo, const std::string& train_text, const std::string& hel
     r.kl2 = kl(hb, sb);
     return r;
 }
-}  // namespace
 
-int main(int argc, char** argv) {
-    CLI::App app{"EMO vs cross-entropy on a byte-level language model"};
-    std::size_t steps = 3000, batch = 256, sample_len = 30000, corpus = 2'000'000;
-    std::uint64_t seed = 1;
-    app.add_option("--steps", steps, "training steps per arm");
-    app.add_option("--batch", batch, "positions per step");
-    app.add_option("--sample", sample_len, "bytes sampled from each model");
-    app.add_option("--corpus", corpus, "bytes of fortunes text to use (10% held out)");
-    app.add_option("--seed", seed, "seed of the initialization, the batches and the sampler");
-    CLI11_PARSE(app, argc, argv);
+void run(std::size_t steps, std::size_t batch, std::size_t sample_len, std::size_t corpus, std::uint64_t seed) {
     set_num_threads(1);  // deterministic and comparable timings
     const std::string text = load_corpus(corpus);
     const std::size_t cut = text.size() * 9 / 10;
@@ -221,5 +213,24 @@ int main(int argc, char** argv) {
     std::printf("| CE | %.3f | %.4f | %.5f | %.4f | %.1f |\n", ce.ppl, ce.bpb, ce.kl1, ce.kl2, ce.seconds);
     std::printf("| CE + EMO (mode 1) | %.3f | %.4f | %.5f | %.4f | %.1f |\n", emo.ppl, emo.bpb, emo.kl1, emo.kl2,
                 emo.seconds);
-    return std::isfinite(ce.ppl) && std::isfinite(emo.ppl) && ce.ppl < 256 && emo.ppl < 256 ? 0 : 1;
+    if (!(std::isfinite(ce.ppl) && std::isfinite(emo.ppl) && ce.ppl < 256 && emo.ppl < 256))
+        throw std::runtime_error("training failed: held-out perplexity " + std::to_string(ce.ppl) + " (CE), " +
+                                 std::to_string(emo.ppl) + " (EMO), want both below 256");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"EMO vs cross-entropy on a byte-level language model", "emo_vs_ce"};
+    std::size_t steps = 3000, batch = 256, sample_len = 30000, corpus = 2'000'000;
+    std::uint64_t seed = 1;
+    // Every number is parsed strictly into a documented range (src/tools/cli_options.hpp).
+    tools::add_number(app, "--steps", steps, "training steps per arm", std::size_t{1}, std::size_t{10'000'000});
+    tools::add_number(app, "--batch", batch, "positions per step", std::size_t{1}, std::size_t{1 << 24});
+    tools::add_number(app, "--sample", sample_len, "bytes sampled from each model", std::size_t{1},
+                      std::size_t{1 << 30});
+    tools::add_number(app, "--corpus", corpus, "bytes of fortunes text to use (10% held out)", std::size_t{1000},
+                      std::size_t{1} << 34);
+    tools::add_number(app, "--seed", seed, "seed of the initialization, the batches and the sampler",
+                      std::uint64_t{0}, ~std::uint64_t{0});
+    return tools::run_main(app, argc, argv, [&] { run(steps, batch, sample_len, corpus, seed); });
 }

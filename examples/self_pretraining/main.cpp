@@ -50,6 +50,7 @@
 #include <exprgrad/nn/schedule.hpp>
 #include <exprgrad/nn/transformer.hpp>
 
+#include "cli_options.hpp"
 #include "listops.hpp"
 
 using namespace exprgrad;
@@ -434,10 +435,7 @@ int run(const config& c, bool check) {
                     sd(a.best), per_seed(a.best).c_str(), avg(a.last), sd(a.last),
                     std::accumulate(a.seconds.begin(), a.seconds.end(), 0.0));
     }
-    if (check && !ok) {
-        std::printf("self_pretraining: a training loss did not decrease\n");
-        return 1;
-    }
+    if (check && !ok) return 1;
     return 0;
 }
 
@@ -447,54 +445,62 @@ int main(int argc, char** argv) {
     config c;
     bool check = false, quiet = false;
     std::size_t threads = 0;
-    CLI::App app{"Self-pretraining versus training from scratch on synthetic ListOps"};
-    app.add_option("--train", c.train, "training expressions");
-    app.add_option("--val", c.val, "validation expressions (picks each run's best epoch)");
-    app.add_option("--test", c.test, "test expressions");
-    app.add_option("--min-len", c.data.min_len, "shortest expression, in tokens");
-    app.add_option("--max-len", c.data.max_len, "longest expression, in tokens");
-    app.add_option("--max-depth", c.data.max_depth, "deepest nesting of lists");
-    app.add_option("--max-args", c.data.max_args, "most arguments of a list");
-    app.add_option("--p-list", c.data.p_list, "probability that an argument is a list");
-    app.add_option("--data-seed", c.data_seed, "seed of the data set (the same for every run)");
-    app.add_option("--width", c.width, "model width");
-    app.add_option("--layers", c.layers, "transformer blocks");
-    app.add_option("--heads", c.heads, "attention heads");
-    app.add_option("--mlp-hidden", c.mlp_hidden, "feed-forward hidden width");
-    app.add_option("--epochs", c.epochs, "total epochs of each arm");
-    app.add_option("--pretrain-epochs", c.pretrain_epochs,
-                   "of those, masked-prediction epochs in the SPT arm (default half)");
-    app.add_option("--batch", c.batch, "sequences per step");
-    app.add_option("--lr", c.lr, "peak learning rate of classification");
-    app.add_option("--pretrain-lr", c.pretrain_lr, "peak learning rate of masked prediction");
-    app.add_option("--weight-decay", c.weight_decay, "AdamW weight decay");
-    app.add_option("--mask-prob", c.mask_prob, "masking probability of pretraining");
-    app.add_option("--seeds", c.seeds, "runs per arm (seeds seed, seed+1, ...)");
-    app.add_option("--seed", c.seed, "first seed");
-    app.add_option("--threads", threads, "threads (0: EXPRGRAD_NUM_THREADS or the hardware)");
+    CLI::App app{"Self-pretraining versus training from scratch on synthetic ListOps", "self_pretraining"};
+    // Every number is parsed strictly into a documented range (src/tools/cli_options.hpp).
+    constexpr std::size_t many = 10'000'000;
+    tools::add_number(app, "--train", c.train, "training expressions", std::size_t{1}, many);
+    tools::add_number(app, "--val", c.val, "validation expressions (picks each run's best epoch)", std::size_t{1}, many);
+    tools::add_number(app, "--test", c.test, "test expressions", std::size_t{1}, many);
+    tools::add_number(app, "--min-len", c.data.min_len, "shortest expression, in tokens", std::size_t{3},
+                      std::size_t{1'000'000});
+    tools::add_number(app, "--max-len", c.data.max_len, "longest expression, in tokens", std::size_t{3},
+                      std::size_t{1'000'000});
+    tools::add_number(app, "--max-depth", c.data.max_depth, "deepest nesting of lists", 1, 64);
+    tools::add_number(app, "--max-args", c.data.max_args, "most arguments of a list", 2, 16);
+    tools::add_number(app, "--p-list", c.data.p_list, "probability that an argument is a list", 0.0, 1.0);
+    tools::add_number(app, "--data-seed", c.data_seed, "seed of the data set (the same for every run)",
+                      std::uint64_t{0}, ~std::uint64_t{0});
+    tools::add_number(app, "--width", c.width, "model width", std::size_t{1}, std::size_t{65536});
+    tools::add_number(app, "--layers", c.layers, "transformer blocks", std::size_t{1}, std::size_t{256});
+    tools::add_number(app, "--heads", c.heads, "attention heads (divides --width)", std::size_t{1}, std::size_t{4096});
+    tools::add_number(app, "--mlp-hidden", c.mlp_hidden, "feed-forward hidden width", std::size_t{1},
+                      std::size_t{1 << 20});
+    tools::add_number(app, "--epochs", c.epochs, "total epochs of each arm", std::size_t{2}, std::size_t{100'000});
+    tools::add_number(app, "--pretrain-epochs", c.pretrain_epochs,
+                      "of those, masked-prediction epochs in the SPT arm (0: half)", std::size_t{0},
+                      std::size_t{100'000});
+    tools::add_number(app, "--batch", c.batch, "sequences per step", std::size_t{1}, std::size_t{1 << 20});
+    tools::add_number(app, "--lr", c.lr, "peak learning rate of classification", 0.0, 10.0);
+    tools::add_number(app, "--pretrain-lr", c.pretrain_lr, "peak learning rate of masked prediction", 0.0, 10.0);
+    tools::add_number(app, "--weight-decay", c.weight_decay, "AdamW weight decay", 0.0, 10.0);
+    tools::add_number(app, "--mask-prob", c.mask_prob, "masking probability of pretraining", 0.0, 1.0);
+    tools::add_number(app, "--seeds", c.seeds, "runs per arm (seeds seed, seed+1, ...)", std::size_t{1},
+                      std::size_t{10'000});
+    tools::add_number(app, "--seed", c.seed, "first seed", std::uint64_t{0}, ~std::uint64_t{0} - 10'000);
+    tools::add_number(app, "--threads", threads, "threads (0: EXPRGRAD_NUM_THREADS or the hardware)",
+                      std::size_t{0}, std::size_t{1024});
     app.add_flag("--check-loss-decreases", check, "exit 1 unless every phase's training loss decreased");
     app.add_flag("--quiet", quiet, "no per-epoch lines");
-    CLI11_PARSE(app, argc, argv);
-    c.verbose = !quiet;
-    if (c.pretrain_epochs == 0) c.pretrain_epochs = c.epochs / 2;
-    if (c.pretrain_epochs == 0 || c.pretrain_epochs >= c.epochs || c.seeds == 0 || c.train == 0 || c.val == 0 ||
-        c.test == 0) {
-        std::fprintf(stderr, "self_pretraining: need 0 < pretrain-epochs < epochs and nonempty splits\n");
-        return 2;
-    }
-    if (threads) set_num_threads(threads);
-    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they come, also in a log file
+    return tools::run_main(app, argc, argv, [&] {
+        c.verbose = !quiet;
+        if (c.pretrain_epochs == 0) c.pretrain_epochs = c.epochs / 2;
+        if (c.pretrain_epochs >= c.epochs)
+            throw tools::usage_error("--pretrain-epochs: " + std::to_string(c.pretrain_epochs) +
+                                     " must be less than --epochs " + std::to_string(c.epochs));
+        if (c.data.min_len > c.data.max_len)
+            throw tools::usage_error("--min-len: " + std::to_string(c.data.min_len) + " exceeds --max-len " +
+                                     std::to_string(c.data.max_len));
+        if (c.width % c.heads != 0)
+            throw tools::usage_error("--heads: " + std::to_string(c.heads) + " does not divide --width " +
+                                     std::to_string(c.width));
+        if (threads) set_num_threads(threads);
+        std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they come, also in a log file
 #ifdef __GLIBC__
-    // Batch shapes change from step to step, so the layers' buffers are reallocated often; glibc would
-    // map and unmap each large one afresh (a page fault per page, about 30% of the run time).
-    mallopt(M_MMAP_THRESHOLD, 256 << 20);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+        // Batch shapes change from step to step, so the layers' buffers are reallocated often; glibc would
+        // map and unmap each large one afresh (a page fault per page, about 30% of the run time).
+        mallopt(M_MMAP_THRESHOLD, 256 << 20);
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
-
-    try {
-        return run(c, check);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "self_pretraining: %s\n", e.what());
-        return 2;
-    }
+        if (run(c, check) != 0) throw std::runtime_error("a training loss did not decrease");
+    });
 }
