@@ -2,8 +2,9 @@
 // index ranges, so that a result never depends on scheduling (each index range always goes to the
 // same chunk, and chunks combine in a fixed order).
 //
-// Thread count: EXPRGRAD_NUM_THREADS in the environment, else std::thread::hardware_concurrency();
-// set_num_threads(n) changes it at run time. Calls from inside a parallel region run serially (no
+// Thread count: EXPRGRAD_NUM_THREADS in the environment (a whole number in [1, max_threads]; anything else
+// is reported once on stderr and ignored), else std::thread::hardware_concurrency(); set_num_threads(n)
+// changes it at run time. Calls from inside a parallel region run serially (no
 // nested oversubscription). OpenBLAS is asked to use one thread inside our regions by the callers
 // that use BLAS (see tensor/blas.hpp), so BLAS and this pool never oversubscribe the cores.
 //
@@ -17,15 +18,21 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace exprgrad {
+
+/// The most threads a parallel region may use: far above any core count this library is tuned for, and
+/// low enough that a mistyped count fails with a message instead of exhausting the process's threads.
+inline constexpr std::size_t max_threads = 1024;
 
 namespace detail {
 
@@ -39,6 +46,9 @@ class thread_pool {
     std::size_t threads() const { return threads_; }
 
     void set_threads(std::size_t n) {
+        if (n > max_threads)
+            throw std::invalid_argument("set_num_threads: " + std::to_string(n) + " threads is more than the " +
+                                        std::to_string(max_threads) + " a parallel region may use");
         std::lock_guard<std::mutex> run_lock(run_mutex_);
         stop_workers();
         threads_ = std::max<std::size_t>(1, n);
@@ -50,7 +60,16 @@ class thread_pool {
     void run(std::size_t chunks, const std::function<void(std::size_t)>& task) {
         if (chunks == 0) return;
         if (chunks == 1 || threads_ == 1 || in_region()) {
-            for (std::size_t i = 0; i < chunks; ++i) task(i);
+            // Serially, with the same contract as the pool: every chunk runs, then the first error.
+            std::exception_ptr first;
+            for (std::size_t i = 0; i < chunks; ++i) {
+                try {
+                    task(i);
+                } catch (...) {
+                    if (!first) first = std::current_exception();
+                }
+            }
+            if (first) std::rethrow_exception(first);
             return;
         }
         std::lock_guard<std::mutex> run_lock(run_mutex_);
@@ -78,11 +97,16 @@ class thread_pool {
     thread_pool() {
         std::size_t n = std::max(1u, std::thread::hardware_concurrency());
         if (const char* env = std::getenv("EXPRGRAD_NUM_THREADS")) {
-            try {
-                const long v = std::stol(env);
-                if (v >= 1) n = static_cast<std::size_t>(v);
-            } catch (...) {
-                // an unreadable value keeps the default
+            // The whole value must be a count in [1, max_threads]: "4x", "-1" or "1e9" are not taken as 4,
+            // a wrapped or a huge count. A constructor cannot report to the caller, so say it on stderr.
+            std::size_t v = 0;
+            const char* p = env;
+            while (*p >= '0' && *p <= '9' && v <= max_threads) v = v * 10 + static_cast<std::size_t>(*p++ - '0');
+            if (*p == '\0' && p != env && v >= 1 && v <= max_threads) {
+                n = v;
+            } else {
+                std::fprintf(stderr, "exprgrad: EXPRGRAD_NUM_THREADS='%.40s' is not a whole number in [1, %zu]; using "
+                             "%zu threads\n", env, max_threads, n);
             }
         }
         threads_ = n;
@@ -190,8 +214,8 @@ class thread_pool {
 /// Number of threads parallel regions use (at least 1).
 inline std::size_t num_threads() { return detail::thread_pool::instance().threads(); }
 
-/// Sets the number of threads of parallel regions (n < 1 counts as 1). Not to be called from inside
-/// a parallel region.
+/// Sets the number of threads of parallel regions (n < 1 counts as 1; n > max_threads throws
+/// std::invalid_argument and keeps the current count). Not to be called from inside a parallel region.
 inline void set_num_threads(std::size_t n) { detail::thread_pool::instance().set_threads(n); }
 
 /// Runs fn(lo, hi) over a static partition of [begin, end) into at most `max_chunks` contiguous
