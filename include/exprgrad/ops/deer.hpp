@@ -31,7 +31,10 @@
 // Cap: max_iter (default T). Not converged within the cap, or a non-finite iterate without the
 // guard: the solver evaluates the recurrence sequentially and says so (report.fallback): the
 // returned trajectory is always the recurrence's, never a half-converged iterate.
-// Guard (off by default, as DEER's clip_ytnext): after each solve, NaN → 0 and clip to ±1e8.
+// Guard (off by default, as DEER's clip_ytnext): after each solve, NaN → 0 and clip to ±1e8. An iterate
+// the guard changed is never reported as converged (a diverging cell's clipped iterate can repeat itself and
+// pass the stopping rule, or the monitor's): the solve stops with converged = false and, with fallback, the
+// sequential evaluation gives the recurrence's own trajectory (values beyond ±1e8 or ±inf included).
 //
 // Gradient (deer_vjp): at the solution, λ_t = g_t + J_{t+1}ᵀ λ_{t+1} by one reverse scan with the
 // true dense Jacobians, then one VJP of the batched cell with seed λ gives ∂L/∂θ and ∂L/∂x_t, and
@@ -115,7 +118,9 @@ struct deer_options {
     deer_method method = deer_method::newton;
     std::size_t max_iter = 0;     ///< iteration cap; 0 = T (always enough in exact arithmetic)
     double atol = -1, rtol = -1;  ///< negative: the dtype's default (top of ops/deer.hpp)
-    bool guard = false;           ///< NaN → 0 and clip to ±1e8 after each solve (DEER's clip_ytnext)
+    /// NaN → 0 and clip to ±1e8 after each solve (DEER's clip_ytnext). A stop on an iterate the guard changed
+    /// reports converged = false (and falls back when `fallback`): a clipped iterate is not the trajectory.
+    bool guard = false;
     bool fallback = true;         ///< not converged: evaluate sequentially (false: return the last iterate)
     scan_options scan{};          ///< how the linear solves split their work
     /// Called after every iteration; returning true stops with converged = true. When set, it
@@ -317,8 +322,14 @@ class deer_solver {
                                            o.scan);
                 }
             }
+            // Whether the guard changed this iterate: then it is not the recurrence's own trajectory.
+            bool guarded = false;
             if (o.guard) {
-                for (auto& v : ynew_) v = std::isnan(v) ? T(0) : std::clamp(v, T(-1e8), T(1e8));
+                for (auto& v : ynew_) {
+                    const T g = std::isnan(v) ? T(0) : std::clamp(v, T(-1e8), T(1e8));
+                    guarded |= !(g == v);
+                    v = g;
+                }
             }
             // update size and the built-in rule
             bool finite = true, small = true;
@@ -350,7 +361,10 @@ class deer_solver {
                 stop = o.monitor(it);
             }
             if (stop) {
-                rep.converged = true;
+                // A guarded iterate can be a fixed point of "solve, then clip" (a diverging cell clipped at
+                // ±1e8 repeats itself): that is not the recurrence's trajectory, so it is not convergence;
+                // the fallback below (when enabled) evaluates the recurrence itself.
+                rep.converged = !guarded;
                 break;
             }
         }
