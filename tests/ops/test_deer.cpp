@@ -438,6 +438,25 @@ TEST_CASE("deer: shape errors name the shapes") {
     const auto r = deer_solve(cell, xt::zeros<double>({3}), xt::zeros<double>({4, 3}));
     CHECK_THROWS_AS(deer_vjp(cell, xt::zeros<double>({3}), xt::zeros<double>({4, 3}), r.y, xt::zeros<double>({4, 2})),
                     std::invalid_argument);
+    // Options outside their domain: NaN tolerances silently meant the default; +inf stopped at once; a method
+    // outside the enum read Jacobians that were never computed (issue 16).
+    auto message = [&](const deer_options& o) {
+        try {
+            deer_solve(cell, xt::zeros<double>({3}), xt::zeros<double>({4, 3}), o);
+        } catch (const std::invalid_argument& ex) {
+            return std::string(ex.what());
+        }
+        return std::string("no exception");
+    };
+    deer_options o;
+    o.atol = std::numeric_limits<double>::quiet_NaN();
+    CHECK(message(o) == "exprgrad::deer: atol must be finite (negative: the dtype's default), got nan");
+    o.atol = -1;
+    o.rtol = std::numeric_limits<double>::infinity();
+    CHECK(message(o) == "exprgrad::deer: rtol must be finite (negative: the dtype's default), got inf");
+    o.rtol = -1;
+    o.method = static_cast<deer_method>(9);
+    CHECK(message(o) == "exprgrad::deer: method must be newton, quasi, jacobi, fixed_a or sech_u, got the value 9");
     // T = 0
     const auto e = deer_solve(cell, xt::zeros<double>({3}), xt::zeros<double>({0, 3}));
     CHECK(e.y.size() == 0);

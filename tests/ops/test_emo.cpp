@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -293,6 +294,17 @@ TEST_CASE("refused inputs (issue 16): bad soft targets, cap, objective, V = 0; e
           "exprgrad::emo_loss: objective must be ce, emo, mode1, mode1_capped or mode2, got the value 7");
     CHECK(message([&] { emo_loss(z, t, e, {.objective = static_cast<emo_objective>(-1)}); }).find("got the value -1") !=
           std::string::npos);
+    // −inf logits (masked classes) are not refused and are exact: probability 0, as a logit of −1e4 (whose
+    // exp is 0 in double too); +inf or NaN make the position NaN (documented propagation, not refused).
+    xt::xarray<double> masked = z, far = z;
+    masked(0, 1) = -std::numeric_limits<double>::infinity();
+    far(0, 1) = -1e4;
+    for (auto obj : {emo_objective::ce, emo_objective::emo, emo_objective::mode1, emo_objective::mode2}) {
+        const auto a = emo_loss(masked, t, e, {.objective = obj}), b = emo_loss(far, t, e, {.objective = obj});
+        CHECK(std::isfinite(a.loss));
+        CHECK(a.loss == b.loss);
+        for (std::size_t i = 0; i < a.dlogits.size(); ++i) CHECK(a.dlogits.data()[i] == b.dlogits.data()[i]);
+    }
     // V = 0: the logits are named, not the targets
     const xt::xarray<double> z0 = xt::zeros<double>({3, 0});
     const xt::xarray<long> t0 = {0, 0, 0};

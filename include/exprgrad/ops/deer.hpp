@@ -56,7 +56,9 @@
 #include <cmath>
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -117,7 +119,9 @@ struct deer_iterate {
 struct deer_options {
     deer_method method = deer_method::newton;
     std::size_t max_iter = 0;     ///< iteration cap; 0 = T (always enough in exact arithmetic)
-    double atol = -1, rtol = -1;  ///< negative: the dtype's default (top of ops/deer.hpp)
+    /// Tolerances; negative: the dtype's default (top of ops/deer.hpp). NaN or +inf throws
+    /// std::invalid_argument (as does a method outside the enum).
+    double atol = -1, rtol = -1;
     /// NaN → 0 and clip to ±1e8 after each solve (DEER's clip_ytnext). A stop on an iterate the guard changed
     /// reports converged = false (and falls back when `fallback`): a clipped iterate is not the trajectory.
     bool guard = false;
@@ -233,6 +237,24 @@ T default_tol() {
     return std::is_same_v<T, float> ? T(2e-6) : T(1e-12);
 }
 
+// The options' domain (deer_options): a method of the enum (another value read Jacobians that were never
+// computed); atol, rtol not NaN (which silently meant the default) and not +inf (which stops at once).
+inline void check_options(const deer_options& o) {
+    const int m = static_cast<int>(o.method);
+    if (m < static_cast<int>(deer_method::newton) || m > static_cast<int>(deer_method::sech_u)) {
+        throw std::invalid_argument(std::string("exprgrad::") + op_name +
+                                    ": method must be newton, quasi, jacobi, fixed_a or sech_u, got the value " +
+                                    std::to_string(m));
+    }
+    for (const auto& [name, v] : {std::pair{"atol", o.atol}, std::pair{"rtol", o.rtol}}) {
+        if (std::isnan(v) || v == std::numeric_limits<double>::infinity()) {
+            throw std::invalid_argument(std::string("exprgrad::") + op_name + ": " + name +
+                                        " must be finite (negative: the dtype's default), got " +
+                                        (std::isnan(v) ? "nan" : "inf"));
+        }
+    }
+}
+
 }  // namespace deer_detail
 
 /// The DEER engine for cells of type Cell in the number type T: it owns the compiled programs and
@@ -250,6 +272,7 @@ class deer_solver {
     template <class AY, class AX>
     deer_result<T> solve(const Cell& cell, const AY& y0_in, const AX& x_in, const deer_options& o = {}) {
         const auto t_start = deer_detail::clock::now();
+        deer_detail::check_options(o);
         bind_shapes(y0_in, x_in);
         deer_result<T> res;
         deer_report& rep = res.report;

@@ -16,8 +16,9 @@
 // with Êᵀ (N×h by h×V, through BLAS); everything else is O(N·V); no V×V matrix is ever built.
 // Soft targets τ use the product-coupling upper bound Σ_ij p_i τ_j c_ij = Σ_k p_k (Στ − ⟨ê_k, τÊ⟩).
 //
-// NaN/Inf: a NaN logit makes its position's loss and gradient NaN; logits up to ±1e4 are exact (the
-// softmax subtracts the row maximum); zero rows of E (padded vocabulary slots) give ê = 0, not NaN.
+// NaN/Inf: a NaN or +inf logit makes its position's loss and gradient NaN (propagated, not refused); a −inf
+// logit (a masked class) is exact, probability 0, when the target is another class; logits up to ±1e4 are
+// exact (the softmax subtracts the row maximum); zero rows of E (padded vocabulary slots) give ê = 0, not NaN.
 // Refused (std::invalid_argument naming emo_loss, the argument and the value): soft targets with an entry
 // < 0 or NaN, or a row sum off 1 by more than 1e-4 (the row is named); cap NaN or < 0; an objective outside
 // the enum; V = 0. See emo_options and emo_loss.
