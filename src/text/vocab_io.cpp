@@ -384,7 +384,7 @@ VocabFormat parse_vocab_format(std::string_view name) {
     if (name == "native") return VocabFormat::native;
     if (name == "spm" || name == "sentencepiece") return VocabFormat::sentencepiece;
     if (name == "jieba") return VocabFormat::jieba;
-    throw std::invalid_argument("unknown vocabulary format '" + std::string(name) + "' (native, spm or jieba)");
+    throw std::invalid_argument("unknown vocabulary format " + quote(name) + " (native, spm or jieba)");
 }
 
 LoadedVocabulary parse_vocabulary(std::string_view content, VocabFormat format, std::string_view name) {

@@ -378,6 +378,19 @@ TEST_CASE("piece format: the command-line contract") {
     CHECK(parse_pieces("<0x4G> <0x4") == "<0x4G><0x4");
     CHECK_THROWS_AS(parse_pieces("a\\"), std::invalid_argument);
     CHECK_THROWS_AS(parse_pieces("a\\x"), std::invalid_argument);
+    // The byte after a bad backslash is shown as \xHH when it is not printable (issue 16).
+    CHECK_THROWS_WITH_AS(parse_pieces("ab\\\x01"), "column 3: unknown escape '\\\\x01' (expected \\t, \\r, \\n or \\\\)",
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(parse_pieces("\\\xe5\xa4\xa9"), "column 1: unknown escape '\\\\xe5' (expected \\t, \\r, \\n or \\\\)",
+                         std::invalid_argument);
+    // An unknown format name is quoted short.
+    try {
+        exprgrad::text::parse_vocab_format(std::string(100000, 'z'));
+        FAIL("no exception");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()).size() < 150);
+        CHECK(std::string(e.what()).find("(100000 bytes)") != std::string::npos);
+    }
 
     // parse_pieces inverts format_segmentation for any bytes and any segmentation.
     rng g(11);
