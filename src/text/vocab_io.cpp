@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -424,6 +425,13 @@ LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) throw VocabularyFileError(path, 0, std::string("cannot stat: ") + std::strerror(errno));
     if (S_ISDIR(st.st_mode)) throw VocabularyFileError(path, 0, "is a directory, not a vocabulary file");
+    // Devices and pipes are read too (process substitution), but never without end: /dev/zero stops at its
+    // first chunk (a NUL, which parse_vocabulary reports with its line), an endless text stream at the cap.
+    constexpr std::size_t max_bytes = std::size_t{1} << 30;
+    const auto too_big = [&] {
+        return VocabularyFileError(path, 0, "larger than 1 GiB: not a vocabulary file (a device or an endless stream?)");
+    };
+    if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) > max_bytes) throw too_big();
     std::string content;
     if (S_ISREG(st.st_mode)) content.reserve(static_cast<std::size_t>(st.st_size));
     char buffer[1 << 16];
@@ -435,6 +443,8 @@ LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format) {
         }
         if (got == 0) break;
         content.append(buffer, static_cast<std::size_t>(got));
+        if (std::memchr(buffer, 0, static_cast<std::size_t>(got))) break;  // an error at that line, whatever follows
+        if (content.size() > max_bytes) throw too_big();
     }
     return parse_vocabulary(content, format, path);
 }

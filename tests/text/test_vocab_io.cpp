@@ -294,6 +294,8 @@ TEST_CASE("unreadable paths, directories, NUL bytes, lines without tabs and huge
         CHECK(load_error(file, VocabFormat::sentencepiece) == file + ": cannot open: Permission denied");
     }
     std::filesystem::remove_all(dir);
+    // A device is read, but not without end: /dev/zero stops at its first NUL.
+    CHECK(load_error("/dev/zero", VocabFormat::sentencepiece).rfind("/dev/zero:1: NUL byte at column 1", 0) == 0);
 
     // NUL bytes (a binary file, UTF-16): named with line and column in every format.
     using namespace std::string_literals;

@@ -76,7 +76,8 @@ struct LoadedVocabulary {
 LoadedVocabulary parse_vocabulary(std::string_view content, VocabFormat format, std::string_view name = "<memory>");
 
 /// Reads and parses a file. Throws VocabularyFileError (also when it cannot be opened or read, naming the
-/// system's reason, and when the path is a directory: "PATH: is a directory, not a vocabulary file").
+/// system's reason, when the path is a directory: "PATH: is a directory, not a vocabulary file", and beyond
+/// 1 GiB). Devices and pipes are read until their end, a NUL byte (an error at its line) or 1 GiB.
 LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format);
 
 /// load_vocabulary, then the model. Example: auto m = load_model("fortunes.vocab", VocabFormat::native);
