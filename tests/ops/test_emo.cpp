@@ -311,6 +311,10 @@ TEST_CASE("refused inputs (issue 16): bad soft targets, cap, objective, V = 0; e
     const xt::xarray<double> e0 = xt::zeros<double>({0, 3});
     CHECK(message([&] { emo_loss(z0, t0, e0); }) ==
           "exprgrad::emo_loss: logits of shape (3, 0) have no classes (V = 0): the last axis must be at least 1");
+    // h = 0: every cost would be 1
+    const xt::xarray<double> eh0 = xt::zeros<double>({4, 0});
+    CHECK(message([&] { emo_loss(z, t, eh0); }) ==
+          "exprgrad::emo_loss: cost embedding of shape (4, 0) has no features (h = 0): it must be [V, h] with h >= 1");
     const xt::xarray<double> s0 = xt::zeros<double>({3, 0});
     CHECK(message([&] { emo_loss(z0, s0, e0); }).find("have no classes (V = 0)") != std::string::npos);
 }

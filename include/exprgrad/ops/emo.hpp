@@ -21,7 +21,7 @@
 // exact (the softmax subtracts the row maximum); zero rows of E (padded vocabulary slots) give ê = 0, not NaN.
 // Refused (std::invalid_argument naming emo_loss, the argument and the value): soft targets with an entry
 // < 0 or NaN, or a row sum off 1 by more than 1e-4 (the row is named); cap NaN or < 0; an objective outside
-// the enum; V = 0. See emo_options and emo_loss.
+// the enum; V = 0; a cost embedding with h = 0. See emo_options and emo_loss.
 #pragma once
 
 #include <algorithm>
@@ -282,6 +282,10 @@ emo_shapes<T> check_emo_shapes(const tex::dims& logits, const tex::dims& targets
                                              " (it must be [V, h])");
     }
     s.h = e[1];
+    if (s.h == 0) {  // every cost would be 1: an EMO term that says nothing
+        throw tex::shape_error(emo_name, "cost embedding of shape " + e.str() +
+                                             " has no features (h = 0): it must be [V, h] with h >= 1");
+    }
     return s;
 }
 
@@ -438,7 +442,8 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
 /// skips a position) or, with the logits' floating type and shape, soft target distributions.
 /// Domain (each violation throws std::invalid_argument "exprgrad::emo_loss: ..." naming the argument and the
 /// value): logits [..., V] with V ≥ 1; integer targets in [0, V) or ignore_index; soft targets with entries
-/// ≥ 0 and each row summing to 1 within 1e-4 (the row index is named); E [V, h]; options as at emo_options.
+/// ≥ 0 and each row summing to 1 within 1e-4 (the row index is named); E [V, h] with h ≥ 1; options as at
+/// emo_options.
 /// NaN logits are not refused: they make their position's loss and gradient NaN.
 /// Example: `auto r = emo_loss(logits, targets, lm_head_weight, {.objective = emo_objective::mode1});`
 template <class L, class Tg, class E>
