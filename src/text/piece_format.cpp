@@ -119,9 +119,16 @@ std::string parse_pieces(std::string_view line) {
                 case '\\':
                     out += '\\';
                     break;
-                default:
-                    throw std::invalid_argument("column " + std::to_string(i + 1) + ": unknown escape '\\" +
-                                                std::string(1, line[i + 1]) + "' (expected \\t, \\r, \\n or \\\\)");
+                default: {
+                    // The byte after the backslash, as \xHH when it is not printable ASCII (a control, NUL or
+                    // part of a multi-byte character would garble the message).
+                    const auto b = static_cast<unsigned char>(line[i + 1]);
+                    const std::string shown = b >= 0x20 && b < 0x7F ? std::string(1, static_cast<char>(b))
+                                                                    : std::string("\\x") + "0123456789abcdef"[b >> 4] +
+                                                                          "0123456789abcdef"[b & 15];
+                    throw std::invalid_argument("column " + std::to_string(i + 1) + ": unknown escape '\\" + shown +
+                                                "' (expected \\t, \\r, \\n or \\\\)");
+                }
             }
             i += 2;
         } else if (c == '<' && i + 5 < line.size() && line[i + 1] == '0' && line[i + 2] == 'x' &&

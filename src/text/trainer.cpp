@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <exprgrad/text/trainer.hpp>
 #include <exprgrad/text/utf8.hpp>
 #include <limits>
@@ -317,13 +318,27 @@ void count_words(std::string_view line, bool split_by_whitespace, WordCounts& co
 }
 
 UnigramModel train_unigram(const WordCounts& words, const TrainOptions& options) {
-    if (options.vocab_size < 261) throw std::invalid_argument("train_unigram: vocab_size must be at least 261");
-    if (options.max_piece_length < 2) throw std::invalid_argument("train_unigram: max_piece_length must be at least 2");
+    // Each refusal names the option and the value passed.
+    auto number = [](double x) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", x);
+        return std::string(buf);
+    };
+    if (options.vocab_size < 261) {
+        throw std::invalid_argument("train_unigram: vocab_size must be at least 261, got " +
+                                    std::to_string(options.vocab_size));
+    }
+    if (options.max_piece_length < 2) {
+        throw std::invalid_argument("train_unigram: max_piece_length must be at least 2, got " +
+                                    std::to_string(options.max_piece_length));
+    }
     if (!(options.character_coverage >= 0 && options.character_coverage <= 1)) {
-        throw std::invalid_argument("train_unigram: character_coverage must be in [0, 1]");
+        throw std::invalid_argument("train_unigram: character_coverage must be in [0, 1], got " +
+                                    number(options.character_coverage));
     }
     if (!(options.shrinking_factor > 0 && options.shrinking_factor < 1)) {
-        throw std::invalid_argument("train_unigram: shrinking_factor must be in (0, 1)");
+        throw std::invalid_argument("train_unigram: shrinking_factor must be in (0, 1), got " +
+                                    number(options.shrinking_factor));
     }
     if (words.empty()) throw std::invalid_argument("train_unigram: empty corpus");
     Trainer t(words, options);

@@ -3,9 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +60,36 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
         out.push_back(s.substr(start, end - start));
         start = end + 1;
     }
+}
+
+// A field of the file, quoted for an error message: printable ASCII and well-formed UTF-8 as is, other bytes
+// (controls, NUL, stray bytes) as \xHH, at most about 60 characters; a longer field ends in "..." and its size,
+// so a 10 MB line never ends up whole in a message.
+std::string quote(std::string_view field) {
+    static constexpr char hex[] = "0123456789abcdef";
+    constexpr std::size_t limit = 60;
+    std::string out = "'";
+    std::size_t i = 0;
+    while (i < field.size() && out.size() < limit + 1) {
+        const std::size_t len = utf8_sequence_length(field, i);
+        const auto b = static_cast<unsigned char>(field[i]);
+        if (len > 1) {
+            out.append(field.substr(i, len));
+            i += len;
+            continue;
+        }
+        if (len == 0 || b < 0x20 || b == 0x7F || b == '\\' || b == '\'') {
+            out += "\\x";
+            out += hex[b >> 4];
+            out += hex[b & 15];
+        } else {
+            out += static_cast<char>(b);
+        }
+        ++i;
+    }
+    out += '\'';
+    if (i < field.size()) out.insert(out.size() - 1, "...").append(" (" + std::to_string(field.size()) + " bytes)");
+    return out;
 }
 
 // A finite double written in full (no leading/trailing junk). strtod accepts what %.17g prints.
@@ -175,22 +207,22 @@ LoadedVocabulary parse_native(std::string_view content, const std::string& name)
     for (std::size_t k = 1; k < header.size(); ++k) {
         const std::string_view field = header[k];
         const std::size_t eq = field.find('=');
-        if (eq == std::string_view::npos) throw fail(1, "header field '" + std::string(field) + "' is not key=value");
+        if (eq == std::string_view::npos) throw fail(1, "header field " + quote(field) + " is not key=value");
         const std::string_view key = field.substr(0, eq), value = field.substr(eq + 1);
         if (key == "version") {
-            if (value != "1") throw fail(1, "unsupported version " + std::string(value) + " (this reader knows 1)");
+            if (value != "1") throw fail(1, "unsupported version " + quote(value) + " (this reader knows 1)");
             have_version = true;
         } else if (key == "pieces") {
             const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), pieces);
             if (ec != std::errc() || ptr != value.data() + value.size() || value.empty() || pieces > 0x7FFFFFFF) {
-                throw fail(1, "pieces=" + std::string(value) + " is not a count");
+                throw fail(1, "pieces=" + quote(value) + " is not a count");
             }
             have_pieces = true;
         } else if (key == "utf8_boundaries") {
             if (value != "0" && value != "1") throw fail(1, "utf8_boundaries must be 0 or 1");
             out.options.utf8_boundaries = value == "1";
         } else {
-            throw fail(1, "unknown header field '" + std::string(key) + "'");
+            throw fail(1, "unknown header field " + quote(key));
         }
     }
     if (!have_version) throw fail(1, "the header has no version=");
@@ -204,8 +236,8 @@ LoadedVocabulary parse_native(std::string_view content, const std::string& name)
     for (std::size_t i = 1; i < lines.size(); ++i) {
         const auto fields = split(lines[i], '\t');
         if (fields.size() != 3) {
-            throw fail(i + 1,
-                       "expected 3 tab-separated fields (kind, score, piece), found " + std::to_string(fields.size()));
+            throw fail(i + 1, "expected 3 tab-separated fields (kind, score, piece), found " +
+                                  std::to_string(fields.size()) + " in " + quote(lines[i]));
         }
         PieceKind kind;
         if (fields[0] == "normal") {
@@ -215,11 +247,11 @@ LoadedVocabulary parse_native(std::string_view content, const std::string& name)
         } else if (fields[0] == "byte") {
             kind = PieceKind::byte;
         } else {
-            throw fail(i + 1, "unknown kind '" + std::string(fields[0]) + "' (normal, control or byte)");
+            throw fail(i + 1, "unknown kind " + quote(fields[0]) + " (normal, control or byte)");
         }
         double score;
         if (!parse_double(fields[1], score))
-            throw fail(i + 1, "score '" + std::string(fields[1]) + "' is not a finite number");
+            throw fail(i + 1, "score " + quote(fields[1]) + " is not a finite number");
         const std::string problem = unescape_native(fields[2], text);
         if (!problem.empty()) throw fail(i + 1, problem);
         const std::size_t id = i - 1;
@@ -245,13 +277,15 @@ LoadedVocabulary parse_spm(std::string_view content, const std::string& name) {
     for (std::size_t i = 0; i < lines.size(); ++i) {
         const auto fields = split(lines[i], '\t');
         if (fields.size() != 2) {
-            throw VocabularyFileError(
-                name, i + 1,
-                "expected 'piece<TAB>score', found " + std::to_string(fields.size()) + " tab-separated fields");
+            throw VocabularyFileError(name, i + 1,
+                                      "expected 'piece<TAB>score', found " +
+                                          (fields.size() == 1 ? std::string("no tab")
+                                                              : std::to_string(fields.size()) + " tab-separated fields") +
+                                          " in " + quote(lines[i]));
         }
         double score;
         if (!parse_double(fields[1], score)) {
-            throw VocabularyFileError(name, i + 1, "score '" + std::string(fields[1]) + "' is not a finite number");
+            throw VocabularyFileError(name, i + 1, "score " + quote(fields[1]) + " is not a finite number");
         }
         const std::string_view piece = fields[0];
         if (piece.empty()) throw VocabularyFileError(name, i + 1, "empty piece");
@@ -288,13 +322,12 @@ LoadedVocabulary parse_jieba(std::string_view content, const std::string& name) 
     std::vector<std::string> order;
     double total = 0;
     for (std::size_t i = 0; i < lines.size(); ++i) {
-        std::string_view line = lines[i];
-        if (i == 0 && line.substr(0, 3) == "\xef\xbb\xbf") line.remove_prefix(3);
+        const std::string_view line = lines[i];
         const auto fields = split(line, ' ');
         if (fields.size() < 2 || fields.size() > 3) {
             throw VocabularyFileError(name, i + 1,
                                       "expected 'word freq [tag]' separated by single spaces, found " +
-                                          std::to_string(fields.size()) + " fields");
+                                          std::to_string(fields.size()) + " fields in " + quote(line));
         }
         if (fields[0].empty()) throw VocabularyFileError(name, i + 1, "empty word");
         if (!is_valid_utf8(fields[0])) throw VocabularyFileError(name, i + 1, "word is not valid UTF-8");
@@ -307,7 +340,7 @@ LoadedVocabulary parse_jieba(std::string_view content, const std::string& name) 
         const std::string_view f = fields[1];
         const auto [ptr, ec] = std::from_chars(f.data(), f.data() + f.size(), freq);
         if (f.empty() || ec != std::errc() || ptr != f.data() + f.size() || freq > (std::uint64_t{1} << 53)) {
-            throw VocabularyFileError(name, i + 1, "frequency '" + std::string(f) + "' is not an integer in [0, 2^53]");
+            throw VocabularyFileError(name, i + 1, "frequency " + quote(f) + " is not an integer in [0, 2^53]");
         }
         if (fields.size() == 3 && fields[2].empty()) throw VocabularyFileError(name, i + 1, "empty tag");
         total += static_cast<double>(freq);
@@ -352,11 +385,23 @@ VocabFormat parse_vocab_format(std::string_view name) {
     if (name == "native") return VocabFormat::native;
     if (name == "spm" || name == "sentencepiece") return VocabFormat::sentencepiece;
     if (name == "jieba") return VocabFormat::jieba;
-    throw std::invalid_argument("unknown vocabulary format '" + std::string(name) + "' (native, spm or jieba)");
+    throw std::invalid_argument("unknown vocabulary format " + quote(name) + " (native, spm or jieba)");
 }
 
 LoadedVocabulary parse_vocabulary(std::string_view content, VocabFormat format, std::string_view name) {
     const std::string n(name);
+    // A NUL byte is never part of a vocabulary's text (native escapes it as \x00): it means a binary file, or
+    // UTF-16 text. One memchr over the content.
+    if (const std::size_t nul = content.find('\0'); nul != std::string_view::npos) {
+        const std::size_t lf = content.rfind('\n', nul);
+        const std::size_t line_start = lf == std::string_view::npos ? 0 : lf + 1;
+        const auto line = 1 + static_cast<std::size_t>(std::count(content.begin(), content.begin() + nul, '\n'));
+        throw VocabularyFileError(n, line,
+                                  "NUL byte at column " + std::to_string(nul - line_start + 1) +
+                                      " (a vocabulary is UTF-8 text: a binary file, or UTF-16?)");
+    }
+    // A UTF-8 byte-order mark (as Windows editors write) is not part of the first line, in every format.
+    if (content.substr(0, 3) == "\xef\xbb\xbf") content.remove_prefix(3);
     switch (format) {
         case VocabFormat::native:
             return parse_native(content, n);
@@ -369,12 +414,39 @@ LoadedVocabulary parse_vocabulary(std::string_view content, VocabFormat format, 
 }
 
 LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw VocabularyFileError(path, 0, std::string("cannot open: ") + std::strerror(errno));
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    if (in.bad()) throw VocabularyFileError(path, 0, "read error");
-    return parse_vocabulary(buffer.str(), format, path);
+    // POSIX calls rather than ifstream: a directory opens as a stream and reads as empty (it was reported as an
+    // "empty file"), and errno after a failed ifstream is not reliable.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw VocabularyFileError(path, 0, std::string("cannot open: ") + std::strerror(errno));
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw VocabularyFileError(path, 0, std::string("cannot stat: ") + std::strerror(errno));
+    if (S_ISDIR(st.st_mode)) throw VocabularyFileError(path, 0, "is a directory, not a vocabulary file");
+    // Devices and pipes are read too (process substitution), but never without end: /dev/zero stops at its
+    // first chunk (a NUL, which parse_vocabulary reports with its line), an endless text stream at the cap.
+    constexpr std::size_t max_bytes = std::size_t{1} << 30;
+    const auto too_big = [&] {
+        return VocabularyFileError(path, 0, "larger than 1 GiB: not a vocabulary file (a device or an endless stream?)");
+    };
+    if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) > max_bytes) throw too_big();
+    std::string content;
+    if (S_ISREG(st.st_mode)) content.reserve(static_cast<std::size_t>(st.st_size));
+    char buffer[1 << 16];
+    for (;;) {
+        const ssize_t got = ::read(fd, buffer, sizeof buffer);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            throw VocabularyFileError(path, 0, std::string("read error: ") + std::strerror(errno));
+        }
+        if (got == 0) break;
+        content.append(buffer, static_cast<std::size_t>(got));
+        if (std::memchr(buffer, 0, static_cast<std::size_t>(got))) break;  // an error at that line, whatever follows
+        if (content.size() > max_bytes) throw too_big();
+    }
+    return parse_vocabulary(content, format, path);
 }
 
 UnigramModel load_model(const std::string& path, VocabFormat format) {

@@ -777,6 +777,174 @@ TEST_CASE("huge scores (±1e4) stay finite and exact") {
     }
 }
 
+namespace {
+// The message of the exception f throws as E ("no exception" when none).
+template <class E, class F>
+std::string thrown(F&& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "no exception";
+}
+bool one_short_line(const std::string& m) { return m.size() <= 400 && m.find('\n') == std::string::npos; }
+}  // namespace
+
+TEST_CASE("scores that overflow the type throw naming the row; NaN inputs still propagate (issue 16)") {
+    // q = k = 1e20 in float: q·k = 4e40 overflows float, so no finite lse exists. It used to come out as a
+    // silent NaN in out and lse. Both float paths (256-bit; 512-bit where the CPU has it).
+    for (const bool wide : {false, true}) {
+        CAPTURE(wide);
+        avx512_scope scope(wide);
+        auto q = random4<float>(1, 2, 5, 4, 31), k = random4<float>(1, 2, 6, 4, 32), v = random4<float>(1, 2, 6, 3, 33);
+        const auto fine = attention_forward(q, k, v);  // the same shapes without overflow: finite
+        for (const float x : fine.lse) CHECK(std::isfinite(x));
+        auto big_q = q, big_k = k, big_v = v;
+        for (auto& x : big_q) x = 1e20f;
+        for (auto& x : big_k) x = 1e20f;
+        for (auto& x : big_v) x = 1e20f;
+        std::string m = thrown<std::overflow_error>([&] { attention_forward(big_q, big_k, big_v); });
+        CHECK(m.find("exprgrad::attention_forward: scores overflow float at batch 0 head 0 row 0") == 0);
+        CHECK(one_short_line(m));
+        // The convenience forms and the VJP's recomputing form throw too.
+        CHECK(thrown<std::overflow_error>([&] { attention(big_q, big_k, big_v); }).find("overflow") !=
+              std::string::npos);
+        CHECK(thrown<std::overflow_error>([&] { attention_vjp(big_q, big_k, big_v, big_q); }).find("overflow") !=
+              std::string::npos);
+        // One row of head 1 overflows (causal: row 3 attends keys 0..4); the message names it.
+        for (auto& x : k) x = std::abs(x) + 1.0f;  // every term of row 3's scores beyond 1.5e38
+        auto one = q;
+        for (std::size_t x = 0; x < 4; ++x) one(0, 1, 3, x) = 3e38f;
+        attention_options causal;
+        causal.causal = true;
+        m = thrown<std::overflow_error>([&] { attention_forward(one, k, v, causal); });
+        CHECK(m.find("scores overflow float at batch 0 head 1 row 3,") != std::string::npos);
+        CHECK(m.find("over its 5 keys") != std::string::npos);
+        // Negative overflow (every score −inf) is no better: exp(−inf + inf) is NaN.
+        for (std::size_t x = 0; x < 4; ++x) one(0, 1, 3, x) = -3e38f;
+        m = thrown<std::overflow_error>([&] { attention_forward(one, k, v, causal); });
+        CHECK(m.find("at batch 0 head 1 row 3,") != std::string::npos);
+        // NaN in an attended input is propagation, not overflow: no exception, that row NaN (as documented),
+        // and next to an overflowing row elsewhere the error names the overflowing one.
+        auto nan_q = q;
+        nan_q(0, 0, 2, 1) = std::numeric_limits<float>::quiet_NaN();
+        const auto r = attention_forward(nan_q, k, v);
+        CHECK(std::isnan(r.lse(0, 0, 2)));
+        CHECK(std::isnan(r.out(0, 0, 2, 0)));
+        CHECK(std::isfinite(r.lse(0, 0, 1)));
+        auto mixed = nan_q;
+        for (std::size_t x = 0; x < 4; ++x) mixed(0, 1, 4, x) = 1e30f;
+        // scores ~1e20 elsewhere are fine; head 0 row 2 reads its NaN; head 1 row 4 overflows
+        m = thrown<std::overflow_error>([&] { attention_forward(mixed, big_k, v); });
+        CHECK(m.find("at batch 0 head 1 row 4,") != std::string::npos);
+        auto nan_k = big_k;
+        nan_k(0, 0, 0, 0) = std::numeric_limits<float>::quiet_NaN();  // every row of head 0 reads it
+        m = thrown<std::overflow_error>([&] { attention_forward(big_q, nan_k, v); });
+        CHECK(m.find("at batch 0 head 1 row 0,") != std::string::npos);
+        // A NaN key read by every row of both heads: propagation everywhere, no exception.
+        auto all_nan = k;
+        all_nan(0, 0, 0, 0) = all_nan(0, 1, 0, 0) = std::numeric_limits<float>::quiet_NaN();
+        const auto rn = attention_forward(big_q, all_nan, v);
+        for (const float x : rn.lse) CHECK(std::isnan(x));
+        // Masked keys are never read: huge values there change nothing.
+        attention_options pad;
+        pad.key_lengths = {4};
+        auto masked_k = k;
+        for (std::size_t x = 0; x < 4; ++x) masked_k(0, 0, 5, x) = 3e38f;
+        for (const float x : attention_forward(q, masked_k, v, pad).lse) CHECK(std::isfinite(x));
+    }
+    // double overflows too (1e200² > 1.8e308), and says so.
+    auto qd = random4<double>(1, 1, 2, 3, 34), kd = random4<double>(1, 1, 2, 3, 35), vd = random4<double>(1, 1, 2, 3, 36);
+    for (auto& x : qd) x = 1e200;
+    for (auto& x : kd) x = -1e200;
+    CHECK(thrown<std::overflow_error>([&] { attention_forward(qd, kd, vd); })
+              .find("exprgrad::attention_forward: scores overflow double at batch 0 head 0 row 0") == 0);
+}
+
+TEST_CASE("the VJP: overflowing scores or products dout·v throw naming the row, never NaN (issue 16)") {
+    for (const bool wide : {false, true}) {
+        CAPTURE(wide);
+        avx512_scope scope(wide);
+        const auto q = random4<float>(1, 2, 5, 4, 41), k = random4<float>(1, 2, 6, 4, 42),
+                   v = random4<float>(1, 2, 6, 3, 43), dout = random4<float>(1, 2, 5, 3, 44);
+        const auto f = attention_forward(q, k, v);
+        // Scores that overflow, with a finite lse passed in.
+        auto big_q = q, big_k = k;
+        for (auto& x : big_q) x = 1e20f;
+        for (auto& x : big_k) x = 1e20f;
+        std::string m = thrown<std::overflow_error>([&] { attention_vjp(big_q, big_k, v, f.out, f.lse, dout); });
+        CHECK(m.find("exprgrad::attention_vjp: scores overflow float at batch 0 head 0 row 0,") == 0);
+        CHECK(one_short_line(m));
+        // Finite scores of 1e3 against the lse of other inputs: exp(s·q·k − lse) overflows; the lse is named.
+        auto q3 = q;
+        auto k3 = k;
+        for (auto& x : k3) x = std::abs(x) + 1.0f;
+        for (auto& x : q3) x = std::abs(x) + 1e3f;
+        m = thrown<std::overflow_error>([&] { attention_vjp(q3, k3, v, f.out, f.lse, dout); });
+        CHECK(m.find("exprgrad::attention_vjp: exp(s·q·k − lse) overflows float at batch 0 head 0 row 0:") == 0);
+        CHECK(m.find("lse_i = ") != std::string::npos);
+        CHECK(one_short_line(m));
+        // Finite scores, but dout·v = 1e60 overflows: the gradient's products, named as such.
+        auto big_v = v, big_dout = dout;
+        for (auto& x : big_v) x = 1e30f;
+        for (auto& x : big_dout) x = 1e30f;
+        const auto fb = attention_forward(q, k, big_v);
+        for (const float x : fb.out) CHECK(std::isfinite(x));
+        m = thrown<std::overflow_error>([&] { attention_vjp(q, k, big_v, fb.out, fb.lse, big_dout); });
+        CHECK(m.find("exprgrad::attention_vjp: the gradient overflows float at batch 0 head 0 row 0,") == 0);
+        CHECK(one_short_line(m));
+        // A NaN in dout propagates (no exception), and only into what that row touches.
+        auto nan_dout = dout;
+        nan_dout(0, 1, 3, 0) = std::numeric_limits<float>::quiet_NaN();
+        const auto g = attention_vjp(q, k, v, f.out, f.lse, nan_dout);
+        CHECK(std::isnan(g.dscale));
+        CHECK(std::isnan(g.dq(0, 1, 3, 0)));
+        CHECK(std::isfinite(g.dq(0, 0, 3, 0)));
+    }
+}
+
+TEST_CASE("normalize_qk: qk_eps must be > 0 with a normal square; a zero row then attends uniformly") {
+    const auto k = random4<float>(1, 1, 4, 3, 51), v = random4<float>(1, 1, 4, 2, 52);
+    auto q = random4<float>(1, 1, 2, 3, 53);
+    for (std::size_t x = 0; x < 3; ++x) q(0, 0, 1, x) = 0.0f;  // an all-zero row
+    attention_options o;
+    o.normalize_qk = true;
+    for (const double eps : {0.0, -1e-6, std::numeric_limits<double>::quiet_NaN(), 1e-30, 1e30,
+                             std::numeric_limits<double>::infinity()}) {
+        CAPTURE(eps);
+        o.qk_eps = eps;
+        const std::string m = thrown<std::invalid_argument>([&] { attention_forward(q, k, v, o); });
+        CHECK(m.find("exprgrad::attention_forward: qk_eps = ") == 0);
+        CHECK(m.find("must be > 0") != std::string::npos);
+        const auto dout = random4<float>(1, 1, 2, 2, 54);
+        const auto f = attention_forward(q, k, v);
+        CHECK(thrown<std::invalid_argument>([&] { attention_vjp(q, k, v, f.out, f.lse, dout, o); })
+                  .find("exprgrad::attention_vjp: qk_eps") == 0);
+    }
+    // 1e-30 is fine in double (its square 1e-60 is a normal double), and so is the zero row there.
+    o.qk_eps = 1e-30;
+    const auto rd = attention_forward(to_type<double>(q), to_type<double>(k), to_type<double>(v), o);
+    CHECK(std::isfinite(rd.lse(0, 0, 1)));
+    // A zero row with a valid ε: q̂ = 0, all scores 0, out = the mean of v, lse = log n; finite gradients.
+    for (const double eps : {1e-6, 2e-19}) {
+        o.qk_eps = eps;
+        const auto r = attention_forward(q, k, v, o);
+        CHECK(r.lse(0, 0, 1) == doctest::Approx(std::log(4.0)).epsilon(1e-6));
+        for (std::size_t c = 0; c < 2; ++c) {
+            const double mean = (v(0, 0, 0, c) + v(0, 0, 1, c) + v(0, 0, 2, c) + v(0, 0, 3, c)) / 4.0;
+            CHECK(r.out(0, 0, 1, c) == doctest::Approx(mean).epsilon(1e-5));
+        }
+        const auto g = attention_vjp(q, k, v, r.out, r.lse, random4<float>(1, 1, 2, 2, 55), o);
+        for (const float x : g.dq) CHECK(std::isfinite(x));
+        for (const float x : g.dk) CHECK(std::isfinite(x));
+    }
+    // Without normalize_qk the ε is not used and not checked.
+    o.normalize_qk = false;
+    o.qk_eps = 0.0;
+    CHECK(std::isfinite(attention_forward(q, k, v, o).lse(0, 0, 1)));
+}
+
 TEST_CASE("results are bit-identical for every thread count") {
     struct cfg {
         std::size_t B, H, T;

@@ -115,3 +115,15 @@ TEST_CASE("attention node: a learnable scale log s and its gradient") {
     INFO(r.message());
     CHECK(r.ok);
 }
+
+TEST_CASE("attention node: scores that overflow the type throw naming the row, not NaN (issue 16)") {
+    auto q = random4(1, 2, 5, 3, 11), k = random4(1, 2, 7, 3, 12);
+    const auto v = random4(1, 2, 7, 4, 13), w = random4(1, 2, 5, 4, 14);
+    for (std::size_t x = 0; x < 3; ++x) q(0, 1, 2, x) = 1e200, k(0, 1, 0, x) = 1e200;  // 1e400 in a score
+    auto prog = value_and_grad(sum(tex::attention_node<attention_config<true>>(tensor<0>, tensor<1>, tensor<2>) *
+                                   tensor<3>),
+                               wrt<0, 1, 2>);
+    CHECK_THROWS_WITH_AS(prog(q, k, v, w),
+                         doctest::Contains("exprgrad::attention_forward: scores overflow double at batch 0 head 1 row 2,"),
+                         std::overflow_error);
+}

@@ -356,6 +356,79 @@ TEST_CASE("overflow: fixed_a on n=8, T=1000, g=2 overflows without the guard; th
     for (double v : g.y) CHECK(std::isfinite(v));
 }
 
+namespace {
+// y_t = 2·y_{t−1} + x_t (n = 1): diverges; its values pass 1e8 at t ≈ 27 and overflow double at t ≈ 1024.
+xt::xarray<double> two() {
+    xt::xarray<double> a = xt::xarray<double>::from_shape({1, 1});
+    a(0, 0) = 2.0;
+    return a;
+}
+const auto doubling_cell =
+    make_cell(tex::matmul(tex::Input<0>{}, tex::transpose(tex::Input<2>{})) + tex::Input<1>{}, two());
+// The recurrence by a plain loop, independent of the engine.
+xt::xarray<double> doubling_loop(const xt::xarray<double>& x) {
+    xt::xarray<double> y = xt::xarray<double>::from_shape({x.shape(0), std::size_t(1)});
+    double prev = 0;
+    for (std::size_t t = 0; t < x.shape(0); ++t) y(t, 0) = prev = 2 * prev + x(t, 0);
+    return y;
+}
+// Equal value by value, ±inf equal to itself.
+bool same_values(const xt::xarray<double>& a, const xt::xarray<double>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (!(a.data()[i] == b.data()[i])) return false;
+    return true;
+}
+}  // namespace
+
+TEST_CASE("guard on a diverging cell: a clipped iterate is not convergence; the recurrence's own values (issue 16)") {
+    rng g(77);
+    for (const std::size_t T : {60, 1100}) {  // beyond 1e8; beyond double's range (inf)
+        CAPTURE(T);
+        const xt::xarray<double> x = rand_array<double>({T, 1}, g, 0.5, 1.0);
+        const xt::xarray<double> y0 = xt::zeros<double>({1});
+        const auto ref = doubling_loop(x);
+        CHECK(ref(T - 1, 0) > 1e17);
+        if (T == 1100) CHECK(std::isinf(ref(T - 1, 0)));
+        CHECK(same_values(deer_sequential(doubling_cell, y0, x), ref));
+        for (auto m : {deer_method::newton, deer_method::quasi, deer_method::jacobi, deer_method::fixed_a,
+                       deer_method::sech_u}) {
+            CAPTURE(to_string(m));
+            deer_options o;
+            o.method = m;
+            o.guard = true;
+            const auto r = deer_solve(doubling_cell, y0, x, o);
+            CHECK(same_values(r.y, ref));  // was clipped at 1e8 with converged = 1, fallback = 0
+            CHECK_FALSE(r.report.converged);
+            CHECK(r.report.fallback);
+            // Without the fallback the clipped iterate is returned, and it says it did not converge.
+            o.fallback = false;
+            const auto c = deer_solve(doubling_cell, y0, x, o);
+            CHECK_FALSE(c.report.converged);
+            CHECK_FALSE(c.report.fallback);
+        }
+        // A monitor that accepts the clipped iterate does not make it converged either.
+        deer_options o;
+        o.guard = true;
+        o.monitor = [](const deer_iterate&) { return true; };
+        const auto r = deer_solve(doubling_cell, xt::zeros<double>({1}), x, o);
+        CHECK_FALSE(r.report.converged);
+        CHECK(same_values(r.y, ref));
+    }
+    // The guard that acts only on early iterates still converges to the true trajectory (newton from zero on the
+    // notes' instance with g = 2: far from the solution its iterates are huge).
+    const std::size_t n = 8, T = 200;
+    const auto cell = deer_instance::cell<double>(n, 2.0);
+    const auto u = deer_instance::inputs<double>(n, T);
+    const xt::xarray<double> y0 = xt::zeros<double>({n});
+    deer_options o;
+    o.guard = true;
+    const auto r = deer_solve(cell, y0, u, o);
+    CHECK(r.report.converged);
+    CHECK_FALSE(r.report.fallback);
+    CHECK(max_abs_diff(r.y, deer_sequential(cell, y0, u)) < 1e-10);
+}
+
 TEST_CASE("deer: shape errors name the shapes") {
     const auto cell = deer_instance::cell<double>(3, 1.0);
     CHECK_THROWS_AS(deer_solve(cell, xt::zeros<double>({3}), xt::zeros<double>({2, 4, 3})), std::invalid_argument);
@@ -365,6 +438,25 @@ TEST_CASE("deer: shape errors name the shapes") {
     const auto r = deer_solve(cell, xt::zeros<double>({3}), xt::zeros<double>({4, 3}));
     CHECK_THROWS_AS(deer_vjp(cell, xt::zeros<double>({3}), xt::zeros<double>({4, 3}), r.y, xt::zeros<double>({4, 2})),
                     std::invalid_argument);
+    // Options outside their domain: NaN tolerances silently meant the default; +inf stopped at once; a method
+    // outside the enum read Jacobians that were never computed (issue 16).
+    auto message = [&](const deer_options& o) {
+        try {
+            deer_solve(cell, xt::zeros<double>({3}), xt::zeros<double>({4, 3}), o);
+        } catch (const std::invalid_argument& ex) {
+            return std::string(ex.what());
+        }
+        return std::string("no exception");
+    };
+    deer_options o;
+    o.atol = std::numeric_limits<double>::quiet_NaN();
+    CHECK(message(o) == "exprgrad::deer: atol must be finite (negative: the dtype's default), got nan");
+    o.atol = -1;
+    o.rtol = std::numeric_limits<double>::infinity();
+    CHECK(message(o) == "exprgrad::deer: rtol must be finite (negative: the dtype's default), got inf");
+    o.rtol = -1;
+    o.method = static_cast<deer_method>(9);
+    CHECK(message(o) == "exprgrad::deer: method must be newton, quasi, jacobi, fixed_a or sech_u, got the value 9");
     // T = 0
     const auto e = deer_solve(cell, xt::zeros<double>({3}), xt::zeros<double>({0, 3}));
     CHECK(e.y.size() == 0);

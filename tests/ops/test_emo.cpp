@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -245,6 +246,79 @@ TEST_CASE("bad input throws naming the shapes or the value") {
                          std::invalid_argument);
 }
 
+TEST_CASE("refused inputs (issue 16): bad soft targets, cap, objective, V = 0; each names the value") {
+    auto message = [](auto&& f) {
+        try {
+            f();
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("no exception");
+    };
+    const xt::xarray<double> e = toy_e();
+    const xt::xarray<double> z = {{0.5, -1.0, 2.0, 0.0}, {1.0, 1.0, -0.5, 0.25}};
+    // soft targets: a negative entry (even with row sum 1), a row sum off by more than 1e-4, NaN
+    const xt::xarray<double> neg = {{0.25, 0.25, 0.25, 0.25}, {0.5, -0.25, 0.5, 0.25}};
+    CHECK(message([&] { emo_loss(z, neg, e); }) ==
+          "exprgrad::emo_loss: soft target row 1 has entry -0.25 at class 1 (soft targets must be >= 0)");
+    const xt::xarray<double> sum09 = {{0.25, 0.25, 0.25, 0.25}, {0.3, 0.3, 0.2, 0.1}};
+    CHECK(message([&] { emo_loss(z, sum09, e); }) ==
+          "exprgrad::emo_loss: soft target row 1 sums to 0.9 (each row must sum to 1 within 1e-4)");
+    const xt::xarray<double> twice = {{0.5, 0.5, 0.5, 0.5}, {0.25, 0.25, 0.25, 0.25}};
+    CHECK(message([&] { emo_loss(z, twice, e); }).find("soft target row 0 sums to 2 ") != std::string::npos);
+    xt::xarray<double> nan_t = {{0.25, 0.25, 0.25, 0.25}, {0.25, 0.25, 0.25, 0.25}};
+    nan_t(0, 2) = std::numeric_limits<double>::quiet_NaN();
+    CHECK(message([&] { emo_loss(z, nan_t, e); }).find("soft target row 0 has entry nan at class 2") !=
+          std::string::npos);
+    // within the tolerance is accepted (float rounding of a normalised row), and float targets too
+    const xt::xarray<double> close = {{0.25, 0.25, 0.25, 0.25 + 5e-5}, {1.0, 0.0, 0.0, 0.0}};
+    CHECK(std::isfinite(emo_loss(z, close, e).loss));
+    const xt::xarray<float> zf = xt::cast<float>(z), ef = xt::cast<float>(e), tf = xt::cast<float>(sum09);
+    CHECK(message([&] { emo_loss(zf, tf, ef); }).find("soft target row 1 sums to 0.9") != std::string::npos);
+    // cap: NaN (silently no cap) and negative (flips the sign) refused for every objective; +inf is mode1
+    const xt::xarray<long> t = {2, 0};
+    for (const double cap : {std::numeric_limits<double>::quiet_NaN(), -1.0}) {
+        for (auto obj : {emo_objective::mode1_capped, emo_objective::ce}) {
+            const std::string m = message([&] { emo_loss(z, t, e, {.objective = obj, .cap = cap}); });
+            CHECK(m == "exprgrad::emo_loss: cap must be >= 0 or +inf, got " + std::string(std::isnan(cap) ? "nan" : "-1"));
+        }
+    }
+    const auto inf_cap = emo_loss(z, t, e, {.objective = emo_objective::mode1_capped,
+                                            .cap = std::numeric_limits<double>::infinity()});
+    const auto mode1 = emo_loss(z, t, e, {.objective = emo_objective::mode1});
+    CHECK(inf_cap.loss == doctest::Approx(mode1.loss).epsilon(1e-12));
+    const auto zero_cap = emo_loss(z, t, e, {.objective = emo_objective::mode1_capped, .cap = 0.0});
+    CHECK(zero_cap.loss == doctest::Approx(0.5 * zero_cap.ce).epsilon(1e-12));  // ½(CE + 0·EMO)
+    // an objective outside the enum (it gave loss 0 and zero gradients)
+    CHECK(message([&] { emo_loss(z, t, e, {.objective = static_cast<emo_objective>(7)}); }) ==
+          "exprgrad::emo_loss: objective must be ce, emo, mode1, mode1_capped or mode2, got the value 7");
+    CHECK(message([&] { emo_loss(z, t, e, {.objective = static_cast<emo_objective>(-1)}); }).find("got the value -1") !=
+          std::string::npos);
+    // −inf logits (masked classes) are not refused and are exact: probability 0, as a logit of −1e4 (whose
+    // exp is 0 in double too); +inf or NaN make the position NaN (documented propagation, not refused).
+    xt::xarray<double> masked = z, far = z;
+    masked(0, 1) = -std::numeric_limits<double>::infinity();
+    far(0, 1) = -1e4;
+    for (auto obj : {emo_objective::ce, emo_objective::emo, emo_objective::mode1, emo_objective::mode2}) {
+        const auto a = emo_loss(masked, t, e, {.objective = obj}), b = emo_loss(far, t, e, {.objective = obj});
+        CHECK(std::isfinite(a.loss));
+        CHECK(a.loss == b.loss);
+        for (std::size_t i = 0; i < a.dlogits.size(); ++i) CHECK(a.dlogits.data()[i] == b.dlogits.data()[i]);
+    }
+    // V = 0: the logits are named, not the targets
+    const xt::xarray<double> z0 = xt::zeros<double>({3, 0});
+    const xt::xarray<long> t0 = {0, 0, 0};
+    const xt::xarray<double> e0 = xt::zeros<double>({0, 3});
+    CHECK(message([&] { emo_loss(z0, t0, e0); }) ==
+          "exprgrad::emo_loss: logits of shape (3, 0) have no classes (V = 0): the last axis must be at least 1");
+    // h = 0: every cost would be 1
+    const xt::xarray<double> eh0 = xt::zeros<double>({4, 0});
+    CHECK(message([&] { emo_loss(z, t, eh0); }) ==
+          "exprgrad::emo_loss: cost embedding of shape (4, 0) has no features (h = 0): it must be [V, h] with h >= 1");
+    const xt::xarray<double> s0 = xt::zeros<double>({3, 0});
+    CHECK(message([&] { emo_loss(z0, s0, e0); }).find("have no classes (V = 0)") != std::string::npos);
+}
+
 TEST_CASE("the tensor node equals the eager kernel, inside value_and_grad") {
     const std::size_t N = 6, V = 9, h = 5, H = 4;
     rng g(13);
@@ -275,4 +349,9 @@ TEST_CASE("the tensor node equals the eager kernel, inside value_and_grad") {
         }
     // no gradient flows into the cost embedding (the adaptive variant detaches it)
     for (double v : std::get<1>(grads)) CHECK(v == 0.0);
+    // The node's options are in its type; a negative cap is refused there too (it flipped the EMO term's sign).
+    auto bad = value_and_grad(tex::emo_loss<emo_objective::mode1_capped, -100, sym::Const<-1>>(matmul(X, W), Y, E),
+                              wrt<1>);
+    CHECK_THROWS_WITH_AS(bad(x, w, t, e), "exprgrad::emo_loss: cap must be >= 0 or +inf, got -1",
+                         std::invalid_argument);
 }

@@ -8,6 +8,7 @@
 #include <exprgrad/text/utf8.hpp>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -150,4 +151,28 @@ TEST_CASE("training on Chinese fortunes keeps code points whole") {
             if (s.end - s.begin >= 2) CHECK(exprgrad::text::is_valid_utf8(line.substr(s.begin, s.end - s.begin)));
         }
     }
+}
+
+TEST_CASE("bad training options are refused naming the option and the value (issue 16)") {
+    const WordCounts words{{" a", 3}, {" b", 1}};
+    auto message = [&](const TrainOptions& o) {
+        try {
+            exprgrad::text::train_unigram(words, o);
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("no exception");
+    };
+    TrainOptions o;
+    o.vocab_size = 5;
+    CHECK(message(o) == "train_unigram: vocab_size must be at least 261, got 5");
+    o = {};
+    o.max_piece_length = 1;
+    CHECK(message(o) == "train_unigram: max_piece_length must be at least 2, got 1");
+    o = {};
+    o.character_coverage = std::nan("");
+    CHECK(message(o) == "train_unigram: character_coverage must be in [0, 1], got nan");
+    o = {};
+    o.shrinking_factor = 1.5;
+    CHECK(message(o) == "train_unigram: shrinking_factor must be in (0, 1), got 1.5");
 }

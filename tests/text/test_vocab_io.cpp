@@ -245,6 +245,98 @@ TEST_CASE("CRLF line ends are accepted in every format (jieba strips the CR too)
     CHECK(r.vocabulary[4].text == "a\r");
 }
 
+TEST_CASE("a UTF-8 byte-order mark is skipped in every format, never glued to the first piece (issue 16)") {
+    const std::string bom = "\xef\xbb\xbf";
+    const std::string spm = "\xe2\x96\x81the\t-3.5\nth\t-4.25\n";
+    const std::string jieba = "ab 5\ncd 3 n\n";
+    const std::string native = header(5) + specials + "normal\t-1\tab\n";
+    for (const auto& [text, format] : {std::pair{spm, VocabFormat::sentencepiece}, std::pair{jieba, VocabFormat::jieba},
+                                       std::pair{native, VocabFormat::native}}) {
+        INFO(text);
+        const LoadedVocabulary plain = parse_vocabulary(text, format), marked = parse_vocabulary(bom + text, format);
+        CHECK(plain.vocabulary == marked.vocabulary);
+        CHECK(plain.options.mode == marked.options.mode);
+    }
+    const LoadedVocabulary v = parse_vocabulary(bom + spm, VocabFormat::sentencepiece);
+    CHECK(v.vocabulary[0].text == " the");  // not "\xef\xbb\xbf the"
+    // Only at the start of the file: elsewhere it is an ordinary character of a piece.
+    const LoadedVocabulary mid = parse_vocabulary("a\t-1\n" + bom + "b\t-2\n", VocabFormat::sentencepiece);
+    CHECK(mid.vocabulary[1].text == bom + "b");
+    // From a file, too.
+    const auto dir = temp_dir();
+    const std::string path = (dir / "bom.vocab").string();
+    std::ofstream(path, std::ios::binary) << bom + spm;
+    CHECK(exprgrad::text::load_vocabulary(path, VocabFormat::sentencepiece).vocabulary[0].text == " the");
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("unreadable paths, directories, NUL bytes, lines without tabs and huge lines: FILE[:LINE]: problem, short") {
+    const auto dir = temp_dir();
+    auto load_error = [](const std::string& path, VocabFormat format) {
+        try {
+            exprgrad::text::load_vocabulary(path, format);
+        } catch (const VocabularyFileError& e) {
+            return std::string(e.what());
+        }
+        return std::string("no exception");
+    };
+    // A directory: said so (it was called "empty file"), for every format.
+    for (const auto format : {VocabFormat::native, VocabFormat::sentencepiece, VocabFormat::jieba})
+        CHECK(load_error(dir.string(), format) == dir.string() + ": is a directory, not a vocabulary file");
+    // A path through a regular file, a missing file: the system's reason.
+    const std::string file = (dir / "f.vocab").string();
+    std::ofstream(file) << "a\t-1\n";
+    CHECK(load_error(file + "/x", VocabFormat::sentencepiece) == file + "/x: cannot open: Not a directory");
+    CHECK(load_error((dir / "missing").string(), VocabFormat::sentencepiece) ==
+          (dir / "missing").string() + ": cannot open: No such file or directory");
+    if (::geteuid() != 0) {  // root reads everything
+        std::filesystem::permissions(file, std::filesystem::perms::none);
+        CHECK(load_error(file, VocabFormat::sentencepiece) == file + ": cannot open: Permission denied");
+    }
+    std::filesystem::remove_all(dir);
+    // A device is read, but not without end: /dev/zero stops at its first NUL.
+    CHECK(load_error("/dev/zero", VocabFormat::sentencepiece).rfind("/dev/zero:1: NUL byte at column 1", 0) == 0);
+
+    // NUL bytes (a binary file, UTF-16): named with line and column in every format.
+    using namespace std::string_literals;
+    expect_error("ab\t-1\nc\0d\t-2\n"s, VocabFormat::sentencepiece, 2, "NUL byte at column 2");
+    expect_error("ab 1\n\0"s, VocabFormat::jieba, 2, "NUL byte at column 1");
+    expect_error(header(5) + specials + "normal\t-1\ta\0b\n"s, VocabFormat::native, 6, "NUL byte at column 12");
+    expect_error("\xff\xfe" "a\0\t\0"s, VocabFormat::sentencepiece, 1, "UTF-16");  // UTF-16 with its BOM
+    // Lines without tabs.
+    expect_error("ab\t-1\nno tab here\n", VocabFormat::sentencepiece, 2, "found no tab in 'no tab here'");
+    expect_error(header(5) + specials + "normal -1 ab\n", VocabFormat::native, 6,
+                 "found 1 in 'normal -1 ab'");
+    // A bad 10 MB line: the message quotes at most ~60 characters of it and says how long it was.
+    const std::string huge(10u << 20, 'x');
+    for (const auto& [content, format, line] :
+         {std::tuple{"ab\t-1\n" + huge + "\n", VocabFormat::sentencepiece, 2},
+          std::tuple{"ab\t" + huge + "\n", VocabFormat::sentencepiece, 1},
+          std::tuple{header(5) + specials + huge + "\t-1\tab\n", VocabFormat::native, 6},
+          std::tuple{header(5) + specials + "normal\t" + huge + "\tab\n", VocabFormat::native, 6},
+          std::tuple{header(5) + specials + huge + "\n", VocabFormat::native, 6},
+          std::tuple{"exprgrad-unigram\t" + huge + "\n", VocabFormat::native, 1},
+          std::tuple{"exprgrad-unigram\tversion=" + huge + "\n", VocabFormat::native, 1},
+          std::tuple{"exprgrad-unigram\tversion=1\tpieces=" + huge + "\n", VocabFormat::native, 1},
+          std::tuple{"exprgrad-unigram\t" + huge + "=1\n", VocabFormat::native, 1},
+          std::tuple{"a " + huge + "\n", VocabFormat::jieba, 1}, std::tuple{huge + "\n", VocabFormat::jieba, 1}}) {
+        try {
+            parse_vocabulary(content, format, "big.vocab");
+            FAIL("no exception");
+        } catch (const VocabularyFileError& e) {
+            const std::string m = e.what();
+            INFO(m.substr(0, 300));
+            CHECK(e.line() == static_cast<std::size_t>(line));
+            CHECK(m.size() <= 300);
+            CHECK(m.find("...' (") != std::string::npos);
+            CHECK(m.find(" bytes)") != std::string::npos);
+        }
+    }
+    // Control and stray bytes in a quoted field are written \xHH, never raw.
+    expect_error(header(5) + specials + "nor\x01mal\t-1\tab\n", VocabFormat::native, 6, "unknown kind 'nor\\x01mal'");
+    expect_error("ab\t-1\xff\n", VocabFormat::sentencepiece, 1, "score '-1\\xff' is not a finite number");
+}
+
 TEST_CASE("SentencePiece byte-fallback vocabulary: <0xHH> are byte pieces next to the normal '\u2581'") {
     // The layout of `spm_train --byte_fallback=true` exports: <unk> <s> </s>, then <0x00>..<0xFF> scored 0,
     // then the normal pieces, among them U+2581 (a space) next to <0x20>.
@@ -288,6 +380,19 @@ TEST_CASE("piece format: the command-line contract") {
     CHECK(parse_pieces("<0x4G> <0x4") == "<0x4G><0x4");
     CHECK_THROWS_AS(parse_pieces("a\\"), std::invalid_argument);
     CHECK_THROWS_AS(parse_pieces("a\\x"), std::invalid_argument);
+    // The byte after a bad backslash is shown as \xHH when it is not printable (issue 16).
+    CHECK_THROWS_WITH_AS(parse_pieces("ab\\\x01"), "column 3: unknown escape '\\\\x01' (expected \\t, \\r, \\n or \\\\)",
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(parse_pieces("\\\xe5\xa4\xa9"), "column 1: unknown escape '\\\\xe5' (expected \\t, \\r, \\n or \\\\)",
+                         std::invalid_argument);
+    // An unknown format name is quoted short.
+    try {
+        exprgrad::text::parse_vocab_format(std::string(100000, 'z'));
+        FAIL("no exception");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()).size() < 150);
+        CHECK(std::string(e.what()).find("(100000 bytes)") != std::string::npos);
+    }
 
     // parse_pieces inverts format_segmentation for any bytes and any segmentation.
     rng g(11);

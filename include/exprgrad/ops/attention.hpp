@@ -24,6 +24,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -55,7 +56,9 @@ struct attention_options {
     /// Key padding: keys j ≥ key_lengths[b] of batch entry b are masked (and never read). Empty: none masked.
     /// Otherwise one entry per batch entry, each ≤ T_k.
     std::vector<std::size_t> key_lengths{};
-    /// ε of normalize_qk; ≥ 0 and finite.
+    /// ε of normalize_qk: > 0, with ε² a normal number of the value type (float: ε in [1.1e-19, 1.8e19];
+    /// double: [1.5e-154, 1.3e154]), so that a zero row gives q̂ = 0/ε = 0 (a uniform softmax), never 0/0.
+    /// Checked only under normalize_qk; 0, negative, NaN or out-of-range values throw std::invalid_argument.
     double qk_eps = 1e-6;
     /// Upper bound on the tasks run in parallel; 0: exprgrad::num_threads(). Results do not depend on it.
     std::size_t threads = 0;
@@ -305,6 +308,11 @@ void run_units(std::size_t units, std::size_t chunks, std::vector<Scratch>& pool
 }
 
 template <class T>
+constexpr const char* value_type_name() {
+    return std::is_same_v<T, float> ? "float" : "double";
+}
+
+template <class T>
 void check_inputs(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
                   const attention_options& o) {
     const auto &qs = q.shape(), &ks = k.shape(), &vs = v.shape();
@@ -329,9 +337,17 @@ void check_inputs(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<
     if (o.scale.which == scale_policy::kind::fixed && !std::isfinite(o.scale.value))
         throw std::invalid_argument(std::string("exprgrad::") + op + ": " + o.scale.to_string() +
                                     " is not a finite multiplier");
-    if (o.normalize_qk && !(o.qk_eps >= 0.0 && std::isfinite(o.qk_eps)))
-        throw std::invalid_argument(std::string("exprgrad::") + op + ": qk_eps = " + std::to_string(o.qk_eps) +
-                                    " must be finite and ≥ 0");
+    if (o.normalize_qk) {
+        // ε² is what the kernels add (in T): it must be a normal T, or a zero row computes 0·(1/0) = NaN.
+        const T eps2 = static_cast<T>(o.qk_eps * o.qk_eps);
+        if (!(o.qk_eps > 0.0 && eps2 >= std::numeric_limits<T>::min() && std::isfinite(eps2))) {
+            char buf[160];
+            std::snprintf(buf, sizeof buf, "qk_eps = %g must be > 0 with qk_eps² a normal %s (qk_eps in [%.2g, %.2g])",
+                          o.qk_eps, value_type_name<T>(), std::sqrt(double(std::numeric_limits<T>::min())) * 1.0001,
+                          std::sqrt(double(std::numeric_limits<T>::max())) * 0.9999);
+            throw std::invalid_argument(std::string("exprgrad::") + op + ": " + buf);
+        }
+    }
 }
 
 #if defined(__AVX__)
@@ -571,6 +587,7 @@ struct forward_scratch {
     buffer<T> S, acc;
     std::vector<T> m, l, corr, bsum;
     std::vector<std::size_t> beg, valid;
+    bool nonfinite = false;  // a row of this task's blocks got a non-finite lse (checked after the forward)
 };
 
 /// One query block of one head: online softmax over the key blocks the block attends.
@@ -635,12 +652,16 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
         }
         rows::scale_into(w.acc.data() + r * dvp, T(1) / w.l[r], o, P.dv);
         lse[i0 + r] = w.m[r] + std::log(w.l[r]);
+        // One compare per row: overflowing scores (or NaN inputs) end in a NaN or infinite lse.
+        if (!std::isfinite(lse[i0 + r])) w.nonfinite = true;
     }
 }
 
+/// The forward over all query blocks; true when some row that attends a key got a non-finite lse.
 template <class T>
-void forward(const problem<T>& P, const attention_options& o, std::vector<forward_scratch<T>>& pool, T* out, T* lse) {
+bool forward(const problem<T>& P, const attention_options& o, std::vector<forward_scratch<T>>& pool, T* out, T* lse) {
     auto init = [&](forward_scratch<T>& w) {
+        w.nonfinite = false;
         grow(w.S, block_q * block_k);
         grow(w.acc, block_q * P.dvp);
         grow(w.m, block_q);
@@ -651,10 +672,149 @@ void forward(const problem<T>& P, const attention_options& o, std::vector<forwar
         grow(w.valid, block_q);
     };
     const std::size_t units = P.heads() * P.nqb;
-    run_units(units, task_count(o, units), pool, init, [&](std::size_t u, forward_scratch<T>& w) {
+    if (units == 0) return false;
+    const std::size_t chunks = task_count(o, units);
+    run_units(units, chunks, pool, init, [&](std::size_t u, forward_scratch<T>& w) {
         const std::size_t bh = u / P.nqb, qb = u % P.nqb;
         forward_block(P, bh, qb, w, out + bh * P.Tq * P.dv, lse + bh * P.Tq);
     });
+    return std::any_of(pool.begin(), pool.begin() + chunks, [](const forward_scratch<T>& w) { return w.nonfinite; });
+}
+
+// Overflow diagnosis. It runs only after a row came out non-finite (a NaN or infinite lse in the forward, a
+// non-finite ∂L/∂s_i in the VJP), so the kernels pay one compare per row. A row whose own inputs are finite
+// cannot be NaN by propagation: its scores (or the VJP's products) overflowed the value type, and the call
+// throws; a row that reads a NaN or Inf keeps it, as documented.
+
+template <class T>
+bool finite_row(const T* x, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i)
+        if (!std::isfinite(x[i])) return false;
+    return true;
+}
+
+/// Per head, the first key j whose k_j or v_j holds a NaN or Inf (T_k when none), computed on first use.
+template <class T>
+struct first_bad_keys {
+    const xt::xtensor<T, 4>& k;
+    const xt::xtensor<T, 4>& v;
+    const problem<T>& P;
+    std::vector<std::size_t> first = std::vector<std::size_t>(P.heads(), std::size_t(-1));
+    std::size_t operator()(std::size_t bh) {
+        if (first[bh] == std::size_t(-1)) {
+            std::size_t j = 0;
+            for (; j < P.Tk; ++j)
+                if (!finite_row(k.data() + (bh * P.Tk + j) * P.d, P.d) ||
+                    !finite_row(v.data() + (bh * P.Tk + j) * P.dv, P.dv))
+                    break;
+            first[bh] = j;
+        }
+        return first[bh];
+    }
+};
+
+/// Row i's scores over its attended keys, in double (for the message; O(n·d) for the one row reported).
+struct score_range {
+    double top = 0;   // max |s_i·q̂_i·k̂_j|
+    double term = 0;  // max |s_i·q̂_ix·k̂_jx|, a single product
+    double max = -std::numeric_limits<double>::infinity();  // max s_i·q̂_i·k̂_j
+};
+
+template <class T>
+score_range row_score_range(const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
+                            std::size_t bh, std::size_t i) {
+    const std::size_t b = bh / P.H, n = P.nrow[b * P.Tq + i];
+    const T* qi = q.data() + (bh * P.Tq + i) * P.d;
+    double s = static_cast<double>(P.srow[b * P.Tq + i]);
+    if (P.cosine) s *= static_cast<double>(P.qinv[bh * P.Tq + i]);
+    score_range r;
+    for (std::size_t j = 0; j < n; ++j) {
+        const T* kj = k.data() + (bh * P.Tk + j) * P.d;
+        const double c = s * (P.cosine ? static_cast<double>(P.kinv[bh * P.Tk + j]) : 1.0);
+        double dot = 0;
+        for (std::size_t x = 0; x < P.d; ++x) {
+            const double t = c * static_cast<double>(qi[x]) * static_cast<double>(kj[x]);
+            dot += t;
+            r.term = std::max(r.term, std::abs(t));
+        }
+        r.top = std::max(r.top, std::abs(dot));
+        r.max = std::max(r.max, dot);
+    }
+    return r;
+}
+
+/// Throws std::overflow_error for row i of head bh, which reads only finite inputs but came out non-finite:
+/// "scores overflow" when some |s·q̂·k̂| (or one of its terms) exceeds T's range; in the VJP (lse given)
+/// otherwise "exp(s·q·k − lse) overflows" when the scores exceed lse_i by more than log(T's max), an lse that
+/// is not these scores' log-sum-exp, and else the gradient's products dout_i·v_j.
+template <class T>
+[[noreturn]] void overflow_error(const char* op, const problem<T>& P, const xt::xtensor<T, 4>& q,
+                                 const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v, const T* dout, const T* lse,
+                                 std::size_t bh, std::size_t i) {
+    const std::size_t b = bh / P.H, n = P.nrow[b * P.Tq + i];
+    const double tmax = static_cast<double>(std::numeric_limits<T>::max());
+    const auto sr = row_score_range(P, q, k, bh, i);
+    const double top = sr.top, term = sr.term;
+    char buf[400];
+    if (lse && top <= tmax && term <= tmax && sr.max - double(lse[bh * P.Tq + i]) > std::log(tmax)) {
+        std::snprintf(buf, sizeof buf,
+                      "exprgrad::%s: exp(s·q·k − lse) overflows %s at batch %zu head %zu row %zu: lse_i = %.6g but "
+                      "the row's scores reach %.6g; pass the lse that attention_forward returned for these q and k",
+                      op, value_type_name<T>(), b, bh % P.H, i, double(lse[bh * P.Tq + i]), sr.max);
+    } else if (!dout || !(top <= tmax && term <= tmax)) {
+        std::snprintf(buf, sizeof buf,
+                      "exprgrad::%s: scores overflow %s at batch %zu head %zu row %zu, whose inputs are finite: "
+                      "|s·q·k| over its %zu keys reaches %.3g (largest term %.3g, s = %.3g, %s max %.3g); scale q "
+                      "or k down, or use normalize_qk",
+                      op, value_type_name<T>(), b, bh % P.H, i, n, top, term, double(P.srow[b * P.Tq + i]),
+                      value_type_name<T>(), tmax);
+    } else {
+        double dv = 0;  // the largest |dout_i·v_j| over the attended keys
+        const T* di = dout + (bh * P.Tq + i) * P.dv;
+        for (std::size_t j = 0; j < n; ++j) {
+            double t = 0;
+            for (std::size_t x = 0; x < P.dv; ++x) t += double(di[x]) * double(v.data()[(bh * P.Tk + j) * P.dv + x]);
+            dv = std::max(dv, std::abs(t));
+        }
+        std::snprintf(buf, sizeof buf,
+                      "exprgrad::%s: the gradient overflows %s at batch %zu head %zu row %zu, whose inputs are "
+                      "finite: |dout_i·v_j| reaches %.3g and |s·q·k| %.3g (%s max %.3g); scale dout or v down",
+                      op, value_type_name<T>(), b, bh % P.H, i, dv, top, value_type_name<T>(), tmax);
+    }
+    throw std::overflow_error(buf);
+}
+
+/// After a forward whose some row got a non-finite lse: throws std::overflow_error for the first such row
+/// (attending at least one key) that reads only finite inputs; rows that read a NaN or Inf are left as they are.
+template <class T>
+void check_forward_overflow(const char* op, const problem<T>& P, const xt::xtensor<T, 4>& q,
+                            const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v, const T* lse) {
+    first_bad_keys<T> bad{k, v, P};
+    for (std::size_t bh = 0; bh < P.heads(); ++bh)
+        for (std::size_t i = 0; i < P.Tq; ++i) {
+            const std::size_t b = bh / P.H, n = P.nrow[b * P.Tq + i];
+            if (n == 0 || std::isfinite(lse[bh * P.Tq + i])) continue;
+            if (!finite_row(q.data() + (bh * P.Tq + i) * P.d, P.d) || bad(bh) < n) continue;  // propagation
+            overflow_error(op, P, q, k, v, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), bh, i);
+        }
+}
+
+/// After a VJP whose some row got a non-finite ∂L/∂s_i (rs): the same for the rows whose q_i, dout_i, out_i,
+/// lse_i and attended keys and values are all finite.
+template <class T>
+void check_vjp_overflow(const char* op, const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
+                        const xt::xtensor<T, 4>& v, const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse,
+                        const xt::xtensor<T, 4>& dout, const double* rs) {
+    first_bad_keys<T> bad{k, v, P};
+    for (std::size_t bh = 0; bh < P.heads(); ++bh)
+        for (std::size_t i = 0; i < P.Tq; ++i) {
+            const std::size_t b = bh / P.H, n = P.nrow[b * P.Tq + i], row = bh * P.Tq + i;
+            if (n == 0 || std::isfinite(rs[row])) continue;
+            if (!finite_row(q.data() + row * P.d, P.d) || !finite_row(dout.data() + row * P.dv, P.dv) ||
+                !finite_row(out.data() + row * P.dv, P.dv) || !std::isfinite(lse.data()[row]) || bad(bh) < n)
+                continue;  // propagation
+            overflow_error(op, P, q, k, v, dout.data(), lse.data(), bh, i);
+        }
 }
 
 template <class T>
@@ -901,7 +1061,8 @@ void attention_forward_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>&
     A::prepare(q, k, v, opts, false, P);
     A::fit(out, std::array<std::size_t, 4>{P.B, P.H, P.Tq, P.dv});
     A::fit(lse, std::array<std::size_t, 3>{P.B, P.H, P.Tq});
-    A::forward(P, opts, ws.forward_tasks, out.data(), lse.data());
+    if (A::forward(P, opts, ws.forward_tasks, out.data(), lse.data()))
+        A::check_forward_overflow("attention_forward", P, q, k, v, lse.data());
 }
 
 /// Multi-head scaled dot-product attention, forward: for q [B, H, T_q, d], k [B, H, T_k, d], v [B, H, T_k, d_v]
@@ -910,11 +1071,18 @@ void attention_forward_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>&
 /// Returns {out, lse}, lse_i = log Σ_j exp(s_i q̂_i·k̂_j) over the attended keys.
 /// - A row attending no key (key_lengths[b] = 0, or causal rows with i + T_k − T_q < 0) gets out = 0 and
 ///   lse = −inf; its keys and values are not read.
-/// - Stable for scores s·q·k up to ±1e4 (and beyond: the online maximum is subtracted before exp).
+/// - Stable for scores s·q·k up to ±1e4 and beyond, as long as they fit the value type (the online maximum
+///   is subtracted before exp).
+/// - Scores that overflow the type (|s·q̂·k̂| or one of its products beyond float's 3.4e38, e.g. q = k = 1e20
+///   in float) cannot give a finite lse: the call throws std::overflow_error naming the row, "exprgrad::
+///   attention_forward: scores overflow float at batch 0 head 1 row 3, whose inputs are finite: ...", rather
+///   than return NaN. Detected from the lse the kernel computes (one compare per row); the row's inputs are
+///   scanned only then, to tell overflow from NaN propagation.
 /// - Masked keys are never multiplied in: NaN or Inf in a masked key or value leaves the row finite. A NaN or
-///   Inf in q, k or v that a row does use makes that row's out (and lse) NaN or Inf.
+///   Inf in q, k or v that a row does use makes that row's out (and lse) NaN or Inf (no exception).
 /// - Throws std::invalid_argument naming the op and the shapes on mismatched shapes, d = 0, bad key_lengths,
-///   a non-finite scale::fixed(s) or a bad qk_eps.
+///   a non-finite scale::fixed(s) or, under normalize_qk, a qk_eps that is not > 0 with a normal qk_eps²
+///   (see attention_options::qk_eps; a zero row then gives q̂ = 0, a uniform softmax).
 /// Example: `auto [out, lse] = attention_forward(q, k, v, {.causal = true});`
 template <attention_value T>
 attention_result<T> attention_forward(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
@@ -1004,6 +1172,8 @@ void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, 
             g.dscale += r;
             g.dlog_scale += static_cast<double>(P.srow[(bh / P.H) * P.Tq + i]) * r;
         }
+    // A row's overflow makes its ∂L/∂s_i, and so dscale, non-finite: one compare per call.
+    if (!std::isfinite(g.dscale)) A::check_vjp_overflow(op, P, q, k, v, out, lse, dout, rs.data());
 }
 
 /// The analytic VJP of attention_forward: given q, k, v, the forward's out and lse, and dout = ∂L/∂out, returns
@@ -1013,7 +1183,10 @@ void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, 
 /// then dq, dk through the normalisation under normalize_qk: dq = (dq̂ − q̂(q̂·dq̂))/√(‖q‖² + ε²).
 /// The policy's multipliers are treated as constants (their dependence on n is not differentiated).
 /// Rows attending no key contribute nothing and get dq = 0 (even if their dout is NaN); keys no row attends
-/// get dk = dv = 0. Throws like attention_forward, and when out, lse or dout have the wrong shape.
+/// get dk = dv = 0. Throws like attention_forward, and when out, lse or dout have the wrong shape; a row whose
+/// inputs (q_i, dout_i, out_i, lse_i and its keys and values) are finite but whose scores or products
+/// dout_i·v_j overflow the type throws std::overflow_error naming the row (detected from the non-finite
+/// ∂L/∂s_i the kernel sums anyway); NaN or Inf inputs propagate as in the forward.
 /// Example: `auto g = attention_vjp(q, k, v, out, lse, dout, opts); g.dq, g.dk, g.dv, g.dscale`.
 template <attention_value T>
 attention_grads<T> attention_vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,

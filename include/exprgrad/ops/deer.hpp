@@ -31,7 +31,10 @@
 // Cap: max_iter (default T). Not converged within the cap, or a non-finite iterate without the
 // guard: the solver evaluates the recurrence sequentially and says so (report.fallback): the
 // returned trajectory is always the recurrence's, never a half-converged iterate.
-// Guard (off by default, as DEER's clip_ytnext): after each solve, NaN → 0 and clip to ±1e8.
+// Guard (off by default, as DEER's clip_ytnext): after each solve, NaN → 0 and clip to ±1e8. An iterate
+// the guard changed is never reported as converged (a diverging cell's clipped iterate can repeat itself and
+// pass the stopping rule, or the monitor's): the solve stops with converged = false and, with fallback, the
+// sequential evaluation gives the recurrence's own trajectory (values beyond ±1e8 or ±inf included).
 //
 // Gradient (deer_vjp): at the solution, λ_t = g_t + J_{t+1}ᵀ λ_{t+1} by one reverse scan with the
 // true dense Jacobians, then one VJP of the batched cell with seed λ gives ∂L/∂θ and ∂L/∂x_t, and
@@ -53,7 +56,9 @@
 #include <cmath>
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -114,8 +119,12 @@ struct deer_iterate {
 struct deer_options {
     deer_method method = deer_method::newton;
     std::size_t max_iter = 0;     ///< iteration cap; 0 = T (always enough in exact arithmetic)
-    double atol = -1, rtol = -1;  ///< negative: the dtype's default (top of ops/deer.hpp)
-    bool guard = false;           ///< NaN → 0 and clip to ±1e8 after each solve (DEER's clip_ytnext)
+    /// Tolerances; negative: the dtype's default (top of ops/deer.hpp). NaN or +inf throws
+    /// std::invalid_argument (as does a method outside the enum).
+    double atol = -1, rtol = -1;
+    /// NaN → 0 and clip to ±1e8 after each solve (DEER's clip_ytnext). A stop on an iterate the guard changed
+    /// reports converged = false (and falls back when `fallback`): a clipped iterate is not the trajectory.
+    bool guard = false;
     bool fallback = true;         ///< not converged: evaluate sequentially (false: return the last iterate)
     scan_options scan{};          ///< how the linear solves split their work
     /// Called after every iteration; returning true stops with converged = true. When set, it
@@ -228,6 +237,24 @@ T default_tol() {
     return std::is_same_v<T, float> ? T(2e-6) : T(1e-12);
 }
 
+// The options' domain (deer_options): a method of the enum (another value read Jacobians that were never
+// computed); atol, rtol not NaN (which silently meant the default) and not +inf (which stops at once).
+inline void check_options(const deer_options& o) {
+    const int m = static_cast<int>(o.method);
+    if (m < static_cast<int>(deer_method::newton) || m > static_cast<int>(deer_method::sech_u)) {
+        throw std::invalid_argument(std::string("exprgrad::") + op_name +
+                                    ": method must be newton, quasi, jacobi, fixed_a or sech_u, got the value " +
+                                    std::to_string(m));
+    }
+    for (const auto& [name, v] : {std::pair{"atol", o.atol}, std::pair{"rtol", o.rtol}}) {
+        if (std::isnan(v) || v == std::numeric_limits<double>::infinity()) {
+            throw std::invalid_argument(std::string("exprgrad::") + op_name + ": " + name +
+                                        " must be finite (negative: the dtype's default), got " +
+                                        (std::isnan(v) ? "nan" : "inf"));
+        }
+    }
+}
+
 }  // namespace deer_detail
 
 /// The DEER engine for cells of type Cell in the number type T: it owns the compiled programs and
@@ -245,6 +272,7 @@ class deer_solver {
     template <class AY, class AX>
     deer_result<T> solve(const Cell& cell, const AY& y0_in, const AX& x_in, const deer_options& o = {}) {
         const auto t_start = deer_detail::clock::now();
+        deer_detail::check_options(o);
         bind_shapes(y0_in, x_in);
         deer_result<T> res;
         deer_report& rep = res.report;
@@ -317,8 +345,14 @@ class deer_solver {
                                            o.scan);
                 }
             }
+            // Whether the guard changed this iterate: then it is not the recurrence's own trajectory.
+            bool guarded = false;
             if (o.guard) {
-                for (auto& v : ynew_) v = std::isnan(v) ? T(0) : std::clamp(v, T(-1e8), T(1e8));
+                for (auto& v : ynew_) {
+                    const T g = std::isnan(v) ? T(0) : std::clamp(v, T(-1e8), T(1e8));
+                    guarded |= !(g == v);
+                    v = g;
+                }
             }
             // update size and the built-in rule
             bool finite = true, small = true;
@@ -350,7 +384,10 @@ class deer_solver {
                 stop = o.monitor(it);
             }
             if (stop) {
-                rep.converged = true;
+                // A guarded iterate can be a fixed point of "solve, then clip" (a diverging cell clipped at
+                // ±1e8 repeats itself): that is not the recurrence's trajectory, so it is not convergence;
+                // the fallback below (when enabled) evaluates the recurrence itself.
+                rep.converged = !guarded;
                 break;
             }
         }

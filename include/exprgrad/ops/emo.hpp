@@ -16,14 +16,19 @@
 // with Êᵀ (N×h by h×V, through BLAS); everything else is O(N·V); no V×V matrix is ever built.
 // Soft targets τ use the product-coupling upper bound Σ_ij p_i τ_j c_ij = Σ_k p_k (Στ − ⟨ê_k, τÊ⟩).
 //
-// NaN/Inf: a NaN logit makes its position's loss and gradient NaN; logits up to ±1e4 are exact (the
-// softmax subtracts the row maximum); zero rows of E (padded vocabulary slots) give ê = 0, not NaN.
+// NaN/Inf: a NaN or +inf logit makes its position's loss and gradient NaN (propagated, not refused); a −inf
+// logit (a masked class) is exact, probability 0, when the target is another class; logits up to ±1e4 are
+// exact (the softmax subtracts the row maximum); zero rows of E (padded vocabulary slots) give ê = 0, not NaN.
+// Refused (std::invalid_argument naming emo_loss, the argument and the value): soft targets with an entry
+// < 0 or NaN, or a row sum off 1 by more than 1e-4 (the row is named); cap NaN or < 0; an objective outside
+// the enum; V = 0; a cost embedding with h = 0. See emo_options and emo_loss.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -44,11 +49,13 @@ namespace exprgrad {
 /// How EMO combines with cross-entropy (see the top of ops/emo.hpp).
 enum class emo_objective { ce, emo, mode1, mode1_capped, mode2 };
 
-/// Options of emo_loss.
+/// Options of emo_loss. Checked on every call (std::invalid_argument naming the option and its value):
+/// objective one of the five enumerators; cap ≥ 0 or +inf (NaN, which would silently mean no cap, and
+/// negative values, which would flip the EMO term's sign, are refused), checked whatever the objective.
 struct emo_options {
     emo_objective objective = emo_objective::mode1;
     long ignore_index = -100;
-    double cap = 3.0;  ///< the weight cap of mode1_capped
+    double cap = 3.0;  ///< the weight cap of mode1_capped: ≥ 0 or +inf (+inf: mode1)
 };
 
 /// The loss, its gradient with respect to the logits, and the mean CE and EMO of the counted positions.
@@ -63,6 +70,55 @@ struct emo_result {
 namespace detail {
 
 inline const char* emo_name = "emo_loss";
+
+// A number for a message: %g with enough digits to show what was passed (nan, inf, -1, 0.99990001).
+inline std::string emo_number(double x) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.9g", x);
+    return buf;
+}
+
+// The options' domain (emo_options); O(1).
+inline void check_emo_options(const emo_options& o) {
+    const int obj = static_cast<int>(o.objective);
+    if (obj < static_cast<int>(emo_objective::ce) || obj > static_cast<int>(emo_objective::mode2)) {
+        throw tex::shape_error(emo_name, "objective must be ce, emo, mode1, mode1_capped or mode2, got the value " +
+                                             std::to_string(obj));
+    }
+    if (!(o.cap >= 0)) throw tex::shape_error(emo_name, "cap must be >= 0 or +inf, got " + emo_number(o.cap));
+}
+
+// Soft targets: each row a distribution, entries ≥ 0 (not NaN) and Σ within soft_mass_tol of 1. Writes the
+// row sums into mass (the loss needs them) in the same pass; throws naming the first bad row.
+inline constexpr double soft_mass_tol = 1e-4;
+template <class T>
+void check_soft_targets(const T* tau, std::size_t n, std::size_t V, double* mass) {
+    std::vector<std::size_t> bad(n);  // the first entry < 0 or NaN of each row, V when none
+    parallel_for(0, n, 64, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t r = lo; r < hi; ++r) {
+            const T* row = tau + r * V;
+            double m = 0;
+            std::size_t b = V;
+            for (std::size_t k = 0; k < V; ++k) {
+                m += row[k];
+                if (!(row[k] >= T(0)) && b == V) b = k;
+            }
+            mass[r] = m;
+            bad[r] = b;
+        }
+    });
+    for (std::size_t r = 0; r < n; ++r) {
+        if (bad[r] < V) {
+            throw tex::shape_error(emo_name, "soft target row " + std::to_string(r) + " has entry " +
+                                                 emo_number(static_cast<double>(tau[r * V + bad[r]])) + " at class " +
+                                                 std::to_string(bad[r]) + " (soft targets must be >= 0)");
+        }
+        if (!(std::abs(mass[r] - 1.0) <= soft_mass_tol)) {
+            throw tex::shape_error(emo_name, "soft target row " + std::to_string(r) + " sums to " +
+                                                 emo_number(mass[r]) + " (each row must sum to 1 within 1e-4)");
+        }
+    }
+}
 
 // 1 / max(‖e_k‖, 1e-12) for every row of E [v, h] (zero rows get 1e12 and stay zero when scaled).
 // Float lanes accumulate blocks of 64 products; the blocks are summed in double.
@@ -209,7 +265,11 @@ emo_shapes<T> check_emo_shapes(const tex::dims& logits, const tex::dims& targets
     emo_shapes<T> s;
     if (logits.rank < 1) throw tex::shape_error(emo_name, "logits must have at least one dimension");
     s.V = logits.at(-1);
-    s.rows = s.V ? logits.size() / s.V : 0;
+    if (s.V == 0) {
+        throw tex::shape_error(emo_name, "logits of shape " + logits.str() +
+                                             " have no classes (V = 0): the last axis must be at least 1");
+    }
+    s.rows = logits.size() / s.V;
     if (soft ? !(targets == logits) : (targets.size() != s.rows || targets.rank != logits.rank - 1)) {
         throw tex::shape_error(emo_name, "targets of shape " + targets.str() + " do not match logits of shape " +
                                              logits.str() +
@@ -222,6 +282,10 @@ emo_shapes<T> check_emo_shapes(const tex::dims& logits, const tex::dims& targets
                                              " (it must be [V, h])");
     }
     s.h = e[1];
+    if (s.h == 0) {  // every cost would be 1: an EMO term that says nothing
+        throw tex::shape_error(emo_name, "cost embedding of shape " + e.str() +
+                                             " has no features (h = 0): it must be [V, h] with h >= 1");
+    }
     return s;
 }
 
@@ -292,6 +356,8 @@ double emo_soft(const T* z, const T* tau, const T* e, const emo_shapes<T>& s, co
                 double* ce_mean, double* emo_mean) {
     const std::size_t n = s.rows;
     if (n == 0) return 0;
+    std::vector<double> mass(n);
+    check_soft_targets(tau, n, s.V, mass.data());  // before any work: nothing is written on a refusal
     T* eh = scratch_slot<T, 3>(s.V * s.h);
     T* inv = scratch_slot<T, 0>(s.V);
     T* u = scratch_slot<T, 1>(n * s.h);
@@ -304,9 +370,7 @@ double emo_soft(const T* z, const T* tau, const T* e, const emo_shapes<T>& s, co
     const double scale = 1.0 / static_cast<double>(n);
     parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t r = lo; r < hi; ++r) {
-            double mass = 0;
-            for (std::size_t k = 0; k < s.V; ++k) mass += tau[r * s.V + k];
-            emo_row(z + r * s.V, d + r * s.V, static_cast<const T*>(nullptr), s.V, -1, tau + r * s.V, mass, opts,
+            emo_row(z + r * s.V, d + r * s.V, static_cast<const T*>(nullptr), s.V, -1, tau + r * s.V, mass[r], opts,
                     dz + r * s.V, scale, ce[r], emo[r], val[r]);
         }
     });
@@ -339,7 +403,8 @@ const typename A::value_type* contiguous(const A& a, xt::xarray<typename A::valu
 /// The EMO loss of logits [..., V] (float or double) against targets, with the cost embedding
 /// E [V, h] (not differentiated): value and d/dlogits. Targets are integers [...] (ignore_index
 /// skips a position) or, with the logits' floating type and shape, soft target distributions.
-/// Throws std::invalid_argument naming the shapes, or an out-of-range target and its position.
+/// Throws std::invalid_argument naming the shapes, an out-of-range target and its position, a bad soft target
+/// row or option (the domain is listed at emo_loss below).
 /// Example: `auto r = emo_loss(logits, targets, lm_head_weight, {.objective = emo_objective::mode1});`
 /// emo_loss writing into `result`, whose dlogits buffer is reused when its shape already fits (so a
 /// training loop allocates nothing in steady state). See emo_loss below.
@@ -352,6 +417,7 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
     const T* z = detail::contiguous(logits, zh);
     const T* e = detail::contiguous(cost_embedding, eh);
     constexpr bool soft = std::is_floating_point_v<typename Tg::value_type>;
+    detail::check_emo_options(opts);
     const tex::dims zshape = tex::dims::of(logits.shape());
     const auto s = detail::check_emo_shapes<T>(zshape, tex::dims::of(targets.shape()),
                                                tex::dims::of(cost_embedding.shape()), soft);
@@ -374,7 +440,11 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
 /// The EMO loss of logits [..., V] (float or double) against targets, with the cost embedding
 /// E [V, h] (not differentiated): value and d/dlogits. Targets are integers [...] (ignore_index
 /// skips a position) or, with the logits' floating type and shape, soft target distributions.
-/// Throws std::invalid_argument naming the shapes, or an out-of-range target and its position.
+/// Domain (each violation throws std::invalid_argument "exprgrad::emo_loss: ..." naming the argument and the
+/// value): logits [..., V] with V ≥ 1; integer targets in [0, V) or ignore_index; soft targets with entries
+/// ≥ 0 and each row summing to 1 within 1e-4 (the row index is named); E [V, h] with h ≥ 1; options as at
+/// emo_options.
+/// NaN logits are not refused: they make their position's loss and gradient NaN.
 /// Example: `auto r = emo_loss(logits, targets, lm_head_weight, {.objective = emo_objective::mode1});`
 template <class L, class Tg, class E>
 requires xt::is_xexpression<L>::value auto emo_loss(const L& logits, const Tg& targets, const E& cost_embedding,
@@ -407,6 +477,7 @@ struct EmoLoss {
         auto& ex = ctx.template extra<EmoLoss>();
         fit(ex.dz, z.shape);
         const emo_options opts{O, Ignore, Cap::value};
+        exprgrad::detail::check_emo_options(opts);  // a negative Cap or an objective outside the enum
         const double loss = exprgrad::detail::emo_hard(z.data, ctx.template ints<Tg>(), e.data, s, opts, ex.dz.data(),
                                                        nullptr, nullptr, nullptr);
         ctx.template out<EmoLoss>(dims{})[0] = static_cast<T>(loss);

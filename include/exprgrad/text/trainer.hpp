@@ -55,7 +55,8 @@ using WordCounts = std::unordered_map<std::string, std::uint64_t>;
 void count_words(std::string_view line, bool split_by_whitespace, WordCounts& counts);
 
 /// Trains a native-mode model from word counts. Throws std::invalid_argument for vocab_size < 261,
-/// max_piece_length < 2, a coverage outside [0, 1] or a shrinking factor outside (0, 1), and if `words` is
+/// max_piece_length < 2, a coverage outside [0, 1] or a shrinking factor outside (0, 1) (NaN included), each
+/// named with the value ("train_unigram: vocab_size must be at least 261, got 5"), and if `words` is
 /// empty. Deterministic: the same counts and options give the same model.
 UnigramModel train_unigram(const WordCounts& words, const TrainOptions& options);
 

@@ -18,14 +18,20 @@
 // jieba (`dict.txt`): `word freq [tag]`, separated by single spaces; freq a non-negative integer. As in
 // jieba, a repeated word takes its last frequency while total sums every line; words of frequency 0 are
 // not pieces (jieba never matches them). Score = log(freq) − log(total); the model's unknown-character score
-// is log(1/total). A UTF-8 byte-order mark at the start is skipped. Ids 0–3 are the reserved specials.
+// is log(1/total). Ids 0–3 are the reserved specials.
+//
+// Every format: a UTF-8 byte-order mark (EF BB BF) at the start of the file is skipped, so it never glues
+// itself to the first piece or the header. A NUL byte anywhere is an error naming its line and column (a
+// vocabulary is UTF-8 text; NULs mean a binary file or UTF-16).
 //
 // Line ends: LF; one CR before an LF (or at the end of the file) is dropped in every format, so CRLF files
 // are accepted (jieba strips it as well). A jieba dictionary whose frequencies sum to 0 is an error naming
 // its last line.
 //
 // Errors: malformed content throws VocabularyFileError, whose message is "FILE:LINE: problem"; nothing is
-// returned or changed then. Writes are atomic: a temporary file in the same directory, fsync, rename.
+// returned or changed then. A field or line quoted in a problem is shortened to about 60 characters (then
+// "..." and its size in bytes), with control and stray bytes written \xHH, so a bad 10 MB line gives a short
+// message. A path that cannot be opened or read, or that is a directory, gives "FILE: problem" (no line). Writes are atomic: a temporary file in the same directory, fsync, rename.
 #pragma once
 
 #include <cstddef>
@@ -69,7 +75,9 @@ struct LoadedVocabulary {
 /// Parses file content; `name` is used in error messages. Throws VocabularyFileError.
 LoadedVocabulary parse_vocabulary(std::string_view content, VocabFormat format, std::string_view name = "<memory>");
 
-/// Reads and parses a file. Throws VocabularyFileError (also when it cannot be read).
+/// Reads and parses a file. Throws VocabularyFileError (also when it cannot be opened or read, naming the
+/// system's reason, when the path is a directory: "PATH: is a directory, not a vocabulary file", and beyond
+/// 1 GiB). Devices and pipes are read until their end, a NUL byte (an error at its line) or 1 GiB.
 LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format);
 
 /// load_vocabulary, then the model. Example: auto m = load_model("fortunes.vocab", VocabFormat::native);
