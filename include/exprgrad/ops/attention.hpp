@@ -13,8 +13,8 @@
 // attention_vjp_into write into caller-owned arrays and reuse a caller-owned attention_workspace (a compiled
 // program's buffers, so a call allocates nothing), and the VJP takes the forward's out and lse.
 //
-// Reference, masks, NaN/Inf policy and benchmarks: docs/attention.md. Research notes:
-// ../shared/research/articles_part1.md §1.
+// Reference, masks, NaN/Inf policy and benchmarks: docs/attention.md; the scale policies follow
+// https://kexue.fm/archives/9812.
 #pragma once
 
 #include <algorithm>

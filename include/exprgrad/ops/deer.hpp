@@ -1,5 +1,5 @@
 // Parallel evaluation of nonlinear recurrences by Newton-type fixed-point iteration (DEER; kexue.fm
-// post 9783 and Lim et al., ICLR 2024; research notes articles_part2.md §3).
+// post 9783, https://kexue.fm/archives/9783, and Lim et al., ICLR 2024; docs/deer.md).
 //
 // Problem: y_t = f(y_{t−1}, x_t; θ) for t = 1..T, y_0 given. The cell f is a tensor expression of
 // the DSL: tensor<0> is the previous state [rows, n], tensor<1> the input [rows, m], tensor<2...>

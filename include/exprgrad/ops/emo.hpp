@@ -1,5 +1,5 @@
 // The EMO loss (earth mover's distance over token embeddings, kexue.fm post 9797 and Ren et al.,
-// "EMO", ICLR 2024), combined with cross-entropy; research notes articles_part1.md §2.
+// "EMO", ICLR 2024), combined with cross-entropy; docs/emo.md, https://kexue.fm/archives/9797.
 //
 // Per position with logits z, p = softmax(z) and target t:
 //   c_k   = 1 − ⟨ê_k, ê_t⟩,  ê = e / max(‖e‖, 1e-12)   (cost of moving mass from token k to t)

@@ -1,5 +1,5 @@
-// Token healing (post 9762, "a problem of large-vocabulary LMs on continuation tasks"; notes
-// ../shared/research/articles_part1.md §4): a prompt's last pieces were segmented without knowing what
+// Token healing (post 9762, "a problem of large-vocabulary LMs on continuation tasks",
+// https://kexue.fm/archives/9762): a prompt's last pieces were segmented without knowing what
 // follows, so a language model rarely continues them; back off and let the first generated piece(s) re-cover
 // the removed text. Standard headers only; compiled in src/text/token_healing.cpp.
 #pragma once
