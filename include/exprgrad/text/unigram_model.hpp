@@ -1,7 +1,8 @@
 // The unigram tokenizer: a vocabulary of scored pieces and the lattice algorithms over it — Viterbi
 // decoding, exact sampling (post 9811's reservoir, FFBS), the log partition function, expected piece counts
 // (its gradient), entropy and n-best. Posts: https://kexue.fm/archives/9768 and
-// https://kexue.fm/archives/9811; guide: docs/tokenizer.md. Standard headers only; the algorithms are compiled (src/text/unigram_model.cpp).
+// https://kexue.fm/archives/9811; guide: docs/tokenizer.md. Standard headers only; the algorithms are
+// compiled (src/text/unigram_model.cpp).
 //
 // Every algorithm makes one or two passes over the text, walking the piece trie from each position; no
 // lattice is stored. Cost O(n·m) for n bytes and longest piece m, memory O(n) (O(n·k) for k-best).
