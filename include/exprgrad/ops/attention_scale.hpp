@@ -379,16 +379,22 @@ enum class score_model { normal, cosine };
 
 /// Inputs of analyze_attention_scale.
 struct scale_analysis_options {
-    std::size_t n = 512;  ///< number of keys, ≥ 1
-    std::size_t d = 64;   ///< head dimension, ≥ 1 (cosine: the dimension of the directions)
+    std::size_t n = 512;  ///< number of keys, ≥ 2
+    std::size_t d = 64;   ///< head dimension, ≥ 1 (cosine: the dimension of the directions, ≥ 2)
     score_model scores = score_model::normal;
-    std::size_t samples = 2000;    ///< Monte-Carlo draws per α, ≥ 2
+    /// Monte-Carlo draws per α: exactly this many when target_stderr is 0, at most this many otherwise;
+    /// 0: no Monte Carlo (curve empty); 1 is refused (no standard error from one draw).
+    std::size_t samples = 2000;
+    /// > 0: draw in rounds (64 draws, then doubling) and stop after the first round where every point's standard
+    /// error is ≤ target_stderr (or `samples` is reached). 0: exactly `samples` draws.
+    double target_stderr = 0.0;
     std::uint64_t seed = 9812;     ///< draws are a function of (seed, draw index) only
     std::vector<double> alphas{};  ///< grid of α (on the scores, before any 1/√d); empty: a default grid
 };
 
 /// One point of the curves: the mean-field surrogate f(α) and the Monte-Carlo estimate of the exact expected
-/// objective E[α(1 − Σp²)] with its standard error.
+/// objective E[α(1 − Σp²)] with its standard error. mean_field is −inf where f(α) is below the smallest double
+/// (normal scores: e^{α²} overflows beyond α ≈ 26.6).
 struct scale_curve_point {
     double alpha;
     double mean_field;
@@ -404,21 +410,49 @@ struct scale_analysis {
     double inv_sqrt_d;          ///< multipliers on q·k of the policies, for comparison
     double entropy_invariant;   ///< with n_ref = 512
     double gradient_max;
+    std::size_t samples;        ///< draws made per α (0: no Monte Carlo, curve empty)
     std::vector<scale_curve_point> curve;
 };
 
+namespace scale {
+
+/// α(1 − Σp²) for p = softmax(α·s) over the n ≥ 1 finite scores s, in O(n): p from the engine's row softmax
+/// (detail::rows::softmax); 1 − Σp² evaluated as r(2 − r) − Σ_{i≠m}p_i², m the largest p and r = Σ_{i≠m}p_i,
+/// so that nothing cancels when p is nearly one-hot. Equals exact_objective (½Σ|J| of the VJP Jacobian, check 1
+/// of the tests). `p` is scratch space of n doubles. Example: s = [1, 2, 3], α = 1 → 0.4894569.
+inline double objective(const double* s, std::size_t n, double alpha, double* p) {
+    exprgrad::detail::rows::softmax(s, alpha, p, n);
+    std::size_t m = 0;
+    for (std::size_t i = 1; i < n; ++i)
+        if (p[i] > p[m]) m = i;
+    double r = 0.0, q2 = 0.0;
+    for (std::size_t i = 0; i < n; ++i)
+        if (i != m) {
+            r += p[i];
+            q2 += p[i] * p[i];
+        }
+    return std::fabs(alpha) * (r * (2.0 - r) - q2);
+}
+
+}  // namespace scale
+
 /// The analysis of notes §1 for n keys: α* of the mean-field objective, the policies' multipliers, and
-/// E[α(1 − Σp²)] over a grid of α estimated from `samples` random score rows with the engine's own softmax
-/// Jacobian (scale::exact_objective). Deterministic for a given seed, whatever the thread count. Cost
-/// O(samples · |grid| · n²) (+ samples · n · d normals for cosine scores). Throws std::invalid_argument on
-/// n < 2 (one key: p = 1 and the objective is 0 for every α), d = 0, d = 1 with cosine scores (every score is
-/// ±1 and the mean-field objective grows without bound), samples < 2, or an α that is negative or not finite
-/// (the objective is α(1 − Σp²), α ≥ 0). Example: `analyze_attention_scale({.n = 64})`.
+/// E[α(1 − Σp²)] over a grid of α estimated from random score rows (scale::objective, O(n) per draw and α).
+/// Deterministic for a given seed, whatever the thread count. Cost: draws · n · (|grid| + 1) score evaluations
+/// (cosine scores: draws · n · (|grid| + d)), plus about 10^5 evaluations for α* and the limit; memory
+/// O(n · threads + draws per round · |grid|). Throws std::invalid_argument on n < 2 (one key: p = 1 and the
+/// objective is 0 for every α), d = 0, d = 1 with cosine scores (every score is ±1 and the mean-field objective
+/// grows without bound), samples = 1, a target_stderr that is negative or NaN, or an α that is negative or not
+/// finite (the objective is α(1 − Σp²), α ≥ 0); std::domain_error when a draw's value is not finite (an α so
+/// large that α·s overflows). Example: `analyze_attention_scale({.n = 64})`.
 inline scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
-    if (opts.n < 2 || opts.d == 0 || opts.samples < 2)
+    if (opts.n < 2 || opts.d == 0 || opts.samples == 1)
         throw std::invalid_argument(
-            "exprgrad::analyze_attention_scale: need n ≥ 2, d ≥ 1 and samples ≥ 2, got n = " + std::to_string(opts.n) +
-            ", d = " + std::to_string(opts.d) + ", samples = " + std::to_string(opts.samples));
+            "exprgrad::analyze_attention_scale: need n ≥ 2, d ≥ 1 and samples ≥ 2 (or 0), got n = " +
+            std::to_string(opts.n) + ", d = " + std::to_string(opts.d) + ", samples = " + std::to_string(opts.samples));
+    if (!(opts.target_stderr >= 0.0))
+        throw std::invalid_argument("exprgrad::analyze_attention_scale: target_stderr must be ≥ 0, got " +
+                                    std::to_string(opts.target_stderr));
     const bool cosine = opts.scores == score_model::cosine;
     if (cosine && opts.d < 2)
         throw std::invalid_argument(
@@ -452,38 +486,60 @@ inline scale_analysis analyze_attention_scale(const scale_analysis_options& opts
         if (!std::isfinite(a) || a < 0.0)
             throw std::invalid_argument("exprgrad::analyze_attention_scale: alpha must be finite and ≥ 0, got " +
                                         std::to_string(a));
+    if (opts.samples == 0) return r;
 
-    const std::size_t S = opts.samples, A = grid.size(), N = opts.n, d = opts.d;
-    std::vector<double> values(S * A);
-    // Each draw is a function of (seed, draw) and writes its own slots: any partition gives the same values.
-    parallel_for(0, S, 16, [&](std::size_t lo, std::size_t hi) {
-        std::vector<double> s(N), work, dir(cosine ? d : 0);
-        for (std::size_t i = lo; i < hi; ++i) {
-            detail::rng g(opts.seed, i);
-            if (cosine) {
-                // By rotational symmetry the query can be e_1: s_j = k_j[0]/‖k_j‖ for a normal vector k_j.
-                for (std::size_t j = 0; j < N; ++j) {
-                    double ss = 0.0;
-                    for (std::size_t c = 0; c < d; ++c) {
-                        dir[c] = g.normal();
-                        ss += dir[c] * dir[c];
+    const std::size_t A = grid.size(), N = opts.n, d = opts.d;
+    // Running sums in draw order (Welford), so the result does not depend on how rounds split the draws.
+    std::vector<double> mean(A, 0.0), m2(A, 0.0), values;
+    std::size_t done = 0;
+    while (done < opts.samples) {
+        const std::size_t round =
+            opts.target_stderr > 0.0 ? std::min(opts.samples - done, std::max<std::size_t>(64, done)) : opts.samples;
+        values.assign(round * A, 0.0);
+        // Each draw is a function of (seed, draw) and writes its own slots: any partition gives the same values.
+        parallel_for(0, round, 16, [&](std::size_t lo, std::size_t hi) {
+            std::vector<double> s(N), p(N), dir(cosine ? d : 0);
+            for (std::size_t k = lo; k < hi; ++k) {
+                detail::rng g(opts.seed, done + k);
+                if (cosine) {
+                    // By rotational symmetry the query can be e_1: s_j = k_j[0]/‖k_j‖ for a normal vector k_j.
+                    for (std::size_t j = 0; j < N; ++j) {
+                        double ss = 0.0;
+                        for (std::size_t c = 0; c < d; ++c) {
+                            dir[c] = g.normal();
+                            ss += dir[c] * dir[c];
+                        }
+                        s[j] = ss > 0.0 ? dir[0] / std::sqrt(ss) : 0.0;
                     }
-                    s[j] = ss > 0.0 ? dir[0] / std::sqrt(ss) : 0.0;
+                } else {
+                    for (auto& x : s) x = g.normal();
                 }
-            } else {
-                for (auto& x : s) x = g.normal();
+                for (std::size_t a = 0; a < A; ++a) values[k * A + a] = scale::objective(s.data(), N, grid[a], p.data());
             }
-            for (std::size_t a = 0; a < A; ++a) values[i * A + a] = scale::exact_objective(s.data(), N, grid[a], work);
+        });
+        for (std::size_t k = 0; k < round; ++k)
+            for (std::size_t a = 0; a < A; ++a) {
+                const double v = values[k * A + a];
+                if (!std::isfinite(v))
+                    throw std::domain_error("exprgrad::analyze_attention_scale: the objective at alpha = " +
+                                            std::to_string(grid[a]) + " is not finite (alpha times a score overflows)");
+                const double delta = v - mean[a];
+                mean[a] += delta / static_cast<double>(done + k + 1);
+                m2[a] += delta * (v - mean[a]);
+            }
+        done += round;
+        if (opts.target_stderr > 0.0 && done >= 2) {
+            bool reached = true;
+            for (std::size_t a = 0; a < A; ++a)
+                reached = reached && std::sqrt(m2[a] / static_cast<double>(done - 1) / static_cast<double>(done)) <=
+                                         opts.target_stderr;
+            if (reached) break;
         }
-    });
+    }
+    r.samples = done;
     for (std::size_t a = 0; a < A; ++a) {
-        double sum = 0.0;
-        for (std::size_t i = 0; i < S; ++i) sum += values[i * A + a];
-        const double mean = sum / static_cast<double>(S);
-        double ss = 0.0;
-        for (std::size_t i = 0; i < S; ++i) ss += (values[i * A + a] - mean) * (values[i * A + a] - mean);
-        const double se = std::sqrt(ss / static_cast<double>(S - 1) / static_cast<double>(S));
-        r.curve.push_back({grid[a], f(grid[a]), mean, se});
+        const double se = std::sqrt(m2[a] / static_cast<double>(done - 1) / static_cast<double>(done));
+        r.curve.push_back({grid[a], f(grid[a]), mean[a], se});
     }
     return r;
 }
