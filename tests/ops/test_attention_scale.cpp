@@ -238,6 +238,30 @@ TEST_CASE("check 4: Monte Carlo of the exact objective, and its α → ∞ limit
     CHECK(scale::top_gap_density_cosine(2, 3) == doctest::Approx(1.0).epsilon(1e-9));
 }
 
+TEST_CASE("cosine scores for n up to 2^32: alpha* finite, the limit exact for uniform scores") {
+    // d = 3: the cosine of uniform directions is uniform on [−1, 1], so g(α) = sinh(α)/α and the density at 0
+    // of the top-two gap is n(n−1)∫(1/4)((x+1)/2)^{n−2}dx = n/2. Both sides of each switch of method.
+    for (const double a : {50.0, 9999.0, 10000.0, 2e4, 1e6, 1e9}) {
+        CAPTURE(a);
+        const double log_g = a - std::log(2 * a) + std::log1p(-std::exp(-2 * a));
+        CHECK(scale::detail::cosine_log_mgf(a, 3).first == doctest::Approx(log_g).epsilon(1e-13));
+        // (log g)' = coth α − 1/α
+        CHECK(scale::detail::cosine_log_mgf(a, 3).second == doctest::Approx(1 / std::tanh(a) - 1 / a).epsilon(1e-12));
+    }
+    for (const std::size_t n : {1000ul, 1001ul, 100000ul, 4294967296ul})
+        CHECK(scale::top_gap_density_cosine(n, 3) == doctest::Approx(n / 2.0).epsilon(1e-7));
+    // The two quadratures agree where they meet (d = 64: the limit grows slowly and smoothly with n).
+    const double below = scale::top_gap_density_cosine(1000, 64), above = scale::top_gap_density_cosine(1001, 64);
+    CHECK(above > below);
+    CHECK(above - below < 1e-3 * below);
+    for (const std::size_t d : {2ul, 3ul, 4ul, 64ul, 1048576ul}) {
+        CAPTURE(d);
+        const double a = scale::gradient_max_alpha_cosine(4294967296.0, d);
+        CHECK(std::isfinite(a));
+        CHECK(a > scale::gradient_max_alpha_cosine(1e6, d));
+    }
+}
+
 TEST_CASE("the analysis is deterministic for a seed, whatever the thread count") {
     scale_analysis_options o;
     o.n = 40;

@@ -195,6 +195,10 @@ def main(exe):
                  check=finite_alpha_star),
             Case("accepted: attention-scale cosine, d = 2^20", att + ["--n", "512", "--scores", "cosine", "--d",
                                                                      "1048576"], 0, check=finite_alpha_star),
+            Case("accepted: attention-scale cosine, d = 2, n = 2^32", att + ["--n", "4294967296", "--scores", "cosine",
+                                                                            "--d", "2"], 0, check=finite_alpha_star),
+            Case("accepted: attention-scale cosine, d = 3, n = 2^32", att + ["--n", "4294967296", "--scores", "cosine",
+                                                                            "--d", "3"], 0, check=finite_alpha_star),
             Case("accepted: attention-scale alpha 1e4", att + ["--n", "8", "--alphas", "1", "1e4"], 0,
                  check=finite_alpha_star),
         ]

@@ -136,6 +136,23 @@ inline std::pair<double, double> cosine_log_mgf(double alpha, std::size_t d) {
     if (alpha == 0.0) return {0.0, 0.0};
     if (!std::isfinite(alpha)) return {alpha, alpha};
     const double half_d = 0.5 * static_cast<double>(d), a2 = alpha * alpha;
+    // Large α (the series needs about α terms): g(α) = Γ(ν+1)(α/2)^{−ν} I_ν(α), ν = d/2 − 1, with Hankel's
+    // expansion I_ν(α) = e^α/√(2πα) Σ_k (−1)^k a_k(ν)/α^k, a_k = Π_{j≤k}(4ν² − (2j−1)²)/(k! 8^k). Used where
+    // α ≥ 10^4 and α ≥ 20ν², so each term is below 1/(40k) of the one before: a few terms give full precision.
+    const double nu = half_d - 1.0;
+    if (alpha >= 1e4 && alpha >= 20.0 * nu * nu) {
+        const double mu = 4.0 * nu * nu;
+        double term = 1.0, sum = 1.0, dsum = 0.0;  // dsum = Σ −k·term_k/α, the derivative of the sum
+        for (int k = 1; k < 60; ++k) {
+            term *= -(mu - (2.0 * k - 1) * (2.0 * k - 1)) / (8.0 * k * alpha);
+            sum += term;
+            dsum -= k * term / alpha;
+            if (std::fabs(term) < 1e-18 * std::fabs(sum)) break;
+        }
+        const double log_g = std::lgamma(nu + 1.0) - nu * std::log(0.5 * alpha) + alpha -
+                             0.5 * std::log(2.0 * std::numbers::pi * alpha) + std::log(sum);
+        return {log_g, -nu / alpha + 1.0 - 0.5 / alpha + dsum / sum};
+    }
     double t = 1.0, sum = 1.0, dsum = 0.0, log_scale = 0.0;  // dsum = Σ 2k t_k, so g' = dsum/α
     for (std::size_t k = 0;; ++k) {
         const double kd = static_cast<double>(k);
@@ -183,7 +200,7 @@ inline double gradient_max_alpha_cosine_uncached(double n, std::size_t d) {
     while (slope(hi) > 0.0) {
         lo = hi;
         hi *= 2.0;
-        if (hi > 1e6) return std::numeric_limits<double>::infinity();
+        if (hi > 1e300) return std::numeric_limits<double>::infinity();  // not reached for finite n
     }
     for (int it = 0; it < 200; ++it) {
         const double mid = 0.5 * (lo + hi);
@@ -247,18 +264,58 @@ inline double top_gap_density_normal(std::size_t n) {
 }
 
 /// The same density at 0 for n i.i.d. cosine scores of dimension d (density ρ(x) ∝ (1 − x²)^{(d−3)/2} on
-/// [−1, 1], CDF F): n(n−1)∫ρ²F^{n−2}, by quadrature on a grid of 2·10^5 intervals. The argument of notes
-/// §1.5 check 4 applies unchanged (bounded i.i.d. scores with a continuous density), but the notes state
-/// it for normal scores only. d ≥ 3 (for d ≤ 2 the density is unbounded and the value is +inf); 0 for n < 2.
+/// [−1, 1], CDF F): n(n−1)∫ρ²F^{n−2}. For n ≤ 1000 by quadrature on a uniform grid of 2·10^5 intervals; for
+/// larger n the integrand lives where the tail 1 − F is about 1/n, a region that narrows like 1/n, so the
+/// integral is taken over the tail y = 1 − x ∈ [0, y_c] only (1 − F(1 − y_c) = 60/n, the rest weighs below
+/// e^{−60}), on the grid y = y_c·w² of 2·10^4 intervals, with 1 − F accumulated from x = 1 (no cancellation).
+/// Checked against n/2 for d = 3 (uniform scores) up to n = 2^32. The argument of notes §1.5 check 4 applies
+/// unchanged (bounded i.i.d. scores with a continuous density), but the notes state it for normal scores only.
+/// d ≥ 3 (for d ≤ 2 the density is unbounded and the value is +inf); 0 for n < 2.
 inline double top_gap_density_cosine(std::size_t n, std::size_t d) {
     if (n < 2) return 0.0;
     if (d < 3) return std::numeric_limits<double>::infinity();
     const double dd = static_cast<double>(d), nn = static_cast<double>(n);
     const double log_c = std::lgamma(dd / 2) - std::lgamma((dd - 1) / 2) - 0.5 * std::log(std::numbers::pi);
-    auto rho = [&](double x) {
-        const double u = 1.0 - x * x;
+    // ρ at x = 1 − y, with 1 − x² = y(2 − y) computed without cancellation near x = 1.
+    auto rho_y = [&](double y) {
+        const double u = y * (2.0 - y);
         return u <= 0.0 ? (d == 3 ? std::exp(log_c) : 0.0) : std::exp(log_c + 0.5 * (dd - 3) * std::log(u));
     };
+    if (n > 1000) {
+        // ∫ over w ∈ [0, 1] with y = yc·w²: q(w) = ρ(1 − y)·dy/dw; tail G(w) = ∫_0^w q, and the integrand
+        // ρ²(1 − G)^{n−2}·dy/dw = q·ρ·(1 − G)^{n−2}. Returns {G(1), the integral} for the given yc.
+        auto tail_integral = [&](double yc, std::size_t N, bool with_integral) {
+            const double h = 1.0 / static_cast<double>(N);
+            auto q = [&](double w) { return rho_y(yc * w * w) * 2.0 * yc * w; };
+            auto integrand = [&](double w, double qw, double G) {
+                return qw * rho_y(yc * w * w) * std::exp((nn - 2) * std::log1p(-std::min(G, 1.0)));
+            };
+            double G = 0.0, total = 0.0, q0 = q(0.0);
+            double g0 = with_integral ? integrand(0.0, q0, 0.0) : 0.0;
+            for (std::size_t i = 0; i < N; ++i) {
+                const double w0 = h * static_cast<double>(i), wm = w0 + 0.5 * h, w1 = w0 + h;
+                const double qm = q(wm), q1 = q(w1);
+                const double Gm = G + h / 24.0 * (5 * q0 + 8 * qm - q1), G1 = G + h / 6.0 * (q0 + 4 * qm + q1);
+                if (with_integral) {
+                    const double gm = integrand(wm, qm, Gm), g1 = integrand(w1, q1, G1);
+                    total += h / 6.0 * (g0 + 4 * gm + g1);
+                    g0 = g1;
+                }
+                G = G1;
+                q0 = q1;
+            }
+            return std::pair{G, total};
+        };
+        // y_c with tail 60/n, by bisection on y ∈ (0, 1] (the tail at y = 1 is 1/2 > 60/n).
+        const double target = 60.0 / nn;
+        double lo = 0.0, hi = 1.0;
+        for (int it = 0; it < 80; ++it) {
+            const double mid = 0.5 * (lo + hi);
+            (tail_integral(mid, 2000, false).first < target ? lo : hi) = mid;
+        }
+        return nn * (nn - 1) * tail_integral(hi, 20000, true).second;
+    }
+    auto rho = [&](double x) { return rho_y(1.0 - x); };
     constexpr std::size_t N = 200000;  // even
     const double h = 2.0 / N;
     // F at the grid points by Simpson's rule on each pair of intervals (midpoints evaluated separately).
