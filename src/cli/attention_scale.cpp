@@ -300,7 +300,7 @@ void register_attention_scale(CLI::App& app) {
         "attention-scale",
         "Gradient-maximising attention scale (kexue.fm 9812): alpha_star, policies, exact Monte Carlo");
     tools::add_number(*sub, "--n", s->n, "Number of keys n (2 to 2^32)", std::uint64_t{2}, std::uint64_t{1} << 32)
-        ->required();
+        ->required()->default_str("");  // no default to show
     tools::add_number(*sub, "--d", s->d,
                       "Head dimension d (1 to 2^20; for cosine scores the dimension of the directions, >= 2)",
                       std::uint64_t{1}, std::uint64_t{1} << 20);

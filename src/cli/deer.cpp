@@ -48,8 +48,9 @@ void check_sizes(const deer_settings& s) {
     const std::uint64_t work = dense ? s.T * s.n * s.n : s.T * s.n;
     if (work > max_work)
         throw tools::usage_error("--T " + std::to_string(s.T) + " with --n " + std::to_string(s.n) + ": T*n" +
-                                 (dense ? "*n" : "") + " = " + std::to_string(work) + " values exceed the limit 2^26 = " +
-                                 std::to_string(max_work) + (dense ? " (--method " + s.method + " stores T n x n Jacobians)" : ""));
+                                 (dense ? "*n" : "") + " = " + std::to_string(work) +
+                                 " values exceed the limit 2^26 = " + std::to_string(max_work) +
+                                 (dense ? " (--method " + s.method + " stores T n x n Jacobians)" : ""));
 }
 
 struct deer_result {
@@ -125,10 +126,15 @@ void register_deer(CLI::App& app) {
         "DEER-type parallel evaluation of the tanh RNN of research notes §3.7 (x_t = tanh(A x_{t-1} + u_t), "
         "A_ij = g sin(0.37(i+1)(j+2)+0.5)/sqrt(n), u_ti = sin(0.1t+i)): iterations until max abs error vs the "
         "sequential loop < 1e-10 (f64) / 1e-5 (f32). Exit status 1 when not converged within the cap.");
-    tools::add_number(*sub, "--n", s->n, "State size n (1 to 1024)", std::uint64_t{1}, max_n)->required();
-    tools::add_number(*sub, "--T", s->T, "Sequence length T (1 to 10^7)", std::uint64_t{1}, max_T)->required();
+    tools::add_number(*sub, "--n", s->n, "State size n (1 to 1024)", std::uint64_t{1}, max_n)
+        ->required()
+        ->default_str("");
+    tools::add_number(*sub, "--T", s->T, "Sequence length T (1 to 10^7)", std::uint64_t{1}, max_T)
+        ->required()
+        ->default_str("");
     tools::add_number(*sub, "--g", s->g, "Gain g of A (spectral radius grows with g; |g| <= 1e6)", -max_gain, max_gain)
-        ->required();
+        ->required()
+        ->default_str("");
     sub->add_option("--method", s->method, "newton | quasi | jacobi | fixed_a | sech_u")
         ->required()
         ->check(CLI::IsMember({"newton", "quasi", "jacobi", "fixed_a", "sech_u"}));
@@ -148,7 +154,8 @@ void register_deer(CLI::App& app) {
         print(*s, r);
         if (r.report.overflow_at > 0)
             throw std::runtime_error("not converged: iterate " + std::to_string(r.report.overflow_at) +
-                                     " is not finite" + (r.report.fallback ? " (fell back to the sequential loop)" : ""));
+                                     " is not finite" +
+                                     (r.report.fallback ? " (fell back to the sequential loop)" : ""));
         if (!r.report.converged)
             throw std::runtime_error("not converged within " + std::to_string(s->cap ? s->cap : s->T) +
                                      " iterations (max_abs_error " + tools::readable(r.max_abs_error) + ")");

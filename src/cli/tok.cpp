@@ -4,7 +4,6 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <stdexcept>
 #include <exprgrad/text/piece_format.hpp>
 #include <exprgrad/text/trainer.hpp>
 #include <exprgrad/text/unigram_model.hpp>
@@ -14,6 +13,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -88,7 +88,8 @@ void stream_lines(const std::string& command, PerLine&& per_line) {
             per_line(line, out);
         } catch (const std::exception& e) {
             // One line of at most 400 characters, whatever the message quotes of a long input line.
-            std::cerr << tools::one_line("exprgrad tok " + command + ": line " + std::to_string(number) + ": " + e.what())
+            std::cerr << tools::one_line("exprgrad tok " + command + ": line " + std::to_string(number) + ": " +
+                                         e.what())
                       << '\n';
             ok = false;
         }
@@ -174,10 +175,12 @@ void register_tok(CLI::App& app) {
     tools::add_number(*sample, "--alpha", s->alpha,
                       "Inverse temperature: P(seg) ∝ exp(alpha·score); < 0: Viterbi, 0: uniform (any finite number)",
                       std::numeric_limits<double>::lowest(), std::numeric_limits<double>::max())
-        ->required();
+        ->required()
+        ->default_str("");
     tools::add_number(*sample, "--seed", s->seed, "Seed of the random generator (xoshiro256**), 0 to 2^64 - 1",
                       std::uint64_t{0}, ~std::uint64_t{0})
-        ->required();
+        ->required()
+        ->default_str("");
     tools::add_number(*sample, "--count", s->count, "Segmentations per input line (1 to 10^6)", std::uint64_t{1},
                       std::uint64_t{1'000'000});
     sample
@@ -200,7 +203,8 @@ void register_tok(CLI::App& app) {
     add_model_options(score, *s);
     tools::add_number(*score, "--alpha", s->alpha, "Inverse temperature, finite and >= 0", 0.0,
                       std::numeric_limits<double>::max())
-        ->required();
+        ->required()
+        ->default_str("");
     score->footer("Prints logZ<TAB>entropy per line with 17 significant digits.");
     score->callback([s] {
         const UnigramModel m = load(*s);
@@ -224,8 +228,8 @@ void register_tok(CLI::App& app) {
     train->add_option("--output,-o", s->output, "Native vocabulary file to write (atomically)")->required();
     tools::add_number(*train, "--max-piece-length", s->max_piece_length, "Longest piece in bytes (2 to 1024)",
                       std::uint64_t{2}, std::uint64_t{1024});
-    tools::add_number(*train, "--character-coverage", s->coverage, "Code points kept whole until this coverage (0 to 1)",
-                      0.0, 1.0);
+    tools::add_number(*train, "--character-coverage", s->coverage,
+                      "Code points kept whole until this coverage (0 to 1)", 0.0, 1.0);
     train->add_flag("--no-utf8-boundaries", s->no_utf8, "Let pieces split UTF-8 code points");
     train->add_flag("--no-split-whitespace", s->no_split, "Let pieces contain inner spaces");
     train->add_flag("--quiet,-q", s->quiet, "No progress on stderr");

@@ -107,8 +107,7 @@ int run_main(CLI::App& app, int argc, const char* const* argv, const std::functi
         if (wants_subcommand) {
             const std::string word = first_unknown(*at, argc, argv);
             if (!word.empty() && word[0] == '-') return usage("unknown option " + shown(word));
-            if (!word.empty())
-                return usage("unknown subcommand " + shown(word) + " (one of: " + names_of(*at) + ")");
+            if (!word.empty()) return usage("unknown subcommand " + shown(word) + " (one of: " + names_of(*at) + ")");
             return usage("missing subcommand (one of: " + names_of(*at) + ")");
         }
         return usage(e.what());

@@ -31,7 +31,9 @@ void check_input_file(std::string_view what, const std::string& path) {
 }
 
 void check_read(const std::istream& in, std::string_view what) {
-    if (in.bad()) throw std::runtime_error("cannot read " + std::string(what) + (errno ? std::string(": ") + std::strerror(errno) : std::string()));
+    if (in.bad())
+        throw std::runtime_error("cannot read " + std::string(what) +
+                                 (errno ? std::string(": ") + std::strerror(errno) : std::string()));
 }
 
 }  // namespace exprgrad::tools

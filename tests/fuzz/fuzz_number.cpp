@@ -65,7 +65,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         require(tools::parse_signed("--opt", reprinted(v)) == v);
         require(attempt([&] { require(tools::parse_signed("--opt", text, v, v) == v); }));
         if (v > std::numeric_limits<std::int64_t>::min())
-            require(!attempt([&] { tools::parse_signed("--opt", text, std::numeric_limits<std::int64_t>::min(), v - 1); }));
+            require(
+                !attempt([&] { tools::parse_signed("--opt", text, std::numeric_limits<std::int64_t>::min(), v - 1); }));
     } else {
         const bool allow_inf = mode == 3;
         const double lo = allow_inf ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::lowest();

@@ -104,7 +104,8 @@ TEST_CASE("a target standard error stops the draws early; samples = 0 skips the 
     o.samples = r.samples;
     const auto fixed = analyze_attention_scale(o);
     CHECK(fixed.samples == r.samples);
-    for (std::size_t a = 0; a < 2; ++a) CHECK(fixed.curve[a].exact_mean == doctest::Approx(r.curve[a].exact_mean).epsilon(1e-13));
+    for (std::size_t a = 0; a < 2; ++a)
+        CHECK(fixed.curve[a].exact_mean == doctest::Approx(r.curve[a].exact_mean).epsilon(1e-13));
     // A target that is never reached: exactly `samples` draws.
     o.samples = 200;
     o.target_stderr = 1e-9;
