@@ -1,6 +1,8 @@
-// Scale policies of scaled dot-product attention, and the analysis behind the "gradient maximisation"
-// policy of kexue.fm post 9812 ("从梯度最大化看Attention的Scale操作", 22 Oct 2023).
-// Notes with the derivations and the reference numbers: ../shared/research/articles_part1.md §1.
+// Scale policies of scaled dot-product attention, and the mean-field α* behind the "gradient maximisation"
+// policy of kexue.fm post 9812 ("从梯度最大化看Attention的Scale操作", 22 Oct 2023,
+// https://kexue.fm/archives/9812; "§1.x" below numbers the steps of the analysis of that post that
+// docs/attention.md summarises). The Monte-Carlo analysis of the exact objective (research tooling, used by
+// `exprgrad attention-scale`) is not installed: src/tools/scale_analysis.
 // Op reference and what the analysis does and does not establish: docs/attention.md.
 //
 // A policy yields the final multiplier s on q·k of one query row, from the number n of keys that row
@@ -136,6 +138,23 @@ inline std::pair<double, double> cosine_log_mgf(double alpha, std::size_t d) {
     if (alpha == 0.0) return {0.0, 0.0};
     if (!std::isfinite(alpha)) return {alpha, alpha};
     const double half_d = 0.5 * static_cast<double>(d), a2 = alpha * alpha;
+    // Large α (the series needs about α terms): g(α) = Γ(ν+1)(α/2)^{−ν} I_ν(α), ν = d/2 − 1, with Hankel's
+    // expansion I_ν(α) = e^α/√(2πα) Σ_k (−1)^k a_k(ν)/α^k, a_k = Π_{j≤k}(4ν² − (2j−1)²)/(k! 8^k). Used where
+    // α ≥ 10^4 and α ≥ 20ν², so each term is below 1/(40k) of the one before: a few terms give full precision.
+    const double nu = half_d - 1.0;
+    if (alpha >= 1e4 && alpha >= 20.0 * nu * nu) {
+        const double mu = 4.0 * nu * nu;
+        double term = 1.0, sum = 1.0, dsum = 0.0;  // dsum = Σ −k·term_k/α, the derivative of the sum
+        for (int k = 1; k < 60; ++k) {
+            term *= -(mu - (2.0 * k - 1) * (2.0 * k - 1)) / (8.0 * k * alpha);
+            sum += term;
+            dsum -= k * term / alpha;
+            if (std::fabs(term) < 1e-18 * std::fabs(sum)) break;
+        }
+        const double log_g = std::lgamma(nu + 1.0) - nu * std::log(0.5 * alpha) + alpha -
+                             0.5 * std::log(2.0 * std::numbers::pi * alpha) + std::log(sum);
+        return {log_g, -nu / alpha + 1.0 - 0.5 / alpha + dsum / sum};
+    }
     double t = 1.0, sum = 1.0, dsum = 0.0, log_scale = 0.0;  // dsum = Σ 2k t_k, so g' = dsum/α
     for (std::size_t k = 0;; ++k) {
         const double kd = static_cast<double>(k);
@@ -183,7 +202,7 @@ inline double gradient_max_alpha_cosine_uncached(double n, std::size_t d) {
     while (slope(hi) > 0.0) {
         lo = hi;
         hi *= 2.0;
-        if (hi > 1e6) return std::numeric_limits<double>::infinity();
+        if (hi > 1e300) return std::numeric_limits<double>::infinity();  // not reached for finite n
     }
     for (int it = 0; it < 200; ++it) {
         const double mid = 0.5 * (lo + hi);
@@ -216,71 +235,6 @@ inline double gradient_max_alpha_cosine(double n, std::size_t d) {
     return a;
 }
 
-
-namespace detail {
-
-/// Composite Simpson rule of f over [a, b] with an even number of intervals.
-template <class F>
-double simpson(F&& f, double a, double b, std::size_t intervals) {
-    intervals += intervals % 2;
-    const double h = (b - a) / static_cast<double>(intervals);
-    double s = f(a) + f(b);
-    for (std::size_t i = 1; i < intervals; ++i) s += (i % 2 ? 4.0 : 2.0) * f(a + h * static_cast<double>(i));
-    return s * h / 3.0;
-}
-
-}  // namespace detail
-
-/// The density at 0 of the gap between the two largest of n i.i.d. N(0, 1) scores:
-/// n(n−1)∫φ(x)²Φ(x)^{n−2}dx, by Simpson's rule on [−12, 12] (relative error below 1e-9 for 2 ≤ n ≤ 1e7).
-/// It is the limit of E[α(1 − Σp²)] as α → ∞ (notes §1.5 check 4). 0 for n < 2.
-/// Examples: n = 64 → 2.344, n = 512 → 3.044, n = 4096 → 3.626.
-inline double top_gap_density_normal(std::size_t n) {
-    if (n < 2) return 0.0;
-    const double nn = static_cast<double>(n);
-    auto f = [&](double x) {
-        const double log_phi = -0.5 * x * x - 0.5 * std::log(2 * std::numbers::pi);
-        const double log_cdf = std::log(0.5 * std::erfc(-x / std::numbers::sqrt2));
-        return std::exp(2 * log_phi + (nn - 2) * log_cdf);
-    };
-    return nn * (nn - 1) * detail::simpson(f, -12.0, 12.0, 96000);
-}
-
-/// The same density at 0 for n i.i.d. cosine scores of dimension d (density ρ(x) ∝ (1 − x²)^{(d−3)/2} on
-/// [−1, 1], CDF F): n(n−1)∫ρ²F^{n−2}, by quadrature on a grid of 2·10^5 intervals. The argument of notes
-/// §1.5 check 4 applies unchanged (bounded i.i.d. scores with a continuous density), but the notes state
-/// it for normal scores only. d ≥ 3 (for d ≤ 2 the density is unbounded and the value is +inf); 0 for n < 2.
-inline double top_gap_density_cosine(std::size_t n, std::size_t d) {
-    if (n < 2) return 0.0;
-    if (d < 3) return std::numeric_limits<double>::infinity();
-    const double dd = static_cast<double>(d), nn = static_cast<double>(n);
-    const double log_c = std::lgamma(dd / 2) - std::lgamma((dd - 1) / 2) - 0.5 * std::log(std::numbers::pi);
-    auto rho = [&](double x) {
-        const double u = 1.0 - x * x;
-        return u <= 0.0 ? (d == 3 ? std::exp(log_c) : 0.0) : std::exp(log_c + 0.5 * (dd - 3) * std::log(u));
-    };
-    constexpr std::size_t N = 200000;  // even
-    const double h = 2.0 / N;
-    // F at the grid points by Simpson's rule on each pair of intervals (midpoints evaluated separately).
-    double F = 0.0, total = 0.0;
-    double prev = rho(-1.0);
-    auto integrand = [&](double r, double cdf) {
-        return r * r * (n == 2 ? 1.0 : cdf > 0 ? std::exp((nn - 2) * std::log(cdf)) : 0.0);
-    };
-    double g_prev = integrand(prev, 0.0);
-    for (std::size_t i = 0; i < N; ++i) {
-        const double x0 = -1.0 + h * static_cast<double>(i);
-        const double rm = rho(x0 + 0.5 * h), r1 = rho(x0 + h);
-        const double Fm = F + h / 24.0 * (5 * prev + 8 * rm - r1);  // quadratic through the three points
-        const double F1 = F + h / 6.0 * (prev + 4 * rm + r1);
-        const double g_mid = integrand(rm, std::min(Fm, 1.0)), g1 = integrand(r1, std::min(F1, 1.0));
-        total += h / 6.0 * (g_prev + 4 * g_mid + g1);
-        F = F1;
-        prev = r1;
-        g_prev = g1;
-    }
-    return nn * (nn - 1) * total;
-}
 
 /// The exact gradient objective α(1 − Σp²) of one row of scores, measured as ½Σ_{i,j}|∂p_i/∂s_j| with p =
 /// softmax(α·s) and the Jacobian built column by column from the softmax VJP that the attention kernels run
@@ -340,152 +294,6 @@ inline double scale_policy::multiplier(double n, std::size_t d, bool cosine) con
             return value;
     }
     return inv;
-}
-
-namespace detail {
-
-/// The library's generator (nn/random.hpp) on one of several independent streams, with Box–Muller
-/// normals that use both values of each pair (the analysis draws many).
-class rng {
-  public:
-    rng(std::uint64_t seed, std::uint64_t stream) : g_(seed ^ (0xD1B54A32D192ED03ULL * (stream + 1))) {}
-    std::uint64_t next() { return g_.next_u64(); }
-    /// Uniform in [0, 1): the top 53 bits times 2^-53.
-    double uniform() { return g_.uniform(); }
-    /// Standard normal by Box–Muller (both values used), u1 in (0, 1] so that log u1 is finite.
-    double normal() {
-        if (have_spare_) {
-            have_spare_ = false;
-            return spare_;
-        }
-        const double u1 = static_cast<double>((next() >> 11) + 1) * 0x1.0p-53, u2 = uniform();
-        const double r = std::sqrt(-2.0 * std::log(u1)), t = 2.0 * std::numbers::pi * u2;
-        spare_ = r * std::sin(t);
-        have_spare_ = true;
-        return r * std::cos(t);
-    }
-
-  private:
-    exprgrad::rng g_;
-    double spare_ = 0.0;
-    bool have_spare_ = false;
-};
-
-}  // namespace detail
-
-/// The score model of the analysis: i.i.d. N(0, 1) scores (q·k/√d at initialisation), or cosines between a
-/// random query direction and n random key directions of R^d (normalize_qk).
-enum class score_model { normal, cosine };
-
-/// Inputs of analyze_attention_scale.
-struct scale_analysis_options {
-    std::size_t n = 512;  ///< number of keys, ≥ 1
-    std::size_t d = 64;   ///< head dimension, ≥ 1 (cosine: the dimension of the directions)
-    score_model scores = score_model::normal;
-    std::size_t samples = 2000;    ///< Monte-Carlo draws per α, ≥ 2
-    std::uint64_t seed = 9812;     ///< draws are a function of (seed, draw index) only
-    std::vector<double> alphas{};  ///< grid of α (on the scores, before any 1/√d); empty: a default grid
-};
-
-/// One point of the curves: the mean-field surrogate f(α) and the Monte-Carlo estimate of the exact expected
-/// objective E[α(1 − Σp²)] with its standard error.
-struct scale_curve_point {
-    double alpha;
-    double mean_field;
-    double exact_mean;
-    double exact_stderr;
-};
-
-/// Result of analyze_attention_scale.
-struct scale_analysis {
-    double alpha_star;          ///< maximiser of the mean-field objective (on the scores)
-    double mean_field_at_star;  ///< f(α*)
-    double limit;               ///< lim_{α→∞} E[α(1 − Σp²)] = density at 0 of the top-two gap
-    double inv_sqrt_d;          ///< multipliers on q·k of the policies, for comparison
-    double entropy_invariant;   ///< with n_ref = 512
-    double gradient_max;
-    std::vector<scale_curve_point> curve;
-};
-
-/// The analysis of notes §1 for n keys: α* of the mean-field objective, the policies' multipliers, and
-/// E[α(1 − Σp²)] over a grid of α estimated from `samples` random score rows with the engine's own softmax
-/// Jacobian (scale::exact_objective). Deterministic for a given seed, whatever the thread count. Cost
-/// O(samples · |grid| · n²) (+ samples · n · d normals for cosine scores). Throws std::invalid_argument on
-/// n < 2 (one key: p = 1 and the objective is 0 for every α), d = 0, d = 1 with cosine scores (every score is
-/// ±1 and the mean-field objective grows without bound), samples < 2, or an α that is negative or not finite
-/// (the objective is α(1 − Σp²), α ≥ 0). Example: `analyze_attention_scale({.n = 64})`.
-inline scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
-    if (opts.n < 2 || opts.d == 0 || opts.samples < 2)
-        throw std::invalid_argument(
-            "exprgrad::analyze_attention_scale: need n ≥ 2, d ≥ 1 and samples ≥ 2, got n = " + std::to_string(opts.n) +
-            ", d = " + std::to_string(opts.d) + ", samples = " + std::to_string(opts.samples));
-    const bool cosine = opts.scores == score_model::cosine;
-    if (cosine && opts.d < 2)
-        throw std::invalid_argument(
-            "exprgrad::analyze_attention_scale: cosine scores need d ≥ 2 (for d = 1 every score is ±1 and the "
-            "mean-field objective has no finite maximiser), got d = " +
-            std::to_string(opts.d));
-    const double n = static_cast<double>(opts.n);
-    scale_analysis r{};
-    r.alpha_star = cosine ? scale::gradient_max_alpha_cosine(n, opts.d) : scale::gradient_max_alpha(n);
-    auto f = [&](double a) {
-        return cosine ? scale::mean_field_objective_cosine(a, n, opts.d) : scale::mean_field_objective(a, n);
-    };
-    r.mean_field_at_star = f(r.alpha_star);
-    r.limit = cosine ? scale::top_gap_density_cosine(opts.n, opts.d) : scale::top_gap_density_normal(opts.n);
-    r.inv_sqrt_d = scale::inv_sqrt_d().multiplier(n, opts.d, cosine);
-    r.entropy_invariant = scale::entropy_invariant(512).multiplier(n, opts.d, cosine);
-    r.gradient_max = scale::gradient_max().multiplier(n, opts.d, cosine);
-
-    std::vector<double> grid = opts.alphas;
-    if (grid.empty()) {
-        if (cosine) {
-            for (double m : {0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0})
-                grid.push_back(m * std::max(r.alpha_star, 1.0));
-        } else {
-            grid = {0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 40.0};
-            grid.push_back(r.alpha_star);
-        }
-        std::sort(grid.begin(), grid.end());
-    }
-    for (double a : grid)
-        if (!std::isfinite(a) || a < 0.0)
-            throw std::invalid_argument("exprgrad::analyze_attention_scale: alpha must be finite and ≥ 0, got " +
-                                        std::to_string(a));
-
-    const std::size_t S = opts.samples, A = grid.size(), N = opts.n, d = opts.d;
-    std::vector<double> values(S * A);
-    // Each draw is a function of (seed, draw) and writes its own slots: any partition gives the same values.
-    parallel_for(0, S, 16, [&](std::size_t lo, std::size_t hi) {
-        std::vector<double> s(N), work, dir(cosine ? d : 0);
-        for (std::size_t i = lo; i < hi; ++i) {
-            detail::rng g(opts.seed, i);
-            if (cosine) {
-                // By rotational symmetry the query can be e_1: s_j = k_j[0]/‖k_j‖ for a normal vector k_j.
-                for (std::size_t j = 0; j < N; ++j) {
-                    double ss = 0.0;
-                    for (std::size_t c = 0; c < d; ++c) {
-                        dir[c] = g.normal();
-                        ss += dir[c] * dir[c];
-                    }
-                    s[j] = ss > 0.0 ? dir[0] / std::sqrt(ss) : 0.0;
-                }
-            } else {
-                for (auto& x : s) x = g.normal();
-            }
-            for (std::size_t a = 0; a < A; ++a) values[i * A + a] = scale::exact_objective(s.data(), N, grid[a], work);
-        }
-    });
-    for (std::size_t a = 0; a < A; ++a) {
-        double sum = 0.0;
-        for (std::size_t i = 0; i < S; ++i) sum += values[i * A + a];
-        const double mean = sum / static_cast<double>(S);
-        double ss = 0.0;
-        for (std::size_t i = 0; i < S; ++i) ss += (values[i * A + a] - mean) * (values[i * A + a] - mean);
-        const double se = std::sqrt(ss / static_cast<double>(S - 1) / static_cast<double>(S));
-        r.curve.push_back({grid[a], f(grid[a]), mean, se});
-    }
-    return r;
 }
 
 }  // namespace exprgrad
