@@ -3,6 +3,8 @@
 // algorithm, its bounds and its measured cost: docs/abc.md. Standard headers only.
 #pragma once
 
+#include "exprgrad/config.hpp"  // first: its C++20 guard
+
 #include <bit>
 #include <cmath>
 #include <cstdint>

@@ -9,6 +9,8 @@
 // alphabet; references returned by add() stay valid while the set lives (the storage is a deque).
 #pragma once
 
+#include "exprgrad/config.hpp"  // first: its C++20 guard
+
 #include <cstddef>
 #include <deque>
 #include <stdexcept>

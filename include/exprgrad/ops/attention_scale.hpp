@@ -7,6 +7,8 @@
 // attends, the head dimension d and whether q and k are L2-normalised (cosine attention).
 #pragma once
 
+#include "exprgrad/config.hpp"  // first: its C++20 guard
+
 #include "exprgrad/random.hpp"
 
 #include <algorithm>

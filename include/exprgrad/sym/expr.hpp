@@ -3,6 +3,8 @@
 // structurally equal expressions are the same type.
 #pragma once
 
+#include "exprgrad/config.hpp"  // first: its C++20 guard
+
 #include <cstdint>
 #include <numeric>
 #include <type_traits>

@@ -2,6 +2,8 @@
 // types: constants of the evaluation type, lane-wise selection, NaN tests.
 #pragma once
 
+#include "exprgrad/config.hpp"  // first: its C++20 guard
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>

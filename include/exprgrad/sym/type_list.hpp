@@ -6,6 +6,8 @@
 // types close to linear (boost::hana::set built by insertion is quadratic in instantiations).
 #pragma once
 
+#include "exprgrad/config.hpp"  // first: its C++20 guard
+
 #include <cstddef>
 #include <type_traits>
 

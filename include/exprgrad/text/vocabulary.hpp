@@ -2,6 +2,8 @@
 // and a kind), indexed by id and by text. Standard headers only; the file formats are in vocab_io.hpp.
 #pragma once
 
+#include "exprgrad/config.hpp"  // first: its C++20 guard
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
