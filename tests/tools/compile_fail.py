@@ -8,6 +8,9 @@ a user reads the first error, so the library's message must not hide behind a ge
 A case may also state `// expect-errors: N`: the compiler must then report exactly N errors, each
 carrying the first expected sentence (one per rejected use, and no fallout from them). A case may
 state its own language standard with `// std: c++17` (default c++20).
+
+With `--headers DIR`, every public header under DIR is also compiled alone with -std=c++17: it must
+either compile or stop first at the library's C++20 guard (not inside its own C++20 code).
 """
 import argparse
 import pathlib
@@ -30,10 +33,14 @@ def directive(text: str, name: str):
     return next((l.split(name + ":", 1)[1].strip() for l in text.splitlines() if f"// {name}:" in l), None)
 
 
+GUARD = "exprgrad needs C++20"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--include", action="append", default=[])
     ap.add_argument("--cases", required=True)
+    ap.add_argument("--headers", help="include/exprgrad: check the C++20 guard of every public header")
     ap.add_argument("compiler", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = [c for c in a.compiler if c != "--"]
@@ -70,7 +77,19 @@ def main() -> int:
             failures += 1
         else:
             print(f"ok   {case.name}: {expect[0]}")
-    print(f"compile_fail: {len(cases) - failures} passed, {failures} failed")
+    checked = len(cases)
+    if a.headers:
+        root = pathlib.Path(a.headers)
+        for header in sorted(root.rglob("*.hpp")):
+            name = header.relative_to(root.parent).as_posix()
+            r = subprocess.run(cmd + ["-std=c++17", "-Wfatal-errors"] + flags + ["-x", "c++", "-"],
+                               input=f"#include <{name}>\nint main() {{}}\n", capture_output=True, text=True)
+            checked += 1
+            if r.returncode != 0 and GUARD not in first_error(r.stderr):
+                print(f"FAIL {name} under -std=c++17: the first error is not the C++20 guard:\n  {first_error(r.stderr)}")
+                failures += 1
+        print(f"checked the C++20 guard of every header under {root}")
+    print(f"compile_fail: {checked - failures} passed, {failures} failed")
     return 1 if failures else 0
 
 
