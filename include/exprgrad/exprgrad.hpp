@@ -9,9 +9,9 @@
 //   auto dfdx = d(f, x);
 #pragma once
 
-// First: config.hpp refuses a standard older than C++20 with an `#error` (every public header reaches
-// it before any C++20 construct, so the guard fires whichever header comes first; tested by
-// tests/tools/compile_fail.py --headers).
+// First: a standard older than C++20 is refused with one `#error` line (require_cxx20.hpp, which
+// every public header reaches before any C++20 construct), then the build configuration.
+#include "exprgrad/require_cxx20.hpp"
 #include "exprgrad/config.hpp"
 
 // The compiled library and every consumer must agree on the instruction set and on

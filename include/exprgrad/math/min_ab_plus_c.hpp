@@ -3,7 +3,7 @@
 // algorithm, its bounds and its measured cost: docs/abc.md. Standard headers only.
 #pragma once
 
-#include "exprgrad/config.hpp"  // first: its C++20 guard
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
 
 #include <bit>
 #include <cmath>

@@ -9,7 +9,7 @@
 // alphabet; references returned by add() stay valid while the set lives (the storage is a deque).
 #pragma once
 
-#include "exprgrad/config.hpp"  // first: its C++20 guard
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
 
 #include <cstddef>
 #include <deque>

@@ -7,7 +7,7 @@
 // attends, the head dimension d and whether q and k are L2-normalised (cosine attention).
 #pragma once
 
-#include "exprgrad/config.hpp"  // first: its C++20 guard
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
 
 #include "exprgrad/random.hpp"
 

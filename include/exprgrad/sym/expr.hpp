@@ -3,7 +3,7 @@
 // structurally equal expressions are the same type.
 #pragma once
 
-#include "exprgrad/config.hpp"  // first: its C++20 guard
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
 
 #include <cstdint>
 #include <numeric>

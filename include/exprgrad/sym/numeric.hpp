@@ -2,7 +2,7 @@
 // types: constants of the evaluation type, lane-wise selection, NaN tests.
 #pragma once
 
-#include "exprgrad/config.hpp"  // first: its C++20 guard
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
 
 #include <cmath>
 #include <cstddef>

@@ -13,7 +13,7 @@
 // the gradient of sum(A·B) needs no GEMM.
 #pragma once
 
-#include "exprgrad/config.hpp"  // first: its C++20 guard
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
 
 #include <algorithm>
 #include <array>
