@@ -3,6 +3,7 @@
 // checkpoint, resuming and training M more gives bit-identical parameters to N + M steps.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -152,4 +153,20 @@ TEST_CASE("the gradient rule: a layer adds into parameter gradients and returns 
     const xt::xarray<float> g2 = std::get<0>(prog(x, w0, dy).second);
     CHECK(xt::allclose(g1, dw_hand));
     CHECK(g2 == g1);
+}
+
+TEST_CASE("a layer whose output does not read its input returns dL/dx as zeros of the input's shape") {
+    // y = tanh(b): the input's gradient is zeros of x's shape (it was a shared one-element array, which
+    // the previous layer's backward then refused as an adjoint of the wrong size)
+    nn::parameter_set<float> ps;
+    auto& b = ps.add("b", xt::xarray<float>{0.5f, -0.25f});
+    nn::expr_layer<float, decltype(tanh(tensor<1>)), 1> constant_layer({&b});
+    xt::xarray<float> x = xt::ones<float>({3, 2});
+    ps.zero_grad();
+    const auto& y = constant_layer.forward(x);
+    const xt::xarray<float> dy = xt::ones<float>(y.shape());
+    const auto& dx = constant_layer.backward(dy);
+    CHECK(dx.shape() == x.shape());
+    CHECK(xt::amax(xt::abs(dx))() == 0.0f);
+    CHECK(b.grad(0) == doctest::Approx(1 - std::tanh(0.5f) * std::tanh(0.5f)));
 }
