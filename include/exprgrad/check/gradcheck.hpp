@@ -95,10 +95,10 @@ gradcheck_report gradcheck(E, tex::wrt_t<W...>, const gradcheck_options& opts, c
     static_assert(sizeof...(W) > 0, "exprgrad: gradcheck(expr, wrt<I...>, args...) needs at least one index");
     static_assert(((W >= 0 && W < static_cast<int>(sizeof...(Args))) && ...),
                   "exprgrad: gradcheck: a wrt index names no argument of the call");
-    static_assert(
-        (detail::is_float_array<std::tuple_element_t<static_cast<std::size_t>(W < 0 ? 0 : W), std::tuple<Args..., double>>> &&
-         ...),
-        "exprgrad: gradcheck: a wrt argument must be a floating-point array");
+    using arg_types = std::tuple<Args..., double>;  // the extra double keeps a bad index from a second error
+    static_assert((detail::is_float_array<std::tuple_element_t<static_cast<std::size_t>(W < 0 ? 0 : W), arg_types>> &&
+                   ...),
+                  "exprgrad: gradcheck: a wrt argument must be a floating-point array");
     auto args = std::make_tuple(detail::as_double(raw)...);
     using wrt = std::integer_sequence<int, W...>;
     gradcheck_report report;
@@ -159,8 +159,8 @@ gradcheck_report gradcheck(E, tex::wrt_t<W...>, const gradcheck_options& opts, c
 
 namespace detail {
 template <class... Args>
-constexpr bool first_is_options = std::is_same_v<std::remove_cvref_t<std::tuple_element_t<0, std::tuple<Args..., void>>>,
-                                                 gradcheck_options>;
+constexpr bool first_is_options =
+    std::is_same_v<std::remove_cvref_t<std::tuple_element_t<0, std::tuple<Args..., void>>>, gradcheck_options>;
 template <class T>
 struct is_wrt : std::false_type {};
 template <int... W>

@@ -152,16 +152,16 @@ concept SymConstant = sym::Constant<T>;
         return map(                                                                            \
             K {} op sym::var<0>, a);                                                           \
     }                                                                                          \
-    /** Rejected: a raw number as an operand; write 2_c or pass it as an argument. */            \
+    /** Rejected: a raw number as an operand; write 2_c or pass it as an argument. */          \
     template <TensorExpr A, sym::RawNumber N>                                                  \
     constexpr auto operator op(A a, N) {                                                       \
-        static_assert(detail::reject_raw<N>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);               \
+        static_assert(detail::reject_raw<N>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);              \
         return a;                                                                              \
     }                                                                                          \
-    /** Rejected: a raw number as an operand; write 2_c or pass it as an argument. */            \
+    /** Rejected: a raw number as an operand; write 2_c or pass it as an argument. */          \
     template <sym::RawNumber N, TensorExpr A>                                                  \
     constexpr auto operator op(N, A a) {                                                       \
-        static_assert(detail::reject_raw<N>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);               \
+        static_assert(detail::reject_raw<N>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);              \
         return a;                                                                              \
     }
 EXPRGRAD_TENSOR_BINARY(+)

@@ -74,7 +74,8 @@ using grad_array = xt::xarray<T>;
 /// `auto [v, g] = value_and_grad(f, wrt<0>)(x);` is safe (and allocates a workspace per call).
 /// A call takes exactly one argument per placeholder, tensor<0> up to the highest tensor<I> the
 /// loss reads or differentiates: an extra or a missing argument does not compile.
-/// Not reentrant (one call at a time per program object; copy-construct another for a thread).
+/// Not reentrant (one call at a time per program object; build another with value_and_grad for
+/// each thread).
 /// Example:
 ///   auto prog = value_and_grad(mean(square(matmul(X, W))), wrt<1>);
 ///   auto [loss, grads] = prog(Xv, Wv);   const auto& dW = std::get<0>(grads);
@@ -85,8 +86,8 @@ class grad_program {
     auto operator()(const Args&... args) & {
         using T = typename detail::value_type_of_args<Args...>::type;
         auto r = run(args...);
-        return std::pair<T, std::tuple<grad_ref<T, W>...>>(r.out_value,
-                                                           std::tuple<grad_ref<T, W>...>(r.prog.template grad_of<W>()...));
+        return std::pair<T, std::tuple<grad_ref<T, W>...>>(
+            r.out_value, std::tuple<grad_ref<T, W>...>(r.prog.template grad_of<W>()...));
     }
     /// On a temporary program: the same results, the gradients as owning arrays (see above).
     template <class... Args>
