@@ -9,6 +9,9 @@
 //   auto dfdx = d(f, x);
 #pragma once
 
+// First: a standard older than C++20 is refused with one `#error` line (require_cxx20.hpp, which
+// every public header reaches before any C++20 construct), then the build configuration.
+#include "exprgrad/require_cxx20.hpp"
 #include "exprgrad/config.hpp"
 
 // The compiled library and every consumer must agree on the instruction set and on

@@ -3,6 +3,7 @@
 // checkpoint, resuming and training M more gives bit-identical parameters to N + M steps.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -114,4 +115,58 @@ TEST_CASE("N steps, checkpoint, resume, M steps == N + M steps without a break (
         for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(a.data()[i] == b.data()[i]);
     }
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the gradient rule: a layer adds into parameter gradients and returns a fresh dL/dx") {
+    // y = x W for one dense layer; by hand, dL/dW = xᵀ dy and dL/dx = dy Wᵀ.
+    nn::parameter_set<float> ps;
+    xt::xarray<float> w0 = {{0.5f, -1.0f}, {2.0f, 0.25f}, {-0.5f, 1.5f}};
+    auto& w = ps.add("w", w0);
+    nn::expr_layer<float, decltype(matmul(tensor<0>, tensor<1>)), 1> dense({&w});
+    xt::xarray<float> x = {{1.0f, 2.0f, 3.0f}, {-1.0f, 0.5f, 2.0f}};
+    xt::xarray<float> dy = {{1.0f, -2.0f}, {0.5f, 3.0f}};
+    xt::xarray<float> dw_hand = xt::zeros<float>({3, 2}), dx_hand = xt::zeros<float>({2, 3});
+    for (std::size_t i = 0; i < 2; ++i)
+        for (std::size_t k = 0; k < 3; ++k)
+            for (std::size_t j = 0; j < 2; ++j) {
+                dw_hand(k, j) += x(i, k) * dy(i, j);
+                dx_hand(i, k) += dy(i, j) * w0(k, j);
+            }
+    ps.zero_grad();
+    dense.forward(x);
+    const xt::xarray<float> dx1 = dense.backward(dy);
+    CHECK(xt::allclose(w.grad, dw_hand));
+    CHECK(xt::allclose(dx1, dx_hand));
+    // a second backward without zeroing accumulates into the parameter, not into dL/dx
+    dense.forward(x);
+    const xt::xarray<float> dx2 = dense.backward(dy);
+    CHECK(xt::allclose(w.grad, 2.0f * dw_hand));
+    CHECK(dx2 == dx1);
+    // zero_grad restores a single step's gradient
+    ps.zero_grad();
+    dense.forward(x);
+    dense.backward(dy);
+    CHECK(xt::allclose(w.grad, dw_hand));
+    // value_and_grad on the same expression assigns: its gradient is the same on every call
+    auto prog = value_and_grad(sum(matmul(tensor<0>, tensor<1>) * tensor<2>), wrt<1>);
+    const xt::xarray<float> g1 = std::get<0>(prog(x, w0, dy).second);
+    const xt::xarray<float> g2 = std::get<0>(prog(x, w0, dy).second);
+    CHECK(xt::allclose(g1, dw_hand));
+    CHECK(g2 == g1);
+}
+
+TEST_CASE("a layer whose output does not read its input returns dL/dx as zeros of the input's shape") {
+    // y = tanh(b): the input's gradient is zeros of x's shape (it was a shared one-element array, which
+    // the previous layer's backward then refused as an adjoint of the wrong size)
+    nn::parameter_set<float> ps;
+    auto& b = ps.add("b", xt::xarray<float>{0.5f, -0.25f});
+    nn::expr_layer<float, decltype(tanh(tensor<1>)), 1> constant_layer({&b});
+    xt::xarray<float> x = xt::ones<float>({3, 2});
+    ps.zero_grad();
+    const auto& y = constant_layer.forward(x);
+    const xt::xarray<float> dy = xt::ones<float>(y.shape());
+    const auto& dx = constant_layer.backward(dy);
+    CHECK(dx.shape() == x.shape());
+    CHECK(xt::amax(xt::abs(dx))() == 0.0f);
+    CHECK(b.grad(0) == doctest::Approx(1 - std::tanh(0.5f) * std::tanh(0.5f)));
 }

@@ -5,6 +5,12 @@ Each case names the expected sentence on a line `// expect: <text>`; the test fa
 compiles, or fails without printing that text (so an unrelated error cannot pass for the right one),
 or if the first error the compiler reports (the first line containing "error:") is not that sentence:
 a user reads the first error, so the library's message must not hide behind a generic one.
+A case may also state `// expect-errors: N`: the compiler must then report exactly N errors, each
+carrying the first expected sentence (one per rejected use, and no fallout from them). A case may
+state its own language standard with `// std: c++17` (default c++20).
+
+With `--headers DIR`, every public header under DIR is also compiled alone with -std=c++17: it must
+either compile or stop first at the library's C++20 guard (not inside its own C++20 code).
 """
 import argparse
 import pathlib
@@ -12,19 +18,33 @@ import subprocess
 import sys
 
 
+def error_lines(stderr: str) -> list:
+    """The lines of the compiler's output that report an error."""
+    return [line for line in stderr.splitlines() if "error:" in line]
+
+
 def first_error(stderr: str) -> str:
     """The first line of the compiler's output that reports an error."""
-    return next((line for line in stderr.splitlines() if "error:" in line), "")
+    return next(iter(error_lines(stderr)), "")
+
+
+def directive(text: str, name: str):
+    """The value of the first `// name: value` line of a case, or None."""
+    return next((l.split(name + ":", 1)[1].strip() for l in text.splitlines() if f"// {name}:" in l), None)
+
+
+GUARD = "exprgrad needs C++20"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--include", action="append", default=[])
     ap.add_argument("--cases", required=True)
+    ap.add_argument("--headers", help="include/exprgrad: check the C++20 guard of every public header")
     ap.add_argument("compiler", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = [c for c in a.compiler if c != "--"]
-    flags = ["-std=c++20", "-march=x86-64-v3", "-DXTENSOR_USE_XSIMD", "-fsyntax-only"]
+    flags = ["-march=x86-64-v3", "-DXTENSOR_USE_XSIMD", "-fsyntax-only"]
     flags += [f"-I{d}" for d in a.include]
     failures = 0
     cases = sorted(pathlib.Path(a.cases).glob("*.cpp"))
@@ -32,12 +52,16 @@ def main() -> int:
         print("no compile-fail cases found", file=sys.stderr)
         return 1
     for case in cases:
-        expect = [l.split("expect:", 1)[1].strip() for l in case.read_text().splitlines() if "// expect:" in l]
+        text = case.read_text()
+        expect = [l.split("expect:", 1)[1].strip() for l in text.splitlines() if "// expect:" in l]
+        count = directive(text, "expect-errors")
+        std = directive(text, "std") or "c++20"
         if not expect:
             print(f"FAIL {case.name}: no `// expect:` line")
             failures += 1
             continue
-        r = subprocess.run(cmd + flags + [str(case)], capture_output=True, text=True)
+        r = subprocess.run(cmd + [f"-std={std}"] + flags + [str(case)], capture_output=True, text=True)
+        errors = error_lines(r.stderr)
         if r.returncode == 0:
             print(f"FAIL {case.name}: compiled, but should not")
             failures += 1
@@ -47,9 +71,25 @@ def main() -> int:
         elif expect[0] not in first_error(r.stderr):
             print(f"FAIL {case.name}: the first error is not {expect[0]!r}:\n  {first_error(r.stderr)}")
             failures += 1
+        elif count is not None and (len(errors) != int(count) or not all(expect[0] in e for e in errors)):
+            shown = "\n  ".join(e[:300] for e in errors[:12])
+            print(f"FAIL {case.name}: expected {count} errors, each {expect[0]!r}; got {len(errors)}:\n  {shown}")
+            failures += 1
         else:
             print(f"ok   {case.name}: {expect[0]}")
-    print(f"compile_fail: {len(cases) - failures} passed, {failures} failed")
+    checked = len(cases)
+    if a.headers:
+        root = pathlib.Path(a.headers)
+        for header in sorted(root.rglob("*.hpp")):
+            name = header.relative_to(root.parent).as_posix()
+            r = subprocess.run(cmd + ["-std=c++17", "-Wfatal-errors"] + flags + ["-x", "c++", "-"],
+                               input=f"#include <{name}>\nint main() {{}}\n", capture_output=True, text=True)
+            checked += 1
+            if r.returncode != 0 and GUARD not in first_error(r.stderr):
+                print(f"FAIL {name} under -std=c++17: the first error is not the C++20 guard:\n  {first_error(r.stderr)}")
+                failures += 1
+        print(f"checked the C++20 guard of every header under {root}")
+    print(f"compile_fail: {checked - failures} passed, {failures} failed")
     return 1 if failures else 0
 
 

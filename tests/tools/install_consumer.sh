@@ -18,11 +18,17 @@ case "$libdir" in /*) ;; *) libdir="$pfx/$libdir" ;; esac
 pcdir="$tmp/stage$libdir/pkgconfig"
 flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --define-variable=prefix="$tmp/stage$pfx" --cflags --libs exprgrad)
 echo "pkg-config flags: $flags"
-if g++ -std=c++20 "$src/tests/consumer/consumer.cpp" $flags -o "$tmp/consumer" &&
-    LD_LIBRARY_PATH="$tmp/stage$libdir" "$tmp/consumer"; then
+# The README's command, exactly (no -std or other flag of our own): exprgrad.pc must carry everything.
+# The staged exprgrad.pc is copied with its prefix pointing into the staging directory.
+mkdir -p "$tmp/pc" "$tmp/readme"
+sed "s|^prefix=.*|prefix=$tmp/stage$pfx|" "$pcdir/exprgrad.pc" >"$tmp/pc/exprgrad.pc"
+cp "$src/tests/consumer/consumer.cpp" "$tmp/readme/prog.cpp"
+if (cd "$tmp/readme" && export PKG_CONFIG_PATH="$tmp/pc" &&
+    g++ prog.cpp $(pkg-config --cflags --libs exprgrad)) &&
+    LD_LIBRARY_PATH="$tmp/stage$libdir" "$tmp/readme/a.out"; then
     passed=$((passed + 1))
 else
-    echo "FAIL: consumer against the installed files"
+    echo "FAIL: consumer built with the README's command against the installed files"
     failed=$((failed + 1))
 fi
 # A consumer without the exported flags is refused at compile time with a plain message.

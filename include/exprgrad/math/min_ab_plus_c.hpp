@@ -3,6 +3,8 @@
 // algorithm, its bounds and its measured cost: docs/abc.md. Standard headers only.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <bit>
 #include <cmath>
 #include <cstdint>

@@ -20,13 +20,21 @@ namespace exprgrad::nn {
 
 /// A layer of a run-time model: y = f(x; θ). Not reentrant; the returned arrays belong to the layer
 /// and stay valid until its next call.
+///
+/// The gradient rule (one rule for the whole library, docs/tensor.md "Gradients: assigned or
+/// accumulated"): what a call *returns* is assigned, fresh on each call (value_and_grad's gradients,
+/// a block's grad<I>(), the dL/dx that backward returns); what lands in a *parameter's* `grad` is
+/// accumulated (`grad += dL/dθ`), so that a parameter shared by several layers, or several backward
+/// passes (gradient accumulation over micro-batches), sum. The caller zeroes parameter gradients
+/// before each step: `params.zero_grad(); net.forward(x); net.backward(dy); opt.step(params);`.
 template <class T>
 class layer {
   public:
     virtual ~layer() = default;
     /// The output for input x (keeps what backward needs).
     virtual const xt::xarray<T>& forward(const xt::xarray<T>& x) = 0;
-    /// Given dL/dy for the last forward, adds dL/dθ into the parameters' grad and returns dL/dx.
+    /// Given dL/dy for the last forward, *adds* dL/dθ into each parameter's `grad` (zero them
+    /// before a step) and returns dL/dx (assigned: this call's value only).
     virtual const xt::xarray<T>& backward(const xt::xarray<T>& dy) = 0;
     /// Keep only the input after forward and recompute during backward.
     virtual void set_checkpoint(bool on) = 0;

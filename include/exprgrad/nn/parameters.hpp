@@ -9,6 +9,8 @@
 // alphabet; references returned by add() stay valid while the set lives (the storage is a deque).
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <cstddef>
 #include <deque>
 #include <stdexcept>

@@ -9,6 +9,8 @@
 // attends, the head dimension d and whether q and k are L2-normalised (cosine attention).
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include "exprgrad/random.hpp"
 
 #include <algorithm>

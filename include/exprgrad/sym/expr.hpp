@@ -3,6 +3,8 @@
 // structurally equal expressions are the same type.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <cstdint>
 #include <numeric>
 #include <type_traits>

@@ -2,6 +2,8 @@
 // types: constants of the evaluation type, lane-wise selection, NaN tests.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>

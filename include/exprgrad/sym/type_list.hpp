@@ -6,6 +6,8 @@
 // types close to linear (boost::hana::set built by insertion is quadratic in instantiations).
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <cstddef>
 #include <type_traits>
 

@@ -95,5 +95,12 @@ template <long Ignore = -100, TensorExpr L, TensorExpr Tg>
 constexpr CrossEntropy<Ignore, L, Tg> cross_entropy(L, Tg) {
     return {};
 }
+/// Rejected: a raw number as the logits or the targets; pass it as an argument (tensor<I>).
+template <long Ignore = -100, class L, class Tg>
+requires detail::raw_among_tensors<L, Tg>
+constexpr auto cross_entropy(L, Tg) {
+    static_assert(detail::reject_raw<L, Tg>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);
+    return Input<0>{};
+}
 
 }  // namespace exprgrad::tex

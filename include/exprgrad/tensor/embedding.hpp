@@ -62,5 +62,12 @@ template <TensorExpr Table, TensorExpr Idx>
 constexpr Embedding<Table, Idx> embedding(Table, Idx) {
     return {};
 }
+/// Rejected: a raw number as the table or the indices; pass it as an argument (tensor<I>).
+template <class Table, class Idx>
+requires detail::raw_among_tensors<Table, Idx>
+constexpr auto embedding(Table, Idx) {
+    static_assert(detail::reject_raw<Table, Idx>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);
+    return Input<0>{};
+}
 
 }  // namespace exprgrad::tex

@@ -13,6 +13,9 @@
 // the gradient of sum(A·B) needs no GEMM.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +61,26 @@ struct has_children<T, std::void_t<typename T::children>> : std::true_type {};
 /// Satisfied by tensor expression types (placeholders and nodes).
 template <class T>
 concept TensorExpr = detail::has_children<std::remove_cvref_t<T>>::value;
+
+// Misuse: a raw run-time number (int, double, ...) among the operands of a tensor node. The
+// overloads that reject it (operators in map.hpp, functions beside each node) deduce their return
+// type and return a valid expression after their static_assert, so that the sentence below is the
+// first error the compiler reports (a `void` result is reported first as a missing operator or
+// function further out, and the sentence only hundreds of lines later).
+#define EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE                                                       \
+    "exprgrad: a raw number cannot appear in a tensor expression; write it as a constant (2_c, " \
+    "c<1, 2>, fc<0.5>) or pass it as an argument (tensor<I>)"
+namespace detail {
+template <class T>
+concept raw_number = std::is_arithmetic_v<std::remove_cvref_t<T>>;
+/// Every operand a tensor expression or a raw number, at least one of each: the operands of a
+/// rejected call.
+template <class... Ts>
+concept raw_among_tensors = ((TensorExpr<Ts> || raw_number<Ts>) && ...) && (raw_number<Ts> || ...) &&
+                            (TensorExpr<Ts> || ...);
+template <class... Ts>
+inline constexpr bool reject_raw = false;
+}  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
 // Gathering the nodes of an expression.
@@ -109,6 +132,26 @@ constexpr int max_input_of(meta::type_list<Ns...>) {
     ((m = max_input<Ns>::value > m ? max_input<Ns>::value : m), ...);
     return m;
 }
+template <int... W>
+constexpr int max_index_of(std::integer_sequence<int, W...>) {
+    int m = -1;
+    ((m = W > m ? W : m), ...);
+    return m;
+}
+
+// The differentiated arguments the expression does not read: their gradient is zeros of their shape.
+template <class L, class Wrt, class Acc = meta::type_list<>>
+struct absent_wrt {
+    using type = Acc;
+};
+template <class L, int W, int... Ws, class Acc>
+struct absent_wrt<L, std::integer_sequence<int, W, Ws...>, Acc>
+    : absent_wrt<L, std::integer_sequence<int, Ws...>,
+                 std::conditional_t<meta::contains_v<Input<W>, L> || meta::contains_v<Input<W>, Acc>, Acc,
+                                    typename meta::push_back<Acc, Input<W>>::type>> {};
+
+template <class...>
+inline constexpr bool always_false = false;
 
 template <class Acc, class... Ts>
 struct reverse {
@@ -188,7 +231,9 @@ class program {
     using value_type = T;
     using list = tensor_nodes_t<E>;
     static constexpr std::size_t count = list::size;
-    static constexpr int arity = detail::max_input_of(list{}) + 1;
+    /// The number of arguments a call takes: one per placeholder up to the highest tensor<I> the
+    /// expression reads or the highest differentiated index, whichever is larger.
+    static constexpr int arity = std::max(detail::max_input_of(list{}), detail::max_index_of(Wrt{})) + 1;
 
     template <class N>
     static constexpr std::size_t pos = meta::index_of_v<N, list>;
@@ -301,14 +346,26 @@ class program {
 
     // ---- running
 
-    /// Binds the arguments and runs the forward pass; returns a view of the output.
+    /// Binds the arguments and runs the forward pass; returns a view of the output (valid until the
+    /// next call). Exactly `arity` arguments: a missing or an extra one does not compile.
     template <class... Args>
-    const cview<T>& forward(const Args&... args) {
+    const cview<T>& forward(const Args&... args) & {
         static_assert(static_cast<int>(sizeof...(Args)) >= arity,
                       "exprgrad: too few arguments for this tensor program: tensor<I> needs at least I + 1");
+        static_assert(static_cast<int>(sizeof...(Args)) <= arity,
+                      "exprgrad: too many arguments for this tensor program: pass one per placeholder, "
+                      "tensor<0> up to the highest tensor<I> it reads (or differentiates)");
         bind_all(std::index_sequence_for<Args...>{}, args...);
         run_forward(list{});
         return std::get<pos<E>>(slots_).view;
+    }
+    /// Refused: the view would point into the temporary program's buffers.
+    template <class... Args>
+    auto forward(const Args&...) && {
+        static_assert(detail::always_false<Args...>,
+                      "exprgrad: forward on a temporary program returns a view into buffers that die with it; "
+                      "keep the program in a variable");
+        return cview<T>{};
     }
 
     /// Runs the backward pass from the output adjoint `seed` (same shape as the output), after
@@ -331,8 +388,10 @@ class program {
         run_backward(list{});
     }
 
-    /// The gradient with respect to argument I after backward (a buffer the program owns, valid
-    /// until the next call). Zero when the output does not depend on the argument.
+    /// The gradient with respect to argument I after backward: an array of the argument's shape (a
+    /// buffer the program owns, valid until the next call). Zeros of that shape when the output does
+    /// not depend on the argument (also when the expression does not read it at all). I must be an
+    /// argument the expression reads or one of the differentiated indices.
     template <int I>
     const xt::xarray<T>& grad_of() {
         if constexpr (meta::contains_v<Input<I>, list>) {
@@ -340,8 +399,12 @@ class program {
             if (!s.adj_set || s.adj_uniform) adj_data<Input<I>>();
             return s.adj;
         } else {
-            static xt::xarray<T> none;
-            return none;
+            static_assert(meta::contains_v<Input<I>, absent_list>,
+                          "exprgrad: grad_of<I>: argument I is neither read by the expression nor differentiated");
+            constexpr std::size_t k = meta::index_of_v<Input<I>, absent_list>;
+            fit(absent_grads_[k], absent_shapes_[k]);
+            fill_value(absent_grads_[k].data(), absent_grads_[k].size(), T(0));
+            return absent_grads_[k];
         }
     }
     template <int I>
@@ -358,9 +421,16 @@ class program {
     void release() {
         slots_ = {};
         extras_ = {};
+        absent_grads_ = {};
     }
 
   private:
+    using absent_list = typename detail::absent_wrt<list, Wrt>::type;
+    // Shapes of the differentiated arguments the expression does not read (recorded by bind) and
+    // their zero gradients.
+    std::array<dims, absent_list::size> absent_shapes_{};
+    std::array<xt::xarray<T>, absent_list::size> absent_grads_{};
+
     template <class L>
     struct slots_of;
     template <class... Ns>
@@ -378,7 +448,11 @@ class program {
 
     template <int I, class A>
     void bind(const A& a) {
-        if constexpr (meta::contains_v<Input<I>, list>) {
+        if constexpr (meta::contains_v<Input<I>, absent_list>) {
+            dims shape;
+            if constexpr (xt::is_xexpression<A>::value) shape = dims::of(a.shape());
+            absent_shapes_[meta::index_of_v<Input<I>, absent_list>] = shape;
+        } else if constexpr (meta::contains_v<Input<I>, list>) {
             auto& s = std::get<pos<Input<I>>>(slots_);
             s.ints = nullptr;
             s.object = nullptr;

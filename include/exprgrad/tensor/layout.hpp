@@ -182,5 +182,12 @@ template <int Axis, TensorExpr A, TensorExpr B>
 constexpr Concat<Axis, A, B> concat(A, B) {
     return {};
 }
+/// Rejected: a raw number as a concatenated operand; pass it as an argument (tensor<I>).
+template <int Axis, class A, class B>
+requires detail::raw_among_tensors<A, B>
+constexpr auto concat(A, B) {
+    static_assert(detail::reject_raw<A, B>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);
+    return Input<0>{};
+}
 
 }  // namespace exprgrad::tex

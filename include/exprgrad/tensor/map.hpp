@@ -124,6 +124,15 @@ constexpr auto map(F, As...) {
     return typename detail::make_map<body, typename fused::args>::type{};
 }
 
+/// Rejected: a raw number among the tensors of map; pass it as an argument (tensor<I>) or write
+/// it into f as a constant.
+template <sym::Expression F, class... As>
+requires detail::raw_among_tensors<As...>
+constexpr auto map(F, As...) {
+    static_assert(detail::reject_raw<As...>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);
+    return Input<0>{};
+}
+
 namespace detail {
 template <class T>
 concept SymConstant = sym::Constant<T>;
@@ -143,17 +152,17 @@ concept SymConstant = sym::Constant<T>;
         return map(                                                                            \
             K {} op sym::var<0>, a);                                                           \
     }                                                                                          \
+    /** Rejected: a raw number as an operand; write 2_c or pass it as an argument. */          \
     template <TensorExpr A, sym::RawNumber N>                                                  \
-    void operator op(A, N) {                                                                   \
-        static_assert(sym::detail::dependent_false<N>,                                         \
-                      "exprgrad: a raw number cannot appear in a tensor expression; write it " \
-                      "as a constant (2_c, c<1, 2>) or pass it as an argument (tensor<I>)");   \
+    constexpr auto operator op(A a, N) {                                                       \
+        static_assert(detail::reject_raw<N>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);              \
+        return a;                                                                              \
     }                                                                                          \
+    /** Rejected: a raw number as an operand; write 2_c or pass it as an argument. */          \
     template <sym::RawNumber N, TensorExpr A>                                                  \
-    void operator op(N, A) {                                                                   \
-        static_assert(sym::detail::dependent_false<N>,                                         \
-                      "exprgrad: a raw number cannot appear in a tensor expression; write it " \
-                      "as a constant (2_c, c<1, 2>) or pass it as an argument (tensor<I>)");   \
+    constexpr auto operator op(N, A a) {                                                       \
+        static_assert(detail::reject_raw<N>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);              \
+        return a;                                                                              \
     }
 EXPRGRAD_TENSOR_BINARY(+)
 EXPRGRAD_TENSOR_BINARY(-)

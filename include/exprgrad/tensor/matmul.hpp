@@ -152,5 +152,12 @@ template <TensorExpr A, TensorExpr B>
 constexpr Matmul<A, B> matmul(A, B) {
     return {};
 }
+/// Rejected: a raw number as a factor; write it as a constant (2_c * X) or pass it as an argument.
+template <class A, class B>
+requires detail::raw_among_tensors<A, B>
+constexpr auto matmul(A, B) {
+    static_assert(detail::reject_raw<A, B>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);
+    return Input<0>{};
+}
 
 }  // namespace exprgrad::tex

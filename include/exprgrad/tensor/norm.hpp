@@ -167,10 +167,24 @@ template <TensorExpr X, TensorExpr W, sym::Constant Eps = sym::Const<1, 1000000>
 constexpr RmsNorm<Eps, X, W> rms_norm(X, W, Eps = {}) {
     return {};
 }
+/// Rejected: a raw number as the input, the weight or eps (write eps as a constant, c<1, 100000>).
+template <class X, class W, class... Eps>
+requires(sizeof...(Eps) <= 1 && detail::raw_among_tensors<X, W, Eps...>)
+constexpr auto rms_norm(X, W, Eps...) {
+    static_assert(detail::reject_raw<X, W, Eps...>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);
+    return Input<0>{};
+}
 /// LayerNorm over the last axis with weight w [H] and bias b [H]; eps default c<1, 100000>.
 template <TensorExpr X, TensorExpr W, TensorExpr B, sym::Constant Eps = sym::Const<1, 100000>>
 constexpr LayerNorm<Eps, X, W, B> layer_norm(X, W, B, Eps = {}) {
     return {};
+}
+/// Rejected: a raw number as the input, the weight, the bias or eps (write eps as a constant).
+template <class X, class W, class B, class... Eps>
+requires(sizeof...(Eps) <= 1 && detail::raw_among_tensors<X, W, B, Eps...>)
+constexpr auto layer_norm(X, W, B, Eps...) {
+    static_assert(detail::reject_raw<X, W, B, Eps...>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);
+    return Input<0>{};
 }
 
 }  // namespace exprgrad::tex

@@ -58,13 +58,24 @@ class program_pair {
 
 template <class T, int>
 using grad_ref = const xt::xarray<T>&;
+template <class T, int>
+using grad_array = xt::xarray<T>;
 
 /// value_and_grad(loss, wrt<I...>): a compiled program. Calling it with the arguments returns
 /// {value, grads} where value is the loss (the expression must have one element) and grads a
-/// std::tuple of `const xt::xarray<T>&`, the gradient with respect to each argument in wrt order.
-/// T is the value type of the floating-point array arguments (float or double; all must agree).
-/// The program owns its workspace and reuses it: gradients stay valid until its next call, and it
-/// is not reentrant (one call at a time per program object; copy-construct another for a thread).
+/// std::tuple holding the gradient with respect to each argument in wrt order, each an array of
+/// that argument's shape (zeros when the loss does not depend on it). T is the value type of the
+/// floating-point array arguments (float or double; all must agree).
+///
+/// Lifetime rule: called on a program held in a variable, the gradients are `const xt::xarray<T>&`
+/// into the workspace the program owns and reuses: valid until its next call or its destruction,
+/// overwritten (never accumulated into) by each call. Called on a temporary program (as in
+/// `value_and_grad(f, wrt<0, 1>)(x, w)`), the gradients are owning `xt::xarray<T>` copies, so
+/// `auto [v, g] = value_and_grad(f, wrt<0>)(x);` is safe (and allocates a workspace per call).
+/// A call takes exactly one argument per placeholder, tensor<0> up to the highest tensor<I> the
+/// loss reads or differentiates: an extra or a missing argument does not compile.
+/// Not reentrant (one call at a time per program object; build another with value_and_grad for
+/// each thread).
 /// Example:
 ///   auto prog = value_and_grad(mean(square(matmul(X, W))), wrt<1>);
 ///   auto [loss, grads] = prog(Xv, Wv);   const auto& dW = std::get<0>(grads);
@@ -72,8 +83,36 @@ template <class E, int... W>
 class grad_program {
   public:
     template <class... Args>
-    auto operator()(const Args&... args) {
+    auto operator()(const Args&... args) & {
         using T = typename detail::value_type_of_args<Args...>::type;
+        auto r = run(args...);
+        return std::pair<T, std::tuple<grad_ref<T, W>...>>(
+            r.out_value, std::tuple<grad_ref<T, W>...>(r.prog.template grad_of<W>()...));
+    }
+    /// On a temporary program: the same results, the gradients as owning arrays (see above).
+    template <class... Args>
+    auto operator()(const Args&... args) && {
+        using T = typename detail::value_type_of_args<Args...>::type;
+        auto r = run(args...);
+        return std::pair<T, std::tuple<grad_array<T, W>...>>(
+            r.out_value, std::tuple<grad_array<T, W>...>(r.prog.template grad_of<W>()...));
+    }
+
+  private:
+    template <class T>
+    struct ran {
+        program<T, E, std::integer_sequence<int, W...>>& prog;
+        T out_value;
+    };
+    template <class... Args>
+    auto run(const Args&... args) {
+        using T = typename detail::value_type_of_args<Args...>::type;
+        constexpr int arity = program<T, E, std::integer_sequence<int, W...>>::arity;
+        static_assert(static_cast<int>(sizeof...(Args)) <= arity,
+                      "exprgrad: too many arguments for this tensor program: pass one per placeholder, "
+                      "tensor<0> up to the highest tensor<I> it reads (or differentiates)");
+        static_assert(static_cast<int>(sizeof...(Args)) >= arity,
+                      "exprgrad: too few arguments for this tensor program: tensor<I> needs at least I + 1");
         auto& p = progs_.template get<T>();
         const cview<T>& out = p.forward(args...);
         if (out.size() != 1) {
@@ -82,11 +121,9 @@ class grad_program {
         }
         const T value = out.data[0];
         p.backward_uniform(T(1));
-        return std::pair<T, std::tuple<grad_ref<T, W>...>>(value,
-                                                           std::tuple<grad_ref<T, W>...>(p.template grad_of<W>()...));
+        return ran<T>{p, value};
     }
 
-  private:
     detail::program_pair<E, std::integer_sequence<int, W...>> progs_;
 };
 
@@ -97,24 +134,42 @@ grad_program<std::remove_cvref_t<E>, W...> value_and_grad(E, wrt_t<W...>) {
     return {};
 }
 
-/// A compiled block: forward(args...) returns the output (a view of a buffer the block owns), and
-/// vjp(dout) then computes the gradients with respect to the wrt arguments, read with grad<I>().
-/// The pieces that runtime composition (nn::sequential) builds on. Not reentrant.
+/// A compiled block: forward(args...) returns the output (a view of a buffer the block owns, valid
+/// until the next call), and vjp(dout) then computes the gradients with respect to the wrt
+/// arguments, read with grad<I>() (arrays of the arguments' shapes, overwritten by each vjp). The
+/// pieces that runtime composition (nn::sequential) builds on. Not reentrant. A block must be kept
+/// in a variable: forward and grad on a temporary block do not compile (their views would dangle).
 /// Example: `auto blk = compile<float>(tanh(matmul(X, W)), wrt<0, 1>); auto y = blk.forward(x, w);
 ///           blk.vjp(dy.data()); const auto& dx = blk.grad<0>();`
 template <class T, class E, int... W>
 class block {
   public:
     template <class... Args>
-    const cview<T>& forward(const Args&... args) {
+    const cview<T>& forward(const Args&... args) & {
         return p_.forward(args...);
+    }
+    /// Refused: the view would point into the temporary block's buffers.
+    template <class... Args>
+    auto forward(const Args&...) && {
+        static_assert(detail::always_false<Args...>,
+                      "exprgrad: forward on a temporary compiled block returns a view into buffers that die with "
+                      "it; keep the block in a variable (auto blk = compile<float>(expr, wrt<...>);)");
+        return cview<T>{};
     }
     /// The VJP of the last forward call with the output adjoint `dout` (the output's shape).
     void vjp(const T* dout) { p_.backward(dout); }
     /// The gradient with respect to argument I after vjp.
     template <int I>
-    const xt::xarray<T>& grad() {
+    const xt::xarray<T>& grad() & {
         return p_.template grad_of<I>();
+    }
+    /// Refused: the reference would point into the temporary block's buffers.
+    template <int I>
+    auto grad() && {
+        static_assert(I < 0 && I >= 0,
+                      "exprgrad: grad on a temporary compiled block returns a view into buffers that die with it; "
+                      "keep the block in a variable");
+        return xt::xarray<T>{};
     }
 
   private:

@@ -2,6 +2,8 @@
 // and a kind), indexed by id and by text. Standard headers only; the file formats are in vocab_io.hpp.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
