@@ -704,12 +704,14 @@ void verify_checksum(const manifest& m, const fs::path& man_path, const std::str
                                    " (the file was changed or damaged)");
 }
 
-template <parameter_value T>
-xt::xarray<T> read_npy(int dirfd, const manifest& m, const fs::path& root, const std::string& rel) {
+// Structure first, then the caller's shape check (their messages say what is wrong), then the checksum
+// (which catches the rest).
+template <parameter_value T, class Check>
+xt::xarray<T> read_npy(int dirfd, const manifest& m, const fs::path& root, const std::string& rel, Check&& check) {
     const fs::path shown = root / rel;
     const std::string bytes = read_file_at(dirfd, rel, shown);
-    // Structure first (its messages say what is wrong), then the checksum (catches the rest).
     xt::xarray<T> a = parse_npy<T>(bytes, shown);
+    check(a);
     verify_checksum(m, root / "manifest.txt", rel, shown, bytes);
     return a;
 }
@@ -876,12 +878,12 @@ void load_checkpoint(const std::filesystem::path& dir, parameter_set<T>& params,
                                    "parameter \"" + p.name + "\" has shape " + manifest_shape(mp->shape) +
                                        " in the checkpoint but " + manifest_shape(p.value.shape()) + " in the model");
         const std::string rel = "params/" + p.name + ".npy";
-        xt::xarray<T> a = read_npy<T>(dirfd.get(), m, root, rel);
-        if (!std::equal(mp->shape.begin(), mp->shape.end(), a.shape().begin(), a.shape().end()))
-            throw checkpoint_error(
-                root / rel, 0,
-                "shape " + manifest_shape(a.shape()) + ", the manifest says " + manifest_shape(mp->shape));
-        values.push_back(std::move(a));
+        values.push_back(read_npy<T>(dirfd.get(), m, root, rel, [&](const xt::xarray<T>& a) {
+            if (!std::equal(mp->shape.begin(), mp->shape.end(), a.shape().begin(), a.shape().end()))
+                throw checkpoint_error(
+                    root / rel, 0,
+                    "shape " + manifest_shape(a.shape()) + ", the manifest says " + manifest_shape(mp->shape));
+        }));
     }
 
     optimizer_state<T> ostate;
@@ -908,12 +910,13 @@ void load_checkpoint(const std::filesystem::path& dir, parameter_set<T>& params,
             std::vector<xt::xarray<T>> list;
             for (std::size_t p = 0; p < m.opt_params.size(); ++p) {
                 const std::string rel = "optimizer/" + b + "/" + m.opt_params[p] + ".npy";
-                xt::xarray<T> a = read_npy<T>(dirfd.get(), m, root, rel);
-                if (a.shape() != params[p].value.shape())
-                    throw checkpoint_error(root / rel, 0,
-                                           "shape " + manifest_shape(a.shape()) + ", parameter \"" + params[p].name +
-                                               "\" has shape " + manifest_shape(params[p].value.shape()));
-                list.push_back(std::move(a));
+                list.push_back(read_npy<T>(dirfd.get(), m, root, rel, [&](const xt::xarray<T>& a) {
+                    if (a.shape() != params[p].value.shape())
+                        throw checkpoint_error(root / rel, 0,
+                                               "shape " + manifest_shape(a.shape()) + ", parameter \"" +
+                                                   params[p].name + "\" has shape " +
+                                                   manifest_shape(params[p].value.shape()));
+                }));
             }
             ostate.buffers.push_back(std::move(list));
         }

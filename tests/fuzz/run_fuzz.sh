@@ -7,6 +7,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=${1:-$(mktemp -d "${TMPDIR:-/tmp}/exprgrad_fuzz.XXXXXX")}
 seconds=${FUZZ_SECONDS:-60}
+# The checkpoint reader's share of the total (its block at the end); the vocabulary target gets the rest.
+ckpt_seconds=$((seconds / 4 > 0 ? seconds / 4 : 1))
+seconds=$((seconds - ckpt_seconds > 0 ? seconds - ckpt_seconds : 1))
 cxx=${CXX_FUZZ:-clang++-14}
 mkdir -p "$work/corpus"
 
@@ -27,3 +30,18 @@ printf '\002\345\244\251 3 n\n\345\244\251\346\260\224 5\n\377\000\344\273\212\3
 cp "$here"/regressions/* "$work/corpus/"
 
 "$work/fuzz_vocab" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$work/corpus"
+
+# ---- The checkpoint reader (src/nn/checkpoint.cpp): manifest, .npy, meta escapes and whole directories,
+# its own corpus directory and ckpt_seconds of the total.
+mkdir -p "$work/corpus_ckpt"
+"$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -I"$root/include" "$here/fuzz_checkpoint.cpp" "$root/src/nn/checkpoint.cpp" "$root/src/nn/file_io.cpp" \
+    -o "$work/fuzz_checkpoint"
+# Seeds: byte 0 picks the reader (0 manifest, 1 float .npy, 2 double .npy, 3 meta value, 4 directory).
+printf '\000exprgrad-checkpoint 1\ndtype float32\nparameter w [2]\noptimizer adam\noptimizer.step 0\nschedule cosine_warmup\nschedule.step 3\nmeta corpus_dir /a%%20b\nfile history.tsv\nchecksum params/w.npy 0123456789abcdef\nrng data 0000000000000001 0000000000000002 0000000000000003 0000000000000004\nend\n' > "$work/corpus_ckpt/manifest"
+printf "\001\223NUMPY\001\000\166\000{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }%*s\n\000\000\200\077\000\000\000\100" 58 '' > "$work/corpus_ckpt/npy_f4"
+printf "\002\223NUMPY\002\000\164\000\000\000{'descr': '<f8', 'fortran_order': True, 'shape': (1, 1), }%*s\n\000\000\000\000\000\000\360\077" 54 '' > "$work/corpus_ckpt/npy_f8"
+printf '\003a%%20b%%25' > "$work/corpus_ckpt/meta"
+printf "\004exprgrad-checkpoint 1\ndtype float32\nparameter w [2]\nchecksum params/w.npy 0000000000000000\nend\n\n--\n\223NUMPY\001\000\166\000{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }%*s\n\000\000\200\077\000\000\000\100" 58 '' > "$work/corpus_ckpt/dir"
+"$work/fuzz_checkpoint" -max_total_time="$ckpt_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$work/corpus_ckpt"

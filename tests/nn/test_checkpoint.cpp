@@ -117,7 +117,7 @@ TEST_CASE_TEMPLATE("train N steps, checkpoint, resume, train M more == N + M ste
     CHECK_FALSE(same_params(no_sampler.params, unbroken.params));
 }
 
-TEST_CASE("round trip: every array bit-identical, special values included; the files are standard .npy") {
+TEST_CASE("round trip: every array bit-identical, -0 and denormals included; the files are standard .npy") {
     temp_dir tmp;
     nn::parameter_set<float> ps;
     auto& a = ps.add("layer.0.weight", xt::xarray<float>::from_shape({2, 3}));
@@ -127,8 +127,8 @@ TEST_CASE("round trip: every array bit-identical, special values included; the f
     rng g(3);
     nn::init::normal(a.value, g, 0, 1);
     nn::init::uniform(c.value, g, -1, 1);
-    a.value(0, 0) = std::numeric_limits<float>::quiet_NaN();
-    a.value(0, 1) = std::numeric_limits<float>::infinity();
+    // NaN and infinities are refused since issue #16 (test_checkpoint_files.cpp): no state to continue from.
+    a.value(0, 1) = -0.0f;
     a.value(1, 2) = std::numeric_limits<float>::denorm_min();
     nn::sgd<float> opt({.lr = 0.1, .momentum = 0.9});
     for (auto& p : ps) nn::init::normal(p.grad, g, 0, 1);

@@ -137,7 +137,7 @@ TEST_CASE("meta values are %-escaped and read back byte for byte; malformed esca
     CHECK(escape_value(" a%") == "%20a%25");
     CHECK(escape_value("") == "%");
     CHECK(escape_value("gradient_max") == "gradient_max");
-    for (const std::string v : {std::string(), std::string("/usr/share/my games/x"), std::string("a\nb\tc%"),
+    for (const std::string& v : {std::string(), std::string("/usr/share/my games/x"), std::string("a\nb\tc%"),
                                 std::string("\xc3\xa9\xff\x01", 4), std::string(1, '\0')})
         CHECK(unescape_value(escape_value(v)) == v);
     CHECK_FALSE(unescape_value("%4").has_value());

@@ -114,7 +114,7 @@ template <parameter_value T>
 struct checkpoint_items {
     optimizer<T>* opt = nullptr;
     lr_schedule* sched = nullptr;
-    std::vector<std::pair<std::string, rng*>> generators;  ///< (name, generator); names as parameter names
+    std::vector<std::pair<std::string, rng*>> generators = {};  ///< (name, generator); names as parameter names
     std::vector<std::pair<std::string, std::string>> metadata = {};  ///< (key, value): e.g. the run's options
     std::vector<std::pair<std::string, std::string>> files = {};     ///< (name, bytes): small files saved with it
 };
