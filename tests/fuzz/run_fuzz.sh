@@ -39,9 +39,9 @@ mkdir -p "$work/corpus_ckpt"
     -o "$work/fuzz_checkpoint"
 # Seeds: byte 0 picks the reader (0 manifest, 1 float .npy, 2 double .npy, 3 meta value, 4 directory).
 printf '\000exprgrad-checkpoint 1\ndtype float32\nparameter w [2]\noptimizer adam\noptimizer.step 0\nschedule cosine_warmup\nschedule.step 3\nmeta corpus_dir /a%%20b\nfile history.tsv\nchecksum params/w.npy 0123456789abcdef\nrng data 0000000000000001 0000000000000002 0000000000000003 0000000000000004\nend\n' > "$work/corpus_ckpt/manifest"
-printf "\001\223NUMPY\001\000\166\000{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }%*s\n\000\000\200\077\000\000\000\100" 58 '' > "$work/corpus_ckpt/npy_f4"
-printf "\002\223NUMPY\002\000\164\000\000\000{'descr': '<f8', 'fortran_order': True, 'shape': (1, 1), }%*s\n\000\000\000\000\000\000\360\077" 54 '' > "$work/corpus_ckpt/npy_f8"
+printf "\001\223NUMPY\001\000\166\000{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }%*s\n\000\000\200\077\000\000\000\100" 60 '' > "$work/corpus_ckpt/npy_f4"
+printf "\002\223NUMPY\002\000\164\000\000\000{'descr': '<f8', 'fortran_order': True, 'shape': (1, 1), }%*s\n\000\000\000\000\000\000\360\077" 57 '' > "$work/corpus_ckpt/npy_f8"
 printf '\003a%%20b%%25' > "$work/corpus_ckpt/meta"
-printf "\004exprgrad-checkpoint 1\ndtype float32\nparameter w [2]\nchecksum params/w.npy 0000000000000000\nend\n\n--\n\223NUMPY\001\000\166\000{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }%*s\n\000\000\200\077\000\000\000\100" 58 '' > "$work/corpus_ckpt/dir"
+printf "\004exprgrad-checkpoint 1\ndtype float32\nparameter w [2]\nchecksum params/w.npy 0000000000000000\nend\n\n--\n\223NUMPY\001\000\166\000{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }%*s\n\000\000\200\077\000\000\000\100" 60 '' > "$work/corpus_ckpt/dir"
 "$work/fuzz_checkpoint" -max_total_time="$ckpt_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "$work/corpus_ckpt"
