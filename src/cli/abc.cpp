@@ -3,10 +3,13 @@
 #include <exprgrad/math/min_ab_plus_c.hpp>
 #include <iostream>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cli_options.hpp"
+#include "input_check.hpp"
 #include "subcommands.hpp"
 
 namespace exprgrad::cli {
@@ -45,28 +48,11 @@ parsed parse_u64(std::string_view text) {
     return {v, nullptr};
 }
 
-/// The value as printable text on one line: control bytes become \xHH.
-std::string quoted(std::string_view text) {
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out = "'";
-    for (const char ch : text) {
-        const auto byte = static_cast<unsigned char>(ch);
-        if (byte < 0x20 || byte == 0x7F) {
-            out += "\\x";
-            out += hex[byte >> 4];
-            out += hex[byte & 0xF];
-        } else {
-            out += ch;
-        }
-    }
-    return out + "'";
-}
-
 /// Prints the line for one input, or its error; returns false on error.
 bool answer(std::string_view text) {
     const parsed p = parse_u64(text);
     if (p.error != nullptr) {
-        std::cerr << "exprgrad abc: invalid number " << quoted(text) << ": " << p.error << '\n';
+        std::cerr << "exprgrad abc: invalid number " << tools::shown(text) << ": " << p.error << '\n';
         return false;
     }
     const auto r = math::min_ab_plus_c(p.value);
@@ -74,10 +60,14 @@ bool answer(std::string_view text) {
     return true;
 }
 
+struct abc_settings {
+    std::vector<std::string> numbers;  // as typed: each is parsed and answered on its own
+};
+
 }  // namespace
 
 void register_abc(CLI::App& app) {
-    auto numbers = std::make_shared<std::vector<std::string>>();
+    auto s = std::make_shared<abc_settings>();
     CLI::App* sub = app.add_subcommand("abc", "Exact minimum of a + b + c over non-negative integers with N = a*b + c");
     sub->footer(
         "Prints one line per N: N<TAB>S<TAB>a<TAB>b<TAB>c, where S = a + b + c is the minimum and, among the\n"
@@ -86,34 +76,33 @@ void register_abc(CLI::App& app) {
         "the other N are still printed, and the exit status is 1.\n"
         "Example: exprgrad abc 130 prints 130<TAB>23<TAB>10<TAB>13<TAB>0.");
     // Strings, not integers, so that one bad value is reported by name and does not stop the others.
-    sub->add_option("N", *numbers, "Numbers in [0, 2^64 - 1]");
+    sub->add_option("N", s->numbers, "Numbers in [0, 2^64 - 1]");
     // Without this, CLI11 rejects an argument such as `-x` as an unknown option and prints nothing else.
     // It lands in remaining() instead, out of order with N, so its error line comes first; stdout keeps
     // the order of the arguments since every valid number is in N.
     sub->allow_extras();
-    sub->callback([numbers, sub] {
+    sub->callback([s, sub] {
         bool ok = true;
-        bool any_argument = !numbers->empty();
+        bool any_argument = !s->numbers.empty();
         for (const std::string& extra : sub->remaining()) {
             if (extra == "--") continue;
             any_argument = true;
             ok = answer(extra) && ok;
         }
         if (!any_argument) {
+            tools::check_stdin();
             for (std::string line; std::getline(std::cin, line);) {
                 // Blank lines (a file's trailing newline, separators) carry no number: skip them.
                 if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
                 ok = answer(line) && ok;
             }
+            tools::check_read(std::cin, "standard input");
         } else {
-            for (const std::string& n : *numbers) ok = answer(n) && ok;
+            for (const std::string& n : s->numbers) ok = answer(n) && ok;
         }
         std::cout.flush();
-        if (!std::cout) {
-            std::cerr << "exprgrad abc: cannot write to stdout\n";
-            ok = false;
-        }
-        if (!ok) throw CLI::RuntimeError(1);
+        if (!std::cout) throw std::runtime_error("cannot write to stdout");
+        if (!ok) throw CLI::RuntimeError(1);  // each bad number has its own line
     });
 }
 

@@ -1,12 +1,14 @@
 // `exprgrad attention-scale`: the gradient-maximisation analysis of the attention scale (kexue.fm post 9812),
-// through exprgrad::analyze_attention_scale. Research notes: ../shared/research/articles_part1.md §1;
-// docs/attention.md explains the output.
+// through exprgrad::analyze_attention_scale; docs/attention.md explains the output. Flags → attention_scale_settings
+// → analyze_attention_scale → printed lines.
 #include "attention_scale.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <exprgrad/ops/attention_scale.hpp>
+
+#include "cli_options.hpp"
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -20,55 +22,34 @@ namespace exprgrad::cli {
 
 namespace {
 
-struct settings {
-    std::size_t n = 0;
-    std::size_t d = 64;
+// Work limits, in score evaluations (one score of one draw at one α, or one normal drawn): a default run stops
+// drawing at default_work (well under a second on one core); an explicit --samples may ask for up to max_work.
+// Beyond max_mc_n keys a draw's vectors (n doubles per thread) are not worth the memory: no Monte Carlo.
+constexpr double default_work = 3e7, max_work = 2e9;
+constexpr std::uint64_t max_mc_n = std::uint64_t{1} << 22;
+constexpr double max_alpha = 1e4;
+
+struct attention_scale_settings {
+    std::uint64_t n = 0;
+    std::uint64_t d = 64;
     std::string scores = "normal";
-    std::size_t samples = 1000;
+    std::uint64_t samples = 0;  // 0: not given, as many as default_work allows
+    double stderr_target = 0.01;
     std::uint64_t seed = 9812;
     std::vector<double> alphas;
     std::string csv, plot;
-    // The numbers as typed, parsed by run() so that a bad one gets a message naming the option and the value.
-    std::string n_text, d_text = "64", samples_text = "1000", seed_text = "9812";
-    std::vector<std::string> alpha_texts;
 };
 
-[[noreturn]] void bad_value(const std::string& option, const std::string& text, const std::string& want) {
-    throw std::invalid_argument("attention-scale: " + option + " must be " + want + ", got '" + text + "'");
+// The default grid's size (analyze_attention_scale's), for the cost estimate.
+std::size_t grid_size(const attention_scale_settings& s) {
+    if (!s.alphas.empty()) return s.alphas.size();
+    return s.scores == "cosine" ? 12 : 18;
 }
 
-// An integer in [lo, hi], written in decimal digits, or in exponent form when it is a whole number (1e3).
-std::uint64_t parse_count(const std::string& option, const std::string& text, std::uint64_t lo, std::uint64_t hi) {
-    const std::string want = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
-    if (text.empty()) bad_value(option, text, want);
-    if (text.find_first_not_of("0123456789") == std::string::npos) {
-        if (text.size() > 19) bad_value(option, text, want);
-        const std::uint64_t v = std::stoull(text);
-        if (v < lo || v > hi) bad_value(option, text, want);
-        return v;
-    }
-    std::size_t used = 0;
-    double x = 0;
-    try {
-        x = std::stod(text, &used);
-    } catch (const std::exception&) {
-        bad_value(option, text, want);
-    }
-    if (used != text.size() || !(x >= static_cast<double>(lo) && x <= static_cast<double>(hi)) || x != std::floor(x))
-        bad_value(option, text, want);
-    return static_cast<std::uint64_t>(x);
-}
-
-double parse_alpha(const std::string& text) {
-    std::size_t used = 0;
-    double x = 0;
-    try {
-        x = std::stod(text, &used);
-    } catch (const std::exception&) {
-        bad_value("--alphas", text, "finite numbers ≥ 0");
-    }
-    if (used != text.size() || !std::isfinite(x) || x < 0.0) bad_value("--alphas", text, "finite numbers ≥ 0");
-    return x;
+// Score evaluations of one draw: n scores (n·d normals for cosine) and n per α of the grid.
+double cost_per_draw(const attention_scale_settings& s) {
+    const double gen = s.scores == "cosine" ? static_cast<double>(s.d) : 1.0;
+    return static_cast<double>(s.n) * (static_cast<double>(grid_size(s)) + gen);
 }
 
 std::string num(double x, int precision = 6) {
@@ -83,15 +64,18 @@ void write_csv(const std::string& path, const scale_analysis& r) {
     for (const auto& p : r.curve)
         f << p.alpha << ',' << p.mean_field << ',' << p.exact_mean << ',' << p.exact_stderr << '\n';
     f.flush();
-    if (!f) throw std::runtime_error("attention-scale: cannot write the CSV file '" + path + "'");
+    if (!f) throw std::runtime_error("--csv: cannot write " + tools::shown(path));
 }
 
 // An SVG chart: the mean-field surrogate as a line, the Monte-Carlo means with ±2 standard errors, the α → ∞
 // limit and α* as dashed lines. α on a log axis when every α is positive.
-void write_svg(const std::string& path, const scale_analysis& r, const settings& s) {
+void write_svg(const std::string& path, const scale_analysis& r, const attention_scale_settings& s) {
     const double W = 760, H = 480, left = 70, right = 20, top = 50, bottom = 60;
     const double pw = W - left - right, ph = H - top - bottom;
-    double amin = r.curve.front().alpha, amax = r.curve.back().alpha;
+    // Without Monte-Carlo points (the draws were too costly), the axis spans the surrogate around alpha_star.
+    const double around = std::max(r.alpha_star, 1.0);
+    double amin = r.curve.empty() ? 0.25 * around : r.curve.front().alpha;
+    double amax = r.curve.empty() ? 8.0 * around : r.curve.back().alpha;
     for (const auto& p : r.curve) {
         amin = std::min(amin, p.alpha);
         amax = std::max(amax, p.alpha);
@@ -122,7 +106,7 @@ void write_svg(const std::string& path, const scale_analysis& r, const settings&
       << ph << "\"/></clipPath></defs>\n";
     o << "<text x=\"" << W / 2
       << "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">E[α(1 − Σp²)] against α: n = " << s.n << ", " << s.scores
-      << " scores" << (s.scores == "cosine" ? ", d = " + std::to_string(s.d) : std::string()) << ", " << s.samples
+      << " scores" << (s.scores == "cosine" ? ", d = " + std::to_string(s.d) : std::string()) << ", " << r.samples
       << " draws</text>\n";
     // axes and ticks
     o << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\"" << ph
@@ -191,33 +175,50 @@ void write_svg(const std::string& path, const scale_analysis& r, const settings&
     std::ofstream f(path);
     f << o.str();
     f.flush();
-    if (!f) throw std::runtime_error("attention-scale: cannot write the plot file '" + path + "'");
+    if (!f) throw std::runtime_error("--plot: cannot write " + tools::shown(path));
 }
 
-void run(settings& s) {
-    s.n = parse_count("--n", s.n_text, 2, std::uint64_t{1} << 32);
-    s.d = parse_count("--d", s.d_text, 1, std::uint64_t{1} << 20);
-    s.samples = parse_count("--samples", s.samples_text, 2, 100000000);
-    s.seed = parse_count("--seed", s.seed_text, 0, UINT64_MAX);
-    s.alphas.clear();
-    for (const auto& a : s.alpha_texts) s.alphas.push_back(parse_alpha(a));
+// The checks that involve several options (each option's own range is checked when it is parsed).
+void check(const attention_scale_settings& s) {
     if (s.scores == "cosine" && s.d < 2)
-        bad_value("--d", s.d_text, "at least 2 with --scores cosine (for d = 1 every cosine is ±1 and the objective "
-                                   "has no finite maximiser)");
+        throw tools::usage_error("--d: " + std::to_string(s.d) + " with --scores cosine; want at least 2 (for d = 1 "
+                                 "every cosine is ±1 and the objective has no finite maximiser)");
     if (!s.plot.empty()) {
         const auto dot = s.plot.rfind('.');
         const std::string ext = dot == std::string::npos ? "" : s.plot.substr(dot);
         if (ext != ".svg")
-            throw std::invalid_argument("attention-scale: --plot writes SVG only; give a path ending in .svg, got '" +
-                                        s.plot + "'");
+            throw tools::usage_error("--plot: " + tools::shown(s.plot) + " does not end in .svg (SVG only)");
     }
+    if (s.samples != 0) {
+        const double work = static_cast<double>(s.samples) * cost_per_draw(s);
+        if (s.n > max_mc_n)
+            throw tools::usage_error("--samples " + std::to_string(s.samples) + " with --n " + std::to_string(s.n) +
+                                     ": the Monte Carlo needs n <= " + std::to_string(max_mc_n) +
+                                     " (alpha_star alone: omit --samples)");
+        if (work > max_work)
+            throw tools::usage_error("--samples " + std::to_string(s.samples) + " with --n " + std::to_string(s.n) +
+                                     ": " + tools::readable(work) + " score evaluations exceed the limit " +
+                                     tools::readable(max_work) + " (lower --samples, or omit it and set --stderr)");
+    }
+}
+
+void run(const attention_scale_settings& s) {
+    check(s);
     scale_analysis_options o;
     o.n = s.n;
     o.d = s.d;
     o.scores = s.scores == "cosine" ? score_model::cosine : score_model::normal;
-    o.samples = s.samples;
     o.seed = s.seed;
     o.alphas = s.alphas;
+    o.target_stderr = s.stderr_target;
+    if (s.samples != 0) {
+        o.samples = s.samples;
+    } else {
+        // As many draws as the default work allows (none when two draws would exceed it).
+        const double affordable = s.n > max_mc_n ? 0.0 : std::floor(default_work / cost_per_draw(s));
+        o.samples = affordable < 2 ? 0 : static_cast<std::size_t>(std::min(affordable, 1e9));
+        if (o.target_stderr == 0.0 && o.samples > 0) o.samples = std::min<std::size_t>(o.samples, 1000);
+    }
     const scale_analysis r = analyze_attention_scale(o);
     const bool cosine = o.scores == score_model::cosine;
     const double sqrt_d = std::sqrt(static_cast<double>(s.d));
@@ -225,8 +226,15 @@ void run(settings& s) {
     auto alpha_of = [&](double m) { return cosine ? m : m * sqrt_d; };
 
     std::cout << std::setprecision(6);
-    std::cout << "n: " << s.n << "\nd: " << s.d << "\nscores: " << s.scores << "\nsamples: " << s.samples
+    std::cout << "n: " << s.n << "\nd: " << s.d << "\nscores: " << s.scores << "\nsamples: " << r.samples
               << "\nseed: " << s.seed << '\n';
+    bool reached = !r.curve.empty();
+    for (const auto& p : r.curve) reached = reached && p.exact_stderr <= s.stderr_target;
+    std::cout << "stderr_target: " << num(s.stderr_target)
+              << (s.stderr_target == 0 ? "  (exactly --samples draws)"
+                  : reached            ? "  (reached at every alpha)"
+                                       : "  (not reached at every alpha within the draws allowed)")
+              << '\n';
     std::cout << "alpha_star: " << num(r.alpha_star, 8) << '\n';
     std::cout << "mean_field_at_alpha_star: " << num(r.mean_field_at_star, 8) << '\n';
     std::cout << "# multipliers s on q·k of the policies, and the alpha they put on the "
@@ -238,17 +246,24 @@ void run(settings& s) {
     std::cout << "limit_alpha_to_infinity: " << num(r.limit, 8) << "  (n(n-1)∫"
               << (cosine ? "ρ²F^{n-2}, ρ and F the density and CDF of a cosine score" : "φ²Φ^{n-2}")
               << ": the density at 0 of the gap between the two largest scores)\n";
-    std::cout << "# E[alpha(1 - sum p^2)] by Monte Carlo, each draw's value from the engine's softmax VJP\n";
-    std::cout << std::left << std::setw(14) << "alpha" << std::setw(16) << "mean_field" << std::setw(14) << "exact_mean"
-              << "exact_stderr\n";
-    for (const auto& p : r.curve)
-        std::cout << std::setw(14) << num(p.alpha) << std::setw(16) << num(p.mean_field) << std::setw(14)
-                  << num(p.exact_mean) << num(p.exact_stderr, 3) << '\n';
-    std::cout << std::right;
-    const auto& last = r.curve.back();
-    std::cout << "exact_mean_at_largest_alpha: " << num(last.exact_mean) << " +- " << num(last.exact_stderr, 3)
-              << " at alpha " << num(last.alpha) << "  (limit " << num(r.limit) << "; at large alpha the draws are"
-              << " heavy-tailed, so small samples tend to fall short of the limit)\n";
+    if (r.curve.empty()) {
+        std::cout << "# Monte Carlo skipped: one draw costs n*(|grid| + " << (cosine ? "d" : "1")
+                  << ") = " << tools::readable(cost_per_draw(s))
+                  << " score evaluations; a default run stops at " << tools::readable(default_work)
+                  << (s.n > max_mc_n ? " and draws need n <= " + std::to_string(max_mc_n) : std::string()) << "\n";
+    } else {
+        std::cout << "# E[alpha(1 - sum p^2)] by Monte Carlo, each draw's value from the engine's softmax\n";
+        std::cout << std::left << std::setw(14) << "alpha" << std::setw(16) << "mean_field" << std::setw(14)
+                  << "exact_mean" << "exact_stderr\n";
+        for (const auto& p : r.curve)
+            std::cout << std::setw(14) << num(p.alpha) << std::setw(16) << num(p.mean_field) << std::setw(14)
+                      << num(p.exact_mean) << num(p.exact_stderr, 3) << '\n';
+        std::cout << std::right;
+        const auto& last = r.curve.back();
+        std::cout << "exact_mean_at_largest_alpha: " << num(last.exact_mean) << " +- " << num(last.exact_stderr, 3)
+                  << " at alpha " << num(last.alpha) << "  (limit " << num(r.limit)
+                  << "; at large alpha the draws are heavy-tailed, so small samples tend to fall short of the limit)\n";
+    }
     if (!cosine) {
         std::cout
             << "# What the research notes establish (§1.5 check 4, §1.6): alpha_star maximises only the mean-field\n"
@@ -274,34 +289,44 @@ void run(settings& s) {
         std::cout << "plot: " << s.plot << '\n';
     }
     std::cout.flush();
-    if (!std::cout) throw std::runtime_error("attention-scale: cannot write to stdout");
+    if (!std::cout) throw std::runtime_error("cannot write to stdout");
 }
 
 }  // namespace
 
 void register_attention_scale(CLI::App& app) {
-    auto s = std::make_shared<settings>();
+    auto s = std::make_shared<attention_scale_settings>();
     CLI::App* sub = app.add_subcommand(
         "attention-scale",
         "Gradient-maximising attention scale (kexue.fm 9812): alpha_star, policies, exact Monte Carlo");
-    sub->add_option("--n", s->n_text, "Number of keys n (2 to 2^32)")->required();
-    sub->add_option("--d", s->d_text,
-                    "Head dimension d (1 to 2^20; for cosine scores the dimension of the directions, >= 2)")
-        ->capture_default_str();
+    tools::add_number(*sub, "--n", s->n, "Number of keys n (2 to 2^32)", std::uint64_t{2}, std::uint64_t{1} << 32)
+        ->required()->default_str("");  // no default to show
+    tools::add_number(*sub, "--d", s->d,
+                      "Head dimension d (1 to 2^20; for cosine scores the dimension of the directions, >= 2)",
+                      std::uint64_t{1}, std::uint64_t{1} << 20);
     sub->add_option("--scores", s->scores, "Score model: normal (q·k/√d at initialisation) or cosine (normalize_qk)")
         ->capture_default_str()
         ->check(CLI::IsMember({"normal", "cosine"}));
-    sub->add_option("--samples", s->samples_text, "Monte-Carlo draws per alpha (2 to 10^8)")->capture_default_str();
-    sub->add_option("--seed", s->seed_text, "Seed of the draws (results depend only on it, not on threads)")
-        ->capture_default_str();
-    sub->add_option("--alphas", s->alpha_texts,
-                    "Grid of alpha >= 0 (default: a grid around alpha_star and up to 40)");
+    tools::add_number(*sub, "--stderr", s->stderr_target,
+                      "Standard error wanted at every alpha: draws stop once it is reached (0: exactly --samples)",
+                      0.0, 1e6);
+    tools::add_number(*sub, "--samples", s->samples,
+                      "Most Monte-Carlo draws per alpha (2 to 10^9; default: what 3e7 score evaluations allow)",
+                      std::uint64_t{2}, std::uint64_t{1'000'000'000})
+        ->default_str("work limit");
+    tools::add_number(*sub, "--seed", s->seed, "Seed of the draws (results depend only on it, not on threads)",
+                      std::uint64_t{0}, ~std::uint64_t{0});
+    tools::add_numbers(*sub, "--alphas", s->alphas,
+                       "Grid of alpha in [0, 1e4] (default: a grid around alpha_star and up to 40)", 0.0, max_alpha);
     sub->add_option("--csv", s->csv, "Write the curves as CSV to this path");
     sub->add_option("--plot", s->plot, "Write the curves as an SVG plot to this path (ending in .svg)");
     sub->footer(
         "Prints `key: value` lines (alpha_star, the policies' multipliers, limit_alpha_to_infinity), then a table of\n"
         "alpha, the mean-field surrogate, and the exact E[alpha(1 - sum p^2)] by Monte Carlo with its standard error.\n"
-        "Cost: samples x |grid| x n^2 operations. Example: exprgrad attention-scale --n 512 --d 64 --scores normal");
+        "Cost: one draw is n*(|grid| + 1) score evaluations (cosine: n*(|grid| + d)); draws stop at --stderr or at\n"
+        "3e7 evaluations (under a second; no Monte Carlo when two draws cost more). An explicit --samples may spend\n"
+        "up to 2e9 (n <= 2^22). alpha_star and the limit cost about 1e5 evaluations for any n.\n"
+        "Example: exprgrad attention-scale --n 512 --d 64 --scores normal");
     sub->callback([s] { run(*s); });
 }
 

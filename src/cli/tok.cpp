@@ -2,6 +2,7 @@
 // "Command-line contract"). Every subcommand but train reads stdin and writes stdout, one text per line.
 #include "tok.hpp"
 
+#include <cstdint>
 #include <cstdio>
 #include <exprgrad/text/piece_format.hpp>
 #include <exprgrad/text/trainer.hpp>
@@ -12,8 +13,12 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "cli_options.hpp"
+#include "input_check.hpp"
 
 namespace exprgrad::cli {
 
@@ -22,35 +27,30 @@ namespace {
 using text::Span;
 using text::UnigramModel;
 
-struct Settings {
+struct tok_settings {
     std::string vocab;
     std::string format = "native";
     double alpha = 0.0;
     std::uint64_t seed = 0;
-    std::size_t count = 1;
+    std::uint64_t count = 1;
     std::string sampler = "reservoir";
     // train
     std::string output;
     std::vector<std::string> inputs;
-    std::size_t vocab_size = 8000;
-    std::size_t max_piece_length = 16;
+    std::uint64_t vocab_size = 8000;
+    std::uint64_t max_piece_length = 16;
     double coverage = 0.9995;
     bool no_utf8 = false;
     bool no_split = false;
     bool quiet = false;
 };
 
-[[noreturn]] void fail(const std::string& command, const std::string& message) {
-    std::cerr << "exprgrad tok " << command << ": " << message << '\n';
-    throw CLI::RuntimeError(1);
-}
+// A failure of the subcommand: run_main prints `exprgrad tok COMMAND: message` and exits 1.
+[[noreturn]] void fail(const std::string& message) { throw std::runtime_error(message); }
 
-UnigramModel load(const Settings& s, const std::string& command) {
-    try {
-        return text::load_model(s.vocab, text::parse_vocab_format(s.format));
-    } catch (const std::exception& e) {
-        fail(command, e.what());
-    }
+UnigramModel load(const tok_settings& s) {
+    tools::check_input_file("--vocab", s.vocab);
+    return text::load_model(s.vocab, text::parse_vocab_format(s.format));
 }
 
 // Buffered stdout; lines are written in large blocks.
@@ -78,6 +78,7 @@ class Output {
 template <class PerLine>
 void stream_lines(const std::string& command, PerLine&& per_line) {
     std::ios::sync_with_stdio(false);
+    tools::check_stdin();
     Output out;
     bool ok = true;
     std::size_t number = 0;
@@ -86,12 +87,16 @@ void stream_lines(const std::string& command, PerLine&& per_line) {
         try {
             per_line(line, out);
         } catch (const std::exception& e) {
-            std::cerr << "exprgrad tok " << command << ": line " << number << ": " << e.what() << '\n';
+            // One line of at most 400 characters, whatever the message quotes of a long input line.
+            std::cerr << tools::one_line("exprgrad tok " + command + ": line " + std::to_string(number) + ": " +
+                                         e.what())
+                      << '\n';
             ok = false;
         }
     }
-    if (!out.finish()) fail(command, "cannot write to stdout");
-    if (!ok) throw CLI::RuntimeError(1);
+    tools::check_read(std::cin, "standard input");
+    if (!out.finish()) fail("cannot write to stdout");
+    if (!ok) throw CLI::RuntimeError(1);  // each bad line has its own message
 }
 
 std::string formatted(const UnigramModel& m, std::string_view line, const std::vector<Span>& spans) {
@@ -99,13 +104,13 @@ std::string formatted(const UnigramModel& m, std::string_view line, const std::v
     return text::format_segmentation(line, spans, spm, spm ? &m.vocabulary() : nullptr);
 }
 
-void add_model_options(CLI::App* sub, Settings& s) {
+void add_model_options(CLI::App* sub, tok_settings& s) {
     sub->add_option("--vocab", s.vocab, "Vocabulary file")->required();
     sub->add_option("--vocab-format", s.format, "native (default), spm (SentencePiece piece<TAB>score) or jieba")
         ->check(CLI::IsMember({"native", "spm", "jieba"}));
 }
 
-void run_train(const Settings& s) {
+void run_train(const tok_settings& s) {
     text::TrainOptions opt;
     opt.vocab_size = s.vocab_size;
     opt.max_piece_length = s.max_piece_length;
@@ -124,30 +129,29 @@ void run_train(const Settings& s) {
     auto read = [&](std::istream& in) {
         for (std::string line; std::getline(in, line);) text::count_words(line, opt.split_by_whitespace, words);
     };
+    // Every file is checked before any is read: a typo in the last one does not cost a long count.
+    for (const auto& path : s.inputs) tools::check_input_file("FILES", path);
     if (s.inputs.empty()) {
+        tools::check_stdin();
         read(std::cin);
+        tools::check_read(std::cin, "standard input");
     } else {
         for (const auto& path : s.inputs) {
             std::ifstream in(path, std::ios::binary);
-            if (!in) fail("train", "cannot open " + path);
+            if (!in) fail("FILES: cannot open " + tools::shown(path));
             read(in);
+            tools::check_read(in, "FILES: " + tools::shown(path));
         }
     }
-    try {
-        const UnigramModel m = text::train_unigram(words, opt);
-        text::save_native(s.output, m.vocabulary(), m.options());
-        if (!s.quiet) std::fprintf(stderr, "exprgrad tok train: wrote %zu pieces to %s\n", m.size(), s.output.c_str());
-    } catch (const CLI::RuntimeError&) {
-        throw;
-    } catch (const std::exception& e) {
-        fail("train", e.what());
-    }
+    const UnigramModel m = text::train_unigram(words, opt);
+    text::save_native(s.output, m.vocabulary(), m.options());
+    if (!s.quiet) std::fprintf(stderr, "exprgrad tok train: wrote %zu pieces to %s\n", m.size(), s.output.c_str());
 }
 
 }  // namespace
 
 void register_tok(CLI::App& app) {
-    auto s = std::make_shared<Settings>();
+    auto s = std::make_shared<tok_settings>();
     CLI::App* tok = app.add_subcommand("tok", "Unigram tokenizer: train, encode, sample, decode, score");
     tok->require_subcommand(1);
     tok->footer(
@@ -161,23 +165,30 @@ void register_tok(CLI::App& app) {
         "--vocab-format spm applies the SentencePiece-compatible mode (spaces match U+2581 pieces; runs of unknown\n"
         "characters print as one piece); jieba the jieba-compatible mode (jieba.cut(text, HMM=False) on Han runs).");
     encode->callback([s] {
-        const UnigramModel m = load(*s, "encode");
+        const UnigramModel m = load(*s);
         stream_lines("encode",
                      [&](const std::string& line, Output& out) { out.line(formatted(m, line, m.encode_spans(line))); });
     });
 
     CLI::App* sample = tok->add_subcommand("sample", "Random segmentations of each stdin line");
     add_model_options(sample, *s);
-    sample->add_option("--alpha", s->alpha, "Inverse temperature: P(seg) ∝ exp(alpha·score); < 0: Viterbi, 0: uniform")
-        ->required();
-    sample->add_option("--seed", s->seed, "Seed of the random generator (xoshiro256**)")->required();
-    sample->add_option("--count", s->count, "Segmentations per input line (default 1)")->check(CLI::PositiveNumber);
+    tools::add_number(*sample, "--alpha", s->alpha,
+                      "Inverse temperature: P(seg) ∝ exp(alpha·score); < 0: Viterbi, 0: uniform (any finite number)",
+                      std::numeric_limits<double>::lowest(), std::numeric_limits<double>::max())
+        ->required()
+        ->default_str("");
+    tools::add_number(*sample, "--seed", s->seed, "Seed of the random generator (xoshiro256**), 0 to 2^64 - 1",
+                      std::uint64_t{0}, ~std::uint64_t{0})
+        ->required()
+        ->default_str("");
+    tools::add_number(*sample, "--count", s->count, "Segmentations per input line (1 to 10^6)", std::uint64_t{1},
+                      std::uint64_t{1'000'000});
     sample
         ->add_option("--sampler", s->sampler,
                      "reservoir (default, post 9811's exact single pass), ffbs (exact), biased (post 9768's, biased)")
         ->check(CLI::IsMember({"reservoir", "ffbs", "biased"}));
     sample->callback([s] {
-        const UnigramModel m = load(*s, "sample");
+        const UnigramModel m = load(*s);
         const text::Sampler how = s->sampler == "ffbs"     ? text::Sampler::ffbs
                                   : s->sampler == "biased" ? text::Sampler::biased_sigmoid
                                                            : text::Sampler::reservoir;
@@ -190,13 +201,13 @@ void register_tok(CLI::App& app) {
 
     CLI::App* score = tok->add_subcommand("score", "log Z and entropy (nats) of each stdin line's segmentations");
     add_model_options(score, *s);
-    score->add_option("--alpha", s->alpha, "Inverse temperature, >= 0")->required();
+    tools::add_number(*score, "--alpha", s->alpha, "Inverse temperature, finite and >= 0", 0.0,
+                      std::numeric_limits<double>::max())
+        ->required()
+        ->default_str("");
     score->footer("Prints logZ<TAB>entropy per line with 17 significant digits.");
     score->callback([s] {
-        if (!(s->alpha >= 0) || s->alpha == std::numeric_limits<double>::infinity()) {
-            fail("score", "--alpha must be finite and >= 0");
-        }
-        const UnigramModel m = load(*s, "score");
+        const UnigramModel m = load(*s);
         char buffer[64];
         stream_lines("score", [&](const std::string& line, Output& out) {
             const text::LatticeStats st = m.analyze(line, s->alpha, false);
@@ -211,13 +222,14 @@ void register_tok(CLI::App& app) {
     });
 
     CLI::App* train = tok->add_subcommand("train", "Train a unigram vocabulary (EM + pruning) on text files or stdin");
-    train->add_option("--vocab-size", s->vocab_size, "Total pieces, specials and the 256 bytes included (>= 261)")
-        ->check(CLI::Range(std::size_t{261}, std::size_t{1} << 30));
+    tools::add_number(*train, "--vocab-size", s->vocab_size,
+                      "Total pieces, specials and the 256 bytes included (261 to 2^30)", std::uint64_t{261},
+                      std::uint64_t{1} << 30);
     train->add_option("--output,-o", s->output, "Native vocabulary file to write (atomically)")->required();
-    train->add_option("--max-piece-length", s->max_piece_length, "Longest piece in bytes (default 16)")
-        ->check(CLI::Range(std::size_t{2}, std::size_t{1024}));
-    train->add_option("--character-coverage", s->coverage, "Code points kept whole until this coverage (0.9995)")
-        ->check(CLI::Range(0.0, 1.0));
+    tools::add_number(*train, "--max-piece-length", s->max_piece_length, "Longest piece in bytes (2 to 1024)",
+                      std::uint64_t{2}, std::uint64_t{1024});
+    tools::add_number(*train, "--character-coverage", s->coverage,
+                      "Code points kept whole until this coverage (0 to 1)", 0.0, 1.0);
     train->add_flag("--no-utf8-boundaries", s->no_utf8, "Let pieces split UTF-8 code points");
     train->add_flag("--no-split-whitespace", s->no_split, "Let pieces contain inner spaces");
     train->add_flag("--quiet,-q", s->quiet, "No progress on stderr");

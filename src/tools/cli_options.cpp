@@ -64,17 +64,15 @@ std::string where(const CLI::App& app, const std::string& program) {
     }
 }
 
-// When `at` expects a subcommand and none was selected: the first word after its own name that does not look
-// like an option (the unknown subcommand), or "" when there is none.
-std::string unknown_subcommand(const CLI::App& at, int argc, const char* const* argv) {
+// When `at` expects a subcommand and none was selected: the first argument after the names of the subcommand
+// chain that leads to `at` (an unknown subcommand, or an option `at` does not know), or "" when there is none.
+std::string first_unknown(const CLI::App& at, int argc, const char* const* argv) {
     std::size_t level = 0;  // how many subcommand names of the chain precede `at`'s arguments
     for (const CLI::App* p = &at; p->get_parent() != nullptr; p = p->get_parent()) ++level;
     int i = 1;
     for (std::size_t seen = 0; i < argc && seen < level; ++i)
         if (argv[i][0] != '-') ++seen;  // the chain's names are its only words before `at`'s own
-    for (; i < argc; ++i)
-        if (argv[i][0] != '-') return argv[i];
-    return {};
+    return i < argc ? argv[i] : std::string();
 }
 
 std::string names_of(const CLI::App& at) {
@@ -107,9 +105,9 @@ int run_main(CLI::App& app, int argc, const char* const* argv, const std::functi
         const CLI::App* at = deepest(app);
         const bool wants_subcommand = at->get_require_subcommand_min() > 0 && at->get_subcommands().empty();
         if (wants_subcommand) {
-            const std::string word = unknown_subcommand(*at, argc, argv);
-            if (!word.empty())
-                return usage("unknown subcommand " + shown(word) + " (one of: " + names_of(*at) + ")");
+            const std::string word = first_unknown(*at, argc, argv);
+            if (!word.empty() && word[0] == '-') return usage("unknown option " + shown(word));
+            if (!word.empty()) return usage("unknown subcommand " + shown(word) + " (one of: " + names_of(*at) + ")");
             return usage("missing subcommand (one of: " + names_of(*at) + ")");
         }
         return usage(e.what());

@@ -47,9 +47,12 @@ T parse_as(const std::string& option, const std::string& text, T lo, T hi, bool 
 
 template <class T>
 std::string shown_default(T x) {
-    if constexpr (std::is_floating_point_v<T>) return default_text(static_cast<double>(x));
-    else if constexpr (std::is_unsigned_v<T>) return default_text(static_cast<std::uint64_t>(x));
-    else return default_text(static_cast<std::int64_t>(x));
+    if constexpr (std::is_floating_point_v<T>)
+        return default_text(static_cast<double>(x));
+    else if constexpr (std::is_unsigned_v<T>)
+        return default_text(static_cast<std::uint64_t>(x));
+    else
+        return default_text(static_cast<std::int64_t>(x));
 }
 }  // namespace detail
 
@@ -57,10 +60,11 @@ std::string shown_default(T x) {
 /// given on the command line is parsed strictly (strict_number.hpp) into [lo, hi]; a bad value throws
 /// usage_error naming the option. The current value of `target` is shown in --help as the default.
 /// T: an arithmetic type (unsigned, signed or floating); `allow_inf` admits ±inf for floating T when inside
-/// [lo, hi]. Returns the CLI11 option (for ->required() and the like).
+/// [lo, hi]. Returns the CLI11 option (for ->required() and the like; a required option shows no default
+/// with ->required()->default_str("")).
 template <class T>
-CLI::Option* add_number(CLI::App& app, const std::string& name, T& target, const std::string& description, T lo,
-                        T hi, bool allow_inf = false) {
+CLI::Option* add_number(CLI::App& app, const std::string& name, T& target, const std::string& description, T lo, T hi,
+                        bool allow_inf = false) {
     static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>, "add_number: T must be a number type");
     const std::string shown_name = name.substr(0, name.find(','));
     CLI::Option* opt = app.add_option_function<std::string>(
@@ -76,8 +80,8 @@ CLI::Option* add_number(CLI::App& app, const std::string& name, T& target, const
 
 /// The same for an option taking one or more numbers (e.g. `--alphas 0.5 1 2`), each in [lo, hi].
 template <class T>
-CLI::Option* add_numbers(CLI::App& app, const std::string& name, std::vector<T>& target,
-                         const std::string& description, T lo, T hi, bool allow_inf = false) {
+CLI::Option* add_numbers(CLI::App& app, const std::string& name, std::vector<T>& target, const std::string& description,
+                         T lo, T hi, bool allow_inf = false) {
     static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>, "add_numbers: T must be a number type");
     const std::string shown_name = name.substr(0, name.find(','));
     CLI::Option* opt = app.add_option_function<std::vector<std::string>>(

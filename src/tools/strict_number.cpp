@@ -138,8 +138,8 @@ std::int64_t parse_signed(std::string_view option, std::string_view text, std::i
 }
 
 double parse_double(std::string_view option, std::string_view text, double lo, double hi, bool allow_inf) {
-    const std::string want = std::string(allow_inf ? "a number" : "a finite number") + " in [" + readable(lo) + ", " +
-                             readable(hi) + "]";
+    const std::string want =
+        std::string(allow_inf ? "a number" : "a finite number") + " in [" + readable(lo) + ", " + readable(hi) + "]";
     if (text.empty()) refuse(option, text, "is empty", want);
     std::string_view body = text;
     if (body[0] == '+') {

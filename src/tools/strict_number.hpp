@@ -51,8 +51,7 @@ std::int64_t parse_signed(std::string_view option, std::string_view text,
 
 /// The double `text` in [lo, hi] (finite unless `allow_inf`; NaN never); throws usage_error naming `option`
 /// otherwise. Example: parse_double("--g", "0.5", 0, 10) == 0.5; parse_double("--g", "nan", 0, 10) throws.
-double parse_double(std::string_view option, std::string_view text,
-                    double lo = std::numeric_limits<double>::lowest(), double hi = std::numeric_limits<double>::max(),
-                    bool allow_inf = false);
+double parse_double(std::string_view option, std::string_view text, double lo = std::numeric_limits<double>::lowest(),
+                    double hi = std::numeric_limits<double>::max(), bool allow_inf = false);
 
 }  // namespace exprgrad::tools

@@ -1,15 +1,17 @@
 #!/bin/sh
-# Builds the vocabulary/encoding libFuzzer target with clang++-14 (Debian: clang-14, libclang-rt-14-dev,
-# libfuzzer-14-dev) and runs it for at most FUZZ_SECONDS (default 60) seconds. Exits non-zero on a crash,
+# Builds the libFuzzer targets with clang++-14 (Debian: clang-14, libclang-rt-14-dev, libfuzzer-14-dev) and
+# runs them for at most FUZZ_SECONDS (default 60) seconds in total: the vocabulary/encoding target gets half,
+# the strict number parser of the command-line programs a quarter, the checkpoint reader a quarter. Exits non-zero on a crash,
 # a sanitizer report or a build failure. Usage: tests/fuzz/run_fuzz.sh [WORK_DIR]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=${1:-$(mktemp -d "${TMPDIR:-/tmp}/exprgrad_fuzz.XXXXXX")}
 seconds=${FUZZ_SECONDS:-60}
-# The checkpoint reader's share of the total (its block at the end); the vocabulary target gets the rest.
+number_seconds=$((seconds / 4 > 0 ? seconds / 4 : 1))
+# The checkpoint reader's share (its block at the end).
 ckpt_seconds=$((seconds / 4 > 0 ? seconds / 4 : 1))
-seconds=$((seconds - ckpt_seconds > 0 ? seconds - ckpt_seconds : 1))
+vocab_seconds=$((seconds - number_seconds - ckpt_seconds > 0 ? seconds - number_seconds - ckpt_seconds : 1))
 cxx=${CXX_FUZZ:-clang++-14}
 mkdir -p "$work/corpus"
 
@@ -29,7 +31,21 @@ printf '\002\345\244\251 3 n\n\345\244\251\346\260\224 5\n\377\000\344\273\212\3
 # Inputs that once crashed it (tests/fuzz/regressions) run first, as part of the corpus.
 cp "$here"/regressions/* "$work/corpus/"
 
-"$work/fuzz_vocab" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$work/corpus"
+"$work/fuzz_vocab" -max_total_time="$vocab_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$work/corpus"
+
+# ---- The strict number parser (src/tools/strict_number.cpp): its own corpus directory and share of the time.
+mkdir -p "$work/corpus_number"
+"$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -I"$root/src/tools" "$here/fuzz_number.cpp" "$root/src/tools/strict_number.cpp" -o "$work/fuzz_number"
+# Seeds: byte 0 picks unsigned / signed / double / double with infinities.
+printf '\00018446744073709551615' > "$work/corpus_number/u64_max"
+printf '\0001.5e3' > "$work/corpus_number/u_exponent"
+printf '\001-9223372036854775808' > "$work/corpus_number/i64_min"
+printf '\002-2.5e-308' > "$work/corpus_number/double"
+printf '\0031e309' > "$work/corpus_number/huge"
+printf '\003-inf' > "$work/corpus_number/inf"
+"$work/fuzz_number" -max_total_time="$number_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$work/corpus_number"
 
 # ---- The checkpoint reader (src/nn/checkpoint.cpp): manifest, .npy, meta escapes and whole directories,
 # its own corpus directory and ckpt_seconds of the total.

@@ -63,7 +63,60 @@ TEST_CASE("check 1: the softmax Jacobian identity ½Σ|J| = α(1 − Σp²), fro
         CHECK(to_digits(scale::exact_objective(c.s.data(), n, c.alpha, work), c.half_l1, 7));
         CHECK(scale::exact_objective(c.s.data(), n, c.alpha, work) ==
               doctest::Approx(c.alpha * (1 - sp2)).epsilon(1e-13));
+        // The O(n) value the Monte Carlo uses agrees with the VJP Jacobian's ½Σ|J|.
+        std::vector<double> scratch(n);
+        CHECK(scale::objective(c.s.data(), n, c.alpha, scratch.data()) ==
+              doctest::Approx(scale::exact_objective(c.s.data(), n, c.alpha, work)).epsilon(1e-13));
     }
+}
+
+TEST_CASE("the O(n) objective keeps its relative accuracy when p is nearly one-hot") {
+    // s = [0, −t]: p_2 = e^{−αt}/(1 + e^{−αt}) =: q, and α(1 − Σp²) = α·2q(1 − q) exactly; 1 − Σp² computed
+    // directly would lose every digit once q < 1e-16.
+    for (const double at : {5.0, 20.0, 40.0, 300.0}) {
+        CAPTURE(at);
+        const std::vector<double> s = {0.0, -at};
+        const double q = std::exp(-at) / (1 + std::exp(-at));
+        std::vector<double> scratch(2);
+        CHECK(scale::objective(s.data(), 2, 1.0, scratch.data()) == doctest::Approx(2 * q * (1 - q)).epsilon(1e-12));
+    }
+    // Random rows: the same value as the VJP Jacobian's, at several α.
+    exprgrad::detail::rng g(3, 0);
+    std::vector<double> s(37), scratch(37), work;
+    for (auto& x : s) x = g.normal();
+    for (const double a : {0.0, 0.3, 2.0, 9.0})
+        CHECK(scale::objective(s.data(), s.size(), a, scratch.data()) ==
+              doctest::Approx(scale::exact_objective(s.data(), s.size(), a, work)).epsilon(1e-12).scale(1e-300));
+}
+
+TEST_CASE("a target standard error stops the draws early; samples = 0 skips the Monte Carlo") {
+    scale_analysis_options o;
+    o.n = 64;
+    o.alphas = {0.5, 1.0};
+    o.samples = 100000;
+    o.target_stderr = 0.01;
+    const auto r = analyze_attention_scale(o);
+    CHECK(r.samples >= 64);
+    CHECK(r.samples < o.samples);
+    for (const auto& p : r.curve) CHECK(p.exact_stderr <= 0.01);
+    // The draws of a round are the same whatever the rounds: a fixed count equal to r.samples gives the same means.
+    o.target_stderr = 0.0;
+    o.samples = r.samples;
+    const auto fixed = analyze_attention_scale(o);
+    CHECK(fixed.samples == r.samples);
+    for (std::size_t a = 0; a < 2; ++a)
+        CHECK(fixed.curve[a].exact_mean == doctest::Approx(r.curve[a].exact_mean).epsilon(1e-13));
+    // A target that is never reached: exactly `samples` draws.
+    o.samples = 200;
+    o.target_stderr = 1e-9;
+    CHECK(analyze_attention_scale(o).samples == 200);
+    o.samples = 0;
+    const auto none = analyze_attention_scale(o);
+    CHECK(none.samples == 0);
+    CHECK(none.curve.empty());
+    CHECK(none.alpha_star == scale::gradient_max_alpha(64));
+    o.target_stderr = -1;
+    CHECK_THROWS_AS(analyze_attention_scale(o), std::invalid_argument);
 }
 
 TEST_CASE("check 2: normal scores, the maximiser of α(1 − e^{α²}/n)") {
@@ -186,6 +239,30 @@ TEST_CASE("check 4: Monte Carlo of the exact objective, and its α → ∞ limit
     CHECK(scale::top_gap_density_cosine(2, 3) == doctest::Approx(1.0).epsilon(1e-9));
 }
 
+TEST_CASE("cosine scores for n up to 2^32: alpha* finite, the limit exact for uniform scores") {
+    // d = 3: the cosine of uniform directions is uniform on [−1, 1], so g(α) = sinh(α)/α and the density at 0
+    // of the top-two gap is n(n−1)∫(1/4)((x+1)/2)^{n−2}dx = n/2. Both sides of each switch of method.
+    for (const double a : {50.0, 9999.0, 10000.0, 2e4, 1e6, 1e9}) {
+        CAPTURE(a);
+        const double log_g = a - std::log(2 * a) + std::log1p(-std::exp(-2 * a));
+        CHECK(scale::detail::cosine_log_mgf(a, 3).first == doctest::Approx(log_g).epsilon(1e-13));
+        // (log g)' = coth α − 1/α
+        CHECK(scale::detail::cosine_log_mgf(a, 3).second == doctest::Approx(1 / std::tanh(a) - 1 / a).epsilon(1e-12));
+    }
+    for (const std::size_t n : {1000ul, 1001ul, 100000ul, 4294967296ul})
+        CHECK(scale::top_gap_density_cosine(n, 3) == doctest::Approx(n / 2.0).epsilon(1e-7));
+    // The two quadratures agree where they meet (d = 64: the limit grows slowly and smoothly with n).
+    const double below = scale::top_gap_density_cosine(1000, 64), above = scale::top_gap_density_cosine(1001, 64);
+    CHECK(above > below);
+    CHECK(above - below < 1e-3 * below);
+    for (const std::size_t d : {2ul, 3ul, 4ul, 64ul, 1048576ul}) {
+        CAPTURE(d);
+        const double a = scale::gradient_max_alpha_cosine(4294967296.0, d);
+        CHECK(std::isfinite(a));
+        CHECK(a > scale::gradient_max_alpha_cosine(1e6, d));
+    }
+}
+
 TEST_CASE("the analysis is deterministic for a seed, whatever the thread count") {
     scale_analysis_options o;
     o.n = 40;
@@ -257,6 +334,9 @@ TEST_CASE("analysis arguments are checked") {
     o.n = 8;
     o.samples = 1;
     CHECK_THROWS_AS(analyze_attention_scale(o), std::invalid_argument);
+    o.samples = 10;
+    o.alphas = {1.5e308};  // α·s overflows: refused, never NaN rows
+    CHECK_THROWS_AS(analyze_attention_scale(o), std::domain_error);
     o.samples = 10;
     o.alphas = {1.0, std::nan("")};
     CHECK_THROWS_AS(analyze_attention_scale(o), std::invalid_argument);

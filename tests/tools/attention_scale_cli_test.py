@@ -14,7 +14,7 @@ failures = []
 
 
 def run(exe, args):
-    p = subprocess.run([exe, "attention-scale", *args], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([exe, "attention-scale", *args], capture_output=True, text=True, timeout=60)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -90,20 +90,42 @@ def main(exe):
                 failures.append("plot is not an SVG document")
 
     bad = {  # arguments -> text the one-line error must contain
-        ("--n", "1"): "--n must be an integer from 2",
+        ("--n", "1"): "--n: '1' is out of range; want a whole number in [2, 4294967296]",
         ("--n", "abc"): "'abc'",
-        ("--n", "8", "--d", "x"): "--d must be an integer",
+        ("--n", "8", "--d", "x"): "--d: 'x' is not a whole number",
         ("--n", "8", "--alphas", "-1"): "'-1'",
         ("--n", "8", "--alphas", "inf"): "'inf'",
-        ("--n", "8", "--scores", "cosine", "--d", "1"): "--d must be at least 2",
-        ("--n", "8", "--samples", "1"): "--samples must be",
+        ("--n", "8", "--scores", "cosine", "--d", "1"): "want at least 2",
+        ("--n", "8", "--samples", "1"): "--samples: '1' is out of range",
+        ("--n", "8", "--alphas", "1", "1e308"): "--alphas: '1e308' is out of range",
+        ("--n", "4294967297"): "--n: '4294967297' is out of range",
         ("--n", "8", "--plot", "x.png"): "SVG only",
         ("--n", "8", "--bogus"): "attention-scale",
     }
     for args, text in bad.items():
         rc, out, err = run(exe, list(args))
-        if rc == 0 or text not in err or len(err.strip().splitlines()) != 1:
+        if rc != 2 or text not in err or len(err.strip().splitlines()) != 1:
             failures.append(f"{' '.join(args)}: exit {rc}, stderr {err!r}, want a one-line error with {text!r}")
+
+    # alpha* for n far beyond what a Monte Carlo can afford (issue #16: 2^32 failed with std::bad_alloc, 7777
+    # took minutes): the default run prints it, and the Monte-Carlo table only where draws fit the work limit.
+    for n in (7777, 50000, 4294967296):
+        rc, out, err = run(exe, ["--n", str(n)])
+        kv = values(out) if rc == 0 else {}
+        close(f"default run alpha_star n={n}", kv.get("alpha_star"), alpha_star_normal(n), 1e-7)
+        if rc == 0 and "nan" in out.lower():
+            failures.append(f"default run n={n}: NaN in the output")
+        if rc == 0 and n <= 50000 and int(kv.get("samples", "0")) < 2:
+            failures.append(f"default run n={n}: no Monte-Carlo draws")
+    # --stderr: with a loose target the draws stop early; every printed standard error is within it.
+    rc, out, err = run(exe, ["--n", "64", "--alphas", "0.5", "1", "--stderr", "0.05"])
+    rows = [l.split() for l in out.splitlines() if l[:1].isdigit()]
+    if rc != 0 or len(rows) != 2 or any(float(r[3]) > 0.05 for r in rows) or values(out).get("samples") != "64":
+        failures.append(f"--stderr 0.05: exit {rc}, rows {rows!r}, samples {values(out).get('samples')}")
+    # --stderr 0 with --samples: exactly that many draws.
+    rc, out, err = run(exe, ["--n", "64", "--alphas", "1", "--stderr", "0", "--samples", "37"])
+    if rc != 0 or values(out).get("samples") != "37":
+        failures.append(f"--stderr 0 --samples 37: exit {rc}, samples {values(out).get('samples')}")
 
     # Exponent form of a whole number is accepted.
     rc, out, err = run(exe, ["--n", "1e3", "--samples", "4", "--alphas", "1"])

@@ -40,15 +40,15 @@ TEST_CASE("unsigned: refusals name the option, the value and the range") {
     const std::string m = refusal([] { tools::parse_unsigned("--seed", "-1"); });
     CHECK(m == "--seed: '-1' is negative; want a whole number in [0, 18446744073709551615]");
     CHECK(refusal([] { tools::parse_unsigned("--seed", "-0"); }).find("minus sign") != std::string::npos);
-    for (const char* bad : {"", " 5", "5 ", "0x10", "5x", "abc", "+", "-", "1.5", "1e", "e3", "1e-1", "1.5e0", "++5",
-                            "+-5", "1e3.0", "\t5", "5\n", "inf", "nan", "１"}) {
+    for (const char* bad : {"",     " 5",    "5 ",  "0x10", "5x",    "abc", "+",   "-",   "1.5", "1e", "e3",
+                            "1e-1", "1.5e0", "++5", "+-5",  "1e3.0", "\t5", "5\n", "inf", "nan", "１"}) {
         CAPTURE(bad);
         const std::string msg = refusal([&] { tools::parse_unsigned("--n", bad, 0, 10); });
         CHECK(msg.rfind("--n: '", 0) == 0);
         CHECK(msg.find("[0, 10]") != std::string::npos);
     }
-    for (const char* big : {"18446744073709551616", "99999999999999999999999", "1e20", "1.8446744073709551616e19",
-                            "1e999999999999"}) {
+    for (const char* big :
+         {"18446744073709551616", "99999999999999999999999", "1e20", "1.8446744073709551616e19", "1e999999999999"}) {
         CAPTURE(big);
         CHECK(refusal([&] { tools::parse_unsigned("--n", big); }).find("is out of range") != std::string::npos);
     }
@@ -78,8 +78,8 @@ TEST_CASE("double: finite, in range, whole string") {
     CHECK(tools::parse_double("--g", "1.7976931348623157e308") == std::numeric_limits<double>::max());
     CHECK(std::isinf(tools::parse_double("--cap", "inf", 0, std::numeric_limits<double>::infinity(), true)));
     CHECK(std::isinf(tools::parse_double("--cap", "+infinity", 0, std::numeric_limits<double>::infinity(), true)));
-    for (const char* bad : {"", " 1", "1 ", "0x10", "1e309", "-1e309", "nan", "NaN", "-nan", "inf", "-inf", "1,5",
-                            "1..5", "e5", "+-1", "++1", "+", "-", "1e", "0.5\r"}) {
+    for (const char* bad : {"",     " 1",  "1 ",   "0x10", "1e309", "-1e309", "nan", "NaN", "-nan", "inf",
+                            "-inf", "1,5", "1..5", "e5",   "+-1",   "++1",    "+",   "-",   "1e",   "0.5\r"}) {
         CAPTURE(bad);
         const std::string msg = refusal([&] { tools::parse_double("--alpha", bad); });
         CHECK(msg.rfind("--alpha: '", 0) == 0);
@@ -89,8 +89,9 @@ TEST_CASE("double: finite, in range, whole string") {
     }
     CHECK(refusal([] { tools::parse_double("--alpha", "-1", 0, 1); }) ==
           "--alpha: '-1' is out of range; want a finite number in [0, 1]");
-    CHECK(refusal([] { tools::parse_double("--alpha", "-inf", 0, std::numeric_limits<double>::infinity(), true); })
-              .find("out of range") != std::string::npos);
+    CHECK(refusal([] {
+              tools::parse_double("--alpha", "-inf", 0, std::numeric_limits<double>::infinity(), true);
+          }).find("out of range") != std::string::npos);
     CHECK(refusal([] { tools::parse_double("--alpha", "nan", 0, 1, true); }).find("NaN") != std::string::npos);
 }
 

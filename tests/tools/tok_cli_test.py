@@ -127,7 +127,7 @@ def main():
         rc, out, err = run(exe, ["decode"], b"a\\q\nb\n")
         expect("bad decode line", (rc, out, "line 1" in err), (1, b"b\n", True))
         rc, out, err = run(exe, ["score", "--vocab", t2, "--alpha", "-1"], b"ABC\n")
-        expect("score alpha<0", rc, 1)
+        expect("score alpha<0", rc, 2)  # a bad option value is a usage error (exit 2)
 
         # train: a vocabulary of the requested size, written atomically, readable by encode.
         corpus = os.path.join(d, "corpus.txt")

@@ -136,6 +136,23 @@ inline std::pair<double, double> cosine_log_mgf(double alpha, std::size_t d) {
     if (alpha == 0.0) return {0.0, 0.0};
     if (!std::isfinite(alpha)) return {alpha, alpha};
     const double half_d = 0.5 * static_cast<double>(d), a2 = alpha * alpha;
+    // Large α (the series needs about α terms): g(α) = Γ(ν+1)(α/2)^{−ν} I_ν(α), ν = d/2 − 1, with Hankel's
+    // expansion I_ν(α) = e^α/√(2πα) Σ_k (−1)^k a_k(ν)/α^k, a_k = Π_{j≤k}(4ν² − (2j−1)²)/(k! 8^k). Used where
+    // α ≥ 10^4 and α ≥ 20ν², so each term is below 1/(40k) of the one before: a few terms give full precision.
+    const double nu = half_d - 1.0;
+    if (alpha >= 1e4 && alpha >= 20.0 * nu * nu) {
+        const double mu = 4.0 * nu * nu;
+        double term = 1.0, sum = 1.0, dsum = 0.0;  // dsum = Σ −k·term_k/α, the derivative of the sum
+        for (int k = 1; k < 60; ++k) {
+            term *= -(mu - (2.0 * k - 1) * (2.0 * k - 1)) / (8.0 * k * alpha);
+            sum += term;
+            dsum -= k * term / alpha;
+            if (std::fabs(term) < 1e-18 * std::fabs(sum)) break;
+        }
+        const double log_g = std::lgamma(nu + 1.0) - nu * std::log(0.5 * alpha) + alpha -
+                             0.5 * std::log(2.0 * std::numbers::pi * alpha) + std::log(sum);
+        return {log_g, -nu / alpha + 1.0 - 0.5 / alpha + dsum / sum};
+    }
     double t = 1.0, sum = 1.0, dsum = 0.0, log_scale = 0.0;  // dsum = Σ 2k t_k, so g' = dsum/α
     for (std::size_t k = 0;; ++k) {
         const double kd = static_cast<double>(k);
@@ -183,7 +200,7 @@ inline double gradient_max_alpha_cosine_uncached(double n, std::size_t d) {
     while (slope(hi) > 0.0) {
         lo = hi;
         hi *= 2.0;
-        if (hi > 1e6) return std::numeric_limits<double>::infinity();
+        if (hi > 1e300) return std::numeric_limits<double>::infinity();  // not reached for finite n
     }
     for (int it = 0; it < 200; ++it) {
         const double mid = 0.5 * (lo + hi);
@@ -247,18 +264,58 @@ inline double top_gap_density_normal(std::size_t n) {
 }
 
 /// The same density at 0 for n i.i.d. cosine scores of dimension d (density ρ(x) ∝ (1 − x²)^{(d−3)/2} on
-/// [−1, 1], CDF F): n(n−1)∫ρ²F^{n−2}, by quadrature on a grid of 2·10^5 intervals. The argument of notes
-/// §1.5 check 4 applies unchanged (bounded i.i.d. scores with a continuous density), but the notes state
-/// it for normal scores only. d ≥ 3 (for d ≤ 2 the density is unbounded and the value is +inf); 0 for n < 2.
+/// [−1, 1], CDF F): n(n−1)∫ρ²F^{n−2}. For n ≤ 1000 by quadrature on a uniform grid of 2·10^5 intervals; for
+/// larger n the integrand lives where the tail 1 − F is about 1/n, a region that narrows like 1/n, so the
+/// integral is taken over the tail y = 1 − x ∈ [0, y_c] only (1 − F(1 − y_c) = 60/n, the rest weighs below
+/// e^{−60}), on the grid y = y_c·w² of 2·10^4 intervals, with 1 − F accumulated from x = 1 (no cancellation).
+/// Checked against n/2 for d = 3 (uniform scores) up to n = 2^32. The argument of notes §1.5 check 4 applies
+/// unchanged (bounded i.i.d. scores with a continuous density), but the notes state it for normal scores only.
+/// d ≥ 3 (for d ≤ 2 the density is unbounded and the value is +inf); 0 for n < 2.
 inline double top_gap_density_cosine(std::size_t n, std::size_t d) {
     if (n < 2) return 0.0;
     if (d < 3) return std::numeric_limits<double>::infinity();
     const double dd = static_cast<double>(d), nn = static_cast<double>(n);
     const double log_c = std::lgamma(dd / 2) - std::lgamma((dd - 1) / 2) - 0.5 * std::log(std::numbers::pi);
-    auto rho = [&](double x) {
-        const double u = 1.0 - x * x;
+    // ρ at x = 1 − y, with 1 − x² = y(2 − y) computed without cancellation near x = 1.
+    auto rho_y = [&](double y) {
+        const double u = y * (2.0 - y);
         return u <= 0.0 ? (d == 3 ? std::exp(log_c) : 0.0) : std::exp(log_c + 0.5 * (dd - 3) * std::log(u));
     };
+    if (n > 1000) {
+        // ∫ over w ∈ [0, 1] with y = yc·w²: q(w) = ρ(1 − y)·dy/dw; tail G(w) = ∫_0^w q, and the integrand
+        // ρ²(1 − G)^{n−2}·dy/dw = q·ρ·(1 − G)^{n−2}. Returns {G(1), the integral} for the given yc.
+        auto tail_integral = [&](double yc, std::size_t N, bool with_integral) {
+            const double h = 1.0 / static_cast<double>(N);
+            auto q = [&](double w) { return rho_y(yc * w * w) * 2.0 * yc * w; };
+            auto integrand = [&](double w, double qw, double G) {
+                return qw * rho_y(yc * w * w) * std::exp((nn - 2) * std::log1p(-std::min(G, 1.0)));
+            };
+            double G = 0.0, total = 0.0, q0 = q(0.0);
+            double g0 = with_integral ? integrand(0.0, q0, 0.0) : 0.0;
+            for (std::size_t i = 0; i < N; ++i) {
+                const double w0 = h * static_cast<double>(i), wm = w0 + 0.5 * h, w1 = w0 + h;
+                const double qm = q(wm), q1 = q(w1);
+                const double Gm = G + h / 24.0 * (5 * q0 + 8 * qm - q1), G1 = G + h / 6.0 * (q0 + 4 * qm + q1);
+                if (with_integral) {
+                    const double gm = integrand(wm, qm, Gm), g1 = integrand(w1, q1, G1);
+                    total += h / 6.0 * (g0 + 4 * gm + g1);
+                    g0 = g1;
+                }
+                G = G1;
+                q0 = q1;
+            }
+            return std::pair{G, total};
+        };
+        // y_c with tail 60/n, by bisection on y ∈ (0, 1] (the tail at y = 1 is 1/2 > 60/n).
+        const double target = 60.0 / nn;
+        double lo = 0.0, hi = 1.0;
+        for (int it = 0; it < 80; ++it) {
+            const double mid = 0.5 * (lo + hi);
+            (tail_integral(mid, 2000, false).first < target ? lo : hi) = mid;
+        }
+        return nn * (nn - 1) * tail_integral(hi, 20000, true).second;
+    }
+    auto rho = [&](double x) { return rho_y(1.0 - x); };
     constexpr std::size_t N = 200000;  // even
     const double h = 2.0 / N;
     // F at the grid points by Simpson's rule on each pair of intervals (midpoints evaluated separately).
@@ -379,16 +436,22 @@ enum class score_model { normal, cosine };
 
 /// Inputs of analyze_attention_scale.
 struct scale_analysis_options {
-    std::size_t n = 512;  ///< number of keys, ≥ 1
-    std::size_t d = 64;   ///< head dimension, ≥ 1 (cosine: the dimension of the directions)
+    std::size_t n = 512;  ///< number of keys, ≥ 2
+    std::size_t d = 64;   ///< head dimension, ≥ 1 (cosine: the dimension of the directions, ≥ 2)
     score_model scores = score_model::normal;
-    std::size_t samples = 2000;    ///< Monte-Carlo draws per α, ≥ 2
+    /// Monte-Carlo draws per α: exactly this many when target_stderr is 0, at most this many otherwise;
+    /// 0: no Monte Carlo (curve empty); 1 is refused (no standard error from one draw).
+    std::size_t samples = 2000;
+    /// > 0: draw in rounds (64 draws, then doubling) and stop after the first round where every point's standard
+    /// error is ≤ target_stderr (or `samples` is reached). 0: exactly `samples` draws.
+    double target_stderr = 0.0;
     std::uint64_t seed = 9812;     ///< draws are a function of (seed, draw index) only
     std::vector<double> alphas{};  ///< grid of α (on the scores, before any 1/√d); empty: a default grid
 };
 
 /// One point of the curves: the mean-field surrogate f(α) and the Monte-Carlo estimate of the exact expected
-/// objective E[α(1 − Σp²)] with its standard error.
+/// objective E[α(1 − Σp²)] with its standard error. mean_field is −inf where f(α) is below the smallest double
+/// (normal scores: e^{α²} overflows beyond α ≈ 26.6).
 struct scale_curve_point {
     double alpha;
     double mean_field;
@@ -404,21 +467,49 @@ struct scale_analysis {
     double inv_sqrt_d;          ///< multipliers on q·k of the policies, for comparison
     double entropy_invariant;   ///< with n_ref = 512
     double gradient_max;
+    std::size_t samples;        ///< draws made per α (0: no Monte Carlo, curve empty)
     std::vector<scale_curve_point> curve;
 };
 
+namespace scale {
+
+/// α(1 − Σp²) for p = softmax(α·s) over the n ≥ 1 finite scores s, in O(n): p from the engine's row softmax
+/// (detail::rows::softmax); 1 − Σp² evaluated as r(2 − r) − Σ_{i≠m}p_i², m the largest p and r = Σ_{i≠m}p_i,
+/// so that nothing cancels when p is nearly one-hot. Equals exact_objective (½Σ|J| of the VJP Jacobian, check 1
+/// of the tests). `p` is scratch space of n doubles. Example: s = [1, 2, 3], α = 1 → 0.4894569.
+inline double objective(const double* s, std::size_t n, double alpha, double* p) {
+    exprgrad::detail::rows::softmax(s, alpha, p, n);
+    std::size_t m = 0;
+    for (std::size_t i = 1; i < n; ++i)
+        if (p[i] > p[m]) m = i;
+    double r = 0.0, q2 = 0.0;
+    for (std::size_t i = 0; i < n; ++i)
+        if (i != m) {
+            r += p[i];
+            q2 += p[i] * p[i];
+        }
+    return std::fabs(alpha) * (r * (2.0 - r) - q2);
+}
+
+}  // namespace scale
+
 /// The analysis of notes §1 for n keys: α* of the mean-field objective, the policies' multipliers, and
-/// E[α(1 − Σp²)] over a grid of α estimated from `samples` random score rows with the engine's own softmax
-/// Jacobian (scale::exact_objective). Deterministic for a given seed, whatever the thread count. Cost
-/// O(samples · |grid| · n²) (+ samples · n · d normals for cosine scores). Throws std::invalid_argument on
-/// n < 2 (one key: p = 1 and the objective is 0 for every α), d = 0, d = 1 with cosine scores (every score is
-/// ±1 and the mean-field objective grows without bound), samples < 2, or an α that is negative or not finite
-/// (the objective is α(1 − Σp²), α ≥ 0). Example: `analyze_attention_scale({.n = 64})`.
+/// E[α(1 − Σp²)] over a grid of α estimated from random score rows (scale::objective, O(n) per draw and α).
+/// Deterministic for a given seed, whatever the thread count. Cost: draws · n · (|grid| + 1) score evaluations
+/// (cosine scores: draws · n · (|grid| + d)), plus about 10^5 evaluations for α* and the limit; memory
+/// O(n · threads + draws per round · |grid|). Throws std::invalid_argument on n < 2 (one key: p = 1 and the
+/// objective is 0 for every α), d = 0, d = 1 with cosine scores (every score is ±1 and the mean-field objective
+/// grows without bound), samples = 1, a target_stderr that is negative or NaN, or an α that is negative or not
+/// finite (the objective is α(1 − Σp²), α ≥ 0); std::domain_error when a draw's value is not finite (an α so
+/// large that α·s overflows). Example: `analyze_attention_scale({.n = 64})`.
 inline scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
-    if (opts.n < 2 || opts.d == 0 || opts.samples < 2)
+    if (opts.n < 2 || opts.d == 0 || opts.samples == 1)
         throw std::invalid_argument(
-            "exprgrad::analyze_attention_scale: need n ≥ 2, d ≥ 1 and samples ≥ 2, got n = " + std::to_string(opts.n) +
-            ", d = " + std::to_string(opts.d) + ", samples = " + std::to_string(opts.samples));
+            "exprgrad::analyze_attention_scale: need n ≥ 2, d ≥ 1 and samples ≥ 2 (or 0), got n = " +
+            std::to_string(opts.n) + ", d = " + std::to_string(opts.d) + ", samples = " + std::to_string(opts.samples));
+    if (!(opts.target_stderr >= 0.0))
+        throw std::invalid_argument("exprgrad::analyze_attention_scale: target_stderr must be ≥ 0, got " +
+                                    std::to_string(opts.target_stderr));
     const bool cosine = opts.scores == score_model::cosine;
     if (cosine && opts.d < 2)
         throw std::invalid_argument(
@@ -452,38 +543,60 @@ inline scale_analysis analyze_attention_scale(const scale_analysis_options& opts
         if (!std::isfinite(a) || a < 0.0)
             throw std::invalid_argument("exprgrad::analyze_attention_scale: alpha must be finite and ≥ 0, got " +
                                         std::to_string(a));
+    if (opts.samples == 0) return r;
 
-    const std::size_t S = opts.samples, A = grid.size(), N = opts.n, d = opts.d;
-    std::vector<double> values(S * A);
-    // Each draw is a function of (seed, draw) and writes its own slots: any partition gives the same values.
-    parallel_for(0, S, 16, [&](std::size_t lo, std::size_t hi) {
-        std::vector<double> s(N), work, dir(cosine ? d : 0);
-        for (std::size_t i = lo; i < hi; ++i) {
-            detail::rng g(opts.seed, i);
-            if (cosine) {
-                // By rotational symmetry the query can be e_1: s_j = k_j[0]/‖k_j‖ for a normal vector k_j.
-                for (std::size_t j = 0; j < N; ++j) {
-                    double ss = 0.0;
-                    for (std::size_t c = 0; c < d; ++c) {
-                        dir[c] = g.normal();
-                        ss += dir[c] * dir[c];
+    const std::size_t A = grid.size(), N = opts.n, d = opts.d;
+    // Running sums in draw order (Welford), so the result does not depend on how rounds split the draws.
+    std::vector<double> mean(A, 0.0), m2(A, 0.0), values;
+    std::size_t done = 0;
+    while (done < opts.samples) {
+        const std::size_t round =
+            opts.target_stderr > 0.0 ? std::min(opts.samples - done, std::max<std::size_t>(64, done)) : opts.samples;
+        values.assign(round * A, 0.0);
+        // Each draw is a function of (seed, draw) and writes its own slots: any partition gives the same values.
+        parallel_for(0, round, 16, [&](std::size_t lo, std::size_t hi) {
+            std::vector<double> s(N), p(N), dir(cosine ? d : 0);
+            for (std::size_t k = lo; k < hi; ++k) {
+                detail::rng g(opts.seed, done + k);
+                if (cosine) {
+                    // By rotational symmetry the query can be e_1: s_j = k_j[0]/‖k_j‖ for a normal vector k_j.
+                    for (std::size_t j = 0; j < N; ++j) {
+                        double ss = 0.0;
+                        for (std::size_t c = 0; c < d; ++c) {
+                            dir[c] = g.normal();
+                            ss += dir[c] * dir[c];
+                        }
+                        s[j] = ss > 0.0 ? dir[0] / std::sqrt(ss) : 0.0;
                     }
-                    s[j] = ss > 0.0 ? dir[0] / std::sqrt(ss) : 0.0;
+                } else {
+                    for (auto& x : s) x = g.normal();
                 }
-            } else {
-                for (auto& x : s) x = g.normal();
+                for (std::size_t a = 0; a < A; ++a) values[k * A + a] = scale::objective(s.data(), N, grid[a], p.data());
             }
-            for (std::size_t a = 0; a < A; ++a) values[i * A + a] = scale::exact_objective(s.data(), N, grid[a], work);
+        });
+        for (std::size_t k = 0; k < round; ++k)
+            for (std::size_t a = 0; a < A; ++a) {
+                const double v = values[k * A + a];
+                if (!std::isfinite(v))
+                    throw std::domain_error("exprgrad::analyze_attention_scale: the objective at alpha = " +
+                                            std::to_string(grid[a]) + " is not finite (alpha times a score overflows)");
+                const double delta = v - mean[a];
+                mean[a] += delta / static_cast<double>(done + k + 1);
+                m2[a] += delta * (v - mean[a]);
+            }
+        done += round;
+        if (opts.target_stderr > 0.0 && done >= 2) {
+            bool reached = true;
+            for (std::size_t a = 0; a < A; ++a)
+                reached = reached && std::sqrt(m2[a] / static_cast<double>(done - 1) / static_cast<double>(done)) <=
+                                         opts.target_stderr;
+            if (reached) break;
         }
-    });
+    }
+    r.samples = done;
     for (std::size_t a = 0; a < A; ++a) {
-        double sum = 0.0;
-        for (std::size_t i = 0; i < S; ++i) sum += values[i * A + a];
-        const double mean = sum / static_cast<double>(S);
-        double ss = 0.0;
-        for (std::size_t i = 0; i < S; ++i) ss += (values[i * A + a] - mean) * (values[i * A + a] - mean);
-        const double se = std::sqrt(ss / static_cast<double>(S - 1) / static_cast<double>(S));
-        r.curve.push_back({grid[a], f(grid[a]), mean, se});
+        const double se = std::sqrt(m2[a] / static_cast<double>(done - 1) / static_cast<double>(done));
+        r.curve.push_back({grid[a], f(grid[a]), mean[a], se});
     }
     return r;
 }

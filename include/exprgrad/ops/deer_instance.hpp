@@ -6,6 +6,9 @@
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
+#include <stdexcept>
+#include <string>
 
 #include <xtensor/xarray.hpp>
 
@@ -17,9 +20,22 @@ namespace exprgrad::deer_instance {
 inline constexpr auto cell_expr =
     tex::tanh(tex::matmul(tex::Input<0>{}, tex::transpose(tex::Input<2>{})) + tex::Input<1>{});
 
-/// A [n, n] of the instance.
+namespace detail {
+/// a·b, or std::length_error naming `what` when the element count does not fit in std::size_t
+/// (an overflowed count would allocate a small array and write past it).
+inline std::size_t checked_count(const char* what, std::size_t a, std::size_t b) {
+    if (a != 0 && b > std::numeric_limits<std::size_t>::max() / a)
+        throw std::length_error(std::string("exprgrad::deer_instance::") + what + ": " + std::to_string(a) + " x " +
+                                std::to_string(b) + " elements overflow std::size_t");
+    return a * b;
+}
+}  // namespace detail
+
+/// A [n, n] of the instance. Throws std::length_error when n·n overflows std::size_t (and std::bad_alloc
+/// when it does not fit in memory). Example: matrix<double>(2, 1.0)(0, 0) = sin(0.37·2 + 0.5)/√2.
 template <class T>
 xt::xarray<T> matrix(std::size_t n, double g) {
+    (void)detail::checked_count("matrix", n, n);
     xt::xarray<T> a = xt::xarray<T>::from_shape({n, n});
     for (std::size_t i = 0; i < n; ++i)
         for (std::size_t j = 0; j < n; ++j)
@@ -27,9 +43,10 @@ xt::xarray<T> matrix(std::size_t n, double g) {
     return a;
 }
 
-/// The inputs u [T, n] (row t−1 holds u_t).
+/// The inputs u [T, n] (row t−1 holds u_t). Throws std::length_error when steps·n overflows std::size_t.
 template <class T>
 xt::xarray<T> inputs(std::size_t n, std::size_t steps) {
+    (void)detail::checked_count("inputs", steps, n);
     xt::xarray<T> u = xt::xarray<T>::from_shape({steps, n});
     for (std::size_t t = 1; t <= steps; ++t)
         for (std::size_t i = 0; i < n; ++i) u(t - 1, i) = T(std::sin(0.1 * double(t) + double(i)));
