@@ -50,6 +50,7 @@
 #include <boost/hana/accessors.hpp>
 #include <boost/hana/adapt_struct.hpp>
 #include <boost/hana/for_each.hpp>
+#include <boost/hana/length.hpp>
 #include <boost/hana/pair.hpp>
 #include <boost/hana/string.hpp>
 
@@ -109,12 +110,25 @@ namespace hana = boost::hana;
 constexpr std::int32_t eos = 2;  // the native format's reserved <eos>; it separates lines
 constexpr double temperature = 0.7;
 
+// A field added to a struct but not to its BOOST_HANA_ADAPT_STRUCT would escape the record and the resume
+// check: the structured bindings stop compiling when a struct's field count changes, and the assertions
+// tie the adapted count to the same number.
+template <class S>
+constexpr std::size_t adapted_fields = decltype(hana::length(hana::accessors<S>()))::value;
+static_assert(adapted_fields<tiny_lm::model_config> == 9 && adapted_fields<run_options> == 9 &&
+              adapted_fields<session_options> == 8);
+[[maybe_unused]] void field_count_guard(const tiny_lm::model_config& m, const run_options& r,
+                                        const session_options& s) {
+    [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9] = m;
+    [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8, r9] = r;
+    [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8] = s;
+}
+
 // Calls f(name, field) for every field of a Hana-adapted struct, in declaration order.
 template <class S, class F>
 void for_each_field(S& s, F&& f) {
-    hana::for_each(hana::accessors<std::remove_const_t<S>>(), [&](auto pair) {
-        f(hana::to<char const*>(hana::first(pair)), hana::second(pair)(s));
-    });
+    hana::for_each(hana::accessors<std::remove_const_t<S>>(),
+                   [&](auto pair) { f(hana::to<char const*>(hana::first(pair)), hana::second(pair)(s)); });
 }
 
 // What the command line says about a field: its help, its bounds (integers: ilo..ihi; doubles: flo..fhi)
@@ -201,7 +215,8 @@ void add_options(CLI::App& app, S& s) {
             exprgrad::tools::add_number<F>(app, flag, field, sp.help, static_cast<F>(sp.ilo), static_cast<F>(sp.ihi));
         } else if constexpr (std::is_same_v<F, std::vector<std::size_t>>) {
             app.add_option_function<std::string>(
-                flag, [&field, flag, lo = sp.ilo, hi = sp.ihi](const std::string& t) { field = parse_list(flag, t, lo, hi); },
+                flag,
+                [&field, flag, lo = sp.ilo, hi = sp.ihi](const std::string& t) { field = parse_list(flag, t, lo, hi); },
                 sp.help);
         } else if constexpr (std::is_same_v<F, std::string>) {
             app.add_option(flag, field, sp.help)->capture_default_str();
@@ -234,7 +249,8 @@ std::string format_value(const F& v) {
 // The checkpoint's record of a struct: (prefix + name, value) for every field.
 template <class S>
 void record_options(const S& s, const std::string& prefix, std::vector<std::pair<std::string, std::string>>& out) {
-    for_each_field(s, [&](const char* name, const auto& field) { out.emplace_back(prefix + name, format_value(field)); });
+    for_each_field(s,
+                   [&](const char* name, const auto& field) { out.emplace_back(prefix + name, format_value(field)); });
 }
 
 // "--heads 4 --scale gradient_max ...": the options of a struct as one could type them.
@@ -262,10 +278,10 @@ void check_same(const S& s, const std::string& prefix, const exprgrad::nn::check
                                      " (written by another version of tiny_lm?); start a fresh run without --resume");
         const std::string now = format_value(field);
         if (*saved != now)
-            throw exprgrad::tools::usage_error(
-                "--resume: " + shown_name + " " + exprgrad::tools::shown(now) + " differs from the checkpoint's " +
-                exprgrad::tools::shown(*saved) + " (" + info.manifest.string() + "); resume with the saved value, or " +
-                "start a fresh run without --resume");
+            throw exprgrad::tools::usage_error("--resume: " + shown_name + " " + exprgrad::tools::shown(now) +
+                                               " differs from the checkpoint's " + exprgrad::tools::shown(*saved) +
+                                               " (" + info.manifest.string() + "); resume with the saved value, or " +
+                                               "start a fresh run without --resume");
     });
 }
 
@@ -419,8 +435,8 @@ std::vector<record> parse_history(const std::string& text, const std::string& sh
         h.push_back(r);
     }
     if (h.size() != steps)
-        throw std::runtime_error(shown + ": holds " + std::to_string(h.size()) + " records, the checkpoint is at step " +
-                                 std::to_string(steps));
+        throw std::runtime_error(shown + ": holds " + std::to_string(h.size()) +
+                                 " records, the checkpoint is at step " + std::to_string(steps));
     return h;
 }
 
@@ -516,7 +532,6 @@ std::string show(const std::string& s) {
     return o;
 }
 
-
 // Checks what the command line cannot check one option at a time.
 void check_options(const run_options&, const session_options&, const tiny_lm::model_config& mc) {
     using exprgrad::tools::usage_error;
@@ -543,7 +558,8 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     nn::checkpoint_info info;
     if (resuming) {
         if (!fs::exists(ckpt / "manifest.txt"))
-            throw std::runtime_error("--resume: no checkpoint in " + so.run_dir + " (" + (ckpt / "manifest.txt").string() +
+            throw std::runtime_error("--resume: no checkpoint in " + so.run_dir + " (" +
+                                     (ckpt / "manifest.txt").string() +
                                      " does not exist); run without --resume to start");
         info = nn::read_checkpoint_info(ckpt);
         check_same(mc, "model.", info, false);
@@ -566,8 +582,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     load_corpus(ro, train, held);
     std::size_t train_bytes = 0;
     for (const auto& l : train) train_bytes += l.size() + 1;
-    std::printf("corpus: %zu training lines (%zu bytes), %zu held-out lines\n", train.size(), train_bytes,
-                held.size());
+    std::printf("corpus: %zu training lines (%zu bytes), %zu held-out lines\n", train.size(), train_bytes, held.size());
 
     // 1. The tokenizer (reloaded when resuming, so the pieces cannot change under a checkpoint; the
     // checkpoint records its checksum, so a tokenizer.txt from another run is refused).
@@ -631,7 +646,8 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         nn::load_checkpoint(ckpt, params, items);
         start = sched.state().step;
         const std::string* saved = info.file("history.tsv");
-        if (saved == nullptr) throw std::runtime_error(info.manifest.string() + ": the checkpoint holds no history.tsv");
+        if (saved == nullptr)
+            throw std::runtime_error(info.manifest.string() + ": the checkpoint holds no history.tsv");
         history = parse_history(*saved, (ckpt / "files" / "history.tsv").string(), start);
         // A crash after the checkpoint but before history.tsv was rewritten: the checkpoint's copy wins.
         std::ifstream in(run / "history.tsv", std::ios::binary);
@@ -657,8 +673,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         params.zero_grad();
         const double loss = model.train_batch(tokens, targets);
         if (!std::isfinite(loss))
-            throw std::runtime_error("loss is " + std::to_string(loss) + " at step " +
-                                     std::to_string(step + 1));
+            throw std::runtime_error("loss is " + std::to_string(loss) + " at step " + std::to_string(step + 1));
         nn::clip_grad_norm(params, 1.0);
         opt.set_lr(sched.lr());
         opt.step(params);
@@ -672,8 +687,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         const std::size_t done = step + 1;
         double held_loss = NAN;
         if (done % so.eval_every == 0 || done == ro.steps) {
-            held_loss =
-                evaluate(model, quick_set, mc.context, 16) / static_cast<double>(quick_set.stream.size() - 1);
+            held_loss = evaluate(model, quick_set, mc.context, 16) / static_cast<double>(quick_set.stream.size() - 1);
         }
         history.push_back({done, loss, held_loss});
         const double el = since() - t_train;
@@ -723,8 +737,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
             std::vector<double> lp = next(ctx);
             double mx = -INFINITY;
             for (std::size_t v = 0; v < lp.size(); ++v) {
-                const bool control =
-                    tok.vocabulary()[static_cast<text::piece_id>(v)].kind == text::PieceKind::control;
+                const bool control = tok.vocabulary()[static_cast<text::piece_id>(v)].kind == text::PieceKind::control;
                 lp[v] = control && v != static_cast<std::size_t>(eos) ? -INFINITY : lp[v] / temperature;
                 mx = std::max(mx, lp[v]);
             }
@@ -758,8 +771,8 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     r.precision(4);
     r << std::fixed;
     r << "# tiny_lm report\n\n| setting | value |\n|---|---|\n"
-      << "| corpus | " << train.size() << " training lines (" << train_bytes << " bytes), held-out "
-      << eval_set.bytes << " bytes |\n"
+      << "| corpus | " << train.size() << " training lines (" << train_bytes << " bytes), held-out " << eval_set.bytes
+      << " bytes |\n"
       << "| tokenizer | unigram, " << tok.size() << " pieces, trained in " << tok_seconds << " s |\n"
       << "| model | " << params.numel() << " parameters: " << mc.layers << " blocks, width " << mc.width << ", "
       << mc.heads << " heads, context " << mc.context << ", scale " << mc.scale
@@ -774,8 +787,8 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         r << "| DEER | " << static_cast<double>(deer_iters) / static_cast<double>(deer_solves)
           << " iterations per solve, " << deer_fallbacks << " sequential fallbacks |\n";
     r << "\n## Held-out bits per byte (Viterbi segmentation)\n\n| model | bits/byte |\n|---|---|\n"
-      << "| unigram tokenizer | " << unigram_bpb << " |\n| tiny_lm | " << lm_bpb << " |\n| reduction | "
-      << reduction << "% |\n\n![loss](loss.svg)\n\n## Generation (temperature " << temperature
+      << "| unigram tokenizer | " << unigram_bpb << " |\n| tiny_lm | " << lm_bpb << " |\n| reduction | " << reduction
+      << "% |\n\n![loss](loss.svg)\n\n## Generation (temperature " << temperature
       << ")\n\n| prompt | without token healing | with token healing |\n|---|---|---|\n";
     for (const auto& x : samples) r << "| " << show(x[0]) << " | " << show(x[1]) << " | " << show(x[2]) << " |\n";
     text::write_file_atomically((run / "report.md").string(), r.str());

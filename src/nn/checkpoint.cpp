@@ -280,7 +280,6 @@ std::string describe_descr(const std::string& d) {
     return "'" + d + "'";
 }
 
-
 }  // namespace
 
 template <parameter_value T>
@@ -678,7 +677,6 @@ class staging_dir {
     fs::path p_;
 };
 
-
 // Opens a checkpoint directory for reading relative to it.
 int open_checkpoint_dir(const fs::path& root) {
     const int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -765,9 +763,9 @@ void save_checkpoint(const fs::path& dir, const parameter_set<T>& params, const 
     if (items.opt != nullptr)
         for (std::size_t b = 0; b < items.opt->buffers().size(); ++b)
             for (std::size_t p = 0; p < items.opt->buffers()[b].size(); ++p)
-                require_finite(items.opt->buffers()[b][p], target,
-                               "optimizer buffer " + items.opt->buffer_names()[b] + " of \"" +
-                                   items.opt->param_names()[p] + "\"");
+                require_finite(
+                    items.opt->buffers()[b][p], target,
+                    "optimizer buffer " + items.opt->buffer_names()[b] + " of \"" + items.opt->param_names()[p] + "\"");
 
     {
         std::error_code ec;

@@ -131,12 +131,16 @@ void write_file_atomically(const fs::path& path, std::string_view bytes) {
     // Messages name what the user gave, and the resolved target where a link led elsewhere.
     const fs::path shown = r.path == path ? path : fs::path(path.string() + " (-> " + r.path.string() + ")");
     switch (r.k) {
-        case kind::directory: throw io_error(shown, "is a directory; refusing to replace it with a file");
+        case kind::directory:
+            throw io_error(shown, "is a directory; refusing to replace it with a file");
         case kind::other_special:
             throw io_error(shown, std::string("is ") + describe(r.mode) + "; refusing to write to or replace it");
-        case kind::chr: write_device(shown, r.path, bytes); return;
+        case kind::chr:
+            write_device(shown, r.path, bytes);
+            return;
         case kind::missing:
-        case kind::regular: break;
+        case kind::regular:
+            break;
     }
     std::string tmp = r.path.string() + ".tmp.XXXXXX";
     const int raw = ::mkstemp(tmp.data());

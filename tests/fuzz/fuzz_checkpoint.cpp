@@ -60,15 +60,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const fs::path shown = "fuzz";
     try {
         switch (data[0] % 5) {
-            case 0: (void)nn::detail::parse_manifest(rest, shown); break;
-            case 1: (void)nn::detail::parse_npy<float>(rest, shown); break;
-            case 2: (void)nn::detail::parse_npy<double>(rest, shown); break;
+            case 0:
+                (void)nn::detail::parse_manifest(rest, shown);
+                break;
+            case 1:
+                (void)nn::detail::parse_npy<float>(rest, shown);
+                break;
+            case 2:
+                (void)nn::detail::parse_npy<double>(rest, shown);
+                break;
             case 3: {
                 const auto v = nn::detail::unescape_value(rest);
                 if (v && nn::detail::unescape_value(nn::detail::escape_value(*v)) != *v) std::abort();
                 break;
             }
-            default: load_dir<float>(rest); break;
+            default:
+                load_dir<float>(rest);
+                break;
         }
     } catch (const nn::checkpoint_error&) {
         // The documented way to refuse.

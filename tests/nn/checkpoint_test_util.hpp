@@ -98,8 +98,7 @@ inline void restamp_checksum(const fs::path& dir, const std::string& rel) {
     const auto at = man.find(key);
     REQUIRE(at != std::string::npos);
     char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx",
-                  static_cast<unsigned long long>(nn::fnv1a64(read_text(dir / rel))));
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(nn::fnv1a64(read_text(dir / rel))));
     write_text(dir / "manifest.txt", man.substr(0, at + key.size()) + hex + man.substr(at + key.size() + 16));
 }
 

@@ -120,7 +120,8 @@ TEST_CASE("atomic writer: a character device is written in place, never replaced
     CHECK(fs::is_symlink(tmp.path / "null_link"));
     if (fs::exists("/dev/full") && S_ISCHR(mode_of("/dev/full")) && ::access("/dev/full", W_OK) == 0) {
         // Every write to /dev/full fails with ENOSPC: the error names the file.
-        expect_refused("/dev/full", {"/dev/full", "write failed", std::error_code(ENOSPC, std::generic_category()).message()});
+        expect_refused("/dev/full",
+                       {"/dev/full", "write failed", std::error_code(ENOSPC, std::generic_category()).message()});
         CHECK(S_ISCHR(mode_of("/dev/full")));
     }
 }
@@ -138,7 +139,7 @@ TEST_CASE("meta values are %-escaped and read back byte for byte; malformed esca
     CHECK(escape_value("") == "%");
     CHECK(escape_value("gradient_max") == "gradient_max");
     for (const std::string& v : {std::string(), std::string("/usr/share/my games/x"), std::string("a\nb\tc%"),
-                                std::string("\xc3\xa9\xff\x01", 4), std::string(1, '\0')})
+                                 std::string("\xc3\xa9\xff\x01", 4), std::string(1, '\0')})
         CHECK(unescape_value(escape_value(v)) == v);
     CHECK_FALSE(unescape_value("%4").has_value());
     CHECK_FALSE(unescape_value("%zz").has_value());

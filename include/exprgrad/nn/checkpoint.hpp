@@ -114,18 +114,18 @@ template <parameter_value T>
 struct checkpoint_items {
     optimizer<T>* opt = nullptr;
     lr_schedule* sched = nullptr;
-    std::vector<std::pair<std::string, rng*>> generators = {};  ///< (name, generator); names as parameter names
+    std::vector<std::pair<std::string, rng*>> generators = {};       ///< (name, generator); names as parameter names
     std::vector<std::pair<std::string, std::string>> metadata = {};  ///< (key, value): e.g. the run's options
     std::vector<std::pair<std::string, std::string>> files = {};     ///< (name, bytes): small files saved with it
 };
 
 /// What read_checkpoint_info reports of a checkpoint without loading its arrays.
 struct checkpoint_info {
-    std::filesystem::path manifest;                                  ///< the manifest's absolute path
-    std::vector<std::pair<std::string, std::string>> metadata;      ///< in manifest order
-    std::vector<std::pair<std::string, std::string>> files;         ///< (name, bytes), checksums verified
-    std::optional<std::uint64_t> optimizer_step, schedule_step;      ///< absent without that block
-    std::vector<hyperparameter> schedule_hyper;                      ///< e.g. total_steps of cosine_warmup
+    std::filesystem::path manifest;                              ///< the manifest's absolute path
+    std::vector<std::pair<std::string, std::string>> metadata;   ///< in manifest order
+    std::vector<std::pair<std::string, std::string>> files;      ///< (name, bytes), checksums verified
+    std::optional<std::uint64_t> optimizer_step, schedule_step;  ///< absent without that block
+    std::vector<hyperparameter> schedule_hyper;                  ///< e.g. total_steps of cosine_warmup
 
     /// The value of a metadata key, or nullptr. Example: `if (auto* v = info.meta("seed")) ...`
     const std::string* meta(std::string_view key) const noexcept {
@@ -166,8 +166,7 @@ void save_checkpoint(const std::filesystem::path& dir, const parameter_set<T>& p
 /// manifest line, and changes nothing. items.metadata and items.files are ignored (see read_checkpoint_info).
 /// Example: load_checkpoint("ckpt", params, {.opt = &opt, .sched = &sched, .generators = {{"data", &g}}});
 template <parameter_value T>
-void load_checkpoint(const std::filesystem::path& dir, parameter_set<T>& params,
-                     const checkpoint_items<T>& items = {});
+void load_checkpoint(const std::filesystem::path& dir, parameter_set<T>& params, const checkpoint_items<T>& items = {});
 
 /// Reads and validates the manifest of the checkpoint in `dir` and the files saved with it (checksums
 /// verified), without reading any array: what a program checks before building a model to load into.
