@@ -575,8 +575,6 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
                                      " and schedule step " + std::to_string(*info.schedule_step) + " disagree");
     }
     fs::create_directories(run);
-    if (const std::size_t n = remove_stale_temporaries(run, ckpt))
-        std::printf("removed %zu stale temporaries of an interrupted run\n", n);
 
     std::vector<std::string> train, held;
     load_corpus(ro, train, held);
@@ -658,6 +656,9 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         }
         std::printf("resumed from %s at step %zu\n", ckpt.c_str(), start);
     }
+    // Only now, with every check passed: a refused run leaves the directory as it found it.
+    if (const std::size_t n = remove_stale_temporaries(run, ckpt))
+        std::printf("removed %zu stale temporaries of an interrupted run\n", n);
     const std::string deer_layers = format_value(mc.deer_layers);
     std::printf("model: %zu parameters, %zu layers, width %zu, %zu heads, scale %s%s%s, loss %s\n", params.numel(),
                 mc.layers, mc.width, mc.heads, mc.scale.c_str(), mc.deer_layers.empty() ? "" : ", DEER in blocks ",

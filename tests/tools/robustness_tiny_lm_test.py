@@ -239,6 +239,7 @@ with tempfile.TemporaryDirectory() as tmp:
     run(opt(opt(SMALL, '--vocab-size', '300'), '--ckpt-every', '1') + ['--run-dir', str(other), '--stop-after', '1'])
     d = copy()
     shutil.copy(other / 'tokenizer.txt', d / 'tokenizer.txt')
+    (d / 'ckpt.tmp-abc123').mkdir()  # a refused run removes nothing, not even stale temporaries
     cases.append(Case("another run's tokenizer.txt", T + ['--run-dir', str(d), '--resume'], 1,
                       r'tokenizer\.txt: does not belong to the checkpoint \(checksum [0-9a-f]{16}, the checkpoint '
                       r'records [0-9a-f]{16}\)', check=unchanged(d)))
@@ -258,9 +259,21 @@ with tempfile.TemporaryDirectory() as tmp:
                           timeout=60,
                           check=finished(d)))
     d = copy()
-    cases.append(Case('--resume with session options changed (threads, intervals, prompts)',
+    ours, not_ours = ['ckpt.tmp-abc123', 'ckpt.old-XYZ789', 'history.tsv.tmp.AbC123'], \
+        ['ckpt.tmp-keep', 'notes.tmp.abc123', 'history.tsv.tmp.abc1234', 'report.md.bak']
+    for name in ours + not_ours:
+        (d / name).mkdir() if name.startswith('ckpt.') else (d / name).write_text('x')
+
+    def cleaned(p, d=d):
+        problem = finished(d)(p)
+        left = sorted(n for n in ours if (d / n).exists())
+        gone = sorted(n for n in not_ours if not (d / n).exists())
+        return problem or (f'stale temporaries left: {left}' if left else None) or \
+            (f'files that are not ours removed: {gone}' if gone else None)
+
+    cases.append(Case('--resume with session options changed (threads, intervals, prompts); stale temporaries removed',
                       opt(opt(opt(T, '--threads', '2'), '--eval-every', '1'), '--gen-pieces', '3')
-                      + ['--prompt', 'A', '--run-dir', str(d), '--resume'], 0, timeout=60, check=finished(d)))
+                      + ['--prompt', 'A', '--run-dir', str(d), '--resume'], 0, timeout=60, check=cleaned))
     failures += run_cases(cases)
 
     # ---- kill-and-resume, one case per window, by fault injection ----
