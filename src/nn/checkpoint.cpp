@@ -586,12 +586,19 @@ class manifest_reader {
 
 // ---- atomic placement ----
 
+// The directory a save replaces: `dir` made absolute, and a symbolic link followed (the link stays and
+// its target is replaced, as for files), so staging happens next to the real directory.
 fs::path target_path(const fs::path& dir) {
-    fs::path p = fs::absolute(dir).lexically_normal();
-    if (!p.has_filename()) p = p.parent_path();  // "ckpt/" -> "ckpt"
-    if (!p.has_filename() || p.filename() == "." || p.filename() == "..")
-        throw checkpoint_error(dir, 0, "not a usable checkpoint directory name");
-    return p;
+    auto usable = [&](fs::path p) {
+        p = fs::absolute(p).lexically_normal();
+        if (!p.has_filename()) p = p.parent_path();  // "ckpt/" -> "ckpt"
+        if (!p.has_filename() || p.filename() == "." || p.filename() == "..")
+            throw checkpoint_error(dir, 0, "not a usable checkpoint directory name");
+        return p;
+    };
+    fs::path p = usable(dir);
+    as_checkpoint_error([&] { p = exprgrad::detail::follow_symlinks(p); });
+    return usable(p);
 }
 
 fs::path make_temp_dir(const fs::path& target, const char* tag) {

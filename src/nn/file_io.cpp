@@ -70,29 +70,19 @@ const char* describe(mode_t m) {
     return "not a regular file";
 }
 
-// Follows symbolic links (relative ones from the link's directory) to what finally gets written.
+// What finally gets written, and what it is.
 resolved resolve(const fs::path& given) {
-    fs::path p = given;
-    for (int hops = 0; hops <= 40; ++hops) {
-        struct stat st {};
-        if (::lstat(p.c_str(), &st) != 0) {
-            const int e = errno;
-            if (e == ENOENT) return {p, kind::missing};
-            throw io_error(p, "cannot inspect it: " + errno_text(e));
-        }
-        if (S_ISLNK(st.st_mode)) {
-            std::error_code ec;
-            const fs::path link = fs::read_symlink(p, ec);
-            if (ec) throw io_error(p, "cannot read the symbolic link: " + ec.message());
-            p = link.is_absolute() ? link : p.parent_path() / link;
-            continue;
-        }
-        if (S_ISDIR(st.st_mode)) return {p, kind::directory, st.st_mode};
-        if (S_ISREG(st.st_mode)) return {p, kind::regular, st.st_mode};
-        if (S_ISCHR(st.st_mode)) return {p, kind::chr, st.st_mode};
-        return {p, kind::other_special, st.st_mode};
+    const fs::path p = follow_symlinks(given);
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) {
+        const int e = errno;
+        if (e == ENOENT) return {p, kind::missing};
+        throw io_error(p, "cannot inspect it: " + errno_text(e));
     }
-    throw io_error(given, "too many levels of symbolic links");
+    if (S_ISDIR(st.st_mode)) return {p, kind::directory, st.st_mode};
+    if (S_ISREG(st.st_mode)) return {p, kind::regular, st.st_mode};
+    if (S_ISCHR(st.st_mode)) return {p, kind::chr, st.st_mode};
+    return {p, kind::other_special, st.st_mode};
 }
 
 // A character device is written in place: it cannot be replaced (that would turn /dev/null into a file),
@@ -111,6 +101,19 @@ void write_device(const fs::path& shown, const fs::path& dev, std::string_view b
 }
 
 }  // namespace
+
+fs::path follow_symlinks(const fs::path& path) {
+    fs::path p = path;
+    for (int hops = 0; hops <= 40; ++hops) {
+        struct stat st {};
+        if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;  // not a link (or missing)
+        std::error_code ec;
+        const fs::path link = fs::read_symlink(p, ec);
+        if (ec) throw io_error(p, "cannot read the symbolic link: " + ec.message());
+        p = link.is_absolute() ? link : p.parent_path() / link;
+    }
+    throw io_error(path, "too many levels of symbolic links");
+}
 
 void write_new_file(const fs::path& path, std::string_view bytes) {
     fd_guard fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));

@@ -41,6 +41,12 @@ std::string errno_text(int e);
 /// Throws io_error naming the path (the one given; the resolved target when different) and the problem.
 void write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
 
+/// Where a chain of symbolic links at `path` ends (the last component is followed, at most 40 links;
+/// relative links from the link's directory): `path` itself if it is no link, the missing final name if
+/// the chain dangles. Throws io_error on a loop or an unreadable link. Example: with `ckpt -> runs/7`,
+/// follow_symlinks("ckpt") == "runs/7".
+std::filesystem::path follow_symlinks(const std::filesystem::path& path);
+
 /// Creates `path` (which must not exist: O_EXCL), writes `bytes`, fsyncs and closes it, checking every
 /// step. For files inside a private staging directory. Throws io_error.
 void write_new_file(const std::filesystem::path& path, std::string_view bytes);

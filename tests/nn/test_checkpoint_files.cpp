@@ -295,3 +295,26 @@ TEST_CASE("remove_stale_checkpoint_temporaries removes our staging directories a
     CHECK(back[0].value(0) == 0.0f);
     CHECK(nn::remove_stale_checkpoint_temporaries(tmp.path / "absent" / "ckpt").empty());
 }
+
+TEST_CASE("a checkpoint directory given by a symbolic link: the link stays, its target is replaced") {
+    temp_dir tmp;
+    fs::create_directory(tmp.path / "runs");
+    fs::create_directory_symlink("runs/7", tmp.path / "ckpt");  // dangling: the first save creates runs/7
+    nn::parameter_set<float> ps;
+    ps.add("w", xt::xarray<float>{1.0f, 2.0f});
+    nn::save_checkpoint(tmp.path / "ckpt", ps);
+    ps[0].value(0) = 5.0f;
+    nn::save_checkpoint(tmp.path / "ckpt", ps);  // replaces runs/7 through the link
+    CHECK(fs::is_symlink(tmp.path / "ckpt"));
+    CHECK(entries(tmp.path) == std::set<std::string>{"runs", "ckpt"});
+    CHECK(entries(tmp.path / "runs") == std::set<std::string>{"7"});  // staged next to the target, nothing left
+    nn::parameter_set<float> back;
+    back.add("w", xt::zeros<float>({2}));
+    nn::load_checkpoint(tmp.path / "ckpt", back);
+    CHECK(back[0].value(0) == 5.0f);
+    CHECK(fs::exists(tmp.path / "runs" / "7" / "manifest.txt"));
+    // A link loop is refused naming it.
+    fs::create_directory_symlink("loop", tmp.path / "loop");
+    CHECK_THROWS_WITH_AS(nn::save_checkpoint(tmp.path / "loop", ps), doctest::Contains("too many levels"),
+                         nn::checkpoint_error);
+}

@@ -49,7 +49,8 @@
 // then the parent directory is fsynced. So <dir> never names a half-written checkpoint. A crash can
 // leave stale `<dir>.tmp-*` / `<dir>.old-*` directories behind; they are never read, and
 // remove_stale_checkpoint_temporaries(dir) deletes them.
-// One writer per directory at a time.
+// A `dir` that is a symbolic link is followed: its target is replaced (staged next to it), the link
+// stays. One writer per directory at a time.
 //
 // Loading opens the directory once and reads every file relative to it, so a concurrent save that
 // replaces the directory cannot mix two checkpoints. Everything is validated before anything is changed:
