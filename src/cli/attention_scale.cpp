@@ -1,6 +1,6 @@
 // `exprgrad attention-scale`: the gradient-maximisation analysis of the attention scale (kexue.fm post 9812),
-// through exprgrad::analyze_attention_scale; docs/attention.md explains the output. Flags → attention_scale_settings
-// → analyze_attention_scale → printed lines.
+// through tools::analyze_attention_scale (src/tools/scale_analysis); docs/attention.md explains the output.
+// Flags → attention_scale_settings → analyze_attention_scale → printed lines.
 #include "attention_scale.hpp"
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <exprgrad/ops/attention_scale.hpp>
 
 #include "cli_options.hpp"
+#include "scale_analysis.hpp"
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -21,6 +22,11 @@
 namespace exprgrad::cli {
 
 namespace {
+
+using tools::analyze_attention_scale;
+using tools::scale_analysis;
+using tools::scale_analysis_options;
+using tools::score_model;
 
 // Work limits, in score evaluations (one score of one draw at one α, or one normal drawn): a default run stops
 // drawing at default_work (well under a second on one core); an explicit --samples may ask for up to max_work.

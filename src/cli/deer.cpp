@@ -25,7 +25,7 @@ namespace exprgrad::cli {
 namespace {
 
 // Sizes beyond these would take minutes or gigabytes; they are refused before anything is allocated.
-constexpr std::uint64_t max_n = 1024, max_T = 10'000'000, max_cap = 1'000'000'000;
+constexpr std::uint64_t max_n = 1024, max_T = 10'000'000, max_cap = 10 * max_T;
 constexpr std::uint64_t max_work = std::uint64_t{1} << 26;  // values stored: T·n, or T·n² for dense methods
 constexpr double max_gain = 1e6;
 
@@ -51,6 +51,12 @@ void check_sizes(const deer_settings& s) {
                                  (dense ? "*n" : "") + " = " + std::to_string(work) +
                                  " values exceed the limit 2^26 = " + std::to_string(max_work) +
                                  (dense ? " (--method " + s.method + " stores T n x n Jacobians)" : ""));
+    // T iterations suffice in exact arithmetic; a cap far beyond only lets a run that cannot converge (a clipped
+    // divergence) go on for hours.
+    if (s.cap > 10 * s.T)
+        throw tools::usage_error("--cap " + std::to_string(s.cap) + " with --T " + std::to_string(s.T) +
+                                 ": want at most 10*T = " + std::to_string(10 * s.T) +
+                                 " (T iterations suffice in exact arithmetic)");
 }
 
 struct deer_result {
@@ -140,7 +146,7 @@ void register_deer(CLI::App& app) {
         ->check(CLI::IsMember({"newton", "quasi", "jacobi", "fixed_a", "sech_u"}));
     sub->add_option("--dtype", s->dtype, "f64 (default) or f32")->check(CLI::IsMember({"f64", "f32"}));
     tools::add_number(*sub, "--cap", s->cap,
-                      "Iteration cap, 1 to 10^9 (default T, which always suffices in exact arithmetic)",
+                      "Iteration cap, 1 to 10*T (default T, which always suffices in exact arithmetic)",
                       std::uint64_t{1}, max_cap)
         ->default_str("T");
     sub->add_flag("--guard", s->guard, "Clip iterates to +-1e8 and map NaN to 0 (DEER's clip_ytnext)");

@@ -11,7 +11,7 @@ namespace exprgrad::cli {
 /// the sequential evaluation is below 1e-10 (f64) / 1e-5 (f32) or the cap (default T). Prints `iterations: K`,
 /// `max_abs_error: E`, `converged: yes|no`, `overflow at K` / `fallback: yes` where they apply, and the wall
 /// time of each phase. Bounds (exit 2 beyond): 1 ≤ n ≤ 1024, 1 ≤ T ≤ 10^7, T·n ≤ 2^26 and, for the dense
-/// methods (newton, fixed_a, sech_u, which store T n×n Jacobians), T·n² ≤ 2^26; |g| ≤ 10^6; 1 ≤ cap ≤ 10^9.
+/// methods (newton, fixed_a, sech_u, which store T n×n Jacobians), T·n² ≤ 2^26; |g| ≤ 10^6; 1 ≤ cap ≤ 10·T.
 /// Exit status 0 when converged; 1 when not (the printed lines still hold; one line on stderr says so).
 void register_deer(CLI::App& app);
 
