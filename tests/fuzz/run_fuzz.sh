@@ -19,9 +19,10 @@ if ! command -v "$cxx" >/dev/null 2>&1; then
     echo "run_fuzz.sh: $cxx not found (install clang-14 libclang-rt-14-dev libfuzzer-14-dev)" >&2
     exit 1
 fi
-# The build tree's config header is not needed by text/; -I the source include directory only.
+# The build tree's config header is not needed by text/; -I the source include directory only. The file
+# writer text/ uses (write_file_atomically) lives with the project's other writers in src/nn/file_io.cpp.
 "$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$root/include" "$here/fuzz_vocab.cpp" "$root"/src/text/*.cpp -o "$work/fuzz_vocab"
+    -I"$root/include" "$here/fuzz_vocab.cpp" "$root"/src/text/*.cpp "$root/src/nn/file_io.cpp" -o "$work/fuzz_vocab"
 
 # Seeds: one small vocabulary per format, each followed by a text.
 printf '\000exprgrad-unigram\tversion=1\tpieces=6\tutf8_boundaries=0\ncontrol\t0\t<pad>\ncontrol\t0\t<bos>\ncontrol\t0\t<eos>\ncontrol\t0\t<mask>\nnormal\t-1.5\tab\nbyte\t-9\t\\xff\n\377\000abcab\377' > "$work/corpus/native"
