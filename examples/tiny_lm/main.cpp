@@ -25,8 +25,9 @@
 // steps get a held-out point in the history), --ckpt-every, --stop-after, --run-dir, --prompt and
 // --gen-pieces.
 //
-// Resume safety: the checkpoint also records the FNV-1a 64 checksum of tokenizer.txt (a resume with
-// another tokenizer is refused naming the file) and holds the history as of its step (files/history.tsv),
+// Resume safety: the checkpoint also records the FNV-1a 64 checksums of tokenizer.txt (a resume with
+// another tokenizer is refused naming the file) and of the corpus lines read (changed corpus files are
+// refused naming --corpus-dir) and holds the history as of its step (files/history.tsv),
 // so a crash between saving the checkpoint and rewriting history.tsv loses nothing: the resume rewrites
 // history.tsv from the checkpoint. Stale temporaries of this run directory (ckpt.tmp-*, ckpt.old-*,
 // <file>.tmp.*) are removed at start. Testing hook: EXPRGRAD_FAULT=tokenizer_written|ckpt_saved|
@@ -581,6 +582,22 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     std::size_t train_bytes = 0;
     for (const auto& l : train) train_bytes += l.size() + 1;
     std::printf("corpus: %zu training lines (%zu bytes), %zu held-out lines\n", train.size(), train_bytes, held.size());
+    // The corpus files can change under the same --corpus-dir: the checkpoint records what was read.
+    const std::string corpus_sum = [&] {
+        std::string all;
+        for (const auto* part : {&train, &held})
+            for (const auto& l : *part) (all += l) += '\n';
+        char b[17];
+        std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(nn::fnv1a64(all)));
+        return std::string(b);
+    }();
+    if (resuming) {
+        const std::string* saved = info.meta("corpus_fnv1a64");
+        if (saved == nullptr || *saved != corpus_sum)
+            throw std::runtime_error("--corpus-dir " + ro.corpus_dir + ": the corpus read (checksum " + corpus_sum +
+                                     ") differs from the checkpoint's (" + (saved ? *saved : std::string("none")) +
+                                     "): its files changed since; start a fresh run without --resume");
+    }
 
     // 1. The tokenizer (reloaded when resuming, so the pieces cannot change under a checkpoint; the
     // checkpoint records its checksum, so a tokenizer.txt from another run is refused).
@@ -638,6 +655,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     record_options(mc, "model.", items.metadata);
     record_options(ro, "run.", items.metadata);
     items.metadata.emplace_back("tokenizer_fnv1a64", tok_sum);
+    items.metadata.emplace_back("corpus_fnv1a64", corpus_sum);
     std::vector<record> history;
     std::size_t start = 0;
     if (resuming) {

@@ -6,7 +6,8 @@
    the option and both values, the run directory untouched); --resume without a checkpoint (exit 1,
    nothing written); damaged checkpoints (NaN inside an .npy with a matching checksum, a wrong checksum,
    a schedule step beyond the run, optimizer and schedule steps that disagree, a truncated manifest, an
-   edited history) and a tokenizer.txt that is not the checkpoint's (exit 1, naming the file); and
+   edited history), a tokenizer.txt that is not the checkpoint's and corpus files changed since (exit 1,
+   naming the file or directory); and
    accepted cases (exit 0): intervals larger than --steps, a resume with only session options changed.
 2. Kill-and-resume through fault injection (EXPRGRAD_FAULT, src/nn/file_io.hpp), one case per window:
    the tokenizer written before any checkpoint (alone, and over an older run's checkpoint), the
@@ -247,6 +248,17 @@ with tempfile.TemporaryDirectory() as tmp:
     (d / 'tokenizer.txt').unlink()
     cases.append(Case('tokenizer.txt missing', T + ['--run-dir', str(d), '--resume'], 1,
                       r'tokenizer\.txt: cannot read', check=unchanged(d)))
+
+    # The corpus files changed under the same --corpus-dir since the checkpoint.
+    corpus = tmp / 'corpus'
+    shutil.copytree('/usr/share/games/fortunes', corpus, symlinks=True)
+    d = tmp / 'corpus_run'
+    run(SMALL + ['--corpus-dir', str(corpus), '--run-dir', str(d), '--stop-after', '2'])
+    edit(corpus / 'fortunes', lambda b: b'A fortune added after the checkpoint.\n%\n' + b)
+    cases.append(Case('corpus files changed since the checkpoint', T + ['--corpus-dir', str(corpus), '--run-dir', str(d),
+                                                                         '--resume'], 1,
+                      r'--corpus-dir .*corpus: the corpus read \(checksum [0-9a-f]{16}\) differs from the checkpoint',
+                      check=unchanged(d)))
 
     # Accepted: intervals larger than --steps (once, at the end); a resume changing only session options.
     def finished(d):
