@@ -237,7 +237,7 @@ void run(const attention_scale_settings& s) {
     bool reached = !r.curve.empty();
     for (const auto& p : r.curve) reached = reached && p.exact_stderr <= s.stderr_target;
     std::cout << "stderr_target: " << num(s.stderr_target)
-              << (s.stderr_target == 0 ? "  (exactly --samples draws)"
+              << (s.stderr_target == 0 ? "  (0: a fixed number of draws)"
                   : reached            ? "  (reached at every alpha)"
                                        : "  (not reached at every alpha within the draws allowed)")
               << '\n';

@@ -1,7 +1,8 @@
 // Scale policies of scaled dot-product attention, and the mean-field α* behind the "gradient maximisation"
-// policy of kexue.fm post 9812 ("从梯度最大化看Attention的Scale操作", 22 Oct 2023). The Monte-Carlo analysis of
-// the exact objective (research tooling, used by `exprgrad attention-scale`) is not installed: src/tools/scale_analysis.
-// Notes with the derivations and the reference numbers: ../shared/research/articles_part1.md §1.
+// policy of kexue.fm post 9812 ("从梯度最大化看Attention的Scale操作", 22 Oct 2023,
+// https://kexue.fm/archives/9812; "§1.x" below numbers the steps of the analysis of that post that
+// docs/attention.md summarises). The Monte-Carlo analysis of the exact objective (research tooling, used by
+// `exprgrad attention-scale`) is not installed: src/tools/scale_analysis.
 // Op reference and what the analysis does and does not establish: docs/attention.md.
 //
 // A policy yields the final multiplier s on q·k of one query row, from the number n of keys that row

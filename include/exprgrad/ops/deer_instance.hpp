@@ -1,5 +1,6 @@
-// The deterministic DEER test instance of the research notes (articles_part2.md §3.7), shared by the
-// tests, the `exprgrad deer` command and the benchmark:
+// The deterministic DEER test instance (DEER: https://kexue.fm/archives/9783, Lim et al., ICLR 2024; the
+// instance and its iteration counts: docs/deer.md), shared by the tests, the `exprgrad deer` command and the
+// benchmark:
 //   A_ij = g·sin(0.37·(i+1)·(j+2) + 0.5)/√n,  u_{t,i} = sin(0.1·t + i) (t = 1..T, 0-based i, j),
 //   x_0 = 0,  x_t = tanh(A x_{t−1} + u_t).
 #pragma once
