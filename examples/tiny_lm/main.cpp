@@ -14,10 +14,29 @@
 //   build/examples/tiny_lm --steps 3000 --width 192        (longer)
 //   build/examples/tiny_lm --deer-layers 1 --emo           (every capability at once)
 // Deterministic for a seed and a thread count (--threads). Results and variants: docs/tiny_lm.md.
+//
+// Options come in three structs, each defined once and adapted with Boost.Hana, so that the command-line
+// registration, the checkpoint's record, the resume check and the report's option row all iterate the
+// same fields: tiny_lm::model_config (model.hpp) and run_options shape the parameters, the data and the
+// tokenizer: they are recorded in the checkpoint, and --resume with any of them changed is refused,
+// naming the option, its saved and its new value. session_options do not change the trained parameters:
+// --threads included (the parameters are bit-identical for one thread count; a resume on another count
+// continues correctly but matches neither count's uninterrupted run bit for bit), --eval-every (which
+// steps get a held-out point in the history), --ckpt-every, --stop-after, --run-dir, --prompt and
+// --gen-pieces.
+//
+// Resume safety: the checkpoint also records the FNV-1a 64 checksums of tokenizer.txt (a resume with
+// another tokenizer is refused naming the file) and of the corpus lines read (changed corpus files are
+// refused naming --corpus-dir) and holds the history as of its step (files/history.tsv),
+// so a crash between saving the checkpoint and rewriting history.tsv loses nothing: the resume rewrites
+// history.tsv from the checkpoint. Stale temporaries of this run directory (ckpt.tmp-*, ckpt.old-*,
+// <file>.tmp.*) are removed at start. Testing hook: EXPRGRAD_FAULT=tokenizer_written|ckpt_saved|
+// ckpt_staged|ckpt_exchanged ends the process at that point (src/nn/file_io.hpp).
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -26,7 +45,18 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#include <boost/hana/accessors.hpp>
+#include <boost/hana/adapt_struct.hpp>
+#include <boost/hana/for_each.hpp>
+#include <boost/hana/length.hpp>
+#include <boost/hana/pair.hpp>
+#include <boost/hana/string.hpp>
+
+#include "cli_options.hpp"
+#include "nn/file_io.hpp"
 
 #include <exprgrad/nn/checkpoint.hpp>
 #include <exprgrad/nn/optimizer.hpp>
@@ -42,24 +72,222 @@
 using namespace exprgrad;
 namespace fs = std::filesystem;
 
-namespace {
+namespace tiny_lm_cli {
 
-constexpr std::int32_t eos = 2;  // the native format's reserved <eos>; it separates lines
-
-struct settings {
-    std::size_t vocab_size = 1024, steps = 3000, batch = 16, eval_every = 200, ckpt_every = 400;
-    std::size_t eval_bytes = 60000, max_corpus = 1600000, gen_pieces = 24, stop_after = 0;
-    double lr = 3e-3, alpha = 1.0, temperature = 0.7;
+/// Options that shape the data, the tokenizer and the training (recorded in the checkpoint).
+struct run_options {
+    std::size_t vocab_size = 1024, steps = 3000, batch = 16;
+    double lr = 3e-3, alpha = 1.0;
     std::uint64_t seed = 1;
-    std::size_t threads = 2;
-    std::string run_dir = "tiny_lm_run", corpus_dir = "/usr/share/games/fortunes";
+    std::size_t max_corpus = 1600000;
+    std::string corpus_dir = "/usr/share/games/fortunes";
+    std::size_t eval_bytes = 60000;  ///< the held-out set of the final evaluation (and the history's points)
+};
+
+/// Options that do not change the trained parameters (see the top of this file for --threads).
+struct session_options {
+    std::size_t threads = 2, eval_every = 200, ckpt_every = 400, stop_after = 0, gen_pieces = 24;
+    std::string run_dir = "tiny_lm_run";
     bool resume = false;
     std::vector<std::string> prompts{"The best way to predict the fut", "A journey of a thousand mi",
                                      "Never put off until tomorrow what you can do tod"};
 };
 
+}  // namespace tiny_lm_cli
+
+BOOST_HANA_ADAPT_STRUCT(tiny_lm::model_config, vocab, context, width, layers, heads, scale, deer_layers, deer_state,
+                        emo);
+BOOST_HANA_ADAPT_STRUCT(tiny_lm_cli::run_options, vocab_size, steps, batch, lr, alpha, seed, max_corpus, corpus_dir,
+                        eval_bytes);
+BOOST_HANA_ADAPT_STRUCT(tiny_lm_cli::session_options, threads, eval_every, ckpt_every, stop_after, gen_pieces, run_dir,
+                        resume, prompts);
+
+namespace {
+
+using tiny_lm_cli::run_options;
+using tiny_lm_cli::session_options;
+namespace hana = boost::hana;
+
+constexpr std::int32_t eos = 2;  // the native format's reserved <eos>; it separates lines
+constexpr double temperature = 0.7;
+
+// A field added to a struct but not to its BOOST_HANA_ADAPT_STRUCT would escape the record and the resume
+// check: the structured bindings stop compiling when a struct's field count changes, and the assertions
+// tie the adapted count to the same number.
+template <class S>
+constexpr std::size_t adapted_fields = decltype(hana::length(hana::accessors<S>()))::value;
+static_assert(adapted_fields<tiny_lm::model_config> == 9 && adapted_fields<run_options> == 9 &&
+              adapted_fields<session_options> == 8);
+[[maybe_unused]] void field_count_guard(const tiny_lm::model_config& m, const run_options& r,
+                                        const session_options& s) {
+    [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9] = m;
+    [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8, r9] = r;
+    [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8] = s;
+}
+
+// Calls f(name, field) for every field of a Hana-adapted struct, in declaration order.
+template <class S, class F>
+void for_each_field(S& s, F&& f) {
+    hana::for_each(hana::accessors<std::remove_const_t<S>>(),
+                   [&](auto pair) { f(hana::to<char const*>(hana::first(pair)), hana::second(pair)(s)); });
+}
+
+// What the command line says about a field: its help, its bounds (integers: ilo..ihi; doubles: flo..fhi)
+// and its flag when not "--" + the name with '-' for '_'. help == nullptr: not an option (derived).
+struct option_spec {
+    std::string_view name;
+    const char* help;
+    std::uint64_t ilo = 0, ihi = 0;
+    double flo = 0, fhi = 0;
+    const char* flag = nullptr;
+};
+constexpr std::uint64_t max_steps = 10'000'000;
+constexpr option_spec option_specs[] = {
+    {"vocab", nullptr},  // the tokenizer's size, recorded and checked with the model
+    {"context", "Pieces per sequence", 1, 4096},
+    {"width", "Residual width (a multiple of --heads)", 1, 8192},
+    {"layers", "Transformer blocks", 1, 64},
+    {"heads", "Attention heads", 1, 1024},
+    {"scale", "Attention scale: inv_sqrt_d, entropy_invariant, gradient_max"},
+    {"deer_layers", "Comma-separated blocks whose mixer is a DEER recurrence", 0, 63},
+    {"deer_state", "State width of the DEER recurrences", 1, 4096},
+    {"emo", "Train with CE + EMO (mode 1) instead of CE"},
+    {"vocab_size", "Tokenizer size", 261, 1'000'000},
+    {"steps", "Training steps", 1, max_steps},
+    {"batch", "Sequences per step", 1, 4096},
+    {"lr", "Peak learning rate (AdamW, cosine with warmup)", 0, 0, 1e-9, 10},
+    {"alpha", "Subword-regularization alpha (< 0: Viterbi)", 0, 0, -1e6, 1e6},
+    {"seed", "Seed", 0, UINT64_MAX},
+    {"max_corpus", "Corpus bytes to read", 1, 100'000'000'000},
+    {"corpus_dir", "Directory of the fortunes files"},
+    {"eval_bytes", "Held-out bytes of the final evaluation", 1, 1'000'000'000},
+    {"threads", "Threads", 1, 1024},
+    {"eval_every", "Steps between held-out evaluations", 1, max_steps},
+    {"ckpt_every", "Steps between checkpoints", 1, max_steps},
+    {"stop_after", "Stop after this step (after its checkpoint), as if interrupted; 0: never", 0, max_steps},
+    {"gen_pieces", "Pieces generated per prompt", 0, 100'000},
+    {"run_dir", "Directory for checkpoints, history, plot and report"},
+    {"resume", "Continue from --run-dir/ckpt (refused if there is none)"},
+    {"prompts", "Generation prompts", 0, 0, 0, 0, "--prompt"},
+};
+
+const option_spec& spec_of(std::string_view name) {
+    for (const auto& s : option_specs)
+        if (s.name == name) return s;
+    throw std::logic_error("tiny_lm: no option_spec for the field " + std::string(name));
+}
+
+std::string flag_of(std::string_view name) {
+    const option_spec& sp = spec_of(name);
+    if (sp.flag != nullptr) return sp.flag;
+    std::string f = "--" + std::string(name);
+    std::replace(f.begin(), f.end(), '_', '-');
+    return f;
+}
+
+// "1,3" -> {1, 3}, each element parsed strictly in [lo, hi] (an empty element is refused); "" -> {}.
+std::vector<std::size_t> parse_list(const std::string& flag, const std::string& text, std::uint64_t lo,
+                                    std::uint64_t hi) {
+    std::vector<std::size_t> out;
+    if (text.empty()) return out;
+    for (std::size_t p = 0;;) {
+        const std::size_t q = text.find(',', p);
+        const std::string_view piece = std::string_view(text).substr(p, q == std::string::npos ? q : q - p);
+        out.push_back(exprgrad::tools::parse_unsigned(flag, piece, lo, hi));
+        if (q == std::string::npos) break;
+        p = q + 1;
+    }
+    return out;
+}
+
+// Registers every field of `s` that is an option, by its type: numbers strictly (tools::add_number).
+template <class S>
+void add_options(CLI::App& app, S& s) {
+    for_each_field(s, [&](const char* name, auto& field) {
+        const option_spec& sp = spec_of(name);
+        if (sp.help == nullptr) return;
+        const std::string flag = flag_of(name);
+        using F = std::remove_reference_t<decltype(field)>;
+        if constexpr (std::is_same_v<F, bool>) {
+            app.add_flag(flag, field, sp.help);
+        } else if constexpr (std::is_floating_point_v<F>) {
+            exprgrad::tools::add_number<F>(app, flag, field, sp.help, sp.flo, sp.fhi);
+        } else if constexpr (std::is_integral_v<F>) {
+            exprgrad::tools::add_number<F>(app, flag, field, sp.help, static_cast<F>(sp.ilo), static_cast<F>(sp.ihi));
+        } else if constexpr (std::is_same_v<F, std::vector<std::size_t>>) {
+            app.add_option_function<std::string>(
+                flag,
+                [&field, flag, lo = sp.ilo, hi = sp.ihi](const std::string& t) { field = parse_list(flag, t, lo, hi); },
+                sp.help);
+        } else if constexpr (std::is_same_v<F, std::string>) {
+            app.add_option(flag, field, sp.help)->capture_default_str();
+        } else {
+            app.add_option(flag, field, sp.help);
+        }
+    });
+}
+
+// A field's value as recorded in the checkpoint and shown in messages: exact (doubles in the shortest form
+// that reads back to the same bits).
+template <class F>
+std::string format_value(const F& v) {
+    if constexpr (std::is_same_v<F, bool>) {
+        return v ? "true" : "false";
+    } else if constexpr (std::is_floating_point_v<F>) {
+        char b[64];
+        return std::string(b, std::to_chars(b, b + sizeof b, v).ptr);
+    } else if constexpr (std::is_integral_v<F>) {
+        return std::to_string(v);
+    } else if constexpr (std::is_same_v<F, std::string>) {
+        return v;
+    } else {
+        std::string out;
+        for (const auto& x : v) out += (out.empty() ? "" : ",") + format_value(x);
+        return out;
+    }
+}
+
+// The checkpoint's record of a struct: (prefix + name, value) for every field.
+template <class S>
+void record_options(const S& s, const std::string& prefix, std::vector<std::pair<std::string, std::string>>& out) {
+    for_each_field(s,
+                   [&](const char* name, const auto& field) { out.emplace_back(prefix + name, format_value(field)); });
+}
+
+// "--heads 4 --scale gradient_max ...": the options of a struct as one could type them.
+template <class S>
+std::string describe(const S& s) {
+    std::string out;
+    for_each_field(s, [&](const char* name, const auto& field) {
+        if (spec_of(name).help == nullptr) return;
+        out += (out.empty() ? "" : " ") + flag_of(name) + " " + exprgrad::tools::shown(format_value(field));
+    });
+    return out;
+}
+
+// --resume with an option that shapes the run changed is a usage error naming the option and both values.
+// `derived_too`: also the fields that are not options (the vocabulary size, set from the tokenizer).
+template <class S>
+void check_same(const S& s, const std::string& prefix, const exprgrad::nn::checkpoint_info& info, bool derived_too) {
+    for_each_field(s, [&](const char* name, const auto& field) {
+        const bool derived = spec_of(name).help == nullptr;
+        if (derived != derived_too) return;
+        const std::string shown_name = derived ? std::string(name) : flag_of(name);
+        const std::string* saved = info.meta(prefix + name);
+        if (saved == nullptr)
+            throw std::runtime_error(info.manifest.string() + ": records no " + shown_name +
+                                     " (written by another version of tiny_lm?); start a fresh run without --resume");
+        const std::string now = format_value(field);
+        if (*saved != now)
+            throw exprgrad::tools::usage_error("--resume: " + shown_name + " " + exprgrad::tools::shown(now) +
+                                               " differs from the checkpoint's " + exprgrad::tools::shown(*saved) +
+                                               " (" + info.manifest.string() + "); resume with the saved value, or " +
+                                               "start a fresh run without --resume");
+    });
+}
+
 // Fortunes are separated by lines holding "%"; every 20th fortune is held out.
-void load_corpus(const settings& s, std::vector<std::string>& train, std::vector<std::string>& held_out) {
+void load_corpus(const run_options& s, std::vector<std::string>& train, std::vector<std::string>& held_out) {
     std::size_t bytes = 0, fortune = 0;
     for (const char* name :
          {"fortunes",      "literature", "science", "wisdom",     "people",      "politics", "work",
@@ -79,7 +307,7 @@ void load_corpus(const settings& s, std::vector<std::string>& train, std::vector
         }
     }
     if (train.size() < 100 || held_out.size() < 10) {
-        throw std::runtime_error("tiny_lm: no corpus under " + s.corpus_dir +
+        throw std::runtime_error("no corpus under " + s.corpus_dir +
                                  " (install the Debian package 'fortunes', or pass --corpus-dir)");
     }
 }
@@ -185,23 +413,52 @@ std::string history_tsv(const std::vector<record>& h) {
     return o.str();
 }
 
-std::vector<record> read_history(const fs::path& p, std::size_t up_to) {
+// The history saved with the checkpoint (`shown` names it): exactly the records of steps 1..`steps`.
+std::vector<record> parse_history(const std::string& text, const std::string& shown, std::size_t steps) {
     std::vector<record> h;
-    std::ifstream in(p);
+    std::istringstream in(text);
     std::string line;
     std::size_t no = 0;
+    auto number = [&](const std::string& f, double& v) {
+        const auto r = std::from_chars(f.data(), f.data() + f.size(), v);
+        return r.ec == std::errc() && r.ptr == f.data() + f.size();
+    };
     while (std::getline(in, line)) {
         if (++no == 1) continue;
         std::istringstream f(line);
+        std::string a, b, c, extra;
         record r{};
-        std::string a, b, c;
-        if (!(f >> a >> b >> c)) throw std::runtime_error(p.string() + ":" + std::to_string(no) + ": malformed record");
-        r.step = std::stoul(a);
-        r.train_loss = std::stod(b);
-        r.held_out_loss = c == "nan" ? NAN : std::stod(c);
-        if (r.step <= up_to) h.push_back(r);
+        double step = 0;
+        if (!(f >> a >> b >> c) || (f >> extra) || !number(a, step) || !number(b, r.train_loss) ||
+            !number(c, r.held_out_loss) || step != static_cast<double>(h.size() + 1))
+            throw std::runtime_error(shown + ":" + std::to_string(no) + ": malformed or out-of-order record");
+        r.step = h.size() + 1;
+        h.push_back(r);
     }
+    if (h.size() != steps)
+        throw std::runtime_error(shown + ": holds " + std::to_string(h.size()) +
+                                 " records, the checkpoint is at step " + std::to_string(steps));
     return h;
+}
+
+// Removes the temporaries an interrupted run leaves in its directory: the checkpoint's staging
+// directories, and `<file>.tmp.XXXXXX` of the files tiny_lm writes (regular files only, exact pattern).
+std::size_t remove_stale_temporaries(const fs::path& run, const fs::path& ckpt) {
+    std::size_t n = nn::remove_stale_checkpoint_temporaries(ckpt).size();
+    for (const auto& e : fs::directory_iterator(run)) {
+        const std::string name = e.path().filename().string();
+        for (const char* base : {"tokenizer.txt", "history.tsv", "loss.svg", "report.md"}) {
+            const std::string prefix = std::string(base) + ".tmp.";
+            const bool ours = name.size() == prefix.size() + 6 && name.compare(0, prefix.size(), prefix) == 0 &&
+                              std::all_of(name.begin() + static_cast<std::ptrdiff_t>(prefix.size()), name.end(),
+                                          [](unsigned char c) { return std::isalnum(c) != 0; });
+            if (ours && e.is_regular_file() && !e.is_symlink()) {
+                fs::remove(e.path());
+                ++n;
+            }
+        }
+    }
+    return n;
 }
 
 // A line chart: training loss (moving average), held-out loss (points), the unigram baseline (dashed).
@@ -276,239 +533,296 @@ std::string show(const std::string& s) {
     return o;
 }
 
+// Checks what the command line cannot check one option at a time.
+void check_options(const run_options&, const session_options&, const tiny_lm::model_config& mc) {
+    using exprgrad::tools::usage_error;
+    if (mc.width % mc.heads != 0)
+        throw usage_error("--width " + std::to_string(mc.width) + " is not a multiple of --heads " +
+                          std::to_string(mc.heads));
+    if (mc.scale != "inv_sqrt_d" && mc.scale != "entropy_invariant" && mc.scale != "gradient_max")
+        throw usage_error("--scale: unknown attention scale " + exprgrad::tools::shown(mc.scale) +
+                          " (one of: inv_sqrt_d, entropy_invariant, gradient_max)");
+    for (const std::size_t l : mc.deer_layers)
+        if (l >= mc.layers)
+            throw usage_error("--deer-layers: block " + std::to_string(l) + " does not exist (--layers " +
+                              std::to_string(mc.layers) + ": blocks 0.." + std::to_string(mc.layers - 1) + ")");
+}
+
+void train_and_report(const run_options& ro, const session_options& so, tiny_lm::model_config mc) {
+    check_options(ro, so, mc);
+    set_num_threads(so.threads);
+    const auto t_start = std::chrono::steady_clock::now();
+    auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
+    const fs::path run(so.run_dir), ckpt = run / "ckpt", vocab_file = run / "tokenizer.txt";
+    const bool resuming = so.resume;
+    // --resume reads before it writes: without a checkpoint, or with other options, nothing is touched.
+    nn::checkpoint_info info;
+    if (resuming) {
+        if (!fs::exists(ckpt / "manifest.txt"))
+            throw std::runtime_error("--resume: no checkpoint in " + so.run_dir + " (" +
+                                     (ckpt / "manifest.txt").string() +
+                                     " does not exist); run without --resume to start");
+        info = nn::read_checkpoint_info(ckpt);
+        check_same(mc, "model.", info, false);
+        check_same(ro, "run.", info, false);
+        const std::string where = info.manifest.string() + ": ";
+        if (!info.schedule_step || !info.optimizer_step)
+            throw std::runtime_error(where + "the checkpoint has no optimizer or schedule state");
+        if (*info.schedule_step > ro.steps)
+            throw std::runtime_error(where + "schedule step " + std::to_string(*info.schedule_step) +
+                                     " is beyond the run's " + std::to_string(ro.steps) + " steps");
+        if (*info.optimizer_step != *info.schedule_step)
+            throw std::runtime_error(where + "optimizer step " + std::to_string(*info.optimizer_step) +
+                                     " and schedule step " + std::to_string(*info.schedule_step) + " disagree");
+    }
+    fs::create_directories(run);
+
+    std::vector<std::string> train, held;
+    load_corpus(ro, train, held);
+    std::size_t train_bytes = 0;
+    for (const auto& l : train) train_bytes += l.size() + 1;
+    std::printf("corpus: %zu training lines (%zu bytes), %zu held-out lines\n", train.size(), train_bytes, held.size());
+    // The corpus files can change under the same --corpus-dir: the checkpoint records what was read.
+    const std::string corpus_sum = [&] {
+        std::string all;
+        for (const auto* part : {&train, &held})
+            for (const auto& l : *part) (all += l) += '\n';
+        char b[17];
+        std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(nn::fnv1a64(all)));
+        return std::string(b);
+    }();
+    if (resuming) {
+        const std::string* saved = info.meta("corpus_fnv1a64");
+        if (saved == nullptr || *saved != corpus_sum)
+            throw std::runtime_error("--corpus-dir " + ro.corpus_dir + ": the corpus read (checksum " + corpus_sum +
+                                     ") differs from the checkpoint's (" + (saved ? *saved : std::string("none")) +
+                                     "): its files changed since; start a fresh run without --resume");
+    }
+
+    // 1. The tokenizer (reloaded when resuming, so the pieces cannot change under a checkpoint; the
+    // checkpoint records its checksum, so a tokenizer.txt from another run is refused).
+    const double t0 = since();
+    std::string vocab_text;
+    text::UnigramModel tok = [&] {
+        if (resuming) {
+            std::ifstream in(vocab_file, std::ios::binary);
+            if (!in) throw std::runtime_error(vocab_file.string() + ": cannot read the tokenizer of the checkpoint");
+            vocab_text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+            const std::string* saved = info.meta("tokenizer_fnv1a64");
+            char now[17];
+            std::snprintf(now, sizeof now, "%016llx", static_cast<unsigned long long>(nn::fnv1a64(vocab_text)));
+            if (saved == nullptr || *saved != now)
+                throw std::runtime_error(vocab_file.string() + ": does not belong to the checkpoint (checksum " + now +
+                                         ", the checkpoint records " + (saved ? *saved : std::string("none")) +
+                                         "); it was rewritten by another run: start a fresh run without --resume");
+            auto loaded = text::parse_vocabulary(vocab_text, text::VocabFormat::native, vocab_file.string());
+            return text::UnigramModel(std::move(loaded.vocabulary), loaded.options);
+        }
+        text::TrainOptions to;
+        to.vocab_size = ro.vocab_size;
+        auto m = text::train_unigram(train, to);
+        vocab_text = text::format_native(m.vocabulary(), m.options());
+        text::write_file_atomically(vocab_file.string(), vocab_text);
+        exprgrad::detail::fault_point("tokenizer_written");
+        return m;
+    }();
+    char tok_sum[17];
+    std::snprintf(tok_sum, sizeof tok_sum, "%016llx", static_cast<unsigned long long>(nn::fnv1a64(vocab_text)));
+    const double tok_seconds = since() - t0;
+    const held_out_set eval_set = make_held_out(tok, held, ro.eval_bytes);
+    const held_out_set quick_set = make_held_out(tok, held, std::max<std::size_t>(1, ro.eval_bytes / 4));
+    const std::size_t held_pieces = eval_set.stream.size() - 1;
+    const double unigram_bpb = eval_set.unigram_nats / std::log(2.0) / static_cast<double>(eval_set.bytes);
+    std::printf(
+        "tokenizer: %zu pieces in %.1f s; held-out: %zu bytes, %zu pieces (%.2f bytes/piece), unigram "
+        "model %.4f bits/byte\n",
+        tok.size(), tok_seconds, eval_set.bytes, held_pieces,
+        static_cast<double>(eval_set.bytes) / static_cast<double>(held_pieces), unigram_bpb);
+
+    // 2. The model, optimizer, schedule and generators (all restored together on --resume).
+    mc.vocab = tok.size();
+    if (resuming) check_same(mc, "model.", info, true);
+    rng init_gen(ro.seed), data(ro.seed * 2 + 1), sampler(ro.seed * 2 + 2);
+    tiny_lm::language_model model(mc, init_gen);
+    auto& params = model.params();
+    nn::adamw<float> opt({.lr = ro.lr, .weight_decay = 0.01});
+    nn::cosine_warmup sched({.base_lr = ro.lr,
+                             .warmup_steps = std::min<std::size_t>(100, ro.steps / 10),
+                             .total_steps = ro.steps,
+                             .min_lr = ro.lr / 10});
+    nn::checkpoint_items<float> items{
+        .opt = &opt, .sched = &sched, .generators = {{"data", &data}, {"sampler", &sampler}}};
+    record_options(mc, "model.", items.metadata);
+    record_options(ro, "run.", items.metadata);
+    items.metadata.emplace_back("tokenizer_fnv1a64", tok_sum);
+    items.metadata.emplace_back("corpus_fnv1a64", corpus_sum);
+    std::vector<record> history;
+    std::size_t start = 0;
+    if (resuming) {
+        nn::load_checkpoint(ckpt, params, items);
+        start = sched.state().step;
+        const std::string* saved = info.file("history.tsv");
+        if (saved == nullptr)
+            throw std::runtime_error(info.manifest.string() + ": the checkpoint holds no history.tsv");
+        history = parse_history(*saved, (ckpt / "files" / "history.tsv").string(), start);
+        // A crash after the checkpoint but before history.tsv was rewritten: the checkpoint's copy wins.
+        std::ifstream in(run / "history.tsv", std::ios::binary);
+        const std::string on_disk{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        if (on_disk != *saved) {
+            text::write_file_atomically((run / "history.tsv").string(), *saved);
+            std::printf("history.tsv rewritten from the checkpoint (%zu records)\n", history.size());
+        }
+        std::printf("resumed from %s at step %zu\n", ckpt.c_str(), start);
+    }
+    // Only now, with every check passed: a refused run leaves the directory as it found it.
+    if (const std::size_t n = remove_stale_temporaries(run, ckpt))
+        std::printf("removed %zu stale temporaries of an interrupted run\n", n);
+    const std::string deer_layers = format_value(mc.deer_layers);
+    std::printf("model: %zu parameters, %zu layers, width %zu, %zu heads, scale %s%s%s, loss %s\n", params.numel(),
+                mc.layers, mc.width, mc.heads, mc.scale.c_str(), mc.deer_layers.empty() ? "" : ", DEER in blocks ",
+                deer_layers.c_str(), mc.emo ? "CE + EMO (mode 1)" : "CE");
+
+    // 3. Training.
+    xt::xarray<std::int32_t> tokens, targets;
+    const bool tty = isatty(2);
+    const double t_train = since();
+    std::size_t seen_pieces = 0, seen_bytes = 0, deer_iters = 0, deer_solves = 0, deer_fallbacks = 0;
+    for (std::size_t step = start; step < ro.steps; ++step) {
+        make_batch(tok, train, ro.batch, mc.context, ro.alpha, data, sampler, tokens, targets, seen_bytes);
+        params.zero_grad();
+        const double loss = model.train_batch(tokens, targets);
+        if (!std::isfinite(loss))
+            throw std::runtime_error("loss is " + std::to_string(loss) + " at step " + std::to_string(step + 1));
+        nn::clip_grad_norm(params, 1.0);
+        opt.set_lr(sched.lr());
+        opt.step(params);
+        sched.step();
+        seen_pieces += ro.batch * mc.context;
+        for (auto* d : model.deer()) {
+            deer_iters += d->last_report().iterations;
+            deer_fallbacks += d->last_report().fallback;
+            ++deer_solves;
+        }
+        const std::size_t done = step + 1;
+        double held_loss = NAN;
+        if (done % so.eval_every == 0 || done == ro.steps) {
+            held_loss = evaluate(model, quick_set, mc.context, 16) / static_cast<double>(quick_set.stream.size() - 1);
+        }
+        history.push_back({done, loss, held_loss});
+        const double el = since() - t_train;
+        const double rate = static_cast<double>(seen_pieces) / std::max(el, 1e-9);
+        const double eta = el / static_cast<double>(done - start) * static_cast<double>(ro.steps - done);
+        if (tty || !std::isnan(held_loss) || done == start + 1) {
+            const int fill = static_cast<int>(30.0 * static_cast<double>(done) / static_cast<double>(ro.steps));
+            std::fprintf(stderr, "%s[%s%s] step %zu/%zu  loss %.3f  %.0f pieces/s  ETA %s", tty ? "\r" : "",
+                         std::string(static_cast<std::size_t>(fill), '#').c_str(),
+                         std::string(static_cast<std::size_t>(30 - fill), ' ').c_str(), done, ro.steps, loss, rate,
+                         fmt_time(eta).c_str());
+            if (!std::isnan(held_loss)) std::fprintf(stderr, "  held-out %.3f", held_loss);
+            if (!tty || !std::isnan(held_loss)) std::fprintf(stderr, "\n");
+        }
+        if (done % so.ckpt_every == 0 || done == ro.steps || done == so.stop_after) {
+            // The history goes into the checkpoint too, so the two cannot disagree after a crash.
+            const std::string h = history_tsv(history);
+            items.files = {{"history.tsv", h}};
+            nn::save_checkpoint(ckpt, params, items);
+            exprgrad::detail::fault_point("ckpt_saved");
+            text::write_file_atomically((run / "history.tsv").string(), h);
+        }
+        if (done == so.stop_after) {
+            std::printf("stopped after step %zu (--stop-after); continue with --resume\n", done);
+            return;
+        }
+    }
+    const double train_seconds = since() - t_train;
+
+    // 4. Final evaluation.
+    const double lm_nats = evaluate(model, eval_set, mc.context, 16);
+    const double lm_bpb = lm_nats / std::log(2.0) / static_cast<double>(eval_set.bytes);
+    const double reduction = 100.0 * (1.0 - lm_bpb / unigram_bpb);
+    std::printf("held-out bits/byte: model %.4f, unigram tokenizer %.4f (%.1f%% lower)\n", lm_bpb, unigram_bpb,
+                reduction);
+
+    // 5. Generation with and without token healing.
+    rng gen_rng(ro.seed + 99);
+    auto next = [&](std::span<const text::piece_id> ctx) {
+        std::vector<std::int32_t> c(1, eos);
+        c.insert(c.end(), ctx.begin(), ctx.end());
+        return model.next_log_probs(c);
+    };
+    auto continue_from = [&](std::vector<text::piece_id> ctx) {
+        std::string out;
+        for (std::size_t i = 0; i < so.gen_pieces; ++i) {
+            std::vector<double> lp = next(ctx);
+            double mx = -INFINITY;
+            for (std::size_t v = 0; v < lp.size(); ++v) {
+                const bool control = tok.vocabulary()[static_cast<text::piece_id>(v)].kind == text::PieceKind::control;
+                lp[v] = control && v != static_cast<std::size_t>(eos) ? -INFINITY : lp[v] / temperature;
+                mx = std::max(mx, lp[v]);
+            }
+            double z = 0;
+            for (double& x : lp) z += (x = std::exp(x - mx));
+            double u = gen_rng.uniform() * z;
+            std::size_t pick = 0;
+            while (pick + 1 < lp.size() && (u -= lp[pick]) >= 0) ++pick;
+            if (static_cast<std::int32_t>(pick) == eos) break;
+            ctx.push_back(static_cast<text::piece_id>(pick));
+            out += tok.decode(std::vector<text::piece_id>{static_cast<text::piece_id>(pick)});
+        }
+        return out;
+    };
+    text::TokenHealer healer(tok);
+    std::vector<std::array<std::string, 3>> samples;
+    for (const auto& p : so.prompts) {
+        const auto ids = tok.encode(p);
+        const std::string plain = p + continue_from(std::vector<text::piece_id>(ids.begin(), ids.end()));
+        const text::HealingResult healed = healer.heal_ids(ids, next, gen_rng);
+        const std::string with = p + healed.emitted + continue_from(healed.context);
+        std::printf("\nprompt: %s\n  without healing: %s\n  with healing:    %s\n", show(p).c_str(),
+                    show(plain).c_str(), show(with).c_str());
+        samples.push_back({p, plain, with});
+    }
+
+    // 6. Plot and report.
+    const double unigram_per_piece = eval_set.unigram_nats / static_cast<double>(held_pieces);
+    text::write_file_atomically((run / "loss.svg").string(), loss_svg(history, unigram_per_piece));
+    std::ostringstream r;
+    r.precision(4);
+    r << std::fixed;
+    r << "# tiny_lm report\n\n| setting | value |\n|---|---|\n"
+      << "| corpus | " << train.size() << " training lines (" << train_bytes << " bytes), held-out " << eval_set.bytes
+      << " bytes |\n"
+      << "| tokenizer | unigram, " << tok.size() << " pieces, trained in " << tok_seconds << " s |\n"
+      << "| model | " << params.numel() << " parameters: " << mc.layers << " blocks, width " << mc.width << ", "
+      << mc.heads << " heads, context " << mc.context << ", scale " << mc.scale
+      << (mc.deer_layers.empty() ? std::string() : ", DEER mixer in blocks " + deer_layers) << " |\n"
+      << "| training | " << ro.steps << " steps × " << ro.batch << " sequences, " << (mc.emo ? "CE + EMO" : "CE")
+      << ", subword α = " << ro.alpha << ", AdamW lr " << ro.lr << ", seed " << ro.seed << ", " << so.threads
+      << " threads |\n"
+      << "| time | training " << train_seconds << " s (" << (start ? "resumed run" : "whole run") << "), total "
+      << since() << " s |\n"
+      << "| options | " << show(describe(mc) + " " + describe(ro)) << " |\n";
+    if (deer_solves)
+        r << "| DEER | " << static_cast<double>(deer_iters) / static_cast<double>(deer_solves)
+          << " iterations per solve, " << deer_fallbacks << " sequential fallbacks |\n";
+    r << "\n## Held-out bits per byte (Viterbi segmentation)\n\n| model | bits/byte |\n|---|---|\n"
+      << "| unigram tokenizer | " << unigram_bpb << " |\n| tiny_lm | " << lm_bpb << " |\n| reduction | " << reduction
+      << "% |\n\n![loss](loss.svg)\n\n## Generation (temperature " << temperature
+      << ")\n\n| prompt | without token healing | with token healing |\n|---|---|---|\n";
+    for (const auto& x : samples) r << "| " << show(x[0]) << " | " << show(x[1]) << " | " << show(x[2]) << " |\n";
+    text::write_file_atomically((run / "report.md").string(), r.str());
+    std::printf("\nwrote %s/report.md, loss.svg, history.tsv, ckpt/ (%.1f s in all)\n", so.run_dir.c_str(), since());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    settings s;
+    run_options ro;
+    session_options so;
     tiny_lm::model_config mc;
-    std::string deer_layers;
-    CLI::App app{"tiny_lm: a small causal language model trained end to end with exprgrad"};
-    app.add_option("--steps", s.steps, "Training steps")->capture_default_str();
-    app.add_option("--batch", s.batch, "Sequences per step")->capture_default_str();
-    app.add_option("--context", mc.context, "Pieces per sequence")->capture_default_str();
-    app.add_option("--width", mc.width, "Residual width")->capture_default_str();
-    app.add_option("--layers", mc.layers, "Transformer blocks")->capture_default_str();
-    app.add_option("--heads", mc.heads, "Attention heads")->capture_default_str();
-    app.add_option("--scale", mc.scale, "Attention scale: inv_sqrt_d, entropy_invariant, gradient_max")
-        ->capture_default_str();
-    app.add_option("--deer-layers", deer_layers, "Comma-separated blocks whose mixer is a DEER recurrence");
-    app.add_option("--deer-state", mc.deer_state, "State width of the DEER recurrences")->capture_default_str();
-    app.add_flag("--emo", mc.emo, "Train with CE + EMO (mode 1) instead of CE");
-    app.add_option("--vocab-size", s.vocab_size, "Tokenizer size (>= 261)")->capture_default_str();
-    app.add_option("--alpha", s.alpha, "Subword-regularization alpha (< 0: Viterbi)")->capture_default_str();
-    app.add_option("--lr", s.lr, "Peak learning rate (AdamW, cosine with warmup)")->capture_default_str();
-    app.add_option("--seed", s.seed, "Seed")->capture_default_str();
-    app.add_option("--threads", s.threads, "Threads")->capture_default_str();
-    app.add_option("--eval-every", s.eval_every, "Steps between held-out evaluations")->capture_default_str();
-    app.add_option("--ckpt-every", s.ckpt_every, "Steps between checkpoints")->capture_default_str();
-    app.add_option("--eval-bytes", s.eval_bytes, "Held-out bytes of the final evaluation")->capture_default_str();
-    app.add_option("--max-corpus", s.max_corpus, "Corpus bytes to read")->capture_default_str();
-    app.add_option("--run-dir", s.run_dir, "Directory for checkpoints, history, plot and report")
-        ->capture_default_str();
-    app.add_option("--corpus-dir", s.corpus_dir, "Directory of the fortunes files")->capture_default_str();
-    app.add_flag("--resume", s.resume, "Continue from --run-dir/ckpt if it exists");
-    app.add_option("--stop-after", s.stop_after, "Stop after this step (after its checkpoint), as if interrupted");
-    app.add_option("--prompt", s.prompts, "Generation prompts");
-    app.add_option("--gen-pieces", s.gen_pieces, "Pieces generated per prompt")->capture_default_str();
-    CLI11_PARSE(app, argc, argv);
-
-    try {
-        if (s.steps == 0 || s.batch == 0) throw std::invalid_argument("tiny_lm: --steps and --batch must be positive");
-        for (std::size_t p = 0; p < deer_layers.size();) {
-            const std::size_t q = std::min(deer_layers.find(',', p), deer_layers.size());
-            mc.deer_layers.push_back(std::stoul(deer_layers.substr(p, q - p)));
-            p = q + 1;
-        }
-        set_num_threads(s.threads);
-        const auto t_start = std::chrono::steady_clock::now();
-        auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
-        fs::create_directories(s.run_dir);
-        const fs::path run(s.run_dir), ckpt = run / "ckpt", vocab_file = run / "tokenizer.txt";
-        const bool resuming = s.resume && fs::exists(ckpt / "manifest.txt");
-
-        std::vector<std::string> train, held;
-        load_corpus(s, train, held);
-        std::size_t train_bytes = 0;
-        for (const auto& l : train) train_bytes += l.size() + 1;
-        std::printf("corpus: %zu training lines (%zu bytes), %zu held-out lines\n", train.size(), train_bytes,
-                    held.size());
-
-        // 1. The tokenizer (reloaded when resuming, so the pieces cannot change under a checkpoint).
-        const double t0 = since();
-        text::UnigramModel tok = [&] {
-            if (resuming) return text::load_model(vocab_file.string(), text::VocabFormat::native);
-            text::TrainOptions to;
-            to.vocab_size = s.vocab_size;
-            auto m = text::train_unigram(train, to);
-            text::save_native(vocab_file.string(), m.vocabulary(), m.options());
-            return m;
-        }();
-        const double tok_seconds = since() - t0;
-        const held_out_set eval_set = make_held_out(tok, held, s.eval_bytes);
-        const held_out_set quick_set = make_held_out(tok, held, s.eval_bytes / 4);
-        const std::size_t held_pieces = eval_set.stream.size() - 1;
-        const double unigram_bpb = eval_set.unigram_nats / std::log(2.0) / static_cast<double>(eval_set.bytes);
-        std::printf(
-            "tokenizer: %zu pieces in %.1f s; held-out: %zu bytes, %zu pieces (%.2f bytes/piece), unigram "
-            "model %.4f bits/byte\n",
-            tok.size(), tok_seconds, eval_set.bytes, held_pieces,
-            static_cast<double>(eval_set.bytes) / static_cast<double>(held_pieces), unigram_bpb);
-
-        // 2. The model, optimizer, schedule and generators (all restored together on --resume).
-        mc.vocab = tok.size();
-        rng init_gen(s.seed), data(s.seed * 2 + 1), sampler(s.seed * 2 + 2);
-        tiny_lm::language_model model(mc, init_gen);
-        auto& params = model.params();
-        nn::adamw<float> opt({.lr = s.lr, .weight_decay = 0.01});
-        nn::cosine_warmup sched({.base_lr = s.lr,
-                                 .warmup_steps = std::min<std::size_t>(100, s.steps / 10),
-                                 .total_steps = s.steps,
-                                 .min_lr = s.lr / 10});
-        const nn::checkpoint_items items{
-            .opt = &opt, .sched = &sched, .generators = {{"data", &data}, {"sampler", &sampler}}};
-        std::vector<record> history;
-        std::size_t start = 0;
-        if (resuming) {
-            nn::load_checkpoint(ckpt, params, items);
-            start = sched.state().step;
-            history = read_history(run / "history.tsv", start);
-            std::printf("resumed from %s at step %zu\n", ckpt.c_str(), start);
-        }
-        std::printf("model: %zu parameters, %zu layers, width %zu, %zu heads, scale %s%s%s, loss %s\n", params.numel(),
-                    mc.layers, mc.width, mc.heads, mc.scale.c_str(), mc.deer_layers.empty() ? "" : ", DEER in blocks ",
-                    deer_layers.c_str(), mc.emo ? "CE + EMO (mode 1)" : "CE");
-
-        // 3. Training.
-        xt::xarray<std::int32_t> tokens, targets;
-        const bool tty = isatty(2);
-        const double t_train = since();
-        std::size_t seen_pieces = 0, seen_bytes = 0, deer_iters = 0, deer_solves = 0, deer_fallbacks = 0;
-        for (std::size_t step = start; step < s.steps; ++step) {
-            make_batch(tok, train, s.batch, mc.context, s.alpha, data, sampler, tokens, targets, seen_bytes);
-            params.zero_grad();
-            const double loss = model.train_batch(tokens, targets);
-            if (!std::isfinite(loss))
-                throw std::runtime_error("tiny_lm: loss is " + std::to_string(loss) + " at step " +
-                                         std::to_string(step + 1));
-            nn::clip_grad_norm(params, 1.0);
-            opt.set_lr(sched.lr());
-            opt.step(params);
-            sched.step();
-            seen_pieces += s.batch * mc.context;
-            for (auto* d : model.deer()) {
-                deer_iters += d->last_report().iterations;
-                deer_fallbacks += d->last_report().fallback;
-                ++deer_solves;
-            }
-            const std::size_t done = step + 1;
-            double held_loss = NAN;
-            if (done % s.eval_every == 0 || done == s.steps) {
-                held_loss =
-                    evaluate(model, quick_set, mc.context, 16) / static_cast<double>(quick_set.stream.size() - 1);
-            }
-            history.push_back({done, loss, held_loss});
-            const double el = since() - t_train;
-            const double rate = static_cast<double>(seen_pieces) / std::max(el, 1e-9);
-            const double eta = el / static_cast<double>(done - start) * static_cast<double>(s.steps - done);
-            if (tty || !std::isnan(held_loss) || done == start + 1) {
-                const int fill = static_cast<int>(30.0 * static_cast<double>(done) / static_cast<double>(s.steps));
-                std::fprintf(stderr, "%s[%s%s] step %zu/%zu  loss %.3f  %.0f pieces/s  ETA %s", tty ? "\r" : "",
-                             std::string(static_cast<std::size_t>(fill), '#').c_str(),
-                             std::string(static_cast<std::size_t>(30 - fill), ' ').c_str(), done, s.steps, loss, rate,
-                             fmt_time(eta).c_str());
-                if (!std::isnan(held_loss)) std::fprintf(stderr, "  held-out %.3f", held_loss);
-                if (!tty || !std::isnan(held_loss)) std::fprintf(stderr, "\n");
-            }
-            if (done % s.ckpt_every == 0 || done == s.steps || done == s.stop_after) {
-                nn::save_checkpoint(ckpt, params, items);
-                text::write_file_atomically((run / "history.tsv").string(), history_tsv(history));
-            }
-            if (done == s.stop_after) {
-                std::printf("stopped after step %zu (--stop-after); continue with --resume\n", done);
-                return 0;
-            }
-        }
-        const double train_seconds = since() - t_train;
-
-        // 4. Final evaluation.
-        const double lm_nats = evaluate(model, eval_set, mc.context, 16);
-        const double lm_bpb = lm_nats / std::log(2.0) / static_cast<double>(eval_set.bytes);
-        const double reduction = 100.0 * (1.0 - lm_bpb / unigram_bpb);
-        std::printf("held-out bits/byte: model %.4f, unigram tokenizer %.4f (%.1f%% lower)\n", lm_bpb, unigram_bpb,
-                    reduction);
-
-        // 5. Generation with and without token healing.
-        rng gen_rng(s.seed + 99);
-        auto next = [&](std::span<const text::piece_id> ctx) {
-            std::vector<std::int32_t> c(1, eos);
-            c.insert(c.end(), ctx.begin(), ctx.end());
-            return model.next_log_probs(c);
-        };
-        auto continue_from = [&](std::vector<text::piece_id> ctx) {
-            std::string out;
-            for (std::size_t i = 0; i < s.gen_pieces; ++i) {
-                std::vector<double> lp = next(ctx);
-                double mx = -INFINITY;
-                for (std::size_t v = 0; v < lp.size(); ++v) {
-                    const bool control =
-                        tok.vocabulary()[static_cast<text::piece_id>(v)].kind == text::PieceKind::control;
-                    lp[v] = control && v != static_cast<std::size_t>(eos) ? -INFINITY : lp[v] / s.temperature;
-                    mx = std::max(mx, lp[v]);
-                }
-                double z = 0;
-                for (double& x : lp) z += (x = std::exp(x - mx));
-                double u = gen_rng.uniform() * z;
-                std::size_t pick = 0;
-                while (pick + 1 < lp.size() && (u -= lp[pick]) >= 0) ++pick;
-                if (static_cast<std::int32_t>(pick) == eos) break;
-                ctx.push_back(static_cast<text::piece_id>(pick));
-                out += tok.decode(std::vector<text::piece_id>{static_cast<text::piece_id>(pick)});
-            }
-            return out;
-        };
-        text::TokenHealer healer(tok);
-        std::vector<std::array<std::string, 3>> samples;
-        for (const auto& p : s.prompts) {
-            const auto ids = tok.encode(p);
-            const std::string plain = p + continue_from(std::vector<text::piece_id>(ids.begin(), ids.end()));
-            const text::HealingResult healed = healer.heal_ids(ids, next, gen_rng);
-            const std::string with = p + healed.emitted + continue_from(healed.context);
-            std::printf("\nprompt: %s\n  without healing: %s\n  with healing:    %s\n", show(p).c_str(),
-                        show(plain).c_str(), show(with).c_str());
-            samples.push_back({p, plain, with});
-        }
-
-        // 6. Plot and report.
-        const double unigram_per_piece = eval_set.unigram_nats / static_cast<double>(held_pieces);
-        text::write_file_atomically((run / "loss.svg").string(), loss_svg(history, unigram_per_piece));
-        std::ostringstream r;
-        r.precision(4);
-        r << std::fixed;
-        r << "# tiny_lm report\n\n| setting | value |\n|---|---|\n"
-          << "| corpus | " << train.size() << " training lines (" << train_bytes << " bytes), held-out "
-          << eval_set.bytes << " bytes |\n"
-          << "| tokenizer | unigram, " << tok.size() << " pieces, trained in " << tok_seconds << " s |\n"
-          << "| model | " << params.numel() << " parameters: " << mc.layers << " blocks, width " << mc.width << ", "
-          << mc.heads << " heads, context " << mc.context << ", scale " << mc.scale
-          << (mc.deer_layers.empty() ? std::string() : ", DEER mixer in blocks " + deer_layers) << " |\n"
-          << "| training | " << s.steps << " steps × " << s.batch << " sequences, " << (mc.emo ? "CE + EMO" : "CE")
-          << ", subword α = " << s.alpha << ", AdamW lr " << s.lr << ", seed " << s.seed << ", " << s.threads
-          << " threads |\n"
-          << "| time | training " << train_seconds << " s (" << (start ? "resumed run" : "whole run") << "), total "
-          << since() << " s |\n";
-        if (deer_solves)
-            r << "| DEER | " << static_cast<double>(deer_iters) / static_cast<double>(deer_solves)
-              << " iterations per solve, " << deer_fallbacks << " sequential fallbacks |\n";
-        r << "\n## Held-out bits per byte (Viterbi segmentation)\n\n| model | bits/byte |\n|---|---|\n"
-          << "| unigram tokenizer | " << unigram_bpb << " |\n| tiny_lm | " << lm_bpb << " |\n| reduction | "
-          << reduction << "% |\n\n![loss](loss.svg)\n\n## Generation (temperature " << s.temperature
-          << ")\n\n| prompt | without token healing | with token healing |\n|---|---|---|\n";
-        for (const auto& x : samples) r << "| " << show(x[0]) << " | " << show(x[1]) << " | " << show(x[2]) << " |\n";
-        text::write_file_atomically((run / "report.md").string(), r.str());
-        std::printf("\nwrote %s/report.md, loss.svg, history.tsv, ckpt/ (%.1f s in all)\n", s.run_dir.c_str(), since());
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "tiny_lm: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+    CLI::App app{"tiny_lm: a small causal language model trained end to end with exprgrad", "tiny_lm"};
+    add_options(app, mc);
+    add_options(app, ro);
+    add_options(app, so);
+    return exprgrad::tools::run_main(app, argc, argv, [&] { train_and_report(ro, so, mc); });
 }

@@ -478,37 +478,6 @@ void save_native(const std::string& path, const Vocabulary& vocabulary, const Mo
     write_file_atomically(path, format_native(vocabulary, options));
 }
 
-void write_file_atomically(const std::string& path, std::string_view content) {
-    auto error = [&](const std::string& what) {
-        return std::runtime_error(path + ": " + what + ": " + std::strerror(errno));
-    };
-    std::string tmp = path + ".tmp.XXXXXX";
-    const int fd = ::mkstemp(tmp.data());
-    if (fd < 0) throw error("cannot create a temporary file next to it");
-    std::size_t done = 0;
-    while (done < content.size()) {
-        const ssize_t w = ::write(fd, content.data() + done, content.size() - done);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            const auto e = error("write failed");
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw e;
-        }
-        done += static_cast<std::size_t>(w);
-    }
-    // mkstemp creates 0600; a vocabulary is an ordinary file.
-    (void)::fchmod(fd, 0644);
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        const auto e = error("cannot flush the temporary file");
-        ::unlink(tmp.c_str());
-        throw e;
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        const auto e = error("cannot rename the temporary file over it");
-        ::unlink(tmp.c_str());
-        throw e;
-    }
-}
+// write_file_atomically is defined with the project's other writers, in src/nn/file_io.cpp.
 
 }  // namespace exprgrad::text

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the libFuzzer targets with clang++-14 (Debian: clang-14, libclang-rt-14-dev, libfuzzer-14-dev) and
-# runs them for at most FUZZ_SECONDS (default 60) seconds in total: the vocabulary/encoding target gets three
-# quarters, the strict number parser of the command-line programs one quarter. Exits non-zero on a crash,
+# runs them for at most FUZZ_SECONDS (default 60) seconds in total: the vocabulary/encoding target gets half,
+# the strict number parser of the command-line programs a quarter, the checkpoint reader a quarter. Exits non-zero on a crash,
 # a sanitizer report or a build failure. Usage: tests/fuzz/run_fuzz.sh [WORK_DIR]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,7 +9,9 @@ root=$(cd "$here/../.." && pwd)
 work=${1:-$(mktemp -d "${TMPDIR:-/tmp}/exprgrad_fuzz.XXXXXX")}
 seconds=${FUZZ_SECONDS:-60}
 number_seconds=$((seconds / 4 > 0 ? seconds / 4 : 1))
-vocab_seconds=$((seconds - number_seconds > 0 ? seconds - number_seconds : 1))
+# The checkpoint reader's share (its block at the end).
+ckpt_seconds=$((seconds / 4 > 0 ? seconds / 4 : 1))
+vocab_seconds=$((seconds - number_seconds - ckpt_seconds > 0 ? seconds - number_seconds - ckpt_seconds : 1))
 cxx=${CXX_FUZZ:-clang++-14}
 mkdir -p "$work/corpus"
 
@@ -17,9 +19,10 @@ if ! command -v "$cxx" >/dev/null 2>&1; then
     echo "run_fuzz.sh: $cxx not found (install clang-14 libclang-rt-14-dev libfuzzer-14-dev)" >&2
     exit 1
 fi
-# The build tree's config header is not needed by text/; -I the source include directory only.
+# The build tree's config header is not needed by text/; -I the source include directory only. The file
+# writer text/ uses (write_file_atomically) lives with the project's other writers in src/nn/file_io.cpp.
 "$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$root/include" "$here/fuzz_vocab.cpp" "$root"/src/text/*.cpp -o "$work/fuzz_vocab"
+    -I"$root/include" "$here/fuzz_vocab.cpp" "$root"/src/text/*.cpp "$root/src/nn/file_io.cpp" -o "$work/fuzz_vocab"
 
 # Seeds: one small vocabulary per format, each followed by a text.
 printf '\000exprgrad-unigram\tversion=1\tpieces=6\tutf8_boundaries=0\ncontrol\t0\t<pad>\ncontrol\t0\t<bos>\ncontrol\t0\t<eos>\ncontrol\t0\t<mask>\nnormal\t-1.5\tab\nbyte\t-9\t\\xff\n\377\000abcab\377' > "$work/corpus/native"
@@ -44,3 +47,18 @@ printf '\0031e309' > "$work/corpus_number/huge"
 printf '\003-inf' > "$work/corpus_number/inf"
 "$work/fuzz_number" -max_total_time="$number_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "$work/corpus_number"
+
+# ---- The checkpoint reader (src/nn/checkpoint.cpp): manifest, .npy, meta escapes and whole directories,
+# its own corpus directory and ckpt_seconds of the total.
+mkdir -p "$work/corpus_ckpt"
+"$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -I"$root/include" "$here/fuzz_checkpoint.cpp" "$root/src/nn/checkpoint.cpp" "$root/src/nn/file_io.cpp" \
+    -o "$work/fuzz_checkpoint"
+# Seeds: byte 0 picks the reader (0 manifest, 1 float .npy, 2 double .npy, 3 meta value, 4 directory).
+printf '\000exprgrad-checkpoint 1\ndtype float32\nparameter w [2]\noptimizer adam\noptimizer.step 0\nschedule cosine_warmup\nschedule.step 3\nmeta corpus_dir /a%%20b\nfile history.tsv\nchecksum params/w.npy 0123456789abcdef\nrng data 0000000000000001 0000000000000002 0000000000000003 0000000000000004\nend\n' > "$work/corpus_ckpt/manifest"
+printf "\001\223NUMPY\001\000\166\000{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }%*s\n\000\000\200\077\000\000\000\100" 60 '' > "$work/corpus_ckpt/npy_f4"
+printf "\002\223NUMPY\002\000\164\000\000\000{'descr': '<f8', 'fortran_order': True, 'shape': (1, 1), }%*s\n\000\000\000\000\000\000\360\077" 57 '' > "$work/corpus_ckpt/npy_f8"
+printf '\003a%%20b%%25' > "$work/corpus_ckpt/meta"
+printf "\004exprgrad-checkpoint 1\ndtype float32\nparameter w [2]\nchecksum params/w.npy 0000000000000000\nend\n\n--\n\223NUMPY\001\000\166\000{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }%*s\n\000\000\200\077\000\000\000\100" 60 '' > "$work/corpus_ckpt/dir"
+"$work/fuzz_checkpoint" -max_total_time="$ckpt_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$work/corpus_ckpt"

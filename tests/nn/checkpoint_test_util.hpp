@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +19,18 @@
 
 #include <exprgrad/nn/checkpoint.hpp>
 #include <exprgrad/nn/init.hpp>
+// The tests write .npy files themselves. GCC 12 reports false -Wmaybe-uninitialized positives inside
+// std::regex (used by xnpy.hpp) with sanitizers; they are in libstdc++.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <xtensor/xnpy.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#include "../../src/nn/checkpoint_internal.hpp"
 
 namespace nn_test {
 
@@ -75,6 +88,18 @@ inline std::set<std::string> entries(const fs::path& dir) {
     std::set<std::string> out;
     for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
     return out;
+}
+
+// Rewrites the manifest's checksum line of `rel` to match the file's current bytes (what a tool that
+// replaces a file on purpose must do; the corruption tests leave it stale).
+inline void restamp_checksum(const fs::path& dir, const std::string& rel) {
+    const std::string man = read_text(dir / "manifest.txt");
+    const std::string key = "checksum " + rel + " ";
+    const auto at = man.find(key);
+    REQUIRE(at != std::string::npos);
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(nn::fnv1a64(read_text(dir / rel))));
+    write_text(dir / "manifest.txt", man.substr(0, at + key.size()) + hex + man.substr(at + key.size() + 16));
 }
 
 }  // namespace nn_test

@@ -117,7 +117,7 @@ TEST_CASE_TEMPLATE("train N steps, checkpoint, resume, train M more == N + M ste
     CHECK_FALSE(same_params(no_sampler.params, unbroken.params));
 }
 
-TEST_CASE("round trip: every array bit-identical, special values included; the files are standard .npy") {
+TEST_CASE("round trip: every array bit-identical, -0 and denormals included; the files are standard .npy") {
     temp_dir tmp;
     nn::parameter_set<float> ps;
     auto& a = ps.add("layer.0.weight", xt::xarray<float>::from_shape({2, 3}));
@@ -127,8 +127,8 @@ TEST_CASE("round trip: every array bit-identical, special values included; the f
     rng g(3);
     nn::init::normal(a.value, g, 0, 1);
     nn::init::uniform(c.value, g, -1, 1);
-    a.value(0, 0) = std::numeric_limits<float>::quiet_NaN();
-    a.value(0, 1) = std::numeric_limits<float>::infinity();
+    // NaN and infinities are refused since issue #16 (test_checkpoint_files.cpp): no state to continue from.
+    a.value(0, 1) = -0.0f;
     a.value(1, 2) = std::numeric_limits<float>::denorm_min();
     nn::sgd<float> opt({.lr = 0.1, .momentum = 0.9});
     for (auto& p : ps) nn::init::normal(p.grad, g, 0, 1);
@@ -208,6 +208,7 @@ TEST_CASE("a Fortran-ordered .npy file (as NumPy writes for F-contiguous arrays)
         bytes.append(reinterpret_cast<const char*>(&v), sizeof v);
     }
     write_text(tmp.path / "ck" / "params" / "m.npy", bytes);
+    restamp_checksum(tmp.path / "ck", "params/m.npy");  // as a tool replacing the file would
     nn::load_checkpoint(tmp.path / "ck", ps);
     for (std::size_t i = 0; i < 2; ++i)
         for (std::size_t j = 0; j < 3; ++j) CHECK(ps[0].value(i, j) == static_cast<double>(i + 2 * j));
@@ -217,15 +218,15 @@ TEST_CASE("overwriting replaces the checkpoint whole, with rename exchange and w
     temp_dir tmp;
     const fs::path dir = tmp.path / "ckpt";
     for (const bool exchange : {true, false}) {
-        nn::detail::use_rename_exchange = exchange;
+        const nn::detail::save_options options{.use_rename_exchange = exchange};
         nn::parameter_set<double> ps;
         ps.add("w", xt::xarray<double>(1.0));
         ps.add("v", xt::zeros<double>({2}));
-        nn::save_checkpoint(dir, ps);
+        nn::detail::save_checkpoint(dir, ps, {}, options);
         ps[0].value() = 2.0;
-        nn::save_checkpoint(dir / "", ps);  // a trailing separator names the same directory
+        nn::detail::save_checkpoint(dir / "", ps, {}, options);  // a trailing separator names the same directory
         ps[0].value() = 3.0;
-        nn::save_checkpoint(dir, ps);
+        nn::detail::save_checkpoint(dir, ps, {}, options);
         nn::parameter_set<double> back;
         back.add("w", xt::xarray<double>(0.0));
         back.add("v", xt::zeros<double>({2}));
@@ -236,11 +237,10 @@ TEST_CASE("overwriting replaces the checkpoint whole, with rename exchange and w
         // A checkpoint with fewer parameters replaces one with more: nothing of the old one survives.
         nn::parameter_set<double> small;
         small.add("w", xt::xarray<double>(4.0));
-        nn::save_checkpoint(dir, small);
+        nn::detail::save_checkpoint(dir, small, {}, options);
         CHECK(entries(dir / "params") == std::set<std::string>{"w.npy"});
         fs::remove_all(dir);
     }
-    nn::detail::use_rename_exchange = true;
 }
 
 TEST_CASE("save refuses to replace what is not a checkpoint and leaves nothing behind on failure") {
