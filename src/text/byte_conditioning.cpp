@@ -112,8 +112,8 @@ std::vector<double> PrefixConditioner::log_q(const NextPieceLogProbs& next, std:
     const std::size_t V = allowed_.size();
     if (lp.size() != V) {
         throw std::invalid_argument(std::string(who) + ": the language model returned " + std::to_string(lp.size()) +
-                                    " log-probabilities for a vocabulary of " + std::to_string(V) +
-                                    " (context of " + std::to_string(context.size()) + " pieces)");
+                                    " log-probabilities for a vocabulary of " + std::to_string(V) + " (context of " +
+                                    std::to_string(context.size()) + " pieces)");
     }
     double mx = neg_inf;
     for (std::size_t i = 0; i < V; ++i) {
@@ -193,10 +193,11 @@ PrefixConditioning PrefixConditioner::condition(std::string_view prompt, const N
     double mx = neg_inf;
     for (const auto& p : out.paths) mx = std::max(mx, p.log_weight);
     if (mx == neg_inf) {
-        throw std::domain_error("PrefixConditioner: no piece sequence of positive probability produces text "
-                                "starting with the prompt's tail " +
-                                quote(t.text) + " (bytes " + std::to_string(t.begin) + ".." +
-                                std::to_string(prompt.size()) + " of the prompt)");
+        throw std::domain_error(
+            "PrefixConditioner: no piece sequence of positive probability produces text "
+            "starting with the prompt's tail " +
+            quote(t.text) + " (bytes " + std::to_string(t.begin) + ".." + std::to_string(prompt.size()) +
+            " of the prompt)");
     }
     double z = 0;
     for (const auto& p : out.paths) z += std::exp(p.log_weight - mx);
@@ -206,7 +207,7 @@ PrefixConditioning PrefixConditioner::condition(std::string_view prompt, const N
 }
 
 std::array<double, next_byte_outcomes> PrefixConditioner::next_byte_distribution(std::string_view prompt,
-                                                                                   const NextPieceLogProbs& next) const {
+                                                                                 const NextPieceLogProbs& next) const {
     const auto [nodes, exact_end] = cost(prompt);
     if (nodes + exact_end > static_cast<double>(options_.max_model_calls)) {
         char b[400];
@@ -237,9 +238,8 @@ std::array<double, next_byte_outcomes> PrefixConditioner::next_byte_distribution
         for (std::size_t y = 0; y < lq.size(); ++y) {
             if (lq[y] == neg_inf) continue;
             const Piece& piece = v[static_cast<piece_id>(y)];
-            const std::size_t slot = piece.kind == PieceKind::control
-                                         ? end_of_text_outcome
-                                         : static_cast<unsigned char>(piece.text[0]);
+            const std::size_t slot =
+                piece.kind == PieceKind::control ? end_of_text_outcome : static_cast<unsigned char>(piece.text[0]);
             out[slot] += p.probability * std::exp(lq[y]);
         }
     }

@@ -18,8 +18,8 @@ using exprgrad::rng;
 using exprgrad::text::CoveringPath;
 using exprgrad::text::end_of_text_outcome;
 using exprgrad::text::eos_id;
-using exprgrad::text::NextPieceLogProbs;
 using exprgrad::text::next_byte_outcomes;
+using exprgrad::text::NextPieceLogProbs;
 using exprgrad::text::piece_id;
 using exprgrad::text::PieceKind;
 using exprgrad::text::PrefixConditioner;
@@ -140,8 +140,8 @@ std::string head_text(const UnigramModel& m, const std::vector<piece_id>& head) 
 
 TEST_CASE("next-byte distribution equals brute-force enumeration (bigram toy model)") {
     const UnigramModel m = toy();
-    const std::vector<std::string> prompts = {"a", "ab", "aba", "abab", "bab", "abba", "cab", "ba", "abz", "zab",
-                                              "abc"};
+    const std::vector<std::string> prompts = {"a",   "ab", "aba", "abab", "bab", "abba",
+                                              "cab", "ba", "abz", "zab",  "abc"};
     for (const bool end : {false, true}) {
         for (std::uint64_t seed = 1; seed <= 3; ++seed) {
             const Bigram lm(m, seed, end);
@@ -268,9 +268,10 @@ TEST_CASE("NaN, +inf or a wrong length from the callback is an error") {
             row[5] = bad;
             return row;
         };
-        CHECK_THROWS_WITH_AS(pc.condition("ab", f),
-                             doctest::Contains(std::isnan(bad) ? "returned NaN for piece 5" : "returned +inf for piece 5"),
-                             std::invalid_argument);
+        CHECK_THROWS_WITH_AS(
+            pc.condition("ab", f),
+            doctest::Contains(std::isnan(bad) ? "returned NaN for piece 5" : "returned +inf for piece 5"),
+            std::invalid_argument);
         rng g(1);
         CHECK_THROWS_AS(pc.generate("ab", f, g), std::invalid_argument);
     }
@@ -308,8 +309,8 @@ TEST_CASE("the tractability bound: refused before any call, naming the option an
     CHECK_THROWS_AS(small.generate("abab", counting, g), std::length_error);
     CHECK(calls == 0);
     // next_byte_distribution also needs one call per path ending exactly at the end (e.g. "ab|ab"): > 7.
-    CHECK_THROWS_WITH_AS(big.next_byte_distribution("abab", counting),
-                         doctest::Contains("max_model_calls = 7"), std::length_error);
+    CHECK_THROWS_WITH_AS(big.next_byte_distribution("abab", counting), doctest::Contains("max_model_calls = 7"),
+                         std::length_error);
     // A bad end piece.
     CHECK_THROWS_WITH_AS(PrefixConditioner(m, {.end_piece = 4}), doctest::Contains("end_piece must be a control piece"),
                          std::invalid_argument);

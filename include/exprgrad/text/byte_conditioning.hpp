@@ -68,16 +68,16 @@ struct CoveringPath {
 
 /// The conditional distribution over covering paths.
 struct PrefixConditioning {
-    std::vector<piece_id> head;       ///< h, the canonical pieces kept before the tail
-    std::size_t tail_begin = 0;       ///< c, the tail's first byte in the prompt
-    std::vector<CoveringPath> paths;  ///< every covering path of positive probability, in forward order
+    std::vector<piece_id> head;           ///< h, the canonical pieces kept before the tail
+    std::size_t tail_begin = 0;           ///< c, the tail's first byte in the prompt
+    std::vector<CoveringPath> paths;      ///< every covering path of positive probability, in forward order
     double log_prefix_probability = 0.0;  ///< log (1) = log P(text starts with the tail | h)
     std::size_t model_calls = 0;          ///< callback invocations made
 };
 
 /// Options of PrefixConditioner::generate.
 struct PrefixGenerationOptions {
-    bool greedy = false;  ///< take the most probable covering path, then the most probable piece each step
+    bool greedy = false;              ///< take the most probable covering path, then the most probable piece each step
     std::size_t max_new_pieces = 64;  ///< pieces generated after the covering path (at most)
     /// Stop as soon as the text has at least this many bytes beyond the prompt (0: no such stop).
     std::size_t min_new_bytes = 0;
@@ -102,7 +102,7 @@ inline constexpr std::size_t end_of_text_outcome = 256;
 /// std::invalid_argument if a returned vector's length is not V or any of its entries is NaN or +∞
 /// (naming the context length and the entry), and std::domain_error if no covering path has positive
 /// probability (the prompt cannot be produced: every piece sequence whose text starts with it has
-/// probability 0). Not thread-safe only in the callback's sense: the conditioner itself is const.
+/// probability 0). The member functions are const: they may run concurrently if the callback may.
 ///
 /// Example (tests/text/test_byte_conditioning.cpp): pieces {a, b, ab}, a model that after "a" gives "b"
 /// probability 0.9: conditioning on prompt "a" with backoff_pieces = 1 sums the paths "a" (then any) and
@@ -145,8 +145,7 @@ class PrefixConditioner {
     struct Tail;
     Tail split(std::string_view prompt) const;
     // The renormalized log q over the allowed pieces (−∞ elsewhere); all −∞ if nothing allowed has mass.
-    std::vector<double> log_q(const NextPieceLogProbs& next, std::span<const piece_id> context,
-                              const char* who) const;
+    std::vector<double> log_q(const NextPieceLogProbs& next, std::span<const piece_id> context, const char* who) const;
 
     const UnigramModel* model_;
     PrefixConditioningOptions options_;
