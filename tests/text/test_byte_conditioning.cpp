@@ -361,3 +361,35 @@ TEST_CASE("generation: starts with the prompt, greedy takes the most probable pa
     CHECK((r8.ended || r8.text.size() >= prompt.size() + 8));
     CHECK(r8.text.size() < prompt.size() + 8 + 3);  // the last piece added has at most 3 bytes
 }
+
+TEST_CASE("the header's example, by hand: pieces {a, b, ab}") {
+    Vocabulary v = Vocabulary::with_specials();
+    for (const char* p : {"a", "b", "ab"}) v.add(p, -1.0);
+    const UnigramModel m(std::move(v));
+    const piece_id a = *m.vocabulary().find("a"), b = *m.vocabulary().find("b"), ab = *m.vocabulary().find("ab");
+    // Start: a 0.2, b 0.3, ab 0.5; after a: a 0.1, b 0.9; after anything else: uniform over a, b.
+    auto lm = [&](std::span<const piece_id> ctx) {
+        std::vector<double> lp(m.size(), ninf);
+        auto set = [&](piece_id id, double p) { lp[static_cast<std::size_t>(id)] = std::log(p); };
+        if (ctx.empty()) {
+            set(a, 0.2), set(b, 0.3), set(ab, 0.5);
+        } else if (ctx.back() == a) {
+            set(a, 0.1), set(b, 0.9);
+        } else {
+            set(a, 0.5), set(b, 0.5);
+        }
+        return lp;
+    };
+    const PrefixConditioner pc(m, {.backoff_pieces = 1});
+    // Covering paths of "a": [a] (mass 0.2, ends at the prompt's end) and [ab] (0.5, overhang "b").
+    const auto c = pc.condition("a", lm);
+    REQUIRE(c.paths.size() == 2);
+    CHECK(std::abs(c.log_prefix_probability - std::log(0.7)) <= 1e-15);
+    const auto nb = pc.next_byte_distribution("a", lm);
+    CHECK(std::abs(nb['b'] - (0.2 * 0.9 + 0.5) / 0.7) <= 1e-15);
+    CHECK(std::abs(nb['a'] - 0.2 * 0.1 / 0.7) <= 1e-15);
+    // Empty prompt: "a" and "ab" both start with byte a, "b" with b.
+    const auto e = pc.next_byte_distribution("", lm);
+    CHECK(std::abs(e['a'] - 0.7) <= 1e-15);
+    CHECK(std::abs(e['b'] - 0.3) <= 1e-15);
+}

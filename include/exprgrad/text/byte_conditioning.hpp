@@ -104,9 +104,10 @@ inline constexpr std::size_t end_of_text_outcome = 256;
 /// probability (the prompt cannot be produced: every piece sequence whose text starts with it has
 /// probability 0). The member functions are const: they may run concurrently if the callback may.
 ///
-/// Example (tests/text/test_byte_conditioning.cpp): pieces {a, b, ab}, a model that after "a" gives "b"
-/// probability 0.9: conditioning on prompt "a" with backoff_pieces = 1 sums the paths "a" (then any) and
-/// "ab", so P(next byte = 'b' | text starts with "a") = (q(a)·0.9 + q(ab)) / (q(a) + q(ab)).
+/// Example (tests/text/test_byte_conditioning.cpp, "the header's example"): pieces {a, b, ab}, a model
+/// giving a, b, ab probabilities 0.2, 0.3, 0.5 at the start and b 0.9 after a: conditioning on prompt "a"
+/// (backoff_pieces = 1) sums the paths [a] (then the next piece) and [ab], so P(text starts with "a") = 0.7
+/// and P(next byte = 'b' | text starts with "a") = (0.2·0.9 + 0.5) / 0.7.
 class PrefixConditioner {
   public:
     /// Indexes the model's pieces; `model` must outlive the conditioner. Throws std::invalid_argument if
@@ -124,7 +125,7 @@ class PrefixConditioner {
     /// after the prompt) (only with end_piece). A covering path whose last piece overhangs the prompt gives
     /// its mass to its first overhanging byte; a path ending exactly at the prompt's end costs one more call
     /// and spreads its mass over the first bytes of the next piece. Sums to 1 (up to rounding).
-    /// Example: prompt "" with a model giving pieces "a" and "ab" probabilities 0.3 and 0.7: [a] = 1.
+    /// Example: prompt "" with the model above: [a] = 0.2 + 0.5, [b] = 0.3.
     std::array<double, next_byte_outcomes> next_byte_distribution(std::string_view prompt,
                                                                   const NextPieceLogProbs& next) const;
 
