@@ -204,10 +204,31 @@ TEST_CASE("docs/tensor.md") {
         return arrays{dout * xt::exp(in[0] + in[1]), {}};  // no gradient for the mask
     };
     check::vjp_check_options o;
-    o.wrt = {0};                                       // perturb and check x only
+    o.wrt = {0};  // perturb and check x only
     const arrays inputs = {{0.5, -1.0, 2.0}, {0.0, -INFINITY, 0.0}};
     const check::vjp_report r = check::vjp_check(f, vjp, inputs, o);
     CHECK(r);  // on failure doctest prints r.message(): argument, direction or element, both values
     // --- end docs/tensor.md
     CHECK(r.checked == o.directions + 3);
+}
+
+TEST_CASE("vjp_check's affected_nonfinite rule: gradients that do not read the NaN may stay finite") {
+    // f(x, b) = x² + b: a NaN in b makes the value NaN, but no gradient reads b (df/db = dout, df/dx = 2x dout)
+    auto f = [](const inputs& in) { return arr(in[0] * in[0] + in[1]); };
+    auto df = [](const inputs& in, const arr& d) { return inputs{arr(2.0 * in[0] * d), d}; };
+    const inputs xb = {random_array({4}, 30), random_array({4}, 31)};
+    check::vjp_check_options o;
+    CHECK_FALSE(check::vjp_check(f, df, xb, o));  // any_nonfinite asks for a NaN somewhere: none
+    o.nan_grad = check::nan_gradient::affected_nonfinite;
+    CHECK(check::vjp_check(f, df, xb, o));
+    // a VJP that reads x but hides its NaN (std::fmax-like clean-up) fails the affected rule
+    auto hiding = [](const inputs& in, const arr& d) {
+        arr g = 2.0 * in[0] * d;
+        for (auto& v : g)
+            if (std::isnan(v)) v = 0;
+        return inputs{g, d};
+    };
+    const auto r = check::vjp_check(f, hiding, xb, o);
+    CHECK_FALSE(r);
+    CHECK(r.message().find("NaN at argument 0") != std::string::npos);
 }

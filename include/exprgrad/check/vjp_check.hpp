@@ -26,9 +26,12 @@ namespace exprgrad::check {
 /// What the NaN/inf part of vjp_check requires. Ops document their own NaN policy, so each rule can be
 /// switched off; the default is the usual contract "a NaN input is never hidden".
 enum class nan_gradient {
-    unchecked,     ///< the gradient under a NaN input is not looked at
-    any_nonfinite, ///< some gradient entry of a checked argument is NaN or ±inf (none silently all-finite)
-    entry_nonfinite ///< the gradient at the poisoned entry itself is NaN or ±inf
+    unchecked,        ///< the gradient under a NaN input is not looked at
+    any_nonfinite,    ///< some gradient entry of a checked argument is NaN or ±inf (none silently all-finite)
+    entry_nonfinite,  ///< the gradient at the poisoned entry itself is NaN or ±inf
+    /// every gradient entry that reads the poisoned entry is NaN or ±inf; "reads" = changes when that input
+    /// moves by max(1, |x|) / 2 (a final bias: no gradient reads it, so nothing is required)
+    affected_nonfinite
 };
 
 /// Options of vjp_check. Every field has a default; `wrt` restricts the check to chosen arguments.
@@ -169,9 +172,7 @@ vjp_report vjp_check(F&& f, VJP&& vjp, std::vector<xt::xarray<double>> inputs, c
         }
     }
     auto value = [&](const std::vector<array>& in) { return as_array(f(in)); };
-    auto gradient = [&](const std::vector<array>& in, const array& dout) {
-        return std::vector<array>(vjp(in, dout));
-    };
+    auto gradient = [&](const std::vector<array>& in, const array& dout) { return std::vector<array>(vjp(in, dout)); };
 
     const array out0 = value(inputs);
     rng g(opts.seed);
@@ -275,6 +276,20 @@ vjp_report vjp_check(F&& f, VJP&& vjp, std::vector<xt::xarray<double>> inputs, c
         bool grad_ok = false;
         if (opts.nan_grad == nan_gradient::entry_nonfinite) {
             grad_ok = gs.size() > a && gs[a].size() > k && !std::isfinite(gs[a].data()[k]);
+        } else if (opts.nan_grad == nan_gradient::affected_nonfinite) {
+            std::vector<array> moved = inputs;
+            moved[a].data()[k] += 0.5 * std::max(1.0, std::abs(inputs[a].data()[k]));
+            const std::vector<array> gm = gradient(moved, dout);
+            grad_ok = true;
+            for (std::size_t b : wrt) {
+                if (gs.size() <= b || gm.size() <= b || gs[b].size() != grads[b].size() ||
+                    gm[b].size() != grads[b].size()) {
+                    grad_ok = false;
+                    continue;
+                }
+                for (std::size_t i = 0; i < grads[b].size(); ++i)
+                    if (gm[b].data()[i] != grads[b].data()[i] && std::isfinite(gs[b].data()[i])) grad_ok = false;
+            }
         } else {
             for (std::size_t b : wrt) grad_ok = grad_ok || (gs.size() > b && detail::vjp::any_nonfinite(gs[b]));
         }
@@ -285,7 +300,8 @@ vjp_report vjp_check(F&& f, VJP&& vjp, std::vector<xt::xarray<double>> inputs, c
     };
     for (std::size_t a : opts.nan_args.empty() ? wrt : opts.nan_args) {
         if (a >= inputs.size()) {
-            r.failures.push_back("nan_args names argument " + std::to_string(a) + " of " + std::to_string(inputs.size()));
+            r.failures.push_back("nan_args names argument " + std::to_string(a) + " of " +
+                                 std::to_string(inputs.size()));
             continue;
         }
         const std::size_t n = inputs[a].size();
