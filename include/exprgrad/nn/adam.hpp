@@ -16,8 +16,8 @@
 #include <xtensor/xarray.hpp>
 #include <xtensor/xbuilder.hpp>
 
-#include "exprgrad/nn/parameters.hpp"
 #include "exprgrad/nn/optimizer_interface.hpp"
+#include "exprgrad/nn/parameters.hpp"
 
 namespace exprgrad::nn {
 
