@@ -8,6 +8,8 @@
 //   exprgrad::fields_to_string(opts{})              // "n=2 lr=0.1"
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <charconv>
 #include <concepts>
 #include <cstddef>

@@ -3,12 +3,13 @@
 // function of arrays and the VJP written for it (an op's backward kernel, a layer's backward, a scan's adjoint).
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <ostream>
 #include <sstream>
