@@ -26,6 +26,7 @@
 
 #include "exprgrad/check/gradcheck.hpp"
 #include "exprgrad/check/laws.hpp"
+#include "exprgrad/check/vjp_check.hpp"
 #include "exprgrad/math/min_ab_plus_c.hpp"
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/ops/attention_node.hpp"

@@ -1,5 +1,5 @@
 // Run-time composition: an MLP of compiled blocks trained on a synthetic regression reaches a small
-// loss deterministically; checkpointed layers give the same gradients; training N steps, saving a
+// loss deterministically; layers in recompute mode give the same gradients; training N steps, saving a
 // checkpoint, resuming and training M more gives bit-identical parameters to N + M steps.
 #include <doctest/doctest.h>
 
@@ -74,9 +74,9 @@ TEST_CASE("an MLP of compiled blocks fits a synthetic regression, deterministica
     CHECK(last < 0.01f);  // the stated target: below 1e-2 after 400 Adam steps (batch 32)
 }
 
-TEST_CASE("checkpointed layers recompute their forward pass and give identical gradients") {
+TEST_CASE("layers in recompute mode recompute their forward pass and give identical gradients") {
     trainer a, b;
-    b.net->set_checkpoint(true);
+    b.net->set_recompute(true);
     for (int s = 0; s < 5; ++s) {
         a.step();
         b.step();

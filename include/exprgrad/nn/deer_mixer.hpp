@@ -72,9 +72,9 @@ class deer_mixer : public layer<T> {
         return norm_.backward(g.dx);
     }
 
-    void set_checkpoint(bool on) override {
-        norm_.set_checkpoint(on);
-        out_.set_checkpoint(on);
+    void set_recompute(bool on) override {
+        norm_.set_recompute(on);
+        out_.set_recompute(on);
     }
 
     /// What the last forward solve did (iterations, residual, fallback).

@@ -1,6 +1,6 @@
 // Run-time composition of compiled blocks: what a type cannot know (depth, widths, which loss) is
 // chosen at run time by stacking layers, each a compiled tensor program with a forward pass and a
-// VJP. A sequence runs its backward pass in reverse. A layer in checkpoint mode keeps only its input
+// VJP. A sequence runs its backward pass in reverse. A layer in recompute mode keeps only its input
 // after forward and recomputes its forward pass during backward instead of keeping intermediates.
 #pragma once
 
@@ -36,8 +36,10 @@ class layer {
     /// Given dL/dy for the last forward, *adds* dL/dθ into each parameter's `grad` (zero them
     /// before a step) and returns dL/dx (assigned: this call's value only).
     virtual const xt::xarray<T>& backward(const xt::xarray<T>& dy) = 0;
-    /// Keep only the input after forward and recompute during backward.
-    virtual void set_checkpoint(bool on) = 0;
+    /// Recompute mode (what other libraries call activation checkpointing; in exprgrad a checkpoint is a
+    /// saved file, nn/checkpoint.hpp): keep only the input after forward and recompute the forward pass
+    /// during backward. Gradients are identical either way; memory drops to the inputs of the layers.
+    virtual void set_recompute(bool on) = 0;
 };
 
 namespace detail {
@@ -58,7 +60,7 @@ class expr_layer : public layer<T> {
     explicit expr_layer(std::array<parameter<T>*, NP> params) : params_(params) {}
 
     const xt::xarray<T>& forward(const xt::xarray<T>& x) override {
-        if (checkpoint_) {
+        if (recompute_) {
             input_ = x;
             run(x);
             out_ = prog_.output_array();
@@ -70,7 +72,7 @@ class expr_layer : public layer<T> {
     }
 
     const xt::xarray<T>& backward(const xt::xarray<T>& dy) override {
-        if (checkpoint_) run(input_);  // recompute the intermediates
+        if (recompute_) run(input_);  // recompute the intermediates
         const auto& y = prog_.output_array();
         if (dy.size() != y.size()) {
             throw std::invalid_argument("exprgrad::layer::backward: adjoint of " + std::to_string(dy.size()) +
@@ -79,11 +81,11 @@ class expr_layer : public layer<T> {
         prog_.backward(dy.data());
         add_param_grads(std::make_integer_sequence<int, NP>{});
         dx_ = prog_.template grad_of<0>();
-        if (checkpoint_) prog_.release();
+        if (recompute_) prog_.release();
         return dx_;
     }
 
-    void set_checkpoint(bool on) override { checkpoint_ = on; }
+    void set_recompute(bool on) override { recompute_ = on; }
 
   private:
     template <int... I>
@@ -99,7 +101,7 @@ class expr_layer : public layer<T> {
 
     tex::program<T, E, typename detail::all_args<NP>::type> prog_;
     std::array<parameter<T>*, NP> params_;
-    bool checkpoint_ = false;
+    bool recompute_ = false;
     xt::xarray<T> input_, out_, dx_;
 };
 
@@ -110,7 +112,7 @@ class sequential : public layer<T> {
     /// Appends a layer (the sequence owns it).
     layer<T>& add(std::unique_ptr<layer<T>> l) {
         layers_.push_back(std::move(l));
-        layers_.back()->set_checkpoint(checkpoint_);
+        layers_.back()->set_recompute(recompute_);
         return *layers_.back();
     }
     std::size_t size() const { return layers_.size(); }
@@ -126,15 +128,15 @@ class sequential : public layer<T> {
         for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = &(*it)->backward(*g);
         return *g;
     }
-    /// Checkpointing for every layer, present and future.
-    void set_checkpoint(bool on) override {
-        checkpoint_ = on;
-        for (auto& l : layers_) l->set_checkpoint(on);
+    /// Recompute mode for every layer, present and future.
+    void set_recompute(bool on) override {
+        recompute_ = on;
+        for (auto& l : layers_) l->set_recompute(on);
     }
 
   private:
     std::vector<std::unique_ptr<layer<T>>> layers_;
-    bool checkpoint_ = false;
+    bool recompute_ = false;
 };
 
 }  // namespace exprgrad::nn

@@ -46,7 +46,7 @@ class residual : public layer<T> {
         return dx_;
     }
 
-    void set_checkpoint(bool on) override { inner_->set_checkpoint(on); }
+    void set_recompute(bool on) override { inner_->set_recompute(on); }
 
     layer<T>& inner() { return *inner_; }
 

@@ -100,9 +100,9 @@ class self_attention : public layer<T> {
         return in_.backward(dqkv_);
     }
 
-    void set_checkpoint(bool on) override {
-        in_.set_checkpoint(on);
-        out_.set_checkpoint(on);
+    void set_recompute(bool on) override {
+        in_.set_recompute(on);
+        out_.set_recompute(on);
     }
 
     const attention_options& options() const { return opts_; }

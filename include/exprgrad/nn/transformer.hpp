@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "exprgrad/fields.hpp"
 #include "exprgrad/nn/deer_mixer.hpp"
 #include "exprgrad/nn/feed_forward.hpp"
 #include "exprgrad/nn/layer.hpp"
@@ -20,7 +21,8 @@
 
 namespace exprgrad::nn {
 
-/// The shape of a transformer stack.
+/// The shape of a transformer stack. Its fields are listed once, in the BOOST_HANA_ADAPT_STRUCT below;
+/// to_string(options) prints them from that list.
 struct transformer_options {
     std::size_t layers = 2;
     std::size_t width = 128;                 ///< d, the residual stream's width
@@ -86,5 +88,28 @@ transformer_stack<T> transformer(parameter_set<T>& params, const std::string& na
     }
     return s;
 }
+
+}  // namespace exprgrad::nn
+
+// The one list of transformer_options' fields (what to_string prints). The attention and DEER options are
+// ops/ structs without an adaptation yet: they print as {not adapted}.
+BOOST_HANA_ADAPT_STRUCT(exprgrad::nn::transformer_options, layers, width, heads, mlp_hidden, attention, deer_layers,
+                        deer_state, deer);
+
+namespace exprgrad::nn {
+
+namespace detail {
+// A field added to transformer_options but not to its adaptation would be missing from every printout: the
+// structured binding stops compiling when the struct's field count changes, the assertion when the list's does.
+static_assert(field_count_v<transformer_options> == 8, "transformer_options: update BOOST_HANA_ADAPT_STRUCT");
+[[maybe_unused]] inline void transformer_options_field_guard(const transformer_options& o) {
+    [[maybe_unused]] const auto& [f1, f2, f3, f4, f5, f6, f7, f8] = o;
+}
+}  // namespace detail
+
+/// The options as `name=value` pairs in declaration order (exprgrad::fields_to_string), e.g.
+/// "layers=2 width=128 heads=4 mlp_hidden=0 attention={not adapted} deer_layers=[] deer_state=32
+/// deer={not adapted}". For logs and run reports; not parsed back.
+inline std::string to_string(const transformer_options& o) { return fields_to_string(o); }
 
 }  // namespace exprgrad::nn

@@ -1,0 +1,102 @@
+// Gradient clipping over a parameter_set: clip_grad_norm, clip_grad_value and grad_norm (as
+// torch.nn.utils.clip_grad_norm_ and clip_grad_value_).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+#include <xtensor/xbuilder.hpp>
+
+#include "exprgrad/nn/optimizer_interface.hpp"
+#include "exprgrad/nn/parameters.hpp"
+
+namespace exprgrad::nn {
+
+namespace detail {
+
+// Sum of squares of every gradient element, accumulated in double in parameter order. When it
+// overflows (only possible for double gradients beyond ~1e154) and no element is NaN, the norm is
+// recomputed as s * sqrt(Σ (g / s)²) with s = max |g|, so it stays finite whenever it is representable.
+template <parameter_value T>
+double grad_l2_norm(const parameter_set<T>& params) {
+    double sum = 0.0;
+    for (const auto& p : params)
+        for (const T g : p.grad) sum += static_cast<double>(g) * static_cast<double>(g);
+    if (std::isfinite(sum) || std::isnan(sum)) return std::sqrt(sum);
+    double scale = 0.0;
+    for (const auto& p : params)
+        for (const T g : p.grad) scale = std::max(scale, std::abs(static_cast<double>(g)));
+    if (!std::isfinite(scale)) return scale;  // an infinite gradient: the norm is +inf
+    double scaled = 0.0;
+    for (const auto& p : params)
+        for (const T g : p.grad) {
+            const double r = static_cast<double>(g) / scale;
+            scaled += r * r;
+        }
+    return scale * std::sqrt(scaled);
+}
+
+}  // namespace detail
+
+/// Clips the gradients by their global L2 norm, like torch.nn.utils.clip_grad_norm_: with
+/// n = sqrt(Σ over all gradient elements of g²) (accumulated in double) and c = max_norm / (n + 1e-6),
+/// every gradient is multiplied by c (rounded to T) if c < 1, and left unchanged otherwise. Returns n,
+/// the norm before clipping.
+/// Domain: max_norm finite and >= 0, else std::invalid_argument. If n is NaN or Inf, the gradients are
+/// left unchanged and n is returned (so the caller can skip the step), or, with error_if_nonfinite,
+/// std::domain_error is thrown. Example: grads {3, 4}, max_norm 1: returns 5, grads become ≈ {0.6, 0.8}.
+template <parameter_value T>
+double clip_grad_norm(parameter_set<T>& params, double max_norm, bool error_if_nonfinite = false) {
+    if (!(std::isfinite(max_norm) && max_norm >= 0.0))
+        throw std::invalid_argument("nn::clip_grad_norm: max_norm = " + detail::num_str(max_norm) +
+                                    " must be finite and >= 0");
+    const double norm = detail::grad_l2_norm(params);
+    if (!std::isfinite(norm)) {
+        if (error_if_nonfinite)
+            throw std::domain_error("nn::clip_grad_norm: the total gradient norm is " + detail::num_str(norm));
+        return norm;
+    }
+    const double coef = max_norm / (norm + 1e-6);
+    if (coef < 1.0) {
+        const T c = static_cast<T>(coef);
+        for (auto& p : params) {
+            T* g = p.grad.data();
+            const std::size_t n = p.grad.size();
+            for (std::size_t i = 0; i < n; ++i) g[i] = g[i] * c;
+        }
+    }
+    return norm;
+}
+
+/// Clamps every gradient element to [-clip_value, clip_value], like torch.nn.utils.clip_grad_value_.
+/// Domain: clip_value finite and >= 0, else std::invalid_argument. NaN elements stay NaN; ±Inf become
+/// ±clip_value. Example: grads {-3, 0.5, 2}, clip 1: {-1, 0.5, 1}.
+template <parameter_value T>
+void clip_grad_value(parameter_set<T>& params, double clip_value) {
+    if (!(std::isfinite(clip_value) && clip_value >= 0.0))
+        throw std::invalid_argument("nn::clip_grad_value: clip_value = " + detail::num_str(clip_value) +
+                                    " must be finite and >= 0");
+    const T hi = static_cast<T>(clip_value), lo = -hi;
+    for (auto& p : params) {
+        T* g = p.grad.data();
+        const std::size_t n = p.grad.size();
+        for (std::size_t i = 0; i < n; ++i) g[i] = g[i] < lo ? lo : (g[i] > hi ? hi : g[i]);
+    }
+}
+
+/// The global L2 norm of all gradients without modifying them (as clip_grad_norm computes it).
+template <parameter_value T>
+double grad_norm(const parameter_set<T>& params) {
+    return detail::grad_l2_norm(params);
+}
+
+}  // namespace exprgrad::nn
