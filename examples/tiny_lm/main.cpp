@@ -48,16 +48,12 @@
 #include <type_traits>
 #include <vector>
 
-#include <boost/hana/accessors.hpp>
 #include <boost/hana/adapt_struct.hpp>
-#include <boost/hana/for_each.hpp>
-#include <boost/hana/length.hpp>
-#include <boost/hana/pair.hpp>
-#include <boost/hana/string.hpp>
 
 #include "cli_options.hpp"
 #include "nn/file_io.hpp"
 
+#include <exprgrad/fields.hpp>
 #include <exprgrad/nn/checkpoint.hpp>
 #include <exprgrad/nn/optimizer.hpp>
 #include <exprgrad/nn/schedule.hpp>
@@ -106,7 +102,6 @@ namespace {
 
 using tiny_lm_cli::run_options;
 using tiny_lm_cli::session_options;
-namespace hana = boost::hana;
 
 constexpr std::int32_t eos = 2;  // the native format's reserved <eos>; it separates lines
 constexpr double temperature = 0.7;
@@ -114,22 +109,13 @@ constexpr double temperature = 0.7;
 // A field added to a struct but not to its BOOST_HANA_ADAPT_STRUCT would escape the record and the resume
 // check: the structured bindings stop compiling when a struct's field count changes, and the assertions
 // tie the adapted count to the same number.
-template <class S>
-constexpr std::size_t adapted_fields = decltype(hana::length(hana::accessors<S>()))::value;
-static_assert(adapted_fields<tiny_lm::model_config> == 9 && adapted_fields<run_options> == 9 &&
-              adapted_fields<session_options> == 8);
+static_assert(field_count_v<tiny_lm::model_config> == 9 && field_count_v<run_options> == 9 &&
+              field_count_v<session_options> == 8);
 [[maybe_unused]] void field_count_guard(const tiny_lm::model_config& m, const run_options& r,
                                         const session_options& s) {
     [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9] = m;
     [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8, r9] = r;
     [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8] = s;
-}
-
-// Calls f(name, field) for every field of a Hana-adapted struct, in declaration order.
-template <class S, class F>
-void for_each_field(S& s, F&& f) {
-    hana::for_each(hana::accessors<std::remove_const_t<S>>(),
-                   [&](auto pair) { f(hana::to<char const*>(hana::first(pair)), hana::second(pair)(s)); });
 }
 
 // What the command line says about a field: its help, its bounds (integers: ilo..ihi; doubles: flo..fhi)
