@@ -38,13 +38,14 @@
 #include <exprgrad/text/vocab_io.hpp>
 
 #include "cli_options.hpp"
+#include "tiny_lm/data.hpp"
 #include "tiny_lm/model.hpp"
 
 using namespace exprgrad;
 
 namespace {
 
-constexpr std::int32_t eos = 2;  // the native format's <eos>: it separates lines, as in tiny_lm
+using tiny_lm::eos;
 constexpr std::size_t match_bytes = 8;
 constexpr const char* not_prefix = "\x01(does not start with the prompt)";
 
@@ -57,59 +58,6 @@ struct settings {
     std::string corpus_dir = "/usr/share/games/fortunes", out;
     bool quick = false;
 };
-
-// tiny_lm's corpus: fortunes separated by "%" lines; every 20th fortune is held out.
-void load_corpus(const settings& s, std::vector<std::string>& train, std::vector<std::string>& held_out) {
-    std::size_t bytes = 0, fortune = 0;
-    for (const char* name :
-         {"fortunes",      "literature", "science", "wisdom",     "people",      "politics", "work",
-          "computers",     "education",  "food",    "humorists",  "law",         "love",     "men-women",
-          "miscellaneous", "news",       "pets",    "platitudes", "songs-poems", "sports"}) {
-        std::ifstream in(s.corpus_dir + "/" + name, std::ios::binary);
-        std::string line;
-        while (in && bytes < s.max_corpus && std::getline(in, line)) {
-            if (line == "%") {
-                ++fortune;
-                continue;
-            }
-            while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
-            if (line.empty()) continue;
-            bytes += line.size() + 1;
-            (fortune % 20 == 0 ? held_out : train).push_back(line);
-        }
-    }
-    if (train.size() < 100 || held_out.size() < 10) {
-        throw std::runtime_error("no corpus under " + s.corpus_dir +
-                                 " (install the Debian package 'fortunes', or pass --corpus-dir)");
-    }
-}
-
-// tiny_lm's training batches: windows of T + 1 pieces from consecutive lines, each line segmented by the exact
-// sampler at alpha (subword regularization), starting anywhere in the first line.
-void make_batch(const text::UnigramModel& tok, const std::vector<std::string>& lines, std::size_t B, std::size_t T,
-                double alpha, rng& data, rng& sampler, xt::xarray<std::int32_t>& tokens,
-                xt::xarray<std::int32_t>& targets) {
-    tokens.resize({B, T});
-    targets.resize({B, T});
-    std::vector<std::int32_t> s;
-    for (std::size_t b = 0; b < B; ++b) {
-        s.assign(1, eos);
-        std::size_t offset = 0;
-        bool drawn = false;
-        for (std::size_t r = data.below(lines.size()); s.size() < offset + T + 1; r = (r + 1) % lines.size()) {
-            for (text::piece_id id : tok.sample(lines[r], alpha, sampler)) s.push_back(id);
-            s.push_back(eos);
-            if (!drawn) {
-                offset = data.below(s.size() - 1);
-                drawn = true;
-            }
-        }
-        for (std::size_t t = 0; t < T; ++t) {
-            tokens(b, t) = s[offset + t];
-            targets(b, t) = s[offset + t + 1];
-        }
-    }
-}
 
 bool letter(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; }
 
@@ -242,7 +190,7 @@ struct trained {
 
 trained train_model(const settings& s, const tiny_lm::model_config& base) {
     std::vector<std::string> train, held;
-    load_corpus(s, train, held);
+    tiny_lm::load_corpus(s.corpus_dir, s.max_corpus, train, held);
     text::TrainOptions to;
     to.vocab_size = s.vocab_size;
     text::UnigramModel tok = text::train_unigram(train, to);
@@ -259,7 +207,8 @@ trained train_model(const settings& s, const tiny_lm::model_config& base) {
     xt::xarray<std::int32_t> tokens, targets;
     double loss = 0;
     for (std::size_t step = 0; step < s.steps; ++step) {
-        make_batch(tok, train, s.batch, mc.context, s.alpha, data, sampler, tokens, targets);
+        std::size_t bytes = 0;
+        tiny_lm::make_batch(tok, train, s.batch, mc.context, s.alpha, data, sampler, tokens, targets, bytes);
         params.zero_grad();
         loss = model->train_batch(tokens, targets);
         if (!std::isfinite(loss)) throw std::runtime_error("loss is not finite at step " + std::to_string(step + 1));

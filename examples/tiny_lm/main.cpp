@@ -63,6 +63,7 @@
 #include <exprgrad/text/utf8.hpp>
 #include <exprgrad/text/vocab_io.hpp>
 
+#include "data.hpp"
 #include "model.hpp"
 
 using namespace exprgrad;
@@ -103,7 +104,9 @@ namespace {
 using tiny_lm_cli::run_options;
 using tiny_lm_cli::session_options;
 
-constexpr std::int32_t eos = 2;  // the native format's reserved <eos>; it separates lines
+using tiny_lm::eos;
+using tiny_lm::load_corpus;
+using tiny_lm::make_batch;
 constexpr double temperature = 0.7;
 
 // A field added to a struct but not to its BOOST_HANA_ADAPT_STRUCT would escape the record and the resume
@@ -272,32 +275,6 @@ void check_same(const S& s, const std::string& prefix, const exprgrad::nn::check
     });
 }
 
-// Fortunes are separated by lines holding "%"; every 20th fortune is held out.
-void load_corpus(const run_options& s, std::vector<std::string>& train, std::vector<std::string>& held_out) {
-    std::size_t bytes = 0, fortune = 0;
-    for (const char* name :
-         {"fortunes",      "literature", "science", "wisdom",     "people",      "politics", "work",
-          "computers",     "education",  "food",    "humorists",  "law",         "love",     "men-women",
-          "miscellaneous", "news",       "pets",    "platitudes", "songs-poems", "sports"}) {
-        std::ifstream in(s.corpus_dir + "/" + name, std::ios::binary);
-        std::string line;
-        while (in && bytes < s.max_corpus && std::getline(in, line)) {
-            if (line == "%") {
-                ++fortune;
-                continue;
-            }
-            while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
-            if (line.empty()) continue;
-            bytes += line.size() + 1;
-            (fortune % 20 == 0 ? held_out : train).push_back(line);
-        }
-    }
-    if (train.size() < 100 || held_out.size() < 10) {
-        throw std::runtime_error("no corpus under " + s.corpus_dir +
-                                 " (install the Debian package 'fortunes', or pass --corpus-dir)");
-    }
-}
-
 std::string fmt_time(double sec) {
     char b[32];
     const long t = static_cast<long>(sec + 0.5);
@@ -354,36 +331,6 @@ double evaluate(tiny_lm::language_model& m, const held_out_set& h, std::size_t T
         nats += m.eval_batch(tokens, targets).first;
     }
     return nats;
-}
-
-// Training batches: B windows of T + 1 pieces from consecutive lines starting at a random line, each
-// line segmented afresh by the exact sampler (subword regularization) or by Viterbi (alpha < 0).
-void make_batch(const text::UnigramModel& tok, const std::vector<std::string>& lines, std::size_t B, std::size_t T,
-                double alpha, rng& data, rng& sampler, xt::xarray<std::int32_t>& tokens,
-                xt::xarray<std::int32_t>& targets, std::size_t& bytes) {
-    tokens.resize({B, T});
-    targets.resize({B, T});
-    std::vector<std::int32_t> s;
-    for (std::size_t b = 0; b < B; ++b) {
-        // A crop of the stream [eos] line line ... starting anywhere in the first line, so that position 0
-        // is as often mid-line as in the held-out windows.
-        s.assign(1, eos);
-        std::size_t offset = 0;
-        bool drawn = false;
-        for (std::size_t r = data.below(lines.size()); s.size() < offset + T + 1; r = (r + 1) % lines.size()) {
-            for (text::piece_id id : tok.sample(lines[r], alpha, sampler)) s.push_back(id);
-            s.push_back(eos);
-            bytes += lines[r].size() + 1;
-            if (!drawn) {
-                offset = data.below(s.size() - 1);
-                drawn = true;
-            }
-        }
-        for (std::size_t t = 0; t < T; ++t) {
-            tokens(b, t) = s[offset + t];
-            targets(b, t) = s[offset + t + 1];
-        }
-    }
 }
 
 struct record {
@@ -564,7 +511,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     fs::create_directories(run);
 
     std::vector<std::string> train, held;
-    load_corpus(ro, train, held);
+    load_corpus(ro.corpus_dir, ro.max_corpus, train, held);
     std::size_t train_bytes = 0;
     for (const auto& l : train) train_bytes += l.size() + 1;
     std::printf("corpus: %zu training lines (%zu bytes), %zu held-out lines\n", train.size(), train_bytes, held.size());
