@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <exprgrad/ops/attention_scale.hpp>
+#include <exprgrad/text/vocab_io.hpp>
 
 #include "cli_options.hpp"
 #include "scale_analysis.hpp"
@@ -64,13 +65,22 @@ std::string num(double x, int precision = 6) {
     return s.str();
 }
 
+// Outputs go through the project's atomic writer: a FIFO or a directory is refused with the reason (an
+// ofstream would block on a FIFO with no reader, and says only "cannot write" for a directory).
+void write_output(const char* option, const std::string& path, const std::string& content) {
+    try {
+        text::write_file_atomically(path, content);
+    } catch (const std::exception& e) {
+        throw std::runtime_error(std::string(option) + ": " + e.what());
+    }
+}
+
 void write_csv(const std::string& path, const scale_analysis& r) {
-    std::ofstream f(path);
+    std::ostringstream f;
     f << "alpha,mean_field,exact_mean,exact_stderr\n" << std::setprecision(17);
     for (const auto& p : r.curve)
         f << p.alpha << ',' << p.mean_field << ',' << p.exact_mean << ',' << p.exact_stderr << '\n';
-    f.flush();
-    if (!f) throw std::runtime_error("--csv: cannot write " + tools::shown(path));
+    write_output("--csv", path, f.str());
 }
 
 // An SVG chart: the mean-field surrogate as a line, the Monte-Carlo means with ±2 standard errors, the α → ∞
@@ -178,10 +188,7 @@ void write_svg(const std::string& path, const scale_analysis& r, const attention
       << "\" stroke=\"#2ca02c\" stroke-dasharray=\"6 4\"/><text x=\"" << lx + 30 << "\" y=\"" << ly + 36
       << "\">limit α → ∞: density at 0 of the top-two gap = " << num(r.limit, 5) << "</text>\n";
     o << "</svg>\n";
-    std::ofstream f(path);
-    f << o.str();
-    f.flush();
-    if (!f) throw std::runtime_error("--plot: cannot write " + tools::shown(path));
+    write_output("--plot", path, o.str());
 }
 
 // The checks that involve several options (each option's own range is checked when it is parsed).
@@ -324,8 +331,9 @@ void register_attention_scale(CLI::App& app) {
                       std::uint64_t{0}, ~std::uint64_t{0});
     tools::add_numbers(*sub, "--alphas", s->alphas,
                        "Grid of alpha in [0, 1e4] (default: a grid around alpha_star and up to 40)", 0.0, max_alpha);
-    sub->add_option("--csv", s->csv, "Write the curves as CSV to this path");
-    sub->add_option("--plot", s->plot, "Write the curves as an SVG plot to this path (ending in .svg)");
+    sub->add_option("--csv", s->csv, "Write the curves as CSV to this path")->check(tools::non_empty_path());
+    sub->add_option("--plot", s->plot, "Write the curves as an SVG plot to this path (ending in .svg)")
+        ->check(tools::non_empty_path());
     sub->footer(
         "Prints `key: value` lines (alpha_star, the policies' multipliers, limit_alpha_to_infinity), then a table of\n"
         "alpha, the mean-field surrogate, and the exact E[alpha(1 - sum p^2)] by Monte Carlo with its standard error.\n"

@@ -126,20 +126,31 @@ void run_train(const tok_settings& s) {
         };
     }
     text::WordCounts words;
-    auto read = [&](std::istream& in) {
-        for (std::string line; std::getline(in, line);) text::count_words(line, opt.split_by_whitespace, words);
+    // Bounded reads: a device such as /dev/zero (or a file with no newline) must be refused, not fill memory.
+    // Pipes (process substitution /dev/fd/N) stay allowed, so the caps are on bytes, not on the file type.
+    constexpr std::size_t max_line = std::size_t{64} << 20;     // 64 MiB in one line
+    constexpr std::uint64_t max_corpus = std::uint64_t{4} << 30;  // 4 GiB in all inputs together
+    std::uint64_t corpus_bytes = 0;
+    auto read = [&](std::istream& in, const std::string& what) {
+        for (std::string line; tools::read_line_capped(in, line, max_line, what);) {
+            corpus_bytes += line.size() + 1;
+            if (corpus_bytes > max_corpus)
+                fail(what + ": the training text exceeds " + std::to_string(max_corpus >> 30) +
+                     " GiB (the limit of tok train); train on a sample");
+            text::count_words(line, opt.split_by_whitespace, words);
+        }
     };
     // Every file is checked before any is read: a typo in the last one does not cost a long count.
     for (const auto& path : s.inputs) tools::check_input_file("FILES", path);
     if (s.inputs.empty()) {
         tools::check_stdin();
-        read(std::cin);
+        read(std::cin, "standard input");
         tools::check_read(std::cin, "standard input");
     } else {
         for (const auto& path : s.inputs) {
             std::ifstream in(path, std::ios::binary);
             if (!in) fail("FILES: cannot open " + tools::shown(path));
-            read(in);
+            read(in, "FILES: " + tools::shown(path));
             tools::check_read(in, "FILES: " + tools::shown(path));
         }
     }
@@ -173,8 +184,8 @@ void register_tok(CLI::App& app) {
     CLI::App* sample = tok->add_subcommand("sample", "Random segmentations of each stdin line");
     add_model_options(sample, *s);
     tools::add_number(*sample, "--alpha", s->alpha,
-                      "Inverse temperature: P(seg) ∝ exp(alpha·score); < 0: Viterbi, 0: uniform (any finite number)",
-                      std::numeric_limits<double>::lowest(), std::numeric_limits<double>::max())
+                      "Inverse temperature: P(seg) ∝ exp(alpha·score); < 0: Viterbi, 0: uniform (finite, at most 1e200)",
+                      std::numeric_limits<double>::lowest(), text::max_alpha)
         ->required()
         ->default_str("");
     tools::add_number(*sample, "--seed", s->seed, "Seed of the random generator (xoshiro256**), 0 to 2^64 - 1",
@@ -201,8 +212,8 @@ void register_tok(CLI::App& app) {
 
     CLI::App* score = tok->add_subcommand("score", "log Z and entropy (nats) of each stdin line's segmentations");
     add_model_options(score, *s);
-    tools::add_number(*score, "--alpha", s->alpha, "Inverse temperature, finite and >= 0", 0.0,
-                      std::numeric_limits<double>::max())
+    tools::add_number(*score, "--alpha", s->alpha, "Inverse temperature, 0 to 1e200", 0.0,
+                      text::max_alpha)
         ->required()
         ->default_str("");
     score->footer("Prints logZ<TAB>entropy per line with 17 significant digits.");

@@ -5,6 +5,7 @@
 // Edges into one end e therefore arrive with decreasing length (increasing s), which is the tie order of
 // native and SentencePiece Viterbi; the jieba mode runs right to left as jieba does. Nothing is stored per
 // edge: the arrays are O(n) (O(n·k) for k-best), in thread-local scratch reused across calls.
+#include <cstdio>
 #include <algorithm>
 #include <cmath>
 #include <exprgrad/text/unigram_model.hpp>
@@ -16,6 +17,13 @@
 namespace exprgrad::text {
 
 namespace {
+
+// A double in a message, readably: %.6g (1e+250, not std::to_string's 251 digits and ".000000").
+std::string readable(double x) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.6g", x);
+    return buffer;
+}
 
 constexpr double neg_inf = -std::numeric_limits<double>::infinity();
 constexpr std::uint32_t none = 0xFFFFFFFFu;
@@ -56,11 +64,11 @@ void check_alpha(double alpha, const char* what, bool allow_negative) {
                                     (std::isnan(alpha) ? "NaN" : "+inf") + "; it must be finite");
     }
     if (alpha > max_alpha) {
-        throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha = " + std::to_string(alpha) +
+        throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha = " + readable(alpha) +
                                     " > 1e200; alpha * score sums would overflow (use alpha < 0 for Viterbi)");
     }
     if (!allow_negative && alpha < 0) {
-        throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha = " + std::to_string(alpha) +
+        throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha = " + readable(alpha) +
                                     " < 0; the segmentation distribution needs alpha >= 0");
     }
 }
@@ -590,7 +598,7 @@ UnigramModel::UnigramModel(Vocabulary vocabulary, ModelOptions options)
             break;
     }
     if (!(std::abs(unknown_score_) <= max_abs_score)) {
-        throw std::invalid_argument("UnigramModel: the unknown piece's score " + std::to_string(unknown_score_) +
+        throw std::invalid_argument("UnigramModel: the unknown piece's score " + readable(unknown_score_) +
                                     " is outside [-1e30, 1e30] (lowest normal score minus fallback_penalty)");
     }
 }

@@ -95,6 +95,18 @@ CLI::Option* add_numbers(CLI::App& app, const std::string& name, std::vector<T>&
     return opt;
 }
 
+/// A CLI11 check refusing an empty value (e.g. `--csv ''`), which would otherwise read as "not given" and
+/// silently write nothing: a usage error (exit 2) "--csv: an empty path ...". Example:
+/// `app.add_option("--out", out, "...")->check(tools::non_empty_path());`.
+inline CLI::Validator non_empty_path() {
+    return CLI::Validator(
+        [](std::string& value) {
+            return value.empty() ? std::string("an empty path; give a file name or leave the option out")
+                                 : std::string();
+        },
+        "PATH", "non_empty_path");
+}
+
 /// `message` as one stderr line: newlines and other control bytes written \xHH, cut to `limit` characters.
 std::string one_line(const std::string& message, std::size_t limit = 400);
 

@@ -2,6 +2,7 @@
 // a closed descriptor or a missing file is refused with a message instead of reading as empty input.
 #pragma once
 
+#include <cstddef>
 #include <iosfwd>
 #include <string>
 #include <string_view>
@@ -18,6 +19,14 @@ void check_stdin();
 /// "--vocab: 'x': No such file or directory") unless `path` names something that can be opened as a file
 /// (a regular file, a FIFO, a device). Example: check_input_file("FILES", "/tmp") throws.
 void check_input_file(std::string_view what, const std::string& path);
+
+/// Reads one line of `in` (up to '\n', which is dropped) into `line`, like std::getline, but refuses a line
+/// longer than `max_line` bytes instead of growing without bound (a device such as /dev/zero, a file with no
+/// newline): throws std::runtime_error("WHAT: a line longer than N bytes; ..."), naming `what` and the limit.
+/// Returns false at the end of the input (or on a read error: call check_read after the loop). Pipes,
+/// terminals and /dev/fd/N work as with std::getline. Example: `while (read_line_capped(in, l, 1 << 20, "FILES:
+/// 'a'")) ...`.
+bool read_line_capped(std::istream& in, std::string& line, std::size_t max_line, std::string_view what);
 
 /// Throws std::runtime_error("cannot read WHAT: ...") when `in` failed with a read error (badbit), which
 /// std::getline reports only as the end of the input.

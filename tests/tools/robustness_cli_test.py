@@ -77,6 +77,8 @@ def main(exe):
         missing = os.path.join(tmp, "no_such_file")
         out_vocab = os.path.join(tmp, "out.vocab")
         directory = os.open(tmp, os.O_RDONLY)  # a descriptor of a directory, given as standard input
+        fifo = os.path.join(tmp, "fifo")
+        os.mkfifo(fifo)
         esc_tmp = re.escape(tmp[:40])
 
         # ---- the tool itself
@@ -156,6 +158,23 @@ def main(exe):
             Case("accepted: tok score, alpha 0 and count in exponent form", score + ["--alpha", "0"], 0,
                  stdin=b"ABC\n", check=has_line(r"^1\.3862943611198906\d*\t")),  # log 4 segmentations, uniform
             Case("accepted: tok train on a file", train + ["--vocab-size", "2.61e2", corpus], 0),
+            # an endless line (a device) was read into memory until OOM: refused at the line cap, naming the file
+            Case("tok train FILE /dev/zero (one endless line)", train + ["/dev/zero"], 1,
+                 r"^exprgrad tok train: FILES: '/dev/zero': a line longer than 67108864 bytes", timeout=30),
+            Case("tok train stdin /dev/zero", train, 1,
+                 r"^exprgrad tok train: standard input: a line longer than 67108864 bytes",
+                 stdin=open("/dev/zero", "rb"), timeout=30),
+            # a pipe (what process substitution gives as /dev/fd/N) is still read
+            Case("accepted: tok train on a pipe /dev/fd/N",
+                 ["bash", "-c", 'exec "$0" "$@" <(cat "$1")', *train, corpus], 0),
+            # alpha beyond the library's 1e200 was refused per line with a 387-character number, not naming --alpha
+            Case("tok sample --alpha 1e250 (beyond 1e200)", sample + ["--seed", "1", "--alpha", "1e250"], 2,
+                 r"^exprgrad tok sample: --alpha: '1e250'.{0,200}1e\+?200", stdin=b"ABC\n"),
+            Case("tok score --alpha 1e300 (beyond 1e200)", score + ["--alpha", "1e300"], 2,
+                 r"^exprgrad tok score: --alpha: '1e300'.{0,200}1e\+?200", stdin=b"ABC\n"),
+            Case("accepted: tok sample --alpha 1e200 (the limit)", sample + ["--seed", "1", "--alpha", "1e200"], 0,
+                 stdin=b"ABC\n", check=has_line(r"^A B C$")),
+            Case("tok sample --help states the alpha bound", sample + ["--help"], 0, check=has_line(r"at most 1e200")),
         ]
 
         # ---- attention-scale
@@ -185,7 +204,21 @@ def main(exe):
             Case("attention-scale --plot not .svg", att + ["--n", "8", "--plot", "x.png"], 2, r"--plot: 'x.png'"),
             Case("attention-scale --csv into a missing directory",
                  att + ["--n", "8", "--samples", "2", "--csv", os.path.join(missing, "c.csv")], 1,
-                 r"^exprgrad attention-scale: --csv: cannot write '.*no_such_file/c.csv'"),
+                 r"^exprgrad attention-scale: --csv: .*no_such_file/c.csv.*No such file or directory"),
+            # an empty path read as "no --csv" and wrote nothing with exit 0
+            Case("attention-scale --csv ''", att + ["--n", "64", "--csv", ""], 2,
+                 r"^exprgrad attention-scale: --csv.*empty path"),
+            Case("attention-scale --plot ''", att + ["--n", "64", "--plot", ""], 2,
+                 r"^exprgrad attention-scale: --plot.*empty path"),
+            # a directory: the reason, not just "cannot write"
+            Case("attention-scale --csv a directory", att + ["--n", "8", "--samples", "2", "--csv", tmp], 1,
+                 rf"^exprgrad attention-scale: --csv: {esc_tmp}.*is a directory"),
+            # a FIFO with no reader hung the program; the atomic writer refuses it
+            Case("attention-scale --csv a FIFO", att + ["--n", "8", "--samples", "2", "--csv", fifo], 1,
+                 r"^exprgrad attention-scale: --csv: .*fifo.*(FIFO|fifo|pipe)", timeout=20),
+            Case("accepted: attention-scale --csv to a file",
+                 att + ["--n", "8", "--samples", "2", "--csv", os.path.join(tmp, "c.csv")], 0,
+                 check=lambda p: None if os.path.getsize(os.path.join(tmp, "c.csv")) > 0 else "empty CSV"),
             Case("attention-scale unknown option", att + ["--n", "8", "--frob"], 2, r"--frob"),
             Case("accepted: attention-scale n = 2^32 (bad_alloc before)", att + ["--n", "4294967296"], 0,
                  check=finite_alpha_star),
