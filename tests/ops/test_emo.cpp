@@ -300,7 +300,7 @@ TEST_CASE("refused inputs (issue 16): bad soft targets, cap, objective, V = 0; e
     CHECK(message([&] { emo_loss(z, t, e, {.objective = static_cast<emo_objective>(-1)}); }).find("got the value -1") !=
           std::string::npos);
     // −inf logits (masked classes) are not refused and are exact: probability 0, as a logit of −1e4 (whose
-    // exp is 0 in double too); +inf or NaN make the position NaN (documented propagation, not refused).
+    // exp is 0 in double too); NaN makes the position NaN (documented propagation, not refused).
     xt::xarray<double> masked = z, far = z;
     masked(0, 1) = -std::numeric_limits<double>::infinity();
     far(0, 1) = -1e4;
@@ -359,4 +359,56 @@ TEST_CASE("the tensor node equals the eager kernel, inside value_and_grad") {
                               wrt<1>);
     CHECK_THROWS_WITH_AS(bad(x, w, t, e), "exprgrad::emo_loss: cap must be >= 0 or +inf, got -1",
                          std::invalid_argument);
+}
+
+TEST_CASE("refused inputs (issue 16): a +inf logit, a non-finite cost embedding, unsigned targets above int64") {
+    auto message = [](auto&& f) {
+        try {
+            f();
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("no exception");
+    };
+    const xt::xarray<double> e = toy_e();
+    const xt::xarray<long> t = {2, 0};
+    const double inf = std::numeric_limits<double>::infinity();
+    // a +inf logit gave loss -nan: refused naming the row, the class and the value, for float and double
+    xt::xarray<double> z = {{0.5, -1.0, 2.0, 0.0}, {1.0, 1.0, -0.5, 0.25}};
+    z(1, 2) = inf;
+    CHECK(message([&] { emo_loss(z, t, e); }) ==
+          "exprgrad::emo_loss: logit inf in row 1 at class 2 (logits must be finite or -inf)");
+    const xt::xarray<float> zf = xt::cast<float>(z), ef = xt::cast<float>(e);
+    CHECK(message([&] { emo_loss(zf, t, ef); }).find("logit inf in row 1 at class 2") != std::string::npos);
+    // an ignored position's logits are not read, so its +inf is no error
+    const xt::xarray<long> t_ign = {2, -100};
+    CHECK(std::isfinite(emo_loss(z, t_ign, e).loss));
+    // soft targets go through the same row computation
+    const xt::xarray<double> soft = {{0.25, 0.25, 0.25, 0.25}, {1.0, 0.0, 0.0, 0.0}};
+    CHECK(message([&] { emo_loss(z, soft, e); }).find("logit inf in row 1") != std::string::npos);
+    // a cost embedding entry inf or NaN made every cost NaN: the row and column are named (hard and soft)
+    const xt::xarray<double> z_ok = {{0.5, -1.0, 2.0, 0.0}, {1.0, 1.0, -0.5, 0.25}};
+    for (const double bad : {inf, -inf, std::numeric_limits<double>::quiet_NaN()}) {
+        xt::xarray<double> eb = e;
+        eb(3, 1) = bad;
+        const std::string want = "exprgrad::emo_loss: cost embedding row 3 has entry " +
+                                 std::string(std::isnan(bad) ? "nan" : bad > 0 ? "inf" : "-inf") +
+                                 " at column 1 (entries must be finite)";
+        CHECK(message([&] { emo_loss(z_ok, t, eb); }) == want);
+        CHECK(message([&] { emo_loss(z_ok, soft, eb); }) == want);
+    }
+    // large finite float entries overflow the float sum of squares but are not refused (their row gives ê = 0)
+    xt::xarray<float> ebig = ef;
+    ebig(1, 0) = 1e30f;
+    CHECK(std::isfinite(emo_loss(xt::xarray<float>(xt::cast<float>(z_ok)), t, ebig).loss));
+    // unsigned targets: 2^64 - 100 is not ignore_index -100, 2^64 - 1 is not -1; both printed as given
+    const xt::xarray<unsigned long> wrap100 = {2, static_cast<unsigned long>(-100L)};
+    CHECK(message([&] { emo_loss(z_ok, wrap100, e); }) ==
+          "exprgrad::emo_loss: target 18446744073709551516 at position 1 is out of range for 4 classes");
+    const xt::xarray<unsigned long> max_u = {~0ul, 0};
+    CHECK(message([&] { emo_loss(z_ok, max_u, e); }) ==
+          "exprgrad::emo_loss: target 18446744073709551615 at position 0 is out of range for 4 classes");
+    // in-range unsigned targets equal the signed ones
+    const xt::xarray<unsigned long> tu = {2, 0};
+    CHECK(emo_loss(z_ok, tu, e).loss == emo_loss(z_ok, t, e).loss);
 }

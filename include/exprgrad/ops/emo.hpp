@@ -16,12 +16,14 @@
 // with Êᵀ (N×h by h×V, through BLAS); everything else is O(N·V); no V×V matrix is ever built.
 // Soft targets τ use the product-coupling upper bound Σ_ij p_i τ_j c_ij = Σ_k p_k (Στ − ⟨ê_k, τÊ⟩).
 //
-// NaN/Inf: a NaN or +inf logit makes its position's loss and gradient NaN (propagated, not refused); a −inf
+// NaN/Inf: a NaN logit makes its position's loss and gradient NaN (propagated, not refused); a −inf
 // logit (a masked class) is exact, probability 0, when the target is another class; logits up to ±1e4 are
 // exact (the softmax subtracts the row maximum); zero rows of E (padded vocabulary slots) give ê = 0, not NaN.
 // Refused (std::invalid_argument naming emo_loss, the argument and the value): soft targets with an entry
 // < 0 or NaN, or a row sum off 1 by more than 1e-4 (the row is named); cap NaN or < 0; an objective outside
-// the enum; V = 0; a cost embedding with h = 0. See emo_options and emo_loss.
+// the enum; V = 0; a cost embedding with h = 0; a +inf logit (row and class named); a cost embedding with an
+// inf or NaN entry (row and column named); an integer target outside [0, V) that is not ignore_index,
+// including unsigned targets above the int64 range (never wrapped to a negative index). See emo_loss.
 #pragma once
 
 #include <algorithm>
@@ -141,6 +143,17 @@ void inverse_row_norms(const T* e, T* inv, std::size_t v, std::size_t h) {
                 ss += static_cast<double>(xsimd::hadd(acc));
             }
             for (; j < h; ++j) ss += static_cast<double>(r[j]) * r[j];
+            if (!std::isfinite(ss)) {
+                // An inf/NaN entry would make every cost of the batch NaN; look for it only here (rare), since
+                // float lanes also overflow to inf for finite entries above ~1.8e19 (kept as before: ê = 0).
+                for (std::size_t c = 0; c < h; ++c) {
+                    if (!std::isfinite(r[c])) {
+                        throw tex::shape_error(emo_name, "cost embedding row " + std::to_string(i) + " has entry " +
+                                                             emo_number(static_cast<double>(r[c])) + " at column " +
+                                                             std::to_string(c) + " (entries must be finite)");
+                    }
+                }
+            }
             inv[i] = static_cast<T>(1.0 / std::max(std::sqrt(ss), 1e-12));
         }
     });
@@ -182,10 +195,19 @@ inline void emo_weights(emo_objective o, double cap, double ce, double emo, doub
 // representation⟩ after scaling. `onehot` < 0 means soft targets given by tau.
 template <class T>
 void emo_row(const T* z, T* d, const T* inv, std::size_t V, long onehot, const T* tau, double tau_mass,
-             const emo_options& opts, T* dz, double scale, double& ce_out, double& emo_out, double& value_out) {
+             const emo_options& opts, T* dz, double scale, double& ce_out, double& emo_out, double& value_out,
+             std::size_t row = 0) {
     using B = xsimd::batch<T>;
     constexpr std::size_t W = B::size;
     const T m = tex::detail::max_contiguous(z, V);
+    // A +inf logit makes exp(z − m) NaN for the whole row (inf − inf): refuse it, from the maximum already computed.
+    if (m == std::numeric_limits<T>::infinity()) {
+        std::size_t k = 0;
+        while (k + 1 < V && !(z[k] == m)) ++k;  // only on the error path
+        throw tex::shape_error(emo_name, "logit " + emo_number(static_cast<double>(m)) + " in row " +
+                                             std::to_string(row) + " at class " + std::to_string(k) +
+                                             " (logits must be finite or -inf)");
+    }
     const T mass = static_cast<T>(tau_mass);
     const B mb(m), vm(mass);
     double sum = 0, wsum = 0;
@@ -336,7 +358,7 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
         for (std::size_t i = lo; i < hi; ++i) {
             const std::size_t r = valid[i];
             emo_row(z + r * s.V, d + i * s.V, inv, s.V, static_cast<long>(t[r]), static_cast<const T*>(nullptr), 1.0,
-                    opts, dz + r * s.V, scale, ce[i], emo[i], val[i]);
+                    opts, dz + r * s.V, scale, ce[i], emo[i], val[i], r);
         }
     });
     double loss = 0, sce = 0, semo = 0;
@@ -371,7 +393,7 @@ double emo_soft(const T* z, const T* tau, const T* e, const emo_shapes<T>& s, co
     parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t r = lo; r < hi; ++r) {
             emo_row(z + r * s.V, d + r * s.V, static_cast<const T*>(nullptr), s.V, -1, tau + r * s.V, mass[r], opts,
-                    dz + r * s.V, scale, ce[r], emo[r], val[r]);
+                    dz + r * s.V, scale, ce[r], emo[r], val[r], r);
         }
     });
     double loss = 0, sce = 0, semo = 0;
@@ -432,7 +454,19 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
         thread_local std::vector<std::int64_t> t;
         t.resize(targets.size());
         std::size_t i = 0;
-        for (auto v : targets) t[i++] = static_cast<std::int64_t>(v);
+        using V = typename Tg::value_type;
+        for (auto v : targets) {
+            // An unsigned target above the int64 range must not wrap to a negative number (e.g. to ignore_index
+            // -100 from 2^64 - 100): compare before casting and print the value as given.
+            if constexpr (std::is_unsigned_v<V> && sizeof(V) >= sizeof(std::int64_t)) {
+                if (v > static_cast<V>(std::numeric_limits<std::int64_t>::max())) {
+                    throw tex::shape_error(detail::emo_name, "target " + std::to_string(v) + " at position " +
+                                                                 std::to_string(i) + " is out of range for " +
+                                                                 std::to_string(s.V) + " classes");
+                }
+            }
+            t[i++] = static_cast<std::int64_t>(v);
+        }
         r.loss = static_cast<T>(detail::emo_hard(z, t.data(), e, s, opts, r.dlogits.data(), &r.ce, &r.emo, &r.count));
     }
 }
@@ -441,9 +475,10 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
 /// E [V, h] (not differentiated): value and d/dlogits. Targets are integers [...] (ignore_index
 /// skips a position) or, with the logits' floating type and shape, soft target distributions.
 /// Domain (each violation throws std::invalid_argument "exprgrad::emo_loss: ..." naming the argument and the
-/// value): logits [..., V] with V ≥ 1; integer targets in [0, V) or ignore_index; soft targets with entries
-/// ≥ 0 and each row summing to 1 within 1e-4 (the row index is named); E [V, h] with h ≥ 1; options as at
-/// emo_options.
+/// value): logits [..., V] with V ≥ 1, no +inf (the row is named; −inf masks a class); integer targets in
+/// [0, V) or ignore_index (an unsigned target above 2^63 - 1 is out of range, printed as given); soft targets
+/// with entries ≥ 0 and each row summing to 1 within 1e-4 (the row index is named); E [V, h] with h ≥ 1 and
+/// finite entries (the row is named); options as at emo_options.
 /// NaN logits are not refused: they make their position's loss and gradient NaN.
 /// Example: `auto r = emo_loss(logits, targets, lm_head_weight, {.objective = emo_objective::mode1});`
 template <class L, class Tg, class E>
