@@ -173,6 +173,7 @@ namespace exprgrad::text {
 
 // Declared in text/vocab_io.hpp; the one atomic writer lives in detail (file_io.hpp).
 void write_file_atomically(const std::string& path, std::string_view content) {
+    if (path.empty()) throw std::invalid_argument("write_file_atomically: empty path (no file name given)");
     detail::write_file_atomically(path, content);  // io_error is a std::runtime_error naming the file
 }
 

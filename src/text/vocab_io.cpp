@@ -381,6 +381,12 @@ VocabularyFileError::VocabularyFileError(std::string file, std::size_t line, std
       line_(line),
       problem_(std::move(problem)) {}
 
+// A VocabFormat outside the enum (a cast integer) was read as jieba.
+static std::invalid_argument bad_format(VocabFormat format) {
+    return std::invalid_argument("vocabulary format must be native, sentencepiece or jieba, got the value " +
+                                 std::to_string(static_cast<int>(format)));
+}
+
 VocabFormat parse_vocab_format(std::string_view name) {
     if (name == "native") return VocabFormat::native;
     if (name == "spm" || name == "sentencepiece") return VocabFormat::sentencepiece;
@@ -408,12 +414,15 @@ LoadedVocabulary parse_vocabulary(std::string_view content, VocabFormat format, 
         case VocabFormat::sentencepiece:
             return parse_spm(content, n);
         case VocabFormat::jieba:
-            break;
+            return parse_jieba(content, n);
     }
-    return parse_jieba(content, n);
+    throw bad_format(format);
 }
 
 LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format) {
+    if (path.empty()) throw std::invalid_argument("load_vocabulary: empty path (no file name given)");
+    if (format != VocabFormat::native && format != VocabFormat::sentencepiece && format != VocabFormat::jieba)
+        throw bad_format(format);
     // POSIX calls rather than ifstream: a directory opens as a stream and reads as empty (it was reported as an
     // "empty file"), and errno after a failed ifstream is not reliable.
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -414,3 +414,37 @@ TEST_CASE("piece format: the command-line contract") {
         CHECK(line.find('\n') == std::string::npos);
     }
 }
+
+TEST_CASE("empty paths, a format outside the enum, and numbers in messages stay short (issue 16)") {
+    auto message = [](auto&& f) {
+        try {
+            f();
+        } catch (const std::exception& e) {
+            return std::string(e.what());
+        }
+        return std::string("no exception");
+    };
+    // "" gave ": cannot open: ..." and ": cannot rename the temporary file over it"
+    CHECK(message([] { exprgrad::text::load_vocabulary("", VocabFormat::native); }) ==
+          "load_vocabulary: empty path (no file name given)");
+    CHECK(message([] { exprgrad::text::write_file_atomically("", "x"); }) ==
+          "write_file_atomically: empty path (no file name given)");
+    // VocabFormat(7) was parsed as jieba
+    const std::string jieba_text = "a 5\nb 6\n";
+    CHECK(message([&] { exprgrad::text::parse_vocabulary(jieba_text, static_cast<VocabFormat>(7)); }) ==
+          "vocabulary format must be native, sentencepiece or jieba, got the value 7");
+    CHECK(message([] { exprgrad::text::load_vocabulary("/nonexistent", static_cast<VocabFormat>(-1)); }) ==
+          "vocabulary format must be native, sentencepiece or jieba, got the value -1");
+    // a score of 1e308 was printed with 309 digits, and the message cut before the limit
+    const std::string big = message([] {
+        exprgrad::text::parse_vocabulary("<unk>\t0\na\t1e308\n", VocabFormat::sentencepiece);
+    });
+    CHECK(big.find("score 1e+308 is not a finite number in [-1e30, 1e30]") != std::string::npos);
+    CHECK(big.size() < 200);
+    // alpha beyond 1e200: "alpha = 1e+250 > 1e200", not 251 digits
+    const auto v = exprgrad::text::parse_vocabulary("<unk>\t0\na\t-1\nb\t-2\n", VocabFormat::sentencepiece);
+    const exprgrad::text::UnigramModel m(v.vocabulary, v.options);
+    const std::string alpha = message([&] { m.analyze("ab", 1e250, false); });
+    CHECK(alpha.find("alpha = 1e+250 > 1e200") != std::string::npos);
+    CHECK(alpha.size() < 200);
+}

@@ -72,12 +72,14 @@ struct LoadedVocabulary {
     ModelOptions options;
 };
 
-/// Parses file content; `name` is used in error messages. Throws VocabularyFileError.
+/// Parses file content; `name` is used in error messages. Throws VocabularyFileError, and
+/// std::invalid_argument for a `format` outside the enum (a cast integer; it was read as jieba).
 LoadedVocabulary parse_vocabulary(std::string_view content, VocabFormat format, std::string_view name = "<memory>");
 
 /// Reads and parses a file. Throws VocabularyFileError (also when it cannot be opened or read, naming the
 /// system's reason, when the path is a directory: "PATH: is a directory, not a vocabulary file", and beyond
-/// 1 GiB). Devices and pipes are read until their end, a NUL byte (an error at its line) or 1 GiB.
+/// 1 GiB). Devices and pipes are read until their end, a NUL byte (an error at its line) or 1 GiB. An empty
+/// path throws std::invalid_argument("load_vocabulary: empty path ..."), a format outside the enum too.
 LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format);
 
 /// load_vocabulary, then the model. Example: auto m = load_model("fortunes.vocab", VocabFormat::native);
@@ -91,7 +93,8 @@ std::string format_native(const Vocabulary& vocabulary, const ModelOptions& opti
 void save_native(const std::string& path, const Vocabulary& vocabulary, const ModelOptions& options = {});
 
 /// Replaces `path` with `content` atomically (temporary file in the same directory, fsync, rename): readers
-/// see the old or the new file, never a partial one. Throws std::runtime_error naming the file.
+/// see the old or the new file, never a partial one. Throws std::runtime_error naming the file, and
+/// std::invalid_argument("write_file_atomically: empty path ...") for "".
 void write_file_atomically(const std::string& path, std::string_view content);
 
 }  // namespace exprgrad::text
