@@ -465,3 +465,36 @@ TEST_CASE("deer: shape errors name the shapes") {
     CHECK(e.y.size() == 0);
     CHECK(e.report.converged);
 }
+
+TEST_CASE("deer: a y0, inputs or A the tanh cell's parameters do not take names deer_solve and the shapes (issue 16)") {
+    auto message = [](auto&& f) {
+        try {
+            f();
+        } catch (const std::invalid_argument& ex) {
+            return std::string(ex.what());
+        }
+        return std::string("no exception");
+    };
+    const xt::xarray<double> A = xt::eye<double>(4) * 0.5, U = xt::ones<double>({4, 2}), b = xt::zeros<double>({4});
+    const auto cell = tanh_rnn_cell(A, U, b);
+    // y0 of size 5 for A [4, 4] (it was "exprgrad::matmul: shapes (20, 5) and (4, 4) do not multiply")
+    const std::string y0_bad = message([&] { deer_solve(cell, xt::zeros<double>({5}), xt::zeros<double>({6, 2})); });
+    CHECK(y0_bad.rfind("exprgrad::deer_solve: y0 (state size 5) and inputs (width 2) do not fit the cell's "
+                       "parameters (4, 4), (4, 2), (4,): ",
+                       0) == 0);
+    // inputs of width 3 for U [4, 2]
+    const std::string x_bad = message([&] { deer_solve(cell, xt::zeros<double>({4}), xt::zeros<double>({6, 3})); });
+    CHECK(x_bad.rfind("exprgrad::deer_solve: y0 (state size 4) and inputs (width 3) do not fit", 0) == 0);
+    // the other entry points say which one was called
+    CHECK(message([&] { deer_sequential(cell, xt::zeros<double>({5}), xt::zeros<double>({6, 2})); })
+              .rfind("exprgrad::deer_sequential: y0 (state size 5)", 0) == 0);
+    // a well-shaped call still works
+    CHECK(deer_solve(cell, xt::zeros<double>({4}), xt::zeros<double>({6, 2})).y.shape(1) == 4);
+    // non-square A, and U / b that do not match A, refused when the cell is built
+    CHECK(message([&] { tanh_rnn_cell(xt::xarray<double>(xt::zeros<double>({4, 3})), U, b); }) ==
+          "exprgrad::tanh_rnn_cell: A must be square [n, n], got (4, 3)");
+    CHECK(message([&] { tanh_rnn_cell(A, xt::xarray<double>(xt::zeros<double>({3, 2})), b); }) ==
+          "exprgrad::tanh_rnn_cell: U must be [n, m] with n = 4 (A (4, 4)), got (3, 2)");
+    CHECK(message([&] { tanh_rnn_cell(A, U, xt::xarray<double>(xt::zeros<double>({3}))); }) ==
+          "exprgrad::tanh_rnn_cell: b must be [n] with n = 4 (A (4, 4)), got (3,)");
+}

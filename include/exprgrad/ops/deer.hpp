@@ -182,11 +182,22 @@ inline constexpr auto tanh_rnn_expr =
     tex::tanh(tex::matmul(tex::Input<0>{}, tex::transpose(tex::Input<2>{})) +
               tex::matmul(tex::Input<1>{}, tex::transpose(tex::Input<3>{})) + tex::Input<4>{});
 
-/// The tanh RNN cell y_t = tanh(A y_{t−1} + U x_t + b): A [n, n], U [n, m], b [n].
+/// The tanh RNN cell y_t = tanh(A y_{t−1} + U x_t + b): A [n, n], U [n, m], b [n] (other shapes throw
+/// std::invalid_argument "exprgrad::tanh_rnn_cell: A must be square [n, n], got (4, 3)" and the like).
 /// With U = I and b = 0 it is the post's x_t = tanh(A x_{t−1} + u_t). Example:
 /// `auto r = deer_solve(tanh_rnn_cell(A, U, b), y0, x);`
 template <class AA, class AU, class AB>
 auto tanh_rnn_cell(const AA& A, const AU& U, const AB& b) {
+    // A non-square A would fail later as an anonymous matmul shape error inside deer_solve.
+    const tex::dims a = tex::dims::of(A.shape()), u = tex::dims::of(U.shape()), bd = tex::dims::of(b.shape());
+    if (a.rank != 2 || a[0] != a[1])
+        throw tex::shape_error("tanh_rnn_cell", "A must be square [n, n], got " + a.str());
+    if (u.rank != 2 || u[0] != a[0])
+        throw tex::shape_error("tanh_rnn_cell", "U must be [n, m] with n = " + std::to_string(a[0]) + " (A " + a.str() +
+                                                    "), got " + u.str());
+    if (bd.rank != 1 || bd[0] != a[0])
+        throw tex::shape_error("tanh_rnn_cell", "b must be [n] with n = " + std::to_string(a[0]) + " (A " + a.str() +
+                                                    "), got " + bd.str());
     return make_cell(tanh_rnn_expr, A, U, b);
 }
 
@@ -273,6 +284,7 @@ class deer_solver {
     deer_result<T> solve(const Cell& cell, const AY& y0_in, const AX& x_in, const deer_options& o = {}) {
         const auto t_start = deer_detail::clock::now();
         deer_detail::check_options(o);
+        entry_ = "deer_solve";
         bind_shapes(y0_in, x_in);
         deer_result<T> res;
         deer_report& rep = res.report;
@@ -404,6 +416,7 @@ class deer_solver {
     /// The reference: y_t = f(y_{t−1}, x_t) one step at a time (all sequences of the batch per call).
     template <class AY, class AX>
     xt::xarray<T> sequential(const Cell& cell, const AY& y0_in, const AX& x_in) {
+        entry_ = "deer_sequential";
         bind_shapes(y0_in, x_in);
         xt::xarray<T> y = out_shape();
         sequential_into(cell, y.data());
@@ -415,6 +428,7 @@ class deer_solver {
     template <class AY, class AX, class AS, class AG>
     auto vjp(const Cell& cell, const AY& y0_in, const AX& x_in, const AS& y_in, const AG& dy_in,
              const scan_options& so = {}) {
+        entry_ = "deer_vjp";
         bind_shapes(y0_in, x_in);
         const xt::xarray<T> ys = y_in, dy = dy_in;
         const tex::dims want = tex::dims::of(out_shape().shape());
@@ -459,6 +473,8 @@ class deer_solver {
     /// derived by n VJPs of the batched cell (what newton uses; quasi takes their diagonals).
     template <class AP, class AX>
     xt::xarray<T> jacobian(const Cell& cell, const AP& yprev, const AX& x) {
+        entry_ = "deer_jacobian";
+        entry_is_jacobian_ = true;
         const xt::xarray<T> yp = yprev, xx = x;
         if (yp.dimension() != 2 || xx.dimension() != 2 || yp.shape(0) != xx.shape(0)) {
             throw tex::shape_error(deer_detail::op_name, "jacobian: yprev must be [rows, n] and x [rows, m], got " +
@@ -485,6 +501,8 @@ class deer_solver {
     std::size_t B_ = 1, T_ = 0, n_ = 0, m_ = 0, rows_ = 0;
     xt::svector<std::size_t, 4> y0_shape_, x_shape_;
     bool batched_ = false;
+    const char* entry_ = "deer_solve";  // the public function called, for messages
+    bool entry_is_jacobian_ = false;
     std::vector<T> y0_, x_, yprev_, jac_, seed_, ynew_, rhs_, lambda_, zeros_, xzero_;
 
     full_program& full_prog() {
@@ -533,8 +551,22 @@ class deer_solver {
     }
     template <class Prog, std::size_t... I>
     const T* call(Prog& p, const Cell& cell, const T* yprev, const T* x, std::size_t rows, std::index_sequence<I...>) {
-        const auto& out =
-            p.forward(deer_detail::view2(yprev, rows, n_), deer_detail::view2(x, rows, m_), cell.params[I]...);
+        // A y0 or inputs width that does not fit the cell's parameters fails inside the cell (e.g. in its matmul):
+        // say which entry point and which arguments, with their shapes, and keep the cell's own message.
+        const auto& out = [&]() -> decltype(auto) {
+            try {
+                return p.forward(deer_detail::view2(yprev, rows, n_), deer_detail::view2(x, rows, m_),
+                                 cell.params[I]...);
+            } catch (const std::invalid_argument& e) {
+                std::string params;
+                ((params += (I ? ", " : "") + tex::dims::of(cell.params[I].shape()).str()), ...);
+                throw tex::shape_error(entry_, std::string(entry_is_jacobian_ ? "yprev" : "y0") + " (state size " +
+                                                   std::to_string(n_) + ") and " +
+                                                   (entry_is_jacobian_ ? "x" : "inputs") + " (width " +
+                                                   std::to_string(m_) + ") do not fit the cell's parameters " +
+                                                   params + ": " + e.what());
+            }
+        }();
         if (!(out.shape == tex::dims{rows, n_})) {
             throw tex::shape_error(deer_detail::op_name,
                                    "the cell must map a state [rows, n] = " + tex::dims{rows, n_}.str() +
@@ -600,7 +632,9 @@ class deer_solver {
 /// Solves y_t = f(y_{t−1}, x_t; θ), t = 1..T, by DEER-type iteration (the method in opts; see the top
 /// of ops/deer.hpp). y0: [n] or [batch, n]; inputs: [T, m] or [batch, T, m]; returns {y, report}
 /// with y [T, n] / [batch, T, n]. Always returns the recurrence's trajectory (sequential fallback
-/// when the iteration does not converge within the cap; report.fallback says so).
+/// when the iteration does not converge within the cap; report.fallback says so). A y0 size or an inputs
+/// width the cell's parameters do not take throws std::invalid_argument "exprgrad::deer_solve: y0 (state
+/// size 5) and inputs (width 4) do not fit the cell's parameters (4, 4), ...: <the cell's error>".
 /// Example: `auto r = deer_solve(tanh_rnn_cell(A, U, b), y0, x, {.method = deer_method::quasi});`
 template <class Cell, class AY, class AX>
 deer_result<typename Cell::value_type> deer_solve(const Cell& cell, const AY& y0, const AX& inputs,
