@@ -244,7 +244,7 @@ int main(int argc, char** argv) {
                       std::size_t{0}, std::size_t{1'000'000});
     app.add_option("--corpus-dir", s.corpus_dir, "Directory of the fortunes files")->capture_default_str();
     app.add_option("--out", s.out, "Write the TSV (method, prompts, match_rate) here")->check(tools::non_empty_path());
-    app.add_flag("--quick", s.quick, "A tiny model and a few prompts, twice; check invariants (the suite's run)");
+    tools::add_switch(app, "--quick", s.quick, "A tiny model and a few prompts, twice; check invariants (the suite's run)");
     int status = 0;
     const int parsed = tools::run_main(app, argc, argv, [&] {
         set_num_threads(s.threads);

@@ -149,7 +149,7 @@ void register_deer(CLI::App& app) {
                       "Iteration cap, 1 to 10*T (default T, which always suffices in exact arithmetic)",
                       std::uint64_t{1}, max_cap)
         ->default_str("T");
-    sub->add_flag("--guard", s->guard, "Clip iterates to +-1e8 and map NaN to 0 (DEER's clip_ytnext)");
+    tools::add_switch(*sub, "--guard", s->guard, "Clip iterates to +-1e8 and map NaN to 0 (DEER's clip_ytnext)");
     sub->footer(
         "Sizes: T*n <= 2^26 values, and T*n*n <= 2^26 for newton, fixed_a and sech_u (they store T n x n Jacobians,\n"
         "512 MiB at f64). One iteration costs O(T*n^2) (newton and quasi: plus n VJPs of the cell, O(T*n^3)).\n"

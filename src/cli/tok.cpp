@@ -241,9 +241,9 @@ void register_tok(CLI::App& app) {
                       std::uint64_t{2}, std::uint64_t{1024});
     tools::add_number(*train, "--character-coverage", s->coverage,
                       "Code points kept whole until this coverage (0 to 1)", 0.0, 1.0);
-    train->add_flag("--no-utf8-boundaries", s->no_utf8, "Let pieces split UTF-8 code points");
-    train->add_flag("--no-split-whitespace", s->no_split, "Let pieces contain inner spaces");
-    train->add_flag("--quiet,-q", s->quiet, "No progress on stderr");
+    tools::add_switch(*train, "--no-utf8-boundaries", s->no_utf8, "Let pieces split UTF-8 code points");
+    tools::add_switch(*train, "--no-split-whitespace", s->no_split, "Let pieces contain inner spaces");
+    tools::add_switch(*train, "--quiet,-q", s->quiet, "No progress on stderr");
     train->add_option("FILES", s->inputs, "Text files (default: stdin)");
     train->callback([s] { run_train(*s); });
 }

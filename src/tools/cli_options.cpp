@@ -110,7 +110,13 @@ int run_main(CLI::App& app, int argc, const char* const* argv, const std::functi
             if (!word.empty()) return usage("unknown subcommand " + shown(word) + " (one of: " + names_of(*at) + ")");
             return usage("missing subcommand (one of: " + names_of(*at) + ")");
         }
-        return usage(e.what());
+        // CLI11 says "guard was given a disallowed flag override" for --guard=2 (add_switch): name the option.
+        const std::string what = e.what();
+        if (const auto at_override = what.find(" was given a disallowed flag override");
+            at_override != std::string::npos && at_override > 0)
+            return usage("--" + what.substr(0, at_override) + ": a flag takes no value (give --" +
+                         what.substr(0, at_override) + " alone)");
+        return usage(what);
     } catch (const usage_error& e) {
         return usage(e.what());
     } catch (const std::exception& e) {

@@ -107,6 +107,15 @@ inline CLI::Validator non_empty_path() {
         "PATH", "non_empty_path");
 }
 
+/// Registers the on/off flag `name` (e.g. "--guard" or "--quiet,-q"): given once, without a value. A value
+/// (`--guard=2`, `--guard=false`) or the flag given twice is a usage error naming it, as for any option
+/// given a bad value (CLI11 alone accepted all three). Example: `tools::add_switch(*sub, "--guard", s.guard, "...")`.
+inline CLI::Option* add_switch(CLI::App& app, const std::string& name, bool& target, const std::string& description) {
+    return app.add_flag(name, target, description)
+        ->disable_flag_override()
+        ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
+}
+
 /// `message` as one stderr line: newlines and other control bytes written \xHH, cut to `limit` characters.
 std::string one_line(const std::string& message, std::size_t limit = 400);
 

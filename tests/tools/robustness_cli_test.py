@@ -251,6 +251,15 @@ def main(exe):
             Case("deer --method missing value", deer + ["--n", "4", "--T", "10", "--g", "1", "--method"], 2, r"--method"),
             Case("deer --dtype unknown", deer + ["--n", "4", *rest, "--dtype", "f16"], 2, r"--dtype.*f16"),
             Case("accepted: deer", deer + ["--n", "4", *rest], 0, check=has_line(r"^converged: yes$")),
+            # a flag takes no value and is given once (--guard=2, --guard=false and --guard --guard were accepted)
+            Case("deer --guard=2", deer + ["--n", "4", *rest, "--guard=2"], 2, r"--guard"),
+            Case("deer --guard=false", deer + ["--n", "4", *rest, "--guard=false"], 2, r"--guard"),
+            Case("deer --guard twice", deer + ["--n", "4", *rest, "--guard", "--guard"], 2, r"--guard"),
+            Case("accepted: deer --guard", deer + ["--n", "4", *rest, "--guard"], 0, check=has_line(r"^converged: ")),
+            Case("tok train -q twice", [exe, "tok", "train", "-q", "-q", "-o", os.path.join(tmp, "q.vocab"), corpus],
+                 2, r"-q|--quiet"),
+            Case("tok train --no-split-whitespace=yes",
+                 [*train, "--no-split-whitespace=yes", corpus], 2, r"--no-split-whitespace"),
         ]
 
         failed = run_cases(cases)
