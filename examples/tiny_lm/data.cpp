@@ -1,20 +1,84 @@
 #include "data.hpp"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdint>
 #include <fstream>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 
 namespace tiny_lm {
 
+namespace {
+
+// What a non-regular file is, for messages ("is a FIFO, not a regular file").
+const char* kind_of(mode_t m) {
+    if (S_ISFIFO(m)) return "is a FIFO";
+    if (S_ISDIR(m)) return "is a directory";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "is a device";
+    if (S_ISSOCK(m)) return "is a socket";
+    return "is of an unknown type";
+}
+
+enum class line_read { line, end, too_long };
+
+// One line without its '\n' into `line`, at most `cap` bytes (a longer one is not stored: too_long);
+// `raw` counts every byte consumed. A last line without '\n' counts as a line.
+line_read next_line(std::streambuf& in, std::string& line, std::size_t cap, std::size_t& raw) {
+    line.clear();
+    for (;;) {
+        const int c = in.sbumpc();
+        if (c == std::char_traits<char>::eof()) return line.empty() ? line_read::end : line_read::line;
+        ++raw;
+        if (c == '\n') return line_read::line;
+        if (line.size() == cap) return line_read::too_long;
+        line.push_back(static_cast<char>(c));
+    }
+}
+
+}  // namespace
+
 void load_corpus(const std::string& corpus_dir, std::size_t max_bytes, std::vector<std::string>& train,
                  std::vector<std::string>& held_out) {
-    std::size_t bytes = 0, fortune = 0;
+    const std::string dir = "'" + corpus_dir + "'";
+    // '' + "/work" would name the root's /work: an empty name is refused, not read from '/'.
+    if (corpus_dir.empty())
+        throw std::runtime_error("--corpus-dir '': empty; pass a directory of fortune files (e.g. /usr/share/games/fortunes)");
+    // The kept bytes stop at max_bytes (as before); the raw bytes read (separators, blank lines, a line
+    // longer than the cap) are bounded too, so /dev/zero-like content cannot grow memory or run forever.
+    const std::size_t raw_limit = max_bytes > (SIZE_MAX - max_line_bytes) / 2 ? SIZE_MAX : 2 * max_bytes + max_line_bytes;
+    std::size_t bytes = 0, fortune = 0, raw = 0;
     for (const char* name :
          {"fortunes",      "literature", "science", "wisdom",     "people",      "politics", "work",
           "computers",     "education",  "food",    "humorists",  "law",         "love",     "men-women",
           "miscellaneous", "news",       "pets",    "platitudes", "songs-poems", "sports"}) {
-        std::ifstream in(corpus_dir + "/" + name, std::ios::binary);
+        if (bytes >= max_bytes || raw >= raw_limit) break;
+        const std::string path = corpus_dir + "/" + name;
+        // The type is checked before opening: a FIFO without a writer would block the open forever.
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0) {
+            if (errno == ENOENT) continue;  // the collection has fewer files: the others are read
+            throw std::runtime_error("--corpus-dir " + dir + ": '" + path + "': cannot read it: " +
+                                     std::error_code(errno, std::generic_category()).message());
+        }
+        if (!S_ISREG(st.st_mode))
+            throw std::runtime_error("--corpus-dir " + dir + ": '" + path + "' " + kind_of(st.st_mode) +
+                                     ", not a regular file");
+        std::ifstream in(path, std::ios::binary);
+        if (!in)
+            throw std::runtime_error("--corpus-dir " + dir + ": '" + path + "': cannot open it");
         std::string line;
-        while (in && bytes < max_bytes && std::getline(in, line)) {
+        std::size_t line_no = 0;
+        while (bytes < max_bytes && raw < raw_limit) {
+            const line_read r = next_line(*in.rdbuf(), line, max_line_bytes, raw);
+            if (r == line_read::end) break;
+            ++line_no;
+            if (r == line_read::too_long)
+                throw std::runtime_error("--corpus-dir " + dir + ": '" + path + "' line " + std::to_string(line_no) +
+                                         " is longer than " + std::to_string(max_line_bytes) +
+                                         " bytes: not a fortunes text file");
             if (line == "%") {
                 ++fortune;
                 continue;
@@ -24,10 +88,19 @@ void load_corpus(const std::string& corpus_dir, std::size_t max_bytes, std::vect
             bytes += line.size() + 1;
             (fortune % 20 == 0 ? held_out : train).push_back(line);
         }
+        if (in.bad())
+            throw std::runtime_error("--corpus-dir " + dir + ": '" + path + "': read error");
     }
     if (train.size() < 100 || held_out.size() < 10) {
-        throw std::runtime_error("no corpus under " + corpus_dir +
-                                 " (install the Debian package 'fortunes', or pass --corpus-dir)");
+        std::string why = "--corpus-dir " + dir + ": " + std::to_string(train.size()) + " training and " +
+                          std::to_string(held_out.size()) +
+                          " held-out lines in the fortunes files (need at least 100 and 10); ";
+        if (bytes >= max_bytes || raw >= raw_limit)
+            why += "--max-corpus " + std::to_string(max_bytes) + " stopped the reading after " + std::to_string(raw) +
+                   " bytes: raise it";
+        else
+            why += "install the Debian package 'fortunes', or pass --corpus-dir a directory of fortune files";
+        throw std::runtime_error(why);
     }
 }
 

@@ -18,10 +18,17 @@ namespace tiny_lm {
 /// The native vocabulary format's reserved <eos>; it separates lines in every stream.
 inline constexpr std::int32_t eos = 2;
 
-/// Reads the fortunes files under `corpus_dir` up to `max_bytes` bytes: fortunes are separated by lines
-/// holding "%", trailing spaces and CRs are dropped, empty lines skipped, and every 20th fortune is held
-/// out. Throws std::runtime_error naming the directory when fewer than 100 training or 10 held-out lines
-/// are found.
+/// The longest corpus line accepted (bytes, without the newline): a longer one means the file is no text.
+inline constexpr std::size_t max_line_bytes = std::size_t(1) << 20;
+
+/// Reads the fortunes files under `corpus_dir` until `max_bytes` bytes of lines are kept: fortunes are
+/// separated by lines holding "%", trailing spaces and CRs are dropped, empty lines skipped, and every
+/// 20th fortune is held out. The raw bytes read are bounded too (2·max_bytes + max_line_bytes), so no
+/// content can make it read forever. Missing files of the collection are skipped. Throws
+/// std::runtime_error naming --corpus-dir (an empty one is refused) and the file when a file is not a regular file (checked before
+/// opening: a FIFO is never opened), cannot be read, or has a line longer than max_line_bytes (with its
+/// line number); and when fewer than 100 training or 10 held-out lines are found (the counts found, and
+/// whether --max-corpus stopped the reading).
 void load_corpus(const std::string& corpus_dir, std::size_t max_bytes, std::vector<std::string>& train,
                  std::vector<std::string>& held_out);
 

@@ -34,8 +34,13 @@
 // ckpt_staged|ckpt_exchanged ends the process at that point (src/nn/file_io.hpp).
 #include <CLI/CLI.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <algorithm>
+#include <cerrno>
+#include <optional>
+#include <system_error>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -141,7 +146,7 @@ constexpr option_spec option_specs[] = {
     {"deer_layers", "Comma-separated blocks whose mixer is a DEER recurrence", 0, 63},
     {"deer_state", "State width of the DEER recurrences", 1, 4096},
     {"emo", "Train with CE + EMO (mode 1) instead of CE"},
-    {"vocab_size", "Tokenizer size", 261, 1'000'000},
+    {"vocab_size", "Tokenizer size", 261, 100'000},
     {"steps", "Training steps", 1, max_steps},
     {"batch", "Sequences per step", 1, 4096},
     {"lr", "Peak learning rate (AdamW, cosine with warmup)", 0, 0, 1e-9, 10},
@@ -466,9 +471,95 @@ std::string show(const std::string& s) {
     return o;
 }
 
+// What a non-regular file is, for messages ("is a FIFO, not a regular file").
+const char* kind_of(mode_t m) {
+    if (S_ISFIFO(m)) return "is a FIFO";
+    if (S_ISDIR(m)) return "is a directory";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "is a device";
+    if (S_ISSOCK(m)) return "is a socket";
+    return "is of an unknown type";
+}
+
+// The whole of a file of the run directory, or nullopt if it does not exist. Its type is checked before
+// opening (a FIFO would block the open forever, /dev/zero would never end) and again on the descriptor
+// (opened O_NONBLOCK, so a FIFO swapped in between cannot block); throws naming the file otherwise.
+std::optional<std::string> read_run_file(const fs::path& p) {
+    auto refuse = [&](const std::string& why) { throw std::runtime_error(p.string() + ": " + why); };
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) {
+        if (errno == ENOENT) return std::nullopt;
+        refuse("cannot read it: " + std::error_code(errno, std::generic_category()).message());
+    }
+    if (!S_ISREG(st.st_mode)) refuse(std::string(kind_of(st.st_mode)) + ", not a regular file");
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) refuse("cannot open it: " + std::error_code(errno, std::generic_category()).message());
+    std::string bytes;
+    int err = 0;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        err = -1;
+    } else {
+        char buf[65536];
+        for (;;) {
+            const ssize_t r = ::read(fd, buf, sizeof buf);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) err = errno;
+            if (r <= 0) break;
+            bytes.append(buf, static_cast<std::size_t>(r));
+        }
+    }
+    ::close(fd);
+    if (err == -1) refuse("changed while being opened (not a regular file)");
+    if (err != 0) refuse("read error: " + std::error_code(err, std::generic_category()).message());
+    return bytes;
+}
+
+// Creates --run-dir (and its parents) if needed; refuses, naming the option, what cannot hold a run.
+void make_run_dir(const std::string& dir) {
+    auto refuse = [&](const std::string& why) {
+        throw std::runtime_error("--run-dir: " + exprgrad::tools::shown(dir) + ": " + why);
+    };
+    std::error_code ec;
+    const fs::file_status st = fs::status(dir, ec);  // follows symbolic links
+    if (st.type() == fs::file_type::directory) return;
+    if (st.type() == fs::file_type::not_found && fs::is_symlink(fs::symlink_status(dir, ec)))
+        refuse("a dangling symbolic link (its target does not exist)");
+    if (st.type() != fs::file_type::not_found && st.type() != fs::file_type::none)
+        refuse("exists and is not a directory");
+    fs::create_directories(dir, ec);
+    if (ec) refuse("cannot create the directory: " + ec.message());
+}
+
 // Checks what the command line cannot check one option at a time.
-void check_options(const run_options&, const session_options&, const tiny_lm::model_config& mc) {
+void check_options(const run_options& ro, const session_options& so, const tiny_lm::model_config& mc) {
     using exprgrad::tools::usage_error;
+    if (so.run_dir.empty()) throw usage_error("--run-dir: '': the run directory cannot be empty");
+    // A rough upper estimate of the memory, in floats, refused up front when it exceeds the machine's
+    // physical memory (a huge model would otherwise allocate for seconds and end in bad_alloc or the OOM
+    // killer). Parameters: both embeddings and the head (vocabulary at most --vocab-size), per block
+    // 12·W² + 9·W (attention 4·W², feed-forward 8·W²), per DEER block n² + 3·W·n + W; each with its
+    // gradient and AdamW's two moments (4 copies). Activations kept for the backward pass: 32 per
+    // element of B·T·W per block, 4 per attention score B·heads·T² per block, 4 per logit B·T·V, and per
+    // DEER block B·T·(n² + 8·n) (the recurrence's Jacobians). Doubles: no overflow at the bounds.
+    {
+        const double V = static_cast<double>(ro.vocab_size), W = static_cast<double>(mc.width),
+                     L = static_cast<double>(mc.layers), T = static_cast<double>(mc.context),
+                     B = static_cast<double>(ro.batch), H = static_cast<double>(mc.heads),
+                     n = static_cast<double>(mc.deer_state), D = static_cast<double>(mc.deer_layers.size());
+        const double params = 2 * V * W + T * W + W + L * (12 * W * W + 9 * W) + D * (n * n + 3 * W * n + W);
+        const double acts = 32 * B * T * W * L + 4 * B * H * T * T * L + 4 * B * T * V + D * B * T * (n * n + 8 * n);
+        const double bytes = 4 * (4 * params + acts);
+        const double phys = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+        if (phys > 0 && bytes > phys) {
+            char msg[400];
+            std::snprintf(msg, sizeof msg,
+                          "--width %zu --layers %zu --heads %zu --context %zu --batch %zu --vocab-size %zu "
+                          "--deer-state %zu (%zu DEER blocks): about %.3g GB needed (%.3g parameters; a rough upper "
+                          "estimate), more than the %.3g GB of physical memory",
+                          mc.width, mc.layers, mc.heads, mc.context, ro.batch, ro.vocab_size, mc.deer_state,
+                          mc.deer_layers.size(), bytes / 1e9, params, phys / 1e9);
+            throw usage_error(msg);
+        }
+    }
     if (mc.width % mc.heads != 0)
         throw usage_error("--width " + std::to_string(mc.width) + " is not a multiple of --heads " +
                           std::to_string(mc.heads));
@@ -508,7 +599,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
             throw std::runtime_error(where + "optimizer step " + std::to_string(*info.optimizer_step) +
                                      " and schedule step " + std::to_string(*info.schedule_step) + " disagree");
     }
-    fs::create_directories(run);
+    make_run_dir(so.run_dir);
 
     std::vector<std::string> train, held;
     load_corpus(ro.corpus_dir, ro.max_corpus, train, held);
@@ -538,9 +629,9 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     std::string vocab_text;
     text::UnigramModel tok = [&] {
         if (resuming) {
-            std::ifstream in(vocab_file, std::ios::binary);
-            if (!in) throw std::runtime_error(vocab_file.string() + ": cannot read the tokenizer of the checkpoint");
-            vocab_text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+            auto text_read = read_run_file(vocab_file);
+            if (!text_read) throw std::runtime_error(vocab_file.string() + ": cannot read the tokenizer of the checkpoint");
+            vocab_text = std::move(*text_read);
             const std::string* saved = info.meta("tokenizer_fnv1a64");
             char now[17];
             std::snprintf(now, sizeof now, "%016llx", static_cast<unsigned long long>(nn::fnv1a64(vocab_text)));
@@ -599,8 +690,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
             throw std::runtime_error(info.manifest.string() + ": the checkpoint holds no history.tsv");
         history = parse_history(*saved, (ckpt / "files" / "history.tsv").string(), start);
         // A crash after the checkpoint but before history.tsv was rewritten: the checkpoint's copy wins.
-        std::ifstream in(run / "history.tsv", std::ios::binary);
-        const std::string on_disk{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        const std::optional<std::string> on_disk = read_run_file(run / "history.tsv");
         if (on_disk != *saved) {
             text::write_file_atomically((run / "history.tsv").string(), *saved);
             std::printf("history.tsv rewritten from the checkpoint (%zu records)\n", history.size());

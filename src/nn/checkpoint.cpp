@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <sstream>
 #include <system_error>
 
@@ -113,15 +114,33 @@ class fd_guard {
 // Reads a whole regular file given relative to the open directory `dirfd`; `shown` is the path used in
 // messages.
 std::string read_file_at(int dirfd, const std::string& rel, const fs::path& shown) {
-    fd_guard fd(::openat(dirfd, rel.c_str(), O_RDONLY | O_CLOEXEC));
+    // The type is checked before opening (opening a FIFO without a writer blocks forever; a device can
+    // stream without end), and again on the open descriptor (O_NONBLOCK: a FIFO swapped in between the
+    // two cannot block either).
+    auto refuse_special = [&](mode_t m) {
+        if (S_ISREG(m)) return;
+        const char* what = S_ISFIFO(m)  ? "is a FIFO"
+                           : S_ISDIR(m) ? "is a directory"
+                           : (S_ISCHR(m) || S_ISBLK(m)) ? "is a device"
+                           : S_ISSOCK(m)                ? "is a socket"
+                                                        : "is of an unknown type";
+        throw checkpoint_error(shown, 0, std::string(what) + ", not a regular file");
+    };
+    struct stat st {};
+    if (::fstatat(dirfd, rel.c_str(), &st, 0) != 0) {
+        const int e = errno;
+        throw checkpoint_error(shown, 0,
+                               e == ENOENT ? std::string("missing file") : "cannot open file: " + errno_text(e));
+    }
+    refuse_special(st.st_mode);
+    fd_guard fd(::openat(dirfd, rel.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     if (fd.get() < 0) {
         const int e = errno;
         throw checkpoint_error(shown, 0,
                                e == ENOENT ? std::string("missing file") : "cannot open file: " + errno_text(e));
     }
-    struct stat st {};
     if (::fstat(fd.get(), &st) != 0) throw checkpoint_error(shown, 0, "cannot stat file: " + errno_text(errno));
-    if (!S_ISREG(st.st_mode)) throw checkpoint_error(shown, 0, "not a regular file");
+    refuse_special(st.st_mode);
     std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
     std::size_t done = 0;
     while (done < bytes.size()) {
@@ -743,7 +762,42 @@ void check_names(const std::vector<std::pair<std::string, std::string>>& list, c
 
 }  // namespace
 
-manifest parse_manifest(std::string_view text, const fs::path& shown) { return manifest_reader(text, shown).read(); }
+manifest parse_manifest(std::string_view text, const fs::path& shown) {
+    // The last line, "manifest_checksum <16 hex digits>", is the FNV-1a 64 of every byte before it: a
+    // hand-edited manifest (an rng word, a step) is refused like a changed .npy. The body is parsed
+    // first, so that a malformed manifest gets its line-precise message.
+    std::string_view body = text;
+    std::optional<std::uint64_t> recorded;
+    static constexpr std::string_view key = "manifest_checksum ";
+    if (!text.empty() && text.back() == '\n') {
+        const std::size_t prev = text.size() >= 2 ? text.rfind('\n', text.size() - 2) : std::string_view::npos;
+        const std::size_t start = prev == std::string_view::npos ? 0 : prev + 1;
+        const std::string_view last = text.substr(start, text.size() - 1 - start);
+        if (last.substr(0, key.size()) == key) {
+            const std::string_view hex = last.substr(key.size());
+            const std::size_t line = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+            std::uint64_t v = 0;
+            const bool ok = hex.size() == 16 && std::all_of(hex.begin(), hex.end(), [](char c) {
+                                return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                            });
+            if (!ok) throw checkpoint_error(shown, line, "manifest_checksum is not 16 lowercase hexadecimal digits");
+            for (const char c : hex) v = v * 16 + static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+            recorded = v;
+            body = text.substr(0, start);
+        }
+    }
+    manifest m = manifest_reader(body, shown).read();
+    const std::size_t after = static_cast<std::size_t>(std::count(body.begin(), body.end(), '\n')) + 1;
+    if (!recorded)
+        throw checkpoint_error(shown, after,
+                               "no 'manifest_checksum' line after 'end': the manifest was cut or edited");
+    const std::uint64_t h = fnv1a64(body);
+    if (h != *recorded)
+        throw checkpoint_error(shown, after,
+                               "manifest checksum " + format_hex64(h) + " does not match the recorded " +
+                                   format_hex64(*recorded) + " (the manifest was edited or damaged)");
+    return m;
+}
 
 template <parameter_value T>
 void save_checkpoint(const fs::path& dir, const parameter_set<T>& params, const checkpoint_items<T>& items,
@@ -839,6 +893,8 @@ void save_checkpoint(const fs::path& dir, const parameter_set<T>& params, const 
         man << '\n';
     }
     man << "end\n";
+    const std::uint64_t man_sum = fnv1a64(man.str());  // of the bytes before its line: see parse_manifest
+    man << "manifest_checksum " << format_hex64(man_sum) << '\n';
     write_file_synced(root / "manifest.txt", man.str());
     fsync_directory(root);
 
@@ -921,6 +977,15 @@ void load_checkpoint(const std::filesystem::path& dir, parameter_set<T>& params,
                                                "shape " + manifest_shape(a.shape()) + ", parameter \"" +
                                                    params[p].name + "\" has shape " +
                                                    manifest_shape(params[p].value.shape()));
+                    // Adam's second moments are averages of g²: a negative one makes sqrt(v) NaN at the
+                    // next step, far from the cause.
+                    if (b == "exp_avg_sq")
+                        for (std::size_t k = 0; k < a.size(); ++k)
+                            if (a.data()[k] < T(0))
+                                throw checkpoint_error(root / rel, 0,
+                                                       "second moment (exp_avg_sq) of parameter \"" +
+                                                           params[p].name + "\" is negative at element " +
+                                                           std::to_string(k) + "; it must be >= 0");
                 }));
             }
             ostate.buffers.push_back(std::move(list));

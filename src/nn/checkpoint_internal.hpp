@@ -73,6 +73,8 @@ struct manifest {
 };
 
 /// Parses and validates manifest text; `shown` names it in errors. Throws checkpoint_error(shown, line, ...).
+/// The text must end with the line "manifest_checksum <16 lowercase hex digits>" after 'end': the FNV-1a 64
+/// of every byte before that line (checked after the body parses; a mismatch or a missing line is refused).
 manifest parse_manifest(std::string_view text, const std::filesystem::path& shown);
 
 /// Parses a whole .npy file holding a T array (NumPy format 1.0 or 2.0, '<f4' for float, '<f8' for double,

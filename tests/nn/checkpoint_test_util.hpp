@@ -90,8 +90,19 @@ inline std::set<std::string> entries(const fs::path& dir) {
     return out;
 }
 
+// Rewrites the manifest's last line, "manifest_checksum <hex>", to match the bytes before it (after a test
+// edits the manifest on purpose, so that only the check under test fires). Adds it if missing.
+inline void restamp_manifest(const fs::path& dir) {
+    std::string man = read_text(dir / "manifest.txt");
+    const auto at = man.rfind("manifest_checksum ");
+    if (at != std::string::npos && man.find('\n', at) == man.size() - 1) man.erase(at);
+    char line[64];
+    std::snprintf(line, sizeof line, "manifest_checksum %016llx\n", static_cast<unsigned long long>(nn::fnv1a64(man)));
+    write_text(dir / "manifest.txt", man + line);
+}
+
 // Rewrites the manifest's checksum line of `rel` to match the file's current bytes (what a tool that
-// replaces a file on purpose must do; the corruption tests leave it stale).
+// replaces a file on purpose must do; the corruption tests leave it stale), and the manifest's own.
 inline void restamp_checksum(const fs::path& dir, const std::string& rel) {
     const std::string man = read_text(dir / "manifest.txt");
     const std::string key = "checksum " + rel + " ";
@@ -100,6 +111,7 @@ inline void restamp_checksum(const fs::path& dir, const std::string& rel) {
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(nn::fnv1a64(read_text(dir / rel))));
     write_text(dir / "manifest.txt", man.substr(0, at + key.size()) + hex + man.substr(at + key.size() + 16));
+    restamp_manifest(dir);
 }
 
 }  // namespace nn_test

@@ -147,8 +147,13 @@ TEST_CASE("round trip: every array bit-identical, -0 and denormals included; the
           0);
     CHECK(man.find("optimizer sgd\noptimizer.step 1\noptimizer.hyper lr 0.1\n") != std::string::npos);
     CHECK(man.find("schedule step_decay\nschedule.step 13\n") != std::string::npos);
-    CHECK(man.size() >= 4);
-    CHECK(man.substr(man.size() - 4) == "end\n");
+    // "end", then the manifest's own checksum: the FNV-1a 64 of every byte before that line.
+    const auto last = man.rfind("\nend\nmanifest_checksum ");
+    REQUIRE(last != std::string::npos);
+    char sum[40];
+    std::snprintf(sum, sizeof sum, "manifest_checksum %016llx\n",
+                  static_cast<unsigned long long>(nn::fnv1a64(man.substr(0, last + 5))));
+    CHECK(man.substr(last + 5) == sum);
     const std::string npy = read_text(dir / "params" / "cube.npy");
     CHECK(npy.rfind("\x93NUMPY\x01\x00", 0) == 0);
     CHECK(npy.find("'descr': '<f4'") != std::string::npos);

@@ -1,6 +1,8 @@
 // Bad checkpoints: rejected with the file (and manifest line) named, and nothing half-loaded.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include "checkpoint_test_util.hpp"
 
 using namespace exprgrad;
@@ -174,7 +176,11 @@ TEST_CASE("bad .npy files are rejected naming the file") {
 
 TEST_CASE("bad manifests are rejected naming the file and line") {
     good_checkpoint good;
-    const std::string man = read_text(good.dir / "manifest.txt");
+    // The manifest without its last line (its own checksum): the body is parsed before the checksum is
+    // checked, so each malformed body below gets its line-precise message.
+    const std::string full = read_text(good.dir / "manifest.txt");
+    const std::string man = full.substr(0, full.rfind("manifest_checksum "));
+    REQUIRE(man.size() + 35 == full.size());
     auto with_manifest = [&](const std::string& name, const std::string& text) {
         const auto d = good.copy(name);
         write_text(d / "manifest.txt", text);
@@ -282,4 +288,65 @@ TEST_CASE("a checkpoint that does not fit the model is rejected") {
     nn::parameter_set<float> none;
     CHECK_THROWS_WITH_AS(nn::load_checkpoint(good.tmp.path / "nowhere", none),
                          doctest::Contains("no such checkpoint directory"), nn::checkpoint_error);
+}
+
+TEST_CASE("a hand-edited manifest, negative second moments and special files are refused") {
+    good_checkpoint good;
+    const std::string full = read_text(good.dir / "manifest.txt");
+    const std::size_t last = static_cast<std::size_t>(std::count(full.begin(), full.end(), '\n'));
+    {
+        // The optimizer step edited: every line still parses, only the manifest's own checksum catches it.
+        const auto d = good.copy("edited");
+        write_text(d / "manifest.txt", replace(full, "optimizer.step 2\n", "optimizer.step 3\n"));
+        expect_bad(d, "manifest.txt", last, "manifest checksum");
+        restamp_manifest(d);  // the same edit with the checksum fixed loads: the check above was the checksum's
+        target t;
+        nn::load_checkpoint(d, t.ps, t.items());
+        CHECK(t.opt.step_count() == 3);
+    }
+    {
+        const auto d = good.copy("no_manifest_checksum");
+        write_text(d / "manifest.txt", full.substr(0, full.rfind("manifest_checksum ")));
+        expect_bad(d, "manifest.txt", last, "no 'manifest_checksum' line");
+    }
+    {
+        // A negative second moment (checksum matching) would make the next step NaN.
+        const auto d = good.copy("negative_v");
+        const fs::path f = d / "optimizer" / "exp_avg_sq" / "b.npy";
+        std::string s = read_text(f);
+        const float minus = -0.5f;
+        std::memcpy(s.data() + s.size() - 4, &minus, 4);
+        write_text(f, s);
+        restamp_checksum(d, "optimizer/exp_avg_sq/b.npy");
+        expect_bad(d, "optimizer/exp_avg_sq/b.npy", 0, "(exp_avg_sq) of parameter \"b\" is negative at element 3");
+    }
+    {
+        // A FIFO must not block the reader (opening one without a writer waits forever), and a directory
+        // or a device is named for what it is.
+        const auto d = good.copy("fifo");
+        fs::remove(d / "params" / "b.npy");
+        REQUIRE(::mkfifo((d / "params" / "b.npy").c_str(), 0600) == 0);
+        expect_bad(d, "params/b.npy", 0, "is a FIFO, not a regular file");
+        fs::remove(d / "params" / "b.npy");
+        fs::create_directory(d / "params" / "b.npy");
+        expect_bad(d, "params/b.npy", 0, "is a directory, not a regular file");
+        fs::remove(d / "params" / "b.npy");
+        fs::create_symlink("/dev/zero", d / "params" / "b.npy");
+        expect_bad(d, "params/b.npy", 0, "is a device, not a regular file");
+        fs::remove(d / "manifest.txt");
+        REQUIRE(::mkfifo((d / "manifest.txt").c_str(), 0600) == 0);
+        expect_bad(d, "manifest.txt", 0, "is a FIFO, not a regular file");
+    }
+}
+
+TEST_CASE("parameter_set::add refuses a shape whose element count overflows, naming the parameter") {
+    nn::parameter_set<float> ps;
+    const std::size_t big = std::size_t(1) << 40;  // big * big wraps to 0 in 64 bits
+    CHECK_THROWS_WITH_AS(ps.add("huge", xt::xarray<float>::from_shape({big, big})),
+                         doctest::Contains("parameter \"huge\" has shape [1099511627776,1099511627776]"),
+                         std::invalid_argument);
+    CHECK(ps.size() == 0);
+    // An empty shape with large other dimensions holds no elements: accepted.
+    ps.add("empty", xt::xarray<float>::from_shape({big, 0}));
+    CHECK(ps.size() == 1);
 }

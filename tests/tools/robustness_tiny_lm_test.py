@@ -80,11 +80,18 @@ def fnv1a64(b):
     return h
 
 
+def restamp_manifest(ckpt):
+    """Rewrite the manifest's last line, its own checksum (FNV-1a 64 of the bytes before it), after an edit."""
+    m = re.sub(rb'manifest_checksum [0-9a-f]{16}\n$', b'', (ckpt / 'manifest.txt').read_bytes())
+    (ckpt / 'manifest.txt').write_bytes(m + b'manifest_checksum %016x\n' % fnv1a64(m))
+
+
 def restamp(ckpt, rel):
     """Rewrite the manifest's checksum of `rel` to match the file (so only the check under test fires)."""
     sums = fnv1a64((ckpt / rel).read_bytes())
     edit(ckpt / 'manifest.txt',
          lambda m: re.sub(rb'(checksum ' + re.escape(rel.encode()) + rb' )[0-9a-f]{16}', b'\\g<1>%016x' % sums, m))
+    restamp_manifest(ckpt)
 
 
 def with_float(npy, index, value):
@@ -210,8 +217,31 @@ with tempfile.TemporaryDirectory() as tmp:
     def flipped(ck):
         edit(ck / 'params' / 'head.npy', lambda b: with_float(b, 5, 0.125))
 
-    def manifest_sub(pattern, repl):
-        return lambda ck: edit(ck / 'manifest.txt', lambda m: re.sub(pattern, repl, m))
+    def manifest_sub(pattern, repl, stamp=True):
+        """An edit of the manifest, with its own checksum fixed (stamp) so that the check under test fires."""
+        def fn(ck):
+            edit(ck / 'manifest.txt', lambda m: re.sub(pattern, repl, m))
+            if stamp:
+                restamp_manifest(ck)
+        return fn
+
+    def negative_v(ck):
+        edit(ck / 'optimizer' / 'exp_avg_sq' / 'head.npy', lambda b: with_float(b, 0, -0.25))
+        restamp(ck, 'optimizer/exp_avg_sq/head.npy')
+
+    def fifo(rel):
+        def fn(ck):
+            p = ck / rel
+            p.unlink()
+            os.mkfifo(p)
+        return fn
+
+    def replaced_by(rel, make):
+        def fn(ck):
+            p = ck / rel
+            p.unlink()
+            make(p)
+        return fn
 
     damaged = [
         ('NaN inside a parameter .npy (checksum matching)', nan_param, r'ckpt/params/tok_emb\.npy: value nan .* not finite'),
@@ -223,7 +253,21 @@ with tempfile.TemporaryDirectory() as tmp:
         ('optimizer and schedule steps that disagree',
          manifest_sub(rb'optimizer\.step 2\n', b'optimizer.step 1\n'),
          r'manifest\.txt: optimizer step 1 and schedule step 2 disagree'),
-        ('a manifest without its end line', manifest_sub(rb'end\n$', b''), r"manifest\.txt:\d+: no 'end' line"),
+        ('a manifest without its end line', manifest_sub(rb'end\n(manifest_checksum [0-9a-f]{16}\n)$', b'\\1', False),
+         r"manifest\.txt:\d+: no 'end' line"),
+        ('a hand-edited manifest (an rng state word; was accepted)',
+         manifest_sub(rb'(rng data [0-9a-f]{15})[0-9a-f]', b'\\g<1>0', False), r'manifest\.txt:\d+: manifest checksum'),
+        ('a manifest without its own checksum line', manifest_sub(rb'manifest_checksum [0-9a-f]{16}\n$', b'', False),
+         r"manifest\.txt:\d+: no 'manifest_checksum' line"),
+        ('a negative second moment with a matching checksum (was "loss is -nan")', negative_v,
+         r'ckpt/optimizer/exp_avg_sq/head\.npy: second moment \(exp_avg_sq\) of parameter "head" is negative'),
+        ('a FIFO as the manifest (was a hang)', fifo('manifest.txt'), r'ckpt/manifest\.txt: is a FIFO, not a regular file'),
+        ('a FIFO as a parameter .npy (was a hang)', fifo('params/head.npy'),
+         r'ckpt/params/head\.npy: is a FIFO, not a regular file'),
+        ('a directory as a parameter .npy', replaced_by('params/head.npy', lambda p: p.mkdir()),
+         r'ckpt/params/head\.npy: is a directory, not a regular file'),
+        ('/dev/zero as a parameter .npy', replaced_by('params/head.npy', lambda p: p.symlink_to('/dev/zero')),
+         r'ckpt/params/head\.npy: is a device, not a regular file'),
         ('a manifest with a record removed', manifest_sub(rb'meta model\.heads 2\n', b''),
          r'manifest\.txt: records no --heads'),
         ('a manifest with a bad escape', manifest_sub(rb'meta run\.corpus_dir [^\n]*', b'meta run.corpus_dir %zz'),
@@ -248,6 +292,75 @@ with tempfile.TemporaryDirectory() as tmp:
     (d / 'tokenizer.txt').unlink()
     cases.append(Case('tokenizer.txt missing', T + ['--run-dir', str(d), '--resume'], 1,
                       r'tokenizer\.txt: cannot read', check=unchanged(d)))
+
+    # The run directory's own files replaced by a FIFO (was a hang), a directory (was "basic_filebuf::
+    # underflow error") or /dev/zero (was an OOM): refused naming the file, nothing written.
+    def run_file(rel, make, kind):
+        d = copy()
+        p = d / rel
+        p.unlink()
+        make(p)
+        cases.append(Case(f'{rel} {kind} on --resume', T + ['--run-dir', str(d), '--resume'], 1,
+                          re.escape(rel) + rf': is a {kind}, not a regular file', check=unchanged(d)))
+
+    run_file('tokenizer.txt', os.mkfifo, 'FIFO')
+    run_file('history.tsv', os.mkfifo, 'FIFO')
+    run_file('tokenizer.txt', lambda p: p.mkdir(), 'directory')
+    run_file('history.tsv', lambda p: p.mkdir(), 'directory')
+    run_file('history.tsv', lambda p: p.symlink_to('/dev/zero'), 'device')
+
+    # --run-dir that cannot hold a run: named with the option.
+    rfile = tmp / 'rfile'
+    rfile.write_text('x')
+    dangling = tmp / 'rdl'
+    dangling.symlink_to(tmp / 'nowhere')
+    for name, value, status, rx in [
+            ('--run-dir a regular file', str(rfile), 1, r"--run-dir: '.*rfile': exists and is not a directory"),
+            ("--run-dir ''", '', 2, r"--run-dir: '': "),
+            ('--run-dir a dangling symlink', str(dangling), 1, r"--run-dir: '.*rdl': a dangling symbolic link"),
+            ('--run-dir under a regular file', str(rfile / 'sub'), 1,
+             r"--run-dir: '.*rfile/sub': cannot create the directory")]:
+        cases.append(Case(name, T + ['--run-dir', value], status, rx,
+                          check=lambda p: None if rfile.read_text() == 'x' else 'rfile changed'))
+
+    # Allocation bombs: refused within the time limit naming the options (exit 2), nothing created.
+    bombs = [('a 5e10-parameter model', opt(opt(opt(SMALL, '--width', '8192'), '--heads', '8'), '--layers', '64'),
+              r'--width 8192 --layers 64 --heads 8 .*GB needed .*physical memory'),
+             ('DEER with a 4096-wide state over 4096 x 4096 pieces',
+              opt(opt(SMALL, '--context', '4096'), '--batch', '4096') + ['--deer-layers', '0', '--deer-state', '4096'],
+              r'--context 4096 --batch 4096 .*--deer-state 4096 .*GB needed'),
+             ('--vocab-size 1000000', opt(SMALL, '--vocab-size', '1000000'), r"--vocab-size.*'1000000'")]
+    for name, args, rx in bombs:
+        d = tmp / f'bomb{len(cases)}'
+        cases.append(Case(name, [EXE] + args + ['--run-dir', str(d)], 2, rx, timeout=5,
+                          check=lambda p, d=d: None if not d.exists() else f'{d} was created'))
+
+    # Corpus files that are no fortunes text: refused naming the file; too little text says what was found.
+    def corpus_with(name, make):
+        c = tmp / f'corpus_{name}'
+        c.mkdir()
+        make(c / 'fortunes')
+        return c
+
+    bad_corpora = [
+        ('a corpus file linked to /dev/zero (was an OOM)', corpus_with('zero', lambda p: p.symlink_to('/dev/zero')),
+         SMALL, 1, r"--corpus-dir '.*corpus_zero': '.*fortunes' is a device, not a regular file"),
+        ('a corpus FIFO (was a hang)', corpus_with('fifo', os.mkfifo), SMALL, 1,
+         r"'.*corpus_fifo/fortunes' is a FIFO, not a regular file"),
+        ('a 2 MiB line in a corpus file', corpus_with('long', lambda p: p.write_bytes(b'x' * (2 << 20))), SMALL, 1,
+         r"'.*corpus_long/fortunes' line 1 is longer than 1048576 bytes"),
+        ('a corpus of CRs only', corpus_with('cr', lambda p: p.write_bytes(b'ab\r' * 1000)), SMALL, 1,
+         r"--corpus-dir '.*corpus_cr': 0 training and 1 held-out lines in the fortunes files \(need at least 100 "
+         r"and 10\); install"),
+        ('--max-corpus too small for the corpus', pathlib.Path('/usr/share/games/fortunes'),
+         opt(SMALL, '--max-corpus', '1'), 1,
+         r"0 training and 1 held-out lines .*--max-corpus 1 stopped the reading after \d+ bytes"),
+        ("--corpus-dir ''", pathlib.Path(''), SMALL, 1, r"--corpus-dir '': empty; pass a directory"),
+    ]
+    for name, c, args, status, rx in bad_corpora:
+        d = tmp / f'corpus_run{len(cases)}'
+        cases.append(Case(name, [EXE] + args + ['--corpus-dir', '' if str(c) == '.' else str(c), '--run-dir', str(d)],
+                          status, rx))
 
     # The corpus files changed under the same --corpus-dir since the checkpoint.
     corpus = tmp / 'corpus'

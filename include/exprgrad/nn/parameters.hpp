@@ -88,7 +88,8 @@ class parameter_set {
 
     /// Adds a parameter with the given initial value and a zero gradient of the same shape; returns a
     /// reference that stays valid for the life of the set. Throws std::invalid_argument if the name is
-    /// not valid (is_valid_parameter_name) or already present.
+    /// not valid (is_valid_parameter_name) or already present, or if the shape's element count times
+    /// sizeof(T) does not fit in size_t (e.g. {1 << 40, 1 << 40}: the product would wrap).
     /// Example: `auto& b = params.add("bias", xt::zeros<float>({16}));`
     parameter<T>& add(std::string name, xt::xarray<T> value) {
         if (!is_valid_parameter_name(name))
@@ -96,6 +97,20 @@ class parameter_set {
                                         "\" (use 1-200 characters from [A-Za-z0-9_.-], not starting with '.' or '-')");
         if (index_.count(name) != 0)
             throw std::invalid_argument("nn::parameter_set::add: duplicate parameter name \"" + name + "\"");
+        // A shape whose element count does not fit in size_t wraps (xtensor then holds 0 or a few elements
+        // under a huge shape): refused here, before a checkpoint writes a file no reader accepts.
+        std::size_t count = 1;
+        bool empty = false;
+        for (const std::size_t d : value.shape()) empty = empty || d == 0;
+        for (const std::size_t d : value.shape()) {
+            if (!empty && count > static_cast<std::size_t>(-1) / sizeof(T) / d) {
+                std::string dims;
+                for (const std::size_t e : value.shape()) dims += (dims.empty() ? "" : ",") + std::to_string(e);
+                throw std::invalid_argument("nn::parameter_set::add: parameter \"" + name + "\" has shape [" + dims +
+                                            "], whose element count overflows");
+            }
+            if (!empty) count *= d;
+        }
         xt::xarray<T> grad = xt::zeros<T>(value.shape());
         index_.emplace(name, params_.size());
         params_.push_back(parameter<T>{std::move(name), std::move(value), std::move(grad)});
