@@ -71,6 +71,27 @@ inline bool is_valid_parameter_name(std::string_view name) noexcept {
 
 /// Parameters in insertion order with lookup by name. Iteration (begin/end) visits them in insertion
 /// order, which is also the order optimizers and checkpoints use.
+namespace detail {
+/// Throws std::invalid_argument naming the parameter when the product of `shape` times `element_size`
+/// does not fit in size_t (a shape such as {1 << 40, 1 << 40} would wrap to 0 elements). A shape with a 0
+/// dimension holds no elements and is accepted whatever its other dimensions.
+template <class Shape>
+void check_element_count(const std::string& name, const Shape& shape, std::size_t element_size) {
+    for (const std::size_t d : shape)
+        if (d == 0) return;
+    std::size_t count = 1;
+    for (const std::size_t d : shape) {
+        if (count > static_cast<std::size_t>(-1) / element_size / d) {
+            std::string dims;
+            for (const std::size_t e : shape) dims += (dims.empty() ? "" : ",") + std::to_string(e);
+            throw std::invalid_argument("nn::parameter_set::add: parameter \"" + name + "\" has shape [" + dims +
+                                        "], whose element count overflows");
+        }
+        count *= d;
+    }
+}
+}  // namespace detail
+
 template <parameter_value T>
 class parameter_set {
   public:
@@ -97,20 +118,7 @@ class parameter_set {
                                         "\" (use 1-200 characters from [A-Za-z0-9_.-], not starting with '.' or '-')");
         if (index_.count(name) != 0)
             throw std::invalid_argument("nn::parameter_set::add: duplicate parameter name \"" + name + "\"");
-        // A shape whose element count does not fit in size_t wraps (xtensor then holds 0 or a few elements
-        // under a huge shape): refused here, before a checkpoint writes a file no reader accepts.
-        std::size_t count = 1;
-        bool empty = false;
-        for (const std::size_t d : value.shape()) empty = empty || d == 0;
-        for (const std::size_t d : value.shape()) {
-            if (!empty && count > static_cast<std::size_t>(-1) / sizeof(T) / d) {
-                std::string dims;
-                for (const std::size_t e : value.shape()) dims += (dims.empty() ? "" : ",") + std::to_string(e);
-                throw std::invalid_argument("nn::parameter_set::add: parameter \"" + name + "\" has shape [" + dims +
-                                            "], whose element count overflows");
-            }
-            if (!empty) count *= d;
-        }
+        detail::check_element_count(name, value.shape(), sizeof(T));
         xt::xarray<T> grad = xt::zeros<T>(value.shape());
         index_.emplace(name, params_.size());
         params_.push_back(parameter<T>{std::move(name), std::move(value), std::move(grad)});
