@@ -97,19 +97,7 @@ void make_dir(const fs::path& path) {
         throw checkpoint_error(path, 0, "cannot create directory: " + errno_text(errno));
 }
 
-class fd_guard {
-  public:
-    explicit fd_guard(int fd) : fd_(fd) {}
-    fd_guard(const fd_guard&) = delete;
-    fd_guard& operator=(const fd_guard&) = delete;
-    ~fd_guard() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const noexcept { return fd_; }
-
-  private:
-    int fd_;
-};
+using exprgrad::detail::fd_guard;
 
 // Reads a whole regular file given relative to the open directory `dirfd`; `shown` is the path used in
 // messages.

@@ -20,26 +20,6 @@ std::string errno_text(int e) { return std::error_code(e, std::generic_category(
 
 namespace {
 
-class fd_guard {
-  public:
-    explicit fd_guard(int fd) : fd_(fd) {}
-    fd_guard(const fd_guard&) = delete;
-    fd_guard& operator=(const fd_guard&) = delete;
-    ~fd_guard() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const noexcept { return fd_; }
-    // Closes now and reports close's error (a deferred write error shows up there).
-    int close_checked() noexcept {
-        const int r = ::close(fd_);
-        fd_ = -1;
-        return r;
-    }
-
-  private:
-    int fd_;
-};
-
 // Writes all of `bytes`, retrying short writes and EINTR; returns 0 or the errno of the failure.
 int write_all(int fd, std::string_view bytes) {
     std::size_t done = 0;

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include <unistd.h>
+
 namespace exprgrad::detail {
 
 /// An I/O failure: what() is "<path>: <problem>"; path() and problem() give the parts.
@@ -62,5 +64,27 @@ void fsync_dir(const std::filesystem::path& path);
 /// name), and tiny_lm's own "tokenizer_written" and "ckpt_saved" (checkpoint saved, history.tsv not yet
 /// rewritten). Costs one getenv per call; not for production use.
 void fault_point(std::string_view point);
+
+/// Owns a file descriptor: closes it when destroyed; close_checked() closes it now and returns close's
+/// result, where a deferred write error shows up.
+class fd_guard {
+  public:
+    explicit fd_guard(int fd) : fd_(fd) {}
+    fd_guard(const fd_guard&) = delete;
+    fd_guard& operator=(const fd_guard&) = delete;
+    ~fd_guard() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    int get() const noexcept { return fd_; }
+    // Closes now and reports close's error (a deferred write error shows up there).
+    int close_checked() noexcept {
+        const int r = ::close(fd_);
+        fd_ = -1;
+        return r;
+    }
+
+  private:
+    int fd_;
+};
 
 }  // namespace exprgrad::detail
