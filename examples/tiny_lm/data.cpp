@@ -1,5 +1,7 @@
 #include "data.hpp"
 
+#include "nn/file_io.hpp"
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -12,15 +14,6 @@
 namespace tiny_lm {
 
 namespace {
-
-// What a non-regular file is, for messages ("is a FIFO, not a regular file").
-const char* kind_of(mode_t m) {
-    if (S_ISFIFO(m)) return "is a FIFO";
-    if (S_ISDIR(m)) return "is a directory";
-    if (S_ISCHR(m) || S_ISBLK(m)) return "is a device";
-    if (S_ISSOCK(m)) return "is a socket";
-    return "is of an unknown type";
-}
 
 enum class line_read { line, end, too_long };
 
@@ -64,8 +57,8 @@ void load_corpus(const std::string& corpus_dir, std::size_t max_bytes, std::vect
                                      std::error_code(errno, std::generic_category()).message());
         }
         if (!S_ISREG(st.st_mode))
-            throw std::runtime_error("--corpus-dir " + dir + ": '" + path + "' " + kind_of(st.st_mode) +
-                                     ", not a regular file");
+            throw std::runtime_error("--corpus-dir " + dir + ": '" + path + "' " +
+                                     exprgrad::detail::file_kind(st.st_mode) + ", not a regular file");
         std::ifstream in(path, std::ios::binary);
         if (!in)
             throw std::runtime_error("--corpus-dir " + dir + ": '" + path + "': cannot open it");

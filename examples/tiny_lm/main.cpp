@@ -471,15 +471,6 @@ std::string show(const std::string& s) {
     return o;
 }
 
-// What a non-regular file is, for messages ("is a FIFO, not a regular file").
-const char* kind_of(mode_t m) {
-    if (S_ISFIFO(m)) return "is a FIFO";
-    if (S_ISDIR(m)) return "is a directory";
-    if (S_ISCHR(m) || S_ISBLK(m)) return "is a device";
-    if (S_ISSOCK(m)) return "is a socket";
-    return "is of an unknown type";
-}
-
 // The whole of a file of the run directory, or nullopt if it does not exist. Its type is checked before
 // opening (a FIFO would block the open forever, /dev/zero would never end) and again on the descriptor
 // (opened O_NONBLOCK, so a FIFO swapped in between cannot block); throws naming the file otherwise.
@@ -490,7 +481,7 @@ std::optional<std::string> read_run_file(const fs::path& p) {
         if (errno == ENOENT) return std::nullopt;
         refuse("cannot read it: " + std::error_code(errno, std::generic_category()).message());
     }
-    if (!S_ISREG(st.st_mode)) refuse(std::string(kind_of(st.st_mode)) + ", not a regular file");
+    if (!S_ISREG(st.st_mode)) refuse(std::string(exprgrad::detail::file_kind(st.st_mode)) + ", not a regular file");
     const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) refuse("cannot open it: " + std::error_code(errno, std::generic_category()).message());
     std::string bytes;

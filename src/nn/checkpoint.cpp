@@ -107,12 +107,7 @@ std::string read_file_at(int dirfd, const std::string& rel, const fs::path& show
     // two cannot block either).
     auto refuse_special = [&](mode_t m) {
         if (S_ISREG(m)) return;
-        const char* what = S_ISFIFO(m)  ? "is a FIFO"
-                           : S_ISDIR(m) ? "is a directory"
-                           : (S_ISCHR(m) || S_ISBLK(m)) ? "is a device"
-                           : S_ISSOCK(m)                ? "is a socket"
-                                                        : "is of an unknown type";
-        throw checkpoint_error(shown, 0, std::string(what) + ", not a regular file");
+        throw checkpoint_error(shown, 0, std::string(exprgrad::detail::file_kind(m)) + ", not a regular file");
     };
     struct stat st {};
     if (::fstatat(dirfd, rel.c_str(), &st, 0) != 0) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace exprgrad::detail {
@@ -64,6 +65,16 @@ void fsync_dir(const std::filesystem::path& path);
 /// name), and tiny_lm's own "tokenizer_written" and "ckpt_saved" (checkpoint saved, history.tsv not yet
 /// rewritten). Costs one getenv per call; not for production use.
 void fault_point(std::string_view point);
+
+/// What a file that is not a regular file is, for messages such as "PATH: is a FIFO, not a regular file":
+/// "is a FIFO", "is a directory", "is a device", "is a socket" or "is of an unknown type".
+inline const char* file_kind(mode_t m) {
+    if (S_ISFIFO(m)) return "is a FIFO";
+    if (S_ISDIR(m)) return "is a directory";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "is a device";
+    if (S_ISSOCK(m)) return "is a socket";
+    return "is of an unknown type";
+}
 
 /// Owns a file descriptor: closes it when destroyed; close_checked() closes it now and returns close's
 /// result, where a deferred write error shows up.
