@@ -13,6 +13,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "exprgrad/exprgrad.hpp"
+#include "random_arrays.hpp"
 
 using namespace exprgrad;
 
@@ -21,12 +22,7 @@ constexpr auto X = tensor<0>;
 constexpr auto Y = tensor<1>;
 constexpr auto Z = tensor<2>;
 
-xt::xarray<double> random_array(std::initializer_list<std::size_t> shape, std::uint64_t seed) {
-    xt::xarray<double> a = xt::xarray<double>::from_shape(shape);
-    rng g(seed);
-    for (auto& v : a) v = 2 * g.uniform() - 1;
-    return a;
-}
+using test_util::random_array;
 }  // namespace
 
 TEST_CASE("a temporary program's gradients are owning arrays; a named program's are its workspace") {

@@ -12,6 +12,7 @@
 
 #include "alloc_counter.hpp"
 #include "exprgrad/exprgrad.hpp"
+#include "random_arrays.hpp"
 
 using namespace exprgrad;
 
@@ -21,13 +22,7 @@ constexpr auto Y = tensor<1>;
 constexpr auto Z = tensor<2>;
 constexpr auto x = var<0>;
 
-xt::xarray<double> random_array(std::initializer_list<std::size_t> shape, std::uint64_t seed, double lo = -1,
-                                double hi = 1) {
-    xt::xarray<double> a = xt::xarray<double>::from_shape(shape);
-    rng g(seed);
-    for (auto& v : a) v = lo + (hi - lo) * g.uniform();
-    return a;
-}
+using test_util::random_array;
 
 template <class E, class... Args>
 void expect_gradcheck(E e, const Args&... args) {
