@@ -16,7 +16,7 @@
 
 #include <exprgrad/ops/deer.hpp>
 #include <exprgrad/ops/deer_instance.hpp>
-#include <exprgrad/tensor/parallel.hpp>
+#include <exprgrad/tensors/parallel.hpp>
 
 using namespace exprgrad;
 

@@ -37,7 +37,7 @@
 #include "exprgrad/random.hpp"
 #include "exprgrad/simd/map.hpp"
 #include "exprgrad/sym.hpp"
-#include "exprgrad/tensor.hpp"
+#include "exprgrad/tensors.hpp"
 
 namespace exprgrad {
 
@@ -84,45 +84,49 @@ using simd::map_value_and_grad;
 // tensor expressions (the argument types pick between these and the sym / simd functions above)
 /// The I-th argument of a tensor program (an array of any rank, an integer array or a number).
 template <int I>
-inline constexpr tex::Input<I> tensor{};
+inline constexpr tensors::Input<I> tensor{};
 using check::gradcheck;
 using simd::map_into;
 using simd::map_value_and_grad_into;
-using tex::abs;
-using tex::all_axes;
-using tex::compile;
-using tex::concat;
-using tex::cos;
-using tex::cross_entropy;
-using tex::embedding;
-using tex::emo_loss;
-using tex::erf;
-using tex::exp;
-using tex::expm1;
-using tex::layer_norm;
-using tex::log;
-using tex::log1p;
-using tex::log_softmax;
-using tex::logsumexp;
-using tex::map;
-using tex::matmul;
-using tex::max;
-using tex::mean;
-using tex::prod;
-using tex::relu;
-using tex::reshape;
-using tex::rms_norm;
-using tex::sigmoid;
-using tex::sin;
-using tex::softmax;
-using tex::softplus;
-using tex::sqrt;
-using tex::square;
-using tex::sum;
-using tex::tanh;
-using tex::transpose;
-using tex::value_and_grad;
-using tex::wrt;
+using tensors::abs;
+using tensors::all_axes;
+using tensors::compile;
+using tensors::concat;
+using tensors::cos;
+using tensors::cross_entropy;
+using tensors::embedding;
+using tensors::emo_loss;
+using tensors::erf;
+using tensors::exp;
+using tensors::expm1;
+using tensors::layer_norm;
+using tensors::log;
+using tensors::log1p;
+using tensors::log_softmax;
+using tensors::logsumexp;
+using tensors::map;
+using tensors::matmul;
+using tensors::max;
+using tensors::mean;
+using tensors::prod;
+using tensors::relu;
+using tensors::reshape;
+using tensors::rms_norm;
+using tensors::sigmoid;
+using tensors::sin;
+using tensors::softmax;
+using tensors::softplus;
+using tensors::sqrt;
+using tensors::square;
+using tensors::sum;
+using tensors::tanh;
+using tensors::transpose;
+using tensors::value_and_grad;
+using tensors::wrt;
+
+// Transitional (issue #15): the tensor layer was `tex`; examples/tiny_lm still says `tex::` until its
+// branch follows. Delete this line then.
+namespace tex = tensors;
 
 /// Version and build configuration of the compiled library, e.g. "exprgrad 0.1.0 (x86-64-v3, xsimd)".
 const char* build_info() noexcept;

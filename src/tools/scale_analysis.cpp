@@ -12,7 +12,7 @@
 
 #include <exprgrad/ops/attention_scale.hpp>
 #include <exprgrad/ops/detail/softmax_rows.hpp>
-#include <exprgrad/tensor/parallel.hpp>
+#include <exprgrad/tensors/parallel.hpp>
 
 namespace exprgrad::tools {
 

@@ -364,7 +364,7 @@ xt::xarray<double> two() {
     return a;
 }
 const auto doubling_cell =
-    make_cell(tex::matmul(tex::Input<0>{}, tex::transpose(tex::Input<2>{})) + tex::Input<1>{}, two());
+    make_cell(tensors::matmul(tensors::Input<0>{}, tensors::transpose(tensors::Input<2>{})) + tensors::Input<1>{}, two());
 // The recurrence by a plain loop, independent of the engine.
 xt::xarray<double> doubling_loop(const xt::xarray<double>& x) {
     xt::xarray<double> y = xt::xarray<double>::from_shape({x.shape(0), std::size_t(1)});

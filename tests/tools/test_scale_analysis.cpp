@@ -9,7 +9,7 @@
 #include <vector>
 
 #include <exprgrad/ops/attention_scale.hpp>
-#include <exprgrad/tensor/parallel.hpp>
+#include <exprgrad/tensors/parallel.hpp>
 
 #include "scale_analysis.hpp"
 

@@ -16,14 +16,14 @@
 #include "exprgrad/nn/parameters.hpp"
 #include "exprgrad/ops/deer.hpp"
 #include "exprgrad/random.hpp"
-#include "exprgrad/tensor/matmul.hpp"
-#include "exprgrad/tensor/norm.hpp"
+#include "exprgrad/tensors/matmul.hpp"
+#include "exprgrad/tensors/norm.hpp"
 
 namespace exprgrad::nn {
 
 namespace detail {
-using rms_norm_expr = decltype(tex::rms_norm(tex::Input<0>{}, tex::Input<1>{}));
-using projection_expr = decltype(tex::matmul(tex::Input<0>{}, tex::Input<1>{}));
+using rms_norm_expr = decltype(tensors::rms_norm(tensors::Input<0>{}, tensors::Input<1>{}));
+using projection_expr = decltype(tensors::matmul(tensors::Input<0>{}, tensors::Input<1>{}));
 }  // namespace detail
 
 /// f(x) = h·Wo where h_t = tanh(A h_{t−1} + U u_t + b), h_0 = 0, u = rms_norm(x, g), over each sequence

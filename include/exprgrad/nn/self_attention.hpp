@@ -17,15 +17,15 @@
 #include "exprgrad/nn/parameters.hpp"
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/random.hpp"
-#include "exprgrad/tensor/matmul.hpp"
-#include "exprgrad/tensor/norm.hpp"
+#include "exprgrad/tensors/matmul.hpp"
+#include "exprgrad/tensors/norm.hpp"
 
 namespace exprgrad::nn {
 
 namespace detail {
 // [B,T,D] -> [B,T,3D]: rms_norm(x, g)·Wqkv; [B,T,D] -> [B,T,D]: o·Wo.
-using qkv_projection = decltype(tex::matmul(tex::rms_norm(tex::Input<0>{}, tex::Input<1>{}), tex::Input<2>{}));
-using out_projection = decltype(tex::matmul(tex::Input<0>{}, tex::Input<1>{}));
+using qkv_projection = decltype(tensors::matmul(tensors::rms_norm(tensors::Input<0>{}, tensors::Input<1>{}), tensors::Input<2>{}));
+using out_projection = decltype(tensors::matmul(tensors::Input<0>{}, tensors::Input<1>{}));
 }  // namespace detail
 
 /// f(x) = attention(split(rms_norm(x, g)·Wqkv))·Wo for x [B, T, D]: H heads of width D/H, the options'

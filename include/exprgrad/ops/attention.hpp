@@ -40,7 +40,7 @@
 #include "exprgrad/ops/detail/gemm_avx512.hpp"
 #include "exprgrad/ops/detail/softmax_block_avx512.hpp"
 #include "exprgrad/ops/detail/softmax_rows.hpp"
-#include "exprgrad/tensor/parallel.hpp"
+#include "exprgrad/tensors/parallel.hpp"
 
 namespace exprgrad {
 

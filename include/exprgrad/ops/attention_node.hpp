@@ -15,7 +15,7 @@
 
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/sym/expr.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
 namespace exprgrad {
 
@@ -62,7 +62,7 @@ struct attention_config {
     }
 };
 
-namespace tex {
+namespace tensors {
 
 namespace detail {
 template <std::size_t I, class... Ts>
@@ -175,5 +175,5 @@ constexpr Attention<Config, Q, K, V, Extra...> attention_node(Q, K, V, Extra...)
     return {};
 }
 
-}  // namespace tex
+}  // namespace tensors
 }  // namespace exprgrad

@@ -29,7 +29,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "exprgrad/ops/detail/softmax_rows.hpp"
-#include "exprgrad/tensor/parallel.hpp"
+#include "exprgrad/tensors/parallel.hpp"
 
 namespace exprgrad {
 

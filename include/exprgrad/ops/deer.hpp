@@ -68,11 +68,11 @@
 #include <xtensor/xarray.hpp>
 
 #include "exprgrad/ops/scan.hpp"
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/layout.hpp"
-#include "exprgrad/tensor/map.hpp"
-#include "exprgrad/tensor/matmul.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/layout.hpp"
+#include "exprgrad/tensors/map.hpp"
+#include "exprgrad/tensors/matmul.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
 namespace exprgrad {
 
@@ -169,7 +169,7 @@ struct deer_cell {
 
 /// Binds a cell expression to its parameters (all of one floating type):
 /// `auto cell = make_cell(tanh(matmul(tensor<0>, transpose(tensor<2>)) + tensor<1>), A);`
-template <tex::TensorExpr E, class A0, class... As>
+template <tensors::TensorExpr E, class A0, class... As>
 auto make_cell(E, const A0& p0, const As&... ps) {
     using T = typename A0::value_type;
     static_assert(std::is_floating_point_v<T>, "exprgrad: DEER cells compute in float or double");
@@ -179,8 +179,8 @@ auto make_cell(E, const A0& p0, const As&... ps) {
 /// The expression of the tanh RNN cell y = tanh(A y + U x + b), in row form:
 /// tanh(Yprev·Aᵀ + X·Uᵀ + b) with A [n, n] = tensor<2>, U [n, m] = tensor<3>, b [n] = tensor<4>.
 inline constexpr auto tanh_rnn_expr =
-    tex::tanh(tex::matmul(tex::Input<0>{}, tex::transpose(tex::Input<2>{})) +
-              tex::matmul(tex::Input<1>{}, tex::transpose(tex::Input<3>{})) + tex::Input<4>{});
+    tensors::tanh(tensors::matmul(tensors::Input<0>{}, tensors::transpose(tensors::Input<2>{})) +
+              tensors::matmul(tensors::Input<1>{}, tensors::transpose(tensors::Input<3>{})) + tensors::Input<4>{});
 
 /// The tanh RNN cell y_t = tanh(A y_{t−1} + U x_t + b): A [n, n], U [n, m], b [n].
 /// With U = I and b = 0 it is the post's x_t = tanh(A x_{t−1} + u_t). Example:
@@ -192,15 +192,15 @@ auto tanh_rnn_cell(const AA& A, const AU& U, const AB& b) {
 
 namespace deer_detail {
 template <int I>
-constexpr tex::Input<I> in{};
+constexpr tensors::Input<I> in{};
 template <class W, class U, class B>
 constexpr auto affine(W, U, B) {  // X·Wᵀ + H·Uᵀ + b
-    return tex::matmul(in<1>, tex::transpose(W{})) + tex::matmul(in<0>, tex::transpose(U{})) + B{};
+    return tensors::matmul(in<1>, tensors::transpose(W{})) + tensors::matmul(in<0>, tensors::transpose(U{})) + B{};
 }
-inline constexpr auto gru_z = tex::sigmoid(affine(in<2>, in<3>, in<4>));
-inline constexpr auto gru_r = tex::sigmoid(affine(in<5>, in<6>, in<7>));
+inline constexpr auto gru_z = tensors::sigmoid(affine(in<2>, in<3>, in<4>));
+inline constexpr auto gru_r = tensors::sigmoid(affine(in<5>, in<6>, in<7>));
 inline constexpr auto gru_h =
-    tex::tanh(tex::matmul(in<1>, tex::transpose(in<8>)) + tex::matmul(gru_r * in<0>, tex::transpose(in<9>)) + in<10>);
+    tensors::tanh(tensors::matmul(in<1>, tensors::transpose(in<8>)) + tensors::matmul(gru_r * in<0>, tensors::transpose(in<9>)) + in<10>);
 }  // namespace deer_detail
 
 /// The expression of the GRU cell (the post's and Cho et al.'s convention):
@@ -417,10 +417,10 @@ class deer_solver {
              const scan_options& so = {}) {
         bind_shapes(y0_in, x_in);
         const xt::xarray<T> ys = y_in, dy = dy_in;
-        const tex::dims want = tex::dims::of(out_shape().shape());
-        if (!(tex::dims::of(ys.shape()) == want) || !(tex::dims::of(dy.shape()) == want)) {
-            throw tex::shape_error(deer_detail::op_name, "deer_vjp: y " + tex::dims::of(ys.shape()).str() + " and dy " +
-                                                             tex::dims::of(dy.shape()).str() + " must have shape " +
+        const tensors::dims want = tensors::dims::of(out_shape().shape());
+        if (!(tensors::dims::of(ys.shape()) == want) || !(tensors::dims::of(dy.shape()) == want)) {
+            throw tensors::shape_error(deer_detail::op_name, "deer_vjp: y " + tensors::dims::of(ys.shape()).str() + " and dy " +
+                                                             tensors::dims::of(dy.shape()).str() + " must have shape " +
                                                              want.str());
         }
         deer_grads<T, P> g;
@@ -461,9 +461,9 @@ class deer_solver {
     xt::xarray<T> jacobian(const Cell& cell, const AP& yprev, const AX& x) {
         const xt::xarray<T> yp = yprev, xx = x;
         if (yp.dimension() != 2 || xx.dimension() != 2 || yp.shape(0) != xx.shape(0)) {
-            throw tex::shape_error(deer_detail::op_name, "jacobian: yprev must be [rows, n] and x [rows, m], got " +
-                                                             tex::dims::of(yp.shape()).str() + " and " +
-                                                             tex::dims::of(xx.shape()).str());
+            throw tensors::shape_error(deer_detail::op_name, "jacobian: yprev must be [rows, n] and x [rows, m], got " +
+                                                             tensors::dims::of(yp.shape()).str() + " and " +
+                                                             tensors::dims::of(xx.shape()).str());
         }
         const std::size_t rows = yp.shape(0);
         n_ = yp.shape(1);
@@ -476,9 +476,9 @@ class deer_solver {
     }
 
   private:
-    using jac_program = tex::program<T, E, std::integer_sequence<int, 0>>;
+    using jac_program = tensors::program<T, E, std::integer_sequence<int, 0>>;
     using full_program =
-        tex::program<T, E, decltype(deer_detail::wrt_all(std::make_integer_sequence<int, int(P) + 1>{}))>;
+        tensors::program<T, E, decltype(deer_detail::wrt_all(std::make_integer_sequence<int, int(P) + 1>{}))>;
 
     std::unique_ptr<jac_program> jac_prog_ = std::make_unique<jac_program>();
     std::unique_ptr<full_program> full_;
@@ -496,9 +496,9 @@ class deer_solver {
     template <class AY, class AX>
     void bind_shapes(const AY& y0_in, const AX& x_in) {
         const xt::xarray<T> y0 = y0_in, x = x_in;
-        const tex::dims yd = tex::dims::of(y0.shape()), xd = tex::dims::of(x.shape());
+        const tensors::dims yd = tensors::dims::of(y0.shape()), xd = tensors::dims::of(x.shape());
         auto bad = [&](const std::string& why) {
-            return tex::shape_error(deer_detail::op_name, why + " (y0 " + yd.str() + ", inputs " + xd.str() + ")");
+            return tensors::shape_error(deer_detail::op_name, why + " (y0 " + yd.str() + ", inputs " + xd.str() + ")");
         };
         if (xd.rank == 2 && yd.rank == 1) {
             batched_ = false;
@@ -535,9 +535,9 @@ class deer_solver {
     const T* call(Prog& p, const Cell& cell, const T* yprev, const T* x, std::size_t rows, std::index_sequence<I...>) {
         const auto& out =
             p.forward(deer_detail::view2(yprev, rows, n_), deer_detail::view2(x, rows, m_), cell.params[I]...);
-        if (!(out.shape == tex::dims{rows, n_})) {
-            throw tex::shape_error(deer_detail::op_name,
-                                   "the cell must map a state [rows, n] = " + tex::dims{rows, n_}.str() +
+        if (!(out.shape == tensors::dims{rows, n_})) {
+            throw tensors::shape_error(deer_detail::op_name,
+                                   "the cell must map a state [rows, n] = " + tensors::dims{rows, n_}.str() +
                                        " to a new state of that shape, "
                                        "but gives " +
                                        out.shape.str());

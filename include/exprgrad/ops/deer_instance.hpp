@@ -19,7 +19,7 @@ namespace exprgrad::deer_instance {
 
 /// The cell of the instance: tanh(Yprev·Aᵀ + U) with A = tensor<2> and the input U = tensor<1>.
 inline constexpr auto cell_expr =
-    tex::tanh(tex::matmul(tex::Input<0>{}, tex::transpose(tex::Input<2>{})) + tex::Input<1>{});
+    tensors::tanh(tensors::matmul(tensors::Input<0>{}, tensors::transpose(tensors::Input<2>{})) + tensors::Input<1>{});
 
 namespace detail {
 /// a·b, or std::length_error naming `what` when the element count does not fit in std::size_t

@@ -10,9 +10,9 @@
 #include <xtensor/xarray.hpp>
 
 #include "exprgrad/ops/deer.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 /// The DEER node: children Y0 ([n] or [B, n]), X ([T, m] or [B, T, m]) and the cell's parameters Ps;
 /// CellE is the cell expression (tensor<0> state, tensor<1> input, tensor<2 + i> = Ps[i]), which is
@@ -88,4 +88,4 @@ constexpr Deer<M, std::remove_cvref_t<CellE>, Y0, X, Ps...> deer_node(CellE, Y0,
     return {};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -38,11 +38,11 @@
 
 #include "exprgrad/sym/batch_exp.hpp"
 #include "exprgrad/sym/expr.hpp"
-#include "exprgrad/tensor/blas.hpp"
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/parallel.hpp"
-#include "exprgrad/tensor/reduce.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/tensors/blas.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/parallel.hpp"
+#include "exprgrad/tensors/reduce.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
 namespace exprgrad {
 
@@ -82,10 +82,10 @@ inline std::string emo_number(double x) {
 inline void check_emo_options(const emo_options& o) {
     const int obj = static_cast<int>(o.objective);
     if (obj < static_cast<int>(emo_objective::ce) || obj > static_cast<int>(emo_objective::mode2)) {
-        throw tex::shape_error(emo_name, "objective must be ce, emo, mode1, mode1_capped or mode2, got the value " +
+        throw tensors::shape_error(emo_name, "objective must be ce, emo, mode1, mode1_capped or mode2, got the value " +
                                              std::to_string(obj));
     }
-    if (!(o.cap >= 0)) throw tex::shape_error(emo_name, "cap must be >= 0 or +inf, got " + emo_number(o.cap));
+    if (!(o.cap >= 0)) throw tensors::shape_error(emo_name, "cap must be >= 0 or +inf, got " + emo_number(o.cap));
 }
 
 // Soft targets: each row a distribution, entries ≥ 0 (not NaN) and Σ within soft_mass_tol of 1. Writes the
@@ -109,12 +109,12 @@ void check_soft_targets(const T* tau, std::size_t n, std::size_t V, double* mass
     });
     for (std::size_t r = 0; r < n; ++r) {
         if (bad[r] < V) {
-            throw tex::shape_error(emo_name, "soft target row " + std::to_string(r) + " has entry " +
+            throw tensors::shape_error(emo_name, "soft target row " + std::to_string(r) + " has entry " +
                                                  emo_number(static_cast<double>(tau[r * V + bad[r]])) + " at class " +
                                                  std::to_string(bad[r]) + " (soft targets must be >= 0)");
         }
         if (!(std::abs(mass[r] - 1.0) <= soft_mass_tol)) {
-            throw tex::shape_error(emo_name, "soft target row " + std::to_string(r) + " sums to " +
+            throw tensors::shape_error(emo_name, "soft target row " + std::to_string(r) + " sums to " +
                                                  emo_number(mass[r]) + " (each row must sum to 1 within 1e-4)");
         }
     }
@@ -185,7 +185,7 @@ void emo_row(const T* z, T* d, const T* inv, std::size_t V, long onehot, const T
              const emo_options& opts, T* dz, double scale, double& ce_out, double& emo_out, double& value_out) {
     using B = xsimd::batch<T>;
     constexpr std::size_t W = B::size;
-    const T m = tex::detail::max_contiguous(z, V);
+    const T m = tensors::detail::max_contiguous(z, V);
     const T mass = static_cast<T>(tau_mass);
     const B mb(m), vm(mass);
     double sum = 0, wsum = 0;
@@ -261,29 +261,29 @@ struct emo_shapes {
 };
 
 template <class T>
-emo_shapes<T> check_emo_shapes(const tex::dims& logits, const tex::dims& targets, const tex::dims& e, bool soft) {
+emo_shapes<T> check_emo_shapes(const tensors::dims& logits, const tensors::dims& targets, const tensors::dims& e, bool soft) {
     emo_shapes<T> s;
-    if (logits.rank < 1) throw tex::shape_error(emo_name, "logits must have at least one dimension");
+    if (logits.rank < 1) throw tensors::shape_error(emo_name, "logits must have at least one dimension");
     s.V = logits.at(-1);
     if (s.V == 0) {
-        throw tex::shape_error(emo_name, "logits of shape " + logits.str() +
+        throw tensors::shape_error(emo_name, "logits of shape " + logits.str() +
                                              " have no classes (V = 0): the last axis must be at least 1");
     }
     s.rows = logits.size() / s.V;
     if (soft ? !(targets == logits) : (targets.size() != s.rows || targets.rank != logits.rank - 1)) {
-        throw tex::shape_error(emo_name, "targets of shape " + targets.str() + " do not match logits of shape " +
+        throw tensors::shape_error(emo_name, "targets of shape " + targets.str() + " do not match logits of shape " +
                                              logits.str() +
                                              (soft ? " (soft targets have the logits' shape)"
                                                    : " (targets have the logits' shape without the last axis)"));
     }
     if (e.rank != 2 || e[0] != s.V) {
-        throw tex::shape_error(emo_name, "cost embedding of shape " + e.str() + " does not match " +
+        throw tensors::shape_error(emo_name, "cost embedding of shape " + e.str() + " does not match " +
                                              std::to_string(s.V) + " classes of logits " + logits.str() +
                                              " (it must be [V, h])");
     }
     s.h = e[1];
     if (s.h == 0) {  // every cost would be 1: an EMO term that says nothing
-        throw tex::shape_error(emo_name, "cost embedding of shape " + e.str() +
+        throw tensors::shape_error(emo_name, "cost embedding of shape " + e.str() +
                                              " has no features (h = 0): it must be [V, h] with h >= 1");
     }
     return s;
@@ -298,7 +298,7 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
     for (std::size_t r = 0; r < s.rows; ++r) {
         if (t[r] == opts.ignore_index) continue;
         if (t[r] < 0 || static_cast<std::size_t>(t[r]) >= s.V) {
-            throw tex::shape_error(emo_name, "target " + std::to_string(t[r]) + " at position " + std::to_string(r) +
+            throw tensors::shape_error(emo_name, "target " + std::to_string(t[r]) + " at position " + std::to_string(r) +
                                                  " is out of range for " + std::to_string(s.V) + " classes");
         }
         valid.push_back(r);
@@ -329,7 +329,7 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
         for (std::size_t j = 0; j < s.h; ++j) g[i * s.h + j] = e[tr * s.h + j] * inv[tr];
     }
     // d[i, k] = ⟨ê_t(i), e_k⟩: the one N·h·V product
-    tex::blas::gemm(false, true, n, s.V, s.h, T(1), g, s.h, e, s.h, T(0), d, s.V);
+    tensors::blas::gemm(false, true, n, s.V, s.h, T(1), g, s.h, e, s.h, T(0), d, s.V);
     std::vector<double> ce(n), emo(n), val(n);
     const double scale = 1.0 / static_cast<double>(n);
     parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
@@ -364,8 +364,8 @@ double emo_soft(const T* z, const T* tau, const T* e, const emo_shapes<T>& s, co
     T* d = scratch_slot<T, 2>(n * s.V);
     inverse_row_norms(e, inv, s.V, s.h);
     normalize_rows(e, inv, eh, s.V, s.h);
-    tex::blas::gemm(false, false, n, s.h, s.V, T(1), tau, s.V, eh, s.h, T(0), u, s.h);
-    tex::blas::gemm(false, true, n, s.V, s.h, T(1), u, s.h, eh, s.h, T(0), d, s.V);
+    tensors::blas::gemm(false, false, n, s.h, s.V, T(1), tau, s.V, eh, s.h, T(0), u, s.h);
+    tensors::blas::gemm(false, true, n, s.V, s.h, T(1), u, s.h, eh, s.h, T(0), d, s.V);
     std::vector<double> ce(n), emo(n), val(n);
     const double scale = 1.0 / static_cast<double>(n);
     parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
@@ -418,10 +418,10 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
     const T* e = detail::contiguous(cost_embedding, eh);
     constexpr bool soft = std::is_floating_point_v<typename Tg::value_type>;
     detail::check_emo_options(opts);
-    const tex::dims zshape = tex::dims::of(logits.shape());
-    const auto s = detail::check_emo_shapes<T>(zshape, tex::dims::of(targets.shape()),
-                                               tex::dims::of(cost_embedding.shape()), soft);
-    tex::fit(r.dlogits, zshape);
+    const tensors::dims zshape = tensors::dims::of(logits.shape());
+    const auto s = detail::check_emo_shapes<T>(zshape, tensors::dims::of(targets.shape()),
+                                               tensors::dims::of(cost_embedding.shape()), soft);
+    tensors::fit(r.dlogits, zshape);
     if constexpr (soft) {
         static_assert(std::is_same_v<typename Tg::value_type, T>, "exprgrad: soft targets must have the logits' type");
         xt::xarray<T> th;
@@ -454,7 +454,7 @@ requires xt::is_xexpression<L>::value auto emo_loss(const L& logits, const Tg& t
     return r;
 }
 
-namespace tex {
+namespace tensors {
 
 /// The EMO loss as a node of a tensor program: logits L [..., V], integer targets Tg, cost
 /// embedding E [V, h] (no gradient flows into E, even when it is a live parameter: the "adaptive"
@@ -505,6 +505,6 @@ constexpr EmoLoss<O, Ignore, Cap, L, Tg, E> emo_loss(L, Tg, E) {
     return {};
 }
 
-}  // namespace tex
+}  // namespace tensors
 
 }  // namespace exprgrad

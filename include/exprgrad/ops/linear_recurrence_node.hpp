@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "exprgrad/ops/scan.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 namespace linrec_detail {
 
@@ -203,10 +203,10 @@ struct LinearRecurrence {
 /// then differ from the sequential loop by rounding; one thread gives the plain loop exactly).
 /// NaN/Inf propagate as in the loop. Shape disagreements throw std::invalid_argument naming both.
 /// Example, an AR(1) process h_t = φ h_{t−1} + e_t:
-///     auto h = tex::linear_recurrence(tensor<0>, tensor<1>);   // called with φ (a scalar) and e [T]
+///     auto h = tensors::linear_recurrence(tensor<0>, tensor<1>);   // called with φ (a scalar) and e [T]
 template <TensorExpr M, TensorExpr B>
 constexpr LinearRecurrence<M, B> linear_recurrence(M, B) {
     return {};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

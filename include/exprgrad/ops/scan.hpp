@@ -42,8 +42,8 @@
 #include <xsimd/xsimd.hpp>
 #include <xtensor/xarray.hpp>
 
-#include "exprgrad/tensor/parallel.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/tensors/parallel.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
 namespace exprgrad {
 
@@ -408,10 +408,10 @@ struct rec_shapes {
     std::size_t batch = 1, steps = 0, n = 0;
 };
 // M [T,n,n] | [B,T,n,n] (dense) or [T,n] | [B,T,n] (diagonal, same shape as b); b [T,n] | [B,T,n].
-inline rec_shapes check(const tex::dims& m, const tex::dims& b, const tex::dims* y0) {
+inline rec_shapes check(const tensors::dims& m, const tensors::dims& b, const tensors::dims* y0) {
     rec_shapes s;
     auto bad = [&](const std::string& why) {
-        return tex::shape_error(op_name, why + " (maps " + m.str() + ", offsets " + b.str() +
+        return tensors::shape_error(op_name, why + " (maps " + m.str() + ", offsets " + b.str() +
                                              (y0 ? ", y0 " + y0->str() : std::string()) + ")");
     };
     if (b.rank != 2 && b.rank != 3) throw bad("the offsets must be [T, n] or [B, T, n]");
@@ -442,8 +442,8 @@ template <class AM, class AB, class AY>
 auto linear_recurrence(const AM& M, const AB& b, const AY& y0, const scan_options& o = {}) {
     using T = typename AB::value_type;
     const xt::xarray<T> m = M, bb = b, yy = y0;
-    const tex::dims yd = tex::dims::of(yy.shape());
-    const auto s = scan_detail::check(tex::dims::of(m.shape()), tex::dims::of(bb.shape()), &yd);
+    const tensors::dims yd = tensors::dims::of(yy.shape());
+    const auto s = scan_detail::check(tensors::dims::of(m.shape()), tensors::dims::of(bb.shape()), &yd);
     xt::xarray<T> y = xt::xarray<T>::from_shape(bb.shape());
     if (s.dense) {
         linear_recurrence_dense(m.data(), bb.data(), yy.data(), y.data(), s.batch, s.steps, s.n, s.n * s.n,
@@ -460,7 +460,7 @@ template <class AM, class AG>
 auto linear_recurrence_reverse(const AM& M, const AG& g, const scan_options& o = {}) {
     using T = typename AG::value_type;
     const xt::xarray<T> m = M, gg = g;
-    const auto s = scan_detail::check(tex::dims::of(m.shape()), tex::dims::of(gg.shape()), nullptr);
+    const auto s = scan_detail::check(tensors::dims::of(m.shape()), tensors::dims::of(gg.shape()), nullptr);
     xt::xarray<T> lam = xt::xarray<T>::from_shape(gg.shape());
     xt::xarray<T> dy0 =
         gg.dimension() == 3 ? xt::xarray<T>::from_shape({s.batch, s.n}) : xt::xarray<T>::from_shape({s.n});

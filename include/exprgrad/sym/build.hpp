@@ -57,12 +57,12 @@ struct term {
     using rest = E;
 };
 template <std::intmax_t N, std::intmax_t D, class X>
-struct term<Node<ops::Mul, Const<N, D>, X>> {
+struct term<Node<op::Mul, Const<N, D>, X>> {
     using coef = Const<N, D>;
     using rest = X;
 };
 template <class X>
-struct term<Node<ops::Neg, X>> {
+struct term<Node<op::Neg, X>> {
     using coef = Const<-1>;
     using rest = X;
 };
@@ -74,7 +74,7 @@ struct factor {
     static constexpr std::intmax_t exponent = 1;
 };
 template <std::intmax_t N, class X>
-struct factor<Node<ops::PowC<N, 1>, X>> {
+struct factor<Node<op::PowC<N, 1>, X>> {
     using base = X;
     static constexpr std::intmax_t exponent = N;
 };
@@ -82,14 +82,14 @@ struct factor<Node<ops::PowC<N, 1>, X>> {
 template <class E>
 struct is_neg : std::false_type {};
 template <class X>
-struct is_neg<Node<ops::Neg, X>> : std::true_type {
+struct is_neg<Node<op::Neg, X>> : std::true_type {
     using child = X;
 };
 
 template <class E>
 struct is_scaled : std::false_type {};
 template <std::intmax_t N, std::intmax_t D, class X>
-struct is_scaled<Node<ops::Mul, Const<N, D>, X>> : std::true_type {
+struct is_scaled<Node<op::Mul, Const<N, D>, X>> : std::true_type {
     using coef = Const<N, D>;
     using rest = X;
 };
@@ -97,13 +97,13 @@ struct is_scaled<Node<ops::Mul, Const<N, D>, X>> : std::true_type {
 template <class E>
 struct is_negatively_scaled : std::false_type {};
 template <std::intmax_t N, std::intmax_t D, class X>
-requires(N < 0) struct is_negatively_scaled<Node<ops::Mul, Const<N, D>, X>> : std::true_type {
+requires(N < 0) struct is_negatively_scaled<Node<op::Mul, Const<N, D>, X>> : std::true_type {
 };
 
 template <class E>
 struct is_sum_plus_const : std::false_type {};
 template <class X, std::intmax_t N, std::intmax_t D>
-struct is_sum_plus_const<Node<ops::Add, X, Const<N, D>>> : std::true_type {
+struct is_sum_plus_const<Node<op::Add, X, Const<N, D>>> : std::true_type {
     using rest = X;
     using coef = Const<N, D>;
 };
@@ -111,7 +111,7 @@ struct is_sum_plus_const<Node<ops::Add, X, Const<N, D>>> : std::true_type {
 template <class E>
 struct is_int_pow : std::false_type {};
 template <std::intmax_t N, class X>
-struct is_int_pow<Node<ops::PowC<N, 1>, X>> : std::true_type {
+struct is_int_pow<Node<op::PowC<N, 1>, X>> : std::true_type {
     static constexpr std::intmax_t exponent = N;
     using base = X;
 };
@@ -119,7 +119,7 @@ struct is_int_pow<Node<ops::PowC<N, 1>, X>> : std::true_type {
 template <class E>
 struct is_mul : std::false_type {};
 template <class L, class R>
-struct is_mul<Node<ops::Mul, L, R>> : std::true_type {
+struct is_mul<Node<op::Mul, L, R>> : std::true_type {
     using left = L;
     using right = R;
 };
@@ -130,7 +130,7 @@ template <class E, class Base>
 struct has_factor : std::bool_constant<std::is_same_v<typename factor<E>::base, Base> && (factor<E>::exponent > 0)> {
 };
 template <class L, class R, class Base>
-struct has_factor<Node<ops::Mul, L, R>, Base>
+struct has_factor<Node<op::Mul, L, R>, Base>
     : std::bool_constant<(std::is_same_v<typename factor<R>::base, Base> && (factor<R>::exponent > 0)) ||
                          has_factor<L, Base>::value> {};
 
@@ -176,7 +176,7 @@ constexpr auto operator-(A) {
     } else if constexpr (detail::is_scaled<A>::value) {
         return detail::rat_neg<typename detail::is_scaled<A>::coef>{} * typename detail::is_scaled<A>::rest{};
     } else {
-        return Node<ops::Neg, A>{};
+        return Node<op::Neg, A>{};
     }
 }
 
@@ -201,7 +201,7 @@ constexpr auto operator*(A, B) {
     } else if constexpr (Rational<A> && is_neg<B>::value) {
         return rat_neg<A>{} * typename is_neg<B>::child{};
     } else if constexpr (Rational<A>) {
-        return Node<ops::Mul, A, B>{};
+        return Node<op::Mul, A, B>{};
     } else if constexpr (is_neg<A>::value) {
         return -(typename is_neg<A>::child{} * B{});
     } else if constexpr (is_neg<B>::value) {
@@ -223,7 +223,7 @@ constexpr auto operator*(A, B) {
         else
             return (L{} * B{}) * R{};
     } else {
-        return Node<ops::Mul, A, B>{};
+        return Node<op::Mul, A, B>{};
     }
 }
 
@@ -248,7 +248,7 @@ constexpr auto operator+(A, B) {
     } else if constexpr (is_negatively_scaled<B>::value) {
         return A{} - (rat_neg<typename is_scaled<B>::coef>{} * typename is_scaled<B>::rest{});
     } else {
-        return Node<ops::Add, A, B>{};
+        return Node<op::Add, A, B>{};
     }
 }
 
@@ -273,7 +273,7 @@ constexpr auto operator-(A, B) {
     } else if constexpr (std::is_same_v<typename term<A>::rest, typename term<B>::rest>) {
         return rat_add<typename term<A>::coef, rat_neg<typename term<B>::coef>>{} * typename term<A>::rest{};
     } else {
-        return Node<ops::Sub, A, B>{};
+        return Node<op::Sub, A, B>{};
     }
 }
 
@@ -293,7 +293,7 @@ constexpr auto operator/(A, B) {
     } else if constexpr (is_scaled<A>::value) {
         return typename is_scaled<A>::coef{} * (typename is_scaled<A>::rest{} / B{});
     } else {
-        return Node<ops::Div, A, B>{};
+        return Node<op::Div, A, B>{};
     }
 }
 
@@ -321,7 +321,7 @@ constexpr auto powc(A) {
     } else if constexpr (D == 1 && N % 2 == 0 && is_neg<A>::value) {
         return powc<N, 1>(typename is_neg<A>::child{});
     } else {
-        return Node<ops::PowC<N, D>, A>{};
+        return Node<op::PowC<N, D>, A>{};
     }
 }
 }  // namespace detail
@@ -335,7 +335,7 @@ constexpr auto pow(A a, B) {
     } else if constexpr (detail::is_const_v<A, 1>) {
         return Const<1>{};  // IEEE pow(1, y) is 1 for every y, NaN included
     } else {
-        return Node<ops::Pow, A, B>{};
+        return Node<op::Pow, A, B>{};
     }
 }
 
@@ -354,7 +354,7 @@ constexpr auto exp(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<1>{};
     else
-        return Node<ops::Exp, A>{};
+        return Node<op::Exp, A>{};
 }
 /// Natural logarithm; log(1) = 0. Domain a > 0; log(0) = -inf, NaN for a < 0.
 template <Expression A>
@@ -362,7 +362,7 @@ constexpr auto log(A) {
     if constexpr (detail::is_const_v<A, 1>)
         return Const<0>{};
     else
-        return Node<ops::Log, A>{};
+        return Node<op::Log, A>{};
 }
 /// log(1 + a), accurate near 0. Domain a > -1; -inf at -1, NaN below.
 template <Expression A>
@@ -370,7 +370,7 @@ constexpr auto log1p(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<0>{};
     else
-        return Node<ops::Log1p, A>{};
+        return Node<op::Log1p, A>{};
 }
 /// e^a - 1, accurate near 0. Domain: all reals.
 template <Expression A>
@@ -378,7 +378,7 @@ constexpr auto expm1(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<0>{};
     else
-        return Node<ops::Expm1, A>{};
+        return Node<op::Expm1, A>{};
 }
 /// Square root. Domain a >= 0; NaN below; its derivative is +inf at 0.
 template <Expression A>
@@ -386,7 +386,7 @@ constexpr auto sqrt(A) {
     if constexpr (detail::is_const_v<A, 0> || detail::is_const_v<A, 1>)
         return A{};
     else
-        return Node<ops::Sqrt, A>{};
+        return Node<op::Sqrt, A>{};
 }
 /// Hyperbolic tangent. Domain: all reals.
 template <Expression A>
@@ -394,7 +394,7 @@ constexpr auto tanh(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<0>{};
     else
-        return Node<ops::Tanh, A>{};
+        return Node<op::Tanh, A>{};
 }
 /// Logistic function 1 / (1 + e^-a). Domain: all reals.
 template <Expression A>
@@ -402,12 +402,12 @@ constexpr auto sigmoid(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<1, 2>{};
     else
-        return Node<ops::Sigmoid, A>{};
+        return Node<op::Sigmoid, A>{};
 }
 /// log(1 + e^a), evaluated stably. Domain: all reals.
 template <Expression A>
 constexpr auto softplus(A) {
-    return Node<ops::Softplus, A>{};
+    return Node<op::Softplus, A>{};
 }
 /// Sine. Domain: all reals (NaN at ±inf).
 template <Expression A>
@@ -415,7 +415,7 @@ constexpr auto sin(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<0>{};
     else
-        return Node<ops::Sin, A>{};
+        return Node<op::Sin, A>{};
 }
 /// Cosine. Domain: all reals (NaN at ±inf).
 template <Expression A>
@@ -423,7 +423,7 @@ constexpr auto cos(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<1>{};
     else
-        return Node<ops::Cos, A>{};
+        return Node<op::Cos, A>{};
 }
 /// |a|; its derivative is sign(a), with sign(0) = 0.
 template <Expression A>
@@ -431,7 +431,7 @@ constexpr auto abs(A) {
     if constexpr (Rational<A>)
         return Const<(A::num < 0 ? -A::num : A::num), A::den>{};
     else
-        return Node<ops::Abs, A>{};
+        return Node<op::Abs, A>{};
 }
 /// Error function. Domain: all reals.
 template <Expression A>
@@ -439,7 +439,7 @@ constexpr auto erf(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<0>{};
     else
-        return Node<ops::Erf, A>{};
+        return Node<op::Erf, A>{};
 }
 /// sign(a): 1, -1, or a itself for ±0 and NaN. Derivative 0.
 template <Expression A>
@@ -447,7 +447,7 @@ constexpr auto sign(A) {
     if constexpr (Rational<A>)
         return Const<(A::num > 0) - (A::num < 0)>{};
     else
-        return Node<ops::Sign, A>{};
+        return Node<op::Sign, A>{};
 }
 /// Heaviside step with step(0) = 1/2; NaN stays NaN. Derivative 0.
 template <Expression A>
@@ -455,7 +455,7 @@ constexpr auto step(A) {
     if constexpr (Rational<A>) {
         return typename detail::make_rational<(A::num > 0 ? 2 : (A::num < 0 ? 0 : 1)), 2>::type{};
     } else {
-        return Node<ops::Step, A>{};
+        return Node<op::Step, A>{};
     }
 }
 /// less(a, b): 1 if a < b, 0 if a > b, 1/2 at a tie (equal infinities included), NaN if either is NaN; the
@@ -467,7 +467,7 @@ constexpr auto less(A, B) {
     else if constexpr (Rational<A> && Rational<B>)
         return step(B{} - A{});
     else
-        return Node<ops::Less, A, B>{};
+        return Node<op::Less, A, B>{};
 }
 /// The smaller of a and b; NaN if either is NaN; at ties each argument gets half the derivative.
 template <Expression A, Expression B>
@@ -477,7 +477,7 @@ constexpr auto min(A, B) {
     else if constexpr (Rational<A> && Rational<B>)  // denominators are positive
         return std::conditional_t<(detail::checked_mul(B::num, A::den) < detail::checked_mul(A::num, B::den)), B, A>{};
     else
-        return Node<ops::Min, A, B>{};
+        return Node<op::Min, A, B>{};
 }
 /// The larger of a and b; NaN if either is NaN; at ties each argument gets half the derivative.
 template <Expression A, Expression B>
@@ -487,7 +487,7 @@ constexpr auto max(A, B) {
     else if constexpr (Rational<A> && Rational<B>)  // denominators are positive
         return std::conditional_t<(detail::checked_mul(A::num, B::den) < detail::checked_mul(B::num, A::den)), B, A>{};
     else
-        return Node<ops::Max, A, B>{};
+        return Node<op::Max, A, B>{};
 }
 
 // ---------------------------------------------------------------------------------------------

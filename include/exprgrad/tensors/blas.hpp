@@ -7,9 +7,9 @@
 
 #include <cblas.h>
 
-#include "exprgrad/tensor/parallel.hpp"
+#include "exprgrad/tensors/parallel.hpp"
 
-namespace exprgrad::tex::blas {
+namespace exprgrad::tensors::blas {
 
 namespace detail {
 // Keeps OpenBLAS at exprgrad's thread count (set lazily, once per change).
@@ -67,4 +67,4 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha
     }
 }
 
-}  // namespace exprgrad::tex::blas
+}  // namespace exprgrad::tensors::blas

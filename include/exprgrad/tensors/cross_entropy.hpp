@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/reduce.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/reduce.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 template <long Ignore, class L, class Tg>
 struct CrossEntropy {
@@ -103,4 +103,4 @@ constexpr auto cross_entropy(L, Tg) {
     return Input<0>{};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -13,11 +13,11 @@
 #include <xsimd/xsimd.hpp>
 
 #include "exprgrad/sym/batch_exp.hpp"
-#include "exprgrad/tensor/contiguous.hpp"
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/tensors/contiguous.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 /// Reduce over every element (the result has rank 0).
 inline constexpr int all_axes = INT_MIN;
@@ -397,4 +397,4 @@ constexpr Reduce<reduction::logsumexp, Axis, A> logsumexp(A) {
     return {};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "exprgrad/tensor/parallel.hpp"
+#include "exprgrad/tensors/parallel.hpp"
 
 using namespace exprgrad;
 

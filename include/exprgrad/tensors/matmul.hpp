@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "exprgrad/tensor/blas.hpp"
-#include "exprgrad/tensor/contiguous.hpp"
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/tensors/blas.hpp"
+#include "exprgrad/tensors/contiguous.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 namespace detail {
 struct mm_shape {
@@ -160,4 +160,4 @@ constexpr auto matmul(A, B) {
     return Input<0>{};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -8,10 +8,10 @@
 
 #include "exprgrad/sym/build.hpp"
 #include "exprgrad/sym/expr.hpp"
-#include "exprgrad/tensor/elementwise.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/elementwise.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 namespace detail {
 
@@ -199,4 +199,4 @@ EXPRGRAD_TENSOR_UNARY(square, sym::square(sym::var<0>))
 EXPRGRAD_TENSOR_UNARY(relu, sym::max(sym::var<0>, sym::c<0>))
 #undef EXPRGRAD_TENSOR_UNARY
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "exprgrad/sym/expr.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 namespace detail {
 inline void check_norm_shapes(const char* op, const dims& x, const dims& w) {
@@ -187,4 +187,4 @@ constexpr auto layer_norm(X, W, B, Eps...) {
     return Input<0>{};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

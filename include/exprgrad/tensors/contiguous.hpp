@@ -7,7 +7,7 @@
 
 #include <xsimd/xsimd.hpp>
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 /// p[i] = v for i < n (a nonzero fill left to GCC -O2 was most of sum's gradient).
 template <class T>
@@ -60,4 +60,4 @@ T sum_contiguous(const T* p, std::size_t n) {
 }
 }  // namespace detail
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -1,0 +1,528 @@
+// Tensor expressions as types, and the compiled program that runs them forward and backward.
+//
+// A tensor expression is an empty type whose children are listed in `children`. A program gathers
+// the distinct node types of an expression (children before parents, so common subexpressions
+// appear once), owns one value buffer per node and one adjoint buffer per node that lies on a path
+// to a differentiated input, and reuses them on every call: a steady-state call allocates nothing.
+// The forward pass calls each node's `forward(ctx)` in order; the backward pass calls `backward(ctx)`
+// in reverse order on the nodes that need it, each accumulating vector-Jacobian products into its
+// children's adjoints.
+//
+// Adjoints may be *uniform* (every element the same value, as the adjoint of a sum is): a node
+// whose VJP can use that (matmul, elementwise maps) reads the single value instead of a buffer, so
+// the gradient of sum(A·B) needs no GEMM.
+#pragma once
+
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+#include <xtensor/xarray.hpp>
+
+#include "exprgrad/sym/type_list.hpp"
+#include "exprgrad/tensors/contiguous.hpp"
+#include "exprgrad/tensors/shape.hpp"
+
+namespace exprgrad::tensors {
+
+namespace meta = sym::meta;
+
+/// The I-th argument of a tensor program: a float or double array (any xtensor expression, any
+/// rank), an integer array (indices, targets; never differentiated), or a plain number (rank 0).
+template <int I>
+struct Input {
+    static_assert(I >= 0, "exprgrad: a tensor placeholder index must be non-negative");
+    static constexpr int index = I;
+    using children = meta::type_list<>;
+    static constexpr const char* name = "tensor";
+};
+
+namespace detail {
+template <class T>
+struct is_input : std::false_type {};
+template <int I>
+struct is_input<Input<I>> : std::true_type {};
+
+template <class T, class = void>
+struct has_children : std::false_type {};
+template <class T>
+struct has_children<T, std::void_t<typename T::children>> : std::true_type {};
+}  // namespace detail
+
+/// Satisfied by tensor expression types (placeholders and nodes).
+template <class T>
+concept TensorExpr = detail::has_children<std::remove_cvref_t<T>>::value;
+
+// Misuse: a raw run-time number (int, double, ...) among the operands of a tensor node. The
+// overloads that reject it (operators in map.hpp, functions beside each node) deduce their return
+// type and return a valid expression after their static_assert, so that the sentence below is the
+// first error the compiler reports (a `void` result is reported first as a missing operator or
+// function further out, and the sentence only hundreds of lines later).
+#define EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE                                                       \
+    "exprgrad: a raw number cannot appear in a tensor expression; write it as a constant (2_c, " \
+    "c<1, 2>, fc<0.5>) or pass it as an argument (tensor<I>)"
+namespace detail {
+template <class T>
+concept raw_number = std::is_arithmetic_v<std::remove_cvref_t<T>>;
+/// Every operand a tensor expression or a raw number, at least one of each: the operands of a
+/// rejected call.
+template <class... Ts>
+concept raw_among_tensors = ((TensorExpr<Ts> || raw_number<Ts>) && ...) && (raw_number<Ts> || ...) &&
+                            (TensorExpr<Ts> || ...);
+template <class... Ts>
+inline constexpr bool reject_raw = false;
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Gathering the nodes of an expression.
+
+namespace detail {
+template <class E, class L, bool Present = meta::contains_v<E, L>>
+struct collect;
+template <class L, class Children>
+struct collect_children;
+template <class L>
+struct collect_children<L, meta::type_list<>> {
+    using type = L;
+};
+template <class L, class C, class... Cs>
+struct collect_children<L, meta::type_list<C, Cs...>> {
+    using type = typename collect_children<typename collect<C, L>::type, meta::type_list<Cs...>>::type;
+};
+template <class E, class L>
+struct collect<E, L, true> {
+    using type = L;
+};
+template <class E, class L>
+struct collect<E, L, false> {
+    using type = typename meta::push_back<typename collect_children<L, typename E::children>::type, E>::type;
+};
+
+template <class E, class Wrt>
+struct needs_grad;
+template <class Children, class Wrt>
+struct any_needs;
+template <class... Cs, class Wrt>
+struct any_needs<meta::type_list<Cs...>, Wrt> : std::bool_constant<(needs_grad<Cs, Wrt>::value || ...)> {};
+template <class E, class Wrt>
+struct needs_grad : any_needs<typename E::children, Wrt> {};
+template <int I, int... W>
+struct needs_grad<Input<I>, std::integer_sequence<int, W...>> : std::bool_constant<((I == W) || ...)> {};
+
+template <class E>
+struct max_input {
+    static constexpr int value = -1;
+};
+template <int I>
+struct max_input<Input<I>> {
+    static constexpr int value = I;
+};
+template <class... Ns>
+constexpr int max_input_of(meta::type_list<Ns...>) {
+    int m = -1;
+    ((m = max_input<Ns>::value > m ? max_input<Ns>::value : m), ...);
+    return m;
+}
+template <int... W>
+constexpr int max_index_of(std::integer_sequence<int, W...>) {
+    int m = -1;
+    ((m = W > m ? W : m), ...);
+    return m;
+}
+
+// The differentiated arguments the expression does not read: their gradient is zeros of their shape.
+template <class L, class Wrt, class Acc = meta::type_list<>>
+struct absent_wrt {
+    using type = Acc;
+};
+template <class L, int W, int... Ws, class Acc>
+struct absent_wrt<L, std::integer_sequence<int, W, Ws...>, Acc>
+    : absent_wrt<L, std::integer_sequence<int, Ws...>,
+                 std::conditional_t<meta::contains_v<Input<W>, L> || meta::contains_v<Input<W>, Acc>, Acc,
+                                    typename meta::push_back<Acc, Input<W>>::type>> {};
+
+template <class...>
+inline constexpr bool always_false = false;
+
+template <class Acc, class... Ts>
+struct reverse {
+    using type = Acc;
+};
+template <class... Acc, class T, class... Ts>
+struct reverse<meta::type_list<Acc...>, T, Ts...> {
+    using type = typename reverse<meta::type_list<T, Acc...>, Ts...>::type;
+};
+
+// Per-node saved data beyond the value (e.g. a row's log-sum-exp); empty by default.
+template <class N, class T, class = void>
+struct extra_of {
+    struct type {};
+};
+template <class N, class T>
+struct extra_of<N, T, std::void_t<typename N::template extra<T>>> {
+    using type = typename N::template extra<T>;
+};
+}  // namespace detail
+
+/// The distinct node types of E, children before parents.
+template <TensorExpr E>
+using tensor_nodes_t = typename detail::collect<std::remove_cvref_t<E>, meta::type_list<>>::type;
+
+/// Indices of the differentiated arguments: `wrt<1>`, `wrt<0, 2>`.
+template <int... I>
+struct wrt_t {
+    using seq = std::integer_sequence<int, I...>;
+};
+template <int... I>
+inline constexpr wrt_t<I...> wrt{};
+
+// ---------------------------------------------------------------------------------------------
+// Run-time state of one node.
+
+/// A read-only view of a tensor: contiguous row-major data and its shape.
+template <class T>
+struct cview {
+    const T* data = nullptr;
+    dims shape;
+    std::size_t size() const { return shape.size(); }
+};
+
+/// The adjoint of a node as its consumer reads it: either a buffer or one uniform value.
+template <class T>
+struct adjoint_view {
+    const T* data = nullptr;  // null when uniform
+    bool uniform = false;
+    T value = 0;
+    dims shape;
+};
+
+template <class T>
+struct slot {
+    xt::xarray<T> buf;         // the node's value (unused by inputs that view the caller's array)
+    cview<T> view;             // what consumers read
+    xt::xarray<T> adj;         // the adjoint buffer
+    bool adj_set = false;      // some contribution has been written
+    bool adj_uniform = false;  // the adjoint is the single value adj_value everywhere
+    T adj_value = 0;
+    const std::int64_t* ints = nullptr;  // integer inputs
+    std::vector<std::int64_t> int_buf;   // integer inputs converted to int64 (reused)
+    const void* object = nullptr;        // any other argument (read by the node that knows its type)
+    const std::type_info* object_type = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The compiled program.
+
+/// A compiled tensor program for the number type T over the expression E, differentiating with
+/// respect to the arguments in Wrt (an std::integer_sequence<int, ...>). Built by value_and_grad or
+/// tensors::compile; not reentrant (one call at a time per program object).
+template <class T, class E, class Wrt>
+class program {
+  public:
+    using value_type = T;
+    using list = tensor_nodes_t<E>;
+    static constexpr std::size_t count = list::size;
+    /// The number of arguments a call takes: one per placeholder up to the highest tensor<I> the
+    /// expression reads or the highest differentiated index, whichever is larger.
+    static constexpr int arity = std::max(detail::max_input_of(list{}), detail::max_index_of(Wrt{})) + 1;
+
+    template <class N>
+    static constexpr std::size_t pos = meta::index_of_v<N, list>;
+    /// True when node N lies on a path from a differentiated input to the output.
+    template <class N>
+    static constexpr bool needs = detail::needs_grad<N, Wrt>::value;
+
+    // ---- access used by the nodes' forward and backward functions
+
+    template <class N>
+    const cview<T>& in() const {
+        return std::get<pos<N>>(slots_).view;
+    }
+    /// An argument that is neither an array nor a number (e.g. a batch of texts for a lattice node),
+    /// as the type O the node expects; throws naming the argument if another type was passed.
+    template <class N, class O>
+    const O& object() const {
+        const auto& s = std::get<pos<N>>(slots_);
+        if (s.object == nullptr || *s.object_type != typeid(O)) {
+            throw shape_error("program", "argument " + std::to_string(N::index) + " must be a " + typeid(O).name());
+        }
+        return *static_cast<const O*>(s.object);
+    }
+    template <class N>
+    const std::int64_t* ints() const {
+        const auto& s = std::get<pos<N>>(slots_);
+        if (s.ints == nullptr) {
+            throw shape_error("program", "argument " + std::to_string(N::index) + " must be an integer array");
+        }
+        return s.ints;
+    }
+    /// The output buffer of node N, resized to `shape`; consumers see it after this call.
+    template <class N>
+    T* out(const dims& shape) {
+        auto& s = std::get<pos<N>>(slots_);
+        fit(s.buf, shape);
+        s.view.data = s.buf.data();
+        s.view.shape = shape;
+        return s.buf.data();
+    }
+    template <class N>
+    auto& extra() {
+        return std::get<pos<N>>(extras_);
+    }
+    template <class N>
+    const auto& extra() const {
+        return std::get<pos<N>>(extras_);
+    }
+
+    /// The adjoint of node N (uniform or a buffer). A node with no contribution reads as uniform 0.
+    template <class N>
+    adjoint_view<T> adj() const {
+        const auto& s = std::get<pos<N>>(slots_);
+        adjoint_view<T> a;
+        a.shape = s.view.shape;
+        if (!s.adj_set) {
+            a.uniform = true;
+            a.value = 0;
+        } else if (s.adj_uniform) {
+            a.uniform = true;
+            a.value = s.adj_value;
+        } else {
+            a.data = s.adj.data();
+        }
+        return a;
+    }
+    /// The adjoint of node N as a buffer (a uniform adjoint is written out first).
+    template <class N>
+    const T* adj_data() {
+        auto& s = std::get<pos<N>>(slots_);
+        if (!s.adj_set || s.adj_uniform) {
+            fit(s.adj, s.view.shape);
+            const T v = s.adj_set ? s.adj_value : T(0);
+            fill_value(s.adj.data(), s.adj.size(), v);
+            s.adj_set = true;
+            s.adj_uniform = false;
+        }
+        return s.adj.data();
+    }
+    /// Where to write child C's adjoint contribution: its buffer, with `add` telling whether a
+    /// previous contribution must be added to (true) or overwritten (false).
+    template <class C>
+    T* grad(bool& add) {
+        auto& s = std::get<pos<C>>(slots_);
+        if (s.adj_set && s.adj_uniform) {
+            fit(s.adj, s.view.shape);
+            fill_value(s.adj.data(), s.adj.size(), s.adj_value);
+            s.adj_uniform = false;
+        } else if (!s.adj_set) {
+            fit(s.adj, s.view.shape);
+        }
+        add = s.adj_set;
+        s.adj_set = true;
+        return s.adj.data();
+    }
+    /// Adds the uniform value v to child C's adjoint.
+    template <class C>
+    void grad_uniform(T v) {
+        auto& s = std::get<pos<C>>(slots_);
+        if (!s.adj_set) {
+            s.adj_set = true;
+            s.adj_uniform = true;
+            s.adj_value = v;
+        } else if (s.adj_uniform) {
+            s.adj_value += v;
+        } else {
+            add_value(s.adj.data(), s.adj.size(), v);
+        }
+    }
+
+    // ---- running
+
+    /// Binds the arguments and runs the forward pass; returns a view of the output (valid until the
+    /// next call). Exactly `arity` arguments: a missing or an extra one does not compile.
+    template <class... Args>
+    const cview<T>& forward(const Args&... args) & {
+        static_assert(static_cast<int>(sizeof...(Args)) >= arity,
+                      "exprgrad: too few arguments for this tensor program: tensor<I> needs at least I + 1");
+        static_assert(static_cast<int>(sizeof...(Args)) <= arity,
+                      "exprgrad: too many arguments for this tensor program: pass one per placeholder, "
+                      "tensor<0> up to the highest tensor<I> it reads (or differentiates)");
+        bind_all(std::index_sequence_for<Args...>{}, args...);
+        run_forward(list{});
+        return std::get<pos<E>>(slots_).view;
+    }
+    /// Refused: the view would point into the temporary program's buffers.
+    template <class... Args>
+    auto forward(const Args&...) && {
+        static_assert(detail::always_false<Args...>,
+                      "exprgrad: forward on a temporary program returns a view into buffers that die with it; "
+                      "keep the program in a variable");
+        return cview<T>{};
+    }
+
+    /// Runs the backward pass from the output adjoint `seed` (same shape as the output), after
+    /// forward. Gradients are then read with grad_of<I>().
+    void backward(const T* seed) {
+        reset_adjoints(list{});
+        auto& root = std::get<pos<E>>(slots_);
+        fit(root.adj, root.view.shape);
+        std::copy(seed, seed + root.view.size(), root.adj.data());
+        root.adj_set = true;
+        run_backward(list{});
+    }
+    /// The backward pass from a uniform output adjoint (1 for the gradient of a scalar loss).
+    void backward_uniform(T seed) {
+        reset_adjoints(list{});
+        auto& root = std::get<pos<E>>(slots_);
+        root.adj_set = true;
+        root.adj_uniform = true;
+        root.adj_value = seed;
+        run_backward(list{});
+    }
+
+    /// The gradient with respect to argument I after backward: an array of the argument's shape (a
+    /// buffer the program owns, valid until the next call). Zeros of that shape when the output does
+    /// not depend on the argument (also when the expression does not read it at all). I must be an
+    /// argument the expression reads or one of the differentiated indices.
+    template <int I>
+    const xt::xarray<T>& grad_of() {
+        if constexpr (meta::contains_v<Input<I>, list>) {
+            auto& s = std::get<pos<Input<I>>>(slots_);
+            if (!s.adj_set || s.adj_uniform) adj_data<Input<I>>();
+            return s.adj;
+        } else {
+            static_assert(meta::contains_v<Input<I>, absent_list>,
+                          "exprgrad: grad_of<I>: argument I is neither read by the expression nor differentiated");
+            constexpr std::size_t k = meta::index_of_v<Input<I>, absent_list>;
+            fit(absent_grads_[k], absent_shapes_[k]);
+            fill_value(absent_grads_[k].data(), absent_grads_[k].size(), T(0));
+            return absent_grads_[k];
+        }
+    }
+    template <int I>
+    const cview<T>& input_view() const {
+        return std::get<pos<Input<I>>>(slots_).view;
+    }
+    /// The output's buffer after forward (for an output that is a node, not a bare argument).
+    const xt::xarray<T>& output_array() const {
+        static_assert(!detail::is_input<E>::value, "exprgrad: the program's output is one of its arguments");
+        return std::get<pos<E>>(slots_).buf;
+    }
+    /// Frees every buffer (values, adjoints, saved data); the next call allocates them again.
+    /// Checkpointing uses it to keep only one block's intermediates alive at a time.
+    void release() {
+        slots_ = {};
+        extras_ = {};
+        absent_grads_ = {};
+    }
+
+  private:
+    using absent_list = typename detail::absent_wrt<list, Wrt>::type;
+    // Shapes of the differentiated arguments the expression does not read (recorded by bind) and
+    // their zero gradients.
+    std::array<dims, absent_list::size> absent_shapes_{};
+    std::array<xt::xarray<T>, absent_list::size> absent_grads_{};
+
+    template <class L>
+    struct slots_of;
+    template <class... Ns>
+    struct slots_of<meta::type_list<Ns...>> {
+        using type = std::tuple<decltype((void)sizeof(Ns*), slot<T>{})...>;
+        using extras = std::tuple<typename detail::extra_of<Ns, T>::type...>;
+    };
+    typename slots_of<list>::type slots_;
+    typename slots_of<list>::extras extras_;
+
+    template <std::size_t... Is, class... Args>
+    void bind_all(std::index_sequence<Is...>, const Args&... args) {
+        (bind<static_cast<int>(Is)>(args), ...);
+    }
+
+    template <int I, class A>
+    void bind(const A& a) {
+        if constexpr (meta::contains_v<Input<I>, absent_list>) {
+            dims shape;
+            if constexpr (xt::is_xexpression<A>::value) shape = dims::of(a.shape());
+            absent_shapes_[meta::index_of_v<Input<I>, absent_list>] = shape;
+        } else if constexpr (meta::contains_v<Input<I>, list>) {
+            auto& s = std::get<pos<Input<I>>>(slots_);
+            s.ints = nullptr;
+            s.object = nullptr;
+            if constexpr (!std::is_arithmetic_v<A> && !xt::is_xexpression<A>::value) {
+                s.object = &a;
+                s.object_type = &typeid(A);
+                s.view.data = nullptr;
+                s.view.shape = dims{};
+            } else if constexpr (std::is_arithmetic_v<A>) {
+                fit(s.buf, dims{});
+                s.buf.data()[0] = static_cast<T>(a);
+                s.view.data = s.buf.data();
+                s.view.shape = dims{};
+            } else {
+                using V = typename A::value_type;
+                const dims shape = dims::of(a.shape());
+                if constexpr (std::is_integral_v<V>) {
+                    s.int_buf.resize(shape.size());
+                    std::size_t i = 0;
+                    for (auto v : a) s.int_buf[i++] = static_cast<std::int64_t>(v);
+                    s.ints = s.int_buf.data();
+                    s.view.data = nullptr;
+                    s.view.shape = shape;
+                } else {
+                    static_assert(std::is_same_v<V, T>,
+                                  "exprgrad: all floating arrays of one call share one value type");
+                    if constexpr (requires {
+                                      a.data();
+                                      a.is_contiguous();
+                                  }) {
+                        if (a.layout() == xt::layout_type::row_major && a.is_contiguous()) {
+                            s.view.data = a.data();
+                            s.view.shape = shape;
+                            return;
+                        }
+                    }
+                    fit(s.buf, shape);
+                    std::copy(a.begin(), a.end(), s.buf.begin());
+                    s.view.data = s.buf.data();
+                    s.view.shape = shape;
+                }
+            }
+        }
+    }
+
+    template <class... Ns>
+    void run_forward(meta::type_list<Ns...>) {
+        (
+            [&] {
+                if constexpr (!detail::is_input<Ns>::value) Ns::forward(*this);
+            }(),
+            ...);
+    }
+    template <class... Ns>
+    void reset_adjoints(meta::type_list<Ns...>) {
+        ((std::get<pos<Ns>>(slots_).adj_set = false, std::get<pos<Ns>>(slots_).adj_uniform = false), ...);
+    }
+    template <class... Ns>
+    void run_backward(meta::type_list<Ns...>) {
+        using reversed = typename detail::reverse<meta::type_list<>, Ns...>::type;
+        run_backward_reversed(reversed{});
+    }
+    template <class... Ns>
+    void run_backward_reversed(meta::type_list<Ns...>) {
+        (
+            [&] {
+                if constexpr (!detail::is_input<Ns>::value && needs<Ns>) Ns::backward(*this);
+            }(),
+            ...);
+    }
+};
+
+}  // namespace exprgrad::tensors
