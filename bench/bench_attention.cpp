@@ -24,6 +24,7 @@
 #include <exprgrad/ops/attention.hpp>
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 

@@ -31,6 +31,7 @@
 #include <exprgrad/tensors/parallel.hpp>
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 

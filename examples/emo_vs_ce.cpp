@@ -141,7 +141,7 @@ report train(bool use_emo, const std::string& train_text, const std::string& hel
     auto& b2 = ps.add("b2", init.b2).value;
     nn::adam<float> opt({.lr = 3e-3});
     auto ce_prog = value_and_grad(cross_entropy(logits, Y), wrt<1, 2, 3, 4, 5>);
-    auto emo_prog = value_and_grad(tensors::emo_loss<emo_objective::mode1>(logits, Y, Ecost), wrt<1, 2, 3, 4, 5>);
+    auto emo_prog = value_and_grad(ops::emo_loss<emo_objective::mode1>(logits, Y, Ecost), wrt<1, 2, 3, 4, 5>);
     rng g(seed + 1);
     xt::xarray<long> idx, y;
     xt::xarray<float> ecost;

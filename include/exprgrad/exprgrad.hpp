@@ -95,7 +95,6 @@ using tensors::concat;
 using tensors::cos;
 using tensors::cross_entropy;
 using tensors::embedding;
-using tensors::emo_loss;
 using tensors::erf;
 using tensors::exp;
 using tensors::expm1;
@@ -123,6 +122,11 @@ using tensors::tanh;
 using tensors::transpose;
 using tensors::value_and_grad;
 using tensors::wrt;
+
+// The structured ops (attention, EMO, scans, DEER and their tensor nodes), all public names of exprgrad::ops:
+// exprgrad::attention_forward, exprgrad::emo_loss, exprgrad::scale::gradient_max(), ... The op table of sym is
+// sym::op, a different namespace.
+using namespace ops;
 
 // Transitional (issue #15): the tensor layer was `tex`; examples/tiny_lm still says `tex::` until its
 // branch follows. Delete this line then.

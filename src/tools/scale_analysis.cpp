@@ -112,7 +112,7 @@ double top_gap_density_cosine(std::size_t n, std::size_t d) {
 }
 
 double objective(const double* s, std::size_t n, double alpha, double* p) {
-    exprgrad::detail::rows::softmax(s, alpha, p, n);
+    exprgrad::ops::detail::rows::softmax(s, alpha, p, n);
     std::size_t m = 0;
     for (std::size_t i = 1; i < n; ++i)
         if (p[i] > p[m]) m = i;
@@ -144,17 +144,17 @@ scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
     const double n = static_cast<double>(opts.n);
     scale_analysis r{};
     r.alpha_star =
-        cosine ? exprgrad::scale::gradient_max_alpha_cosine(n, opts.d) : exprgrad::scale::gradient_max_alpha(n);
+        cosine ? exprgrad::ops::scale::gradient_max_alpha_cosine(n, opts.d) : exprgrad::ops::scale::gradient_max_alpha(n);
     auto f = [&](double a) {
-        return cosine ? exprgrad::scale::mean_field_objective_cosine(a, n, opts.d)
-                      : exprgrad::scale::mean_field_objective(a, n);
+        return cosine ? exprgrad::ops::scale::mean_field_objective_cosine(a, n, opts.d)
+                      : exprgrad::ops::scale::mean_field_objective(a, n);
     };
     r.mean_field_at_star = f(r.alpha_star);
     r.limit =
         cosine ? tools::scale::top_gap_density_cosine(opts.n, opts.d) : tools::scale::top_gap_density_normal(opts.n);
-    r.inv_sqrt_d = exprgrad::scale::inv_sqrt_d().multiplier(n, opts.d, cosine);
-    r.entropy_invariant = exprgrad::scale::entropy_invariant(512).multiplier(n, opts.d, cosine);
-    r.gradient_max = exprgrad::scale::gradient_max().multiplier(n, opts.d, cosine);
+    r.inv_sqrt_d = exprgrad::ops::scale::inv_sqrt_d().multiplier(n, opts.d, cosine);
+    r.entropy_invariant = exprgrad::ops::scale::entropy_invariant(512).multiplier(n, opts.d, cosine);
+    r.gradient_max = exprgrad::ops::scale::gradient_max().multiplier(n, opts.d, cosine);
 
     std::vector<double> grid = opts.alphas;
     if (grid.empty()) {

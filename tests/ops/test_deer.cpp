@@ -21,6 +21,7 @@
 #include "exprgrad/random.hpp"
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 

@@ -15,6 +15,7 @@
 #include "exprgrad/ops/linear_recurrence_node.hpp"
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 
@@ -51,7 +52,7 @@ bool close(const xt::xarray<double>& a, const xt::xarray<double>& b) {
     return a.shape() == b.shape() && xt::allclose(a, b, 1e-12, 1e-13);
 }
 
-constexpr auto rec = tensors::linear_recurrence(tensor<0>, tensor<1>);
+constexpr auto rec = ops::linear_recurrence(tensor<0>, tensor<1>);
 
 }  // namespace
 
@@ -125,7 +126,7 @@ TEST_CASE("linear_recurrence node: AR(1) gradients equal the closed-form adjoint
 TEST_CASE("linear_recurrence node: gradcheck for every kind of map, with nodes around it") {
     const std::size_t B = 2, T = 8, n = 3;
     // maps through tanh keep |M| < 1; the output goes through a nonlinearity so the adjoint varies
-    constexpr auto f = sum(tanh(tensors::linear_recurrence(tanh(tensor<0>), tensor<1> * tensor<2>)));
+    constexpr auto f = sum(tanh(ops::linear_recurrence(tanh(tensor<0>), tensor<1> * tensor<2>)));
     SUBCASE("per step") {
         auto r = check::gradcheck(f, uniform({B, T, n}, 31, -1, 1), uniform({B, T, n}, 32, -1, 1),
                                   uniform({B, T, n}, 33, -1, 1));
@@ -146,12 +147,12 @@ TEST_CASE("linear_recurrence node: gradcheck for every kind of map, with nodes a
         CHECK_MESSAGE(r2.ok, r2.message());
     }
     SUBCASE("offsets that also feed another node (their adjoint is accumulated, not overwritten)") {
-        constexpr auto h = sum(tanh(tensors::linear_recurrence(tanh(tensor<0>), tensor<1>))) + sum(square(tensor<1>));
+        constexpr auto h = sum(tanh(ops::linear_recurrence(tanh(tensor<0>), tensor<1>))) + sum(square(tensor<1>));
         auto r = check::gradcheck(h, uniform({B, T, n}, 48, -1, 1), uniform({B, T, n}, 49, -1, 1));
         CHECK_MESSAGE(r.ok, r.message());
     }
     SUBCASE("dense") {
-        constexpr auto g = sum(tanh(tensors::linear_recurrence(tensor<0>, tensor<1>)));
+        constexpr auto g = sum(tanh(ops::linear_recurrence(tensor<0>, tensor<1>)));
         auto r = check::gradcheck(g, uniform({B, T, n, n}, 46, -0.4, 0.4), uniform({B, T, n}, 47, -1, 1));
         CHECK_MESSAGE(r.ok, r.message());
     }

@@ -14,6 +14,7 @@
 #include "exprgrad/random.hpp"
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 

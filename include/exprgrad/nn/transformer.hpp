@@ -26,10 +26,10 @@ struct transformer_options {
     std::size_t width = 128;                 ///< d, the residual stream's width
     std::size_t heads = 4;                   ///< must divide width
     std::size_t mlp_hidden = 0;              ///< feed-forward hidden width; 0: 4·width
-    attention_options attention{};           ///< mask (causal or not) and scale policy of every attention
+    ops::attention_options attention{};           ///< mask (causal or not) and scale policy of every attention
     std::vector<std::size_t> deer_layers{};  ///< blocks whose token mixer is a DEER recurrence
     std::size_t deer_state = 32;             ///< state width n of those recurrences
-    deer_options deer{};                     ///< their solver options
+    ops::deer_options deer{};                     ///< their solver options
 };
 
 /// The blocks, and handles on their attention layers (for key padding) and DEER mixers (for their reports).
@@ -88,3 +88,9 @@ transformer_stack<T> transformer(parameter_set<T>& params, const std::string& na
 }
 
 }  // namespace exprgrad::nn
+
+// Transitional (issue #15): examples/tiny_lm/model.hpp, owned by another branch, still names
+// exprgrad::scale_policy (now exprgrad::ops::scale_policy) without the umbrella header. Delete when it follows.
+namespace exprgrad {
+using ops::scale_policy;
+}  // namespace exprgrad

@@ -42,7 +42,7 @@
 #include "exprgrad/ops/detail/softmax_rows.hpp"
 #include "exprgrad/tensors/parallel.hpp"
 
-namespace exprgrad {
+namespace exprgrad::ops {
 
 /// Options of the attention kernels.
 struct attention_options {
@@ -90,7 +90,7 @@ concept attention_value = std::same_as<T, float> || std::same_as<T, double>;
 
 namespace detail::attention {
 
-namespace rows = exprgrad::detail::rows;
+namespace rows = exprgrad::ops::detail::rows;
 
 inline constexpr std::size_t block_q = 64;  // query rows per block
 inline constexpr std::size_t block_k = 64;  // keys per block
@@ -166,7 +166,7 @@ void gemm(std::size_t rows_, std::size_t cols, std::size_t K, const T* a, std::s
           std::size_t ldb, T* c, std::size_t ldc, const std::size_t* beg, const std::size_t* end) {
 #if EXPRGRAD_HAS_AVX512_KERNELS
     if constexpr (std::is_same_v<T, float> && tile_width<T> == 16) {
-        if (::exprgrad::detail::avx512_enabled()) {
+        if (::exprgrad::ops::detail::avx512_enabled()) {
             gemm512<Acc, Limited, ARS, AKS>(rows_, cols, K, a, ars, aks, b, ldb, c, ldc, beg, end);
             return;
         }
@@ -613,7 +613,7 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
         }
 #if EXPRGRAD_HAS_AVX512_KERNELS
         if constexpr (std::is_same_v<T, float>) {
-            if (::exprgrad::detail::avx512_enabled()) {
+            if (::exprgrad::ops::detail::avx512_enabled()) {
                 // Scores and the online-softmax step in registers, 4 rows at a time.
                 for_row_tiles(nr, [&]<int R>(std::size_t r) {
                     forward_tile16<R>(P.d, Q + r * dp, dp, Kt, w.valid.data() + r, w.m.data() + r, w.corr.data() + r,
@@ -846,7 +846,7 @@ bool backward_pair(const problem<T>& P, std::size_t bh, std::size_t qb, std::siz
     bool tile_done = false;
 #if EXPRGRAD_HAS_AVX512_KERNELS
     if constexpr (std::is_same_v<T, float>) {
-        if (::exprgrad::detail::avx512_enabled()) {
+        if (::exprgrad::ops::detail::avx512_enabled()) {
             // Scores, P, dP and dS in registers, 4 rows at a time.
             const float* D = P.Drow.data() + bh * P.Tq + i0;
             for_row_tiles(nr, [&]<int R>(std::size_t r) {
@@ -1206,4 +1206,4 @@ attention_grads<T> attention_vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T
     return attention_vjp(q, k, v, f.out, f.lse, dout, opts);
 }
 
-}  // namespace exprgrad
+}  // namespace exprgrad::ops

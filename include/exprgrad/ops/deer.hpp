@@ -74,7 +74,7 @@
 #include "exprgrad/tensors/matmul.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad {
+namespace exprgrad::ops {
 
 /// The Jacobian approximation of a DEER iteration (see the top of ops/deer.hpp).
 enum class deer_method { newton, quasi, jacobi, fixed_a, sech_u };
@@ -190,7 +190,7 @@ auto tanh_rnn_cell(const AA& A, const AU& U, const AB& b) {
     return make_cell(tanh_rnn_expr, A, U, b);
 }
 
-namespace deer_detail {
+namespace detail {
 template <int I>
 constexpr tensors::Input<I> in{};
 template <class W, class U, class B>
@@ -201,14 +201,14 @@ inline constexpr auto gru_z = tensors::sigmoid(affine(in<2>, in<3>, in<4>));
 inline constexpr auto gru_r = tensors::sigmoid(affine(in<5>, in<6>, in<7>));
 inline constexpr auto gru_h =
     tensors::tanh(tensors::matmul(in<1>, tensors::transpose(in<8>)) + tensors::matmul(gru_r * in<0>, tensors::transpose(in<9>)) + in<10>);
-}  // namespace deer_detail
+}  // namespace detail
 
 /// The expression of the GRU cell (the post's and Cho et al.'s convention):
 ///   z = σ(W_z x + U_z h + b_z),  r = σ(W_r x + U_r h + b_r),  ĥ = tanh(W_h x + U_h (r ⊙ h) + b_h),
 ///   h' = (1 − z) ⊙ h + z ⊙ ĥ,
 /// parameters tensor<2..10> = W_z, U_z, b_z, W_r, U_r, b_r, W_h, U_h, b_h (W [n, m], U [n, n], b [n]).
 inline constexpr auto gru_expr =
-    (sym::c<1> - deer_detail::gru_z) * deer_detail::in<0> + deer_detail::gru_z * deer_detail::gru_h;
+    (sym::c<1> - detail::gru_z) * detail::in<0> + detail::gru_z * detail::gru_h;
 
 /// The GRU cell (see gru_expr) with W_* [n, m], U_* [n, n], b_* [n]. Its fixed_a Jacobian at zero
 /// input and bias is ½(I + ½U_h), the post's matrix.
@@ -218,9 +218,9 @@ auto gru_cell(const A& Wz, const A& Uz, const A& bz, const A& Wr, const A& Ur, c
     return make_cell(gru_expr, Wz, Uz, bz, Wr, Ur, br, Wh, Uh, bh);
 }
 
-namespace deer_detail {
+namespace detail {
 
-inline const char* op_name = "deer";
+inline const char* deer_op_name = "deer";
 using clock = std::chrono::steady_clock;
 inline double since(clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); }
 
@@ -242,20 +242,20 @@ T default_tol() {
 inline void check_options(const deer_options& o) {
     const int m = static_cast<int>(o.method);
     if (m < static_cast<int>(deer_method::newton) || m > static_cast<int>(deer_method::sech_u)) {
-        throw std::invalid_argument(std::string("exprgrad::") + op_name +
+        throw std::invalid_argument(std::string("exprgrad::") + deer_op_name +
                                     ": method must be newton, quasi, jacobi, fixed_a or sech_u, got the value " +
                                     std::to_string(m));
     }
     for (const auto& [name, v] : {std::pair{"atol", o.atol}, std::pair{"rtol", o.rtol}}) {
         if (std::isnan(v) || v == std::numeric_limits<double>::infinity()) {
-            throw std::invalid_argument(std::string("exprgrad::") + op_name + ": " + name +
+            throw std::invalid_argument(std::string("exprgrad::") + deer_op_name + ": " + name +
                                         " must be finite (negative: the dtype's default), got " +
                                         (std::isnan(v) ? "nan" : "inf"));
         }
     }
 }
 
-}  // namespace deer_detail
+}  // namespace detail
 
 /// The DEER engine for cells of type Cell in the number type T: it owns the compiled programs and
 /// the workspace (reused across calls), so repeated solves allocate only when shapes grow. Not
@@ -271,8 +271,8 @@ class deer_solver {
     /// Solves the recurrence of `cell` from y0 [n] or [batch, n] over inputs [T, m] or [batch, T, m].
     template <class AY, class AX>
     deer_result<T> solve(const Cell& cell, const AY& y0_in, const AX& x_in, const deer_options& o = {}) {
-        const auto t_start = deer_detail::clock::now();
-        deer_detail::check_options(o);
+        const auto t_start = detail::clock::now();
+        detail::check_options(o);
         bind_shapes(y0_in, x_in);
         deer_result<T> res;
         deer_report& rep = res.report;
@@ -287,15 +287,15 @@ class deer_solver {
             return res;
         }
         const std::size_t cap = o.max_iter ? o.max_iter : T_;
-        const T atol = o.atol >= 0 ? T(o.atol) : deer_detail::default_tol<T>();
-        const T rtol = o.rtol >= 0 ? T(o.rtol) : deer_detail::default_tol<T>();
+        const T atol = o.atol >= 0 ? T(o.atol) : detail::default_tol<T>();
+        const T rtol = o.rtol >= 0 ? T(o.rtol) : detail::default_tol<T>();
         const bool dense =
             o.method == deer_method::newton || o.method == deer_method::fixed_a || o.method == deer_method::sech_u;
         std::size_t mstep = dense ? n_ * n_ : n_, mbatch = T_ * mstep;
 
         // Jacobians that stay fixed over the iterations
         if (o.method == deer_method::fixed_a || o.method == deer_method::sech_u) {
-            auto t0 = deer_detail::clock::now();
+            auto t0 = detail::clock::now();
             const bool at_input = o.method == deer_method::sech_u;
             const std::size_t r = at_input ? rows_ : 1;
             zeros_.assign(r * n_, T(0));
@@ -303,21 +303,21 @@ class deer_solver {
             forward(cell, zeros_.data(), at_input ? x_.data() : xzero_.data(), r);
             jacobians(r, true);
             if (!at_input) mstep = mbatch = 0;  // one matrix for every step
-            rep.t_jacobian += deer_detail::since(t0);
+            rep.t_jacobian += detail::since(t0);
         }
         ynew_.resize(N);
         rhs_.resize(N);
         for (std::size_t k = 1; k <= cap; ++k) {
-            auto t0 = deer_detail::clock::now();
+            auto t0 = detail::clock::now();
             shift(Y);
             const T* F = forward(cell, yprev_.data(), x_.data(), rows_);
-            rep.t_cell += deer_detail::since(t0);
+            rep.t_cell += detail::since(t0);
             if (o.method == deer_method::newton || o.method == deer_method::quasi) {
-                t0 = deer_detail::clock::now();
+                t0 = detail::clock::now();
                 jacobians(rows_, dense);
-                rep.t_jacobian += deer_detail::since(t0);
+                rep.t_jacobian += detail::since(t0);
             }
-            t0 = deer_detail::clock::now();
+            t0 = detail::clock::now();
             if (o.method == deer_method::jacobi) {
                 std::copy(F, F + N, ynew_.begin());
             } else {
@@ -365,7 +365,7 @@ class deer_solver {
                 if (!(d <= atol + rtol * std::abs(v))) small = false;
             }
             std::copy(ynew_.begin(), ynew_.end(), Y);
-            rep.t_scan += deer_detail::since(t0);
+            rep.t_scan += detail::since(t0);
             rep.iterations = k;
             rep.residual = double(delta);
             if (!finite) {
@@ -392,12 +392,12 @@ class deer_solver {
             }
         }
         if (!rep.converged && o.fallback) {
-            auto t0 = deer_detail::clock::now();
+            auto t0 = detail::clock::now();
             sequential_into(cell, Y);
             rep.fallback = true;
-            rep.t_sequential = deer_detail::since(t0);
+            rep.t_sequential = detail::since(t0);
         }
-        rep.t_total = deer_detail::since(t_start);
+        rep.t_total = detail::since(t_start);
         return res;
     }
 
@@ -419,7 +419,7 @@ class deer_solver {
         const xt::xarray<T> ys = y_in, dy = dy_in;
         const tensors::dims want = tensors::dims::of(out_shape().shape());
         if (!(tensors::dims::of(ys.shape()) == want) || !(tensors::dims::of(dy.shape()) == want)) {
-            throw tensors::shape_error(deer_detail::op_name, "deer_vjp: y " + tensors::dims::of(ys.shape()).str() + " and dy " +
+            throw tensors::shape_error(detail::deer_op_name, "deer_vjp: y " + tensors::dims::of(ys.shape()).str() + " and dy " +
                                                              tensors::dims::of(dy.shape()).str() + " must have shape " +
                                                              want.str());
         }
@@ -461,7 +461,7 @@ class deer_solver {
     xt::xarray<T> jacobian(const Cell& cell, const AP& yprev, const AX& x) {
         const xt::xarray<T> yp = yprev, xx = x;
         if (yp.dimension() != 2 || xx.dimension() != 2 || yp.shape(0) != xx.shape(0)) {
-            throw tensors::shape_error(deer_detail::op_name, "jacobian: yprev must be [rows, n] and x [rows, m], got " +
+            throw tensors::shape_error(detail::deer_op_name, "jacobian: yprev must be [rows, n] and x [rows, m], got " +
                                                              tensors::dims::of(yp.shape()).str() + " and " +
                                                              tensors::dims::of(xx.shape()).str());
         }
@@ -478,7 +478,7 @@ class deer_solver {
   private:
     using jac_program = tensors::program<T, E, std::integer_sequence<int, 0>>;
     using full_program =
-        tensors::program<T, E, decltype(deer_detail::wrt_all(std::make_integer_sequence<int, int(P) + 1>{}))>;
+        tensors::program<T, E, decltype(detail::wrt_all(std::make_integer_sequence<int, int(P) + 1>{}))>;
 
     std::unique_ptr<jac_program> jac_prog_ = std::make_unique<jac_program>();
     std::unique_ptr<full_program> full_;
@@ -498,7 +498,7 @@ class deer_solver {
         const xt::xarray<T> y0 = y0_in, x = x_in;
         const tensors::dims yd = tensors::dims::of(y0.shape()), xd = tensors::dims::of(x.shape());
         auto bad = [&](const std::string& why) {
-            return tensors::shape_error(deer_detail::op_name, why + " (y0 " + yd.str() + ", inputs " + xd.str() + ")");
+            return tensors::shape_error(detail::deer_op_name, why + " (y0 " + yd.str() + ", inputs " + xd.str() + ")");
         };
         if (xd.rank == 2 && yd.rank == 1) {
             batched_ = false;
@@ -534,9 +534,9 @@ class deer_solver {
     template <class Prog, std::size_t... I>
     const T* call(Prog& p, const Cell& cell, const T* yprev, const T* x, std::size_t rows, std::index_sequence<I...>) {
         const auto& out =
-            p.forward(deer_detail::view2(yprev, rows, n_), deer_detail::view2(x, rows, m_), cell.params[I]...);
+            p.forward(detail::view2(yprev, rows, n_), detail::view2(x, rows, m_), cell.params[I]...);
         if (!(out.shape == tensors::dims{rows, n_})) {
-            throw tensors::shape_error(deer_detail::op_name,
+            throw tensors::shape_error(detail::deer_op_name,
                                    "the cell must map a state [rows, n] = " + tensors::dims{rows, n_}.str() +
                                        " to a new state of that shape, "
                                        "but gives " +
@@ -636,4 +636,4 @@ auto deer_vjp(const Cell& cell, const AY& y0, const AX& inputs, const AS& y, con
     return s.vjp(cell, y0, inputs, y, dy, so);
 }
 
-}  // namespace exprgrad
+}  // namespace exprgrad::ops

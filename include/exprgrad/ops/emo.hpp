@@ -44,7 +44,7 @@
 #include "exprgrad/tensors/reduce.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad {
+namespace exprgrad::ops {
 
 /// How EMO combines with cross-entropy (see the top of ops/emo.hpp).
 enum class emo_objective { ce, emo, mode1, mode1_capped, mode2 };
@@ -454,14 +454,13 @@ requires xt::is_xexpression<L>::value auto emo_loss(const L& logits, const Tg& t
     return r;
 }
 
-namespace tensors {
 
 /// The EMO loss as a node of a tensor program: logits L [..., V], integer targets Tg, cost
 /// embedding E [V, h] (no gradient flows into E, even when it is a live parameter: the "adaptive"
 /// variant). Objective, ignore index and cap (a sym rational) are part of the type.
 template <emo_objective O, long Ignore, class Cap, class L, class Tg, class E>
 struct EmoLoss {
-    using children = meta::type_list<L, Tg, E>;
+    using children = tensors::meta::type_list<L, Tg, E>;
     static constexpr const char* name = "emo_loss";
     template <class T>
     struct extra {
@@ -471,23 +470,23 @@ struct EmoLoss {
     template <class Ctx>
     static void forward(Ctx& ctx) {
         using T = typename Ctx::value_type;
-        const cview<T>& z = ctx.template in<L>();
-        const cview<T>& e = ctx.template in<E>();
-        const auto s = exprgrad::detail::check_emo_shapes<T>(z.shape, ctx.template in<Tg>().shape, e.shape, false);
+        const tensors::cview<T>& z = ctx.template in<L>();
+        const tensors::cview<T>& e = ctx.template in<E>();
+        const auto s = detail::check_emo_shapes<T>(z.shape, ctx.template in<Tg>().shape, e.shape, false);
         auto& ex = ctx.template extra<EmoLoss>();
-        fit(ex.dz, z.shape);
+        tensors::fit(ex.dz, z.shape);
         const emo_options opts{O, Ignore, Cap::value};
-        exprgrad::detail::check_emo_options(opts);  // a negative Cap or an objective outside the enum
-        const double loss = exprgrad::detail::emo_hard(z.data, ctx.template ints<Tg>(), e.data, s, opts, ex.dz.data(),
+        detail::check_emo_options(opts);  // a negative Cap or an objective outside the enum
+        const double loss = detail::emo_hard(z.data, ctx.template ints<Tg>(), e.data, s, opts, ex.dz.data(),
                                                        nullptr, nullptr, nullptr);
-        ctx.template out<EmoLoss>(dims{})[0] = static_cast<T>(loss);
+        ctx.template out<EmoLoss>(tensors::dims{})[0] = static_cast<T>(loss);
     }
 
     template <class Ctx>
     static void backward(Ctx& ctx) {
         using T = typename Ctx::value_type;
         if constexpr (Ctx::template needs<L>) {
-            const adjoint_view<T> g = ctx.template adj<EmoLoss>();
+            const tensors::adjoint_view<T> g = ctx.template adj<EmoLoss>();
             const T gv = g.uniform ? g.value : g.data[0];
             const auto& dz = ctx.template extra<EmoLoss>().dz;
             bool add = false;
@@ -499,12 +498,11 @@ struct EmoLoss {
 
 /// The EMO loss node: `emo_loss<emo_objective::mode1>(Z, Y, E)`; ignore index -100 and cap 3 by
 /// default.
-template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap = sym::Const<3>, TensorExpr L,
-          TensorExpr Tg, TensorExpr E>
+template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap = sym::Const<3>, tensors::TensorExpr L,
+          tensors::TensorExpr Tg, tensors::TensorExpr E>
 constexpr EmoLoss<O, Ignore, Cap, L, Tg, E> emo_loss(L, Tg, E) {
     return {};
 }
 
-}  // namespace tensors
 
-}  // namespace exprgrad
+}  // namespace exprgrad::ops

@@ -45,7 +45,7 @@
 #include "exprgrad/tensors/parallel.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad {
+namespace exprgrad::ops {
 
 /// How linear_recurrence splits its work.
 struct scan_options {
@@ -57,9 +57,9 @@ struct scan_options {
     std::size_t min_chunk = 1024;
 };
 
-namespace scan_detail {
+namespace detail {
 
-inline const char* op_name = "linear_recurrence";
+inline const char* scan_op_name = "linear_recurrence";
 
 // ---- the step kernels (one sequence, one step); SIMD over channels for the diagonal case
 
@@ -323,7 +323,7 @@ void solve_all(const T* m, std::size_t mstride, std::size_t mbatch, const T* c, 
     for (std::size_t b = 0; b < batch; ++b) solve_sequence(seq(b), chunks);
 }
 
-}  // namespace scan_detail
+}  // namespace detail
 
 /// Composition of affine maps, dense: (M, v) ← (M2, v2) ∘ (M1, v1) = (M2·M1, M2·v1 + v2), n×n
 /// row-major. The monoid the scan is built on; exposed for tests and for users composing maps.
@@ -331,8 +331,8 @@ void solve_all(const T* m, std::size_t mstride, std::size_t mbatch, const T* c, 
 template <class T>
 void compose_dense(const T* m2, const T* v2, const T* m1, const T* v1, T* m, T* v, std::size_t n) {
     std::vector<T> pm(m1, m1 + n * n), tmp(n * n);
-    scan_detail::dense_lmul<false>(m2, pm.data(), tmp.data(), n);
-    scan_detail::dense_axpy<false>(m2, v1, v2, tmp.data(), n);
+    detail::dense_lmul<false>(m2, pm.data(), tmp.data(), n);
+    detail::dense_axpy<false>(m2, v1, v2, tmp.data(), n);
     std::copy(pm.begin(), pm.end(), m);
     std::copy(tmp.begin(), tmp.begin() + n, v);
 }
@@ -355,10 +355,10 @@ template <class T>
 void linear_recurrence_dense(const T* M, const T* b, const T* y0, T* y, std::size_t batch, std::size_t steps,
                              std::size_t n, std::size_t m_step, std::size_t m_batch, const scan_options& o = {}) {
     if (n == 1) {  // a 1×1 matrix is a diagonal: take the SIMD path
-        scan_detail::solve_all<T, false, false>(M, m_step, m_batch, b, y, y0, batch, steps, n, o);
+        detail::solve_all<T, false, false>(M, m_step, m_batch, b, y, y0, batch, steps, n, o);
         return;
     }
-    scan_detail::solve_all<T, true, false>(M, m_step, m_batch, b, y, y0, batch, steps, n, o);
+    detail::solve_all<T, true, false>(M, m_step, m_batch, b, y, y0, batch, steps, n, o);
 }
 
 /// Diagonal form of linear_recurrence_dense: y_t = m_t ⊙ y_{t−1} + b_t, m [batch, T, n] with
@@ -366,7 +366,7 @@ void linear_recurrence_dense(const T* M, const T* b, const T* y0, T* y, std::siz
 template <class T>
 void linear_recurrence_diag(const T* m, const T* b, const T* y0, T* y, std::size_t batch, std::size_t steps,
                             std::size_t n, std::size_t m_step, std::size_t m_batch, const scan_options& o = {}) {
-    scan_detail::solve_all<T, false, false>(m, m_step, m_batch, b, y, y0, batch, steps, n, o);
+    detail::solve_all<T, false, false>(m, m_step, m_batch, b, y, y0, batch, steps, n, o);
 }
 
 /// The adjoint (reverse, transposed) recurrence of linear_recurrence_dense:
@@ -378,14 +378,14 @@ void linear_recurrence_dense_reverse(const T* M, const T* g, T* lambda, T* dy0, 
                                      std::size_t n, std::size_t m_step, std::size_t m_batch,
                                      const scan_options& o = {}) {
     if (n == 1) {
-        scan_detail::solve_all<T, false, true>(M, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
+        detail::solve_all<T, false, true>(M, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
     } else {
-        scan_detail::solve_all<T, true, true>(M, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
+        detail::solve_all<T, true, true>(M, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
     }
     if (dy0 != nullptr && steps > 0) {
         for (std::size_t b = 0; b < batch; ++b) {
             std::vector<T> zero(n, T(0));
-            scan_detail::dense_axpy<true>(M + b * m_batch, lambda + b * steps * n, zero.data(), dy0 + b * n, n);
+            detail::dense_axpy<true>(M + b * m_batch, lambda + b * steps * n, zero.data(), dy0 + b * n, n);
         }
     }
 }
@@ -395,14 +395,14 @@ template <class T>
 void linear_recurrence_diag_reverse(const T* m, const T* g, T* lambda, T* dy0, std::size_t batch, std::size_t steps,
                                     std::size_t n, std::size_t m_step, std::size_t m_batch,
                                     const scan_options& o = {}) {
-    scan_detail::solve_all<T, false, true>(m, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
+    detail::solve_all<T, false, true>(m, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
     if (dy0 != nullptr && steps > 0) {
         for (std::size_t b = 0; b < batch; ++b)
             for (std::size_t j = 0; j < n; ++j) dy0[b * n + j] = m[b * m_batch + j] * lambda[b * steps * n + j];
     }
 }
 
-namespace scan_detail {
+namespace detail {
 struct rec_shapes {
     bool dense = false;
     std::size_t batch = 1, steps = 0, n = 0;
@@ -411,7 +411,7 @@ struct rec_shapes {
 inline rec_shapes check(const tensors::dims& m, const tensors::dims& b, const tensors::dims* y0) {
     rec_shapes s;
     auto bad = [&](const std::string& why) {
-        return tensors::shape_error(op_name, why + " (maps " + m.str() + ", offsets " + b.str() +
+        return tensors::shape_error(scan_op_name, why + " (maps " + m.str() + ", offsets " + b.str() +
                                              (y0 ? ", y0 " + y0->str() : std::string()) + ")");
     };
     if (b.rank != 2 && b.rank != 3) throw bad("the offsets must be [T, n] or [B, T, n]");
@@ -432,7 +432,7 @@ inline rec_shapes check(const tensors::dims& m, const tensors::dims& b, const te
     if (y0 != nullptr && y0->size() != s.batch * s.n) throw bad("y0 must hold batch × n values");
     return s;
 }
-}  // namespace scan_detail
+}  // namespace detail
 
 /// Solves y_t = M_t y_{t−1} + b_t (y_{−1} = y0) on arrays. M is dense [T, n, n] / [B, T, n, n] or
 /// diagonal [T, n] / [B, T, n] (the shape of b); b [T, n] / [B, T, n]; y0 [n] / [B, n]. Returns y
@@ -443,7 +443,7 @@ auto linear_recurrence(const AM& M, const AB& b, const AY& y0, const scan_option
     using T = typename AB::value_type;
     const xt::xarray<T> m = M, bb = b, yy = y0;
     const tensors::dims yd = tensors::dims::of(yy.shape());
-    const auto s = scan_detail::check(tensors::dims::of(m.shape()), tensors::dims::of(bb.shape()), &yd);
+    const auto s = detail::check(tensors::dims::of(m.shape()), tensors::dims::of(bb.shape()), &yd);
     xt::xarray<T> y = xt::xarray<T>::from_shape(bb.shape());
     if (s.dense) {
         linear_recurrence_dense(m.data(), bb.data(), yy.data(), y.data(), s.batch, s.steps, s.n, s.n * s.n,
@@ -460,7 +460,7 @@ template <class AM, class AG>
 auto linear_recurrence_reverse(const AM& M, const AG& g, const scan_options& o = {}) {
     using T = typename AG::value_type;
     const xt::xarray<T> m = M, gg = g;
-    const auto s = scan_detail::check(tensors::dims::of(m.shape()), tensors::dims::of(gg.shape()), nullptr);
+    const auto s = detail::check(tensors::dims::of(m.shape()), tensors::dims::of(gg.shape()), nullptr);
     xt::xarray<T> lam = xt::xarray<T>::from_shape(gg.shape());
     xt::xarray<T> dy0 =
         gg.dimension() == 3 ? xt::xarray<T>::from_shape({s.batch, s.n}) : xt::xarray<T>::from_shape({s.n});
@@ -474,4 +474,4 @@ auto linear_recurrence_reverse(const AM& M, const AG& g, const scan_options& o =
     return std::pair<xt::xarray<T>, xt::xarray<T>>(std::move(lam), std::move(dy0));
 }
 
-}  // namespace exprgrad
+}  // namespace exprgrad::ops

@@ -6,5 +6,6 @@
 #include "exprgrad/tensors/graph.hpp"
 
 namespace exprgrad {
+namespace tensors {}
 namespace tex = tensors;
 }  // namespace exprgrad
