@@ -16,7 +16,7 @@
 
 #include <exprgrad/ops/deer.hpp>
 #include <exprgrad/ops/deer_instance.hpp>
-#include <exprgrad/tensors/parallel.hpp>
+#include <exprgrad/kernels/parallel.hpp>
 
 using namespace exprgrad;
 

@@ -25,6 +25,7 @@
 #endif
 
 #include "exprgrad/check/gradcheck.hpp"
+#include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/check/laws.hpp"
 #include "exprgrad/math/min_ab_plus_c.hpp"
 #include "exprgrad/ops/attention.hpp"
@@ -77,6 +78,12 @@ using sym::value_and_grad;
 using sym::var;
 namespace constants = sym::constants;
 using namespace sym::literals;
+
+// the thread pool every kernel runs on
+using kernels::max_threads;
+using kernels::num_threads;
+using kernels::parallel_for;
+using kernels::set_num_threads;
 
 using simd::map;
 using simd::map_value_and_grad;

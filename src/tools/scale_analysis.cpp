@@ -11,8 +11,8 @@
 #include <vector>
 
 #include <exprgrad/ops/attention_scale.hpp>
-#include <exprgrad/ops/detail/softmax_rows.hpp>
-#include <exprgrad/tensors/parallel.hpp>
+#include <exprgrad/kernels/softmax_rows.hpp>
+#include <exprgrad/kernels/parallel.hpp>
 
 namespace exprgrad::tools {
 
@@ -112,7 +112,7 @@ double top_gap_density_cosine(std::size_t n, std::size_t d) {
 }
 
 double objective(const double* s, std::size_t n, double alpha, double* p) {
-    exprgrad::ops::detail::rows::softmax(s, alpha, p, n);
+    exprgrad::kernels::rows::softmax(s, alpha, p, n);
     std::size_t m = 0;
     for (std::size_t i = 1; i < n; ++i)
         if (p[i] > p[m]) m = i;
@@ -182,7 +182,7 @@ scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
             opts.target_stderr > 0.0 ? std::min(opts.samples - done, std::max<std::size_t>(64, done)) : opts.samples;
         values.assign(round * A, 0.0);
         // Each draw is a function of (seed, draw) and writes its own slots: any partition gives the same values.
-        parallel_for(0, round, 16, [&](std::size_t lo, std::size_t hi) {
+        kernels::parallel_for(0, round, 16, [&](std::size_t lo, std::size_t hi) {
             std::vector<double> s(N), p(N), dir(cosine ? d : 0);
             for (std::size_t k = lo; k < hi; ++k) {
                 normal_rng g(opts.seed, done + k);

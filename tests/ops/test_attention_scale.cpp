@@ -9,7 +9,7 @@
 #include <vector>
 
 #include <exprgrad/ops/attention_scale.hpp>
-#include <exprgrad/tensors/parallel.hpp>
+#include <exprgrad/kernels/parallel.hpp>
 
 using namespace exprgrad;
 using namespace exprgrad::ops;
@@ -36,7 +36,7 @@ TEST_CASE("check 1: the softmax Jacobian identity ½Σ|J| = α(1 − Σp²), fro
     for (const auto& c : cases) {
         const std::size_t n = c.s.size();
         std::vector<double> p(n);
-        exprgrad::ops::detail::rows::softmax(c.s.data(), c.alpha, p.data(), n);
+        exprgrad::kernels::rows::softmax(c.s.data(), c.alpha, p.data(), n);
         double sp2 = 0;
         for (std::size_t i = 0; i < n; ++i) {
             CHECK(to_digits(p[i], c.p[i], 7));

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include <exprgrad/ops/attention_scale.hpp>
-#include <exprgrad/tensors/parallel.hpp>
+#include <exprgrad/kernels/parallel.hpp>
 
 #include "scale_analysis.hpp"
 
@@ -157,12 +157,12 @@ TEST_CASE("the analysis is deterministic for a seed, whatever the thread count")
     o.samples = 300;
     o.scores = score_model::cosine;
     o.d = 16;
-    const std::size_t saved = num_threads();
-    set_num_threads(1);
+    const std::size_t saved = kernels::num_threads();
+    kernels::set_num_threads(1);
     const auto a = analyze_attention_scale(o);
-    set_num_threads(2);
+    kernels::set_num_threads(2);
     const auto b = analyze_attention_scale(o);
-    set_num_threads(saved);
+    kernels::set_num_threads(saved);
     REQUIRE(a.curve.size() == b.curve.size());
     for (std::size_t i = 0; i < a.curve.size(); ++i) {
         CHECK(a.curve[i].exact_mean == b.curve[i].exact_mean);

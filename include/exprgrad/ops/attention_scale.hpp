@@ -28,8 +28,8 @@
 
 #include <xtensor/xtensor.hpp>
 
-#include "exprgrad/ops/detail/softmax_rows.hpp"
-#include "exprgrad/tensors/parallel.hpp"
+#include "exprgrad/kernels/softmax_rows.hpp"
+#include "exprgrad/kernels/parallel.hpp"
 
 namespace exprgrad::ops {
 
@@ -248,10 +248,10 @@ inline double gradient_max_alpha_cosine(double n, std::size_t d) {
 
 /// The exact gradient objective α(1 − Σp²) of one row of scores, measured as ½Σ_{i,j}|∂p_i/∂s_j| with p =
 /// softmax(α·s) and the Jacobian built column by column from the softmax VJP that the attention kernels run
-/// (detail::rows::softmax_vjp), not from the closed form. O(n²). n ≥ 1, finite s. Example (notes §1.5 check 1):
+/// (kernels::rows::softmax_vjp), not from the closed form. O(n²). n ≥ 1, finite s. Example (notes §1.5 check 1):
 /// s = [1, 2, 3], α = 1 → 0.4894569.
 inline double exact_objective(const double* s, std::size_t n, double alpha, std::vector<double>& work) {
-    namespace rows = exprgrad::ops::detail::rows;
+    namespace rows = exprgrad::kernels::rows;
     using B = rows::batch<double>;
     constexpr std::size_t L = rows::lanes<double>;
     const std::size_t np = (n + L - 1) / L * L;  // padded rows, so the |·| sum needs no scalar tail
@@ -277,10 +277,10 @@ inline xt::xtensor<double, 2> softmax_jacobian(const std::vector<double>& s, dou
     auto J = xt::xtensor<double, 2>::from_shape({n, n});
     std::vector<double> p(n), g(n, 0.0), out(n);
     if (n == 0) return J;
-    exprgrad::ops::detail::rows::softmax(s.data(), alpha, p.data(), n);
+    exprgrad::kernels::rows::softmax(s.data(), alpha, p.data(), n);
     for (std::size_t i = 0; i < n; ++i) {
         g[i] = 1.0;
-        exprgrad::ops::detail::rows::softmax_vjp(p.data(), g.data(), exprgrad::ops::detail::rows::dot(p.data(), g.data(), n),
+        exprgrad::kernels::rows::softmax_vjp(p.data(), g.data(), exprgrad::kernels::rows::dot(p.data(), g.data(), n),
                                             out.data(), n);
         g[i] = 0.0;
         for (std::size_t j = 0; j < n; ++j) J(i, j) = alpha * out[j];  // chain rule through z = α·s

@@ -38,9 +38,10 @@
 
 #include "exprgrad/sym/batch_exp.hpp"
 #include "exprgrad/sym/expr.hpp"
-#include "exprgrad/tensors/blas.hpp"
+#include "exprgrad/kernels/blas.hpp"
 #include "exprgrad/tensors/graph.hpp"
-#include "exprgrad/tensors/parallel.hpp"
+#include "exprgrad/kernels/parallel.hpp"
+#include "exprgrad/kernels/row_norms.hpp"
 #include "exprgrad/tensors/reduce.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
@@ -94,7 +95,7 @@ inline constexpr double soft_mass_tol = 1e-4;
 template <class T>
 void check_soft_targets(const T* tau, std::size_t n, std::size_t V, double* mass) {
     std::vector<std::size_t> bad(n);  // the first entry < 0 or NaN of each row, V when none
-    parallel_for(0, n, 64, [&](std::size_t lo, std::size_t hi) {
+    kernels::parallel_for(0, n, 64, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t r = lo; r < hi; ++r) {
             const T* row = tau + r * V;
             double m = 0;
@@ -118,41 +119,6 @@ void check_soft_targets(const T* tau, std::size_t n, std::size_t V, double* mass
                                                  emo_number(mass[r]) + " (each row must sum to 1 within 1e-4)");
         }
     }
-}
-
-// 1 / max(‖e_k‖, 1e-12) for every row of E [v, h] (zero rows get 1e12 and stay zero when scaled).
-// Float lanes accumulate blocks of 64 products; the blocks are summed in double.
-template <class T>
-void inverse_row_norms(const T* e, T* inv, std::size_t v, std::size_t h) {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
-    parallel_for(0, v, 256, [&](std::size_t lo, std::size_t hi) {
-        for (std::size_t i = lo; i < hi; ++i) {
-            const T* r = e + i * h;
-            double ss = 0;
-            std::size_t j = 0;
-            while (j + W <= h) {
-                B acc(T(0));
-                const std::size_t end = std::min(h - (h - j) % W, j + 64 * W);
-                for (; j < end; j += W) {
-                    const B x = B::load_unaligned(r + j);
-                    acc = xsimd::fma(x, x, acc);
-                }
-                ss += static_cast<double>(xsimd::hadd(acc));
-            }
-            for (; j < h; ++j) ss += static_cast<double>(r[j]) * r[j];
-            inv[i] = static_cast<T>(1.0 / std::max(std::sqrt(ss), 1e-12));
-        }
-    });
-}
-
-// Ê: rows of E scaled to unit length (zero rows stay zero), given the inverse norms.
-template <class T>
-void normalize_rows(const T* e, const T* inv, T* out, std::size_t v, std::size_t h) {
-    parallel_for(0, v, 256, [&](std::size_t lo, std::size_t hi) {
-        for (std::size_t i = lo; i < hi; ++i)
-            for (std::size_t j = 0; j < h; ++j) out[i * h + j] = e[i * h + j] * inv[i];
-    });
 }
 
 // The combination weights of one position: dz = a·∇CE + b·∇EMO, value = a·CE + b·EMO.
@@ -185,7 +151,7 @@ void emo_row(const T* z, T* d, const T* inv, std::size_t V, long onehot, const T
              const emo_options& opts, T* dz, double scale, double& ce_out, double& emo_out, double& value_out) {
     using B = xsimd::batch<T>;
     constexpr std::size_t W = B::size;
-    const T m = tensors::detail::max_contiguous(z, V);
+    const T m = kernels::max_contiguous(z, V);
     const T mass = static_cast<T>(tau_mass);
     const B mb(m), vm(mass);
     double sum = 0, wsum = 0;
@@ -323,16 +289,16 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
     T* d = scratch_slot<T, 2>(n * s.V);
     // Ê is never formed: ⟨ê_t, ê_k⟩ = ⟨ê_t, e_k⟩ / ‖e_k‖, the product reads E itself and each row of
     // the result is scaled by the inverse norms while it is in cache.
-    inverse_row_norms(e, inv, s.V, s.h);
+    kernels::inverse_row_norms(e, inv, s.V, s.h);
     for (std::size_t i = 0; i < n; ++i) {
         const std::size_t tr = static_cast<std::size_t>(t[valid[i]]);
         for (std::size_t j = 0; j < s.h; ++j) g[i * s.h + j] = e[tr * s.h + j] * inv[tr];
     }
     // d[i, k] = ⟨ê_t(i), e_k⟩: the one N·h·V product
-    tensors::blas::gemm(false, true, n, s.V, s.h, T(1), g, s.h, e, s.h, T(0), d, s.V);
+    kernels::blas::gemm(false, true, n, s.V, s.h, T(1), g, s.h, e, s.h, T(0), d, s.V);
     std::vector<double> ce(n), emo(n), val(n);
     const double scale = 1.0 / static_cast<double>(n);
-    parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
+    kernels::parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t i = lo; i < hi; ++i) {
             const std::size_t r = valid[i];
             emo_row(z + r * s.V, d + i * s.V, inv, s.V, static_cast<long>(t[r]), static_cast<const T*>(nullptr), 1.0,
@@ -362,13 +328,13 @@ double emo_soft(const T* z, const T* tau, const T* e, const emo_shapes<T>& s, co
     T* inv = scratch_slot<T, 0>(s.V);
     T* u = scratch_slot<T, 1>(n * s.h);
     T* d = scratch_slot<T, 2>(n * s.V);
-    inverse_row_norms(e, inv, s.V, s.h);
-    normalize_rows(e, inv, eh, s.V, s.h);
-    tensors::blas::gemm(false, false, n, s.h, s.V, T(1), tau, s.V, eh, s.h, T(0), u, s.h);
-    tensors::blas::gemm(false, true, n, s.V, s.h, T(1), u, s.h, eh, s.h, T(0), d, s.V);
+    kernels::inverse_row_norms(e, inv, s.V, s.h);
+    kernels::normalize_rows(e, inv, eh, s.V, s.h);
+    kernels::blas::gemm(false, false, n, s.h, s.V, T(1), tau, s.V, eh, s.h, T(0), u, s.h);
+    kernels::blas::gemm(false, true, n, s.V, s.h, T(1), u, s.h, eh, s.h, T(0), d, s.V);
     std::vector<double> ce(n), emo(n), val(n);
     const double scale = 1.0 / static_cast<double>(n);
-    parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
+    kernels::parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t r = lo; r < hi; ++r) {
             emo_row(z + r * s.V, d + r * s.V, static_cast<const T*>(nullptr), s.V, -1, tau + r * s.V, mass[r], opts,
                     dz + r * s.V, scale, ce[r], emo[r], val[r]);

@@ -144,7 +144,7 @@ struct LinearRecurrence {
             linear_recurrence_diag_reverse(mp.data, g, lam, static_cast<T*>(nullptr), s.batch, s.steps, s.n, mp.step,
                                            mp.batch);
         }
-        if (db != nullptr && add_b) tensors::add_row(db, static_cast<const T*>(lam), total);
+        if (db != nullptr && add_b) kernels::add_row(db, static_cast<const T*>(lam), total);
         if constexpr (Ctx::template needs<M>) {
             // ∂L/∂M_t = λ_t y_{t−1}ᵀ; the first step multiplies y_{−1} = 0 and gets nothing
             const T* y = ctx.template in<LinearRecurrence>().data;

@@ -42,7 +42,7 @@
 #include <xsimd/xsimd.hpp>
 #include <xtensor/xarray.hpp>
 
-#include "exprgrad/tensors/parallel.hpp"
+#include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
 namespace exprgrad::ops {
@@ -208,7 +208,7 @@ void solve_sequence(const sequence<T, Dense, Rev>& q, std::size_t chunks) {
     const std::size_t psize = Dense ? chunks * n * n : (Tn - e[1]) * n;
     std::vector<T> prod(psize);
     std::vector<T> zend(chunks * n, T(0));  // dense: the chunk's vector part from the zero state
-    parallel_for(
+    kernels::parallel_for(
         0, chunks, 1,
         [&](std::size_t lo_c, std::size_t hi_c) {
             std::vector<T> tmp(Dense ? 2 * n * n + n : 0);
@@ -263,7 +263,7 @@ void solve_sequence(const sequence<T, Dense, Rev>& q, std::size_t chunks) {
     }
     if constexpr (Dense) {
         // Fix-up: recompute each chunk from its true starting state.
-        parallel_for(
+        kernels::parallel_for(
             1, chunks, 1,
             [&](std::size_t lo_c, std::size_t hi_c) {
                 std::vector<T> t2(n);
@@ -274,7 +274,7 @@ void solve_sequence(const sequence<T, Dense, Rev>& q, std::size_t chunks) {
         // Fix-up: y_s = z_s + P_s ⊙ s_c, elementwise, split over every thread. Reverse order means rows
         // of y are visited backwards in memory; each step is still a contiguous row.
         const std::size_t rows = Tn - e[1];
-        parallel_for(0, rows, 256, [&](std::size_t lo, std::size_t hi) {
+        kernels::parallel_for(0, rows, 256, [&](std::size_t lo, std::size_t hi) {
             std::size_t c = 1;
             std::size_t r = lo;
             while (r < hi) {
@@ -295,7 +295,7 @@ void solve_sequence(const sequence<T, Dense, Rev>& q, std::size_t chunks) {
 
 inline std::size_t auto_chunks(bool dense, std::size_t steps, std::size_t n, const scan_options& o) {
     if (o.chunks != 0) return o.chunks;
-    const std::size_t p = num_threads();
+    const std::size_t p = kernels::num_threads();
     if (p <= 1 || (dense && n > 2)) return 1;
     return std::clamp<std::size_t>(steps / std::max<std::size_t>(o.min_chunk, 1), 1, p);
 }
@@ -313,9 +313,9 @@ void solve_all(const T* m, std::size_t mstride, std::size_t mbatch, const T* c, 
                                        n};
     };
     const std::size_t chunks = auto_chunks(Dense, steps, n, o);
-    if (o.chunks == 0 && batch >= num_threads()) {
+    if (o.chunks == 0 && batch >= kernels::num_threads()) {
         // enough sequences to keep every thread busy: split the batch, each sequence sequential (exact)
-        parallel_for(0, batch, 1, [&](std::size_t lo, std::size_t hi) {
+        kernels::parallel_for(0, batch, 1, [&](std::size_t lo, std::size_t hi) {
             for (std::size_t b = lo; b < hi; ++b) solve_sequence(seq(b), 1);
         });
         return;

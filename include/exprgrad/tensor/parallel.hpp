@@ -1,11 +1,13 @@
-// Transitional forwarder: the tensor layer's folder is now exprgrad/tensors/ and its namespace
-// exprgrad::tensors (issue #15). Kept only while text/lattice_node.hpp and examples/tiny_lm, owned by other
-// branches, still name the old path and `tex::`; delete this folder when they follow.
+// Transitional forwarder: the thread pool is now exprgrad/kernels/parallel.hpp, namespace exprgrad::kernels
+// (issue #15). Kept only while examples/tiny_lm, owned by another branch, still names this path; delete this
+// folder when it follows.
 #pragma once
 
-#include "exprgrad/tensors/parallel.hpp"
+#include "exprgrad/kernels/parallel.hpp"
 
 namespace exprgrad {
-namespace tensors {}
-namespace tex = tensors;
+using kernels::max_threads;
+using kernels::num_threads;
+using kernels::parallel_for;
+using kernels::set_num_threads;
 }  // namespace exprgrad

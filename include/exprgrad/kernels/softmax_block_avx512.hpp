@@ -4,16 +4,16 @@
 // and then dP = dO·vᵀ in the same registers, dS = P·(dP − D). Done row by row through the generic row
 // functions, each exponential waited on its row's reductions (about 1.4 cycles per score) and every score
 // went through memory twice more; here R rows' exponentials are in flight together. ops/attention.hpp
-// calls these when ::exprgrad::ops::detail::avx512_enabled().
+// calls these when ::exprgrad::kernels::avx512_enabled().
 #pragma once
 
 #include <cstddef>
 #include <limits>
 
-#include "exprgrad/ops/detail/avx512_dispatch.hpp"
-#include "exprgrad/ops/detail/softmax_rows.hpp"
+#include "exprgrad/kernels/avx512_dispatch.hpp"
+#include "exprgrad/kernels/softmax_rows.hpp"
 
-namespace exprgrad::ops::detail::attention {
+namespace exprgrad::kernels::tiles {
 
 #if EXPRGRAD_HAS_AVX512_KERNELS
 
@@ -139,4 +139,4 @@ EXPRGRAD_AVX512_TARGET inline void backward_tile16(std::size_t d, const float* Q
 
 #endif  // EXPRGRAD_HAS_AVX512_KERNELS
 
-}  // namespace exprgrad::ops::detail::attention
+}  // namespace exprgrad::kernels::tiles

@@ -28,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-namespace exprgrad {
+namespace exprgrad::kernels {
 
 /// The most threads a parallel region may use: far above any core count this library is tuned for, and
 /// low enough that a mistyped count fails with a message instead of exhausting the process's threads.
@@ -241,4 +241,4 @@ void parallel_for(std::size_t begin, std::size_t end, std::size_t grain, Fn&& fn
     detail::thread_pool::instance().run(chunks, task);
 }
 
-}  // namespace exprgrad
+}  // namespace exprgrad::kernels

@@ -11,9 +11,9 @@
 #include <utility>
 #include <vector>
 
-#include "exprgrad/tensors/parallel.hpp"
+#include "exprgrad/kernels/parallel.hpp"
 
-using namespace exprgrad;
+using namespace exprgrad::kernels;
 
 namespace {
 struct thread_guard {
