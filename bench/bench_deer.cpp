@@ -25,10 +25,10 @@
 
 #include <xtensor/xarray.hpp>
 
+#include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/ops/deer.hpp>
 #include <exprgrad/ops/deer_instance.hpp>
 #include <exprgrad/ops/scan.hpp>
-#include <exprgrad/kernels/parallel.hpp>
 
 using namespace exprgrad;
 using namespace exprgrad::ops;

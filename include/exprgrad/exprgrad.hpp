@@ -25,8 +25,8 @@
 #endif
 
 #include "exprgrad/check/gradcheck.hpp"
-#include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/check/laws.hpp"
+#include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/math/min_ab_plus_c.hpp"
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/ops/attention_node.hpp"

@@ -14,9 +14,9 @@
 #include <stdexcept>
 #include <string>
 
+#include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/ops/deer.hpp>
 #include <exprgrad/ops/deer_instance.hpp>
-#include <exprgrad/kernels/parallel.hpp>
 
 #include "cli_options.hpp"
 
@@ -105,8 +105,8 @@ void print(const deer_settings& s, const deer_result& r) {
     std::ostringstream out;
     out << std::setprecision(6);
     out << "instance: n=" << s.n << " T=" << s.T << " g=" << s.g << " dtype=" << s.dtype << " method=" << s.method
-        << " cap=" << (s.cap ? s.cap : s.T) << " guard=" << (s.guard ? "yes" : "no") << " threads=" << kernels::num_threads()
-        << '\n';
+        << " cap=" << (s.cap ? s.cap : s.T) << " guard=" << (s.guard ? "yes" : "no")
+        << " threads=" << kernels::num_threads() << '\n';
     out << "iterations: " << rep.iterations << '\n';
     out << "max_abs_error: " << r.max_abs_error << "  (last iterate vs sequential; target < " << r.tol << ")\n";
     out << "converged: " << (rep.converged ? "yes" : "no") << '\n';

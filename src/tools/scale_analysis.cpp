@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
-#include <exprgrad/ops/attention_scale.hpp>
-#include <exprgrad/kernels/softmax_rows.hpp>
 #include <exprgrad/kernels/parallel.hpp>
+#include <exprgrad/kernels/softmax_rows.hpp>
+#include <exprgrad/ops/attention_scale.hpp>
 
 namespace exprgrad::tools {
 
@@ -143,8 +143,8 @@ scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
             std::to_string(opts.d));
     const double n = static_cast<double>(opts.n);
     scale_analysis r{};
-    r.alpha_star =
-        cosine ? exprgrad::ops::scale::gradient_max_alpha_cosine(n, opts.d) : exprgrad::ops::scale::gradient_max_alpha(n);
+    r.alpha_star = cosine ? exprgrad::ops::scale::gradient_max_alpha_cosine(n, opts.d)
+                          : exprgrad::ops::scale::gradient_max_alpha(n);
     auto f = [&](double a) {
         return cosine ? exprgrad::ops::scale::mean_field_objective_cosine(a, n, opts.d)
                       : exprgrad::ops::scale::mean_field_objective(a, n);

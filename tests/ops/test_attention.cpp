@@ -412,12 +412,12 @@ TEST_CASE("the 512-bit and 256-bit float paths agree, and their matrix products 
             {
                 avx512_scope scope(false);
                 exprgrad::kernels::tiles::gemm<true, true, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
-                                                                    c0.data(), cols, beg.data(), end.data());
+                                                                 c0.data(), cols, beg.data(), end.data());
             }
             {
                 avx512_scope scope(true);
                 exprgrad::kernels::tiles::gemm<true, true, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
-                                                                    c1.data(), cols, beg.data(), end.data());
+                                                                 c1.data(), cols, beg.data(), end.data());
             }
             CHECK(bit_equal(c0, c1));
             // without accumulation and without limits too
@@ -425,12 +425,12 @@ TEST_CASE("the 512-bit and 256-bit float paths agree, and their matrix products 
             {
                 avx512_scope scope(false);
                 exprgrad::kernels::tiles::gemm<false, false, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
-                                                                      d0.data(), cols, nullptr, nullptr);
+                                                                   d0.data(), cols, nullptr, nullptr);
             }
             {
                 avx512_scope scope(true);
                 exprgrad::kernels::tiles::gemm<false, false, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
-                                                                      d1.data(), cols, nullptr, nullptr);
+                                                                   d1.data(), cols, nullptr, nullptr);
             }
             CHECK(bit_equal(d0, d1));
             // and against a plain loop in double over each row's own k range, within float rounding

@@ -75,8 +75,8 @@ TEST_CASE("attention node: key padding and the post's single n = T_k/2, against 
     for (std::size_t h = 0; h < 2; ++h)
         for (std::size_t j = 4; j < 6; ++j)
             for (std::size_t c = 0; c < 5; ++c) CHECK(std::get<1>(grads)(0, h, j, c) == 0.0);
-    auto r = check::gradcheck(
-        sum(square(ops::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<3>))), q, k, v, len);
+    auto r = check::gradcheck(sum(square(ops::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<3>))), q, k,
+                              v, len);
     INFO(r.message());
     CHECK(r.ok);
     xt::xarray<int> bad = {4, 7};  // longer than T_k = 6
@@ -111,8 +111,8 @@ TEST_CASE("attention node: a learnable scale log s and its gradient") {
     down(0) -= h;
     const double fd = (std::get<0>(prog(q, k, v, w, up)) - std::get<0>(prog(q, k, v, w, down))) / (2 * h);
     CHECK(dlog == doctest::Approx(fd).epsilon(1e-7));
-    auto r = check::gradcheck(sum(square(ops::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<3>))), q,
-                              k, v, log_s);
+    auto r = check::gradcheck(sum(square(ops::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<3>))), q, k,
+                              v, log_s);
     INFO(r.message());
     CHECK(r.ok);
 }
@@ -121,9 +121,8 @@ TEST_CASE("attention node: scores that overflow the type throw naming the row, n
     auto q = random4(1, 2, 5, 3, 11), k = random4(1, 2, 7, 3, 12);
     const auto v = random4(1, 2, 7, 4, 13), w = random4(1, 2, 5, 4, 14);
     for (std::size_t x = 0; x < 3; ++x) q(0, 1, 2, x) = 1e200, k(0, 1, 0, x) = 1e200;  // 1e400 in a score
-    auto prog = value_and_grad(sum(ops::attention_node<attention_config<true>>(tensor<0>, tensor<1>, tensor<2>) *
-                                   tensor<3>),
-                               wrt<0, 1, 2>);
+    auto prog = value_and_grad(
+        sum(ops::attention_node<attention_config<true>>(tensor<0>, tensor<1>, tensor<2>) * tensor<3>), wrt<0, 1, 2>);
     CHECK_THROWS_WITH_AS(prog(q, k, v, w),
                          doctest::Contains("exprgrad::attention_forward: scores overflow double at batch 0 head 1 row 2,"),
                          std::overflow_error);

@@ -8,8 +8,8 @@
 #include <numbers>
 #include <vector>
 
-#include <exprgrad/ops/attention_scale.hpp>
 #include <exprgrad/kernels/parallel.hpp>
+#include <exprgrad/ops/attention_scale.hpp>
 
 using namespace exprgrad;
 using namespace exprgrad::ops;

@@ -351,8 +351,8 @@ TEST_CASE("the tensor node equals the eager kernel, inside value_and_grad") {
     // no gradient flows into the cost embedding (the adaptive variant detaches it)
     for (double v : std::get<1>(grads)) CHECK(v == 0.0);
     // The node's options are in its type; a negative cap is refused there too (it flipped the EMO term's sign).
-    auto bad = value_and_grad(ops::emo_loss<emo_objective::mode1_capped, -100, sym::Const<-1>>(matmul(X, W), Y, E),
-                              wrt<1>);
+    auto bad =
+        value_and_grad(ops::emo_loss<emo_objective::mode1_capped, -100, sym::Const<-1>>(matmul(X, W), Y, E), wrt<1>);
     CHECK_THROWS_WITH_AS(bad(x, w, t, e), "exprgrad::emo_loss: cap must be >= 0 or +inf, got -1",
                          std::invalid_argument);
 }

@@ -8,8 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include <exprgrad/ops/attention_scale.hpp>
 #include <exprgrad/kernels/parallel.hpp>
+#include <exprgrad/ops/attention_scale.hpp>
 
 #include "scale_analysis.hpp"
 
@@ -38,8 +38,9 @@ TEST_CASE("the O(n) per-draw value equals the VJP Jacobian's ½Σ|J| (check 1's 
     for (const auto& s : rows)
         for (const double alpha : {1.0, 2.5}) {
             std::vector<double> scratch(s.size()), work;
-            CHECK(tools::scale::objective(s.data(), s.size(), alpha, scratch.data()) ==
-                  doctest::Approx(exprgrad::ops::scale::exact_objective(s.data(), s.size(), alpha, work)).epsilon(1e-13));
+            CHECK(
+                tools::scale::objective(s.data(), s.size(), alpha, scratch.data()) ==
+                doctest::Approx(exprgrad::ops::scale::exact_objective(s.data(), s.size(), alpha, work)).epsilon(1e-13));
         }
 }
 

@@ -173,13 +173,14 @@ struct float_args {
 };
 template <int... W, std::size_t I, class A, class... Args>
 struct float_args<tensors::wrt_t<W...>, I, A, Args...>
-    : float_args<std::conditional_t<is_float_array<A>, tensors::wrt_t<W..., static_cast<int>(I)>, tensors::wrt_t<W...>>, I + 1,
-                 Args...> {};
+    : float_args<std::conditional_t<is_float_array<A>, tensors::wrt_t<W..., static_cast<int>(I)>, tensors::wrt_t<W...>>,
+                 I + 1, Args...> {};
 }  // namespace detail
 
 /// gradcheck with default options over the wrt arguments.
 template <tensors::TensorExpr E, int... W, class... Args>
-requires(!detail::first_is_options<Args...>) gradcheck_report gradcheck(E e, tensors::wrt_t<W...> w, const Args&... args) {
+requires(!detail::first_is_options<Args...>) gradcheck_report
+    gradcheck(E e, tensors::wrt_t<W...> w, const Args&... args) {
     return gradcheck(e, w, gradcheck_options{}, args...);
 }
 

@@ -105,8 +105,10 @@ class thread_pool {
             if (*p == '\0' && p != env && v >= 1 && v <= max_threads) {
                 n = v;
             } else {
-                std::fprintf(stderr, "exprgrad: EXPRGRAD_NUM_THREADS='%.40s' is not a whole number in [1, %zu]; using "
-                             "%zu threads\n", env, max_threads, n);
+                std::fprintf(stderr,
+                             "exprgrad: EXPRGRAD_NUM_THREADS='%.40s' is not a whole number in [1, %zu]; using "
+                             "%zu threads\n",
+                             env, max_threads, n);
             }
         }
         threads_ = n;

@@ -36,7 +36,7 @@ template <class T>
 class deer_mixer : public layer<T> {
   public:
     using cell_type = decltype(ops::tanh_rnn_cell(std::declval<xt::xarray<T>>(), std::declval<xt::xarray<T>>(),
-                                             std::declval<xt::xarray<T>>()));
+                                                  std::declval<xt::xarray<T>>()));
 
     deer_mixer(parameter<T>& norm, parameter<T>& a, parameter<T>& u, parameter<T>& b, parameter<T>& w_out,
                ops::deer_options opts)

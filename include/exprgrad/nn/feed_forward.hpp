@@ -20,10 +20,11 @@ namespace exprgrad::nn {
 
 namespace detail {
 // f(x) = relu(rms_norm(x, g)·W1 + b1)·W2 + b2
-using feed_forward_expr = decltype(tensors::matmul(tensors::relu(tensors::matmul(tensors::rms_norm(tensors::Input<0>{}, tensors::Input<1>{}),
-                                                                     tensors::Input<2>{}) +
-                                                         tensors::Input<3>{}),
-                                               tensors::Input<4>{}) +
+using feed_forward_expr = decltype(tensors::matmul(tensors::relu(tensors::matmul(tensors::rms_norm(tensors::Input<0>{},
+                                                                                                   tensors::Input<1>{}),
+                                                                                 tensors::Input<2>{}) +
+                                                                 tensors::Input<3>{}),
+                                                   tensors::Input<4>{}) +
                                    tensors::Input<5>{});
 }  // namespace detail
 

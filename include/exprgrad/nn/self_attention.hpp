@@ -24,7 +24,8 @@ namespace exprgrad::nn {
 
 namespace detail {
 // [B,T,D] -> [B,T,3D]: rms_norm(x, g)·Wqkv; [B,T,D] -> [B,T,D]: o·Wo.
-using qkv_projection = decltype(tensors::matmul(tensors::rms_norm(tensors::Input<0>{}, tensors::Input<1>{}), tensors::Input<2>{}));
+using qkv_projection =
+    decltype(tensors::matmul(tensors::rms_norm(tensors::Input<0>{}, tensors::Input<1>{}), tensors::Input<2>{}));
 using out_projection = decltype(tensors::matmul(tensors::Input<0>{}, tensors::Input<1>{}));
 }  // namespace detail
 

@@ -111,13 +111,14 @@ struct Attention {
             for (std::size_t b = 0; b < shape.size(); ++b) {
                 if (len[b] < 0)
                     throw tensors::shape_error(name, "key length " + std::to_string(len[b]) + " of batch entry " +
-                                                std::to_string(b) + " is negative");
+                                                         std::to_string(b) + " is negative");
                 o.key_lengths[b] = static_cast<std::size_t>(len[b]);  // the kernel checks B and ≤ T_k
             }
         }
         if constexpr (Config::learned_scale) {
             const auto& ls = ctx.template in<LogScale>();
-            if (ls.size() != 1) throw tensors::shape_error(name, "log s must be one value, got shape " + ls.shape.str());
+            if (ls.size() != 1)
+                throw tensors::shape_error(name, "log s must be one value, got shape " + ls.shape.str());
             o.scale = scale::fixed(std::exp(static_cast<double>(ls.data[0])));
         }
     }
@@ -168,7 +169,8 @@ struct Attention {
 /// configuration pass the key lengths next, `attention_node<attention_config<true, false, scale_type::inv_sqrt_d,
 /// true>>(Q, K, V, Len)`; with scale_type::learned pass log s last, `attention_node<attention_config<false, false,
 /// scale_type::learned>>(Q, K, V, LogS)` (s = exp(LogS), trained through its gradient).
-template <class Config = attention_config<>, tensors::TensorExpr Q, tensors::TensorExpr K, tensors::TensorExpr V, tensors::TensorExpr... Extra>
+template <class Config = attention_config<>, tensors::TensorExpr Q, tensors::TensorExpr K, tensors::TensorExpr V,
+          tensors::TensorExpr... Extra>
 constexpr Attention<Config, Q, K, V, Extra...> attention_node(Q, K, V, Extra...) {
     return {};
 }

@@ -28,8 +28,8 @@
 
 #include <xtensor/xtensor.hpp>
 
-#include "exprgrad/kernels/softmax_rows.hpp"
 #include "exprgrad/kernels/parallel.hpp"
+#include "exprgrad/kernels/softmax_rows.hpp"
 
 namespace exprgrad::ops {
 
@@ -245,7 +245,6 @@ inline double gradient_max_alpha_cosine(double n, std::size_t d) {
     return a;
 }
 
-
 /// The exact gradient objective α(1 − Σp²) of one row of scores, measured as ½Σ_{i,j}|∂p_i/∂s_j| with p =
 /// softmax(α·s) and the Jacobian built column by column from the softmax VJP that the attention kernels run
 /// (kernels::rows::softmax_vjp), not from the closed form. O(n²). n ≥ 1, finite s. Example (notes §1.5 check 1):
@@ -281,7 +280,7 @@ inline xt::xtensor<double, 2> softmax_jacobian(const std::vector<double>& s, dou
     for (std::size_t i = 0; i < n; ++i) {
         g[i] = 1.0;
         exprgrad::kernels::rows::softmax_vjp(p.data(), g.data(), exprgrad::kernels::rows::dot(p.data(), g.data(), n),
-                                            out.data(), n);
+                                             out.data(), n);
         g[i] = 0.0;
         for (std::size_t j = 0; j < n; ++j) J(i, j) = alpha * out[j];  // chain rule through z = α·s
     }

@@ -10,8 +10,8 @@
 
 #include "exprgrad/ops/deer_types.hpp"
 #include "exprgrad/tensors/graph.hpp"
-#include "exprgrad/tensors/map.hpp"
 #include "exprgrad/tensors/layout.hpp"
+#include "exprgrad/tensors/map.hpp"
 #include "exprgrad/tensors/matmul.hpp"
 
 namespace exprgrad::ops {
@@ -39,7 +39,7 @@ auto make_cell(E, const A0& p0, const As&... ps) {
 /// tanh(Yprev·Aᵀ + X·Uᵀ + b) with A [n, n] = tensor<2>, U [n, m] = tensor<3>, b [n] = tensor<4>.
 inline constexpr auto tanh_rnn_expr =
     tensors::tanh(tensors::matmul(tensors::Input<0>{}, tensors::transpose(tensors::Input<2>{})) +
-              tensors::matmul(tensors::Input<1>{}, tensors::transpose(tensors::Input<3>{})) + tensors::Input<4>{});
+                  tensors::matmul(tensors::Input<1>{}, tensors::transpose(tensors::Input<3>{})) + tensors::Input<4>{});
 
 /// The tanh RNN cell y_t = tanh(A y_{t−1} + U x_t + b): A [n, n], U [n, m], b [n].
 /// With U = I and b = 0 it is the post's x_t = tanh(A x_{t−1} + u_t). Example:
@@ -58,16 +58,15 @@ constexpr auto affine(W, U, B) {  // X·Wᵀ + H·Uᵀ + b
 }
 inline constexpr auto gru_z = tensors::sigmoid(affine(in<2>, in<3>, in<4>));
 inline constexpr auto gru_r = tensors::sigmoid(affine(in<5>, in<6>, in<7>));
-inline constexpr auto gru_h =
-    tensors::tanh(tensors::matmul(in<1>, tensors::transpose(in<8>)) + tensors::matmul(gru_r * in<0>, tensors::transpose(in<9>)) + in<10>);
+inline constexpr auto gru_h = tensors::tanh(tensors::matmul(in<1>, tensors::transpose(in<8>)) +
+                                            tensors::matmul(gru_r * in<0>, tensors::transpose(in<9>)) + in<10>);
 }  // namespace detail
 
 /// The expression of the GRU cell (the post's and Cho et al.'s convention):
 ///   z = σ(W_z x + U_z h + b_z),  r = σ(W_r x + U_r h + b_r),  ĥ = tanh(W_h x + U_h (r ⊙ h) + b_h),
 ///   h' = (1 − z) ⊙ h + z ⊙ ĥ,
 /// parameters tensor<2..10> = W_z, U_z, b_z, W_r, U_r, b_r, W_h, U_h, b_h (W [n, m], U [n, n], b [n]).
-inline constexpr auto gru_expr =
-    (sym::c<1> - detail::gru_z) * detail::in<0> + detail::gru_z * detail::gru_h;
+inline constexpr auto gru_expr = (sym::c<1> - detail::gru_z) * detail::in<0> + detail::gru_z * detail::gru_h;
 
 /// The GRU cell (see gru_expr) with W_* [n, m], U_* [n, n], b_* [n]. Its fixed_a Jacobian at zero
 /// input and bias is ½(I + ½U_h), the post's matrix.

@@ -34,7 +34,6 @@ namespace deer_instance {
 inline constexpr auto cell_expr =
     tensors::tanh(tensors::matmul(tensors::Input<0>{}, tensors::transpose(tensors::Input<2>{})) + tensors::Input<1>{});
 
-
 /// A [n, n] of the instance. Throws std::length_error when n·n overflows std::size_t (and std::bad_alloc
 /// when it does not fit in memory). Example: matrix<double>(2, 1.0)(0, 0) = sin(0.37·2 + 0.5)/√2.
 template <class T>

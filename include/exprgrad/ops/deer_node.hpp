@@ -83,7 +83,8 @@ struct Deer {
 /// (Newton) or `deer_node<deer_method::quasi>(...)`. y has the shape [T, n] or [B, T, n] of deer_solve;
 /// gradients flow to y0, x and every parameter. The solver's default tolerances and cap apply, with the
 /// sequential fallback, so the value is always the recurrence's trajectory.
-template <deer_method M = deer_method::newton, class CellE, tensors::TensorExpr Y0, tensors::TensorExpr X, tensors::TensorExpr... Ps>
+template <deer_method M = deer_method::newton, class CellE, tensors::TensorExpr Y0, tensors::TensorExpr X,
+          tensors::TensorExpr... Ps>
 constexpr Deer<M, std::remove_cvref_t<CellE>, Y0, X, Ps...> deer_node(CellE, Y0, X, Ps...) {
     return {};
 }

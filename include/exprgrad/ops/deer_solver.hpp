@@ -19,14 +19,14 @@
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
 
+#include "exprgrad/ops/deer_cells.hpp"
+#include "exprgrad/ops/deer_types.hpp"
 #include "exprgrad/ops/scan.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/layout.hpp"
 #include "exprgrad/tensors/map.hpp"
 #include "exprgrad/tensors/matmul.hpp"
 #include "exprgrad/tensors/shape.hpp"
-#include "exprgrad/ops/deer_cells.hpp"
-#include "exprgrad/ops/deer_types.hpp"
 
 namespace exprgrad::ops {
 
@@ -231,9 +231,9 @@ class deer_solver {
         const xt::xarray<T> ys = y_in, dy = dy_in;
         const tensors::dims want = tensors::dims::of(out_shape().shape());
         if (!(tensors::dims::of(ys.shape()) == want) || !(tensors::dims::of(dy.shape()) == want)) {
-            throw tensors::shape_error(detail::deer_op_name, "deer_vjp: y " + tensors::dims::of(ys.shape()).str() + " and dy " +
-                                                             tensors::dims::of(dy.shape()).str() + " must have shape " +
-                                                             want.str());
+            throw tensors::shape_error(detail::deer_op_name, "deer_vjp: y " + tensors::dims::of(ys.shape()).str() +
+                                                                 " and dy " + tensors::dims::of(dy.shape()).str() +
+                                                                 " must have shape " + want.str());
         }
         deer_grads<T, P> g;
         g.dy0 = xt::xarray<T>::from_shape(y0_shape_);
@@ -274,8 +274,8 @@ class deer_solver {
         const xt::xarray<T> yp = yprev, xx = x;
         if (yp.dimension() != 2 || xx.dimension() != 2 || yp.shape(0) != xx.shape(0)) {
             throw tensors::shape_error(detail::deer_op_name, "jacobian: yprev must be [rows, n] and x [rows, m], got " +
-                                                             tensors::dims::of(yp.shape()).str() + " and " +
-                                                             tensors::dims::of(xx.shape()).str());
+                                                                 tensors::dims::of(yp.shape()).str() + " and " +
+                                                                 tensors::dims::of(xx.shape()).str());
         }
         const std::size_t rows = yp.shape(0);
         n_ = yp.shape(1);
@@ -345,14 +345,13 @@ class deer_solver {
     }
     template <class Prog, std::size_t... I>
     const T* call(Prog& p, const Cell& cell, const T* yprev, const T* x, std::size_t rows, std::index_sequence<I...>) {
-        const auto& out =
-            p.forward(detail::view2(yprev, rows, n_), detail::view2(x, rows, m_), cell.params[I]...);
+        const auto& out = p.forward(detail::view2(yprev, rows, n_), detail::view2(x, rows, m_), cell.params[I]...);
         if (!(out.shape == tensors::dims{rows, n_})) {
             throw tensors::shape_error(detail::deer_op_name,
-                                   "the cell must map a state [rows, n] = " + tensors::dims{rows, n_}.str() +
-                                       " to a new state of that shape, "
-                                       "but gives " +
-                                       out.shape.str());
+                                       "the cell must map a state [rows, n] = " + tensors::dims{rows, n_}.str() +
+                                           " to a new state of that shape, "
+                                           "but gives " +
+                                           out.shape.str());
         }
         return out.data;
     }

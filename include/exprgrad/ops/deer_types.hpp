@@ -1,11 +1,11 @@
 // DEER's options, reports and results (ops/deer.hpp describes the method).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <functional>
 #include <stdexcept>
 #include <string>
-#include <array>
 
 #include <xtensor/xarray.hpp>
 
@@ -55,15 +55,15 @@ struct deer_iterate {
 /// Options of deer_solve.
 struct deer_options {
     deer_method method = deer_method::newton;
-    std::size_t max_iter = 0;     ///< iteration cap; 0 = T (always enough in exact arithmetic)
+    std::size_t max_iter = 0;  ///< iteration cap; 0 = T (always enough in exact arithmetic)
     /// Tolerances; negative: the dtype's default (top of ops/deer.hpp). NaN or +inf throws
     /// std::invalid_argument (as does a method outside the enum).
     double atol = -1, rtol = -1;
     /// NaN → 0 and clip to ±1e8 after each solve (DEER's clip_ytnext). A stop on an iterate the guard changed
     /// reports converged = false (and falls back when `fallback`): a clipped iterate is not the trajectory.
     bool guard = false;
-    bool fallback = true;         ///< not converged: evaluate sequentially (false: return the last iterate)
-    scan_options scan{};          ///< how the linear solves split their work
+    bool fallback = true;  ///< not converged: evaluate sequentially (false: return the last iterate)
+    scan_options scan{};   ///< how the linear solves split their work
     /// Called after every iteration; returning true stops with converged = true. When set, it
     /// replaces the built-in stopping rule.
     std::function<bool(const deer_iterate&)> monitor{};

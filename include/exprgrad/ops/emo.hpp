@@ -36,12 +36,12 @@
 
 #include <xtensor/xarray.hpp>
 
-#include "exprgrad/sym/batch_exp.hpp"
-#include "exprgrad/sym/expr.hpp"
 #include "exprgrad/kernels/blas.hpp"
-#include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/kernels/row_norms.hpp"
+#include "exprgrad/sym/batch_exp.hpp"
+#include "exprgrad/sym/expr.hpp"
+#include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/reduce.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
@@ -83,8 +83,8 @@ inline std::string emo_number(double x) {
 inline void check_emo_options(const emo_options& o) {
     const int obj = static_cast<int>(o.objective);
     if (obj < static_cast<int>(emo_objective::ce) || obj > static_cast<int>(emo_objective::mode2)) {
-        throw tensors::shape_error(emo_name, "objective must be ce, emo, mode1, mode1_capped or mode2, got the value " +
-                                             std::to_string(obj));
+        throw tensors::shape_error(
+            emo_name, "objective must be ce, emo, mode1, mode1_capped or mode2, got the value " + std::to_string(obj));
     }
     if (!(o.cap >= 0)) throw tensors::shape_error(emo_name, "cap must be >= 0 or +inf, got " + emo_number(o.cap));
 }
@@ -111,12 +111,13 @@ void check_soft_targets(const T* tau, std::size_t n, std::size_t V, double* mass
     for (std::size_t r = 0; r < n; ++r) {
         if (bad[r] < V) {
             throw tensors::shape_error(emo_name, "soft target row " + std::to_string(r) + " has entry " +
-                                                 emo_number(static_cast<double>(tau[r * V + bad[r]])) + " at class " +
-                                                 std::to_string(bad[r]) + " (soft targets must be >= 0)");
+                                                     emo_number(static_cast<double>(tau[r * V + bad[r]])) +
+                                                     " at class " + std::to_string(bad[r]) +
+                                                     " (soft targets must be >= 0)");
         }
         if (!(std::abs(mass[r] - 1.0) <= soft_mass_tol)) {
             throw tensors::shape_error(emo_name, "soft target row " + std::to_string(r) + " sums to " +
-                                                 emo_number(mass[r]) + " (each row must sum to 1 within 1e-4)");
+                                                     emo_number(mass[r]) + " (each row must sum to 1 within 1e-4)");
         }
     }
 }
@@ -227,30 +228,31 @@ struct emo_shapes {
 };
 
 template <class T>
-emo_shapes<T> check_emo_shapes(const tensors::dims& logits, const tensors::dims& targets, const tensors::dims& e, bool soft) {
+emo_shapes<T> check_emo_shapes(const tensors::dims& logits, const tensors::dims& targets, const tensors::dims& e,
+                               bool soft) {
     emo_shapes<T> s;
     if (logits.rank < 1) throw tensors::shape_error(emo_name, "logits must have at least one dimension");
     s.V = logits.at(-1);
     if (s.V == 0) {
-        throw tensors::shape_error(emo_name, "logits of shape " + logits.str() +
-                                             " have no classes (V = 0): the last axis must be at least 1");
+        throw tensors::shape_error(
+            emo_name, "logits of shape " + logits.str() + " have no classes (V = 0): the last axis must be at least 1");
     }
     s.rows = logits.size() / s.V;
     if (soft ? !(targets == logits) : (targets.size() != s.rows || targets.rank != logits.rank - 1)) {
         throw tensors::shape_error(emo_name, "targets of shape " + targets.str() + " do not match logits of shape " +
-                                             logits.str() +
-                                             (soft ? " (soft targets have the logits' shape)"
-                                                   : " (targets have the logits' shape without the last axis)"));
+                                                 logits.str() +
+                                                 (soft ? " (soft targets have the logits' shape)"
+                                                       : " (targets have the logits' shape without the last axis)"));
     }
     if (e.rank != 2 || e[0] != s.V) {
         throw tensors::shape_error(emo_name, "cost embedding of shape " + e.str() + " does not match " +
-                                             std::to_string(s.V) + " classes of logits " + logits.str() +
-                                             " (it must be [V, h])");
+                                                 std::to_string(s.V) + " classes of logits " + logits.str() +
+                                                 " (it must be [V, h])");
     }
     s.h = e[1];
     if (s.h == 0) {  // every cost would be 1: an EMO term that says nothing
-        throw tensors::shape_error(emo_name, "cost embedding of shape " + e.str() +
-                                             " has no features (h = 0): it must be [V, h] with h >= 1");
+        throw tensors::shape_error(
+            emo_name, "cost embedding of shape " + e.str() + " has no features (h = 0): it must be [V, h] with h >= 1");
     }
     return s;
 }
@@ -264,8 +266,9 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
     for (std::size_t r = 0; r < s.rows; ++r) {
         if (t[r] == opts.ignore_index) continue;
         if (t[r] < 0 || static_cast<std::size_t>(t[r]) >= s.V) {
-            throw tensors::shape_error(emo_name, "target " + std::to_string(t[r]) + " at position " + std::to_string(r) +
-                                                 " is out of range for " + std::to_string(s.V) + " classes");
+            throw tensors::shape_error(emo_name, "target " + std::to_string(t[r]) + " at position " +
+                                                     std::to_string(r) + " is out of range for " + std::to_string(s.V) +
+                                                     " classes");
         }
         valid.push_back(r);
     }
@@ -420,7 +423,6 @@ requires xt::is_xexpression<L>::value auto emo_loss(const L& logits, const Tg& t
     return r;
 }
 
-
 /// The EMO loss as a node of a tensor program: logits L [..., V], integer targets Tg, cost
 /// embedding E [V, h] (no gradient flows into E, even when it is a live parameter: the "adaptive"
 /// variant). Objective, ignore index and cap (a sym rational) are part of the type.
@@ -443,8 +445,8 @@ struct EmoLoss {
         tensors::fit(ex.dz, z.shape);
         const emo_options opts{O, Ignore, Cap::value};
         detail::check_emo_options(opts);  // a negative Cap or an objective outside the enum
-        const double loss = detail::emo_hard(z.data, ctx.template ints<Tg>(), e.data, s, opts, ex.dz.data(),
-                                                       nullptr, nullptr, nullptr);
+        const double loss =
+            detail::emo_hard(z.data, ctx.template ints<Tg>(), e.data, s, opts, ex.dz.data(), nullptr, nullptr, nullptr);
         ctx.template out<EmoLoss>(tensors::dims{})[0] = static_cast<T>(loss);
     }
 
@@ -469,6 +471,5 @@ template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap 
 constexpr EmoLoss<O, Ignore, Cap, L, Tg, E> emo_loss(L, Tg, E) {
     return {};
 }
-
 
 }  // namespace exprgrad::ops

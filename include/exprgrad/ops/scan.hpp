@@ -412,7 +412,7 @@ inline rec_shapes check(const tensors::dims& m, const tensors::dims& b, const te
     rec_shapes s;
     auto bad = [&](const std::string& why) {
         return tensors::shape_error(scan_op_name, why + " (maps " + m.str() + ", offsets " + b.str() +
-                                             (y0 ? ", y0 " + y0->str() : std::string()) + ")");
+                                                      (y0 ? ", y0 " + y0->str() : std::string()) + ")");
     };
     if (b.rank != 2 && b.rank != 3) throw bad("the offsets must be [T, n] or [B, T, n]");
     s.batch = b.rank == 3 ? b[0] : 1;

@@ -481,10 +481,9 @@ struct PowC {
 
 /// Every op of the table, as instantiated by the derivative-law tests (PowC at representative
 /// exponents). A new op is added here too.
-using all_ops =
-    meta::type_list<op::Add, op::Sub, op::Mul, op::Div, op::Neg, op::Exp, op::Log, op::Log1p, op::Expm1,
-                    op::Sqrt, op::Tanh, op::Sigmoid, op::Softplus, op::Sin, op::Cos, op::Sign, op::Step,
-                    op::Less, op::Abs, op::Erf, op::Min, op::Max, op::Pow, op::PowC<2, 1>, op::PowC<3, 1>,
-                    op::PowC<-1, 1>, op::PowC<-2, 1>, op::PowC<1, 2>, op::PowC<-3, 2>, op::PowC<1, 3>>;
+using all_ops = meta::type_list<op::Add, op::Sub, op::Mul, op::Div, op::Neg, op::Exp, op::Log, op::Log1p, op::Expm1,
+                                op::Sqrt, op::Tanh, op::Sigmoid, op::Softplus, op::Sin, op::Cos, op::Sign, op::Step,
+                                op::Less, op::Abs, op::Erf, op::Min, op::Max, op::Pow, op::PowC<2, 1>, op::PowC<3, 1>,
+                                op::PowC<-1, 1>, op::PowC<-2, 1>, op::PowC<1, 2>, op::PowC<-3, 2>, op::PowC<1, 3>>;
 
 }  // namespace exprgrad::sym

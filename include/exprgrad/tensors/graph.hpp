@@ -28,8 +28,8 @@
 
 #include <xtensor/xarray.hpp>
 
-#include "exprgrad/sym/type_list.hpp"
 #include "exprgrad/kernels/contiguous.hpp"
+#include "exprgrad/sym/type_list.hpp"
 #include "exprgrad/tensors/node.hpp"
 #include "exprgrad/tensors/shape.hpp"
 

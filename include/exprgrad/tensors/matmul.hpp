@@ -76,8 +76,8 @@ struct Matmul {
             kernels::blas::gemm(false, false, s.batch * s.m, s.n, s.k, T(1), a.data, s.k, b.data, s.n, T(0), c, s.n);
         } else {
             for (std::size_t i = 0; i < s.batch; ++i) {
-                kernels::blas::gemm(false, false, s.m, s.n, s.k, T(1), a.data + i * s.m * s.k, s.k, b.data + i * s.k * s.n, s.n,
-                           T(0), c + i * s.m * s.n, s.n);
+                kernels::blas::gemm(false, false, s.m, s.n, s.k, T(1), a.data + i * s.m * s.k, s.k,
+                                    b.data + i * s.k * s.n, s.n, T(0), c + i * s.m * s.n, s.n);
             }
         }
     }
@@ -102,12 +102,12 @@ struct Matmul {
                     for (std::size_t mm = 0; mm < s.m; ++mm) detail::put_row(d + mm * s.k, r.data(), s.k, add);
                 }
             } else if (s.shared_b) {
-                kernels::blas::gemm(false, true, s.batch * s.m, s.k, s.n, T(1), g.data, s.n, b.data, s.n, add ? T(1) : T(0), da,
-                           s.k);
+                kernels::blas::gemm(false, true, s.batch * s.m, s.k, s.n, T(1), g.data, s.n, b.data, s.n,
+                                    add ? T(1) : T(0), da, s.k);
             } else {
                 for (std::size_t i = 0; i < s.batch; ++i) {
-                    kernels::blas::gemm(false, true, s.m, s.k, s.n, T(1), g.data + i * s.m * s.n, s.n, b.data + i * s.k * s.n,
-                               s.n, add ? T(1) : T(0), da + i * s.m * s.k, s.k);
+                    kernels::blas::gemm(false, true, s.m, s.k, s.n, T(1), g.data + i * s.m * s.n, s.n,
+                                        b.data + i * s.k * s.n, s.n, add ? T(1) : T(0), da + i * s.m * s.k, s.k);
                 }
             }
         }
@@ -135,12 +135,12 @@ struct Matmul {
                     }
                 }
             } else if (s.shared_b) {
-                kernels::blas::gemm(true, false, s.k, s.n, s.batch * s.m, T(1), a.data, s.k, g.data, s.n, add ? T(1) : T(0), db,
-                           s.n);
+                kernels::blas::gemm(true, false, s.k, s.n, s.batch * s.m, T(1), a.data, s.k, g.data, s.n,
+                                    add ? T(1) : T(0), db, s.n);
             } else {
                 for (std::size_t i = 0; i < s.batch; ++i) {
-                    kernels::blas::gemm(true, false, s.k, s.n, s.m, T(1), a.data + i * s.m * s.k, s.k, g.data + i * s.m * s.n,
-                               s.n, add ? T(1) : T(0), db + i * s.k * s.n, s.n);
+                    kernels::blas::gemm(true, false, s.k, s.n, s.m, T(1), a.data + i * s.m * s.k, s.k,
+                                        g.data + i * s.m * s.n, s.n, add ? T(1) : T(0), db + i * s.k * s.n, s.n);
                 }
             }
         }

@@ -55,7 +55,7 @@ concept raw_number = std::is_arithmetic_v<std::remove_cvref_t<T>>;
 /// Every operand a tensor expression or a raw number, at least one of each: the operands of a
 /// rejected call.
 template <class... Ts>
-concept raw_among_tensors = ((TensorExpr<Ts> || raw_number<Ts>) && ...) && (raw_number<Ts> || ...) &&
+concept raw_among_tensors = ((TensorExpr<Ts> || raw_number<Ts>)&&...) && (raw_number<Ts> || ...) &&
                             (TensorExpr<Ts> || ...);
 template <class... Ts>
 inline constexpr bool reject_raw = false;

@@ -12,8 +12,8 @@
 
 #include <xsimd/xsimd.hpp>
 
-#include "exprgrad/sym/batch_exp.hpp"
 #include "exprgrad/kernels/contiguous.hpp"
+#include "exprgrad/sym/batch_exp.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/shape.hpp"
 

@@ -48,14 +48,14 @@ struct first_bad_keys {
 
 /// Row i's scores over its attended keys, in double (for the message; O(n·d) for the one row reported).
 struct score_range {
-    double top = 0;   // max |s_i·q̂_i·k̂_j|
-    double term = 0;  // max |s_i·q̂_ix·k̂_jx|, a single product
+    double top = 0;                                         // max |s_i·q̂_i·k̂_j|
+    double term = 0;                                        // max |s_i·q̂_ix·k̂_jx|, a single product
     double max = -std::numeric_limits<double>::infinity();  // max s_i·q̂_i·k̂_j
 };
 
 template <class T>
-score_range row_score_range(const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
-                            std::size_t bh, std::size_t i) {
+score_range row_score_range(const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, std::size_t bh,
+                            std::size_t i) {
     const std::size_t b = bh / P.H, n = P.nrow[b * P.Tq + i];
     const T* qi = q.data() + (bh * P.Tq + i) * P.d;
     double s = static_cast<double>(P.srow[b * P.Tq + i]);
@@ -120,8 +120,8 @@ template <class T>
 /// After a forward whose some row got a non-finite lse: throws std::overflow_error for the first such row
 /// (attending at least one key) that reads only finite inputs; rows that read a NaN or Inf are left as they are.
 template <class T>
-void check_forward_overflow(const char* op, const problem<T>& P, const xt::xtensor<T, 4>& q,
-                            const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v, const T* lse) {
+void check_forward_overflow(const char* op, const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
+                            const xt::xtensor<T, 4>& v, const T* lse) {
     first_bad_keys<T> bad{k, v, P};
     for (std::size_t bh = 0; bh < P.heads(); ++bh)
         for (std::size_t i = 0; i < P.Tq; ++i) {

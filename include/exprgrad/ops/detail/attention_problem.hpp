@@ -18,7 +18,6 @@
 #include <utility>
 #include <vector>
 
-
 #include <xsimd/xsimd.hpp>
 #include <xtensor/xtensor.hpp>
 
@@ -175,7 +174,6 @@ void check_inputs(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<
         }
     }
 }
-
 
 template <class A, class S>
 void fit(A& a, const S& shape) {
