@@ -4,7 +4,7 @@
 // as ADBenchmark does for FastAD). Every gradient is validated against the hand-written one before
 // it is timed. The definitions, inputs and size grids are in ad_functions.hpp, shared with the peers
 // (ADOL-C, Sacado: peers/bench_ad_peers.cpp, built with -Dpeers=true; bench/run_peers.sh runs both).
-// stochastic_volatility's AR(1) recurrence is the tex::linear_recurrence node.
+// stochastic_volatility's AR(1) recurrence is the ops::linear_recurrence node.
 //
 // Run: build/bench/bench_ad --benchmark_min_time=0.2
 // The ratios gradient / primal at the largest sizes are what docs/benchmarks.md records.
@@ -26,6 +26,7 @@
 #include "ad_functions.hpp"
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 using namespace ad_bench;
 
 namespace {
@@ -189,7 +190,7 @@ constexpr auto sv_r = map(1_c / sqrt(1_c - square(var<0>)), tensor<1>);
 constexpr auto sv_offsets =
     map(var<3> * var<0> * (1_c + var<1> * (var<5> - 1_c)) + var<4> * (1_c - var<2> * (1_c - var<1>)), tensor<0>,
         tensor<5>, tensor<1>, tensor<2>, tensor<3>, sv_r);
-constexpr auto sv_h = tex::linear_recurrence(tensor<1>, sv_offsets);
+constexpr auto sv_h = ops::linear_recurrence(tensor<1>, sv_offsets);
 constexpr auto sv_expr =
     sum(map(-c<1, 2> * square(var<0>) * exp(-var<1>) - c<1, 2> * var<1> - c<1, 2> * square(var<2>), tensor<4>, sv_h,
             tensor<0>)) +

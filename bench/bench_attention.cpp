@@ -24,6 +24,7 @@
 #include <exprgrad/ops/attention.hpp>
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 
@@ -43,11 +44,11 @@ void BM_fma_peak(benchmark::State& st) {
         st.SkipWithError("no AVX-512F");
         return;
     }
-    set_num_threads(threads);
+    kernels::set_num_threads(threads);
     static const float init[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
     const long n = 2'000'000;
     for (auto _ : st) {
-        parallel_for(
+        kernels::parallel_for(
             0, threads, 1,
             [&](std::size_t, std::size_t) {
                 sink = wide ? exprgrad::bench::fma_chains_512(n, init) : fma_chains(n, init);
@@ -98,7 +99,7 @@ void report(benchmark::State& st, double flops_per_iteration, std::size_t thread
 void BM_exprgrad(benchmark::State& st, bool backward) {
     const std::size_t T = static_cast<std::size_t>(st.range(0)), threads = static_cast<std::size_t>(st.range(2));
     const bool causal = st.range(1) != 0;
-    set_num_threads(threads);
+    kernels::set_num_threads(threads);
     const inputs in(T);
     attention_options o;
     o.causal = causal;
@@ -135,7 +136,7 @@ void naive_forward(const inputs& in, bool causal, naive_state& s) {
     s.P.resize(H * T * T);
     s.t.resize(H * D * T);
     s.out = xt::zeros<float>({B, H, T, D});
-    parallel_for(0, H, 1, [&](std::size_t lo, std::size_t hi) {
+    kernels::parallel_for(0, H, 1, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t h = lo; h < hi; ++h) {
             const float* q = &in.q(0, h, 0, 0);
             float* kt = s.t.data() + h * D * T;
@@ -173,7 +174,7 @@ void naive_backward(const inputs& in, bool causal, naive_state& s) {
     s.dq = xt::zeros<float>({B, H, T, D});
     s.dk = xt::zeros<float>({B, H, T, D});
     s.dv = xt::zeros<float>({B, H, T, D});
-    parallel_for(0, H, 1, [&](std::size_t lo, std::size_t hi) {
+    kernels::parallel_for(0, H, 1, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t h = lo; h < hi; ++h) {
             const float* q = &in.q(0, h, 0, 0);
             const float* k = &in.k(0, h, 0, 0);
@@ -206,7 +207,7 @@ void naive_backward(const inputs& in, bool causal, naive_state& s) {
 void BM_naive(benchmark::State& st, bool backward) {
     const std::size_t T = static_cast<std::size_t>(st.range(0)), threads = static_cast<std::size_t>(st.range(2));
     const bool causal = st.range(1) != 0;
-    set_num_threads(threads);
+    kernels::set_num_threads(threads);
     const inputs in(T);
     naive_state s;
     for (auto _ : st) {

@@ -25,12 +25,13 @@
 
 #include <xtensor/xarray.hpp>
 
+#include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/ops/deer.hpp>
 #include <exprgrad/ops/deer_instance.hpp>
 #include <exprgrad/ops/scan.hpp>
-#include <exprgrad/tensor/parallel.hpp>
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 
@@ -90,11 +91,11 @@ bool too_big(std::size_t n, std::size_t T, std::size_t B, deer_method m) {
 
 void bm_seq_hand(benchmark::State& st) {
     const problem p(std::size_t(st.range(0)), std::size_t(st.range(1)), std::size_t(st.range(2)));
-    set_num_threads(std::size_t(st.range(3)));
+    kernels::set_num_threads(std::size_t(st.range(3)));
     std::vector<float> y(p.B * p.n), t(p.n), out(p.B * p.T * p.n);
     for (auto _ : st) {
         // batch rows are independent: split them over threads, each sequence a plain loop
-        parallel_for(0, p.B, 1, [&](std::size_t lo, std::size_t hi) {
+        kernels::parallel_for(0, p.B, 1, [&](std::size_t lo, std::size_t hi) {
             std::vector<float> tmp(p.n);
             for (std::size_t b = lo; b < hi; ++b) {
                 float* s = y.data() + b * p.n;
@@ -118,7 +119,7 @@ void bm_seq_hand(benchmark::State& st) {
 
 void bm_seq_cell(benchmark::State& st) {
     const problem p(std::size_t(st.range(0)), std::size_t(st.range(1)), std::size_t(st.range(2)));
-    set_num_threads(std::size_t(st.range(3)));
+    kernels::set_num_threads(std::size_t(st.range(3)));
     const auto cell = make_cell(deer_instance::cell_expr, p.A);
     deer_solver<std::remove_cv_t<decltype(cell)>> s;
     for (auto _ : st) benchmark::DoNotOptimize(s.sequential(cell, p.y0, p.u).data());
@@ -128,7 +129,7 @@ void bm_seq_cell(benchmark::State& st) {
 
 void bm_deer(benchmark::State& st, deer_method m) {
     const problem p(std::size_t(st.range(0)), std::size_t(st.range(1)), std::size_t(st.range(2)));
-    set_num_threads(std::size_t(st.range(3)));
+    kernels::set_num_threads(std::size_t(st.range(3)));
     const auto cell = make_cell(deer_instance::cell_expr, p.A);
     deer_solver<std::remove_cv_t<decltype(cell)>> s;
     deer_options o;
@@ -173,7 +174,7 @@ void bm_recurrence_plain(benchmark::State& st) {
 
 void bm_scan_diag(benchmark::State& st) {
     const std::size_t n = std::size_t(st.range(0)), T = std::size_t(st.range(1));
-    set_num_threads(std::size_t(st.range(2)));
+    kernels::set_num_threads(std::size_t(st.range(2)));
     std::vector<float> m(T * n), b(T * n), y(T * n);
     for (std::size_t i = 0; i < T * n; ++i) m[i] = 0.5f + 0.4f * std::sin(float(i)), b[i] = std::cos(float(i));
     scan_options o;

@@ -141,7 +141,7 @@ report train(bool use_emo, const std::string& train_text, const std::string& hel
     auto& b2 = ps.add("b2", init.b2).value;
     nn::adam<float> opt({.lr = 3e-3});
     auto ce_prog = value_and_grad(cross_entropy(logits, Y), wrt<1, 2, 3, 4, 5>);
-    auto emo_prog = value_and_grad(tex::emo_loss<emo_objective::mode1>(logits, Y, Ecost), wrt<1, 2, 3, 4, 5>);
+    auto emo_prog = value_and_grad(ops::emo_loss<emo_objective::mode1>(logits, Y, Ecost), wrt<1, 2, 3, 4, 5>);
     rng g(seed + 1);
     xt::xarray<long> idx, y;
     xt::xarray<float> ecost;
@@ -170,7 +170,7 @@ report train(bool use_emo, const std::string& train_text, const std::string& hel
     r.ppl = std::exp(total / static_cast<double>(count));
     r.bpb = total / static_cast<double>(count) / std::log(2.0);
     // sample text byte by byte (temperature 1) from the held-out text's first context
-    auto logit_prog = tex::compile<float>(logits, wrt<1>);
+    auto logit_prog = tensors::compile<float>(logits, wrt<1>);
     std::string sample = held.substr(0, ctx);
     xt::xarray<long> one = xt::xarray<long>::from_shape({1, ctx});
     for (std::size_t i = 0; i < sample_len; ++i) {

@@ -31,7 +31,7 @@
 
 #include <exprgrad/nn/optimizer.hpp>
 #include <exprgrad/nn/schedule.hpp>
-#include <exprgrad/tensor/parallel.hpp>
+#include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/text/byte_conditioning.hpp>
 #include <exprgrad/text/token_healing.hpp>
 #include <exprgrad/text/trainer.hpp>
@@ -247,7 +247,7 @@ int main(int argc, char** argv) {
     tools::add_switch(app, "--quick", s.quick, "A tiny model and a few prompts, twice; check invariants (the suite's run)");
     int status = 0;
     const int parsed = tools::run_main(app, argc, argv, [&] {
-        set_num_threads(s.threads);
+        kernels::set_num_threads(s.threads);
         if (s.quick) {
             s.steps = 30;
             s.batch = 4;

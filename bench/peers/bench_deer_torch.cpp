@@ -14,9 +14,9 @@
 
 #include <xtensor/xarray.hpp>
 
+#include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/ops/deer.hpp>
 #include <exprgrad/ops/deer_instance.hpp>
-#include <exprgrad/tensor/parallel.hpp>
 
 using namespace exprgrad;
 

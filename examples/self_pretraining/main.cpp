@@ -154,8 +154,8 @@ struct model {
     nn::parameter_set<float> params;
     nn::parameter<float>*tok, *pos, *cls_g, *cls_w, *cls_b, *mlm_g, *mlm_w, *mlm_b;
     nn::transformer_stack<float> tf;
-    decltype(tex::compile<float>(embed_expr, wrt<1, 2>)) embed;
-    decltype(tex::compile<float>(cls_logits, wrt<0>)) cls_forward;
+    decltype(tensors::compile<float>(embed_expr, wrt<1, 2>)) embed;
+    decltype(tensors::compile<float>(cls_logits, wrt<0>)) cls_forward;
     decltype(value_and_grad(cross_entropy(cls_logits, tensor<5>), wrt<0, 2, 3, 4>)) cls_loss;
     decltype(value_and_grad(cross_entropy<-1>(mlm_logits, tensor<4>), wrt<0, 1, 2, 3>)) mlm_loss;
     xt::xarray<float> x;

@@ -62,7 +62,7 @@
 #include <exprgrad/nn/checkpoint.hpp>
 #include <exprgrad/nn/optimizer.hpp>
 #include <exprgrad/nn/schedule.hpp>
-#include <exprgrad/tensor/parallel.hpp>
+#include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/text/token_healing.hpp>
 #include <exprgrad/text/trainer.hpp>
 #include <exprgrad/text/utf8.hpp>
@@ -565,7 +565,7 @@ void check_options(const run_options& ro, const session_options& so, const tiny_
 
 void train_and_report(const run_options& ro, const session_options& so, tiny_lm::model_config mc) {
     check_options(ro, so, mc);
-    set_num_threads(so.threads);
+    kernels::set_num_threads(so.threads);
     const auto t_start = std::chrono::steady_clock::now();
     auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
     const fs::path run(so.run_dir), ckpt = run / "ckpt", vocab_file = run / "tokenizer.txt";

@@ -15,22 +15,22 @@ namespace tiny_lm {
 using namespace exprgrad;
 
 namespace {
-constexpr tex::Input<0> X{};
-constexpr tex::Input<1> G{};
-constexpr tex::Input<2> W{};
-constexpr tex::Input<3> Y{};
-constexpr auto logits = tex::matmul(tex::rms_norm(X, G), W);  // [B, T, V]
+constexpr tensors::Input<0> X{};
+constexpr tensors::Input<1> G{};
+constexpr tensors::Input<2> W{};
+constexpr tensors::Input<3> Y{};
+constexpr auto logits = tensors::matmul(tensors::rms_norm(X, G), W);  // [B, T, V]
 }  // namespace
 
 // tokens, E, P -> E[tokens] + P
 struct language_model::programs {
-    decltype(tex::compile<float>(tex::embedding(tex::Input<1>{}, tex::Input<0>{}) + tex::Input<2>{},
-                                 tex::wrt<1, 2>)) embed;
-    decltype(tex::value_and_grad(tex::cross_entropy(logits, Y), tex::wrt<0, 1, 2>)) ce;
+    decltype(tensors::compile<float>(tensors::embedding(tensors::Input<1>{}, tensors::Input<0>{}) + tensors::Input<2>{},
+                                 tensors::wrt<1, 2>)) embed;
+    decltype(tensors::value_and_grad(tensors::cross_entropy(logits, Y), tensors::wrt<0, 1, 2>)) ce;
     // The EMO cost embedding is the head transposed, [V, D]; the node passes no gradient into it.
-    decltype(tex::value_and_grad(emo_loss<emo_objective::mode1>(logits, Y, tex::transpose(W)), tex::wrt<0, 1, 2>)) emo;
-    decltype(tex::compile<float>(tex::cross_entropy(logits, Y), tex::wrt<0>)) eval;
-    decltype(tex::compile<float>(tex::log_softmax(logits), tex::wrt<0>)) next;
+    decltype(tensors::value_and_grad(emo_loss<emo_objective::mode1>(logits, Y, tensors::transpose(W)), tensors::wrt<0, 1, 2>)) emo;
+    decltype(tensors::compile<float>(tensors::cross_entropy(logits, Y), tensors::wrt<0>)) eval;
+    decltype(tensors::compile<float>(tensors::log_softmax(logits), tensors::wrt<0>)) next;
 };
 
 scale_policy scale_by_name(const std::string& name) {

@@ -33,7 +33,7 @@ struct model_config {
 };
 
 /// The attention scale policy of a name (throws std::invalid_argument naming it otherwise).
-exprgrad::scale_policy scale_by_name(const std::string& name);
+exprgrad::ops::scale_policy scale_by_name(const std::string& name);
 
 /// The model and its compiled programs. Not reentrant.
 class language_model {

@@ -27,7 +27,7 @@
 #include "exprgrad/check/gradcheck.hpp"
 #include "exprgrad/check/laws.hpp"
 #include "exprgrad/check/vjp_check.hpp"
-#include "exprgrad/math/min_ab_plus_c.hpp"
+#include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/ops/attention_node.hpp"
 #include "exprgrad/ops/deer.hpp"
@@ -38,7 +38,7 @@
 #include "exprgrad/random.hpp"
 #include "exprgrad/simd/map.hpp"
 #include "exprgrad/sym.hpp"
-#include "exprgrad/tensor.hpp"
+#include "exprgrad/tensors.hpp"
 
 namespace exprgrad {
 
@@ -79,51 +79,61 @@ using sym::var;
 namespace constants = sym::constants;
 using namespace sym::literals;
 
+// the thread pool every kernel runs on
+using kernels::max_threads;
+using kernels::num_threads;
+using kernels::parallel_for;
+using kernels::set_num_threads;
+
 using simd::map;
 using simd::map_value_and_grad;
 
 // tensor expressions (the argument types pick between these and the sym / simd functions above)
 /// The I-th argument of a tensor program (an array of any rank, an integer array or a number).
 template <int I>
-inline constexpr tex::Input<I> tensor{};
+inline constexpr tensors::Input<I> tensor{};
 using check::gradcheck;
 using simd::map_into;
 using simd::map_value_and_grad_into;
-using tex::abs;
-using tex::all_axes;
-using tex::compile;
-using tex::concat;
-using tex::cos;
-using tex::cross_entropy;
-using tex::embedding;
-using tex::emo_loss;
-using tex::erf;
-using tex::exp;
-using tex::expm1;
-using tex::layer_norm;
-using tex::log;
-using tex::log1p;
-using tex::log_softmax;
-using tex::logsumexp;
-using tex::map;
-using tex::matmul;
-using tex::max;
-using tex::mean;
-using tex::prod;
-using tex::relu;
-using tex::reshape;
-using tex::rms_norm;
-using tex::sigmoid;
-using tex::sin;
-using tex::softmax;
-using tex::softplus;
-using tex::sqrt;
-using tex::square;
-using tex::sum;
-using tex::tanh;
-using tex::transpose;
-using tex::value_and_grad;
-using tex::wrt;
+using tensors::abs;
+using tensors::all_axes;
+using tensors::compile;
+using tensors::concat;
+using tensors::cos;
+using tensors::cross_entropy;
+using tensors::embedding;
+using tensors::erf;
+using tensors::exp;
+using tensors::expm1;
+using tensors::layer_norm;
+using tensors::log;
+using tensors::log1p;
+using tensors::log_softmax;
+using tensors::logsumexp;
+using tensors::map;
+using tensors::matmul;
+using tensors::max;
+using tensors::mean;
+using tensors::prod;
+using tensors::relu;
+using tensors::reshape;
+using tensors::rms_norm;
+using tensors::sigmoid;
+using tensors::sin;
+using tensors::softmax;
+using tensors::softplus;
+using tensors::sqrt;
+using tensors::square;
+using tensors::sum;
+using tensors::tanh;
+using tensors::transpose;
+using tensors::value_and_grad;
+using tensors::wrt;
+
+// The structured ops (attention, EMO, scans, DEER and their tensor nodes), all public names of exprgrad::ops:
+// exprgrad::attention_forward, exprgrad::emo_loss, exprgrad::scale::gradient_max(), ... The op table of sym is
+// sym::op, a different namespace.
+using namespace ops;
 
 /// Version and build configuration of the compiled library, e.g. "exprgrad 0.1.0 (x86-64-v3, xsimd)".
 const char* build_info() noexcept;

@@ -122,7 +122,7 @@ void append(std::string& out, const T& v) {
 template <hana_struct S>
 std::string fields_to_string(const S& s) {
     std::string out;
-    detail::fields::append_struct(out, s, "", " ", "");
+    ::exprgrad::detail::fields::append_struct(out, s, "", " ", "");
     return out;
 }
 

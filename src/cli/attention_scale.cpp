@@ -155,8 +155,8 @@ void write_svg(const std::string& path, const scale_analysis& r, const attention
     o << "<polyline clip-path=\"url(#plot)\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"";
     for (int i = 0; i <= 400; ++i) {
         const double t = x0 + (x1 - x0) * i / 400.0, a = logx ? std::pow(10.0, t) : t;
-        double f = s.scores == "cosine" ? scale::mean_field_objective_cosine(std::fabs(a), double(s.n), s.d)
-                                        : scale::mean_field_objective(a, double(s.n));
+        double f = s.scores == "cosine" ? ops::scale::mean_field_objective_cosine(std::fabs(a), double(s.n), s.d)
+                                        : ops::scale::mean_field_objective(a, double(s.n));
         f = std::max(f, ymin - (ymax - ymin));  // keep the coordinates finite; the clip hides the rest
         o << X(a) << ',' << Y(f) << ' ';
     }

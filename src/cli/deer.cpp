@@ -14,9 +14,9 @@
 #include <stdexcept>
 #include <string>
 
+#include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/ops/deer.hpp>
 #include <exprgrad/ops/deer_instance.hpp>
-#include <exprgrad/tensor/parallel.hpp>
 
 #include "cli_options.hpp"
 
@@ -60,7 +60,7 @@ void check_sizes(const deer_settings& s) {
 }
 
 struct deer_result {
-    deer_report report;
+    ops::deer_report report;
     double max_abs_error, tol, t_setup, t_seq;
 };
 
@@ -69,22 +69,22 @@ deer_result solve(const deer_settings& s) {
     deer_result out{};
     out.tol = std::is_same_v<T, double> ? 1e-10 : 1e-5;
     auto t0 = std::chrono::steady_clock::now();
-    const auto cell = deer_instance::cell<T>(s.n, s.g);
-    const auto u = deer_instance::inputs<T>(s.n, s.T);
+    const auto cell = ops::deer_instance::cell<T>(s.n, s.g);
+    const auto u = ops::deer_instance::inputs<T>(s.n, s.T);
     const xt::xarray<T> y0 = xt::zeros<T>({s.n});
     out.t_setup = seconds_since(t0);
 
     t0 = std::chrono::steady_clock::now();
-    deer_solver<std::remove_cv_t<decltype(cell)>> solver;
+    ops::deer_solver<std::remove_cv_t<decltype(cell)>> solver;
     const auto ref = solver.sequential(cell, y0, u);
     out.t_seq = seconds_since(t0);
 
-    deer_options o;
-    o.method = parse_deer_method(s.method);
+    ops::deer_options o;
+    o.method = ops::parse_deer_method(s.method);
     o.max_iter = s.cap;
     o.guard = s.guard;
     double last_error = 0;
-    o.monitor = [&](const deer_iterate& it) {
+    o.monitor = [&](const ops::deer_iterate& it) {
         double e = 0;
         for (std::size_t i = 0; i < it.size; ++i) {
             const double d = std::abs(it[i] - double(ref.data()[i]));
@@ -105,8 +105,8 @@ void print(const deer_settings& s, const deer_result& r) {
     std::ostringstream out;
     out << std::setprecision(6);
     out << "instance: n=" << s.n << " T=" << s.T << " g=" << s.g << " dtype=" << s.dtype << " method=" << s.method
-        << " cap=" << (s.cap ? s.cap : s.T) << " guard=" << (s.guard ? "yes" : "no") << " threads=" << num_threads()
-        << '\n';
+        << " cap=" << (s.cap ? s.cap : s.T) << " guard=" << (s.guard ? "yes" : "no")
+        << " threads=" << kernels::num_threads() << '\n';
     out << "iterations: " << rep.iterations << '\n';
     out << "max_abs_error: " << r.max_abs_error << "  (last iterate vs sequential; target < " << r.tol << ")\n";
     out << "converged: " << (rep.converged ? "yes" : "no") << '\n';

@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
+#include <exprgrad/kernels/parallel.hpp>
+#include <exprgrad/kernels/softmax_rows.hpp>
 #include <exprgrad/ops/attention_scale.hpp>
-#include <exprgrad/ops/detail/softmax_rows.hpp>
-#include <exprgrad/tensor/parallel.hpp>
 
 namespace exprgrad::tools {
 
@@ -112,7 +112,7 @@ double top_gap_density_cosine(std::size_t n, std::size_t d) {
 }
 
 double objective(const double* s, std::size_t n, double alpha, double* p) {
-    exprgrad::detail::rows::softmax(s, alpha, p, n);
+    exprgrad::kernels::rows::softmax(s, alpha, p, n);
     std::size_t m = 0;
     for (std::size_t i = 1; i < n; ++i)
         if (p[i] > p[m]) m = i;
@@ -143,18 +143,18 @@ scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
             std::to_string(opts.d));
     const double n = static_cast<double>(opts.n);
     scale_analysis r{};
-    r.alpha_star =
-        cosine ? exprgrad::scale::gradient_max_alpha_cosine(n, opts.d) : exprgrad::scale::gradient_max_alpha(n);
+    r.alpha_star = cosine ? exprgrad::ops::scale::gradient_max_alpha_cosine(n, opts.d)
+                          : exprgrad::ops::scale::gradient_max_alpha(n);
     auto f = [&](double a) {
-        return cosine ? exprgrad::scale::mean_field_objective_cosine(a, n, opts.d)
-                      : exprgrad::scale::mean_field_objective(a, n);
+        return cosine ? exprgrad::ops::scale::mean_field_objective_cosine(a, n, opts.d)
+                      : exprgrad::ops::scale::mean_field_objective(a, n);
     };
     r.mean_field_at_star = f(r.alpha_star);
     r.limit =
         cosine ? tools::scale::top_gap_density_cosine(opts.n, opts.d) : tools::scale::top_gap_density_normal(opts.n);
-    r.inv_sqrt_d = exprgrad::scale::inv_sqrt_d().multiplier(n, opts.d, cosine);
-    r.entropy_invariant = exprgrad::scale::entropy_invariant(512).multiplier(n, opts.d, cosine);
-    r.gradient_max = exprgrad::scale::gradient_max().multiplier(n, opts.d, cosine);
+    r.inv_sqrt_d = exprgrad::ops::scale::inv_sqrt_d().multiplier(n, opts.d, cosine);
+    r.entropy_invariant = exprgrad::ops::scale::entropy_invariant(512).multiplier(n, opts.d, cosine);
+    r.gradient_max = exprgrad::ops::scale::gradient_max().multiplier(n, opts.d, cosine);
 
     std::vector<double> grid = opts.alphas;
     if (grid.empty()) {
@@ -182,7 +182,7 @@ scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
             opts.target_stderr > 0.0 ? std::min(opts.samples - done, std::max<std::size_t>(64, done)) : opts.samples;
         values.assign(round * A, 0.0);
         // Each draw is a function of (seed, draw) and writes its own slots: any partition gives the same values.
-        parallel_for(0, round, 16, [&](std::size_t lo, std::size_t hi) {
+        kernels::parallel_for(0, round, 16, [&](std::size_t lo, std::size_t hi) {
             std::vector<double> s(N), p(N), dir(cosine ? d : 0);
             for (std::size_t k = lo; k < hi; ++k) {
                 normal_rng g(opts.seed, done + k);

@@ -102,7 +102,7 @@ double top_gap_density_normal(std::size_t n);
 double top_gap_density_cosine(std::size_t n, std::size_t d);
 
 /// α(1 − Σp²) for p = softmax(α·s) over the n ≥ 1 finite scores s, in O(n): p from the engine's row softmax
-/// (detail::rows::softmax); 1 − Σp² evaluated as r(2 − r) − Σ_{i≠m}p_i², m the largest p and r = Σ_{i≠m}p_i,
+/// (kernels::rows::softmax); 1 − Σp² evaluated as r(2 − r) − Σ_{i≠m}p_i², m the largest p and r = Σ_{i≠m}p_i,
 /// so that nothing cancels when p is nearly one-hot. Equals exact_objective (½Σ|J| of the VJP Jacobian, check 1
 /// of the tests). `p` is scratch space of n doubles. Example: s = [1, 2, 3], α = 1 → 0.4894569.
 double objective(const double* s, std::size_t n, double alpha, double* p);

@@ -58,7 +58,7 @@ TEST_CASE("compositions obey the derivative laws (the chain rule)") {
 
 namespace {
 // An op whose partial is off by a factor 2: the law check must fail on it.
-struct BadSin : ops::Sin {
+struct BadSin : op::Sin {
     template <class A>
     static constexpr auto partials(A a) {
         return std::tuple{2_c * cos(a)};

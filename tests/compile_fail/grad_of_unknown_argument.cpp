@@ -3,6 +3,6 @@
 using namespace exprgrad;
 int main() {
     constexpr auto X = tensor<0>;
-    tex::program<double, std::remove_cvref_t<decltype(sum(X))>, std::integer_sequence<int, 0>> p;
+    tensors::program<double, std::remove_cvref_t<decltype(sum(X))>, std::integer_sequence<int, 0>> p;
     (void)p.grad_of<3>();
 }

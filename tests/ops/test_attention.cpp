@@ -14,6 +14,7 @@
 #include <exprgrad/ops/attention.hpp>
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 
@@ -328,8 +329,8 @@ TEST_CASE("attention forward and VJP match the naive float64 implementation (dou
 namespace {
 /// Forces the float kernels' 512-bit path on or off for a scope (off where the CPU lacks AVX-512F).
 struct avx512_scope {
-    explicit avx512_scope(bool on) { exprgrad::detail::force_avx512(on); }
-    ~avx512_scope() { exprgrad::detail::reset_avx512(); }
+    explicit avx512_scope(bool on) { exprgrad::kernels::force_avx512(on); }
+    ~avx512_scope() { exprgrad::kernels::reset_avx512(); }
     avx512_scope(const avx512_scope&) = delete;
     avx512_scope& operator=(const avx512_scope&) = delete;
 };
@@ -341,19 +342,19 @@ TEST_CASE("attention forward and VJP match the naive float64 implementation (flo
     for (const bool wide : {false, true}) {
         CAPTURE(wide);
         avx512_scope scope(wide);
-        CHECK(exprgrad::detail::avx512_enabled() ==
+        CHECK(exprgrad::kernels::avx512_enabled() ==
               (wide && EXPRGRAD_HAS_AVX512_KERNELS && __builtin_cpu_supports("avx512f")));
         compare_with_naive<float>(2e-5, 1e-4);
     }
 }
 
 TEST_CASE("the 512-bit and 256-bit float paths agree, and their matrix products are bit-identical") {
-    if (!exprgrad::detail::avx512_enabled() && !(EXPRGRAD_HAS_AVX512_KERNELS && __builtin_cpu_supports("avx512f"))) {
+    if (!exprgrad::kernels::avx512_enabled() && !(EXPRGRAD_HAS_AVX512_KERNELS && __builtin_cpu_supports("avx512f"))) {
         MESSAGE("no 512-bit path on this CPU or build: nothing to compare");
         return;
     }
     // With 512-bit batches as xsimd's default (-march=x86-64-v4) both calls would run the same code.
-    if (exprgrad::detail::attention::tile_width<float> != 16) {
+    if (exprgrad::kernels::tiles::tile_width<float> != 16) {
         MESSAGE("built with 512-bit xsimd batches (-march=x86-64-v4): the generic path is 512-bit too");
         return;
     }
@@ -411,26 +412,26 @@ TEST_CASE("the 512-bit and 256-bit float paths agree, and their matrix products 
             }
             {
                 avx512_scope scope(false);
-                exprgrad::detail::attention::gemm<true, true, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
-                                                                    c0.data(), cols, beg.data(), end.data());
+                exprgrad::kernels::tiles::gemm<true, true, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
+                                                                 c0.data(), cols, beg.data(), end.data());
             }
             {
                 avx512_scope scope(true);
-                exprgrad::detail::attention::gemm<true, true, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
-                                                                    c1.data(), cols, beg.data(), end.data());
+                exprgrad::kernels::tiles::gemm<true, true, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
+                                                                 c1.data(), cols, beg.data(), end.data());
             }
             CHECK(bit_equal(c0, c1));
             // without accumulation and without limits too
             std::vector<float> d0(rows_ * cols, 7.0f), d1(rows_ * cols, -7.0f);
             {
                 avx512_scope scope(false);
-                exprgrad::detail::attention::gemm<false, false, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
-                                                                      d0.data(), cols, nullptr, nullptr);
+                exprgrad::kernels::tiles::gemm<false, false, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
+                                                                   d0.data(), cols, nullptr, nullptr);
             }
             {
                 avx512_scope scope(true);
-                exprgrad::detail::attention::gemm<false, false, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
-                                                                      d1.data(), cols, nullptr, nullptr);
+                exprgrad::kernels::tiles::gemm<false, false, 0, 0>(rows_, cols, K, a.data(), K, 1, b.data(), cols,
+                                                                   d1.data(), cols, nullptr, nullptr);
             }
             CHECK(bit_equal(d0, d1));
             // and against a plain loop in double over each row's own k range, within float rounding
@@ -458,7 +459,7 @@ TEST_CASE("the 512-bit float exponential: within 2 ulp of exp over the whole ran
     x.insert(x.end(), {0.0f, -0.0f, -inf, 88.72f, 89.0f, 100.0f, 1e30f, -1e30f, -87.33f, -103.9f, -150.0f});
     std::vector<float> y(x.size());
     // exp_shifted computes y = exp(x − shift); shift 0 gives exp itself. The tail (x.size() mod 16) is masked.
-    exprgrad::detail::rows::exp_shifted(x.data(), 0.0f, y.data(), x.size());
+    exprgrad::kernels::rows::exp_shifted(x.data(), 0.0f, y.data(), x.size());
     double worst_ulp = 0;
     for (std::size_t i = 0; i < x.size(); ++i) {
         CAPTURE(x[i]);
@@ -478,7 +479,7 @@ TEST_CASE("the 512-bit float exponential: within 2 ulp of exp over the whole ran
     MESSAGE("worst error of the 512-bit exp: " << worst_ulp << " ulp");
     float special[17] = {-inf, std::numeric_limits<float>::quiet_NaN(), inf, 0.0f};
     float out[17];
-    exprgrad::detail::rows::exp_shifted(special, 0.0f, out, 4);
+    exprgrad::kernels::rows::exp_shifted(special, 0.0f, out, 4);
     CHECK(out[0] == 0.0f);
     CHECK(std::isnan(out[1]));
     CHECK(out[2] == inf);
@@ -960,17 +961,17 @@ TEST_CASE("results are bit-identical for every thread count") {
         o.causal = c.causal;
         o.normalize_qk = c.H == 3;
         o.scale = c.H == 3 ? scale::gradient_max() : scale::inv_sqrt_d();
-        const std::size_t saved = num_threads();
-        set_num_threads(1);
+        const std::size_t saved = kernels::num_threads();
+        kernels::set_num_threads(1);
         const auto f1 = attention_forward(q, k, v, o);
         const auto g1 = attention_vjp(q, k, v, f1.out, f1.lse, dout, o);
-        set_num_threads(2);
+        kernels::set_num_threads(2);
         const auto f2 = attention_forward(q, k, v, o);
         const auto g2 = attention_vjp(q, k, v, f2.out, f2.lse, dout, o);
         o.threads = 7;  // more tasks than threads: another partition
         const auto f7 = attention_forward(q, k, v, o);
         const auto g7 = attention_vjp(q, k, v, f7.out, f7.lse, dout, o);
-        set_num_threads(saved);
+        kernels::set_num_threads(saved);
         CHECK(bit_equal(f1.out, f2.out));
         CHECK(bit_equal(f1.lse, f2.lse));
         CHECK(bit_equal(g1.dq, g2.dq));

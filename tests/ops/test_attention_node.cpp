@@ -8,6 +8,7 @@
 #include "exprgrad/ops/attention_node.hpp"
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 xt::xarray<double> random4(std::size_t b, std::size_t h, std::size_t t, std::size_t d, std::uint64_t seed) {
@@ -25,7 +26,7 @@ TEST_CASE("attention node: value and gradients against the eager kernels") {
     constexpr auto K = tensor<1>;
     constexpr auto Vv = tensor<2>;
     constexpr auto Wt = tensor<3>;
-    auto prog = value_and_grad(sum(tex::attention_node<attention_config<true>>(Q, K, Vv) * Wt), wrt<0, 1, 2>);
+    auto prog = value_and_grad(sum(ops::attention_node<attention_config<true>>(Q, K, Vv) * Wt), wrt<0, 1, 2>);
     auto [loss, grads] = prog(q, k, v, w);
     const xt::xtensor<double, 4> qt = q, kt = k, vt = v, wt = w;
     const attention_options o{.causal = true};
@@ -44,11 +45,11 @@ TEST_CASE("attention node: value and gradients against the eager kernels") {
 
 TEST_CASE("attention node: gradcheck, full and cosine attention with the gradient-maximizing scale") {
     const auto q = random4(1, 2, 4, 5, 5), k = random4(1, 2, 6, 5, 6), v = random4(1, 2, 6, 3, 7);
-    auto r1 = check::gradcheck(sum(square(tex::attention_node(tensor<0>, tensor<1>, tensor<2>))), q, k, v);
+    auto r1 = check::gradcheck(sum(square(ops::attention_node(tensor<0>, tensor<1>, tensor<2>))), q, k, v);
     INFO(r1.message());
     CHECK(r1.ok);
     using cosine = attention_config<false, true, scale_type::gradient_max>;
-    auto r2 = check::gradcheck(sum(square(tex::attention_node<cosine>(tensor<0>, tensor<1>, tensor<2>))), q, k, v);
+    auto r2 = check::gradcheck(sum(square(ops::attention_node<cosine>(tensor<0>, tensor<1>, tensor<2>))), q, k, v);
     INFO(r2.message());
     CHECK(r2.ok);
 }
@@ -58,7 +59,7 @@ TEST_CASE("attention node: key padding and the post's single n = T_k/2, against 
                w = random4(2, 2, 6, 3, 14);
     xt::xarray<int> len = {4, 6};
     using cfg = attention_config<true, false, scale_type::gradient_max_n<scale_n::half_length>, true>;
-    auto prog = value_and_grad(sum(tex::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<4>) * tensor<3>),
+    auto prog = value_and_grad(sum(ops::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<4>) * tensor<3>),
                                wrt<0, 1, 2>);
     auto [loss, grads] = prog(q, k, v, w, len);
     const xt::xtensor<double, 4> qt = q, kt = k, vt = v, wt = w;
@@ -74,8 +75,8 @@ TEST_CASE("attention node: key padding and the post's single n = T_k/2, against 
     for (std::size_t h = 0; h < 2; ++h)
         for (std::size_t j = 4; j < 6; ++j)
             for (std::size_t c = 0; c < 5; ++c) CHECK(std::get<1>(grads)(0, h, j, c) == 0.0);
-    auto r = check::gradcheck(
-        sum(square(tex::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<3>))), q, k, v, len);
+    auto r = check::gradcheck(sum(square(ops::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<3>))), q, k,
+                              v, len);
     INFO(r.message());
     CHECK(r.ok);
     xt::xarray<int> bad = {4, 7};  // longer than T_k = 6
@@ -90,7 +91,7 @@ TEST_CASE("attention node: a learnable scale log s and its gradient") {
     xt::xarray<double> log_s = xt::xarray<double>::from_shape({1});
     log_s(0) = std::log(0.8);
     using cfg = attention_config<true, true, scale_type::learned>;  // causal cosine attention, s learned
-    auto prog = value_and_grad(sum(tex::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<4>) * tensor<3>),
+    auto prog = value_and_grad(sum(ops::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<4>) * tensor<3>),
                                wrt<0, 4>);
     auto [loss, grads] = prog(q, k, v, w, log_s);
     const xt::xtensor<double, 4> qt = q, kt = k, vt = v, wt = w;
@@ -115,7 +116,7 @@ TEST_CASE("attention node: a learnable scale log s and its gradient") {
     const auto fd = check::vjp_check(f, vjp, {log_s}, c);
     INFO(fd.message());
     CHECK(fd);
-    auto r = check::gradcheck(sum(square(tex::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<3>))), q,
+    auto r = check::gradcheck(sum(square(ops::attention_node<cfg>(tensor<0>, tensor<1>, tensor<2>, tensor<3>))), q,
                               k, v, log_s);
     INFO(r.message());
     CHECK(r.ok);
@@ -125,9 +126,8 @@ TEST_CASE("attention node: scores that overflow the type throw naming the row, n
     auto q = random4(1, 2, 5, 3, 11), k = random4(1, 2, 7, 3, 12);
     const auto v = random4(1, 2, 7, 4, 13), w = random4(1, 2, 5, 4, 14);
     for (std::size_t x = 0; x < 3; ++x) q(0, 1, 2, x) = 1e200, k(0, 1, 0, x) = 1e200;  // 1e400 in a score
-    auto prog = value_and_grad(sum(tex::attention_node<attention_config<true>>(tensor<0>, tensor<1>, tensor<2>) *
-                                   tensor<3>),
-                               wrt<0, 1, 2>);
+    auto prog = value_and_grad(
+        sum(ops::attention_node<attention_config<true>>(tensor<0>, tensor<1>, tensor<2>) * tensor<3>), wrt<0, 1, 2>);
     CHECK_THROWS_WITH_AS(prog(q, k, v, w),
                          doctest::Contains("exprgrad::attention_forward: scores overflow double at batch 0 head 1 row 2,"),
                          std::overflow_error);

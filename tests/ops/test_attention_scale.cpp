@@ -8,10 +8,11 @@
 #include <numbers>
 #include <vector>
 
+#include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/ops/attention_scale.hpp>
-#include <exprgrad/tensor/parallel.hpp>
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 
@@ -35,7 +36,7 @@ TEST_CASE("check 1: the softmax Jacobian identity ½Σ|J| = α(1 − Σp²), fro
     for (const auto& c : cases) {
         const std::size_t n = c.s.size();
         std::vector<double> p(n);
-        exprgrad::detail::rows::softmax(c.s.data(), c.alpha, p.data(), n);
+        exprgrad::kernels::rows::softmax(c.s.data(), c.alpha, p.data(), n);
         double sp2 = 0;
         for (std::size_t i = 0; i < n; ++i) {
             CHECK(to_digits(p[i], c.p[i], 7));
@@ -127,9 +128,9 @@ TEST_CASE("cosine scores for n up to 2^32: alpha* finite, g exact for uniform sc
     for (const double a : {50.0, 9999.0, 10000.0, 2e4, 1e6, 1e9}) {
         CAPTURE(a);
         const double log_g = a - std::log(2 * a) + std::log1p(-std::exp(-2 * a));
-        CHECK(scale::detail::cosine_log_mgf(a, 3).first == doctest::Approx(log_g).epsilon(1e-13));
+        CHECK(ops::detail::cosine_log_mgf(a, 3).first == doctest::Approx(log_g).epsilon(1e-13));
         // (log g)' = coth α − 1/α
-        CHECK(scale::detail::cosine_log_mgf(a, 3).second == doctest::Approx(1 / std::tanh(a) - 1 / a).epsilon(1e-12));
+        CHECK(ops::detail::cosine_log_mgf(a, 3).second == doctest::Approx(1 / std::tanh(a) - 1 / a).epsilon(1e-12));
     }
     for (const std::size_t d : {2ul, 3ul, 4ul, 64ul, 1048576ul}) {
         CAPTURE(d);

@@ -22,6 +22,7 @@
 #include "exprgrad/random.hpp"
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 
@@ -366,8 +367,8 @@ xt::xarray<double> two() {
     a(0, 0) = 2.0;
     return a;
 }
-const auto doubling_cell =
-    make_cell(tex::matmul(tex::Input<0>{}, tex::transpose(tex::Input<2>{})) + tex::Input<1>{}, two());
+const auto doubling_cell = make_cell(
+    tensors::matmul(tensors::Input<0>{}, tensors::transpose(tensors::Input<2>{})) + tensors::Input<1>{}, two());
 // The recurrence by a plain loop, independent of the engine.
 xt::xarray<double> doubling_loop(const xt::xarray<double>& x) {
     xt::xarray<double> y = xt::xarray<double>::from_shape({x.shape(0), std::size_t(1)});

@@ -10,6 +10,7 @@
 #include "exprgrad/ops/deer_node.hpp"
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 xt::xarray<double> randn(std::vector<std::size_t> shape, rng& gen, double s = 1.0) {
@@ -24,7 +25,7 @@ TEST_CASE("DEER node: value equals the sequential recurrence; gradcheck through 
     const std::size_t B = 2, T = 7, n = 3, m = 2;
     const auto y0 = randn({B, n}, gen), x = randn({B, T, m}, gen), A = randn({n, n}, gen, 0.5), U = randn({n, m}, gen),
                b = randn({n}, gen, 0.1);
-    constexpr auto y = tex::deer_node(tanh_rnn_expr, tensor<0>, tensor<1>, tensor<2>, tensor<3>, tensor<4>);
+    constexpr auto y = ops::deer_node(tanh_rnn_expr, tensor<0>, tensor<1>, tensor<2>, tensor<3>, tensor<4>);
     auto prog = value_and_grad(sum(square(y)), wrt<0, 1, 2, 3, 4>);
     auto [value, grads] = prog(y0, x, A, U, b);
     const auto ref = deer_sequential(tanh_rnn_cell(A, U, b), y0, x);
@@ -39,7 +40,7 @@ TEST_CASE("DEER node: value equals the sequential recurrence; gradcheck through 
 
     // Inputs computed upstream (a projection), a quasi-Newton node, the output read by a matmul.
     const auto xin = randn({B, T, 4}, gen), W = randn({4, m}, gen), V = randn({n, 2}, gen);
-    constexpr auto up = tex::deer_node<deer_method::quasi>(tanh_rnn_expr, tensor<0>, matmul(tensor<1>, tensor<2>),
+    constexpr auto up = ops::deer_node<deer_method::quasi>(tanh_rnn_expr, tensor<0>, matmul(tensor<1>, tensor<2>),
                                                            tensor<3>, tensor<4>, tensor<5>);
     auto r2 = check::gradcheck(sum(tanh(matmul(up, tensor<6>))), y0, xin, W, A, U, b, V);
     CHECK(r2.ok);
@@ -55,7 +56,7 @@ TEST_CASE("DEER node: GRU cell, unbatched shapes") {
         p.push_back(randn({n}, gen, 0.1));
     }
     const auto y0 = randn({n}, gen), x = randn({T, m}, gen);
-    constexpr auto y = tex::deer_node(gru_expr, tensor<0>, tensor<1>, tensor<2>, tensor<3>, tensor<4>, tensor<5>,
+    constexpr auto y = ops::deer_node(gru_expr, tensor<0>, tensor<1>, tensor<2>, tensor<3>, tensor<4>, tensor<5>,
                                       tensor<6>, tensor<7>, tensor<8>, tensor<9>, tensor<10>);
     auto r = check::gradcheck(sum(square(y)), y0, x, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]);
     CHECK(r.ok);

@@ -14,6 +14,7 @@
 #include "exprgrad/ops/emo.hpp"
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 // The toy of notes §2.4: V = 4, h = 3, target 0.
@@ -337,7 +338,7 @@ TEST_CASE("the tensor node equals the eager kernel, inside value_and_grad") {
     constexpr auto W = tensor<1>;
     constexpr auto Y = tensor<2>;
     constexpr auto E = tensor<3>;
-    auto prog = value_and_grad(tex::emo_loss<emo_objective::mode1>(matmul(X, W), Y, E), wrt<1, 3>);
+    auto prog = value_and_grad(ops::emo_loss<emo_objective::mode1>(matmul(X, W), Y, E), wrt<1, 3>);
     auto [loss, grads] = prog(x, w, t, e);
     xt::xarray<double> z = xt::zeros<double>({N, V});
     for (std::size_t i = 0; i < N; ++i)
@@ -355,8 +356,8 @@ TEST_CASE("the tensor node equals the eager kernel, inside value_and_grad") {
     // no gradient flows into the cost embedding (the adaptive variant detaches it)
     for (double v : std::get<1>(grads)) CHECK(v == 0.0);
     // The node's options are in its type; a negative cap is refused there too (it flipped the EMO term's sign).
-    auto bad = value_and_grad(tex::emo_loss<emo_objective::mode1_capped, -100, sym::Const<-1>>(matmul(X, W), Y, E),
-                              wrt<1>);
+    auto bad =
+        value_and_grad(ops::emo_loss<emo_objective::mode1_capped, -100, sym::Const<-1>>(matmul(X, W), Y, E), wrt<1>);
     CHECK_THROWS_WITH_AS(bad(x, w, t, e), "exprgrad::emo_loss: cap must be >= 0 or +inf, got -1",
                          std::invalid_argument);
 }

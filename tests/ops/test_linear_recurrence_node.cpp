@@ -15,6 +15,7 @@
 #include "exprgrad/ops/linear_recurrence_node.hpp"
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 
@@ -51,13 +52,13 @@ bool close(const xt::xarray<double>& a, const xt::xarray<double>& b) {
     return a.shape() == b.shape() && xt::allclose(a, b, 1e-12, 1e-13);
 }
 
-constexpr auto rec = tex::linear_recurrence(tensor<0>, tensor<1>);
+constexpr auto rec = ops::linear_recurrence(tensor<0>, tensor<1>);
 
 }  // namespace
 
 TEST_CASE("linear_recurrence node: the value equals the plain loop for every kind of map") {
     const std::size_t B = 2, T = 9, n = 3;
-    auto prog = tex::compile<double>(rec, wrt<0, 1>);
+    auto prog = tensors::compile<double>(rec, wrt<0, 1>);
     SUBCASE("per step, [T]") {
         const auto m = uniform({T}, 1, -0.9, 0.9), b = uniform({T}, 2, -1, 1);
         const auto& y = prog.forward(m, b);
@@ -125,7 +126,7 @@ TEST_CASE("linear_recurrence node: AR(1) gradients equal the closed-form adjoint
 TEST_CASE("linear_recurrence node: gradcheck for every kind of map, with nodes around it") {
     const std::size_t B = 2, T = 8, n = 3;
     // maps through tanh keep |M| < 1; the output goes through a nonlinearity so the adjoint varies
-    constexpr auto f = sum(tanh(tex::linear_recurrence(tanh(tensor<0>), tensor<1> * tensor<2>)));
+    constexpr auto f = sum(tanh(ops::linear_recurrence(tanh(tensor<0>), tensor<1> * tensor<2>)));
     SUBCASE("per step") {
         auto r = check::gradcheck(f, uniform({B, T, n}, 31, -1, 1), uniform({B, T, n}, 32, -1, 1),
                                   uniform({B, T, n}, 33, -1, 1));
@@ -146,19 +147,19 @@ TEST_CASE("linear_recurrence node: gradcheck for every kind of map, with nodes a
         CHECK_MESSAGE(r2.ok, r2.message());
     }
     SUBCASE("offsets that also feed another node (their adjoint is accumulated, not overwritten)") {
-        constexpr auto h = sum(tanh(tex::linear_recurrence(tanh(tensor<0>), tensor<1>))) + sum(square(tensor<1>));
+        constexpr auto h = sum(tanh(ops::linear_recurrence(tanh(tensor<0>), tensor<1>))) + sum(square(tensor<1>));
         auto r = check::gradcheck(h, uniform({B, T, n}, 48, -1, 1), uniform({B, T, n}, 49, -1, 1));
         CHECK_MESSAGE(r.ok, r.message());
     }
     SUBCASE("dense") {
-        constexpr auto g = sum(tanh(tex::linear_recurrence(tensor<0>, tensor<1>)));
+        constexpr auto g = sum(tanh(ops::linear_recurrence(tensor<0>, tensor<1>)));
         auto r = check::gradcheck(g, uniform({B, T, n, n}, 46, -0.4, 0.4), uniform({B, T, n}, 47, -1, 1));
         CHECK_MESSAGE(r.ok, r.message());
     }
 }
 
 TEST_CASE("linear_recurrence node: shapes that do not fit throw naming the op and both shapes") {
-    auto prog = tex::compile<double>(rec, wrt<0, 1>);
+    auto prog = tensors::compile<double>(rec, wrt<0, 1>);
     auto message = [&](const xt::xarray<double>& m, const xt::xarray<double>& b) {
         try {
             prog.forward(m, b);
@@ -180,7 +181,7 @@ TEST_CASE("linear_recurrence node: shapes that do not fit throw naming the op an
 }
 
 TEST_CASE("linear_recurrence node: NaN in the offsets propagates forward from its step on") {
-    auto prog = tex::compile<double>(rec, wrt<0, 1>);
+    auto prog = tensors::compile<double>(rec, wrt<0, 1>);
     xt::xarray<double> b = {1.0, std::nan(""), 2.0};
     const auto& y = prog.forward(0.5, b);
     CHECK(y.data[0] == 1.0);

@@ -14,6 +14,7 @@
 #include "exprgrad/random.hpp"
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 namespace {
 
@@ -101,8 +102,8 @@ bool bit_equal(const xt::xarray<T>& a, const xt::xarray<T>& b) {
 }
 
 struct thread_guard {
-    std::size_t saved = num_threads();
-    ~thread_guard() { set_num_threads(saved); }
+    std::size_t saved = kernels::num_threads();
+    ~thread_guard() { kernels::set_num_threads(saved); }
 };
 
 }  // namespace
@@ -147,7 +148,7 @@ TEST_CASE("the affine-map monoid is associative and composes as 'apply the first
 TEST_CASE("linear_recurrence equals the sequential recurrence: dense and diagonal, forward and reverse") {
     thread_guard tg;
     for (std::size_t threads : {1, 2}) {
-        set_num_threads(threads);
+        kernels::set_num_threads(threads);
         for (std::size_t chunks : {0, 1, 2, 3, 7}) {
             CAPTURE(threads);
             CAPTURE(chunks);
@@ -183,7 +184,7 @@ TEST_CASE("linear_recurrence equals the sequential recurrence: dense and diagona
 
 TEST_CASE("linear_recurrence: one thread without a split is bit-identical to the plain loop") {
     thread_guard tg;
-    set_num_threads(1);
+    kernels::set_num_threads(1);
     const std::size_t T = 1000, n = 5;
     auto m = rand_array<double>({T, n}, 1, -1, 1), b = rand_array<double>({T, n}, 2, -1, 1);
     auto y0 = rand_array<double>({n}, 3, -1, 1);
@@ -207,10 +208,10 @@ TEST_CASE("linear_recurrence: a fixed chunk count gives bit-identical results on
         auto y0 = rand_array<double>({B, n}, 80 + n, -1, 1);
         scan_options o;
         o.chunks = 4;
-        set_num_threads(1);
+        kernels::set_num_threads(1);
         const auto d1 = linear_recurrence(md, b, y0, o), D1 = linear_recurrence(Md, b, y0, o);
         const auto r1 = linear_recurrence_reverse(md, b, o).first, R1 = linear_recurrence_reverse(Md, b, o).first;
-        set_num_threads(2);
+        kernels::set_num_threads(2);
         CHECK(bit_equal(linear_recurrence(md, b, y0, o), d1));
         CHECK(bit_equal(linear_recurrence(Md, b, y0, o), D1));
         CHECK(bit_equal(linear_recurrence_reverse(md, b, o).first, r1));

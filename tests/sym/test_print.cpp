@@ -165,7 +165,7 @@ struct reader {
             ((std::sscanf(t.c_str(), "%ld%n", &n, &used) == 1 && static_cast<std::size_t>(used) == t.size()) ||
              (std::sscanf(t.c_str(), "%ld%c%ld%n", &n, &slash, &d, &used) == 3 &&
               static_cast<std::size_t>(used) == t.size()));
-        if (!rational_exponent) return ops::Pow::eval(base, ex);
+        if (!rational_exponent) return op::Pow::eval(base, ex);
         // PowC's rules, written out again: integers up to 8 multiply (a negative power multiplies 1/a),
         // half-integers up to 15/2 go through sqrt (+0 at -0, +inf at -inf), the rest through pow.
         const long m = n < 0 ? -n : n;
@@ -182,23 +182,23 @@ struct reader {
         while (eat(',')) a.push_back(sum());
         expect(')');
         const double u = a[0];
-        if (f == "min") return ops::Min::eval(u, a.at(1));
-        if (f == "max") return ops::Max::eval(u, a.at(1));
-        if (f == "less") return ops::Less::eval(u, a.at(1));
-        if (f == "exp") return ops::Exp::eval(u);
-        if (f == "log") return ops::Log::eval(u);
-        if (f == "log1p") return ops::Log1p::eval(u);
-        if (f == "expm1") return ops::Expm1::eval(u);
-        if (f == "sqrt") return ops::Sqrt::eval(u);
-        if (f == "tanh") return ops::Tanh::eval(u);
-        if (f == "sigmoid") return ops::Sigmoid::eval(u);
-        if (f == "softplus") return ops::Softplus::eval(u);
-        if (f == "sin") return ops::Sin::eval(u);
-        if (f == "cos") return ops::Cos::eval(u);
-        if (f == "sign") return ops::Sign::eval(u);
-        if (f == "step") return ops::Step::eval(u);
-        if (f == "abs") return ops::Abs::eval(u);
-        if (f == "erf") return ops::Erf::eval(u);
+        if (f == "min") return op::Min::eval(u, a.at(1));
+        if (f == "max") return op::Max::eval(u, a.at(1));
+        if (f == "less") return op::Less::eval(u, a.at(1));
+        if (f == "exp") return op::Exp::eval(u);
+        if (f == "log") return op::Log::eval(u);
+        if (f == "log1p") return op::Log1p::eval(u);
+        if (f == "expm1") return op::Expm1::eval(u);
+        if (f == "sqrt") return op::Sqrt::eval(u);
+        if (f == "tanh") return op::Tanh::eval(u);
+        if (f == "sigmoid") return op::Sigmoid::eval(u);
+        if (f == "softplus") return op::Softplus::eval(u);
+        if (f == "sin") return op::Sin::eval(u);
+        if (f == "cos") return op::Cos::eval(u);
+        if (f == "sign") return op::Sign::eval(u);
+        if (f == "step") return op::Step::eval(u);
+        if (f == "abs") return op::Abs::eval(u);
+        if (f == "erf") return op::Erf::eval(u);
         throw std::runtime_error("unknown function " + f);
     }
     double atom() {

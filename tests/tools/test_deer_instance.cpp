@@ -10,6 +10,7 @@
 #include <exprgrad/ops/deer_instance.hpp>
 
 using namespace exprgrad;
+using namespace exprgrad::ops;
 
 TEST_CASE("the instance builders refuse element counts that overflow std::size_t") {
     const std::size_t big = std::size_t{1} << 32;  // big·big = 2^64 wraps to 0

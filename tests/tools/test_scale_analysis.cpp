@@ -8,8 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/ops/attention_scale.hpp>
-#include <exprgrad/tensor/parallel.hpp>
 
 #include "scale_analysis.hpp"
 
@@ -38,8 +38,9 @@ TEST_CASE("the O(n) per-draw value equals the VJP Jacobian's ½Σ|J| (check 1's 
     for (const auto& s : rows)
         for (const double alpha : {1.0, 2.5}) {
             std::vector<double> scratch(s.size()), work;
-            CHECK(tools::scale::objective(s.data(), s.size(), alpha, scratch.data()) ==
-                  doctest::Approx(exprgrad::scale::exact_objective(s.data(), s.size(), alpha, work)).epsilon(1e-13));
+            CHECK(
+                tools::scale::objective(s.data(), s.size(), alpha, scratch.data()) ==
+                doctest::Approx(exprgrad::ops::scale::exact_objective(s.data(), s.size(), alpha, work)).epsilon(1e-13));
         }
 }
 
@@ -60,7 +61,7 @@ TEST_CASE("the O(n) objective keeps its relative accuracy when p is nearly one-h
     for (auto& x : s) x = g.normal();
     for (const double a : {0.0, 0.3, 2.0, 9.0})
         CHECK(tools::scale::objective(s.data(), s.size(), a, scratch.data()) ==
-              doctest::Approx(scale::exact_objective(s.data(), s.size(), a, work)).epsilon(1e-12).scale(1e-300));
+              doctest::Approx(ops::scale::exact_objective(s.data(), s.size(), a, work)).epsilon(1e-12).scale(1e-300));
 }
 
 TEST_CASE("a target standard error stops the draws early; samples = 0 skips the Monte Carlo") {
@@ -88,7 +89,7 @@ TEST_CASE("a target standard error stops the draws early; samples = 0 skips the 
     const auto none = analyze_attention_scale(o);
     CHECK(none.samples == 0);
     CHECK(none.curve.empty());
-    CHECK(none.alpha_star == scale::gradient_max_alpha(64));
+    CHECK(none.alpha_star == ops::scale::gradient_max_alpha(64));
     o.target_stderr = -1;
     CHECK_THROWS_AS(analyze_attention_scale(o), std::invalid_argument);
 }
@@ -133,7 +134,7 @@ TEST_CASE("check 4: Monte Carlo of the exact objective, and its α → ∞ limit
             CHECK(pt.exact_stderr < 2 * t.se[a] * std::sqrt(double(draw_divisor)) + t.unit[a] / 2);
             CHECK(std::fabs(pt.exact_mean - t.mean[a]) <=
                   3.5 * std::sqrt(pt.exact_stderr * pt.exact_stderr + t.se[a] * t.se[a]) + t.unit[a] / 2);
-            CHECK(pt.mean_field == scale::mean_field_objective(alphas[a], static_cast<double>(t.n)));
+            CHECK(pt.mean_field == ops::scale::mean_field_objective(alphas[a], static_cast<double>(t.n)));
         }
         // No finite maximiser: at large α the exact expectation is near the limit, far above f(α*) territory
         // where the surrogate has collapsed (f(40) is hugely negative).
@@ -157,12 +158,12 @@ TEST_CASE("the analysis is deterministic for a seed, whatever the thread count")
     o.samples = 300;
     o.scores = score_model::cosine;
     o.d = 16;
-    const std::size_t saved = num_threads();
-    set_num_threads(1);
+    const std::size_t saved = kernels::num_threads();
+    kernels::set_num_threads(1);
     const auto a = analyze_attention_scale(o);
-    set_num_threads(2);
+    kernels::set_num_threads(2);
     const auto b = analyze_attention_scale(o);
-    set_num_threads(saved);
+    kernels::set_num_threads(saved);
     REQUIRE(a.curve.size() == b.curve.size());
     for (std::size_t i = 0; i < a.curve.size(); ++i) {
         CHECK(a.curve[i].exact_mean == b.curve[i].exact_mean);
@@ -171,7 +172,7 @@ TEST_CASE("the analysis is deterministic for a seed, whatever the thread count")
     o.seed += 1;
     const auto c = analyze_attention_scale(o);
     CHECK(c.curve[3].exact_mean != a.curve[3].exact_mean);
-    CHECK(a.alpha_star == scale::gradient_max_alpha_cosine(40, 16));
+    CHECK(a.alpha_star == ops::scale::gradient_max_alpha_cosine(40, 16));
     CHECK(a.gradient_max == a.alpha_star);  // cosine: no 1/√d
     CHECK(a.inv_sqrt_d == doctest::Approx(0.25));
 }

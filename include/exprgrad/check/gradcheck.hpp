@@ -17,7 +17,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "exprgrad/random.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
 namespace exprgrad::check {
 
@@ -90,8 +90,8 @@ constexpr bool is_float_array = [] {
 /// program takes (one per placeholder up to the highest tensor<I>). NaN in the result fails the
 /// check (it is reported, never thrown).
 /// Example: `auto r = gradcheck(sum(tanh(matmul(X, W)) + M), wrt<0, 1>, x, w, mask); CHECK(r.ok);`
-template <tex::TensorExpr E, int... W, class... Args>
-gradcheck_report gradcheck(E, tex::wrt_t<W...>, const gradcheck_options& opts, const Args&... raw) {
+template <tensors::TensorExpr E, int... W, class... Args>
+gradcheck_report gradcheck(E, tensors::wrt_t<W...>, const gradcheck_options& opts, const Args&... raw) {
     static_assert(sizeof...(W) > 0, "exprgrad: gradcheck(expr, wrt<I...>, args...) needs at least one index");
     static_assert(((W >= 0 && W < static_cast<int>(sizeof...(Args))) && ...),
                   "exprgrad: gradcheck: a wrt index names no argument of the call");
@@ -102,9 +102,9 @@ gradcheck_report gradcheck(E, tex::wrt_t<W...>, const gradcheck_options& opts, c
     auto args = std::make_tuple(detail::as_double(raw)...);
     using wrt = std::integer_sequence<int, W...>;
     gradcheck_report report;
-    tex::program<double, std::remove_cvref_t<E>, std::integer_sequence<int>> plain;
-    auto run = [&](auto& p) -> const tex::cview<double>& {
-        return std::apply([&](const auto&... a) -> const tex::cview<double>& { return p.forward(a...); }, args);
+    tensors::program<double, std::remove_cvref_t<E>, std::integer_sequence<int>> plain;
+    auto run = [&](auto& p) -> const tensors::cview<double>& {
+        return std::apply([&](const auto&... a) -> const tensors::cview<double>& { return p.forward(a...); }, args);
     };
     // the projection weights
     const auto& out0 = run(plain);
@@ -117,7 +117,7 @@ gradcheck_report gradcheck(E, tex::wrt_t<W...>, const gradcheck_options& opts, c
         for (std::size_t i = 0; i < o.size(); ++i) s += w[i] * o.data[i];
         return s;
     };
-    tex::program<double, std::remove_cvref_t<E>, wrt> diff;
+    tensors::program<double, std::remove_cvref_t<E>, wrt> diff;
     run(diff);
     diff.backward(w.data());
     auto check_arg = [&](auto I) {
@@ -164,7 +164,7 @@ constexpr bool first_is_options =
 template <class T>
 struct is_wrt : std::false_type {};
 template <int... W>
-struct is_wrt<tex::wrt_t<W...>> : std::true_type {};
+struct is_wrt<tensors::wrt_t<W...>> : std::true_type {};
 
 // The indices of the floating-point array arguments, as a wrt_t.
 template <class Acc, std::size_t I, class... Args>
@@ -172,27 +172,28 @@ struct float_args {
     using type = Acc;
 };
 template <int... W, std::size_t I, class A, class... Args>
-struct float_args<tex::wrt_t<W...>, I, A, Args...>
-    : float_args<std::conditional_t<is_float_array<A>, tex::wrt_t<W..., static_cast<int>(I)>, tex::wrt_t<W...>>, I + 1,
-                 Args...> {};
+struct float_args<tensors::wrt_t<W...>, I, A, Args...>
+    : float_args<std::conditional_t<is_float_array<A>, tensors::wrt_t<W..., static_cast<int>(I)>, tensors::wrt_t<W...>>,
+                 I + 1, Args...> {};
 }  // namespace detail
 
 /// gradcheck with default options over the wrt arguments.
-template <tex::TensorExpr E, int... W, class... Args>
-requires(!detail::first_is_options<Args...>) gradcheck_report gradcheck(E e, tex::wrt_t<W...> w, const Args&... args) {
+template <tensors::TensorExpr E, int... W, class... Args>
+requires(!detail::first_is_options<Args...>) gradcheck_report
+    gradcheck(E e, tensors::wrt_t<W...> w, const Args&... args) {
     return gradcheck(e, w, gradcheck_options{}, args...);
 }
 
 /// gradcheck over every floating-point array argument.
-template <tex::TensorExpr E, class... Args>
+template <tensors::TensorExpr E, class... Args>
 gradcheck_report gradcheck(E e, const gradcheck_options& opts, const Args&... args) {
-    using all = typename detail::float_args<tex::wrt_t<>, 0, Args...>::type;
-    static_assert(!std::is_same_v<all, tex::wrt_t<>>, "exprgrad: gradcheck needs a floating-point array argument");
+    using all = typename detail::float_args<tensors::wrt_t<>, 0, Args...>::type;
+    static_assert(!std::is_same_v<all, tensors::wrt_t<>>, "exprgrad: gradcheck needs a floating-point array argument");
     return gradcheck(e, all{}, opts, args...);
 }
 
 /// gradcheck with default options over every floating-point array argument.
-template <tex::TensorExpr E, class... Args>
+template <tensors::TensorExpr E, class... Args>
 requires(!detail::first_is_options<Args...> &&
          !detail::is_wrt<std::remove_cvref_t<std::tuple_element_t<0, std::tuple<Args..., void>>>>::value)
     gradcheck_report gradcheck(E e, const Args&... args) {

@@ -16,14 +16,14 @@
 #include "exprgrad/nn/parameters.hpp"
 #include "exprgrad/ops/deer.hpp"
 #include "exprgrad/random.hpp"
-#include "exprgrad/tensor/matmul.hpp"
-#include "exprgrad/tensor/norm.hpp"
+#include "exprgrad/tensors/matmul.hpp"
+#include "exprgrad/tensors/norm.hpp"
 
 namespace exprgrad::nn {
 
 namespace detail {
-using rms_norm_expr = decltype(tex::rms_norm(tex::Input<0>{}, tex::Input<1>{}));
-using projection_expr = decltype(tex::matmul(tex::Input<0>{}, tex::Input<1>{}));
+using rms_norm_expr = decltype(tensors::rms_norm(tensors::Input<0>{}, tensors::Input<1>{}));
+using projection_expr = decltype(tensors::matmul(tensors::Input<0>{}, tensors::Input<1>{}));
 }  // namespace detail
 
 /// f(x) = h·Wo where h_t = tanh(A h_{t−1} + U u_t + b), h_0 = 0, u = rms_norm(x, g), over each sequence
@@ -35,11 +35,11 @@ using projection_expr = decltype(tex::matmul(tex::Input<0>{}, tex::Input<1>{}));
 template <class T>
 class deer_mixer : public layer<T> {
   public:
-    using cell_type = decltype(tanh_rnn_cell(std::declval<xt::xarray<T>>(), std::declval<xt::xarray<T>>(),
-                                             std::declval<xt::xarray<T>>()));
+    using cell_type = decltype(ops::tanh_rnn_cell(std::declval<xt::xarray<T>>(), std::declval<xt::xarray<T>>(),
+                                                  std::declval<xt::xarray<T>>()));
 
     deer_mixer(parameter<T>& norm, parameter<T>& a, parameter<T>& u, parameter<T>& b, parameter<T>& w_out,
-               deer_options opts)
+               ops::deer_options opts)
         : norm_({&norm}), out_({&w_out}), a_(&a), u_(&u), b_(&b), opts_(std::move(opts)) {
         const std::size_t n = a.value.shape(0), d = norm.value.size();
         if (a.value.dimension() != 2 || a.value.shape(1) != n || u.value.dimension() != 2 || u.value.shape(0) != n ||
@@ -78,17 +78,17 @@ class deer_mixer : public layer<T> {
     }
 
     /// What the last forward solve did (iterations, residual, fallback).
-    const deer_report& last_report() const { return report_; }
+    const ops::deer_report& last_report() const { return report_; }
 
   private:
     expr_layer<T, detail::rms_norm_expr, 1> norm_;
     expr_layer<T, detail::projection_expr, 1> out_;
     parameter<T>*a_, *u_, *b_;
-    deer_options opts_;
+    ops::deer_options opts_;
     cell_type cell_{};
-    deer_solver<cell_type> solver_;
+    ops::deer_solver<cell_type> solver_;
     xt::xarray<T> u_in_, h_, y0_;
-    deer_report report_{};
+    ops::deer_report report_{};
 };
 
 /// A DEER mixer of width d and state width n, registered as name.norm (ones), name.A (normal with std
@@ -97,7 +97,7 @@ class deer_mixer : public layer<T> {
 /// Example: `auto m = deer_mixer_layer<float>(params, "l1.rnn", 64, 32, {}, gen);`
 template <class T>
 std::unique_ptr<deer_mixer<T>> deer_mixer_layer(parameter_set<T>& params, const std::string& name, std::size_t d,
-                                                std::size_t n, deer_options opts, rng& gen, double out_gain = 1.0,
+                                                std::size_t n, ops::deer_options opts, rng& gen, double out_gain = 1.0,
                                                 double spectral_radius = 0.5) {
     if (d == 0 || n == 0) throw std::invalid_argument("exprgrad::nn::deer_mixer_layer: widths must be positive");
     auto& g = params.add(name + ".norm", xt::ones<T>({d}));

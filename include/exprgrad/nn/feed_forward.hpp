@@ -12,19 +12,20 @@
 #include "exprgrad/nn/layer.hpp"
 #include "exprgrad/nn/parameters.hpp"
 #include "exprgrad/random.hpp"
-#include "exprgrad/tensor/map.hpp"
-#include "exprgrad/tensor/matmul.hpp"
-#include "exprgrad/tensor/norm.hpp"
+#include "exprgrad/tensors/map.hpp"
+#include "exprgrad/tensors/matmul.hpp"
+#include "exprgrad/tensors/norm.hpp"
 
 namespace exprgrad::nn {
 
 namespace detail {
 // f(x) = relu(rms_norm(x, g)·W1 + b1)·W2 + b2
-using feed_forward_expr = decltype(tex::matmul(tex::relu(tex::matmul(tex::rms_norm(tex::Input<0>{}, tex::Input<1>{}),
-                                                                     tex::Input<2>{}) +
-                                                         tex::Input<3>{}),
-                                               tex::Input<4>{}) +
-                                   tex::Input<5>{});
+using feed_forward_expr = decltype(tensors::matmul(tensors::relu(tensors::matmul(tensors::rms_norm(tensors::Input<0>{},
+                                                                                                   tensors::Input<1>{}),
+                                                                                 tensors::Input<2>{}) +
+                                                                 tensors::Input<3>{}),
+                                                   tensors::Input<4>{}) +
+                                   tensors::Input<5>{});
 }  // namespace detail
 
 /// f(x) = relu(rms_norm(x, g)·W1 + b1)·W2 + b2 for x [..., d] with a hidden width `hidden`; parameters

@@ -14,7 +14,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "exprgrad/nn/parameters.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
 namespace exprgrad::nn {
 
@@ -99,7 +99,7 @@ class expr_layer : public layer<T> {
         (params_[static_cast<std::size_t>(I)]->accumulate_grad(prog_.template grad_of<I + 1>()), ...);
     }
 
-    tex::program<T, E, typename detail::all_args<NP>::type> prog_;
+    tensors::program<T, E, typename detail::all_args<NP>::type> prog_;
     std::array<parameter<T>*, NP> params_;
     bool recompute_ = false;
     xt::xarray<T> input_, out_, dx_;

@@ -11,8 +11,8 @@
 #include "exprgrad/nn/layer.hpp"
 #include "exprgrad/nn/parameters.hpp"
 #include "exprgrad/random.hpp"
-#include "exprgrad/tensor/map.hpp"
-#include "exprgrad/tensor/matmul.hpp"
+#include "exprgrad/tensors/map.hpp"
+#include "exprgrad/tensors/matmul.hpp"
 
 namespace exprgrad::nn {
 
@@ -20,13 +20,13 @@ namespace exprgrad::nn {
 enum class activation { none, tanh, relu };
 
 namespace detail {
-inline constexpr tex::Input<0> X{};
-inline constexpr tex::Input<1> W{};
-inline constexpr tex::Input<2> B{};
+inline constexpr tensors::Input<0> X{};
+inline constexpr tensors::Input<1> W{};
+inline constexpr tensors::Input<2> B{};
 // One compiled block per activation: y = act(x·W + b), x [.., in], W [in, out], b [out].
-using dense_none = decltype(tex::matmul(X, W) + B);
-using dense_tanh = decltype(tex::tanh(tex::matmul(X, W) + B));
-using dense_relu = decltype(tex::relu(tex::matmul(X, W) + B));
+using dense_none = decltype(tensors::matmul(X, W) + B);
+using dense_tanh = decltype(tensors::tanh(tensors::matmul(X, W) + B));
+using dense_relu = decltype(tensors::relu(tensors::matmul(X, W) + B));
 }  // namespace detail
 
 /// A dense layer y = act(x·W + b) with W [in, out] (Xavier-uniform for tanh and none, Kaiming-uniform

@@ -17,15 +17,16 @@
 #include "exprgrad/nn/parameters.hpp"
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/random.hpp"
-#include "exprgrad/tensor/matmul.hpp"
-#include "exprgrad/tensor/norm.hpp"
+#include "exprgrad/tensors/matmul.hpp"
+#include "exprgrad/tensors/norm.hpp"
 
 namespace exprgrad::nn {
 
 namespace detail {
 // [B,T,D] -> [B,T,3D]: rms_norm(x, g)·Wqkv; [B,T,D] -> [B,T,D]: o·Wo.
-using qkv_projection = decltype(tex::matmul(tex::rms_norm(tex::Input<0>{}, tex::Input<1>{}), tex::Input<2>{}));
-using out_projection = decltype(tex::matmul(tex::Input<0>{}, tex::Input<1>{}));
+using qkv_projection =
+    decltype(tensors::matmul(tensors::rms_norm(tensors::Input<0>{}, tensors::Input<1>{}), tensors::Input<2>{}));
+using out_projection = decltype(tensors::matmul(tensors::Input<0>{}, tensors::Input<1>{}));
 }  // namespace detail
 
 /// f(x) = attention(split(rms_norm(x, g)·Wqkv))·Wo for x [B, T, D]: H heads of width D/H, the options'
@@ -38,7 +39,7 @@ template <class T>
 class self_attention : public layer<T> {
   public:
     self_attention(parameter<T>& norm, parameter<T>& w_qkv, parameter<T>& w_out, std::size_t heads,
-                   attention_options opts)
+                   ops::attention_options opts)
         : in_({&norm, &w_qkv}), out_({&w_out}), heads_(heads), opts_(std::move(opts)) {
         const std::size_t d = norm.value.size();
         if (heads == 0 || d == 0 || d % heads != 0) {
@@ -76,7 +77,7 @@ class self_attention : public layer<T> {
                     }
                 }
             }
-        attention_forward_into(q_, k_, v_, opts_, o_, lse_, ws_);
+        ops::attention_forward_into(q_, k_, v_, opts_, o_, lse_, ws_);
         merged_.resize({B, Tn, width_});
         merge(o_, merged_.data(), width_, 0);
         return out_.forward(merged_);
@@ -92,7 +93,7 @@ class self_attention : public layer<T> {
                     for (std::size_t i = 0; i < dh; ++i)
                         do_.data()[((b * H + h) * Tn + t) * dh + i] =
                             dmerged.data()[(b * Tn + t) * width_ + h * dh + i];
-        attention_vjp_into(q_, k_, v_, o_, lse_, do_, opts_, g_, ws_);
+        ops::attention_vjp_into(q_, k_, v_, o_, lse_, do_, opts_, g_, ws_);
         dqkv_.resize({B, Tn, 3 * width_});
         merge(g_.dq, dqkv_.data(), 3 * width_, 0);
         merge(g_.dk, dqkv_.data(), 3 * width_, width_);
@@ -105,7 +106,7 @@ class self_attention : public layer<T> {
         out_.set_recompute(on);
     }
 
-    const attention_options& options() const { return opts_; }
+    const ops::attention_options& options() const { return opts_; }
 
     /// Key padding for the following forward and backward calls: keys t ≥ lengths[b] of sequence b are
     /// masked for every query (one entry per sequence, each ≤ T; empty: no padding). The outputs at
@@ -132,12 +133,12 @@ class self_attention : public layer<T> {
     expr_layer<T, detail::qkv_projection, 2> in_;
     expr_layer<T, detail::out_projection, 1> out_;
     std::size_t heads_, width_ = 0;
-    attention_options opts_;
+    ops::attention_options opts_;
     xt::xtensor<T, 4> q_, k_, v_, o_, do_;
     xt::xtensor<T, 3> lse_;
     xt::xarray<T> merged_, dqkv_;
-    attention_grads<T> g_;
-    attention_workspace<T> ws_;
+    ops::attention_grads<T> g_;
+    ops::attention_workspace<T> ws_;
 };
 
 /// A self-attention sublayer of width d with `heads` heads, registered in `params` as name.norm (ones),
@@ -146,7 +147,7 @@ class self_attention : public layer<T> {
 /// {.causal = true, .scale = scale::gradient_max()}, gen);`
 template <class T>
 std::unique_ptr<self_attention<T>> self_attention_layer(parameter_set<T>& params, const std::string& name,
-                                                        std::size_t d, std::size_t heads, attention_options opts,
+                                                        std::size_t d, std::size_t heads, ops::attention_options opts,
                                                         rng& gen, double out_gain = 1.0) {
     auto& g = params.add(name + ".norm", xt::ones<T>({d}));
     auto& wqkv = params.add(name + ".qkv", xt::xarray<T>::from_shape({d, 3 * d}));

@@ -28,10 +28,10 @@ struct transformer_options {
     std::size_t width = 128;                 ///< d, the residual stream's width
     std::size_t heads = 4;                   ///< must divide width
     std::size_t mlp_hidden = 0;              ///< feed-forward hidden width; 0: 4·width
-    attention_options attention{};           ///< mask (causal or not) and scale policy of every attention
+    ops::attention_options attention{};      ///< mask (causal or not) and scale policy of every attention
     std::vector<std::size_t> deer_layers{};  ///< blocks whose token mixer is a DEER recurrence
     std::size_t deer_state = 32;             ///< state width n of those recurrences
-    deer_options deer{};                     ///< their solver options
+    ops::deer_options deer{};                ///< their solver options
 };
 
 /// The blocks, and handles on their attention layers (for key padding) and DEER mixers (for their reports).

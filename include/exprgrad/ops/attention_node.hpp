@@ -15,9 +15,9 @@
 
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/sym/expr.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
-namespace exprgrad {
+namespace exprgrad::ops {
 
 /// Scale policies as types, for the attention node.
 namespace scale_type {
@@ -62,8 +62,6 @@ struct attention_config {
     }
 };
 
-namespace tex {
-
 namespace detail {
 template <std::size_t I, class... Ts>
 struct nth_or_void : std::type_identity<void> {};
@@ -79,7 +77,7 @@ struct Attention {
     static_assert(sizeof...(Extra) == std::size_t{Config::padded} + std::size_t{Config::learned_scale},
                   "attention_node: pass the key lengths (a padded config) and then log s (scale_type::learned) after "
                   "q, k, v, and nothing else");
-    using children = meta::type_list<Q, K, V, Extra...>;
+    using children = tensors::meta::type_list<Q, K, V, Extra...>;
     using Lengths = typename detail::nth_or_void<0, Extra...>::type;                          // when padded
     using LogScale = typename detail::nth_or_void<(Config::padded ? 1 : 0), Extra...>::type;  // when learned
     static constexpr const char* name = "attention";
@@ -93,9 +91,9 @@ struct Attention {
     };
 
     template <class T>
-    static void copy_in(const cview<T>& c, xt::xtensor<T, 4>& dst, const char* what) {
+    static void copy_in(const tensors::cview<T>& c, xt::xtensor<T, 4>& dst, const char* what) {
         if (c.shape.rank != 4) {
-            throw shape_error(name, std::string(what) + " must be [B, H, T, d], got " + c.shape.str());
+            throw tensors::shape_error(name, std::string(what) + " must be [B, H, T, d], got " + c.shape.str());
         }
         const std::array<std::size_t, 4> s{c.shape[0], c.shape[1], c.shape[2], c.shape[3]};
         if (!std::equal(s.begin(), s.end(), dst.shape().begin())) dst.resize(s);
@@ -107,19 +105,20 @@ struct Attention {
     static void set_options(Ctx& ctx, attention_options& o) {
         o = Config::options();
         if constexpr (Config::padded) {
-            const dims shape = ctx.template in<Lengths>().shape;
+            const tensors::dims shape = ctx.template in<Lengths>().shape;
             const std::int64_t* len = ctx.template ints<Lengths>();
             o.key_lengths.resize(shape.size());
             for (std::size_t b = 0; b < shape.size(); ++b) {
                 if (len[b] < 0)
-                    throw shape_error(name, "key length " + std::to_string(len[b]) + " of batch entry " +
-                                                std::to_string(b) + " is negative");
+                    throw tensors::shape_error(name, "key length " + std::to_string(len[b]) + " of batch entry " +
+                                                         std::to_string(b) + " is negative");
                 o.key_lengths[b] = static_cast<std::size_t>(len[b]);  // the kernel checks B and ≤ T_k
             }
         }
         if constexpr (Config::learned_scale) {
             const auto& ls = ctx.template in<LogScale>();
-            if (ls.size() != 1) throw shape_error(name, "log s must be one value, got shape " + ls.shape.str());
+            if (ls.size() != 1)
+                throw tensors::shape_error(name, "log s must be one value, got shape " + ls.shape.str());
             o.scale = scale::fixed(std::exp(static_cast<double>(ls.data[0])));
         }
     }
@@ -133,7 +132,7 @@ struct Attention {
         copy_in(ctx.template in<V>(), ex.v, "v");
         set_options(ctx, ex.opts);
         attention_forward_into(ex.q, ex.k, ex.v, ex.opts, ex.out, ex.lse, ex.ws);
-        T* y = ctx.template out<Attention>(dims::of(ex.out.shape()));
+        T* y = ctx.template out<Attention>(tensors::dims::of(ex.out.shape()));
         std::copy(ex.out.begin(), ex.out.end(), y);
     }
 
@@ -170,10 +169,10 @@ struct Attention {
 /// configuration pass the key lengths next, `attention_node<attention_config<true, false, scale_type::inv_sqrt_d,
 /// true>>(Q, K, V, Len)`; with scale_type::learned pass log s last, `attention_node<attention_config<false, false,
 /// scale_type::learned>>(Q, K, V, LogS)` (s = exp(LogS), trained through its gradient).
-template <class Config = attention_config<>, TensorExpr Q, TensorExpr K, TensorExpr V, TensorExpr... Extra>
+template <class Config = attention_config<>, tensors::TensorExpr Q, tensors::TensorExpr K, tensors::TensorExpr V,
+          tensors::TensorExpr... Extra>
 constexpr Attention<Config, Q, K, V, Extra...> attention_node(Q, K, V, Extra...) {
     return {};
 }
 
-}  // namespace tex
-}  // namespace exprgrad
+}  // namespace exprgrad::ops

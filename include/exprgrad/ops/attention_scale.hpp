@@ -29,10 +29,10 @@
 
 #include <xtensor/xtensor.hpp>
 
-#include "exprgrad/ops/detail/softmax_rows.hpp"
-#include "exprgrad/tensor/parallel.hpp"
+#include "exprgrad/kernels/parallel.hpp"
+#include "exprgrad/kernels/softmax_rows.hpp"
 
-namespace exprgrad {
+namespace exprgrad::ops {
 
 /// Which n a policy that depends on the number of keys uses for a query row.
 enum class scale_n {
@@ -143,6 +143,8 @@ inline double gradient_max_alpha(double n) {
     return a;
 }
 
+}  // namespace scale
+
 namespace detail {
 
 /// log g(α) and g'(α)/g(α) for g(α) = E[e^{α s}], s the cosine between two independent uniform directions of
@@ -190,6 +192,8 @@ inline std::pair<double, double> cosine_log_mgf(double alpha, std::size_t d) {
 
 }  // namespace detail
 
+namespace scale {
+
 /// g(α) = E[e^{α s}] for s = cos θ between independent uniform directions of R^d (density ∝ (1 − s²)^{(d−3)/2}):
 /// g(α) = ₀F₁(; d/2; α²/4), by its positive series. Any real α (g is even), d ≥ 1; +inf once it overflows
 /// (α beyond about 700). Examples (notes §1.3, d = 128): g(1) = 1.0039137715, g(30) = 30.7751020897.
@@ -202,6 +206,8 @@ inline double mean_field_objective_cosine(double alpha, double n, std::size_t d)
     const double l1 = detail::cosine_log_mgf(alpha, d).first, l2 = detail::cosine_log_mgf(2 * alpha, d).first;
     return alpha * (1.0 - std::exp(l2 - 2 * l1) / n);
 }
+
+}  // namespace scale
 
 namespace detail {
 // The root of the cosine objective's slope by bisection (gradient_max_alpha_cosine caches it).
@@ -227,6 +233,8 @@ inline double gradient_max_alpha_cosine_uncached(double n, std::size_t d) {
 }
 }  // namespace detail
 
+namespace scale {
+
 /// The maximiser of mean_field_objective_cosine(·, n, d) over α ≥ 0: the root of its derivative, by bisection;
 /// 0 for n ≤ 1. Examples (notes §1.5 check 3, d = 128): n = 512 → 24.214, n = 4096 → 29.700.
 inline double gradient_max_alpha_cosine(double n, std::size_t d) {
@@ -249,13 +257,12 @@ inline double gradient_max_alpha_cosine(double n, std::size_t d) {
     return a;
 }
 
-
 /// The exact gradient objective α(1 − Σp²) of one row of scores, measured as ½Σ_{i,j}|∂p_i/∂s_j| with p =
 /// softmax(α·s) and the Jacobian built column by column from the softmax VJP that the attention kernels run
-/// (detail::rows::softmax_vjp), not from the closed form. O(n²). n ≥ 1, finite s. Example (notes §1.5 check 1):
+/// (kernels::rows::softmax_vjp), not from the closed form. O(n²). n ≥ 1, finite s. Example (notes §1.5 check 1):
 /// s = [1, 2, 3], α = 1 → 0.4894569.
 inline double exact_objective(const double* s, std::size_t n, double alpha, std::vector<double>& work) {
-    namespace rows = exprgrad::detail::rows;
+    namespace rows = exprgrad::kernels::rows;
     using B = rows::batch<double>;
     constexpr std::size_t L = rows::lanes<double>;
     const std::size_t np = (n + L - 1) / L * L;  // padded rows, so the |·| sum needs no scalar tail
@@ -281,11 +288,11 @@ inline xt::xtensor<double, 2> softmax_jacobian(const std::vector<double>& s, dou
     auto J = xt::xtensor<double, 2>::from_shape({n, n});
     std::vector<double> p(n), g(n, 0.0), out(n);
     if (n == 0) return J;
-    exprgrad::detail::rows::softmax(s.data(), alpha, p.data(), n);
+    exprgrad::kernels::rows::softmax(s.data(), alpha, p.data(), n);
     for (std::size_t i = 0; i < n; ++i) {
         g[i] = 1.0;
-        exprgrad::detail::rows::softmax_vjp(p.data(), g.data(), exprgrad::detail::rows::dot(p.data(), g.data(), n),
-                                            out.data(), n);
+        exprgrad::kernels::rows::softmax_vjp(p.data(), g.data(), exprgrad::kernels::rows::dot(p.data(), g.data(), n),
+                                             out.data(), n);
         g[i] = 0.0;
         for (std::size_t j = 0; j < n; ++j) J(i, j) = alpha * out[j];  // chain rule through z = α·s
     }
@@ -310,4 +317,4 @@ inline double scale_policy::multiplier(double n, std::size_t d, bool cosine) con
     return inv;
 }
 
-}  // namespace exprgrad
+}  // namespace exprgrad::ops

@@ -15,11 +15,7 @@
 
 #include "exprgrad/ops/deer.hpp"
 
-namespace exprgrad::deer_instance {
-
-/// The cell of the instance: tanh(Yprev·Aᵀ + U) with A = tensor<2> and the input U = tensor<1>.
-inline constexpr auto cell_expr =
-    tex::tanh(tex::matmul(tex::Input<0>{}, tex::transpose(tex::Input<2>{})) + tex::Input<1>{});
+namespace exprgrad::ops {
 
 namespace detail {
 /// a·b, or std::length_error naming `what` when the element count does not fit in std::size_t
@@ -31,6 +27,12 @@ inline std::size_t checked_count(const char* what, std::size_t a, std::size_t b)
     return a * b;
 }
 }  // namespace detail
+
+namespace deer_instance {
+
+/// The cell of the instance: tanh(Yprev·Aᵀ + U) with A = tensor<2> and the input U = tensor<1>.
+inline constexpr auto cell_expr =
+    tensors::tanh(tensors::matmul(tensors::Input<0>{}, tensors::transpose(tensors::Input<2>{})) + tensors::Input<1>{});
 
 /// A [n, n] of the instance. Throws std::length_error when n·n overflows std::size_t (and std::bad_alloc
 /// when it does not fit in memory). Example: matrix<double>(2, 1.0)(0, 0) = sin(0.37·2 + 0.5)/√2.
@@ -60,4 +62,5 @@ auto cell(std::size_t n, double g) {
     return make_cell(cell_expr, matrix<T>(n, g));
 }
 
-}  // namespace exprgrad::deer_instance
+}  // namespace deer_instance
+}  // namespace exprgrad::ops

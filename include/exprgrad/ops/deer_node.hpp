@@ -10,16 +10,16 @@
 #include <xtensor/xarray.hpp>
 
 #include "exprgrad/ops/deer.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::ops {
 
 /// The DEER node: children Y0 ([n] or [B, n]), X ([T, m] or [B, T, m]) and the cell's parameters Ps;
 /// CellE is the cell expression (tensor<0> state, tensor<1> input, tensor<2 + i> = Ps[i]), which is
 /// not a child: its placeholders are the cell's own.
 template <deer_method M, class CellE, class Y0, class X, class... Ps>
 struct Deer {
-    using children = meta::type_list<Y0, X, Ps...>;
+    using children = tensors::meta::type_list<Y0, X, Ps...>;
     static constexpr const char* name = "deer";
     static constexpr std::size_t P = sizeof...(Ps);
 
@@ -33,7 +33,7 @@ struct Deer {
     };
 
     template <class T>
-    static void copy_in(const cview<T>& c, xt::xarray<T>& dst) {
+    static void copy_in(const tensors::cview<T>& c, xt::xarray<T>& dst) {
         std::vector<std::size_t> s(c.shape.d.begin(), c.shape.d.begin() + c.shape.rank);
         if (!std::equal(s.begin(), s.end(), dst.shape().begin(), dst.shape().end())) dst.resize(s);
         std::copy(c.data, c.data + c.size(), dst.data());
@@ -52,7 +52,7 @@ struct Deer {
         auto r = ex.solver.solve(ex.cell, ex.y0, ex.x, o);
         ex.y = std::move(r.y);
         ex.report = r.report;
-        T* out = ctx.template out<Deer>(dims::of(ex.y.shape()));
+        T* out = ctx.template out<Deer>(tensors::dims::of(ex.y.shape()));
         std::copy(ex.y.begin(), ex.y.end(), out);
     }
 
@@ -83,9 +83,10 @@ struct Deer {
 /// (Newton) or `deer_node<deer_method::quasi>(...)`. y has the shape [T, n] or [B, T, n] of deer_solve;
 /// gradients flow to y0, x and every parameter. The solver's default tolerances and cap apply, with the
 /// sequential fallback, so the value is always the recurrence's trajectory.
-template <deer_method M = deer_method::newton, class CellE, TensorExpr Y0, TensorExpr X, TensorExpr... Ps>
+template <deer_method M = deer_method::newton, class CellE, tensors::TensorExpr Y0, tensors::TensorExpr X,
+          tensors::TensorExpr... Ps>
 constexpr Deer<M, std::remove_cvref_t<CellE>, Y0, X, Ps...> deer_node(CellE, Y0, X, Ps...) {
     return {};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::ops

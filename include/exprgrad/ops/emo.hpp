@@ -38,15 +38,16 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "exprgrad/kernels/blas.hpp"
+#include "exprgrad/kernels/parallel.hpp"
+#include "exprgrad/kernels/row_norms.hpp"
 #include "exprgrad/sym/batch_exp.hpp"
 #include "exprgrad/sym/expr.hpp"
-#include "exprgrad/tensor/blas.hpp"
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/parallel.hpp"
-#include "exprgrad/tensor/reduce.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/reduce.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad {
+namespace exprgrad::ops {
 
 /// How EMO combines with cross-entropy (see the top of ops/emo.hpp).
 enum class emo_objective { ce, emo, mode1, mode1_capped, mode2 };
@@ -80,14 +81,21 @@ inline std::string emo_number(double x) {
     return buf;
 }
 
+// An inf/NaN in the cost embedding would make every cost of the batch NaN: refused, row and column named.
+inline void refuse_embedding_entry(std::size_t row, std::size_t col, double value) {
+    throw tensors::shape_error(emo_name, "cost embedding row " + std::to_string(row) + " has entry " +
+                                             emo_number(value) + " at column " + std::to_string(col) +
+                                             " (entries must be finite)");
+}
+
 // The options' domain (emo_options); O(1).
 inline void check_emo_options(const emo_options& o) {
     const int obj = static_cast<int>(o.objective);
     if (obj < static_cast<int>(emo_objective::ce) || obj > static_cast<int>(emo_objective::mode2)) {
-        throw tex::shape_error(emo_name, "objective must be ce, emo, mode1, mode1_capped or mode2, got the value " +
-                                             std::to_string(obj));
+        throw tensors::shape_error(
+            emo_name, "objective must be ce, emo, mode1, mode1_capped or mode2, got the value " + std::to_string(obj));
     }
-    if (!(o.cap >= 0)) throw tex::shape_error(emo_name, "cap must be >= 0 or +inf, got " + emo_number(o.cap));
+    if (!(o.cap >= 0)) throw tensors::shape_error(emo_name, "cap must be >= 0 or +inf, got " + emo_number(o.cap));
 }
 
 // Soft targets: each row a distribution, entries ≥ 0 (not NaN) and Σ within soft_mass_tol of 1. Writes the
@@ -96,7 +104,7 @@ inline constexpr double soft_mass_tol = 1e-4;
 template <class T>
 void check_soft_targets(const T* tau, std::size_t n, std::size_t V, double* mass) {
     std::vector<std::size_t> bad(n);  // the first entry < 0 or NaN of each row, V when none
-    parallel_for(0, n, 64, [&](std::size_t lo, std::size_t hi) {
+    kernels::parallel_for(0, n, 64, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t r = lo; r < hi; ++r) {
             const T* row = tau + r * V;
             double m = 0;
@@ -111,61 +119,16 @@ void check_soft_targets(const T* tau, std::size_t n, std::size_t V, double* mass
     });
     for (std::size_t r = 0; r < n; ++r) {
         if (bad[r] < V) {
-            throw tex::shape_error(emo_name, "soft target row " + std::to_string(r) + " has entry " +
-                                                 emo_number(static_cast<double>(tau[r * V + bad[r]])) + " at class " +
-                                                 std::to_string(bad[r]) + " (soft targets must be >= 0)");
+            throw tensors::shape_error(emo_name, "soft target row " + std::to_string(r) + " has entry " +
+                                                     emo_number(static_cast<double>(tau[r * V + bad[r]])) +
+                                                     " at class " + std::to_string(bad[r]) +
+                                                     " (soft targets must be >= 0)");
         }
         if (!(std::abs(mass[r] - 1.0) <= soft_mass_tol)) {
-            throw tex::shape_error(emo_name, "soft target row " + std::to_string(r) + " sums to " +
-                                                 emo_number(mass[r]) + " (each row must sum to 1 within 1e-4)");
+            throw tensors::shape_error(emo_name, "soft target row " + std::to_string(r) + " sums to " +
+                                                     emo_number(mass[r]) + " (each row must sum to 1 within 1e-4)");
         }
     }
-}
-
-// 1 / max(‖e_k‖, 1e-12) for every row of E [v, h] (zero rows get 1e12 and stay zero when scaled).
-// Float lanes accumulate blocks of 64 products; the blocks are summed in double.
-template <class T>
-void inverse_row_norms(const T* e, T* inv, std::size_t v, std::size_t h) {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
-    parallel_for(0, v, 256, [&](std::size_t lo, std::size_t hi) {
-        for (std::size_t i = lo; i < hi; ++i) {
-            const T* r = e + i * h;
-            double ss = 0;
-            std::size_t j = 0;
-            while (j + W <= h) {
-                B acc(T(0));
-                const std::size_t end = std::min(h - (h - j) % W, j + 64 * W);
-                for (; j < end; j += W) {
-                    const B x = B::load_unaligned(r + j);
-                    acc = xsimd::fma(x, x, acc);
-                }
-                ss += static_cast<double>(xsimd::hadd(acc));
-            }
-            for (; j < h; ++j) ss += static_cast<double>(r[j]) * r[j];
-            if (!std::isfinite(ss)) {
-                // An inf/NaN entry would make every cost of the batch NaN; look for it only here (rare), since
-                // float lanes also overflow to inf for finite entries above ~1.8e19 (kept as before: ê = 0).
-                for (std::size_t c = 0; c < h; ++c) {
-                    if (!std::isfinite(r[c])) {
-                        throw tex::shape_error(emo_name, "cost embedding row " + std::to_string(i) + " has entry " +
-                                                             emo_number(static_cast<double>(r[c])) + " at column " +
-                                                             std::to_string(c) + " (entries must be finite)");
-                    }
-                }
-            }
-            inv[i] = static_cast<T>(1.0 / std::max(std::sqrt(ss), 1e-12));
-        }
-    });
-}
-
-// Ê: rows of E scaled to unit length (zero rows stay zero), given the inverse norms.
-template <class T>
-void normalize_rows(const T* e, const T* inv, T* out, std::size_t v, std::size_t h) {
-    parallel_for(0, v, 256, [&](std::size_t lo, std::size_t hi) {
-        for (std::size_t i = lo; i < hi; ++i)
-            for (std::size_t j = 0; j < h; ++j) out[i * h + j] = e[i * h + j] * inv[i];
-    });
 }
 
 // The combination weights of one position: dz = a·∇CE + b·∇EMO, value = a·CE + b·EMO.
@@ -199,12 +162,12 @@ void emo_row(const T* z, T* d, const T* inv, std::size_t V, long onehot, const T
              std::size_t row = 0) {
     using B = xsimd::batch<T>;
     constexpr std::size_t W = B::size;
-    const T m = tex::detail::max_contiguous(z, V);
+    const T m = kernels::max_contiguous(z, V);
     // A +inf logit makes exp(z − m) NaN for the whole row (inf − inf): refuse it, from the maximum already computed.
     if (m == std::numeric_limits<T>::infinity()) {
         std::size_t k = 0;
         while (k + 1 < V && !(z[k] == m)) ++k;  // only on the error path
-        throw tex::shape_error(emo_name, "logit " + emo_number(static_cast<double>(m)) + " in row " +
+        throw tensors::shape_error(emo_name, "logit " + emo_number(static_cast<double>(m)) + " in row " +
                                              std::to_string(row) + " at class " + std::to_string(k) +
                                              " (logits must be finite or -inf)");
     }
@@ -283,30 +246,31 @@ struct emo_shapes {
 };
 
 template <class T>
-emo_shapes<T> check_emo_shapes(const tex::dims& logits, const tex::dims& targets, const tex::dims& e, bool soft) {
+emo_shapes<T> check_emo_shapes(const tensors::dims& logits, const tensors::dims& targets, const tensors::dims& e,
+                               bool soft) {
     emo_shapes<T> s;
-    if (logits.rank < 1) throw tex::shape_error(emo_name, "logits must have at least one dimension");
+    if (logits.rank < 1) throw tensors::shape_error(emo_name, "logits must have at least one dimension");
     s.V = logits.at(-1);
     if (s.V == 0) {
-        throw tex::shape_error(emo_name, "logits of shape " + logits.str() +
-                                             " have no classes (V = 0): the last axis must be at least 1");
+        throw tensors::shape_error(
+            emo_name, "logits of shape " + logits.str() + " have no classes (V = 0): the last axis must be at least 1");
     }
     s.rows = logits.size() / s.V;
     if (soft ? !(targets == logits) : (targets.size() != s.rows || targets.rank != logits.rank - 1)) {
-        throw tex::shape_error(emo_name, "targets of shape " + targets.str() + " do not match logits of shape " +
-                                             logits.str() +
-                                             (soft ? " (soft targets have the logits' shape)"
-                                                   : " (targets have the logits' shape without the last axis)"));
+        throw tensors::shape_error(emo_name, "targets of shape " + targets.str() + " do not match logits of shape " +
+                                                 logits.str() +
+                                                 (soft ? " (soft targets have the logits' shape)"
+                                                       : " (targets have the logits' shape without the last axis)"));
     }
     if (e.rank != 2 || e[0] != s.V) {
-        throw tex::shape_error(emo_name, "cost embedding of shape " + e.str() + " does not match " +
-                                             std::to_string(s.V) + " classes of logits " + logits.str() +
-                                             " (it must be [V, h])");
+        throw tensors::shape_error(emo_name, "cost embedding of shape " + e.str() + " does not match " +
+                                                 std::to_string(s.V) + " classes of logits " + logits.str() +
+                                                 " (it must be [V, h])");
     }
     s.h = e[1];
     if (s.h == 0) {  // every cost would be 1: an EMO term that says nothing
-        throw tex::shape_error(emo_name, "cost embedding of shape " + e.str() +
-                                             " has no features (h = 0): it must be [V, h] with h >= 1");
+        throw tensors::shape_error(
+            emo_name, "cost embedding of shape " + e.str() + " has no features (h = 0): it must be [V, h] with h >= 1");
     }
     return s;
 }
@@ -320,8 +284,9 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
     for (std::size_t r = 0; r < s.rows; ++r) {
         if (t[r] == opts.ignore_index) continue;
         if (t[r] < 0 || static_cast<std::size_t>(t[r]) >= s.V) {
-            throw tex::shape_error(emo_name, "target " + std::to_string(t[r]) + " at position " + std::to_string(r) +
-                                                 " is out of range for " + std::to_string(s.V) + " classes");
+            throw tensors::shape_error(emo_name, "target " + std::to_string(t[r]) + " at position " +
+                                                     std::to_string(r) + " is out of range for " + std::to_string(s.V) +
+                                                     " classes");
         }
         valid.push_back(r);
     }
@@ -345,16 +310,18 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
     T* d = scratch_slot<T, 2>(n * s.V);
     // Ê is never formed: ⟨ê_t, ê_k⟩ = ⟨ê_t, e_k⟩ / ‖e_k‖, the product reads E itself and each row of
     // the result is scaled by the inverse norms while it is in cache.
-    inverse_row_norms(e, inv, s.V, s.h);
+    kernels::inverse_row_norms(e, inv, s.V, s.h, [](std::size_t r, std::size_t c, T x) {
+        refuse_embedding_entry(r, c, static_cast<double>(x));
+    });
     for (std::size_t i = 0; i < n; ++i) {
         const std::size_t tr = static_cast<std::size_t>(t[valid[i]]);
         for (std::size_t j = 0; j < s.h; ++j) g[i * s.h + j] = e[tr * s.h + j] * inv[tr];
     }
     // d[i, k] = ⟨ê_t(i), e_k⟩: the one N·h·V product
-    tex::blas::gemm(false, true, n, s.V, s.h, T(1), g, s.h, e, s.h, T(0), d, s.V);
+    kernels::blas::gemm(false, true, n, s.V, s.h, T(1), g, s.h, e, s.h, T(0), d, s.V);
     std::vector<double> ce(n), emo(n), val(n);
     const double scale = 1.0 / static_cast<double>(n);
-    parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
+    kernels::parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t i = lo; i < hi; ++i) {
             const std::size_t r = valid[i];
             emo_row(z + r * s.V, d + i * s.V, inv, s.V, static_cast<long>(t[r]), static_cast<const T*>(nullptr), 1.0,
@@ -384,13 +351,15 @@ double emo_soft(const T* z, const T* tau, const T* e, const emo_shapes<T>& s, co
     T* inv = scratch_slot<T, 0>(s.V);
     T* u = scratch_slot<T, 1>(n * s.h);
     T* d = scratch_slot<T, 2>(n * s.V);
-    inverse_row_norms(e, inv, s.V, s.h);
-    normalize_rows(e, inv, eh, s.V, s.h);
-    tex::blas::gemm(false, false, n, s.h, s.V, T(1), tau, s.V, eh, s.h, T(0), u, s.h);
-    tex::blas::gemm(false, true, n, s.V, s.h, T(1), u, s.h, eh, s.h, T(0), d, s.V);
+    kernels::inverse_row_norms(e, inv, s.V, s.h, [](std::size_t r, std::size_t c, T x) {
+        refuse_embedding_entry(r, c, static_cast<double>(x));
+    });
+    kernels::normalize_rows(e, inv, eh, s.V, s.h);
+    kernels::blas::gemm(false, false, n, s.h, s.V, T(1), tau, s.V, eh, s.h, T(0), u, s.h);
+    kernels::blas::gemm(false, true, n, s.V, s.h, T(1), u, s.h, eh, s.h, T(0), d, s.V);
     std::vector<double> ce(n), emo(n), val(n);
     const double scale = 1.0 / static_cast<double>(n);
-    parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
+    kernels::parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t r = lo; r < hi; ++r) {
             emo_row(z + r * s.V, d + r * s.V, static_cast<const T*>(nullptr), s.V, -1, tau + r * s.V, mass[r], opts,
                     dz + r * s.V, scale, ce[r], emo[r], val[r], r);
@@ -440,10 +409,10 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
     const T* e = detail::contiguous(cost_embedding, eh);
     constexpr bool soft = std::is_floating_point_v<typename Tg::value_type>;
     detail::check_emo_options(opts);
-    const tex::dims zshape = tex::dims::of(logits.shape());
-    const auto s = detail::check_emo_shapes<T>(zshape, tex::dims::of(targets.shape()),
-                                               tex::dims::of(cost_embedding.shape()), soft);
-    tex::fit(r.dlogits, zshape);
+    const tensors::dims zshape = tensors::dims::of(logits.shape());
+    const auto s = detail::check_emo_shapes<T>(zshape, tensors::dims::of(targets.shape()),
+                                               tensors::dims::of(cost_embedding.shape()), soft);
+    tensors::fit(r.dlogits, zshape);
     if constexpr (soft) {
         static_assert(std::is_same_v<typename Tg::value_type, T>, "exprgrad: soft targets must have the logits' type");
         xt::xarray<T> th;
@@ -460,7 +429,7 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
             // -100 from 2^64 - 100): compare before casting and print the value as given.
             if constexpr (std::is_unsigned_v<V> && sizeof(V) >= sizeof(std::int64_t)) {
                 if (v > static_cast<V>(std::numeric_limits<std::int64_t>::max())) {
-                    throw tex::shape_error(detail::emo_name, "target " + std::to_string(v) + " at position " +
+                    throw tensors::shape_error(detail::emo_name, "target " + std::to_string(v) + " at position " +
                                                                  std::to_string(i) + " is out of range for " +
                                                                  std::to_string(s.V) + " classes");
                 }
@@ -489,14 +458,12 @@ requires xt::is_xexpression<L>::value auto emo_loss(const L& logits, const Tg& t
     return r;
 }
 
-namespace tex {
-
 /// The EMO loss as a node of a tensor program: logits L [..., V], integer targets Tg, cost
 /// embedding E [V, h] (no gradient flows into E, even when it is a live parameter: the "adaptive"
 /// variant). Objective, ignore index and cap (a sym rational) are part of the type.
 template <emo_objective O, long Ignore, class Cap, class L, class Tg, class E>
 struct EmoLoss {
-    using children = meta::type_list<L, Tg, E>;
+    using children = tensors::meta::type_list<L, Tg, E>;
     static constexpr const char* name = "emo_loss";
     template <class T>
     struct extra {
@@ -506,23 +473,23 @@ struct EmoLoss {
     template <class Ctx>
     static void forward(Ctx& ctx) {
         using T = typename Ctx::value_type;
-        const cview<T>& z = ctx.template in<L>();
-        const cview<T>& e = ctx.template in<E>();
-        const auto s = exprgrad::detail::check_emo_shapes<T>(z.shape, ctx.template in<Tg>().shape, e.shape, false);
+        const tensors::cview<T>& z = ctx.template in<L>();
+        const tensors::cview<T>& e = ctx.template in<E>();
+        const auto s = detail::check_emo_shapes<T>(z.shape, ctx.template in<Tg>().shape, e.shape, false);
         auto& ex = ctx.template extra<EmoLoss>();
-        fit(ex.dz, z.shape);
+        tensors::fit(ex.dz, z.shape);
         const emo_options opts{O, Ignore, Cap::value};
-        exprgrad::detail::check_emo_options(opts);  // a negative Cap or an objective outside the enum
-        const double loss = exprgrad::detail::emo_hard(z.data, ctx.template ints<Tg>(), e.data, s, opts, ex.dz.data(),
-                                                       nullptr, nullptr, nullptr);
-        ctx.template out<EmoLoss>(dims{})[0] = static_cast<T>(loss);
+        detail::check_emo_options(opts);  // a negative Cap or an objective outside the enum
+        const double loss =
+            detail::emo_hard(z.data, ctx.template ints<Tg>(), e.data, s, opts, ex.dz.data(), nullptr, nullptr, nullptr);
+        ctx.template out<EmoLoss>(tensors::dims{})[0] = static_cast<T>(loss);
     }
 
     template <class Ctx>
     static void backward(Ctx& ctx) {
         using T = typename Ctx::value_type;
         if constexpr (Ctx::template needs<L>) {
-            const adjoint_view<T> g = ctx.template adj<EmoLoss>();
+            const tensors::adjoint_view<T> g = ctx.template adj<EmoLoss>();
             const T gv = g.uniform ? g.value : g.data[0];
             const auto& dz = ctx.template extra<EmoLoss>().dz;
             bool add = false;
@@ -534,12 +501,10 @@ struct EmoLoss {
 
 /// The EMO loss node: `emo_loss<emo_objective::mode1>(Z, Y, E)`; ignore index -100 and cap 3 by
 /// default.
-template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap = sym::Const<3>, TensorExpr L,
-          TensorExpr Tg, TensorExpr E>
+template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap = sym::Const<3>, tensors::TensorExpr L,
+          tensors::TensorExpr Tg, tensors::TensorExpr E>
 constexpr EmoLoss<O, Ignore, Cap, L, Tg, E> emo_loss(L, Tg, E) {
     return {};
 }
 
-}  // namespace tex
-
-}  // namespace exprgrad
+}  // namespace exprgrad::ops

@@ -11,11 +11,11 @@
 #include <vector>
 
 #include "exprgrad/ops/scan.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::ops {
 
-namespace linrec_detail {
+namespace detail {
 
 // How the maps' shape relates to the offsets' shape b = [T], [T, n] or [B, T, n].
 enum class map_kind {
@@ -30,10 +30,10 @@ struct layout {
     std::size_t batch = 1, steps = 0, n = 1;
 };
 
-inline layout check(const dims& m, const dims& b) {
+inline layout check(const tensors::dims& m, const tensors::dims& b) {
     const char* op = "linear_recurrence";
     auto bad = [&](const std::string& why) {
-        return shape_error(op, why + " (maps " + m.str() + ", offsets " + b.str() + ")");
+        return tensors::shape_error(op, why + " (maps " + m.str() + ", offsets " + b.str() + ")");
     };
     if (b.rank < 1 || b.rank > 3) throw bad("the offsets must be [T], [T, n] or [B, T, n]");
     layout s;
@@ -61,16 +61,16 @@ inline layout check(const dims& m, const dims& b) {
     return s;
 }
 
-}  // namespace linrec_detail
+}  // namespace detail
 
 template <class M, class B>
 struct LinearRecurrence {
-    using children = meta::type_list<M, B>;
+    using children = tensors::meta::type_list<M, B>;
     static constexpr const char* name = "linear_recurrence";
 
     template <class T>
     struct extra {
-        linrec_detail::layout lay;
+        detail::layout lay;
         std::vector<T> m;       // the maps as the kernels read them (a scalar expanded to n values)
         std::vector<T> lambda;  // the adjoint scan
     };
@@ -82,8 +82,8 @@ struct LinearRecurrence {
         std::size_t step, batch;
     };
     template <class T>
-    static map_ptr<T> maps(extra<T>& ex, const cview<T>& m) {
-        using linrec_detail::map_kind;
+    static map_ptr<T> maps(extra<T>& ex, const tensors::cview<T>& m) {
+        using detail::map_kind;
         const auto& s = ex.lay;
         switch (s.kind) {
             case map_kind::per_step:
@@ -103,13 +103,13 @@ struct LinearRecurrence {
     static void forward(Ctx& ctx) {
         using T = typename Ctx::value_type;
         auto& ex = ctx.template extra<LinearRecurrence>();
-        const cview<T>& m = ctx.template in<M>();
-        const cview<T>& b = ctx.template in<B>();
-        ex.lay = linrec_detail::check(m.shape, b.shape);
+        const tensors::cview<T>& m = ctx.template in<M>();
+        const tensors::cview<T>& b = ctx.template in<B>();
+        ex.lay = detail::check(m.shape, b.shape);
         const auto& s = ex.lay;
         T* y = ctx.template out<LinearRecurrence>(b.shape);
         const auto mp = maps(ex, m);
-        if (s.kind == linrec_detail::map_kind::dense) {
+        if (s.kind == detail::map_kind::dense) {
             linear_recurrence_dense(mp.data, b.data, static_cast<const T*>(nullptr), y, s.batch, s.steps, s.n, mp.step,
                                     mp.batch);
         } else {
@@ -121,10 +121,10 @@ struct LinearRecurrence {
     template <class Ctx>
     static void backward(Ctx& ctx) {
         using T = typename Ctx::value_type;
-        using linrec_detail::map_kind;
+        using detail::map_kind;
         auto& ex = ctx.template extra<LinearRecurrence>();
         const auto& s = ex.lay;
-        const cview<T>& m = ctx.template in<M>();
+        const tensors::cview<T>& m = ctx.template in<M>();
         const std::size_t total = s.batch * s.steps * s.n;
         const T* g = ctx.template adj_data<LinearRecurrence>();
         // λ = ∂L/∂b: written straight into b's adjoint when nothing else has contributed to it yet
@@ -144,7 +144,7 @@ struct LinearRecurrence {
             linear_recurrence_diag_reverse(mp.data, g, lam, static_cast<T*>(nullptr), s.batch, s.steps, s.n, mp.step,
                                            mp.batch);
         }
-        if (db != nullptr && add_b) add_row(db, static_cast<const T*>(lam), total);
+        if (db != nullptr && add_b) kernels::add_row(db, static_cast<const T*>(lam), total);
         if constexpr (Ctx::template needs<M>) {
             // ∂L/∂M_t = λ_t y_{t−1}ᵀ; the first step multiplies y_{−1} = 0 and gets nothing
             const T* y = ctx.template in<LinearRecurrence>().data;
@@ -203,10 +203,10 @@ struct LinearRecurrence {
 /// then differ from the sequential loop by rounding; one thread gives the plain loop exactly).
 /// NaN/Inf propagate as in the loop. Shape disagreements throw std::invalid_argument naming both.
 /// Example, an AR(1) process h_t = φ h_{t−1} + e_t:
-///     auto h = tex::linear_recurrence(tensor<0>, tensor<1>);   // called with φ (a scalar) and e [T]
-template <TensorExpr M, TensorExpr B>
+///     auto h = tensors::linear_recurrence(tensor<0>, tensor<1>);   // called with φ (a scalar) and e [T]
+template <tensors::TensorExpr M, tensors::TensorExpr B>
 constexpr LinearRecurrence<M, B> linear_recurrence(M, B) {
     return {};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::ops

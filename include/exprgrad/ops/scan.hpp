@@ -42,10 +42,10 @@
 #include <xsimd/xsimd.hpp>
 #include <xtensor/xarray.hpp>
 
-#include "exprgrad/tensor/parallel.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/kernels/parallel.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad {
+namespace exprgrad::ops {
 
 /// How linear_recurrence splits its work.
 struct scan_options {
@@ -57,9 +57,9 @@ struct scan_options {
     std::size_t min_chunk = 1024;
 };
 
-namespace scan_detail {
+namespace detail {
 
-inline const char* op_name = "linear_recurrence";
+inline const char* scan_op_name = "linear_recurrence";
 
 // ---- the step kernels (one sequence, one step); SIMD over channels for the diagonal case
 
@@ -208,7 +208,7 @@ void solve_sequence(const sequence<T, Dense, Rev>& q, std::size_t chunks) {
     const std::size_t psize = Dense ? chunks * n * n : (Tn - e[1]) * n;
     std::vector<T> prod(psize);
     std::vector<T> zend(chunks * n, T(0));  // dense: the chunk's vector part from the zero state
-    parallel_for(
+    kernels::parallel_for(
         0, chunks, 1,
         [&](std::size_t lo_c, std::size_t hi_c) {
             std::vector<T> tmp(Dense ? 2 * n * n + n : 0);
@@ -263,7 +263,7 @@ void solve_sequence(const sequence<T, Dense, Rev>& q, std::size_t chunks) {
     }
     if constexpr (Dense) {
         // Fix-up: recompute each chunk from its true starting state.
-        parallel_for(
+        kernels::parallel_for(
             1, chunks, 1,
             [&](std::size_t lo_c, std::size_t hi_c) {
                 std::vector<T> t2(n);
@@ -274,7 +274,7 @@ void solve_sequence(const sequence<T, Dense, Rev>& q, std::size_t chunks) {
         // Fix-up: y_s = z_s + P_s ⊙ s_c, elementwise, split over every thread. Reverse order means rows
         // of y are visited backwards in memory; each step is still a contiguous row.
         const std::size_t rows = Tn - e[1];
-        parallel_for(0, rows, 256, [&](std::size_t lo, std::size_t hi) {
+        kernels::parallel_for(0, rows, 256, [&](std::size_t lo, std::size_t hi) {
             std::size_t c = 1;
             std::size_t r = lo;
             while (r < hi) {
@@ -295,7 +295,7 @@ void solve_sequence(const sequence<T, Dense, Rev>& q, std::size_t chunks) {
 
 inline std::size_t auto_chunks(bool dense, std::size_t steps, std::size_t n, const scan_options& o) {
     if (o.chunks != 0) return o.chunks;
-    const std::size_t p = num_threads();
+    const std::size_t p = kernels::num_threads();
     if (p <= 1 || (dense && n > 2)) return 1;
     return std::clamp<std::size_t>(steps / std::max<std::size_t>(o.min_chunk, 1), 1, p);
 }
@@ -313,9 +313,9 @@ void solve_all(const T* m, std::size_t mstride, std::size_t mbatch, const T* c, 
                                        n};
     };
     const std::size_t chunks = auto_chunks(Dense, steps, n, o);
-    if (o.chunks == 0 && batch >= num_threads()) {
+    if (o.chunks == 0 && batch >= kernels::num_threads()) {
         // enough sequences to keep every thread busy: split the batch, each sequence sequential (exact)
-        parallel_for(0, batch, 1, [&](std::size_t lo, std::size_t hi) {
+        kernels::parallel_for(0, batch, 1, [&](std::size_t lo, std::size_t hi) {
             for (std::size_t b = lo; b < hi; ++b) solve_sequence(seq(b), 1);
         });
         return;
@@ -323,7 +323,7 @@ void solve_all(const T* m, std::size_t mstride, std::size_t mbatch, const T* c, 
     for (std::size_t b = 0; b < batch; ++b) solve_sequence(seq(b), chunks);
 }
 
-}  // namespace scan_detail
+}  // namespace detail
 
 /// Composition of affine maps, dense: (M, v) ← (M2, v2) ∘ (M1, v1) = (M2·M1, M2·v1 + v2), n×n
 /// row-major. The monoid the scan is built on; exposed for tests and for users composing maps.
@@ -331,8 +331,8 @@ void solve_all(const T* m, std::size_t mstride, std::size_t mbatch, const T* c, 
 template <class T>
 void compose_dense(const T* m2, const T* v2, const T* m1, const T* v1, T* m, T* v, std::size_t n) {
     std::vector<T> pm(m1, m1 + n * n), tmp(n * n);
-    scan_detail::dense_lmul<false>(m2, pm.data(), tmp.data(), n);
-    scan_detail::dense_axpy<false>(m2, v1, v2, tmp.data(), n);
+    detail::dense_lmul<false>(m2, pm.data(), tmp.data(), n);
+    detail::dense_axpy<false>(m2, v1, v2, tmp.data(), n);
     std::copy(pm.begin(), pm.end(), m);
     std::copy(tmp.begin(), tmp.begin() + n, v);
 }
@@ -355,10 +355,10 @@ template <class T>
 void linear_recurrence_dense(const T* M, const T* b, const T* y0, T* y, std::size_t batch, std::size_t steps,
                              std::size_t n, std::size_t m_step, std::size_t m_batch, const scan_options& o = {}) {
     if (n == 1) {  // a 1×1 matrix is a diagonal: take the SIMD path
-        scan_detail::solve_all<T, false, false>(M, m_step, m_batch, b, y, y0, batch, steps, n, o);
+        detail::solve_all<T, false, false>(M, m_step, m_batch, b, y, y0, batch, steps, n, o);
         return;
     }
-    scan_detail::solve_all<T, true, false>(M, m_step, m_batch, b, y, y0, batch, steps, n, o);
+    detail::solve_all<T, true, false>(M, m_step, m_batch, b, y, y0, batch, steps, n, o);
 }
 
 /// Diagonal form of linear_recurrence_dense: y_t = m_t ⊙ y_{t−1} + b_t, m [batch, T, n] with
@@ -366,7 +366,7 @@ void linear_recurrence_dense(const T* M, const T* b, const T* y0, T* y, std::siz
 template <class T>
 void linear_recurrence_diag(const T* m, const T* b, const T* y0, T* y, std::size_t batch, std::size_t steps,
                             std::size_t n, std::size_t m_step, std::size_t m_batch, const scan_options& o = {}) {
-    scan_detail::solve_all<T, false, false>(m, m_step, m_batch, b, y, y0, batch, steps, n, o);
+    detail::solve_all<T, false, false>(m, m_step, m_batch, b, y, y0, batch, steps, n, o);
 }
 
 /// The adjoint (reverse, transposed) recurrence of linear_recurrence_dense:
@@ -378,14 +378,14 @@ void linear_recurrence_dense_reverse(const T* M, const T* g, T* lambda, T* dy0, 
                                      std::size_t n, std::size_t m_step, std::size_t m_batch,
                                      const scan_options& o = {}) {
     if (n == 1) {
-        scan_detail::solve_all<T, false, true>(M, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
+        detail::solve_all<T, false, true>(M, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
     } else {
-        scan_detail::solve_all<T, true, true>(M, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
+        detail::solve_all<T, true, true>(M, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
     }
     if (dy0 != nullptr && steps > 0) {
         for (std::size_t b = 0; b < batch; ++b) {
             std::vector<T> zero(n, T(0));
-            scan_detail::dense_axpy<true>(M + b * m_batch, lambda + b * steps * n, zero.data(), dy0 + b * n, n);
+            detail::dense_axpy<true>(M + b * m_batch, lambda + b * steps * n, zero.data(), dy0 + b * n, n);
         }
     }
 }
@@ -395,24 +395,24 @@ template <class T>
 void linear_recurrence_diag_reverse(const T* m, const T* g, T* lambda, T* dy0, std::size_t batch, std::size_t steps,
                                     std::size_t n, std::size_t m_step, std::size_t m_batch,
                                     const scan_options& o = {}) {
-    scan_detail::solve_all<T, false, true>(m, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
+    detail::solve_all<T, false, true>(m, m_step, m_batch, g, lambda, nullptr, batch, steps, n, o);
     if (dy0 != nullptr && steps > 0) {
         for (std::size_t b = 0; b < batch; ++b)
             for (std::size_t j = 0; j < n; ++j) dy0[b * n + j] = m[b * m_batch + j] * lambda[b * steps * n + j];
     }
 }
 
-namespace scan_detail {
+namespace detail {
 struct rec_shapes {
     bool dense = false;
     std::size_t batch = 1, steps = 0, n = 0;
 };
 // M [T,n,n] | [B,T,n,n] (dense) or [T,n] | [B,T,n] (diagonal, same shape as b); b [T,n] | [B,T,n].
-inline rec_shapes check(const tex::dims& m, const tex::dims& b, const tex::dims* y0) {
+inline rec_shapes check(const tensors::dims& m, const tensors::dims& b, const tensors::dims* y0) {
     rec_shapes s;
     auto bad = [&](const std::string& why) {
-        return tex::shape_error(op_name, why + " (maps " + m.str() + ", offsets " + b.str() +
-                                             (y0 ? ", y0 " + y0->str() : std::string()) + ")");
+        return tensors::shape_error(scan_op_name, why + " (maps " + m.str() + ", offsets " + b.str() +
+                                                      (y0 ? ", y0 " + y0->str() : std::string()) + ")");
     };
     if (b.rank != 2 && b.rank != 3) throw bad("the offsets must be [T, n] or [B, T, n]");
     s.batch = b.rank == 3 ? b[0] : 1;
@@ -432,7 +432,7 @@ inline rec_shapes check(const tex::dims& m, const tex::dims& b, const tex::dims*
     if (y0 != nullptr && y0->size() != s.batch * s.n) throw bad("y0 must hold batch × n values");
     return s;
 }
-}  // namespace scan_detail
+}  // namespace detail
 
 /// Solves y_t = M_t y_{t−1} + b_t (y_{−1} = y0) on arrays. M is dense [T, n, n] / [B, T, n, n] or
 /// diagonal [T, n] / [B, T, n] (the shape of b); b [T, n] / [B, T, n]; y0 [n] / [B, n]. Returns y
@@ -442,8 +442,8 @@ template <class AM, class AB, class AY>
 auto linear_recurrence(const AM& M, const AB& b, const AY& y0, const scan_options& o = {}) {
     using T = typename AB::value_type;
     const xt::xarray<T> m = M, bb = b, yy = y0;
-    const tex::dims yd = tex::dims::of(yy.shape());
-    const auto s = scan_detail::check(tex::dims::of(m.shape()), tex::dims::of(bb.shape()), &yd);
+    const tensors::dims yd = tensors::dims::of(yy.shape());
+    const auto s = detail::check(tensors::dims::of(m.shape()), tensors::dims::of(bb.shape()), &yd);
     xt::xarray<T> y = xt::xarray<T>::from_shape(bb.shape());
     if (s.dense) {
         linear_recurrence_dense(m.data(), bb.data(), yy.data(), y.data(), s.batch, s.steps, s.n, s.n * s.n,
@@ -460,7 +460,7 @@ template <class AM, class AG>
 auto linear_recurrence_reverse(const AM& M, const AG& g, const scan_options& o = {}) {
     using T = typename AG::value_type;
     const xt::xarray<T> m = M, gg = g;
-    const auto s = scan_detail::check(tex::dims::of(m.shape()), tex::dims::of(gg.shape()), nullptr);
+    const auto s = detail::check(tensors::dims::of(m.shape()), tensors::dims::of(gg.shape()), nullptr);
     xt::xarray<T> lam = xt::xarray<T>::from_shape(gg.shape());
     xt::xarray<T> dy0 =
         gg.dimension() == 3 ? xt::xarray<T>::from_shape({s.batch, s.n}) : xt::xarray<T>::from_shape({s.n});
@@ -474,4 +474,4 @@ auto linear_recurrence_reverse(const AM& M, const AG& g, const scan_options& o =
     return std::pair<xt::xarray<T>, xt::xarray<T>>(std::move(lam), std::move(dy0));
 }
 
-}  // namespace exprgrad
+}  // namespace exprgrad::ops

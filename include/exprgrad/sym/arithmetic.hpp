@@ -25,7 +25,7 @@ constexpr auto operator-(A) {
     } else if constexpr (detail::is_scaled<A>::value) {
         return detail::rat_neg<typename detail::is_scaled<A>::coef>{} * typename detail::is_scaled<A>::rest{};
     } else {
-        return Node<ops::Neg, A>{};
+        return Node<op::Neg, A>{};
     }
 }
 
@@ -50,7 +50,7 @@ constexpr auto operator*(A, B) {
     } else if constexpr (Rational<A> && is_neg<B>::value) {
         return rat_neg<A>{} * typename is_neg<B>::child{};
     } else if constexpr (Rational<A>) {
-        return Node<ops::Mul, A, B>{};
+        return Node<op::Mul, A, B>{};
     } else if constexpr (is_neg<A>::value) {
         return -(typename is_neg<A>::child{} * B{});
     } else if constexpr (is_neg<B>::value) {
@@ -72,7 +72,7 @@ constexpr auto operator*(A, B) {
         else
             return (L{} * B{}) * R{};
     } else {
-        return Node<ops::Mul, A, B>{};
+        return Node<op::Mul, A, B>{};
     }
 }
 
@@ -97,7 +97,7 @@ constexpr auto operator+(A, B) {
     } else if constexpr (is_negatively_scaled<B>::value) {
         return A{} - (rat_neg<typename is_scaled<B>::coef>{} * typename is_scaled<B>::rest{});
     } else {
-        return Node<ops::Add, A, B>{};
+        return Node<op::Add, A, B>{};
     }
 }
 
@@ -122,7 +122,7 @@ constexpr auto operator-(A, B) {
     } else if constexpr (std::is_same_v<typename term<A>::rest, typename term<B>::rest>) {
         return rat_add<typename term<A>::coef, rat_neg<typename term<B>::coef>>{} * typename term<A>::rest{};
     } else {
-        return Node<ops::Sub, A, B>{};
+        return Node<op::Sub, A, B>{};
     }
 }
 
@@ -142,7 +142,7 @@ constexpr auto operator/(A, B) {
     } else if constexpr (is_scaled<A>::value) {
         return typename is_scaled<A>::coef{} * (typename is_scaled<A>::rest{} / B{});
     } else {
-        return Node<ops::Div, A, B>{};
+        return Node<op::Div, A, B>{};
     }
 }
 

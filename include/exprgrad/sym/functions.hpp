@@ -21,7 +21,7 @@ constexpr auto exp(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<1>{};
     else
-        return Node<ops::Exp, A>{};
+        return Node<op::Exp, A>{};
 }
 /// Natural logarithm; log(1) = 0. Domain a > 0; log(0) = -inf, NaN for a < 0.
 template <Expression A>
@@ -29,7 +29,7 @@ constexpr auto log(A) {
     if constexpr (detail::is_const_v<A, 1>)
         return Const<0>{};
     else
-        return Node<ops::Log, A>{};
+        return Node<op::Log, A>{};
 }
 /// log(1 + a), accurate near 0. Domain a > -1; -inf at -1, NaN below.
 template <Expression A>
@@ -37,7 +37,7 @@ constexpr auto log1p(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<0>{};
     else
-        return Node<ops::Log1p, A>{};
+        return Node<op::Log1p, A>{};
 }
 /// e^a - 1, accurate near 0. Domain: all reals.
 template <Expression A>
@@ -45,7 +45,7 @@ constexpr auto expm1(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<0>{};
     else
-        return Node<ops::Expm1, A>{};
+        return Node<op::Expm1, A>{};
 }
 /// Square root. Domain a >= 0; NaN below; its derivative is +inf at 0.
 template <Expression A>
@@ -53,7 +53,7 @@ constexpr auto sqrt(A) {
     if constexpr (detail::is_const_v<A, 0> || detail::is_const_v<A, 1>)
         return A{};
     else
-        return Node<ops::Sqrt, A>{};
+        return Node<op::Sqrt, A>{};
 }
 /// Hyperbolic tangent. Domain: all reals.
 template <Expression A>
@@ -61,7 +61,7 @@ constexpr auto tanh(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<0>{};
     else
-        return Node<ops::Tanh, A>{};
+        return Node<op::Tanh, A>{};
 }
 /// Logistic function 1 / (1 + e^-a). Domain: all reals.
 template <Expression A>
@@ -69,12 +69,12 @@ constexpr auto sigmoid(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<1, 2>{};
     else
-        return Node<ops::Sigmoid, A>{};
+        return Node<op::Sigmoid, A>{};
 }
 /// log(1 + e^a), evaluated stably. Domain: all reals.
 template <Expression A>
 constexpr auto softplus(A) {
-    return Node<ops::Softplus, A>{};
+    return Node<op::Softplus, A>{};
 }
 /// Sine. Domain: all reals (NaN at ±inf).
 template <Expression A>
@@ -82,7 +82,7 @@ constexpr auto sin(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<0>{};
     else
-        return Node<ops::Sin, A>{};
+        return Node<op::Sin, A>{};
 }
 /// Cosine. Domain: all reals (NaN at ±inf).
 template <Expression A>
@@ -90,7 +90,7 @@ constexpr auto cos(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<1>{};
     else
-        return Node<ops::Cos, A>{};
+        return Node<op::Cos, A>{};
 }
 /// |a|; its derivative is sign(a), with sign(0) = 0.
 template <Expression A>
@@ -98,7 +98,7 @@ constexpr auto abs(A) {
     if constexpr (Rational<A>)
         return Const<(A::num < 0 ? -A::num : A::num), A::den>{};
     else
-        return Node<ops::Abs, A>{};
+        return Node<op::Abs, A>{};
 }
 /// Error function. Domain: all reals.
 template <Expression A>
@@ -106,7 +106,7 @@ constexpr auto erf(A) {
     if constexpr (detail::is_const_v<A, 0>)
         return Const<0>{};
     else
-        return Node<ops::Erf, A>{};
+        return Node<op::Erf, A>{};
 }
 /// sign(a): 1, -1, or a itself for ±0 and NaN. Derivative 0.
 template <Expression A>
@@ -114,7 +114,7 @@ constexpr auto sign(A) {
     if constexpr (Rational<A>)
         return Const<(A::num > 0) - (A::num < 0)>{};
     else
-        return Node<ops::Sign, A>{};
+        return Node<op::Sign, A>{};
 }
 /// Heaviside step with step(0) = 1/2; NaN stays NaN. Derivative 0.
 template <Expression A>
@@ -122,7 +122,7 @@ constexpr auto step(A) {
     if constexpr (Rational<A>) {
         return typename detail::make_rational<(A::num > 0 ? 2 : (A::num < 0 ? 0 : 1)), 2>::type{};
     } else {
-        return Node<ops::Step, A>{};
+        return Node<op::Step, A>{};
     }
 }
 /// less(a, b): 1 if a < b, 0 if a > b, 1/2 at a tie (equal infinities included), NaN if either is NaN; the
@@ -134,7 +134,7 @@ constexpr auto less(A, B) {
     else if constexpr (Rational<A> && Rational<B>)
         return step(B{} - A{});
     else
-        return Node<ops::Less, A, B>{};
+        return Node<op::Less, A, B>{};
 }
 /// The smaller of a and b; NaN if either is NaN; at ties each argument gets half the derivative.
 template <Expression A, Expression B>
@@ -144,7 +144,7 @@ constexpr auto min(A, B) {
     else if constexpr (Rational<A> && Rational<B>)  // denominators are positive
         return std::conditional_t<(detail::checked_mul(B::num, A::den) < detail::checked_mul(A::num, B::den)), B, A>{};
     else
-        return Node<ops::Min, A, B>{};
+        return Node<op::Min, A, B>{};
 }
 /// The larger of a and b; NaN if either is NaN; at ties each argument gets half the derivative.
 template <Expression A, Expression B>
@@ -154,7 +154,7 @@ constexpr auto max(A, B) {
     else if constexpr (Rational<A> && Rational<B>)  // denominators are positive
         return std::conditional_t<(detail::checked_mul(A::num, B::den) < detail::checked_mul(B::num, A::den)), B, A>{};
     else
-        return Node<ops::Max, A, B>{};
+        return Node<op::Max, A, B>{};
 }
 
 }  // namespace exprgrad::sym

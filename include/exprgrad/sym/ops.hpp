@@ -41,7 +41,7 @@ struct interval {
     double lo, hi;
 };
 
-namespace ops {
+namespace op {
 
 inline constexpr interval wide{-2.0, 2.0};
 inline constexpr interval positive{0.2, 3.0};
@@ -477,14 +477,13 @@ struct PowC {
     }
 };
 
-}  // namespace ops
+}  // namespace op
 
 /// Every op of the table, as instantiated by the derivative-law tests (PowC at representative
 /// exponents). A new op is added here too.
-using all_ops =
-    meta::type_list<ops::Add, ops::Sub, ops::Mul, ops::Div, ops::Neg, ops::Exp, ops::Log, ops::Log1p, ops::Expm1,
-                    ops::Sqrt, ops::Tanh, ops::Sigmoid, ops::Softplus, ops::Sin, ops::Cos, ops::Sign, ops::Step,
-                    ops::Less, ops::Abs, ops::Erf, ops::Min, ops::Max, ops::Pow, ops::PowC<2, 1>, ops::PowC<3, 1>,
-                    ops::PowC<-1, 1>, ops::PowC<-2, 1>, ops::PowC<1, 2>, ops::PowC<-3, 2>, ops::PowC<1, 3>>;
+using all_ops = meta::type_list<op::Add, op::Sub, op::Mul, op::Div, op::Neg, op::Exp, op::Log, op::Log1p, op::Expm1,
+                                op::Sqrt, op::Tanh, op::Sigmoid, op::Softplus, op::Sin, op::Cos, op::Sign, op::Step,
+                                op::Less, op::Abs, op::Erf, op::Min, op::Max, op::Pow, op::PowC<2, 1>, op::PowC<3, 1>,
+                                op::PowC<-1, 1>, op::PowC<-2, 1>, op::PowC<1, 2>, op::PowC<-3, 2>, op::PowC<1, 3>>;
 
 }  // namespace exprgrad::sym

@@ -35,7 +35,7 @@ constexpr auto powc(A) {
     } else if constexpr (D == 1 && N % 2 == 0 && is_neg<A>::value) {
         return powc<N, 1>(typename is_neg<A>::child{});
     } else {
-        return Node<ops::PowC<N, D>, A>{};
+        return Node<op::PowC<N, D>, A>{};
     }
 }
 }  // namespace detail
@@ -49,7 +49,7 @@ constexpr auto pow(A a, B) {
     } else if constexpr (detail::is_const_v<A, 1>) {
         return Const<1>{};  // IEEE pow(1, y) is 1 for every y, NaN included
     } else {
-        return Node<ops::Pow, A, B>{};
+        return Node<op::Pow, A, B>{};
     }
 }
 

@@ -106,7 +106,7 @@ struct exponent_of {
     static printed run(const printed& b, const print_style&) { return b; }
 };
 template <std::intmax_t N, std::intmax_t D>
-struct exponent_of<ops::PowC<N, D>> {
+struct exponent_of<op::PowC<N, D>> {
     template <class Ignored>
     static printed run(const Ignored&, const print_style& s) {
         return rational_text(N, D, s);
@@ -124,8 +124,8 @@ struct printer<Node<Op, Cs...>> {
                 const printed& a = args[0];
                 const printed& b = args[1];
                 // a + (-t) prints as a - t and a - (-t) as a + t: IEEE defines a - t as a + (-t).
-                constexpr bool plus = std::is_same_v<Op, ops::Add>;
-                if ((plus || std::is_same_v<Op, ops::Sub>)&&b.leading_minus && b.prec >= 2) {
+                constexpr bool plus = std::is_same_v<Op, op::Add>;
+                if ((plus || std::is_same_v<Op, op::Sub>)&&b.leading_minus && b.prec >= 2) {
                     return {wrap(a, a.prec < spec.prec, L) + (plus ? " - " : " + ") + b.text.substr(1), spec.prec,
                             a.leading_minus && a.prec >= spec.prec};
                 }

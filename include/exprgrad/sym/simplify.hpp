@@ -48,12 +48,12 @@ struct term {
     using rest = E;
 };
 template <std::intmax_t N, std::intmax_t D, class X>
-struct term<Node<ops::Mul, Const<N, D>, X>> {
+struct term<Node<op::Mul, Const<N, D>, X>> {
     using coef = Const<N, D>;
     using rest = X;
 };
 template <class X>
-struct term<Node<ops::Neg, X>> {
+struct term<Node<op::Neg, X>> {
     using coef = Const<-1>;
     using rest = X;
 };
@@ -65,7 +65,7 @@ struct factor {
     static constexpr std::intmax_t exponent = 1;
 };
 template <std::intmax_t N, class X>
-struct factor<Node<ops::PowC<N, 1>, X>> {
+struct factor<Node<op::PowC<N, 1>, X>> {
     using base = X;
     static constexpr std::intmax_t exponent = N;
 };
@@ -73,14 +73,14 @@ struct factor<Node<ops::PowC<N, 1>, X>> {
 template <class E>
 struct is_neg : std::false_type {};
 template <class X>
-struct is_neg<Node<ops::Neg, X>> : std::true_type {
+struct is_neg<Node<op::Neg, X>> : std::true_type {
     using child = X;
 };
 
 template <class E>
 struct is_scaled : std::false_type {};
 template <std::intmax_t N, std::intmax_t D, class X>
-struct is_scaled<Node<ops::Mul, Const<N, D>, X>> : std::true_type {
+struct is_scaled<Node<op::Mul, Const<N, D>, X>> : std::true_type {
     using coef = Const<N, D>;
     using rest = X;
 };
@@ -88,13 +88,13 @@ struct is_scaled<Node<ops::Mul, Const<N, D>, X>> : std::true_type {
 template <class E>
 struct is_negatively_scaled : std::false_type {};
 template <std::intmax_t N, std::intmax_t D, class X>
-requires(N < 0) struct is_negatively_scaled<Node<ops::Mul, Const<N, D>, X>> : std::true_type {
+requires(N < 0) struct is_negatively_scaled<Node<op::Mul, Const<N, D>, X>> : std::true_type {
 };
 
 template <class E>
 struct is_sum_plus_const : std::false_type {};
 template <class X, std::intmax_t N, std::intmax_t D>
-struct is_sum_plus_const<Node<ops::Add, X, Const<N, D>>> : std::true_type {
+struct is_sum_plus_const<Node<op::Add, X, Const<N, D>>> : std::true_type {
     using rest = X;
     using coef = Const<N, D>;
 };
@@ -102,7 +102,7 @@ struct is_sum_plus_const<Node<ops::Add, X, Const<N, D>>> : std::true_type {
 template <class E>
 struct is_int_pow : std::false_type {};
 template <std::intmax_t N, class X>
-struct is_int_pow<Node<ops::PowC<N, 1>, X>> : std::true_type {
+struct is_int_pow<Node<op::PowC<N, 1>, X>> : std::true_type {
     static constexpr std::intmax_t exponent = N;
     using base = X;
 };
@@ -110,7 +110,7 @@ struct is_int_pow<Node<ops::PowC<N, 1>, X>> : std::true_type {
 template <class E>
 struct is_mul : std::false_type {};
 template <class L, class R>
-struct is_mul<Node<ops::Mul, L, R>> : std::true_type {
+struct is_mul<Node<op::Mul, L, R>> : std::true_type {
     using left = L;
     using right = R;
 };
@@ -121,7 +121,7 @@ template <class E, class Base>
 struct has_factor : std::bool_constant<std::is_same_v<typename factor<E>::base, Base> && (factor<E>::exponent > 0)> {
 };
 template <class L, class R, class Base>
-struct has_factor<Node<ops::Mul, L, R>, Base>
+struct has_factor<Node<op::Mul, L, R>, Base>
     : std::bool_constant<(std::is_same_v<typename factor<R>::base, Base> && (factor<R>::exponent > 0)) ||
                          has_factor<L, Base>::value> {};
 

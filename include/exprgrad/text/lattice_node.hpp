@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "exprgrad/sym/expr.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/text/unigram_model.hpp"
 
 namespace exprgrad::text {
@@ -25,7 +25,7 @@ struct lattice_batch {
 /// are ignored); Batch binds a lattice_batch. α ≥ 0 is a sym constant in the type.
 template <class Alpha, class Scores, class Batch>
 struct LogPartition {
-    using children = tex::meta::type_list<Scores, Batch>;
+    using children = tensors::meta::type_list<Scores, Batch>;
     static constexpr const char* name = "log_partition";
     template <class T>
     struct extra {
@@ -36,13 +36,13 @@ struct LogPartition {
     static void forward(Ctx& ctx) {
         using T = typename Ctx::value_type;
         static_assert(Alpha::value >= 0, "exprgrad: log_partition needs alpha >= 0");
-        const tex::cview<T>& s = ctx.template in<Scores>();
+        const tensors::cview<T>& s = ctx.template in<Scores>();
         const auto& batch = ctx.template object<Batch, lattice_batch>();
-        if (batch.model == nullptr) throw tex::shape_error(name, "the lattice_batch has no model");
+        if (batch.model == nullptr) throw tensors::shape_error(name, "the lattice_batch has no model");
         UnigramModel& m = *batch.model;
         const std::size_t V = m.size();
         if (s.shape.rank != 1 || s.shape[0] != V) {
-            throw tex::shape_error(name, "scores of shape " + s.shape.str() + " for a model of " + std::to_string(V) +
+            throw tensors::shape_error(name, "scores of shape " + s.shape.str() + " for a model of " + std::to_string(V) +
                                              " pieces (they must be [V])");
         }
         for (std::size_t i = 0; i < V; ++i) {
@@ -57,13 +57,13 @@ struct LogPartition {
             total += st.log_partition;
             for (std::size_t i = 0; i < V; ++i) ex.counts[i] += st.marginals[i];
         }
-        ctx.template out<LogPartition>(tex::dims{})[0] = static_cast<T>(total);
+        ctx.template out<LogPartition>(tensors::dims{})[0] = static_cast<T>(total);
     }
 
     template <class Ctx>
     static void backward(Ctx& ctx) {
         using T = typename Ctx::value_type;
-        const tex::adjoint_view<T> g = ctx.template adj<LogPartition>();
+        const tensors::adjoint_view<T> g = ctx.template adj<LogPartition>();
         const T gv = g.uniform ? g.value : g.data[0];
         const auto& counts = ctx.template extra<LogPartition>().counts;
         bool add = false;
@@ -77,7 +77,7 @@ struct LogPartition {
 
 /// The lattice node: `log_partition(tensor<0>, tensor<1>, c<1, 2>)` with tensor<0> the scores [V] and
 /// tensor<1> a lattice_batch. Its gradient is α · Σ_texts marginals.
-template <tex::TensorExpr Scores, tex::TensorExpr Batch, sym::Constant Alpha = sym::Const<1>>
+template <tensors::TensorExpr Scores, tensors::TensorExpr Batch, sym::Constant Alpha = sym::Const<1>>
 constexpr LogPartition<Alpha, Scores, Batch> log_partition(Scores, Batch, Alpha = {}) {
     return {};
 }

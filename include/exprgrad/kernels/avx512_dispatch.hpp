@@ -15,7 +15,7 @@
 #define EXPRGRAD_HAS_AVX512_KERNELS 0
 #endif
 
-namespace exprgrad::detail {
+namespace exprgrad::kernels {
 
 /// -1: decide from the CPU and the environment; 0 or 1: forced (tests run both paths).
 inline std::atomic<int> avx512_override{-1};
@@ -53,4 +53,4 @@ inline void force_avx512(bool on) {
 /// Back to the automatic choice of avx512_enabled.
 inline void reset_avx512() { avx512_override.store(-1, std::memory_order_relaxed); }
 
-}  // namespace exprgrad::detail
+}  // namespace exprgrad::kernels

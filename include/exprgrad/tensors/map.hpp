@@ -8,10 +8,10 @@
 
 #include "exprgrad/sym/build.hpp"
 #include "exprgrad/sym/expr.hpp"
-#include "exprgrad/tensor/elementwise.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/elementwise.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 namespace detail {
 
@@ -138,31 +138,31 @@ template <class T>
 concept SymConstant = sym::Constant<T>;
 }
 
-#define EXPRGRAD_TENSOR_BINARY(op)                                                             \
-    template <TensorExpr A, TensorExpr B>                                                      \
-    constexpr auto operator op(A a, B b) {                                                     \
-        return map(sym::var<0> op sym::var<1>, a, b);                                          \
-    }                                                                                          \
-    template <TensorExpr A, detail::SymConstant K>                                             \
-    constexpr auto operator op(A a, K) {                                                       \
-        return map(sym::var<0> op K{}, a);                                                     \
-    }                                                                                          \
-    template <detail::SymConstant K, TensorExpr A>                                             \
-    constexpr auto operator op(K, A a) {                                                       \
-        return map(                                                                            \
-            K {} op sym::var<0>, a);                                                           \
-    }                                                                                          \
-    /** Rejected: a raw number as an operand; write 2_c or pass it as an argument. */          \
-    template <TensorExpr A, sym::RawNumber N>                                                  \
-    constexpr auto operator op(A a, N) {                                                       \
-        static_assert(detail::reject_raw<N>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);              \
-        return a;                                                                              \
-    }                                                                                          \
-    /** Rejected: a raw number as an operand; write 2_c or pass it as an argument. */          \
-    template <sym::RawNumber N, TensorExpr A>                                                  \
-    constexpr auto operator op(N, A a) {                                                       \
-        static_assert(detail::reject_raw<N>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);              \
-        return a;                                                                              \
+#define EXPRGRAD_TENSOR_BINARY(op)                                                    \
+    template <TensorExpr A, TensorExpr B>                                             \
+    constexpr auto operator op(A a, B b) {                                            \
+        return map(sym::var<0> op sym::var<1>, a, b);                                 \
+    }                                                                                 \
+    template <TensorExpr A, detail::SymConstant K>                                    \
+    constexpr auto operator op(A a, K) {                                              \
+        return map(sym::var<0> op K{}, a);                                            \
+    }                                                                                 \
+    template <detail::SymConstant K, TensorExpr A>                                    \
+    constexpr auto operator op(K, A a) {                                              \
+        return map(                                                                   \
+            K {} op sym::var<0>, a);                                                  \
+    }                                                                                 \
+    /** Rejected: a raw number as an operand; write 2_c or pass it as an argument. */ \
+    template <TensorExpr A, sym::RawNumber N>                                         \
+    constexpr auto operator op(A a, N) {                                              \
+        static_assert(detail::reject_raw<N>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);     \
+        return a;                                                                     \
+    }                                                                                 \
+    /** Rejected: a raw number as an operand; write 2_c or pass it as an argument. */ \
+    template <sym::RawNumber N, TensorExpr A>                                         \
+    constexpr auto operator op(N, A a) {                                              \
+        static_assert(detail::reject_raw<N>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);     \
+        return a;                                                                     \
     }
 EXPRGRAD_TENSOR_BINARY(+)
 EXPRGRAD_TENSOR_BINARY(-)
@@ -199,4 +199,4 @@ EXPRGRAD_TENSOR_UNARY(square, sym::square(sym::var<0>))
 EXPRGRAD_TENSOR_UNARY(relu, sym::max(sym::var<0>, sym::c<0>))
 #undef EXPRGRAD_TENSOR_UNARY
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -28,162 +28,12 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "exprgrad/kernels/contiguous.hpp"
 #include "exprgrad/sym/type_list.hpp"
-#include "exprgrad/tensor/contiguous.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/tensors/node.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad::tex {
-
-namespace meta = sym::meta;
-
-/// The I-th argument of a tensor program: a float or double array (any xtensor expression, any
-/// rank), an integer array (indices, targets; never differentiated), or a plain number (rank 0).
-template <int I>
-struct Input {
-    static_assert(I >= 0, "exprgrad: a tensor placeholder index must be non-negative");
-    static constexpr int index = I;
-    using children = meta::type_list<>;
-    static constexpr const char* name = "tensor";
-};
-
-namespace detail {
-template <class T>
-struct is_input : std::false_type {};
-template <int I>
-struct is_input<Input<I>> : std::true_type {};
-
-template <class T, class = void>
-struct has_children : std::false_type {};
-template <class T>
-struct has_children<T, std::void_t<typename T::children>> : std::true_type {};
-}  // namespace detail
-
-/// Satisfied by tensor expression types (placeholders and nodes).
-template <class T>
-concept TensorExpr = detail::has_children<std::remove_cvref_t<T>>::value;
-
-// Misuse: a raw run-time number (int, double, ...) among the operands of a tensor node. The
-// overloads that reject it (operators in map.hpp, functions beside each node) deduce their return
-// type and return a valid expression after their static_assert, so that the sentence below is the
-// first error the compiler reports (a `void` result is reported first as a missing operator or
-// function further out, and the sentence only hundreds of lines later).
-#define EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE                                                       \
-    "exprgrad: a raw number cannot appear in a tensor expression; write it as a constant (2_c, " \
-    "c<1, 2>, fc<0.5>) or pass it as an argument (tensor<I>)"
-namespace detail {
-template <class T>
-concept raw_number = std::is_arithmetic_v<std::remove_cvref_t<T>>;
-/// Every operand a tensor expression or a raw number, at least one of each: the operands of a
-/// rejected call.
-template <class... Ts>
-concept raw_among_tensors = ((TensorExpr<Ts> || raw_number<Ts>) && ...) && (raw_number<Ts> || ...) &&
-                            (TensorExpr<Ts> || ...);
-template <class... Ts>
-inline constexpr bool reject_raw = false;
-}  // namespace detail
-
-// ---------------------------------------------------------------------------------------------
-// Gathering the nodes of an expression.
-
-namespace detail {
-template <class E, class L, bool Present = meta::contains_v<E, L>>
-struct collect;
-template <class L, class Children>
-struct collect_children;
-template <class L>
-struct collect_children<L, meta::type_list<>> {
-    using type = L;
-};
-template <class L, class C, class... Cs>
-struct collect_children<L, meta::type_list<C, Cs...>> {
-    using type = typename collect_children<typename collect<C, L>::type, meta::type_list<Cs...>>::type;
-};
-template <class E, class L>
-struct collect<E, L, true> {
-    using type = L;
-};
-template <class E, class L>
-struct collect<E, L, false> {
-    using type = typename meta::push_back<typename collect_children<L, typename E::children>::type, E>::type;
-};
-
-template <class E, class Wrt>
-struct needs_grad;
-template <class Children, class Wrt>
-struct any_needs;
-template <class... Cs, class Wrt>
-struct any_needs<meta::type_list<Cs...>, Wrt> : std::bool_constant<(needs_grad<Cs, Wrt>::value || ...)> {};
-template <class E, class Wrt>
-struct needs_grad : any_needs<typename E::children, Wrt> {};
-template <int I, int... W>
-struct needs_grad<Input<I>, std::integer_sequence<int, W...>> : std::bool_constant<((I == W) || ...)> {};
-
-template <class E>
-struct max_input {
-    static constexpr int value = -1;
-};
-template <int I>
-struct max_input<Input<I>> {
-    static constexpr int value = I;
-};
-template <class... Ns>
-constexpr int max_input_of(meta::type_list<Ns...>) {
-    int m = -1;
-    ((m = max_input<Ns>::value > m ? max_input<Ns>::value : m), ...);
-    return m;
-}
-template <int... W>
-constexpr int max_index_of(std::integer_sequence<int, W...>) {
-    int m = -1;
-    ((m = W > m ? W : m), ...);
-    return m;
-}
-
-// The differentiated arguments the expression does not read: their gradient is zeros of their shape.
-template <class L, class Wrt, class Acc = meta::type_list<>>
-struct absent_wrt {
-    using type = Acc;
-};
-template <class L, int W, int... Ws, class Acc>
-struct absent_wrt<L, std::integer_sequence<int, W, Ws...>, Acc>
-    : absent_wrt<L, std::integer_sequence<int, Ws...>,
-                 std::conditional_t<meta::contains_v<Input<W>, L> || meta::contains_v<Input<W>, Acc>, Acc,
-                                    typename meta::push_back<Acc, Input<W>>::type>> {};
-
-template <class...>
-inline constexpr bool always_false = false;
-
-template <class Acc, class... Ts>
-struct reverse {
-    using type = Acc;
-};
-template <class... Acc, class T, class... Ts>
-struct reverse<meta::type_list<Acc...>, T, Ts...> {
-    using type = typename reverse<meta::type_list<T, Acc...>, Ts...>::type;
-};
-
-// Per-node saved data beyond the value (e.g. a row's log-sum-exp); empty by default.
-template <class N, class T, class = void>
-struct extra_of {
-    struct type {};
-};
-template <class N, class T>
-struct extra_of<N, T, std::void_t<typename N::template extra<T>>> {
-    using type = typename N::template extra<T>;
-};
-}  // namespace detail
-
-/// The distinct node types of E, children before parents.
-template <TensorExpr E>
-using tensor_nodes_t = typename detail::collect<std::remove_cvref_t<E>, meta::type_list<>>::type;
-
-/// Indices of the differentiated arguments: `wrt<1>`, `wrt<0, 2>`.
-template <int... I>
-struct wrt_t {
-    using seq = std::integer_sequence<int, I...>;
-};
-template <int... I>
-inline constexpr wrt_t<I...> wrt{};
+namespace exprgrad::tensors {
 
 // ---------------------------------------------------------------------------------------------
 // Run-time state of one node.
@@ -224,7 +74,7 @@ struct slot {
 
 /// A compiled tensor program for the number type T over the expression E, differentiating with
 /// respect to the arguments in Wrt (an std::integer_sequence<int, ...>). Built by value_and_grad or
-/// tex::compile; not reentrant (one call at a time per program object).
+/// tensors::compile; not reentrant (one call at a time per program object).
 template <class T, class E, class Wrt>
 class program {
   public:
@@ -307,7 +157,7 @@ class program {
         if (!s.adj_set || s.adj_uniform) {
             fit(s.adj, s.view.shape);
             const T v = s.adj_set ? s.adj_value : T(0);
-            fill_value(s.adj.data(), s.adj.size(), v);
+            kernels::fill_value(s.adj.data(), s.adj.size(), v);
             s.adj_set = true;
             s.adj_uniform = false;
         }
@@ -320,7 +170,7 @@ class program {
         auto& s = std::get<pos<C>>(slots_);
         if (s.adj_set && s.adj_uniform) {
             fit(s.adj, s.view.shape);
-            fill_value(s.adj.data(), s.adj.size(), s.adj_value);
+            kernels::fill_value(s.adj.data(), s.adj.size(), s.adj_value);
             s.adj_uniform = false;
         } else if (!s.adj_set) {
             fit(s.adj, s.view.shape);
@@ -340,7 +190,7 @@ class program {
         } else if (s.adj_uniform) {
             s.adj_value += v;
         } else {
-            add_value(s.adj.data(), s.adj.size(), v);
+            kernels::add_value(s.adj.data(), s.adj.size(), v);
         }
     }
 
@@ -403,7 +253,7 @@ class program {
                           "exprgrad: grad_of<I>: argument I is neither read by the expression nor differentiated");
             constexpr std::size_t k = meta::index_of_v<Input<I>, absent_list>;
             fit(absent_grads_[k], absent_shapes_[k]);
-            fill_value(absent_grads_[k].data(), absent_grads_[k].size(), T(0));
+            kernels::fill_value(absent_grads_[k].data(), absent_grads_[k].size(), T(0));
             return absent_grads_[k];
         }
     }
@@ -525,4 +375,4 @@ class program {
     }
 };
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <string>
 
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 template <class Table, class Idx>
 struct Embedding {
@@ -70,4 +70,4 @@ constexpr auto embedding(Table, Idx) {
     return Input<0>{};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -12,12 +12,12 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "exprgrad/kernels/contiguous.hpp"
 #include "exprgrad/sym/batch_exp.hpp"
-#include "exprgrad/tensor/contiguous.hpp"
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 /// Reduce over every element (the result has rank 0).
 inline constexpr int all_axes = INT_MIN;
@@ -61,98 +61,6 @@ inline axis_split split_axis(const char* op, const dims& in, int axis) {
     return s;
 }
 
-// Largest element (NaN if any is NaN), SIMD. xsimd 8.1 has no horizontal max: lanes are stored
-// and scanned.
-template <class T>
-T max_contiguous(const T* p, std::size_t n) {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
-    T m = -std::numeric_limits<T>::infinity();
-    std::size_t i = 0;
-    if (n >= W) {
-        B acc(m);
-        B nan_seen(T(0));
-        for (; i + W <= n; i += W) {
-            const B v = B::load_unaligned(p + i);
-            nan_seen = nan_seen + xsimd::select(v != v, B(T(1)), B(T(0)));
-            acc = xsimd::max(acc, v);
-        }
-        if (xsimd::hadd(nan_seen) != T(0)) return std::numeric_limits<T>::quiet_NaN();
-        alignas(64) T lanes[W];
-        acc.store_aligned(lanes);
-        for (std::size_t k = 0; k < W; ++k) m = lanes[k] > m ? lanes[k] : m;
-    }
-    for (; i < n; ++i) {
-        if (p[i] != p[i]) return p[i];
-        m = p[i] > m ? p[i] : m;
-    }
-    return m;
-}
-
-// sum of exp(p[i] - m), SIMD.
-template <class T>
-T sum_exp_contiguous(const T* p, std::size_t n, T m) {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
-    B acc(T(0));
-    const B mb(m);
-    std::size_t i = 0;
-    for (; i + W <= n; i += W) acc += ::exprgrad::sym::num::exp_batch(B::load_unaligned(p + i) - mb);
-    T s = xsimd::hadd(acc);
-    for (; i < n; ++i) s += std::exp(p[i] - m);
-    return s;
-}
-
-// e[i] = exp(p[i] - m), returning their sum, SIMD.
-template <class T>
-T exp_shifted(const T* p, T* e, std::size_t n, T m) {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
-    B acc(T(0));
-    const B mb(m);
-    std::size_t i = 0;
-    for (; i + W <= n; i += W) {
-        const B v = ::exprgrad::sym::num::exp_batch(B::load_unaligned(p + i) - mb);
-        v.store_unaligned(e + i);
-        acc += v;
-    }
-    T s = xsimd::hadd(acc);
-    for (; i < n; ++i) {
-        e[i] = std::exp(p[i] - m);
-        s += e[i];
-    }
-    return s;
-}
-
-// d[i] (+)= c * e[i], SIMD.
-template <class T>
-void scale_into(const T* e, T* d, std::size_t n, T c, bool add) {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
-    const B cb(c);
-    std::size_t i = 0;
-    for (; i + W <= n; i += W) {
-        B v = cb * B::load_unaligned(e + i);
-        if (add) v += B::load_unaligned(d + i);
-        v.store_unaligned(d + i);
-    }
-    for (; i < n; ++i) d[i] = add ? d[i] + c * e[i] : c * e[i];
-}
-
-// d[i] (+)= g * exp(x[i] - shift), SIMD.
-template <class T>
-void put_scaled_exp(const T* x, T* d, std::size_t n, T shift, T g, bool add) {
-    using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
-    const B sb(shift), gb(g);
-    std::size_t i = 0;
-    for (; i + W <= n; i += W) {
-        B v = gb * ::exprgrad::sym::num::exp_batch(B::load_unaligned(x + i) - sb);
-        if (add) v += B::load_unaligned(d + i);
-        v.store_unaligned(d + i);
-    }
-    for (; i < n; ++i) d[i] = add ? d[i] + g * std::exp(x[i] - shift) : g * std::exp(x[i] - shift);
-}
 }  // namespace detail
 
 /// A reduction of A over `Axis` (negative counts from the end; all_axes for every element).
@@ -185,13 +93,13 @@ struct Reduce {
                 ex.inv_sum.resize(s.outer);
                 for (std::size_t o = 0; o < s.outer; ++o) {
                     const T* p = x + o * s.len;
-                    const T m = detail::max_contiguous(p, s.len);
+                    const T m = kernels::max_contiguous(p, s.len);
                     if (m != m || m == -std::numeric_limits<T>::infinity() || m == std::numeric_limits<T>::infinity()) {
                         out[o] = m;
                         ex.inv_sum[o] = std::numeric_limits<T>::quiet_NaN();  // backward recomputes this line
                         continue;
                     }
-                    const T sum = detail::exp_shifted(p, ex.e.data() + o * s.len, s.len, m);
+                    const T sum = kernels::exp_shifted(p, ex.e.data() + o * s.len, s.len, m);
                     out[o] = m + std::log(sum);
                     ex.inv_sum[o] = T(1) / sum;
                 }
@@ -231,7 +139,7 @@ struct Reduce {
                     if (ex.inv_sum[o] != ex.inv_sum[o]) {
                         line_vjp(a.data + o * s.len, da + o * s.len, s.len, 1, gv, y[o], add);
                     } else {
-                        detail::scale_into(ex.e.data() + o * s.len, da + o * s.len, s.len, gv * ex.inv_sum[o], add);
+                        kernels::scale_into(ex.e.data() + o * s.len, da + o * s.len, s.len, gv * ex.inv_sum[o], add);
                     }
                 }
                 return;
@@ -278,18 +186,18 @@ struct Reduce {
             for (std::size_t i = 0; i < len; ++i) r *= p[i * stride];
             return r;
         } else if constexpr (R == reduction::sum || R == reduction::mean) {
-            T sum = stride == 1 ? detail::sum_contiguous(p, len) : T(0);
+            T sum = stride == 1 ? kernels::sum_contiguous(p, len) : T(0);
             if (stride != 1)
                 for (std::size_t i = 0; i < len; ++i) sum += p[i * stride];
             return R == reduction::mean ? sum / static_cast<T>(len) : sum;
         } else if (stride == 1) {
-            const T m = detail::max_contiguous(p, len);
+            const T m = kernels::max_contiguous(p, len);
             if constexpr (R == reduction::max) {
                 return len == 0 ? std::numeric_limits<T>::quiet_NaN() : m;
             } else {
                 if (m != m || m == -std::numeric_limits<T>::infinity() || m == std::numeric_limits<T>::infinity())
                     return m;
-                return m + std::log(detail::sum_exp_contiguous(p, len, m));
+                return m + std::log(kernels::sum_exp_contiguous(p, len, m));
             }
         } else {
             T m = -std::numeric_limits<T>::infinity();
@@ -322,9 +230,9 @@ struct Reduce {
             const T v = R == reduction::sum ? g : g / static_cast<T>(len);
             if (stride == 1) {
                 if (add)
-                    add_value(d, len, v);
+                    kernels::add_value(d, len, v);
                 else
-                    fill_value(d, len, v);
+                    kernels::fill_value(d, len, v);
             } else {
                 for (std::size_t i = 0; i < len; ++i) put(i, v);
             }
@@ -363,7 +271,7 @@ struct Reduce {
             for (std::size_t i = 0; i < len; ++i) put(i, x[i * stride] == y ? share : T(0));
         } else if (stride == 1) {
             // d logsumexp / dx_i = exp(x_i - lse): the softmax of the line
-            detail::put_scaled_exp(x, d, len, y, g, add);
+            kernels::put_scaled_exp(x, d, len, y, g, add);
         } else {
             for (std::size_t i = 0; i < len; ++i) put(i, g * std::exp(x[i * stride] - y));
         }
@@ -397,4 +305,4 @@ constexpr Reduce<reduction::logsumexp, Axis, A> logsumexp(A) {
     return {};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

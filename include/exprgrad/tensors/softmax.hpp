@@ -7,10 +7,10 @@
 #include <cstddef>
 #include <limits>
 
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/reduce.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/reduce.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 template <bool Log, int Axis, class A>
 struct Softmax {
@@ -85,4 +85,4 @@ constexpr Softmax<true, Axis, A> log_softmax(A) {
     return {};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -14,10 +14,10 @@
 
 #include "exprgrad/sym/derivative.hpp"
 #include "exprgrad/sym/evaluate.hpp"
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 namespace detail {
 
@@ -328,4 +328,4 @@ struct Map {
     }
 };
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

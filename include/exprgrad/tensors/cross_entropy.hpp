@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/reduce.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/reduce.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 template <long Ignore, class L, class Tg>
 struct CrossEntropy {
@@ -51,8 +51,8 @@ struct CrossEntropy {
                                             " is out of range for " + std::to_string(V) + " classes");
             }
             const T* x = logits.data + r * V;
-            const T m = detail::max_contiguous(x, V);  // SIMD; NaN if the row has one
-            ex.lse[r] = (m != m || std::isinf(m)) ? m : m + std::log(detail::sum_exp_contiguous(x, V, m));
+            const T m = kernels::max_contiguous(x, V);  // SIMD; NaN if the row has one
+            ex.lse[r] = (m != m || std::isinf(m)) ? m : m + std::log(kernels::sum_exp_contiguous(x, V, m));
             total += static_cast<double>(ex.lse[r] - x[t[r]]);
             ++ex.count;
         }
@@ -82,7 +82,7 @@ struct CrossEntropy {
                     continue;
                 }
                 // scale · (softmax − onehot), the softmax as exp(x − lse) in SIMD
-                detail::put_scaled_exp(x, d, V, ex.lse[r], scale, add);
+                kernels::put_scaled_exp(x, d, V, ex.lse[r], scale, add);
                 d[t[r]] -= scale;
             }
         }
@@ -103,4 +103,4 @@ constexpr auto cross_entropy(L, Tg) {
     return Input<0>{};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

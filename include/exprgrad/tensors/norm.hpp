@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "exprgrad/sym/expr.hpp"
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 namespace detail {
 inline void check_norm_shapes(const char* op, const dims& x, const dims& w) {
@@ -169,8 +169,7 @@ constexpr RmsNorm<Eps, X, W> rms_norm(X, W, Eps = {}) {
 }
 /// Rejected: a raw number as the input, the weight or eps (write eps as a constant, c<1, 100000>).
 template <class X, class W, class... Eps>
-requires(sizeof...(Eps) <= 1 && detail::raw_among_tensors<X, W, Eps...>)
-constexpr auto rms_norm(X, W, Eps...) {
+requires(sizeof...(Eps) <= 1 && detail::raw_among_tensors<X, W, Eps...>) constexpr auto rms_norm(X, W, Eps...) {
     static_assert(detail::reject_raw<X, W, Eps...>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);
     return Input<0>{};
 }
@@ -181,10 +180,9 @@ constexpr LayerNorm<Eps, X, W, B> layer_norm(X, W, B, Eps = {}) {
 }
 /// Rejected: a raw number as the input, the weight, the bias or eps (write eps as a constant).
 template <class X, class W, class B, class... Eps>
-requires(sizeof...(Eps) <= 1 && detail::raw_among_tensors<X, W, B, Eps...>)
-constexpr auto layer_norm(X, W, B, Eps...) {
+requires(sizeof...(Eps) <= 1 && detail::raw_among_tensors<X, W, B, Eps...>) constexpr auto layer_norm(X, W, B, Eps...) {
     static_assert(detail::reject_raw<X, W, B, Eps...>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);
     return Input<0>{};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

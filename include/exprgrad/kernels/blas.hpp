@@ -7,9 +7,9 @@
 
 #include <cblas.h>
 
-#include "exprgrad/tensor/parallel.hpp"
+#include "exprgrad/kernels/parallel.hpp"
 
-namespace exprgrad::tex::blas {
+namespace exprgrad::kernels {
 
 namespace detail {
 // Keeps OpenBLAS at exprgrad's thread count (set lazily, once per change).
@@ -48,6 +48,8 @@ inline void gemm_call(bool ta, bool tb, std::size_t m, std::size_t n, std::size_
 }
 }  // namespace detail
 
+namespace blas {
+
 /// C = alpha * op(A) * op(B) + beta * C, row-major; op(X) is X or its transpose; M×K times K×N.
 /// Matrix-vector shapes (N = 1 or M = 1) go to GEMV, which does not pack its operands: GEMM's
 /// packing dominates a [1000, 150]·[150, 1] product.
@@ -67,4 +69,5 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha
     }
 }
 
-}  // namespace exprgrad::tex::blas
+}  // namespace blas
+}  // namespace exprgrad::kernels

@@ -4,16 +4,16 @@
 // and then dP = dO·vᵀ in the same registers, dS = P·(dP − D). Done row by row through the generic row
 // functions, each exponential waited on its row's reductions (about 1.4 cycles per score) and every score
 // went through memory twice more; here R rows' exponentials are in flight together. ops/attention.hpp
-// calls these when ::exprgrad::detail::avx512_enabled().
+// calls these when ::exprgrad::kernels::avx512_enabled().
 #pragma once
 
 #include <cstddef>
 #include <limits>
 
-#include "exprgrad/ops/detail/avx512_dispatch.hpp"
-#include "exprgrad/ops/detail/softmax_rows.hpp"
+#include "exprgrad/kernels/avx512_dispatch.hpp"
+#include "exprgrad/kernels/softmax_rows.hpp"
 
-namespace exprgrad::detail::attention {
+namespace exprgrad::kernels::tiles {
 
 #if EXPRGRAD_HAS_AVX512_KERNELS
 
@@ -98,8 +98,8 @@ EXPRGRAD_AVX512_TARGET inline void finish_online16(std::size_t nr, float* cexp, 
         const __mmask16 k = rows::tail_mask16(r, nr);
         const __m512 c = rows::exp16(_mm512_maskz_loadu_ps(k, cexp + r));
         _mm512_mask_storeu_ps(cexp + r, k, c);
-        _mm512_mask_storeu_ps(
-            l + r, k, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, l + r), c, _mm512_maskz_loadu_ps(k, bsum + r)));
+        _mm512_mask_storeu_ps(l + r, k,
+                              _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, l + r), c, _mm512_maskz_loadu_ps(k, bsum + r)));
     }
 }
 
@@ -110,9 +110,9 @@ EXPRGRAD_AVX512_TARGET inline void finish_online16(std::size_t nr, float* cexp, 
 /// leading dimension 64.
 template <int R>
 EXPRGRAD_AVX512_TARGET inline void backward_tile16(std::size_t d, const float* Qs, std::size_t ldq, const float* Kt,
-                                                   std::size_t dv, const float* dO, std::size_t ldo,
-                                                   const float* Vt, const std::size_t* valid, const float* lse,
-                                                   const float* D, float* P, float* dS) {
+                                                   std::size_t dv, const float* dO, std::size_t ldo, const float* Vt,
+                                                   const std::size_t* valid, const float* lse, const float* D, float* P,
+                                                   float* dS) {
     __m512 acc[R][4];
     panel64<R>(d, Qs, ldq, Kt, acc);
 #pragma GCC unroll 16
@@ -139,4 +139,4 @@ EXPRGRAD_AVX512_TARGET inline void backward_tile16(std::size_t d, const float* Q
 
 #endif  // EXPRGRAD_HAS_AVX512_KERNELS
 
-}  // namespace exprgrad::detail::attention
+}  // namespace exprgrad::kernels::tiles

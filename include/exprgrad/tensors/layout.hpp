@@ -8,10 +8,10 @@
 #include <cstddef>
 #include <string>
 
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 template <class A>
 struct Transpose {
@@ -190,4 +190,4 @@ constexpr auto concat(A, B) {
     return Input<0>{};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

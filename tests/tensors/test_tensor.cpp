@@ -61,10 +61,10 @@ TEST_CASE("gradcheck: elementwise maps with broadcasting and fusion") {
 
 TEST_CASE("maps fuse: map(f, map(g, x)) is one node reading x") {
     using fused = decltype(exp(tanh(X) * 2_c));
-    static_assert(std::is_same_v<tex::tensor_nodes_t<fused>, sym::meta::type_list<tex::Input<0>, fused>>);
+    static_assert(std::is_same_v<tensors::tensor_nodes_t<fused>, sym::meta::type_list<tensors::Input<0>, fused>>);
     // the repeated argument is read once
     using sq = decltype(X * X);
-    static_assert(sym::meta::type_list<tex::Input<0>, sq>::size == tex::tensor_nodes_t<sq>::size);
+    static_assert(sym::meta::type_list<tensors::Input<0>, sq>::size == tensors::tensor_nodes_t<sq>::size);
     CHECK(true);
 }
 
@@ -179,10 +179,10 @@ TEST_CASE("options are part of the type: nodes that differ only in an option are
     using s1 = decltype(sum<1>(X));
     static_assert(!std::is_same_v<s0, s1>);
     using both = decltype(sum(s0{}) + sum(s1{}));
-    static_assert(tex::tensor_nodes_t<both>::size == 6);  // X, sum<0>, sum<1>, two full sums, the map
+    static_assert(tensors::tensor_nodes_t<both>::size == 6);  // X, sum<0>, sum<1>, two full sums, the map
     // the same subexpression used twice is one node
     using twice = decltype(sum(matmul(X, Y)) * sum(matmul(X, Y)));
-    static_assert(tex::tensor_nodes_t<twice>::size == 5);  // X, Y, matmul, sum, map
+    static_assert(tensors::tensor_nodes_t<twice>::size == 5);  // X, Y, matmul, sum, map
     CHECK(true);
 }
 

@@ -11,9 +11,9 @@
 
 #include <cstddef>
 
-#include "exprgrad/ops/detail/avx512_dispatch.hpp"
+#include "exprgrad/kernels/avx512_dispatch.hpp"
 
-namespace exprgrad::detail::attention {
+namespace exprgrad::kernels::tiles {
 
 #if EXPRGRAD_HAS_AVX512_KERNELS
 
@@ -114,4 +114,4 @@ EXPRGRAD_AVX512_TARGET void gemm512(std::size_t rows_, std::size_t cols, std::si
 
 #endif  // EXPRGRAD_HAS_AVX512_KERNELS
 
-}  // namespace exprgrad::detail::attention
+}  // namespace exprgrad::kernels::tiles

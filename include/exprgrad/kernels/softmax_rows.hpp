@@ -16,10 +16,10 @@
 
 #include <xsimd/xsimd.hpp>
 
-#include "exprgrad/ops/detail/avx512_dispatch.hpp"
+#include "exprgrad/kernels/avx512_dispatch.hpp"
 #include "exprgrad/sym/batch_exp.hpp"
 
-namespace exprgrad::detail::rows {
+namespace exprgrad::kernels::rows {
 
 template <class T>
 using batch = xsimd::batch<T>;
@@ -79,7 +79,7 @@ inline void store_tail(const batch<T>& v, T* x, std::size_t i, std::size_t n) {
 }
 
 #if EXPRGRAD_HAS_AVX512_KERNELS
-/// 16-lane float versions of max and exp_shifted, taken when ::exprgrad::detail::avx512_enabled().
+/// 16-lane float versions of max and exp_shifted, taken when ::exprgrad::kernels::avx512_enabled().
 
 /// Lanes [i, min(i + 16, n)) of a row.
 EXPRGRAD_AVX512_TARGET inline __mmask16 tail_mask16(std::size_t i, std::size_t n) {
@@ -165,7 +165,7 @@ template <class T>
 inline T max(const T* x, std::size_t n) {
 #if EXPRGRAD_HAS_AVX512_KERNELS
     if constexpr (std::is_same_v<T, float>)
-        if (::exprgrad::detail::avx512_enabled()) return max16(x, n);
+        if (::exprgrad::kernels::avx512_enabled()) return max16(x, n);
 #endif
     constexpr T ninf = -std::numeric_limits<T>::infinity();
     batch<T> m(ninf);
@@ -192,7 +192,7 @@ template <class T>
 inline T exp_shifted(const T* x, T shift, T* p, std::size_t n) {
 #if EXPRGRAD_HAS_AVX512_KERNELS
     if constexpr (std::is_same_v<T, float>)
-        if (::exprgrad::detail::avx512_enabled()) return exp_shifted16(x, shift, p, n);
+        if (::exprgrad::kernels::avx512_enabled()) return exp_shifted16(x, shift, p, n);
 #endif
     const batch<T> sh(shift);
     batch<T> s(T(0));
@@ -256,4 +256,4 @@ inline T softmax(const T* x, T alpha, T* p, std::size_t n) {
     return m + std::log(s);
 }
 
-}  // namespace exprgrad::detail::rows
+}  // namespace exprgrad::kernels::rows

@@ -11,9 +11,9 @@
 #include <utility>
 #include <vector>
 
-#include "exprgrad/tensor/parallel.hpp"
+#include "exprgrad/kernels/parallel.hpp"
 
-using namespace exprgrad;
+using namespace exprgrad::kernels;
 
 namespace {
 struct thread_guard {
@@ -26,10 +26,13 @@ std::vector<std::pair<std::size_t, std::size_t>> ranges_of(std::size_t begin, st
                                                            std::size_t max_chunks = 0) {
     std::mutex m;
     std::set<std::pair<std::size_t, std::size_t>> seen;
-    parallel_for(begin, end, grain, [&](std::size_t lo, std::size_t hi) {
-        std::lock_guard<std::mutex> lock(m);
-        seen.insert({lo, hi});
-    }, max_chunks);
+    parallel_for(
+        begin, end, grain,
+        [&](std::size_t lo, std::size_t hi) {
+            std::lock_guard<std::mutex> lock(m);
+            seen.insert({lo, hi});
+        },
+        max_chunks);
     return {seen.begin(), seen.end()};
 }
 }  // namespace
@@ -40,7 +43,10 @@ TEST_CASE("parallel_for covers [begin, end) once, in a partition that depends on
         set_num_threads(threads);
         CHECK(num_threads() == threads);
         for (auto [begin, end, grain] : {std::tuple<std::size_t, std::size_t, std::size_t>{0, 1000, 1},
-                                         {5, 17, 4}, {0, 3, 1}, {7, 8, 100}, {100, 1100, 300}}) {
+                                         {5, 17, 4},
+                                         {0, 3, 1},
+                                         {7, 8, 100},
+                                         {100, 1100, 300}}) {
             const auto r = ranges_of(begin, end, grain, 4);
             REQUIRE(!r.empty());
             CHECK(r.front().first == begin);
@@ -77,7 +83,8 @@ TEST_CASE("parallel_for: every chunk runs, then the first exception propagates t
         CHECK(ran.load() == 8);
         // The pool still works afterwards.
         std::atomic<int> sum{0};
-        parallel_for(0, 100, 1, [&](std::size_t lo, std::size_t hi) { sum += static_cast<int>(hi - lo); }, 8);
+        parallel_for(
+            0, 100, 1, [&](std::size_t lo, std::size_t hi) { sum += static_cast<int>(hi - lo); }, 8);
         CHECK(sum.load() == 100);
     }
 }
@@ -88,14 +95,17 @@ TEST_CASE("a parallel region inside a parallel region runs serially on the calli
     std::mutex m;
     std::vector<std::pair<std::thread::id, std::thread::id>> inner_threads;  // (outer chunk's, inner chunk's)
     std::atomic<std::size_t> inner_total{0};
-    parallel_for(0, 4, 1, [&](std::size_t, std::size_t) {
-        const auto outer = std::this_thread::get_id();
-        parallel_for(0, 64, 1, [&](std::size_t lo, std::size_t hi) {
-            inner_total += hi - lo;
-            std::lock_guard<std::mutex> lock(m);
-            inner_threads.push_back({outer, std::this_thread::get_id()});
-        });
-    }, 4);
+    parallel_for(
+        0, 4, 1,
+        [&](std::size_t, std::size_t) {
+            const auto outer = std::this_thread::get_id();
+            parallel_for(0, 64, 1, [&](std::size_t lo, std::size_t hi) {
+                inner_total += hi - lo;
+                std::lock_guard<std::mutex> lock(m);
+                inner_threads.push_back({outer, std::this_thread::get_id()});
+            });
+        },
+        4);
     CHECK(inner_total.load() == 4 * 64);
     REQUIRE(!inner_threads.empty());
     for (auto [outer, inner] : inner_threads) CHECK(outer == inner);
@@ -105,8 +115,7 @@ TEST_CASE("set_num_threads: 0 counts as 1, an impossible count is refused with a
     thread_guard g;
     set_num_threads(0);
     CHECK(num_threads() == 1);
-    CHECK_THROWS_WITH_AS(set_num_threads(1'000'000'000), doctest::Contains("set_num_threads"),
-                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(set_num_threads(1'000'000'000), doctest::Contains("set_num_threads"), std::invalid_argument);
     CHECK(num_threads() == 1);  // unchanged by the refused call
     set_num_threads(3);
     std::atomic<int> chunks{0};

@@ -12,7 +12,7 @@
 
 #include <xtensor/xarray.hpp>
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 /// The dimensions of a tensor, row-major, rank 0 to 6.
 struct dims {
@@ -108,4 +108,4 @@ inline int normalize_axis(const char* op, int axis, int rank) {
     return a;
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -28,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-namespace exprgrad {
+namespace exprgrad::kernels {
 
 /// The most threads a parallel region may use: far above any core count this library is tuned for, and
 /// low enough that a mistyped count fails with a message instead of exhausting the process's threads.
@@ -105,8 +105,10 @@ class thread_pool {
             if (*p == '\0' && p != env && v >= 1 && v <= max_threads) {
                 n = v;
             } else {
-                std::fprintf(stderr, "exprgrad: EXPRGRAD_NUM_THREADS='%.40s' is not a whole number in [1, %zu]; using "
-                             "%zu threads\n", env, max_threads, n);
+                std::fprintf(stderr,
+                             "exprgrad: EXPRGRAD_NUM_THREADS='%.40s' is not a whole number in [1, %zu]; using "
+                             "%zu threads\n",
+                             env, max_threads, n);
             }
         }
         threads_ = n;
@@ -241,4 +243,4 @@ void parallel_for(std::size_t begin, std::size_t end, std::size_t grain, Fn&& fn
     detail::thread_pool::instance().run(chunks, task);
 }
 
-}  // namespace exprgrad
+}  // namespace exprgrad::kernels

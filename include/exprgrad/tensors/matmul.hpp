@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "exprgrad/tensor/blas.hpp"
-#include "exprgrad/tensor/contiguous.hpp"
-#include "exprgrad/tensor/graph.hpp"
-#include "exprgrad/tensor/shape.hpp"
+#include "exprgrad/kernels/blas.hpp"
+#include "exprgrad/kernels/contiguous.hpp"
+#include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 namespace detail {
 struct mm_shape {
@@ -46,12 +46,12 @@ inline mm_shape matmul_shape(const dims& a, const dims& b) {
 
 template <class T>
 T row_sum(const T* p, std::size_t n) {
-    return sum_contiguous(p, n);
+    return kernels::sum_contiguous(p, n);
 }
 template <class T>
 void put_row(T* d, const T* r, std::size_t n, bool add) {
     if (add) {
-        add_row(d, r, n);
+        kernels::add_row(d, r, n);
     } else {
         std::copy(r, r + n, d);
     }
@@ -73,11 +73,11 @@ struct Matmul {
         T* c = ctx.template out<Matmul>(s.out);
         if (s.shared_b) {
             // one GEMM over the stacked rows of A
-            blas::gemm(false, false, s.batch * s.m, s.n, s.k, T(1), a.data, s.k, b.data, s.n, T(0), c, s.n);
+            kernels::blas::gemm(false, false, s.batch * s.m, s.n, s.k, T(1), a.data, s.k, b.data, s.n, T(0), c, s.n);
         } else {
             for (std::size_t i = 0; i < s.batch; ++i) {
-                blas::gemm(false, false, s.m, s.n, s.k, T(1), a.data + i * s.m * s.k, s.k, b.data + i * s.k * s.n, s.n,
-                           T(0), c + i * s.m * s.n, s.n);
+                kernels::blas::gemm(false, false, s.m, s.n, s.k, T(1), a.data + i * s.m * s.k, s.k,
+                                    b.data + i * s.k * s.n, s.n, T(0), c + i * s.m * s.n, s.n);
             }
         }
     }
@@ -102,12 +102,12 @@ struct Matmul {
                     for (std::size_t mm = 0; mm < s.m; ++mm) detail::put_row(d + mm * s.k, r.data(), s.k, add);
                 }
             } else if (s.shared_b) {
-                blas::gemm(false, true, s.batch * s.m, s.k, s.n, T(1), g.data, s.n, b.data, s.n, add ? T(1) : T(0), da,
-                           s.k);
+                kernels::blas::gemm(false, true, s.batch * s.m, s.k, s.n, T(1), g.data, s.n, b.data, s.n,
+                                    add ? T(1) : T(0), da, s.k);
             } else {
                 for (std::size_t i = 0; i < s.batch; ++i) {
-                    blas::gemm(false, true, s.m, s.k, s.n, T(1), g.data + i * s.m * s.n, s.n, b.data + i * s.k * s.n,
-                               s.n, add ? T(1) : T(0), da + i * s.m * s.k, s.k);
+                    kernels::blas::gemm(false, true, s.m, s.k, s.n, T(1), g.data + i * s.m * s.n, s.n,
+                                        b.data + i * s.k * s.n, s.n, add ? T(1) : T(0), da + i * s.m * s.k, s.k);
                 }
             }
         }
@@ -123,24 +123,24 @@ struct Matmul {
                     const T* aa = a.data + i * rows * s.k;
                     T* d = db + i * s.k * s.n;
                     std::fill(r.begin(), r.end(), T(0));
-                    for (std::size_t mm = 0; mm < rows; ++mm) add_row(r.data(), aa + mm * s.k, s.k);
+                    for (std::size_t mm = 0; mm < rows; ++mm) kernels::add_row(r.data(), aa + mm * s.k, s.k);
                     for (std::size_t kk = 0; kk < s.k; ++kk) {
                         T* row = d + kk * s.n;
                         const T v = g.value * r[kk];
                         if (add) {
-                            add_value(row, s.n, v);
+                            kernels::add_value(row, s.n, v);
                         } else {
-                            fill_value(row, s.n, v);
+                            kernels::fill_value(row, s.n, v);
                         }
                     }
                 }
             } else if (s.shared_b) {
-                blas::gemm(true, false, s.k, s.n, s.batch * s.m, T(1), a.data, s.k, g.data, s.n, add ? T(1) : T(0), db,
-                           s.n);
+                kernels::blas::gemm(true, false, s.k, s.n, s.batch * s.m, T(1), a.data, s.k, g.data, s.n,
+                                    add ? T(1) : T(0), db, s.n);
             } else {
                 for (std::size_t i = 0; i < s.batch; ++i) {
-                    blas::gemm(true, false, s.k, s.n, s.m, T(1), a.data + i * s.m * s.k, s.k, g.data + i * s.m * s.n,
-                               s.n, add ? T(1) : T(0), db + i * s.k * s.n, s.n);
+                    kernels::blas::gemm(true, false, s.k, s.n, s.m, T(1), a.data + i * s.m * s.k, s.k,
+                                        g.data + i * s.m * s.n, s.n, add ? T(1) : T(0), db + i * s.k * s.n, s.n);
                 }
             }
         }
@@ -160,4 +160,4 @@ constexpr auto matmul(A, B) {
     return Input<0>{};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -11,9 +11,9 @@
 
 #include <xtensor/xarray.hpp>
 
-#include "exprgrad/tensor/graph.hpp"
+#include "exprgrad/tensors/graph.hpp"
 
-namespace exprgrad::tex {
+namespace exprgrad::tensors {
 
 namespace detail {
 template <class... Args>
@@ -182,4 +182,4 @@ block<T, std::remove_cvref_t<E>, W...> compile(E, wrt_t<W...>) {
     return {};
 }
 
-}  // namespace exprgrad::tex
+}  // namespace exprgrad::tensors

@@ -1,0 +1,237 @@
+// attention's kernels, part 2: packing q, k and v into the layouts the register tiles read (s·q̂, k̂ᵀ in key
+// blocks, v padded), and the check that a VJP may reuse the forward's packing.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include "exprgrad/ops/detail/attention_problem.hpp"
+
+namespace exprgrad::ops::detail::attention {
+
+#if defined(__AVX__)
+/// dst[c·ldd + r] = src[r·lds + c]·(scale ? scale[r] : 1) for an 8 × 8 float block: the packing of k̂ and v
+/// into key-block columns (a scalar loop there cost 10% of a T = 128 forward + backward).
+inline void transpose8x8(const float* src, std::size_t lds, const float* scale, float* dst, std::size_t ldd) {
+    // Written out: as loops over arrays g++ kept the 24 intermediate vectors on the stack.
+    auto row = [&](int i) {
+        const __m256 x = _mm256_loadu_ps(src + i * lds);
+        return scale ? _mm256_mul_ps(x, _mm256_set1_ps(scale[i])) : x;
+    };
+    const __m256 r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5), r6 = row(6), r7 = row(7);
+    // t: pairs of rows interleaved (columns 0, 1 | 4, 5 and 2, 3 | 6, 7)
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    // u: one column of four rows in each 128-bit half (column c | c + 4)
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * ldd, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+/// Whether two option sets give the same packing, key counts and multipliers (threads do not matter).
+inline bool same_packing_options(const attention_options& a, const attention_options& b) {
+    return a.causal == b.causal && a.normalize_qk == b.normalize_qk && a.qk_eps == b.qk_eps &&
+           a.key_lengths == b.key_lengths && a.scale.which == b.scale.which && a.scale.value == b.scale.value &&
+           a.scale.n_choice == b.scale.n_choice;
+}
+
+/// Whether P holds the packing of exactly these arrays (addresses and shapes) and options.
+template <class T>
+bool packed_from(const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
+                 const xt::xtensor<T, 4>& v, const attention_options& o) {
+    const auto& r = P.packed_for;
+    auto same = [](const auto& shape, const std::array<std::size_t, 4>& s) {
+        return std::equal(s.begin(), s.end(), shape.begin());
+    };
+    return r.valid && r.q == q.data() && r.k == k.data() && r.v == v.data() && same(q.shape(), r.qs) &&
+           same(k.shape(), r.ks) && same(v.shape(), r.vs) && same_packing_options(r.o, o);
+}
+
+/// Per-row key counts (P.nrow, P.kend) and multipliers (P.srow) of a problem whose sizes are set.
+template <class T>
+void count_keys_and_scale(const attention_options& o, problem<T>& P) {
+    const std::size_t B = P.B, Tq = P.Tq, Tk = P.Tk, d = P.d;
+    // Key counts: a prefix [0, n) per row, non-decreasing in the row index.
+    P.nrow.assign(B * Tq, 0);
+    P.kend.assign(B, 0);
+    for (std::size_t b = 0; b < B; ++b) {
+        const std::size_t len = o.key_lengths.empty() ? Tk : o.key_lengths[b];
+        for (std::size_t i = 0; i < Tq; ++i) {
+            std::size_t n = len;
+            if (o.causal) {
+                const long long last =
+                    static_cast<long long>(i) + static_cast<long long>(Tk) - static_cast<long long>(Tq);
+                n = std::min<std::size_t>(len, last < 0 ? 0 : static_cast<std::size_t>(last) + 1);
+            }
+            P.nrow[b * Tq + i] = n;
+            P.kend[b] = std::max(P.kend[b], n);
+        }
+    }
+    // Multipliers, computed once per distinct n (gradient_max solves an equation for each).
+    P.srow.assign(B * Tq, T(0));
+    const scale_policy& pol = o.scale;
+    if (!pol.depends_on_n()) {
+        std::fill(P.srow.begin(), P.srow.end(), static_cast<T>(pol.multiplier(1.0, d, P.cosine)));
+    } else {
+        std::vector<double> by_n(Tk + 1, std::numeric_limits<double>::quiet_NaN());
+        // The post's single n = L_max/2 for the whole call (L_max = T_k, whatever the key lengths).
+        const bool half = o.causal && pol.n_choice == scale_n::half_length;
+        const double s_half = half ? pol.multiplier(static_cast<double>(Tk) / 2.0, d, P.cosine) : 0.0;
+        for (std::size_t b = 0; b < B; ++b) {
+            for (std::size_t i = 0; i < Tq; ++i) {
+                const std::size_t n = P.nrow[b * Tq + i];
+                if (half) {
+                    P.srow[b * Tq + i] = static_cast<T>(s_half);
+                    continue;
+                }
+                if (std::isnan(by_n[n])) by_n[n] = pol.multiplier(static_cast<double>(n), d, P.cosine);
+                P.srow[b * Tq + i] = static_cast<T>(by_n[n]);
+            }
+        }
+    }
+}
+
+/// Sizes, key counts and multipliers, and the packed operands into P, whose buffers are reused: s·q̂ (and q̂
+/// under normalize_qk) padded to the tile width, k̂ᵀ per key block, v padded when d_v needs it; for the backward
+/// also vᵀ per key block and k̂ padded or normalised when needed. Every element a kernel reads is written here,
+/// padding included. With reuse_forward, a backward whose arrays and options are those of the last forward
+/// (packed_from) keeps that forward's s·q̂, k̂ᵀ, key counts and multipliers.
+template <class T>
+void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+             const attention_options& o, bool backward, problem<T>& P, bool reuse_forward = false) {
+    // The backward can take q̂·s, k̂ᵀ, the multipliers and key counts from the forward's packing.
+    const bool reuse = backward && reuse_forward && packed_from(P, q, k, v, o);
+    P.reused = reuse;
+    P.packed_for.valid = false;  // until this call's packing is complete
+    P.B = q.shape()[0];
+    P.H = q.shape()[1];
+    P.Tq = q.shape()[2];
+    P.Tk = k.shape()[2];
+    P.d = q.shape()[3];
+    P.dv = v.shape()[3];
+    P.dp = round_up(P.d, tile_width<T>);
+    P.dvp = round_up(P.dv, tile_width<T>);
+    P.nqb = (P.Tq + block_q - 1) / block_q;
+    P.nkb = (P.Tk + block_k - 1) / block_k;
+    P.cosine = o.normalize_qk;
+    const std::size_t Tq = P.Tq, Tk = P.Tk, d = P.d, dv = P.dv, dp = P.dp, dvp = P.dvp;
+
+    if (!reuse) count_keys_and_scale(o, P);
+
+    const std::size_t BH = P.heads();
+    P.qsrc = q.data();
+    grow(P.Qs, BH * Tq * dp);
+    grow(P.Kt, BH * P.nkb * d * block_k);
+    const bool copy_v = !backward && dvp != dv, copy_k = backward && (dp != d || P.cosine);
+    if (copy_v) grow(P.Vp, BH * Tk * dvp);
+    P.vp = copy_v ? P.Vp.data() : v.data();
+    if (P.cosine) {
+        grow(P.Qp, BH * Tq * dp);
+        grow(P.qinv, BH * Tq);
+        grow(P.kinv, BH * Tk);
+    }
+    if (backward) {
+        if (copy_k) grow(P.Kp, BH * Tk * dp);
+        P.kp = copy_k ? P.Kp.data() : k.data();
+        grow(P.Vt, BH * P.nkb * dv * block_k);
+    }
+    const T eps2 = static_cast<T>(o.qk_eps * o.qk_eps);
+    // Row r of x (width w) into dst (width wp): scaled by c, zero-padded.
+    auto pack_row = [](const T* x, std::size_t w, std::size_t wp, T c, bool scaled, T* dst) {
+        using Bt = xsimd::batch<T>;
+        std::size_t i = 0;
+        if (scaled) {
+            for (; i + Bt::size <= w; i += Bt::size) (Bt::load_unaligned(x + i) * Bt(c)).store_unaligned(dst + i);
+            for (; i < w; ++i) dst[i] = x[i] * c;
+        } else {
+            std::copy(x, x + w, dst);
+        }
+        std::fill(dst + w, dst + wp, T(0));
+    };
+    // Rows [j0, j0 + nj) of x (width w) transposed into a w × block_k block, columns past nj zero; row jj
+    // scaled by c[j0 + jj] when c is given.
+    auto pack_block_t = [](const T* x, std::size_t w, std::size_t j0, std::size_t nj, const T* c, T* dst) {
+        if (nj < block_k)
+            for (std::size_t i = 0; i < w; ++i) std::fill(dst + i * block_k + nj, dst + (i + 1) * block_k, T(0));
+        std::size_t jj = 0;
+#if defined(__AVX__)
+        if constexpr (std::is_same_v<T, float>)
+            for (; jj + 8 <= nj; jj += 8) {
+                std::size_t i = 0;
+                for (; i + 8 <= w; i += 8)
+                    transpose8x8(x + (j0 + jj) * w + i, w, c ? c + j0 + jj : nullptr, dst + i * block_k + jj, block_k);
+                for (; i < w; ++i)
+                    for (std::size_t t = jj; t < jj + 8; ++t)
+                        dst[i * block_k + t] = c ? x[(j0 + t) * w + i] * c[j0 + t] : x[(j0 + t) * w + i];
+            }
+#endif
+        for (; jj < nj; ++jj) {
+            const T* src = x + (j0 + jj) * w;
+            const T cj = c ? c[j0 + jj] : T(1);
+            for (std::size_t i = 0; i < w; ++i) dst[i * block_k + jj] = c ? src[i] * cj : src[i];
+        }
+    };
+    kernels::parallel_for(0, BH, packing_grain(Tq + Tk, d + dv), [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t bh = lo; bh < hi; ++bh) {
+            const std::size_t b = bh / P.H;
+            const T* qh = q.data() + bh * Tq * d;
+            const T* kh = k.data() + bh * Tk * d;
+            const T* vh = v.data() + bh * Tk * dv;
+            T* qinv = P.cosine ? P.qinv.data() + bh * Tq : nullptr;
+            T* kinv = P.cosine ? P.kinv.data() + bh * Tk : nullptr;
+            if (P.cosine && !reuse) {
+                for (std::size_t i = 0; i < Tq; ++i)
+                    qinv[i] = T(1) / std::sqrt(rows::dot(qh + i * d, qh + i * d, d) + eps2);
+                for (std::size_t j = 0; j < Tk; ++j)
+                    kinv[j] = T(1) / std::sqrt(rows::dot(kh + j * d, kh + j * d, d) + eps2);
+            }
+            for (std::size_t i = 0; i < Tq && !reuse; ++i) {
+                const T* src = qh + i * d;
+                if (P.cosine) {
+                    T* dst = P.Qp.data() + (bh * Tq + i) * dp;
+                    pack_row(src, d, dp, qinv[i], true, dst);
+                    src = dst;
+                }
+                pack_row(src, d, dp, P.srow[b * Tq + i], true, P.Qs.data() + (bh * Tq + i) * dp);
+            }
+            for (std::size_t kb = 0; kb < P.nkb; ++kb) {
+                const std::size_t j0 = kb * block_k, nj = std::min(block_k, Tk - j0);
+                if (!reuse) pack_block_t(kh, d, j0, nj, kinv, P.Kt.data() + (bh * P.nkb + kb) * d * block_k);
+                if (backward) pack_block_t(vh, dv, j0, nj, nullptr, P.Vt.data() + (bh * P.nkb + kb) * dv * block_k);
+            }
+            for (std::size_t j = 0; j < Tk; ++j) {
+                if (copy_v) pack_row(vh + j * dv, dv, dvp, T(1), false, P.Vp.data() + (bh * Tk + j) * dvp);
+                if (copy_k)
+                    pack_row(kh + j * d, d, dp, P.cosine ? kinv[j] : T(1), P.cosine, P.Kp.data() + (bh * Tk + j) * dp);
+            }
+        }
+    });
+    auto& r = P.packed_for;
+    r.q = q.data();
+    r.k = k.data();
+    r.v = v.data();
+    std::copy(q.shape().begin(), q.shape().end(), r.qs.begin());
+    std::copy(k.shape().begin(), k.shape().end(), r.ks.begin());
+    std::copy(v.shape().begin(), v.shape().end(), r.vs.begin());
+    r.o = o;
+    r.valid = true;
+}
+
+}  // namespace exprgrad::ops::detail::attention
