@@ -27,7 +27,7 @@
 
 #include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/ops/deer.hpp>
-#include <exprgrad/ops/deer_instance.hpp>
+#include "deer_instance.hpp"
 #include <exprgrad/ops/scan.hpp>
 
 using namespace exprgrad;
@@ -39,7 +39,7 @@ struct problem {
     std::size_t n, T, B;
     xt::xarray<float> A, u, y0;
     problem(std::size_t n_, std::size_t T_, std::size_t B_) : n(n_), T(T_), B(B_) {
-        A = deer_instance::matrix<float>(n, 0.5);
+        A = tools::deer_instance::matrix<float>(n, 0.5);
         u = xt::xarray<float>::from_shape({B, T, n});
         for (std::size_t b = 0; b < B; ++b)
             for (std::size_t t = 0; t < T; ++t)
@@ -120,7 +120,7 @@ void bm_seq_hand(benchmark::State& st) {
 void bm_seq_cell(benchmark::State& st) {
     const problem p(std::size_t(st.range(0)), std::size_t(st.range(1)), std::size_t(st.range(2)));
     kernels::set_num_threads(std::size_t(st.range(3)));
-    const auto cell = make_cell(deer_instance::cell_expr, p.A);
+    const auto cell = make_cell(tools::deer_instance::cell_expr, p.A);
     deer_solver<std::remove_cv_t<decltype(cell)>> s;
     for (auto _ : st) benchmark::DoNotOptimize(s.sequential(cell, p.y0, p.u).data());
     put_model(st, p, seq_model(p));
@@ -130,7 +130,7 @@ void bm_seq_cell(benchmark::State& st) {
 void bm_deer(benchmark::State& st, deer_method m) {
     const problem p(std::size_t(st.range(0)), std::size_t(st.range(1)), std::size_t(st.range(2)));
     kernels::set_num_threads(std::size_t(st.range(3)));
-    const auto cell = make_cell(deer_instance::cell_expr, p.A);
+    const auto cell = make_cell(tools::deer_instance::cell_expr, p.A);
     deer_solver<std::remove_cv_t<decltype(cell)>> s;
     deer_options o;
     o.method = m;

@@ -16,7 +16,7 @@
 
 #include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/ops/deer.hpp>
-#include <exprgrad/ops/deer_instance.hpp>
+#include "deer_instance.hpp"
 
 using namespace exprgrad;
 
@@ -26,7 +26,7 @@ struct problem {
     long n, T, B;
     xt::xarray<float> A, u, y0;
     problem(long n_, long T_, long B_) : n(n_), T(T_), B(B_) {
-        A = deer_instance::matrix<float>(std::size_t(n), 0.5);
+        A = tools::deer_instance::matrix<float>(std::size_t(n), 0.5);
         u = xt::xarray<float>::from_shape({std::size_t(B), std::size_t(T), std::size_t(n)});
         for (long b = 0; b < B; ++b)
             for (long t = 0; t < T; ++t)
@@ -117,7 +117,7 @@ void bm_deer(benchmark::State& st, deer_method m) {
     problem p(st.range(0), st.range(1), st.range(2));
     const bool dense = m == deer_method::newton;
     if (skip(st, p, dense)) return;
-    auto cell = make_cell(deer_instance::cell_expr, p.A);
+    auto cell = make_cell(tools::deer_instance::cell_expr, p.A);
     deer_solver<decltype(cell)> s;
     deer_options o;
     o.method = m;

@@ -1,5 +1,5 @@
 // `exprgrad deer`: the iteration counts of the DEER variants on the notes' deterministic instance
-// (ops/deer_instance.hpp; docs/deer.md explains the output). Flags → deer_settings → solve → printed lines.
+// (src/tools/deer_instance.hpp; docs/deer.md explains the output). Flags → deer_settings → solve → printed lines.
 #include "deer.hpp"
 
 #include <chrono>
@@ -16,7 +16,7 @@
 
 #include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/ops/deer.hpp>
-#include <exprgrad/ops/deer_instance.hpp>
+#include "deer_instance.hpp"
 
 #include "cli_options.hpp"
 
@@ -69,8 +69,8 @@ deer_result solve(const deer_settings& s) {
     deer_result out{};
     out.tol = std::is_same_v<T, double> ? 1e-10 : 1e-5;
     auto t0 = std::chrono::steady_clock::now();
-    const auto cell = ops::deer_instance::cell<T>(s.n, s.g);
-    const auto u = ops::deer_instance::inputs<T>(s.n, s.T);
+    const auto cell = tools::deer_instance::cell<T>(s.n, s.g);
+    const auto u = tools::deer_instance::inputs<T>(s.n, s.T);
     const xt::xarray<T> y0 = xt::zeros<T>({s.n});
     out.t_setup = seconds_since(t0);
 

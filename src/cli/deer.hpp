@@ -6,7 +6,7 @@
 namespace exprgrad::cli {
 
 /// `exprgrad deer --n N --T T --g G --method newton|quasi|jacobi|fixed_a|sech_u [--dtype f64|f32] [--cap K]
-/// [--guard]`: runs the instance of ops/deer_instance.hpp (A_ij = g·sin(0.37(i+1)(j+2) + 0.5)/√n,
+/// [--guard]`: runs the instance of src/tools/deer_instance.hpp (A_ij = g·sin(0.37(i+1)(j+2) + 0.5)/√n,
 /// u_{t,i} = sin(0.1t + i), x_t = tanh(A x_{t−1} + u_t)) from the zero guess until the max abs error against
 /// the sequential evaluation is below 1e-10 (f64) / 1e-5 (f32) or the cap (default T). Prints `iterations: K`,
 /// `max_abs_error: E`, `converged: yes|no`, `overflow at K` / `fallback: yes` where they apply, and the wall

@@ -18,7 +18,7 @@
 
 #include "exprgrad/check/vjp_check.hpp"
 #include "exprgrad/ops/deer.hpp"
-#include "exprgrad/ops/deer_instance.hpp"
+#include "deer_instance.hpp"
 #include "exprgrad/random.hpp"
 
 using namespace exprgrad;
@@ -50,8 +50,8 @@ xt::xarray<T> rand_array(std::vector<std::size_t> shape, rng& g, double lo, doub
 // max |Y^(k) − Y_seq| < 1e-10 (the notes' rule). Returns the count, or `overflow` when an iterate
 // became non-finite first (no guard).
 int notes_count(std::size_t n, std::size_t T, double g, deer_method m) {
-    const auto cell = deer_instance::cell<double>(n, g);
-    const auto u = deer_instance::inputs<double>(n, T);
+    const auto cell = tools::deer_instance::cell<double>(n, g);
+    const auto u = tools::deer_instance::inputs<double>(n, T);
     const xt::xarray<double> y0 = xt::zeros<double>({n});
     const auto ref = deer_sequential(cell, y0, u);
     deer_options o;
@@ -147,10 +147,10 @@ TEST_CASE("notes §3.7: T-bound on the chaotic instance n=8, T=30, g=3") {
 
 TEST_CASE("notes §3.7: tiny gradient reference (n=2, T=5, g=1)") {
     const std::size_t n = 2, T = 5;
-    const auto cell = deer_instance::cell<double>(n, 1.0);
+    const auto cell = tools::deer_instance::cell<double>(n, 1.0);
     CHECK(cell.params[0](0, 0) == doctest::Approx(0.6687702795).epsilon(1e-9));
     CHECK(cell.params[0](1, 1) == doctest::Approx(0.2893581143).epsilon(1e-9));
-    const auto u = deer_instance::inputs<double>(n, T);
+    const auto u = tools::deer_instance::inputs<double>(n, T);
     const xt::xarray<double> y0 = xt::zeros<double>({n});
     const auto r = deer_solve(cell, y0, u);
     CHECK(r.report.converged);
@@ -319,8 +319,8 @@ TEST_CASE("gradcheck of deer_vjp (central differences): tanh RNN and GRU, batche
 
 TEST_CASE("fallback: not converged within the cap gives the sequential trajectory and says so") {
     const std::size_t n = 8, T = 1000;
-    const auto cell = deer_instance::cell<double>(n, 1.0);
-    const auto u = deer_instance::inputs<double>(n, T);
+    const auto cell = tools::deer_instance::cell<double>(n, 1.0);
+    const auto u = tools::deer_instance::inputs<double>(n, T);
     const xt::xarray<double> y0 = xt::zeros<double>({n});
     const auto ref = deer_sequential(cell, y0, u);
     deer_options o;
@@ -340,8 +340,8 @@ TEST_CASE("fallback: not converged within the cap gives the sequential trajector
 
 TEST_CASE("overflow: fixed_a on n=8, T=1000, g=2 overflows without the guard; the guard keeps it finite") {
     const std::size_t n = 8, T = 1000;
-    const auto cell = deer_instance::cell<double>(n, 2.0);
-    const auto u = deer_instance::inputs<double>(n, T);
+    const auto cell = tools::deer_instance::cell<double>(n, 2.0);
+    const auto u = tools::deer_instance::inputs<double>(n, T);
     const xt::xarray<double> y0 = xt::zeros<double>({n});
     const auto ref = deer_sequential(cell, y0, u);
     deer_options o;
@@ -422,8 +422,8 @@ TEST_CASE("guard on a diverging cell: a clipped iterate is not convergence; the 
     // The guard that acts only on early iterates still converges to the true trajectory (newton from zero on the
     // notes' instance with g = 2: far from the solution its iterates are huge).
     const std::size_t n = 8, T = 200;
-    const auto cell = deer_instance::cell<double>(n, 2.0);
-    const auto u = deer_instance::inputs<double>(n, T);
+    const auto cell = tools::deer_instance::cell<double>(n, 2.0);
+    const auto u = tools::deer_instance::inputs<double>(n, T);
     const xt::xarray<double> y0 = xt::zeros<double>({n});
     deer_options o;
     o.guard = true;
@@ -434,7 +434,7 @@ TEST_CASE("guard on a diverging cell: a clipped iterate is not convergence; the 
 }
 
 TEST_CASE("deer: shape errors name the shapes") {
-    const auto cell = deer_instance::cell<double>(3, 1.0);
+    const auto cell = tools::deer_instance::cell<double>(3, 1.0);
     CHECK_THROWS_AS(deer_solve(cell, xt::zeros<double>({3}), xt::zeros<double>({2, 4, 3})), std::invalid_argument);
     CHECK_THROWS_AS(deer_solve(cell, xt::zeros<double>({2, 3}), xt::zeros<double>({3, 4, 3})), std::invalid_argument);
     // the cell's output [rows, 3] cannot be a state of size 2

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Runs the built `exprgrad deer` and checks its printed `iterations:`, `max_abs_error:` and `converged:` lines
-against an independent evaluation in Python of the same instance (ops/deer_instance.hpp:
+against an independent evaluation in Python of the same instance (src/tools/deer_instance.hpp:
 A_ij = g sin(0.37 (i+1)(j+2) + 0.5)/sqrt(n), u_{t,i} = sin(0.1 t + i), x_t = tanh(A x_{t-1} + u_t), x_0 = 0)
 and of the same five iterations (ops/deer.hpp: newton, quasi, jacobi, fixed_a, sech_u from the zero iterate,
 stopping when the max abs error against the sequential loop is below 1e-10), then its refusals.

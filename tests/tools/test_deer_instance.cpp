@@ -1,4 +1,4 @@
-// The DEER test instance's builders (ops/deer_instance.hpp) check their element counts: issue #16's segfault was
+// The DEER test instance's builders (src/tools/deer_instance.hpp) check their element counts: issue #16's segfault was
 // `exprgrad deer --n 4294967296`, where n·n wrapped to 0 and the fill loop wrote past a tiny array.
 #include <doctest/doctest.h>
 
@@ -7,10 +7,11 @@
 #include <limits>
 #include <stdexcept>
 
-#include <exprgrad/ops/deer_instance.hpp>
+#include "deer_instance.hpp"
 
 using namespace exprgrad;
 using namespace exprgrad::ops;
+using namespace exprgrad::tools;
 
 TEST_CASE("the instance builders refuse element counts that overflow std::size_t") {
     const std::size_t big = std::size_t{1} << 32;  // big·big = 2^64 wraps to 0

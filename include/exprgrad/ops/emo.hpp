@@ -41,6 +41,7 @@
 #include "exprgrad/kernels/blas.hpp"
 #include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/kernels/row_norms.hpp"
+#include "exprgrad/ops/emo_options.hpp"
 #include "exprgrad/sym/batch_exp.hpp"
 #include "exprgrad/sym/expr.hpp"
 #include "exprgrad/tensors/graph.hpp"
@@ -48,18 +49,6 @@
 #include "exprgrad/tensors/shape.hpp"
 
 namespace exprgrad::ops {
-
-/// How EMO combines with cross-entropy (see the top of ops/emo.hpp).
-enum class emo_objective { ce, emo, mode1, mode1_capped, mode2 };
-
-/// Options of emo_loss. Checked on every call (std::invalid_argument naming the option and its value):
-/// objective one of the five enumerators; cap ≥ 0 or +inf (NaN, which would silently mean no cap, and
-/// negative values, which would flip the EMO term's sign, are refused), checked whatever the objective.
-struct emo_options {
-    emo_objective objective = emo_objective::mode1;
-    long ignore_index = -100;
-    double cap = 3.0;  ///< the weight cap of mode1_capped: ≥ 0 or +inf (+inf: mode1)
-};
 
 /// The loss, its gradient with respect to the logits, and the mean CE and EMO of the counted positions.
 template <class T>

@@ -1,6 +1,6 @@
 // The deterministic DEER test instance (DEER: https://kexue.fm/archives/9783, Lim et al., ICLR 2024; the
 // instance and its iteration counts: docs/deer.md), shared by the tests, the `exprgrad deer` command and the
-// benchmark:
+// benchmark. Research tooling: in exprgrad_tools, not installed.
 //   A_ij = g·sin(0.37·(i+1)·(j+2) + 0.5)/√n,  u_{t,i} = sin(0.1·t + i) (t = 1..T, 0-based i, j),
 //   x_0 = 0,  x_t = tanh(A x_{t−1} + u_t).
 #pragma once
@@ -13,9 +13,9 @@
 
 #include <xtensor/xarray.hpp>
 
-#include "exprgrad/ops/deer.hpp"
+#include <exprgrad/ops/deer.hpp>
 
-namespace exprgrad::ops {
+namespace exprgrad::tools {
 
 namespace detail {
 /// a·b, or std::length_error naming `what` when the element count does not fit in std::size_t
@@ -59,8 +59,8 @@ xt::xarray<T> inputs(std::size_t n, std::size_t steps) {
 /// The instance's cell bound to A.
 template <class T>
 auto cell(std::size_t n, double g) {
-    return make_cell(cell_expr, matrix<T>(n, g));
+    return ops::make_cell(cell_expr, matrix<T>(n, g));
 }
 
 }  // namespace deer_instance
-}  // namespace exprgrad::ops
+}  // namespace exprgrad::tools
