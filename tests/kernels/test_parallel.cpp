@@ -1,4 +1,4 @@
-// The thread pool (tensor/parallel.hpp) called directly: the partition, exceptions, nested regions,
+// The thread pool (kernels/parallel.hpp) called directly: the partition, exceptions, nested regions,
 // changing the thread count, and the refusal of thread counts the machine cannot have.
 #include <doctest/doctest.h>
 
