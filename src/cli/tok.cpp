@@ -177,8 +177,9 @@ void register_tok(CLI::App& app) {
         "characters print as one piece); jieba the jieba-compatible mode (jieba.cut(text, HMM=False) on Han runs).");
     encode->callback([s] {
         const unigram_model m = load(*s);
-        stream_lines("encode",
-                     [&](const std::string& line, buffered_stdout& out) { out.line(formatted(m, line, m.encode_spans(line))); });
+        stream_lines("encode", [&](const std::string& line, buffered_stdout& out) {
+            out.line(formatted(m, line, m.encode_spans(line)));
+        });
     });
 
     CLI::App* sample = tok->add_subcommand("sample", "Random segmentations of each stdin line");
@@ -229,7 +230,8 @@ void register_tok(CLI::App& app) {
 
     CLI::App* decode = tok->add_subcommand("decode", "Bytes of each stdin line of pieces (the inverse of encode)");
     decode->callback([] {
-        stream_lines("decode", [&](const std::string& line, buffered_stdout& out) { out.line(text::parse_pieces(line)); });
+        stream_lines("decode",
+                     [&](const std::string& line, buffered_stdout& out) { out.line(text::parse_pieces(line)); });
     });
 
     CLI::App* train = tok->add_subcommand("train", "Train a unigram vocabulary (EM + pruning) on text files or stdin");

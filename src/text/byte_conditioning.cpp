@@ -107,7 +107,7 @@ std::pair<double, double> prefix_conditioner::cost(std::string_view prompt) cons
 }
 
 std::vector<double> prefix_conditioner::log_q(const next_piece_log_probs& next, std::span<const piece_id> context,
-                                             const char* who) const {
+                                              const char* who) const {
     std::vector<double> lp = next(context);
     const std::size_t V = allowed_.size();
     if (lp.size() != V) {
@@ -206,8 +206,8 @@ prefix_conditioning prefix_conditioner::condition(std::string_view prompt, const
     return out;
 }
 
-std::array<double, next_byte_outcomes> prefix_conditioner::next_byte_distribution(std::string_view prompt,
-                                                                                 const next_piece_log_probs& next) const {
+std::array<double, next_byte_outcomes> prefix_conditioner::next_byte_distribution(
+    std::string_view prompt, const next_piece_log_probs& next) const {
     const auto [nodes, exact_end] = cost(prompt);
     if (nodes + exact_end > static_cast<double>(options_.max_model_calls)) {
         char b[400];
@@ -248,7 +248,7 @@ std::array<double, next_byte_outcomes> prefix_conditioner::next_byte_distributio
 }
 
 prefix_generation prefix_conditioner::generate(std::string_view prompt, const next_piece_log_probs& next, rng& gen,
-                                             const prefix_generation_options& generation) const {
+                                               const prefix_generation_options& generation) const {
     const prefix_conditioning c = condition(prompt, next);
     prefix_generation out;
     out.model_calls = c.model_calls;

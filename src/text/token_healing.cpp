@@ -75,8 +75,8 @@ std::size_t token_healer::backoff(std::span<const piece_id> ids, std::size_t max
         tail = model_->vocab().at(ids[ids.size() - j]).text + tail;
         // A proper prefix of some piece: some piece starts with tail and is longer.
         const auto c = pieces_starting_with(tail);
-        const bool proper = std::any_of(
-            c.begin(), c.end(), [&](piece_id id) { return model_->vocab()[id].text.size() > tail.size(); });
+        const bool proper =
+            std::any_of(c.begin(), c.end(), [&](piece_id id) { return model_->vocab()[id].text.size() > tail.size(); });
         if (proper) best = j;
     }
     return best;
@@ -107,13 +107,13 @@ std::vector<double> token_healer::renormalize(std::span<const double> logp, std:
 }
 
 healing_result token_healer::heal(std::string_view prompt, const next_piece_log_probs& next, rng& gen,
-                                const healing_options& options) const {
+                                  const healing_options& options) const {
     const std::vector<piece_id> ids = model_->encode(prompt);
     return heal_ids(ids, next, gen, options);
 }
 
 healing_result token_healer::heal_ids(std::span<const piece_id> ids, const next_piece_log_probs& next, rng& gen,
-                                    const healing_options& options) const {
+                                      const healing_options& options) const {
     const vocabulary& vocab = model_->vocab();
     healing_result result;
     result.context.assign(ids.begin(), ids.end());

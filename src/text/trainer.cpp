@@ -226,7 +226,8 @@ class trainer {
         // Viterbi counts.
         std::vector<double> freq(model.size(), 0.0);
         for (const auto& [w, c] : words_) {
-            for (const piece_span& s : model.encode_spans(w)) freq[static_cast<std::size_t>(s.id)] += static_cast<double>(c);
+            for (const piece_span& s : model.encode_spans(w))
+                freq[static_cast<std::size_t>(s.id)] += static_cast<double>(c);
         }
         double sum = 0;
         for (std::size_t i = 0; i < cands_.size(); ++i) sum += freq[4 + i];

@@ -207,7 +207,8 @@ struct lattice_walker {
 namespace {
 
 // Follows from/via back from n.
-std::vector<piece_span> backtrack(std::size_t n, const std::vector<std::uint32_t>& from, const std::vector<piece_id>& via) {
+std::vector<piece_span> backtrack(std::size_t n, const std::vector<std::uint32_t>& from,
+                                  const std::vector<piece_id>& via) {
     std::vector<piece_span> out;
     for (std::size_t e = n; e > 0;) {
         const std::uint32_t s = from[e];
@@ -253,8 +254,8 @@ std::vector<piece_span> viterbi_forward(const lattice_walker<M>& w) {
 // the stored float; the winner is stored rounded to float. The unknown-character candidate is float + float
 // (unk_score_ and the best score are both float), compared in float. Ties (equal values) keep the earlier
 // candidate, i.e. the longest last piece.
-std::vector<piece_span> viterbi_sentencepiece(const lattice_walker<mode::sentencepiece>& w, const std::vector<float>& scores,
-                                        float unknown) {
+std::vector<piece_span> viterbi_sentencepiece(const lattice_walker<mode::sentencepiece>& w,
+                                              const std::vector<float>& scores, float unknown) {
     auto& sc = scratch();
     auto& best = sc.fwd32;
     best.assign(w.n + 1, 0.0f);
@@ -545,8 +546,7 @@ std::vector<scored_segmentation> nbest_impl(const lattice_walker<M>& w, std::siz
 
 }  // namespace
 
-unigram_model::unigram_model(vocabulary vocab, model_options options)
-    : vocab_(std::move(vocab)), options_(options) {
+unigram_model::unigram_model(vocabulary vocab, model_options options) : vocab_(std::move(vocab)), options_(options) {
     if (!std::isfinite(options_.fallback_penalty)) {
         throw std::invalid_argument("unigram_model: fallback_penalty is not finite");
     }
@@ -695,7 +695,7 @@ double unigram_model::log_partition(std::string_view text, double alpha) const {
 }
 
 lattice_stats unigram_model::analyze(std::string_view text, double alpha, std::span<double> accumulate,
-                                   double weight) const {
+                                     double weight) const {
     check_alpha(alpha, "analyze", false);
     check_length(text);
     if (!accumulate.empty() && accumulate.size() != vocab_.size()) {

@@ -277,11 +277,12 @@ loaded_vocabulary parse_spm(std::string_view content, const std::string& name) {
     for (std::size_t i = 0; i < lines.size(); ++i) {
         const auto fields = split(lines[i], '\t');
         if (fields.size() != 2) {
-            throw vocabulary_file_error(name, i + 1,
-                                      "expected 'piece<TAB>score', found " +
-                                          (fields.size() == 1 ? std::string("no tab")
-                                                              : std::to_string(fields.size()) + " tab-separated fields") +
-                                          " in " + quote(lines[i]));
+            throw vocabulary_file_error(
+                name, i + 1,
+                "expected 'piece<TAB>score', found " +
+                    (fields.size() == 1 ? std::string("no tab")
+                                        : std::to_string(fields.size()) + " tab-separated fields") +
+                    " in " + quote(lines[i]));
         }
         double score;
         if (!parse_double(fields[1], score)) {
@@ -326,8 +327,8 @@ loaded_vocabulary parse_jieba(std::string_view content, const std::string& name)
         const auto fields = split(line, ' ');
         if (fields.size() < 2 || fields.size() > 3) {
             throw vocabulary_file_error(name, i + 1,
-                                      "expected 'word freq [tag]' separated by single spaces, found " +
-                                          std::to_string(fields.size()) + " fields in " + quote(line));
+                                        "expected 'word freq [tag]' separated by single spaces, found " +
+                                            std::to_string(fields.size()) + " fields in " + quote(line));
         }
         if (fields[0].empty()) throw vocabulary_file_error(name, i + 1, "empty word");
         if (!is_valid_utf8(fields[0])) throw vocabulary_file_error(name, i + 1, "word is not valid UTF-8");
@@ -355,9 +356,9 @@ loaded_vocabulary parse_jieba(std::string_view content, const std::string& name)
     }
     if (!(total > 0)) {
         throw vocabulary_file_error(name, lines.size(),
-                                  "the total frequency of the " + std::to_string(lines.size()) +
-                                      " lines is 0 (every word has frequency 0): jieba's probabilities "
-                                      "freq / total are undefined");
+                                    "the total frequency of the " + std::to_string(lines.size()) +
+                                        " lines is 0 (every word has frequency 0): jieba's probabilities "
+                                        "freq / total are undefined");
     }
     loaded_vocabulary out;
     out.vocab = vocabulary::with_specials();
@@ -403,8 +404,8 @@ loaded_vocabulary parse_vocabulary(std::string_view content, vocab_format format
         const std::size_t line_start = lf == std::string_view::npos ? 0 : lf + 1;
         const auto line = 1 + static_cast<std::size_t>(std::count(content.begin(), content.begin() + nul, '\n'));
         throw vocabulary_file_error(n, line,
-                                  "NUL byte at column " + std::to_string(nul - line_start + 1) +
-                                      " (a vocabulary is UTF-8 text: a binary file, or UTF-16?)");
+                                    "NUL byte at column " + std::to_string(nul - line_start + 1) +
+                                        " (a vocabulary is UTF-8 text: a binary file, or UTF-16?)");
     }
     // A UTF-8 byte-order mark (as Windows editors write) is not part of the first line, in every format.
     if (content.substr(0, 3) == "\xef\xbb\xbf") content.remove_prefix(3);
@@ -432,13 +433,15 @@ loaded_vocabulary load_vocabulary(const std::string& path, vocab_format format) 
         ~fd_closer() { ::close(fd); }
     } closer{fd};
     struct stat st {};
-    if (::fstat(fd, &st) != 0) throw vocabulary_file_error(path, 0, std::string("cannot stat: ") + std::strerror(errno));
+    if (::fstat(fd, &st) != 0)
+        throw vocabulary_file_error(path, 0, std::string("cannot stat: ") + std::strerror(errno));
     if (S_ISDIR(st.st_mode)) throw vocabulary_file_error(path, 0, "is a directory, not a vocabulary file");
     // Devices and pipes are read too (process substitution), but never without end: /dev/zero stops at its
     // first chunk (a NUL, which parse_vocabulary reports with its line), an endless text stream at the cap.
     constexpr std::size_t max_bytes = std::size_t{1} << 30;
     const auto too_big = [&] {
-        return vocabulary_file_error(path, 0, "larger than 1 GiB: not a vocabulary file (a device or an endless stream?)");
+        return vocabulary_file_error(path, 0,
+                                     "larger than 1 GiB: not a vocabulary file (a device or an endless stream?)");
     };
     if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) > max_bytes) throw too_big();
     std::string content;

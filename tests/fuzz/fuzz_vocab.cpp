@@ -24,8 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     using namespace exprgrad::text;
     if (size == 0) return 0;
     const vocab_format format = data[0] % 3 == 0   ? vocab_format::native
-                               : data[0] % 3 == 1 ? vocab_format::sentencepiece
-                                                  : vocab_format::jieba;
+                                : data[0] % 3 == 1 ? vocab_format::sentencepiece
+                                                   : vocab_format::jieba;
     const std::string_view all(reinterpret_cast<const char*>(data) + 1, size - 1);
     const std::size_t sep = all.find(std::string_view("\xff\x00", 2));
     const std::string_view content = sep == std::string_view::npos ? all : all.substr(0, sep);

@@ -26,7 +26,7 @@ using PieceScores = std::vector<std::pair<std::string, double>>;
 // penalty. The reference tables of the notes assume a lattice of the listed pieces only, which is what the
 // native mode gives for every text those pieces can segment (byte-fallback edges exist only otherwise).
 inline unigram_model make_model(const PieceScores& pieces, model_options options = {},
-                               double penalty = model_options{}.fallback_penalty) {
+                                double penalty = model_options{}.fallback_penalty) {
     vocabulary v = vocabulary::with_specials();
     for (const auto& [text, score] : pieces) v.add(text, score);
     options.fallback_penalty = penalty;

@@ -312,8 +312,8 @@ TEST_CASE("the tractability bound: refused before any call, naming the option an
     CHECK_THROWS_WITH_AS(big.next_byte_distribution("abab", counting), doctest::Contains("max_model_calls = 7"),
                          std::length_error);
     // A bad end piece.
-    CHECK_THROWS_WITH_AS(prefix_conditioner(m, {.end_piece = 4}), doctest::Contains("end_piece must be a control piece"),
-                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(prefix_conditioner(m, {.end_piece = 4}),
+                         doctest::Contains("end_piece must be a control piece"), std::invalid_argument);
 }
 
 TEST_CASE("generation: starts with the prompt, greedy takes the most probable path, seeds reproduce") {

@@ -15,8 +15,8 @@
 using exprgrad::rng;
 using exprgrad::text::mode;
 using exprgrad::text::model_options;
-using exprgrad::text::sampler;
 using exprgrad::text::piece_span;
+using exprgrad::text::sampler;
 using exprgrad::text::unigram_model;
 using namespace text_test;
 

@@ -124,7 +124,8 @@ TEST_CASE("malformed native files name the line and the problem; nothing is half
     expect_error("exprgrad-unigram\tversion=1\tpieces=x\n" + specials, vocab_format::native, 1, "not a count");
     expect_error("exprgrad-unigram\tversion=1\tpieces=4\tcolour=red\n" + specials, vocab_format::native, 1,
                  "unknown header field");
-    expect_error(header(6) + specials + "normal\t-1\tab\n", vocab_format::native, 7, "announces 6 pieces");  // truncated
+    expect_error(header(6) + specials + "normal\t-1\tab\n", vocab_format::native, 7,
+                 "announces 6 pieces");  // truncated
     expect_error(header(5) + specials + "normal\t-1\tab\nnormal\t-1\tcd\n", vocab_format::native, 7, "announces 5");
     expect_error(header(5) + specials + "normal\t-1\n", vocab_format::native, 6, "expected 3 tab-separated fields");
     expect_error(header(5) + specials + "weird\t-1\tab\n", vocab_format::native, 6, "unknown kind");
@@ -250,8 +251,9 @@ TEST_CASE("a UTF-8 byte-order mark is skipped in every format, never glued to th
     const std::string spm = "\xe2\x96\x81the\t-3.5\nth\t-4.25\n";
     const std::string jieba = "ab 5\ncd 3 n\n";
     const std::string native = header(5) + specials + "normal\t-1\tab\n";
-    for (const auto& [text, format] : {std::pair{spm, vocab_format::sentencepiece}, std::pair{jieba, vocab_format::jieba},
-                                       std::pair{native, vocab_format::native}}) {
+    for (const auto& [text, format] :
+         {std::pair{spm, vocab_format::sentencepiece}, std::pair{jieba, vocab_format::jieba},
+          std::pair{native, vocab_format::native}}) {
         INFO(text);
         const loaded_vocabulary plain = parse_vocabulary(text, format), marked = parse_vocabulary(bom + text, format);
         CHECK(plain.vocab == marked.vocab);
@@ -302,11 +304,13 @@ TEST_CASE("unreadable paths, directories, NUL bytes, lines without tabs and huge
     expect_error("ab\t-1\nc\0d\t-2\n"s, vocab_format::sentencepiece, 2, "NUL byte at column 2");
     expect_error("ab 1\n\0"s, vocab_format::jieba, 2, "NUL byte at column 1");
     expect_error(header(5) + specials + "normal\t-1\ta\0b\n"s, vocab_format::native, 6, "NUL byte at column 12");
-    expect_error("\xff\xfe" "a\0\t\0"s, vocab_format::sentencepiece, 1, "UTF-16");  // UTF-16 with its BOM
+    expect_error(
+        "\xff\xfe"
+        "a\0\t\0"s,
+        vocab_format::sentencepiece, 1, "UTF-16");  // UTF-16 with its BOM
     // Lines without tabs.
     expect_error("ab\t-1\nno tab here\n", vocab_format::sentencepiece, 2, "found no tab in 'no tab here'");
-    expect_error(header(5) + specials + "normal -1 ab\n", vocab_format::native, 6,
-                 "found 1 in 'normal -1 ab'");
+    expect_error(header(5) + specials + "normal -1 ab\n", vocab_format::native, 6, "found 1 in 'normal -1 ab'");
     // A bad 10 MB line: the message quotes at most ~60 characters of it and says how long it was.
     const std::string huge(10u << 20, 'x');
     for (const auto& [content, format, line] :
@@ -436,9 +440,8 @@ TEST_CASE("empty paths, a format outside the enum, and numbers in messages stay 
     CHECK(message([] { exprgrad::text::load_vocabulary("/nonexistent", static_cast<vocab_format>(-1)); }) ==
           "vocabulary format must be native, sentencepiece or jieba, got the value -1");
     // a score of 1e308 was printed with 309 digits, and the message cut before the limit
-    const std::string big = message([] {
-        exprgrad::text::parse_vocabulary("<unk>\t0\na\t1e308\n", vocab_format::sentencepiece);
-    });
+    const std::string big =
+        message([] { exprgrad::text::parse_vocabulary("<unk>\t0\na\t1e308\n", vocab_format::sentencepiece); });
     CHECK(big.find("score 1e+308 is not a finite number in [-1e30, 1e30]") != std::string::npos);
     CHECK(big.size() < 200);
     // alpha beyond 1e200: "alpha = 1e+250 > 1e200", not 251 digits

@@ -70,7 +70,7 @@ struct covering_path {
 struct prefix_conditioning {
     std::vector<piece_id> head;           ///< h, the canonical pieces kept before the tail
     std::size_t tail_begin = 0;           ///< c, the tail's first byte in the prompt
-    std::vector<covering_path> paths;      ///< every covering path of positive probability, in forward order
+    std::vector<covering_path> paths;     ///< every covering path of positive probability, in forward order
     double log_prefix_probability = 0.0;  ///< log (1) = log P(text starts with the tail | h)
     std::size_t model_calls = 0;          ///< callback invocations made
 };
@@ -140,17 +140,18 @@ class prefix_conditioner {
     /// A step where every allowed piece has probability 0 ends the generation (ended stays false).
     /// Example: generate("The best way to predict the fut", next, gen, {.greedy = true, .min_new_bytes = 8}).
     prefix_generation generate(std::string_view prompt, const next_piece_log_probs& next, rng& gen,
-                              const prefix_generation_options& generation = {}) const;
+                               const prefix_generation_options& generation = {}) const;
 
   private:
     struct tail_split;
     tail_split split(std::string_view prompt) const;
     // The renormalized log q over the allowed pieces (−∞ elsewhere); all −∞ if nothing allowed has mass.
-    std::vector<double> log_q(const next_piece_log_probs& next, std::span<const piece_id> context, const char* who) const;
+    std::vector<double> log_q(const next_piece_log_probs& next, std::span<const piece_id> context,
+                              const char* who) const;
 
     const unigram_model* model_;
     prefix_conditioning_options options_;
-    token_healer index_;          // piece lookups by text (pieces starting with / prefixes of a string)
+    token_healer index_;         // piece lookups by text (pieces starting with / prefixes of a string)
     std::vector<char> allowed_;  // [V]: normal, byte, end_piece
 };
 

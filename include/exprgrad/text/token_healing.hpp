@@ -74,11 +74,11 @@ class token_healer {
     /// pieces restored (general). Throws std::invalid_argument if the callback returns a vector whose length
     /// is not V or contains NaN or +∞.
     healing_result heal(std::string_view prompt, const next_piece_log_probs& next, rng& gen,
-                       const healing_options& options = {}) const;
+                        const healing_options& options = {}) const;
 
     /// The same for a prompt already segmented into `ids`.
     healing_result heal_ids(std::span<const piece_id> ids, const next_piece_log_probs& next, rng& gen,
-                           const healing_options& options = {}) const;
+                            const healing_options& options = {}) const;
 
     /// Ids of the pieces whose text starts with `prefix` (the prefix itself included if it is a piece),
     /// in byte order of their texts.
@@ -96,7 +96,7 @@ class token_healer {
   private:
     const unigram_model* model_;
     std::vector<std::pair<std::string, piece_id>> sorted_;  // matchable pieces by text
-    prefix_matcher all_;                                     // matchable pieces, single bytes included
+    prefix_matcher all_;                                    // matchable pieces, single bytes included
 };
 
 }  // namespace exprgrad::text

@@ -144,7 +144,7 @@ class unigram_model {
     /// sampler (see sampler). Throws std::invalid_argument for NaN or +∞ α.
     std::vector<piece_id> sample(std::string_view text, double alpha, rng& gen, sampler how = sampler::reservoir) const;
     std::vector<piece_span> sample_spans(std::string_view text, double alpha, rng& gen,
-                                   sampler how = sampler::reservoir) const;
+                                         sampler how = sampler::reservoir) const;
 
     /// log Z(α) = log Σ_w exp(α · score(w)) over all segmentations w of `text` (natural log). The empty text
     /// has one (empty) segmentation: 0. α = 0 gives log(number of segmentations). Throws
@@ -201,7 +201,7 @@ class unigram_model {
 
     vocabulary vocab_;
     model_options options_;
-    prefix_matcher trie_;                  // normal pieces of two or more bytes
+    prefix_matcher trie_;                 // normal pieces of two or more bytes
     std::vector<double> scores_;          // [V], copies of the vocabulary's scores
     std::vector<float> scores_f32_;       // [V], the sentencepiece mode's float32 scores
     piece_id byte_id_[256] = {};          // the piece of each single byte

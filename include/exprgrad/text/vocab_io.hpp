@@ -31,7 +31,8 @@
 // Errors: malformed content throws vocabulary_file_error, whose message is "FILE:LINE: problem"; nothing is
 // returned or changed then. A field or line quoted in a problem is shortened to about 60 characters (then
 // "..." and its size in bytes), with control and stray bytes written \xHH, so a bad 10 MB line gives a short
-// message. A path that cannot be opened or read, or that is a directory, gives "FILE: problem" (no line). Writes are atomic: a temporary file in the same directory, fsync, rename.
+// message. A path that cannot be opened or read, or that is a directory, gives "FILE: problem" (no line). Writes are
+// atomic: a temporary file in the same directory, fsync, rename.
 #pragma once
 
 #include <cstddef>
