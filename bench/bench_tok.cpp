@@ -16,13 +16,13 @@
 
 namespace {
 
-using exprgrad::text::Sampler;
-using exprgrad::text::UnigramModel;
+using exprgrad::text::sampler;
+using exprgrad::text::unigram_model;
 
 struct Fixture {
     std::vector<std::string> lines;
     std::size_t bytes = 0;
-    std::unique_ptr<UnigramModel> model;
+    std::unique_ptr<unigram_model> model;
 };
 
 const Fixture& fixture() {
@@ -31,9 +31,9 @@ const Fixture& fixture() {
         x.lines = tok_bench::fortunes_lines();
         x.bytes = tok_bench::total_bytes(x.lines);
         if (x.lines.empty()) return x;
-        exprgrad::text::TrainOptions opt;
+        exprgrad::text::train_options opt;
         opt.vocab_size = 8000;
-        x.model = std::make_unique<UnigramModel>(exprgrad::text::train_unigram(x.lines, opt));
+        x.model = std::make_unique<unigram_model>(exprgrad::text::train_unigram(x.lines, opt));
         return x;
     }();
     return f;
@@ -60,7 +60,7 @@ BENCHMARK(BM_tok_encode)->Unit(benchmark::kMillisecond);
 void BM_tok_sample(benchmark::State& state) {
     if (!ready(state)) return;
     const auto& f = fixture();
-    const auto how = static_cast<Sampler>(state.range(0));
+    const auto how = static_cast<sampler>(state.range(0));
     exprgrad::rng gen(1);
     std::size_t pieces = 0;
     for (auto _ : state) {
@@ -68,12 +68,12 @@ void BM_tok_sample(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(pieces);
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * f.bytes));
-    state.SetLabel(how == Sampler::reservoir ? "reservoir" : how == Sampler::ffbs ? "ffbs" : "biased");
+    state.SetLabel(how == sampler::reservoir ? "reservoir" : how == sampler::ffbs ? "ffbs" : "biased");
 }
 BENCHMARK(BM_tok_sample)
-    ->Arg(static_cast<int>(Sampler::reservoir))
-    ->Arg(static_cast<int>(Sampler::ffbs))
-    ->Arg(static_cast<int>(Sampler::biased_sigmoid))
+    ->Arg(static_cast<int>(sampler::reservoir))
+    ->Arg(static_cast<int>(sampler::ffbs))
+    ->Arg(static_cast<int>(sampler::biased_sigmoid))
     ->Unit(benchmark::kMillisecond);
 
 void BM_tok_log_partition(benchmark::State& state) {

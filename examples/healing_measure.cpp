@@ -5,9 +5,9 @@
 // and training recipe as tiny_lm's defaults; only the steps are a flag), then cuts held-out lines at random
 // byte positions between two letters of a word (seeded) and continues each prompt greedily with
 //   none     the prompt's Viterbi pieces, unchanged;
-//   su       post 9762's one-piece rule (TokenHealer, HealingMode::su, greedy);
-//   general  the k-piece back-off (HealingMode::general, max_backoff 4, greedy);
-//   exact    exact conditioning on the prompt's bytes (PrefixConditioner, the last --backoff canonical
+//   su       post 9762's one-piece rule (token_healer, healing_mode::su, greedy);
+//   general  the k-piece back-off (healing_mode::general, max_backoff 4, greedy);
+//   exact    exact conditioning on the prompt's bytes (prefix_conditioner, the last --backoff canonical
 //            pieces marginalized; greedy = the most probable covering path, then argmax pieces).
 // A prompt counts as matched when the 8 bytes after it are the held-out line's next 8 bytes.
 //
@@ -95,7 +95,7 @@ struct outcome {
     std::vector<std::size_t> matched, refused, calls;     // refused/calls: the exact methods' (0 for others)
 };
 
-outcome evaluate(const settings& s, const text::UnigramModel& tok, tiny_lm::language_model& model,
+outcome evaluate(const settings& s, const text::unigram_model& tok, tiny_lm::language_model& model,
                  const std::vector<prompt_case>& prompts) {
     auto next = [&](std::span<const text::piece_id> ctx) {
         std::vector<std::int32_t> c(1, eos);  // a line starts after <eos>, as in training
@@ -103,30 +103,30 @@ outcome evaluate(const settings& s, const text::UnigramModel& tok, tiny_lm::lang
         return model.next_log_probs(c);
     };
     // Greedy continuation until match_bytes bytes follow the prompt: argmax over the normal and byte pieces and
-    // <eos> (lowest id on ties, as PrefixConditioner::generate), stopping at <eos>.
+    // <eos> (lowest id on ties, as prefix_conditioner::generate), stopping at <eos>.
     auto greedy = [&](std::vector<text::piece_id> ctx, std::string text, std::size_t prompt_size) {
         for (std::size_t i = 0; i < 4 * match_bytes && text.size() < prompt_size + match_bytes; ++i) {
             const std::vector<double> lp = next(ctx);
             std::size_t best = lp.size();
             for (std::size_t v = 0; v < lp.size(); ++v) {
-                const bool control = tok.vocabulary()[static_cast<text::piece_id>(v)].kind == text::PieceKind::control;
+                const bool control = tok.vocab()[static_cast<text::piece_id>(v)].kind == text::piece_kind::control;
                 if (control && v != static_cast<std::size_t>(eos)) continue;
                 if (best == lp.size() || lp[v] > lp[best]) best = v;
             }
             if (best == static_cast<std::size_t>(eos)) break;
             ctx.push_back(static_cast<text::piece_id>(best));
-            text += tok.vocabulary()[static_cast<text::piece_id>(best)].text;
+            text += tok.vocab()[static_cast<text::piece_id>(best)].text;
         }
         return text;
     };
-    const text::TokenHealer healer(tok);
+    const text::token_healer healer(tok);
     std::vector<std::size_t> backoffs{s.backoff};
     backoffs.insert(backoffs.end(), s.extra_backoffs.begin(), s.extra_backoffs.end());
-    std::vector<text::PrefixConditioner> conditioners;
+    std::vector<text::prefix_conditioner> conditioners;
     outcome o;
     o.names = {"none", "su", "general"};
     for (std::size_t i = 0; i < backoffs.size(); ++i) {
-        text::PrefixConditioningOptions co;
+        text::prefix_conditioning_options co;
         co.backoff_pieces = backoffs[i];
         co.max_model_calls = s.max_model_calls;
         co.end_piece = eos;
@@ -143,16 +143,16 @@ outcome evaluate(const settings& s, const text::UnigramModel& tok, tiny_lm::lang
         const std::vector<text::piece_id> ids = tok.encode(pc.prompt);
         std::vector<std::string> texts(M);
         texts[0] = greedy(ids, pc.prompt, pc.prompt.size());
-        for (const auto mode : {text::HealingMode::su, text::HealingMode::general}) {
-            text::HealingOptions ho;
+        for (const auto mode : {text::healing_mode::su, text::healing_mode::general}) {
+            text::healing_options ho;
             ho.mode = mode;
             ho.greedy = true;
-            const text::HealingResult h = healer.heal_ids(ids, next, gen, ho);
-            texts[mode == text::HealingMode::su ? 1 : 2] = greedy(h.context, pc.prompt + h.emitted, pc.prompt.size());
+            const text::healing_result h = healer.heal_ids(ids, next, gen, ho);
+            texts[mode == text::healing_mode::su ? 1 : 2] = greedy(h.context, pc.prompt + h.emitted, pc.prompt.size());
         }
         for (std::size_t i = 0; i < conditioners.size(); ++i) {
             try {
-                const text::PrefixGeneration g = conditioners[i].generate(
+                const text::prefix_generation g = conditioners[i].generate(
                     pc.prompt, next, gen,
                     {.greedy = true, .max_new_pieces = 4 * match_bytes, .min_new_bytes = match_bytes});
                 texts[3 + i] = g.text;
@@ -183,7 +183,7 @@ std::string tsv(const outcome& o, std::size_t prompts) {
 }
 
 struct trained {
-    text::UnigramModel tok;
+    text::unigram_model tok;
     std::unique_ptr<tiny_lm::language_model> model;
     std::vector<std::string> held;
 };
@@ -191,9 +191,9 @@ struct trained {
 trained train_model(const settings& s, const tiny_lm::model_config& base) {
     std::vector<std::string> train, held;
     tiny_lm::load_corpus(s.corpus_dir, s.max_corpus, train, held);
-    text::TrainOptions to;
+    text::train_options to;
     to.vocab_size = s.vocab_size;
-    text::UnigramModel tok = text::train_unigram(train, to);
+    text::unigram_model tok = text::train_unigram(train, to);
     tiny_lm::model_config mc = base;
     mc.vocab = tok.size();
     rng init_gen(s.seed), data(s.seed * 2 + 1), sampler(s.seed * 2 + 2);

@@ -1,7 +1,7 @@
 // Side by side with SentencePiece (libsentencepiece-dev 0.1.97, Debian): the same vocabulary, the same
 // text, one run. At start-up SentencePiece's trainer builds an 8000-piece unigram model on the English
 // fortunes (identity normalization, no dummy prefix; tok_corpus.hpp), its pieces and exact float scores
-// are imported into text::UnigramModel in the SentencePiece-compatible mode, and both encode (Viterbi) and
+// are imported into text::unigram_model in the SentencePiece-compatible mode, and both encode (Viterbi) and
 // sample at α = 0.1 (SentencePiece: SampleEncode with nbest_size = −1, i.e. exact FFBS). Built only with
 // -Dpeers=true. Reports bytes_per_second; results in docs/tokenizer.md.
 #include <benchmark/benchmark.h>
@@ -20,14 +20,14 @@
 
 namespace {
 
-using exprgrad::text::Sampler;
-using exprgrad::text::UnigramModel;
+using exprgrad::text::sampler;
+using exprgrad::text::unigram_model;
 
 struct Fixture {
     std::vector<std::string> lines;
     std::size_t bytes = 0;
     sentencepiece::SentencePieceProcessor spm;
-    std::unique_ptr<UnigramModel> ours;
+    std::unique_ptr<unigram_model> ours;
     std::string error;
 };
 
@@ -62,8 +62,8 @@ const Fixture& fixture() {
             std::snprintf(score, sizeof score, "%.9g", static_cast<double>(f.spm.GetScore(i)));
             vocab += f.spm.IdToPiece(i) + "\t" + score + "\n";
         }
-        auto loaded = exprgrad::text::parse_vocabulary(vocab, exprgrad::text::VocabFormat::sentencepiece, "spm8000");
-        f.ours = std::make_unique<UnigramModel>(std::move(loaded.vocabulary), loaded.options);
+        auto loaded = exprgrad::text::parse_vocabulary(vocab, exprgrad::text::vocab_format::sentencepiece, "spm8000");
+        f.ours = std::make_unique<unigram_model>(std::move(loaded.vocab), loaded.options);
         return true;
     }();
     (void)once;
@@ -123,7 +123,7 @@ BENCHMARK(BM_ours_encode)->Unit(benchmark::kMillisecond);
 void BM_ours_sample(benchmark::State& state) {
     if (!ready(state)) return;
     const auto& f = fixture();
-    const auto how = static_cast<Sampler>(state.range(0));
+    const auto how = static_cast<sampler>(state.range(0));
     exprgrad::rng gen(1);
     std::size_t pieces = 0;
     for (auto _ : state) {
@@ -131,11 +131,11 @@ void BM_ours_sample(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(pieces);
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * f.bytes));
-    state.SetLabel(how == Sampler::reservoir ? "reservoir" : "ffbs");
+    state.SetLabel(how == sampler::reservoir ? "reservoir" : "ffbs");
 }
 BENCHMARK(BM_ours_sample)
-    ->Arg(static_cast<int>(Sampler::reservoir))
-    ->Arg(static_cast<int>(Sampler::ffbs))
+    ->Arg(static_cast<int>(sampler::reservoir))
+    ->Arg(static_cast<int>(sampler::ffbs))
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -97,7 +97,7 @@ void load_corpus(const std::string& corpus_dir, std::size_t max_bytes, std::vect
     }
 }
 
-void make_batch(const exprgrad::text::UnigramModel& tok, const std::vector<std::string>& lines, std::size_t B,
+void make_batch(const exprgrad::text::unigram_model& tok, const std::vector<std::string>& lines, std::size_t B,
                 std::size_t T, double alpha, exprgrad::rng& data, exprgrad::rng& sampler,
                 xt::xarray<std::int32_t>& tokens, xt::xarray<std::int32_t>& targets, std::size_t& bytes) {
     tokens.resize({B, T});

@@ -295,14 +295,14 @@ struct held_out_set {
     double unigram_nats = 0;  // −Σ score of the same pieces: the tokenizer's own unigram model
 };
 
-held_out_set make_held_out(const text::UnigramModel& tok, const std::vector<std::string>& lines, std::size_t limit) {
+held_out_set make_held_out(const text::unigram_model& tok, const std::vector<std::string>& lines, std::size_t limit) {
     held_out_set h;
     h.stream.push_back(eos);
     for (const auto& l : lines) {
         if (h.bytes >= limit) break;
         for (text::piece_id id : tok.encode(l)) {
             h.stream.push_back(id);
-            h.unigram_nats -= tok.vocabulary()[id].score;
+            h.unigram_nats -= tok.vocab()[id].score;
         }
         h.stream.push_back(eos);
         h.bytes += l.size() + 1;
@@ -618,7 +618,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     // checkpoint records its checksum, so a tokenizer.txt from another run is refused).
     const double t0 = since();
     std::string vocab_text;
-    text::UnigramModel tok = [&] {
+    text::unigram_model tok = [&] {
         if (resuming) {
             auto text_read = read_run_file(vocab_file);
             if (!text_read) throw std::runtime_error(vocab_file.string() + ": cannot read the tokenizer of the checkpoint");
@@ -630,13 +630,13 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
                 throw std::runtime_error(vocab_file.string() + ": does not belong to the checkpoint (checksum " + now +
                                          ", the checkpoint records " + (saved ? *saved : std::string("none")) +
                                          "); it was rewritten by another run: start a fresh run without --resume");
-            auto loaded = text::parse_vocabulary(vocab_text, text::VocabFormat::native, vocab_file.string());
-            return text::UnigramModel(std::move(loaded.vocabulary), loaded.options);
+            auto loaded = text::parse_vocabulary(vocab_text, text::vocab_format::native, vocab_file.string());
+            return text::unigram_model(std::move(loaded.vocab), loaded.options);
         }
-        text::TrainOptions to;
+        text::train_options to;
         to.vocab_size = ro.vocab_size;
         auto m = text::train_unigram(train, to);
-        vocab_text = text::format_native(m.vocabulary(), m.options());
+        vocab_text = text::format_native(m.vocab(), m.options());
         text::write_file_atomically(vocab_file.string(), vocab_text);
         exprgrad::detail::fault_point("tokenizer_written");
         return m;
@@ -770,7 +770,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
             std::vector<double> lp = next(ctx);
             double mx = -INFINITY;
             for (std::size_t v = 0; v < lp.size(); ++v) {
-                const bool control = tok.vocabulary()[static_cast<text::piece_id>(v)].kind == text::PieceKind::control;
+                const bool control = tok.vocab()[static_cast<text::piece_id>(v)].kind == text::piece_kind::control;
                 lp[v] = control && v != static_cast<std::size_t>(eos) ? -INFINITY : lp[v] / temperature;
                 mx = std::max(mx, lp[v]);
             }
@@ -785,12 +785,12 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         }
         return out;
     };
-    text::TokenHealer healer(tok);
+    text::token_healer healer(tok);
     std::vector<std::array<std::string, 3>> samples;
     for (const auto& p : so.prompts) {
         const auto ids = tok.encode(p);
         const std::string plain = p + continue_from(std::vector<text::piece_id>(ids.begin(), ids.end()));
-        const text::HealingResult healed = healer.heal_ids(ids, next, gen_rng);
+        const text::healing_result healed = healer.heal_ids(ids, next, gen_rng);
         const std::string with = p + healed.emitted + continue_from(healed.context);
         std::printf("\nprompt: %s\n  without healing: %s\n  with healing:    %s\n", show(p).c_str(),
                     show(plain).c_str(), show(with).c_str());

@@ -24,8 +24,8 @@ namespace exprgrad::cli {
 
 namespace {
 
-using text::Span;
-using text::UnigramModel;
+using text::piece_span;
+using text::unigram_model;
 
 struct tok_settings {
     std::string vocab;
@@ -48,15 +48,15 @@ struct tok_settings {
 // A failure of the subcommand: run_main prints `exprgrad tok COMMAND: message` and exits 1.
 [[noreturn]] void fail(const std::string& message) { throw std::runtime_error(message); }
 
-UnigramModel load(const tok_settings& s) {
+unigram_model load(const tok_settings& s) {
     tools::check_input_file("--vocab", s.vocab);
     return text::load_model(s.vocab, text::parse_vocab_format(s.format));
 }
 
 // Buffered stdout; lines are written in large blocks.
-class Output {
+class buffered_stdout {
   public:
-    ~Output() { flush_quietly(); }
+    ~buffered_stdout() { flush_quietly(); }
     void line(std::string_view s) {
         buffer_.append(s);
         buffer_ += '\n';
@@ -79,7 +79,7 @@ template <class PerLine>
 void stream_lines(const std::string& command, PerLine&& per_line) {
     std::ios::sync_with_stdio(false);
     tools::check_stdin();
-    Output out;
+    buffered_stdout out;
     bool ok = true;
     std::size_t number = 0;
     for (std::string line; std::getline(std::cin, line);) {
@@ -99,9 +99,9 @@ void stream_lines(const std::string& command, PerLine&& per_line) {
     if (!ok) throw CLI::RuntimeError(1);  // each bad line has its own message
 }
 
-std::string formatted(const UnigramModel& m, std::string_view line, const std::vector<Span>& spans) {
-    const bool spm = m.options().mode == text::Mode::sentencepiece;
-    return text::format_segmentation(line, spans, spm, spm ? &m.vocabulary() : nullptr);
+std::string formatted(const unigram_model& m, std::string_view line, const std::vector<piece_span>& spans) {
+    const bool spm = m.options().mode == text::mode::sentencepiece;
+    return text::format_segmentation(line, spans, spm, spm ? &m.vocab() : nullptr);
 }
 
 void add_model_options(CLI::App* sub, tok_settings& s) {
@@ -111,21 +111,21 @@ void add_model_options(CLI::App* sub, tok_settings& s) {
 }
 
 void run_train(const tok_settings& s) {
-    text::TrainOptions opt;
+    text::train_options opt;
     opt.vocab_size = s.vocab_size;
     opt.max_piece_length = s.max_piece_length;
     opt.character_coverage = s.coverage;
     opt.utf8_boundaries = !s.no_utf8;
     opt.split_by_whitespace = !s.no_split;
     if (!s.quiet) {
-        opt.progress = [](const text::TrainProgress& p) {
+        opt.progress = [](const text::train_progress& p) {
             std::fprintf(stderr, "exprgrad tok train: %6.1fs %-6s round %2zu  %8zu pieces", p.seconds,
                          std::string(p.stage).c_str(), p.round, p.pieces);
             if (p.stage == "em") std::fprintf(stderr, "  %.6f nats/byte", p.objective);
             std::fputc('\n', stderr);
         };
     }
-    text::WordCounts words;
+    text::word_counts words;
     // Bounded reads: a device such as /dev/zero (or a file with no newline) must be refused, not fill memory.
     // Pipes (process substitution /dev/fd/N) stay allowed, so the caps are on bytes, not on the file type.
     constexpr std::size_t max_line = std::size_t{64} << 20;     // 64 MiB in one line
@@ -154,8 +154,8 @@ void run_train(const tok_settings& s) {
             tools::check_read(in, "FILES: " + tools::shown(path));
         }
     }
-    const UnigramModel m = text::train_unigram(words, opt);
-    text::save_native(s.output, m.vocabulary(), m.options());
+    const unigram_model m = text::train_unigram(words, opt);
+    text::save_native(s.output, m.vocab(), m.options());
     if (!s.quiet) std::fprintf(stderr, "exprgrad tok train: wrote %zu pieces to %s\n", m.size(), s.output.c_str());
 }
 
@@ -176,9 +176,10 @@ void register_tok(CLI::App& app) {
         "--vocab-format spm applies the SentencePiece-compatible mode (spaces match U+2581 pieces; runs of unknown\n"
         "characters print as one piece); jieba the jieba-compatible mode (jieba.cut(text, HMM=False) on Han runs).");
     encode->callback([s] {
-        const UnigramModel m = load(*s);
-        stream_lines("encode",
-                     [&](const std::string& line, Output& out) { out.line(formatted(m, line, m.encode_spans(line))); });
+        const unigram_model m = load(*s);
+        stream_lines("encode", [&](const std::string& line, buffered_stdout& out) {
+            out.line(formatted(m, line, m.encode_spans(line)));
+        });
     });
 
     CLI::App* sample = tok->add_subcommand("sample", "Random segmentations of each stdin line");
@@ -199,12 +200,12 @@ void register_tok(CLI::App& app) {
                      "reservoir (default, post 9811's exact single pass), ffbs (exact), biased (post 9768's, biased)")
         ->check(CLI::IsMember({"reservoir", "ffbs", "biased"}));
     sample->callback([s] {
-        const UnigramModel m = load(*s);
-        const text::Sampler how = s->sampler == "ffbs"     ? text::Sampler::ffbs
-                                  : s->sampler == "biased" ? text::Sampler::biased_sigmoid
-                                                           : text::Sampler::reservoir;
+        const unigram_model m = load(*s);
+        const text::sampler how = s->sampler == "ffbs"     ? text::sampler::ffbs
+                                  : s->sampler == "biased" ? text::sampler::biased_sigmoid
+                                                           : text::sampler::reservoir;
         rng gen(s->seed);
-        stream_lines("sample", [&](const std::string& line, Output& out) {
+        stream_lines("sample", [&](const std::string& line, buffered_stdout& out) {
             for (std::size_t k = 0; k < s->count; ++k)
                 out.line(formatted(m, line, m.sample_spans(line, s->alpha, gen, how)));
         });
@@ -218,10 +219,10 @@ void register_tok(CLI::App& app) {
         ->default_str("");
     score->footer("Prints logZ<TAB>entropy per line with 17 significant digits.");
     score->callback([s] {
-        const UnigramModel m = load(*s);
+        const unigram_model m = load(*s);
         char buffer[64];
-        stream_lines("score", [&](const std::string& line, Output& out) {
-            const text::LatticeStats st = m.analyze(line, s->alpha, false);
+        stream_lines("score", [&](const std::string& line, buffered_stdout& out) {
+            const text::lattice_stats st = m.analyze(line, s->alpha, false);
             std::snprintf(buffer, sizeof buffer, "%.17g\t%.17g", st.log_partition, st.entropy);
             out.line(buffer);
         });
@@ -229,7 +230,8 @@ void register_tok(CLI::App& app) {
 
     CLI::App* decode = tok->add_subcommand("decode", "Bytes of each stdin line of pieces (the inverse of encode)");
     decode->callback([] {
-        stream_lines("decode", [&](const std::string& line, Output& out) { out.line(text::parse_pieces(line)); });
+        stream_lines("decode",
+                     [&](const std::string& line, buffered_stdout& out) { out.line(text::parse_pieces(line)); });
     });
 
     CLI::App* train = tok->add_subcommand("train", "Train a unigram vocabulary (EM + pruning) on text files or stdin");

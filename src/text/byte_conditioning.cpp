@@ -52,38 +52,38 @@ std::string quote(std::string_view s) {
 
 }  // namespace
 
-struct PrefixConditioner::Tail {
+struct prefix_conditioner::tail_split {
     std::vector<piece_id> head;
     std::size_t begin = 0;
     std::string_view text;  // t = prompt[begin, n)
 };
 
-PrefixConditioner::PrefixConditioner(const UnigramModel& model, PrefixConditioningOptions options)
+prefix_conditioner::prefix_conditioner(const unigram_model& model, prefix_conditioning_options options)
     : model_(&model), options_(options), index_(model), allowed_(model.size(), 0) {
-    const Vocabulary& v = model.vocabulary();
-    for (std::size_t i = 0; i < v.size(); ++i) allowed_[i] = v[static_cast<piece_id>(i)].kind != PieceKind::control;
+    const vocabulary& v = model.vocab();
+    for (std::size_t i = 0; i < v.size(); ++i) allowed_[i] = v[static_cast<piece_id>(i)].kind != piece_kind::control;
     if (options.end_piece) {
         const piece_id e = *options.end_piece;
-        if (e < 0 || static_cast<std::size_t>(e) >= v.size() || v[e].kind != PieceKind::control) {
-            throw std::invalid_argument("PrefixConditioner: end_piece must be a control piece id in [0, " +
+        if (e < 0 || static_cast<std::size_t>(e) >= v.size() || v[e].kind != piece_kind::control) {
+            throw std::invalid_argument("prefix_conditioner: end_piece must be a control piece id in [0, " +
                                         std::to_string(v.size()) + "), got " + std::to_string(e));
         }
         allowed_[static_cast<std::size_t>(e)] = 1;
     }
 }
 
-PrefixConditioner::Tail PrefixConditioner::split(std::string_view prompt) const {
-    Tail t;
+prefix_conditioner::tail_split prefix_conditioner::split(std::string_view prompt) const {
+    tail_split t;
     const std::vector<piece_id> ids = model_->encode(prompt);
     const std::size_t k = std::min(options_.backoff_pieces, ids.size());
     t.head.assign(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(k));
-    for (const piece_id id : t.head) t.begin += model_->vocabulary()[id].text.size();
+    for (const piece_id id : t.head) t.begin += model_->vocab()[id].text.size();
     t.text = prompt.substr(t.begin);
     return t;
 }
 
-std::pair<double, double> PrefixConditioner::cost(std::string_view prompt) const {
-    const Tail t = split(prompt);
+std::pair<double, double> prefix_conditioner::cost(std::string_view prompt) const {
+    const tail_split t = split(prompt);
     const std::size_t L = t.text.size();
     if (L == 0) return {0.0, 1.0};
     // count[s] = number of segmentations of t[0, s) into pieces (each a partial path, i.e. a node).
@@ -95,7 +95,7 @@ std::pair<double, double> PrefixConditioner::cost(std::string_view prompt) const
         nodes += count[s];
         const std::string_view rem = t.text.substr(s);
         for (const piece_id id : index_.pieces_prefix_of(rem)) {
-            const std::size_t len = model_->vocabulary()[id].text.size();
+            const std::size_t len = model_->vocab()[id].text.size();
             if (len < rem.size()) {
                 count[s + len] += count[s];
             } else {
@@ -106,8 +106,8 @@ std::pair<double, double> PrefixConditioner::cost(std::string_view prompt) const
     return {nodes, exact_end};
 }
 
-std::vector<double> PrefixConditioner::log_q(const NextPieceLogProbs& next, std::span<const piece_id> context,
-                                             const char* who) const {
+std::vector<double> prefix_conditioner::log_q(const next_piece_log_probs& next, std::span<const piece_id> context,
+                                              const char* who) const {
     std::vector<double> lp = next(context);
     const std::size_t V = allowed_.size();
     if (lp.size() != V) {
@@ -136,9 +136,9 @@ std::vector<double> PrefixConditioner::log_q(const NextPieceLogProbs& next, std:
     return lp;
 }
 
-PrefixConditioning PrefixConditioner::condition(std::string_view prompt, const NextPieceLogProbs& next) const {
-    const Tail t = split(prompt);
-    PrefixConditioning out;
+prefix_conditioning prefix_conditioner::condition(std::string_view prompt, const next_piece_log_probs& next) const {
+    const tail_split t = split(prompt);
+    prefix_conditioning out;
     out.head = t.head;
     out.tail_begin = t.begin;
     const std::size_t L = t.text.size();
@@ -150,7 +150,7 @@ PrefixConditioning PrefixConditioner::condition(std::string_view prompt, const N
     if (calls > static_cast<double>(options_.max_model_calls)) {
         char b[400];
         std::snprintf(b, sizeof b,
-                      "PrefixConditioner: the prompt's last %zu bytes (backoff_pieces = %zu) have %.6g partial "
+                      "prefix_conditioner: the prompt's last %zu bytes (backoff_pieces = %zu) have %.6g partial "
                       "segmentations, each a model call: more than max_model_calls = %zu (raise it or lower "
                       "backoff_pieces)",
                       L, options_.backoff_pieces, calls, options_.max_model_calls);
@@ -159,19 +159,19 @@ PrefixConditioning PrefixConditioner::condition(std::string_view prompt, const N
     // The forward pass: nodes[s] are the partial paths with text t[0, s) and positive probability, in the
     // order they were reached; a node's successors end later, so increasing s visits every node after all
     // its predecessors.
-    struct Node {
+    struct partial_path {
         std::vector<piece_id> path;
         double log_weight;
     };
-    std::vector<std::vector<Node>> nodes(L);
+    std::vector<std::vector<partial_path>> nodes(L);
     nodes[0].push_back({{}, 0.0});
     std::vector<piece_id> context = t.head;
     for (std::size_t s = 0; s < L; ++s) {
         const std::string_view rem = t.text.substr(s);
-        for (Node& node : nodes[s]) {
+        for (partial_path& node : nodes[s]) {
             context.resize(t.head.size());
             context.insert(context.end(), node.path.begin(), node.path.end());
-            const std::vector<double> lq = log_q(next, context, "PrefixConditioner");
+            const std::vector<double> lq = log_q(next, context, "prefix_conditioner");
             ++out.model_calls;
             auto extend = [&](piece_id id) {
                 std::vector<piece_id> p = node.path;
@@ -179,7 +179,7 @@ PrefixConditioning PrefixConditioner::condition(std::string_view prompt, const N
                 return p;
             };
             for (const piece_id id : index_.pieces_prefix_of(rem)) {
-                const std::size_t len = model_->vocabulary()[id].text.size();
+                const std::size_t len = model_->vocab()[id].text.size();
                 const double w = node.log_weight + lq[static_cast<std::size_t>(id)];
                 if (len < rem.size() && w != neg_inf) nodes[s + len].push_back({extend(id), w});
             }
@@ -194,7 +194,7 @@ PrefixConditioning PrefixConditioner::condition(std::string_view prompt, const N
     for (const auto& p : out.paths) mx = std::max(mx, p.log_weight);
     if (mx == neg_inf) {
         throw std::domain_error(
-            "PrefixConditioner: no piece sequence of positive probability produces text "
+            "prefix_conditioner: no piece sequence of positive probability produces text "
             "starting with the prompt's tail " +
             quote(t.text) + " (bytes " + std::to_string(t.begin) + ".." + std::to_string(prompt.size()) +
             " of the prompt)");
@@ -206,22 +206,22 @@ PrefixConditioning PrefixConditioner::condition(std::string_view prompt, const N
     return out;
 }
 
-std::array<double, next_byte_outcomes> PrefixConditioner::next_byte_distribution(std::string_view prompt,
-                                                                                 const NextPieceLogProbs& next) const {
+std::array<double, next_byte_outcomes> prefix_conditioner::next_byte_distribution(
+    std::string_view prompt, const next_piece_log_probs& next) const {
     const auto [nodes, exact_end] = cost(prompt);
     if (nodes + exact_end > static_cast<double>(options_.max_model_calls)) {
         char b[400];
         std::snprintf(b, sizeof b,
-                      "PrefixConditioner: the prompt's tail (backoff_pieces = %zu) needs %.6g model calls for the "
+                      "prefix_conditioner: the prompt's tail (backoff_pieces = %zu) needs %.6g model calls for the "
                       "next-byte distribution: more than max_model_calls = %zu (raise it or lower backoff_pieces)",
                       options_.backoff_pieces, nodes + exact_end, options_.max_model_calls);
         throw std::length_error(b);
     }
-    const PrefixConditioning c = condition(prompt, next);
-    const Vocabulary& v = model_->vocabulary();
+    const prefix_conditioning c = condition(prompt, next);
+    const vocabulary& v = model_->vocab();
     std::array<double, next_byte_outcomes> out{};
     std::vector<piece_id> context;
-    for (const CoveringPath& p : c.paths) {
+    for (const covering_path& p : c.paths) {
         // Bytes of the path beyond the prompt: its text is prompt[c, n) + overhang.
         std::size_t path_bytes = 0;
         for (const piece_id id : p.pieces) path_bytes += v[id].text.size();
@@ -234,22 +234,23 @@ std::array<double, next_byte_outcomes> PrefixConditioner::next_byte_distribution
         }
         context = c.head;
         context.insert(context.end(), p.pieces.begin(), p.pieces.end());
-        const std::vector<double> lq = log_q(next, context, "PrefixConditioner");
+        const std::vector<double> lq = log_q(next, context, "prefix_conditioner");
         for (std::size_t y = 0; y < lq.size(); ++y) {
             if (lq[y] == neg_inf) continue;
-            const Piece& piece = v[static_cast<piece_id>(y)];
-            const std::size_t slot =
-                piece.kind == PieceKind::control ? end_of_text_outcome : static_cast<unsigned char>(piece.text[0]);
+            const piece& next_piece = v[static_cast<piece_id>(y)];
+            const std::size_t slot = next_piece.kind == piece_kind::control
+                                         ? end_of_text_outcome
+                                         : static_cast<unsigned char>(next_piece.text[0]);
             out[slot] += p.probability * std::exp(lq[y]);
         }
     }
     return out;
 }
 
-PrefixGeneration PrefixConditioner::generate(std::string_view prompt, const NextPieceLogProbs& next, rng& gen,
-                                             const PrefixGenerationOptions& generation) const {
-    const PrefixConditioning c = condition(prompt, next);
-    PrefixGeneration out;
+prefix_generation prefix_conditioner::generate(std::string_view prompt, const next_piece_log_probs& next, rng& gen,
+                                               const prefix_generation_options& generation) const {
+    const prefix_conditioning c = condition(prompt, next);
+    prefix_generation out;
     out.model_calls = c.model_calls;
     std::vector<double> lw(c.paths.size());
     for (std::size_t i = 0; i < lw.size(); ++i) lw[i] = c.paths[i].log_weight;
@@ -261,7 +262,7 @@ PrefixGeneration PrefixConditioner::generate(std::string_view prompt, const Next
     const std::size_t target = prompt.size() + generation.min_new_bytes;
     for (std::size_t i = 0; i < generation.max_new_pieces; ++i) {
         if (generation.min_new_bytes > 0 && out.text.size() >= target) break;
-        const std::vector<double> lq = log_q(next, out.pieces, "PrefixConditioner::generate");
+        const std::vector<double> lq = log_q(next, out.pieces, "prefix_conditioner::generate");
         ++out.model_calls;
         const std::ptrdiff_t y = pick(lq, gen, generation.greedy);
         if (y < 0) break;
@@ -270,7 +271,7 @@ PrefixGeneration PrefixConditioner::generate(std::string_view prompt, const Next
             break;
         }
         out.pieces.push_back(static_cast<piece_id>(y));
-        out.text += model_->vocabulary()[static_cast<piece_id>(y)].text;
+        out.text += model_->vocab()[static_cast<piece_id>(y)].text;
     }
     return out;
 }

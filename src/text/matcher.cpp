@@ -12,10 +12,10 @@ namespace exprgrad::text {
 
 namespace {
 
-class FreeList {
+class free_list {
   public:
     // Cell i is free iff linked; index `cap` is the sentinel.
-    explicit FreeList(std::size_t capacity) { grow(capacity); }
+    explicit free_list(std::size_t capacity) { grow(capacity); }
 
     std::size_t capacity() const noexcept { return next_.size() - 1; }
 
@@ -58,40 +58,40 @@ class FreeList {
     std::vector<unsigned char> free_;
 };
 
-struct Work {
+struct work_item {
     std::uint32_t cell;
     std::size_t lo, hi, depth;
 };
 
 }  // namespace
 
-PrefixMatcher::PrefixMatcher(std::vector<std::pair<std::string, std::int32_t>> keys) {
+prefix_matcher::prefix_matcher(std::vector<std::pair<std::string, std::int32_t>> keys) {
     std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     for (std::size_t i = 0; i < keys.size(); ++i) {
-        if (keys[i].first.empty()) throw std::invalid_argument("PrefixMatcher: empty key");
-        if (keys[i].second < 0) throw std::invalid_argument("PrefixMatcher: negative value");
-        if (i > 0 && keys[i].first == keys[i - 1].first) throw std::invalid_argument("PrefixMatcher: duplicate key");
+        if (keys[i].first.empty()) throw std::invalid_argument("prefix_matcher: empty key");
+        if (keys[i].second < 0) throw std::invalid_argument("prefix_matcher: negative value");
+        if (i > 0 && keys[i].first == keys[i - 1].first) throw std::invalid_argument("prefix_matcher: duplicate key");
         max_length_ = std::max(max_length_, keys[i].first.size());
     }
     size_ = keys.size();
 
-    FreeList free_list(1024);
-    cells_.assign(free_list.capacity(), Cell{});
+    free_list free_slots(1024);
+    cells_.assign(free_slots.capacity(), cell{});
     auto ensure = [&](std::size_t n) {
-        if (n <= free_list.capacity()) return;
-        const std::size_t cap = std::max(n, 2 * free_list.capacity());
-        free_list.grow(cap);
-        cells_.resize(cap, Cell{});
+        if (n <= free_slots.capacity()) return;
+        const std::size_t cap = std::max(n, 2 * free_slots.capacity());
+        free_slots.grow(cap);
+        cells_.resize(cap, cell{});
     };
-    free_list.take(0);
+    free_slots.take(0);
     cells_[0].check = -2;  // the root: never free, never anyone's child
     std::uint32_t max_base = 0;
 
-    std::vector<Work> stack{{0, 0, keys.size(), 0}};
+    std::vector<work_item> stack{{0, 0, keys.size(), 0}};
     std::vector<unsigned char> labels;
     std::vector<std::size_t> bounds;
     while (!stack.empty()) {
-        const Work w = stack.back();
+        const work_item w = stack.back();
         stack.pop_back();
         std::size_t lo = w.lo;
         if (lo < w.hi && keys[lo].first.size() == w.depth) {
@@ -111,10 +111,10 @@ PrefixMatcher::PrefixMatcher(std::vector<std::pair<std::string, std::int32_t>> k
         bounds.push_back(w.hi);
         // The lowest base b ≥ 0 with every b + label free.
         std::size_t base = 0;
-        for (std::size_t p = free_list.first();; p = free_list.next(p)) {
-            if (free_list.at_end(p)) {
+        for (std::size_t p = free_slots.first();; p = free_slots.next(p)) {
+            if (free_slots.at_end(p)) {
                 // No fit among the current cells: place the children past the end.
-                base = free_list.capacity();
+                base = free_slots.capacity();
                 ensure(base + 256);
                 break;
             }
@@ -123,7 +123,7 @@ PrefixMatcher::PrefixMatcher(std::vector<std::pair<std::string, std::int32_t>> k
             ensure(b + 256);
             bool fits = true;
             for (const unsigned char c : labels) {
-                if (!free_list.is_free(b + c)) {
+                if (!free_slots.is_free(b + c)) {
                     fits = false;
                     break;
                 }
@@ -133,18 +133,18 @@ PrefixMatcher::PrefixMatcher(std::vector<std::pair<std::string, std::int32_t>> k
                 break;
             }
         }
-        if (base > 0x7FFFFF00u) throw std::length_error("PrefixMatcher: trie too large");
+        if (base > 0x7FFFFF00u) throw std::length_error("prefix_matcher: trie too large");
         cells_[w.cell].base = static_cast<std::uint32_t>(base);
         max_base = std::max(max_base, static_cast<std::uint32_t>(base));
         for (std::size_t k = 0; k < labels.size(); ++k) {
             const std::size_t t = base + labels[k];
-            free_list.take(t);
+            free_slots.take(t);
             cells_[t].check = static_cast<std::int32_t>(w.cell);
-            stack.push_back(Work{static_cast<std::uint32_t>(t), bounds[k], bounds[k + 1], w.depth + 1});
+            stack.push_back(work_item{static_cast<std::uint32_t>(t), bounds[k], bounds[k + 1], w.depth + 1});
         }
     }
     // Every base + byte must index a cell, so the search needs no bounds check.
-    cells_.resize(std::max<std::size_t>(max_base + 257, 257), Cell{});
+    cells_.resize(std::max<std::size_t>(max_base + 257, 257), cell{});
     cells_.shrink_to_fit();
 }
 

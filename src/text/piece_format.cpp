@@ -65,8 +65,8 @@ std::string format_piece(std::string_view bytes) {
     return out;
 }
 
-std::string format_segmentation(std::string_view text, std::span<const Span> spans, bool merge_unknown,
-                                const Vocabulary* byte_pieces) {
+std::string format_segmentation(std::string_view text, std::span<const piece_span> spans, bool merge_unknown,
+                                const vocabulary* byte_pieces) {
     std::string out;
     bool first = true;
     for (std::size_t k = 0; k < spans.size(); ++k) {
@@ -76,7 +76,7 @@ std::string format_segmentation(std::string_view text, std::span<const Span> spa
                                     ") outside a text of " + std::to_string(text.size()) + " bytes");
         }
         if (byte_pieces != nullptr && spans[k].id != unknown_id &&
-            byte_pieces->at(spans[k].id).kind == PieceKind::byte) {
+            byte_pieces->at(spans[k].id).kind == piece_kind::byte) {
             if (!first) out += ' ';
             first = false;
             append_byte_token(out, static_cast<unsigned char>(byte_pieces->at(spans[k].id).text[0]));

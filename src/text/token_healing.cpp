@@ -28,10 +28,10 @@ std::ptrdiff_t choose(const std::vector<double>& p, rng& gen, bool greedy) {
     return last;  // rounding left u above the sum
 }
 
-std::vector<double> call_model(const NextPieceLogProbs& next, std::span<const piece_id> context, std::size_t v) {
+std::vector<double> call_model(const next_piece_log_probs& next, std::span<const piece_id> context, std::size_t v) {
     std::vector<double> logp = next(context);
     if (logp.size() != v) {
-        throw std::invalid_argument("TokenHealer: the language model returned " + std::to_string(logp.size()) +
+        throw std::invalid_argument("token_healer: the language model returned " + std::to_string(logp.size()) +
                                     " log-probabilities for a vocabulary of " + std::to_string(v));
     }
     return logp;
@@ -39,19 +39,19 @@ std::vector<double> call_model(const NextPieceLogProbs& next, std::span<const pi
 
 }  // namespace
 
-TokenHealer::TokenHealer(const UnigramModel& model) : model_(&model) {
-    const auto& pieces = model.vocabulary().pieces();
+token_healer::token_healer(const unigram_model& model) : model_(&model) {
+    const auto& pieces = model.vocab().pieces();
     std::vector<std::pair<std::string, std::int32_t>> keys;
     for (std::size_t i = 0; i < pieces.size(); ++i) {
-        if (pieces[i].kind == PieceKind::control) continue;
+        if (pieces[i].kind == piece_kind::control) continue;
         sorted_.emplace_back(pieces[i].text, static_cast<piece_id>(i));
         keys.emplace_back(pieces[i].text, static_cast<std::int32_t>(i));
     }
     std::sort(sorted_.begin(), sorted_.end());
-    all_ = PrefixMatcher(std::move(keys));
+    all_ = prefix_matcher(std::move(keys));
 }
 
-std::vector<piece_id> TokenHealer::pieces_starting_with(std::string_view prefix) const {
+std::vector<piece_id> token_healer::pieces_starting_with(std::string_view prefix) const {
     std::vector<piece_id> out;
     auto it = std::lower_bound(sorted_.begin(), sorted_.end(), prefix,
                                [](const auto& entry, std::string_view p) { return std::string_view(entry.first) < p; });
@@ -61,36 +61,36 @@ std::vector<piece_id> TokenHealer::pieces_starting_with(std::string_view prefix)
     return out;
 }
 
-std::vector<piece_id> TokenHealer::pieces_prefix_of(std::string_view text) const {
+std::vector<piece_id> token_healer::pieces_prefix_of(std::string_view text) const {
     std::vector<piece_id> out;
     all_.for_each_prefix(reinterpret_cast<const unsigned char*>(text.data()), text.size(),
                          [&](std::size_t, std::int32_t id) { out.push_back(id); });
     return out;
 }
 
-std::size_t TokenHealer::backoff(std::span<const piece_id> ids, std::size_t max_backoff) const {
+std::size_t token_healer::backoff(std::span<const piece_id> ids, std::size_t max_backoff) const {
     std::size_t best = 0;
     std::string tail;
     for (std::size_t j = 1; j <= std::min(max_backoff, ids.size()); ++j) {
-        tail = model_->vocabulary().at(ids[ids.size() - j]).text + tail;
+        tail = model_->vocab().at(ids[ids.size() - j]).text + tail;
         // A proper prefix of some piece: some piece starts with tail and is longer.
         const auto c = pieces_starting_with(tail);
-        const bool proper = std::any_of(
-            c.begin(), c.end(), [&](piece_id id) { return model_->vocabulary()[id].text.size() > tail.size(); });
+        const bool proper =
+            std::any_of(c.begin(), c.end(), [&](piece_id id) { return model_->vocab()[id].text.size() > tail.size(); });
         if (proper) best = j;
     }
     return best;
 }
 
-std::vector<double> TokenHealer::renormalize(std::span<const double> logp, std::span<const piece_id> candidates) {
+std::vector<double> token_healer::renormalize(std::span<const double> logp, std::span<const piece_id> candidates) {
     double max_lp = -std::numeric_limits<double>::infinity();
     for (const piece_id id : candidates) {
         if (id < 0 || static_cast<std::size_t>(id) >= logp.size()) {
-            throw std::out_of_range("TokenHealer::renormalize: piece id " + std::to_string(id) + " out of range");
+            throw std::out_of_range("token_healer::renormalize: piece id " + std::to_string(id) + " out of range");
         }
         const double lp = logp[static_cast<std::size_t>(id)];
         if (std::isnan(lp) || lp == std::numeric_limits<double>::infinity()) {
-            throw std::invalid_argument("TokenHealer: log-probability of piece " + std::to_string(id) + " is " +
+            throw std::invalid_argument("token_healer: log-probability of piece " + std::to_string(id) + " is " +
                                         (std::isnan(lp) ? "NaN" : "+inf"));
         }
         max_lp = std::max(max_lp, lp);
@@ -106,24 +106,24 @@ std::vector<double> TokenHealer::renormalize(std::span<const double> logp, std::
     return p;
 }
 
-HealingResult TokenHealer::heal(std::string_view prompt, const NextPieceLogProbs& next, rng& gen,
-                                const HealingOptions& options) const {
+healing_result token_healer::heal(std::string_view prompt, const next_piece_log_probs& next, rng& gen,
+                                  const healing_options& options) const {
     const std::vector<piece_id> ids = model_->encode(prompt);
     return heal_ids(ids, next, gen, options);
 }
 
-HealingResult TokenHealer::heal_ids(std::span<const piece_id> ids, const NextPieceLogProbs& next, rng& gen,
-                                    const HealingOptions& options) const {
-    const Vocabulary& vocab = model_->vocabulary();
-    HealingResult result;
+healing_result token_healer::heal_ids(std::span<const piece_id> ids, const next_piece_log_probs& next, rng& gen,
+                                      const healing_options& options) const {
+    const vocabulary& vocab = model_->vocab();
+    healing_result result;
     result.context.assign(ids.begin(), ids.end());
     if (ids.empty()) return result;
 
-    if (options.mode == HealingMode::su) {
+    if (options.mode == healing_mode::su) {
         const std::string& r = vocab.at(ids.back()).text;
         result.context.pop_back();
         result.backed_off = 1;
-        HealingStep step;
+        healing_step step;
         step.candidates = pieces_starting_with(r);
         step.probabilities = renormalize(call_model(next, result.context, vocab.size()), step.candidates);
         const std::ptrdiff_t k = choose(step.probabilities, gen, options.greedy);
@@ -141,7 +141,7 @@ HealingResult TokenHealer::heal_ids(std::span<const piece_id> ids, const NextPie
     result.context.resize(ids.size() - k);
     result.backed_off = k;
     for (std::size_t step_no = 0; step_no < options.max_steps; ++step_no) {
-        HealingStep step;
+        healing_step step;
         // Pieces that finish the removed text, then pieces that consume part of it (proper prefixes).
         step.candidates = pieces_starting_with(remaining);
         for (const piece_id id : pieces_prefix_of(remaining)) {
@@ -165,7 +165,7 @@ HealingResult TokenHealer::heal_ids(std::span<const piece_id> ids, const NextPie
         }
         remaining.erase(0, t.size());
     }
-    throw std::runtime_error("TokenHealer: healing did not finish within max_steps");
+    throw std::runtime_error("token_healer: healing did not finish within max_steps");
 }
 
 }  // namespace exprgrad::text

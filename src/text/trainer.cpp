@@ -26,13 +26,13 @@ namespace exprgrad::text {
 
 namespace {
 
-struct Candidate {
+struct candidate {
     std::string text;
     double score = 0.0;
     bool required = false;
 };
 
-using WordList = std::vector<std::pair<std::string, std::uint64_t>>;
+using word_list = std::vector<std::pair<std::string, std::uint64_t>>;
 
 // Code-point boundaries of a word (invalid bytes are code points of their own); includes 0 and size.
 std::vector<std::size_t> boundaries_of(std::string_view w) {
@@ -46,9 +46,9 @@ std::vector<std::size_t> boundaries_of(std::string_view w) {
     return b;
 }
 
-class Trainer {
+class trainer {
   public:
-    Trainer(const WordCounts& counts, const TrainOptions& opt) : opt_(opt), start_(std::chrono::steady_clock::now()) {
+    trainer(const word_counts& counts, const train_options& opt) : opt_(opt), start_(std::chrono::steady_clock::now()) {
         words_.assign(counts.begin(), counts.end());
         // Sorted, so that the floating-point sums (and hence the result) do not depend on hash order.
         std::sort(words_.begin(), words_.end());
@@ -56,7 +56,7 @@ class Trainer {
         report("words", 0);
     }
 
-    UnigramModel run() {
+    unigram_model run() {
         seed();
         const std::size_t target = prunable_target();
         std::size_t round = 0;
@@ -78,7 +78,7 @@ class Trainer {
   private:
     void report(std::string_view stage, std::size_t round, double objective = 0.0) const {
         if (!opt_.progress) return;
-        TrainProgress p;
+        train_progress p;
         p.stage = stage;
         p.round = round;
         p.pieces = cands_.size();
@@ -183,29 +183,29 @@ class Trainer {
     }
 
     // The model of the current candidates: ids 0–3 specials, then cands_ in order (id = 4 + index).
-    UnigramModel build(bool sorted) {
+    unigram_model build(bool sorted) {
         if (sorted) {
-            std::stable_sort(cands_.begin(), cands_.end(), [](const Candidate& a, const Candidate& b) {
+            std::stable_sort(cands_.begin(), cands_.end(), [](const candidate& a, const candidate& b) {
                 return a.score != b.score ? a.score > b.score : a.text < b.text;
             });
         }
-        Vocabulary v = Vocabulary::with_specials();
+        vocabulary v = vocabulary::with_specials();
         for (const auto& c : cands_) v.add(c.text, c.score);
-        ModelOptions mo;
+        model_options mo;
         mo.utf8_boundaries = opt_.utf8_boundaries;
-        return UnigramModel(std::move(v), mo);
+        return unigram_model(std::move(v), mo);
     }
 
     void em_step(std::size_t round) {
-        const UnigramModel model = build(false);
+        const unigram_model model = build(false);
         std::vector<double> expected(model.size(), 0.0);
         double log_likelihood = 0;
         for (const auto& [w, c] : words_) {
-            const LatticeStats s = model.analyze(w, 1.0, std::span<double>(expected), static_cast<double>(c));
+            const lattice_stats s = model.analyze(w, 1.0, std::span<double>(expected), static_cast<double>(c));
             log_likelihood += static_cast<double>(c) * s.log_partition;
         }
         // M-step (SentencePiece's variational Bayes flavour): ψ(count) − ψ(Σ counts), rare pieces dropped.
-        std::vector<Candidate> kept;
+        std::vector<candidate> kept;
         double sum = 0;
         for (std::size_t i = 0; i < cands_.size(); ++i) {
             double f = expected[4 + i];
@@ -222,11 +222,12 @@ class Trainer {
     }
 
     void prune(std::size_t keep, std::size_t round) {
-        const UnigramModel model = build(false);
+        const unigram_model model = build(false);
         // Viterbi counts.
         std::vector<double> freq(model.size(), 0.0);
         for (const auto& [w, c] : words_) {
-            for (const Span& s : model.encode_spans(w)) freq[static_cast<std::size_t>(s.id)] += static_cast<double>(c);
+            for (const piece_span& s : model.encode_spans(w))
+                freq[static_cast<std::size_t>(s.id)] += static_cast<double>(c);
         }
         double sum = 0;
         for (std::size_t i = 0; i < cands_.size(); ++i) sum += freq[4 + i];
@@ -241,7 +242,7 @@ class Trainer {
             }
             // The best segmentation of the piece's own text that does not use the piece.
             const auto best = model.nbest(cands_[i].text, 2);
-            const ScoredSegmentation* alt = nullptr;
+            const scored_segmentation* alt = nullptr;
             for (const auto& seg : best) {
                 if (!(seg.spans.size() == 1 && seg.spans[0].id == id)) {
                     alt = &seg;
@@ -254,7 +255,7 @@ class Trainer {
             }
             const double logsum_alt = std::log(sum + f * static_cast<double>(alt->spans.size() - 1));
             double logprob_alt = 0;
-            for (const Span& s : alt->spans)
+            for (const piece_span& s : alt->spans)
                 logprob_alt += std::log(freq[static_cast<std::size_t>(s.id)] + f) - logsum_alt;
             const double logprob_sp = std::log(f) - std::log(sum);
             loss.emplace_back(f * (logprob_sp - logprob_alt), i);
@@ -265,7 +266,7 @@ class Trainer {
         std::vector<bool> keep_it(cands_.size(), false);
         for (std::size_t i = 0; i < cands_.size(); ++i) keep_it[i] = cands_[i].required;
         for (std::size_t k = 0; k < loss.size() && k < keep; ++k) keep_it[loss[k].second] = true;
-        std::vector<Candidate> kept;
+        std::vector<candidate> kept;
         for (std::size_t i = 0; i < cands_.size(); ++i) {
             if (keep_it[i]) kept.push_back(std::move(cands_[i]));
         }
@@ -285,24 +286,24 @@ class Trainer {
         std::vector<bool> keep_it(cands_.size(), false);
         for (std::size_t i = 0; i < cands_.size(); ++i) keep_it[i] = cands_[i].required;
         for (std::size_t k = 0; k < order.size() && k < target; ++k) keep_it[order[k]] = true;
-        std::vector<Candidate> kept;
+        std::vector<candidate> kept;
         for (std::size_t i = 0; i < cands_.size(); ++i) {
             if (keep_it[i]) kept.push_back(std::move(cands_[i]));
         }
         cands_ = std::move(kept);
     }
 
-    const TrainOptions& opt_;
+    const train_options& opt_;
     std::chrono::steady_clock::time_point start_;
-    WordList words_;
+    word_list words_;
     double total_bytes_ = 0;
-    std::vector<Candidate> cands_;
+    std::vector<candidate> cands_;
     std::size_t required_multi_ = 0;
 };
 
 }  // namespace
 
-void count_words(std::string_view line, bool split_by_whitespace, WordCounts& counts) {
+void count_words(std::string_view line, bool split_by_whitespace, word_counts& counts) {
     if (line.empty()) return;
     if (!split_by_whitespace) {
         ++counts[std::string(line)];
@@ -317,7 +318,7 @@ void count_words(std::string_view line, bool split_by_whitespace, WordCounts& co
     }
 }
 
-UnigramModel train_unigram(const WordCounts& words, const TrainOptions& options) {
+unigram_model train_unigram(const word_counts& words, const train_options& options) {
     // Each refusal names the option and the value passed.
     auto number = [](double x) {
         char buf[32];
@@ -341,12 +342,12 @@ UnigramModel train_unigram(const WordCounts& words, const TrainOptions& options)
                                     number(options.shrinking_factor));
     }
     if (words.empty()) throw std::invalid_argument("train_unigram: empty corpus");
-    Trainer t(words, options);
+    trainer t(words, options);
     return t.run();
 }
 
-UnigramModel train_unigram(const std::vector<std::string>& lines, const TrainOptions& options) {
-    WordCounts counts;
+unigram_model train_unigram(const std::vector<std::string>& lines, const train_options& options) {
+    word_counts counts;
     for (const auto& line : lines) count_words(line, options.split_by_whitespace, counts);
     return train_unigram(counts, options);
 }

@@ -35,14 +35,14 @@ inline double log_add(double x, double y) noexcept {
 }
 
 // One edge (s, e) gathered by the backward pass; lw = α·score + bwd[e].
-struct OutEdge {
+struct out_edge {
     std::size_t end;
     piece_id id;
     double score;
     double lw;
 };
 
-struct Scratch {
+struct scratch_buffers {
     std::vector<double> fwd, bwd;
     std::vector<float> fwd32;
     std::vector<std::uint32_t> from;
@@ -50,31 +50,31 @@ struct Scratch {
     std::vector<unsigned char> boundary;
     std::vector<unsigned char> reach;
     std::vector<double> ent, exs;
-    std::vector<OutEdge> out_edges;
+    std::vector<out_edge> out_edges;
 };
 
-Scratch& scratch() {
-    thread_local Scratch s;
+scratch_buffers& scratch() {
+    thread_local scratch_buffers s;
     return s;
 }
 
 void check_alpha(double alpha, const char* what, bool allow_negative) {
     if (std::isnan(alpha) || alpha == std::numeric_limits<double>::infinity()) {
-        throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha is " +
+        throw std::invalid_argument(std::string("unigram_model::") + what + ": alpha is " +
                                     (std::isnan(alpha) ? "NaN" : "+inf") + "; it must be finite");
     }
     if (alpha > max_alpha) {
-        throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha = " + readable(alpha) +
+        throw std::invalid_argument(std::string("unigram_model::") + what + ": alpha = " + readable(alpha) +
                                     " > 1e200; alpha * score sums would overflow (use alpha < 0 for Viterbi)");
     }
     if (!allow_negative && alpha < 0) {
-        throw std::invalid_argument(std::string("UnigramModel::") + what + ": alpha = " + readable(alpha) +
+        throw std::invalid_argument(std::string("unigram_model::") + what + ": alpha = " + readable(alpha) +
                                     " < 0; the segmentation distribution needs alpha >= 0");
     }
 }
 
 void check_length(std::string_view text) {
-    if (text.size() >= none) throw std::length_error("UnigramModel: text longer than 2^32 - 2 bytes");
+    if (text.size() >= none) throw std::length_error("unigram_model: text longer than 2^32 - 2 bytes");
 }
 
 }  // namespace
@@ -86,19 +86,19 @@ void check_length(std::string_view text) {
 // ones where the trie matches, within code points' boundaries if asked). If they segment the text, they are
 // the whole lattice. Otherwise (`fallback`) a byte-fallback edge (s, s + 1) is added at every position s
 // where no regular edge starts; since every position then has an outgoing edge, n is reachable.
-template <Mode M>
-struct LatticeWalker {
-    const UnigramModel& m;
+template <mode M>
+struct lattice_walker {
+    const unigram_model& m;
     const unsigned char* t;
     std::size_t n;
     const unsigned char* boundary;  // [n + 1]; null in the native mode without utf8_boundaries
     bool fallback = false;          // native: the regular pieces do not segment the text
 
-    LatticeWalker(const UnigramModel& model, std::string_view text) : m(model), n(text.size()), boundary(nullptr) {
+    lattice_walker(const unigram_model& model, std::string_view text) : m(model), n(text.size()), boundary(nullptr) {
         t = reinterpret_cast<const unsigned char*>(text.data());
-        const bool need = M != Mode::native || m.options_.utf8_boundaries;
+        const bool need = M != mode::native || m.options_.utf8_boundaries;
         if (need) compute_boundaries();
-        if constexpr (M == Mode::native) fallback = !regular_pieces_segment();
+        if constexpr (M == mode::native) fallback = !regular_pieces_segment();
     }
 
     void compute_boundaries() {
@@ -107,7 +107,7 @@ struct LatticeWalker {
         for (std::size_t i = 0; i < n;) {
             b[i] = 1;
             std::size_t len;
-            if constexpr (M == Mode::sentencepiece) {
+            if constexpr (M == mode::sentencepiece) {
                 len = std::min(sentencepiece_char_length(t[i]), n - i);
             } else {
                 len = utf8_sequence_length(t + i, n - i);
@@ -161,7 +161,7 @@ struct LatticeWalker {
     }
 
     // Native: single bytes leave every position. Compatible modes: only character starts.
-    bool is_start(std::size_t s) const noexcept { return M == Mode::native || boundary[s]; }
+    bool is_start(std::size_t s) const noexcept { return M == mode::native || boundary[s]; }
 
     // The length of the character at s (compatible modes).
     std::size_t char_length(std::size_t s) const noexcept {
@@ -173,7 +173,7 @@ struct LatticeWalker {
     template <class F>
     void edges_from(std::size_t s, F&& f) const {
         const unsigned char b = t[s];
-        if constexpr (M == Mode::native) {
+        if constexpr (M == mode::native) {
             // The fallback edge (s, s + 1) comes only where no regular edge starts, so e still increases.
             if (!regular_edges_from(s, f) && fallback) {
                 const piece_id byte = m.byte_id_[b];
@@ -189,7 +189,7 @@ struct LatticeWalker {
                 has_char_piece = true;
             }
             m.trie_.for_each_prefix(t + s, room, [&](std::size_t len, piece_id id) {
-                if constexpr (M == Mode::sentencepiece) {
+                if constexpr (M == mode::sentencepiece) {
                     // SentencePiece does not check where a piece ends (pieces are whole characters).
                     if (len == clen) has_char_piece = true;
                     f(s + len, id, m.scores_[static_cast<std::size_t>(id)]);
@@ -207,14 +207,15 @@ struct LatticeWalker {
 namespace {
 
 // Follows from/via back from n.
-std::vector<Span> backtrack(std::size_t n, const std::vector<std::uint32_t>& from, const std::vector<piece_id>& via) {
-    std::vector<Span> out;
+std::vector<piece_span> backtrack(std::size_t n, const std::vector<std::uint32_t>& from,
+                                  const std::vector<piece_id>& via) {
+    std::vector<piece_span> out;
     for (std::size_t e = n; e > 0;) {
         const std::uint32_t s = from[e];
         // Unreachable only if every path's weight underflowed to zero (α·score overflowing to -inf).
         if (s == none)
-            throw std::domain_error("UnigramModel: no segmentation of finite score reaches byte " + std::to_string(e));
-        out.push_back(Span{s, static_cast<std::uint32_t>(e), via[e]});
+            throw std::domain_error("unigram_model: no segmentation of finite score reaches byte " + std::to_string(e));
+        out.push_back(piece_span{s, static_cast<std::uint32_t>(e), via[e]});
         e = s;
     }
     std::reverse(out.begin(), out.end());
@@ -222,8 +223,8 @@ std::vector<Span> backtrack(std::size_t n, const std::vector<std::uint32_t>& fro
 }
 
 // Native Viterbi, left to right, in double.
-template <Mode M>
-std::vector<Span> viterbi_forward(const LatticeWalker<M>& w) {
+template <mode M>
+std::vector<piece_span> viterbi_forward(const lattice_walker<M>& w) {
     auto& sc = scratch();
     auto& best = sc.fwd;
     best.assign(w.n + 1, 0.0);
@@ -253,8 +254,8 @@ std::vector<Span> viterbi_forward(const LatticeWalker<M>& w) {
 // the stored float; the winner is stored rounded to float. The unknown-character candidate is float + float
 // (unk_score_ and the best score are both float), compared in float. Ties (equal values) keep the earlier
 // candidate, i.e. the longest last piece.
-std::vector<Span> viterbi_sentencepiece(const LatticeWalker<Mode::sentencepiece>& w, const std::vector<float>& scores,
-                                        float unknown) {
+std::vector<piece_span> viterbi_sentencepiece(const lattice_walker<mode::sentencepiece>& w,
+                                              const std::vector<float>& scores, float unknown) {
     auto& sc = scratch();
     auto& best = sc.fwd32;
     best.assign(w.n + 1, 0.0f);
@@ -287,7 +288,7 @@ std::vector<Span> viterbi_sentencepiece(const LatticeWalker<Mode::sentencepiece>
 }
 
 // jieba's route: right to left, best[s] = max over words (s, e) of score + best[e]; ties go to the larger e.
-std::vector<Span> viterbi_jieba(const LatticeWalker<Mode::jieba>& w) {
+std::vector<piece_span> viterbi_jieba(const lattice_walker<mode::jieba>& w) {
     auto& sc = scratch();
     sc.fwd.assign(w.n + 1, neg_inf);
     sc.from.assign(w.n + 1, none);  // here: the end of the word chosen at s
@@ -307,18 +308,18 @@ std::vector<Span> viterbi_jieba(const LatticeWalker<Mode::jieba>& w) {
             }
         });
     }
-    std::vector<Span> out;
+    std::vector<piece_span> out;
     for (std::size_t s = 0; s < w.n;) {
         const std::uint32_t e = sc.from[s];
-        out.push_back(Span{static_cast<std::uint32_t>(s), e, sc.via[s]});
+        out.push_back(piece_span{static_cast<std::uint32_t>(s), e, sc.via[s]});
         s = e;
     }
     return out;
 }
 
 // Forward log partition functions into sc.fwd: fwd[e] = log Σ over paths 0 → e of exp(α·score).
-template <Mode M>
-void forward(const LatticeWalker<M>& w, double alpha) {
+template <mode M>
+void forward(const lattice_walker<M>& w, double alpha) {
     auto& f = scratch().fwd;
     f.assign(w.n + 1, neg_inf);
     f[0] = 0;
@@ -341,8 +342,8 @@ void forward(const LatticeWalker<M>& w, double alpha) {
 //     H[s] = Σ_j q_j · (H[e_j] − log q_j),   E[s] = Σ_j q_j · (score_j + E[e_j]).
 // (This is the mirror of the forward recursion H[e] = Σ_s q(s,e)·(H[s] − log q(s,e)) over the posterior of
 // the last edge; the backward form shares the pass that computes the marginals.)
-template <Mode M, class Visit>
-void backward(const LatticeWalker<M>& w, double alpha, Visit&& visit, bool moments = false) {
+template <mode M, class Visit>
+void backward(const lattice_walker<M>& w, double alpha, Visit&& visit, bool moments = false) {
     auto& sc = scratch();
     auto& b = sc.bwd;
     b.assign(w.n + 1, neg_inf);
@@ -361,7 +362,7 @@ void backward(const LatticeWalker<M>& w, double alpha, Visit&& visit, bool momen
             if (b[e] == neg_inf) return;
             const double lw = alpha * score + b[e];
             if (!out.empty() && lw > out[k].lw) k = out.size();
-            out.push_back(OutEdge{e, id, score, lw});
+            out.push_back(out_edge{e, id, score, lw});
         });
         if (out.empty()) continue;
         const double top = out[k].lw;
@@ -374,7 +375,7 @@ void backward(const LatticeWalker<M>& w, double alpha, Visit&& visit, bool momen
         if (moments) {
             double h = 0.0, x = 0.0;
             for (std::size_t j = 0; j < out.size(); ++j) {
-                const OutEdge& d = out[j];
+                const out_edge& d = out[j];
                 const double q = (j == k ? 1.0 : std::exp(d.lw - top)) / (1.0 + r);
                 const double neg_log_q = j == k ? l1r : (top - d.lw) + l1r;
                 h += q * (sc.ent[d.end] + neg_log_q);
@@ -385,14 +386,14 @@ void backward(const LatticeWalker<M>& w, double alpha, Visit&& visit, bool momen
         }
         if constexpr (!std::is_same_v<std::decay_t<Visit>, std::nullptr_t>) {
             if (sc.fwd[s] != neg_inf) {
-                for (const OutEdge& d : out) visit(s, d.end, d.id, d.score, sc.fwd[s] + d.lw - log_z);
+                for (const out_edge& d : out) visit(s, d.end, d.id, d.score, sc.fwd[s] + d.lw - log_z);
             }
         }
     }
 }
 
-template <Mode M>
-std::vector<Span> sample_reservoir(const LatticeWalker<M>& w, double alpha, rng& gen) {
+template <mode M>
+std::vector<piece_span> sample_reservoir(const lattice_walker<M>& w, double alpha, rng& gen) {
     auto& sc = scratch();
     auto& lz = sc.fwd;
     lz.assign(w.n + 1, neg_inf);
@@ -432,22 +433,22 @@ std::vector<Span> sample_reservoir(const LatticeWalker<M>& w, double alpha, rng&
     return backtrack(w.n, sc.from, sc.via);
 }
 
-template <Mode M>
-std::vector<Span> sample_ffbs(const LatticeWalker<M>& w, double alpha, rng& gen) {
+template <mode M>
+std::vector<piece_span> sample_ffbs(const lattice_walker<M>& w, double alpha, rng& gen) {
     auto& sc = scratch();
     sc.fwd.clear();
     backward(w, alpha, nullptr);
     const auto& b = sc.bwd;
-    std::vector<Span> out;
+    std::vector<piece_span> out;
     for (std::size_t s = 0; s < w.n;) {
         const double u = gen.uniform();
         double acc = 0;
-        Span chosen{}, last{};
+        piece_span chosen{}, last{};
         bool done = false, any = false;
         w.edges_from(s, [&](std::size_t e, piece_id id, double score) {
             if (done || b[e] == neg_inf) return;
             acc += std::exp(alpha * score + b[e] - b[s]);
-            last = Span{static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(e), id};
+            last = piece_span{static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(e), id};
             any = true;
             if (u < acc) {
                 chosen = last;
@@ -463,8 +464,8 @@ std::vector<Span> sample_ffbs(const LatticeWalker<M>& w, double alpha, rng& gen)
     return out;
 }
 
-template <Mode M>
-std::vector<Span> sample_biased(const LatticeWalker<M>& w, double alpha, rng& gen) {
+template <mode M>
+std::vector<piece_span> sample_biased(const lattice_walker<M>& w, double alpha, rng& gen) {
     auto& sc = scratch();
     auto& path = sc.fwd;  // the score of the path held at each position (not a partition function)
     path.assign(w.n + 1, 0.0);
@@ -488,29 +489,29 @@ std::vector<Span> sample_biased(const LatticeWalker<M>& w, double alpha, rng& ge
     return backtrack(w.n, sc.from, sc.via);
 }
 
-struct NBestEntry {
+struct nbest_entry {
     double score;
     std::uint32_t prev_pos;
     std::uint32_t prev_rank;
     piece_id id;
 };
 
-template <Mode M>
-std::vector<ScoredSegmentation> nbest_impl(const LatticeWalker<M>& w, std::size_t k) {
-    std::vector<ScoredSegmentation> result;
+template <mode M>
+std::vector<scored_segmentation> nbest_impl(const lattice_walker<M>& w, std::size_t k) {
+    std::vector<scored_segmentation> result;
     if (k == 0) return result;
     const std::size_t n = w.n;
-    if (k > std::numeric_limits<std::uint32_t>::max() / 2 || (n + 1) > std::vector<NBestEntry>().max_size() / k) {
-        throw std::length_error("UnigramModel::nbest: n too large for this text");
+    if (k > std::numeric_limits<std::uint32_t>::max() / 2 || (n + 1) > std::vector<nbest_entry>().max_size() / k) {
+        throw std::length_error("unigram_model::nbest: n too large for this text");
     }
-    std::vector<NBestEntry> table((n + 1) * k);
+    std::vector<nbest_entry> table((n + 1) * k);
     std::vector<std::uint32_t> count(n + 1, 0);
-    table[0] = NBestEntry{0.0, none, 0, unknown_id};
+    table[0] = nbest_entry{0.0, none, 0, unknown_id};
     count[0] = 1;
     for (std::size_t s = 0; s < n; ++s) {
         if (count[s] == 0 || !w.is_start(s)) continue;
         w.edges_from(s, [&](std::size_t e, piece_id id, double score) {
-            NBestEntry* list = &table[e * k];
+            nbest_entry* list = &table[e * k];
             for (std::uint32_t r = 0; r < count[s]; ++r) {
                 const double c = table[s * k + r].score + score;
                 std::uint32_t& cnt = count[e];
@@ -521,19 +522,19 @@ std::vector<ScoredSegmentation> nbest_impl(const LatticeWalker<M>& w, std::size_
                     if (pos < k) list[pos] = list[pos - 1];
                     --pos;
                 }
-                list[pos] = NBestEntry{c, static_cast<std::uint32_t>(s), r, id};
+                list[pos] = nbest_entry{c, static_cast<std::uint32_t>(s), r, id};
                 if (cnt < k) ++cnt;
             }
         });
     }
     for (std::uint32_t r = 0; r < count[n]; ++r) {
-        ScoredSegmentation seg;
+        scored_segmentation seg;
         seg.score = table[n * k + r].score;
         std::size_t e = n;
         std::uint32_t rank = r;
         while (e > 0) {
-            const NBestEntry& entry = table[e * k + rank];
-            seg.spans.push_back(Span{entry.prev_pos, static_cast<std::uint32_t>(e), entry.id});
+            const nbest_entry& entry = table[e * k + rank];
+            seg.spans.push_back(piece_span{entry.prev_pos, static_cast<std::uint32_t>(e), entry.id});
             e = entry.prev_pos;
             rank = entry.prev_rank;
         }
@@ -545,29 +546,28 @@ std::vector<ScoredSegmentation> nbest_impl(const LatticeWalker<M>& w, std::size_
 
 }  // namespace
 
-UnigramModel::UnigramModel(Vocabulary vocabulary, ModelOptions options)
-    : vocab_(std::move(vocabulary)), options_(options) {
+unigram_model::unigram_model(vocabulary vocab, model_options options) : vocab_(std::move(vocab)), options_(options) {
     if (!std::isfinite(options_.fallback_penalty)) {
-        throw std::invalid_argument("UnigramModel: fallback_penalty is not finite");
+        throw std::invalid_argument("unigram_model: fallback_penalty is not finite");
     }
     double min_normal = std::numeric_limits<double>::infinity();
-    for (const Piece& p : vocab_.pieces()) {
-        if (p.kind == PieceKind::normal) min_normal = std::min(min_normal, p.score);
+    for (const piece& p : vocab_.pieces()) {
+        if (p.kind == piece_kind::normal) min_normal = std::min(min_normal, p.score);
     }
     if (min_normal == std::numeric_limits<double>::infinity()) min_normal = 0.0;
 
     // A SentencePiece vocabulary with byte pieces comes from a model trained with --byte_fallback=true.
     bool had_byte_pieces = false;
-    for (const Piece& p : vocab_.pieces()) had_byte_pieces = had_byte_pieces || p.kind == PieceKind::byte;
-    spm_byte_fallback_ = options_.mode == Mode::sentencepiece && had_byte_pieces;
+    for (const piece& p : vocab_.pieces()) had_byte_pieces = had_byte_pieces || p.kind == piece_kind::byte;
+    spm_byte_fallback_ = options_.mode == mode::sentencepiece && had_byte_pieces;
 
     // Byte fallback: every byte value gets a piece (find() prefers the normal one-byte piece).
     for (unsigned b = 0; b < 256; ++b) {
         const std::string one(1, static_cast<char>(b));
         auto id = vocab_.find(one);
-        if (!id) id = vocab_.add(one, min_normal - options_.fallback_penalty, PieceKind::byte);
+        if (!id) id = vocab_.add(one, min_normal - options_.fallback_penalty, piece_kind::byte);
         byte_id_[b] = *id;
-        byte_is_normal_[b] = vocab_[*id].kind == PieceKind::normal;
+        byte_is_normal_[b] = vocab_[*id].kind == piece_kind::normal;
         const auto byte_piece = vocab_.find_byte(static_cast<unsigned char>(b));
         unknown_byte_id_[b] = spm_byte_fallback_ && byte_piece ? *byte_piece : *id;
     }
@@ -576,36 +576,36 @@ UnigramModel::UnigramModel(Vocabulary vocabulary, ModelOptions options)
     scores_.resize(vocab_.size());
     scores_f32_.resize(vocab_.size());
     for (std::size_t i = 0; i < vocab_.size(); ++i) {
-        const Piece& p = vocab_.pieces()[i];
+        const piece& p = vocab_.pieces()[i];
         scores_[i] = p.score;
         scores_f32_[i] = static_cast<float>(p.score);
-        if (p.kind == PieceKind::normal && p.text.size() >= 2) keys.emplace_back(p.text, static_cast<std::int32_t>(i));
+        if (p.kind == piece_kind::normal && p.text.size() >= 2) keys.emplace_back(p.text, static_cast<std::int32_t>(i));
     }
-    trie_ = PrefixMatcher(std::move(keys));
+    trie_ = prefix_matcher(std::move(keys));
 
     switch (options_.mode) {
-        case Mode::native:
+        case mode::native:
             unknown_score_ = min_normal - options_.fallback_penalty;
             break;
-        case Mode::sentencepiece:
+        case mode::sentencepiece:
             // float arithmetic, as SentencePiece's `min_score() - kUnkPenalty`
             unknown_score_ =
                 static_cast<double>(static_cast<float>(min_normal) - static_cast<float>(options_.fallback_penalty));
             break;
-        case Mode::jieba:
+        case mode::jieba:
             unknown_score_ =
                 std::isnan(options_.unknown_score) ? min_normal - options_.fallback_penalty : options_.unknown_score;
             break;
     }
     if (!(std::abs(unknown_score_) <= max_abs_score)) {
-        throw std::invalid_argument("UnigramModel: the unknown piece's score " + readable(unknown_score_) +
+        throw std::invalid_argument("unigram_model: the unknown piece's score " + readable(unknown_score_) +
                                     " is outside [-1e30, 1e30] (lowest normal score minus fallback_penalty)");
     }
 }
 
-void UnigramModel::set_score(piece_id id, double score) {
-    if (vocab_.at(id).kind == PieceKind::control) {
-        throw std::invalid_argument("UnigramModel::set_score: piece " + std::to_string(id) + " is a control piece");
+void unigram_model::set_score(piece_id id, double score) {
+    if (vocab_.at(id).kind == piece_kind::control) {
+        throw std::invalid_argument("unigram_model::set_score: piece " + std::to_string(id) + " is a control piece");
     }
     vocab_.set_score(id, score);
     scores_[static_cast<std::size_t>(id)] = score;
@@ -616,76 +616,76 @@ namespace {
 
 // Calls f(walker) with the lattice walker of the model's mode.
 template <class F>
-decltype(auto) with_walker(const UnigramModel& m, std::string_view text, F&& f) {
+decltype(auto) with_walker(const unigram_model& m, std::string_view text, F&& f) {
     switch (m.options().mode) {
-        case Mode::native:
-            return f(LatticeWalker<Mode::native>(m, text));
-        case Mode::sentencepiece:
-            return f(LatticeWalker<Mode::sentencepiece>(m, text));
-        case Mode::jieba:
+        case mode::native:
+            return f(lattice_walker<mode::native>(m, text));
+        case mode::sentencepiece:
+            return f(lattice_walker<mode::sentencepiece>(m, text));
+        case mode::jieba:
             break;
     }
-    return f(LatticeWalker<Mode::jieba>(m, text));
+    return f(lattice_walker<mode::jieba>(m, text));
 }
 
 }  // namespace
 
-std::vector<Span> UnigramModel::encode_spans(std::string_view text) const {
+std::vector<piece_span> unigram_model::encode_spans(std::string_view text) const {
     check_length(text);
     switch (options_.mode) {
-        case Mode::native:
-            return viterbi_forward(LatticeWalker<Mode::native>(*this, text));
-        case Mode::sentencepiece:
-            return expand_unknown(text, viterbi_sentencepiece(LatticeWalker<Mode::sentencepiece>(*this, text),
+        case mode::native:
+            return viterbi_forward(lattice_walker<mode::native>(*this, text));
+        case mode::sentencepiece:
+            return expand_unknown(text, viterbi_sentencepiece(lattice_walker<mode::sentencepiece>(*this, text),
                                                               scores_f32_, static_cast<float>(unknown_score_)));
-        case Mode::jieba:
+        case mode::jieba:
             break;
     }
-    return viterbi_jieba(LatticeWalker<Mode::jieba>(*this, text));
+    return viterbi_jieba(lattice_walker<mode::jieba>(*this, text));
 }
 
-std::vector<Span> UnigramModel::expand_unknown(std::string_view text, std::vector<Span> spans) const {
+std::vector<piece_span> unigram_model::expand_unknown(std::string_view text, std::vector<piece_span> spans) const {
     if (!spm_byte_fallback_) return spans;
     bool any = false;
-    for (const Span& s : spans) any = any || s.id == unknown_id;
+    for (const piece_span& s : spans) any = any || s.id == unknown_id;
     if (!any) return spans;
-    std::vector<Span> out;
+    std::vector<piece_span> out;
     out.reserve(spans.size() + 8);
-    for (const Span& s : spans) {
+    for (const piece_span& s : spans) {
         if (s.id != unknown_id) {
             out.push_back(s);
             continue;
         }
         for (std::uint32_t i = s.begin; i < s.end; ++i)
-            out.push_back(Span{i, i + 1, unknown_byte_id_[static_cast<unsigned char>(text[i])]});
+            out.push_back(piece_span{i, i + 1, unknown_byte_id_[static_cast<unsigned char>(text[i])]});
     }
     return out;
 }
 
-std::vector<piece_id> UnigramModel::encode(std::string_view text) const { return ids_of(text, encode_spans(text)); }
+std::vector<piece_id> unigram_model::encode(std::string_view text) const { return ids_of(text, encode_spans(text)); }
 
-std::vector<Span> UnigramModel::sample_spans(std::string_view text, double alpha, rng& gen, Sampler how) const {
+std::vector<piece_span> unigram_model::sample_spans(std::string_view text, double alpha, rng& gen, sampler how) const {
     check_alpha(alpha, "sample", true);
     if (alpha < 0) return encode_spans(text);
     check_length(text);
     return expand_unknown(text, with_walker(*this, text, [&](const auto& w) {
                               switch (how) {
-                                  case Sampler::reservoir:
+                                  case sampler::reservoir:
                                       return sample_reservoir(w, alpha, gen);
-                                  case Sampler::ffbs:
+                                  case sampler::ffbs:
                                       return sample_ffbs(w, alpha, gen);
-                                  case Sampler::biased_sigmoid:
+                                  case sampler::biased_sigmoid:
                                       break;
                               }
                               return sample_biased(w, alpha, gen);
                           }));
 }
 
-std::vector<piece_id> UnigramModel::sample(std::string_view text, double alpha, rng& gen, Sampler how) const {
+std::vector<piece_id> unigram_model::sample(std::string_view text, double alpha, rng& gen, sampler how) const {
     return ids_of(text, sample_spans(text, alpha, gen, how));
 }
 
-double UnigramModel::log_partition(std::string_view text, double alpha) const {
+double unigram_model::log_partition(std::string_view text, double alpha) const {
     check_alpha(alpha, "log_partition", false);
     check_length(text);
     return with_walker(*this, text, [&](const auto& w) {
@@ -694,15 +694,15 @@ double UnigramModel::log_partition(std::string_view text, double alpha) const {
     });
 }
 
-LatticeStats UnigramModel::analyze(std::string_view text, double alpha, std::span<double> accumulate,
-                                   double weight) const {
+lattice_stats unigram_model::analyze(std::string_view text, double alpha, std::span<double> accumulate,
+                                     double weight) const {
     check_alpha(alpha, "analyze", false);
     check_length(text);
     if (!accumulate.empty() && accumulate.size() != vocab_.size()) {
-        throw std::invalid_argument("UnigramModel::analyze: accumulator has " + std::to_string(accumulate.size()) +
+        throw std::invalid_argument("unigram_model::analyze: accumulator has " + std::to_string(accumulate.size()) +
                                     " entries, the vocabulary " + std::to_string(vocab_.size()));
     }
-    LatticeStats stats;
+    lattice_stats stats;
     auto run = [&](const auto& w) {
         forward(w, alpha);
         auto& sc = scratch();
@@ -731,32 +731,32 @@ LatticeStats UnigramModel::analyze(std::string_view text, double alpha, std::spa
     return stats;
 }
 
-LatticeStats UnigramModel::analyze(std::string_view text, double alpha, bool with_marginals) const {
+lattice_stats unigram_model::analyze(std::string_view text, double alpha, bool with_marginals) const {
     if (!with_marginals) return analyze(text, alpha, std::span<double>{}, 0.0);
     std::vector<double> m(vocab_.size(), 0.0);
-    LatticeStats stats = analyze(text, alpha, std::span<double>(m), 1.0);
+    lattice_stats stats = analyze(text, alpha, std::span<double>(m), 1.0);
     stats.marginals = std::move(m);
     return stats;
 }
 
-std::vector<double> UnigramModel::marginals(std::string_view text, double alpha) const {
+std::vector<double> unigram_model::marginals(std::string_view text, double alpha) const {
     check_alpha(alpha, "marginals", false);
     return analyze(text, alpha, true).marginals;
 }
 
-double UnigramModel::entropy(std::string_view text, double alpha) const {
+double unigram_model::entropy(std::string_view text, double alpha) const {
     check_alpha(alpha, "entropy", false);
     return analyze(text, alpha, false).entropy;
 }
 
-std::vector<ScoredSegmentation> UnigramModel::nbest(std::string_view text, std::size_t n) const {
+std::vector<scored_segmentation> unigram_model::nbest(std::string_view text, std::size_t n) const {
     check_length(text);
     return with_walker(*this, text, [&](const auto& w) { return nbest_impl(w, n); });
 }
 
-double UnigramModel::score(std::span<const Span> spans) const {
+double unigram_model::score(std::span<const piece_span> spans) const {
     double total = 0.0;
-    for (const Span& s : spans) {
+    for (const piece_span& s : spans) {
         if (s.id == unknown_id) {
             total += unknown_score_;
         } else {
@@ -767,25 +767,25 @@ double UnigramModel::score(std::span<const Span> spans) const {
     return total;
 }
 
-std::string UnigramModel::decode(std::span<const piece_id> ids) const {
+std::string unigram_model::decode(std::span<const piece_id> ids) const {
     std::string out;
     for (const piece_id id : ids) {
-        const Piece& p = vocab_.at(id);
-        if (p.kind != PieceKind::control) out += p.text;
+        const piece& p = vocab_.at(id);
+        if (p.kind != piece_kind::control) out += p.text;
     }
     return out;
 }
 
-std::vector<piece_id> UnigramModel::ids_of(std::string_view text, std::span<const Span> spans) const {
+std::vector<piece_id> unigram_model::ids_of(std::string_view text, std::span<const piece_span> spans) const {
     std::vector<piece_id> ids;
     ids.reserve(spans.size());
-    for (const Span& s : spans) {
+    for (const piece_span& s : spans) {
         if (s.id != unknown_id) {
             ids.push_back(s.id);
             continue;
         }
         if (s.end > text.size() || s.begin > s.end)
-            throw std::out_of_range("UnigramModel::ids_of: span outside the text");
+            throw std::out_of_range("unigram_model::ids_of: span outside the text");
         for (std::uint32_t i = s.begin; i < s.end; ++i)
             ids.push_back(unknown_byte_id_[static_cast<unsigned char>(text[i])]);
     }

@@ -191,10 +191,10 @@ std::string replace_all(std::string_view s, std::string_view from, std::string_v
     return out;
 }
 
-LoadedVocabulary parse_native(std::string_view content, const std::string& name) {
+loaded_vocabulary parse_native(std::string_view content, const std::string& name) {
     const auto lines = split_lines(content);
-    auto fail = [&](std::size_t line, const std::string& problem) -> VocabularyFileError {
-        return VocabularyFileError(name, line, problem);
+    auto fail = [&](std::size_t line, const std::string& problem) -> vocabulary_file_error {
+        return vocabulary_file_error(name, line, problem);
     };
     if (lines.empty()) throw fail(1, "empty file: expected the header 'exprgrad-unigram<TAB>version=1<TAB>...'");
     const auto header = split(lines[0], '\t');
@@ -203,7 +203,7 @@ LoadedVocabulary parse_native(std::string_view content, const std::string& name)
     }
     std::size_t pieces = 0;
     bool have_version = false, have_pieces = false;
-    LoadedVocabulary out;
+    loaded_vocabulary out;
     for (std::size_t k = 1; k < header.size(); ++k) {
         const std::string_view field = header[k];
         const std::size_t eq = field.find('=');
@@ -239,13 +239,13 @@ LoadedVocabulary parse_native(std::string_view content, const std::string& name)
             throw fail(i + 1, "expected 3 tab-separated fields (kind, score, piece), found " +
                                   std::to_string(fields.size()) + " in " + quote(lines[i]));
         }
-        PieceKind kind;
+        piece_kind kind;
         if (fields[0] == "normal") {
-            kind = PieceKind::normal;
+            kind = piece_kind::normal;
         } else if (fields[0] == "control") {
-            kind = PieceKind::control;
+            kind = piece_kind::control;
         } else if (fields[0] == "byte") {
-            kind = PieceKind::byte;
+            kind = piece_kind::byte;
         } else {
             throw fail(i + 1, "unknown kind " + quote(fields[0]) + " (normal, control or byte)");
         }
@@ -255,12 +255,12 @@ LoadedVocabulary parse_native(std::string_view content, const std::string& name)
         const std::string problem = unescape_native(fields[2], text);
         if (!problem.empty()) throw fail(i + 1, problem);
         const std::size_t id = i - 1;
-        if (id < 4 && (kind != PieceKind::control || text != special_names[id])) {
+        if (id < 4 && (kind != piece_kind::control || text != special_names[id])) {
             throw fail(i + 1, "id " + std::to_string(id) + " is reserved for the control piece " +
                                   std::string(special_names[id]));
         }
         try {
-            out.vocabulary.add(text, score, kind);
+            out.vocab.add(text, score, kind);
         } catch (const std::invalid_argument& e) {
             throw fail(i + 1, e.what());
         }
@@ -269,132 +269,133 @@ LoadedVocabulary parse_native(std::string_view content, const std::string& name)
     return out;
 }
 
-LoadedVocabulary parse_spm(std::string_view content, const std::string& name) {
+loaded_vocabulary parse_spm(std::string_view content, const std::string& name) {
     const auto lines = split_lines(content);
-    LoadedVocabulary out;
-    out.options.mode = Mode::sentencepiece;
-    if (lines.empty()) throw VocabularyFileError(name, 1, "empty file: no pieces");
+    loaded_vocabulary out;
+    out.options.mode = mode::sentencepiece;
+    if (lines.empty()) throw vocabulary_file_error(name, 1, "empty file: no pieces");
     for (std::size_t i = 0; i < lines.size(); ++i) {
         const auto fields = split(lines[i], '\t');
         if (fields.size() != 2) {
-            throw VocabularyFileError(name, i + 1,
-                                      "expected 'piece<TAB>score', found " +
-                                          (fields.size() == 1 ? std::string("no tab")
-                                                              : std::to_string(fields.size()) + " tab-separated fields") +
-                                          " in " + quote(lines[i]));
+            throw vocabulary_file_error(
+                name, i + 1,
+                "expected 'piece<TAB>score', found " +
+                    (fields.size() == 1 ? std::string("no tab")
+                                        : std::to_string(fields.size()) + " tab-separated fields") +
+                    " in " + quote(lines[i]));
         }
         double score;
         if (!parse_double(fields[1], score)) {
-            throw VocabularyFileError(name, i + 1, "score " + quote(fields[1]) + " is not a finite number");
+            throw vocabulary_file_error(name, i + 1, "score " + quote(fields[1]) + " is not a finite number");
         }
         const std::string_view piece = fields[0];
-        if (piece.empty()) throw VocabularyFileError(name, i + 1, "empty piece");
-        PieceKind kind = PieceKind::normal;
+        if (piece.empty()) throw vocabulary_file_error(name, i + 1, "empty piece");
+        piece_kind kind = piece_kind::normal;
         std::string text;
         if (piece == "<unk>" || piece == "<s>" || piece == "</s>" || piece == "<pad>" || piece == "<mask>") {
-            kind = PieceKind::control;
+            kind = piece_kind::control;
             text = piece;
         } else if (piece.size() == 6 && piece.substr(0, 3) == "<0x" && piece[5] == '>' && hex_digit(piece[3]) >= 0 &&
                    hex_digit(piece[4]) >= 0) {
-            kind = PieceKind::byte;
+            kind = piece_kind::byte;
             text = std::string(1, static_cast<char>(hex_digit(piece[3]) * 16 + hex_digit(piece[4])));
         } else {
-            if (!is_valid_utf8(piece)) throw VocabularyFileError(name, i + 1, "piece is not valid UTF-8");
+            if (!is_valid_utf8(piece)) throw vocabulary_file_error(name, i + 1, "piece is not valid UTF-8");
             text = replace_all(piece, u2581, " ");
         }
         try {
-            out.vocabulary.add(std::move(text), score, kind);
+            out.vocab.add(std::move(text), score, kind);
         } catch (const std::invalid_argument& e) {
-            throw VocabularyFileError(name, i + 1, e.what());
+            throw vocabulary_file_error(name, i + 1, e.what());
         }
     }
     return out;
 }
 
-LoadedVocabulary parse_jieba(std::string_view content, const std::string& name) {
+loaded_vocabulary parse_jieba(std::string_view content, const std::string& name) {
     const auto lines = split_lines(content);
-    if (lines.empty()) throw VocabularyFileError(name, 1, "empty file: no words");
-    struct Entry {
+    if (lines.empty()) throw vocabulary_file_error(name, 1, "empty file: no words");
+    struct word_entry {
         double freq;
         std::size_t order;
     };
-    std::unordered_map<std::string, Entry> words;
+    std::unordered_map<std::string, word_entry> words;
     std::vector<std::string> order;
     double total = 0;
     for (std::size_t i = 0; i < lines.size(); ++i) {
         const std::string_view line = lines[i];
         const auto fields = split(line, ' ');
         if (fields.size() < 2 || fields.size() > 3) {
-            throw VocabularyFileError(name, i + 1,
-                                      "expected 'word freq [tag]' separated by single spaces, found " +
-                                          std::to_string(fields.size()) + " fields in " + quote(line));
+            throw vocabulary_file_error(name, i + 1,
+                                        "expected 'word freq [tag]' separated by single spaces, found " +
+                                            std::to_string(fields.size()) + " fields in " + quote(line));
         }
-        if (fields[0].empty()) throw VocabularyFileError(name, i + 1, "empty word");
-        if (!is_valid_utf8(fields[0])) throw VocabularyFileError(name, i + 1, "word is not valid UTF-8");
+        if (fields[0].empty()) throw vocabulary_file_error(name, i + 1, "empty word");
+        if (!is_valid_utf8(fields[0])) throw vocabulary_file_error(name, i + 1, "word is not valid UTF-8");
         for (const char c : fields[0]) {
             if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
-                throw VocabularyFileError(name, i + 1, "control byte in the word");
+                throw vocabulary_file_error(name, i + 1, "control byte in the word");
             }
         }
         std::uint64_t freq = 0;
         const std::string_view f = fields[1];
         const auto [ptr, ec] = std::from_chars(f.data(), f.data() + f.size(), freq);
         if (f.empty() || ec != std::errc() || ptr != f.data() + f.size() || freq > (std::uint64_t{1} << 53)) {
-            throw VocabularyFileError(name, i + 1, "frequency " + quote(f) + " is not an integer in [0, 2^53]");
+            throw vocabulary_file_error(name, i + 1, "frequency " + quote(f) + " is not an integer in [0, 2^53]");
         }
-        if (fields.size() == 3 && fields[2].empty()) throw VocabularyFileError(name, i + 1, "empty tag");
+        if (fields.size() == 3 && fields[2].empty()) throw vocabulary_file_error(name, i + 1, "empty tag");
         total += static_cast<double>(freq);
         const std::string word(fields[0]);
         const auto it = words.find(word);
         if (it == words.end()) {
-            words.emplace(word, Entry{static_cast<double>(freq), order.size()});
+            words.emplace(word, word_entry{static_cast<double>(freq), order.size()});
             order.push_back(word);
         } else {
             it->second.freq = static_cast<double>(freq);
         }
     }
     if (!(total > 0)) {
-        throw VocabularyFileError(name, lines.size(),
-                                  "the total frequency of the " + std::to_string(lines.size()) +
-                                      " lines is 0 (every word has frequency 0): jieba's probabilities "
-                                      "freq / total are undefined");
+        throw vocabulary_file_error(name, lines.size(),
+                                    "the total frequency of the " + std::to_string(lines.size()) +
+                                        " lines is 0 (every word has frequency 0): jieba's probabilities "
+                                        "freq / total are undefined");
     }
-    LoadedVocabulary out;
-    out.vocabulary = Vocabulary::with_specials();
-    out.options.mode = Mode::jieba;
+    loaded_vocabulary out;
+    out.vocab = vocabulary::with_specials();
+    out.options.mode = mode::jieba;
     // Computed as jieba does: log(freq) − log(total), and log(1) − log(total) for unknown characters.
     const double log_total = std::log(total);
     out.options.unknown_score = 0.0 - log_total;
     for (const std::string& word : order) {
         const double freq = words.at(word).freq;
         if (freq == 0) continue;
-        out.vocabulary.add(word, std::log(freq) - log_total);
+        out.vocab.add(word, std::log(freq) - log_total);
     }
     return out;
 }
 
 }  // namespace
 
-VocabularyFileError::VocabularyFileError(std::string file, std::size_t line, std::string problem)
+vocabulary_file_error::vocabulary_file_error(std::string file, std::size_t line, std::string problem)
     : std::runtime_error(file + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + problem),
       file_(std::move(file)),
       line_(line),
       problem_(std::move(problem)) {}
 
-// A VocabFormat outside the enum (a cast integer) was read as jieba.
-static std::invalid_argument bad_format(VocabFormat format) {
+// A vocab_format outside the enum (a cast integer) was read as jieba.
+static std::invalid_argument bad_format(vocab_format format) {
     return std::invalid_argument("vocabulary format must be native, sentencepiece or jieba, got the value " +
                                  std::to_string(static_cast<int>(format)));
 }
 
-VocabFormat parse_vocab_format(std::string_view name) {
-    if (name == "native") return VocabFormat::native;
-    if (name == "spm" || name == "sentencepiece") return VocabFormat::sentencepiece;
-    if (name == "jieba") return VocabFormat::jieba;
+vocab_format parse_vocab_format(std::string_view name) {
+    if (name == "native") return vocab_format::native;
+    if (name == "spm" || name == "sentencepiece") return vocab_format::sentencepiece;
+    if (name == "jieba") return vocab_format::jieba;
     throw std::invalid_argument("unknown vocabulary format " + quote(name) + " (native, spm or jieba)");
 }
 
-LoadedVocabulary parse_vocabulary(std::string_view content, VocabFormat format, std::string_view name) {
+loaded_vocabulary parse_vocabulary(std::string_view content, vocab_format format, std::string_view name) {
     const std::string n(name);
     // A NUL byte is never part of a vocabulary's text (native escapes it as \x00): it means a binary file, or
     // UTF-16 text. One memchr over the content.
@@ -402,43 +403,45 @@ LoadedVocabulary parse_vocabulary(std::string_view content, VocabFormat format, 
         const std::size_t lf = content.rfind('\n', nul);
         const std::size_t line_start = lf == std::string_view::npos ? 0 : lf + 1;
         const auto line = 1 + static_cast<std::size_t>(std::count(content.begin(), content.begin() + nul, '\n'));
-        throw VocabularyFileError(n, line,
-                                  "NUL byte at column " + std::to_string(nul - line_start + 1) +
-                                      " (a vocabulary is UTF-8 text: a binary file, or UTF-16?)");
+        throw vocabulary_file_error(n, line,
+                                    "NUL byte at column " + std::to_string(nul - line_start + 1) +
+                                        " (a vocabulary is UTF-8 text: a binary file, or UTF-16?)");
     }
     // A UTF-8 byte-order mark (as Windows editors write) is not part of the first line, in every format.
     if (content.substr(0, 3) == "\xef\xbb\xbf") content.remove_prefix(3);
     switch (format) {
-        case VocabFormat::native:
+        case vocab_format::native:
             return parse_native(content, n);
-        case VocabFormat::sentencepiece:
+        case vocab_format::sentencepiece:
             return parse_spm(content, n);
-        case VocabFormat::jieba:
+        case vocab_format::jieba:
             return parse_jieba(content, n);
     }
     throw bad_format(format);
 }
 
-LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format) {
+loaded_vocabulary load_vocabulary(const std::string& path, vocab_format format) {
     if (path.empty()) throw std::invalid_argument("load_vocabulary: empty path (no file name given)");
-    if (format != VocabFormat::native && format != VocabFormat::sentencepiece && format != VocabFormat::jieba)
+    if (format != vocab_format::native && format != vocab_format::sentencepiece && format != vocab_format::jieba)
         throw bad_format(format);
     // POSIX calls rather than ifstream: a directory opens as a stream and reads as empty (it was reported as an
     // "empty file"), and errno after a failed ifstream is not reliable.
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw VocabularyFileError(path, 0, std::string("cannot open: ") + std::strerror(errno));
-    struct Closer {
+    if (fd < 0) throw vocabulary_file_error(path, 0, std::string("cannot open: ") + std::strerror(errno));
+    struct fd_closer {
         int fd;
-        ~Closer() { ::close(fd); }
+        ~fd_closer() { ::close(fd); }
     } closer{fd};
     struct stat st {};
-    if (::fstat(fd, &st) != 0) throw VocabularyFileError(path, 0, std::string("cannot stat: ") + std::strerror(errno));
-    if (S_ISDIR(st.st_mode)) throw VocabularyFileError(path, 0, "is a directory, not a vocabulary file");
+    if (::fstat(fd, &st) != 0)
+        throw vocabulary_file_error(path, 0, std::string("cannot stat: ") + std::strerror(errno));
+    if (S_ISDIR(st.st_mode)) throw vocabulary_file_error(path, 0, "is a directory, not a vocabulary file");
     // Devices and pipes are read too (process substitution), but never without end: /dev/zero stops at its
     // first chunk (a NUL, which parse_vocabulary reports with its line), an endless text stream at the cap.
     constexpr std::size_t max_bytes = std::size_t{1} << 30;
     const auto too_big = [&] {
-        return VocabularyFileError(path, 0, "larger than 1 GiB: not a vocabulary file (a device or an endless stream?)");
+        return vocabulary_file_error(path, 0,
+                                     "larger than 1 GiB: not a vocabulary file (a device or an endless stream?)");
     };
     if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) > max_bytes) throw too_big();
     std::string content;
@@ -448,7 +451,7 @@ LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format) {
         const ssize_t got = ::read(fd, buffer, sizeof buffer);
         if (got < 0) {
             if (errno == EINTR) continue;
-            throw VocabularyFileError(path, 0, std::string("read error: ") + std::strerror(errno));
+            throw vocabulary_file_error(path, 0, std::string("read error: ") + std::strerror(errno));
         }
         if (got == 0) break;
         content.append(buffer, static_cast<std::size_t>(got));
@@ -458,21 +461,21 @@ LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format) {
     return parse_vocabulary(content, format, path);
 }
 
-UnigramModel load_model(const std::string& path, VocabFormat format) {
-    LoadedVocabulary loaded = load_vocabulary(path, format);
-    return UnigramModel(std::move(loaded.vocabulary), loaded.options);
+unigram_model load_model(const std::string& path, vocab_format format) {
+    loaded_vocabulary loaded = load_vocabulary(path, format);
+    return unigram_model(std::move(loaded.vocab), loaded.options);
 }
 
-std::string format_native(const Vocabulary& vocabulary, const ModelOptions& options) {
-    if (!vocabulary.has_reserved_specials()) {
+std::string format_native(const vocabulary& vocab, const model_options& options) {
+    if (!vocab.has_reserved_specials()) {
         throw std::invalid_argument("format_native: ids 0-3 must be the control pieces <pad> <bos> <eos> <mask>");
     }
     std::string out(native_magic);
-    out += "\tversion=1\tpieces=" + std::to_string(vocabulary.size()) +
+    out += "\tversion=1\tpieces=" + std::to_string(vocab.size()) +
            "\tutf8_boundaries=" + (options.utf8_boundaries ? "1" : "0") + "\n";
     char number[40];
-    for (const Piece& p : vocabulary.pieces()) {
-        out += p.kind == PieceKind::normal ? "normal" : p.kind == PieceKind::control ? "control" : "byte";
+    for (const piece& p : vocab.pieces()) {
+        out += p.kind == piece_kind::normal ? "normal" : p.kind == piece_kind::control ? "control" : "byte";
         out += '\t';
         std::snprintf(number, sizeof number, "%.17g", p.score);
         out += number;
@@ -483,8 +486,8 @@ std::string format_native(const Vocabulary& vocabulary, const ModelOptions& opti
     return out;
 }
 
-void save_native(const std::string& path, const Vocabulary& vocabulary, const ModelOptions& options) {
-    write_file_atomically(path, format_native(vocabulary, options));
+void save_native(const std::string& path, const vocabulary& vocab, const model_options& options) {
+    write_file_atomically(path, format_native(vocab, options));
 }
 
 // write_file_atomically is defined with the project's other writers, in src/nn/file_io.cpp.

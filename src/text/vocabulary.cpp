@@ -36,7 +36,7 @@ std::string printable(std::string_view text) {
 
 }  // namespace
 
-piece_id Vocabulary::add(std::string text, double score, PieceKind kind) {
+piece_id vocabulary::add(std::string text, double score, piece_kind kind) {
     const auto id = static_cast<piece_id>(pieces_.size());
     const std::string where = "vocabulary: piece " + std::to_string(id) + " " + printable(text) + ": ";
     if (!(std::abs(score) <= max_abs_score)) {
@@ -45,21 +45,21 @@ piece_id Vocabulary::add(std::string text, double score, PieceKind kind) {
     }
     if (text.empty()) throw std::invalid_argument(where + "empty text");
     if (pieces_.size() >= 0x7FFFFFFF) throw std::invalid_argument(where + "too many pieces");
-    if (kind == PieceKind::byte && text.size() != 1)
+    if (kind == piece_kind::byte && text.size() != 1)
         throw std::invalid_argument(where + "a byte piece must be one byte");
-    if (kind == PieceKind::byte) {
+    if (kind == piece_kind::byte) {
         const auto [it, inserted] = byte_index_.emplace(static_cast<unsigned char>(text[0]), id);
         if (!inserted) throw std::invalid_argument(where + "duplicates byte piece " + std::to_string(it->second));
     } else {
-        auto& index = kind == PieceKind::control ? control_index_ : text_index_;
+        auto& index = kind == piece_kind::control ? control_index_ : text_index_;
         const auto [it, inserted] = index.emplace(text, id);
         if (!inserted) throw std::invalid_argument(where + "duplicates piece " + std::to_string(it->second));
     }
-    pieces_.push_back(Piece{std::move(text), score, kind});
+    pieces_.push_back(piece{std::move(text), score, kind});
     return id;
 }
 
-const Piece& Vocabulary::at(piece_id id) const {
+const piece& vocabulary::at(piece_id id) const {
     if (id < 0 || static_cast<std::size_t>(id) >= pieces_.size()) {
         throw std::out_of_range("vocabulary: piece id " + std::to_string(id) + " is not in [0, " +
                                 std::to_string(pieces_.size()) + ")");
@@ -67,26 +67,26 @@ const Piece& Vocabulary::at(piece_id id) const {
     return pieces_[static_cast<std::size_t>(id)];
 }
 
-std::optional<piece_id> Vocabulary::find(std::string_view text) const {
+std::optional<piece_id> vocabulary::find(std::string_view text) const {
     const auto it = text_index_.find(std::string(text));
     if (it != text_index_.end()) return it->second;
     if (text.size() == 1) return find_byte(static_cast<unsigned char>(text[0]));
     return std::nullopt;
 }
 
-std::optional<piece_id> Vocabulary::find_byte(unsigned char b) const {
+std::optional<piece_id> vocabulary::find_byte(unsigned char b) const {
     const auto it = byte_index_.find(b);
     if (it == byte_index_.end()) return std::nullopt;
     return it->second;
 }
 
-std::optional<piece_id> Vocabulary::find_control(std::string_view name) const {
+std::optional<piece_id> vocabulary::find_control(std::string_view name) const {
     const auto it = control_index_.find(std::string(name));
     if (it == control_index_.end()) return std::nullopt;
     return it->second;
 }
 
-void Vocabulary::set_score(piece_id id, double score) {
+void vocabulary::set_score(piece_id id, double score) {
     at(id);
     if (!(std::abs(score) <= max_abs_score)) {
         throw std::invalid_argument("vocabulary: set_score: score " + readable(score) + " of piece " +
@@ -95,10 +95,10 @@ void Vocabulary::set_score(piece_id id, double score) {
     pieces_[static_cast<std::size_t>(id)].score = score;
 }
 
-bool Vocabulary::has_reserved_specials() const noexcept {
+bool vocabulary::has_reserved_specials() const noexcept {
     if (pieces_.size() < 4) return false;
     for (std::size_t i = 0; i < 4; ++i) {
-        if (pieces_[i].kind != PieceKind::control || pieces_[i].text != special_names[i]) return false;
+        if (pieces_[i].kind != piece_kind::control || pieces_[i].text != special_names[i]) return false;
     }
     return true;
 }

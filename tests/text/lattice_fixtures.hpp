@@ -14,23 +14,23 @@
 
 namespace text_test {
 
-using exprgrad::text::ModelOptions;
-using exprgrad::text::PieceKind;
-using exprgrad::text::Span;
-using exprgrad::text::UnigramModel;
-using exprgrad::text::Vocabulary;
+using exprgrad::text::model_options;
+using exprgrad::text::piece_kind;
+using exprgrad::text::piece_span;
+using exprgrad::text::unigram_model;
+using exprgrad::text::vocabulary;
 
 using PieceScores = std::vector<std::pair<std::string, double>>;
 
 // A native model with the reserved specials and the given pieces, with the library's default fallback
 // penalty. The reference tables of the notes assume a lattice of the listed pieces only, which is what the
 // native mode gives for every text those pieces can segment (byte-fallback edges exist only otherwise).
-inline UnigramModel make_model(const PieceScores& pieces, ModelOptions options = {},
-                               double penalty = ModelOptions{}.fallback_penalty) {
-    Vocabulary v = Vocabulary::with_specials();
+inline unigram_model make_model(const PieceScores& pieces, model_options options = {},
+                                double penalty = model_options{}.fallback_penalty) {
+    vocabulary v = vocabulary::with_specials();
     for (const auto& [text, score] : pieces) v.add(text, score);
     options.fallback_penalty = penalty;
-    return UnigramModel(std::move(v), options);
+    return unigram_model(std::move(v), options);
 }
 
 // All segmentations of `text` into the given pieces, with their scores, by plain recursion.
@@ -100,9 +100,9 @@ inline double log_partition_of(const std::map<std::string, double>& segs, double
 }
 
 // "A BC" for spans over text.
-inline std::string key_of(const std::string& text, const std::vector<Span>& spans) {
+inline std::string key_of(const std::string& text, const std::vector<piece_span>& spans) {
     std::string key;
-    for (const Span& s : spans) {
+    for (const piece_span& s : spans) {
         if (!key.empty()) key += ' ';
         key += text.substr(s.begin, s.end - s.begin);
     }

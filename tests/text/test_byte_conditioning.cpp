@@ -15,18 +15,18 @@
 #include <vector>
 
 using exprgrad::rng;
-using exprgrad::text::CoveringPath;
+using exprgrad::text::covering_path;
 using exprgrad::text::end_of_text_outcome;
 using exprgrad::text::eos_id;
 using exprgrad::text::next_byte_outcomes;
-using exprgrad::text::NextPieceLogProbs;
+using exprgrad::text::next_piece_log_probs;
 using exprgrad::text::piece_id;
-using exprgrad::text::PieceKind;
-using exprgrad::text::PrefixConditioner;
-using exprgrad::text::PrefixConditioningOptions;
-using exprgrad::text::PrefixGenerationOptions;
-using exprgrad::text::UnigramModel;
-using exprgrad::text::Vocabulary;
+using exprgrad::text::piece_kind;
+using exprgrad::text::prefix_conditioner;
+using exprgrad::text::prefix_conditioning_options;
+using exprgrad::text::prefix_generation_options;
+using exprgrad::text::unigram_model;
+using exprgrad::text::vocabulary;
 
 namespace {
 
@@ -35,10 +35,10 @@ constexpr std::size_t all_pieces = static_cast<std::size_t>(-1);
 
 // Pieces a, b, ab, ba, abb, bab, c (normal); 'z' has no normal piece, so the model adds a byte-fallback
 // piece for it (and for every other byte value, which the bigram table gives probability 0).
-UnigramModel toy() {
-    Vocabulary v = Vocabulary::with_specials();
+unigram_model toy() {
+    vocabulary v = vocabulary::with_specials();
     for (const char* p : {"a", "b", "ab", "ba", "abb", "bab", "c"}) v.add(p, -1.0);
-    return UnigramModel(std::move(v));
+    return unigram_model(std::move(v));
 }
 
 // A bigram model: row "start" for the empty context, else the row of the last piece. Live pieces (the
@@ -46,16 +46,16 @@ UnigramModel toy() {
 // callback is deliberately unnormalized); all other pieces −∞, except the control pieces, which get large
 // finite values that the conditioner must ignore unless one is the end piece.
 struct Bigram {
-    const UnigramModel* m;
+    const unigram_model* m;
     std::vector<piece_id> live;
     std::map<piece_id, std::vector<double>> rows;  // key −1: start
     bool with_end = false;
 
-    Bigram(const UnigramModel& model, std::uint64_t seed, bool end) : m(&model), with_end(end) {
-        const Vocabulary& v = model.vocabulary();
+    Bigram(const unigram_model& model, std::uint64_t seed, bool end) : m(&model), with_end(end) {
+        const vocabulary& v = model.vocab();
         for (std::size_t i = 0; i < v.size(); ++i) {
             const auto id = static_cast<piece_id>(i);
-            if (v[id].kind == PieceKind::normal || (v[id].kind == PieceKind::byte && v[id].text == "z")) {
+            if (v[id].kind == piece_kind::normal || (v[id].kind == piece_kind::byte && v[id].text == "z")) {
                 live.push_back(id);
             }
         }
@@ -88,7 +88,7 @@ struct Bigram {
 // `prefix_mass`, Σ P(sequence) over sequences whose text starts with the prompt.
 std::vector<double> brute_next_byte(const Bigram& lm, const std::vector<piece_id>& head, const std::string& prompt,
                                     std::size_t len, double* prefix_mass = nullptr) {
-    const Vocabulary& v = lm.m->vocabulary();
+    const vocabulary& v = lm.m->vocab();
     std::string head_text;
     for (const piece_id id : head) head_text += v[id].text;
     std::vector<double> mass(next_byte_outcomes, 0.0);
@@ -128,29 +128,29 @@ std::vector<double> brute_next_byte(const Bigram& lm, const std::vector<piece_id
     return mass;
 }
 
-std::vector<piece_id> head_of(const UnigramModel& m, const std::string& prompt, std::size_t k) {
+std::vector<piece_id> head_of(const unigram_model& m, const std::string& prompt, std::size_t k) {
     auto ids = m.encode(prompt);
     ids.resize(ids.size() - std::min(k, ids.size()));
     return ids;
 }
 
-std::string head_text(const UnigramModel& m, const std::vector<piece_id>& head) { return m.decode(head); }
+std::string head_text(const unigram_model& m, const std::vector<piece_id>& head) { return m.decode(head); }
 
 }  // namespace
 
 TEST_CASE("next-byte distribution equals brute-force enumeration (bigram toy model)") {
-    const UnigramModel m = toy();
+    const unigram_model m = toy();
     const std::vector<std::string> prompts = {"a",   "ab", "aba", "abab", "bab", "abba",
                                               "cab", "ba", "abz", "zab",  "abc"};
     for (const bool end : {false, true}) {
         for (std::uint64_t seed = 1; seed <= 3; ++seed) {
             const Bigram lm(m, seed, end);
-            const NextPieceLogProbs next = std::cref(lm);
+            const next_piece_log_probs next = std::cref(lm);
             for (const std::size_t k : {std::size_t{1}, std::size_t{2}, all_pieces}) {
-                PrefixConditioningOptions o;
+                prefix_conditioning_options o;
                 o.backoff_pieces = k;
                 if (end) o.end_piece = eos_id;
-                const PrefixConditioner pc(m, o);
+                const prefix_conditioner pc(m, o);
                 for (const std::string& prompt : prompts) {
                     CAPTURE(prompt);
                     CAPTURE(k);
@@ -175,16 +175,16 @@ TEST_CASE("next-byte distribution equals brute-force enumeration (bigram toy mod
 }
 
 TEST_CASE("condition: path probabilities sum to 1 and the prefix probability equals enumeration") {
-    const UnigramModel m = toy();
+    const unigram_model m = toy();
     const Bigram lm(m, 7, false);
-    const PrefixConditioner pc(m, {.backoff_pieces = all_pieces});
+    const prefix_conditioner pc(m, {.backoff_pieces = all_pieces});
     for (const std::string prompt : {"abab", "babba", "cabz"}) {
         CAPTURE(prompt);
         const auto c = pc.condition(prompt, std::cref(lm));
         CHECK(c.head.empty());
         CHECK(c.tail_begin == 0);
         double sum = 0;
-        for (const CoveringPath& p : c.paths) {
+        for (const covering_path& p : c.paths) {
             sum += p.probability;
             // The path's text starts with the prompt; without its last piece it is a proper prefix.
             std::vector<piece_id> init(p.pieces.begin(), p.pieces.end() - 1);
@@ -203,9 +203,9 @@ TEST_CASE("condition: path probabilities sum to 1 and the prefix probability equ
 }
 
 TEST_CASE("empty prompt: one empty path, no model call, and the model's own first byte") {
-    const UnigramModel m = toy();
+    const unigram_model m = toy();
     const Bigram lm(m, 3, false);
-    const PrefixConditioner pc(m, {.backoff_pieces = all_pieces});
+    const prefix_conditioner pc(m, {.backoff_pieces = all_pieces});
     const auto c = pc.condition("", std::cref(lm));
     REQUIRE(c.paths.size() == 1);
     CHECK(c.paths[0].pieces.empty());
@@ -214,7 +214,7 @@ TEST_CASE("empty prompt: one empty path, no model call, and the model's own firs
     const auto got = pc.next_byte_distribution("", std::cref(lm));
     // First byte: a (a, ab, abb), b (b, ba, bab), c, z.
     std::map<char, double> want;
-    for (const piece_id y : lm.live) want[m.vocabulary()[y].text[0]] += lm.q(-1, y);
+    for (const piece_id y : lm.live) want[m.vocab()[y].text[0]] += lm.q(-1, y);
     for (const auto& [ch, p] : want) CHECK(std::abs(got[static_cast<unsigned char>(ch)] - p) <= 1e-12);
     rng g1(5);
     const auto gen = pc.generate("", std::cref(lm), g1, {.max_new_pieces = 4});
@@ -222,17 +222,17 @@ TEST_CASE("empty prompt: one empty path, no model call, and the model's own firs
 }
 
 TEST_CASE("prompt ending on a piece boundary: paths ending exactly at the end, and backoff 0") {
-    const UnigramModel m = toy();
+    const unigram_model m = toy();
     const Bigram lm(m, 11, false);
     // "ab|ab": covering paths include ones ending exactly at the end (…, ab) and overhanging ones (…, abb).
-    const PrefixConditioner pc(m, {.backoff_pieces = all_pieces});
+    const prefix_conditioner pc(m, {.backoff_pieces = all_pieces});
     const auto c = pc.condition("abab", std::cref(lm));
     bool exact = false, over = false;
     for (const auto& p : c.paths) (m.decode(p.pieces).size() == 4 ? exact : over) = true;
     CHECK(exact);
     CHECK(over);
     // backoff 0: no tail; the next byte is the bigram's first byte after the last canonical piece.
-    const PrefixConditioner none(m, {.backoff_pieces = 0});
+    const prefix_conditioner none(m, {.backoff_pieces = 0});
     const auto got = none.next_byte_distribution("abab", std::cref(lm));
     const auto head = m.encode("abab");
     const auto want = brute_next_byte(lm, head, "abab", 1);
@@ -240,11 +240,11 @@ TEST_CASE("prompt ending on a piece boundary: paths ending exactly at the end, a
 }
 
 TEST_CASE("bytes only a byte-fallback piece covers, and a prompt no sequence of positive probability produces") {
-    const UnigramModel m = toy();
+    const unigram_model m = toy();
     const piece_id z = m.byte_piece('z');
-    REQUIRE(m.vocabulary()[z].kind == PieceKind::byte);
+    REQUIRE(m.vocab()[z].kind == piece_kind::byte);
     Bigram lm(m, 5, false);
-    const PrefixConditioner pc(m, {.backoff_pieces = all_pieces});
+    const prefix_conditioner pc(m, {.backoff_pieces = all_pieces});
     const auto c = pc.condition("azb", std::cref(lm));
     for (const auto& p : c.paths) CHECK(std::find(p.pieces.begin(), p.pieces.end(), z) != p.pieces.end());
     // The same prompt when the model never emits z's byte piece: refused, naming the tail.
@@ -259,8 +259,8 @@ TEST_CASE("bytes only a byte-fallback piece covers, and a prompt no sequence of 
 }
 
 TEST_CASE("NaN, +inf or a wrong length from the callback is an error") {
-    const UnigramModel m = toy();
-    const PrefixConditioner pc(m, {.backoff_pieces = all_pieces});
+    const unigram_model m = toy();
+    const prefix_conditioner pc(m, {.backoff_pieces = all_pieces});
     const Bigram lm(m, 2, false);
     for (const double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
         auto f = [&](std::span<const piece_id> ctx) {
@@ -288,11 +288,11 @@ TEST_CASE("NaN, +inf or a wrong length from the callback is an error") {
 }
 
 TEST_CASE("the tractability bound: refused before any call, naming the option and the count") {
-    const UnigramModel m = toy();
+    const unigram_model m = toy();
     const Bigram lm(m, 4, false);
     // Independent count of partial segmentations of "abab"[0, s), s < 4, over {a, b, ab, ba, abb, bab}:
     // s=0: 1 (empty); s=1 "a": 1; s=2 "ab": a|b, ab = 2; s=3 "aba": a|b|a, ab|a, a|ba = 3. Total 7.
-    const PrefixConditioner big(m, {.backoff_pieces = all_pieces, .max_model_calls = 7});
+    const prefix_conditioner big(m, {.backoff_pieces = all_pieces, .max_model_calls = 7});
     CHECK(big.cost("abab").first == 7.0);
     CHECK(big.condition("abab", std::cref(lm)).model_calls == 7);
     int calls = 0;
@@ -300,7 +300,7 @@ TEST_CASE("the tractability bound: refused before any call, naming the option an
         ++calls;
         return lm(ctx);
     };
-    const PrefixConditioner small(m, {.backoff_pieces = all_pieces, .max_model_calls = 6});
+    const prefix_conditioner small(m, {.backoff_pieces = all_pieces, .max_model_calls = 6});
     CHECK_THROWS_WITH_AS(small.condition("abab", counting),
                          doctest::Contains("have 7 partial segmentations, each a model call: more than "
                                            "max_model_calls = 6"),
@@ -312,14 +312,14 @@ TEST_CASE("the tractability bound: refused before any call, naming the option an
     CHECK_THROWS_WITH_AS(big.next_byte_distribution("abab", counting), doctest::Contains("max_model_calls = 7"),
                          std::length_error);
     // A bad end piece.
-    CHECK_THROWS_WITH_AS(PrefixConditioner(m, {.end_piece = 4}), doctest::Contains("end_piece must be a control piece"),
-                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(prefix_conditioner(m, {.end_piece = 4}),
+                         doctest::Contains("end_piece must be a control piece"), std::invalid_argument);
 }
 
 TEST_CASE("generation: starts with the prompt, greedy takes the most probable path, seeds reproduce") {
-    const UnigramModel m = toy();
+    const unigram_model m = toy();
     const Bigram lm(m, 9, true);
-    const PrefixConditioner pc(m, {.backoff_pieces = 2, .end_piece = eos_id});
+    const prefix_conditioner pc(m, {.backoff_pieces = 2, .end_piece = eos_id});
     const std::string prompt = "cabab";
     const auto c = pc.condition(prompt, std::cref(lm));
     std::size_t best = 0;
@@ -342,7 +342,7 @@ TEST_CASE("generation: starts with the prompt, greedy takes the most probable pa
         std::vector<piece_id> path(r.pieces.begin() + static_cast<std::ptrdiff_t>(c.head.size()), r.pieces.end());
         // Strip the continuation: the covering path is the shortest prefix reaching the prompt's end.
         std::size_t bytes = c.tail_begin, j = 0;
-        while (bytes < prompt.size()) bytes += m.vocabulary()[path[j++]].text.size();
+        while (bytes < prompt.size()) bytes += m.vocab()[path[j++]].text.size();
         path.resize(j);
         ++seen[path];
     }
@@ -363,10 +363,10 @@ TEST_CASE("generation: starts with the prompt, greedy takes the most probable pa
 }
 
 TEST_CASE("the header's example, by hand: pieces {a, b, ab}") {
-    Vocabulary v = Vocabulary::with_specials();
+    vocabulary v = vocabulary::with_specials();
     for (const char* p : {"a", "b", "ab"}) v.add(p, -1.0);
-    const UnigramModel m(std::move(v));
-    const piece_id a = *m.vocabulary().find("a"), b = *m.vocabulary().find("b"), ab = *m.vocabulary().find("ab");
+    const unigram_model m(std::move(v));
+    const piece_id a = *m.vocab().find("a"), b = *m.vocab().find("b"), ab = *m.vocab().find("ab");
     // Start: a 0.2, b 0.3, ab 0.5; after a: a 0.1, b 0.9; after anything else: uniform over a, b.
     auto lm = [&](std::span<const piece_id> ctx) {
         std::vector<double> lp(m.size(), ninf);
@@ -380,7 +380,7 @@ TEST_CASE("the header's example, by hand: pieces {a, b, ab}") {
         }
         return lp;
     };
-    const PrefixConditioner pc(m, {.backoff_pieces = 1});
+    const prefix_conditioner pc(m, {.backoff_pieces = 1});
     // Covering paths of "a": [a] (mass 0.2, ends at the prompt's end) and [ab] (0.5, overhang "b").
     const auto c = pc.condition("a", lm);
     REQUIRE(c.paths.size() == 2);

@@ -13,11 +13,11 @@
 #include "lattice_fixtures.hpp"
 
 using exprgrad::rng;
-using exprgrad::text::Mode;
-using exprgrad::text::ModelOptions;
-using exprgrad::text::Sampler;
-using exprgrad::text::Span;
-using exprgrad::text::UnigramModel;
+using exprgrad::text::mode;
+using exprgrad::text::model_options;
+using exprgrad::text::piece_span;
+using exprgrad::text::sampler;
+using exprgrad::text::unigram_model;
 using namespace text_test;
 
 namespace {
@@ -33,7 +33,7 @@ const PieceScores t5 = {{"A", -1.0},  {"B", -1.5},  {"C", -1.2},   {"D", -0.7}, 
 const PieceScores t6 = {{"A", 1.0}, {"B", 1.2}, {"C", 2.5}, {"AB", 3.0}, {"BC", 4.0}, {"ABC", 2.0}};
 
 // Runs a sampler n times and checks its frequencies against p with the χ² and max-deviation bounds.
-void check_sampler(const UnigramModel& m, const std::string& text, double alpha, Sampler how, std::uint64_t seed,
+void check_sampler(const unigram_model& m, const std::string& text, double alpha, sampler how, std::uint64_t seed,
                    std::size_t n, const std::map<std::string, double>& p) {
     rng gen(seed);
     const auto freq = frequencies(text, n, [&] { return m.sample_spans(text, alpha, gen, how); });
@@ -45,7 +45,7 @@ void check_sampler(const UnigramModel& m, const std::string& text, double alpha,
 }  // namespace
 
 TEST_CASE("T1 'watching': three equal segmentations, exact samplers uniform, the old sampler biased") {
-    const UnigramModel m = make_model(t1);
+    const unigram_model m = make_model(t1);
     const std::string text = "watching";
     const auto segs = enumerate(text, t1);
     REQUIRE(segs.size() == 3);
@@ -62,18 +62,18 @@ TEST_CASE("T1 'watching': three equal segmentations, exact samplers uniform, the
         CHECK(pieces == doctest::Approx(2.0).epsilon(1e-12));  // every segmentation has two pieces
     }
     CHECK(m.nbest(text, 10).size() == 3);
-    check_sampler(m, text, 0.0, Sampler::reservoir, 11, 60000, p);
-    check_sampler(m, text, 0.0, Sampler::ffbs, 12, 60000, p);
+    check_sampler(m, text, 0.0, sampler::reservoir, 11, 60000, p);
+    check_sampler(m, text, 0.0, sampler::ffbs, 12, 60000, p);
 
     const std::size_t n = 100000;
-    check_sampler(m, text, 1.0, Sampler::reservoir, 1, n, p);
-    check_sampler(m, text, 1.0, Sampler::ffbs, 2, n, p);
+    check_sampler(m, text, 1.0, sampler::reservoir, 1, n, p);
+    check_sampler(m, text, 1.0, sampler::ffbs, 2, n, p);
 
     // Post 9811's dilution, visiting candidates longest first: 1/2, 1/4, 1/4 (notes T1, "old, longest-first").
     const std::map<std::string, double> old = {{"watch ing", 0.5}, {"wat ching", 0.25}, {"w atching", 0.25}};
-    check_sampler(m, text, 1.0, Sampler::biased_sigmoid, 3, n, old);
+    check_sampler(m, text, 1.0, sampler::biased_sigmoid, 3, n, old);
     rng gen(4);
-    const auto freq = frequencies(text, n, [&] { return m.sample_spans(text, 1.0, gen, Sampler::biased_sigmoid); });
+    const auto freq = frequencies(text, n, [&] { return m.sample_spans(text, 1.0, gen, sampler::biased_sigmoid); });
     const double bias = freq.at("watch ing") - 1.0 / 3;
     MESSAGE("measured bias of the old sampler on 'watching': P(watch ing) = " << freq.at("watch ing")
                                                                               << " instead of 1/3");
@@ -81,7 +81,7 @@ TEST_CASE("T1 'watching': three equal segmentations, exact samplers uniform, the
 }
 
 TEST_CASE("T2 SentencePiece SampleTest lattice: distribution, log Z and entropy for five alphas") {
-    const UnigramModel m = make_model(t2);
+    const unigram_model m = make_model(t2);
     const std::string text = "ABC";
     const auto segs = enumerate(text, t2);
     REQUIRE(segs.size() == 4);
@@ -106,19 +106,19 @@ TEST_CASE("T2 SentencePiece SampleTest lattice: distribution, log Z and entropy 
         CHECK(std::abs(m.entropy(text, r.alpha) - r.entropy) < table_tol);
         CHECK(m.log_partition(text, r.alpha) == doctest::Approx(log_partition_of(segs, r.alpha)).epsilon(1e-13));
         // SentencePiece's own test draws 100 000 samples; so do we, per alpha and exact sampler.
-        check_sampler(m, text, r.alpha, Sampler::reservoir, 10 + static_cast<std::uint64_t>(r.alpha * 100), 100000, p);
-        check_sampler(m, text, r.alpha, Sampler::ffbs, 20 + static_cast<std::uint64_t>(r.alpha * 100), 100000, p);
+        check_sampler(m, text, r.alpha, sampler::reservoir, 10 + static_cast<std::uint64_t>(r.alpha * 100), 100000, p);
+        check_sampler(m, text, r.alpha, sampler::ffbs, 20 + static_cast<std::uint64_t>(r.alpha * 100), 100000, p);
     }
     // The old sigmoid sampler at α = 1 (notes: 0.4979 / 0.2313 / 0.2246 / 0.0462, printed with 4 decimals).
     const std::map<std::string, double> old = {{"A B C", 0.4979}, {"AB C", 0.2313}, {"A BC", 0.2246}, {"ABC", 0.0462}};
     rng gen(5);
     const std::size_t n = 200000;
-    const auto freq = frequencies(text, n, [&] { return m.sample_spans(text, 1.0, gen, Sampler::biased_sigmoid); });
+    const auto freq = frequencies(text, n, [&] { return m.sample_spans(text, 1.0, gen, sampler::biased_sigmoid); });
     CHECK(worst_deviation(freq, old) < max_deviation(n) + 5e-5);
 }
 
 TEST_CASE("T3 SentencePiece NBest/Entropy lattice") {
-    const UnigramModel m = make_model(t3);
+    const unigram_model m = make_model(t3);
     const std::string text = "ABC";
     CHECK(key_of(text, m.encode_spans(text)) == "ABC");
     const auto segs = enumerate(text, t3);
@@ -148,7 +148,7 @@ TEST_CASE("T3 SentencePiece NBest/Entropy lattice") {
     CHECK(key_of(text, best[3].spans) == "A B C");
     CHECK(best[1].score == doctest::Approx(0.5));
     // Large α approaches Viterbi: at α = 10 the sampler returns ABC with probability 0.9923.
-    check_sampler(m, text, 10.0, Sampler::reservoir, 30, 50000, p);
+    check_sampler(m, text, 10.0, sampler::reservoir, 30, 50000, p);
 }
 
 TEST_CASE("T4 SentencePiece ViterbiTest: decoding as pieces are added") {
@@ -163,7 +163,7 @@ TEST_CASE("T4 SentencePiece ViterbiTest: decoding as pieces are added") {
 }
 
 TEST_CASE("T5 'ABCD': seven segmentations, where the intermediate BytePiece commit fails") {
-    const UnigramModel m = make_model(t5);
+    const unigram_model m = make_model(t5);
     const std::string text = "ABCD";
     const auto segs = enumerate(text, t5);
     REQUIRE(segs.size() == 7);
@@ -178,13 +178,13 @@ TEST_CASE("T5 'ABCD': seven segmentations, where the intermediate BytePiece comm
     for (const auto& [k, v] : table) CHECK(std::abs(p.at(k) - v) < table_tol);
 
     const std::size_t n = 200000;
-    check_sampler(m, text, 1.0, Sampler::reservoir, 40, n, p);
-    check_sampler(m, text, 1.0, Sampler::ffbs, 41, n, p);
+    check_sampler(m, text, 1.0, sampler::reservoir, 40, n, p);
+    check_sampler(m, text, 1.0, sampler::ffbs, 41, n, p);
     // The old sigmoid sampler's column of the table.
     const std::map<std::string, double> old = {{"AB CD", 0.329491},  {"ABC D", 0.203298},  {"A B CD", 0.104682},
                                                {"A BC D", 0.096236}, {"AB C D", 0.110793}, {"A BCD", 0.122984},
                                                {"A B C D", 0.032515}};
-    check_sampler(m, text, 1.0, Sampler::biased_sigmoid, 42, n, old);
+    check_sampler(m, text, 1.0, sampler::biased_sigmoid, 42, n, old);
 
     // n-best agrees with the enumeration sorted by score.
     const auto best = m.nbest(text, 7);
@@ -198,12 +198,12 @@ TEST_CASE("T5 'ABCD': seven segmentations, where the intermediate BytePiece comm
 }
 
 TEST_CASE("T6 SentencePiece PopulateMarginalTest: marginals, and marginals = gradient of log Z / alpha") {
-    UnigramModel m = make_model(t6);
+    unigram_model m = make_model(t6);
     const std::string text = "ABC";
     CHECK(std::abs(m.log_partition(text, 1.0) - 6.235276) < table_tol);
     const auto marg = m.marginals(text, 1.0);
     REQUIRE(marg.size() == m.size());
-    const auto& v = m.vocabulary();
+    const auto& v = m.vocab();
     const std::map<std::string, double> table = {{"A", 0.506151},  {"B", 0.215396},  {"C", 0.694770},
                                                  {"AB", 0.479373}, {"BC", 0.290755}, {"ABC", 0.014476}};
     double total = 0;
@@ -251,19 +251,19 @@ TEST_CASE("T6 SentencePiece PopulateMarginalTest: marginals, and marginals = gra
 }
 
 TEST_CASE("alpha semantics: alpha < 0 is Viterbi, alpha = 0 uniform, invalid alpha throws") {
-    const UnigramModel m = make_model(t5);
+    const unigram_model m = make_model(t5);
     const std::string text = "ABCD";
     rng gen(7);
     for (int i = 0; i < 100; ++i) {
         CHECK(key_of(text, m.sample_spans(text, -1.0, gen)) == "AB CD");
-        CHECK(key_of(text, m.sample_spans(text, -1e-9, gen, Sampler::ffbs)) == "AB CD");
+        CHECK(key_of(text, m.sample_spans(text, -1e-9, gen, sampler::ffbs)) == "AB CD");
     }
     CHECK(m.log_partition(text, 0.0) == doctest::Approx(std::log(7.0)).epsilon(1e-14));
     CHECK(m.entropy(text, 0.0) == doctest::Approx(std::log(7.0)).epsilon(1e-14));
     std::map<std::string, double> uniform;
     for (const auto& [k, s] : enumerate(text, t5)) uniform[k] = 1.0 / 7;
-    check_sampler(m, text, 0.0, Sampler::reservoir, 50, 70000, uniform);
-    check_sampler(m, text, 0.0, Sampler::ffbs, 51, 70000, uniform);
+    check_sampler(m, text, 0.0, sampler::reservoir, 50, 70000, uniform);
+    check_sampler(m, text, 0.0, sampler::ffbs, 51, 70000, uniform);
     // Large α: the Viterbi segmentation (the runner-up is 0.1 behind: weight ratio e^-100 at α = 1000).
     for (int i = 0; i < 100; ++i) CHECK(key_of(text, m.sample_spans(text, 1000.0, gen)) == "AB CD");
 
@@ -278,9 +278,9 @@ TEST_CASE("alpha semantics: alpha < 0 is Viterbi, alpha = 0 uniform, invalid alp
     CHECK(std::isfinite(m.log_partition(text, exprgrad::text::max_alpha)));
     CHECK_THROWS_WITH_AS(m.sample(text, 1e201, gen), doctest::Contains("alpha = "), std::invalid_argument);
     // The unknown piece's score (lowest score − fallback_penalty) must stay in range too.
-    exprgrad::text::ModelOptions huge_penalty;
+    exprgrad::text::model_options huge_penalty;
     huge_penalty.fallback_penalty = 1e300;
-    CHECK_THROWS_AS(UnigramModel(m.vocabulary(), huge_penalty), std::invalid_argument);
+    CHECK_THROWS_AS(unigram_model(m.vocab(), huge_penalty), std::invalid_argument);
     // The empty text: one empty segmentation.
     CHECK(m.log_partition("", 1.0) == 0.0);
     CHECK(m.encode("").empty());
@@ -291,7 +291,7 @@ TEST_CASE("alpha semantics: alpha < 0 is Viterbi, alpha = 0 uniform, invalid alp
 TEST_CASE("Viterbi ties: the longer last piece wins in the native mode") {
     // Equal scores: "watch ing", "wat ching", "w atching" all −2; "watch ing" ends with the shortest piece,
     // "w atching" with the longest.
-    const UnigramModel m = make_model(t1);
+    const unigram_model m = make_model(t1);
     CHECK(key_of("watching", m.encode_spans("watching")) == "w atching");
     const PieceScores tie = {{"A", -1}, {"AB", -1}, {"BC", -1}, {"C", -1}};
     CHECK(key_of("ABC", make_model(tie).encode_spans("ABC")) == "A BC");
@@ -315,7 +315,7 @@ TEST_CASE("native byte fallback: only where the pieces cannot segment the text (
         // The fallback score: the lowest piece score minus the default penalty.
         double lowest = pieces[0].second;
         for (const auto& [w, sc] : pieces) lowest = std::min(lowest, sc);
-        const UnigramModel m = make_model(pieces);
+        const unigram_model m = make_model(pieces);
         for (int k = 0; k < 8; ++k) {
             std::string text;
             for (std::size_t j = 0, len = 1 + pick(7); j < len; ++j) text += "abcd"[pick(pick(5) == 0 ? 4 : 3)];
@@ -346,13 +346,13 @@ TEST_CASE("native byte fallback: only where the pieces cannot segment the text (
             CHECK(m.nbest(text, 1000).size() == segs.size());
             CHECK(m.decode(m.encode(text)) == text);
             rng g2(static_cast<std::uint64_t>(trial * 8 + k));
-            for (const Sampler how : {Sampler::reservoir, Sampler::ffbs, Sampler::biased_sigmoid}) {
+            for (const sampler how : {sampler::reservoir, sampler::ffbs, sampler::biased_sigmoid}) {
                 const auto spans = m.sample_spans(text, 0.5, g2, how);
                 std::string key;
-                for (const Span& sp : spans) {
+                for (const piece_span& sp : spans) {
                     if (!key.empty()) key += ' ';
                     const std::string piece = text.substr(sp.begin, sp.end - sp.begin);
-                    key += m.vocabulary()[sp.id].kind == exprgrad::text::PieceKind::byte ? "<" + piece + ">" : piece;
+                    key += m.vocab()[sp.id].kind == exprgrad::text::piece_kind::byte ? "<" + piece + ">" : piece;
                 }
                 CHECK(segs.count(key) == 1);
             }
@@ -378,7 +378,7 @@ TEST_CASE("entropy without cancellation: exact values of notes T2 at large alpha
         {20, 30.0, 2.22000000030460159905e+03, 5.78745023442946578243e-06},
         {200, 40.0, 2.96000000000075488060e+04, 1.88756762043476465056e-07},
     };
-    const UnigramModel m = make_model(t2);
+    const unigram_model m = make_model(t2);
     for (const Row& r : rows) {
         std::string text;
         for (int i = 0; i < r.k; ++i) text += "ABC";
@@ -392,13 +392,13 @@ TEST_CASE("entropy without cancellation: exact values of notes T2 at large alpha
 }
 
 TEST_CASE("byte fallback: every byte string is encodable and decodes to itself") {
-    const UnigramModel m = make_model(t5, {}, 10.0);
+    const unigram_model m = make_model(t5, {}, 10.0);
     const std::string text = std::string("AB\0\xff", 4) + "CD";
     const auto ids = m.encode(text);
     CHECK(m.decode(ids) == text);
     CHECK(ids.size() == 4);  // AB, \0, \xff, CD
-    CHECK(m.vocabulary()[ids[1]].kind == exprgrad::text::PieceKind::byte);
-    CHECK(m.vocabulary()[ids[1]].score == doctest::Approx(-3.0 - 10.0));  // min score − penalty
+    CHECK(m.vocab()[ids[1]].kind == exprgrad::text::piece_kind::byte);
+    CHECK(m.vocab()[ids[1]].score == doctest::Approx(-3.0 - 10.0));  // min score − penalty
     CHECK_THROWS_AS(m.decode(std::vector<exprgrad::text::piece_id>{static_cast<int>(m.size())}), std::out_of_range);
     CHECK(m.decode(std::vector<exprgrad::text::piece_id>{0, 1, 2, 3}).empty());  // control pieces
 }

@@ -14,18 +14,18 @@ using namespace exprgrad;
 
 TEST_CASE("log_partition node: value, gradient = alpha * marginals, finite differences") {
     // the T6 lattice of the notes: "ABC" with A, B, C, AB, BC, ABC
-    text::Vocabulary v = text::Vocabulary::with_specials();
+    text::vocabulary v = text::vocabulary::with_specials();
     v.add("A", 1.0);
     v.add("B", 1.2);
     v.add("C", 2.5);
     v.add("AB", 3.0);
     v.add("BC", 4.0);
     v.add("ABC", 2.0);
-    text::UnigramModel model(v);
+    text::unigram_model model(v);
     text::lattice_batch batch{&model, {"ABC", "AB", "CAB"}};
     const std::size_t V = model.size();
     xt::xarray<double> scores = xt::xarray<double>::from_shape({V});
-    for (std::size_t i = 0; i < V; ++i) scores(i) = model.vocabulary()[static_cast<text::piece_id>(i)].score;
+    for (std::size_t i = 0; i < V; ++i) scores(i) = model.vocab()[static_cast<text::piece_id>(i)].score;
     constexpr double alpha = 0.5;
     auto prog = value_and_grad(text::log_partition(tensor<0>, tensor<1>, c<1, 2>), wrt<0>);
     auto [lz, g] = prog(scores, batch);
@@ -50,9 +50,9 @@ TEST_CASE("log_partition node: value, gradient = alpha * marginals, finite diffe
 }
 
 TEST_CASE("log_partition node: bad arguments throw naming the problem") {
-    text::Vocabulary v = text::Vocabulary::with_specials();
+    text::vocabulary v = text::vocabulary::with_specials();
     v.add("a", -1.0);
-    text::UnigramModel model(v);
+    text::unigram_model model(v);
     text::lattice_batch batch{&model, {"aa"}};
     auto prog = value_and_grad(text::log_partition(tensor<0>, tensor<1>), wrt<0>);
     xt::xarray<double> wrong = xt::zeros<double>({3});

@@ -16,16 +16,16 @@
 
 using exprgrad::rng;
 using exprgrad::text::is_valid_utf8;
-using exprgrad::text::Mode;
-using exprgrad::text::ModelOptions;
+using exprgrad::text::mode;
+using exprgrad::text::model_options;
 using exprgrad::text::piece_id;
-using exprgrad::text::PieceKind;
-using exprgrad::text::Sampler;
-using exprgrad::text::Span;
-using exprgrad::text::UnigramModel;
+using exprgrad::text::piece_kind;
+using exprgrad::text::piece_span;
+using exprgrad::text::sampler;
+using exprgrad::text::unigram_model;
 using exprgrad::text::unknown_id;
 using exprgrad::text::utf8_sequence_length;
-using exprgrad::text::Vocabulary;
+using exprgrad::text::vocabulary;
 using namespace text_test;
 
 namespace {
@@ -63,8 +63,8 @@ std::string random_utf8(rng& g, std::size_t chars) {
 }
 
 // A vocabulary of random substrings of `corpus` with random scores in [−12, −1].
-Vocabulary random_vocab(rng& g, const std::string& corpus, std::size_t count) {
-    Vocabulary v = Vocabulary::with_specials();
+vocabulary random_vocab(rng& g, const std::string& corpus, std::size_t count) {
+    vocabulary v = vocabulary::with_specials();
     for (std::size_t i = 0; i < count; ++i) {
         const std::size_t len = 1 + g.next_u64() % 6;
         if (corpus.size() < len) break;
@@ -93,13 +93,13 @@ TEST_CASE("round trip decode(encode(x)) == x on random bytes, native mode") {
     rng g(2024);
     for (int trial = 0; trial < 20; ++trial) {
         const std::string corpus = random_bytes(g, 2000, trial % 2 ? 256 : 8);
-        const UnigramModel m(random_vocab(g, corpus, 300));
+        const unigram_model m(random_vocab(g, corpus, 300));
         for (int k = 0; k < 20; ++k) {
             const std::string text = random_bytes(g, g.next_u64() % 200, trial % 2 ? 256 : 8);
             CHECK(m.decode(m.encode(text)) == text);
             CHECK(m.decode(m.sample(text, 0.3, g)) == text);
-            CHECK(m.decode(m.sample(text, 0.0, g, Sampler::ffbs)) == text);
-            CHECK(m.decode(m.sample(text, 1.0, g, Sampler::biased_sigmoid)) == text);
+            CHECK(m.decode(m.sample(text, 0.0, g, sampler::ffbs)) == text);
+            CHECK(m.decode(m.sample(text, 1.0, g, sampler::biased_sigmoid)) == text);
             // The Viterbi path has the best score among the n-best list's first entry.
             const auto best = m.nbest(text, 3);
             REQUIRE(!best.empty());
@@ -113,19 +113,19 @@ TEST_CASE("round trip on random UTF-8; utf8_boundaries keeps multi-byte pieces o
     for (int trial = 0; trial < 10; ++trial) {
         const std::string corpus = random_utf8(g, 1500);
         // Pieces that may split code points (random byte substrings of valid UTF-8).
-        const Vocabulary v = random_vocab(g, corpus, 400);
-        const UnigramModel loose(v);
-        ModelOptions opt;
+        const vocabulary v = random_vocab(g, corpus, 400);
+        const unigram_model loose(v);
+        model_options opt;
         opt.utf8_boundaries = true;
-        const UnigramModel strict(v, opt);
+        const unigram_model strict(v, opt);
         for (int k = 0; k < 20; ++k) {
             const std::string text = random_utf8(g, g.next_u64() % 100);
             REQUIRE(is_valid_utf8(text));
             CHECK(loose.decode(loose.encode(text)) == text);
             CHECK(strict.decode(strict.encode(text)) == text);
             for (const auto& spans : {strict.encode_spans(text), strict.sample_spans(text, 0.5, g),
-                                      strict.sample_spans(text, 0.5, g, Sampler::ffbs)}) {
-                for (const Span& s : spans) {
+                                      strict.sample_spans(text, 0.5, g, sampler::ffbs)}) {
+                for (const piece_span& s : spans) {
                     if (s.end - s.begin < 2) continue;
                     CHECK(starts_code_point(text, s.begin));
                     CHECK(starts_code_point(text, s.end));
@@ -138,15 +138,15 @@ TEST_CASE("round trip on random UTF-8; utf8_boundaries keeps multi-byte pieces o
 }
 
 TEST_CASE("sentencepiece mode: unknown characters, float32 scores, control pieces") {
-    Vocabulary v;
-    v.add("<unk>", 0, PieceKind::control);
-    v.add("<s>", 0, PieceKind::control);
+    vocabulary v;
+    v.add("<unk>", 0, piece_kind::control);
+    v.add("<s>", 0, piece_kind::control);
     v.add("a", -0.5);
     v.add("b", -0.499999999);
     v.add("ab", -1.0);
-    ModelOptions spm;
-    spm.mode = Mode::sentencepiece;
-    const UnigramModel native(v), compat(v, spm);
+    model_options spm;
+    spm.mode = mode::sentencepiece;
+    const unigram_model native(v), compat(v, spm);
     // In double, "a b" = −0.999999999 beats "ab" = −1; in float32 they tie and the longer last piece wins.
     CHECK(key_of("ab", native.encode_spans("ab")) == "a b");
     CHECK(key_of("ab", compat.encode_spans("ab")) == "ab");
@@ -177,11 +177,11 @@ namespace {
 // `exprgrad tok encode --vocab-format spm` on each line: spaces become U+2581, the sentencepiece mode, the
 // CLI's printing (merged unknown runs, byte pieces as <0xHH>).
 std::vector<std::string> spm_encode_lines(const std::string& vocab, const std::vector<std::string>& lines) {
-    const auto loaded = exprgrad::text::parse_vocabulary(vocab, exprgrad::text::VocabFormat::sentencepiece);
-    const UnigramModel m(loaded.vocabulary, loaded.options);
+    const auto loaded = exprgrad::text::parse_vocabulary(vocab, exprgrad::text::vocab_format::sentencepiece);
+    const unigram_model m(loaded.vocab, loaded.options);
     std::vector<std::string> out;
     for (const std::string& line : lines) {
-        out.push_back(exprgrad::text::format_segmentation(line, m.encode_spans(line), true, &m.vocabulary()));
+        out.push_back(exprgrad::text::format_segmentation(line, m.encode_spans(line), true, &m.vocab()));
     }
     return out;
 }
@@ -256,8 +256,8 @@ TEST_CASE("sentencepiece mode: byte fallback as spm_encode prints it") {
     CHECK(spm_encode_lines(head + pieces, text) == without);
     // The ids are the vocabulary's byte pieces, and decode inverts encode.
     const auto loaded =
-        exprgrad::text::parse_vocabulary(head + bytes + pieces, exprgrad::text::VocabFormat::sentencepiece);
-    const UnigramModel m(loaded.vocabulary, loaded.options);
+        exprgrad::text::parse_vocabulary(head + bytes + pieces, exprgrad::text::vocab_format::sentencepiece);
+    const unigram_model m(loaded.vocab, loaded.options);
     const auto ids = m.encode(text[0]);
     CHECK(std::count(ids.begin(), ids.end(), piece_id{3 + 0xE9}) == 1);
     CHECK(m.decode(ids) == text[0]);
@@ -267,12 +267,12 @@ TEST_CASE("sentencepiece mode: byte fallback as spm_encode prints it") {
 
 TEST_CASE("jieba mode: right-to-left ties, unknown characters only where no word starts") {
     // All four words with frequency 2, total 8: "AB C" and "A BC" tie.
-    Vocabulary v = Vocabulary::with_specials();
+    vocabulary v = vocabulary::with_specials();
     for (const char* w : {"A", "AB", "BC", "C"}) v.add(w, std::log(2.0) - std::log(8.0));
-    ModelOptions jb;
-    jb.mode = Mode::jieba;
+    model_options jb;
+    jb.mode = mode::jieba;
     jb.unknown_score = -std::log(8.0);
-    const UnigramModel native(v), jieba(v, jb);
+    const unigram_model native(v), jieba(v, jb);
     CHECK(key_of("ABC", native.encode_spans("ABC")) == "A BC");  // longer last piece
     CHECK(key_of("ABC", jieba.encode_spans("ABC")) == "AB C");   // longer word on the left (jieba's route)
 
@@ -286,31 +286,31 @@ TEST_CASE("jieba mode: right-to-left ties, unknown characters only where no word
     CHECK(jieba.log_partition("ABC", 0.0) == doctest::Approx(std::log(2.0)));  // "A BC", "AB C"
     CHECK(jieba.decode(jieba.encode("XABC")) == "XABC");
     // Han characters: a code point is never split.
-    Vocabulary han = Vocabulary::with_specials();
+    vocabulary han = vocabulary::with_specials();
     han.add("\xe5\xa4\xa9", std::log(3.0) - std::log(10.0));              // 天
     han.add("\xe5\xa4\xa9\xe6\xb0\x94", std::log(5.0) - std::log(10.0));  // 天气
     jb.unknown_score = -std::log(10.0);
-    const UnigramModel hm(han, jb);
+    const unigram_model hm(han, jb);
     const std::string t = "\xe4\xbb\x8a\xe5\xa4\xa9\xe5\xa4\xa9\xe6\xb0\x94";  // 今天天气
     const auto hs = hm.encode_spans(t);
     REQUIRE(hs.size() == 3);
     CHECK(hs[0].id == unknown_id);
     CHECK(hs[0].end == 3);
-    CHECK(hm.vocabulary()[hs[1].id].text == "\xe5\xa4\xa9");
-    CHECK(hm.vocabulary()[hs[2].id].text == "\xe5\xa4\xa9\xe6\xb0\x94");
+    CHECK(hm.vocab()[hs[1].id].text == "\xe5\xa4\xa9");
+    CHECK(hm.vocab()[hs[2].id].text == "\xe5\xa4\xa9\xe6\xb0\x94");
 }
 
 TEST_CASE("set_score and vocabulary invariants") {
-    Vocabulary v = Vocabulary::with_specials();
+    vocabulary v = vocabulary::with_specials();
     CHECK(v.has_reserved_specials());
     v.add("ab", -1);
     CHECK_THROWS_AS(v.add("ab", -2), std::invalid_argument);
     CHECK_THROWS_AS(v.add("", -2), std::invalid_argument);
     CHECK_THROWS_AS(v.add("x", NAN), std::invalid_argument);
-    CHECK_THROWS_AS(v.add("xy", 0, PieceKind::byte), std::invalid_argument);
-    CHECK_THROWS_AS(v.add("<pad>", 0, PieceKind::control), std::invalid_argument);
+    CHECK_THROWS_AS(v.add("xy", 0, piece_kind::byte), std::invalid_argument);
+    CHECK_THROWS_AS(v.add("<pad>", 0, piece_kind::control), std::invalid_argument);
     v.add("<pad>", 0);  // a normal piece may spell a control name: it is text
-    UnigramModel m(v);
+    unigram_model m(v);
     CHECK_THROWS_AS(m.set_score(0, 1.0), std::invalid_argument);  // control
     CHECK_THROWS_AS(m.set_score(4, INFINITY), std::invalid_argument);
     CHECK_THROWS_AS(m.set_score(-1, 0.0), std::out_of_range);

@@ -15,20 +15,20 @@
 #include "lattice_fixtures.hpp"
 
 using exprgrad::rng;
-using exprgrad::text::HealingMode;
-using exprgrad::text::HealingOptions;
+using exprgrad::text::healing_mode;
+using exprgrad::text::healing_options;
 using exprgrad::text::piece_id;
-using exprgrad::text::StochasticSegmenter;
-using exprgrad::text::TokenHealer;
-using exprgrad::text::UnigramModel;
-using exprgrad::text::Vocabulary;
+using exprgrad::text::stochastic_segmenter;
+using exprgrad::text::token_healer;
+using exprgrad::text::unigram_model;
+using exprgrad::text::vocabulary;
 
 namespace {
 
 // The notes' toy vocabulary, with greedy-longest-match behaviour from the scores: every listed word −1,
 // every single character −5 (so a word always beats its characters).
-UnigramModel toy_model() {
-    Vocabulary v = Vocabulary::with_specials();
+unigram_model toy_model() {
+    vocabulary v = vocabulary::with_specials();
     const char* words[] = {
         "广州",   "白云", "白云山", "白云机场",          "白云路", "机场", "太阳", "太阳能", "import",
         " numpy", " as",  " np",    "import numpy as np"};
@@ -36,35 +36,35 @@ UnigramModel toy_model() {
     const char* chars[] = {"广", "州", "的", "白", "云", "山", "机", "场", "路", "能", "太", "阳"};
     for (const char* c : chars) v.add(c, -5.0);
     for (const char c : std::string("abcdefghijklmnopqrstuvwxyz ")) v.add(std::string(1, c), -5.0);
-    return UnigramModel(std::move(v));
+    return unigram_model(std::move(v));
 }
 
-std::string text_of(const UnigramModel& m, const std::vector<piece_id>& ids) {
+std::string text_of(const unigram_model& m, const std::vector<piece_id>& ids) {
     std::string s;
-    for (const piece_id id : ids) s += (s.empty() ? "" : "|") + m.vocabulary()[id].text;
+    for (const piece_id id : ids) s += (s.empty() ? "" : "|") + m.vocab()[id].text;
     return s;
 }
 
-piece_id id_of(const UnigramModel& m, const std::string& text) { return *m.vocabulary().find(text); }
+piece_id id_of(const unigram_model& m, const std::string& text) { return *m.vocab().find(text); }
 
 }  // namespace
 
 TEST_CASE("toy tokenizer segments the notes' prompts") {
-    const UnigramModel m = toy_model();
+    const unigram_model m = toy_model();
     CHECK(text_of(m, m.encode("广州的白云")) == "广州|的|白云");
     CHECK(text_of(m, m.encode("太阳")) == "太阳");
     CHECK(text_of(m, m.encode("import numpy")) == "import| numpy");
 }
 
 TEST_CASE("su mode: the post's example renormalization and emission") {
-    const UnigramModel m = toy_model();
-    const TokenHealer healer(m);
+    const unigram_model m = toy_model();
+    const token_healer healer(m);
     // Candidates for r = 白云: exactly the four pieces starting with it (白 is a proper prefix: excluded).
     std::vector<std::string> cands;
-    for (const piece_id id : healer.pieces_starting_with("白云")) cands.push_back(m.vocabulary()[id].text);
+    for (const piece_id id : healer.pieces_starting_with("白云")) cands.push_back(m.vocab()[id].text);
     CHECK(cands == std::vector<std::string>{"白云", "白云山", "白云机场", "白云路"});
     std::vector<std::string> sun;
-    for (const piece_id id : healer.pieces_starting_with("太阳")) sun.push_back(m.vocabulary()[id].text);
+    for (const piece_id id : healer.pieces_starting_with("太阳")) sun.push_back(m.vocab()[id].text);
     CHECK(sun == std::vector<std::string>{"太阳", "太阳能"});
 
     const std::map<std::string, double> p = {{"白云", 0.10}, {"白云山", 0.02}, {"白云机场", 0.05}, {"白云路", 0.01}};
@@ -93,7 +93,7 @@ TEST_CASE("su mode: the post's example renormalization and emission") {
     std::map<std::string, double> freq;
     for (std::size_t i = 0; i < n; ++i) {
         const auto h = healer.heal("广州的白云", lm, gen);
-        const std::string chosen = m.vocabulary()[h.context.back()].text;
+        const std::string chosen = m.vocab()[h.context.back()].text;
         CHECK(h.emitted == chosen.substr(std::string("白云").size()));
         freq[chosen] += 1.0 / n;
     }
@@ -101,14 +101,14 @@ TEST_CASE("su mode: the post's example renormalization and emission") {
     CHECK(std::abs(freq["白云"] - 0.10 / 0.18) < text_test::max_deviation(n));
 
     // Greedy takes the most probable candidate.
-    HealingOptions greedy;
+    healing_options greedy;
     greedy.greedy = true;
     CHECK(healer.heal("广州的白云", lm, gen, greedy).emitted.empty());
 }
 
 TEST_CASE("general mode: 'import numpy' backs off k = 2 and can emit ' as np'") {
-    const UnigramModel m = toy_model();
-    const TokenHealer healer(m);
+    const unigram_model m = toy_model();
+    const token_healer healer(m);
     const auto ids = m.encode("import numpy");
     CHECK(healer.backoff(ids, 4) == 2);
     CHECK(healer.backoff(ids, 1) == 0);  // " numpy" alone is a prefix of no longer piece
@@ -132,8 +132,8 @@ TEST_CASE("general mode: 'import numpy' backs off k = 2 and can emit ' as np'") 
         }
         return logp;
     };
-    HealingOptions opt;
-    opt.mode = HealingMode::general;
+    healing_options opt;
+    opt.mode = healing_mode::general;
     opt.greedy = true;
     const auto r = healer.heal("import numpy", lm, gen, opt);
     CHECK(r.backed_off == 2);
@@ -141,7 +141,7 @@ TEST_CASE("general mode: 'import numpy' backs off k = 2 and can emit ' as np'") 
     CHECK(text_of(m, r.context) == "import numpy as np");
     // The first step allows the big piece (extends "import numpy") and the prefixes "i" and "import".
     std::vector<std::string> allowed;
-    for (const piece_id id : r.steps[0].candidates) allowed.push_back(m.vocabulary()[id].text);
+    for (const piece_id id : r.steps[0].candidates) allowed.push_back(m.vocab()[id].text);
     CHECK(allowed == std::vector<std::string>{"import numpy as np", "i", "import"});
 
     // Sampling: either the big piece at once, or "import" then " numpy" (two steps, nothing emitted).
@@ -168,8 +168,8 @@ TEST_CASE("general mode: 'import numpy' backs off k = 2 and can emit ' as np'") 
 }
 
 TEST_CASE("healing rejects a malformed language model and handles the empty prompt") {
-    const UnigramModel m = toy_model();
-    const TokenHealer healer(m);
+    const unigram_model m = toy_model();
+    const token_healer healer(m);
     rng gen(1);
     auto short_lm = [](std::span<const piece_id>) { return std::vector<double>(3, 0.0); };
     CHECK_THROWS_AS(healer.heal("太阳", short_lm, gen), std::invalid_argument);
@@ -185,8 +185,8 @@ TEST_CASE("healing rejects a malformed language model and handles the empty prom
 }
 
 TEST_CASE("stochastic segmentation for data loaders") {
-    const UnigramModel m = toy_model();
-    StochasticSegmenter a(m, 0.2, 42), b(m, 0.2, 42);
+    const unigram_model m = toy_model();
+    stochastic_segmenter a(m, 0.2, 42), b(m, 0.2, 42);
     std::set<std::string> seen;
     for (int i = 0; i < 200; ++i) {
         const auto x = a("白云机场");

@@ -14,12 +14,12 @@
 
 using exprgrad::text::count_words;
 using exprgrad::text::digamma;
-using exprgrad::text::PieceKind;
-using exprgrad::text::TrainOptions;
-using exprgrad::text::TrainProgress;
-using exprgrad::text::UnigramModel;
+using exprgrad::text::piece_kind;
+using exprgrad::text::train_options;
+using exprgrad::text::train_progress;
+using exprgrad::text::unigram_model;
 using exprgrad::text::utf8_sequence_length;
-using exprgrad::text::WordCounts;
+using exprgrad::text::word_counts;
 
 namespace {
 
@@ -59,14 +59,14 @@ TEST_CASE("digamma") {
 }
 
 TEST_CASE("count_words cuts before spaces") {
-    WordCounts c;
+    word_counts c;
     count_words("the cat  the", true, c);
     CHECK(c.size() == 4);
     CHECK(c["the"] == 1);
     CHECK(c[" the"] == 1);
     CHECK(c[" cat"] == 1);
     CHECK(c[" "] == 1);
-    WordCounts whole;
+    word_counts whole;
     count_words("the cat", false, whole);
     CHECK(whole["the cat"] == 1);
 }
@@ -80,13 +80,13 @@ TEST_CASE("training on English fortunes: size, coverage, EM progress, determinis
     const std::vector<std::string> train(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(split));
     const std::vector<std::string> held(all.begin() + static_cast<std::ptrdiff_t>(split), all.end());
 
-    TrainOptions opt;
+    train_options opt;
     opt.vocab_size = 1000;
-    std::vector<TrainProgress> progress;
-    opt.progress = [&](const TrainProgress& p) { progress.push_back(p); };
-    const UnigramModel m = exprgrad::text::train_unigram(train, opt);
+    std::vector<train_progress> progress;
+    opt.progress = [&](const train_progress& p) { progress.push_back(p); };
+    const unigram_model m = exprgrad::text::train_unigram(train, opt);
     CHECK(m.size() == 1000);
-    CHECK(m.vocabulary().has_reserved_specials());
+    CHECK(m.vocab().has_reserved_specials());
     CHECK(m.options().utf8_boundaries);
     // Progress: every stage reported; within a round the EM objective does not increase (EM never lowers
     // the likelihood; the M-step's dropping of rare pieces and the ψ prior can only nudge it by a little).
@@ -105,9 +105,9 @@ TEST_CASE("training on English fortunes: size, coverage, EM progress, determinis
     // Pieces are sorted by score after the specials, no piece is longer than 16 bytes, and no piece
     // contains an inner space.
     for (std::size_t i = 5; i < m.size(); ++i) {
-        const auto& prev = m.vocabulary()[static_cast<int>(i - 1)];
-        const auto& p = m.vocabulary()[static_cast<int>(i)];
-        if (p.kind != PieceKind::normal || prev.kind != PieceKind::normal) continue;
+        const auto& prev = m.vocab()[static_cast<int>(i - 1)];
+        const auto& p = m.vocab()[static_cast<int>(i)];
+        if (p.kind != piece_kind::normal || prev.kind != piece_kind::normal) continue;
         CHECK(prev.score >= p.score);
         CHECK(p.text.size() <= 16);
         CHECK(p.text.find(' ', 1) == std::string::npos);
@@ -126,22 +126,22 @@ TEST_CASE("training on English fortunes: size, coverage, EM progress, determinis
     CHECK(bytes_per_piece > 2.0);
 
     // Deterministic.
-    TrainOptions quiet = opt;
+    train_options quiet = opt;
     quiet.progress = nullptr;
-    const UnigramModel again = exprgrad::text::train_unigram(train, quiet);
-    CHECK(again.vocabulary() == m.vocabulary());
+    const unigram_model again = exprgrad::text::train_unigram(train, quiet);
+    CHECK(again.vocab() == m.vocab());
 }
 
 TEST_CASE("training on Chinese fortunes keeps code points whole") {
     if (!have_fortunes("tang300")) return;
     const auto lines = read_lines({"tang300"}, 60000);
     REQUIRE(!lines.empty());
-    TrainOptions opt;
+    train_options opt;
     opt.vocab_size = 1500;
-    const UnigramModel m = exprgrad::text::train_unigram(lines, opt);
+    const unigram_model m = exprgrad::text::train_unigram(lines, opt);
     CHECK(m.size() <= 1500);
-    for (const auto& p : m.vocabulary().pieces()) {
-        if (p.kind != PieceKind::normal || p.text.size() < 2) continue;
+    for (const auto& p : m.vocab().pieces()) {
+        if (p.kind != piece_kind::normal || p.text.size() < 2) continue;
         CHECK(exprgrad::text::is_valid_utf8(p.text));
     }
     for (const auto& line : lines) {
@@ -154,8 +154,8 @@ TEST_CASE("training on Chinese fortunes keeps code points whole") {
 }
 
 TEST_CASE("bad training options are refused naming the option and the value (issue 16)") {
-    const WordCounts words{{" a", 3}, {" b", 1}};
-    auto message = [&](const TrainOptions& o) {
+    const word_counts words{{" a", 3}, {" b", 1}};
+    auto message = [&](const train_options& o) {
         try {
             exprgrad::text::train_unigram(words, o);
         } catch (const std::invalid_argument& e) {
@@ -163,7 +163,7 @@ TEST_CASE("bad training options are refused naming the option and the value (iss
         }
         return std::string("no exception");
     };
-    TrainOptions o;
+    train_options o;
     o.vocab_size = 5;
     CHECK(message(o) == "train_unigram: vocab_size must be at least 261, got 5");
     o = {};

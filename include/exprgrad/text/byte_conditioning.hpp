@@ -44,8 +44,8 @@
 
 namespace exprgrad::text {
 
-/// Options of PrefixConditioner.
-struct PrefixConditioningOptions {
+/// Options of prefix_conditioner.
+struct prefix_conditioning_options {
     /// How many of the prompt's last canonical pieces are re-segmented in every possible way (the tail t);
     /// the others are the fixed head h. SIZE_MAX (or any value ≥ the number of pieces): the whole prompt,
     /// the model's exact conditional. 0: no back-off (t empty, plain continuation after h).
@@ -60,31 +60,31 @@ struct PrefixConditioningOptions {
 };
 
 /// One covering path with its probability.
-struct CoveringPath {
+struct covering_path {
     std::vector<piece_id> pieces;  ///< the tail's segmentation; the last piece covers the prompt's end
     double log_weight = 0.0;       ///< log P(path) = Σ log q(x_i | h, x_<i)   (natural log)
     double probability = 0.0;      ///< (2): P(path) / Σ over covering paths
 };
 
 /// The conditional distribution over covering paths.
-struct PrefixConditioning {
+struct prefix_conditioning {
     std::vector<piece_id> head;           ///< h, the canonical pieces kept before the tail
     std::size_t tail_begin = 0;           ///< c, the tail's first byte in the prompt
-    std::vector<CoveringPath> paths;      ///< every covering path of positive probability, in forward order
+    std::vector<covering_path> paths;     ///< every covering path of positive probability, in forward order
     double log_prefix_probability = 0.0;  ///< log (1) = log P(text starts with the tail | h)
     std::size_t model_calls = 0;          ///< callback invocations made
 };
 
-/// Options of PrefixConditioner::generate.
-struct PrefixGenerationOptions {
+/// Options of prefix_conditioner::generate.
+struct prefix_generation_options {
     bool greedy = false;              ///< take the most probable covering path, then the most probable piece each step
     std::size_t max_new_pieces = 64;  ///< pieces generated after the covering path (at most)
     /// Stop as soon as the text has at least this many bytes beyond the prompt (0: no such stop).
     std::size_t min_new_bytes = 0;
 };
 
-/// The outcome of PrefixConditioner::generate.
-struct PrefixGeneration {
+/// The outcome of prefix_conditioner::generate.
+struct prefix_generation {
     std::vector<piece_id> pieces;  ///< h, the covering path and the continuation (end_piece not included)
     std::string text;              ///< decode(pieces); always starts with the prompt
     bool ended = false;            ///< end_piece was drawn
@@ -97,7 +97,7 @@ inline constexpr std::size_t end_of_text_outcome = 256;
 
 /// Exact conditioning on a byte prefix (see the file comment for the definitions and the assumption).
 ///
-/// The callback `next` has TokenHealer's contract (token_healing.hpp): context pieces → V log-scores,
+/// The callback `next` has token_healer's contract (token_healing.hpp): context pieces → V log-scores,
 /// −∞ allowed, renormalized here over the allowed pieces. Every member function throws
 /// std::invalid_argument if a returned vector's length is not V or any of its entries is NaN or +∞
 /// (naming the context length and the entry), and std::domain_error if no covering path has positive
@@ -108,18 +108,18 @@ inline constexpr std::size_t end_of_text_outcome = 256;
 /// giving a, b, ab probabilities 0.2, 0.3, 0.5 at the start and b 0.9 after a: conditioning on prompt "a"
 /// (backoff_pieces = 1) sums the paths [a] (then the next piece) and [ab], so P(text starts with "a") = 0.7
 /// and P(next byte = 'b' | text starts with "a") = (0.2·0.9 + 0.5) / 0.7.
-class PrefixConditioner {
+class prefix_conditioner {
   public:
     /// Indexes the model's pieces; `model` must outlive the conditioner. Throws std::invalid_argument if
     /// options.end_piece is set and is not a control piece of the model.
-    PrefixConditioner(const UnigramModel& model, PrefixConditioningOptions options = {});
+    prefix_conditioner(const unigram_model& model, prefix_conditioning_options options = {});
 
-    const PrefixConditioningOptions& options() const noexcept { return options_; }
+    const prefix_conditioning_options& options() const noexcept { return options_; }
 
     /// (2): every covering path of the prompt's tail with its probability, after the canonical head.
     /// Empty prompt, or backoff_pieces = 0: one empty path of probability 1 and no model call.
     /// Throws as described above and std::length_error for a tail over max_model_calls.
-    PrefixConditioning condition(std::string_view prompt, const NextPieceLogProbs& next) const;
+    prefix_conditioning condition(std::string_view prompt, const next_piece_log_probs& next) const;
 
     /// P(next byte = y | text starts with the prompt, h) for y in 0..255, and [256] = P(the text ends right
     /// after the prompt) (only with end_piece). A covering path whose last piece overhangs the prompt gives
@@ -127,7 +127,7 @@ class PrefixConditioner {
     /// and spreads its mass over the first bytes of the next piece. Sums to 1 (up to rounding).
     /// Example: prompt "" with the model above: [a] = 0.2 + 0.5, [b] = 0.3.
     std::array<double, next_byte_outcomes> next_byte_distribution(std::string_view prompt,
-                                                                  const NextPieceLogProbs& next) const;
+                                                                  const next_piece_log_probs& next) const;
 
     /// The number of model calls condition() would make at most for this prompt (N above), and the
     /// number of paths ending exactly at the prompt's end (next_byte_distribution's extra calls), without
@@ -139,18 +139,19 @@ class PrefixConditioner {
     /// on ties) until end_piece, max_new_pieces or min_new_bytes. The text always starts with the prompt.
     /// A step where every allowed piece has probability 0 ends the generation (ended stays false).
     /// Example: generate("The best way to predict the fut", next, gen, {.greedy = true, .min_new_bytes = 8}).
-    PrefixGeneration generate(std::string_view prompt, const NextPieceLogProbs& next, rng& gen,
-                              const PrefixGenerationOptions& generation = {}) const;
+    prefix_generation generate(std::string_view prompt, const next_piece_log_probs& next, rng& gen,
+                               const prefix_generation_options& generation = {}) const;
 
   private:
-    struct Tail;
-    Tail split(std::string_view prompt) const;
+    struct tail_split;
+    tail_split split(std::string_view prompt) const;
     // The renormalized log q over the allowed pieces (−∞ elsewhere); all −∞ if nothing allowed has mass.
-    std::vector<double> log_q(const NextPieceLogProbs& next, std::span<const piece_id> context, const char* who) const;
+    std::vector<double> log_q(const next_piece_log_probs& next, std::span<const piece_id> context,
+                              const char* who) const;
 
-    const UnigramModel* model_;
-    PrefixConditioningOptions options_;
-    TokenHealer index_;          // piece lookups by text (pieces starting with / prefixes of a string)
+    const unigram_model* model_;
+    prefix_conditioning_options options_;
+    token_healer index_;         // piece lookups by text (pieces starting with / prefixes of a string)
     std::vector<char> allowed_;  // [V]: normal, byte, end_piece
 };
 

@@ -5,7 +5,7 @@
 // piece the model allows over t[s, e). A segmentation is a path 0 → n; its score is the sum of its edges'
 // scores, and at inverse temperature α ≥ 0 the model's distribution over segmentations is
 //     P(w) = exp(α · score(w)) / Z(α),   log Z(α) = logsumexp over all paths of α · score(path).
-// UnigramModel (unigram_model.hpp) runs the lattice algorithms without storing the edges.
+// unigram_model (unigram_model.hpp) runs the lattice algorithms without storing the edges.
 #pragma once
 
 #include <cstdint>
@@ -21,16 +21,16 @@ namespace exprgrad::text {
 inline constexpr piece_id unknown_id = -1;
 
 /// One edge of a segmentation: bytes [begin, end) of the text and the piece covering them (or unknown_id).
-struct Span {
+struct piece_span {
     std::uint32_t begin = 0;
     std::uint32_t end = 0;
     piece_id id = unknown_id;
 
-    friend bool operator==(const Span&, const Span&) = default;
+    friend bool operator==(const piece_span&, const piece_span&) = default;
 };
 
 /// How sample() draws a segmentation. The first two draw exactly from P(w) ∝ exp(α · score(w)).
-enum class Sampler {
+enum class sampler {
     /// Post 9811's single pass: each end position keeps a running log partition function and replaces its
     /// held edge with probability w / Z (single-item weighted reservoir sampling), where an edge's weight
     /// is the prefix's log partition function plus α·score, not the sampled prefix path's score. The first
@@ -50,8 +50,8 @@ enum class Sampler {
 };
 
 /// A segmentation with its score (the sum of the edges' scores, as used by Viterbi).
-struct ScoredSegmentation {
-    std::vector<Span> spans;
+struct scored_segmentation {
+    std::vector<piece_span> spans;
     double score = 0.0;
 };
 

@@ -17,7 +17,7 @@ namespace exprgrad::text {
 /// it uses. The node writes the scores it is given into the model (set_score) before each forward
 /// pass, so the model must not be used concurrently.
 struct lattice_batch {
-    UnigramModel* model = nullptr;
+    unigram_model* model = nullptr;
     std::vector<std::string> texts;
 };
 
@@ -39,7 +39,7 @@ struct LogPartition {
         const tensors::cview<T>& s = ctx.template in<Scores>();
         const auto& batch = ctx.template object<Batch, lattice_batch>();
         if (batch.model == nullptr) throw tensors::shape_error(name, "the lattice_batch has no model");
-        UnigramModel& m = *batch.model;
+        unigram_model& m = *batch.model;
         const std::size_t V = m.size();
         if (s.shape.rank != 1 || s.shape[0] != V) {
             throw tensors::shape_error(name, "scores of shape " + s.shape.str() + " for a model of " + std::to_string(V) +
@@ -47,13 +47,13 @@ struct LogPartition {
         }
         for (std::size_t i = 0; i < V; ++i) {
             const auto id = static_cast<piece_id>(i);
-            if (m.vocabulary()[id].kind != PieceKind::control) m.set_score(id, static_cast<double>(s.data[i]));
+            if (m.vocab()[id].kind != piece_kind::control) m.set_score(id, static_cast<double>(s.data[i]));
         }
         auto& ex = ctx.template extra<LogPartition>();
         ex.counts.assign(V, 0.0);
         double total = 0;
         for (const auto& text : batch.texts) {
-            const LatticeStats st = m.analyze(text, Alpha::value, true);
+            const lattice_stats st = m.analyze(text, Alpha::value, true);
             total += st.log_partition;
             for (std::size_t i = 0; i < V; ++i) ex.counts[i] += st.marginals[i];
         }

@@ -21,20 +21,20 @@ namespace exprgrad::text {
 /// prefixes of a given byte range. Keys must be non-empty and distinct.
 ///
 /// Example:
-///     PrefixMatcher m({{"a", 0}, {"ab", 1}});
+///     prefix_matcher m({{"a", 0}, {"ab", 1}});
 ///     m.for_each_prefix(p, n, [](std::size_t len, std::int32_t v) { ... });   // (1, 0) then (2, 1) for "abc"
-class PrefixMatcher {
+class prefix_matcher {
   public:
-    PrefixMatcher() = default;
+    prefix_matcher() = default;
     /// Builds the trie. Throws std::invalid_argument for an empty key, a duplicate key or a negative value.
-    explicit PrefixMatcher(std::vector<std::pair<std::string, std::int32_t>> keys);
+    explicit prefix_matcher(std::vector<std::pair<std::string, std::int32_t>> keys);
 
     /// Calls f(length, value) for every key equal to bytes [p, p + length) with length ≤ n, shortest first.
     /// f may return void, or bool where false stops the search.
     template <class F>
     void for_each_prefix(const unsigned char* p, std::size_t n, F&& f) const {
         if (cells_.empty()) return;
-        const Cell* cells = cells_.data();
+        const cell* cells = cells_.data();
         std::uint32_t s = 0;
         for (std::size_t i = 0; i < n; ++i) {
             // Every base is at most size - 257, so t is in range without a bounds check.
@@ -67,15 +67,15 @@ class PrefixMatcher {
     std::size_t size() const noexcept { return size_; }
     std::size_t max_key_length() const noexcept { return max_length_; }
     /// Memory held by the cells, in bytes.
-    std::size_t memory_bytes() const noexcept { return cells_.size() * sizeof(Cell); }
+    std::size_t memory_bytes() const noexcept { return cells_.size() * sizeof(cell); }
 
   private:
-    struct Cell {
+    struct cell {
         std::uint32_t base = 0;   // children of this cell are at base + byte
         std::int32_t check = -1;  // the parent cell, or -1 if the cell is free
         std::int32_t value = -1;  // the value of the key ending here, or -1
     };
-    std::vector<Cell> cells_;
+    std::vector<cell> cells_;
     std::size_t size_ = 0;
     std::size_t max_length_ = 0;
 };

@@ -21,8 +21,8 @@ std::string format_piece(std::string_view bytes);
 /// is given, a span whose id is a byte piece (kind `byte`) of that vocabulary is printed `<0xHH>`, as
 /// spm_encode prints the byte fallback of a model trained with --byte_fallback=true. Throws
 /// std::out_of_range if a span's id is not in `byte_pieces` (when given) or a span lies outside `text`.
-std::string format_segmentation(std::string_view text, std::span<const Span> spans, bool merge_unknown = false,
-                                const Vocabulary* byte_pieces = nullptr);
+std::string format_segmentation(std::string_view text, std::span<const piece_span> spans, bool merge_unknown = false,
+                                const vocabulary* byte_pieces = nullptr);
 
 /// The bytes of a line in the piece format: pieces are separated by spaces (runs of spaces count as one
 /// separator), "▁" becomes a space, escapes and <0xHH> become their bytes (hex digits in either case).

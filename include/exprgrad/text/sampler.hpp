@@ -16,13 +16,13 @@ namespace exprgrad::text {
 /// with different seeds are independent and a saved generator state (generator().state()) resumes exactly.
 ///
 /// Example:
-///     StochasticSegmenter seg(model, 0.1, /*seed=*/worker_id);
+///     stochastic_segmenter seg(model, 0.1, /*seed=*/worker_id);
 ///     for (auto& line : lines) batch.push_back(seg(line));
-class StochasticSegmenter {
+class stochastic_segmenter {
   public:
     /// `model` must outlive the segmenter. α < 0 gives the Viterbi segmentation every time; NaN or +∞ α is
-    /// rejected at the first call (std::invalid_argument, from UnigramModel::sample).
-    StochasticSegmenter(const UnigramModel& model, double alpha, std::uint64_t seed, Sampler how = Sampler::reservoir)
+    /// rejected at the first call (std::invalid_argument, from unigram_model::sample).
+    stochastic_segmenter(const unigram_model& model, double alpha, std::uint64_t seed, sampler how = sampler::reservoir)
         : model_(&model), alpha_(alpha), how_(how), gen_(seed) {}
 
     /// One sampled segmentation of `line` as piece ids.
@@ -32,9 +32,9 @@ class StochasticSegmenter {
     rng& generator() noexcept { return gen_; }
 
   private:
-    const UnigramModel* model_;
+    const unigram_model* model_;
     double alpha_;
-    Sampler how_;
+    sampler how_;
     rng gen_;
 };
 

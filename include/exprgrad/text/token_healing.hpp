@@ -19,7 +19,7 @@
 namespace exprgrad::text {
 
 /// The two back-off rules.
-enum class HealingMode {
+enum class healing_mode {
     /// Su's rule: remove the last piece r, allow only pieces whose text starts with r, renormalize the
     /// language model's distribution over them, draw one, and emit its text after r.
     su,
@@ -30,9 +30,9 @@ enum class HealingMode {
     general,
 };
 
-/// Options of TokenHealer::heal.
-struct HealingOptions {
-    HealingMode mode = HealingMode::su;
+/// Options of token_healer::heal.
+struct healing_options {
+    healing_mode mode = healing_mode::su;
     std::size_t max_backoff = 4;  ///< general mode: the largest k considered
     bool greedy = false;          ///< take the most probable allowed piece instead of sampling
     std::size_t max_steps = 256;  ///< general mode: a bound on the constrained steps
@@ -40,10 +40,10 @@ struct HealingOptions {
 
 /// The language model: log-probabilities (natural log, −∞ allowed) of every piece id given the context, a
 /// vector of length V. Values need not be normalized: healing renormalizes over the allowed pieces.
-using NextPieceLogProbs = std::function<std::vector<double>(std::span<const piece_id> context)>;
+using next_piece_log_probs = std::function<std::vector<double>(std::span<const piece_id> context)>;
 
 /// One constrained decoding step: the allowed pieces, their renormalized probabilities and the choice.
-struct HealingStep {
+struct healing_step {
     std::vector<piece_id> candidates;
     std::vector<double> probabilities;
     piece_id chosen = 0;
@@ -51,11 +51,11 @@ struct HealingStep {
 
 /// The outcome: the context to continue decoding from (prompt pieces minus the backed-off ones, plus the
 /// pieces chosen), the text to show after the prompt, how many pieces were backed off, and the steps.
-struct HealingResult {
+struct healing_result {
     std::vector<piece_id> context;
     std::string emitted;
     std::size_t backed_off = 0;
-    std::vector<HealingStep> steps;
+    std::vector<healing_step> steps;
 };
 
 /// Token healing over a model's normal and byte pieces (control pieces are never candidates).
@@ -63,22 +63,22 @@ struct HealingResult {
 /// Example (the post's example, notes §4.4): with pieces 白云, 白云山, 白云机场, 白云路 and language-model
 /// probabilities 0.10, 0.02, 0.05, 0.01 after "广州的", healing "广州的白云" in the su mode draws among the
 /// four with probabilities 0.5556, 0.1111, 0.2778, 0.0556; drawing 白云机场 emits "机场".
-class TokenHealer {
+class token_healer {
   public:
     /// Indexes the model's pieces; `model` must outlive the healer.
-    explicit TokenHealer(const UnigramModel& model);
+    explicit token_healer(const unigram_model& model);
 
-    /// Encodes `prompt` (Viterbi) and heals its end; see HealingMode. An empty prompt, or k = 0 in the general
+    /// Encodes `prompt` (Viterbi) and heals its end; see healing_mode. An empty prompt, or k = 0 in the general
     /// mode, returns the prompt's pieces unchanged with nothing emitted. If every allowed piece has
     /// probability 0 (all −∞), the backed-off piece is taken again (su) or healing stops with the removed
     /// pieces restored (general). Throws std::invalid_argument if the callback returns a vector whose length
     /// is not V or contains NaN or +∞.
-    HealingResult heal(std::string_view prompt, const NextPieceLogProbs& next, rng& gen,
-                       const HealingOptions& options = {}) const;
+    healing_result heal(std::string_view prompt, const next_piece_log_probs& next, rng& gen,
+                        const healing_options& options = {}) const;
 
     /// The same for a prompt already segmented into `ids`.
-    HealingResult heal_ids(std::span<const piece_id> ids, const NextPieceLogProbs& next, rng& gen,
-                           const HealingOptions& options = {}) const;
+    healing_result heal_ids(std::span<const piece_id> ids, const next_piece_log_probs& next, rng& gen,
+                            const healing_options& options = {}) const;
 
     /// Ids of the pieces whose text starts with `prefix` (the prefix itself included if it is a piece),
     /// in byte order of their texts.
@@ -94,9 +94,9 @@ class TokenHealer {
     static std::vector<double> renormalize(std::span<const double> logp, std::span<const piece_id> candidates);
 
   private:
-    const UnigramModel* model_;
+    const unigram_model* model_;
     std::vector<std::pair<std::string, piece_id>> sorted_;  // matchable pieces by text
-    PrefixMatcher all_;                                     // matchable pieces, single bytes included
+    prefix_matcher all_;                                    // matchable pieces, single bytes included
 };
 
 }  // namespace exprgrad::text

@@ -25,7 +25,7 @@ namespace exprgrad::text {
 
 /// Which library's rules the lattice follows. The mode fixes the edge set and how ties are broken; all
 /// algorithms (encode, sample, log_partition, ...) use the same lattice.
-enum class Mode {
+enum class mode {
     /// Edges: every normal piece where it occurs (with `utf8_boundaries`, pieces longer than one byte only
     /// from and to code-point boundaries): the regular edges. Byte fallback: if the regular edges give no
     /// path from 0 to n, a byte-fallback edge (s, s + 1) (the byte's fallback piece) is added at every
@@ -51,9 +51,10 @@ enum class Mode {
     jieba,
 };
 
-/// Construction options of a UnigramModel.
-struct ModelOptions {
-    Mode mode = Mode::native;
+/// Construction options of a unigram_model.
+struct model_options {
+    // Qualified: inside the struct, the member `mode` hides the enum of the same name.
+    text::mode mode = text::mode::native;
     /// Native mode: keep pieces longer than one byte from splitting a UTF-8 code point (they must start and
     /// end at code-point boundaries; an invalid byte is its own code point). Single bytes stay available, so
     /// every text is still encodable.
@@ -66,8 +67,8 @@ struct ModelOptions {
     double unknown_score = std::numeric_limits<double>::quiet_NaN();
 };
 
-/// Summary of the segmentation distribution of one text at one α (see UnigramModel::analyze).
-struct LatticeStats {
+/// Summary of the segmentation distribution of one text at one α (see unigram_model::analyze).
+struct lattice_stats {
     double log_partition = 0.0;     ///< log Z(α)
     double entropy = 0.0;           ///< H = −Σ P(w) log P(w), nats
     double expected_score = 0.0;    ///< E[score(w)]
@@ -81,7 +82,7 @@ inline constexpr double max_alpha = 1e200;
 ///
 /// The model copies the vocabulary and appends a byte-fallback piece (kind `byte`) for every byte value
 /// that neither a one-byte normal piece nor a byte piece of the vocabulary covers, so every byte string has
-/// at least one segmentation (in the native mode through the fallback edges of Mode::native, used only for
+/// at least one segmentation (in the native mode through the fallback edges of mode::native, used only for
 /// texts the normal pieces cannot segment; in the compatible modes unknown characters are covered by
 /// unknown edges). Control pieces are never
 /// matched inside text.
@@ -95,24 +96,24 @@ inline constexpr double max_alpha = 1e200;
 /// scratch buffers); set_score must not run concurrently with anything else.
 ///
 /// Example:
-///     Vocabulary v = Vocabulary::with_specials();
+///     vocabulary v = vocabulary::with_specials();
 ///     v.add("watch", -1); v.add("ing", -1);
-///     UnigramModel m(v);
+///     unigram_model m(v);
 ///     auto ids = m.encode("watching");                  // {id("watch"), id("ing")}
 ///     exprgrad::rng gen(1);
 ///     auto s = m.sample("watching", 0.1, gen);          // a random segmentation
 ///     double lz = m.log_partition("watching", 1.0);
-class UnigramModel {
+class unigram_model {
   public:
     /// Builds the model (min(normal scores) is taken as 0 if there is no normal piece). Throws
     /// std::invalid_argument if options.fallback_penalty is not finite.
-    explicit UnigramModel(Vocabulary vocabulary, ModelOptions options = {});
+    explicit unigram_model(vocabulary vocab, model_options options = {});
 
     /// The vocabulary, including the byte-fallback pieces added by the constructor.
-    const Vocabulary& vocabulary() const noexcept { return vocab_; }
+    const vocabulary& vocab() const noexcept { return vocab_; }
     /// V, the number of pieces (the length of marginals()).
     std::size_t size() const noexcept { return vocab_.size(); }
-    const ModelOptions& options() const noexcept { return options_; }
+    const model_options& options() const noexcept { return options_; }
     /// The score used for unknown-character edges (compatible modes).
     double unknown_score() const noexcept { return unknown_score_; }
     /// The piece id encode() uses for byte b in a segmentation: the one-byte normal piece, else the
@@ -130,20 +131,20 @@ class UnigramModel {
     void set_score(piece_id id, double score);
 
     /// Viterbi decoding: the best-scoring segmentation as piece ids (unknown edges expanded into their
-    /// byte pieces). Ties follow the mode (see Mode). Never throws for any bytes; empty text gives
+    /// byte pieces). Ties follow the mode (see mode). Never throws for any bytes; empty text gives
     /// an empty result. Example: encode("watching") with {watch, ing, w, atching} all at −1 and
     /// nothing else → {watch, ing} (equal scores, the longer last piece wins).
     std::vector<piece_id> encode(std::string_view text) const;
     /// The same segmentation as spans (unknown edges kept as one span with id unknown_id, except with
     /// spm_byte_fallback(), where they become one span per byte with the byte piece's id).
-    std::vector<Span> encode_spans(std::string_view text) const;
+    std::vector<piece_span> encode_spans(std::string_view text) const;
 
-    /// A random segmentation. α < 0: the Viterbi segmentation (encode). α ≥ 0: with Sampler::reservoir or
-    /// ffbs, an exact draw from P(w) ∝ exp(α·score(w)); Sampler::biased_sigmoid is post 9768's biased
-    /// sampler (see Sampler). Throws std::invalid_argument for NaN or +∞ α.
-    std::vector<piece_id> sample(std::string_view text, double alpha, rng& gen, Sampler how = Sampler::reservoir) const;
-    std::vector<Span> sample_spans(std::string_view text, double alpha, rng& gen,
-                                   Sampler how = Sampler::reservoir) const;
+    /// A random segmentation. α < 0: the Viterbi segmentation (encode). α ≥ 0: with sampler::reservoir or
+    /// ffbs, an exact draw from P(w) ∝ exp(α·score(w)); sampler::biased_sigmoid is post 9768's biased
+    /// sampler (see sampler). Throws std::invalid_argument for NaN or +∞ α.
+    std::vector<piece_id> sample(std::string_view text, double alpha, rng& gen, sampler how = sampler::reservoir) const;
+    std::vector<piece_span> sample_spans(std::string_view text, double alpha, rng& gen,
+                                         sampler how = sampler::reservoir) const;
 
     /// log Z(α) = log Σ_w exp(α · score(w)) over all segmentations w of `text` (natural log). The empty text
     /// has one (empty) segmentation: 0. α = 0 gives log(number of segmentations). Throws
@@ -172,35 +173,35 @@ class UnigramModel {
     /// log Z, entropy, E[score] and (if `with_marginals`) the marginals in one forward–backward run;
     /// `weight` scales the marginals added into `accumulate` when it is non-null (size V) instead of
     /// returning them, which is what EM training does. Throws like log_partition.
-    LatticeStats analyze(std::string_view text, double alpha, bool with_marginals = true) const;
-    LatticeStats analyze(std::string_view text, double alpha, std::span<double> accumulate, double weight) const;
+    lattice_stats analyze(std::string_view text, double alpha, bool with_marginals = true) const;
+    lattice_stats analyze(std::string_view text, double alpha, std::span<double> accumulate, double weight) const;
 
     /// The n best segmentations by score, best first (exact k-best dynamic programming over the mode's
     /// lattice, scores in double; among equal scores the native encode() order: paths found first, i.e. with
     /// the longer last piece, come first), fewer if the text has fewer. n = 0 gives none. Memory O(len·n).
-    std::vector<ScoredSegmentation> nbest(std::string_view text, std::size_t n) const;
+    std::vector<scored_segmentation> nbest(std::string_view text, std::size_t n) const;
 
     /// The sum of the scores of a segmentation's edges (unknown edges score unknown_score()).
-    double score(std::span<const Span> spans) const;
+    double score(std::span<const piece_span> spans) const;
 
     /// The bytes of a sequence of piece ids: normal and byte pieces give their bytes, control pieces
     /// nothing. Throws std::out_of_range naming the first id outside [0, V).
     std::string decode(std::span<const piece_id> ids) const;
 
     /// Expands spans into piece ids (unknown spans become the byte pieces of their bytes).
-    std::vector<piece_id> ids_of(std::string_view text, std::span<const Span> spans) const;
+    std::vector<piece_id> ids_of(std::string_view text, std::span<const piece_span> spans) const;
 
   private:
     // With spm_byte_fallback_, replaces unknown spans by one span per byte (the byte pieces); else returns
     // `spans` unchanged.
-    std::vector<Span> expand_unknown(std::string_view text, std::vector<Span> spans) const;
+    std::vector<piece_span> expand_unknown(std::string_view text, std::vector<piece_span> spans) const;
 
-    template <Mode M>
-    friend struct LatticeWalker;
+    template <mode M>
+    friend struct lattice_walker;
 
-    Vocabulary vocab_;
-    ModelOptions options_;
-    PrefixMatcher trie_;                  // normal pieces of two or more bytes
+    vocabulary vocab_;
+    model_options options_;
+    prefix_matcher trie_;                 // normal pieces of two or more bytes
     std::vector<double> scores_;          // [V], copies of the vocabulary's scores
     std::vector<float> scores_f32_;       // [V], the sentencepiece mode's float32 scores
     piece_id byte_id_[256] = {};          // the piece of each single byte

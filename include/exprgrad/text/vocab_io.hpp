@@ -28,10 +28,11 @@
 // are accepted (jieba strips it as well). A jieba dictionary whose frequencies sum to 0 is an error naming
 // its last line.
 //
-// Errors: malformed content throws VocabularyFileError, whose message is "FILE:LINE: problem"; nothing is
+// Errors: malformed content throws vocabulary_file_error, whose message is "FILE:LINE: problem"; nothing is
 // returned or changed then. A field or line quoted in a problem is shortened to about 60 characters (then
 // "..." and its size in bytes), with control and stray bytes written \xHH, so a bad 10 MB line gives a short
-// message. A path that cannot be opened or read, or that is a directory, gives "FILE: problem" (no line). Writes are atomic: a temporary file in the same directory, fsync, rename.
+// message. A path that cannot be opened or read, or that is a directory, gives "FILE: problem" (no line). Writes are
+// atomic: a temporary file in the same directory, fsync, rename.
 #pragma once
 
 #include <cstddef>
@@ -45,16 +46,16 @@
 namespace exprgrad::text {
 
 /// The vocabulary file formats.
-enum class VocabFormat { native, sentencepiece, jieba };
+enum class vocab_format { native, sentencepiece, jieba };
 
 /// "native", "spm" (or "sentencepiece") and "jieba"; throws std::invalid_argument otherwise.
-VocabFormat parse_vocab_format(std::string_view name);
+vocab_format parse_vocab_format(std::string_view name);
 
 /// A malformed or unreadable vocabulary file. what() is "FILE:LINE: problem" (LINE omitted when the problem
 /// concerns the whole file, e.g. it cannot be opened).
-class VocabularyFileError : public std::runtime_error {
+class vocabulary_file_error : public std::runtime_error {
   public:
-    VocabularyFileError(std::string file, std::size_t line, std::string problem);
+    vocabulary_file_error(std::string file, std::size_t line, std::string problem);
     const std::string& file() const noexcept { return file_; }
     std::size_t line() const noexcept { return line_; }  ///< 1-based; 0 for the whole file
     const std::string& problem() const noexcept { return problem_; }
@@ -67,30 +68,30 @@ class VocabularyFileError : public std::runtime_error {
 
 /// A parsed vocabulary with the model options its format implies (the mode; utf8_boundaries for native;
 /// unknown_score for jieba).
-struct LoadedVocabulary {
-    Vocabulary vocabulary;
-    ModelOptions options;
+struct loaded_vocabulary {
+    vocabulary vocab;
+    model_options options;
 };
 
-/// Parses file content; `name` is used in error messages. Throws VocabularyFileError, and
+/// Parses file content; `name` is used in error messages. Throws vocabulary_file_error, and
 /// std::invalid_argument for a `format` outside the enum (a cast integer; it was read as jieba).
-LoadedVocabulary parse_vocabulary(std::string_view content, VocabFormat format, std::string_view name = "<memory>");
+loaded_vocabulary parse_vocabulary(std::string_view content, vocab_format format, std::string_view name = "<memory>");
 
-/// Reads and parses a file. Throws VocabularyFileError (also when it cannot be opened or read, naming the
+/// Reads and parses a file. Throws vocabulary_file_error (also when it cannot be opened or read, naming the
 /// system's reason, when the path is a directory: "PATH: is a directory, not a vocabulary file", and beyond
 /// 1 GiB). Devices and pipes are read until their end, a NUL byte (an error at its line) or 1 GiB. An empty
 /// path throws std::invalid_argument("load_vocabulary: empty path ..."), a format outside the enum too.
-LoadedVocabulary load_vocabulary(const std::string& path, VocabFormat format);
+loaded_vocabulary load_vocabulary(const std::string& path, vocab_format format);
 
-/// load_vocabulary, then the model. Example: auto m = load_model("fortunes.vocab", VocabFormat::native);
-UnigramModel load_model(const std::string& path, VocabFormat format);
+/// load_vocabulary, then the model. Example: auto m = load_model("fortunes.vocab", vocab_format::native);
+unigram_model load_model(const std::string& path, vocab_format format);
 
 /// The native format text of a vocabulary. Throws std::invalid_argument if ids 0–3 are not the reserved
-/// specials. Pass model.vocabulary() to keep the byte-fallback pieces and their ids.
-std::string format_native(const Vocabulary& vocabulary, const ModelOptions& options = {});
+/// specials. Pass model.vocab() to keep the byte-fallback pieces and their ids.
+std::string format_native(const vocabulary& vocab, const model_options& options = {});
 
 /// Writes format_native(...) atomically. Throws std::runtime_error naming the file on an I/O error.
-void save_native(const std::string& path, const Vocabulary& vocabulary, const ModelOptions& options = {});
+void save_native(const std::string& path, const vocabulary& vocab, const model_options& options = {});
 
 /// Replaces `path` with `content` atomically (temporary file in the same directory, fsync, rename): readers
 /// see the old or the new file, never a partial one. Throws std::runtime_error naming the file, and
