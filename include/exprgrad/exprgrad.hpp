@@ -103,6 +103,8 @@ using tensors::cos;
 using tensors::cross_entropy;
 using tensors::embedding;
 using tensors::erf;
+using tensors::evaluate;  // beside sym::evaluate: a tensor expression picks this one
+using tensors::evaluator;
 using tensors::exp;
 using tensors::expm1;
 using tensors::layer_norm;

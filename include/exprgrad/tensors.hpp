@@ -6,6 +6,7 @@
 #include "exprgrad/tensors/cross_entropy.hpp"
 #include "exprgrad/tensors/elementwise.hpp"
 #include "exprgrad/tensors/embedding.hpp"
+#include "exprgrad/tensors/evaluate.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/layout.hpp"
 #include "exprgrad/tensors/map.hpp"
