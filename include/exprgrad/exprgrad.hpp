@@ -36,6 +36,7 @@
 #include "exprgrad/ops/linear_recurrence_node.hpp"
 #include "exprgrad/ops/scan.hpp"
 #include "exprgrad/random.hpp"
+#include "exprgrad/random_arrays.hpp"  // exprgrad::random::normal, uniform, integers, bernoulli
 #include "exprgrad/simd/map.hpp"
 #include "exprgrad/sym.hpp"
 #include "exprgrad/tensors.hpp"
