@@ -218,3 +218,9 @@ TEST_CASE("docs/guide.md: random numbers for data") {
     CHECK(xt::amax(y)() <= 3);
     CHECK(xt::amin(keep)() == 0.0f);  // 1024 draws at p = 0.9: some zero (the chance of none is 1e-47)
 }
+
+TEST_CASE("rng::below refuses an empty range instead of dividing by zero") {
+    exprgrad::rng g(7);
+    CHECK_THROWS_WITH_AS(g.below(0), "exprgrad::rng::below: n must be > 0, got 0", std::invalid_argument);
+    for (int i = 0; i < 100; ++i) CHECK(g.below(1) == 0);
+}

@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
 
 namespace exprgrad {
 
@@ -48,8 +49,10 @@ class rng {
     /// A uniform double in (0, 1]: 1 - uniform(), safe to take the logarithm of.
     double uniform_open0() { return 1.0 - uniform(); }
 
-    /// A uniform integer in [0, n) without modulo bias (rejection on the top range); n > 0.
+    /// A uniform integer in [0, n) without modulo bias (rejection on the top range). n = 0 (an empty range,
+    /// which would divide by zero) throws std::invalid_argument "exprgrad::rng::below: n must be > 0, got 0".
     std::uint64_t below(std::uint64_t n) {
+        if (n == 0) throw std::invalid_argument("exprgrad::rng::below: n must be > 0, got 0");
         const std::uint64_t limit = -n % n;  // 2^64 mod n: values below it are rejected
         for (;;) {
             const std::uint64_t r = next_u64();
