@@ -19,6 +19,7 @@
 #include "exprgrad/tensors/one_hot.hpp"
 #include "exprgrad/tensors/permute.hpp"
 #include "exprgrad/tensors/reduce.hpp"
+#include "exprgrad/tensors/reshape.hpp"
 #include "exprgrad/tensors/shape.hpp"
 #include "exprgrad/tensors/slice.hpp"
 #include "exprgrad/tensors/softmax.hpp"
