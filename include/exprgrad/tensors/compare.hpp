@@ -4,6 +4,8 @@
 // comparison never carries a gradient to its operands.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <array>
 #include <type_traits>
 

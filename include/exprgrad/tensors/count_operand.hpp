@@ -4,6 +4,8 @@
 // ConstantNode. The value is read at run time and must be an integer.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <cmath>
 #include <cstdint>
 #include <string>

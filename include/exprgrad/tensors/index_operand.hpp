@@ -3,6 +3,8 @@
 // as T and checked). Out-of-range and non-integer indices throw naming the op and the position.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>

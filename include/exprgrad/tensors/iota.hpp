@@ -5,6 +5,8 @@
 // iota<1>(S) - iota<0>(S) is ALiBi's signed distance j - i.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <cstddef>
 #include <type_traits>
 

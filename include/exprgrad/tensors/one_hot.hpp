@@ -2,6 +2,8 @@
 // the indices only, so its VJP is zero.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

@@ -3,6 +3,8 @@
 // layout nodes.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <array>
 #include <cstddef>
 #include <string>

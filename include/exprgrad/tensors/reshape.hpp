@@ -4,6 +4,8 @@
 // VJP reshapes the adjoint back. It copies, like the other layout nodes.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <algorithm>
 #include <array>
 #include <cstddef>

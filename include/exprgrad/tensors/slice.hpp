@@ -3,6 +3,8 @@
 // adjoint into zeros of x's shape. concat (tensors/layout.hpp) is its partner.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

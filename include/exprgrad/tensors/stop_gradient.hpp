@@ -3,6 +3,8 @@
 // the backward pass of the subexpression it guards unless another path needs it).
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <algorithm>
 #include <type_traits>
 

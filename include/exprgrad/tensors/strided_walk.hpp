@@ -3,6 +3,8 @@
 // batched matmul's batch axes) read their operands through it instead of materializing copies.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <array>
 #include <cstddef>
 #include <string>

@@ -3,6 +3,8 @@
 // the picked positions, so an index picked twice receives both contributions.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <algorithm>
 #include <cstddef>
 #include <string>

@@ -3,6 +3,8 @@
 // along which an operand is broadcast); cond receives none.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
