@@ -1,7 +1,8 @@
 // Integer operands of the layout primitives (slice bounds, one_hot's depth, reshape's sizes): a
 // number passed as an argument (tensor<I> bound to 3, or to a one-element integer array), any
 // one-element tensor expression, or a sym constant written in place (2_c), which becomes a
-// ConstantNode. The value is read at run time and must be an integer.
+// ConstantNode. The value is read at run time and must be an integer. where's operands use
+// ConstantNode too (a constant fill value).
 #pragma once
 
 #include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
@@ -18,7 +19,7 @@
 namespace exprgrad::tensors {
 
 /// A sym constant K as a rank-0 tensor node (no children, no gradient): the form 2_c takes among
-/// the integer operands of slice, one_hot and reshape.
+/// the integer operands of slice, one_hot and reshape, and fc<-1e9> as where's fill value.
 template <class K>
 struct ConstantNode {
     using children = meta::type_list<>;
@@ -35,7 +36,7 @@ struct ConstantNode {
 namespace detail {
 
 template <class X>
-concept count_like = TensorExpr<X> || sym::Constant<X>;
+concept tensor_or_constant = TensorExpr<X> || sym::Constant<X>;
 
 template <class X, bool = TensorExpr<X>>
 struct as_operand {

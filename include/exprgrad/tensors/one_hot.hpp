@@ -55,7 +55,7 @@ struct needs_grad<OneHot<Idx, N>, Wrt> : std::false_type {};
 /// position p is out of range [0, n) for depth n" (there is no silent all-zero row: mask padding
 /// with where instead). VJP zero. Example: `sum(one_hot(T, 5_c) * log_softmax(Z))` with T [B] and
 /// Z [B, 5] is minus the summed cross-entropy.
-template <TensorExpr Idx, detail::count_like N>
+template <TensorExpr Idx, detail::tensor_or_constant N>
 constexpr OneHot<Idx, detail::as_operand_t<N>> one_hot(Idx, N) {
     return {};
 }

@@ -131,7 +131,7 @@ constexpr Reshape<A, D...> reshape(A) {
 /// holding -1), at most 6. A size that is not an integer, is below -1, or is a second -1 throws
 /// std::invalid_argument naming reshape. Example: heads split off the model axis,
 /// `reshape(X, 0_c, 0_c, tensor<1>, -1_c)` turns [B, T, H·D] into [B, T, H, D] for H passed at run time.
-template <TensorExpr A, detail::count_like... Ds>
+template <TensorExpr A, detail::tensor_or_constant... Ds>
 requires(sizeof...(Ds) >= 1)
 constexpr ReshapeTo<A, detail::as_operand_t<Ds>...> reshape(A, Ds...) {
     return {};

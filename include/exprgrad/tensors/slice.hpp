@@ -88,7 +88,7 @@ struct Slice {
 /// 0 <= begin <= end <= n"; a non-integer or NaN bound throws too. Values are copied (NaN included).
 /// VJP: dx = zeros of x's shape with the adjoint written at the sliced positions; the bounds get
 /// none. Example: the last 3 of 5 positions, `slice<1>(X, 2_c, 5_c)` on X of shape (B, 5, H).
-template <int Axis, TensorExpr A, detail::count_like Begin, detail::count_like End>
+template <int Axis, TensorExpr A, detail::tensor_or_constant Begin, detail::tensor_or_constant End>
 constexpr Slice<Axis, A, detail::as_operand_t<Begin>, detail::as_operand_t<End>> slice(A, Begin, End) {
     return {};
 }

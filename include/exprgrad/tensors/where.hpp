@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <stdexcept>
 
+#include "exprgrad/tensors/count_operand.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/shape.hpp"
 #include "exprgrad/tensors/strided_walk.hpp"
@@ -88,9 +89,10 @@ struct Where {
 /// otherwise). A NaN cond selects b (NaN > 0 is false); a NaN in the operand not selected does not
 /// reach the value or the gradient. VJP: da = Σ_broadcast g·[cond > 0], db = Σ_broadcast g·[cond ≤ 0],
 /// none to cond. Typically cond is a comparison: `where(greater(X, Y), X, Y)` is the elementwise
-/// maximum with the whole gradient going to the larger operand (Y at ties).
-template <TensorExpr C, TensorExpr A, TensorExpr B>
-constexpr Where<C, A, B> where(C, A, B) {
+/// maximum with the whole gradient going to the larger operand (Y at ties). a and b may also be sym
+/// constants (a rank-0 value): `where(future, fc<-1e9>, S)` masks scores.
+template <TensorExpr C, detail::tensor_or_constant A, detail::tensor_or_constant B>
+constexpr Where<C, detail::as_operand_t<A>, detail::as_operand_t<B>> where(C, A, B) {
     return {};
 }
 /// Rejected: a raw number as an operand; pass it as an argument (tensor<I>).
