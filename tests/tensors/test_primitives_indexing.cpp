@@ -65,6 +65,14 @@ TEST_CASE("matmul: rank-4 operands and broadcast batch axes") {
     CHECK(v1 == doctest::Approx(v2));
     check_close(std::get<0>(g1), std::get<0>(g2));
     check_close(std::get<1>(g1), std::get<1>(g2));
+    // the same for a shared right factor [2, 3, 5, 4]·[4, 6] (one GEMM over the stacked rows)
+    const auto w = random_array({4, 6}, 87);
+    auto [v3, g3] = uni(random_array({2, 3, 5, 4}, 88), w);
+    auto [v4, g4] = buf(random_array({2, 3, 5, 4}, 88), w, ones);
+    CHECK(v3 == doctest::Approx(v4));
+    check_close(std::get<0>(g3), std::get<0>(g4));
+    check_close(std::get<1>(g3), std::get<1>(g4));
+    expect_gradcheck(sum(square(matmul(X, Y))), random_array({2, 3, 5, 4}, 89), w);
 
     CHECK(message_of([&] { (void)eval(matmul(X, Y), random_array({2, 3, 5, 4}, 1), random_array({4, 4, 5}, 2)); }) ==
           "exprgrad::matmul: shapes (2, 3, 5, 4) and (4, 4, 5) do not multiply");

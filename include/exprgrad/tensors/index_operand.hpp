@@ -9,7 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <utility>
 
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/shape.hpp"
@@ -23,7 +22,8 @@ struct index_reader {
     const T* values = nullptr;
     const char* op = "";
     std::size_t bound = 0;
-    std::string where;  // "along axis 1 of extent 5", for the message
+    int axis = 0;         // for the message: "along axis A of extent n"
+    bool depth = false;   // for the message: "for depth n" instead (one_hot)
 
     /// The index at flat position i; throws "exprgrad::<op>: index v at position i is out of range
     /// [0, bound) <where>" or "... must be an integer".
@@ -41,15 +41,20 @@ struct index_reader {
         }
         if (v < 0 || static_cast<std::size_t>(v) >= bound) {
             throw shape_error(op, "index " + std::to_string(v) + " at position " + std::to_string(i) +
-                                      " is out of range [0, " + std::to_string(bound) + ") " + where);
+                                      " is out of range [0, " + std::to_string(bound) + ") " +
+                                      (depth ? "for depth " + std::to_string(bound)
+                                             : "along axis " + std::to_string(axis) + " of extent " +
+                                                   std::to_string(bound)));
         }
         return static_cast<std::size_t>(v);
     }
 };
 
+/// The reader of operand N's indices for op, each in [0, bound); its error message names `axis`,
+/// or the depth when `depth` is set. Nothing is allocated unless an index is bad.
 template <class N, class Ctx>
-index_reader<typename Ctx::value_type> read_indices(const Ctx& ctx, const char* op, std::size_t bound,
-                                                    std::string where) {
+index_reader<typename Ctx::value_type> read_indices(const Ctx& ctx, const char* op, std::size_t bound, int axis,
+                                                    bool depth) {
     index_reader<typename Ctx::value_type> r;
     r.values = ctx.template in<N>().data;
     if constexpr (is_input<N>::value) {
@@ -57,7 +62,8 @@ index_reader<typename Ctx::value_type> read_indices(const Ctx& ctx, const char* 
     }
     r.op = op;
     r.bound = bound;
-    r.where = std::move(where);
+    r.axis = axis;
+    r.depth = depth;
     return r;
 }
 

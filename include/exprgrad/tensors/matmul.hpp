@@ -132,13 +132,11 @@ struct Matmul {
             if (s.b_broadcast && !add) std::fill(db, db + b.size(), T(0));
             const bool acc = add || s.b_broadcast;
             if (g.uniform) {
-                // dB[k, n] = g * sum_m A[m, k]
+                // dB[k, n] = g * sum_m A[m, k]; a shared B sums every slice's rows before one write
                 auto& r = scratch<T>(s.k);
-                detail::strided_walk(s.batch, s.st, [&](std::size_t, const std::array<std::size_t, 2>& o) {
-                    const T* aa = a.data + o[0] * s.m * s.k;
-                    T* d = db + o[1] * s.k * s.n;
+                auto put = [&](const T* aa, std::size_t rows, T* d) {
                     std::fill(r.begin(), r.begin() + static_cast<std::ptrdiff_t>(s.k), T(0));
-                    for (std::size_t mm = 0; mm < s.m; ++mm) kernels::add_row(r.data(), aa + mm * s.k, s.k);
+                    for (std::size_t mm = 0; mm < rows; ++mm) kernels::add_row(r.data(), aa + mm * s.k, s.k);
                     for (std::size_t kk = 0; kk < s.k; ++kk) {
                         T* row = d + kk * s.n;
                         const T v = g.value * r[kk];
@@ -148,7 +146,14 @@ struct Matmul {
                             kernels::fill_value(row, s.n, v);
                         }
                     }
-                });
+                };
+                if (s.shared_b) {
+                    put(a.data, slices * s.m, db);
+                } else {
+                    detail::strided_walk(s.batch, s.st, [&](std::size_t, const std::array<std::size_t, 2>& o) {
+                        put(a.data + o[0] * s.m * s.k, s.m, db + o[1] * s.k * s.n);
+                    });
+                }
             } else if (s.shared_b) {
                 kernels::blas::gemm(true, false, s.k, s.n, slices * s.m, T(1), a.data, s.k, g.data, s.n,
                                     add ? T(1) : T(0), db, s.n);

@@ -36,7 +36,7 @@ struct OneHot {
         out.push(depth);
         T* y = ctx.template out<OneHot>(out);
         std::fill(y, y + out.size(), T(0));
-        const auto index = detail::read_indices<Idx>(ctx, name, depth, "for depth " + std::to_string(depth));
+        const auto index = detail::read_indices<Idx>(ctx, name, depth, -1, true);
         for (std::size_t i = 0; i < ishape.size(); ++i) y[i * depth + index(i)] = T(1);
     }
     // never called: the node needs no gradient

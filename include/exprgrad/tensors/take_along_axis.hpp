@@ -43,9 +43,7 @@ struct TakeAlongAxis {
     // calls f(output position, input position) for every output entry
     template <class Ctx, class F>
     static void each(const Ctx& ctx, const layout& l, F&& f) {
-        const auto index = detail::read_indices<Idx>(ctx, name, l.extent,
-                                                     "along axis " + std::to_string(Axis) + " of extent " +
-                                                         std::to_string(l.extent));
+        const auto index = detail::read_indices<Idx>(ctx, name, l.extent, Axis, false);
         for (std::size_t o = 0; o < l.outer; ++o)
             for (std::size_t j = 0; j < l.picks; ++j)
                 for (std::size_t i = 0; i < l.inner; ++i) {
