@@ -136,5 +136,12 @@ requires(sizeof...(Ds) >= 1)
 constexpr ReshapeTo<A, detail::as_operand_t<Ds>...> reshape(A, Ds...) {
     return {};
 }
+/// Rejected: a raw number as a size; write it as a constant (4_c, -1_c) or pass it as an argument.
+template <class A, class... Ds>
+requires(sizeof...(Ds) >= 1 && detail::raw_among_tensors<A, Ds...>)
+constexpr auto reshape(A, Ds...) {
+    static_assert(detail::reject_raw<A, Ds...>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);
+    return Input<0>{};
+}
 
 }  // namespace exprgrad::tensors
