@@ -67,6 +67,16 @@ TEST_CASE("docs/tensor.md: ALiBi attention from the primitives") {
     INFO(r.message());
     CHECK(r.ok);
 
+    // the same program in float (another instantiation of every node) agrees to float precision
+    auto prog_f = value_and_grad(sum(square(out)), wrt<0, 1, 2, 4>);
+    const xt::xarray<float> qf = q, kf = k, vf = v, sf = slopes;
+    auto [loss_f, grads_f] = prog_f(qf, kf, vf, 2, sf);
+    CHECK(static_cast<double>(loss_f) == doctest::Approx(want).epsilon(1e-4));
+    const auto& dq_f = std::get<0>(grads_f);
+    const auto& dq = std::get<0>(grads);
+    for (std::size_t i = 0; i < dq.size(); ++i)
+        CHECK(static_cast<double>(dq_f.data()[i]) == doctest::Approx(dq.data()[i]).epsilon(1e-3).scale(1));
+
     // a steady-state call allocates nothing, also in the index primitives
     constexpr auto X = tensor<0>;
     constexpr auto I = tensor<1>;
