@@ -19,7 +19,6 @@
 using namespace exprgrad;
 using namespace primitives_test;
 
-
 // ---------------------------------------------------------------------------------------------
 // stop_gradient
 
@@ -120,7 +119,8 @@ TEST_CASE("iota: the index along an axis, zero gradient, causal masks") {
         xt::xarray<double> want = xt::zeros<double>({2, 3, 4});
         for (std::size_t i = 0; i < 2; ++i)
             for (std::size_t j = 0; j < 3; ++j)
-                for (std::size_t k = 0; k < 4; ++k) want(i, j, k) = static_cast<double>(axis == 0 ? i : axis == 1 ? j : k);
+                for (std::size_t k = 0; k < 4; ++k)
+                    want(i, j, k) = static_cast<double>(axis == 0 ? i : axis == 1 ? j : k);
         const auto got = axis == 0 ? eval(iota<0>(X), s) : axis == 1 ? eval(iota<1>(X), s) : eval(iota<-1>(X), s);
         check_close(got, want, 0);
     }
@@ -224,4 +224,3 @@ TEST_CASE("concat along every axis, and slice undoes it") {
     expect_gradcheck(sum(square(concat<1>(X, Y))), a, b1);
     expect_gradcheck(sum(square(concat<2>(X, Y))), a, b2);
 }
-

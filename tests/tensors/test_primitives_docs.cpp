@@ -1,6 +1,7 @@
 // The example of docs/tensor.md's "Primitives" section, compiled and run: ALiBi causal attention
 // written with reshape, permute, batched matmul, iota, greater and where, its value against a naive
-// loop and its gradients against gradcheck; and a steady-state call that allocates nothing. Keep the block between the markers identical to the docs.
+// loop and its gradients against gradcheck; and a steady-state call that allocates nothing. Keep the
+// block between the markers identical to the docs.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -80,8 +81,8 @@ TEST_CASE("docs/tensor.md: ALiBi attention from the primitives") {
     // a steady-state call allocates nothing, also in the index primitives
     constexpr auto X = tensor<0>;
     constexpr auto I = tensor<1>;
-    auto gather = value_and_grad(sum(square(take_along_axis<-1>(slice<1>(X, 1_c, 3_c), I))) + sum(one_hot(I, 3_c)),
-                                 wrt<0>);
+    auto gather =
+        value_and_grad(sum(square(take_along_axis<-1>(slice<1>(X, 1_c, 3_c), I))) + sum(one_hot(I, 3_c)), wrt<0>);
     const auto x = random_array({2, 4, 3}, 124);
     xt::xarray<int> idx = {{2, 0}, {1, 1}};
     idx.reshape({2, 2, 1});

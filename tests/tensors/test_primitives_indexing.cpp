@@ -74,8 +74,9 @@ TEST_CASE("matmul: rank-4 operands and broadcast batch axes") {
     check_close(std::get<1>(g3), std::get<1>(g4));
     expect_gradcheck(sum(square(matmul(X, Y))), random_array({2, 3, 5, 4}, 89), w);
 
-    CHECK(message_of([&] { (void)eval(matmul(X, Y), random_array({2, 3, 5, 4}, 1), random_array({4, 4, 5}, 2)); }) ==
-          "exprgrad::matmul: shapes (2, 3, 5, 4) and (4, 4, 5) do not multiply");
+    CHECK(message_of([&] {
+              (void)eval(matmul(X, Y), random_array({2, 3, 5, 4}, 1), random_array({4, 4, 5}, 2));
+          }) == "exprgrad::matmul: shapes (2, 3, 5, 4) and (4, 4, 5) do not multiply");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,9 +151,9 @@ TEST_CASE("reshape: sizes at run time, -1 inferred, 0 kept; the VJP reshapes bac
             for (std::size_t k = 0; k < 2; ++k)
                 for (std::size_t d = 0; d < 4; ++d) CHECK(h(b, t, k, d) == a(b, t, k * 4 + d));
     // and merged back after a permute: [B, H, T, D] -> [B, T, H·D]
-    check_close(eval(reshape(permute<0, 2, 1, 3>(permute<0, 2, 1, 3>(reshape(X, 0_c, 0_c, Y, -1_c))), 0_c, 0_c, -1_c),
-                     a, 2),
-                a, 0);
+    check_close(
+        eval(reshape(permute<0, 2, 1, 3>(permute<0, 2, 1, 3>(reshape(X, 0_c, 0_c, Y, -1_c))), 0_c, 0_c, -1_c), a, 2), a,
+        0);
     expect_gradcheck(sum(square(reshape(X, Y, Z)) * W4), wrt<0>, a, 4, -1, random_array({4, 12}, 112));
     // the compile-time form still reshapes
     check_close(eval(reshape<-1, 8>(X), a), r, 0);

@@ -20,32 +20,44 @@ namespace cmp {
 struct less {
     static constexpr const char* name = "less";
     template <class T>
-    static bool test(T a, T b) { return a < b; }
+    static bool test(T a, T b) {
+        return a < b;
+    }
 };
 struct less_equal {
     static constexpr const char* name = "less_equal";
     template <class T>
-    static bool test(T a, T b) { return a <= b; }
+    static bool test(T a, T b) {
+        return a <= b;
+    }
 };
 struct greater {
     static constexpr const char* name = "greater";
     template <class T>
-    static bool test(T a, T b) { return a > b; }
+    static bool test(T a, T b) {
+        return a > b;
+    }
 };
 struct greater_equal {
     static constexpr const char* name = "greater_equal";
     template <class T>
-    static bool test(T a, T b) { return a >= b; }
+    static bool test(T a, T b) {
+        return a >= b;
+    }
 };
 struct equal {
     static constexpr const char* name = "equal";
     template <class T>
-    static bool test(T a, T b) { return a == b; }
+    static bool test(T a, T b) {
+        return a == b;
+    }
 };
 struct not_equal {
     static constexpr const char* name = "not_equal";
     template <class T>
-    static bool test(T a, T b) { return a != b; }
+    static bool test(T a, T b) {
+        return a != b;
+    }
 };
 }  // namespace cmp
 
@@ -65,7 +77,7 @@ struct Compare {
         const dims out = broadcast(name, a.shape, b.shape);
         T* y = ctx.template out<Compare>(out);
         const std::array<detail::strides, 2> st{detail::broadcast_strides(a.shape, out),
-                                                 detail::broadcast_strides(b.shape, out)};
+                                                detail::broadcast_strides(b.shape, out)};
         detail::strided_walk(out, st, [&](std::size_t i, const std::array<std::size_t, 2>& o) {
             y[i] = Rel::test(a.data[o[0]], b.data[o[1]]) ? T(1) : T(0);
         });
@@ -84,17 +96,17 @@ struct needs_grad<Compare<Rel, A, B>, Wrt> : std::false_type {};
 // "exprgrad::<name>: shapes (..) and (..) do not broadcast" otherwise); value 1 or 0; NaN compares
 // false (so every relation gives 0 at a NaN) except not_equal, which gives 1; VJP zero. Unlike the
 // scalar sym::less, a tie gives exactly 0 or 1 (never 1/2).
-#define EXPRGRAD_TENSOR_COMPARE(fn)                                                   \
-    template <TensorExpr A, TensorExpr B>                                             \
-    constexpr Compare<cmp::fn, A, B> fn(A, B) {                                       \
-        return {};                                                                    \
-    }                                                                                 \
-    /** Rejected: a raw number as an operand; pass it as an argument (tensor<I>). */  \
-    template <class A, class B>                                                       \
-    requires detail::raw_among_tensors<A, B>                                          \
-    constexpr auto fn(A, B) {                                                         \
-        static_assert(detail::reject_raw<A, B>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);  \
-        return Input<0>{};                                                            \
+#define EXPRGRAD_TENSOR_COMPARE(fn)                                                  \
+    template <TensorExpr A, TensorExpr B>                                            \
+    constexpr Compare<cmp::fn, A, B> fn(A, B) {                                      \
+        return {};                                                                   \
+    }                                                                                \
+    /** Rejected: a raw number as an operand; pass it as an argument (tensor<I>). */ \
+    template <class A, class B>                                                      \
+    requires detail::raw_among_tensors<A, B>                                         \
+    constexpr auto fn(A, B) {                                                        \
+        static_assert(detail::reject_raw<A, B>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE); \
+        return Input<0>{};                                                           \
     }
 /// less(a, b) = [a < b]. Example: with a = [1, 2, 3], b = 2 (a number argument): [1, 0, 0].
 EXPRGRAD_TENSOR_COMPARE(less)

@@ -22,8 +22,8 @@ struct index_reader {
     const T* values = nullptr;
     const char* op = "";
     std::size_t bound = 0;
-    int axis = 0;         // for the message: "along axis A of extent n"
-    bool depth = false;   // for the message: "for depth n" instead (one_hot)
+    int axis = 0;        // for the message: "along axis A of extent n"
+    bool depth = false;  // for the message: "for depth n" instead (one_hot)
 
     /// The index at flat position i; throws "exprgrad::<op>: index v at position i is out of range
     /// [0, bound) <where>" or "... must be an integer".
@@ -34,17 +34,17 @@ struct index_reader {
         } else {
             const T x = values[i];
             if (!(std::abs(x) < T(1e15)) || x != std::floor(x)) {
-                throw shape_error(op, "index " + std::to_string(x) + " at position " + std::to_string(i) +
-                                          " must be an integer");
+                throw shape_error(
+                    op, "index " + std::to_string(x) + " at position " + std::to_string(i) + " must be an integer");
             }
             v = static_cast<std::int64_t>(x);
         }
         if (v < 0 || static_cast<std::size_t>(v) >= bound) {
-            throw shape_error(op, "index " + std::to_string(v) + " at position " + std::to_string(i) +
-                                      " is out of range [0, " + std::to_string(bound) + ") " +
-                                      (depth ? "for depth " + std::to_string(bound)
-                                             : "along axis " + std::to_string(axis) + " of extent " +
-                                                   std::to_string(bound)));
+            throw shape_error(
+                op, "index " + std::to_string(v) + " at position " + std::to_string(i) + " is out of range [0, " +
+                        std::to_string(bound) + ") " +
+                        (depth ? "for depth " + std::to_string(bound)
+                               : "along axis " + std::to_string(axis) + " of extent " + std::to_string(bound)));
         }
         return static_cast<std::size_t>(v);
     }

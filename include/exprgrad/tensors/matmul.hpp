@@ -25,7 +25,7 @@ namespace exprgrad::tensors {
 namespace detail {
 struct mm_shape {
     std::size_t m = 0, k = 0, n = 0;
-    bool shared_b = false;  // B is [K, N] for every batch of A: one GEMM over A's stacked rows
+    bool shared_b = false;                          // B is [K, N] for every batch of A: one GEMM over A's stacked rows
     bool a_broadcast = false, b_broadcast = false;  // the operand has fewer batch slices than the output
     dims batch;                                     // the broadcast batch axes
     std::array<strides, 2> st{};                    // A's and B's slice strides (in matrices) along them

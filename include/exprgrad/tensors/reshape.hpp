@@ -31,13 +31,15 @@ inline dims reshape_target(const dims& in, const std::int64_t* want, std::size_t
     for (std::size_t i = 0; i < n; ++i) {
         std::size_t v = 0;
         if (want[i] < -1) {
-            throw shape_error(name, "sizes must be positive, -1 (inferred) or 0 (kept), got " + std::to_string(want[i]));
+            throw shape_error(name,
+                              "sizes must be positive, -1 (inferred) or 0 (kept), got " + std::to_string(want[i]));
         } else if (want[i] == -1) {
             if (infer >= 0) throw shape_error(name, "at most one dimension may be -1");
             infer = static_cast<long>(i);
             v = 1;
         } else if (want[i] == 0) {
-            if (static_cast<int>(i) >= in.rank) throw shape_error(name, "0 copies an input axis, but " + in.str() + " has too few");
+            if (static_cast<int>(i) >= in.rank)
+                throw shape_error(name, "0 copies an input axis, but " + in.str() + " has too few");
             v = in[static_cast<int>(i)];
         } else {
             v = static_cast<std::size_t>(want[i]);
@@ -132,14 +134,10 @@ constexpr Reshape<A, D...> reshape(A) {
 /// std::invalid_argument naming reshape. Example: heads split off the model axis,
 /// `reshape(X, 0_c, 0_c, tensor<1>, -1_c)` turns [B, T, H·D] into [B, T, H, D] for H passed at run time.
 template <TensorExpr A, detail::tensor_or_constant... Ds>
-requires(sizeof...(Ds) >= 1)
-constexpr ReshapeTo<A, detail::as_operand_t<Ds>...> reshape(A, Ds...) {
-    return {};
-}
+requires(sizeof...(Ds) >= 1) constexpr ReshapeTo<A, detail::as_operand_t<Ds>...> reshape(A, Ds...) { return {}; }
 /// Rejected: a raw number as a size; write it as a constant (4_c, -1_c) or pass it as an argument.
 template <class A, class... Ds>
-requires(sizeof...(Ds) >= 1 && detail::raw_among_tensors<A, Ds...>)
-constexpr auto reshape(A, Ds...) {
+requires(sizeof...(Ds) >= 1 && detail::raw_among_tensors<A, Ds...>) constexpr auto reshape(A, Ds...) {
     static_assert(detail::reject_raw<A, Ds...>, EXPRGRAD_TENSOR_RAW_NUMBER_MESSAGE);
     return Input<0>{};
 }

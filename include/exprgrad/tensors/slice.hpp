@@ -35,8 +35,8 @@ struct Slice {
         l.extent = in[ax];
         if (b < 0 || e < b || static_cast<std::size_t>(e) > l.extent) {
             throw shape_error(name, "bounds [" + std::to_string(b) + ", " + std::to_string(e) + ") along axis " +
-                                        std::to_string(Axis) + " of shape " + in.str() + " must satisfy 0 <= begin <= end <= " +
-                                        std::to_string(l.extent));
+                                        std::to_string(Axis) + " of shape " + in.str() +
+                                        " must satisfy 0 <= begin <= end <= " + std::to_string(l.extent));
         }
         for (int i = 0; i < ax; ++i) l.outer *= in[i];
         for (int i = ax + 1; i < in.rank; ++i) l.inner *= in[i];
