@@ -1,7 +1,6 @@
-// The tensor primitives of issue #17, part one (stop_gradient, comparisons, where, iota, permute,
-// slice and concat; the rest in test_primitives_indexing.cpp): values against naive loops written
-// here, gradients against check::gradcheck (central finite differences in double), shape errors by
-// message.
+// The tensor primitives of issue #17, part one (stop_gradient, comparisons, where, iota, permute;
+// the rest in test_primitives_indexing.cpp): values against naive loops written here, gradients
+// against check::gradcheck (central finite differences in double), shape errors by message.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -163,64 +162,4 @@ TEST_CASE("permute: any axis order, the inverse permutation as VJP") {
     expect_gradcheck(sum(permute<1, 0>(X)), random_array({3, 5}, 54));  // a uniform adjoint
     CHECK(message_of([&] { (void)eval(permute<1, 0>(X), a); }) ==
           "exprgrad::permute: axes (1, 0) need a tensor of rank 2, got shape (2, 3, 4)");
-}
-
-// ---------------------------------------------------------------------------------------------
-// slice and concat
-
-TEST_CASE("slice: run-time bounds along any axis; the VJP scatters into zeros") {
-    const auto a = random_array({3, 5, 2}, 61);
-    const auto s = eval(slice<1>(X, Y, Z), a, 1, 4);
-    REQUIRE(s.shape() == std::vector<std::size_t>{3, 3, 2});
-    for (std::size_t i = 0; i < 3; ++i)
-        for (std::size_t j = 0; j < 3; ++j)
-            for (std::size_t k = 0; k < 2; ++k) CHECK(s(i, j, k) == a(i, j + 1, k));
-    const auto s0 = eval(slice<0>(X, 2_c, 3_c), a);
-    REQUIRE(s0.shape() == std::vector<std::size_t>{1, 5, 2});
-    for (std::size_t j = 0; j < 5; ++j)
-        for (std::size_t k = 0; k < 2; ++k) CHECK(s0(0, j, k) == a(2, j, k));
-    const auto s2 = eval(slice<-1>(X, 1_c, 2_c), a);
-    REQUIRE(s2.shape() == std::vector<std::size_t>{3, 5, 1});
-    for (std::size_t i = 0; i < 3; ++i)
-        for (std::size_t j = 0; j < 5; ++j) CHECK(s2(i, j, 0) == a(i, j, 1));
-    CHECK(eval(slice<1>(X, Y, Z), a, 2, 2).size() == 0);
-
-    expect_gradcheck(sum(square(slice<1>(X, Y, Z))), wrt<0>, a, 1, 4);
-    auto prog = value_and_grad(sum(slice<1>(X, 1_c, 4_c)), wrt<0>);
-    auto [v, g] = prog(a);
-    (void)v;
-    for (std::size_t i = 0; i < 3; ++i)
-        for (std::size_t j = 0; j < 5; ++j)
-            for (std::size_t k = 0; k < 2; ++k) CHECK(std::get<0>(g)(i, j, k) == (j >= 1 && j < 4 ? 1.0 : 0.0));
-
-    CHECK(message_of([&] { (void)eval(slice<1>(X, Y, Z), a, 2, 6); }) ==
-          "exprgrad::slice: bounds [2, 6) along axis 1 of shape (3, 5, 2) must satisfy 0 <= begin <= end <= 5");
-    CHECK(message_of([&] { (void)eval(slice<1>(X, Y, Z), a, 3, 2); }).find("bounds [3, 2)") != std::string::npos);
-    CHECK(message_of([&] { (void)eval(slice<1>(X, Y, Z), a, 0.5, 2); }) ==
-          "exprgrad::slice: begin must be an integer, got 0.500000");
-}
-
-TEST_CASE("concat along every axis, and slice undoes it") {
-    const auto a = random_array({2, 3, 4}, 71);
-    const auto b0 = random_array({1, 3, 4}, 72), b1 = random_array({2, 2, 4}, 73), b2 = random_array({2, 3, 5}, 74);
-    const auto c0 = eval(concat<0>(X, Y), a, b0);
-    const auto c1 = eval(concat<1>(X, Y), a, b1);
-    const auto c2 = eval(concat<2>(X, Y), a, b2);
-    REQUIRE(c0.shape() == std::vector<std::size_t>{3, 3, 4});
-    REQUIRE(c1.shape() == std::vector<std::size_t>{2, 5, 4});
-    REQUIRE(c2.shape() == std::vector<std::size_t>{2, 3, 9});
-    for (std::size_t i = 0; i < 3; ++i)
-        for (std::size_t j = 0; j < 3; ++j)
-            for (std::size_t k = 0; k < 4; ++k) CHECK(c0(i, j, k) == (i < 2 ? a(i, j, k) : b0(i - 2, j, k)));
-    for (std::size_t i = 0; i < 2; ++i)
-        for (std::size_t j = 0; j < 5; ++j)
-            for (std::size_t k = 0; k < 4; ++k) CHECK(c1(i, j, k) == (j < 3 ? a(i, j, k) : b1(i, j - 3, k)));
-    for (std::size_t i = 0; i < 2; ++i)
-        for (std::size_t j = 0; j < 3; ++j)
-            for (std::size_t k = 0; k < 9; ++k) CHECK(c2(i, j, k) == (k < 4 ? a(i, j, k) : b2(i, j, k - 4)));
-    check_close(eval(slice<1>(concat<1>(X, Y), 0_c, 3_c), a, b1), a, 0);
-    check_close(eval(concat<-1>(X, Y), a, b2), c2, 0);
-    expect_gradcheck(sum(square(concat<0>(X, Y))), a, b0);
-    expect_gradcheck(sum(square(concat<1>(X, Y))), a, b1);
-    expect_gradcheck(sum(square(concat<2>(X, Y))), a, b2);
 }
