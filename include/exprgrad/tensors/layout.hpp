@@ -1,5 +1,5 @@
-// Layout nodes: transpose of the last two axes, reshape (target dimensions in the type, -1 to
-// infer one, 0 to keep the input's), and concatenation along an axis. They copy: every node owns
+// Layout nodes: transpose of the last two axes and concatenation along an axis (reshape, with sizes
+// in the type or at run time, is in tensors/reshape.hpp, included here). They copy: every node owns
 // its value buffer, and the copies are cheap next to the products around them.
 #pragma once
 
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/reshape.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
 namespace exprgrad::tensors {
@@ -45,59 +46,6 @@ struct Transpose {
         bool add = false;
         T* da = ctx.template grad<A>(add);
         swap_last(g, da, out, add);
-    }
-};
-
-template <class A, long... D>
-struct Reshape {
-    using children = meta::type_list<A>;
-    static constexpr const char* name = "reshape";
-
-    static dims target(const dims& in) {
-        constexpr std::array<long, sizeof...(D)> want{D...};
-        dims out;
-        long infer = -1;
-        std::size_t known = 1;
-        for (std::size_t i = 0; i < want.size(); ++i) {
-            std::size_t v = 0;
-            if (want[i] == -1) {
-                if (infer >= 0) throw shape_error(name, "at most one dimension may be -1");
-                infer = static_cast<long>(i);
-                v = 1;
-            } else if (want[i] == 0) {
-                if (static_cast<int>(i) >= in.rank)
-                    throw shape_error(name, "0 copies an input axis, but " + in.str() + " has too few");
-                v = in[static_cast<int>(i)];
-            } else {
-                v = static_cast<std::size_t>(want[i]);
-            }
-            out.push(v);
-            if (want[i] != -1) known *= v;
-        }
-        if (infer >= 0) {
-            if (known == 0 || in.size() % known != 0) {
-                throw shape_error(name, "cannot infer -1 reshaping " + in.str());
-            }
-            out[static_cast<int>(infer)] = in.size() / known;
-        }
-        if (out.size() != in.size()) throw shape_error(name, "cannot reshape " + in.str() + " into " + out.str());
-        return out;
-    }
-    template <class Ctx>
-    static void forward(Ctx& ctx) {
-        using T = typename Ctx::value_type;
-        const cview<T>& a = ctx.template in<A>();
-        T* y = ctx.template out<Reshape>(target(a.shape));
-        std::copy(a.data, a.data + a.size(), y);
-    }
-    template <class Ctx>
-    static void backward(Ctx& ctx) {
-        using T = typename Ctx::value_type;
-        const std::size_t n = ctx.template in<A>().size();
-        const T* g = ctx.template adj_data<Reshape>();
-        bool add = false;
-        T* da = ctx.template grad<A>(add);
-        for (std::size_t i = 0; i < n; ++i) da[i] = add ? da[i] + g[i] : g[i];
     }
 };
 
@@ -171,13 +119,11 @@ template <TensorExpr A>
 constexpr Transpose<A> transpose(A) {
     return {};
 }
-/// Reshapes to the dimensions D (-1: inferred, 0: the input's at that position):
-/// `reshape<-1, 64>(X)`.
-template <long... D, TensorExpr A>
-constexpr Reshape<A, D...> reshape(A) {
-    return {};
-}
-/// Concatenates along an axis: `concat<-1>(A, B)`.
+/// concat<Axis>(a, b): a followed by b along Axis (which may count from the end); a and b have the
+/// same rank and the same sizes on every other axis, and shape(out)[Axis] = shape(a)[Axis] +
+/// shape(b)[Axis]; otherwise std::invalid_argument "exprgrad::concat: shapes (..) and (..) differ
+/// ...". Values are copied (NaN included). VJP: the adjoint split back along Axis (slice's partner).
+/// Example: `concat<-1>(A, B)` joins [B, T, D1] and [B, T, D2] into [B, T, D1 + D2].
 template <int Axis, TensorExpr A, TensorExpr B>
 constexpr Concat<Axis, A, B> concat(A, B) {
     return {};
