@@ -206,12 +206,13 @@ TEST_CASE("bad parameters are refused naming the function and the value, before 
 }
 
 TEST_CASE("docs/guide.md: random numbers for data") {
-    // the example of the section, as written there
+    // docs-begin docs/guide.md
     rng gen(42);
     auto x = random::normal<float>(gen, {64, 16}, 0.0, 1.0);    // N(0, 1) features
     auto w = random::uniform<float>(gen, {16, 4}, -0.5, 0.5);   // U[-0.5, 0.5)
     auto y = random::integers(gen, {64}, 0, 4);                 // int64 labels in [0, 4)
     auto keep = random::bernoulli<float>(gen, x.shape(), 0.9);  // 1 with probability 0.9
+    // docs-end
     auto noisy = evaluate(tanh(matmul(tensor<0> * tensor<2>, tensor<1>)), x, w, keep);
     CHECK(noisy.shape() == std::vector<std::size_t>{64, 4});
     CHECK(y.shape() == std::vector<std::size_t>{64});

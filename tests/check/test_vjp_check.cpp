@@ -196,7 +196,7 @@ TEST_CASE("vjp_check's tolerance comes from the step unless given") {
 
 TEST_CASE("docs/tensor.md") {
     // The example of docs/tensor.md ("Checking a hand-written VJP"), verbatim between the markers.
-    // --- begin docs/tensor.md
+    // docs-begin docs/tensor.md
     using arrays = std::vector<xt::xarray<double>>;
     // f(x, m) = exp(x + m): m is a mask of 0 and -inf, an input held fixed
     auto f = [](const arrays& in) { return xt::xarray<double>(xt::exp(in[0] + in[1])); };
@@ -208,7 +208,7 @@ TEST_CASE("docs/tensor.md") {
     const arrays inputs = {{0.5, -1.0, 2.0}, {0.0, -INFINITY, 0.0}};
     const check::vjp_report r = check::vjp_check(f, vjp, inputs, o);
     CHECK(r);  // on failure doctest prints r.message(): argument, direction or element, both values
-    // --- end docs/tensor.md
+    // docs-end
     CHECK(r.checked == o.directions + 3);
 }
 

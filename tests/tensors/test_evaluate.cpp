@@ -179,14 +179,15 @@ TEST_CASE("evaluate still means sym::evaluate for scalar expressions") {
 }
 
 TEST_CASE("docs/tensor.md: evaluation without gradients") {
-    // the example of the section, as written there
     const xt::xarray<double> xv = {{1.0, 2.0}, {3.0, 4.0}};
     const xt::xarray<double> wv = {{0.5, 1.0}, {-0.25, 0.0}};
+    // docs-begin docs/tensor.md
     xt::xarray<double> yv = evaluate(tanh(matmul(X, W)), xv, wv);  // owning, shape (2, 2)
     double m = evaluate(mean(square(X)), xv)();                    // a rank-0 array: () reads it
     auto predict = evaluator(sigmoid(matmul(X, W)));               // compiled once, no gradient buffers
     const auto& p = predict(xv, wv);                               // its workspace: valid until the next call
     xt::xarray<double> scaled = 2.0 * p - 1.0;                     // an xtensor expression like any other
+    // docs-end
     // checked against values computed by hand
     CHECK(yv.shape() == std::vector<std::size_t>{2, 2});
     CHECK(yv(0, 1) == doctest::Approx(std::tanh(1.0)));

@@ -23,7 +23,7 @@ TEST_CASE("docs/tensor.md: ALiBi attention from the primitives") {
                v = random_array({B, T, NH * D}, 123);
     xt::xarray<double> slopes = {0.5, 0.25};
     slopes.reshape({NH, 1, 1});
-    // docs-begin
+    // docs-begin docs/tensor.md
     // ALiBi causal self-attention written with the primitives: Q, K, V [B, T, H·D], the head count H
     // passed at run time, one slope per head m [H, 1, 1]
     constexpr auto Q = tensor<0>;
