@@ -347,7 +347,7 @@ TEST_CASE("parameter_set::add refuses a shape whose element count overflows, nam
     // is tested on the shape alone.
     const std::size_t big = std::size_t(1) << 40;  // big * big wraps to 0 in 64 bits
     CHECK_THROWS_WITH_AS(nn::detail::check_element_count("huge", std::vector<std::size_t>{big, big}, sizeof(float)),
-                         doctest::Contains("parameter \"huge\" has shape [1099511627776,1099511627776]"),
+                         doctest::Contains("parameter \"huge\" has shape (1099511627776, 1099511627776)"),
                          std::invalid_argument);
     // 2^62 floats are 2^64 bytes: the element count fits, the bytes do not.
     CHECK_THROWS_AS(nn::detail::check_element_count("w", std::vector<std::size_t>{std::size_t(1) << 62}, 4),

@@ -251,3 +251,23 @@ TEST_CASE("fields_to_string: bools, shortest exact numbers, enums, strings, vect
     for_each_field(o.in, [](const char*, auto& v) { v = {}; });
     CHECK(fields_to_string(o.in) == "on=false rate=0");
 }
+
+TEST_CASE("format_number and format_shape: the one form of numbers and shapes in messages and printouts") {
+    // numbers show what was passed: shortest exact text, no rounding, no padding
+    CHECK(format_number(std::numeric_limits<double>::quiet_NaN()) == "nan");
+    CHECK(format_number(std::numeric_limits<double>::infinity()) == "inf");
+    CHECK(format_number(-std::numeric_limits<double>::infinity()) == "-inf");
+    CHECK(format_number(-1.0) == "-1");
+    CHECK(format_number(0.9999) == "0.9999");
+    CHECK(format_number(0.99990001) == "0.99990001");
+    CHECK(format_number(1e-7) == "1e-07");
+    CHECK(format_number(0.1f) == "0.1");  // a float as a float, not as the double 0.10000000149011612
+    CHECK(format_number(std::size_t{42}) == "42");
+    CHECK(format_number(-100L) == "-100");
+    // shapes in Python's tuple form
+    CHECK(format_shape(std::vector<std::size_t>{2, 3}) == "(2, 3)");
+    CHECK(format_shape(std::vector<std::size_t>{3}) == "(3,)");
+    CHECK(format_shape(std::vector<std::size_t>{}) == "()");
+    CHECK(tensors::dims{3}.str() == "(3,)");
+    CHECK(tensors::dims{4, 1, 2}.str() == "(4, 1, 2)");
+}
