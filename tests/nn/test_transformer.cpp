@@ -230,10 +230,16 @@ TEST_CASE("to_string(transformer_options) prints every field from the one Hana l
     o.mlp_hidden = 5;
     o.deer_layers = {0, 2};
     o.deer_state = 7;
-    // expected: the struct's declaration order, as nn/transformer.hpp declares it
+    o.attention.causal = true;
+    o.attention.key_lengths = {3, 1};  // per batch, not a setting: not printed
+    o.deer.method = ops::deer_method::quasi;
+    o.deer.scan.chunks = 2;
+    // expected: the struct's declaration order, as nn/transformer.hpp declares it; the nested attention and
+    // DEER options (ops/attention_options.hpp, ops/deer_types.hpp) in theirs, with their defaults otherwise
     CHECK(to_string(o) ==
-          "layers=3 width=16 heads=4 mlp_hidden=5 attention={not adapted} deer_layers=[0,2] "
-          "deer_state=7 deer={not adapted}");
+          "layers=3 width=16 heads=4 mlp_hidden=5 attention={causal=true normalize_qk=false "
+          "scale=scale::inv_sqrt_d() qk_eps=1e-06 threads=0} deer_layers=[0,2] deer_state=7 deer={method=quasi "
+          "max_iter=0 atol=-1 rtol=-1 guard=false fallback=true scan={chunks=2 min_chunk=1024}}");
     CHECK(field_count_v<nn::transformer_options> == 8);
 }
 

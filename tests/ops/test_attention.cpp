@@ -1120,3 +1120,20 @@ TEST_CASE("empty dimensions") {
     const auto g = attention_vjp(q1, k0, v0, f0.out, f0.lse, f0.out);
     for (const double x : g.dq) CHECK(x == 0.0);
 }
+
+TEST_CASE("to_string(attention_options): the adapted settings in declaration order, key_lengths left out") {
+    // expected from the defaults declared in ops/attention_options.hpp: causal = false, normalize_qk = false,
+    // scale = scale::inv_sqrt_d(), qk_eps = 1e-6, threads = 0
+    CHECK(ops::to_string(attention_options{}) ==
+          "causal=false normalize_qk=false scale=scale::inv_sqrt_d() qk_eps=1e-06 threads=0");
+    attention_options o;
+    o.causal = true;
+    o.normalize_qk = true;
+    o.scale = scale::entropy_invariant(512);
+    o.key_lengths = {4, 2};  // per batch: not a setting, not printed
+    o.qk_eps = 0.25;
+    o.threads = 3;
+    CHECK(ops::to_string(o) ==
+          "causal=true normalize_qk=true scale=scale::entropy_invariant(512) qk_eps=0.25 threads=3");
+    CHECK(field_count_v<attention_options> == 5);
+}
