@@ -58,14 +58,14 @@ template <class T>
 transformer_stack<T> transformer(parameter_set<T>& params, const std::string& name, const transformer_options& o,
                                  rng& gen) {
     if (o.layers == 0 || o.width == 0 || o.heads == 0 || o.width % o.heads != 0) {
-        throw std::invalid_argument("exprgrad::nn::transformer: layers = " + std::to_string(o.layers) +
-                                    ", width = " + std::to_string(o.width) + ", heads = " + std::to_string(o.heads) +
-                                    " (all positive, heads dividing width)");
+        throw tensors::shape_error(
+            "nn::transformer", "layers = " + std::to_string(o.layers) + ", width = " + std::to_string(o.width) +
+                                   ", heads = " + std::to_string(o.heads) + " (all positive, heads dividing width)");
     }
     for (std::size_t l : o.deer_layers) {
         if (l >= o.layers) {
-            throw std::invalid_argument("exprgrad::nn::transformer: deer layer " + std::to_string(l) +
-                                        " is not below layers = " + std::to_string(o.layers));
+            throw tensors::shape_error("nn::transformer", "deer layer " + std::to_string(l) +
+                                                              " is not below layers = " + std::to_string(o.layers));
         }
     }
     const double out_gain = 1.0 / std::sqrt(2.0 * static_cast<double>(o.layers));

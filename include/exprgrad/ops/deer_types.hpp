@@ -39,8 +39,7 @@ inline deer_method parse_deer_method(const std::string& s) {
     for (auto m :
          {deer_method::newton, deer_method::quasi, deer_method::jacobi, deer_method::fixed_a, deer_method::sech_u})
         if (s == to_string(m)) return m;
-    throw std::invalid_argument("exprgrad::deer: unknown method '" + s +
-                                "' (newton, quasi, jacobi, fixed_a or sech_u)");
+    throw tensors::shape_error("deer", "unknown method '" + s + "' (newton, quasi, jacobi, fixed_a or sech_u)");
 }
 
 /// The current iterate, as a monitor sees it: iteration k (1-based) and the values [batch, T, n]
