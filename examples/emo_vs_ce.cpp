@@ -214,8 +214,8 @@ void run(std::size_t steps, std::size_t batch, std::size_t sample_len, std::size
     std::printf("| CE + EMO (mode 1) | %.3f | %.4f | %.5f | %.4f | %.1f |\n", emo.ppl, emo.bpb, emo.kl1, emo.kl2,
                 emo.seconds);
     if (!(std::isfinite(ce.ppl) && std::isfinite(emo.ppl) && ce.ppl < 256 && emo.ppl < 256))
-        throw std::runtime_error("training failed: held-out perplexity " + std::to_string(ce.ppl) + " (CE), " +
-                                 std::to_string(emo.ppl) + " (EMO), want both below 256");
+        throw std::runtime_error("training failed: held-out perplexity " + exprgrad::format_number(ce.ppl) + " (CE), " +
+                                 exprgrad::format_number(emo.ppl) + " (EMO), want both below 256");
 }
 }  // namespace
 

@@ -57,6 +57,7 @@
 
 #include "cli_options.hpp"
 #include "nn/file_io.hpp"
+#include "svg_chart.hpp"
 
 #include <exprgrad/fields.hpp>
 #include <exprgrad/nn/checkpoint.hpp>
@@ -221,17 +222,14 @@ void add_options(CLI::App& app, S& s) {
     });
 }
 
-// A field's value as recorded in the checkpoint and shown in messages: exact (doubles in the shortest form
-// that reads back to the same bits).
+// A field's value as recorded in the checkpoint and shown in messages: exact (numbers through
+// exprgrad::format_number, the shortest form that reads back to the same bits).
 template <class F>
 std::string format_value(const F& v) {
     if constexpr (std::is_same_v<F, bool>) {
         return v ? "true" : "false";
-    } else if constexpr (std::is_floating_point_v<F>) {
-        char b[64];
-        return std::string(b, std::to_chars(b, b + sizeof b, v).ptr);
-    } else if constexpr (std::is_integral_v<F>) {
-        return std::to_string(v);
+    } else if constexpr (std::is_arithmetic_v<F>) {
+        return exprgrad::format_number(v);
     } else if constexpr (std::is_same_v<F, std::string>) {
         return v;
     } else {
@@ -399,54 +397,43 @@ std::size_t remove_stale_temporaries(const fs::path& run, const fs::path& ckpt) 
     return n;
 }
 
-// A line chart: training loss (moving average), held-out loss (points), the unigram baseline (dashed).
+// A line chart (tools::to_svg): training loss (moving average), held-out loss (points), the unigram baseline
+// (dashed). Steps without a held-out loss (NaN) have no point.
 std::string loss_svg(const std::vector<record>& h, double unigram_per_piece) {
-    const double W = 720, H = 400, L = 72, R = 20, Tp = 30, Bm = 45;
+    exprgrad::tools::svg_chart c;
+    c.left = 72;
+    c.top = 30;
+    c.bottom = 45;
     double ymax = unigram_per_piece * 1.25, ymin = 1e9;
     std::size_t xmax = 1;
+    exprgrad::tools::chart_series train{.label = "training loss (EMA)", .stroke = 1.5};
+    exprgrad::tools::chart_series held{.label = "held-out (Viterbi)",
+                                       .color = "#d62728",
+                                       .draw = exprgrad::tools::chart_series::style::points,
+                                       .stroke = 4};
+    double ema = NAN;
     for (const auto& r : h) {
         xmax = std::max(xmax, r.step);
         ymin = std::min(ymin, r.train_loss);
-        if (!std::isnan(r.held_out_loss)) ymin = std::min(ymin, r.held_out_loss);
+        ema = std::isnan(ema) ? r.train_loss : 0.9 * ema + 0.1 * r.train_loss;
+        train.x.push_back(static_cast<double>(r.step));
+        train.y.push_back(std::min(ema, ymax));  // finite for the chart; above ymax the clip hides it anyway
+        if (!std::isnan(r.held_out_loss)) {
+            ymin = std::min(ymin, r.held_out_loss);
+            held.x.push_back(static_cast<double>(r.step));
+            held.y.push_back(std::min(r.held_out_loss, ymax));
+        }
     }
     ymin = std::max(0.0, std::floor(std::min(ymin, unigram_per_piece) - 0.5));
-    auto X = [&](double s) { return L + (W - L - R) * s / static_cast<double>(xmax); };
-    auto Y = [&](double v) { return Tp + (H - Tp - Bm) * (1 - (std::min(v, ymax) - ymin) / (ymax - ymin)); };
-    std::ostringstream o;
-    o.precision(5);
-    o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
-      << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n";
-    for (int k = 0; k <= 5; ++k) {
-        const double v = ymin + (ymax - ymin) * k / 5.0, y = Y(v);
-        o << "<line x1='" << L << "' x2='" << W - R << "' y1='" << y << "' y2='" << y << "' stroke='#ddd'/>"
-          << "<text x='" << L - 6 << "' y='" << y + 4 << "' text-anchor='end'>" << std::round(v * 100) / 100
-          << "</text>\n";
-    }
-    for (int k = 0; k <= 5; ++k) {
-        const double s = static_cast<double>(xmax) * k / 5.0;
-        o << "<text x='" << X(s) << "' y='" << H - Bm + 16 << "' text-anchor='middle'>" << std::lround(s)
-          << "</text>\n";
-    }
-    o << "<text x='" << (W + L) / 2 << "' y='" << H - 8 << "' text-anchor='middle'>step</text>\n"
-      << "<text x='14' y='" << H / 2 << "' transform='rotate(-90 14 " << H / 2
-      << ")' text-anchor='middle'>nats per piece</text>\n";
-    o << "<polyline fill='none' stroke='#1f77b4' stroke-width='1.5' points='";
-    double ema = NAN;
-    for (const auto& r : h) {
-        ema = std::isnan(ema) ? r.train_loss : 0.9 * ema + 0.1 * r.train_loss;
-        o << X(static_cast<double>(r.step)) << ',' << Y(ema) << ' ';
-    }
-    o << "'/>\n";
-    for (const auto& r : h)
-        if (!std::isnan(r.held_out_loss))
-            o << "<circle cx='" << X(static_cast<double>(r.step)) << "' cy='" << Y(r.held_out_loss)
-              << "' r='4' fill='#d62728'/>\n";
-    o << "<line x1='" << L << "' x2='" << W - R << "' y1='" << Y(unigram_per_piece) << "' y2='" << Y(unigram_per_piece)
-      << "' stroke='#555' stroke-dasharray='6 4'/>\n";
-    o << "<text x='" << W - R - 4 << "' y='" << Tp - 10
-      << "' text-anchor='end'><tspan fill='#1f77b4'>training loss (EMA)</tspan>  <tspan fill='#d62728'>held-out"
-         " (Viterbi)</tspan>  <tspan fill='#555'>unigram tokenizer</tspan></text>\n</svg>\n";
-    return o.str();
+    c.x_range = {0, static_cast<double>(xmax)};
+    c.y_range = {ymin, ymax};
+    c.x_label = "step";
+    c.y_label = "nats per piece";
+    c.legend = exprgrad::tools::svg_chart::corner::bottom_left;  // losses fall from the top left: that corner is free
+    if (!train.x.empty()) c.series.push_back(std::move(train));
+    if (!held.x.empty()) c.series.push_back(std::move(held));
+    c.rules.push_back({.at = unigram_per_piece, .label = "unigram tokenizer"});
+    return exprgrad::tools::to_svg(c);
 }
 
 // For the console and the Markdown table: newlines and pipes escaped, bytes that do not form UTF-8 (a
@@ -706,7 +693,8 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         params.zero_grad();
         const double loss = model.train_batch(tokens, targets);
         if (!std::isfinite(loss))
-            throw std::runtime_error("loss is " + std::to_string(loss) + " at step " + std::to_string(step + 1));
+            throw std::runtime_error("loss is " + exprgrad::format_number(loss) + " at step " +
+                                     std::to_string(step + 1));
         nn::clip_grad_norm(params, 1.0);
         opt.set_lr(sched.lr());
         opt.step(params);

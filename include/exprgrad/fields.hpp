@@ -10,7 +10,6 @@
 
 #include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
 
-#include <charconv>
 #include <concepts>
 #include <cstddef>
 #include <string>
@@ -26,6 +25,8 @@
 #include <boost/hana/length.hpp>
 #include <boost/hana/pair.hpp>
 #include <boost/hana/string.hpp>
+
+#include "exprgrad/format.hpp"
 
 namespace exprgrad {
 
@@ -95,9 +96,7 @@ void append(std::string& out, const T& v) {
     } else if constexpr (std::is_enum_v<T>) {
         append(out, static_cast<std::underlying_type_t<T>>(v));  // Hana has no enumerator names
     } else if constexpr (std::is_arithmetic_v<T>) {
-        char buf[64];
-        const auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest form that reads back exactly
-        out.append(buf, r.ptr);
+        out += format_number(v);  // the messages' form: shortest that reads back exactly
     } else if constexpr (streamable_string<T>) {
         out += std::string_view(v);
     } else if constexpr (is_vector<T>::value) {
@@ -114,7 +113,7 @@ void append(std::string& out, const T& v) {
 }  // namespace detail::fields
 
 /// The fields of s as `name=value` pairs separated by one space, in declaration order. Values: bools as
-/// true/false, numbers in their shortest exact form (std::to_chars: 0.1, 1e-08, inf, nan), adapted nested
+/// true/false, numbers as messages show them (exprgrad::format_number: 0.1, 1e-08, inf, nan), adapted nested
 /// structs as {name=value ...}, a value with a member `to_string()` or an ADL `to_string(v)` (an enum with
 /// names) through it, other enums as their underlying integer, strings as they are, vectors as [a,b]; any
 /// other nested struct prints as `{not adapted}`. Never throws except std::bad_alloc.

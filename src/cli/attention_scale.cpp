@@ -9,8 +9,6 @@
 #include <exprgrad/ops/attention_scale.hpp>
 #include <exprgrad/text/vocab_io.hpp>
 
-#include "cli_options.hpp"
-#include "scale_analysis.hpp"
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -19,6 +17,9 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include "cli_options.hpp"
+#include "scale_analysis.hpp"
+#include "svg_chart.hpp"
 
 namespace exprgrad::cli {
 
@@ -83,11 +84,9 @@ void write_csv(const std::string& path, const scale_analysis& r) {
     write_output("--csv", path, f.str());
 }
 
-// An SVG chart: the mean-field surrogate as a line, the Monte-Carlo means with ±2 standard errors, the α → ∞
-// limit and α* as dashed lines. α on a log axis when every α is positive.
+// An SVG chart (tools::to_svg): the mean-field surrogate as a line, the Monte-Carlo means with ±2 standard
+// errors, the α → ∞ limit and α* as dashed lines. α on a log axis when every α is positive.
 void write_svg(const std::string& path, const scale_analysis& r, const attention_scale_settings& s) {
-    const double W = 760, H = 480, left = 70, right = 20, top = 50, bottom = 60;
-    const double pw = W - left - right, ph = H - top - bottom;
     // Without Monte-Carlo points (the draws were too costly), the axis spans the surrogate around alpha_star.
     const double around = std::max(r.alpha_star, 1.0);
     double amin = r.curve.empty() ? 0.25 * around : r.curve.front().alpha;
@@ -96,99 +95,59 @@ void write_svg(const std::string& path, const scale_analysis& r, const attention
         amin = std::min(amin, p.alpha);
         amax = std::max(amax, p.alpha);
     }
-    const bool logx = amin > 0;
-    double x0, x1;
-    if (logx) {
-        x0 = std::log10(amin / 1.25);
-        x1 = std::log10(amax * 1.25);
-    } else {
-        x0 = amin - 0.05 * (amax - amin + 1);
-        x1 = amax + 0.05 * (amax - amin + 1);
-    }
+    tools::svg_chart c;
+    c.width = 760;
+    c.height = 480;
+    c.left = 70;
+    c.top = 50;
+    c.bottom = 60;
+    c.log_x = amin > 0;
+    if (c.log_x)
+        c.x_range = {amin / 1.25, amax * 1.25};
+    else
+        c.x_range = {amin - 0.05 * (amax - amin + 1), amax + 0.05 * (amax - amin + 1)};
     double ymax = std::max({r.mean_field_at_star, std::isfinite(r.limit) ? r.limit : 0.0, 1e-9});
     for (const auto& p : r.curve) ymax = std::max(ymax, p.exact_mean + 2 * p.exact_stderr);
-    ymax *= 1.12;
-    const double ymin = 0;
-    auto X = [&](double a) { return left + pw * ((logx ? std::log10(a) : a) - x0) / (x1 - x0); };
-    auto Y = [&](double y) { return top + ph * (1 - (y - ymin) / (ymax - ymin)); };
-
-    std::ostringstream o;
-    o << std::fixed << std::setprecision(2);
-    o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W
-      << ' ' << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<defs><clipPath id=\"plot\"><rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\""
-      << ph << "\"/></clipPath></defs>\n";
-    o << "<text x=\"" << W / 2
-      << "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">E[α(1 − Σp²)] against α: n = " << s.n << ", " << s.scores
-      << " scores" << (s.scores == "cosine" ? ", d = " + std::to_string(s.d) : std::string()) << ", " << r.samples
-      << " draws</text>\n";
-    // axes and ticks
-    o << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\"" << ph
-      << "\" fill=\"none\" stroke=\"black\"/>\n";
-    std::vector<double> xt;
-    if (logx) {
-        for (int e = static_cast<int>(std::floor(x0)); e <= static_cast<int>(std::ceil(x1)); ++e)
-            for (double m : {1.0, 2.0, 5.0}) {
-                const double v = m * std::pow(10.0, e);
-                if (std::log10(v) >= x0 && std::log10(v) <= x1) xt.push_back(v);
-            }
-    } else {
-        const double step = std::pow(10.0, std::floor(std::log10((x1 - x0) / 5)));
-        for (double v = std::ceil(x0 / step) * step; v <= x1; v += step) xt.push_back(v);
-    }
-    for (double v : xt)
-        o << "<line x1=\"" << X(v) << "\" x2=\"" << X(v) << "\" y1=\"" << top + ph << "\" y2=\"" << top + ph + 5
-          << "\" stroke=\"black\"/><text x=\"" << X(v) << "\" y=\"" << top + ph + 18 << "\" text-anchor=\"middle\">"
-          << num(v, 4) << "</text>\n";
-    const double raw = (ymax - ymin) / 6, mag = std::pow(10.0, std::floor(std::log10(raw)));
-    const double ystep = raw / mag < 2 ? 2 * mag : raw / mag < 5 ? 5 * mag : 10 * mag;
-    for (double v = 0; v <= ymax; v += ystep)
-        o << "<line x1=\"" << left - 5 << "\" x2=\"" << left + pw << "\" y1=\"" << Y(v) << "\" y2=\"" << Y(v)
-          << "\" stroke=\"#ddd\"/><text x=\"" << left - 8 << "\" y=\"" << Y(v) + 4 << "\" text-anchor=\"end\">"
-          << num(v, 4) << "</text>\n";
-    o << "<text x=\"" << left + pw / 2 << "\" y=\"" << H - 15 << "\" text-anchor=\"middle\">α (multiplier on the "
-      << (s.scores == "cosine" ? "cosine" : "unit-variance") << " scores)" << (logx ? ", log scale" : "")
-      << "</text>\n";
-    // the mean-field surrogate, sampled finely (it falls far below 0: clipped)
-    o << "<polyline clip-path=\"url(#plot)\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"";
+    c.y_range = {0, ymax * 1.12};
+    c.title = "E[α(1 − Σp²)] against α: n = " + std::to_string(s.n) + ", " + s.scores + " scores" +
+              (s.scores == "cosine" ? ", d = " + std::to_string(s.d) : std::string()) + ", " +
+              std::to_string(r.samples) + " draws";
+    c.x_label = std::string("α (multiplier on the ") + (s.scores == "cosine" ? "cosine" : "unit-variance") +
+                " scores)" + (c.log_x ? ", log scale" : "");
+    c.legend = tools::svg_chart::corner::bottom_right;  // below the curves
+    // the mean-field surrogate, sampled finely (it falls far below 0: clipped to the plot area)
+    tools::chart_series mf{.label = "mean-field surrogate; dotted: α* = " + num(r.alpha_star, 5)};
+    const double x0 = c.log_x ? std::log10(c.x_range.lo) : c.x_range.lo;
+    const double x1 = c.log_x ? std::log10(c.x_range.hi) : c.x_range.hi;
     for (int i = 0; i <= 400; ++i) {
-        const double t = x0 + (x1 - x0) * i / 400.0, a = logx ? std::pow(10.0, t) : t;
+        const double t = x0 + (x1 - x0) * i / 400.0, a = c.log_x ? std::pow(10.0, t) : t;
         double f = s.scores == "cosine" ? ops::scale::mean_field_objective_cosine(std::fabs(a), double(s.n), s.d)
                                         : ops::scale::mean_field_objective(a, double(s.n));
-        f = std::max(f, ymin - (ymax - ymin));  // keep the coordinates finite; the clip hides the rest
-        o << X(a) << ',' << Y(f) << ' ';
+        if (std::isnan(f)) continue;                         // no value to draw (the chart refuses NaN)
+        f = std::clamp(f, -c.y_range.hi, 2 * c.y_range.hi);  // finite coordinates; the clip hides the rest
+        mf.x.push_back(a);
+        mf.y.push_back(f);
     }
-    o << "\"/>\n";
-    // the α → ∞ limit and α*
-    if (std::isfinite(r.limit) && r.limit <= ymax)
-        o << "<line x1=\"" << left << "\" x2=\"" << left + pw << "\" y1=\"" << Y(r.limit) << "\" y2=\"" << Y(r.limit)
-          << "\" stroke=\"#2ca02c\" stroke-dasharray=\"6 4\"/>\n";
-    if (r.alpha_star > 0 || !logx)
-        o << "<line x1=\"" << X(r.alpha_star) << "\" x2=\"" << X(r.alpha_star) << "\" y1=\"" << top << "\" y2=\""
-          << top + ph << "\" stroke=\"#1f77b4\" stroke-dasharray=\"3 3\"/>\n";
-    // Monte-Carlo means with ±2 standard errors
-    for (const auto& p : r.curve) {
-        o << "<line x1=\"" << X(p.alpha) << "\" x2=\"" << X(p.alpha) << "\" y1=\""
-          << Y(p.exact_mean - 2 * p.exact_stderr) << "\" y2=\"" << Y(p.exact_mean + 2 * p.exact_stderr)
-          << "\" stroke=\"#d62728\"/>";
-        o << "<circle cx=\"" << X(p.alpha) << "\" cy=\"" << Y(p.exact_mean) << "\" r=\"3.5\" fill=\"#d62728\"/>\n";
+    if (!mf.x.empty()) c.series.push_back(std::move(mf));
+    if (!r.curve.empty()) {
+        tools::chart_series mc{.label = "exact E[α(1 − Σp²)], Monte Carlo ± 2 s.e.",
+                               .color = "#d62728",
+                               .draw = tools::chart_series::style::points,
+                               .stroke = 3.5};
+        for (const auto& p : r.curve) {
+            mc.x.push_back(p.alpha);
+            mc.y.push_back(p.exact_mean);
+            mc.err.push_back(2 * p.exact_stderr);
+        }
+        c.series.push_back(std::move(mc));
     }
-    // legend
-    const double lx = left + pw - 386, ly = top + ph - 64;  // bottom right: below the curves
-    o << "<rect x=\"" << lx - 6 << "\" y=\"" << ly - 12 << "\" width=\"386\" height=\"74\" fill=\"white\" "
-      << "stroke=\"#999\"/>\n"
-      << "<line x1=\"" << lx << "\" x2=\"" << lx + 24 << "\" y1=\"" << ly - 4 << "\" y2=\"" << ly - 4
-      << "\" stroke=\"#1f77b4\" stroke-width=\"2\"/><text x=\"" << lx + 30 << "\" y=\"" << ly
-      << "\">mean-field surrogate; dotted: α* = " << num(r.alpha_star, 5) << "</text>\n"
-      << "<circle cx=\"" << lx + 12 << "\" cy=\"" << ly + 14 << "\" r=\"3.5\" fill=\"#d62728\"/><text x=\"" << lx + 30
-      << "\" y=\"" << ly + 18 << "\">exact E[α(1 − Σp²)], Monte Carlo ± 2 s.e.</text>\n"
-      << "<line x1=\"" << lx << "\" x2=\"" << lx + 24 << "\" y1=\"" << ly + 32 << "\" y2=\"" << ly + 32
-      << "\" stroke=\"#2ca02c\" stroke-dasharray=\"6 4\"/><text x=\"" << lx + 30 << "\" y=\"" << ly + 36
-      << "\">limit α → ∞: density at 0 of the top-two gap = " << num(r.limit, 5) << "</text>\n";
-    o << "</svg>\n";
-    write_output("--plot", path, o.str());
+    if (std::isfinite(r.limit))
+        c.rules.push_back({.at = r.limit,
+                           .color = "#2ca02c",
+                           .label = "limit α → ∞: density at 0 of the top-two gap = " + num(r.limit, 5)});
+    if (r.alpha_star > 0 || !c.log_x)
+        c.rules.push_back({.vertical = true, .at = r.alpha_star, .color = "#1f77b4", .dash = "3 3"});
+    write_output("--plot", path, tools::to_svg(c));
 }
 
 // The checks that involve several options (each option's own range is checked when it is parsed).

@@ -27,6 +27,7 @@
 #pragma GCC diagnostic pop
 #endif
 
+#include "exprgrad/format.hpp"
 #include "file_io.hpp"
 
 namespace exprgrad::nn {
@@ -57,17 +58,12 @@ constexpr const char* npy_descr() {
     return std::is_same_v<T, float> ? "<f4" : "<f8";
 }
 
+// The manifest's notation of a shape ("[2,3]", part of the file format); messages use exprgrad::format_shape.
 template <class S>
 std::string manifest_shape(const S& shape) {
     std::string s = "[";
     for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
     return s + "]";
-}
-
-std::string format_double(double v) {
-    char buf[64];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    return std::string(buf, r.ptr);
 }
 
 std::string format_hex64(std::uint64_t v) {
@@ -293,14 +289,14 @@ xt::xarray<T> parse_npy(std::string_view bytes, const fs::path& shown) {
     std::size_t count = 1;
     for (const std::size_t d : h.shape) {
         if (d != 0 && count > (std::size_t(-1) / sizeof(T)) / d)
-            throw checkpoint_error(shown, 0, "shape " + manifest_shape(h.shape) + " is too large");
+            throw checkpoint_error(shown, 0, "shape " + format_shape(h.shape) + " is too large");
         count *= d;
     }
     const std::size_t want = count * sizeof(T), have = bytes.size() - h.data_offset;
     if (have != want)
         throw checkpoint_error(shown, 0,
                                (have < want ? "truncated .npy file: " : "trailing bytes in .npy file: ") +
-                                   std::to_string(have) + " data bytes, shape " + manifest_shape(h.shape) + " needs " +
+                                   std::to_string(have) + " data bytes, shape " + format_shape(h.shape) + " needs " +
                                    std::to_string(want));
     xt::xarray<T> a;
     try {
@@ -310,15 +306,14 @@ xt::xarray<T> parse_npy(std::string_view bytes, const fs::path& shown) {
         throw checkpoint_error(shown, 0, std::string("xtensor's npy reader failed: ") + e.what());
     }
     if (!std::equal(a.shape().begin(), a.shape().end(), h.shape.begin(), h.shape.end()))
-        throw checkpoint_error(shown, 0, "xtensor's npy reader failed: it read shape " + manifest_shape(a.shape()));
+        throw checkpoint_error(shown, 0, "xtensor's npy reader failed: it read shape " + format_shape(a.shape()));
     // A NaN or infinity in a parameter or optimizer buffer is a damaged or diverged state, never one to
     // continue from.
     const T* d = a.data();
     for (std::size_t i = 0; i < a.size(); ++i)
         if (!std::isfinite(d[i]))
-            throw checkpoint_error(shown, 0,
-                                   "value " + format_double(static_cast<double>(d[i])) + " at flat index " +
-                                       std::to_string(i) + " is not finite");
+            throw checkpoint_error(
+                shown, 0, "value " + format_number(d[i]) + " at flat index " + std::to_string(i) + " is not finite");
     return a;
 }
 
@@ -728,8 +723,8 @@ void require_finite(const A& a, const fs::path& target, const std::string& what)
     for (std::size_t i = 0; i < a.size(); ++i)
         if (!std::isfinite(a.data()[i]))
             throw checkpoint_error(target, 0,
-                                   what + " holds " + format_double(static_cast<double>(a.data()[i])) +
-                                       " at flat index " + std::to_string(i) + "; refusing to save a non-finite state");
+                                   what + " holds " + format_number(a.data()[i]) + " at flat index " +
+                                       std::to_string(i) + "; refusing to save a non-finite state");
 }
 
 void check_names(const std::vector<std::pair<std::string, std::string>>& list, const fs::path& target,
@@ -839,7 +834,7 @@ void save_checkpoint(const fs::path& dir, const parameter_set<T>& params, const 
         man << "optimizer " << o.kind() << '\n';
         man << "optimizer.step " << o.step_count() << '\n';
         for (const auto& h : o.hyperparameters())
-            man << "optimizer.hyper " << h.name << ' ' << format_double(h.value) << '\n';
+            man << "optimizer.hyper " << h.name << ' ' << format_number(h.value) << '\n';
         const auto bufs = o.buffer_names();
         for (const auto& b : bufs) man << "optimizer.buffer " << b << '\n';
         for (const auto& n : o.param_names()) man << "optimizer.param " << n << '\n';
@@ -857,7 +852,7 @@ void save_checkpoint(const fs::path& dir, const parameter_set<T>& params, const 
         man << "schedule " << s.kind() << '\n';
         man << "schedule.step " << s.current_step() << '\n';
         for (const auto& h : s.hyperparameters())
-            man << "schedule.hyper " << h.name << ' ' << format_double(h.value) << '\n';
+            man << "schedule.hyper " << h.name << ' ' << format_number(h.value) << '\n';
     }
     for (const auto& [k, v] : items.metadata) man << "meta " << k << ' ' << escape_value(v) << '\n';
     if (!items.files.empty()) {
@@ -919,14 +914,14 @@ void load_checkpoint(const std::filesystem::path& dir, parameter_set<T>& params,
         if (mp == nullptr) throw checkpoint_error(man_path, 0, "the checkpoint has no parameter \"" + p.name + "\"");
         if (!std::equal(mp->shape.begin(), mp->shape.end(), p.value.shape().begin(), p.value.shape().end()))
             throw checkpoint_error(man_path, mp->line,
-                                   "parameter \"" + p.name + "\" has shape " + manifest_shape(mp->shape) +
-                                       " in the checkpoint but " + manifest_shape(p.value.shape()) + " in the model");
+                                   "parameter \"" + p.name + "\" has shape " + format_shape(mp->shape) +
+                                       " in the checkpoint but " + format_shape(p.value.shape()) + " in the model");
         const std::string rel = "params/" + p.name + ".npy";
         values.push_back(read_npy<T>(dirfd.get(), m, root, rel, [&](const xt::xarray<T>& a) {
             if (!std::equal(mp->shape.begin(), mp->shape.end(), a.shape().begin(), a.shape().end()))
                 throw checkpoint_error(
                     root / rel, 0,
-                    "shape " + manifest_shape(a.shape()) + ", the manifest says " + manifest_shape(mp->shape));
+                    "shape " + format_shape(a.shape()) + ", the manifest says " + format_shape(mp->shape));
         }));
     }
 
@@ -957,9 +952,8 @@ void load_checkpoint(const std::filesystem::path& dir, parameter_set<T>& params,
                 list.push_back(read_npy<T>(dirfd.get(), m, root, rel, [&](const xt::xarray<T>& a) {
                     if (a.shape() != params[p].value.shape())
                         throw checkpoint_error(root / rel, 0,
-                                               "shape " + manifest_shape(a.shape()) + ", parameter \"" +
-                                                   params[p].name + "\" has shape " +
-                                                   manifest_shape(params[p].value.shape()));
+                                               "shape " + format_shape(a.shape()) + ", parameter \"" + params[p].name +
+                                                   "\" has shape " + format_shape(params[p].value.shape()));
                     // Adam's second moments are averages of g²: a negative one makes sqrt(v) NaN at the
                     // next step, far from the cause.
                     if (b == "exp_avg_sq")

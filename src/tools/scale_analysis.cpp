@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include <exprgrad/format.hpp>
 #include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/kernels/softmax_rows.hpp>
 #include <exprgrad/ops/attention_scale.hpp>
@@ -130,17 +131,17 @@ double objective(const double* s, std::size_t n, double alpha, double* p) {
 scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
     if (opts.n < 2 || opts.d == 0 || opts.samples == 1)
         throw std::invalid_argument(
-            "analyze_attention_scale: need n ≥ 2, d ≥ 1 and samples ≥ 2 (or 0), got n = " + std::to_string(opts.n) +
-            ", d = " + std::to_string(opts.d) + ", samples = " + std::to_string(opts.samples));
+            "analyze_attention_scale: need n ≥ 2, d ≥ 1 and samples ≥ 2 (or 0), got n = " + format_number(opts.n) +
+            ", d = " + format_number(opts.d) + ", samples = " + format_number(opts.samples));
     if (!(opts.target_stderr >= 0.0))
         throw std::invalid_argument("analyze_attention_scale: target_stderr must be ≥ 0, got " +
-                                    std::to_string(opts.target_stderr));
+                                    format_number(opts.target_stderr));
     const bool cosine = opts.scores == score_model::cosine;
     if (cosine && opts.d < 2)
         throw std::invalid_argument(
             "analyze_attention_scale: cosine scores need d ≥ 2 (for d = 1 every score is ±1 and the "
             "mean-field objective has no finite maximiser), got d = " +
-            std::to_string(opts.d));
+            format_number(opts.d));
     const double n = static_cast<double>(opts.n);
     scale_analysis r{};
     r.alpha_star = cosine ? exprgrad::ops::scale::gradient_max_alpha_cosine(n, opts.d)
@@ -170,7 +171,7 @@ scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
     for (double a : grid)
         if (!std::isfinite(a) || a < 0.0)
             throw std::invalid_argument("analyze_attention_scale: alpha must be finite and ≥ 0, got " +
-                                        std::to_string(a));
+                                        format_number(a));
     if (opts.samples == 0) return r;
 
     const std::size_t A = grid.size(), N = opts.n, d = opts.d;
@@ -208,7 +209,7 @@ scale_analysis analyze_attention_scale(const scale_analysis_options& opts) {
                 const double v = values[k * A + a];
                 if (!std::isfinite(v))
                     throw std::domain_error("analyze_attention_scale: the objective at alpha = " +
-                                            std::to_string(grid[a]) + " is not finite (alpha times a score overflows)");
+                                            format_number(grid[a]) + " is not finite (alpha times a score overflows)");
                 const double delta = v - mean[a];
                 mean[a] += delta / static_cast<double>(done + k + 1);
                 m2[a] += delta * (v - mean[a]);

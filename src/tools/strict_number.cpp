@@ -1,6 +1,8 @@
 // Strict number parsing for the command-line programs (contract in strict_number.hpp).
 #include "strict_number.hpp"
 
+#include "exprgrad/format.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -28,14 +30,9 @@ std::string shown(std::string_view text) {
     return out;
 }
 
-std::string readable(double x) {
-    if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%.6g", x);
-    return buffer;
-}
-std::string readable(std::uint64_t x) { return std::to_string(x); }
-std::string readable(std::int64_t x) { return std::to_string(x); }
+std::string readable(double x) { return format_number(x); }
+std::string readable(std::uint64_t x) { return format_number(x); }
+std::string readable(std::int64_t x) { return format_number(x); }
 
 namespace {
 

@@ -33,8 +33,9 @@ struct usage_error : std::invalid_argument {
 /// first 40 characters kept (then "..."). Example: shown("a\nb") == "'a\\x0ab'".
 std::string shown(std::string_view text);
 
-/// A bound for an error message: integers in decimal; doubles with at most 6 significant digits
-/// (1.79769e+308, never 309 digits), "inf"/"-inf" for infinities. Example: readable(0.9995) == "0.9995".
+/// A number for an error message, as every message of the library shows one (exprgrad::format_number):
+/// integers in decimal; doubles in the shortest form that reads back exactly (1.7976931348623157e+308, never
+/// 309 digits; 0.9995, not 0.999500), "inf"/"-inf" for infinities. Example: readable(0.9995) == "0.9995".
 std::string readable(double x);
 std::string readable(std::uint64_t x);
 std::string readable(std::int64_t x);

@@ -156,7 +156,7 @@ TEST_CASE("bad .npy files are rejected naming the file") {
     {
         const auto d = good.copy("npy_shape");
         write_text(d / "params" / "b.npy", xt::dump_npy(xt::xarray<float>(xt::zeros<float>({2, 2}))));
-        expect_bad(d, "params/b.npy", 0, "shape [2,2], the manifest says [4]");
+        expect_bad(d, "params/b.npy", 0, "shape (2, 2), the manifest says (4,)");
     }
     {
         const auto d = good.copy("missing_param_file");
@@ -232,7 +232,7 @@ TEST_CASE("bad manifests are rejected naming the file and line") {
 TEST_CASE("a checkpoint that does not fit the model is rejected") {
     good_checkpoint good;
     // Wrong shape: the model's "b" has 5 elements, the checkpoint's 4 (manifest line 4).
-    expect_bad(good.dir, "manifest.txt", 4, "shape [4] in the checkpoint but [5] in the model", 5);
+    expect_bad(good.dir, "manifest.txt", 4, "shape (4,) in the checkpoint but (5,) in the model", 5);
     {
         // Wrong dtype for the whole checkpoint.
         nn::parameter_set<double> pd;
@@ -347,7 +347,7 @@ TEST_CASE("parameter_set::add refuses a shape whose element count overflows, nam
     // is tested on the shape alone.
     const std::size_t big = std::size_t(1) << 40;  // big * big wraps to 0 in 64 bits
     CHECK_THROWS_WITH_AS(nn::detail::check_element_count("huge", std::vector<std::size_t>{big, big}, sizeof(float)),
-                         doctest::Contains("parameter \"huge\" has shape [1099511627776,1099511627776]"),
+                         doctest::Contains("parameter \"huge\" has shape (1099511627776, 1099511627776)"),
                          std::invalid_argument);
     // 2^62 floats are 2^64 bytes: the element count fits, the bytes do not.
     CHECK_THROWS_AS(nn::detail::check_element_count("w", std::vector<std::size_t>{std::size_t(1) << 62}, 4),

@@ -230,10 +230,16 @@ TEST_CASE("to_string(transformer_options) prints every field from the one Hana l
     o.mlp_hidden = 5;
     o.deer_layers = {0, 2};
     o.deer_state = 7;
-    // expected: the struct's declaration order, as nn/transformer.hpp declares it
+    o.attention.causal = true;
+    o.attention.key_lengths = {3, 1};  // per batch, not a setting: not printed
+    o.deer.method = ops::deer_method::quasi;
+    o.deer.scan.chunks = 2;
+    // expected: the struct's declaration order, as nn/transformer.hpp declares it; the nested attention and
+    // DEER options (ops/attention_options.hpp, ops/deer_types.hpp) in theirs, with their defaults otherwise
     CHECK(to_string(o) ==
-          "layers=3 width=16 heads=4 mlp_hidden=5 attention={not adapted} deer_layers=[0,2] "
-          "deer_state=7 deer={not adapted}");
+          "layers=3 width=16 heads=4 mlp_hidden=5 attention={causal=true normalize_qk=false "
+          "scale=scale::inv_sqrt_d() qk_eps=1e-06 threads=0} deer_layers=[0,2] deer_state=7 deer={method=quasi "
+          "max_iter=0 atol=-1 rtol=-1 guard=false fallback=true scan={chunks=2 min_chunk=1024}}");
     CHECK(field_count_v<nn::transformer_options> == 8);
 }
 
@@ -250,4 +256,24 @@ TEST_CASE("fields_to_string: bools, shortest exact numbers, enums, strings, vect
     // for_each_field gives references: a field can be written through it
     for_each_field(o.in, [](const char*, auto& v) { v = {}; });
     CHECK(fields_to_string(o.in) == "on=false rate=0");
+}
+
+TEST_CASE("format_number and format_shape: the one form of numbers and shapes in messages and printouts") {
+    // numbers show what was passed: shortest exact text, no rounding, no padding
+    CHECK(format_number(std::numeric_limits<double>::quiet_NaN()) == "nan");
+    CHECK(format_number(std::numeric_limits<double>::infinity()) == "inf");
+    CHECK(format_number(-std::numeric_limits<double>::infinity()) == "-inf");
+    CHECK(format_number(-1.0) == "-1");
+    CHECK(format_number(0.9999) == "0.9999");
+    CHECK(format_number(0.99990001) == "0.99990001");
+    CHECK(format_number(1e-7) == "1e-07");
+    CHECK(format_number(0.1f) == "0.1");  // a float as a float, not as the double 0.10000000149011612
+    CHECK(format_number(std::size_t{42}) == "42");
+    CHECK(format_number(-100L) == "-100");
+    // shapes in Python's tuple form
+    CHECK(format_shape(std::vector<std::size_t>{2, 3}) == "(2, 3)");
+    CHECK(format_shape(std::vector<std::size_t>{3}) == "(3,)");
+    CHECK(format_shape(std::vector<std::size_t>{}) == "()");
+    CHECK(tensors::dims{3}.str() == "(3,)");
+    CHECK(tensors::dims{4, 1, 2}.str() == "(4, 1, 2)");
 }

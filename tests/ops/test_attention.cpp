@@ -1076,21 +1076,22 @@ TEST_CASE("bad shapes and options throw, naming the op and the shapes") {
     const auto k7 = random4<float>(2, 3, 6, 7, 4);
     std::string m = message([&] { attention_forward(q, k7, v); });
     CHECK(m.find("attention_forward") != std::string::npos);
-    CHECK(m.find("[2, 3, 5, 8]") != std::string::npos);
-    CHECK(m.find("[2, 3, 6, 7]") != std::string::npos);
+    // shapes in the library's one form (exprgrad::format_shape), as tensors::dims::str() prints them
+    CHECK(m.find("(2, 3, 5, 8)") != std::string::npos);
+    CHECK(m.find("(2, 3, 6, 7)") != std::string::npos);
     const auto v5 = random4<float>(2, 3, 5, 4, 5);
     m = message([&] { attention(q, k, v5); });
-    CHECK(m.find("[2, 3, 6, 8]") != std::string::npos);
-    CHECK(m.find("[2, 3, 5, 4]") != std::string::npos);
+    CHECK(m.find("(2, 3, 6, 8)") != std::string::npos);
+    CHECK(m.find("(2, 3, 5, 4)") != std::string::npos);
     const auto kh = random4<float>(2, 2, 6, 8, 6);
     m = message([&] { attention(q, kh, v); });
-    CHECK(m.find("[2, 2, 6, 8]") != std::string::npos);
+    CHECK(m.find("(2, 2, 6, 8)") != std::string::npos);
     const auto f = attention_forward(q, k, v);
     const auto bad_dout = random4<float>(2, 3, 5, 3, 7);
     m = message([&] { attention_vjp(q, k, v, f.out, f.lse, bad_dout); });
     CHECK(m.find("attention_vjp") != std::string::npos);
-    CHECK(m.find("[2, 3, 5, 3]") != std::string::npos);
-    CHECK(m.find("[2, 3, 5, 4]") != std::string::npos);
+    CHECK(m.find("(2, 3, 5, 3)") != std::string::npos);
+    CHECK(m.find("(2, 3, 5, 4)") != std::string::npos);
     attention_options o;
     o.key_lengths = {3};
     m = message([&] { attention(q, k, v, o); });
@@ -1118,4 +1119,21 @@ TEST_CASE("empty dimensions") {
     for (const double x : f0.lse) CHECK(x == -std::numeric_limits<double>::infinity());
     const auto g = attention_vjp(q1, k0, v0, f0.out, f0.lse, f0.out);
     for (const double x : g.dq) CHECK(x == 0.0);
+}
+
+TEST_CASE("to_string(attention_options): the adapted settings in declaration order, key_lengths left out") {
+    // expected from the defaults declared in ops/attention_options.hpp: causal = false, normalize_qk = false,
+    // scale = scale::inv_sqrt_d(), qk_eps = 1e-6, threads = 0
+    CHECK(ops::to_string(attention_options{}) ==
+          "causal=false normalize_qk=false scale=scale::inv_sqrt_d() qk_eps=1e-06 threads=0");
+    attention_options o;
+    o.causal = true;
+    o.normalize_qk = true;
+    o.scale = scale::entropy_invariant(512);
+    o.key_lengths = {4, 2};  // per batch: not a setting, not printed
+    o.qk_eps = 0.25;
+    o.threads = 3;
+    CHECK(ops::to_string(o) ==
+          "causal=true normalize_qk=true scale=scale::entropy_invariant(512) qk_eps=0.25 threads=3");
+    CHECK(field_count_v<attention_options> == 5);
 }

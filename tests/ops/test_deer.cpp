@@ -499,3 +499,25 @@ TEST_CASE("deer: a y0, inputs or A the tanh cell's parameters do not take names 
     CHECK(message([&] { tanh_rnn_cell(A, U, xt::xarray<double>(xt::zeros<double>({3}))); }) ==
           "exprgrad::tanh_rnn_cell: b must be [n] with n = 4 (A (4, 4)), got (3,)");
 }
+
+TEST_CASE("to_string(deer_options): the settings with scan nested, the monitor left out") {
+    // expected from the defaults declared in ops/deer_types.hpp and ops/scan.hpp: newton, max_iter 0,
+    // atol = rtol = -1, guard false, fallback true, scan {chunks 0, min_chunk 1024}
+    CHECK(ops::to_string(deer_options{}) ==
+          "method=newton max_iter=0 atol=-1 rtol=-1 guard=false fallback=true scan={chunks=0 min_chunk=1024}");
+    deer_options o;
+    o.method = deer_method::sech_u;
+    o.max_iter = 7;
+    o.atol = 1e-12;
+    o.rtol = 0.5;
+    o.guard = true;
+    o.fallback = false;
+    o.scan.chunks = 4;
+    o.scan.min_chunk = 16;
+    o.monitor = [](const deer_iterate&) { return true; };  // a callback, not a setting: not printed
+    CHECK(ops::to_string(o) ==
+          "method=sech_u max_iter=7 atol=1e-12 rtol=0.5 guard=true fallback=false scan={chunks=4 min_chunk=16}");
+    CHECK(ops::to_string(scan_options{}) == "chunks=0 min_chunk=1024");
+    CHECK(field_count_v<deer_options> == 7);
+    CHECK(field_count_v<scan_options> == 2);
+}

@@ -413,3 +413,16 @@ TEST_CASE("refused inputs (issue 16): a +inf logit, a non-finite cost embedding,
     const xt::xarray<unsigned long> tu = {2, 0};
     CHECK(emo_loss(z_ok, tu, e).loss == emo_loss(z_ok, t, e).loss);
 }
+
+TEST_CASE("to_string(emo_options): objective by name, ignore_index, cap") {
+    // expected from the defaults declared in ops/emo_options.hpp: mode1, -100, 3.0
+    CHECK(ops::to_string(emo_options{}) == "objective=mode1 ignore_index=-100 cap=3");
+    const emo_options o{
+        .objective = emo_objective::mode1_capped, .ignore_index = -1, .cap = std::numeric_limits<double>::infinity()};
+    CHECK(ops::to_string(o) == "objective=mode1_capped ignore_index=-1 cap=inf");
+    CHECK(ops::to_string(emo_options{.objective = emo_objective::ce, .cap = 0.9999}) ==
+          "objective=ce ignore_index=-100 cap=0.9999");
+    CHECK(ops::to_string(emo_objective::mode2) == "mode2");
+    CHECK(ops::to_string(static_cast<emo_objective>(7)) == "emo_objective(7)");
+    CHECK(field_count_v<emo_options> == 3);
+}

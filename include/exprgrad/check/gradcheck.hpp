@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -16,6 +15,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "exprgrad/format.hpp"
 #include "exprgrad/random.hpp"
 #include "exprgrad/tensors/graph.hpp"
 
@@ -44,15 +44,13 @@ struct gradcheck_report {
     explicit operator bool() const { return ok; }
     /// "ok" or the worst entry: argument, flat index, analytic and numeric values.
     std::string message() const {
-        std::ostringstream s;
-        s.precision(12);
-        s << (ok ? "gradcheck ok" : "gradcheck FAILED") << ": " << checked << " entries, worst scaled error "
-          << worst_error;
+        std::string s = std::string(ok ? "gradcheck ok" : "gradcheck FAILED") + ": " + format_number(checked) +
+                        " entries, worst scaled error " + format_number(worst_error);
         if (worst_argument >= 0) {
-            s << " at argument " << worst_argument << " flat index " << worst_index << " (analytic " << worst_analytic
-              << ", numeric " << worst_numeric << ")";
+            s += " at argument " + format_number(worst_argument) + " flat index " + format_number(worst_index) +
+                 " (analytic " + format_number(worst_analytic) + ", numeric " + format_number(worst_numeric) + ")";
         }
-        return s.str();
+        return s;
     }
 };
 

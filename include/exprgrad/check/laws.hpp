@@ -17,12 +17,12 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <sstream>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "exprgrad/format.hpp"
 #include "exprgrad/sym/derivative.hpp"
 #include "exprgrad/sym/evaluate.hpp"
 #include "exprgrad/sym/ops.hpp"
@@ -53,12 +53,12 @@ struct law_report {
     explicit operator bool() const { return ok; }
     /// A readable summary: the expression, the counts, and the first failures.
     std::string message() const {
-        std::ostringstream s;
-        s << expression << ": " << (ok ? "ok" : "FAILED") << ", " << points_checked << " points checked, "
-          << points_skipped << " skipped, worst scaled error vs finite differences " << worst_error;
-        for (std::size_t i = 0; i < failures.size() && i < 5; ++i) s << "\n  " << failures[i];
-        if (failures.size() > 5) s << "\n  ... " << failures.size() - 5 << " more";
-        return s.str();
+        std::string s = expression + ": " + (ok ? "ok" : "FAILED") + ", " + format_number(points_checked) +
+                        " points checked, " + format_number(points_skipped) +
+                        " skipped, worst scaled error vs finite differences " + format_number(worst_error);
+        for (std::size_t i = 0; i < failures.size() && i < 5; ++i) s += "\n  " + failures[i];
+        if (failures.size() > 5) s += "\n  ... " + format_number(failures.size() - 5) + " more";
+        return s;
     }
     std::string expression;
 };
@@ -127,12 +127,9 @@ law_report check_derivative_laws(F f, const law_options& opts = {}) {
                 x[i] = iv.lo + (iv.hi - iv.lo) * rng.uniform();
             }
             auto where = [&] {
-                std::ostringstream s;
-                s.precision(17);
-                s << "at (";
-                for (std::size_t i = 0; i < n; ++i) s << (i ? ", " : "") << x[i];
-                s << ")";
-                return s.str();
+                std::string s = "at (";
+                for (std::size_t i = 0; i < n; ++i) s += (i ? ", " : "") + format_number(x[i]);
+                return s + ")";
             };
             if (!std::isfinite(detail::at(f, x))) {
                 ++report.points_skipped;
@@ -155,10 +152,8 @@ law_report check_derivative_laws(F f, const law_options& opts = {}) {
                 const double err = detail::scaled_error(symbolic, fd);
                 point_worst = std::max(point_worst, err);
                 if (!(err <= opts.rtol)) {
-                    std::ostringstream s;
-                    s.precision(17);
-                    s << what << " " << where() << ": symbolic " << symbolic << ", finite difference " << fd;
-                    point_failures.push_back(s.str());
+                    point_failures.push_back(what + " " + where() + ": symbolic " + format_number(symbolic) +
+                                             ", finite difference " + format_number(fd));
                 }
             };
             detail::for_each_index(idx, [&](auto I) {
@@ -171,11 +166,9 @@ law_report check_derivative_laws(F f, const law_options& opts = {}) {
                         sym::d(sym::d(f, sym::var<static_cast<int>(J())>), sym::var<static_cast<int>(I())>);
                     const double a = detail::at(hij, x), b = detail::at(hji, x);
                     if (std::isfinite(a) && std::isfinite(b) && !(detail::scaled_error(a, b) <= opts.symmetry_rtol)) {
-                        std::ostringstream s;
-                        s.precision(17);
-                        s << "Hessian not symmetric " << where() << ": H" << I() << J() << " = " << a << ", H" << J()
-                          << I() << " = " << b;
-                        point_failures.push_back(s.str());
+                        point_failures.push_back("Hessian not symmetric " + where() + ": H" + format_number(I()) +
+                                                 format_number(J()) + " = " + format_number(a) + ", H" +
+                                                 format_number(J()) + format_number(I()) + " = " + format_number(b));
                     }
                 });
             });

@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <limits>
 #include <ostream>
-#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -20,6 +19,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "exprgrad/format.hpp"
 #include "exprgrad/random.hpp"
 
 namespace exprgrad::check {
@@ -88,20 +88,19 @@ struct vjp_report {
 
     explicit operator bool() const { return ok; }
     std::string message() const {
-        std::ostringstream s;
-        s.precision(10);
-        s << (ok ? "vjp_check ok" : "vjp_check FAILED") << ": " << checked << " comparisons, worst scaled error "
-          << worst_error << " (tolerance " << tolerance << ")";
+        std::string s = std::string(ok ? "vjp_check ok" : "vjp_check FAILED") + ": " + format_number(checked) +
+                        " comparisons, worst scaled error " + format_number(worst_error) + " (tolerance " +
+                        format_number(tolerance) + ")";
         if (worst_argument >= 0) {
-            s << " at argument " << worst_argument;
+            s += " at argument " + format_number(worst_argument);
             if (worst_direction >= 0)
-                s << " direction " << worst_direction;
+                s += " direction " + format_number(worst_direction);
             else
-                s << " element " << worst_index;
-            s << " (vjp " << worst_vjp << ", finite difference " << worst_fd << ")";
+                s += " element " + format_number(worst_index);
+            s += " (vjp " + format_number(worst_vjp) + ", finite difference " + format_number(worst_fd) + ")";
         }
-        for (const auto& f : failures) s << "; " << f;
-        return s.str();
+        for (const auto& f : failures) s += "; " + f;
+        return s;
     }
     friend std::ostream& operator<<(std::ostream& os, const vjp_report& r) { return os << r.message(); }
 };

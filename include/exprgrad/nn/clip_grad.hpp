@@ -57,12 +57,12 @@ double grad_l2_norm(const parameter_set<T>& params) {
 template <parameter_value T>
 double clip_grad_norm(parameter_set<T>& params, double max_norm, bool error_if_nonfinite = false) {
     if (!(std::isfinite(max_norm) && max_norm >= 0.0))
-        throw std::invalid_argument("nn::clip_grad_norm: max_norm = " + detail::num_str(max_norm) +
+        throw std::invalid_argument("nn::clip_grad_norm: max_norm = " + format_number(max_norm) +
                                     " must be finite and >= 0");
     const double norm = detail::grad_l2_norm(params);
     if (!std::isfinite(norm)) {
         if (error_if_nonfinite)
-            throw std::domain_error("nn::clip_grad_norm: the total gradient norm is " + detail::num_str(norm));
+            throw std::domain_error("nn::clip_grad_norm: the total gradient norm is " + format_number(norm));
         return norm;
     }
     const double coef = max_norm / (norm + 1e-6);
@@ -83,7 +83,7 @@ double clip_grad_norm(parameter_set<T>& params, double max_norm, bool error_if_n
 template <parameter_value T>
 void clip_grad_value(parameter_set<T>& params, double clip_value) {
     if (!(std::isfinite(clip_value) && clip_value >= 0.0))
-        throw std::invalid_argument("nn::clip_grad_value: clip_value = " + detail::num_str(clip_value) +
+        throw std::invalid_argument("nn::clip_grad_value: clip_value = " + format_number(clip_value) +
                                     " must be finite and >= 0");
     const T hi = static_cast<T>(clip_value), lo = -hi;
     for (auto& p : params) {

@@ -45,13 +45,13 @@ class deer_mixer : public layer<T> {
         if (a.value.dimension() != 2 || a.value.shape(1) != n || u.value.dimension() != 2 || u.value.shape(0) != n ||
             u.value.shape(1) != d || b.value.size() != n || w_out.value.dimension() != 2 || w_out.value.shape(0) != n ||
             w_out.value.shape(1) != d) {
-            throw std::invalid_argument("exprgrad::nn::deer_mixer: expected A [n, n], U [n, " + std::to_string(d) +
-                                        "], b [n], Wo [n, " + std::to_string(d) + "]");
+            throw tensors::shape_error("nn::deer_mixer", "expected A [n, n], U [n, " + std::to_string(d) +
+                                                             "], b [n], Wo [n, " + std::to_string(d) + "]");
         }
     }
 
     const xt::xarray<T>& forward(const xt::xarray<T>& x) override {
-        if (x.dimension() != 3) throw std::invalid_argument("exprgrad::nn::deer_mixer: input must be [B, T, d]");
+        if (x.dimension() != 3) throw tensors::shape_error("nn::deer_mixer", "input must be [B, T, d]");
         u_in_ = norm_.forward(x);
         cell_.params = {a_->value, u_->value, b_->value};
         const std::size_t n = a_->value.shape(0);
@@ -99,7 +99,7 @@ template <class T>
 std::unique_ptr<deer_mixer<T>> deer_mixer_layer(parameter_set<T>& params, const std::string& name, std::size_t d,
                                                 std::size_t n, ops::deer_options opts, rng& gen, double out_gain = 1.0,
                                                 double spectral_radius = 0.5) {
-    if (d == 0 || n == 0) throw std::invalid_argument("exprgrad::nn::deer_mixer_layer: widths must be positive");
+    if (d == 0 || n == 0) throw tensors::shape_error("nn::deer_mixer_layer", "widths must be positive");
     auto& g = params.add(name + ".norm", xt::ones<T>({d}));
     auto& a = params.add(name + ".A", xt::xarray<T>::from_shape({n, n}));
     auto& u = params.add(name + ".U", xt::xarray<T>::from_shape({n, d}));

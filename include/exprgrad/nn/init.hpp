@@ -14,12 +14,12 @@
 
 #include <cmath>
 #include <cstddef>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 
 #include <xtensor/xarray.hpp>
 
+#include "exprgrad/format.hpp"
 #include "exprgrad/random.hpp"
 
 namespace exprgrad::nn::init {
@@ -42,24 +42,8 @@ struct fans {
 
 namespace detail {
 
-template <class Shape>
-std::string shape_string(const Shape& shape) {
-    std::ostringstream os;
-    os << '(';
-    for (std::size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
-    os << ')';
-    return os.str();
-}
-
 inline void require(bool ok, const char* who, const std::string& what) {
     if (!ok) throw std::invalid_argument(std::string("nn::init::") + who + ": " + what);
-}
-
-inline std::string num(double v) {
-    std::ostringstream os;
-    os.precision(17);
-    os << v;
-    return os.str();
 }
 
 // Fills `a` with f() for each element in row-major order, rounding the double once to the element type.
@@ -79,7 +63,7 @@ void fill_with(Array& a, F&& f) {
 template <class Shape>
 fans compute_fans(const Shape& shape, layout l = layout::in_out) {
     detail::require(shape.size() >= 2, "compute_fans",
-                    "fans need an array of at least 2 dimensions, got shape " + detail::shape_string(shape));
+                    "fans need an array of at least 2 dimensions, got shape " + format_shape(shape));
     double receptive = 1.0;
     for (std::size_t i = 2; i < shape.size(); ++i) receptive *= static_cast<double>(shape[i]);
     const double d0 = static_cast<double>(shape[0]) * receptive;
@@ -118,7 +102,7 @@ void constant(Array& a, double value) {
 template <class Array>
 void uniform(Array& a, rng& gen, double lo, double hi) {
     detail::require(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, "uniform",
-                    "needs finite lo <= hi, got lo = " + detail::num(lo) + ", hi = " + detail::num(hi));
+                    "needs finite lo <= hi, got lo = " + format_number(lo) + ", hi = " + format_number(hi));
     const double width = hi - lo;
     detail::fill_with(a, [&] { return lo + width * gen.uniform(); });
 }
@@ -129,7 +113,7 @@ template <class Array>
 void normal(Array& a, rng& gen, double mean, double std) {
     detail::require(
         std::isfinite(mean) && std::isfinite(std) && std >= 0.0, "normal",
-        "needs finite mean and finite std >= 0, got mean = " + detail::num(mean) + ", std = " + detail::num(std));
+        "needs finite mean and finite std >= 0, got mean = " + format_number(mean) + ", std = " + format_number(std));
     detail::fill_with(a, [&] { return mean + std * gen.normal(); });
 }
 
@@ -138,10 +122,9 @@ void normal(Array& a, rng& gen, double mean, double std) {
 template <class Array>
 void xavier_uniform(Array& a, rng& gen, double gain = 1.0, layout l = layout::in_out) {
     const fans f = compute_fans(a.shape(), l);
-    detail::require(f.fan_in + f.fan_out > 0, "xavier_uniform",
-                    "zero fans for shape " + detail::shape_string(a.shape()));
+    detail::require(f.fan_in + f.fan_out > 0, "xavier_uniform", "zero fans for shape " + format_shape(a.shape()));
     const double b = gain * std::sqrt(6.0 / (f.fan_in + f.fan_out));
-    detail::require(std::isfinite(b), "xavier_uniform", "non-finite gain " + detail::num(gain));
+    detail::require(std::isfinite(b), "xavier_uniform", "non-finite gain " + format_number(gain));
     uniform(a, gen, -std::abs(b), std::abs(b));
 }
 
@@ -149,10 +132,9 @@ void xavier_uniform(Array& a, rng& gen, double gain = 1.0, layout l = layout::in
 template <class Array>
 void xavier_normal(Array& a, rng& gen, double gain = 1.0, layout l = layout::in_out) {
     const fans f = compute_fans(a.shape(), l);
-    detail::require(f.fan_in + f.fan_out > 0, "xavier_normal",
-                    "zero fans for shape " + detail::shape_string(a.shape()));
+    detail::require(f.fan_in + f.fan_out > 0, "xavier_normal", "zero fans for shape " + format_shape(a.shape()));
     const double s = gain * std::sqrt(2.0 / (f.fan_in + f.fan_out));
-    detail::require(std::isfinite(s), "xavier_normal", "non-finite gain " + detail::num(gain));
+    detail::require(std::isfinite(s), "xavier_normal", "non-finite gain " + format_number(gain));
     normal(a, gen, 0.0, std::abs(s));
 }
 
@@ -163,9 +145,9 @@ void kaiming_uniform(Array& a, rng& gen, double gain = std::sqrt(2.0), fan_mode 
                      layout l = layout::in_out) {
     const fans f = compute_fans(a.shape(), l);
     const double fan = mode == fan_mode::fan_in ? f.fan_in : f.fan_out;
-    detail::require(fan > 0, "kaiming_uniform", "zero fan for shape " + detail::shape_string(a.shape()));
+    detail::require(fan > 0, "kaiming_uniform", "zero fan for shape " + format_shape(a.shape()));
     const double b = gain * std::sqrt(3.0 / fan);
-    detail::require(std::isfinite(b), "kaiming_uniform", "non-finite gain " + detail::num(gain));
+    detail::require(std::isfinite(b), "kaiming_uniform", "non-finite gain " + format_number(gain));
     uniform(a, gen, -std::abs(b), std::abs(b));
 }
 
@@ -175,9 +157,9 @@ void kaiming_normal(Array& a, rng& gen, double gain = std::sqrt(2.0), fan_mode m
                     layout l = layout::in_out) {
     const fans f = compute_fans(a.shape(), l);
     const double fan = mode == fan_mode::fan_in ? f.fan_in : f.fan_out;
-    detail::require(fan > 0, "kaiming_normal", "zero fan for shape " + detail::shape_string(a.shape()));
+    detail::require(fan > 0, "kaiming_normal", "zero fan for shape " + format_shape(a.shape()));
     const double s = gain / std::sqrt(fan);
-    detail::require(std::isfinite(s), "kaiming_normal", "non-finite gain " + detail::num(gain));
+    detail::require(std::isfinite(s), "kaiming_normal", "non-finite gain " + format_number(gain));
     normal(a, gen, 0.0, std::abs(s));
 }
 

@@ -75,8 +75,8 @@ class expr_layer : public layer<T> {
         if (recompute_) run(input_);  // recompute the intermediates
         const auto& y = prog_.output_array();
         if (dy.size() != y.size()) {
-            throw std::invalid_argument("exprgrad::layer::backward: adjoint of " + std::to_string(dy.size()) +
-                                        " elements for an output of " + std::to_string(y.size()));
+            throw tensors::shape_error("layer::backward", "adjoint of " + std::to_string(dy.size()) +
+                                                              " elements for an output of " + std::to_string(y.size()));
         }
         prog_.backward(dy.data());
         add_param_grads(std::make_integer_sequence<int, NP>{});
@@ -118,7 +118,7 @@ class sequential : public layer<T> {
     std::size_t size() const { return layers_.size(); }
 
     const xt::xarray<T>& forward(const xt::xarray<T>& x) override {
-        if (layers_.empty()) throw std::invalid_argument("exprgrad::sequential: no layers");
+        if (layers_.empty()) throw tensors::shape_error("sequential", "no layers");
         const xt::xarray<T>* h = &x;
         for (auto& l : layers_) h = &l->forward(*h);
         return *h;

@@ -35,7 +35,7 @@ using dense_relu = decltype(tensors::relu(tensors::matmul(X, W) + B));
 template <class T>
 std::unique_ptr<layer<T>> dense(parameter_set<T>& params, const std::string& name, std::size_t in, std::size_t out,
                                 activation act, rng& gen) {
-    if (in == 0 || out == 0) throw std::invalid_argument("exprgrad::nn::dense: widths must be positive");
+    if (in == 0 || out == 0) throw tensors::shape_error("nn::dense", "widths must be positive");
     auto& w = params.add(name + ".W", xt::xarray<T>::from_shape({in, out}));
     auto& b = params.add(name + ".b", xt::xarray<T>::from_shape({out}));
     if (act == activation::relu) {
@@ -61,8 +61,7 @@ std::unique_ptr<layer<T>> dense(parameter_set<T>& params, const std::string& nam
 template <class T>
 std::unique_ptr<sequential<T>> mlp(parameter_set<T>& params, const std::vector<std::size_t>& widths, activation act,
                                    rng& gen, const std::string& name = "mlp") {
-    if (widths.size() < 2)
-        throw std::invalid_argument("exprgrad::nn::mlp: needs at least an input and an output width");
+    if (widths.size() < 2) throw tensors::shape_error("nn::mlp", "needs at least an input and an output width");
     auto s = std::make_unique<sequential<T>>();
     for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
         const bool last = i + 2 == widths.size();

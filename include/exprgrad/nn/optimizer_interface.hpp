@@ -8,7 +8,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -17,6 +16,7 @@
 #include <xtensor/xarray.hpp>
 #include <xtensor/xbuilder.hpp>
 
+#include "exprgrad/format.hpp"
 #include "exprgrad/nn/parameters.hpp"
 
 namespace exprgrad::nn {
@@ -40,28 +40,9 @@ struct optimizer_state {
 
 namespace detail {
 
-inline std::string shape_str(const xt::svector<std::size_t, 4>& s) {
-    std::ostringstream os;
-    os << '(';
-    for (std::size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-    os << ')';
-    return os.str();
-}
-template <class S>
-std::string any_shape_str(const S& s) {
-    return shape_str(xt::svector<std::size_t, 4>(s.begin(), s.end()));
-}
-
-inline std::string num_str(double v) {
-    std::ostringstream os;
-    os.precision(17);
-    os << v;
-    return os.str();
-}
-
 inline void require_hyper(bool ok, const char* who, const char* name, double v, const char* domain) {
     if (!ok)
-        throw std::invalid_argument(std::string("nn::") + who + ": " + name + " = " + num_str(v) +
+        throw std::invalid_argument(std::string("nn::") + who + ": " + name + " = " + format_number(v) +
                                     " is out of range (" + domain + ")");
 }
 
@@ -133,11 +114,11 @@ class optimizer {
                                             "\", expected \"" + mine[i].name + "\"");
             if (i == 0) {
                 if (!(std::isfinite(h.value) && h.value >= 0.0))
-                    throw std::invalid_argument(who + "saved lr = " + detail::num_str(h.value) +
+                    throw std::invalid_argument(who + "saved lr = " + format_number(h.value) +
                                                 " is not finite and >= 0");
             } else if (!(h.value == mine[i].value)) {
-                throw std::invalid_argument(who + "saved " + h.name + " = " + detail::num_str(h.value) +
-                                            " differs from this optimizer's " + detail::num_str(mine[i].value));
+                throw std::invalid_argument(who + "saved " + h.name + " = " + format_number(h.value) +
+                                            " differs from this optimizer's " + format_number(mine[i].value));
             }
         }
         if (s.buffer_names != buffer_names()) throw std::invalid_argument(who + "state has other buffer names");
@@ -192,8 +173,8 @@ class optimizer {
         for (const auto& p : params)
             if (p.grad.shape() != p.value.shape())
                 throw std::invalid_argument(who + "parameter \"" + p.name + "\" has value shape " +
-                                            detail::any_shape_str(p.value.shape()) + " but grad shape " +
-                                            detail::any_shape_str(p.grad.shape()));
+                                            format_shape(p.value.shape()) + " but grad shape " +
+                                            format_shape(p.grad.shape()));
         if (!bound()) return;
         if (params.size() != names_.size())
             throw std::invalid_argument(who + "the optimizer state holds " + std::to_string(names_.size()) +
@@ -205,9 +186,8 @@ class optimizer {
             for (const auto& list : buffers_)
                 if (list[i].shape() != params[i].value.shape())
                     throw std::invalid_argument(who + "parameter \"" + names_[i] + "\" has shape " +
-                                                detail::any_shape_str(params[i].value.shape()) +
-                                                ", its optimizer state has shape " +
-                                                detail::any_shape_str(list[i].shape()));
+                                                format_shape(params[i].value.shape()) +
+                                                ", its optimizer state has shape " + format_shape(list[i].shape()));
         }
     }
 

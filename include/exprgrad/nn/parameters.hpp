@@ -23,6 +23,8 @@
 #include <xtensor/xarray.hpp>
 #include <xtensor/xbuilder.hpp>
 
+#include "exprgrad/format.hpp"
+
 namespace exprgrad::nn {
 
 /// The element types the training utilities support.
@@ -82,10 +84,8 @@ void check_element_count(const std::string& name, const Shape& shape, std::size_
     std::size_t count = 1;
     for (const std::size_t d : shape) {
         if (count > static_cast<std::size_t>(-1) / element_size / d) {
-            std::string dims;
-            for (const std::size_t e : shape) dims += (dims.empty() ? "" : ",") + std::to_string(e);
-            throw std::invalid_argument("nn::parameter_set::add: parameter \"" + name + "\" has shape [" + dims +
-                                        "], whose element count overflows");
+            throw std::invalid_argument("nn::parameter_set::add: parameter \"" + name + "\" has shape " +
+                                        format_shape(shape) + ", whose element count overflows");
         }
         count *= d;
     }

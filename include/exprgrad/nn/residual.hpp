@@ -19,14 +19,15 @@ template <class T>
 class residual : public layer<T> {
   public:
     explicit residual(std::unique_ptr<layer<T>> inner) : inner_(std::move(inner)) {
-        if (!inner_) throw std::invalid_argument("exprgrad::nn::residual: no inner layer");
+        if (!inner_) throw tensors::shape_error("nn::residual", "no inner layer");
     }
 
     const xt::xarray<T>& forward(const xt::xarray<T>& x) override {
         const xt::xarray<T>& f = inner_->forward(x);
         if (f.shape() != x.shape()) {
-            throw std::invalid_argument("exprgrad::nn::residual: the inner layer maps " + std::to_string(x.size()) +
-                                        " elements to " + std::to_string(f.size()) + " (shapes must match)");
+            throw tensors::shape_error("nn::residual", "the inner layer maps " + std::to_string(x.size()) +
+                                                           " elements to " + std::to_string(f.size()) +
+                                                           " (shapes must match)");
         }
         if (y_.shape() != x.shape()) y_.resize(x.shape());
         T* y = y_.data();

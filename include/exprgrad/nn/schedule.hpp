@@ -71,9 +71,8 @@ class lr_schedule {
                 throw std::invalid_argument(who + "hyperparameter " + std::to_string(i) + " is \"" + s.hyper[i].name +
                                             "\", expected \"" + mine[i].name + "\"");
             if (!(s.hyper[i].value == mine[i].value))
-                throw std::invalid_argument(who + "saved " + s.hyper[i].name + " = " +
-                                            detail::num_str(s.hyper[i].value) + " differs from this schedule's " +
-                                            detail::num_str(mine[i].value));
+                throw std::invalid_argument(who + "saved " + s.hyper[i].name + " = " + format_number(s.hyper[i].value) +
+                                            " differs from this schedule's " + format_number(mine[i].value));
         }
     }
 

@@ -43,23 +43,23 @@ class self_attention : public layer<T> {
         : in_({&norm, &w_qkv}), out_({&w_out}), heads_(heads), opts_(std::move(opts)) {
         const std::size_t d = norm.value.size();
         if (heads == 0 || d == 0 || d % heads != 0) {
-            throw std::invalid_argument("exprgrad::nn::self_attention: width " + std::to_string(d) +
-                                        " is not a positive multiple of heads = " + std::to_string(heads));
+            throw tensors::shape_error(
+                "nn::self_attention",
+                "width " + std::to_string(d) + " is not a positive multiple of heads = " + std::to_string(heads));
         }
         if (w_qkv.value.dimension() != 2 || w_qkv.value.shape(0) != d || w_qkv.value.shape(1) != 3 * d) {
-            throw std::invalid_argument("exprgrad::nn::self_attention: Wqkv must be [" + std::to_string(d) + ", " +
-                                        std::to_string(3 * d) + "]");
+            throw tensors::shape_error("nn::self_attention",
+                                       "Wqkv must be [" + std::to_string(d) + ", " + std::to_string(3 * d) + "]");
         }
         if (!opts_.key_lengths.empty()) {
-            throw std::invalid_argument("exprgrad::nn::self_attention: key_lengths is not supported here");
+            throw tensors::shape_error("nn::self_attention", "key_lengths is not supported here");
         }
         width_ = d;
     }
 
     const xt::xarray<T>& forward(const xt::xarray<T>& x) override {
         if (x.dimension() != 3 || x.shape(2) != width_) {
-            throw std::invalid_argument("exprgrad::nn::self_attention: input must be [B, T, " + std::to_string(width_) +
-                                        "]");
+            throw tensors::shape_error("nn::self_attention", "input must be [B, T, " + std::to_string(width_) + "]");
         }
         const xt::xarray<T>& qkv = in_.forward(x);
         const std::size_t B = x.shape(0), Tn = x.shape(1), H = heads_, dh = width_ / H;

@@ -58,14 +58,14 @@ template <class T>
 transformer_stack<T> transformer(parameter_set<T>& params, const std::string& name, const transformer_options& o,
                                  rng& gen) {
     if (o.layers == 0 || o.width == 0 || o.heads == 0 || o.width % o.heads != 0) {
-        throw std::invalid_argument("exprgrad::nn::transformer: layers = " + std::to_string(o.layers) +
-                                    ", width = " + std::to_string(o.width) + ", heads = " + std::to_string(o.heads) +
-                                    " (all positive, heads dividing width)");
+        throw tensors::shape_error(
+            "nn::transformer", "layers = " + std::to_string(o.layers) + ", width = " + std::to_string(o.width) +
+                                   ", heads = " + std::to_string(o.heads) + " (all positive, heads dividing width)");
     }
     for (std::size_t l : o.deer_layers) {
         if (l >= o.layers) {
-            throw std::invalid_argument("exprgrad::nn::transformer: deer layer " + std::to_string(l) +
-                                        " is not below layers = " + std::to_string(o.layers));
+            throw tensors::shape_error("nn::transformer", "deer layer " + std::to_string(l) +
+                                                              " is not below layers = " + std::to_string(o.layers));
         }
     }
     const double out_gain = 1.0 / std::sqrt(2.0 * static_cast<double>(o.layers));
@@ -92,7 +92,7 @@ transformer_stack<T> transformer(parameter_set<T>& params, const std::string& na
 }  // namespace exprgrad::nn
 
 // The one list of transformer_options' fields (what to_string prints). The attention and DEER options are
-// ops/ structs without an adaptation yet: they print as {not adapted}.
+// adapted next to their structs (ops/attention_options.hpp, ops/deer_types.hpp) and print nested.
 BOOST_HANA_ADAPT_STRUCT(exprgrad::nn::transformer_options, layers, width, heads, mlp_hidden, attention, deer_layers,
                         deer_state, deer);
 
@@ -108,8 +108,10 @@ static_assert(field_count_v<transformer_options> == 8, "transformer_options: upd
 }  // namespace detail
 
 /// The options as `name=value` pairs in declaration order (exprgrad::fields_to_string), e.g.
-/// "layers=2 width=128 heads=4 mlp_hidden=0 attention={not adapted} deer_layers=[] deer_state=32
-/// deer={not adapted}". For logs and run reports; not parsed back.
+/// "layers=2 width=128 heads=4 mlp_hidden=0 attention={causal=false normalize_qk=false scale=scale::inv_sqrt_d()
+/// qk_eps=1e-06 threads=0} deer_layers=[] deer_state=32 deer={method=newton max_iter=0 atol=-1 rtol=-1
+/// guard=false fallback=true scan={chunks=0 min_chunk=1024}}" (without the line breaks). For logs and run
+/// reports; not parsed back.
 inline std::string to_string(const transformer_options& o) { return fields_to_string(o); }
 
 }  // namespace exprgrad::nn

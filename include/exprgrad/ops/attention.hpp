@@ -134,11 +134,11 @@ void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, 
     const auto &qs = q.shape(), &vs = v.shape();
     const std::array<std::size_t, 4> os{qs[0], qs[1], qs[2], vs[3]};
     if (!std::equal(os.begin(), os.end(), out.shape().begin()))
-        A::shape_error(op, "out must have shape [B, H, T_q, d_v] from q and v", "out", out.shape(), "q", qs);
+        throw A::shape_mismatch(op, "out must have shape [B, H, T_q, d_v] from q and v", "out", out.shape(), "q", qs);
     if (!std::equal(os.begin(), os.end(), dout.shape().begin()))
-        A::shape_error(op, "dout must have the shape of out", "dout", dout.shape(), "out", out.shape());
+        throw A::shape_mismatch(op, "dout must have the shape of out", "dout", dout.shape(), "out", out.shape());
     if (lse.shape()[0] != qs[0] || lse.shape()[1] != qs[1] || lse.shape()[2] != qs[2])
-        A::shape_error(op, "lse must have shape [B, H, T_q]", "lse", lse.shape(), "q", qs);
+        throw A::shape_mismatch(op, "lse must have shape [B, H, T_q]", "lse", lse.shape(), "q", qs);
     auto& P = ws.problem;
     A::prepare(q, k, v, opts, true, P, reuse == attention_reuse::forward);
     const std::size_t BH = P.heads();

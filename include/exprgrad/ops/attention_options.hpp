@@ -4,15 +4,18 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <xtensor/xtensor.hpp>
 
+#include "exprgrad/fields.hpp"
 #include "exprgrad/ops/attention_scale.hpp"
 
 namespace exprgrad::ops {
 
-/// Options of the attention kernels.
+/// Options of the attention kernels. The run settings are listed once, in the BOOST_HANA_ADAPT_STRUCT at the
+/// end of this file (what to_string prints); key_lengths is per batch, not a setting, and stays out of it.
 struct attention_options {
     /// Causal mask aligned bottom-right (decoding with a key cache): query i attends key j iff
     /// j ≤ i + T_k − T_q (j ≤ i when T_q = T_k). Rows with i + T_k − T_q < 0 attend nothing.
@@ -55,5 +58,28 @@ struct attention_grads {
 
 template <class T>
 concept attention_value = std::same_as<T, float> || std::same_as<T, double>;
+
+}  // namespace exprgrad::ops
+
+// The one list of attention_options' settings. key_lengths is left out: it describes one batch's padding,
+// not how a run is configured, and can hold thousands of entries.
+BOOST_HANA_ADAPT_STRUCT(exprgrad::ops::attention_options, causal, normalize_qk, scale, qk_eps, threads);
+
+namespace exprgrad::ops {
+
+namespace detail {
+// A field added to attention_options but not to the list above would be missing from every printout: the
+// structured binding stops compiling when the struct's field count changes (6 = the 5 listed + key_lengths),
+// the assertion when the list's does.
+static_assert(field_count_v<attention_options> == 5, "attention_options: update BOOST_HANA_ADAPT_STRUCT");
+[[maybe_unused]] inline void attention_options_field_guard(const attention_options& o) {
+    [[maybe_unused]] const auto& [f1, f2, f3, f4, f5, f6] = o;
+}
+}  // namespace detail
+
+/// The settings as `name=value` pairs in declaration order (exprgrad::fields_to_string; key_lengths is not
+/// printed). The defaults print "causal=false normalize_qk=false scale=scale::inv_sqrt_d() qk_eps=1e-06
+/// threads=0". For logs and run reports; not parsed back. Never throws except std::bad_alloc.
+inline std::string to_string(const attention_options& o) { return fields_to_string(o); }
 
 }  // namespace exprgrad::ops

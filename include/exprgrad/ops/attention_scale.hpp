@@ -11,11 +11,11 @@
 
 #include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
 
+#include "exprgrad/format.hpp"
 #include "exprgrad/random.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -58,19 +58,7 @@ struct scale_policy {
 
     /// Readable form, e.g. "scale::entropy_invariant(512)".
     std::string to_string() const {
-        auto num = [](double x) {
-            // Very large or tiny values as %g (1e+300, not 301 digits; 1e-09, not "0"); the usual ones exactly
-            // as before (this text appears in configurations and messages).
-            if (!(std::abs(x) < 1e15) || (x != 0 && std::abs(x) < 1e-4)) {
-                char buf[32];
-                std::snprintf(buf, sizeof buf, "%.10g", x);
-                return std::string(buf);
-            }
-            std::string s = std::to_string(x);
-            s.erase(s.find_last_not_of('0') + 1);
-            if (!s.empty() && s.back() == '.') s.pop_back();
-            return s;
-        };
+        auto num = [](double x) { return format_number(x); };  // 512, 0.5, 1e-09, 1e+300: what was passed
         const std::string half = n_choice == scale_n::half_length ? "scale_n::half_length" : "";
         switch (which) {
             case kind::inv_sqrt_d:
@@ -95,12 +83,8 @@ inline scale_policy inv_sqrt_d() { return {scale_policy::kind::inv_sqrt_d, 0.0, 
 /// Throws std::invalid_argument unless n_ref > 1 (finite). Example: `scale::entropy_invariant(512)`.
 inline scale_policy entropy_invariant(double n_ref = 512.0, scale_n n_choice = scale_n::per_row) {
     if (!(n_ref > 1.0) || !std::isfinite(n_ref))
-    {
-        char buf[32];  // %g: "got 1e-07", not std::to_string's "got 0.000000"
-        std::snprintf(buf, sizeof buf, "%.10g", n_ref);
         throw std::invalid_argument("exprgrad::scale::entropy_invariant: n_ref must be a finite number > 1, got " +
-                                    std::string(buf));
-    }
+                                    format_number(n_ref));  // "got 1e-07", not std::to_string's "got 0.000000"
     return {scale_policy::kind::entropy_invariant, n_ref, n_choice};
 }
 

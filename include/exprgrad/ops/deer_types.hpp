@@ -9,6 +9,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "exprgrad/fields.hpp"
 #include "exprgrad/ops/scan.hpp"
 
 namespace exprgrad::ops {
@@ -38,8 +39,7 @@ inline deer_method parse_deer_method(const std::string& s) {
     for (auto m :
          {deer_method::newton, deer_method::quasi, deer_method::jacobi, deer_method::fixed_a, deer_method::sech_u})
         if (s == to_string(m)) return m;
-    throw std::invalid_argument("exprgrad::deer: unknown method '" + s +
-                                "' (newton, quasi, jacobi, fixed_a or sech_u)");
+    throw tensors::shape_error("deer", "unknown method '" + s + "' (newton, quasi, jacobi, fixed_a or sech_u)");
 }
 
 /// The current iterate, as a monitor sees it: iteration k (1-based) and the values [batch, T, n]
@@ -53,6 +53,8 @@ struct deer_iterate {
 };
 
 /// Options of deer_solve.
+/// The solver settings are listed once, in the BOOST_HANA_ADAPT_STRUCT after this namespace (what to_string
+/// prints); `monitor` is a callback, not a setting, and stays out of it.
 struct deer_options {
     deer_method method = deer_method::newton;
     std::size_t max_iter = 0;  ///< iteration cap; 0 = T (always enough in exact arithmetic)
@@ -93,5 +95,29 @@ struct deer_grads {
     xt::xarray<T> dy0, dx;
     std::array<xt::xarray<T>, P> dparams;
 };
+
+}  // namespace exprgrad::ops
+
+// The one list of deer_options' settings. monitor is left out: a std::function has no value to print or
+// record (whether one is set changes the stopping rule; a log that needs it says so itself).
+BOOST_HANA_ADAPT_STRUCT(exprgrad::ops::deer_options, method, max_iter, atol, rtol, guard, fallback, scan);
+
+namespace exprgrad::ops {
+
+namespace detail {
+// A field added to deer_options but not to the list above would be missing from every printout: the
+// structured binding stops compiling when the struct's field count changes (8 = the 7 listed + monitor),
+// the assertion when the list's does.
+static_assert(field_count_v<deer_options> == 7, "deer_options: update BOOST_HANA_ADAPT_STRUCT");
+[[maybe_unused]] inline void deer_options_field_guard(const deer_options& o) {
+    [[maybe_unused]] const auto& [f1, f2, f3, f4, f5, f6, f7, f8] = o;
+}
+}  // namespace detail
+
+/// The settings as `name=value` pairs in declaration order (exprgrad::fields_to_string), the method by name
+/// and scan as a nested {chunks=... min_chunk=...}; monitor is not printed. The defaults print
+/// "method=newton max_iter=0 atol=-1 rtol=-1 guard=false fallback=true scan={chunks=0 min_chunk=1024}".
+/// For logs and run reports; not parsed back. Never throws except std::bad_alloc.
+inline std::string to_string(const deer_options& o) { return fields_to_string(o); }
 
 }  // namespace exprgrad::ops

@@ -38,6 +38,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "exprgrad/format.hpp"
 #include "exprgrad/kernels/blas.hpp"
 #include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/kernels/row_norms.hpp"
@@ -63,17 +64,10 @@ namespace detail {
 
 inline const char* emo_name = "emo_loss";
 
-// A number for a message: %g with enough digits to show what was passed (nan, inf, -1, 0.99990001).
-inline std::string emo_number(double x) {
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.9g", x);
-    return buf;
-}
-
 // An inf/NaN in the cost embedding would make every cost of the batch NaN: refused, row and column named.
 inline void refuse_embedding_entry(std::size_t row, std::size_t col, double value) {
     throw tensors::shape_error(emo_name, "cost embedding row " + std::to_string(row) + " has entry " +
-                                             emo_number(value) + " at column " + std::to_string(col) +
+                                             format_number(value) + " at column " + std::to_string(col) +
                                              " (entries must be finite)");
 }
 
@@ -84,7 +78,7 @@ inline void check_emo_options(const emo_options& o) {
         throw tensors::shape_error(
             emo_name, "objective must be ce, emo, mode1, mode1_capped or mode2, got the value " + std::to_string(obj));
     }
-    if (!(o.cap >= 0)) throw tensors::shape_error(emo_name, "cap must be >= 0 or +inf, got " + emo_number(o.cap));
+    if (!(o.cap >= 0)) throw tensors::shape_error(emo_name, "cap must be >= 0 or +inf, got " + format_number(o.cap));
 }
 
 // Soft targets: each row a distribution, entries ≥ 0 (not NaN) and Σ within soft_mass_tol of 1. Writes the
@@ -109,13 +103,12 @@ void check_soft_targets(const T* tau, std::size_t n, std::size_t V, double* mass
     for (std::size_t r = 0; r < n; ++r) {
         if (bad[r] < V) {
             throw tensors::shape_error(emo_name, "soft target row " + std::to_string(r) + " has entry " +
-                                                     emo_number(static_cast<double>(tau[r * V + bad[r]])) +
-                                                     " at class " + std::to_string(bad[r]) +
-                                                     " (soft targets must be >= 0)");
+                                                     format_number(tau[r * V + bad[r]]) + " at class " +
+                                                     std::to_string(bad[r]) + " (soft targets must be >= 0)");
         }
         if (!(std::abs(mass[r] - 1.0) <= soft_mass_tol)) {
             throw tensors::shape_error(emo_name, "soft target row " + std::to_string(r) + " sums to " +
-                                                     emo_number(mass[r]) + " (each row must sum to 1 within 1e-4)");
+                                                     format_number(mass[r]) + " (each row must sum to 1 within 1e-4)");
         }
     }
 }
@@ -156,9 +149,8 @@ void emo_row(const T* z, T* d, const T* inv, std::size_t V, long onehot, const T
     if (m == std::numeric_limits<T>::infinity()) {
         std::size_t k = 0;
         while (k + 1 < V && !(z[k] == m)) ++k;  // only on the error path
-        throw tensors::shape_error(emo_name, "logit " + emo_number(static_cast<double>(m)) + " in row " +
-                                             std::to_string(row) + " at class " + std::to_string(k) +
-                                             " (logits must be finite or -inf)");
+        throw tensors::shape_error(emo_name, "logit " + format_number(m) + " in row " + std::to_string(row) +
+                                                 " at class " + std::to_string(k) + " (logits must be finite or -inf)");
     }
     const T mass = static_cast<T>(tau_mass);
     const B mb(m), vm(mass);

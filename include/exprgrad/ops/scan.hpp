@@ -42,12 +42,13 @@
 #include <xsimd/xsimd.hpp>
 #include <xtensor/xarray.hpp>
 
+#include "exprgrad/fields.hpp"
 #include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
 namespace exprgrad::ops {
 
-/// How linear_recurrence splits its work.
+/// How linear_recurrence splits its work. Both fields are listed in the BOOST_HANA_ADAPT_STRUCT below.
 struct scan_options {
     /// Time chunks per sequence: 0 chooses automatically (the thread count when the split pays:
     /// diagonal maps with T ≥ 2·min_chunk, dense maps with n ≤ 2; else 1); 1 forces the sequential
@@ -56,6 +57,25 @@ struct scan_options {
     /// Minimum steps per chunk of the automatic split (short chunks cost more than they save).
     std::size_t min_chunk = 1024;
 };
+
+}  // namespace exprgrad::ops
+
+// The one list of scan_options' fields (what to_string and deer_options' printout show).
+BOOST_HANA_ADAPT_STRUCT(exprgrad::ops::scan_options, chunks, min_chunk);
+
+namespace exprgrad::ops {
+
+namespace detail {
+// A field added to scan_options but not to the list above: the binding or the assertion stops the build.
+static_assert(field_count_v<scan_options> == 2, "scan_options: update BOOST_HANA_ADAPT_STRUCT");
+[[maybe_unused]] inline void scan_options_field_guard(const scan_options& o) {
+    [[maybe_unused]] const auto& [f1, f2] = o;
+}
+}  // namespace detail
+
+/// The options as `name=value` pairs (exprgrad::fields_to_string); the defaults print "chunks=0
+/// min_chunk=1024". For logs and run reports; not parsed back. Never throws except std::bad_alloc.
+inline std::string to_string(const scan_options& o) { return fields_to_string(o); }
 
 namespace detail {
 

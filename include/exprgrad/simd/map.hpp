@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -20,6 +19,7 @@
 #include <xtensor/xarray.hpp>
 #include <xtensor/xtensor.hpp>
 
+#include "exprgrad/format.hpp"
 #include "exprgrad/sym/derivative.hpp"
 #include "exprgrad/sym/evaluate.hpp"
 
@@ -87,14 +87,6 @@ struct operand {
     }
 };
 
-inline std::string shape_text(const auto& shape) {
-    std::ostringstream s;
-    s << '(';
-    for (std::size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-    s << (shape.size() == 1 ? ",)" : ")");
-    return s.str();
-}
-
 // The common shape of the array arguments; throws naming the operation and both shapes.
 template <class... Xs>
 auto common_shape(const char* op, const Xs&... xs) {
@@ -110,8 +102,8 @@ auto common_shape(const char* op, const Xs&... xs) {
                 first = index;
             } else if (s != shape) {
                 throw std::invalid_argument(std::string("exprgrad::") + op + ": argument " + std::to_string(index) +
-                                            " has shape " + shape_text(s) + " but argument " + std::to_string(first) +
-                                            " has shape " + shape_text(shape) +
+                                            " has shape " + format_shape(s) + " but argument " + std::to_string(first) +
+                                            " has shape " + format_shape(shape) +
                                             " (array arguments must have equal shapes; scalars broadcast)");
             }
         }
@@ -132,7 +124,7 @@ void fit(Out& out, const std::vector<std::size_t>& shape, const char* op = "map_
             if (std::tuple_size<typename Out::shape_type>::value != shape.size()) {
                 throw std::invalid_argument(std::string("exprgrad::") + op + ": output of dimension " +
                                             std::to_string(std::tuple_size<typename Out::shape_type>::value) +
-                                            " cannot hold a result of shape " + shape_text(shape));
+                                            " cannot hold a result of shape " + format_shape(shape));
             }
             typename Out::shape_type s;
             std::copy(shape.begin(), shape.end(), s.begin());

@@ -6,11 +6,14 @@
 #include <array>
 #include <cstddef>
 #include <initializer_list>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <xtensor/xarray.hpp>
+
+#include "exprgrad/format.hpp"
 
 namespace exprgrad::tensors {
 
@@ -48,10 +51,9 @@ struct dims {
             if (a[i] != b[i]) return false;
         return true;
     }
+    /// The shape as every message shows it (exprgrad::format_shape): "(2, 3)", "(3,)", "()".
     std::string str() const {
-        std::string s = "(";
-        for (int i = 0; i < rank; ++i) s += (i ? ", " : "") + std::to_string(d[static_cast<std::size_t>(i)]);
-        return s + (rank == 1 ? ",)" : ")");
+        return format_shape(std::span<const std::size_t>(d.data(), static_cast<std::size_t>(rank)));
     }
     /// The xtensor shape (small-vector, no allocation up to rank 4).
     xt::svector<std::size_t, 4> xshape() const {
@@ -61,7 +63,11 @@ struct dims {
     }
 };
 
-/// An error of a tensor op: "exprgrad::<op>: <what>".
+/// The one error of a bad argument to an op (tensors, ops, their nodes): returns, does not throw, the
+/// std::invalid_argument "exprgrad::<op>: <what>", so a call site reads `throw tensors::shape_error(op, msg)`
+/// and the compiler sees the throw. Build `what` with dims::str() / format_shape for shapes and
+/// format_number for numbers. Example: `throw shape_error("matmul", "shapes " + a.str() + " and " + b.str() +
+/// " do not multiply")` → "exprgrad::matmul: shapes (3, 4) and (5, 2) do not multiply".
 inline std::invalid_argument shape_error(const char* op, const std::string& what) {
     return std::invalid_argument(std::string("exprgrad::") + op + ": " + what);
 }
@@ -103,7 +109,7 @@ inline int normalize_axis(const char* op, int axis, int rank) {
     const int a = axis < 0 ? axis + rank : axis;
     if (a < 0 || a >= rank) {
         throw shape_error(
-            op, "axis " + std::to_string(axis) + " is out of range for a tensor of rank " + std::to_string(rank));
+            op, "axis " + format_number(axis) + " is out of range for a tensor of rank " + format_number(rank));
     }
     return a;
 }

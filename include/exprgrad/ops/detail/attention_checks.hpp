@@ -3,13 +3,13 @@
 
 #include <cmath>
 #include <cstddef>
-#include <cstdio>
 #include <limits>
 #include <stdexcept>
 #include <string>
 
 #include <xtensor/xtensor.hpp>
 
+#include "exprgrad/format.hpp"
 #include "exprgrad/ops/detail/attention_forward.hpp"
 
 namespace exprgrad::ops::detail::attention {
@@ -88,33 +88,33 @@ template <class T>
     const double tmax = static_cast<double>(std::numeric_limits<T>::max());
     const auto sr = row_score_range(P, q, k, bh, i);
     const double top = sr.top, term = sr.term;
-    char buf[400];
+    const std::string ty = value_type_name<T>();
+    const std::string where = "exprgrad::" + std::string(op) + ": ";
+    const std::string at =
+        " at batch " + format_number(b) + " head " + format_number(bh % P.H) + " row " + format_number(i);
     if (lse && top <= tmax && term <= tmax && sr.max - double(lse[bh * P.Tq + i]) > std::log(tmax)) {
-        std::snprintf(buf, sizeof buf,
-                      "exprgrad::%s: exp(s·q·k − lse) overflows %s at batch %zu head %zu row %zu: lse_i = %.6g but "
-                      "the row's scores reach %.6g; pass the lse that attention_forward returned for these q and k",
-                      op, value_type_name<T>(), b, bh % P.H, i, double(lse[bh * P.Tq + i]), sr.max);
-    } else if (!dout || !(top <= tmax && term <= tmax)) {
-        std::snprintf(buf, sizeof buf,
-                      "exprgrad::%s: scores overflow %s at batch %zu head %zu row %zu, whose inputs are finite: "
-                      "|s·q·k| over its %zu keys reaches %.3g (largest term %.3g, s = %.3g, %s max %.3g); scale q "
-                      "or k down, or use normalize_qk",
-                      op, value_type_name<T>(), b, bh % P.H, i, n, top, term, double(P.srow[b * P.Tq + i]),
-                      value_type_name<T>(), tmax);
-    } else {
-        double dv = 0;  // the largest |dout_i·v_j| over the attended keys
-        const T* di = dout + (bh * P.Tq + i) * P.dv;
-        for (std::size_t j = 0; j < n; ++j) {
-            double t = 0;
-            for (std::size_t x = 0; x < P.dv; ++x) t += double(di[x]) * double(v.data()[(bh * P.Tk + j) * P.dv + x]);
-            dv = std::max(dv, std::abs(t));
-        }
-        std::snprintf(buf, sizeof buf,
-                      "exprgrad::%s: the gradient overflows %s at batch %zu head %zu row %zu, whose inputs are "
-                      "finite: |dout_i·v_j| reaches %.3g and |s·q·k| %.3g (%s max %.3g); scale dout or v down",
-                      op, value_type_name<T>(), b, bh % P.H, i, dv, top, value_type_name<T>(), tmax);
+        throw std::overflow_error(where + "exp(s·q·k − lse) overflows " + ty + at +
+                                  ": lse_i = " + format_number(double(lse[bh * P.Tq + i])) +
+                                  " but the row's scores reach " + format_number(sr.max) +
+                                  "; pass the lse that attention_forward returned for these q and k");
     }
-    throw std::overflow_error(buf);
+    if (!dout || !(top <= tmax && term <= tmax)) {
+        throw std::overflow_error(
+            where + "scores overflow " + ty + at + ", whose inputs are finite: |s·q·k| over its " + format_number(n) +
+            " keys reaches " + format_number(top) + " (largest term " + format_number(term) +
+            ", s = " + format_number(double(P.srow[b * P.Tq + i])) + ", " + ty + " max " +
+            format_number(std::numeric_limits<T>::max()) + "); scale q or k down, or use normalize_qk");
+    }
+    double dv = 0;  // the largest |dout_i·v_j| over the attended keys
+    const T* di = dout + (bh * P.Tq + i) * P.dv;
+    for (std::size_t j = 0; j < n; ++j) {
+        double t = 0;
+        for (std::size_t x = 0; x < P.dv; ++x) t += double(di[x]) * double(v.data()[(bh * P.Tk + j) * P.dv + x]);
+        dv = std::max(dv, std::abs(t));
+    }
+    throw std::overflow_error(where + "the gradient overflows " + ty + at + ", whose inputs are finite: |dout_i·v_j| " +
+                              "reaches " + format_number(dv) + " and |s·q·k| " + format_number(top) + " (" + ty +
+                              " max " + format_number(std::numeric_limits<T>::max()) + "); scale dout or v down");
 }
 
 /// After a forward whose some row got a non-finite lse: throws std::overflow_error for the first such row

@@ -21,11 +21,13 @@
 #include <xsimd/xsimd.hpp>
 #include <xtensor/xtensor.hpp>
 
+#include "exprgrad/format.hpp"
 #include "exprgrad/kernels/gemm_tiles.hpp"
 #include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/kernels/softmax_block_avx512.hpp"
 #include "exprgrad/kernels/softmax_rows.hpp"
 #include "exprgrad/ops/attention_options.hpp"
+#include "exprgrad/tensors/shape.hpp"
 
 namespace exprgrad::ops::detail::attention {
 
@@ -48,18 +50,12 @@ void grow(V& v, std::size_t n) {
     if (v.size() < n) v.resize(n);
 }
 
-inline std::string shape_text(const auto& shape) {
-    std::ostringstream s;
-    s << '[';
-    for (std::size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-    s << ']';
-    return s.str();
-}
-
-[[noreturn]] inline void shape_error(const char* op, const char* what, const char* name_a, const auto& shape_a,
-                                     const char* name_b, const auto& shape_b) {
-    throw std::invalid_argument(std::string("exprgrad::") + op + ": " + name_a + " has shape " + shape_text(shape_a) +
-                                " but " + name_b + " has shape " + shape_text(shape_b) + " (" + what + ")");
+// Two inputs whose shapes do not fit, as the library's one argument error (tensors::shape_error): returned,
+// to be thrown, e.g. "exprgrad::attention_forward: q has shape (1, 2, 3, 4) but k has shape (1, 2, 3, 5) (...)".
+inline std::invalid_argument shape_mismatch(const char* op, const char* what, const char* name_a, const auto& shape_a,
+                                            const char* name_b, const auto& shape_b) {
+    return tensors::shape_error(op, std::string(name_a) + " has shape " + format_shape(shape_a) + " but " + name_b +
+                                        " has shape " + format_shape(shape_b) + " (" + what + ")");
 }
 
 /// Heads per parallel task of the O(T·d) packing loops: about 64 Ki elements each, so that small problems run
@@ -141,36 +137,37 @@ template <class T>
 void check_inputs(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
                   const attention_options& o) {
     const auto &qs = q.shape(), &ks = k.shape(), &vs = v.shape();
-    if (qs[0] != ks[0] || qs[1] != ks[1]) shape_error(op, "batch and head dimensions must match", "q", qs, "k", ks);
+    if (qs[0] != ks[0] || qs[1] != ks[1])
+        throw shape_mismatch(op, "batch and head dimensions must match", "q", qs, "k", ks);
     if (ks[0] != vs[0] || ks[1] != vs[1] || ks[2] != vs[2])
-        shape_error(op, "batch, head and key-length dimensions must match", "k", ks, "v", vs);
-    if (qs[3] != ks[3]) shape_error(op, "the head dimension d must match", "q", qs, "k", ks);
+        throw shape_mismatch(op, "batch, head and key-length dimensions must match", "k", ks, "v", vs);
+    if (qs[3] != ks[3]) throw shape_mismatch(op, "the head dimension d must match", "q", qs, "k", ks);
     if (qs[3] == 0)
-        throw std::invalid_argument(std::string("exprgrad::") + op + ": q has shape " + shape_text(qs) +
-                                    ": the head dimension d must be at least 1");
+        throw tensors::shape_error(op, "q has shape " + format_shape(qs) + ": the head dimension d must be at least 1");
     if (!o.key_lengths.empty()) {
         if (o.key_lengths.size() != qs[0])
-            throw std::invalid_argument(std::string("exprgrad::") + op + ": key_lengths has " +
-                                        std::to_string(o.key_lengths.size()) + " entries but q has shape " +
-                                        shape_text(qs) + " (one length per batch entry)");
+            throw tensors::shape_error(op, "key_lengths has " + format_number(o.key_lengths.size()) +
+                                               " entries but q has shape " + format_shape(qs) +
+                                               " (one length per batch entry)");
         for (std::size_t b = 0; b < o.key_lengths.size(); ++b)
             if (o.key_lengths[b] > ks[2])
-                throw std::invalid_argument(std::string("exprgrad::") + op + ": key_lengths[" + std::to_string(b) +
-                                            "] = " + std::to_string(o.key_lengths[b]) + " exceeds T_k = " +
-                                            std::to_string(ks[2]) + " of k with shape " + shape_text(ks));
+                throw tensors::shape_error(
+                    op, "key_lengths[" + format_number(b) + "] = " + format_number(o.key_lengths[b]) +
+                            " exceeds T_k = " + format_number(ks[2]) + " of k with shape " + format_shape(ks));
     }
     if (o.scale.which == scale_policy::kind::fixed && !std::isfinite(o.scale.value))
-        throw std::invalid_argument(std::string("exprgrad::") + op + ": " + o.scale.to_string() +
-                                    " is not a finite multiplier");
+        throw tensors::shape_error(op, o.scale.to_string() + " is not a finite multiplier");
     if (o.normalize_qk) {
         // ε² is what the kernels add (in T): it must be a normal T, or a zero row computes 0·(1/0) = NaN.
         const T eps2 = static_cast<T>(o.qk_eps * o.qk_eps);
         if (!(o.qk_eps > 0.0 && eps2 >= std::numeric_limits<T>::min() && std::isfinite(eps2))) {
-            char buf[160];
-            std::snprintf(buf, sizeof buf, "qk_eps = %g must be > 0 with qk_eps² a normal %s (qk_eps in [%.2g, %.2g])",
-                          o.qk_eps, value_type_name<T>(), std::sqrt(double(std::numeric_limits<T>::min())) * 1.0001,
+            char range[64];  // the admissible range, its bounds moved inward and rounded to two digits
+            std::snprintf(range, sizeof range, "[%.2g, %.2g]",
+                          std::sqrt(double(std::numeric_limits<T>::min())) * 1.0001,
                           std::sqrt(double(std::numeric_limits<T>::max())) * 0.9999);
-            throw std::invalid_argument(std::string("exprgrad::") + op + ": " + buf);
+            throw tensors::shape_error(op, "qk_eps = " + format_number(o.qk_eps) +
+                                               " must be > 0 with qk_eps² a normal " + value_type_name<T>() +
+                                               " (qk_eps in " + range + ")");
         }
     }
 }
