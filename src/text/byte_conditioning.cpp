@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <exprgrad/format.hpp>
 #include <exprgrad/text/byte_conditioning.hpp>
 #include <limits>
 #include <stdexcept>
@@ -148,13 +149,10 @@ prefix_conditioning prefix_conditioner::condition(std::string_view prompt, const
     }
     const double calls = cost(prompt).first;
     if (calls > static_cast<double>(options_.max_model_calls)) {
-        char b[400];
-        std::snprintf(b, sizeof b,
-                      "prefix_conditioner: the prompt's last %zu bytes (backoff_pieces = %zu) have %.6g partial "
-                      "segmentations, each a model call: more than max_model_calls = %zu (raise it or lower "
-                      "backoff_pieces)",
-                      L, options_.backoff_pieces, calls, options_.max_model_calls);
-        throw std::length_error(b);
+        throw std::length_error("prefix_conditioner: the prompt's last " + std::to_string(L) + " bytes (backoff_pieces = " +
+                                std::to_string(options_.backoff_pieces) + ") have " + format_number(calls) +
+                                " partial segmentations, each a model call: more than max_model_calls = " +
+                                std::to_string(options_.max_model_calls) + " (raise it or lower backoff_pieces)");
     }
     // The forward pass: nodes[s] are the partial paths with text t[0, s) and positive probability, in the
     // order they were reached; a node's successors end later, so increasing s visits every node after all
@@ -210,12 +208,10 @@ std::array<double, next_byte_outcomes> prefix_conditioner::next_byte_distributio
     std::string_view prompt, const next_piece_log_probs& next) const {
     const auto [nodes, exact_end] = cost(prompt);
     if (nodes + exact_end > static_cast<double>(options_.max_model_calls)) {
-        char b[400];
-        std::snprintf(b, sizeof b,
-                      "prefix_conditioner: the prompt's tail (backoff_pieces = %zu) needs %.6g model calls for the "
-                      "next-byte distribution: more than max_model_calls = %zu (raise it or lower backoff_pieces)",
-                      options_.backoff_pieces, nodes + exact_end, options_.max_model_calls);
-        throw std::length_error(b);
+        throw std::length_error("prefix_conditioner: the prompt's tail (backoff_pieces = " +
+                                std::to_string(options_.backoff_pieces) + ") needs " + format_number(nodes + exact_end) +
+                                " model calls for the next-byte distribution: more than max_model_calls = " +
+                                std::to_string(options_.max_model_calls) + " (raise it or lower backoff_pieces)");
     }
     const prefix_conditioning c = condition(prompt, next);
     const vocabulary& v = model_->vocab();

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <exprgrad/format.hpp>
 #include <exprgrad/text/trainer.hpp>
 #include <exprgrad/text/utf8.hpp>
 #include <limits>
@@ -320,11 +321,7 @@ void count_words(std::string_view line, bool split_by_whitespace, word_counts& c
 
 unigram_model train_unigram(const word_counts& words, const train_options& options) {
     // Each refusal names the option and the value passed.
-    auto number = [](double x) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%g", x);
-        return std::string(buf);
-    };
+    auto number = [](double x) { return format_number(x); };
     if (options.vocab_size < 261) {
         throw std::invalid_argument("train_unigram: vocab_size must be at least 261, got " +
                                     std::to_string(options.vocab_size));

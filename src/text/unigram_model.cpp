@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <cmath>
+#include <exprgrad/format.hpp>
 #include <exprgrad/text/unigram_model.hpp>
 #include <exprgrad/text/utf8.hpp>
 #include <limits>
@@ -18,12 +19,6 @@ namespace exprgrad::text {
 
 namespace {
 
-// A double in a message, readably: %.6g (1e+250, not std::to_string's 251 digits and ".000000").
-std::string readable(double x) {
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%.6g", x);
-    return buffer;
-}
 
 constexpr double neg_inf = -std::numeric_limits<double>::infinity();
 constexpr std::uint32_t none = 0xFFFFFFFFu;
@@ -64,11 +59,11 @@ void check_alpha(double alpha, const char* what, bool allow_negative) {
                                     (std::isnan(alpha) ? "NaN" : "+inf") + "; it must be finite");
     }
     if (alpha > max_alpha) {
-        throw std::invalid_argument(std::string("unigram_model::") + what + ": alpha = " + readable(alpha) +
+        throw std::invalid_argument(std::string("unigram_model::") + what + ": alpha = " + format_number(alpha) +
                                     " > 1e200; alpha * score sums would overflow (use alpha < 0 for Viterbi)");
     }
     if (!allow_negative && alpha < 0) {
-        throw std::invalid_argument(std::string("unigram_model::") + what + ": alpha = " + readable(alpha) +
+        throw std::invalid_argument(std::string("unigram_model::") + what + ": alpha = " + format_number(alpha) +
                                     " < 0; the segmentation distribution needs alpha >= 0");
     }
 }
@@ -598,7 +593,7 @@ unigram_model::unigram_model(vocabulary vocab, model_options options) : vocab_(s
             break;
     }
     if (!(std::abs(unknown_score_) <= max_abs_score)) {
-        throw std::invalid_argument("unigram_model: the unknown piece's score " + readable(unknown_score_) +
+        throw std::invalid_argument("unigram_model: the unknown piece's score " + format_number(unknown_score_) +
                                     " is outside [-1e30, 1e30] (lowest normal score minus fallback_penalty)");
     }
 }

@@ -1,6 +1,7 @@
 // Vocabulary bookkeeping (see include/exprgrad/text/vocabulary.hpp).
 #include <cstdio>
 #include <cmath>
+#include <exprgrad/format.hpp>
 #include <exprgrad/text/vocabulary.hpp>
 #include <stdexcept>
 #include <string>
@@ -8,13 +9,6 @@
 namespace exprgrad::text {
 
 namespace {
-
-// A double in a message, readably: %.6g (1e+250, not std::to_string's 251 digits and ".000000").
-std::string readable(double x) {
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%.6g", x);
-    return buffer;
-}
 
 // A piece's text for an error message: printable ASCII as is, other bytes as \xHH, at most 40 bytes.
 std::string printable(std::string_view text) {
@@ -40,7 +34,7 @@ piece_id vocabulary::add(std::string text, double score, piece_kind kind) {
     const auto id = static_cast<piece_id>(pieces_.size());
     const std::string where = "vocabulary: piece " + std::to_string(id) + " " + printable(text) + ": ";
     if (!(std::abs(score) <= max_abs_score)) {
-        throw std::invalid_argument(where + "score " + readable(score) +
+        throw std::invalid_argument(where + "score " + format_number(score) +
                                     " is not a finite number in [-1e30, 1e30]");
     }
     if (text.empty()) throw std::invalid_argument(where + "empty text");
@@ -89,7 +83,7 @@ std::optional<piece_id> vocabulary::find_control(std::string_view name) const {
 void vocabulary::set_score(piece_id id, double score) {
     at(id);
     if (!(std::abs(score) <= max_abs_score)) {
-        throw std::invalid_argument("vocabulary: set_score: score " + readable(score) + " of piece " +
+        throw std::invalid_argument("vocabulary: set_score: score " + format_number(score) + " of piece " +
                                     std::to_string(id) + " is not a finite number in [-1e30, 1e30]");
     }
     pieces_[static_cast<std::size_t>(id)].score = score;
