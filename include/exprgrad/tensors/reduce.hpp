@@ -13,7 +13,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "exprgrad/kernels/contiguous.hpp"
-#include "exprgrad/sym/batch_exp.hpp"
+#include "exprgrad/kernels/softmax_rows.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
@@ -93,13 +93,13 @@ struct Reduce {
                 ex.inv_sum.resize(s.outer);
                 for (std::size_t o = 0; o < s.outer; ++o) {
                     const T* p = x + o * s.len;
-                    const T m = kernels::max_contiguous(p, s.len);
+                    const T m = kernels::rows::max(p, s.len);
                     if (m != m || m == -std::numeric_limits<T>::infinity() || m == std::numeric_limits<T>::infinity()) {
                         out[o] = m;
                         ex.inv_sum[o] = std::numeric_limits<T>::quiet_NaN();  // backward recomputes this line
                         continue;
                     }
-                    const T sum = kernels::exp_shifted(p, ex.e.data() + o * s.len, s.len, m);
+                    const T sum = kernels::rows::exp_shifted(p, m, ex.e.data() + o * s.len, s.len);
                     out[o] = m + std::log(sum);
                     ex.inv_sum[o] = T(1) / sum;
                 }
@@ -139,7 +139,8 @@ struct Reduce {
                     if (ex.inv_sum[o] != ex.inv_sum[o]) {
                         line_vjp(a.data + o * s.len, da + o * s.len, s.len, 1, gv, y[o], add);
                     } else {
-                        kernels::scale_into(ex.e.data() + o * s.len, da + o * s.len, s.len, gv * ex.inv_sum[o], add);
+                        kernels::rows::scale_into(ex.e.data() + o * s.len, gv * ex.inv_sum[o], da + o * s.len, s.len,
+                                                  add);
                     }
                 }
                 return;
@@ -190,30 +191,18 @@ struct Reduce {
             if (stride != 1)
                 for (std::size_t i = 0; i < len; ++i) sum += p[i * stride];
             return R == reduction::mean ? sum / static_cast<T>(len) : sum;
-        } else if (stride == 1) {
-            const T m = kernels::max_contiguous(p, len);
-            if constexpr (R == reduction::max) {
-                return len == 0 ? std::numeric_limits<T>::quiet_NaN() : m;
-            } else {
-                if (m != m || m == -std::numeric_limits<T>::infinity() || m == std::numeric_limits<T>::infinity())
-                    return m;
-                return m + std::log(kernels::sum_exp_contiguous(p, len, m));
-            }
         } else {
-            T m = -std::numeric_limits<T>::infinity();
-            for (std::size_t i = 0; i < len; ++i) {
-                const T v = p[i * stride];
-                if (v != v) return v;  // NaN propagates
-                m = v > m ? v : m;
+            // max and logsumexp: the row kernels, on a contiguous copy of a strided line
+            const T* row = p;
+            if (stride != 1) {
+                T* copy = scratch<T>(len).data();
+                kernels::gather(p, stride, len, copy);
+                row = copy;
             }
             if constexpr (R == reduction::max) {
-                return len == 0 ? std::numeric_limits<T>::quiet_NaN() : m;
+                return len == 0 ? std::numeric_limits<T>::quiet_NaN() : kernels::rows::max(row, len);
             } else {
-                if (m == -std::numeric_limits<T>::infinity()) return m;
-                if (m == std::numeric_limits<T>::infinity()) return m;
-                T sum = 0;
-                for (std::size_t i = 0; i < len; ++i) sum += std::exp(p[i * stride] - m);
-                return m + std::log(sum);
+                return kernels::rows::logsumexp(row, len);
             }
         }
     }
@@ -271,9 +260,12 @@ struct Reduce {
             for (std::size_t i = 0; i < len; ++i) put(i, x[i * stride] == y ? share : T(0));
         } else if (stride == 1) {
             // d logsumexp / dx_i = exp(x_i - lse): the softmax of the line
-            kernels::put_scaled_exp(x, d, len, y, g, add);
+            kernels::rows::scaled_exp_into(x, y, g, d, len, add);
         } else {
-            for (std::size_t i = 0; i < len; ++i) put(i, g * std::exp(x[i * stride] - y));
+            T* row = scratch<T>(len).data();
+            kernels::gather(x, stride, len, row);
+            kernels::rows::scaled_exp_into(row, y, g, row, len);
+            kernels::scatter(row, len, d, stride, add);
         }
     }
 };
