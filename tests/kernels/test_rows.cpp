@@ -267,8 +267,10 @@ TEST_CASE("elementwise_row: arrays and broadcast values in, store / add / sum ou
         const std::array<double*, 3> out{stored.data(), added.data(), &summed};
         const std::array<kernels::put_mode, 3> how{kernels::put_mode::store, kernels::put_mode::add,
                                                    kernels::put_mode::sum};
-        kernels::elementwise_row(n, in, step, out, how, [](const auto& v) {
-            return std::array{v[0] * v[1], v[0] + v[1], v[0] * v[0]};
+        kernels::elementwise_row(n, in, step, out, how, [](const auto& v, auto&& emit) {
+            emit(0, v[0] * v[1]);
+            emit(1, v[0] + v[1]);
+            emit(2, v[0] * v[0]);
         });
         ld want = 2;
         for (std::size_t i = 0; i < n; ++i) {

@@ -88,12 +88,10 @@ template <class V, class T>
     }
 }
 
-template <class T, std::size_t NI, std::size_t NO, class Steps, class Modes, class Eval, std::size_t... Ks,
-          std::size_t... Ms>
+template <class T, std::size_t NI, std::size_t NO, class Steps, class Modes, class Eval, std::size_t... Ks>
 [[gnu::always_inline]] inline void elementwise_row(std::size_t n, const std::array<const T*, NI>& in,
                                                    const Steps& step, const std::array<T*, NO>& out,
-                                                   const Modes& how, Eval& eval, std::index_sequence<Ks...>,
-                                                   std::index_sequence<Ms...>) {
+                                                   const Modes& how, Eval& eval, std::index_sequence<Ks...>) {
     using B = xsimd::batch<T>;
     constexpr std::size_t W = B::size;
     std::array<B, NO> lane_sum;
@@ -101,34 +99,36 @@ template <class T, std::size_t NI, std::size_t NO, class Steps, class Modes, cla
     std::array<T, NO> tail_sum{};
     const std::size_t full = n - n % W;
     for (std::size_t i = 0; i < full; i += W) {
-        const std::array<B, NO> v = eval(std::array<B, NI>{read_operand<B>(in[Ks], step[Ks], i)...});
-        (write_operand(out[Ms], how[Ms], i, v[Ms], lane_sum[Ms]), ...);
+        eval(std::array<B, NI>{read_operand<B>(in[Ks], step[Ks], i)...},
+             [&](std::size_t m, const B& v) { write_operand(out[m], how[m], i, v, lane_sum[m]); });
     }
     for (std::size_t i = full; i < n; ++i) {
-        const std::array<T, NO> v = eval(std::array<T, NI>{read_operand<T>(in[Ks], step[Ks], i)...});
-        (write_operand(out[Ms], how[Ms], i, v[Ms], tail_sum[Ms]), ...);
+        eval(std::array<T, NI>{read_operand<T>(in[Ks], step[Ks], i)...},
+             [&](std::size_t m, const T& v) { write_operand(out[m], how[m], i, v, tail_sum[m]); });
     }
-    ((how[Ms] == put_mode::sum ? void(*out[Ms] += xsimd::hadd(lane_sum[Ms]) + tail_sum[Ms]) : void()), ...);
+    for (std::size_t m = 0; m < NO; ++m)
+        if (how[m] == put_mode::sum) *out[m] += xsimd::hadd(lane_sum[m]) + tail_sum[m];
 }
 
 }  // namespace detail
 
 /// The one elementwise loop over a row of n elements: `eval` on full xsimd batches at i = 0, W, 2W, … and then on
 /// single values for the n % W tail elements, in that order. Input k is read at in[k][i] when step[k] is true
-/// (an array), else in[k][0] for every i (one value broadcast along the row). eval(const std::array<V, NI>&)
-/// returns std::array<V, NO>, for V = xsimd::batch<T> and for V = T. Output m is written as how[m] says
-/// (put_mode); a sum output gets out[m][0] += (Σ of the lanes in order) + (the tail in order). `step` and
-/// `how` are anything indexable by k and m: a static constexpr array lets the compiler drop the per-operand
-/// choice from the loop (simd::map_into knows it from the argument types), a run-time array costs one
-/// predictable branch per operand and batch (the tensor maps' broadcast loop). Outputs must not overlap
-/// inputs except at the same index. Example: with in = {x, &c}, step = {true, false}, out = {y}, how = {store}
-/// and eval = [](const auto& a) { return std::array{a[0] * a[1]}; }, y[i] = x[i]·c.
+/// (an array), else in[k][0] for every i (one value broadcast along the row). eval(const std::array<V, NI>& args,
+/// emit) is called for V = xsimd::batch<T> and for V = T and hands output m's value to emit(m, value) (passing
+/// values through a callback, not a returned array, keeps them in registers: a returned std::array<batch, NO>
+/// was spilled to the stack and made simd::map_into's normal log-density 10-20% slower). Output m is written as
+/// how[m] says (put_mode); a sum output gets out[m][0] += (Σ of the lanes in order) + (the tail in order).
+/// `step` and `how` are anything indexable by k and m: a static constexpr array lets the compiler drop the
+/// per-operand choice from the loop (simd::map_into knows it from the argument types), a run-time array costs one
+/// predictable branch per operand and batch (the tensor maps' broadcast loop). Outputs must not overlap inputs
+/// except at the same index. Example: in = {x, &c}, step = {true, false}, out = {y}, how = {store} and
+/// eval = [](const auto& a, auto&& emit) { emit(0, a[0] * a[1]); } give y[i] = x[i]·c.
 template <class T, std::size_t NI, std::size_t NO, class Steps, class Modes, class Eval>
 [[gnu::always_inline]] inline void elementwise_row(std::size_t n, const std::array<const T*, NI>& in,
                                                    const Steps& step, const std::array<T*, NO>& out,
                                                    const Modes& how, Eval&& eval) {
-    detail::elementwise_row(n, in, step, out, how, eval, std::make_index_sequence<NI>{},
-                            std::make_index_sequence<NO>{});
+    detail::elementwise_row(n, in, step, out, how, eval, std::make_index_sequence<NI>{});
 }
 
 /// out[i] = x[i·stride] for i < n: a strided line copied into a contiguous row for the row kernels

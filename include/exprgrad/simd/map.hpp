@@ -162,14 +162,15 @@ void run_map(std::tuple<Es...>, std::array<T*, K> out, std::size_t n, const std:
     static constexpr std::array<bool, sizeof...(Is)> step{Ops::is_array...};
     static constexpr std::array<kernels::put_mode, K> how{};  // value-initialized: every output put_mode::store
     const std::array<const T*, sizeof...(Is)> in{std::get<Is>(ops).pointer()...};
-    kernels::elementwise_row(n, in, step, out, how, [&](const auto& args) {
+    kernels::elementwise_row(n, in, step, out, how, [&](const auto& args, auto&& emit) {
         using V = typename std::remove_cvref_t<decltype(args)>::value_type;
+        std::size_t m = 0;
         if constexpr (std::is_same_v<V, B>) {
             const auto vals = PB::run(args, cb);
-            return std::array<V, K>{PB::template get<std::remove_cvref_t<Es>>(vals, cb)...};
+            (emit(m++, PB::template get<std::remove_cvref_t<Es>>(vals, cb)), ...);
         } else {
             const auto vals = PS::run(args, cs);
-            return std::array<V, K>{PS::template get<std::remove_cvref_t<Es>>(vals, cs)...};
+            (emit(m++, PS::template get<std::remove_cvref_t<Es>>(vals, cs)), ...);
         }
     });
 }

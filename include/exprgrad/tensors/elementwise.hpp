@@ -123,14 +123,15 @@ void broadcast_loop(std::tuple<Outs...>, const dims& out, const std::array<const
     // constant subtrees (log(2*pi), ...) depend on nothing at run time: evaluated once per program type
     static const auto cb = PB::constants();
     static const auto cs = PS::constants();
-    auto eval = [&](const auto& args) {
+    auto eval = [&](const auto& args, auto&& emit) {
         using V = typename std::remove_cvref_t<decltype(args)>::value_type;
+        std::size_t m = 0;
         if constexpr (std::is_same_v<V, B>) {
             const auto vals = PB::run(args, cb);
-            return std::array<V, NO>{PB::template get<Outs>(vals, cb)...};
+            (emit(m++, PB::template get<Outs>(vals, cb)), ...);
         } else {
             const auto vals = PS::run(args, cs);
-            return std::array<V, NO>{PS::template get<Outs>(vals, cs)...};
+            (emit(m++, PS::template get<Outs>(vals, cs)), ...);
         }
     };
     std::array<bool, NI> step{};
