@@ -242,17 +242,27 @@ TEST_CASE("softmax with a scale, and exp_shifted in place") {
     CHECK(e[2] == 0.0f);
 }
 
-TEST_CASE("gather and scatter move a strided line through a contiguous row") {
-    std::vector<double> m(12);
+TEST_CASE("gather_lines and scatter_lines move blocks of strided lines through contiguous rows") {
+    std::vector<double> m(12);  // 4 rows × 3 columns
     for (std::size_t i = 0; i < m.size(); ++i) m[i] = static_cast<double>(i);
-    std::vector<double> line(4);
-    kernels::gather(m.data() + 1, 3, 4, line.data());  // column 1 of a 4 × 3 matrix
-    CHECK(line == std::vector<double>{1, 4, 7, 10});
-    kernels::scatter(line.data(), 4, m.data() + 2, 3, true);
-    CHECK(m[2] == 3.0);
-    CHECK(m[11] == 21.0);
-    kernels::scatter(line.data(), 4, m.data(), 3);
-    CHECK(m[9] == 10.0);
+    std::vector<double> rows_(8);
+    kernels::gather_lines(m.data() + 1, 3, 4, 2, rows_.data());  // columns 1 and 2
+    CHECK(rows_ == std::vector<double>{1, 4, 7, 10, 2, 5, 8, 11});
+    kernels::scatter_lines(rows_.data(), 4, 2, m.data(), 3, true);  // added into columns 0 and 1
+    CHECK(m == std::vector<double>{1, 3, 2, 7, 9, 5, 13, 15, 8, 19, 21, 11});
+    kernels::scatter_lines(rows_.data(), 4, 1, m.data() + 2, 3);  // column 2 overwritten by the first row
+    CHECK(m[2] == 1.0);
+    CHECK(m[11] == 10.0);
+    // a strided softmax through the copies rounds exactly as the contiguous one
+    const auto x = random_row<float>(3 * 37, 11);  // 37 rows × 3 columns
+    std::vector<float> cols(3 * 37), p(37), q(37);
+    kernels::gather_lines(x.data(), 3, 37, 3, cols.data());
+    for (std::size_t c = 0; c < 3; ++c) {
+        for (std::size_t i = 0; i < 37; ++i) q[i] = x[i * 3 + c];
+        rows::softmax(q.data(), p.data(), 37);
+        rows::softmax(cols.data() + c * 37, cols.data() + c * 37, 37);
+        CHECK(std::equal(p.begin(), p.end(), cols.begin() + static_cast<std::ptrdiff_t>(c * 37)));
+    }
 }
 
 TEST_CASE("elementwise_row: arrays and broadcast values in, store / add / sum out, every tail length") {

@@ -1,6 +1,6 @@
 // SIMD loops over contiguous arrays that the layers above share: the one elementwise loop (elementwise_row,
 // which simd::map_into and the tensor maps' broadcast loop both run), fill, add a value, add a row, sum, and
-// the copies between a strided line and a contiguous row (gather, scatter). They exist because GCC 12 at -O2
+// the copies between strided lines and contiguous rows (gather_lines, scatter_lines). They exist because GCC 12 at -O2
 // (our default, and many users') vectorizes only loops whose trip count it knows: the plain loops ran one
 // element per cycle or, for sums, one per add latency.
 #pragma once
@@ -131,20 +131,31 @@ template <class T, std::size_t NI, std::size_t NO, class Steps, class Modes, cla
     detail::elementwise_row(n, in, step, out, how, eval, std::make_index_sequence<NI>{});
 }
 
-/// out[i] = x[i·stride] for i < n: a strided line copied into a contiguous row for the row kernels
-/// (kernels/softmax_rows.hpp). out must not overlap the line.
+/// Strided lines copied in blocks of this many adjacent lines: a line at a time touched a cache line (and, for
+/// long strides, a page) per element and ran slower than the scalar loops it replaced; 16 adjacent lines share
+/// each cache line they read.
+inline constexpr std::size_t line_block = 16;
+
+/// out[c·n + i] = x[i·stride + c] for i < n, c < lines: `lines` adjacent strided lines (columns c of an n-row
+/// matrix with row stride `stride`) copied into `lines` contiguous rows of n, for the row kernels
+/// (kernels/softmax_rows.hpp). out must not overlap x. Example: x = {1, 2, 3, 4, 5, 6} (3 rows of 2),
+/// gather_lines(x, 2, 3, 2, out) gives out = {1, 3, 5, 2, 4, 6}.
 template <class T>
-void gather(const T* x, std::size_t stride, std::size_t n, T* out) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = x[i * stride];
+void gather_lines(const T* x, std::size_t stride, std::size_t n, std::size_t lines, T* out) {
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t c = 0; c < lines; ++c) out[c * n + i] = x[i * stride + c];
 }
 
-/// x[i·stride] = in[i] for i < n, or x[i·stride] += in[i] when add: gather's way back.
+/// x[i·stride + c] = in[c·n + i] for i < n, c < lines, or += when add: gather_lines' way back.
 template <class T>
-void scatter(const T* in, std::size_t n, T* x, std::size_t stride, bool add = false) {
-    if (add) {
-        for (std::size_t i = 0; i < n; ++i) x[i * stride] += in[i];
-    } else {
-        for (std::size_t i = 0; i < n; ++i) x[i * stride] = in[i];
+void scatter_lines(const T* in, std::size_t n, std::size_t lines, T* x, std::size_t stride, bool add = false) {
+    for (std::size_t i = 0; i < n; ++i) {
+        T* r = x + i * stride;
+        if (add) {
+            for (std::size_t c = 0; c < lines; ++c) r[c] += in[c * n + i];
+        } else {
+            for (std::size_t c = 0; c < lines; ++c) r[c] = in[c * n + i];
+        }
     }
 }
 

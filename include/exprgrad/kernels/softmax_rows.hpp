@@ -4,9 +4,10 @@
 // attention kernels (ops/detail/attention_*.hpp) and the scale analysis (ops/attention_scale.hpp), so the
 // analysis measures the very code the ops run.
 //
-// Rows are contiguous. A strided line (a softmax over an axis that is not the last) is copied into a
-// contiguous scratch row with kernels::gather, run through these kernels, and put back with kernels::scatter
-// (kernels/contiguous.hpp): it then rounds exactly as the same values in a contiguous row.
+// Rows are contiguous. Strided lines (a softmax over an axis that is not the last) are copied, a block of
+// adjacent lines at a time, into contiguous scratch rows with kernels::gather_lines, run through these kernels,
+// and put back with kernels::scatter_lines (kernels/contiguous.hpp): they then round exactly as the same values
+// in contiguous rows.
 //
 // Every function has a fixed order of operations for a given n (lanes in order, then the lanes combined in
 // order, then a tail that is padded into one more batch), so equal inputs give bit-equal results whatever

@@ -106,6 +106,20 @@ struct Reduce {
                 return;
             }
         }
+        if constexpr (R == reduction::max || R == reduction::logsumexp) {
+            if (s.inner != 1) {  // strided lines: blocks of adjacent lines copied into contiguous rows
+                T* rows = scratch<T>(kernels::line_block * s.len).data();
+                for (std::size_t o = 0; o < s.outer; ++o) {
+                    for (std::size_t j0 = 0; j0 < s.inner; j0 += kernels::line_block) {
+                        const std::size_t nb = std::min(kernels::line_block, s.inner - j0);
+                        kernels::gather_lines(x + o * s.len * s.inner + j0, s.inner, s.len, nb, rows);
+                        for (std::size_t c = 0; c < nb; ++c)
+                            out[o * s.inner + j0 + c] = reduce_line(rows + c * s.len, s.len, std::size_t(1));
+                    }
+                }
+                return;
+            }
+        }
         for (std::size_t o = 0; o < s.outer; ++o) {
             for (std::size_t j = 0; j < s.inner; ++j) {
                 const T* base = x + o * s.len * s.inner + j;
@@ -145,6 +159,21 @@ struct Reduce {
                 }
                 return;
             }
+            // strided lines: blocks of adjacent lines copied into contiguous rows, d = g·e^(x − lse) over them
+            T* rows = scratch<T>(kernels::line_block * s.len).data();
+            for (std::size_t o = 0; o < s.outer; ++o) {
+                for (std::size_t j0 = 0; j0 < s.inner; j0 += kernels::line_block) {
+                    const std::size_t nb = std::min(kernels::line_block, s.inner - j0), base = o * s.len * s.inner + j0;
+                    kernels::gather_lines(a.data + base, s.inner, s.len, nb, rows);
+                    for (std::size_t c = 0; c < nb; ++c) {
+                        const std::size_t r = o * s.inner + j0 + c;
+                        kernels::rows::scaled_exp_into(rows + c * s.len, y[r], gd ? gd[r] : g.value, rows + c * s.len,
+                                                       s.len);
+                    }
+                    kernels::scatter_lines(rows, s.len, nb, da + base, s.inner, add);
+                }
+            }
+            return;
         }
         for (std::size_t o = 0; o < s.outer; ++o) {
             for (std::size_t j = 0; j < s.inner; ++j) {
@@ -192,17 +221,11 @@ struct Reduce {
                 for (std::size_t i = 0; i < len; ++i) sum += p[i * stride];
             return R == reduction::mean ? sum / static_cast<T>(len) : sum;
         } else {
-            // max and logsumexp: the row kernels, on a contiguous copy of a strided line
-            const T* row = p;
-            if (stride != 1) {
-                T* copy = scratch<T>(len).data();
-                kernels::gather(p, stride, len, copy);
-                row = copy;
-            }
+            // max and logsumexp: the row kernels (forward hands strided lines over as contiguous copies)
             if constexpr (R == reduction::max) {
-                return len == 0 ? std::numeric_limits<T>::quiet_NaN() : kernels::rows::max(row, len);
+                return len == 0 ? std::numeric_limits<T>::quiet_NaN() : kernels::rows::max(p, len);
             } else {
-                return kernels::rows::logsumexp(row, len);
+                return kernels::rows::logsumexp(p, len);
             }
         }
     }
@@ -258,14 +281,10 @@ struct Reduce {
             for (std::size_t i = 0; i < len; ++i) ties += x[i * stride] == y ? 1 : 0;
             const T share = ties ? g / static_cast<T>(ties) : T(0);
             for (std::size_t i = 0; i < len; ++i) put(i, x[i * stride] == y ? share : T(0));
-        } else if (stride == 1) {
-            // d logsumexp / dx_i = exp(x_i - lse): the softmax of the line
-            kernels::rows::scaled_exp_into(x, y, g, d, len, add);
         } else {
-            T* row = scratch<T>(len).data();
-            kernels::gather(x, stride, len, row);
-            kernels::rows::scaled_exp_into(row, y, g, row, len);
-            kernels::scatter(row, len, d, stride, add);
+            // d logsumexp / dx_i = exp(x_i - lse): the softmax of the line (contiguous: backward hands strided
+            // lines over as contiguous copies)
+            kernels::rows::scaled_exp_into(x, y, g, d, len, add);
         }
     }
 };

@@ -1,8 +1,8 @@
 // softmax and log_softmax over one axis, computed stably by the row kernels of kernels/softmax_rows.hpp (the
 // row maximum is subtracted first, so scores of ±1e4 are exact). VJPs: softmax dx = y ⊙ (g − Σ g⊙y);
 // log_softmax dx = g − softmax · Σ g. A row containing NaN gives NaN; a row of -inf only gives NaN (0/0), as
-// IEEE does. Over an axis that is not the last, each line is copied into a contiguous scratch row
-// (kernels::gather) and runs through the same kernels, so it rounds as the same values in a last axis would.
+// IEEE does. Over an axis that is not the last, blocks of adjacent lines are copied into contiguous scratch rows
+// (kernels::gather_lines) and run through the same kernels, so they round as the same values in a last axis would.
 #pragma once
 
 #include <algorithm>
@@ -28,23 +28,24 @@ struct Softmax {
         const cview<T>& a = ctx.template in<A>();
         const auto s = detail::split_axis(name, a.shape, Axis);
         T* y = ctx.template out<Softmax>(a.shape);
-        T* line = s.inner == 1 ? nullptr : scratch<T>(s.len).data();
+        // strided lines: blocks of adjacent lines copied into contiguous rows, the result written over them
+        const std::size_t block = s.inner == 1 ? 1 : kernels::line_block;
+        T* rows = s.inner == 1 ? nullptr : scratch<T>(block * s.len).data();
         for (std::size_t o = 0; o < s.outer; ++o) {
-            for (std::size_t j = 0; j < s.inner; ++j) {
-                const std::size_t base = o * s.len * s.inner + j;
-                const T* x = a.data + base;
-                T* out = y + base;
-                if (line) {
-                    kernels::gather(x, s.inner, s.len, line);
-                    x = out = line;
+            for (std::size_t j0 = 0; j0 < s.inner; j0 += block) {
+                const std::size_t nb = std::min(block, s.inner - j0), base = o * s.len * s.inner + j0;
+                if (rows) kernels::gather_lines(a.data + base, s.inner, s.len, nb, rows);
+                for (std::size_t c = 0; c < nb; ++c) {
+                    const T* x = rows ? rows + c * s.len : a.data + base;
+                    T* out = rows ? rows + c * s.len : y + base;
+                    if constexpr (Log) {
+                        kernels::rows::log_softmax(x, out, s.len);
+                    } else if (kernels::rows::softmax(x, out, s.len) == -std::numeric_limits<T>::infinity()) {
+                        // the kernel's convention for a fully masked row is p = 0; this node's is IEEE's 0/0
+                        std::fill(out, out + s.len, std::numeric_limits<T>::quiet_NaN());
+                    }
                 }
-                if constexpr (Log) {
-                    kernels::rows::log_softmax(x, out, s.len);
-                } else if (kernels::rows::softmax(x, out, s.len) == -std::numeric_limits<T>::infinity()) {
-                    // the kernel's convention for a fully masked row is p = 0; this node's is IEEE's 0/0
-                    std::fill(out, out + s.len, std::numeric_limits<T>::quiet_NaN());
-                }
-                if (line) kernels::scatter(line, s.len, y + base, s.inner);
+                if (rows) kernels::scatter_lines(rows, s.len, nb, y + base, s.inner);
             }
         }
     }
@@ -58,28 +59,28 @@ struct Softmax {
         const T* g = ctx.template adj_data<Softmax>();
         bool add = false;
         T* dx = ctx.template grad<A>(add);
-        // strided lines: y and g copied into two contiguous rows, the result written over the first
-        T* lines = s.inner == 1 ? nullptr : scratch<T>(2 * s.len).data();
+        // strided lines: blocks of y and g copied into contiguous rows, the result written over y's
+        const std::size_t block = s.inner == 1 ? 1 : kernels::line_block;
+        T* rows = s.inner == 1 ? nullptr : scratch<T>(2 * block * s.len).data();
         for (std::size_t o = 0; o < s.outer; ++o) {
-            for (std::size_t j = 0; j < s.inner; ++j) {
-                const std::size_t base = o * s.len * s.inner + j;
-                const T* yl = y + base;
-                const T* gl = g + base;
-                T* d = dx + base;
-                bool acc = add;
-                if (lines) {
-                    kernels::gather(yl, s.inner, s.len, lines);
-                    kernels::gather(gl, s.inner, s.len, lines + s.len);
-                    yl = d = lines;
-                    gl = lines + s.len;
-                    acc = false;
+            for (std::size_t j0 = 0; j0 < s.inner; j0 += block) {
+                const std::size_t nb = std::min(block, s.inner - j0), base = o * s.len * s.inner + j0;
+                if (rows) {
+                    kernels::gather_lines(y + base, s.inner, s.len, nb, rows);
+                    kernels::gather_lines(g + base, s.inner, s.len, nb, rows + nb * s.len);
                 }
-                if constexpr (Log) {
-                    kernels::rows::log_softmax_vjp(yl, gl, kernels::sum_contiguous(gl, s.len), d, s.len, acc);
-                } else {
-                    kernels::rows::softmax_vjp(yl, gl, kernels::rows::dot(gl, yl, s.len), d, s.len, acc);
+                for (std::size_t c = 0; c < nb; ++c) {
+                    const T* yl = rows ? rows + c * s.len : y + base;
+                    const T* gl = rows ? rows + (nb + c) * s.len : g + base;
+                    T* d = rows ? rows + c * s.len : dx + base;
+                    const bool acc = rows ? false : add;
+                    if constexpr (Log) {
+                        kernels::rows::log_softmax_vjp(yl, gl, kernels::sum_contiguous(gl, s.len), d, s.len, acc);
+                    } else {
+                        kernels::rows::softmax_vjp(yl, gl, kernels::rows::dot(gl, yl, s.len), d, s.len, acc);
+                    }
                 }
-                if (lines) kernels::scatter(lines, s.len, dx + base, s.inner, add);
+                if (rows) kernels::scatter_lines(rows, s.len, nb, dx + base, s.inner, add);
             }
         }
     }
