@@ -25,7 +25,8 @@ namespace {
 
 using ld = long double;
 
-constexpr std::size_t lengths[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 511, 512, 513, 1000, 1025, 4097};
+constexpr std::size_t lengths[] = {1,  2,  3,  4,  5,  7,   8,   9,   15,  16,   17,   31,
+                                   32, 33, 63, 64, 65, 100, 511, 512, 513, 1000, 1025, 4097};
 
 template <class T>
 constexpr T ninf = -std::numeric_limits<T>::infinity();

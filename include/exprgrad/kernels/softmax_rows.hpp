@@ -18,6 +18,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -37,12 +38,9 @@ namespace detail {
 /// Float entries summed in float lanes before the running sum moves to double.
 inline constexpr std::size_t sum_block = 512;
 
+/// The lane sums of e^(x[i] − shift) over i < n, storing the terms at p when Store (256-bit path).
 template <bool Store, class T>
-inline T exp_block(const T* x, T shift, T* p, std::size_t n) {
-#if EXPRGRAD_HAS_AVX512_KERNELS
-    if constexpr (std::is_same_v<T, float>)
-        if (::exprgrad::kernels::avx512_enabled()) return exp_shifted16<Store>(x, shift, p, n);
-#endif
+inline batch<T> exp_lanes(const T* x, T shift, T* p, std::size_t n) {
     const batch<T> sh(shift);
     batch<T> s(T(0));
     std::size_t i = 0;
@@ -57,22 +55,41 @@ inline T exp_block(const T* x, T shift, T* p, std::size_t n) {
         if constexpr (Store) store_tail(e, p, i, n);
         s += e;
     }
-    return hsum(s);
+    return s;
 }
 
-/// Σ_i e^(x[i] − shift), storing the terms at p when Store; float in blocks of sum_block (see the top).
+/// Σ_i e^(x[i] − shift), storing the terms at p when Store. Float rows longer than sum_block: each block's lane
+/// sums are added into per-lane double sums (no horizontal sum per block, which sat on the critical path), and
+/// the lanes are added in order at the end; on the 512-bit path the block sums are added in double.
 template <bool Store, class T>
 inline T exp_pass(const T* x, T shift, T* p, std::size_t n) {
+#if EXPRGRAD_HAS_AVX512_KERNELS
     if constexpr (std::is_same_v<T, float>) {
-        if (n > sum_block) {
+        if (::exprgrad::kernels::avx512_enabled()) {
+            if (n <= sum_block) return exp_shifted16<Store>(x, shift, p, n);
             double s = 0;
             for (std::size_t i = 0; i < n; i += sum_block)
                 s += static_cast<double>(
-                    exp_block<Store>(x + i, shift, Store ? p + i : nullptr, std::min(sum_block, n - i)));
+                    exp_shifted16<Store>(x + i, shift, Store ? p + i : nullptr, std::min(sum_block, n - i)));
             return static_cast<T>(s);
         }
     }
-    return exp_block<Store>(x, shift, p, n);
+#endif
+    if constexpr (std::is_same_v<T, float>) {
+        if (n > sum_block) {
+            std::array<double, lanes<T>> acc{};
+            alignas(64) std::array<T, lanes<T>> a;
+            for (std::size_t i = 0; i < n; i += sum_block) {
+                const std::size_t len = std::min(sum_block, n - i);
+                exp_lanes<Store>(x + i, shift, Store ? p + i : nullptr, len).store_aligned(a.data());
+                for (std::size_t l = 0; l < a.size(); ++l) acc[l] += static_cast<double>(a[l]);
+            }
+            double s = acc[0];
+            for (std::size_t l = 1; l < acc.size(); ++l) s += acc[l];
+            return static_cast<T>(s);
+        }
+    }
+    return hsum(exp_lanes<Store>(x, shift, p, n));
 }
 
 }  // namespace detail

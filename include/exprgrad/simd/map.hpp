@@ -74,19 +74,6 @@ struct operand {
             scalar = static_cast<T>(x);
         }
     }
-    template <class B>
-    B batch(std::size_t i) const {
-        if constexpr (is_array)
-            return xsimd::load_unaligned(data + i);
-        else
-            return B(scalar);
-    }
-    T at(std::size_t i) const {
-        if constexpr (is_array)
-            return data[i];
-        else
-            return scalar;
-    }
     /// Where kernels::elementwise_row reads it: the array, or the one broadcast value.
     const T* pointer() const { return is_array ? data : &scalar; }
 };
