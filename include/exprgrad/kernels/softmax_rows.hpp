@@ -92,6 +92,33 @@ inline T exp_pass(const T* x, T shift, T* p, std::size_t n) {
     return hsum(exp_lanes<Store>(x, shift, p, n));
 }
 
+template <bool Add, class T, class Term>
+[[gnu::always_inline]] inline void put_row_as(T* out, std::size_t n, Term& term) {
+    std::size_t i = 0;
+    auto full = [](const T* a, std::size_t j) { return batch<T>::load_unaligned(a + j); };
+    for (; i + lanes<T> <= n; i += lanes<T>) {
+        batch<T> v = term(i, full);
+        if constexpr (Add) v += batch<T>::load_unaligned(out + i);
+        v.store_unaligned(out + i);
+    }
+    if (i < n) {
+        auto tail = [n](const T* a, std::size_t j) { return load_tail(a, j, n, T(0)); };
+        batch<T> v = term(i, tail);
+        if constexpr (Add) v += load_tail(out, i, n, T(0));
+        store_tail(v, out, i, n);
+    }
+}
+
+/// out[i] = term(i, load) for i < n, or out[i] += that when add, batch by batch: term reads its operands with
+/// load(pointer, i), which pads lanes past n with 0 in the tail. The add choice is made once, outside the loop.
+template <class T, class Term>
+[[gnu::always_inline]] inline void put_row(T* out, std::size_t n, bool add, Term&& term) {
+    if (add)
+        put_row_as<true>(out, n, term);
+    else
+        put_row_as<false>(out, n, term);
+}
+
 }  // namespace detail
 
 /// max_i x[i] over n entries: −inf for n = 0, NaN when some x[i] is NaN (whatever the other entries), −inf
@@ -176,18 +203,10 @@ inline void scale_into(const T* x, T c, T* y, std::size_t n, bool add = false) {
 template <class T>
 inline void scaled_exp_into(const T* x, T shift, T c, T* y, std::size_t n, bool add = false) {
     const batch<T> sb(shift), cb(c);
-    auto term = [&](const batch<T>& v) { return cb * ::exprgrad::sym::num::exp_batch(v - sb); };
-    std::size_t i = 0;
-    for (; i + lanes<T> <= n; i += lanes<T>) {
-        batch<T> v = term(batch<T>::load_unaligned(x + i));
-        if (add) v += batch<T>::load_unaligned(y + i);
-        v.store_unaligned(y + i);
-    }
-    if (i < n) {
-        batch<T> v = term(load_tail(x, i, n, shift));
-        if (add) v += load_tail(y, i, n, T(0));
-        store_tail(v, y, i, n);
-    }
+    // the tail pads x with 0; those lanes are never stored
+    detail::put_row(y, n, add, [&](std::size_t i, auto load) {
+        return cb * ::exprgrad::sym::num::exp_batch(load(x, i) - sb);
+    });
 }
 
 /// The softmax VJP on one row: out[i] = p[i]·(g[i] − D) for i < n (or out[i] += that when add), where
@@ -196,17 +215,7 @@ inline void scaled_exp_into(const T* x, T shift, T c, T* y, std::size_t n, bool 
 template <class T>
 inline void softmax_vjp(const T* p, const T* g, T D, T* out, std::size_t n, bool add = false) {
     const batch<T> db(D);
-    std::size_t i = 0;
-    for (; i + lanes<T> <= n; i += lanes<T>) {
-        batch<T> v = batch<T>::load_unaligned(p + i) * (batch<T>::load_unaligned(g + i) - db);
-        if (add) v += batch<T>::load_unaligned(out + i);
-        v.store_unaligned(out + i);
-    }
-    if (i < n) {
-        batch<T> v = load_tail(p, i, n, T(0)) * (load_tail(g, i, n, T(0)) - db);
-        if (add) v += load_tail(out, i, n, T(0));
-        store_tail(v, out, i, n);
-    }
+    detail::put_row(out, n, add, [&](std::size_t i, auto load) { return load(p, i) * (load(g, i) - db); });
 }
 
 /// The log-softmax VJP on one row: out[i] = g[i] − e^(y[i])·S for i < n (or out[i] += that when add), where
@@ -214,20 +223,9 @@ inline void softmax_vjp(const T* p, const T* g, T D, T* out, std::size_t n, bool
 template <class T>
 inline void log_softmax_vjp(const T* y, const T* g, T S, T* out, std::size_t n, bool add = false) {
     const batch<T> sb(S);
-    auto term = [&](const batch<T>& yv, const batch<T>& gv) {
-        return xsimd::fnma(::exprgrad::sym::num::exp_batch(yv), sb, gv);
-    };
-    std::size_t i = 0;
-    for (; i + lanes<T> <= n; i += lanes<T>) {
-        batch<T> v = term(batch<T>::load_unaligned(y + i), batch<T>::load_unaligned(g + i));
-        if (add) v += batch<T>::load_unaligned(out + i);
-        v.store_unaligned(out + i);
-    }
-    if (i < n) {
-        batch<T> v = term(load_tail(y, i, n, T(0)), load_tail(g, i, n, T(0)));
-        if (add) v += load_tail(out, i, n, T(0));
-        store_tail(v, out, i, n);
-    }
+    detail::put_row(out, n, add, [&](std::size_t i, auto load) {
+        return xsimd::fnma(::exprgrad::sym::num::exp_batch(load(y, i)), sb, load(g, i));
+    });
 }
 
 /// log Σ_i e^(x[i]) over n entries, computed as m + log Σ e^(x[i] − m) with m = max(x, n), so entries of ±1e4
