@@ -13,7 +13,7 @@
 
 #include "exprgrad/kernels/avx512_dispatch.hpp"
 #include "exprgrad/kernels/gemm_avx512.hpp"
-#include "exprgrad/kernels/softmax_rows.hpp"
+#include "exprgrad/kernels/row_lanes.hpp"
 
 namespace exprgrad::kernels::tiles {
 

@@ -11,7 +11,7 @@
 #include <limits>
 
 #include "exprgrad/kernels/avx512_dispatch.hpp"
-#include "exprgrad/kernels/softmax_rows.hpp"
+#include "exprgrad/kernels/rows_avx512.hpp"
 
 namespace exprgrad::kernels::tiles {
 

@@ -42,8 +42,8 @@
 #include "exprgrad/kernels/blas.hpp"
 #include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/kernels/row_norms.hpp"
+#include "exprgrad/kernels/softmax_rows.hpp"
 #include "exprgrad/ops/emo_options.hpp"
-#include "exprgrad/sym/batch_exp.hpp"
 #include "exprgrad/sym/expr.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/reduce.hpp"
@@ -134,17 +134,17 @@ inline void emo_weights(emo_objective o, double cap, double ce, double emo, doub
     }
 }
 
-// The per-row work shared by hard and soft targets in three SIMD passes over the row: the maximum of z;
-// e_k = exp(z_k − m) into dz with Σe and Σ e_k c_k (c_k = mass − d_k, d_k first scaled by inv_k when
-// inv is given, i.e. the product read raw E rows); then the gradient. d_k = ⟨ê_k, target
-// representation⟩ after scaling. `onehot` < 0 means soft targets given by tau.
+// The per-row work shared by hard and soft targets in four SIMD passes over the row: the maximum of z and
+// e_k = exp(z_k − m) into dz with Σe (the row kernels of kernels/softmax_rows.hpp); Σ e_k c_k (c_k = mass − d_k,
+// d_k first scaled by inv_k when inv is given, i.e. the product read raw E rows); then the gradient.
+// d_k = ⟨ê_k, target representation⟩ after scaling. `onehot` < 0 means soft targets given by tau.
 template <class T>
 void emo_row(const T* z, T* d, const T* inv, std::size_t V, long onehot, const T* tau, double tau_mass,
              const emo_options& opts, T* dz, double scale, double& ce_out, double& emo_out, double& value_out,
              std::size_t row = 0) {
     using B = xsimd::batch<T>;
     constexpr std::size_t W = B::size;
-    const T m = kernels::max_contiguous(z, V);
+    const T m = kernels::rows::max(z, V);
     // A +inf logit makes exp(z − m) NaN for the whole row (inf − inf): refuse it, from the maximum already computed.
     if (m == std::numeric_limits<T>::infinity()) {
         std::size_t k = 0;
@@ -153,32 +153,26 @@ void emo_row(const T* z, T* d, const T* inv, std::size_t V, long onehot, const T
                                                  " at class " + std::to_string(k) + " (logits must be finite or -inf)");
     }
     const T mass = static_cast<T>(tau_mass);
-    const B mb(m), vm(mass);
-    double sum = 0, wsum = 0;
+    const B vm(mass);
+    const double sum = static_cast<double>(kernels::rows::exp_shifted(z, m, dz, V));
+    double wsum = 0;
     std::size_t k = 0;
     while (k + W <= V) {  // blocks of 512 in float lanes, summed in double
-        B es(T(0)), ws(T(0));
+        B ws(T(0));
         const std::size_t end = std::min(V - (V - k) % W, k + 512);
         for (; k < end; k += W) {
-            const B e = ::exprgrad::sym::num::exp_batch(B::load_unaligned(z + k) - mb);
-            e.store_unaligned(dz + k);
             B dk = B::load_unaligned(d + k);
             if (inv) {
                 dk *= B::load_unaligned(inv + k);
                 dk.store_unaligned(d + k);
             }
-            es += e;
-            ws = xsimd::fma(e, vm - dk, ws);
+            ws = xsimd::fma(B::load_unaligned(dz + k), vm - dk, ws);
         }
-        sum += static_cast<double>(xsimd::hadd(es));
         wsum += static_cast<double>(xsimd::hadd(ws));
     }
     for (; k < V; ++k) {
-        const T e = std::exp(z[k] - m);
-        dz[k] = e;
         if (inv) d[k] *= inv[k];
-        sum += static_cast<double>(e);
-        wsum += static_cast<double>(e) * (static_cast<double>(mass) - d[k]);
+        wsum += static_cast<double>(dz[k]) * (static_cast<double>(mass) - d[k]);
     }
     const double lse = static_cast<double>(m) + std::log(sum);
     double ce = 0;

@@ -2,7 +2,8 @@
 //
 // Full batches go through the op bodies instantiated for xsimd::batch (xsimd's math functions,
 // within a few ulp of libm: the bound is measured in tests/simd); the tail that does not fill a
-// batch is evaluated with the scalar path, element by element.
+// batch is evaluated with the scalar path, element by element. The loop itself is
+// kernels::elementwise_row, shared with the tensor maps (tensors/elementwise.hpp).
 #pragma once
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "exprgrad/format.hpp"
+#include "exprgrad/kernels/contiguous.hpp"
 #include "exprgrad/sym/derivative.hpp"
 #include "exprgrad/sym/evaluate.hpp"
 
@@ -72,19 +74,8 @@ struct operand {
             scalar = static_cast<T>(x);
         }
     }
-    template <class B>
-    B batch(std::size_t i) const {
-        if constexpr (is_array)
-            return xsimd::load_unaligned(data + i);
-        else
-            return B(scalar);
-    }
-    T at(std::size_t i) const {
-        if constexpr (is_array)
-            return data[i];
-        else
-            return scalar;
-    }
+    /// Where kernels::elementwise_row reads it: the array, or the one broadcast value.
+    const T* pointer() const { return is_array ? data : &scalar; }
 };
 
 // The common shape of the array arguments; throws naming the operation and both shapes.
@@ -135,33 +126,32 @@ void fit(Out& out, const std::vector<std::size_t>& shape, const char* op = "map_
     }
 }
 
-// The SIMD loop: constant nodes are evaluated once before it, full batches go through the batch
-// body, the tail element by element through the scalar body.
+// The SIMD loop: constant nodes are evaluated once before it, then kernels::elementwise_row (the loop the tensor
+// maps run too) runs full batches through the batch body and the tail element by element through the scalar
+// body. Which operands are arrays is known from their types, so the loop has no per-operand branch.
 template <class T, std::size_t K, class... Es, class... Ops, std::size_t... Is>
 void run_map(std::tuple<Es...>, std::array<T*, K> out, std::size_t n, const std::tuple<Ops...>& ops,
              std::index_sequence<Is...>) {
     using B = xsimd::batch<T>;
     using L = sym::node_list_t<Es...>;
-    constexpr std::size_t W = B::size;
-    const std::size_t full = n - n % W;
-    if (full > 0) {
-        using P = sym::compiled_nodes<B, L>;
-        static const auto consts = P::constants();  // depends on nothing at run time: computed once
-        for (std::size_t i = 0; i < full; i += W) {
-            const auto vals = P::run(std::array<B, sizeof...(Is)>{std::get<Is>(ops).template batch<B>(i)...}, consts);
-            std::size_t k = 0;
-            ((P::template get<std::remove_cvref_t<Es>>(vals, consts).store_unaligned(out[k] + i), ++k), ...);
+    using PB = sym::compiled_nodes<B, L>;
+    using PS = sym::compiled_nodes<T, L>;
+    static const auto cb = PB::constants();  // depends on nothing at run time: computed once
+    static const auto cs = PS::constants();
+    static constexpr std::array<bool, sizeof...(Is)> step{Ops::is_array...};
+    static constexpr std::array<kernels::put_mode, K> how{};  // value-initialized: every output put_mode::store
+    const std::array<const T*, sizeof...(Is)> in{std::get<Is>(ops).pointer()...};
+    kernels::elementwise_row(n, in, step, out, how, [&](const auto& args, auto&& emit) {
+        using V = typename std::remove_cvref_t<decltype(args)>::value_type;
+        std::size_t m = 0;
+        if constexpr (std::is_same_v<V, B>) {
+            const auto vals = PB::run(args, cb);
+            (emit(m++, PB::template get<std::remove_cvref_t<Es>>(vals, cb)), ...);
+        } else {
+            const auto vals = PS::run(args, cs);
+            (emit(m++, PS::template get<std::remove_cvref_t<Es>>(vals, cs)), ...);
         }
-    }
-    if (full < n) {
-        using P = sym::compiled_nodes<T, L>;
-        static const auto consts = P::constants();
-        for (std::size_t i = full; i < n; ++i) {
-            const auto vals = P::run(std::array<T, sizeof...(Is)>{std::get<Is>(ops).at(i)...}, consts);
-            std::size_t k = 0;
-            ((out[k][i] = P::template get<std::remove_cvref_t<Es>>(vals, consts), ++k), ...);
-        }
-    }
+    });
 }
 
 }  // namespace detail

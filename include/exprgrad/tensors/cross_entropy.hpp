@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "exprgrad/kernels/softmax_rows.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/reduce.hpp"
 
@@ -51,8 +52,7 @@ struct CrossEntropy {
                                             " is out of range for " + std::to_string(V) + " classes");
             }
             const T* x = logits.data + r * V;
-            const T m = kernels::max_contiguous(x, V);  // SIMD; NaN if the row has one
-            ex.lse[r] = (m != m || std::isinf(m)) ? m : m + std::log(kernels::sum_exp_contiguous(x, V, m));
+            ex.lse[r] = kernels::rows::logsumexp(x, V);  // NaN if the row has one
             total += static_cast<double>(ex.lse[r] - x[t[r]]);
             ++ex.count;
         }
@@ -82,7 +82,7 @@ struct CrossEntropy {
                     continue;
                 }
                 // scale · (softmax − onehot), the softmax as exp(x − lse) in SIMD
-                kernels::put_scaled_exp(x, d, V, ex.lse[r], scale, add);
+                kernels::rows::scaled_exp_into(x, ex.lse[r], scale, d, V, add);
                 d[t[r]] -= scale;
             }
         }

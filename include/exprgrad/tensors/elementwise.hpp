@@ -12,6 +12,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "exprgrad/kernels/contiguous.hpp"
 #include "exprgrad/sym/derivative.hpp"
 #include "exprgrad/sym/evaluate.hpp"
 #include "exprgrad/tensors/graph.hpp"
@@ -88,27 +89,18 @@ loop_plan<K> make_plan(const dims& out, const std::array<dims, K>& shapes) {
     return p;
 }
 
-// Writes or accumulates one batch / one value into an output with inner stride 1 or 0.
+// One output of the broadcast loop.
 template <class T>
 struct out_ref {
     T* data;
     bool accumulate;  // add into existing values (always true for reduced outputs)
 };
 
-template <class T, class B>
-inline void put_batch(T* p, std::ptrdiff_t inner, bool accumulate, const B& v, B& lane_sum) {
-    if (inner == 0) {
-        lane_sum += v;
-    } else if (accumulate) {
-        (B::load_unaligned(p) + v).store_unaligned(p);
-    } else {
-        v.store_unaligned(p);
-    }
-}
-
 /// The broadcast loop: evaluates the sym expressions Outs (reading var<k> from input k) over the
 /// output iteration space `out`, writing output m into outs[m] (whose shape may be reduced: then it
 /// accumulates over the broadcast dimensions, and must have been zeroed or hold the previous value).
+/// Each innermost row is one kernels::elementwise_row (the loop simd::map_into runs too): an operand's
+/// inner stride is 1 or 0 (broadcast), an output's 0 makes it a put_mode::sum output.
 template <class T, class... Outs, std::size_t NI, std::size_t NO>
 void broadcast_loop(std::tuple<Outs...>, const dims& out, const std::array<const T*, NI>& in_data,
                     const std::array<dims, NI>& in_shapes, const std::array<out_ref<T>, NO>& outs,
@@ -125,15 +117,31 @@ void broadcast_loop(std::tuple<Outs...>, const dims& out, const std::array<const
     for (int j = 0; j < last; ++j) outer *= plan.shape[static_cast<std::size_t>(j)];
 
     using B = xsimd::batch<T>;
-    constexpr std::size_t W = B::size;
     using L = sym::node_list_t<Outs...>;
     using PB = sym::compiled_nodes<B, L>;
     using PS = sym::compiled_nodes<T, L>;
     // constant subtrees (log(2*pi), ...) depend on nothing at run time: evaluated once per program type
     static const auto cb = PB::constants();
     static const auto cs = PS::constants();
-    std::array<std::ptrdiff_t, K> inner{};
-    for (std::size_t k = 0; k < K; ++k) inner[k] = plan.stride[k][static_cast<std::size_t>(last)];
+    auto eval = [&](const auto& args, auto&& emit) {
+        using V = typename std::remove_cvref_t<decltype(args)>::value_type;
+        std::size_t m = 0;
+        if constexpr (std::is_same_v<V, B>) {
+            const auto vals = PB::run(args, cb);
+            (emit(m++, PB::template get<Outs>(vals, cb)), ...);
+        } else {
+            const auto vals = PS::run(args, cs);
+            (emit(m++, PS::template get<Outs>(vals, cs)), ...);
+        }
+    };
+    std::array<bool, NI> step{};
+    for (std::size_t k = 0; k < NI; ++k) step[k] = plan.stride[k][static_cast<std::size_t>(last)] != 0;
+    std::array<kernels::put_mode, NO> how{};
+    for (std::size_t m = 0; m < NO; ++m) {
+        how[m] = plan.stride[NI + m][static_cast<std::size_t>(last)] == 0 ? kernels::put_mode::sum
+                 : outs[m].accumulate                                     ? kernels::put_mode::add
+                                                                          : kernels::put_mode::store;
+    }
 
     for (std::size_t o = 0; o < outer; ++o) {
         // offsets of this row
@@ -149,43 +157,7 @@ void broadcast_loop(std::tuple<Outs...>, const dims& out, const std::array<const
         for (std::size_t k = 0; k < NI; ++k) ip[k] = in_data[k] + off[k];
         std::array<T*, NO> op;
         for (std::size_t m = 0; m < NO; ++m) op[m] = outs[m].data + off[NI + m];
-        std::array<B, NO> lane_sum;
-        lane_sum.fill(B(T(0)));
-        std::array<T, NO> tail_sum{};
-
-        const std::size_t full = n - n % W;
-        for (std::size_t i = 0; i < full; i += W) {
-            std::array<B, NI> args;
-            for (std::size_t k = 0; k < NI; ++k) args[k] = inner[k] ? B::load_unaligned(ip[k] + i) : B(*ip[k]);
-            const auto vals = PB::run(args, cb);
-            std::size_t m = 0;
-            ((put_batch(op[m] + (inner[NI + m] ? i : 0), inner[NI + m], outs[m].accumulate,
-                        PB::template get<Outs>(vals, cb), lane_sum[m]),
-              ++m),
-             ...);
-        }
-        for (std::size_t i = full; i < n; ++i) {
-            std::array<T, NI> args;
-            for (std::size_t k = 0; k < NI; ++k) args[k] = ip[k][inner[k] ? static_cast<std::ptrdiff_t>(i) : 0];
-            const auto vals = PS::run(args, cs);
-            std::size_t m = 0;
-            (
-                [&] {
-                    const T v = PS::template get<Outs>(vals, cs);
-                    if (inner[NI + m] == 0) {
-                        tail_sum[m] += v;
-                    } else if (outs[m].accumulate) {
-                        op[m][i] += v;
-                    } else {
-                        op[m][i] = v;
-                    }
-                    ++m;
-                }(),
-                ...);
-        }
-        for (std::size_t m = 0; m < NO; ++m) {
-            if (inner[NI + m] == 0) *op[m] += xsimd::hadd(lane_sum[m]) + tail_sum[m];
-        }
+        kernels::elementwise_row(n, ip, step, op, how, eval);
     }
 }
 

@@ -13,7 +13,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "exprgrad/kernels/contiguous.hpp"
-#include "exprgrad/sym/batch_exp.hpp"
+#include "exprgrad/kernels/softmax_rows.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
@@ -93,15 +93,29 @@ struct Reduce {
                 ex.inv_sum.resize(s.outer);
                 for (std::size_t o = 0; o < s.outer; ++o) {
                     const T* p = x + o * s.len;
-                    const T m = kernels::max_contiguous(p, s.len);
+                    const T m = kernels::rows::max(p, s.len);
                     if (m != m || m == -std::numeric_limits<T>::infinity() || m == std::numeric_limits<T>::infinity()) {
                         out[o] = m;
                         ex.inv_sum[o] = std::numeric_limits<T>::quiet_NaN();  // backward recomputes this line
                         continue;
                     }
-                    const T sum = kernels::exp_shifted(p, ex.e.data() + o * s.len, s.len, m);
+                    const T sum = kernels::rows::exp_shifted(p, m, ex.e.data() + o * s.len, s.len);
                     out[o] = m + std::log(sum);
                     ex.inv_sum[o] = T(1) / sum;
+                }
+                return;
+            }
+        }
+        if constexpr (R == reduction::max || R == reduction::logsumexp) {
+            if (s.inner != 1) {  // strided lines: blocks of adjacent lines copied into contiguous rows
+                T* rows = scratch<T>(kernels::line_block * s.len).data();
+                for (std::size_t o = 0; o < s.outer; ++o) {
+                    for (std::size_t j0 = 0; j0 < s.inner; j0 += kernels::line_block) {
+                        const std::size_t nb = std::min(kernels::line_block, s.inner - j0);
+                        kernels::gather_lines(x + o * s.len * s.inner + j0, s.inner, s.len, nb, rows);
+                        for (std::size_t c = 0; c < nb; ++c)
+                            out[o * s.inner + j0 + c] = reduce_line(rows + c * s.len, s.len, std::size_t(1));
+                    }
                 }
                 return;
             }
@@ -139,11 +153,27 @@ struct Reduce {
                     if (ex.inv_sum[o] != ex.inv_sum[o]) {
                         line_vjp(a.data + o * s.len, da + o * s.len, s.len, 1, gv, y[o], add);
                     } else {
-                        kernels::scale_into(ex.e.data() + o * s.len, da + o * s.len, s.len, gv * ex.inv_sum[o], add);
+                        kernels::rows::scale_into(ex.e.data() + o * s.len, gv * ex.inv_sum[o], da + o * s.len, s.len,
+                                                  add);
                     }
                 }
                 return;
             }
+            // strided lines: blocks of adjacent lines copied into contiguous rows, d = g·e^(x − lse) over them
+            T* rows = scratch<T>(kernels::line_block * s.len).data();
+            for (std::size_t o = 0; o < s.outer; ++o) {
+                for (std::size_t j0 = 0; j0 < s.inner; j0 += kernels::line_block) {
+                    const std::size_t nb = std::min(kernels::line_block, s.inner - j0), base = o * s.len * s.inner + j0;
+                    kernels::gather_lines(a.data + base, s.inner, s.len, nb, rows);
+                    for (std::size_t c = 0; c < nb; ++c) {
+                        const std::size_t r = o * s.inner + j0 + c;
+                        kernels::rows::scaled_exp_into(rows + c * s.len, y[r], gd ? gd[r] : g.value, rows + c * s.len,
+                                                       s.len);
+                    }
+                    kernels::scatter_lines(rows, s.len, nb, da + base, s.inner, add);
+                }
+            }
+            return;
         }
         for (std::size_t o = 0; o < s.outer; ++o) {
             for (std::size_t j = 0; j < s.inner; ++j) {
@@ -190,30 +220,12 @@ struct Reduce {
             if (stride != 1)
                 for (std::size_t i = 0; i < len; ++i) sum += p[i * stride];
             return R == reduction::mean ? sum / static_cast<T>(len) : sum;
-        } else if (stride == 1) {
-            const T m = kernels::max_contiguous(p, len);
-            if constexpr (R == reduction::max) {
-                return len == 0 ? std::numeric_limits<T>::quiet_NaN() : m;
-            } else {
-                if (m != m || m == -std::numeric_limits<T>::infinity() || m == std::numeric_limits<T>::infinity())
-                    return m;
-                return m + std::log(kernels::sum_exp_contiguous(p, len, m));
-            }
         } else {
-            T m = -std::numeric_limits<T>::infinity();
-            for (std::size_t i = 0; i < len; ++i) {
-                const T v = p[i * stride];
-                if (v != v) return v;  // NaN propagates
-                m = v > m ? v : m;
-            }
+            // max and logsumexp: the row kernels (forward hands strided lines over as contiguous copies)
             if constexpr (R == reduction::max) {
-                return len == 0 ? std::numeric_limits<T>::quiet_NaN() : m;
+                return len == 0 ? std::numeric_limits<T>::quiet_NaN() : kernels::rows::max(p, len);
             } else {
-                if (m == -std::numeric_limits<T>::infinity()) return m;
-                if (m == std::numeric_limits<T>::infinity()) return m;
-                T sum = 0;
-                for (std::size_t i = 0; i < len; ++i) sum += std::exp(p[i * stride] - m);
-                return m + std::log(sum);
+                return kernels::rows::logsumexp(p, len);
             }
         }
     }
@@ -269,11 +281,10 @@ struct Reduce {
             for (std::size_t i = 0; i < len; ++i) ties += x[i * stride] == y ? 1 : 0;
             const T share = ties ? g / static_cast<T>(ties) : T(0);
             for (std::size_t i = 0; i < len; ++i) put(i, x[i * stride] == y ? share : T(0));
-        } else if (stride == 1) {
-            // d logsumexp / dx_i = exp(x_i - lse): the softmax of the line
-            kernels::put_scaled_exp(x, d, len, y, g, add);
         } else {
-            for (std::size_t i = 0; i < len; ++i) put(i, g * std::exp(x[i * stride] - y));
+            // d logsumexp / dx_i = exp(x_i - lse): the softmax of the line (contiguous: backward hands strided
+            // lines over as contiguous copies)
+            kernels::rows::scaled_exp_into(x, y, g, d, len, add);
         }
     }
 };
