@@ -6,6 +6,8 @@
 //   exprgrad::format_shape(std::vector{3})         // "(3,)"
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <charconv>
 #include <concepts>
 #include <cstddef>
