@@ -22,6 +22,7 @@
 #include "exprgrad/tensors/elementwise.hpp"
 #include "exprgrad/tensors/iota.hpp"
 #include "exprgrad/tensors/layout.hpp"
+#include "exprgrad/tensors/map.hpp"
 #include "exprgrad/tensors/matmul.hpp"
 #include "exprgrad/tensors/one_hot.hpp"
 #include "exprgrad/tensors/reduce.hpp"
