@@ -1,7 +1,7 @@
-// The comparison shared by the attention_definition tests (split over three translation units to keep each
-// under about 90 s): attention_definition<Cfg> against attention_forward / attention_vjp.
-// What is compared: attention_definition (ops/attention_definition.hpp), the DSL form of attention, against the fused kernels:
-// out, dq, dk, dv (and ∂L/∂log s for the learned scale) equal attention_forward / attention_vjp for every
+// The comparison shared by the attention_definition tests (split over four translation units to keep each
+// under about 80 s and 1.5 GB of compiler memory): attention_definition<Cfg> against attention_forward / attention_vjp.
+// What is compared: attention_definition (ops/attention_definition.hpp), the DSL form of attention, against the fused
+// kernels: out, dq, dk, dv (and ∂L/∂log s for the learned scale) equal attention_forward / attention_vjp for every
 // scale policy, causal on and off, key padding (a fully padded entry included), T_q = T_k, T_q < T_k and
 // T_q > T_k (causal rows that attend nothing), and cosine attention.
 //
@@ -94,8 +94,8 @@ void check_against_kernel(const sizes& z, const std::vector<std::size_t>& length
     } else if constexpr (Cfg::padded) {
         take(value_and_grad(sum(attention_definition<Cfg>(Q, K, V, tensor<4>) * W), wrt<0, 1, 2, 3>)(q, k, v, w, len));
     } else if constexpr (Cfg::learned_scale) {
-        take(value_and_grad(sum(attention_definition<Cfg>(Q, K, V, tensor<4>) * W), wrt<0, 1, 2, 3, 4>)(q, k, v, w,
-                                                                                                         ls));
+        take(
+            value_and_grad(sum(attention_definition<Cfg>(Q, K, V, tensor<4>) * W), wrt<0, 1, 2, 3, 4>)(q, k, v, w, ls));
     } else {
         take(value_and_grad(sum(attention_definition<Cfg>(Q, K, V) * W), wrt<0, 1, 2, 3>)(q, k, v, w));
     }
@@ -142,4 +142,3 @@ void check_masks(std::uint64_t seed) {
 }
 
 }  // namespace attention_definition_check
-

@@ -12,12 +12,10 @@ using test_util::random_array;
 
 TEST_CASE("attention_definition equals the kernel: 1/sqrt(d)") { check_masks<scale_type::inv_sqrt_d>(1000); }
 
-
 TEST_CASE("attention_definition equals the kernel: fixed and learned scales") {
     check_masks<scale_type::fixed<decltype(c<1, 3>)>>(2000);
     check_masks<scale_type::learned>(3000);
 }
-
 
 TEST_CASE("docs/attention.md: the definition inside a larger expression, gradients checked by finite differences") {
     // a residual around causal attention with key padding (the docs example), batch entry 1 padded to 2 keys

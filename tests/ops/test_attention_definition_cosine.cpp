@@ -13,4 +13,3 @@ TEST_CASE("attention_definition equals the kernel: cosine attention (normalize_q
     check_masks<scale_type::inv_sqrt_d, true>(8000);
     check_masks<scale_type::entropy_invariant<16>, true>(9000);
 }
-

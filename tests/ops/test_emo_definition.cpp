@@ -50,7 +50,7 @@ void check_against_kernel(const xt::xarray<double>& z, const xt::xarray<std::int
     const auto r = emo_loss(z, y, e, emo_options{O, -100, static_cast<double>(Cap::value)});
     CHECK(loss == doctest::Approx(static_cast<double>(r.loss)).epsilon(tol));
     CHECK(scaled_error(std::get<0>(grads), r.dlogits) <= tol);
-    CHECK(xt::amax(xt::abs(std::get<1>(grads)))() == 0.0);  // E is not differentiated, as in the kernel
+    CHECK(xt::amax(xt::abs(std::get<1>(grads)))() == 0.0);             // E is not differentiated, as in the kernel
     if (expect_nonzero) CHECK(xt::amax(xt::abs(r.dlogits))() > 1e-3);  // the comparison has something to compare
 }
 
@@ -106,7 +106,9 @@ TEST_CASE("emo_definition: the cap binds in the capped case above, so capped and
     CHECK(std::fabs(capped.loss - free.loss) > 1e-3);
 }
 
-TEST_CASE("emo_definition: gradcheck of the EMO objective (the others stop gradients, so finite differences of the value differ by design), and an out-of-range target throws") {
+TEST_CASE(
+    "emo_definition: gradcheck of the EMO objective (the others stop gradients, so finite differences of the value "
+    "differ by design), and an out-of-range target throws") {
     const auto z = random_array({4, 5}, 700, -2, 2);
     const auto e = random_array({5, 3}, 701);
     const xt::xarray<double> y = {1, 4, -100, 0};
@@ -114,6 +116,7 @@ TEST_CASE("emo_definition: gradcheck of the EMO objective (the others stop gradi
     INFO(r.message());
     CHECK(r.ok);
     const xt::xarray<double> bad = {1, 5, -100, 0};  // 5 is out of range for V = 5
-    CHECK_THROWS_AS(value_and_grad(emo_definition<emo_objective::mode1>(tensor<0>, tensor<1>, tensor<2>), wrt<0>)(z, bad, e),
-                    std::invalid_argument);
+    CHECK_THROWS_AS(
+        value_and_grad(emo_definition<emo_objective::mode1>(tensor<0>, tensor<1>, tensor<2>), wrt<0>)(z, bad, e),
+        std::invalid_argument);
 }

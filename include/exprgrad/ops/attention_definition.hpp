@@ -139,8 +139,7 @@ struct multiplier<scale_type::entropy_invariant<NRef, Choice>, Causal, Cosine> {
     static_assert(NRef > 1, "exprgrad: entropy_invariant needs n_ref > 1");
     template <class N, class TK, class D, class... S>
     static constexpr auto of(N n, TK t_k, D d, S...) {
-        return tensors::log(policy_n<Choice, Causal>(n, t_k)) / tensors::log(constant(sym::c<NRef>)) /
-               tensors::sqrt(d);
+        return tensors::log(policy_n<Choice, Causal>(n, t_k)) / tensors::log(constant(sym::c<NRef>)) / tensors::sqrt(d);
     }
 };
 
@@ -189,7 +188,10 @@ constexpr auto attention_definition(Q q, K k, V v, Extra... extra) {
                   "(scale_type::learned), and nothing else");
     const auto extras = std::tuple{extra...};
     const auto qh = [&] {
-        if constexpr (C::cosine) return A::l2_normalize(q); else return q;
+        if constexpr (C::cosine)
+            return A::l2_normalize(q);
+        else
+            return q;
     }();
     // padded: keys j ≥ Len[b] are zeroed first, so that nothing in them reaches a row (they are never read)
     const auto drop_padded = [&](auto x) {  // x [B, H, T_k, ·] with rows j ≥ Len[b] set to 0
@@ -203,7 +205,10 @@ constexpr auto attention_definition(Q q, K k, V v, Extra... extra) {
     const auto k_used = drop_padded(k);
     const auto v_used = drop_padded(v);
     const auto kh = [&] {
-        if constexpr (C::cosine) return A::l2_normalize(k_used); else return k_used;
+        if constexpr (C::cosine)
+            return A::l2_normalize(k_used);
+        else
+            return k_used;
     }();
     const auto qk = t::matmul(qh, t::transpose(kh));  // [B, H, T_q, T_k]
     const auto i = t::iota<-2>(qk);
@@ -213,23 +218,34 @@ constexpr auto attention_definition(Q q, K k, V v, Extra... extra) {
     // visible keys, 1 or 0: causal j ≤ i + T_k − T_q, written j + (T_q − 1) ≤ i + (T_k − 1)
     const auto causal_visible = t::less_equal(j + t::max(i), i + t::max(j));
     const auto pad_visible = [&] {
-        if constexpr (C::padded) return t::less(j, t::reshape<-1, 1, 1, 1>(A::length_values(std::get<0>(extras), k)));
-        else return 0;
+        if constexpr (C::padded)
+            return t::less(j, t::reshape<-1, 1, 1, 1>(A::length_values(std::get<0>(extras), k)));
+        else
+            return 0;
     }();
     const auto visible = [&] {
-        if constexpr (C::causal && C::padded) return causal_visible * pad_visible;
-        else if constexpr (C::causal) return causal_visible;
-        else if constexpr (C::padded) return pad_visible;
-        else return 0;
+        if constexpr (C::causal && C::padded)
+            return causal_visible * pad_visible;
+        else if constexpr (C::causal)
+            return causal_visible;
+        else if constexpr (C::padded)
+            return pad_visible;
+        else
+            return 0;
     }();
     constexpr bool masked = C::causal || C::padded;
     const auto n = [&] {  // keys each row attends, [B, H, T_q, 1] (or T_k, rank 0, unmasked)
-        if constexpr (masked) return A::keep_axis(t::sum<-1>(visible)); else return t_k;
+        if constexpr (masked)
+            return A::keep_axis(t::sum<-1>(visible));
+        else
+            return t_k;
     }();
     const auto s = [&] {
         using M = A::multiplier<typename C::scale, C::causal, C::cosine>;
-        if constexpr (Config::learned_scale) return M::of(n, t_k, d, std::get<sizeof...(Extra) - 1>(extras));
-        else return M::of(n, t_k, d);
+        if constexpr (Config::learned_scale)
+            return M::of(n, t_k, d, std::get<sizeof...(Extra) - 1>(extras));
+        else
+            return M::of(n, t_k, d);
     }();
     const auto scores = qk * s;
     if constexpr (!masked) {
@@ -238,7 +254,8 @@ constexpr auto attention_definition(Q q, K k, V v, Extra... extra) {
         // masked scores −inf (exp gives exactly 0); a row with no visible key gets 0 scores instead (a finite
         // softmax whose output is then replaced by 0, so neither its value nor its gradient is NaN)
         const auto has_key = t::greater(n, A::constant(0_c));
-        const auto z = t::where(has_key, t::where(visible, scores, sym::fc<-std::numeric_limits<double>::infinity()>), 0_c);
+        const auto z =
+            t::where(has_key, t::where(visible, scores, sym::fc<-std::numeric_limits<double>::infinity()>), 0_c);
         return t::where(has_key, t::matmul(t::softmax(z), v_used), 0_c);
     }
 }

@@ -52,8 +52,8 @@ namespace exprgrad::ops {
 /// ("exprgrad::one_hot: index v at position p is out of range [0, V) ...").
 /// Example: `auto [l, g] = value_and_grad(emo_definition<emo_objective::mode1>(tensor<0>, tensor<1>, tensor<2>),
 ///           wrt<0>)(logits, xt::xarray<double>(xt::cast<double>(targets)), E);`
-template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap = sym::Const<3>,
-          tensors::TensorExpr L, tensors::TensorExpr Tg, tensors::TensorExpr E>
+template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap = sym::Const<3>, tensors::TensorExpr L,
+          tensors::TensorExpr Tg, tensors::TensorExpr E>
 constexpr auto emo_definition(L z, Tg y, E e) {
     namespace t = tensors;
     using namespace sym::literals;
@@ -62,14 +62,14 @@ constexpr auto emo_definition(L z, Tg y, E e) {
     const auto n_classes = t::max(t::iota<-1>(z)) + 1_c;
     const auto y1 = t::reshape<-1, 1>(y);
     const auto counted = t::not_equal(y1, t::ConstantNode<sym::Const<Ignore>>{});  // [N, 1]
-    const auto target = t::where(counted, y1, 0_c);                                 // ignored rows read class 0
-    const auto zc = t::where(counted, t::reshape(z, -1_c, n_classes), 0_c);         // ignored rows: logits 0
+    const auto target = t::where(counted, y1, 0_c);                                // ignored rows read class 0
+    const auto zc = t::where(counted, t::reshape(z, -1_c, n_classes), 0_c);        // ignored rows: logits 0
     // CE = logsumexp(z) − z_t
     const auto ce = t::reshape<-1, 1>(t::logsumexp<-1>(zc)) - t::take_along_axis<-1>(zc, target);
     // ê = e / max(‖e‖, 1e-12), c_k = 1 − ⟨ê_k, ê_t⟩ (ê_t as one_hot(t)·Ê)
     const auto norm = t::reshape<-1, 1>(t::sqrt(t::sum<-1>(t::square(e))));
-    const auto eh = t::stop_gradient(e / t::where(t::greater(norm, t::ConstantNode<decltype(sym::fc<1e-12>)>{}), norm,
-                                                  sym::fc<1e-12>));
+    const auto eh = t::stop_gradient(
+        e / t::where(t::greater(norm, t::ConstantNode<decltype(sym::fc<1e-12>)>{}), norm, sym::fc<1e-12>));
     const auto e_target = t::matmul(t::one_hot(t::reshape<-1>(target), n_classes), eh);  // [N, h]
     const auto cost = 1_c - t::matmul(e_target, t::transpose(eh));                       // [N, V]
     // EMO = max(Σ_k p_k c_k, 0)
@@ -85,7 +85,8 @@ constexpr auto emo_definition(L z, Tg y, E e) {
         } else if constexpr (O == emo_objective::mode1_capped) {
             static_assert(Cap::value >= 0, "exprgrad: the cap of mode1_capped must be >= 0");
             const auto w = ce / (emo + sym::fc<1e-10>);
-            return sym::c<1, 2> * (ce + t::stop_gradient(t::where(t::greater(w, t::ConstantNode<Cap>{}), Cap{}, w)) * emo);
+            return sym::c<1, 2> *
+                   (ce + t::stop_gradient(t::where(t::greater(w, t::ConstantNode<Cap>{}), Cap{}, w)) * emo);
         } else {
             static_assert(O == emo_objective::mode2, "exprgrad: emo_definition takes one of the five objectives");
             return t::stop_gradient(emo / (ce + sym::fc<1e-10>)) * ce + emo;
