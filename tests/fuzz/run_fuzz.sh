@@ -37,7 +37,7 @@ cp "$here"/regressions/* "$work/corpus/"
 # ---- The strict number parser (src/tools/strict_number.cpp): its own corpus directory and share of the time.
 mkdir -p "$work/corpus_number"
 "$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$root/src/tools" "$here/fuzz_number.cpp" "$root/src/tools/strict_number.cpp" -o "$work/fuzz_number"
+    -I"$root/include" -I"$root/src/tools" "$here/fuzz_number.cpp" "$root/src/tools/strict_number.cpp" -o "$work/fuzz_number"
 # Seeds: byte 0 picks unsigned / signed / double / double with infinities.
 printf '\00018446744073709551615' > "$work/corpus_number/u64_max"
 printf '\0001.5e3' > "$work/corpus_number/u_exponent"

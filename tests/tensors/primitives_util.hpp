@@ -14,6 +14,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "exprgrad/exprgrad.hpp"
+#include "expect_gradcheck.hpp"
 #include "random_arrays.hpp"
 
 namespace primitives_test {
@@ -25,13 +26,7 @@ constexpr auto W4 = tensor<3>;
 
 using test_util::random_array;
 
-template <class E, class... Args>
-void expect_gradcheck(E e, const Args&... args) {
-    const auto r = check::gradcheck(e, args...);
-    INFO(r.message());
-    CHECK(r.ok);
-    CHECK(r.checked > 0);
-}
+using test_util::expect_gradcheck;
 
 /// The forward value of e on the arguments, as an owning array.
 template <class E, class... Args>

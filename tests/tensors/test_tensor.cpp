@@ -12,6 +12,7 @@
 
 #include "alloc_counter.hpp"
 #include "exprgrad/exprgrad.hpp"
+#include "expect_gradcheck.hpp"
 #include "random_arrays.hpp"
 
 using namespace exprgrad;
@@ -24,13 +25,7 @@ constexpr auto x = var<0>;
 
 using test_util::random_array;
 
-template <class E, class... Args>
-void expect_gradcheck(E e, const Args&... args) {
-    const auto r = check::gradcheck(e, args...);
-    INFO(r.message());
-    CHECK(r.ok);
-    CHECK(r.checked > 0);
-}
+using test_util::expect_gradcheck;
 }  // namespace
 
 TEST_CASE("value_and_grad of mean(square(matmul(X, W))) against the closed form") {

@@ -89,12 +89,7 @@ class eval_program {
     const xt::xarray<eval_value_t<Args...>>& run(const Args&... args) {
         using T = eval_value_t<Args...>;
         constexpr int arity = program<T, E, none>::arity;
-        // Checked here as well as in program::forward so that the sentence is the first error.
-        static_assert(static_cast<int>(sizeof...(Args)) <= arity,
-                      "exprgrad: too many arguments for this tensor program: pass one per placeholder, "
-                      "tensor<0> up to the highest tensor<I> it reads (or differentiates)");
-        static_assert(static_cast<int>(sizeof...(Args)) >= arity,
-                      "exprgrad: too few arguments for this tensor program: tensor<I> needs at least I + 1");
+        detail::check_argument_count<arity, static_cast<int>(sizeof...(Args))>();
         auto& p = progs_.template get<T>();
         const cview<T>& out = p.forward(args...);
         if constexpr (detail::is_input<E>::value) {

@@ -54,6 +54,17 @@ class program_pair {
     std::unique_ptr<program<float, E, Wrt>> f_;
     std::unique_ptr<program<double, E, Wrt>> d_;
 };
+
+// A call's argument count against the program's placeholders, checked where the user calls (value_and_grad's
+// and evaluator's programs) as well as in program::forward, so that the library's sentence is the first error.
+template <int Arity, int Count>
+constexpr void check_argument_count() {
+    static_assert(Count <= Arity,
+                  "exprgrad: too many arguments for this tensor program: pass one per placeholder, "
+                  "tensor<0> up to the highest tensor<I> it reads (or differentiates)");
+    static_assert(Count >= Arity, "exprgrad: too few arguments for this tensor program: tensor<I> needs at least I + 1");
+}
+
 }  // namespace detail
 
 template <class T, int>
@@ -108,11 +119,7 @@ class grad_program {
     auto run(const Args&... args) {
         using T = typename detail::value_type_of_args<Args...>::type;
         constexpr int arity = program<T, E, std::integer_sequence<int, W...>>::arity;
-        static_assert(static_cast<int>(sizeof...(Args)) <= arity,
-                      "exprgrad: too many arguments for this tensor program: pass one per placeholder, "
-                      "tensor<0> up to the highest tensor<I> it reads (or differentiates)");
-        static_assert(static_cast<int>(sizeof...(Args)) >= arity,
-                      "exprgrad: too few arguments for this tensor program: tensor<I> needs at least I + 1");
+        detail::check_argument_count<arity, static_cast<int>(sizeof...(Args))>();
         auto& p = progs_.template get<T>();
         const cview<T>& out = p.forward(args...);
         if (out.size() != 1) {
