@@ -18,8 +18,8 @@ int main() {
     rng gen(7);
     nn::parameter_set<float> params;  // every trainable array, by name
     auto& table = params.add("embedding", random::normal<float>(gen, shape{vocab, width}, 0.0, 0.1));
-    auto block = nn::transformer<float>(params, "block", {.layers = 1, .width = width, .heads = 2,
-                                                          .attention = {.causal = true}}, gen);
+    auto block = nn::transformer<float>(params, "block",
+                                        {.layers = 1, .width = width, .heads = 2, .attention = {.causal = true}}, gen);
     auto& head = params.add("head", random::normal<float>(gen, shape{width, vocab}, 0.0, 0.1));
 
     // The two ends are tensor programs; the block in the middle is an nn layer (its own programs).

@@ -87,7 +87,8 @@ class hvp_program {
         check_directions(v, a, vmax, tmax, std::make_index_sequence<sizeof...(W)>{});
         std::tuple<typename wrt_array<T, W>::type...> result{xt::zeros<T>(std::get<W>(a).shape())...};
         if (vmax == 0) return result;
-        const double s = opts_.step > 0 ? opts_.step : std::cbrt(static_cast<double>(std::numeric_limits<T>::epsilon()));
+        const double s =
+            opts_.step > 0 ? opts_.step : std::cbrt(static_cast<double>(std::numeric_limits<T>::epsilon()));
         const double h = s * tmax / vmax;
         auto grad_at = [&](double sign) {
             shift(shifted, a, v, sign * h, std::make_index_sequence<sizeof...(W)>{});
@@ -132,7 +133,8 @@ class hvp_program {
         for (const auto x : vj) {
             if (!std::isfinite(static_cast<double>(x))) {
                 throw std::invalid_argument("exprgrad::check::hvp: direction " + std::to_string(J) +
-                                            " holds a non-finite entry (" + format_number(static_cast<double>(x)) + ")");
+                                            " holds a non-finite entry (" + format_number(static_cast<double>(x)) +
+                                            ")");
             }
             vmax = std::max(vmax, std::abs(static_cast<double>(x)));
         }
