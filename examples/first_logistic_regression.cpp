@@ -35,6 +35,8 @@ int main() {
     const auto z = matmul(X, W) + B;
     auto loss_and_grad = value_and_grad(mean(softplus(z) - Y * z), wrt<1, 2>);
     auto predict = evaluator(sigmoid(z));  // the probabilities, no gradient buffers
+    // The compiled gradient against finite differences (in double), once, before training on it.
+    if (!check::gradcheck(loss_and_grad, x, w.value, b.value, y)) return 1;
 
     nn::adam<float> opt({.lr = 0.05});
     for (int step = 0; step <= 200; ++step) {
