@@ -1,6 +1,7 @@
 // A first model composed at run time: token embedding -> transformer block -> linear head, trained a
-// few steps with AdamW to continue arithmetic sequences mod 16 (3 7 11 15 3 ...). Exits 1 unless the
-// loss falls (so the suite catches broken training).
+// few steps with AdamW to continue arithmetic sequences mod 16 (3 7 11 15 3 ...). The stride (1 to 3) is
+// only seen by looking back, through attention: a model seeing the current token alone stays at ln 3 ≈ 1.1.
+// Exits 1 unless the loss falls below 0.7 (so the suite catches broken training).
 //
 //   build/examples/first_composed_model
 #include <cstdio>
@@ -57,6 +58,6 @@ int main() {
         last = loss;
         if (step % 10 == 0 || step == 39) std::printf("step %2d  loss %.3f\n", step, loss);
     }
-    std::printf("loss %.3f -> %.3f (log 16 = 2.773 is guessing)\n", first, last);
-    return last < 0.6 * first ? 0 : 1;
+    std::printf("loss %.3f -> %.3f (ln 16 = 2.773 is guessing, ln 3 = 1.099 ignores the context)\n", first, last);
+    return last < 0.7 ? 0 : 1;
 }

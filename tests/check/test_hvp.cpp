@@ -1,6 +1,7 @@
 // check::hvp: finite-difference Hessian-vector products of a compiled tensor program against the analytic
 // Hessian of the logistic loss, H = Xᵀ diag(p(1−p)) X / n (with the bias's row and column), in double and
-// float, jointly over two wrt arguments, and its refusals.
+// float, jointly over two wrt arguments; symmetry and the second difference of the loss through rms_norm,
+// matmul and cross-entropy; its refusals.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -105,4 +106,36 @@ TEST_CASE("hvp: zero direction, refusals") {
     check::hvp_options o;
     o.step = -1;
     CHECK_THROWS_AS(check::hvp(logistic, wrt<1>, o), std::invalid_argument);
+}
+
+TEST_CASE("hvp through rms_norm, matmul, softmax cross-entropy: symmetric, and v·Hv is the loss's second difference") {
+    // No closed form here: two independent checks. H is symmetric (u·Hv = v·Hu), and v·Hv equals the
+    // second difference (f(θ + εv) − 2f(θ) + f(θ − εv)) / ε², computed from loss values alone.
+    constexpr Input<1> G{};
+    constexpr Input<2> Wc{};
+    constexpr Input<3> T{};
+    constexpr auto ce = cross_entropy(matmul(rms_norm(X, G), Wc), T);
+    rng gen(9);
+    const auto x = random::normal(gen, {12, 6});
+    const auto g = random::uniform(gen, {6}, 0.5, 1.5);
+    const auto w = random::normal(gen, {6, 4});
+    const auto y = random::integers(gen, {12}, 0, 4);
+    const auto ug = random::normal(gen, {6}), uw = random::normal(gen, {6, 4});
+    const auto vg = random::normal(gen, {6}), vw = random::normal(gen, {6, 4});
+    auto H = check::hvp(ce, wrt<1, 2>);
+    const auto [hvg, hvw] = H(std::tuple{vg, vw}, x, g, w, y);
+    const auto [hug, huw] = H(std::tuple{ug, uw}, x, g, w, y);
+    const double u_hv = xt::sum(ug * hvg)() + xt::sum(uw * hvw)();
+    const double v_hu = xt::sum(vg * hug)() + xt::sum(vw * huw)();
+    CHECK(u_hv == doctest::Approx(v_hu).epsilon(1e-7));
+    auto f = evaluator(ce);
+    const double eps = 1e-4;
+    // one call per statement: each result is the evaluator's workspace, overwritten by the next call
+    const double up = f(x, xt::xarray<double>(g + eps * vg), xt::xarray<double>(w + eps * vw), y)();
+    const double mid = f(x, g, w, y)();
+    const double down = f(x, xt::xarray<double>(g - eps * vg), xt::xarray<double>(w - eps * vw), y)();
+    const double second = (up - 2 * mid + down) / (eps * eps);
+    const double v_hv = xt::sum(vg * hvg)() + xt::sum(vw * hvw)();
+    REQUIRE(std::abs(v_hv) > 1e-2);
+    CHECK(v_hv == doctest::Approx(second).epsilon(1e-5));
 }
