@@ -37,6 +37,16 @@ struct is_std_tuple : std::false_type {};
 template <class... A>
 struct is_std_tuple<std::tuple<A...>> : std::true_type {};
 
+// The element type of a floating-point array A, else void (numbers, integer arrays, other objects).
+template <class A, class = void>
+struct float_array_value {
+    using type = void;
+};
+template <class A>
+struct float_array_value<A, std::void_t<typename A::value_type, decltype(std::declval<const A&>().shape())>> {
+    using type = std::conditional_t<std::is_floating_point_v<typename A::value_type>, typename A::value_type, void>;
+};
+
 // The position of argument index K among W..., or -1.
 template <int K, int... W>
 constexpr int position_in() {
@@ -77,9 +87,15 @@ class hvp_program {
     template <class... V, class... Args>
     auto operator()(const std::tuple<V...>& v, const Args&... args) {
         static_assert(sizeof...(V) == sizeof...(W), "exprgrad: hvp needs one direction per wrt argument");
-        using T = typename std::remove_cvref_t<
-            std::tuple_element_t<static_cast<std::size_t>(first_wrt), std::tuple<Args...>>>::value_type;
-        static_assert(std::is_floating_point_v<T>, "exprgrad: hvp: a wrt argument must be a floating-point array");
+        static_assert(((W >= 0 && W < static_cast<int>(sizeof...(Args))) && ...),
+                      "exprgrad: hvp: a wrt index names no argument of the call");
+        using arg_types = std::tuple<Args..., double>;  // the extra double keeps a bad index from a second error
+        static_assert((!std::is_void_v<typename detail::float_array_value<
+                           std::tuple_element_t<static_cast<std::size_t>(W < 0 ? 0 : W), arg_types>>::type> &&
+                       ...),
+                      "exprgrad: hvp: a wrt argument must be a floating-point array");
+        using T = typename detail::float_array_value<
+            std::tuple_element_t<static_cast<std::size_t>(first_wrt < 0 ? 0 : first_wrt), arg_types>>::type;
         const auto a = std::forward_as_tuple(args...);
         // θ ± h v, one copy per wrt argument
         std::tuple<typename wrt_array<T, W>::type...> shifted{xt::xarray<T>(std::get<W>(a))...};
