@@ -23,17 +23,16 @@ int main() {
                                         {.layers = 1, .width = width, .heads = 2, .attention = {.causal = true}}, gen);
     auto& head = params.add("head", random::normal<float>(gen, shape{width, vocab}, 0.0, 0.1));
 
-    // The two ends are tensor programs; the block in the middle is an nn layer (its own programs).
-    constexpr auto Tok = tensor<0>;  // the embedding's arguments: tokens, table, and dh for its VJP
+    // The two ends are compiled blocks; the block in the middle is an nn layer (its own programs). A record
+    // remembers the calls of a step, and one backward runs every VJP in reverse: no gradient by hand.
+    constexpr auto Tok = tensor<0>;  // the embedding's arguments: tokens, table
     constexpr auto Table = tensor<1>;
-    constexpr auto Dh = tensor<2>;
-    auto embed = evaluator(embedding(Table, Tok));
-    // A VJP is a gradient: d/dTable of sum(embedding · dh) is dh scattered back onto the table's rows.
-    auto embed_vjp = value_and_grad(sum(embedding(Table, Tok) * Dh), wrt<1>);
+    auto embed = compile<float>(embedding(Table, Tok), wrt<1>);
     constexpr auto H = tensor<0>;  // the head's arguments: the block's output, the head, the targets
     constexpr auto Head = tensor<1>;
     constexpr auto Next = tensor<2>;
-    auto head_loss = value_and_grad(cross_entropy(matmul(H, Head), Next), wrt<0, 1>);
+    auto head_loss = compile<float>(cross_entropy(matmul(H, Head), Next), wrt<0, 1>);
+    tensors::record<float> rec;
 
     nn::adamw<float> opt({.lr = 1e-2});
     double first = 0, last = 0;
@@ -45,14 +44,14 @@ int main() {
         const xt::xarray<std::int64_t> tokens = (start + stride * t) % std::int64_t(vocab);
         const xt::xarray<std::int64_t> next = (start + stride * (t + 1)) % std::int64_t(vocab);
 
-        // Forward through the three parts, then backward in reverse, handing each its output's gradient.
-        params.zero_grad();
-        const auto& h = block.blocks->forward(embed(tokens, table.value));
-        auto [loss, grads] = head_loss(h, head.value, next);
-        head.grad = std::get<1>(grads);
-        const auto& dh = block.blocks->backward(std::get<0>(grads));  // adds the block's gradients
-        table.grad = std::get<0>(embed_vjp(tokens, table.value, dh).second);
+        params.zero_grad();  // parameters accumulate
+        rec.clear();         // a new step
+        auto h = rec.call(embed, tokens, rec.leaf(table.value, table.grad));
+        h = rec.call_layer(*block.blocks, h);
+        const auto l = rec.call(head_loss, h, rec.leaf(head.value, head.grad), next);
+        rec.backward(l);  // every VJP in reverse: the gradients land in params
         opt.step(params);
+        const double loss = rec.value(l)(0);
 
         if (step == 0) first = loss;
         last = loss;
