@@ -21,7 +21,7 @@ namespace exprgrad::ops::detail::flex {
 template <class T>
 struct backward_scratch {
     buffer<T> S, dP, Pm, dS, vis, dK, dV, G;
-    std::vector<std::size_t> rbeg, rend, kbeg, kend;
+    std::vector<std::size_t> rbeg, rend, kbeg, kend, valid;
 };
 
 /// P, dS and the visibility of one (query block, key block) pair of query head h (key/value head g); adds the
@@ -33,20 +33,19 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
     constexpr T ninf = -std::numeric_limits<T>::infinity();
     const std::size_t bh = b * P.Hq + h, i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
     const std::size_t* n = P.nrow.data() + b * P.Tq + i0;
-    bool any_row = false;
-    for (std::size_t r = 0; r < nr; ++r) any_row |= n[r] > j0 && lse[i0 + r] != ninf;
-    if (!any_row) return false;
+    // A row that sees no key (lse = −inf) contributes nothing, whatever its dout holds.
+    for (std::size_t r = 0; r < nr; ++r) w.valid[r] = n[r] > j0 && lse[i0 + r] != ninf ? std::min(nc, n[r] - j0) : 0;
+    const T* par = P.par.data() + h * P.np;
+    if (!M::any_visible(b, h, i0, nr, j0, w.valid.data(), par)) return false;
     const std::size_t kb = j0 / block_k;
     tiles::gemm_rows<false>(nr, block_k, P.d, P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp,
                             P.Kt.data() + (g * P.nkb + kb) * P.d * block_k, block_k, w.S.data(), block_k);
     tiles::gemm_rows<false>(nr, block_k, P.dv, P.dop + (bh * P.Tq + i0) * P.dvp, P.dvp,
                             P.Vt.data() + (g * P.nkb + kb) * P.dv * block_k, block_k, w.dP.data(), block_k);
-    const T* par = P.par.data() + h * P.np;
     std::array<typename M::Bt, M::np> acc;
     acc.fill(typename M::Bt(T(0)));
     for (std::size_t r = 0; r < nr; ++r) {
-        // A row that sees no key (lse = −inf) contributes nothing, whatever its dout holds.
-        const std::size_t valid = n[r] > j0 && lse[i0 + r] != ninf ? std::min(nc, n[r] - j0) : 0;
+        const std::size_t valid = w.valid[r];
         typename M::row_args ra(b, h, i0 + r, par);
         M::backward_row(w.S.data() + r * block_k, w.dP.data() + r * block_k, lse[i0 + r],
                         P.Drow[bh * P.Tq + i0 + r], block_k, valid, ra, j0, w.Pm.data() + r * block_k,
@@ -119,6 +118,7 @@ void backward(const problem<T>& P, const attention_options& o, std::vector<backw
         grow(w.rend, block_q);
         grow(w.kbeg, block_k);
         grow(w.kend, block_k);
+        grow(w.valid, block_q);
     };
     const std::size_t units = P.B * P.Hkv;
     attention::run_units(units, attention::task_count(o, units), pool, init,

@@ -18,7 +18,7 @@ template <class T>
 struct forward_scratch {
     buffer<T> S, acc;
     std::vector<T> m, l;
-    std::vector<std::size_t> beg, end;
+    std::vector<std::size_t> beg, end, valid;
 };
 
 /// The first and one past the last entry of row[0, n) that is not −inf (masked entries are −inf): the span
@@ -50,10 +50,12 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
     for (std::size_t j0 = 0; j0 < kend; j0 += block_k) {
         const std::size_t nc = std::min(block_k, kend - j0);
         const T* Kt = P.Kt.data() + (g * P.nkb + j0 / block_k) * P.d * block_k;
+        for (std::size_t r = 0; r < nr; ++r) w.valid[r] = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
+        if (!M::any_visible(b, h, i0, nr, j0, w.valid.data(), par)) continue;
         tiles::gemm_rows<false>(nr, block_k, P.d, Q, dp, Kt, block_k, w.S.data(), block_k);
         bool any = false;
         for (std::size_t r = 0; r < nr; ++r) {
-            const std::size_t valid = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
+            const std::size_t valid = w.valid[r];
             T* row = w.S.data() + r * block_k;
             w.beg[r] = w.end[r] = 0;
             if (valid == 0) continue;
@@ -100,6 +102,7 @@ void forward(const problem<T>& P, const attention_options& o, std::vector<forwar
         grow(w.l, block_q);
         grow(w.beg, block_q);
         grow(w.end, block_q);
+        grow(w.valid, block_q);
     };
     const std::size_t units = P.B * P.Hq * P.nqb;
     if (units == 0) return;

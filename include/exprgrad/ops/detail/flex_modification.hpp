@@ -69,6 +69,35 @@ struct modification {
             return kj < lim;
     }
 
+    /// Whether any key of a tile is visible to one of its rows: row r (query i0 + r) may see keys j0 + c for
+    /// c < valid[r]. Evaluates the mask alone (no score is needed), so that a tile the mask hides entirely
+    /// costs no matrix product: under a causal or sliding-window mask_mod most tiles are skipped this way.
+    static bool any_visible(std::size_t b, std::size_t h, std::size_t i0, std::size_t nr, std::size_t j0,
+                            const std::size_t* valid, const T* par) {
+        if constexpr (!masked) {
+            for (std::size_t r = 0; r < nr; ++r)
+                if (valid[r] > 0) return true;
+            return false;
+        } else {
+            using N = nodes_of<Mask>;
+            const auto consts = N::constants();
+            const Bt iota = lane_iota();
+            for (std::size_t r = 0; r < nr; ++r) {
+                if (valid[r] == 0) continue;
+                row_args ra(b, h, i0 + r, par);
+                ra.a[0] = Bt(T(0));
+                const Bt lim(static_cast<T>(j0 + valid[r]));
+                for (std::size_t c = 0; c < valid[r]; c += L) {
+                    const Bt kj = iota + Bt(static_cast<T>(j0 + c));
+                    ra.a[4] = kj;
+                    const auto vals = N::run(ra.a, consts);
+                    if (xsimd::any((kj < lim) & (N::template get<Mask>(vals, consts) > Bt(T(0))))) return true;
+                }
+            }
+            return false;
+        }
+    }
+
     /// Row s of a score tile (block_k = a multiple of L entries, for keys j0, j0 + 1, ...): s[c] ← score_mod(s[c])
     /// where key j0 + c is visible (c < valid and mask_mod > 0), −inf elsewhere.
     static void forward_row(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
