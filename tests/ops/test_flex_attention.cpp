@@ -73,8 +73,8 @@ struct ref_result {
     std::vector<std::vector<double>> dparams;
 };
 
-ref_result reference(const xt::xtensor<double, 4>& q, const xt::xtensor<double, 4>& k,
-                     const xt::xtensor<double, 4>& v, const xt::xtensor<double, 4>& dout, const ref_mod& m,
+ref_result reference(const xt::xtensor<double, 4>& q, const xt::xtensor<double, 4>& k, const xt::xtensor<double, 4>& v,
+                     const xt::xtensor<double, 4>& dout, const ref_mod& m,
                      const std::vector<std::vector<double>>& params, const attention_options& o) {
     const std::size_t B = q.shape()[0], Hq = q.shape()[1], Tq = q.shape()[2], d = q.shape()[3];
     const std::size_t Hkv = k.shape()[1], Tk = k.shape()[2], dv = v.shape()[3], G = Hq / Hkv;
@@ -136,7 +136,8 @@ ref_result reference(const xt::xtensor<double, 4>& q, const xt::xtensor<double, 
                     const double dz = p[j] * (dP[j] - D);
                     const double dsc = dz * m.dfds(raw[j], double(b), double(h), double(i), double(j), ph.data());
                     for (std::size_t I = 0; I < params.size(); ++I)
-                        r.dparams[I][h] += dz * m.dfdp[I](raw[j], double(b), double(h), double(i), double(j), ph.data());
+                        r.dparams[I][h] +=
+                            dz * m.dfdp[I](raw[j], double(b), double(h), double(i), double(j), ph.data());
                     for (std::size_t c = 0; c < d; ++c) {
                         r.dq(b, h, i, c) += s * dsc * k(b, g, j, c);
                         r.dk(b, g, j, c) += s * dsc * q(b, h, i, c);
@@ -159,7 +160,8 @@ constexpr auto window = less(attn::q_idx - attn::k_idx, 5_c) * less(attn::k_idx 
 constexpr auto two = attn::score * attn::param<1> + attn::param<0> * sin(attn::k_idx + attn::head - attn::batch);
 
 ref_mod ref_alibi_causal() {
-    return {[](double s, double, double, double i, double j, const double* p) { return s - p[0] * (i - j); }, one,
+    return {[](double s, double, double, double i, double j, const double* p) { return s - p[0] * (i - j); },
+            one,
             {[](double, double, double, double i, double j, const double*) { return -(i - j); }},
             [](double, double, double i, double j) { return i - j + 1; }};
 }
@@ -250,7 +252,8 @@ void compare(Mod mod, Mask mask, const ref_mod& ref, std::size_t nparams, double
                 CAPTURE(I);
                 REQUIRE(g.dparams[I].size() == sc.Hq);
                 for (std::size_t h = 0; h < sc.Hq; ++h)
-                    CHECK(std::fabs(g.dparams[I](h) - want.dparams[I][h]) <= tol * 10 * (1 + std::fabs(want.dparams[I][h])));
+                    CHECK(std::fabs(g.dparams[I](h) - want.dparams[I][h]) <=
+                          tol * 10 * (1 + std::fabs(want.dparams[I][h])));
             }
         }
     }
@@ -284,7 +287,9 @@ TEST_CASE("flex attention in float, on both ISA paths (256-bit, and 512-bit wher
 TEST_CASE("central differences (vjp_check) for q, k, v and the ALiBi slopes, through normalize_qk too") {
     using arrays = std::vector<xt::xarray<double>>;
     auto as4 = [](const xt::xarray<double>& a) { return xt::xtensor<double, 4>(a); };
-    auto as1 = [](const xt::xarray<double>& a) { return std::vector<xt::xtensor<double, 1>>{xt::xtensor<double, 1>(a)}; };
+    auto as1 = [](const xt::xarray<double>& a) {
+        return std::vector<xt::xtensor<double, 1>>{xt::xtensor<double, 1>(a)};
+    };
     for (const bool cosine : {false, true}) {
         CAPTURE(cosine);
         attention_options o;
@@ -329,8 +334,10 @@ TEST_CASE("fully masked rows: out = 0, lse = -inf, dq = 0 even for a NaN dout; u
             CAPTURE(i);
             const bool empty = i < 2;
             CHECK((empty ? r.lse(0, h, i) == -INFINITY : std::isfinite(r.lse(0, h, i))));
-            for (std::size_t c = 0; c < 2; ++c) CHECK((empty ? r.out(0, h, i, c) == 0.0 : std::isfinite(r.out(0, h, i, c))));
-            for (std::size_t c = 0; c < 3; ++c) CHECK((empty ? g.dq(0, h, i, c) == 0.0 : std::isfinite(g.dq(0, h, i, c))));
+            for (std::size_t c = 0; c < 2; ++c)
+                CHECK((empty ? r.out(0, h, i, c) == 0.0 : std::isfinite(r.out(0, h, i, c))));
+            for (std::size_t c = 0; c < 3; ++c)
+                CHECK((empty ? g.dq(0, h, i, c) == 0.0 : std::isfinite(g.dq(0, h, i, c))));
         }
     }
     for (std::size_t c = 0; c < 3; ++c) CHECK(g.dk(0, 0, 6, c) == 0.0);
@@ -431,7 +438,7 @@ TEST_CASE("results are bit-identical for every thread count; double slopes for f
     const std::vector<xt::xtensor<double, 1>> slopes = {xt::xtensor<double, 1>{0.5, 0.25, 0.125, 0.0625}};
     attention_options o1, o2;
     o1.threads = 1;
-    o2.threads = 3;
+    o2.threads = 8;  // more threads than (batch, key/value head) units: the split backward
     const auto r1 = flex_attention_forward(q, k, v, alibi, causal, slopes, o1);
     const auto r2 = flex_attention_forward(q, k, v, alibi, causal, slopes, o2);
     CHECK(max_abs_diff(r1.out, r2.out) == 0.0);
@@ -439,6 +446,7 @@ TEST_CASE("results are bit-identical for every thread count; double slopes for f
     const auto g2 = flex_attention_vjp(q, k, v, dout, alibi, causal, slopes, o2);
     CHECK(max_abs_diff(g1.dq, g2.dq) == 0.0);
     CHECK(max_abs_diff(g1.dk, g2.dk) == 0.0);
+    CHECK(max_abs_diff(g1.dv, g2.dv) == 0.0);
     CHECK(max_abs_diff(g1.dparams[0], g2.dparams[0]) == 0.0);
 }
 
@@ -461,16 +469,17 @@ TEST_CASE("misuse throws std::invalid_argument naming flex_attention and the val
         flex_attention_forward(q, k, v, alibi, causal, {xt::xtensor<double, 1>{1, 2, 3}});
     });
     CHECK(wrong_h.find("params[0] has 3 values but q has 4 heads") != std::string::npos);
-    const auto groups = message([&] {
-        flex_attention_forward(random4<double>(1, 3, 3, 2, 54), k, v, attn::score, causal, {});
-    });
+    const auto groups =
+        message([&] { flex_attention_forward(random4<double>(1, 3, 3, 2, 54), k, v, attn::score, causal, {}); });
     CHECK(groups.find("q has 3 heads but k and v have 2") != std::string::npos);
-    const auto d = message([&] { flex_attention_vjp(q, random4<double>(1, 2, 5, 3, 55), v, q, alibi, causal, one_slope); });
+    const auto d =
+        message([&] { flex_attention_vjp(q, random4<double>(1, 2, 5, 3, 55), v, q, alibi, causal, one_slope); });
     CHECK(d.find("flex_attention_vjp") != std::string::npos);
     const auto dout = message([&] { flex_attention_vjp(q, k, v, k, alibi, causal, one_slope); });
     CHECK(dout.find("dout") != std::string::npos);
     // also through the dispatch to ops::attention: the error names flex attention
-    const auto plain = message([&] { flex_attention_forward(q, q, random4<double>(1, 4, 2, 2, 56), attn::score, 1_c, {}); });
+    const auto plain =
+        message([&] { flex_attention_forward(q, q, random4<double>(1, 4, 2, 2, 56), attn::score, 1_c, {}); });
     CHECK(plain.find("flex_attention_forward") != std::string::npos);
 }
 
@@ -479,11 +488,11 @@ TEST_CASE("docs/flex_attention.md: ALiBi with a causal mask on grouped-query hea
     const auto v = random4<double>(1, 2, 6, 8, 63), dout = random4<double>(1, 4, 6, 8, 64);
     // docs-begin docs/flex_attention.md
     auto alibi = attn::score - attn::param<0> * (attn::q_idx - attn::k_idx);
-    auto causal = attn::q_idx - attn::k_idx + 1_c;  // visible where k_idx <= q_idx
+    auto causal = attn::q_idx - attn::k_idx + 1_c;               // visible where k_idx <= q_idx
     xt::xtensor<double, 1> slopes = {0.5, 0.25, 0.125, 0.0625};  // one per query head
     std::vector<xt::xtensor<double, 1>> params = {slopes};
     attention_options opts;
-    auto r = flex_attention_forward(q, k, v, alibi, causal, params, opts);   // r.out [1, 4, 6, 8], r.lse [1, 4, 6]
+    auto r = flex_attention_forward(q, k, v, alibi, causal, params, opts);    // r.out [1, 4, 6, 8], r.lse [1, 4, 6]
     auto g = flex_attention_vjp(q, k, v, dout, alibi, causal, params, opts);  // g.dq, g.dk, g.dv, g.dparams
     // g.dparams[0](h) = ∂L/∂slopes(h) for L = Σ dout · out
     // docs-end
@@ -500,9 +509,9 @@ TEST_CASE("docs/flex_attention.md: ALiBi with a causal mask on grouped-query hea
         CHECK(g.dparams[0](h) == doctest::Approx(fd).epsilon(1e-6));
     }
     // docs-begin docs/flex_attention.md
-    auto softcap = fc<30.0> * tanh(attn::score / fc<30.0>);             // Gemma 2's logit soft-capping
+    auto softcap = fc<30.0> * tanh(attn::score / fc<30.0>);  // Gemma 2's logit soft-capping
     auto window = less(attn::q_idx - attn::k_idx, 3_c) * less(attn::k_idx - attn::q_idx, 3_c);  // |i − j| ≤ 3
-    auto r2 = flex_attention_forward(q, k, v, softcap, window, {}, opts);  // no parameters
+    auto r2 = flex_attention_forward(q, k, v, softcap, window, {}, opts);                       // no parameters
     // docs-end
     // Row 0 sees keys 0..3 only: a NaN in key 5 leaves it alone; row 5 sees key 5.
     auto k5 = k;

@@ -41,8 +41,9 @@ namespace exprgrad::ops::detail::flex {
 
 /// Number of learnable parameters a score modification reads: one more than its highest param<I>.
 template <class Mod>
-inline constexpr std::size_t param_count_v =
-    sym::arity_v<Mod> > attn::first_param ? static_cast<std::size_t>(sym::arity_v<Mod> - attn::first_param) : 0;
+inline constexpr std::size_t param_count_v = sym::arity_v<Mod> > attn::first_param
+                                                 ? static_cast<std::size_t>(sym::arity_v<Mod> - attn::first_param)
+                                                 : 0;
 
 /// Whether expression E reads variable var<I>.
 template <class E, int I>

@@ -129,9 +129,9 @@ void forward_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const 
 
 template <class M, class T, class PT>
 flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-                            const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse,
-                            const xt::xtensor<T, 4>& dout, const std::vector<xt::xtensor<PT, 1>>& params,
-                            const attention_options& o, workspace<T>& ws) {
+                            const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse, const xt::xtensor<T, 4>& dout,
+                            const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o,
+                            workspace<T>& ws) {
     constexpr const char* op = "flex_attention_vjp";
     auto& P = ws.P;
     setup<typename M::mask_type, M>(op, q, k, v, params, o, P);
@@ -152,7 +152,7 @@ flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>&
     g.dq = xt::zeros<T>(q.shape());
     g.dk = xt::zeros<T>(k.shape());
     g.dv = xt::zeros<T>(v.shape());
-    ws.dpar.assign(BQ * P.np, 0.0);
+    ws.dpar.assign(BQ * P.nqb * P.nkb * P.np, 0.0);
     backward<M>(P, o, ws.bwd, lse.data(), g.dq.data(), g.dk.data(), g.dv.data(), ws.dpar.data());
     if (P.cosine) {  // through q̂ = q/√(‖q‖² + ε²): dq = (dq̂ − q̂(q̂·dq̂))/√(‖q‖² + ε²), the same for k
         auto through = [&](T* grad, const T* hat, const T* inv, std::size_t rows_) {
@@ -171,7 +171,9 @@ flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>&
         g.dparams[I] = xt::zeros<T>({P.Hq});
         for (std::size_t h = 0; h < P.Hq; ++h) {
             double s = 0;
-            for (std::size_t b = 0; b < P.B; ++b) s += ws.dpar[(b * P.Hq + h) * P.np + I];
+            for (std::size_t b = 0; b < P.B; ++b)
+                for (std::size_t u = 0; u < P.nqb * P.nkb; ++u)
+                    s += ws.dpar[((b * P.Hq + h) * P.nqb * P.nkb + u) * P.np + I];
             g.dparams[I](h) = static_cast<T>(s);
         }
     }
@@ -179,9 +181,8 @@ flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>&
 }
 
 template <class Mod, class Mask, class T, class PT>
-attention_result<T> forward_entry(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
-                                  const xt::xtensor<T, 4>& v, const std::vector<xt::xtensor<PT, 1>>& params,
-                                  const attention_options& o) {
+attention_result<T> forward_entry(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+                                  const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o) {
     check_modifications<Mod, Mask>();
     using M = modification<T, Mod, Mask>;
     attention_result<T> r;
@@ -281,9 +282,8 @@ flex_attention_grads<T> flex_attention_vjp(const xt::xtensor<T, 4>& q, const xt:
 /// flex_attention_vjp with parameters of the other value type (dparams are of q's type).
 template <attention_value T, class Mod, class Mask, attention_value PT>
 requires(!std::is_same_v<T, PT>) flex_attention_grads<T> flex_attention_vjp(
-    const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-    const xt::xtensor<T, 4>& dout, Mod, Mask, const std::vector<xt::xtensor<PT, 1>>& params,
-    const attention_options& opts = {}) {
+    const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v, const xt::xtensor<T, 4>& dout,
+    Mod, Mask, const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& opts = {}) {
     return detail::flex::vjp_entry<Mod, Mask>(q, k, v, dout, params, opts);
 }
 

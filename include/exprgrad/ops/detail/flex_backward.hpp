@@ -24,9 +24,9 @@ struct backward_scratch {
     std::vector<std::size_t> rbeg, rend, kbeg, kend, valid;
 };
 
-/// P, dS and the visibility of one (query block, key block) pair of query head h (key/value head g); adds the
-/// pair's parameter gradients into dpar[I]. The row spans (rbeg, rend) and key spans (kbeg, kend) bound the
-/// visible entries for the products. False when no entry is visible.
+/// P, dS and the visibility of one (query block, key block) pair of query head h (key/value head g); sets the
+/// pair's parameter sums dpar[I] (left alone when nothing is visible). The row spans (rbeg, rend) and key spans
+/// (kbeg, kend) bound the visible entries for the products. False when no entry is visible.
 template <class M, class T>
 bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_t g, std::size_t qb, std::size_t j0,
                    std::size_t nc, const T* lse, backward_scratch<T>& w, double* dpar) {
@@ -47,11 +47,11 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
     for (std::size_t r = 0; r < nr; ++r) {
         const std::size_t valid = w.valid[r];
         typename M::row_args ra(b, h, i0 + r, par);
-        M::backward_row(w.S.data() + r * block_k, w.dP.data() + r * block_k, lse[i0 + r],
-                        P.Drow[bh * P.Tq + i0 + r], block_k, valid, ra, j0, w.Pm.data() + r * block_k,
-                        w.dS.data() + r * block_k, w.vis.data() + r * block_k, acc);
+        M::backward_row(w.S.data() + r * block_k, w.dP.data() + r * block_k, lse[i0 + r], P.Drow[bh * P.Tq + i0 + r],
+                        block_k, valid, ra, j0, w.Pm.data() + r * block_k, w.dS.data() + r * block_k,
+                        w.vis.data() + r * block_k, acc);
     }
-    for (std::size_t I = 0; I < M::np; ++I) dpar[I] += static_cast<double>(xsimd::hadd(acc[I]));
+    for (std::size_t I = 0; I < M::np; ++I) dpar[I] = static_cast<double>(xsimd::hadd(acc[I]));
     bool any = false;
     for (std::size_t r = 0; r < nr; ++r) {
         const T* v = w.vis.data() + r * block_k;
@@ -72,66 +72,107 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
     return any;
 }
 
-/// The backward of one (batch, key/value head): every key block against every query block of every query head
-/// of the group. dk, dv rows of the group are written; G (the group's T_q rows per head) gets Σ_j dS_ij k̂_j.
+/// Where pair (query head bh, query block qb, key block kb) leaves its parameter sums: one slot per pair, summed
+/// in a fixed order after the pass, so that both task layouts below give the same bits.
+template <class T>
+double* pair_slot(const problem<T>& P, double* dpar, std::size_t bh, std::size_t qb, std::size_t kb) {
+    return dpar + ((bh * P.nqb + qb) * P.nkb + kb) * P.np;
+}
+
+/// One key block of one (batch, key/value head) against every query block of every query head of the group:
+/// its dk, dv rows are written; with G (the group's T_q rows per head) also G_i += Σ_j dS_ij k̂_j.
 template <class M, class T>
-void backward_group(const problem<T>& P, std::size_t b, std::size_t gl, const T* lse_all, backward_scratch<T>& w,
-                    T* dk, T* dv, double* dpar_all) {
-    const std::size_t g = b * P.Hkv + gl, dp = P.dp, dvp = P.dvp;
-    std::fill(w.G.begin(), w.G.begin() + P.G * P.Tq * dp, T(0));
-    for (std::size_t j0 = 0; j0 < P.kend[b]; j0 += block_k) {
-        const std::size_t nc = std::min(block_k, P.kend[b] - j0);
-        std::fill(w.dK.begin(), w.dK.begin() + nc * dp, T(0));
-        std::fill(w.dV.begin(), w.dV.begin() + nc * dvp, T(0));
-        for (std::size_t hh = 0; hh < P.G; ++hh) {
-            const std::size_t h = gl * P.G + hh, bh = b * P.Hq + h;
-            for (std::size_t qb = 0; qb < P.nqb; ++qb) {
-                if (!backward_pair<M>(P, b, h, g, qb, j0, nc, lse_all + bh * P.Tq, w, dpar_all + bh * P.np)) continue;
-                const std::size_t i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
-                tiles::gemm_acc<1, block_k>(nc, dvp, nr, w.Pm.data(), P.dop + (bh * P.Tq + i0) * dvp, dvp,
-                                            w.dV.data(), dvp, w.kbeg.data(), w.kend.data());
-                tiles::gemm_acc<1, block_k>(nc, dp, nr, w.dS.data(), P.Qs.data() + (bh * P.Tq + i0) * dp, dp,
-                                            w.dK.data(), dp, w.kbeg.data(), w.kend.data());
+void key_block_pass(const problem<T>& P, std::size_t b, std::size_t gl, std::size_t j0, const T* lse_all,
+                    backward_scratch<T>& w, T* G, T* dk, T* dv, double* dpar) {
+    const std::size_t g = b * P.Hkv + gl, dp = P.dp, dvp = P.dvp, nc = std::min(block_k, P.kend[b] - j0);
+    std::fill(w.dK.begin(), w.dK.begin() + nc * dp, T(0));
+    std::fill(w.dV.begin(), w.dV.begin() + nc * dvp, T(0));
+    for (std::size_t hh = 0; hh < P.G; ++hh) {
+        const std::size_t h = gl * P.G + hh, bh = b * P.Hq + h;
+        for (std::size_t qb = 0; qb < P.nqb; ++qb) {
+            if (!backward_pair<M>(P, b, h, g, qb, j0, nc, lse_all + bh * P.Tq, w,
+                                  pair_slot(P, dpar, bh, qb, j0 / block_k)))
+                continue;
+            const std::size_t i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
+            tiles::gemm_acc<1, block_k>(nc, dvp, nr, w.Pm.data(), P.dop + (bh * P.Tq + i0) * dvp, dvp, w.dV.data(), dvp,
+                                        w.kbeg.data(), w.kend.data());
+            tiles::gemm_acc<1, block_k>(nc, dp, nr, w.dS.data(), P.Qs.data() + (bh * P.Tq + i0) * dp, dp, w.dK.data(),
+                                        dp, w.kbeg.data(), w.kend.data());
+            if (G)
                 tiles::gemm_acc<block_k, 1>(nr, dp, nc, w.dS.data(), P.Kp.data() + (g * P.Tk + j0) * dp, dp,
-                                            w.G.data() + (hh * P.Tq + i0) * dp, dp, w.rbeg.data(), w.rend.data());
-            }
+                                            G + (hh * P.Tq + i0) * dp, dp, w.rbeg.data(), w.rend.data());
         }
-        for (std::size_t c = 0; c < nc; ++c) {
-            const std::size_t j = j0 + c;
-            std::copy(w.dK.data() + c * dp, w.dK.data() + c * dp + P.d, dk + (g * P.Tk + j) * P.d);
-            std::copy(w.dV.data() + c * dvp, w.dV.data() + c * dvp + P.dv, dv + (g * P.Tk + j) * P.dv);
-        }
+    }
+    for (std::size_t c = 0; c < nc; ++c) {
+        const std::size_t j = j0 + c;
+        std::copy(w.dK.data() + c * dp, w.dK.data() + c * dp + P.d, dk + (g * P.Tk + j) * P.d);
+        std::copy(w.dV.data() + c * dvp, w.dV.data() + c * dvp + P.dv, dv + (g * P.Tk + j) * P.dv);
     }
 }
 
-/// The backward over all (batch, key/value head) units: dq, dk, dv of q̂, k̂ (before normalize_qk's VJP) and
-/// the parameters' gradients per (batch, query head) into dpar [B·H_q][np].
+/// dq rows [i0, i0 + nr) of query head bh from G: dq̂_i = s_i G_i.
+template <class T>
+void store_q(const problem<T>& P, std::size_t bh, std::size_t i0, std::size_t nr, const T* G, T* dq) {
+    for (std::size_t r = 0; r < nr; ++r) {
+        const std::size_t i = i0 + r;
+        kernels::rows::scale_into(G + r * P.dp, P.srow[bh * P.Tq + i], dq + (bh * P.Tq + i) * P.d, P.d);
+    }
+}
+
+/// The backward: dq, dk, dv of q̂, k̂ (before normalize_qk's VJP) and the parameters' sums per (query head,
+/// query block, key block) into dpar [B·H_q][nqb][nkb][np] (zeroed by the caller). With at least as many
+/// (batch, key/value head) units as threads, one task per unit does everything in one pass; with fewer, key
+/// blocks run in parallel for dk, dv, then query blocks for dq. Each accumulator sees the same products in the
+/// same order in both layouts, so the results do not depend on the thread count.
 template <class M, class T>
-void backward(const problem<T>& P, const attention_options& o, std::vector<backward_scratch<T>>& pool,
-              const T* lse_all, T* dq, T* dk, T* dv, double* dpar) {
+void backward(const problem<T>& P, const attention_options& o, std::vector<backward_scratch<T>>& pool, const T* lse_all,
+              T* dq, T* dk, T* dv, double* dpar) {
+    std::size_t g_rows = 0;
     auto init = [&](backward_scratch<T>& w) {
         for (auto* x : {&w.S, &w.dP, &w.Pm, &w.dS, &w.vis}) grow(*x, block_q * block_k);
         grow(w.dK, block_k * P.dp);
         grow(w.dV, block_k * P.dvp);
-        grow(w.G, P.G * P.Tq * P.dp);
+        grow(w.G, g_rows * P.dp);
         grow(w.rbeg, block_q);
         grow(w.rend, block_q);
         grow(w.kbeg, block_k);
         grow(w.kend, block_k);
         grow(w.valid, block_q);
     };
-    const std::size_t units = P.B * P.Hkv;
-    attention::run_units(units, attention::task_count(o, units), pool, init,
-                         [&](std::size_t u, backward_scratch<T>& w) {
-                             const std::size_t b = u / P.Hkv, gl = u % P.Hkv;
-                             backward_group<M>(P, b, gl, lse_all, w, dk, dv, dpar);
-                             for (std::size_t hh = 0; hh < P.G; ++hh) {
-                                 const std::size_t bh = b * P.Hq + gl * P.G + hh;
-                                 for (std::size_t i = 0; i < P.Tq; ++i)
-                                     kernels::rows::scale_into(w.G.data() + (hh * P.Tq + i) * P.dp,
-                                                               P.srow[bh * P.Tq + i], dq + (bh * P.Tq + i) * P.d, P.d);
-                             }
-                         });
+    const std::size_t units = P.B * P.Hkv, threads = o.threads ? o.threads : kernels::num_threads();
+    if (units >= threads) {
+        g_rows = P.G * P.Tq;
+        attention::run_units(units, attention::task_count(o, units), pool, init,
+                             [&](std::size_t u, backward_scratch<T>& w) {
+                                 const std::size_t b = u / P.Hkv, gl = u % P.Hkv;
+                                 std::fill(w.G.begin(), w.G.begin() + g_rows * P.dp, T(0));
+                                 for (std::size_t j0 = 0; j0 < P.kend[b]; j0 += block_k)
+                                     key_block_pass<M>(P, b, gl, j0, lse_all, w, w.G.data(), dk, dv, dpar);
+                                 for (std::size_t hh = 0; hh < P.G; ++hh)
+                                     store_q(P, b * P.Hq + gl * P.G + hh, 0, P.Tq, w.G.data() + hh * P.Tq * P.dp, dq);
+                             });
+        return;
+    }
+    const std::size_t ku = units * P.nkb;
+    attention::run_units(ku, attention::task_count(o, ku), pool, init, [&](std::size_t u, backward_scratch<T>& w) {
+        const std::size_t bg = u / P.nkb, j0 = (u % P.nkb) * block_k, b = bg / P.Hkv;
+        if (j0 < P.kend[b]) key_block_pass<M>(P, b, bg % P.Hkv, j0, lse_all, w, static_cast<T*>(nullptr), dk, dv, dpar);
+    });
+    g_rows = block_q;
+    const std::size_t qu = P.B * P.Hq * P.nqb;
+    attention::run_units(qu, attention::task_count(o, qu), pool, init, [&](std::size_t u, backward_scratch<T>& w) {
+        const std::size_t bh = u / P.nqb, qb = u % P.nqb, b = bh / P.Hq, h = bh % P.Hq, g = b * P.Hkv + h / P.G;
+        const std::size_t i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
+        std::fill(w.G.begin(), w.G.begin() + block_q * P.dp, T(0));
+        for (std::size_t j0 = 0; j0 < P.kend[b]; j0 += block_k) {
+            const std::size_t nc = std::min(block_k, P.kend[b] - j0);
+            if (backward_pair<M>(P, b, h, g, qb, j0, nc, lse_all + bh * P.Tq, w,
+                                 pair_slot(P, dpar, bh, qb, j0 / block_k)))
+                tiles::gemm_acc<block_k, 1>(nr, P.dp, nc, w.dS.data(), P.Kp.data() + (g * P.Tk + j0) * P.dp, P.dp,
+                                            w.G.data(), P.dp, w.rbeg.data(), w.rend.data());
+        }
+        store_q(P, bh, i0, nr, w.G.data(), dq);
+    });
 }
 
 }  // namespace exprgrad::ops::detail::flex

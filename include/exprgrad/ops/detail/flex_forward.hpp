@@ -66,7 +66,7 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
             const T bm = kernels::rows::max(row + lo, hi - lo);
             // std::max drops a NaN second argument: keep it, so that a NaN score reaches out and lse.
             const T m_new = std::isnan(bm) ? bm : std::max(w.m[r], bm);
-            if (m_new == ninf) continue;  // every visible modified score is −inf: nothing to add
+            if (m_new == ninf) continue;              // every visible modified score is −inf: nothing to add
             const T corr = std::exp(w.m[r] - m_new);  // 0 for the row's first visible block
             const T sum = kernels::rows::exp_shifted(row + lo, m_new, row + lo, hi - lo);
             w.l[r] = w.l[r] * corr + sum;
@@ -106,11 +106,10 @@ void forward(const problem<T>& P, const attention_options& o, std::vector<forwar
     };
     const std::size_t units = P.B * P.Hq * P.nqb;
     if (units == 0) return;
-    attention::run_units(units, attention::task_count(o, units), pool, init,
-                         [&](std::size_t u, forward_scratch<T>& w) {
-                             const std::size_t bh = u / P.nqb, qb = u % P.nqb;
-                             forward_block<M>(P, bh, qb, w, out + bh * P.Tq * P.dv, lse + bh * P.Tq);
-                         });
+    attention::run_units(units, attention::task_count(o, units), pool, init, [&](std::size_t u, forward_scratch<T>& w) {
+        const std::size_t bh = u / P.nqb, qb = u % P.nqb;
+        forward_block<M>(P, bh, qb, w, out + bh * P.Tq * P.dv, lse + bh * P.Tq);
+    });
 }
 
 }  // namespace exprgrad::ops::detail::flex

@@ -119,8 +119,8 @@ struct modification {
     /// The fused backward of one row: from the raw scaled scores s and dp = dout_i·v_j, with the forward's lse
     /// and D = dout_i·out_i, writes p = softmax probabilities, ds = ∂L/∂score (through the modification) and
     /// vis = 1 where visible (0 elsewhere, and past `valid`); adds Σ_j dS'_ij ∂mod/∂param_I into acc[I].
-    static void backward_row(const T* s, const T* dp, T lse, T D, std::size_t width, std::size_t valid,
-                             row_args& ra, std::size_t j0, T* p, T* ds, T* vis, std::array<Bt, np>& acc) {
+    static void backward_row(const T* s, const T* dp, T lse, T D, std::size_t width, std::size_t valid, row_args& ra,
+                             std::size_t j0, T* p, T* ds, T* vis, std::array<Bt, np>& acc) {
         const auto consts = bwd_nodes::constants();
         const Bt iota = lane_iota(), lim(static_cast<T>(j0 + valid)), zero(T(0)), one(T(1));
         const Bt vlse(lse), vD(D);

@@ -43,12 +43,12 @@ struct problem {
     buffer<T> Qh, Kh;               // q̂, k̂ under normalize_qk: [B·H][T][d]
     const T* qhat = nullptr;        // q̂ rows (q itself when not normalising)
     const T* khat = nullptr;
-    buffer<T> Qs;  // [B·H_q][T_q][dp] s_i q̂_i, zero-padded: the scores come out scaled
-    buffer<T> Kt;  // [B·H_kv][nkb][d][block_k] k̂ transposed per key block
-    buffer<T> Vp;  // [B·H_kv][T_k][dvp] v padded (forward)
-    buffer<T> Kp;  // [B·H_kv][T_k][dp] k̂ padded (backward)
-    buffer<T> Vt;  // [B·H_kv][nkb][dv][block_k] v transposed per key block (backward)
-    buffer<T> dOp;  // [B·H_q][T_q][dvp] dout padded (backward)
+    buffer<T> Qs;         // [B·H_q][T_q][dp] s_i q̂_i, zero-padded: the scores come out scaled
+    buffer<T> Kt;         // [B·H_kv][nkb][d][block_k] k̂ transposed per key block
+    buffer<T> Vp;         // [B·H_kv][T_k][dvp] v padded (forward)
+    buffer<T> Kp;         // [B·H_kv][T_k][dp] k̂ padded (backward)
+    buffer<T> Vt;         // [B·H_kv][nkb][dv][block_k] v transposed per key block (backward)
+    buffer<T> dOp;        // [B·H_q][T_q][dvp] dout padded (backward)
     std::vector<T> Drow;  // [B·H_q][T_q] dout_i·out_i
     const T* vp = nullptr;
     const T* dop = nullptr;
