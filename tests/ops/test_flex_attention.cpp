@@ -3,6 +3,7 @@
 // GQA, fully masked rows, NaN propagation, the dispatch to ops::attention, and the errors.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -519,4 +520,24 @@ TEST_CASE("docs/flex_attention.md: ALiBi with a causal mask on grouped-query hea
     const auto r3 = flex_attention_forward(q, k5, v, softcap, window, {}, opts);
     CHECK(r3.out(0, 0, 0, 0) == r2.out(0, 0, 0, 0));
     CHECK(std::isnan(r3.out(0, 0, 5, 0)));
+}
+
+TEST_CASE("empty dimensions: no keys (every row fully masked), no queries, no batch") {
+    const std::vector<xt::xtensor<double, 1>> slopes = {xt::xtensor<double, 1>{0.5, 0.25}};
+    for (const auto& [B, Tq, Tk] : std::vector<std::array<std::size_t, 3>>{{1, 3, 0}, {1, 0, 4}, {0, 3, 4}}) {
+        CAPTURE(B);
+        CAPTURE(Tq);
+        CAPTURE(Tk);
+        const auto q = random4<double>(B, 2, Tq, 3, 71), k = random4<double>(B, 1, Tk, 3, 72);
+        const auto v = random4<double>(B, 1, Tk, 2, 73), dout = random4<double>(B, 2, Tq, 2, 74);
+        const auto r = flex_attention_forward(q, k, v, alibi, causal, slopes);
+        CHECK(r.out.size() == B * 2 * Tq * 2);
+        CHECK(xt::all(xt::equal(r.out, 0.0)));
+        CHECK(xt::all(xt::equal(r.lse, -INFINITY)));
+        const auto g = flex_attention_vjp(q, k, v, dout, alibi, causal, slopes);
+        CHECK(g.dq.shape() == q.shape());
+        CHECK(g.dk.shape() == k.shape());
+        CHECK(xt::all(xt::equal(g.dq, 0.0)));
+        CHECK(xt::all(xt::equal(g.dparams[0], 0.0)));
+    }
 }
