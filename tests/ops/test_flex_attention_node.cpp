@@ -63,8 +63,8 @@ TEST_CASE("flex attention node: gradcheck of q, k, v and two parameters (softcap
     const xt::xarray<double> cap = {2.0, 3.0}, bias = {0.3, -0.2};
     constexpr auto mod = attn::param<0> * tanh(attn::score / attn::param<0>) + attn::param<1> * attn::k_idx;
     constexpr auto window = less(attn::q_idx - attn::k_idx, 3_c);  // keys no more than 3 behind (and all ahead)
-    const auto y = flex_attention_node<attention_config<true>>(mod, window, tensor<0>, tensor<1>, tensor<2>,
-                                                               tensor<3>, tensor<4>);
+    const auto y =
+        flex_attention_node<attention_config<true>>(mod, window, tensor<0>, tensor<1>, tensor<2>, tensor<3>, tensor<4>);
     const auto r = check::gradcheck(sum(square(y)), q, k, v, cap, bias);
     INFO(r.message());
     CHECK(r.ok);

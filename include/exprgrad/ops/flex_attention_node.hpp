@@ -74,8 +74,7 @@ struct FlexAttention {
         }
         ex.params.resize(np);
         [&]<std::size_t... Is>(std::index_sequence<Is...>) {
-            (copy_param(ctx.template in<std::tuple_element_t<first_param + Is, std::tuple<Extra...>>>(),
-                        ex.params[Is]),
+            (copy_param(ctx.template in<std::tuple_element_t<first_param + Is, std::tuple<Extra...>>>(), ex.params[Is]),
              ...);
         }
         (std::make_index_sequence<np>{});
