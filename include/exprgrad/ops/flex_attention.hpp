@@ -95,22 +95,14 @@ std::vector<std::size_t> param_sizes(const std::vector<xt::xtensor<PT, 1>>& para
 }
 
 /// Checks, sizes (counting visible keys when the scale policy depends on n) and converts the parameters.
-template <class Mask, class M, class T, class PT>
+template <class M, class T, class PT>
 void setup(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
            const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o, problem<T>& P) {
     check_inputs(op, q, k, v, o, params.size(), M::np, param_sizes(params));
     P.np = M::np;
     P.par = convert_params<T>(params, q.shape()[1]);
-    auto count = [&](std::size_t b, std::size_t h, std::size_t i, std::size_t n) -> std::size_t {
-        if constexpr (!M::masked) {
-            return n;
-        } else {
-            std::size_t seen = 0;
-            for (std::size_t j = 0; j < n; ++j)
-                seen += sym::evaluate(Mask{}, T(0), static_cast<T>(b), static_cast<T>(h), static_cast<T>(i),
-                                      static_cast<T>(j)) > T(0);
-            return seen;
-        }
+    auto count = [&](std::size_t b, std::size_t h, std::size_t i, std::size_t n) {
+        return M::count_visible(b, h, i, n, P.par.data() + h * P.np);
     };
     size_problem(q, k, v, o, P, count);
 }
@@ -120,7 +112,7 @@ void forward_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const 
                   const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o, xt::xtensor<T, 4>& out,
                   xt::xtensor<T, 3>& lse, workspace<T>& ws) {
     auto& P = ws.P;
-    setup<typename M::mask_type, M>("flex_attention_forward", q, k, v, params, o, P);
+    setup<M>("flex_attention_forward", q, k, v, params, o, P);
     pack(q, k, v, o, false, P);
     attention::fit(out, std::array<std::size_t, 4>{P.B, P.Hq, P.Tq, P.dv});
     attention::fit(lse, std::array<std::size_t, 3>{P.B, P.Hq, P.Tq});
@@ -134,7 +126,7 @@ flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>&
                             workspace<T>& ws) {
     constexpr const char* op = "flex_attention_vjp";
     auto& P = ws.P;
-    setup<typename M::mask_type, M>(op, q, k, v, params, o, P);
+    setup<M>(op, q, k, v, params, o, P);
     pack(q, k, v, o, true, P);
     const std::size_t BQ = P.B * P.Hq;
     grow(P.dOp, BQ * P.Tq * P.dvp);

@@ -98,6 +98,28 @@ struct modification {
         }
     }
 
+    /// The number of keys j < n that the mask lets row i of head h see (for scale policies that depend on it).
+    static std::size_t count_visible(std::size_t b, std::size_t h, std::size_t i, std::size_t n, const T* par) {
+        if constexpr (!masked) {
+            return n;
+        } else {
+            using N = nodes_of<Mask>;
+            const auto consts = N::constants();
+            const Bt iota = lane_iota(), lim(static_cast<T>(n)), one(T(1)), zero(T(0));
+            row_args ra(b, h, i, par);
+            ra.a[0] = zero;
+            double seen = 0;
+            for (std::size_t c = 0; c < n; c += L) {
+                const Bt kj = iota + Bt(static_cast<T>(c));
+                ra.a[4] = kj;
+                const auto vals = N::run(ra.a, consts);
+                seen += static_cast<double>(
+                    xsimd::hadd(xsimd::select((kj < lim) & (N::template get<Mask>(vals, consts) > zero), one, zero)));
+            }
+            return static_cast<std::size_t>(seen);
+        }
+    }
+
     /// Row s of a score tile (block_k = a multiple of L entries, for keys j0, j0 + 1, ...): s[c] ← score_mod(s[c])
     /// where key j0 + c is visible (c < valid and mask_mod > 0), −inf elsewhere.
     static void forward_row(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
