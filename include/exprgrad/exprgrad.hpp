@@ -34,6 +34,8 @@
 #include "exprgrad/ops/deer.hpp"
 #include "exprgrad/ops/deer_node.hpp"
 #include "exprgrad/ops/emo.hpp"
+#include "exprgrad/ops/flex_attention.hpp"  // exprgrad::attn::score, ..., flex_attention_forward / _vjp
+#include "exprgrad/ops/flex_attention_node.hpp"
 #include "exprgrad/ops/emo_definition.hpp"
 #include "exprgrad/ops/linear_recurrence_node.hpp"
 #include "exprgrad/ops/scan.hpp"
