@@ -96,7 +96,7 @@ TEST_CASE("record: a value that does not reach the loss runs no VJP and reads ze
     CHECK(xt::any(xt::not_equal(dw, 0.0)));
 }
 
-TEST_CASE("record: the gradient hook fires once per leaf, as soon as its last reader's VJP ran") {
+TEST_CASE("record: the gradient hook fires once per leaf as soon as its last reader's VJP ran; the call hook after each call") {
     const auto x = random_array({2, 3}, 11), w1 = random_array({3, 3}, 12), w2 = random_array({3, 3}, 13);
     auto dense = compile<double>(tanh(matmul(X, W)), wrt<0, 1>);
     auto loss = compile<double>(mean(X), wrt<0>);
@@ -109,11 +109,12 @@ TEST_CASE("record: the gradient hook fires once per leaf, as soon as its last re
         order.push_back(g.data() == p1 ? "w1" : (g.data() == g2.data() ? "w2" : "unused"));
         if (g.data() != unused_g.data()) CHECK(xt::any(xt::not_equal(g, 0.0)));
     });
+    rec.on_call_done([&](std::size_t call) { order.push_back("call " + std::to_string(call)); });
     const auto l1 = rec.leaf(w1, g1), l2 = rec.leaf(w2, g2);
     rec.leaf(w1, unused_g);
     const auto h = rec.call(dense, rec.constant(x), l1);
     rec.backward(rec.call(loss, rec.call(dense, h, l2)));
-    CHECK((order == std::vector<std::string>{"w2", "w1", "unused"}));
+    CHECK((order == std::vector<std::string>{"call 2", "call 1", "w2", "call 0", "w1", "unused"}));
 }
 
 namespace {

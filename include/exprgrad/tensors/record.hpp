@@ -275,6 +275,7 @@ class record {
                 // The block's intermediates now belong to an earlier call of it or to nobody.
                 en.stale = true;
             }
+            if (call_hook_) call_hook_(e);
             fire_hooks(e);
         }
         fire_hooks(no_entry);
@@ -282,6 +283,13 @@ class record {
 
     /// Sets the hook called when a leaf's gradient is complete (see gradient_hook).
     void on_gradient_ready(gradient_hook h) { hook_ = std::move(h); }
+
+    /// Called during backward after each recorded call's VJP (or after its turn, when its output does not
+    /// reach the loss), with the call's index in recording order (0 for the first call after clear()). For
+    /// what leaves cannot name: the parameters inside a layer recorded with call_layer are complete once
+    /// its call is done. Set once; an empty function removes the hook.
+    using call_hook = std::function<void(std::size_t call)>;
+    void on_call_done(call_hook h) { call_hook_ = std::move(h); }
 
     /// The number of recorded calls since the last clear().
     std::size_t calls() const noexcept { return entries_.size(); }
@@ -324,6 +332,7 @@ class record {
     std::vector<std::uint32_t> leaves_;
     xt::xarray<T> seed_buffer_;
     gradient_hook hook_;
+    call_hook call_hook_;
 
     template <class A>
     static constexpr bool valid_argument() {
