@@ -1,5 +1,7 @@
 // Multi-head self-attention as a run-time layer: pre-norm, one fused QKV projection, the blocked
 // attention kernels of ops/attention.hpp with a scale policy chosen at run time, an output projection.
+// With a score or mask modification (flex attention, ops/flex_attention.hpp) the layer runs the fused flex
+// kernels and learns the modification's per-head parameters (ALiBi slopes, a bias per head, ...).
 #pragma once
 
 #include <array>
@@ -16,6 +18,7 @@
 #include "exprgrad/nn/layer.hpp"
 #include "exprgrad/nn/parameters.hpp"
 #include "exprgrad/ops/attention.hpp"
+#include "exprgrad/ops/flex_attention.hpp"
 #include "exprgrad/random.hpp"
 #include "exprgrad/tensors/matmul.hpp"
 #include "exprgrad/tensors/norm.hpp"
@@ -35,12 +38,24 @@ using out_projection = decltype(tensors::matmul(tensors::Input<0>{}, tensors::In
 /// Parameters: g [D], Wqkv [D, 3D] (columns q | k | v, head h at h·D/H within each), Wo [D, D].
 /// Not reentrant; the returned arrays stay valid until the next call. Wrap it in nn::residual for
 /// a pre-norm transformer sublayer.
-template <class T>
+///
+/// Mod and Mask: flex attention's score and mask modifications (scalar DSL expressions of attn::score,
+/// attn::batch, attn::head, attn::q_idx, attn::k_idx and attn::param<I>; docs/flex_attention.md). The defaults
+/// (a bare score, no mask) run ops::attention. Each attn::param<I> the score modification reads is a parameter
+/// of H values passed to the constructor (mod_params, in order of I), learned with the rest: backward adds
+/// its gradient, flex_attention_vjp's dparams[I]. Example: `self_attention<float, decltype(alibi),
+/// decltype(causal)>(g, wqkv, wo, 4, opts, {&slopes})`.
+template <class T, class Mod = std::remove_cvref_t<decltype(ops::attn::score)>,
+          class Mask = std::remove_cvref_t<decltype(sym::c<1>)>>
 class self_attention : public layer<T> {
+    static constexpr bool plain = ops::detail::flex::identity_mod_v<Mod> && ops::detail::flex::mask_always_visible<Mask>();
+    static constexpr std::size_t mod_param_count = ops::detail::flex::param_count_v<Mod>;
+
   public:
     self_attention(parameter<T>& norm, parameter<T>& w_qkv, parameter<T>& w_out, std::size_t heads,
-                   ops::attention_options opts)
-        : in_({&norm, &w_qkv}), out_({&w_out}), heads_(heads), opts_(std::move(opts)) {
+                   ops::attention_options opts, std::vector<parameter<T>*> mod_params = {})
+        : in_({&norm, &w_qkv}), out_({&w_out}), heads_(heads), opts_(std::move(opts)),
+          mod_params_(std::move(mod_params)) {
         const std::size_t d = norm.value.size();
         if (heads == 0 || d == 0 || d % heads != 0) {
             throw tensors::shape_error(
@@ -53,6 +68,18 @@ class self_attention : public layer<T> {
         }
         if (!opts_.key_lengths.empty()) {
             throw tensors::shape_error("nn::self_attention", "key_lengths is not supported here");
+        }
+        if (mod_params_.size() != mod_param_count) {
+            throw tensors::shape_error("nn::self_attention", "the score modification reads " +
+                                                                 std::to_string(mod_param_count) + " parameters, got " +
+                                                                 std::to_string(mod_params_.size()));
+        }
+        for (const parameter<T>* p : mod_params_) {
+            if (p == nullptr || p->value.size() != heads) {
+                throw tensors::shape_error("nn::self_attention", "each modification parameter needs heads = " +
+                                                                     std::to_string(heads) + " values" +
+                                                                     (p ? ", got " + std::to_string(p->value.size()) : ""));
+            }
         }
         width_ = d;
     }
@@ -77,7 +104,12 @@ class self_attention : public layer<T> {
                     }
                 }
             }
-        ops::attention_forward_into(q_, k_, v_, opts_, o_, lse_, ws_);
+        if constexpr (plain) {
+            ops::attention_forward_into(q_, k_, v_, opts_, o_, lse_, ws_);
+        } else {
+            load_mod_params();
+            o_ = ops::flex_attention_forward(q_, k_, v_, Mod{}, Mask{}, mod_values_, opts_).out;
+        }
         merged_.resize({B, Tn, width_});
         merge(o_, merged_.data(), width_, 0);
         return out_.forward(merged_);
@@ -93,7 +125,19 @@ class self_attention : public layer<T> {
                     for (std::size_t i = 0; i < dh; ++i)
                         do_.data()[((b * H + h) * Tn + t) * dh + i] =
                             dmerged.data()[(b * Tn + t) * width_ + h * dh + i];
-        ops::attention_vjp_into(q_, k_, v_, o_, lse_, do_, opts_, g_, ws_);
+        if constexpr (plain) {
+            ops::attention_vjp_into(q_, k_, v_, o_, lse_, do_, opts_, g_, ws_);
+        } else {
+            load_mod_params();  // the values of the forward pass (an optimizer step comes after backward)
+            auto fg = ops::flex_attention_vjp(q_, k_, v_, do_, Mod{}, Mask{}, mod_values_, opts_);
+            g_.dq = std::move(fg.dq);
+            g_.dk = std::move(fg.dk);
+            g_.dv = std::move(fg.dv);
+            for (std::size_t i = 0; i < mod_param_count; ++i) {
+                parameter<T>& p = *mod_params_[i];
+                p.accumulate_grad(xt::xarray<T>(fg.dparams[i]));
+            }
+        }
         dqkv_.resize({B, Tn, 3 * width_});
         merge(g_.dq, dqkv_.data(), 3 * width_, 0);
         merge(g_.dk, dqkv_.data(), 3 * width_, width_);
@@ -115,6 +159,14 @@ class self_attention : public layer<T> {
     void set_key_lengths(std::vector<std::size_t> lengths) { opts_.key_lengths = std::move(lengths); }
 
   private:
+    void load_mod_params() {
+        mod_values_.resize(mod_param_count);
+        for (std::size_t i = 0; i < mod_param_count; ++i) {
+            const auto& v = mod_params_[i]->value;
+            mod_values_[i].resize({v.size()});
+            std::copy(v.begin(), v.end(), mod_values_[i].begin());
+        }
+    }
     static void resize(xt::xtensor<T, 4>& a, const std::array<std::size_t, 4>& s) {
         if (!std::equal(s.begin(), s.end(), a.shape().begin())) a.resize(s);
     }
@@ -139,7 +191,23 @@ class self_attention : public layer<T> {
     xt::xarray<T> merged_, dqkv_;
     ops::attention_grads<T> g_;
     ops::attention_workspace<T> ws_;
+    std::vector<parameter<T>*> mod_params_;
+    std::vector<xt::xtensor<T, 1>> mod_values_;
 };
+
+namespace detail {
+// name.norm (ones), name.qkv (Xavier-uniform), name.out (Xavier-uniform times out_gain), registered in params.
+template <class T>
+std::array<parameter<T>*, 3> attention_parameters(parameter_set<T>& params, const std::string& name, std::size_t d,
+                                                  rng& gen, double out_gain) {
+    auto& g = params.add(name + ".norm", xt::ones<T>({d}));
+    auto& wqkv = params.add(name + ".qkv", xt::xarray<T>::from_shape({d, 3 * d}));
+    auto& wo = params.add(name + ".out", xt::xarray<T>::from_shape({d, d}));
+    init::xavier_uniform(wqkv.value, gen);
+    init::xavier_uniform(wo.value, gen, out_gain);
+    return {&g, &wqkv, &wo};
+}
+}  // namespace detail
 
 /// A self-attention sublayer of width d with `heads` heads, registered in `params` as name.norm (ones),
 /// name.qkv (Xavier-uniform) and name.out (Xavier-uniform scaled by out_gain, e.g. 1/√(2·layers) for
@@ -149,12 +217,28 @@ template <class T>
 std::unique_ptr<self_attention<T>> self_attention_layer(parameter_set<T>& params, const std::string& name,
                                                         std::size_t d, std::size_t heads, ops::attention_options opts,
                                                         rng& gen, double out_gain = 1.0) {
-    auto& g = params.add(name + ".norm", xt::ones<T>({d}));
-    auto& wqkv = params.add(name + ".qkv", xt::xarray<T>::from_shape({d, 3 * d}));
-    auto& wo = params.add(name + ".out", xt::xarray<T>::from_shape({d, d}));
-    init::xavier_uniform(wqkv.value, gen);
-    init::xavier_uniform(wo.value, gen, out_gain);
-    return std::make_unique<self_attention<T>>(g, wqkv, wo, heads, std::move(opts));
+    auto [g, wqkv, wo] = detail::attention_parameters(params, name, d, gen, out_gain);
+    return std::make_unique<self_attention<T>>(*g, *wqkv, *wo, heads, std::move(opts));
+}
+
+/// A self-attention sublayer with flex attention's modifications (see self_attention): as the factory above,
+/// and one parameter name.mod<I> of `heads` values per attn::param<I> the score modification reads, set from
+/// mod_init[I] (for ALiBi, the slopes 2^(−8(h+1)/H) of the paper, then learned). Example:
+///   auto alibi = attn::score - attn::param<0> * (attn::q_idx - attn::k_idx);
+///   auto causal = attn::q_idx - attn::k_idx + 1_c;
+///   auto a = self_attention_layer<float>(params, "l0.attn", 64, 4, alibi, causal, {}, {slopes}, gen);
+template <class T, class Mod, class Mask>
+std::unique_ptr<self_attention<T, Mod, Mask>> self_attention_layer(parameter_set<T>& params, const std::string& name,
+                                                                   std::size_t d, std::size_t heads, Mod, Mask,
+                                                                   ops::attention_options opts,
+                                                                   const std::vector<xt::xtensor<T, 1>>& mod_init,
+                                                                   rng& gen, double out_gain = 1.0) {
+    auto [g, wqkv, wo] = detail::attention_parameters(params, name, d, gen, out_gain);
+    std::vector<parameter<T>*> mods;
+    for (std::size_t i = 0; i < mod_init.size(); ++i) {
+        mods.push_back(&params.add(name + ".mod" + std::to_string(i), xt::xarray<T>(mod_init[i])));
+    }
+    return std::make_unique<self_attention<T, Mod, Mask>>(*g, *wqkv, *wo, heads, std::move(opts), std::move(mods));
 }
 
 }  // namespace exprgrad::nn
