@@ -222,21 +222,11 @@ struct first_config {
 };
 template <class E, class Q, class K, class V, class Len, class LogS, class Cfg, class... Cfgs>
 struct first_config<E, Q, K, V, Len, LogS, meta::type_list<Cfg, Cfgs...>> {
-    template <bool Padded, bool Learned>
-    struct pick;
-    template <bool Dummy>
-    struct pick<false, Dummy> {
-        using r = rebuilt<Cfg, Q, K, V>;
-    };
-    template <bool Dummy>
-    struct pick<true, Dummy> {
-        using r = rebuilt<Cfg, Q, K, V, Len>;
-    };
-    template <class Dummy>
-    struct learned_pick {
-        using r = std::conditional_t<Cfg::padded, rebuilt<Cfg, Q, K, V, Len, LogS>, rebuilt<Cfg, Q, K, V, LogS>>;
-    };
-    using r = typename std::conditional_t<Cfg::learned_scale, learned_pick<void>, pick<Cfg::padded, false>>::r;
+    // the operands Cfg takes: the key lengths when padded, then log s when learned
+    using r = std::conditional_t<
+        Cfg::learned_scale,
+        std::conditional_t<Cfg::padded, rebuilt<Cfg, Q, K, V, Len, LogS>, rebuilt<Cfg, Q, K, V, LogS>>,
+        std::conditional_t<Cfg::padded, rebuilt<Cfg, Q, K, V, Len>, rebuilt<Cfg, Q, K, V>>>;
     // lazily: the next configuration is rebuilt only when this one does not match
     using type = typename std::conditional_t<std::is_same_v<typename r::type, E>,
                                              std::type_identity<typename r::node>,
