@@ -131,6 +131,7 @@ using tensors::not_equal;
 using tensors::one_hot;
 using tensors::permute;
 using tensors::prod;
+using tensors::record;  // run-time composition: the recorded backward over compiled blocks
 using tensors::relu;
 using tensors::reshape;
 using tensors::rms_norm;

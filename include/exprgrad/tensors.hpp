@@ -19,6 +19,7 @@
 #include "exprgrad/tensors/norm.hpp"
 #include "exprgrad/tensors/one_hot.hpp"
 #include "exprgrad/tensors/permute.hpp"
+#include "exprgrad/tensors/record.hpp"
 #include "exprgrad/tensors/reduce.hpp"
 #include "exprgrad/tensors/reshape.hpp"
 #include "exprgrad/tensors/shape.hpp"
