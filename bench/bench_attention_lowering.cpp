@@ -81,9 +81,9 @@ void BM_definition(benchmark::State& st) {
     constexpr auto loss = sum(attention_definition<causal>(Q, K, V) * W);
     // the lowering did happen: the definition's program holds the node, and as many nodes as the node's program
     using def_nodes = tensors::tensor_nodes_t<decltype(loss)>;
-    static_assert(sym::meta::contains_v<Attention<causal, tensors::Input<0>, tensors::Input<1>, tensors::Input<2>>,
-                                        def_nodes> &&
-                  def_nodes::size == tensors::tensor_nodes_t<decltype(sum(attention_node<causal>(Q, K, V) * W))>::size);
+    static_assert(
+        sym::meta::contains_v<Attention<causal, tensors::Input<0>, tensors::Input<1>, tensors::Input<2>>, def_nodes> &&
+        def_nodes::size == tensors::tensor_nodes_t<decltype(sum(attention_node<causal>(Q, K, V) * W))>::size);
     run_program(st, loss);
 }
 void BM_unlowered(benchmark::State& st) { run_program(st, unlowered(sum(attention_definition<causal>(Q, K, V) * W))); }

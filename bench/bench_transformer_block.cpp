@@ -51,9 +51,9 @@ void BM_transformer_block(benchmark::State& st) {
         xt::xarray<float> a = random::normal<float>(gen, shape, 0.0, sd);
         return a;
     };
-    const auto x = n({B, T, C}, 1), wq = n({C, C}, 0.1), wk = n({C, C}, 0.1), wv = n({C, C}, 0.1),
-               wo = n({C, C}, 0.1), g1 = n({C}, 1), b1 = n({C}, 0.1), g2 = n({C}, 1), b2 = n({C}, 0.1),
-               w1 = n({C, F}, 0.1), c1 = n({F}, 0.1), w2 = n({F, C}, 0.05), c2 = n({C}, 0.1), r = n({B, T, C}, 1);
+    const auto x = n({B, T, C}, 1), wq = n({C, C}, 0.1), wk = n({C, C}, 0.1), wv = n({C, C}, 0.1), wo = n({C, C}, 0.1),
+               g1 = n({C}, 1), b1 = n({C}, 0.1), g2 = n({C}, 1), b2 = n({C}, 0.1), w1 = n({C, F}, 0.1),
+               c1 = n({F}, 0.1), w2 = n({F, C}, 0.05), c2 = n({C}, 0.1), r = n({B, T, C}, 1);
     auto prog = value_and_grad(loss, wrt<0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12>);
     for (auto _ : st) {
         const auto [value, grads] = prog(x, wq, wk, wv, wo, g1, b1, g2, b2, w1, c1, w2, c2, r, H);

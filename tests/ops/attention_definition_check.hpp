@@ -56,8 +56,8 @@ double scaled_error(const A& a, const E& b) {
 constexpr double tol = 1e-12;
 
 // One comparison: the program of sum(attention_definition<Cfg>(Q, K, V, ...) * W), compiled as written
-// (tensors::unlowered: without it the program would run the attention node, tests/ops/test_attention_lowering.cpp), differentiated with respect
-// to Q, K, V, W (dL/dW is the definition's output) and log s, against the kernels with dout = W.
+// (tensors::unlowered: without it the program would run the attention node, see test_attention_lowering.cpp),
+// differentiated with respect to Q, K, V, W (dL/dW is the definition's output) and log s, against the kernels with dout = W.
 template <class Cfg>
 void check_against_kernel(const sizes& z, const std::vector<std::size_t>& lengths, std::uint64_t seed,
                           double log_s = std::log(0.7)) {

@@ -38,8 +38,9 @@ using unit_scale = ops::detail::attention_lowering::unit_scale;
 
 // attention_definition<Cfg>(Q, K, V, X...) becomes attention_node<Cfg>(Q, K, V, X...)
 template <class Cfg, class... X>
-constexpr bool definition_lowers = std::is_same_v<tensors::lowered_t<decltype(attention_definition<Cfg>(Q, K, V, X{}...))>,
-                                                  Attention<Cfg, I0, I1, I2, X...>>;
+constexpr bool definition_lowers =
+    std::is_same_v<tensors::lowered_t<decltype(attention_definition<Cfg>(Q, K, V, X{}...))>,
+                   Attention<Cfg, I0, I1, I2, X...>>;
 using causal = attention_config<true>;
 using causal_padded = attention_config<true, false, scale_type::inv_sqrt_d, true>;
 using cosine_padded_learned = attention_config<false, true, scale_type::learned, true>;
@@ -55,13 +56,15 @@ static_assert(definition_lowers<attention_config<false, false, scale_type::entro
 
 // hand-written forms
 using constant_scaled = decltype(matmul(softmax(matmul(Q, tensors::transpose(K)) * fc<0.125>), V));
-static_assert(std::is_same_v<tensors::lowered_t<constant_scaled>,
-                             Attention<attention_config<false, false, scale_type::fixed<std::remove_cv_t<decltype(fc<0.125>)>>>,
-                                       I0, I1, I2>>);
+static_assert(
+    std::is_same_v<tensors::lowered_t<constant_scaled>,
+                   Attention<attention_config<false, false, scale_type::fixed<std::remove_cv_t<decltype(fc<0.125>)>>>,
+                             I0, I1, I2>>);
 using argument_scaled = decltype(matmul(softmax(matmul(Q, permute<0, 1, 3, 2>(K)) * tensor<3>), V));
 static_assert(std::is_same_v<
               tensors::lowered_t<argument_scaled>,
-              Attention<unit_scale, tensors::Map<decltype(var<0> * var<1>), I0, ops::detail::attention_lowering::ScaleOperand<I3>>,
+              Attention<unit_scale,
+                        tensors::Map<decltype(var<0> * var<1>), I0, ops::detail::attention_lowering::ScaleOperand<I3>>,
                         I1, I2>>);
 // not recognized: an additive mask argument
 using masked_by_hand = decltype(matmul(softmax(matmul(Q, tensors::transpose(K)) + tensor<3>), V));
@@ -69,7 +72,8 @@ static_assert(std::is_same_v<tensors::lowered_t<masked_by_hand>, masked_by_hand>
 
 // A program over the definition holds the node and none of the definition's softmax; unlowered holds no node.
 template <class E, class Node>
-constexpr bool program_holds = sym::meta::contains_v<Node, typename tensors::program<double, E, std::integer_sequence<int, 0>>::list>;
+constexpr bool program_holds =
+    sym::meta::contains_v<Node, typename tensors::program<double, E, std::integer_sequence<int, 0>>::list>;
 using in_a_loss = decltype(sum(attention_definition<causal>(Q, K, V) * tensor<3>));
 static_assert(program_holds<in_a_loss, Attention<causal, I0, I1, I2>>);
 static_assert(tensors::program<double, in_a_loss, std::integer_sequence<int, 0>>::count == 7);  // Q K V node W ·W sum
@@ -125,16 +129,17 @@ TEST_CASE("a lowered definition equals the definition as written: cosine, padded
                v = random_array({1, 2, 4, 2}, 23), w = random_array({1, 2, 4, 2}, 24);
     const xt::xarray<int> len = {3};
     const xt::xarray<double> log_s = std::log(2.5);
-    same_as_written<0, 1, 2, 5>(sum(attention_definition<cosine_padded_learned>(Q, K, V, tensor<4>, tensor<5>) * tensor<3>),
-                                q, k, v, w, len, log_s);
+    same_as_written<0, 1, 2, 5>(
+        sum(attention_definition<cosine_padded_learned>(Q, K, V, tensor<4>, tensor<5>) * tensor<3>), q, k, v, w, len,
+        log_s);
 }
 
 TEST_CASE("hand-written attention with a scale argument is lowered, and equals itself as written") {
     const auto q = random_array({2, 1, 4, 3}, 31, -1.5, 1.5), k = random_array({2, 1, 5, 3}, 32, -1.5, 1.5),
                v = random_array({2, 1, 5, 2}, 33), w = random_array({2, 1, 4, 2}, 34);
-    const xt::xarray<double> s = 0.8;                                   // one value
-    const auto per_row = random_array({2, 1, 4, 1}, 35, 0.5, 1.5);      // one per query row
-    const auto per_key = random_array({2, 1, 4, 5}, 36, 0.5, 1.5);      // not a scale: varies along keys
+    const xt::xarray<double> s = 0.8;                               // one value
+    const auto per_row = random_array({2, 1, 4, 1}, 35, 0.5, 1.5);  // one per query row
+    const auto per_key = random_array({2, 1, 4, 5}, 36, 0.5, 1.5);  // not a scale: varies along keys
     constexpr auto f = sum(matmul(softmax(matmul(Q, permute<0, 1, 3, 2>(K)) * tensor<3>), V) * tensor<4>);
     same_as_written<0, 1, 2, 3, 4>(f, q, k, v, s, w);
     same_as_written<0, 1, 2, 3, 4>(f, q, k, v, per_row, w);

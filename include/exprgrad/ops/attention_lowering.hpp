@@ -67,9 +67,10 @@ struct ScaleOperand {
         using T = typename Ctx::value_type;
         const t::cview<T>& a = ctx.template in<A>();
         if (a.shape.rank > 0 && a.shape.at(-1) != 1) {
-            throw t::shape_error(name, "a scale in softmax(s·Q·Kᵀ)·V must be constant along the keys (last axis of "
-                                       "extent 1), got shape " +
-                                           a.shape.str() + "; compile with tensors::unlowered(...) to run it as written");
+            throw t::shape_error(name,
+                                 "a scale in softmax(s·Q·Kᵀ)·V must be constant along the keys (last axis of "
+                                 "extent 1), got shape " +
+                                     a.shape.str() + "; compile with tensors::unlowered(...) to run it as written");
         }
         t::detail::require_values(name, "a scale", a.data, a.shape);
         T* y = ctx.template out<ScaleOperand>(a.shape);
@@ -208,7 +209,8 @@ template <class Cfg, class Q, class K, class V, class... Extra>
 struct rebuilt {
     static constexpr auto get() {
         if constexpr (!(std::is_void_v<Q> || std::is_void_v<K> || std::is_void_v<V> || (std::is_void_v<Extra> || ...)))
-            return std::type_identity<decltype(::exprgrad::ops::attention_definition<Cfg>(Q{}, K{}, V{}, Extra{}...))>{};
+            return std::type_identity<decltype(::exprgrad::ops::attention_definition<Cfg>(Q{}, K{}, V{},
+                                                                                          Extra{}...))>{};
         else
             return std::type_identity<void>{};
     }
@@ -228,8 +230,7 @@ struct first_config<E, Q, K, V, Len, LogS, meta::type_list<Cfg, Cfgs...>> {
         std::conditional_t<Cfg::padded, rebuilt<Cfg, Q, K, V, Len, LogS>, rebuilt<Cfg, Q, K, V, LogS>>,
         std::conditional_t<Cfg::padded, rebuilt<Cfg, Q, K, V, Len>, rebuilt<Cfg, Q, K, V>>>;
     // lazily: the next configuration is rebuilt only when this one does not match
-    using type = typename std::conditional_t<std::is_same_v<typename r::type, E>,
-                                             std::type_identity<typename r::node>,
+    using type = typename std::conditional_t<std::is_same_v<typename r::type, E>, std::type_identity<typename r::node>,
                                              first_config<E, Q, K, V, Len, LogS, meta::type_list<Cfgs...>>>::type;
 };
 
@@ -242,22 +243,23 @@ struct candidates {
         attention_config<Causal, Cosine, scale_type::entropy_invariant<512, scale_n::per_row>, Padded>,
         attention_config<Causal, Cosine, scale_type::entropy_invariant<512, scale_n::half_length>, Padded>>;
     template <bool Causal>
-    using grad_max = std::conditional_t<Cosine, meta::type_list<>,
-                                        meta::type_list<attention_config<Causal, false, scale_type::gradient_max, Padded>,
-                                                        attention_config<Causal, false,
-                                                                         scale_type::gradient_max_n<scale_n::half_length>,
-                                                                         Padded>>>;
+    using grad_max = std::conditional_t<
+        Cosine, meta::type_list<>,
+        meta::type_list<attention_config<Causal, false, scale_type::gradient_max, Padded>,
+                        attention_config<Causal, false, scale_type::gradient_max_n<scale_n::half_length>, Padded>>>;
     template <bool Causal>
-    using learned = std::conditional_t<Learned, meta::type_list<attention_config<Causal, Cosine, scale_type::learned, Padded>>,
-                                       meta::type_list<>>;
+    using learned =
+        std::conditional_t<Learned, meta::type_list<attention_config<Causal, Cosine, scale_type::learned, Padded>>,
+                           meta::type_list<>>;
     template <bool Causal>
-    using fixed = std::conditional_t<std::is_void_v<Fixed>, meta::type_list<>,
-                                     meta::type_list<attention_config<Causal, Cosine, scale_type::fixed<Fixed>, Padded>>>;
+    using fixed =
+        std::conditional_t<std::is_void_v<Fixed>, meta::type_list<>,
+                           meta::type_list<attention_config<Causal, Cosine, scale_type::fixed<Fixed>, Padded>>>;
     template <bool Causal>
     using all = concat_t<learned<Causal>, fixed<Causal>, scales<Causal>, grad_max<Causal>>;
     // unmasked forms are neither causal nor padded; a masked form without padding is causal
-    using type = std::conditional_t<!Masked, all<false>,
-                                    std::conditional_t<Padded, concat_t<all<true>, all<false>>, all<true>>>;
+    using type =
+        std::conditional_t<!Masked, all<false>, std::conditional_t<Padded, concat_t<all<true>, all<false>>, all<true>>>;
 };
 
 template <class QH>
@@ -301,8 +303,7 @@ struct definition_form<E, t::Matmul<t::Softmax<false, -1, Z>, VU>, Masked> {
         static constexpr bool readable = !std::is_void_v<Q> && !std::is_void_v<K> && !std::is_void_v<V>;
         using type = typename std::conditional_t<
             readable,
-            first_config<E, Q, K, V, Len, second,
-                         typename candidates<Masked, padded, cosine, learned, fixed>::type>,
+            first_config<E, Q, K, V, Len, second, typename candidates<Masked, padded, cosine, learned, fixed>::type>,
             std::type_identity<E>>::type;
     };
     using type = typename with_qk<qk>::type;
@@ -360,10 +361,11 @@ requires(keys_of<KT>::value&& linear_in_var0<F>::value) struct hand_form<t::Map<
     struct const_operand<X> {
         using type = X;
     };
-    using node_const = std::conditional_t<
-        sizeof...(As) == 1 && (std::is_same_v<F, sym::Node<sym::op::Mul, sym::Var<0>, sym::Var<1>>> ||
-                               std::is_same_v<F, sym::Node<sym::op::Mul, sym::Var<1>, sym::Var<0>>>),
-        typename constant_of<typename first_child<t::Map<F, As...>>::type>::type, void>;
+    using node_const =
+        std::conditional_t<sizeof...(As) == 1 &&
+                               (std::is_same_v<F, sym::Node<sym::op::Mul, sym::Var<0>, sym::Var<1>>> ||
+                                std::is_same_v<F, sym::Node<sym::op::Mul, sym::Var<1>, sym::Var<0>>>),
+                           typename constant_of<typename first_child<t::Map<F, As...>>::type>::type, void>;
     using constant = std::conditional_t<!std::is_void_v<typename const_operand<M>::type>,
                                         typename const_operand<M>::type, node_const>;
     template <class C, class = void>
@@ -403,8 +405,8 @@ namespace exprgrad::tensors {
 
 /// The attention lowering's registrations (see the top of ops/attention_lowering.hpp).
 template <class Z, class V>
-struct lowering<Matmul<Softmax<false, -1, Z>, V>> : ops::detail::attention_lowering::lower_attention<
-                                                         Matmul<Softmax<false, -1, Z>, V>> {};
+struct lowering<Matmul<Softmax<false, -1, Z>, V>>
+    : ops::detail::attention_lowering::lower_attention<Matmul<Softmax<false, -1, Z>, V>> {};
 template <class HasKey, class Z, class V, class Zero>
 struct lowering<Where<HasKey, Matmul<Softmax<false, -1, Z>, V>, Zero>>
     : ops::detail::attention_lowering::lower_attention<Where<HasKey, Matmul<Softmax<false, -1, Z>, V>, Zero>> {};

@@ -72,9 +72,7 @@ struct Unlowered {
 /// Example: `auto ref = value_and_grad(unlowered(sum(attention_definition(Q, K, V))), wrt<0>);`
 template <class E>
 requires requires { typename E::children; }
-constexpr Unlowered<E> unlowered(E) {
-    return {};
-}
+constexpr Unlowered<E> unlowered(E) { return {}; }
 
 namespace detail {
 /// The expression a program compiles and whether it lowers it: Unlowered<E> gives E without the pass.
