@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -66,6 +67,15 @@ static_assert(std::is_same_v<
               Attention<unit_scale,
                         tensors::Map<decltype(var<0> * var<1>), I0, ops::detail::attention_lowering::ScaleOperand<I3>>,
                         I1, I2>>);
+// a causal mask written by hand (j <= i, -inf): the causal node on a query that checks T_q = T_k
+constexpr auto minus_inf = fc<-std::numeric_limits<double>::infinity()>;
+constexpr auto scores = matmul(Q, tensors::transpose(K)) * fc<0.125>;
+constexpr auto causal_by_hand =
+    matmul(softmax(where(less_equal(iota<-1>(scores), iota<-2>(scores)), scores, minus_inf)), V);
+static_assert(
+    std::is_same_v<tensors::lowered_t<std::remove_cv_t<decltype(causal_by_hand)>>,
+                   Attention<attention_config<true, false, scale_type::fixed<std::remove_cv_t<decltype(fc<0.125>)>>>,
+                             ops::detail::attention_lowering::SquareScores<I0, I1>, I1, I2>>);
 // not recognized: an additive mask argument
 using masked_by_hand = decltype(matmul(softmax(matmul(Q, tensors::transpose(K)) + tensor<3>), V));
 static_assert(std::is_same_v<tensors::lowered_t<masked_by_hand>, masked_by_hand>);
@@ -147,6 +157,17 @@ TEST_CASE("hand-written attention with a scale argument is lowered, and equals i
     CHECK_THROWS_WITH_AS(value_and_grad(f, wrt<0>)(q, k, v, per_key, w),
                          doctest::Contains("must be constant along the keys"), std::invalid_argument);
     CHECK(std::isfinite(value_and_grad(unlowered(f), wrt<0>)(q, k, v, per_key, w).first));
+}
+
+TEST_CASE("hand-written causal attention is lowered, and equals itself as written when T_q = T_k") {
+    const auto q = random_array({1, 2, 5, 3}, 51, -1.5, 1.5), k = random_array({1, 2, 5, 3}, 52, -1.5, 1.5),
+               v = random_array({1, 2, 5, 2}, 53), w = random_array({1, 2, 5, 2}, 54);
+    constexpr auto f = sum(causal_by_hand * tensor<3>);
+    same_as_written<0, 1, 2, 3>(f, q, k, v, w);
+    // T_q ≠ T_k: the node's mask would align the diagonal elsewhere, so the lowered program refuses
+    const auto k6 = random_array({1, 2, 6, 3}, 55, -1.5, 1.5), v6 = random_array({1, 2, 6, 2}, 56);
+    CHECK_THROWS_WITH_AS(value_and_grad(f, wrt<0>)(q, k6, v6, w), doctest::Contains("as many queries as keys"),
+                         std::invalid_argument);
 }
 
 TEST_CASE("evaluator: a constant-scaled hand-written form gives the node's value") {

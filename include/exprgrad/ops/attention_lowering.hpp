@@ -18,15 +18,19 @@
 //        matmul(Q, Kᵀ) * g, g * matmul(Q, Kᵀ), matmul(Q, Kᵀ) / g     (g any elementwise expression of other
 //                                            tensors, e.g. an argument) → the node with s = 1 on the query
 //                                            g·Q (resp. Q/g): s·(q·k) = (s·q)·k for a scale constant along keys
-//     where Kᵀ is transpose(K) or permute<0, 1, 3, 2>(K).
-// Not recognized (run as written): any other mask or score term (an additive mask argument, a causal mask
-// written by hand, ALiBi's bias), a softmax over another axis, log_softmax, a scale expression that reads
-// the scores themselves in another way than the forms above.
+//     where Kᵀ is transpose(K) or permute<0, 1, 3, 2>(K); and any of these S under a causal mask written as
+//        where(less_equal(iota<-1>(X), iota<-2>(X)), S, −∞)  (or greater_equal(iota<-2>(X), iota<-1>(X))),
+//                                            X = S or Q·Kᵀ, −∞ exactly (fc<-inf>) → the same with causal = true,
+//                                            for T_q = T_k only (SquareScores checks it at run time)
+// Not recognized (run as written): any other mask or score term (an additive mask argument, ALiBi's bias, a
+// finite fill like −1e9), a softmax over another axis, log_softmax.
 //
 // What the node asks of a lowered form, unlike the primitives: Q, K, V of rank 4 ([B, H, T, d], the same B
 // and H; the node throws "exprgrad::attention: q must be [B, H, T, d], got ..." otherwise), and in form 2 a
 // scale g constant along the keys (its last axis of extent 1 or rank 0; otherwise it throws, see
-// ScaleOperand). Wrap such a program in tensors::unlowered to run it as written.
+// ScaleOperand); a causal mask written by hand needs T_q = T_k (the node's mask aligns the diagonal
+// bottom-right; otherwise it throws, see SquareScores). Wrap such a program in tensors::unlowered to run it as
+// written.
 #pragma once
 
 #include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
@@ -377,6 +381,77 @@ requires(keys_of<KT>::value&& linear_in_var0<F>::value) struct hand_form<t::Map<
         using type = typename made<attention_config<false, false, scale_type::fixed<C>>, Q, K, V>::node;
     };
     using type = typename build<constant>::type;
+};
+
+// where(j ≤ i, S, −∞) with i = iota<-2>(X), j = iota<-1>(X), X the scores S or Q·Kᵀ: the node's causal mask
+// (j ≤ i + T_k − T_q) when T_q = T_k, which SquareScores checks at run time.
+template <class X>
+struct causal_condition : std::false_type {};
+template <class X>
+struct causal_condition<t::Compare<t::cmp::less_equal, t::Iota<-1, X>, t::Iota<-2, X>>> : std::true_type {
+    using like = X;
+};
+template <class X>
+struct causal_condition<t::Compare<t::cmp::greater_equal, t::Iota<-2, X>, t::Iota<-1, X>>> : std::true_type {
+    using like = X;
+};
+template <class M>
+struct is_minus_infinity : std::false_type {};
+template <class K>
+struct is_minus_infinity<t::ConstantNode<K>> : std::bool_constant<(K::value < 0 && K::value * 0.5 == K::value)> {};
+
+/// The query of a causal form written by hand, passed through unchanged: it checks T_q = T_k, where the mask
+/// j ≤ i is the node's (which aligns the diagonal bottom-right, j ≤ i + T_k − T_q).
+template <class Q, class K>
+struct SquareScores {
+    using children = meta::type_list<Q, K>;
+    static constexpr const char* name = "attention";
+    template <class Ctx>
+    static void forward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        const t::cview<T>& q = ctx.template in<Q>();
+        const t::cview<T>& k = ctx.template in<K>();
+        if (q.shape.rank >= 2 && k.shape.rank >= 2 && q.shape.at(-2) != k.shape.at(-2)) {
+            throw t::shape_error(name,
+                                 "a causal mask written as j <= i is the attention node's only for as many "
+                                 "queries as keys, got q " +
+                                     q.shape.str() + " and k " + k.shape.str() +
+                                     "; compile with tensors::unlowered(...) to run it as written");
+        }
+        t::detail::require_values(name, "q", q.data, q.shape);
+        T* y = ctx.template out<SquareScores>(q.shape);
+        std::copy(q.data, q.data + q.size(), y);
+    }
+    template <class Ctx>
+    static void backward(Ctx& ctx) {
+        using T = typename Ctx::value_type;
+        if constexpr (Ctx::template needs<Q>) {  // k is only read for its shape
+            const t::adjoint_view<T> g = ctx.template adj<SquareScores>();
+            if (g.uniform) {
+                ctx.template grad_uniform<Q>(g.value);
+            } else {
+                bool add = false;
+                T* dq = ctx.template grad<Q>(add);
+                const std::size_t n = ctx.template in<Q>().size();
+                for (std::size_t i = 0; i < n; ++i) dq[i] = add ? dq[i] + g.data[i] : g.data[i];
+            }
+        }
+    }
+};
+
+template <class N>
+struct with_causal_mask {
+    using type = void;
+};
+template <bool Causal, bool Cosine, class Scale, bool Padded, class Q, class K, class V>
+struct with_causal_mask<Attention<attention_config<Causal, Cosine, Scale, Padded>, Q, K, V>> {
+    using type = Attention<attention_config<true, Cosine, Scale, Padded>, SquareScores<Q, K>, K, V>;
+};
+template <class C, class S, class M, class V>
+requires(causal_condition<C>::value&& is_minus_infinity<M>::value) struct hand_form<t::Where<C, S, M>, V> {
+    using X = typename causal_condition<C>::like;
+    static constexpr bool same_scores = std::is_same_v<X, S> || std::is_same_v<X, typename find<is_qk, S>::type>;
+    using type = std::conditional_t<same_scores, typename with_causal_mask<typename hand_form<S, V>::type>::type, void>;
 };
 
 // The replacement of the root E (void: none).
