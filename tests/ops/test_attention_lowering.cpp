@@ -73,7 +73,7 @@ constexpr auto scores = matmul(Q, tensors::transpose(K)) * fc<0.125>;
 constexpr auto causal_by_hand =
     matmul(softmax(where(less_equal(iota<-1>(scores), iota<-2>(scores)), scores, minus_inf)), V);
 static_assert(
-    std::is_same_v<tensors::lowered_t<std::remove_cv_t<decltype(causal_by_hand)>>,
+    std::is_same_v<tensors::lowered_t<decltype(causal_by_hand)>,
                    Attention<attention_config<true, false, scale_type::fixed<std::remove_cv_t<decltype(fc<0.125>)>>>,
                              ops::detail::attention_lowering::SquareScores<I0, I1>, I1, I2>>);
 // not recognized: an additive mask argument

@@ -45,10 +45,11 @@ struct lower_fixpoint<N, N> {
 };
 }  // namespace detail
 
-/// N after the lowering pass: lowering<N> applied until nothing changes.
+/// N after the lowering pass: lowering<N> applied until nothing changes (cv-qualifiers dropped first, so that
+/// `decltype(e)` of a constexpr variable e can be passed).
 /// Example: `static_assert(std::is_same_v<lowered_t<decltype(sum(X))>, decltype(sum(X))>);` (nothing to lower).
 template <class N>
-using lowered_t = typename detail::lower_fixpoint<N>::type;
+using lowered_t = typename detail::lower_fixpoint<std::remove_cv_t<N>>::type;
 
 /// The root of a program compiled without the lowering pass; built by unlowered(expr). It is not a node:
 /// inside a larger expression it does not compile (a static_assert says so).
