@@ -35,6 +35,8 @@
 #include "exprgrad/ops/deer.hpp"
 #include "exprgrad/ops/deer_node.hpp"
 #include "exprgrad/ops/emo.hpp"
+#include "exprgrad/ops/flex_attention.hpp"  // exprgrad::attn::score, ..., flex_attention_forward / _vjp
+#include "exprgrad/ops/flex_attention_node.hpp"
 #include "exprgrad/ops/emo_definition.hpp"
 #include "exprgrad/ops/linear_recurrence_node.hpp"
 #include "exprgrad/ops/scan.hpp"
@@ -131,7 +133,6 @@ using tensors::not_equal;
 using tensors::one_hot;
 using tensors::permute;
 using tensors::prod;
-using tensors::record;  // run-time composition: the recorded backward over compiled blocks
 using tensors::relu;
 using tensors::reshape;
 using tensors::rms_norm;

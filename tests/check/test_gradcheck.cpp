@@ -44,3 +44,32 @@ TEST_CASE("gradcheck perturbs only the wrt arguments: a -inf mask is an input he
     CHECK_FALSE(check::gradcheck(sum(exp(X)), wrt<0>, tight, a).ok);
     CHECK(check::gradcheck(sum(exp(X)), wrt<0>, check::gradcheck_options{}, a).ok);
 }
+
+TEST_CASE("docs/tensor.md: gradcheck of a compiled program checks its wrt arguments only") {
+    // docs-begin docs/tensor.md
+    constexpr auto S = tensor<0>;  // attention scores
+    constexpr auto M = tensor<1>;  // additive mask: 0 where a key is visible, -inf where it is hidden
+    constexpr auto V = tensor<2>;  // values
+    auto prog = value_and_grad(sum(square(matmul(softmax(S + M), V))), wrt<0, 2>);
+    rng gen(1);
+    const auto s = random::normal(gen, {3, 4}), v = random::normal(gen, {4, 2});
+    xt::xarray<double> m = xt::zeros<double>({3, 4});
+    m(0, 3) = m(1, 2) = m(1, 3) = -INFINITY;
+    const auto r = check::gradcheck(prog, s, m, v);  // perturbs s and v (the program's wrt), never m
+    CHECK_MESSAGE(r.ok, r.message());
+    check::gradcheck_options opts;
+    opts.max_entries = 4;  // a fixed random sample of 4 entries per argument
+    CHECK(check::gradcheck(prog, opts, s, m, v).checked == 8);
+    // docs-end
+    CHECK(r.checked == s.size() + v.size());
+    CHECK(r.worst_argument != 1);
+    // Perturbing every argument (what the form without wrt does) steps off -inf into NaN: a false failure.
+    const auto every = check::gradcheck(sum(square(matmul(softmax(S + M), V))), s, m, v);
+    CHECK_FALSE(every.ok);
+    CHECK(every.worst_argument == 1);
+    // The program still computes its own results: gradcheck used programs of its own.
+    xt::xarray<float> sf = s, vf = v, mf = m;
+    const auto [value, grads] = prog(sf, mf, vf);
+    CHECK(std::isfinite(value));
+    CHECK(std::get<0>(grads).shape() == sf.shape());
+}

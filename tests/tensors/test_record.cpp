@@ -8,6 +8,7 @@
 #include <tuple>
 #include <vector>
 
+#include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
 
 #include "alloc_counter.hpp"
@@ -30,7 +31,7 @@ TEST_CASE("record: two blocks chained by the engine equal the one-expression pro
     // docs-begin docs/tensor.md
     auto dense = compile<double>(tanh(matmul(X, W)), wrt<0, 1>);  // two compiled blocks
     auto loss = compile<double>(mean(square(X)), wrt<0>);
-    record<double> rec;                       // one per model, reused every step
+    tensors::record<double> rec;                       // one per model, reused every step
     rec.clear();                              // a new step: forgets the calls, keeps the buffers
     const auto h = rec.call(dense, rec.constant(x), rec.leaf(w1, g1));  // data; a parameter and its gradient
     const auto y = rec.call(dense, h, rec.leaf(w2, g2));                // the same block again
@@ -53,7 +54,7 @@ TEST_CASE("record: a parameter shared by two calls sums both contributions; inte
     auto dense = compile<double>(sin(matmul(X, W)), wrt<0, 1>);
     auto loss = compile<double>(sum(square(X) * X), wrt<0>);
     xt::xarray<double> dtable = zeros_like(table), dw = zeros_like(w);
-    record<double> rec;
+    tensors::record<double> rec;
     const auto e = rec.call(embed, tokens, rec.leaf(table, dtable));
     const auto wl = rec.leaf(w, dw);
     const auto l = rec.call(loss, rec.call(dense, rec.call(dense, e, wl), wl));
@@ -70,7 +71,7 @@ TEST_CASE("record: leaf gradients accumulate across backward passes; adjoints of
     auto dense = compile<double>(matmul(X, W), wrt<0, 1>);
     auto loss = compile<double>(sum(X), wrt<0>);
     xt::xarray<double> dw = zeros_like(w);
-    record<double> rec;
+    tensors::record<double> rec;
     for (int step = 0; step < 2; ++step) {
         rec.clear();
         const auto h = rec.call(dense, rec.constant(x), rec.leaf(w, dw));
@@ -87,7 +88,7 @@ TEST_CASE("record: a value that does not reach the loss runs no VJP and reads ze
     auto dense = compile<double>(exp(matmul(X, W)), wrt<0, 1>);
     auto loss = compile<double>(sum(X), wrt<0>);
     xt::xarray<double> dw = zeros_like(w), du = zeros_like(w);
-    record<double> rec;
+    tensors::record<double> rec;
     const auto side = rec.call(dense, rec.constant(x), rec.leaf(w, du));  // computed, never used by the loss
     rec.backward(rec.call(loss, rec.call(dense, rec.constant(x), rec.leaf(w, dw))));
     CHECK(xt::all(xt::equal(du, 0.0)));
@@ -100,7 +101,7 @@ TEST_CASE("record: the gradient hook fires once per leaf, as soon as its last re
     auto dense = compile<double>(tanh(matmul(X, W)), wrt<0, 1>);
     auto loss = compile<double>(mean(X), wrt<0>);
     xt::xarray<double> g1 = zeros_like(w1), g2 = zeros_like(w2), unused_g = zeros_like(w1);
-    record<double> rec;
+    tensors::record<double> rec;
     std::vector<std::string> order;
     const double* p1 = g1.data();
     rec.on_gradient_ready([&](tensors::handle, xt::xarray<double>& g) {
@@ -115,12 +116,49 @@ TEST_CASE("record: the gradient hook fires once per leaf, as soon as its last re
     CHECK((order == std::vector<std::string>{"w2", "w1", "unused"}));
 }
 
+namespace {
+// A run-time layer as nn::layer defines one: y = tanh(x·W) with W its own, dW accumulated by backward.
+struct tanh_layer {
+    xt::xarray<double> w, dw;
+    decltype(compile<double>(tanh(matmul(X, W)), wrt<0, 1>)) blk;
+    xt::xarray<double> y;
+    int forwards = 0;
+    const xt::xarray<double>& forward(const xt::xarray<double>& x) {
+        ++forwards;
+        const auto& v = blk.forward(x, w);
+        y = xt::adapt(v.data, v.size(), xt::no_ownership(), v.shape.xshape());
+        return y;
+    }
+    const xt::xarray<double>& backward(const xt::xarray<double>& dy) {
+        blk.vjp(dy.data());
+        dw += blk.grad<1>();
+        return blk.grad<0>();
+    }
+};
+}  // namespace
+
+TEST_CASE("record: run-time layers mix with compiled blocks; one backward reaches both") {
+    const auto x = random_array({4, 3}, 19), w = random_array({3, 3}, 20), head = random_array({3, 2}, 21);
+    tanh_layer layer{w, zeros_like(w), {}, {}, 0};
+    auto dense = compile<double>(matmul(X, W), wrt<0, 1>);
+    auto loss = compile<double>(mean(square(X)), wrt<0>);
+    xt::xarray<double> dhead = zeros_like(head);
+    tensors::record<double> rec;
+    auto h = rec.call_layer(layer, rec.constant(x));
+    h = rec.call_layer(layer, h);  // twice: the first call is recomputed at backward
+    rec.backward(rec.call(loss, rec.call(dense, h, rec.leaf(head, dhead))));
+    CHECK(layer.forwards == 3);
+    auto [v, g] = value_and_grad(mean(square(matmul(tanh(matmul(tanh(matmul(X, W)), W)), tensor<2>))), wrt<1, 2>)(x, w, head);
+    CHECK(xt::allclose(layer.dw, std::get<0>(g), 1e-12, 1e-15));
+    CHECK(xt::allclose(dhead, std::get<1>(g), 1e-12, 1e-15));
+}
+
 TEST_CASE("record: misuse is refused with the operation and the offending value named") {
     const auto x = random_array({2, 3}, 14), w = random_array({3, 2}, 15);
     auto only_x = compile<double>(matmul(X, W), wrt<0>);
     auto dense = compile<double>(matmul(X, W), wrt<0, 1>);
     xt::xarray<double> dw = zeros_like(w), wrong = xt::zeros<double>({4}), five = xt::zeros<double>({5});
-    record<double> rec;
+    tensors::record<double> rec;
     const auto c = rec.constant(x);
     const auto wl = rec.leaf(w, dw);
     // A parameter at a position the block does not differentiate would lose its gradient silently.
@@ -147,7 +185,7 @@ TEST_CASE("record: a step of the same shapes allocates nothing once warm") {
     auto dense = compile<double>(tanh(matmul(X, W)), wrt<0, 1>);
     auto loss = compile<double>(mean(square(X)), wrt<0>);
     xt::xarray<double> g1 = zeros_like(w1), g2 = zeros_like(w2);
-    record<double> rec;
+    tensors::record<double> rec;
     long hooks = 0;
     rec.on_gradient_ready([&](tensors::handle, xt::xarray<double>&) { ++hooks; });
     auto step = [&] {

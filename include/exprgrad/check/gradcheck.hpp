@@ -1,5 +1,6 @@
 // gradcheck for tensor expressions: the program's analytic gradient against central finite
-// differences, in double, for every floating-point array argument.
+// differences, in double, over the differentiated arguments (those of wrt<I...> or of a compiled
+// value_and_grad program; every floating-point array argument only when asked without either).
 #pragma once
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "exprgrad/format.hpp"
 #include "exprgrad/random.hpp"
 #include "exprgrad/tensors/graph.hpp"
+#include "exprgrad/tensors/value_and_grad.hpp"  // grad_program: its wrt is the set to check
 
 namespace exprgrad::check {
 
@@ -188,6 +190,24 @@ gradcheck_report gradcheck(E e, const gradcheck_options& opts, const Args&... ar
     using all = typename detail::float_args<tensors::wrt_t<>, 0, Args...>::type;
     static_assert(!std::is_same_v<all, tensors::wrt_t<>>, "exprgrad: gradcheck needs a floating-point array argument");
     return gradcheck(e, all{}, opts, args...);
+}
+
+/// gradcheck(prog, [opts,] args...): checks a compiled program `prog = value_and_grad(loss, wrt<I...>)`
+/// over exactly its differentiated arguments I...; every other argument (a mask holding -inf, indices,
+/// a fixed temperature) is an input held fixed, as with gradcheck(loss, wrt<I...>, args...). The
+/// check compiles its own double programs of the same expression (float arguments are converted), so
+/// `prog`'s workspace and last results are untouched. Same report, options and NaN policy as above.
+/// Example: `auto prog = value_and_grad(sum(softmax(S + M)), wrt<0>); CHECK(gradcheck(prog, s, m).ok);`
+template <class E, int... W, class... Args>
+gradcheck_report gradcheck(const tensors::grad_program<E, W...>&, const gradcheck_options& opts, const Args&... args) {
+    return gradcheck(E{}, tensors::wrt<W...>, opts, args...);
+}
+
+/// gradcheck of a compiled value_and_grad program with default options.
+template <class E, int... W, class... Args>
+requires(!detail::first_is_options<Args...>) gradcheck_report
+    gradcheck(const tensors::grad_program<E, W...>& prog, const Args&... args) {
+    return gradcheck(prog, gradcheck_options{}, args...);
 }
 
 /// gradcheck with default options over every floating-point array argument.

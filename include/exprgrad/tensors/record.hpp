@@ -19,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -178,6 +179,51 @@ class record {
         return out;
     }
 
+    /// Runs a run-time layer L on x and records the call; returns the output's handle. L is any object with
+    /// `const xt::xarray<T>& forward(const xt::xarray<T>&)` and `const xt::xarray<T>& backward(const
+    /// xt::xarray<T>& dy)` returning dL/dx and adding its parameters' gradients into their own arrays: the
+    /// nn::layer interface (nn::sequential, nn::transformer's stack, nn::residual, ...). So a model mixes
+    /// compiled blocks and layers, and one backward reaches both. Its parameters are not leaves of the record:
+    /// the gradient hook does not fire for them. Example: `h = rec.call_layer(*stack.blocks, h);`
+    template <class L>
+    handle call_layer(L& layer, handle x) {
+        static_assert(requires(L& l, const xt::xarray<T>& a) {
+            { l.forward(a) } -> std::convertible_to<const xt::xarray<T>&>;
+            { l.backward(a) } -> std::convertible_to<const xt::xarray<T>&>;
+        }, "exprgrad: record::call_layer takes a layer with forward(x) and backward(dy) over xt::xarray<T> (nn::layer)");
+        entry e;
+        e.block = &layer;
+        e.first_slot = slots_.size();
+        e.slot_count = 1;
+        e.forward = &replay_layer<L>;
+        e.vjp = &layer_vjp<L>;
+        slot s;
+        s.kind = slot::value;
+        s.index = checked(x, "record::call_layer");
+        slots_.push_back(s);
+        e.carries = true;  // a layer has parameters of its own
+        for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
+            if (it->block == &layer) {
+                it->stale = true;
+                break;
+            }
+        }
+        const xt::xarray<T>* y = nullptr;
+        try {
+            y = &layer.forward(*values_[s.index].value);
+        } catch (...) {
+            slots_.resize(e.first_slot);
+            throw;
+        }
+        const handle out = new_value(true);
+        e.output = out.index;
+        entries_.push_back(e);
+        auto& v = values_[out.index];
+        copy_into(v.own, y->shape(), y->data(), y->size());
+        v.value = &v.own;
+        return out;
+    }
+
     /// The value a handle names (valid until the next clear()).
     const xt::xarray<T>& value(handle h) const { return *values_[checked(h, "record::value")].value; }
 
@@ -225,7 +271,7 @@ class record {
             value_slot& y = values_[en.output];
             if (en.carries && y.adj_set) {
                 if (en.stale) en.forward(en.block, *this, en.first_slot);
-                en.vjp(en.block, *this, en.first_slot, y.adj.data());
+                en.vjp(en.block, *this, en.first_slot, y.adj);
                 // The block's intermediates now belong to an earlier call of it or to nobody.
                 en.stale = true;
             }
@@ -259,7 +305,7 @@ class record {
         double num = 0;
     };
     using forward_fn = void (*)(void* block, record& r, std::size_t first_slot);
-    using vjp_fn = void (*)(void* block, record& r, std::size_t first_slot, const T* dout);
+    using vjp_fn = void (*)(void* block, record& r, std::size_t first_slot, const xt::xarray<T>& dout);
     struct entry {
         void* block = nullptr;
         forward_fn forward = nullptr;
@@ -379,16 +425,19 @@ class record {
         if constexpr (std::is_same_v<A, handle> &&
                       detail::block_traits<std::remove_cvref_t<B>>::template differentiates<I>) {
             value_slot& v = values_[s.index];
-            if (!v.carries) return;
-            const xt::xarray<T>& g = b.template grad<I>();
-            if (v.leaf_grad) {
-                add_into(*v.leaf_grad, g.data(), g.size());
-            } else if (v.adj_set) {
-                add_into(v.adj, g.data(), g.size());
-            } else {
-                copy_into(v.adj, v.value->shape(), g.data(), g.size());
-                v.adj_set = true;
-            }
+            if (v.carries) deliver(v, b.template grad<I>());
+        }
+    }
+    // A gradient reaching a value: added into a leaf's array; the first contribution to an intermediate's
+    // adjoint is assigned, later ones added.
+    static void deliver(value_slot& v, const xt::xarray<T>& g) {
+        if (v.leaf_grad) {
+            add_into(*v.leaf_grad, g.data(), g.size());
+        } else if (v.adj_set) {
+            add_into(v.adj, g.data(), g.size());
+        } else {
+            copy_into(v.adj, v.value->shape(), g.data(), g.size());
+            v.adj_set = true;
         }
     }
     template <class B, class... Args, std::size_t... I>
@@ -396,10 +445,21 @@ class record {
         (take_grad<B, static_cast<int>(I), Args>(b, slots_[first + I]), ...);
     }
     template <class B, class... Args>
-    static void run_vjp(void* blk, record& r, std::size_t first, const T* dout) {
+    static void run_vjp(void* blk, record& r, std::size_t first, const xt::xarray<T>& dout) {
         B& b = *static_cast<B*>(blk);
-        b.vjp(dout);
+        b.vjp(dout.data());
         r.take_grads<B, Args...>(b, first, std::index_sequence_for<Args...>{});
+    }
+
+    template <class L>
+    static void replay_layer(void* l, record& r, std::size_t first) {
+        static_cast<L*>(l)->forward(*r.values_[r.slots_[first].index].value);
+    }
+    template <class L>
+    static void layer_vjp(void* l, record& r, std::size_t first, const xt::xarray<T>& dout) {
+        const xt::xarray<T>& dx = static_cast<L*>(l)->backward(dout);
+        value_slot& v = r.values_[r.slots_[first].index];
+        if (v.carries) deliver(v, dx);
     }
 
     void fire_hooks(std::size_t entry_index) {

@@ -1,0 +1,110 @@
+// Flex attention (ops/flex_attention.hpp) against ops::attention at B = 1, H = 4, d = 64, float32, causal, one
+// thread (CPU time): the identity modification (dispatched to ops::attention), the causal mask written as a
+// mask_mod (the fused kernels with a mask and no score change), ALiBi with that mask, and tanh soft-capping
+// with the options' causal mask; forward, and forward + backward. bench/flex_rounds.py runs this program in
+// interleaved rounds and prints the medians (docs/flex_attention.md). Run alone:
+//   build/bench/bench_flex_attention --benchmark_min_time=0.1
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+#include <exprgrad/ops/flex_attention.hpp>
+
+using namespace exprgrad;
+using namespace exprgrad::ops;
+using namespace exprgrad::sym::literals;
+
+namespace {
+
+constexpr std::size_t B = 1, H = 4, D = 64;
+
+xt::xtensor<float, 4> random4(std::size_t T, std::uint64_t seed) {
+    auto x = xt::xtensor<float, 4>::from_shape({B, H, T, D});
+    std::uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;
+    for (auto& e : x) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        e = static_cast<float>(static_cast<double>(s >> 11) * 0x1.0p-52 - 1.0);
+    }
+    return x;
+}
+
+struct inputs {
+    xt::xtensor<float, 4> q, k, v, dout;
+    std::vector<xt::xtensor<float, 1>> slopes;
+    explicit inputs(std::size_t T) : q(random4(T, 1)), k(random4(T, 2)), v(random4(T, 3)), dout(random4(T, 4)) {
+        xt::xtensor<float, 1> s = xt::zeros<float>({H});
+        for (std::size_t h = 0; h < H; ++h) s(h) = 1.0f / static_cast<float>(2u << h);  // ALiBi's 2^(−8h/H), H = 4
+        slopes = {s};
+    }
+};
+
+constexpr auto alibi = attn::score - attn::param<0> * (attn::q_idx - attn::k_idx);
+constexpr auto causal_mask = attn::q_idx - attn::k_idx + 1_c;
+constexpr auto softcap = sym::fc<30.0> * sym::tanh(attn::score / sym::fc<30.0>);
+
+attention_options causal_options() {
+    attention_options o;
+    o.causal = true;
+    o.threads = 1;
+    return o;
+}
+
+template <class Run>
+void run(benchmark::State& st, Run&& fn) {
+    kernels::set_num_threads(1);
+    const inputs in(static_cast<std::size_t>(st.range(0)));
+    for (auto _ : st) fn(in);
+}
+
+void BM_attention(benchmark::State& st, bool backward) {
+    run(st, [&](const inputs& in) {
+        const auto o = causal_options();
+        if (backward) {
+            auto g = attention_vjp(in.q, in.k, in.v, in.dout, o);
+            benchmark::DoNotOptimize(g.dq.data());
+        } else {
+            auto r = attention_forward(in.q, in.k, in.v, o);
+            benchmark::DoNotOptimize(r.out.data());
+        }
+    });
+}
+
+template <class Mod, class Mask>
+void BM_flex(benchmark::State& st, bool backward, Mod mod, Mask mask, bool options_causal, bool params) {
+    run(st, [&](const inputs& in) {
+        auto o = causal_options();
+        o.causal = options_causal;
+        const std::vector<xt::xtensor<float, 1>> none;
+        const auto& p = params ? in.slopes : none;
+        if (backward) {
+            auto g = flex_attention_vjp(in.q, in.k, in.v, in.dout, mod, mask, p, o);
+            benchmark::DoNotOptimize(g.dq.data());
+        } else {
+            auto r = flex_attention_forward(in.q, in.k, in.v, mod, mask, p, o);
+            benchmark::DoNotOptimize(r.out.data());
+        }
+    });
+}
+
+void sizes(benchmark::internal::Benchmark* b) {
+    b->ArgNames({"T"})->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(BM_attention, fwd, false)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_flex, fwd_identity, false, attn::score, 1_c, true, false)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_flex, fwd_mask, false, attn::score, causal_mask, false, false)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_flex, fwd_alibi, false, alibi, causal_mask, false, true)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_flex, fwd_softcap, false, softcap, 1_c, true, false)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_attention, fwdbwd, true)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_identity, true, attn::score, 1_c, true, false)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_mask, true, attn::score, causal_mask, false, false)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_alibi, true, alibi, causal_mask, false, true)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_softcap, true, softcap, 1_c, true, false)->Apply(sizes);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,115 @@
+// flex attention's kernels, part 3: the forward pass. Blocked online softmax (the flash-attention scheme of
+// ops::attention) with the score and mask modifications applied to each score tile between the two matrix
+// products; one task per (batch, query head, query block).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "exprgrad/ops/detail/flex_modification.hpp"
+#include "exprgrad/ops/detail/flex_problem.hpp"
+
+namespace exprgrad::ops::detail::flex {
+
+template <class T>
+struct forward_scratch {
+    buffer<T> S, acc;
+    std::vector<T> m, l;
+    std::vector<std::size_t> beg, end, valid;
+};
+
+/// The first and one past the last entry of row[0, n) that is not −inf (masked entries are −inf): the span
+/// the P·V product reads, so keys hidden at either end of it are never multiplied in.
+template <class T>
+std::pair<std::size_t, std::size_t> visible_span(const T* row, std::size_t n) {
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
+    std::size_t b = 0, e = n;
+    while (b < n && row[b] == ninf) ++b;
+    while (e > b && row[e - 1] == ninf) --e;
+    return {b, e};
+}
+
+/// One query block of one (batch, query head): online softmax over the key blocks its rows may see.
+template <class M, class T>
+void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_scratch<T>& w, T* out, T* lse) {
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
+    const std::size_t b = bh / P.Hq, h = bh % P.Hq, g = b * P.Hkv + h / P.G;
+    const std::size_t i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
+    const std::size_t* n = P.nrow.data() + b * P.Tq + i0;
+    const std::size_t dvp = P.dvp, dp = P.dp;
+    std::size_t kend = 0;
+    for (std::size_t r = 0; r < nr; ++r) kend = std::max(kend, n[r]);
+    std::fill(w.m.begin(), w.m.begin() + nr, ninf);
+    std::fill(w.l.begin(), w.l.begin() + nr, T(0));
+    std::fill(w.acc.begin(), w.acc.begin() + nr * dvp, T(0));
+    const T* Q = P.Qs.data() + (bh * P.Tq + i0) * dp;
+    const T* par = P.par.data() + h * P.np;
+    for (std::size_t j0 = 0; j0 < kend; j0 += block_k) {
+        const std::size_t nc = std::min(block_k, kend - j0);
+        const T* Kt = P.Kt.data() + (g * P.nkb + j0 / block_k) * P.d * block_k;
+        for (std::size_t r = 0; r < nr; ++r) w.valid[r] = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
+        if (!M::any_visible(b, h, i0, nr, j0, w.valid.data(), par)) continue;
+        tiles::gemm_rows<false>(nr, block_k, P.d, Q, dp, Kt, block_k, w.S.data(), block_k);
+        bool any = false;
+        for (std::size_t r = 0; r < nr; ++r) {
+            const std::size_t valid = w.valid[r];
+            T* row = w.S.data() + r * block_k;
+            w.beg[r] = w.end[r] = 0;
+            if (valid == 0) continue;
+            typename M::row_args ra(b, h, i0 + r, par);
+            M::forward_row(row, block_k, valid, ra, j0);
+            const auto [lo, hi] = visible_span(row, valid);
+            if (lo == hi) continue;
+            const T bm = kernels::rows::max(row + lo, hi - lo);
+            // std::max drops a NaN second argument: keep it, so that a NaN score reaches out and lse.
+            const T m_new = std::isnan(bm) ? bm : std::max(w.m[r], bm);
+            if (m_new == ninf) continue;              // every visible modified score is −inf: nothing to add
+            const T corr = std::exp(w.m[r] - m_new);  // 0 for the row's first visible block
+            const T sum = kernels::rows::exp_shifted(row + lo, m_new, row + lo, hi - lo);
+            w.l[r] = w.l[r] * corr + sum;
+            if (corr != T(1)) kernels::rows::scale(w.acc.data() + r * dvp, corr, dvp);
+            w.m[r] = m_new;
+            w.beg[r] = lo;
+            w.end[r] = hi;
+            any = true;
+        }
+        if (any)
+            tiles::gemm_acc<block_k, 1>(nr, dvp, nc, w.S.data(), P.vp + (g * P.Tk + j0) * dvp, dvp, w.acc.data(), dvp,
+                                        w.beg.data(), w.end.data());
+    }
+    for (std::size_t r = 0; r < nr; ++r) {
+        T* o = out + (i0 + r) * P.dv;
+        if (w.m[r] == ninf) {  // no visible key (or every modified score −inf): the fully masked convention
+            std::fill(o, o + P.dv, T(0));
+            lse[i0 + r] = ninf;
+            continue;
+        }
+        kernels::rows::scale_into(w.acc.data() + r * dvp, T(1) / w.l[r], o, P.dv);
+        lse[i0 + r] = w.m[r] + std::log(w.l[r]);
+    }
+}
+
+/// The forward over all (batch, query head, query block) units.
+template <class M, class T>
+void forward(const problem<T>& P, const attention_options& o, std::vector<forward_scratch<T>>& pool, T* out, T* lse) {
+    auto init = [&](forward_scratch<T>& w) {
+        grow(w.S, block_q * block_k);
+        grow(w.acc, block_q * P.dvp);
+        grow(w.m, block_q);
+        grow(w.l, block_q);
+        grow(w.beg, block_q);
+        grow(w.end, block_q);
+        grow(w.valid, block_q);
+    };
+    const std::size_t units = P.B * P.Hq * P.nqb;
+    if (units == 0) return;
+    attention::run_units(units, attention::task_count(o, units), pool, init, [&](std::size_t u, forward_scratch<T>& w) {
+        const std::size_t bh = u / P.nqb, qb = u % P.nqb;
+        forward_block<M>(P, bh, qb, w, out + bh * P.Tq * P.dv, lse + bh * P.Tq);
+    });
+}
+
+}  // namespace exprgrad::ops::detail::flex
