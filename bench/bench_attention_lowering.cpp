@@ -6,12 +6,14 @@
 //   unlowered    the same definition compiled as written (tensors::unlowered): the primitives, T×T scores
 //   alibi        ALiBi attention written with the primitives (examples/alibi_attention.cpp's expression), which
 //                the lowering does not recognize: its cost against the fused causal kernel
+//   alibi_flex   the same ALiBi through flex attention's fused kernels (a score modification)
 // Goal: definition within 5% of kernel. Run (medians of interleaved rounds, docs/attention.md):
 //   EXPRGRAD_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 build/bench/bench_attention_lowering
 //     --benchmark_repetitions=7 --benchmark_enable_random_interleaving=true
 //     --benchmark_report_aggregates_only=true --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstddef>
 #include <limits>
 #include <type_traits>
@@ -100,6 +102,22 @@ void BM_alibi(benchmark::State& st) {
     run_program(st, sum(out * W));
 }
 
+// The same ALiBi attention through flex attention's fused kernels (ops/flex_attention_node.hpp): the bias as a
+// score modification, slopes m_h = 2^(-8(h+1)/H) as a parameter array [H].
+void BM_alibi_flex(benchmark::State& st) {
+    const auto alibi = ops::attn::score - ops::attn::param<0> * (ops::attn::q_idx - ops::attn::k_idx);
+    const auto causal_mask = ops::attn::q_idx - ops::attn::k_idx + 1_c;  // visible where k_idx <= q_idx
+    const inputs& x = in();
+    xt::xtensor<double, 1> slopes = xt::xtensor<double, 1>::from_shape({H});
+    for (std::size_t h = 0; h < H; ++h) slopes(h) = std::exp2(-8.0 * static_cast<double>(h + 1) / H);
+    auto prog = value_and_grad(sum(flex_attention_node(alibi, causal_mask, Q, K, V, tensor<4>) * W), wrt<0, 1, 2>);
+    for (auto _ : st) {
+        const auto [value, grads] = prog(x.q, x.k, x.v, x.w, slopes);
+        benchmark::DoNotOptimize(value);
+        benchmark::DoNotOptimize(std::get<0>(grads).data());
+    }
+}
+
 }  // namespace
 
 BENCHMARK(BM_kernel)->Unit(benchmark::kMillisecond);
@@ -107,4 +125,5 @@ BENCHMARK(BM_node)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_definition)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_unlowered)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_alibi)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_alibi_flex)->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();
