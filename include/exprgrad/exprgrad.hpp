@@ -30,6 +30,7 @@
 #include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/ops/attention_definition.hpp"
+#include "exprgrad/ops/attention_lowering.hpp"  // softmax(s·Q·Kᵀ)·V compiles to the attention node
 #include "exprgrad/ops/attention_node.hpp"
 #include "exprgrad/ops/deer.hpp"
 #include "exprgrad/ops/deer_node.hpp"
@@ -111,6 +112,7 @@ using tensors::equal;
 using tensors::erf;
 using tensors::evaluate;  // beside sym::evaluate: a tensor expression picks this one
 using tensors::evaluator;
+using tensors::unlowered;  // compile a program as written, without the lowering pass (tensors/lowering.hpp)
 using tensors::exp;
 using tensors::expm1;
 using tensors::greater;

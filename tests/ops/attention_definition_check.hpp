@@ -55,8 +55,9 @@ double scaled_error(const A& a, const E& b) {
 
 constexpr double tol = 1e-12;
 
-// One comparison: the program of sum(attention_definition<Cfg>(Q, K, V, ...) * W) differentiated with respect
-// to Q, K, V, W (dL/dW is the definition's output) and log s, against the kernels with dout = W.
+// One comparison: the program of sum(attention_definition<Cfg>(Q, K, V, ...) * W), compiled as written
+// (tensors::unlowered: without it the program would run the attention node, see test_attention_lowering.cpp),
+// differentiated with respect to Q, K, V, W (dL/dW is the definition's output) and log s, against the kernels with dout = W.
 template <class Cfg>
 void check_against_kernel(const sizes& z, const std::vector<std::size_t>& lengths, std::uint64_t seed,
                           double log_s = std::log(0.7)) {
@@ -89,15 +90,15 @@ void check_against_kernel(const sizes& z, const std::vector<std::size_t>& length
         if constexpr (Cfg::learned_scale) dlog_s = static_cast<double>(std::get<4>(g)());
     };
     if constexpr (Cfg::padded && Cfg::learned_scale) {
-        take(value_and_grad(sum(attention_definition<Cfg>(Q, K, V, tensor<4>, tensor<5>) * W), wrt<0, 1, 2, 3, 5>)(
+        take(value_and_grad(tensors::unlowered(sum(attention_definition<Cfg>(Q, K, V, tensor<4>, tensor<5>) * W)), wrt<0, 1, 2, 3, 5>)(
             q, k, v, w, len, ls));
     } else if constexpr (Cfg::padded) {
-        take(value_and_grad(sum(attention_definition<Cfg>(Q, K, V, tensor<4>) * W), wrt<0, 1, 2, 3>)(q, k, v, w, len));
+        take(value_and_grad(tensors::unlowered(sum(attention_definition<Cfg>(Q, K, V, tensor<4>) * W)), wrt<0, 1, 2, 3>)(q, k, v, w, len));
     } else if constexpr (Cfg::learned_scale) {
         take(
-            value_and_grad(sum(attention_definition<Cfg>(Q, K, V, tensor<4>) * W), wrt<0, 1, 2, 3, 4>)(q, k, v, w, ls));
+            value_and_grad(tensors::unlowered(sum(attention_definition<Cfg>(Q, K, V, tensor<4>) * W)), wrt<0, 1, 2, 3, 4>)(q, k, v, w, ls));
     } else {
-        take(value_and_grad(sum(attention_definition<Cfg>(Q, K, V) * W), wrt<0, 1, 2, 3>)(q, k, v, w));
+        take(value_and_grad(tensors::unlowered(sum(attention_definition<Cfg>(Q, K, V) * W)), wrt<0, 1, 2, 3>)(q, k, v, w));
     }
     if constexpr (Cfg::learned_scale) o.scale = scale::fixed(std::exp(log_s));
 

@@ -261,3 +261,6 @@ constexpr auto attention_definition(Q q, K k, V v, Extra... extra) {
 }
 
 }  // namespace exprgrad::ops
+
+// Programs compiled from the definition run the attention node (the rewrite is registered there).
+#include "exprgrad/ops/attention_lowering.hpp"

@@ -84,6 +84,7 @@ class eval_program {
 
   private:
     using none = std::integer_sequence<int>;  // no argument is differentiated
+    using root = typename detail::program_root<E>::type;  // E without unlowered(...)
 
     template <class... Args>
     const xt::xarray<eval_value_t<Args...>>& run(const Args&... args) {
@@ -92,9 +93,9 @@ class eval_program {
         detail::check_argument_count<arity, static_cast<int>(sizeof...(Args))>();
         auto& p = progs_.template get<T>();
         const cview<T>& out = p.forward(args...);
-        if constexpr (detail::is_input<E>::value) {
+        if constexpr (detail::is_input<root>::value) {
             if (out.data == nullptr) {
-                throw shape_error("evaluate", "the expression is argument " + std::to_string(E::index) +
+                throw shape_error("evaluate", "the expression is argument " + std::to_string(root::index) +
                                                   ", which is neither a floating-point array nor a number");
             }
             xt::xarray<T>& copy = copies_.template get<T>();
@@ -107,7 +108,7 @@ class eval_program {
     }
 
     detail::program_pair<E, none> progs_;
-    detail::input_output_copies<detail::is_input<E>::value> copies_;
+    detail::input_output_copies<detail::is_input<root>::value> copies_;
 };
 
 /// Compiles the forward-only program of a tensor expression (see eval_program).

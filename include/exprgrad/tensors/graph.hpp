@@ -79,17 +79,22 @@ template <class T, class E, class Wrt>
 class program {
   public:
     using value_type = T;
-    using list = tensor_nodes_t<E>;
+    /// The expression compiled (E, or the expression inside unlowered(...)) and whether the lowering pass
+    /// (tensors/lowering.hpp) runs: nodes are looked up through it, so a node reading its written child reads
+    /// the child's replacement.
+    using expr = typename detail::program_root<E>::type;
+    static constexpr bool lowers = detail::program_root<E>::lower;
+    using list = tensor_nodes_t<expr, lowers>;
     static constexpr std::size_t count = list::size;
     /// The number of arguments a call takes: one per placeholder up to the highest tensor<I> the
     /// expression reads or the highest differentiated index, whichever is larger.
     static constexpr int arity = std::max(detail::max_input_of(list{}), detail::max_index_of(Wrt{})) + 1;
 
     template <class N>
-    static constexpr std::size_t pos = meta::index_of_v<N, list>;
+    static constexpr std::size_t pos = meta::index_of_v<typename detail::lowered_if<lowers, N>::type, list>;
     /// True when node N lies on a path from a differentiated input to the output.
     template <class N>
-    static constexpr bool needs = detail::needs_grad<N, Wrt>::value;
+    static constexpr bool needs = detail::needs_grad<typename detail::lowered_if<lowers, N>::type, Wrt>::value;
 
     // ---- access used by the nodes' forward and backward functions
 
@@ -207,7 +212,7 @@ class program {
                       "tensor<0> up to the highest tensor<I> it reads (or differentiates)");
         bind_all(std::index_sequence_for<Args...>{}, args...);
         run_forward(list{});
-        return std::get<pos<E>>(slots_).view;
+        return std::get<pos<expr>>(slots_).view;
     }
     /// Refused: the view would point into the temporary program's buffers.
     template <class... Args>
@@ -222,7 +227,7 @@ class program {
     /// forward. Gradients are then read with grad_of<I>().
     void backward(const T* seed) {
         reset_adjoints(list{});
-        auto& root = std::get<pos<E>>(slots_);
+        auto& root = std::get<pos<expr>>(slots_);
         fit(root.adj, root.view.shape);
         std::copy(seed, seed + root.view.size(), root.adj.data());
         root.adj_set = true;
@@ -231,7 +236,7 @@ class program {
     /// The backward pass from a uniform output adjoint (1 for the gradient of a scalar loss).
     void backward_uniform(T seed) {
         reset_adjoints(list{});
-        auto& root = std::get<pos<E>>(slots_);
+        auto& root = std::get<pos<expr>>(slots_);
         root.adj_set = true;
         root.adj_uniform = true;
         root.adj_value = seed;
@@ -263,8 +268,8 @@ class program {
     }
     /// The output's buffer after forward (for an output that is a node, not a bare argument).
     const xt::xarray<T>& output_array() const {
-        static_assert(!detail::is_input<E>::value, "exprgrad: the program's output is one of its arguments");
-        return std::get<pos<E>>(slots_).buf;
+        static_assert(!detail::is_input<expr>::value, "exprgrad: the program's output is one of its arguments");
+        return std::get<pos<expr>>(slots_).buf;
     }
     /// Frees every buffer (values, adjoints, saved data); the next call allocates them again.
     /// Checkpointing uses it to keep only one block's intermediates alive at a time.

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "exprgrad/sym/type_list.hpp"
+#include "exprgrad/tensors/lowering.hpp"
 
 namespace exprgrad::tensors {
 
@@ -65,25 +66,29 @@ inline constexpr bool reject_raw = false;
 // Gathering the nodes of an expression.
 
 namespace detail {
-template <class E, class L, bool Present = meta::contains_v<E, L>>
+// Gathering with the lowering pass (tensors/lowering.hpp) when Lower: a node is gathered as its replacement,
+// and the replacement's children are gathered instead of the written node's.
+template <class E, class L, bool Lower, bool Present = meta::contains_v<E, L>>
 struct collect;
-template <class L, class Children>
+template <class L, class Children, bool Lower>
 struct collect_children;
-template <class L>
-struct collect_children<L, meta::type_list<>> {
+template <class L, bool Lower>
+struct collect_children<L, meta::type_list<>, Lower> {
     using type = L;
 };
-template <class L, class C, class... Cs>
-struct collect_children<L, meta::type_list<C, Cs...>> {
-    using type = typename collect_children<typename collect<C, L>::type, meta::type_list<Cs...>>::type;
+template <class L, class C, class... Cs, bool Lower>
+struct collect_children<L, meta::type_list<C, Cs...>, Lower> {
+    using type = typename collect_children<typename collect<typename lowered_if<Lower, C>::type, L, Lower>::type,
+                                           meta::type_list<Cs...>, Lower>::type;
 };
-template <class E, class L>
-struct collect<E, L, true> {
+template <class E, class L, bool Lower>
+struct collect<E, L, Lower, true> {
     using type = L;
 };
-template <class E, class L>
-struct collect<E, L, false> {
-    using type = typename meta::push_back<typename collect_children<L, typename E::children>::type, E>::type;
+template <class E, class L, bool Lower>
+struct collect<E, L, Lower, false> {
+    using type =
+        typename meta::push_back<typename collect_children<L, typename E::children, Lower>::type, E>::type;
 };
 
 template <class E, class Wrt>
@@ -152,9 +157,12 @@ struct extra_of<N, T, std::void_t<typename N::template extra<T>>> {
 };
 }  // namespace detail
 
-/// The distinct node types of E, children before parents.
-template <TensorExpr E>
-using tensor_nodes_t = typename detail::collect<std::remove_cvref_t<E>, meta::type_list<>>::type;
+/// The distinct node types of E, children before parents, after the lowering pass (tensors/lowering.hpp)
+/// unless Lower is false.
+template <TensorExpr E, bool Lower = true>
+using tensor_nodes_t =
+    typename detail::collect<typename detail::lowered_if<Lower, std::remove_cvref_t<E>>::type, meta::type_list<>,
+                             Lower>::type;
 
 /// Indices of the differentiated arguments: `wrt<1>`, `wrt<0, 2>`.
 template <int... I>
