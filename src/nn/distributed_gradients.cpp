@@ -174,6 +174,7 @@ void distributed_gradients<T>::finish() {
     }
     impl_->in_step = false;
     impl_->stats.wait_seconds += t1 - t0;
+    impl_->stats.step_waits.push_back(t1 - t0);
     impl_->stats.unpack_seconds += now() - t1;
     ++impl_->stats.steps;
 }

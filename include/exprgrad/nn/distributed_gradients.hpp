@@ -21,6 +21,7 @@
 // not announced by the end of the backward pass is started by finish(), in bucket order.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -37,6 +38,16 @@ struct distributed_gradient_stats {
     double hook_seconds = 0;          ///< inside grad_ready/progress: copying buckets out, starting sums
     double wait_seconds = 0;          ///< inside finish(): waiting for the sums (what the backward did not hide)
     double unpack_seconds = 0;        ///< inside finish(): copying the sums back into the gradients
+    std::vector<double> step_waits;   ///< the wait of each finish(), in order
+
+    /// The median of step_waits (0 without steps): robust to the steps where one rank was held up by
+    /// something else (rank 0 writing a checkpoint), whose waits measure that imbalance, not the all-reduce.
+    double median_wait_seconds() const {
+        if (step_waits.empty()) return 0;
+        std::vector<double> w = step_waits;
+        std::nth_element(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(w.size() / 2), w.end());
+        return w[w.size() / 2];
+    }
 };
 
 /// The weighted sum over the ranks of every parameter's gradient, in buckets, overlapped with the
