@@ -69,7 +69,11 @@ void distributed::abort(int code) noexcept {
 
 void distributed::barrier() {
 #if EXPRGRAD_HAVE_MPI
-    if (size_ > 1) MPI_Barrier(MPI_COMM_WORLD);
+    if (size_ > 1) {
+        MPI_Request r;
+        MPI_Ibarrier(MPI_COMM_WORLD, &r);
+        detail::wait_all(1, &r);
+    }
 #endif
 }
 
@@ -79,7 +83,9 @@ void distributed::broadcast_bytes([[maybe_unused]] void* data, [[maybe_unused]] 
     auto* p = static_cast<char*>(data);
     for (std::size_t done = 0; done < bytes;) {
         const std::size_t n = std::min(max_piece, bytes - done);
-        MPI_Bcast(p + done, static_cast<int>(n), MPI_BYTE, 0, MPI_COMM_WORLD);
+        MPI_Request r;
+        MPI_Ibcast(p + done, static_cast<int>(n), MPI_BYTE, 0, MPI_COMM_WORLD, &r);
+        detail::wait_all(1, &r);  // the other ranks wait here while rank 0 works (trains the tokenizer)
         done += n;
     }
 #endif
@@ -115,7 +121,9 @@ void distributed::sum([[maybe_unused]] std::span<double> xs) {
     if (size_ == 1) return;
     for (std::size_t done = 0; done < xs.size();) {
         const std::size_t n = std::min(max_piece / sizeof(double), xs.size() - done);
-        MPI_Allreduce(MPI_IN_PLACE, xs.data() + done, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        MPI_Request r;
+        MPI_Iallreduce(MPI_IN_PLACE, xs.data() + done, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &r);
+        detail::wait_all(1, &r);
         done += n;
     }
 #endif

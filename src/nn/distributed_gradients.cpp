@@ -159,8 +159,7 @@ void distributed_gradients<T>::finish() {
         if (!impl_->started[b]) impl_->start(b);
     const double t0 = now();
 #if EXPRGRAD_HAVE_MPI
-    if (!impl_->requests.empty())
-        MPI_Waitall(static_cast<int>(impl_->requests.size()), impl_->requests.data(), MPI_STATUSES_IGNORE);
+    detail::wait_all(static_cast<int>(impl_->requests.size()), impl_->requests.data());
     impl_->requests.clear();
 #endif
     const double t1 = now();
