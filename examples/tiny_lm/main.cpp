@@ -869,12 +869,14 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         // How much of the all-reduce the backward pass hid: the wait in finish() against a blocking
         // all-reduce of the same buckets (measured now, after training).
         const nn::distributed_gradient_stats st = grad_sum.stats();
-        const double blocking = grad_sum.blocking_seconds(9), waited = st.median_wait_seconds(),
-                     hooks = st.hook_seconds / static_cast<double>(st.steps);
-        say("all-reduce: %zu ranks, %zu bytes per step in %zu buckets; per step (median) %.2f ms waited after the "
-            "backward pass, %.2f ms in its hooks (mean), %.2f ms for a blocking all-reduce: %.0f%% hidden\n",
-            ranks, st.bytes_per_step, grad_sum.buckets(), 1e3 * waited, 1e3 * hooks, 1e3 * blocking,
-            blocking > 0 ? 100.0 * std::clamp(1.0 - waited / blocking, 0.0, 1.0) : 0.0);
+        const auto split = grad_sum.split_waits();
+        const double blocking = grad_sum.blocking_seconds(9), hooks = st.hook_seconds / static_cast<double>(st.steps);
+        say("all-reduce: %zu ranks, %zu bytes per step in %zu buckets; per step: %.2f ms for a blocking all-reduce, "
+            "%.2f ms exposed after the last rank's backward pass (%.0f%% hidden), %.2f ms in the hooks, %.2f ms "
+            "waiting for the slowest rank (medians over the steps; hooks: mean; rank 0)\n",
+            ranks, st.bytes_per_step, grad_sum.buckets(), 1e3 * blocking, 1e3 * split.exposed,
+            blocking > 0 ? 100.0 * std::clamp(1.0 - split.exposed / blocking, 0.0, 1.0) : 0.0, 1e3 * hooks,
+            1e3 * split.imbalance);
     }
 
     // 4. Final evaluation.

@@ -158,6 +158,7 @@ void distributed_gradients<T>::finish() {
     for (std::size_t b = 0; b < impl_->buckets.size(); ++b)
         if (!impl_->started[b]) impl_->start(b);
     const double t0 = now();
+    impl_->stats.step_enters.push_back(t0);
 #if EXPRGRAD_HAVE_MPI
     detail::wait_all(static_cast<int>(impl_->requests.size()), impl_->requests.data());
     impl_->requests.clear();
@@ -193,6 +194,38 @@ void distributed_gradients<T>::reset_stats() noexcept {
     const std::size_t bytes = impl_->stats.bytes_per_step;
     impl_->stats = {};
     impl_->stats.bytes_per_step = bytes;
+}
+
+namespace {
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+}
+}  // namespace
+
+template <parameter_value T>
+typename distributed_gradients<T>::wait_split distributed_gradients<T>::split_waits() {
+    const distributed_gradient_stats& st = impl_->stats;
+    std::vector<double> latest = st.step_enters;  // the last rank's entry into finish(), per step
+#if EXPRGRAD_HAVE_MPI
+    if (impl_->world.size() > 1) {
+        unsigned long long n[2] = {latest.size(), ~static_cast<unsigned long long>(latest.size())};
+        MPI_Allreduce(MPI_IN_PLACE, n, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+        if (n[0] != latest.size() || ~n[1] != latest.size())
+            throw std::logic_error("nn::distributed_gradients::split_waits: the ranks ran different numbers of steps");
+        if (!latest.empty())
+            MPI_Allreduce(MPI_IN_PLACE, latest.data(), static_cast<int>(latest.size()), MPI_DOUBLE, MPI_MAX,
+                          MPI_COMM_WORLD);
+    }
+#endif
+    std::vector<double> imbalance, exposed;
+    for (std::size_t i = 0; i < latest.size(); ++i) {
+        const double done = st.step_enters[i] + st.step_waits[i];
+        imbalance.push_back(latest[i] - st.step_enters[i]);
+        exposed.push_back(std::max(0.0, done - latest[i]));
+    }
+    return {median(imbalance), median(exposed)};
 }
 
 template <parameter_value T>

@@ -16,8 +16,8 @@
 
 namespace exprgrad::nn::detail {
 
-// Waits for `count` requests: polls for 200 µs (a sum that is about to complete costs no wake-up), then
-// polls every 50 µs, sleeping in between. MPI_Wait would spin at 100% CPU for as long as the slowest rank
+// Waits for `count` requests: polls for 1 ms (a sum that is about to complete costs no wake-up: a step's
+// all-reduce on a quiet machine), then polls every 50 µs, sleeping in between. MPI_Wait would spin at 100% CPU for as long as the slowest rank
 // takes (seconds while rank 0 trains the tokenizer), taking a core from whatever else runs on the machine
 // (on an oversubscribed machine: from the rank being waited for). Open MPI advances non-blocking
 // collectives inside MPI_Testall, so the polling also drives them.
@@ -28,7 +28,7 @@ inline void wait_all(int count, MPI_Request* requests) {
     for (;;) {
         MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE);
         if (done) return;
-        if (std::chrono::steady_clock::now() - start > std::chrono::microseconds(200)) {
+        if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(1)) {
             const timespec pause{0, 50'000};
             nanosleep(&pause, nullptr);
         }

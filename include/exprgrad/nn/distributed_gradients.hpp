@@ -39,6 +39,7 @@ struct distributed_gradient_stats {
     double wait_seconds = 0;          ///< inside finish(): waiting for the sums (what the backward did not hide)
     double unpack_seconds = 0;        ///< inside finish(): copying the sums back into the gradients
     std::vector<double> step_waits;   ///< the wait of each finish(), in order
+    std::vector<double> step_enters;  ///< when each finish() was entered (steady clock, seconds)
 
     /// The median of step_waits (0 without steps): robust to the steps where one rank was held up by
     /// something else (rank 0 writing a checkpoint), whose waits measure that imbalance, not the all-reduce.
@@ -93,6 +94,16 @@ class distributed_gradients {
     /// Measurements since construction or reset_stats().
     const distributed_gradient_stats& stats() const noexcept;
     void reset_stats() noexcept;
+
+    /// Splits the median wait in finish() into its two causes (collective: every rank calls it after the
+    /// same number of steps, else std::logic_error): `imbalance`, waiting for the slowest rank to end its
+    /// backward pass, and `exposed`, the all-reduce time left after the last rank entered finish() (what
+    /// the backward pass did not hide). Medians over the steps; the clocks of the ranks are compared, so
+    /// the split is meaningful on one machine (one steady clock) or with synchronized clocks.
+    struct wait_split {
+        double imbalance = 0, exposed = 0;
+    };
+    wait_split split_waits();
 
     /// For the report of the overlap: the median over `reps` runs (≥ 1) of the time of a blocking
     /// all-reduce of all the buckets, one after the other (the time finish() would wait if nothing
