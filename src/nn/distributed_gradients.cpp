@@ -32,7 +32,6 @@ struct distributed_gradients<T>::impl {
     distributed& world;
     parameter_set<T>& params;
     std::vector<std::vector<std::size_t>> buckets;
-    std::vector<std::vector<T>> buffers;  // one per bucket: the weighted gradients, then their sums
     std::vector<char> started;            // per bucket, this step
     bool in_step = false;
     T weight = T(1);
@@ -44,37 +43,30 @@ struct distributed_gradients<T>::impl {
     impl(distributed& w, parameter_set<T>& p, std::vector<std::vector<std::size_t>> b)
         : world(w), params(p), buckets(std::move(b)) {}
 
+    // The weight is applied in place and each gradient summed in place (one request per parameter): no
+    // copy into a separate buffer and back (two more passes over every gradient per step).
     void start(std::size_t b) {
-        started[b] = 1;
-        if (world.size() == 1) {  // alone: only the weight, in place (nothing at all for weight 1)
-            if (weight != T(1))
-                for (const std::size_t i : buckets[b])
-                    for (T& g : params[i].grad) g *= weight;
-            return;
-        }
-        std::vector<T>& buf = buffers[b];
-        T* out = buf.data();
-        for (const std::size_t i : buckets[b]) {
-            const parameter<T>& p = params[i];
-            if (p.grad.size() != p.value.size())
-                throw std::invalid_argument("nn::distributed_gradients: parameter \"" + p.name +
+        for (const std::size_t i : buckets[b])
+            if (params[i].grad.size() != params[i].value.size())
+                throw std::invalid_argument("nn::distributed_gradients: parameter \"" + params[i].name +
                                             "\" has a gradient of another size than its value");
-            const T* g = p.grad.data();
-            if (weight == T(1)) {
-                out = std::copy(g, g + p.grad.size(), out);
-            } else {
-                for (std::size_t k = 0; k < p.grad.size(); ++k) *out++ = g[k] * weight;
-            }
-        }
+        started[b] = 1;
+        for (const std::size_t i : buckets[b]) {
+            T* g = params[i].grad.data();
+            const std::size_t size = params[i].grad.size();
+            if (weight != T(1))
+                for (std::size_t k = 0; k < size; ++k) g[k] *= weight;
 #if EXPRGRAD_HAVE_MPI
-        for (std::size_t done = 0; done < buf.size();) {
-            const std::size_t n = std::min(max_piece, buf.size() - done);
-            requests.emplace_back();
-            MPI_Iallreduce(MPI_IN_PLACE, buf.data() + done, static_cast<int>(n), mpi_type<T>(), MPI_SUM,
-                           MPI_COMM_WORLD, &requests.back());
-            done += n;
-        }
+            if (world.size() > 1)
+                for (std::size_t done = 0; done < size;) {
+                    const std::size_t n = std::min(max_piece, size - done);
+                    requests.emplace_back();
+                    MPI_Iallreduce(MPI_IN_PLACE, g + done, static_cast<int>(n), mpi_type<T>(), MPI_SUM,
+                                   MPI_COMM_WORLD, &requests.back());
+                    done += n;
+                }
 #endif
+        }
     }
 
     void advance() {
@@ -92,7 +84,6 @@ distributed_gradients<T>::distributed_gradients(distributed& world, parameter_se
                                                 std::vector<std::vector<std::size_t>> buckets)
     : impl_(std::make_unique<impl>(world, params, std::move(buckets))) {
     std::vector<char> seen(params.size(), 0);
-    impl_->buffers.resize(impl_->buckets.size());
     for (std::size_t b = 0; b < impl_->buckets.size(); ++b) {
         std::size_t n = 0;
         for (const std::size_t i : impl_->buckets[b]) {
@@ -105,7 +96,6 @@ distributed_gradients<T>::distributed_gradients(distributed& world, parameter_se
             seen[i] = 1;
             n += params[i].value.size();
         }
-        impl_->buffers[b].resize(n);
         impl_->stats.bytes_per_step += n * sizeof(T);
     }
     for (std::size_t i = 0; i < params.size(); ++i)
@@ -164,18 +154,9 @@ void distributed_gradients<T>::finish() {
     impl_->requests.clear();
 #endif
     const double t1 = now();
-    for (std::size_t b = 0; b < impl_->buckets.size() && impl_->world.size() > 1; ++b) {
-        const T* in = impl_->buffers[b].data();
-        for (const std::size_t i : impl_->buckets[b]) {
-            parameter<T>& p = impl_->params[i];
-            std::copy(in, in + p.grad.size(), p.grad.data());
-            in += p.grad.size();
-        }
-    }
     impl_->in_step = false;
     impl_->stats.wait_seconds += t1 - t0;
     impl_->stats.step_waits.push_back(t1 - t0);
-    impl_->stats.unpack_seconds += now() - t1;
     ++impl_->stats.steps;
 }
 
@@ -234,7 +215,10 @@ double distributed_gradients<T>::blocking_seconds(int reps) {
     if (impl_->world.size() == 1) return 0;
     std::vector<double> times;
 #if EXPRGRAD_HAVE_MPI
-    std::vector<std::vector<T>> scratch = impl_->buffers;
+    std::vector<std::vector<T>> scratch;  // copies: the gradients are left alone
+    for (const auto& bucket : impl_->buckets)
+        for (const std::size_t i : bucket)
+            scratch.emplace_back(impl_->params[i].grad.data(), impl_->params[i].grad.data() + impl_->params[i].grad.size());
     for (int r = 0; r < reps; ++r) {
         MPI_Barrier(MPI_COMM_WORLD);
         const double t0 = now();

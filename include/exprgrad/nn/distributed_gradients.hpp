@@ -3,10 +3,12 @@
 //
 // Each rank computes the gradients of its share of the global batch; the optimizer needs their weighted
 // sum. The parameters are split into buckets in the order the backward pass completes them (the output
-// head first, the embeddings last). As soon as a bucket's gradients are complete, grad_ready(bucket) copies
-// them into the bucket's buffer and starts a non-blocking sum over the ranks (MPI_Iallreduce), which runs
-// while the backward pass goes on with the blocks below; finish() waits for all of them and writes the sums
-// back before the optimizer step. grad_ready is the hook a backward pass calls per block (examples/tiny_lm
+// head first, the embeddings last). As soon as a bucket's gradients are complete, grad_ready(bucket)
+// multiplies them by the rank's weight and starts their non-blocking sum over the ranks in place
+// (MPI_Iallreduce on each gradient array), which runs while the backward pass goes on with the blocks
+// below; finish() waits for all of them before the optimizer step. From grad_ready(b) to finish() the
+// gradients of bucket b belong to MPI: the backward pass must not touch them any more (a parameter shared
+// by two blocks goes in the bucket of the one whose VJP runs last). grad_ready is the hook a backward pass calls per block (examples/tiny_lm
 // calls it after each transformer block's VJP); progress() lets MPI advance the started sums between
 // blocks (Open MPI moves a non-blocking collective only inside MPI calls).
 //
@@ -35,9 +37,8 @@ namespace exprgrad::nn {
 struct distributed_gradient_stats {
     std::size_t steps = 0;            ///< finish() calls
     std::size_t bytes_per_step = 0;   ///< bytes of gradients each rank contributes per step (all buckets)
-    double hook_seconds = 0;          ///< inside grad_ready/progress: copying buckets out, starting sums
+    double hook_seconds = 0;          ///< inside grad_ready/progress: weighting, starting and advancing sums
     double wait_seconds = 0;          ///< inside finish(): waiting for the sums (what the backward did not hide)
-    double unpack_seconds = 0;        ///< inside finish(): copying the sums back into the gradients
     std::vector<double> step_waits;   ///< the wait of each finish(), in order
     std::vector<double> step_enters;  ///< when each finish() was entered (steady clock, seconds)
 
@@ -74,8 +75,8 @@ class distributed_gradients {
     /// this step's contributions. Throws std::logic_error if the previous step was not finished.
     void begin(double weight);
 
-    /// Bucket b's gradients are complete on this rank: copies them (times the weight) into the bucket's
-    /// buffer and starts their sum over the ranks, then lets the sums started before advance. A bucket
+    /// Bucket b's gradients are complete on this rank: multiplies them by the weight and starts their sum
+    /// over the ranks (in place: they must not change until finish()), then lets the earlier sums advance. A bucket
     /// announced twice in a step, or outside begin()/finish(), throws std::logic_error; b out of range,
     /// std::out_of_range. NaN and Inf are summed as they are (they propagate, as in one process).
     void grad_ready(std::size_t b);
@@ -83,9 +84,9 @@ class distributed_gradients {
     /// Lets MPI advance the sums in flight (cheap; call between the blocks of the backward pass).
     void progress();
 
-    /// Starts the buckets not announced yet (in bucket order), waits for every sum, and writes the sums
-    /// into the parameters' gradients: afterwards every rank holds Σ_r weight_r · grad_r, bit-identical on
-    /// all ranks. Throws std::logic_error without begin().
+    /// Starts the buckets not announced yet (in bucket order) and waits for every sum: afterwards every
+    /// rank's gradients hold Σ_r weight_r · grad_r, bit-identical on all ranks. Throws std::logic_error
+    /// without begin().
     void finish();
 
     /// The number of buckets.
