@@ -128,16 +128,20 @@ class distributed {
     }
 
     /// The sum over the ranks of `x` (every rank gets the same value; for two ranks the order of the
-    /// additions cannot matter, for more it is MPI's). Alone: x.
+    /// additions cannot matter, for more it is MPI's). NaN or Inf on any rank propagates to every rank.
+    /// Alone: x. Example: world.sum(1.0) == world.size().
     double sum(double x);
-    /// The elementwise sum over the ranks, in place (every rank passes the same length).
+    /// The elementwise sum over the ranks, in place (every rank passes the same length). Example: per-batch
+    /// losses, each rank filling its own entries and leaving zeros elsewhere, become the whole list.
     void sum(std::span<double> xs);
 
     /// Throws std::runtime_error "<what> differs between ranks: rank R has V, rank 0 has W" on every rank
-    /// when `value` is not the same on all of them (e.g. a checksum of the parameters). Alone: nothing.
+    /// when `value` is not the same on all of them. Alone: nothing. Example: before a checkpoint,
+    /// world.check_same(checksum_of(params), "the parameters") catches ranks that drifted apart.
     void check_same(std::uint64_t value, const std::string& what);
 
-    /// An FNV-1a 64 checksum of the parameters' names and shapes (not their values).
+    /// An FNV-1a 64 checksum of the parameters' names and shapes (not their values), as broadcast(params)
+    /// compares them. Example: two sets built by the same code on two ranks have the same layout_hash.
     template <parameter_value T>
     static std::uint64_t layout_hash(const parameter_set<T>& params) {
         std::uint64_t h = 0xcbf29ce484222325ULL;
