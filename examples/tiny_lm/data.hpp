@@ -1,6 +1,8 @@
 // tiny_lm's data: the corpus (the Debian fortunes) and the training batches, shared by the flagship
 // (examples/tiny_lm/main.cpp) and the token-healing measurement (examples/healing_measure.cpp), so that the
-// measurement trains on exactly the flagship's data.
+// measurement trains on the flagship's corpus and windows. The flagship draws each sequence from its own
+// generators (make_sequences, so that ranks under mpirun can draw their shares); the measurement still
+// draws with make_batch, the same distribution in another order (its recorded results predate the change).
 #pragma once
 
 #include <cstddef>
