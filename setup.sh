@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(meson ninja-build g++ pkg-config python3 libboost-dev libxtensor-dev libxsimd-dev xtl-dev doctest-dev
-          libbenchmark-dev libopenblas-dev libxtensor-blas-dev libcli11-dev fortunes fortunes-zh)
+          libbenchmark-dev libopenblas-dev libxtensor-blas-dev libcli11-dev fortunes fortunes-zh
+          libopenmpi-dev openmpi-bin)  # Open MPI: data-parallel training (docs/distributed.md)
 fuzz_packages=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)
 
 install_missing() {

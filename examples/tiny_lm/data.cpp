@@ -97,31 +97,66 @@ void load_corpus(const std::string& corpus_dir, std::size_t max_bytes, std::vect
     }
 }
 
+namespace {
+
+// Sequence b of a batch: a crop of the stream [eos] line line ... starting anywhere in the first line, so
+// that position 0 is as often mid-line as in the held-out windows.
+void draw_sequence(const exprgrad::text::unigram_model& tok, const std::vector<std::string>& lines, std::size_t b,
+                   std::size_t T, double alpha, exprgrad::rng& data, exprgrad::rng& sampler,
+                   std::vector<std::int32_t>& s, xt::xarray<std::int32_t>& tokens, xt::xarray<std::int32_t>& targets,
+                   std::size_t& bytes) {
+    s.assign(1, eos);
+    std::size_t offset = 0;
+    bool drawn = false;
+    for (std::size_t r = data.below(lines.size()); s.size() < offset + T + 1; r = (r + 1) % lines.size()) {
+        for (exprgrad::text::piece_id id : tok.sample(lines[r], alpha, sampler)) s.push_back(id);
+        s.push_back(eos);
+        bytes += lines[r].size() + 1;
+        if (!drawn) {
+            offset = data.below(s.size() - 1);
+            drawn = true;
+        }
+    }
+    for (std::size_t t = 0; t < T; ++t) {
+        tokens(b, t) = s[offset + t];
+        targets(b, t) = s[offset + t + 1];
+    }
+}
+
+std::uint64_t splitmix64(std::uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+}  // namespace
+
 void make_batch(const exprgrad::text::unigram_model& tok, const std::vector<std::string>& lines, std::size_t B,
                 std::size_t T, double alpha, exprgrad::rng& data, exprgrad::rng& sampler,
                 xt::xarray<std::int32_t>& tokens, xt::xarray<std::int32_t>& targets, std::size_t& bytes) {
     tokens.resize({B, T});
     targets.resize({B, T});
     std::vector<std::int32_t> s;
-    for (std::size_t b = 0; b < B; ++b) {
-        // A crop of the stream [eos] line line ... starting anywhere in the first line, so that position 0
-        // is as often mid-line as in the held-out windows.
-        s.assign(1, eos);
-        std::size_t offset = 0;
-        bool drawn = false;
-        for (std::size_t r = data.below(lines.size()); s.size() < offset + T + 1; r = (r + 1) % lines.size()) {
-            for (exprgrad::text::piece_id id : tok.sample(lines[r], alpha, sampler)) s.push_back(id);
-            s.push_back(eos);
-            bytes += lines[r].size() + 1;
-            if (!drawn) {
-                offset = data.below(s.size() - 1);
-                drawn = true;
-            }
-        }
-        for (std::size_t t = 0; t < T; ++t) {
-            tokens(b, t) = s[offset + t];
-            targets(b, t) = s[offset + t + 1];
-        }
+    for (std::size_t b = 0; b < B; ++b) draw_sequence(tok, lines, b, T, alpha, data, sampler, s, tokens, targets, bytes);
+}
+
+std::uint64_t sequence_seed(const exprgrad::rng& key, std::uint64_t index) {
+    std::uint64_t h = splitmix64(index);
+    for (const std::uint64_t w : key.state()) h = splitmix64(h ^ w);
+    return h;
+}
+
+void make_sequences(const exprgrad::text::unigram_model& tok, const std::vector<std::string>& lines,
+                    std::uint64_t first, std::size_t count, std::size_t T, double alpha, const exprgrad::rng& data,
+                    const exprgrad::rng& sampler, xt::xarray<std::int32_t>& tokens,
+                    xt::xarray<std::int32_t>& targets, std::size_t& bytes) {
+    tokens.resize({count, T});
+    targets.resize({count, T});
+    std::vector<std::int32_t> s;
+    for (std::size_t b = 0; b < count; ++b) {
+        exprgrad::rng d(sequence_seed(data, first + b)), m(sequence_seed(sampler, first + b));
+        draw_sequence(tok, lines, b, T, alpha, d, m, s, tokens, targets, bytes);
     }
 }
 

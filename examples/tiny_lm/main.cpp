@@ -15,6 +15,17 @@
 //   build/examples/tiny_lm --deer-layers 1 --emo           (every capability at once)
 // Deterministic for a seed and a thread count (--threads). Results and variants: docs/tiny_lm.md.
 //
+// Data-parallel: `mpirun -np N build/examples/tiny_lm ...` trains on N processes (nn/distributed.hpp,
+// docs/distributed.md). --batch is the global batch; rank r draws its contiguous share of it (every
+// sequence from generators keyed by the seed and the sequence's global index, data.hpp make_sequences, so
+// the global batch does not depend on N), the gradients are summed by a bucketed all-reduce that overlaps
+// the backward pass, and every rank applies the same update. Rank 0 alone reads and writes the run
+// directory and prints (its pieces/s counts the whole global batch); the tokenizer, the parameters and the
+// optimizer state go from rank 0 to the others at start and after a resume; a checkpoint records the
+// number of ranks, and a resume on another number continues from the same step (the data position is
+// the step). Each rank uses --threads threads (1 when not given under mpirun). An error on any rank is
+// printed by that rank and ends every rank (MPI_Abort). Without mpirun: one process, as before.
+//
 // Options come in three structs, each defined once and adapted with Boost.Hana, so that the command-line
 // registration, the checkpoint's record, the resume check and the report's option row all iterate the
 // same fields: tiny_lm::model_config (model.hpp) and run_options shape the parameters, the data and the
@@ -39,12 +50,15 @@
 #include <fcntl.h>
 #include <algorithm>
 #include <cerrno>
+#include <cstdarg>
 #include <optional>
 #include <system_error>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -61,6 +75,8 @@
 
 #include <exprgrad/fields.hpp>
 #include <exprgrad/nn/checkpoint.hpp>
+#include <exprgrad/nn/distributed.hpp>
+#include <exprgrad/nn/distributed_gradients.hpp>
 #include <exprgrad/nn/optimizer.hpp>
 #include <exprgrad/nn/schedule.hpp>
 #include <exprgrad/kernels/parallel.hpp>
@@ -112,8 +128,19 @@ using tiny_lm_cli::session_options;
 
 using tiny_lm::eos;
 using tiny_lm::load_corpus;
-using tiny_lm::make_batch;
+using tiny_lm::make_sequences;
 constexpr double temperature = 0.7;
+
+// Under mpirun only rank 0 prints (set once in train_and_report); errors are printed by whichever rank has them.
+bool quiet = false;
+
+__attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
+    if (quiet) return;
+    va_list args;
+    va_start(args, fmt);
+    std::vfprintf(stdout, fmt, args);
+    va_end(args);
+}
 
 // A field added to a struct but not to its BOOST_HANA_ADAPT_STRUCT would escape the record and the resume
 // check: the structured bindings stop compiling when a struct's field count changes, and the assertions
@@ -311,13 +338,17 @@ held_out_set make_held_out(const text::unigram_model& tok, const std::vector<std
 // Windows of T pieces starting every T/2: the first window scores all its targets, the others only their
 // second half, so every scored piece sees at least T/2 pieces of context (a strided evaluation).
 // max_windows > 0 evaluates a prefix only (the quick evaluations during training).
+// Under mpirun the batches of windows are dealt round-robin to the ranks, and the per-batch sums are
+// added in batch order on every rank: the same bits as one process (adding the others' zeros is exact).
 double evaluate(tiny_lm::language_model& m, const held_out_set& h, std::size_t T, std::size_t batch,
-                std::size_t max_windows = 0) {
+                nn::distributed& world, std::size_t max_windows = 0) {
     const std::size_t stride = std::max<std::size_t>(1, T / 2), n = h.stream.size() - 1;  // n targets
     std::size_t windows = n <= T ? 1 : 1 + (n - T + stride - 1) / stride;
     if (max_windows) windows = std::min(windows, max_windows);
-    double nats = 0;
+    std::vector<double> per_batch((windows + batch - 1) / batch, 0.0);
+    const auto ranks = static_cast<std::size_t>(world.size()), me = static_cast<std::size_t>(world.rank());
     for (std::size_t w0 = 0; w0 < windows; w0 += batch) {
+        if ((w0 / batch) % ranks != me) continue;
         const std::size_t nb = std::min(batch, windows - w0);
         xt::xarray<std::int32_t> tokens = xt::xarray<std::int32_t>::from_shape({nb, T});
         xt::xarray<std::int32_t> targets = xt::xarray<std::int32_t>::from_shape({nb, T});
@@ -331,8 +362,11 @@ double evaluate(tiny_lm::language_model& m, const held_out_set& h, std::size_t T
                 targets(b, t) = scored ? h.stream[i + 1] : -100;
             }
         }
-        nats += m.eval_batch(tokens, targets).first;
+        per_batch[w0 / batch] = m.eval_batch(tokens, targets).first;
     }
+    world.sum(per_batch);
+    double nats = 0;
+    for (const double x : per_batch) nats += x;
     return nats;
 }
 
@@ -507,6 +541,45 @@ void make_run_dir(const std::string& dir) {
     if (ec) refuse("cannot create the directory: " + ec.message());
 }
 
+// FNV-1a 64 of every parameter's bytes: equal on all ranks after every step (they apply the same updates).
+std::uint64_t parameter_checksum(const nn::parameter_set<float>& params) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (const auto& p : params) {
+        const auto* b = reinterpret_cast<const unsigned char*>(p.value.data());
+        for (std::size_t i = 0; i < p.value.size() * sizeof(float); ++i) h = (h ^ b[i]) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+// Testing hook of the distributed failure handling: EXPRGRAD_FAULT=throw_on_rank_<r>_at_step_<s> makes rank r
+// throw after the backward pass of step s (an error on one rank while the others wait for it);
+// exit_on_rank_<r>_at_step_<s> ends it there with _exit(86), as a kill would.
+class fault_injection {
+  public:
+    explicit fault_injection(int rank) {
+        if (const char* f = std::getenv("EXPRGRAD_FAULT")) {
+            const std::string v = f, me = "_on_rank_" + std::to_string(rank) + "_at_step_";
+            for (const char* kind : {"throw", "exit"})
+                if (v.rfind(kind + me, 0) == 0) {
+                    kind_ = kind;
+                    step_ = std::strtoull(v.c_str() + std::strlen(kind) + me.size(), nullptr, 10);
+                }
+            rank_ = rank;
+        }
+    }
+    void at_step(std::size_t step) const {
+        if (step_ == 0 || step != step_) return;
+        if (kind_ == std::string("exit")) ::_exit(86);
+        throw std::runtime_error("injected fault (EXPRGRAD_FAULT) on rank " + std::to_string(rank_) + " at step " +
+                                 std::to_string(step));
+    }
+
+  private:
+    const char* kind_ = "";
+    std::size_t step_ = 0;
+    int rank_ = 0;
+};
+
 // Checks what the command line cannot check one option at a time.
 void check_options(const run_options& ro, const session_options& so, const tiny_lm::model_config& mc) {
     using exprgrad::tools::usage_error;
@@ -550,8 +623,14 @@ void check_options(const run_options& ro, const session_options& so, const tiny_
                               std::to_string(mc.layers) + ": blocks 0.." + std::to_string(mc.layers - 1) + ")");
 }
 
-void train_and_report(const run_options& ro, const session_options& so, tiny_lm::model_config mc) {
+void train_and_report(const run_options& ro, const session_options& so, tiny_lm::model_config mc,
+                      nn::distributed& world) {
     check_options(ro, so, mc);
+    const auto ranks = static_cast<std::size_t>(world.size()), rank = static_cast<std::size_t>(world.rank());
+    if (ro.batch < ranks)
+        throw exprgrad::tools::usage_error("--batch " + std::to_string(ro.batch) + " is smaller than the " +
+                                           std::to_string(ranks) + " ranks of mpirun: every rank needs a sequence");
+    quiet = !world.root();
     kernels::set_num_threads(so.threads);
     const auto t_start = std::chrono::steady_clock::now();
     auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
@@ -559,7 +638,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     const bool resuming = so.resume;
     // --resume reads before it writes: without a checkpoint, or with other options, nothing is touched.
     nn::checkpoint_info info;
-    if (resuming) {
+    if (resuming && world.root()) {
         if (!fs::exists(ckpt / "manifest.txt"))
             throw std::runtime_error("--resume: no checkpoint in " + so.run_dir + " (" +
                                      (ckpt / "manifest.txt").string() +
@@ -577,13 +656,13 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
             throw std::runtime_error(where + "optimizer step " + std::to_string(*info.optimizer_step) +
                                      " and schedule step " + std::to_string(*info.schedule_step) + " disagree");
     }
-    make_run_dir(so.run_dir);
+    if (world.root()) make_run_dir(so.run_dir);
 
     std::vector<std::string> train, held;
     load_corpus(ro.corpus_dir, ro.max_corpus, train, held);
     std::size_t train_bytes = 0;
     for (const auto& l : train) train_bytes += l.size() + 1;
-    std::printf("corpus: %zu training lines (%zu bytes), %zu held-out lines\n", train.size(), train_bytes, held.size());
+    say("corpus: %zu training lines (%zu bytes), %zu held-out lines\n", train.size(), train_bytes, held.size());
     // The corpus files can change under the same --corpus-dir: the checkpoint records what was read.
     const std::string corpus_sum = [&] {
         std::string all;
@@ -593,7 +672,16 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(nn::fnv1a64(all)));
         return std::string(b);
     }();
-    if (resuming) {
+    // Every rank reads the corpus itself (on its machine): it must be what rank 0 read.
+    {
+        std::string root_sum = corpus_sum;
+        world.broadcast(root_sum);
+        if (root_sum != corpus_sum)
+            throw std::runtime_error("--corpus-dir " + ro.corpus_dir + ": rank " + std::to_string(rank) +
+                                     " read another corpus (checksum " + corpus_sum + ") than rank 0 (" + root_sum +
+                                     ")");
+    }
+    if (resuming && world.root()) {
         const std::string* saved = info.meta("corpus_fnv1a64");
         if (saved == nullptr || *saved != corpus_sum)
             throw std::runtime_error("--corpus-dir " + ro.corpus_dir + ": the corpus read (checksum " + corpus_sum +
@@ -606,6 +694,11 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     const double t0 = since();
     std::string vocab_text;
     text::unigram_model tok = [&] {
+        if (!world.root()) {  // rank 0's tokenizer, trained or read
+            world.broadcast(vocab_text);
+            auto loaded = text::parse_vocabulary(vocab_text, text::vocab_format::native, vocab_file.string());
+            return text::unigram_model(std::move(loaded.vocab), loaded.options);
+        }
         if (resuming) {
             auto text_read = read_run_file(vocab_file);
             if (!text_read) throw std::runtime_error(vocab_file.string() + ": cannot read the tokenizer of the checkpoint");
@@ -617,6 +710,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
                 throw std::runtime_error(vocab_file.string() + ": does not belong to the checkpoint (checksum " + now +
                                          ", the checkpoint records " + (saved ? *saved : std::string("none")) +
                                          "); it was rewritten by another run: start a fresh run without --resume");
+            world.broadcast(vocab_text);
             auto loaded = text::parse_vocabulary(vocab_text, text::vocab_format::native, vocab_file.string());
             return text::unigram_model(std::move(loaded.vocab), loaded.options);
         }
@@ -626,6 +720,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         vocab_text = text::format_native(m.vocab(), m.options());
         text::write_file_atomically(vocab_file.string(), vocab_text);
         exprgrad::detail::fault_point("tokenizer_written");
+        world.broadcast(vocab_text);
         return m;
     }();
     char tok_sum[17];
@@ -635,7 +730,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     const held_out_set quick_set = make_held_out(tok, held, std::max<std::size_t>(1, ro.eval_bytes / 4));
     const std::size_t held_pieces = eval_set.stream.size() - 1;
     const double unigram_bpb = eval_set.unigram_nats / std::log(2.0) / static_cast<double>(eval_set.bytes);
-    std::printf(
+    say(
         "tokenizer: %zu pieces in %.1f s; held-out: %zu bytes, %zu pieces (%.2f bytes/piece), unigram "
         "model %.4f bits/byte\n",
         tok.size(), tok_seconds, eval_set.bytes, held_pieces,
@@ -643,7 +738,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
 
     // 2. The model, optimizer, schedule and generators (all restored together on --resume).
     mc.vocab = tok.size();
-    if (resuming) check_same(mc, "model.", info, true);
+    if (resuming && world.root()) check_same(mc, "model.", info, true);
     rng init_gen(ro.seed), data(ro.seed * 2 + 1), sampler(ro.seed * 2 + 2);
     tiny_lm::language_model model(mc, init_gen);
     auto& params = model.params();
@@ -658,11 +753,19 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     record_options(ro, "run.", items.metadata);
     items.metadata.emplace_back("tokenizer_fnv1a64", tok_sum);
     items.metadata.emplace_back("corpus_fnv1a64", corpus_sum);
+    items.metadata.emplace_back("world_size", std::to_string(ranks));
     std::vector<record> history;
     std::size_t start = 0;
-    if (resuming) {
+    if (resuming && world.root()) {
         nn::load_checkpoint(ckpt, params, items);
         start = sched.state().step;
+        // The data position is the step (make_sequences): another number of ranks continues the same stream
+        // (the sums are then added in another order, so not bit for bit as the saved run would have).
+        const std::string* saved_ranks = info.meta("world_size");
+        const std::string was = saved_ranks ? *saved_ranks : "1";
+        if (was != std::to_string(ranks))
+            say("resuming on %zu rank%s a checkpoint written by %s: the data continue at step %zu\n", ranks,
+                ranks == 1 ? "" : "s", (was + (was == "1" ? " process" : " ranks")).c_str(), start);
         const std::string* saved = info.file("history.tsv");
         if (saved == nullptr)
             throw std::runtime_error(info.manifest.string() + ": the checkpoint holds no history.tsv");
@@ -671,27 +774,46 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         const std::optional<std::string> on_disk = read_run_file(run / "history.tsv");
         if (on_disk != *saved) {
             text::write_file_atomically((run / "history.tsv").string(), *saved);
-            std::printf("history.tsv rewritten from the checkpoint (%zu records)\n", history.size());
+            say("history.tsv rewritten from the checkpoint (%zu records)\n", history.size());
         }
-        std::printf("resumed from %s at step %zu\n", ckpt.c_str(), start);
+        say("resumed from %s at step %zu\n", ckpt.c_str(), start);
     }
+    // Rank 0's state everywhere: at start (the same initialization, checked) and after a resume (loaded by
+    // rank 0 only, so the other ranks need no copy of the run directory).
+    world.broadcast(params);
+    world.broadcast(opt, params);
+    world.broadcast(sched);
+    world.broadcast(data);
+    world.broadcast(sampler);
+    start = static_cast<std::size_t>(sched.current_step());
     // Only now, with every check passed: a refused run leaves the directory as it found it.
-    if (const std::size_t n = remove_stale_temporaries(run, ckpt))
-        std::printf("removed %zu stale temporaries of an interrupted run\n", n);
+    if (const std::size_t n = world.root() ? remove_stale_temporaries(run, ckpt) : 0)
+        say("removed %zu stale temporaries of an interrupted run\n", n);
     const std::string deer_layers = format_value(mc.deer_layers);
-    std::printf("model: %zu parameters, %zu layers, width %zu, %zu heads, scale %s%s%s, loss %s\n", params.numel(),
+    say("model: %zu parameters, %zu layers, width %zu, %zu heads, scale %s%s%s, loss %s\n", params.numel(),
                 mc.layers, mc.width, mc.heads, mc.scale.c_str(), mc.deer_layers.empty() ? "" : ", DEER in blocks ",
                 deer_layers.c_str(), mc.emo ? "CE + EMO (mode 1)" : "CE");
 
-    // 3. Training.
+    // 3. Training. This rank's share of the global batch: sequences [first, first + mine) of each step's
+    // ro.batch; the loss is a mean over the share's targets (all counted), so the gradient of the global
+    // mean is the sum over the ranks of (mine / batch) times this rank's.
+    const std::size_t first = rank * ro.batch / ranks, mine = (rank + 1) * ro.batch / ranks - first;
+    const double share = static_cast<double>(mine) / static_cast<double>(ro.batch);
+    nn::distributed_gradients<float> grad_sum(world, params, model.grad_buckets());
+    const fault_injection fault(world.rank());
     xt::xarray<std::int32_t> tokens, targets;
     const bool tty = isatty(2);
     const double t_train = since();
     std::size_t seen_pieces = 0, seen_bytes = 0, deer_iters = 0, deer_solves = 0, deer_fallbacks = 0;
     for (std::size_t step = start; step < ro.steps; ++step) {
-        make_batch(tok, train, ro.batch, mc.context, ro.alpha, data, sampler, tokens, targets, seen_bytes);
+        make_sequences(tok, train, static_cast<std::uint64_t>(step) * ro.batch + first, mine, mc.context, ro.alpha,
+                       data, sampler, tokens, targets, seen_bytes);
         params.zero_grad();
-        const double loss = model.train_batch(tokens, targets);
+        grad_sum.begin(share);
+        const double local_loss = model.train_batch(tokens, targets, &grad_sum);
+        grad_sum.finish();
+        fault.at_step(step + 1);
+        const double loss = ranks == 1 ? local_loss : world.sum(share * local_loss);
         if (!std::isfinite(loss))
             throw std::runtime_error("loss is " + exprgrad::format_number(loss) + " at step " +
                                      std::to_string(step + 1));
@@ -708,13 +830,14 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         const std::size_t done = step + 1;
         double held_loss = NAN;
         if (done % so.eval_every == 0 || done == ro.steps) {
-            held_loss = evaluate(model, quick_set, mc.context, 16) / static_cast<double>(quick_set.stream.size() - 1);
+            held_loss =
+                evaluate(model, quick_set, mc.context, 16, world) / static_cast<double>(quick_set.stream.size() - 1);
         }
         history.push_back({done, loss, held_loss});
         const double el = since() - t_train;
         const double rate = static_cast<double>(seen_pieces) / std::max(el, 1e-9);
         const double eta = el / static_cast<double>(done - start) * static_cast<double>(ro.steps - done);
-        if (tty || !std::isnan(held_loss) || done == start + 1) {
+        if (world.root() && (tty || !std::isnan(held_loss) || done == start + 1)) {
             const int fill = static_cast<int>(30.0 * static_cast<double>(done) / static_cast<double>(ro.steps));
             std::fprintf(stderr, "%s[%s%s] step %zu/%zu  loss %.3f  %.0f pieces/s  ETA %s", tty ? "\r" : "",
                          std::string(static_cast<std::size_t>(fill), '#').c_str(),
@@ -724,26 +847,45 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
             if (!tty || !std::isnan(held_loss)) std::fprintf(stderr, "\n");
         }
         if (done % so.ckpt_every == 0 || done == ro.steps || done == so.stop_after) {
-            // The history goes into the checkpoint too, so the two cannot disagree after a crash.
-            const std::string h = history_tsv(history);
-            items.files = {{"history.tsv", h}};
-            nn::save_checkpoint(ckpt, params, items);
-            exprgrad::detail::fault_point("ckpt_saved");
-            text::write_file_atomically((run / "history.tsv").string(), h);
+            // Every rank applied the same updates to the same parameters: checked where it is saved.
+            if (ranks > 1)
+                world.check_same(parameter_checksum(params), "the parameters after step " + std::to_string(done));
+            if (world.root()) {
+                // The history goes into the checkpoint too, so the two cannot disagree after a crash.
+                const std::string h = history_tsv(history);
+                items.files = {{"history.tsv", h}};
+                nn::save_checkpoint(ckpt, params, items);
+                exprgrad::detail::fault_point("ckpt_saved");
+                text::write_file_atomically((run / "history.tsv").string(), h);
+            }
         }
         if (done == so.stop_after) {
-            std::printf("stopped after step %zu (--stop-after); continue with --resume\n", done);
+            say("stopped after step %zu (--stop-after); continue with --resume\n", done);
             return;
         }
     }
     const double train_seconds = since() - t_train;
+    if (ranks > 1 && ro.steps > start) {
+        // How much of the all-reduce the backward pass hid: the wait in finish() against a blocking
+        // all-reduce of the same buckets (measured now, after training).
+        const nn::distributed_gradient_stats st = grad_sum.stats();
+        const auto split = grad_sum.split_waits();
+        const double blocking = grad_sum.blocking_seconds(9), hooks = st.hook_seconds / static_cast<double>(st.steps);
+        say("all-reduce: %zu ranks, %zu bytes per step in %zu buckets; per step: %.2f ms for a blocking all-reduce, "
+            "%.2f ms exposed after the last rank's backward pass (%.0f%% hidden), %.2f ms in the hooks, %.2f ms "
+            "waiting for the slowest rank (medians over the steps; hooks: mean; rank 0)\n",
+            ranks, st.bytes_per_step, grad_sum.buckets(), 1e3 * blocking, 1e3 * split.exposed,
+            blocking > 0 ? 100.0 * std::clamp(1.0 - split.exposed / blocking, 0.0, 1.0) : 0.0, 1e3 * hooks,
+            1e3 * split.imbalance);
+    }
 
     // 4. Final evaluation.
-    const double lm_nats = evaluate(model, eval_set, mc.context, 16);
+    const double lm_nats = evaluate(model, eval_set, mc.context, 16, world);
     const double lm_bpb = lm_nats / std::log(2.0) / static_cast<double>(eval_set.bytes);
     const double reduction = 100.0 * (1.0 - lm_bpb / unigram_bpb);
-    std::printf("held-out bits/byte: model %.4f, unigram tokenizer %.4f (%.1f%% lower)\n", lm_bpb, unigram_bpb,
+    say("held-out bits/byte: model %.4f, unigram tokenizer %.4f (%.1f%% lower)\n", lm_bpb, unigram_bpb,
                 reduction);
+    if (!world.root()) return;  // generation, plot and report: rank 0's
 
     // 5. Generation with and without token healing.
     rng gen_rng(ro.seed + 99);
@@ -799,8 +941,8 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
       << mc.heads << " heads, context " << mc.context << ", scale " << mc.scale
       << (mc.deer_layers.empty() ? std::string() : ", DEER mixer in blocks " + deer_layers) << " |\n"
       << "| training | " << ro.steps << " steps × " << ro.batch << " sequences, " << (mc.emo ? "CE + EMO" : "CE")
-      << ", subword α = " << ro.alpha << ", AdamW lr " << ro.lr << ", seed " << ro.seed << ", " << so.threads
-      << " threads |\n"
+      << ", subword α = " << ro.alpha << ", AdamW lr " << ro.lr << ", seed " << ro.seed << ", "
+      << (ranks > 1 ? std::to_string(ranks) + " ranks (mpirun) × " : std::string()) << so.threads << " threads |\n"
       << "| time | training " << train_seconds << " s (" << (start ? "resumed run" : "whole run") << "), total "
       << since() << " s |\n"
       << "| options | " << show(describe(mc) + " " + describe(ro)) << " |\n";
@@ -826,5 +968,22 @@ int main(int argc, char** argv) {
     add_options(app, mc);
     add_options(app, ro);
     add_options(app, so);
-    return exprgrad::tools::run_main(app, argc, argv, [&] { train_and_report(ro, so, mc); });
+    // MPI is initialized here, before any thread exists, when mpirun started the process (else: alone).
+    std::optional<nn::distributed> world;
+    try {
+        world.emplace();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "tiny_lm: %s\n", e.what());
+        return 1;
+    }
+    if (world->size() > 1) app.name("tiny_lm (rank " + std::to_string(world->rank()) + " of " +
+                                    std::to_string(world->size()) + ")");
+    const int status = exprgrad::tools::run_main(app, argc, argv, [&] {
+        if (world->active() && app.count("--threads") == 0) so.threads = 1;  // one thread per rank unless told
+        train_and_report(ro, so, mc, *world);
+    });
+    // The error was printed by the rank that had it (run_main); the others may be waiting for it in a
+    // collective call: end them all now instead of finalizing (which would wait forever).
+    if (status != 0 && world->size() > 1) world->abort(status);
+    return status;
 }

@@ -59,6 +59,18 @@ language_model::language_model(const model_config& c, rng& gen) : config_(c), pr
     norm_ = &params_.add("final_norm", xt::ones<float>({c.width}));
     head_ = &params_.add("head", xt::xarray<float>::from_shape({c.width, c.vocab}));
     nn::init::normal(head_->value, gen, 0.0, 0.02);
+    // The all-reduce buckets, by the names the blocks registered (nn::transformer: block.<l>.*).
+    buckets_.assign(c.layers + 2, {});
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        const std::string& n = params_[i].name;
+        std::size_t b = c.layers + 1;  // tok_emb, pos_emb: completed last
+        if (n == "final_norm" || n == "head") {
+            b = 0;
+        } else if (n.rfind("block.", 0) == 0) {
+            b = c.layers - std::stoul(n.substr(6, n.find('.', 6) - 6));
+        }
+        buckets_[b].push_back(i);
+    }
 }
 
 language_model::~language_model() = default;
@@ -85,7 +97,8 @@ void language_model::backward_embedding(const xt::xarray<float>& dh, std::size_t
     for (std::size_t i = 0; i < T * config_.width; ++i) pos_->grad.data()[i] += dP.data()[i];
 }
 
-double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets) {
+double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets,
+                                   nn::distributed_gradients<float>* sum) {
     const xt::xarray<float>& h = stack_.blocks->forward(embed(tokens));
     double loss;
     auto take = [&](auto& prog) {
@@ -101,7 +114,21 @@ double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const
     } else {
         take(prog_->ce);
     }
-    backward_embedding(stack_.blocks->backward(dh_), tokens.shape(1));
+    if (sum) sum->grad_ready(0);
+    // The blocks' backward pass layer by layer (two layers per transformer block: mixer, feed-forward), so
+    // that each block's gradients start their all-reduce as soon as they are complete.
+    auto& layers = *stack_.blocks;
+    const xt::xarray<float>* g = &dh_;
+    for (std::size_t i = layers.size(); i-- > 0;) {
+        g = &layers.at(i).backward(*g);
+        if (sum && i % 2 == 0) {
+            sum->grad_ready(config_.layers - i / 2);
+        } else if (sum) {
+            sum->progress();
+        }
+    }
+    backward_embedding(*g, tokens.shape(1));
+    if (sum) sum->grad_ready(config_.layers + 1);
     return loss;
 }
 

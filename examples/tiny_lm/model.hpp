@@ -13,6 +13,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include <exprgrad/nn/distributed_gradients.hpp>
 #include <exprgrad/nn/parameters.hpp>
 #include <exprgrad/nn/transformer.hpp>
 #include <exprgrad/random.hpp>
@@ -45,8 +46,16 @@ class language_model {
     const model_config& config() const { return config_; }
 
     /// Forward and backward over tokens [B, T] predicting targets [B, T] (−100: not counted): returns the
-    /// mean training loss; the gradients are added into params().
-    double train_batch(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets);
+    /// mean training loss; the gradients are added into params(). With `sum` (data-parallel training), each
+    /// bucket of grad_buckets() is announced to it (sum->grad_ready(b)) as soon as the backward pass has
+    /// completed its gradients, so its all-reduce runs during the rest of the backward pass; the caller
+    /// calls sum->begin before and sum->finish after.
+    double train_batch(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets,
+                       exprgrad::nn::distributed_gradients<float>* sum = nullptr);
+    /// The parameters (indices into params()) in the order the backward pass completes them, one bucket per
+    /// compiled stage: {final_norm, head}, then every transformer block from the last to the first, then
+    /// {tok_emb, pos_emb}. Fixed by the configuration, so every rank has the same schedule.
+    const std::vector<std::vector<std::size_t>>& grad_buckets() const { return buckets_; }
     /// The summed cross-entropy (nats) of the counted targets, and their number; no gradients.
     std::pair<double, std::size_t> eval_batch(const xt::xarray<std::int32_t>& tokens,
                                               const xt::xarray<std::int32_t>& targets);
@@ -66,6 +75,7 @@ class language_model {
     exprgrad::nn::transformer_stack<float> stack_;
     std::unique_ptr<programs> prog_;
     xt::xarray<float> h0_, pos_slice_, dh_;
+    std::vector<std::vector<std::size_t>> buckets_;
 };
 
 }  // namespace tiny_lm

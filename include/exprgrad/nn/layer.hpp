@@ -116,6 +116,9 @@ class sequential : public layer<T> {
         return *layers_.back();
     }
     std::size_t size() const { return layers_.size(); }
+    /// The i-th layer (i < size(), else std::out_of_range): for a caller that runs the backward pass layer
+    /// by layer, e.g. to start a gradient all-reduce as soon as a block's gradients are complete.
+    layer<T>& at(std::size_t i) { return *layers_.at(i); }
 
     const xt::xarray<T>& forward(const xt::xarray<T>& x) override {
         if (layers_.empty()) throw tensors::shape_error("sequential", "no layers");
