@@ -78,8 +78,9 @@ namespace exprgrad::ops::attn {
 inline constexpr auto causal = q_idx - k_idx + sym::c<1>;
 
 /// Sliding-window (local) causal mask of width W ≥ 1 (a compile-time integer): visible ⇔ i − W < j ≤ i, so each
-/// query sees itself and the W − 1 keys before it. Longformer's / Mistral's local attention (the "window size" of
-/// Mistral 7B counts W keys the same way). W ≥ T is plain causal. Example: `attn::sliding_window<256>`.
+/// query sees itself and the W − 1 keys before it (W keys in all; implementations differ by one here, some let
+/// the query see W keys before itself). Local attention of Longformer and Mistral. W ≥ T is plain causal.
+/// Example: `attn::sliding_window<256>`.
 template <std::intmax_t W>
 inline constexpr auto sliding_window = detail::flex::make_sliding_window<W>();
 
