@@ -117,5 +117,10 @@ BENCHMARK_CAPTURE(BM_flex, fwdbwd_alibi_opts, true, alibi, 1_c, true, true)->App
 BENCHMARK_CAPTURE(BM_attention, fwdbwd, true)->Apply(long_sizes);
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_window256, true, attn::score, window, false, false)->Apply(long_sizes);
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_window256_opts, true, attn::score, window, true, false)->Apply(long_sizes);
+// Width 1 (the diagonal tiles only): nearly all of its time is the per-element mask test of the hidden tiles, the
+// floor under the window's time until the tiles are classified once per shape (issue 20's block mask).
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_window1, true, attn::score, attn::sliding_window<1>, false, false)->Apply(long_sizes);
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_window1_opts, true, attn::score, attn::sliding_window<1>, true, false)
+    ->Apply(long_sizes);
 
 BENCHMARK_MAIN();
