@@ -1,8 +1,11 @@
 // Flex attention (ops/flex_attention.hpp) against ops::attention at B = 1, H = 4, d = 64, float32, causal, one
 // thread (CPU time): the identity modification (dispatched to ops::attention), the causal mask written as a
 // mask_mod (the fused kernels with a mask and no score change), ALiBi with that mask, and tanh soft-capping
-// with the options' causal mask; forward, and forward + backward. bench/flex_rounds.py runs this program in
-// interleaved rounds and prints the medians (docs/flex_attention.md). Run alone:
+// with the options' causal mask; forward, and forward + backward; ALiBi also with the options' causal mask (as the
+// identity has it); and at T = 4096 the sliding window attn::sliding_window<256> against full causal attention,
+// forward + backward (issue 20). The modifications are the library's (ops/attention_mods.hpp).
+// bench/flex_rounds.py runs this program in interleaved rounds and prints the medians (docs/flex_attention.md).
+// Run alone:
 //   build/bench/bench_flex_attention --benchmark_min_time=0.1
 #include <benchmark/benchmark.h>
 
@@ -12,6 +15,7 @@
 
 #include <xtensor/xtensor.hpp>
 
+#include <exprgrad/ops/attention_mods.hpp>
 #include <exprgrad/ops/flex_attention.hpp>
 
 using namespace exprgrad;
@@ -42,9 +46,10 @@ struct inputs {
     }
 };
 
-constexpr auto alibi = attn::score - attn::param<0> * (attn::q_idx - attn::k_idx);
-constexpr auto causal_mask = attn::q_idx - attn::k_idx + 1_c;
-constexpr auto softcap = sym::fc<30.0> * sym::tanh(attn::score / sym::fc<30.0>);
+constexpr auto alibi = attn::alibi;        // score − param<0>·(q_idx − k_idx)
+constexpr auto causal_mask = attn::causal;  // q_idx − k_idx + 1 > 0
+constexpr auto softcap = attn::softcap<30.0>;
+constexpr auto window = attn::sliding_window<256>;
 
 attention_options causal_options() {
     attention_options o;
@@ -93,6 +98,7 @@ void BM_flex(benchmark::State& st, bool backward, Mod mod, Mask mask, bool optio
 void sizes(benchmark::internal::Benchmark* b) {
     b->ArgNames({"T"})->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 }
+void long_sizes(benchmark::internal::Benchmark* b) { b->ArgNames({"T"})->Arg(4096)->Unit(benchmark::kMillisecond); }
 
 }  // namespace
 
@@ -101,10 +107,20 @@ BENCHMARK_CAPTURE(BM_flex, fwd_identity, false, attn::score, 1_c, true, false)->
 BENCHMARK_CAPTURE(BM_flex, fwd_mask, false, attn::score, causal_mask, false, false)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_flex, fwd_alibi, false, alibi, causal_mask, false, true)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_flex, fwd_softcap, false, softcap, 1_c, true, false)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_flex, fwd_alibi_opts, false, alibi, 1_c, true, true)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_attention, fwdbwd, true)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_identity, true, attn::score, 1_c, true, false)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_mask, true, attn::score, causal_mask, false, false)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_alibi, true, alibi, causal_mask, false, true)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_softcap, true, softcap, 1_c, true, false)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_alibi_opts, true, alibi, 1_c, true, true)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_attention, fwdbwd, true)->Apply(long_sizes);
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_window256, true, attn::score, window, false, false)->Apply(long_sizes);
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_window256_opts, true, attn::score, window, true, false)->Apply(long_sizes);
+// Width 1 (the diagonal tiles only): nearly all of its time is the per-element mask test of the hidden tiles, the
+// floor under the window's time until the tiles are classified once per shape (issue 20's block mask).
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_window1, true, attn::score, attn::sliding_window<1>, false, false)->Apply(long_sizes);
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_window1_opts, true, attn::score, attn::sliding_window<1>, true, false)
+    ->Apply(long_sizes);
 
 BENCHMARK_MAIN();

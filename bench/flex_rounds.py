@@ -3,8 +3,10 @@
 
 Each round runs the whole program once (every benchmark once, in order), so the variants alternate within a
 round and load from other work on a shared machine falls on all of them alike; the table gives per benchmark
-the median CPU time over the rounds, its range, and the ratio of medians to the ops::attention row of the same
-pass and T. Usage (from the repository top, built with -Dbench=true):
+the median CPU time over the rounds, its range, and the ratios of medians to the ops::attention row and to the
+identity row of the same pass and T ("-" where the program has no such row; at T = 4096 the ops::attention row is
+full causal attention, so the sliding window's ratio is its share of that time).
+Usage (from the repository top, built with -Dbench=true):
   python3 bench/flex_rounds.py --build build --rounds 7
 docs/flex_attention.md ("Speed") was made this way.
 """
@@ -21,18 +23,21 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--min-time", default="0.1")
+    ap.add_argument("--filter", default="", help="passed as --benchmark_filter (a regular expression)")
     args = ap.parse_args()
     exe = os.path.join(args.build, "bench", "bench_flex_attention")
     times = {}
     for _ in range(args.rounds):
-        out = subprocess.run([exe, "--benchmark_min_time=" + args.min_time, "--benchmark_format=json"],
-                             check=True, capture_output=True, text=True).stdout
+        cmd = [exe, "--benchmark_min_time=" + args.min_time, "--benchmark_format=json"]
+        if args.filter:
+            cmd.append("--benchmark_filter=" + args.filter)
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         for b in json.loads(out)["benchmarks"]:
             times.setdefault(b["name"], []).append(b["cpu_time"])
     med = {n: statistics.median(t) for n, t in times.items()}
     print(f"\nbench_flex_attention (B = 1, H = 4, d = 64, float32, one thread), CPU ms, {args.rounds} rounds\n")
-    print("| pass | variant | T | median [min–max] | / ops::attention |")
-    print("|---|---|---|---|---|")
+    print("| pass | variant | T | median [min–max] | / ops::attention | / identity |")
+    print("|---|---|---|---|---|---|")
     for name, t in times.items():
         m = re.match(r"BM_(attention|flex)/(fwdbwd|fwd)_?(\w*)/T:(\d+)", name)
         if not m:
@@ -40,8 +45,10 @@ def main():
         kind, pas, variant, T = m.groups()
         base = med.get(f"BM_attention/{pas}/T:{T}")
         label = "ops::attention" if kind == "attention" else variant
+        ident = med.get(f"BM_flex/{pas}_identity/T:{T}")
         ratio = f"{med[name] / base:.2f}" if base else "-"
-        print(f"| {pas} | {label} | {T} | {med[name]:.3g} [{min(t):.3g}–{max(t):.3g}] | {ratio} |")
+        ratio_id = f"{med[name] / ident:.2f}" if ident else "-"
+        print(f"| {pas} | {label} | {T} | {med[name]:.3g} [{min(t):.3g}–{max(t):.3g}] | {ratio} | {ratio_id} |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+// The library's attention modifications (issue 20): the common score and mask modifications of the literature,
+// each a one-line scalar DSL expression of the flex attention placeholders (ops/attn_placeholders.hpp), to pass
+// to flex_attention_forward / flex_attention_vjp or flex_attention_node as they are or combined with others:
+//
+//   auto r = flex_attention_forward(q, k, v, attn::alibi, attn::sliding_window<256>, {slopes}, opts);
+//   auto s = flex_attention_forward(q, k, v, attn::softcap<50.0>, attn::causal, {}, opts);
+//
+// Masks are visible where their value is > 0 (the flex contract), and q_idx, k_idx are 0-based positions with no
+// alignment between T_q and T_k: the masks below are top-left aligned (row i is compared with key i). They are
+// ordinary expressions, so `to_string(attn::causal)` prints them and `d(attn::alibi, attn::score)` is 1.
+// Op reference, the table of these modifications and their speed: docs/flex_attention.md.
+//
+// Not here, because the placeholders do not carry what they need (listed in docs/flex_attention.md): causal
+// masking aligned bottom-right when T_q ≠ T_k (needs T_k − T_q; the options' `causal = true` does it), document
+// masking by segment ids and relative-position bias tables (need side inputs read at q_idx and k_idx), and the
+// gradient-maximising scale (α*(n) is the root of a transcendental equation, not an expression of the op table).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <numbers>
+
+#include <xtensor/xtensor.hpp>
+
+#include "exprgrad/ops/attn_placeholders.hpp"
+#include "exprgrad/sym/functions.hpp"
+
+namespace exprgrad::ops::detail::flex {
+
+/// ln x for a finite x > 0, usable in constant expressions (std::log is not constexpr in C++20): x = 2^e·m with
+/// m in [1, 2), ln m = 2·atanh((m − 1)/(m + 1)) by its series (|u| ≤ 1/3: 35 terms reach double precision).
+consteval double constexpr_log(double x) {
+    int e = 0;
+    while (x >= 2.0) x /= 2.0, ++e;
+    while (x < 1.0) x *= 2.0, --e;
+    const double u = (x - 1.0) / (x + 1.0), u2 = u * u;
+    double term = u, sum = 0.0;
+    for (int k = 0; k < 40; ++k, term *= u2) sum += term / (2 * k + 1);
+    return e * std::numbers::ln2 + 2.0 * sum;
+}
+
+template <std::intmax_t W>
+consteval auto make_sliding_window() {
+    static_assert(W >= 1, "attn::sliding_window<W>: the window width W must be at least 1 (the key itself)");
+    // min(i − j + 1, W − (i − j)) > 0  ⇔  j ≤ i and i − j < W, for integer positions: one node, no product of
+    // comparisons.
+    return sym::min(attn::q_idx - attn::k_idx + sym::c<1>, sym::c<W> - (attn::q_idx - attn::k_idx));
+}
+
+template <std::intmax_t P>
+consteval auto make_prefix_lm() {
+    static_assert(P >= 0, "attn::prefix_lm<P>: the prefix length P must be at least 0");
+    // max(P − j, i − j + 1) > 0  ⇔  j < P or j ≤ i.
+    return sym::max(sym::c<P> - attn::k_idx, attn::q_idx - attn::k_idx + sym::c<1>);
+}
+
+template <double C>
+consteval auto make_softcap() {
+    static_assert(C > 0.0 && C < 1e300, "attn::softcap<C>: the cap C must be a finite number > 0");
+    return sym::fc<C> * sym::tanh(attn::score / sym::fc<C>);
+}
+
+template <double NRef>
+consteval auto make_entropy_invariant_causal() {
+    static_assert(NRef > 1.0 && NRef < 1e300, "attn::entropy_invariant_causal<n_ref>: n_ref must be a finite number > 1");
+    return attn::score * sym::log(attn::q_idx + sym::c<1>) * sym::fc<1.0 / constexpr_log(NRef)>;
+}
+
+}  // namespace exprgrad::ops::detail::flex
+
+namespace exprgrad::ops::attn {
+
+/// Causal mask, top-left aligned: key j is visible to query i ⇔ j ≤ i (value i − j + 1 > 0). The decoder mask of
+/// "Attention Is All You Need" and of every GPT. Equals `attention_options{.causal = true}` when T_q = T_k (the
+/// option aligns bottom-right, j ≤ i + T_k − T_q, which the placeholders cannot express). Example:
+/// `flex_attention_forward(q, k, v, attn::score, attn::causal, {}, opts)`.
+inline constexpr auto causal = q_idx - k_idx + sym::c<1>;
+
+/// Sliding-window (local) causal mask of width W ≥ 1 (a compile-time integer): visible ⇔ i − W < j ≤ i, so each
+/// query sees itself and the W − 1 keys before it (W keys in all; implementations differ by one here, some let
+/// the query see W keys before itself). Local attention of Longformer and Mistral. W ≥ T is plain causal.
+/// Example: `attn::sliding_window<256>`.
+template <std::intmax_t W>
+inline constexpr auto sliding_window = detail::flex::make_sliding_window<W>();
+
+/// Prefix-LM mask with a prefix of P ≥ 0 positions (a compile-time integer): visible ⇔ j < P or j ≤ i, i.e.
+/// bidirectional over the prefix, causal after it (UniLM, T5's prefix LM, PaliGemma). P = 0 is causal.
+/// Example: `attn::prefix_lm<16>`.
+template <std::intmax_t P>
+inline constexpr auto prefix_lm = detail::flex::make_prefix_lm<P>();
+
+/// ALiBi (Press, Smith, Lewis, "Train Short, Test Long", ICLR 2022): z = score − m_h·(i − j) with the slope m_h
+/// of head h the learnable param<0> (params[0] has H values; the paper's fixed slopes are alibi_slopes(H)). Meant
+/// with a causal mask (i ≥ j, the paper's setting); without one, keys after the query get a bonus m_h·(j − i).
+/// ∂z/∂m_h = −(i − j), so flex_attention_vjp's dparams[0] is the slopes' gradient. Example:
+/// `flex_attention_forward(q, k, v, attn::alibi, attn::causal, {attn::alibi_slopes(4)}, opts)`.
+inline constexpr auto alibi = score - param<0> * (q_idx - k_idx);
+
+/// ALiBi's fixed slopes for H ≥ 1 heads: m_h = 2^(−8(h + 1)/H), h = 0..H−1 (the paper's geometric sequence; for
+/// H not a power of two the paper's code interleaves two such sequences, not done here). Example: H = 4 gives
+/// {0.25, 0.0625, 0.015625, 0.00390625}.
+inline xt::xtensor<double, 1> alibi_slopes(std::size_t H) {
+    xt::xtensor<double, 1> m = xt::zeros<double>({H});
+    for (std::size_t h = 0; h < H; ++h) m(h) = std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(H));
+    return m;
+}
+
+/// Logit soft-capping at C > 0 (a compile-time double): z = C·tanh(score / C), smooth, odd, |z| < C, z ≈ score for
+/// |score| ≪ C; ∂z/∂score = 1 − tanh²(score/C). Gemma 2 (C = 50 on attention logits) and Grok-1 (C = 30).
+/// Example: `attn::softcap<50.0>`.
+template <double C>
+inline constexpr auto softcap = detail::flex::make_softcap<C>();
+
+/// The entropy-invariant scale (kexue.fm post 8823; scale::entropy_invariant) written as a score modification
+/// under a top-left causal mask: z = score · log(i + 1)/log(n_ref), n = i + 1 being the number of keys row i sees.
+/// With the options' default scale (1/√d) this is s = log(n)/log(n_ref)/√d, the option form's multiplier, when
+/// every row sees exactly i + 1 keys: attn::causal or opts.causal with T_q = T_k, no key_lengths shorter than a
+/// row, no other mask. Where the option counts fewer keys (key_lengths, a window, a document mask) the two differ:
+/// the option counts the keys actually visible, this uses i + 1. Row 0 gets z = 0 (log 1), as the option's s = 0
+/// at n = 1. n_ref > 1 a compile-time double; example: `attn::entropy_invariant_causal<512.0>`.
+template <double NRef>
+inline constexpr auto entropy_invariant_causal = detail::flex::make_entropy_invariant_causal<NRef>();
+
+}  // namespace exprgrad::ops::attn

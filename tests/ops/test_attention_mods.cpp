@@ -1,0 +1,257 @@
+// The library's modifications (ops/attention_mods.hpp) through flex attention, each against a plain double loop of
+// its own definition written here (visibility as a C++ condition, the modified score and its partials by hand):
+// value, lse, dq, dk, dv and ALiBi's dslopes; and the shorthands: attn::causal equals the options' causal mask,
+// a sliding window at least as wide as T equals causal, the entropy-invariant modification equals the option form
+// under causal masking. Double only (the ISA paths and float run in test_flex_attention.cpp).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <vector>
+
+#include <exprgrad/exprgrad.hpp>
+
+using namespace exprgrad;
+
+namespace {
+
+xt::xtensor<double, 4> random4(std::size_t B, std::size_t H, std::size_t T, std::size_t d, std::uint64_t seed,
+                               double amp) {
+    auto x = xt::xtensor<double, 4>::from_shape({B, H, T, d});
+    std::uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;
+    for (auto& e : x) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        e = amp * (static_cast<double>(s >> 11) * 0x1.0p-52 - 1.0);
+    }
+    return x;
+}
+
+template <class A, class B>
+double max_abs_diff(const A& a, const B& b) {
+    REQUIRE(a.size() == b.size());
+    double m = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const double x = a.data()[i], y = b.data()[i];
+        if (std::isinf(x) && x == y) continue;
+        const double e = std::fabs(x - y);
+        m = std::isnan(e) ? std::numeric_limits<double>::infinity() : std::max(m, e);
+    }
+    return m;
+}
+
+/// A modification as plain C++: the modified score z(s, h, i, j, m), ∂z/∂s, ∂z/∂m (m = param<0> of head h, or 0)
+/// and the visibility of key j to query i.
+struct definition {
+    std::function<double(double, double, double, double, double)> z, dz_ds, dz_dm;
+    std::function<bool(double, double)> visible;
+};
+
+struct ref_result {
+    xt::xtensor<double, 4> out, dq, dk, dv;
+    xt::xtensor<double, 3> lse;
+    std::vector<double> dslope;
+};
+
+/// Flex attention with Hq = Hkv, the default scale 1/√d, scores materialised per row, gradients by hand.
+ref_result reference(const xt::xtensor<double, 4>& q, const xt::xtensor<double, 4>& k, const xt::xtensor<double, 4>& v,
+                     const xt::xtensor<double, 4>& dout, const definition& f, const std::vector<double>& slope) {
+    const std::size_t B = q.shape()[0], H = q.shape()[1], T = q.shape()[2], d = q.shape()[3], dv = v.shape()[3];
+    const double s = 1.0 / std::sqrt(double(d));
+    ref_result r{xt::zeros<double>({B, H, T, dv}), xt::zeros<double>(q.shape()), xt::zeros<double>(k.shape()),
+                 xt::zeros<double>(v.shape()), xt::zeros<double>({B, H, T}), std::vector<double>(H, 0.0)};
+    for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t h = 0; h < H; ++h)
+            for (std::size_t i = 0; i < T; ++i) {
+                const double m = slope.empty() ? 0.0 : slope[h];
+                std::vector<double> raw(T), z(T, -INFINITY), p(T, 0.0), dP(T, 0.0);
+                double mx = -INFINITY;
+                for (std::size_t j = 0; j < T; ++j) {
+                    if (!f.visible(double(i), double(j))) continue;
+                    double dot = 0;
+                    for (std::size_t c = 0; c < d; ++c) dot += q(b, h, i, c) * k(b, h, j, c);
+                    raw[j] = s * dot;
+                    z[j] = f.z(raw[j], double(h), double(i), double(j), m);
+                    mx = std::max(mx, z[j]);
+                }
+                if (mx == -INFINITY) {
+                    r.lse(b, h, i) = -INFINITY;
+                    continue;
+                }
+                double l = 0;
+                for (std::size_t j = 0; j < T; ++j) l += std::exp(z[j] - mx);
+                r.lse(b, h, i) = mx + std::log(l);
+                double D = 0;
+                for (std::size_t j = 0; j < T; ++j) {
+                    p[j] = std::exp(z[j] - r.lse(b, h, i));
+                    for (std::size_t c = 0; c < dv; ++c) {
+                        r.out(b, h, i, c) += p[j] * v(b, h, j, c);
+                        dP[j] += dout(b, h, i, c) * v(b, h, j, c);
+                    }
+                    D += p[j] * dP[j];
+                }
+                for (std::size_t j = 0; j < T; ++j) {
+                    if (p[j] == 0.0) continue;
+                    const double dz = p[j] * (dP[j] - D);
+                    const double dsc = dz * f.dz_ds(raw[j], double(h), double(i), double(j), m);
+                    r.dslope[h] += dz * f.dz_dm(raw[j], double(h), double(i), double(j), m);
+                    for (std::size_t c = 0; c < d; ++c) {
+                        r.dq(b, h, i, c) += s * dsc * k(b, h, j, c);
+                        r.dk(b, h, j, c) += s * dsc * q(b, h, i, c);
+                    }
+                    for (std::size_t c = 0; c < dv; ++c) r.dv(b, h, j, c) += p[j] * dout(b, h, i, c);
+                }
+            }
+    return r;
+}
+
+struct problem {
+    xt::xtensor<double, 4> q, k, v, dout;
+    // T = 70: past one 64-row tile and not a multiple of it; d = 5, dv = 3: not SIMD multiples.
+    explicit problem(std::size_t T = 70, double amp = 1.0)
+        : q(random4(2, 2, T, 5, 11, amp)), k(random4(2, 2, T, 5, 12, amp)), v(random4(2, 2, T, 3, 13, 1.0)),
+          dout(random4(2, 2, T, 3, 14, 1.0)) {}
+};
+
+/// The fused kernels against the reference, in value and every gradient, to 1e-9.
+template <class Mod, class Mask>
+void check_against(const problem& P, Mod mod, Mask mask, const definition& f, const std::vector<double>& slope = {}) {
+    std::vector<xt::xtensor<double, 1>> params;
+    if (!slope.empty()) {
+        xt::xtensor<double, 1> m = xt::zeros<double>({slope.size()});
+        for (std::size_t h = 0; h < slope.size(); ++h) m(h) = slope[h];
+        params.push_back(m);
+    }
+    const auto r = flex_attention_forward(P.q, P.k, P.v, mod, mask, params, {});
+    const auto g = flex_attention_vjp(P.q, P.k, P.v, P.dout, mod, mask, params, {});
+    const auto ref = reference(P.q, P.k, P.v, P.dout, f, slope);
+    CHECK(max_abs_diff(r.out, ref.out) < 1e-10);
+    CHECK(max_abs_diff(r.lse, ref.lse) < 1e-9);
+    CHECK(max_abs_diff(g.dq, ref.dq) < 1e-9);
+    CHECK(max_abs_diff(g.dk, ref.dk) < 1e-9);
+    CHECK(max_abs_diff(g.dv, ref.dv) < 1e-9);
+    REQUIRE(g.dparams.size() == params.size());
+    if (!slope.empty()) CHECK(max_abs_diff(g.dparams[0], ref.dslope) < 1e-9);
+}
+
+double score_only(double s, double, double, double, double) { return s; }
+double one(double, double, double, double, double) { return 1.0; }
+double zero(double, double, double, double, double) { return 0.0; }
+
+}  // namespace
+
+TEST_CASE("attention mods: the masks against their definitions") {
+    const problem P;
+    SUBCASE("causal: j <= i") {
+        check_against(P, attn::score, attn::causal, {score_only, one, zero, [](double i, double j) { return j <= i; }});
+    }
+    SUBCASE("sliding window of width 5: i - 5 < j <= i") {
+        check_against(P, attn::score, attn::sliding_window<5>,
+                      {score_only, one, zero, [](double i, double j) { return i - 5 < j && j <= i; }});
+    }
+    SUBCASE("prefix-LM with a prefix of 7: j < 7 or j <= i") {
+        check_against(P, attn::score, attn::prefix_lm<7>,
+                      {score_only, one, zero, [](double i, double j) { return j < 7 || j <= i; }});
+    }
+}
+
+TEST_CASE("attention mods: the score modifications against their definitions") {
+    auto causal = [](double i, double j) { return j <= i; };
+    SUBCASE("ALiBi: z = s - m_h (i - j), dslopes included") {
+        const problem P;
+        check_against(P, attn::alibi, attn::causal,
+                      {[](double s, double, double i, double j, double m) { return s - m * (i - j); }, one,
+                       [](double, double, double i, double j, double) { return -(i - j); }, causal},
+                      {0.3, -0.05});
+    }
+    SUBCASE("soft-capping at 2 under a window: z = 2 tanh(s / 2)") {
+        const problem P(70, 2.0);  // scores of order 2, where the cap bends them
+        check_against(P, attn::softcap<2.0>, attn::sliding_window<5>,
+                      {[](double s, double, double, double, double) { return 2.0 * std::tanh(s / 2.0); },
+                       [](double s, double, double, double, double) {
+                           const double t = std::tanh(s / 2.0);
+                           return 1.0 - t * t;
+                       },
+                       zero, [](double i, double j) { return i - 5 < j && j <= i; }});
+    }
+    SUBCASE("entropy-invariant under causal masking: z = s log(i + 1) / log(64)") {
+        const problem P;
+        check_against(P, attn::entropy_invariant_causal<64.0>, attn::causal,
+                      {[](double s, double, double i, double, double) { return s * std::log(i + 1) / std::log(64.0); },
+                       [](double, double, double i, double, double) { return std::log(i + 1) / std::log(64.0); }, zero,
+                       causal});
+    }
+}
+
+TEST_CASE("attention mods: the shorthands") {
+    attention_options opts;
+    opts.causal = true;
+    SUBCASE("attn::causal equals the options' causal mask (T_q = T_k)") {
+        const problem P;
+        const auto a = flex_attention_forward(P.q, P.k, P.v, attn::score, attn::causal, {}, {});
+        const auto b = flex_attention_forward(P.q, P.k, P.v, attn::score, 1_c, {}, opts);
+        CHECK(max_abs_diff(a.out, b.out) < 1e-12);
+        CHECK(max_abs_diff(a.lse, b.lse) < 1e-12);
+        const auto ga = flex_attention_vjp(P.q, P.k, P.v, P.dout, attn::score, attn::causal, {}, {});
+        const auto gb = flex_attention_vjp(P.q, P.k, P.v, P.dout, attn::score, 1_c, {}, opts);
+        CHECK(max_abs_diff(ga.dq, gb.dq) < 1e-12);
+        CHECK(max_abs_diff(ga.dk, gb.dk) < 1e-12);
+        CHECK(max_abs_diff(ga.dv, gb.dv) < 1e-12);
+    }
+    SUBCASE("a sliding window of width W >= T equals causal") {
+        for (std::size_t T : {4u, 5u}) {  // W = 5 > T, W = T
+            const problem P(T);
+            const auto a = flex_attention_forward(P.q, P.k, P.v, attn::score, attn::sliding_window<5>, {}, {});
+            const auto b = flex_attention_forward(P.q, P.k, P.v, attn::score, attn::causal, {}, {});
+            CHECK(max_abs_diff(a.out, b.out) < 1e-12);
+            CHECK(max_abs_diff(a.lse, b.lse) < 1e-12);
+        }
+        // and narrower than T it is not: the check above can fail
+        const problem P(6);
+        const auto a = flex_attention_forward(P.q, P.k, P.v, attn::score, attn::sliding_window<5>, {}, {});
+        const auto b = flex_attention_forward(P.q, P.k, P.v, attn::score, attn::causal, {}, {});
+        CHECK(max_abs_diff(a.out, b.out) > 1e-6);
+    }
+    SUBCASE("the entropy-invariant modification equals scale::entropy_invariant under causal masking") {
+        const problem P;
+        auto eo = opts;
+        eo.scale = scale::entropy_invariant(64.0);
+        const auto a = flex_attention_forward(P.q, P.k, P.v, attn::entropy_invariant_causal<64.0>, attn::causal, {}, {});
+        const auto b = flex_attention_forward(P.q, P.k, P.v, attn::score, 1_c, {}, eo);
+        CHECK(max_abs_diff(a.out, b.out) < 1e-12);
+        const auto ga = flex_attention_vjp(P.q, P.k, P.v, P.dout, attn::entropy_invariant_causal<64.0>, attn::causal, {},
+                                           {});
+        const auto gb = flex_attention_vjp(P.q, P.k, P.v, P.dout, attn::score, 1_c, {}, eo);
+        CHECK(max_abs_diff(ga.dq, gb.dq) < 1e-12);
+        CHECK(max_abs_diff(ga.dk, gb.dk) < 1e-12);
+    }
+    SUBCASE("ALiBi's slopes") {
+        const auto m = attn::alibi_slopes(8);
+        REQUIRE(m.size() == 8);
+        CHECK(m(0) == 0.5);  // 2^(-8/8)
+        CHECK(m(7) == std::ldexp(1.0, -8));
+    }
+}
+
+TEST_CASE("attention mods: the docs example") {
+    const problem P;
+    const auto& [q, k, v, dout] = P;
+    attention_options opts;
+    // docs-begin docs/flex_attention.md
+    auto slopes = attn::alibi_slopes(2);  // ALiBi's fixed slopes, one per query head, learnable from here
+    auto r = flex_attention_forward(q, k, v, attn::alibi, attn::causal, {slopes}, opts);
+    auto g = flex_attention_vjp(q, k, v, dout, attn::alibi, attn::causal, {slopes}, opts);  // g.dparams[0]: dL/dslopes
+    auto local = flex_attention_forward(q, k, v, attn::softcap<2.0>, attn::sliding_window<5>, {}, opts);
+    // docs-end
+    CHECK(r.out.shape()[2] == 70);
+    CHECK(g.dparams.size() == 1);
+    CHECK(g.dparams[0].size() == 2);
+    CHECK(std::isfinite(local.lse(0, 0, 0)));
+    const auto ref = reference(q, k, v, dout,
+                               {[](double s, double, double i, double j, double m) { return s - m * (i - j); }, one,
+                                [](double, double, double i, double j, double) { return -(i - j); },
+                                [](double i, double j) { return j <= i; }},
+                               {slopes(0), slopes(1)});
+    CHECK(max_abs_diff(g.dparams[0], ref.dslope) < 1e-9);
+}
