@@ -42,7 +42,7 @@ TEST_CASE("flex self-attention: ALiBi slopes are learned parameters; their gradi
     nn::parameter_set<double> params;
     const xt::xtensor<double, 1> slopes = {0.25, 0.0625};
     auto layer = nn::self_attention_layer<double>(params, "a", 8, 2, alibi, causal, {}, {slopes}, gen);
-    nn::parameter<double>& s = params.get("a.mod0");
+    nn::parameter<double>& s = params.at("a.mod0");
     const auto x = randn({2, 6, 8}, data), w = randn({2, 6, 8}, data);
     auto loss = [&] { return xt::sum(layer->forward(x) * w)(); };
     loss();
