@@ -22,13 +22,15 @@ constexpr tensors::Input<3> Y{};
 constexpr auto logits = tensors::matmul(tensors::rms_norm(X, G), W);  // [B, T, V]
 }  // namespace
 
-// tokens, E, P -> E[tokens] + P
+// tokens, E, P, T -> E[tokens] + P[0:T]
 struct language_model::programs {
-    decltype(tensors::compile<float>(tensors::embedding(tensors::Input<1>{}, tensors::Input<0>{}) + tensors::Input<2>{},
-                                 tensors::wrt<1, 2>)) embed;
-    decltype(tensors::value_and_grad(tensors::cross_entropy(logits, Y), tensors::wrt<0, 1, 2>)) ce;
+    decltype(tensors::compile<float>(tensors::embedding(tensors::Input<1>{}, tensors::Input<0>{}) +
+                                         tensors::slice<0>(tensors::Input<2>{}, 0_c, tensors::Input<3>{}),
+                                     tensors::wrt<1, 2>)) embed;
+    decltype(tensors::compile<float>(tensors::cross_entropy(logits, Y), tensors::wrt<0, 1, 2>)) ce;
     // The EMO cost embedding is the head transposed, [V, D]; the node passes no gradient into it.
-    decltype(tensors::value_and_grad(emo_loss<emo_objective::mode1>(logits, Y, tensors::transpose(W)), tensors::wrt<0, 1, 2>)) emo;
+    decltype(tensors::compile<float>(emo_loss<emo_objective::mode1>(logits, Y, tensors::transpose(W)),
+                                     tensors::wrt<0, 1, 2>)) emo;
     decltype(tensors::compile<float>(tensors::cross_entropy(logits, Y), tensors::wrt<0>)) eval;
     decltype(tensors::compile<float>(tensors::log_softmax(logits), tensors::wrt<0>)) next;
 };
@@ -71,65 +73,61 @@ language_model::language_model(const model_config& c, rng& gen) : config_(c), pr
         }
         buckets_[b].push_back(i);
     }
+    rec_.on_call_done([this](std::size_t call) { announce(call); });
 }
 
 language_model::~language_model() = default;
 
-const xt::xarray<float>& language_model::embed(const xt::xarray<std::int32_t>& tokens) {
+std::size_t language_model::checked_length(const xt::xarray<std::int32_t>& tokens) const {
     const std::size_t T = tokens.shape(1);
     if (T > config_.context) {
         throw std::invalid_argument("tiny_lm: sequence of " + std::to_string(T) + " pieces exceeds the context " +
                                     std::to_string(config_.context));
     }
-    pos_slice_.resize({T, config_.width});
-    std::copy(pos_->value.data(), pos_->value.data() + T * config_.width, pos_slice_.data());
-    const auto& out = prog_->embed.forward(tokens, tok_->value, pos_slice_);
+    return T;
+}
+
+const xt::xarray<float>& language_model::embed(const xt::xarray<std::int32_t>& tokens) {
+    const std::size_t T = checked_length(tokens);
+    const auto& out = prog_->embed.forward(tokens, tok_->value, pos_->value, T);
     h0_.resize({tokens.shape(0), T, config_.width});
     std::copy(out.data, out.data + out.size(), h0_.data());
     return h0_;
 }
 
-void language_model::backward_embedding(const xt::xarray<float>& dh, std::size_t T) {
-    prog_->embed.vjp(dh.data());
-    const auto& dE = prog_->embed.grad<1>();
-    const auto& dP = prog_->embed.grad<2>();
-    tok_->accumulate_grad(dE);
-    for (std::size_t i = 0; i < T * config_.width; ++i) pos_->grad.data()[i] += dP.data()[i];
-}
-
+// The step as recorded calls: the embedding, each layer of the stack, the loss; one backward runs their VJPs
+// in reverse and adds every parameter's gradient. Under data-parallel training, the record's call hook
+// (set in the constructor) announces each bucket as its call's VJP completes it.
 double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets,
                                    nn::distributed_gradients<float>* sum) {
-    const xt::xarray<float>& h = stack_.blocks->forward(embed(tokens));
-    double loss;
-    auto take = [&](auto& prog) {
-        auto [value, grads] = prog(h, norm_->value, head_->value, targets);
-        loss = value;
-        const auto& [dh, dg, dw] = grads;
-        norm_->accumulate_grad(dg);
-        head_->accumulate_grad(dw);
-        dh_ = dh;
-    };
-    if (config_.emo) {
-        take(prog_->emo);
-    } else {
-        take(prog_->ce);
-    }
-    if (sum) sum->grad_ready(0);
-    // The blocks' backward pass layer by layer (two layers per transformer block: mixer, feed-forward), so
-    // that each block's gradients start their all-reduce as soon as they are complete.
+    const std::size_t T = checked_length(tokens);
+    auto leaf = [&](nn::parameter<float>* p) { return rec_.leaf(p->value, p->grad); };
+    rec_.clear();
+    tensors::handle h = rec_.call(prog_->embed, tokens, leaf(tok_), leaf(pos_), T);
     auto& layers = *stack_.blocks;
-    const xt::xarray<float>* g = &dh_;
-    for (std::size_t i = layers.size(); i-- > 0;) {
-        g = &layers.at(i).backward(*g);
-        if (sum && i % 2 == 0) {
-            sum->grad_ready(config_.layers - i / 2);
-        } else if (sum) {
-            sum->progress();
-        }
+    for (std::size_t i = 0; i < layers.size(); ++i) h = rec_.call_layer(layers.at(i), h);
+    const tensors::handle loss = config_.emo ? rec_.call(prog_->emo, h, leaf(norm_), leaf(head_), targets)
+                                             : rec_.call(prog_->ce, h, leaf(norm_), leaf(head_), targets);
+    sum_ = sum;
+    rec_.backward(loss);
+    sum_ = nullptr;
+    return rec_.value(loss)(0);
+}
+
+void language_model::announce(std::size_t call) {
+    // Calls: 0 the embedding, 1 ... 2L the stack's layers (mixer and feed-forward of each block), 2L + 1 the
+    // loss. Bucket 0 is {final_norm, head}, bucket L - l block l, bucket L + 1 the embeddings.
+    if (sum_ == nullptr) return;
+    const std::size_t n = stack_.blocks->size();
+    if (call == n + 1) {
+        sum_->grad_ready(0);
+    } else if (call == 0) {
+        sum_->grad_ready(config_.layers + 1);
+    } else if ((call - 1) % 2 == 0) {
+        sum_->grad_ready(config_.layers - (call - 1) / 2);
+    } else {
+        sum_->progress();
     }
-    backward_embedding(*g, tokens.shape(1));
-    if (sum) sum->grad_ready(config_.layers + 1);
-    return loss;
 }
 
 std::pair<double, std::size_t> language_model::eval_batch(const xt::xarray<std::int32_t>& tokens,

@@ -16,6 +16,7 @@
 #include <exprgrad/nn/distributed_gradients.hpp>
 #include <exprgrad/nn/parameters.hpp>
 #include <exprgrad/nn/transformer.hpp>
+#include <exprgrad/tensors/record.hpp>
 #include <exprgrad/random.hpp>
 
 namespace tiny_lm {
@@ -65,8 +66,9 @@ class language_model {
     const std::vector<exprgrad::nn::deer_mixer<float>*>& deer() const { return stack_.deer; }
 
   private:
+    std::size_t checked_length(const xt::xarray<std::int32_t>& tokens) const;
     const xt::xarray<float>& embed(const xt::xarray<std::int32_t>& tokens);
-    void backward_embedding(const xt::xarray<float>& dh, std::size_t T);
+    void announce(std::size_t call);
 
     struct programs;
     model_config config_;
@@ -74,8 +76,10 @@ class language_model {
     exprgrad::nn::parameter<float>*tok_, *pos_, *norm_, *head_;
     exprgrad::nn::transformer_stack<float> stack_;
     std::unique_ptr<programs> prog_;
-    xt::xarray<float> h0_, pos_slice_, dh_;
+    xt::xarray<float> h0_;
     std::vector<std::vector<std::size_t>> buckets_;
+    exprgrad::tensors::record<float> rec_;  // the training step's calls (train_batch)
+    exprgrad::nn::distributed_gradients<float>* sum_ = nullptr;  // during train_batch's backward only
 };
 
 }  // namespace tiny_lm
