@@ -149,14 +149,7 @@ class record {
         }
         // Gradients flow to the output when some differentiated position reads a value that carries one.
         e.carries = any_carrying<B>(std::index_sequence_for<Args...>{}, e.first_slot);
-        // A block called again overwrites its intermediates: an earlier call re-runs its forward pass at
-        // backward (the recompute path), which makes calling one block many times per step correct.
-        for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
-            if (it->block == &b) {
-                it->stale = true;
-                break;
-            }
-        }
+        mark_earlier_call_stale(&b);
         const cview<T>* r = nullptr;
         try {
             r = &forward_with<B, Args...>(b, e.first_slot, std::index_sequence_for<Args...>{});
@@ -170,13 +163,7 @@ class record {
             if (s.kind == slot::value && values_[s.index].leaf_grad && values_[s.index].first_reader == no_entry)
                 values_[s.index].first_reader = id;
         }
-        const handle out = new_value(e.carries);
-        e.output = out.index;
-        entries_.push_back(e);
-        auto& v = values_[out.index];
-        copy_into(v.own, r->shape.xshape(), r->data, r->size());
-        v.value = &v.own;
-        return out;
+        return push_entry(e, r->shape.xshape(), r->data, r->size());
     }
 
     /// Runs a run-time layer L on x and records the call; returns the output's handle. L is any object with
@@ -202,12 +189,7 @@ class record {
         s.index = checked(x, "record::call_layer");
         slots_.push_back(s);
         e.carries = true;  // a layer has parameters of its own
-        for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
-            if (it->block == &layer) {
-                it->stale = true;
-                break;
-            }
-        }
+        mark_earlier_call_stale(&layer);
         const xt::xarray<T>* y = nullptr;
         try {
             y = &layer.forward(*values_[s.index].value);
@@ -215,13 +197,7 @@ class record {
             slots_.resize(e.first_slot);
             throw;
         }
-        const handle out = new_value(true);
-        e.output = out.index;
-        entries_.push_back(e);
-        auto& v = values_[out.index];
-        copy_into(v.own, y->shape(), y->data(), y->size());
-        v.value = &v.own;
-        return out;
+        return push_entry(e, y->shape(), y->data(), y->size());
     }
 
     /// The value a handle names (valid until the next clear()).
@@ -333,6 +309,29 @@ class record {
     xt::xarray<T> seed_buffer_;
     gradient_hook hook_;
     call_hook call_hook_;
+
+    // A block or layer called again overwrites its intermediates: its previous call re-runs its forward pass at
+    // backward (the recompute path), which makes calling one block many times per step correct.
+    void mark_earlier_call_stale(const void* callee) {
+        for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
+            if (it->block == callee) {
+                it->stale = true;
+                return;
+            }
+        }
+    }
+
+    // Records the call e with its output (copied into the record: the callee's buffer is reused by its next call).
+    template <class Shape>
+    handle push_entry(entry& e, const Shape& shape, const T* data, std::size_t n) {
+        const handle out = new_value(e.carries);
+        e.output = out.index;
+        entries_.push_back(e);
+        auto& v = values_[out.index];
+        copy_into(v.own, shape, data, n);
+        v.value = &v.own;
+        return out;
+    }
 
     template <class A>
     static constexpr bool valid_argument() {
