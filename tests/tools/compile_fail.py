@@ -13,6 +13,8 @@ With `--headers DIR`, every public header under DIR is also compiled alone with 
 either compile or stop first at the library's C++20 guard (not inside its own C++20 code).
 """
 import argparse
+import concurrent.futures
+import os
 import pathlib
 import subprocess
 import sys
@@ -51,44 +53,49 @@ def main() -> int:
     if not cases:
         print("no compile-fail cases found", file=sys.stderr)
         return 1
-    for case in cases:
+    # The compiler runs are independent: run them on every core (the suite's longest test otherwise).
+    def run_case(case):
         text = case.read_text()
         expect = [l.split("expect:", 1)[1].strip() for l in text.splitlines() if "// expect:" in l]
         count = directive(text, "expect-errors")
         std = directive(text, "std") or "c++20"
         if not expect:
-            print(f"FAIL {case.name}: no `// expect:` line")
-            failures += 1
-            continue
+            return f"FAIL {case.name}: no `// expect:` line"
         r = subprocess.run(cmd + [f"-std={std}"] + flags + [str(case)], capture_output=True, text=True)
         errors = error_lines(r.stderr)
         if r.returncode == 0:
-            print(f"FAIL {case.name}: compiled, but should not")
-            failures += 1
-        elif not all(e in r.stderr for e in expect):
-            print(f"FAIL {case.name}: failed without the expected message {expect!r}\n{r.stderr[:3000]}")
-            failures += 1
-        elif expect[0] not in first_error(r.stderr):
-            print(f"FAIL {case.name}: the first error is not {expect[0]!r}:\n  {first_error(r.stderr)}")
-            failures += 1
-        elif count is not None and (len(errors) != int(count) or not all(expect[0] in e for e in errors)):
+            return f"FAIL {case.name}: compiled, but should not"
+        if not all(e in r.stderr for e in expect):
+            return f"FAIL {case.name}: failed without the expected message {expect!r}\n{r.stderr[:3000]}"
+        if expect[0] not in first_error(r.stderr):
+            return f"FAIL {case.name}: the first error is not {expect[0]!r}:\n  {first_error(r.stderr)}"
+        if count is not None and (len(errors) != int(count) or not all(expect[0] in e for e in errors)):
             shown = "\n  ".join(e[:300] for e in errors[:12])
-            print(f"FAIL {case.name}: expected {count} errors, each {expect[0]!r}; got {len(errors)}:\n  {shown}")
-            failures += 1
-        else:
-            print(f"ok   {case.name}: {expect[0]}")
-    checked = len(cases)
-    if a.headers:
-        root = pathlib.Path(a.headers)
-        for header in sorted(root.rglob("*.hpp")):
-            name = header.relative_to(root.parent).as_posix()
-            r = subprocess.run(cmd + ["-std=c++17", "-Wfatal-errors"] + flags + ["-x", "c++", "-"],
-                               input=f"#include <{name}>\nint main() {{}}\n", capture_output=True, text=True)
-            checked += 1
-            if r.returncode != 0 and GUARD not in first_error(r.stderr):
-                print(f"FAIL {name} under -std=c++17: the first error is not the C++20 guard:\n  {first_error(r.stderr)}")
-                failures += 1
-        print(f"checked the C++20 guard of every header under {root}")
+            return f"FAIL {case.name}: expected {count} errors, each {expect[0]!r}; got {len(errors)}:\n  {shown}"
+        return f"ok   {case.name}: {expect[0]}"
+
+    def run_header(header, root):
+        name = header.relative_to(root.parent).as_posix()
+        r = subprocess.run(cmd + ["-std=c++17", "-Wfatal-errors"] + flags + ["-x", "c++", "-"],
+                           input=f"#include <{name}>\nint main() {{}}\n", capture_output=True, text=True)
+        if r.returncode != 0 and GUARD not in first_error(r.stderr):
+            return f"FAIL {name} under -std=c++17: the first error is not the C++20 guard:\n  {first_error(r.stderr)}"
+        return None
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for line in pool.map(run_case, cases):
+            print(line, flush=True)
+            failures += line.startswith("FAIL")
+        checked = len(cases)
+        if a.headers:
+            root = pathlib.Path(a.headers)
+            headers = sorted(root.rglob("*.hpp"))
+            for line in pool.map(lambda h: run_header(h, root), headers):
+                if line:
+                    print(line, flush=True)
+                    failures += 1
+            checked += len(headers)
+            print(f"checked the C++20 guard of every header under {root}")
     print(f"compile_fail: {checked - failures} passed, {failures} failed")
     return 1 if failures else 0
 
