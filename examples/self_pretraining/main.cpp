@@ -49,6 +49,7 @@
 #include <exprgrad/nn/optimizer.hpp>
 #include <exprgrad/nn/schedule.hpp>
 #include <exprgrad/nn/transformer.hpp>
+#include <exprgrad/tensors/record.hpp>
 
 #include "cli_options.hpp"
 #include "listops.hpp"
@@ -156,8 +157,9 @@ struct model {
     nn::transformer_stack<float> tf;
     decltype(tensors::compile<float>(embed_expr, wrt<1, 2>)) embed;
     decltype(tensors::compile<float>(cls_logits, wrt<0>)) cls_forward;
-    decltype(value_and_grad(cross_entropy(cls_logits, tensor<5>), wrt<0, 2, 3, 4>)) cls_loss;
-    decltype(value_and_grad(cross_entropy<-1>(mlm_logits, tensor<4>), wrt<0, 1, 2, 3>)) mlm_loss;
+    decltype(tensors::compile<float>(cross_entropy(cls_logits, tensor<5>), wrt<0, 2, 3, 4>)) cls_loss;
+    decltype(tensors::compile<float>(cross_entropy<-1>(mlm_logits, tensor<4>), wrt<0, 1, 2, 3>)) mlm_loss;
+    tensors::record<float> rec;  // a training step's calls: embedding, transformer stack, loss
     xt::xarray<float> x;
 
     model(const config& c, std::uint64_t seed) {
@@ -192,13 +194,25 @@ struct model {
         tf.set_key_lengths(b.lengths);
         return tf.blocks->forward(x);
     }
-    // Back through the blocks and the embeddings, adding into the parameters' gradients.
-    void body_backward(const xt::xarray<float>& dh) {
-        const auto& dx = tf.blocks->backward(dh);
-        embed.vjp(dx.data());
-        tok->grad += embed.grad<1>();
-        pos->grad += embed.grad<2>();
+    // One training step of a head: the embedding, the stack and the loss recorded, then one backward that
+    // adds every parameter's gradient (zeroed here first); no VJP called by hand. The head's arguments after
+    // the stack's output: parameters (leaves, gradients accumulated), float arrays (constants) or integer
+    // arrays (read in place). Returns the loss.
+    template <class Loss, class... Head>
+    double train_step(Loss& loss, const batch& b, const Head&... head) {
+        params.zero_grad();
+        rec.clear();  // handles are made after this: a handle of an earlier step is refused
+        tf.set_key_lengths(b.lengths);
+        const auto e = rec.call(embed, b.tokens, leaf(tok), leaf(pos), b.positions);
+        const auto h = rec.call_layer(*tf.blocks, e);
+        const auto l = rec.call(loss, h, arg(head)...);
+        rec.backward(l);
+        return static_cast<double>(rec.value(l)(0));
     }
+    tensors::handle leaf(nn::parameter<float>* p) { return rec.leaf(p->value, p->grad); }
+    tensors::handle arg(nn::parameter<float>* p) { return leaf(p); }
+    tensors::handle arg(const xt::xarray<float>& a) { return rec.constant(a); }
+    const xt::xarray<long>& arg(const xt::xarray<long>& a) { return a; }
 };
 
 // ---- training -----------------------------------------------------------------------------------------
@@ -265,13 +279,7 @@ phase_result pretrain(model& m, const config& c, const std::vector<listops::exam
         for (const auto& idx : epoch_batches(train, c.batch, g)) {
             fill_batch(train, idx.data(), idx.size(), b);
             apply_mask(b, c.mask_prob, g);
-            m.params.zero_grad();
-            const auto& h = m.body(b);
-            auto [loss, grads] = m.mlm_loss(h, m.mlm_g->value, m.mlm_w->value, m.mlm_b->value, b.targets);
-            m.mlm_g->grad += std::get<1>(grads);
-            m.mlm_w->grad += std::get<2>(grads);
-            m.mlm_b->grad += std::get<3>(grads);
-            m.body_backward(std::get<0>(grads));
+            const double loss = m.train_step(m.mlm_loss, b, m.mlm_g, m.mlm_w, m.mlm_b, b.targets);
             step(m, opt, sched, c.clip);
             const double masked =
                 static_cast<double>(std::count_if(b.targets.begin(), b.targets.end(), [](long t) { return t >= 0; }));
@@ -299,13 +307,7 @@ phase_result finetune(model& m, const config& c, std::size_t epochs, const std::
         std::size_t seen = 0;
         for (const auto& idx : epoch_batches(train, c.batch, g)) {
             fill_batch(train, idx.data(), idx.size(), b);
-            m.params.zero_grad();
-            const auto& h = m.body(b);
-            auto [loss, grads] = m.cls_loss(h, b.mask, m.cls_g->value, m.cls_w->value, m.cls_b->value, b.labels);
-            m.cls_g->grad += std::get<1>(grads);
-            m.cls_w->grad += std::get<2>(grads);
-            m.cls_b->grad += std::get<3>(grads);
-            m.body_backward(std::get<0>(grads));
+            const double loss = m.train_step(m.cls_loss, b, b.mask, m.cls_g, m.cls_w, m.cls_b, b.labels);
             step(m, opt, sched, c.clip);
             loss_sum += static_cast<double>(loss) * static_cast<double>(idx.size());
             seen += idx.size();
