@@ -39,7 +39,7 @@ def main():
     print("| pass | variant | T | median [min–max] | / ops::attention | / identity |")
     print("|---|---|---|---|---|---|")
     for name, t in times.items():
-        m = re.match(r"BM_(attention|flex)/(fwdbwd|fwd)_?(\w*)/T:(\d+)", name)
+        m = re.match(r"BM_(attention|flex)(?:_documents)?/(fwdbwd|fwd)_?(\w*)/T:(\d+)", name)
         if not m:
             continue
         kind, pas, variant, T = m.groups()

@@ -34,10 +34,17 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
     const std::size_t bh = b * P.Hq + h, i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
     const std::size_t* n = P.nrow.data() + b * P.Tq + i0;
     // A row that sees no key (lse = −inf) contributes nothing, whatever its dout holds.
-    for (std::size_t r = 0; r < nr; ++r) w.valid[r] = n[r] > j0 && lse[i0 + r] != ninf ? std::min(nc, n[r] - j0) : 0;
-    const T* par = P.par.data() + h * P.np;
-    if (!M::any_visible(b, h, i0, nr, j0, w.valid.data(), par)) return false;
     const std::size_t kb = j0 / block_k;
+    const tile_class cls = P.bm.at(b, h, qb, kb);  // the forward's block mask
+    if (cls == tile_class::empty) return false;
+    bool rows = false;
+    for (std::size_t r = 0; r < nr; ++r) {
+        w.valid[r] = n[r] > j0 && lse[i0 + r] != ninf ? std::min(nc, n[r] - j0) : 0;
+        rows |= w.valid[r] > 0;
+    }
+    if (!rows) return false;
+    const T* par = P.par.data() + h * P.np;
+    const auto sv = P.sequence(b);
     tiles::gemm_rows<false>(nr, block_k, P.d, P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp,
                             P.Kt.data() + (g * P.nkb + kb) * P.d * block_k, block_k, w.S.data(), block_k);
     tiles::gemm_rows<false>(nr, block_k, P.dv, P.dop + (bh * P.Tq + i0) * P.dvp, P.dvp,
@@ -46,10 +53,17 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
     acc.fill(typename M::Bt(T(0)));
     for (std::size_t r = 0; r < nr; ++r) {
         const std::size_t valid = w.valid[r];
-        typename M::row_args ra(b, h, i0 + r, par);
-        M::backward_row(w.S.data() + r * block_k, w.dP.data() + r * block_k, lse[i0 + r], P.Drow[bh * P.Tq + i0 + r],
-                        block_k, valid, ra, j0, w.Pm.data() + r * block_k, w.dS.data() + r * block_k,
-                        w.vis.data() + r * block_k, acc);
+        typename M::row_args ra(b, h, i0 + r, par, sv);
+        auto row = [&]<bool Full>() {
+            M::template backward_row<Full>(w.S.data() + r * block_k, w.dP.data() + r * block_k, lse[i0 + r],
+                                           P.Drow[bh * P.Tq + i0 + r], block_k, valid, ra, j0,
+                                           w.Pm.data() + r * block_k, w.dS.data() + r * block_k,
+                                           w.vis.data() + r * block_k, acc);
+        };
+        if (cls == tile_class::full)
+            row.template operator()<true>();
+        else
+            row.template operator()<false>();
     }
     for (std::size_t I = 0; I < M::np; ++I) dpar[I] = static_cast<double>(xsimd::hadd(acc[I]));
     bool any = false;

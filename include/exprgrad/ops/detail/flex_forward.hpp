@@ -47,11 +47,19 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
     std::fill(w.acc.begin(), w.acc.begin() + nr * dvp, T(0));
     const T* Q = P.Qs.data() + (bh * P.Tq + i0) * dp;
     const T* par = P.par.data() + h * P.np;
+    const auto sv = P.sequence(b);
     for (std::size_t j0 = 0; j0 < kend; j0 += block_k) {
+        // The block mask: a tile the mask hides costs nothing, one it shows entirely skips the mask's evaluation.
+        const tile_class cls = P.bm.at(b, h, qb, j0 / block_k);
+        if (cls == tile_class::empty) continue;
         const std::size_t nc = std::min(block_k, kend - j0);
         const T* Kt = P.Kt.data() + (g * P.nkb + j0 / block_k) * P.d * block_k;
-        for (std::size_t r = 0; r < nr; ++r) w.valid[r] = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
-        if (!M::any_visible(b, h, i0, nr, j0, w.valid.data(), par)) continue;
+        bool rows = false;
+        for (std::size_t r = 0; r < nr; ++r) {
+            w.valid[r] = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
+            rows |= w.valid[r] > 0;
+        }
+        if (!rows) continue;
         tiles::gemm_rows<false>(nr, block_k, P.d, Q, dp, Kt, block_k, w.S.data(), block_k);
         bool any = false;
         for (std::size_t r = 0; r < nr; ++r) {
@@ -59,8 +67,11 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
             T* row = w.S.data() + r * block_k;
             w.beg[r] = w.end[r] = 0;
             if (valid == 0) continue;
-            typename M::row_args ra(b, h, i0 + r, par);
-            M::forward_row(row, block_k, valid, ra, j0);
+            typename M::row_args ra(b, h, i0 + r, par, sv);
+            if (cls == tile_class::full)
+                M::template forward_row<true>(row, block_k, valid, ra, j0);
+            else
+                M::template forward_row<false>(row, block_k, valid, ra, j0);
             const auto [lo, hi] = visible_span(row, valid);
             if (lo == hi) continue;
             const T bm = kernels::rows::max(row + lo, hi - lo);
