@@ -208,36 +208,33 @@ TEST_CASE("attention mods: document masks and the block mask") {
         check_against(P, attn::score, attn::document_causal, {score_only, one, zero, causal_same}, {}, &docs2);
         CHECK(max_abs_diff(old_ids, ids) > 0.5);
     }
-    SUBCASE("a mask of batch and head, classified per (b, h): (i - j + 1)(h + 1) - 30 b > 0") {
-        auto mask = (attn::q_idx - attn::k_idx + 1_c) * (attn::head + 1_c) - attn::batch * 30_c;
-        const std::vector<double> none;
-        definition f{score_only, one, zero, {}};
-        // head-dependent: checked per head against a reference with that head's rule
-        const auto r = flex_attention_forward(P.q, P.k, P.v, attn::score, mask, {}, {});
-        const auto g = flex_attention_vjp(P.q, P.k, P.v, P.dout, attn::score, mask, {}, {});
-        for (std::size_t h = 0; h < 2; ++h) {
-            f.visible = [h](std::size_t b, double i, double j) { return (i - j + 1) * double(h + 1) - 30.0 * double(b) > 0; };
-            const auto ref = reference(P.q, P.k, P.v, P.dout, f, none);
-            auto head = [h](const xt::xtensor<double, 4>& x) {  // the values of head h, every batch entry
-                const std::size_t n = x.shape()[2] * x.shape()[3];
-                xt::xtensor<double, 1> o = xt::zeros<double>({x.shape()[0] * n});
-                for (std::size_t b = 0; b < x.shape()[0]; ++b)
-                    std::copy_n(x.data() + (b * x.shape()[1] + h) * n, n, o.data() + b * n);
-                return o;
-            };
-            CHECK(max_abs_diff(head(r.out), head(ref.out)) < 1e-10);
-            CHECK(max_abs_diff(head(g.dq), head(ref.dq)) < 1e-9);
-            // dk, dv of head h come from query head h only (H_q = H_kv)
-            CHECK(max_abs_diff(head(g.dk), head(ref.dk)) < 1e-9);
-            CHECK(max_abs_diff(head(g.dv), head(ref.dv)) < 1e-9);
+    SUBCASE("a mask of batch and head outside the interval arithmetic (a non-integer constant): the per-element "
+            "fallback, per (b, h), and again for another shape") {
+        // visible ⇔ (i − j + 1)(h + 1) − 30 b + 1/4 > 0: causal in batch entry 0, narrower in entry 1 and head 0
+        auto mask = (attn::q_idx - attn::k_idx + 1_c) * (attn::head + 1_c) - attn::batch * 30_c + fc<0.25>;
+        for (std::size_t T : {70u, 150u}) {
+            const problem Q(T);
+            const auto r = flex_attention_forward(Q.q, Q.k, Q.v, attn::score, mask, {}, {});
+            const auto g = flex_attention_vjp(Q.q, Q.k, Q.v, Q.dout, attn::score, mask, {}, {});
+            for (std::size_t h = 0; h < 2; ++h) {
+                definition f{score_only, one, zero, [h](std::size_t b, double i, double j) {
+                                 return (i - j + 1) * double(h + 1) - 30.0 * double(b) + 0.25 > 0;
+                             }};
+                const auto ref = reference(Q.q, Q.k, Q.v, Q.dout, f, {});
+                auto head = [h](const xt::xtensor<double, 4>& x) {  // the values of head h, every batch entry
+                    const std::size_t n = x.shape()[2] * x.shape()[3];
+                    xt::xtensor<double, 1> o = xt::zeros<double>({x.shape()[0] * n});
+                    for (std::size_t b = 0; b < x.shape()[0]; ++b)
+                        std::copy_n(x.data() + (b * x.shape()[1] + h) * n, n, o.data() + b * n);
+                    return o;
+                };
+                CHECK(max_abs_diff(head(r.out), head(ref.out)) < 1e-10);
+                CHECK(max_abs_diff(head(g.dq), head(ref.dq)) < 1e-9);
+                // dk, dv of head h come from query head h only (H_q = H_kv)
+                CHECK(max_abs_diff(head(g.dk), head(ref.dk)) < 1e-9);
+                CHECK(max_abs_diff(head(g.dv), head(ref.dv)) < 1e-9);
+            }
         }
-    }
-    SUBCASE("a mask outside the interval arithmetic (a non-integer constant): the per-element fallback") {
-        check_against(P, attn::score, fc<0.5> * attn::q_idx - attn::k_idx + 1_c,
-                      {score_only, one, zero, at_positions([](double i, double j) { return 0.5 * i - j + 1 > 0; })});
-        const problem P2(150);  // another shape: classified again
-        check_against(P2, attn::score, fc<0.5> * attn::q_idx - attn::k_idx + 1_c,
-                      {score_only, one, zero, at_positions([](double i, double j) { return 0.5 * i - j + 1 > 0; })});
     }
     SUBCASE("errors: no ids, ids of the wrong shape or too large") {
         CHECK_THROWS_WITH_AS(flex_attention_forward(P.q, P.k, P.v, attn::score, attn::document, {}, {}),
@@ -351,26 +348,38 @@ TEST_CASE("attention mods: the docs example") {
                                 at_positions([](double i, double j) { return j <= i; })},
                                {slopes(0), slopes(1)});
     CHECK(max_abs_diff(g.dparams[0], ref.dslope) < 1e-9);
+    // docs-begin docs/flex_attention.md
+    auto ids = xt::xtensor<std::int64_t, 2>::from_shape({2, 70});  // [B, T]: the document of every position
+    for (std::size_t i = 0; i < 70; ++i) ids(0, i) = ids(1, i) = static_cast<std::int64_t>(i / 20);
+    auto docs = flex_documents::self(ids);  // the same ids for queries and keys
+    auto gd = flex_attention_vjp(q, k, v, dout, attn::score, attn::document_causal, {}, opts, docs);
+    // docs-end
+    // Row 0 of every document sees only itself: dq there is 0 (p = 1, dz = p (dP − D) = 0).
+    for (std::size_t i : {0u, 20u, 40u, 60u}) CHECK(std::fabs(gd.dq(1, 1, i, 2)) < 1e-12);
+    CHECK(std::fabs(gd.dq(1, 1, 21, 2)) > 1e-6);
 }
 
 TEST_CASE("attention mods: T5's relative-position bias table against its definition") {
-    // T5's decoder bucketing written here: 8 buckets, distances 0..3 exact, then logarithmic up to 20.
+    // T5's decoder bucketing written here: 5 buckets, distances 0 and 1 exact, then logarithmic up to 12 (a small
+    // table keeps this test's compile time low; the construction is the same for T5's 32 buckets).
     auto bucket = [](double i, double j) {
         const double n = std::max(i - j, 0.0);
-        if (n < 4) return std::size_t(n);
-        return std::min<std::size_t>(7, 4 + std::size_t(std::log(n / 4) / std::log(20.0 / 4) * 4));
+        if (n < 2) return std::size_t(n);
+        return std::min<std::size_t>(4, 2 + std::size_t(std::log(n / 2) / std::log(12.0 / 2) * 3));
     };
-    CHECK(attn::relative_bucket(3, 8, 20) == 3);
-    CHECK(attn::relative_bucket(13, 8, 20) == bucket(13, 0));
-    CHECK(attn::relative_bucket(100, 8, 20) == 7);
-    CHECK(attn::relative_bucket(-5, 8, 20) == 0);
+    CHECK(attn::relative_bucket(1, 5, 12) == 1);
+    CHECK(attn::relative_bucket(5, 5, 12) == bucket(5, 0));
+    CHECK(attn::relative_bucket(100, 5, 12) == 4);
+    CHECK(attn::relative_bucket(-5, 5, 12) == 0);
+    CHECK(attn::relative_bucket(100, 32, 128) == 30);  // 16 + ⌊ln(100/16)/ln(8)·16⌋ = 16 + ⌊14.1⌋
+    CHECK(attn::relative_bucket(200, 32, 128) == 31);
     const problem P;  // T = 70: every bucket is met, the last one far past the maximal distance
     std::vector<xt::xtensor<double, 1>> table;
-    for (std::size_t b = 0; b < 8; ++b) table.push_back({0.3 * std::sin(double(b)), -0.2 + 0.05 * double(b)});
-    const auto r = flex_attention_forward(P.q, P.k, P.v, attn::relative_bias<8, 20>, attn::causal, table, {});
-    const auto g = flex_attention_vjp(P.q, P.k, P.v, P.dout, attn::relative_bias<8, 20>, attn::causal, table, {});
-    REQUIRE(g.dparams.size() == 8);
-    for (std::size_t bk = 0; bk < 8; ++bk) {
+    for (std::size_t b = 0; b < 5; ++b) table.push_back({0.3 * std::sin(double(b)), -0.2 + 0.05 * double(b)});
+    const auto r = flex_attention_forward(P.q, P.k, P.v, attn::relative_bias<5, 12>, attn::causal, table, {});
+    const auto g = flex_attention_vjp(P.q, P.k, P.v, P.dout, attn::relative_bias<5, 12>, attn::causal, table, {});
+    REQUIRE(g.dparams.size() == 5);
+    for (std::size_t bk = 0; bk < 5; ++bk) {
         CAPTURE(bk);
         // z = s + table[bucket(i - j)][h]; ∂z/∂table[bk][h] = [bucket = bk], read back through the slope slot.
         const definition f{[&](double s, double h, double i, double j, double) {
@@ -388,4 +397,33 @@ TEST_CASE("attention mods: T5's relative-position bias table against its definit
             CHECK(max_abs_diff(g.dv, ref.dv) < 1e-9);
         }
     }
+}
+
+TEST_CASE("attention mods: the block mask's classes equal a count of the visible pairs of each tile") {
+    // Interval arithmetic must find every empty and every full tile of the library's masks, not just be safe: the
+    // classes are compared with the count of visible pairs per tile (0: empty, all: full).
+    namespace fx = ops::detail::flex;
+    auto check = [](auto mask, std::size_t Tq, std::size_t Tk, auto visible) {
+        using M = fx::modification<double, std::remove_cvref_t<decltype(attn::score)>, decltype(mask)>;
+        fx::block_mask<double> bm;
+        fx::classify<M>(bm, 1, 1, Tq, Tk, static_cast<const double*>(nullptr), 0, {}, {});
+        std::size_t n[3] = {0, 0, 0};
+        for (std::size_t qb = 0; qb * 64 < Tq; ++qb)
+            for (std::size_t kb = 0; kb * 64 < Tk; ++kb) {
+                std::size_t seen = 0, all = 0;
+                for (std::size_t i = qb * 64; i < std::min(Tq, qb * 64 + 64); ++i)
+                    for (std::size_t j = kb * 64; j < std::min(Tk, kb * 64 + 64); ++j, ++all) seen += visible(i, j);
+                const auto want = seen == 0 ? fx::tile_class::empty
+                                  : seen == all ? fx::tile_class::full
+                                                : fx::tile_class::partial;
+                CHECK((bm.at(0, 0, qb, kb) == want));
+                ++n[static_cast<int>(want)];
+            }
+        CHECK(n[0] > 0);  // the shapes below have tiles of every class
+        CHECK(n[1] > 0);
+        CHECK(n[2] > 0);
+    };
+    check(attn::sliding_window<200>, 300, 300, [](double i, double j) { return i - 200 < j && j <= i; });
+    check(attn::causal, 200, 330, [](double i, double j) { return j <= i + 130; });
+    check(attn::prefix_lm<70>, 260, 260, [](double i, double j) { return j < 70 || j <= i; });
 }

@@ -140,11 +140,13 @@ template <class M, class T, class PT>
 flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
                             const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse, const xt::xtensor<T, 4>& dout,
                             const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o,
-                            workspace<T>& ws, const flex_documents* docs = nullptr) {
+                            workspace<T>& ws, const flex_documents* docs = nullptr, bool packed_forward = false) {
     constexpr const char* op = "flex_attention_vjp";
     auto& P = ws.P;
     setup<M>(op, q, k, v, params, o, docs, P);
-    pack(q, k, v, o, true, P);
+    // packed_forward: forward_into of the same inputs and workspace ran just before (the scaled q̂ and k̂ᵀ blocks
+    // it packed are the backward's too).
+    pack(q, k, v, o, true, P, packed_forward);
     const std::size_t BQ = P.B * P.Hq;
     grow(P.dOp, BQ * P.Tq * P.dvp);
     P.Drow.assign(BQ * P.Tq, T(0));
@@ -225,7 +227,7 @@ flex_attention_grads<T> vjp_entry(const xt::xtensor<T, 4>& q, const xt::xtensor<
     auto& ws = thread_workspace<T>();
     attention_result<T> f;
     forward_into<M>(q, k, v, params, o, f.out, f.lse, ws, docs);
-    return vjp<M>(q, k, v, f.out, f.lse, dout, params, o, ws, docs);
+    return vjp<M>(q, k, v, f.out, f.lse, dout, params, o, ws, docs, true);
 }
 
 }  // namespace detail::flex

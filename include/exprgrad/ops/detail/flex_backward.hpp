@@ -60,10 +60,14 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
                                            w.Pm.data() + r * block_k, w.dS.data() + r * block_k,
                                            w.vis.data() + r * block_k, acc);
         };
-        if (cls == tile_class::full)
-            row.template operator()<true>();
-        else
-            row.template operator()<false>();
+        if constexpr (M::masked) {
+            if (cls == tile_class::full)
+                row.template operator()<true>();
+            else
+                row.template operator()<false>();
+        } else {
+            row.template operator()<true>();  // no mask: one instantiation
+        }
     }
     for (std::size_t I = 0; I < M::np; ++I) dpar[I] = static_cast<double>(xsimd::hadd(acc[I]));
     bool any = false;

@@ -68,10 +68,14 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
             w.beg[r] = w.end[r] = 0;
             if (valid == 0) continue;
             typename M::row_args ra(b, h, i0 + r, par, sv);
-            if (cls == tile_class::full)
-                M::template forward_row<true>(row, block_k, valid, ra, j0);
-            else
-                M::template forward_row<false>(row, block_k, valid, ra, j0);
+            if constexpr (M::masked) {
+                if (cls == tile_class::full)
+                    M::template forward_row<true>(row, block_k, valid, ra, j0);
+                else
+                    M::template forward_row<false>(row, block_k, valid, ra, j0);
+            } else {
+                M::template forward_row<true>(row, block_k, valid, ra, j0);  // no mask: one instantiation
+            }
             const auto [lo, hi] = visible_span(row, valid);
             if (lo == hi) continue;
             const T bm = kernels::rows::max(row + lo, hi - lo);

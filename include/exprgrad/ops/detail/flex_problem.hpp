@@ -205,9 +205,10 @@ void size_problem(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const 
 
 /// The packed operands of a sized problem: s·q̂ padded, k̂ᵀ per key block, v padded (forward) or k̂ padded, vᵀ
 /// per key block (backward); q̂, k̂ normalised under normalize_qk. Every element a kernel reads is written.
+/// packed_forward: the forward of the same inputs has just packed P (s·q̂ and k̂ᵀ are kept, not packed again).
 template <class T>
 void pack(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-          const attention_options& o, bool backward, problem<T>& P) {
+          const attention_options& o, bool backward, problem<T>& P, bool packed_forward = false) {
     const std::size_t Tq = P.Tq, Tk = P.Tk, d = P.d, dv = P.dv, dp = P.dp, dvp = P.dvp;
     const std::size_t BQ = P.B * P.Hq, BK = P.B * P.Hkv;
     P.qhat = q.data();
@@ -230,7 +231,7 @@ void pack(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xten
         P.khat = P.Kh.data();
     }
     grow(P.Qs, BQ * Tq * dp);
-    kernels::parallel_for(0, BQ, attention::packing_grain(Tq, d), [&](std::size_t lo, std::size_t hi) {
+    if (!packed_forward) kernels::parallel_for(0, BQ, attention::packing_grain(Tq, d), [&](std::size_t lo, std::size_t hi) {
         for (std::size_t bh = lo; bh < hi; ++bh)
             for (std::size_t i = 0; i < Tq; ++i) {
                 const T* src = P.qhat + (bh * Tq + i) * d;
@@ -268,7 +269,7 @@ void pack(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xten
             const T* vh = v.data() + g * Tk * dv;
             for (std::size_t kb = 0; kb < P.nkb; ++kb) {
                 const std::size_t j0 = kb * block_k, nj = std::min(block_k, Tk - j0);
-                pack_t(kh, d, j0, nj, P.Kt.data() + (g * P.nkb + kb) * d * block_k);
+                if (!packed_forward) pack_t(kh, d, j0, nj, P.Kt.data() + (g * P.nkb + kb) * d * block_k);
                 if (backward) pack_t(vh, dv, j0, nj, P.Vt.data() + (g * P.nkb + kb) * dv * block_k);
             }
             if (copy_v) pad_rows(vh, Tk, dv, dvp, P.Vp.data() + g * Tk * dvp);
