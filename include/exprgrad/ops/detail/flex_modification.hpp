@@ -22,6 +22,9 @@ template <class T, class Mod, class Mask>
 struct modification {
     using Bt = xsimd::batch<T>;
     using mask_type = Mask;
+    /// The same score modification without a mask: what a tile the block mask finds fully visible runs (one
+    /// instantiation of its row passes per score modification, whatever the mask).
+    using unmasked = modification<T, Mod, sym::Const<1, 1>>;
     static constexpr std::size_t L = Bt::size;
     static constexpr std::size_t np = param_count_v<Mod>;
     static constexpr bool sequence = reads_sequence_v<Mask>;
