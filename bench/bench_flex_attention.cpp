@@ -3,7 +3,9 @@
 // mask_mod (the fused kernels with a mask and no score change), ALiBi with that mask, and tanh soft-capping
 // with the options' causal mask; forward, and forward + backward; ALiBi also with the options' causal mask (as the
 // identity has it); and at T = 4096 the sliding window attn::sliding_window<256> against full causal attention,
-// forward + backward (issue 20). The modifications are the library's (ops/attention_mods.hpp).
+// forward + backward (issue 20), with the causal mask written as attn::causal and the causal document mask of
+// eight packed documents of 512 positions (attn::document_causal). The modifications are the library's
+// (ops/attention_mods.hpp); the block mask classifies every tile of these masks once per shape.
 // bench/flex_rounds.py runs this program in interleaved rounds and prints the medians (docs/flex_attention.md).
 // Run alone:
 //   build/bench/bench_flex_attention --benchmark_min_time=0.1
@@ -95,6 +97,22 @@ void BM_flex(benchmark::State& st, bool backward, Mod mod, Mask mask, bool optio
     });
 }
 
+/// attn::document_causal over documents of `len` positions packed into each row, forward + backward.
+void BM_flex_documents(benchmark::State& st, std::size_t len) {
+    run(st, [&](const inputs& in) {
+        const std::size_t T = in.q.shape()[2];
+        static flex_documents docs;
+        if (docs.q.shape()[1] != T) {
+            auto ids = xt::xtensor<std::int64_t, 2>::from_shape({B, T});
+            for (std::size_t i = 0; i < T; ++i) ids(0, i) = static_cast<std::int64_t>(i / len);
+            docs = flex_documents::self(ids);
+        }
+        auto g = flex_attention_vjp(in.q, in.k, in.v, in.dout, attn::score, attn::document_causal, {}, causal_options(),
+                                    docs);
+        benchmark::DoNotOptimize(g.dq.data());
+    });
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
     b->ArgNames({"T"})->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 }
@@ -115,10 +133,11 @@ BENCHMARK_CAPTURE(BM_flex, fwdbwd_alibi, true, alibi, causal_mask, false, true)-
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_softcap, true, softcap, 1_c, true, false)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_alibi_opts, true, alibi, 1_c, true, true)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_attention, fwdbwd, true)->Apply(long_sizes);
+BENCHMARK_CAPTURE(BM_flex, fwdbwd_mask, true, attn::score, causal_mask, false, false)->Apply(long_sizes);
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_window256, true, attn::score, window, false, false)->Apply(long_sizes);
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_window256_opts, true, attn::score, window, true, false)->Apply(long_sizes);
-// Width 1 (the diagonal tiles only): nearly all of its time is the per-element mask test of the hidden tiles, the
-// floor under the window's time until the tiles are classified once per shape (issue 20's block mask).
+BENCHMARK_CAPTURE(BM_flex_documents, fwdbwd_document512, 512)->Apply(long_sizes);
+// Width 1 (the 64 diagonal tiles only): the floor of the fused path's cost per computed tile.
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_window1, true, attn::score, attn::sliding_window<1>, false, false)->Apply(long_sizes);
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_window1_opts, true, attn::score, attn::sliding_window<1>, true, false)
     ->Apply(long_sizes);

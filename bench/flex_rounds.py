@@ -5,7 +5,9 @@ Each round runs the whole program once (every benchmark once, in order), so the 
 round and load from other work on a shared machine falls on all of them alike; the table gives per benchmark
 the median CPU time over the rounds, its range, and the ratios of medians to the ops::attention row and to the
 identity row of the same pass and T ("-" where the program has no such row; at T = 4096 the ops::attention row is
-full causal attention, so the sliding window's ratio is its share of that time).
+full causal attention, so the sliding window's ratio is its share of that time), and the median over rounds of the
+ratio within each round to the ops::attention row (steadier than the ratio of medians when other work loads the
+machine unevenly across rounds).
 Usage (from the repository top, built with -Dbench=true):
   python3 bench/flex_rounds.py --build build --rounds 7
 docs/flex_attention.md ("Speed") was made this way.
@@ -36,10 +38,10 @@ def main():
             times.setdefault(b["name"], []).append(b["cpu_time"])
     med = {n: statistics.median(t) for n, t in times.items()}
     print(f"\nbench_flex_attention (B = 1, H = 4, d = 64, float32, one thread), CPU ms, {args.rounds} rounds\n")
-    print("| pass | variant | T | median [min–max] | / ops::attention | / identity |")
-    print("|---|---|---|---|---|---|")
+    print("| pass | variant | T | median [min–max] | / ops::attention | / identity | / ops::attention per round |")
+    print("|---|---|---|---|---|---|---|")
     for name, t in times.items():
-        m = re.match(r"BM_(attention|flex)/(fwdbwd|fwd)_?(\w*)/T:(\d+)", name)
+        m = re.match(r"BM_(attention|flex)(?:_documents)?/(fwdbwd|fwd)_?(\w*)/T:(\d+)", name)
         if not m:
             continue
         kind, pas, variant, T = m.groups()
@@ -48,7 +50,9 @@ def main():
         ident = med.get(f"BM_flex/{pas}_identity/T:{T}")
         ratio = f"{med[name] / base:.2f}" if base else "-"
         ratio_id = f"{med[name] / ident:.2f}" if ident else "-"
-        print(f"| {pas} | {label} | {T} | {med[name]:.3g} [{min(t):.3g}–{max(t):.3g}] | {ratio} | {ratio_id} |")
+        base_t = times.get(f"BM_attention/{pas}/T:{T}")
+        per_round = f"{statistics.median(a / b for a, b in zip(t, base_t)):.2f}" if base_t else "-"
+        print(f"| {pas} | {label} | {T} | {med[name]:.3g} [{min(t):.3g}–{max(t):.3g}] | {ratio} | {ratio_id} | {per_round} |")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,15 @@
 //   auto s = flex_attention_forward(q, k, v, attn::softcap<50.0>, attn::causal, {}, opts);
 //
 // Masks are visible where their value is > 0 (the flex contract), and q_idx, k_idx are 0-based positions with no
-// alignment between T_q and T_k: the masks below are top-left aligned (row i is compared with key i). They are
-// ordinary expressions, so `to_string(attn::causal)` prints them and `d(attn::alibi, attn::score)` is 1.
-// Op reference, the table of these modifications and their speed: docs/flex_attention.md.
+// alignment between T_q and T_k: attn::causal aligns bottom-right through the sequence placeholders (q_len,
+// k_len: ops/attn_sequence.hpp), as the options' causal mask; causal_top_left, sliding_window and prefix_lm are
+// top-left aligned (row i is compared with key i). Document masks read per-position ids (attn::q_doc, k_doc)
+// passed as flex_documents. They are ordinary expressions, so `to_string(attn::causal)` prints them and
+// `d(attn::alibi, attn::score)` is 1. The block mask classifies the tiles of all these masks by interval
+// arithmetic (ops/detail/flex_block_mask.hpp). Op reference, the table of these modifications and their speed:
+// docs/flex_attention.md.
 //
-// Not here, because the placeholders do not carry what they need (listed in docs/flex_attention.md): causal
-// masking aligned bottom-right when T_q ≠ T_k (needs T_k − T_q; the options' `causal = true` does it), document
-// masking by segment ids and relative-position bias tables (need side inputs read at q_idx and k_idx), and the
+// T5's relative-position bias table is in ops/attn_relative_bias.hpp (included here). Not here: the
 // gradient-maximising scale (α*(n) is the root of a transcendental equation, not an expression of the op table).
 #pragma once
 
@@ -24,6 +26,8 @@
 #include <xtensor/xtensor.hpp>
 
 #include "exprgrad/ops/attn_placeholders.hpp"
+#include "exprgrad/ops/attn_relative_bias.hpp"  // attn::relative_bias<NB, MaxDistance>, attn::relative_bucket
+#include "exprgrad/ops/attn_sequence.hpp"
 #include "exprgrad/sym/functions.hpp"
 
 namespace exprgrad::ops::detail::flex {
@@ -71,11 +75,17 @@ consteval auto make_entropy_invariant_causal() {
 
 namespace exprgrad::ops::attn {
 
-/// Causal mask, top-left aligned: key j is visible to query i ⇔ j ≤ i (value i − j + 1 > 0). The decoder mask of
-/// "Attention Is All You Need" and of every GPT. Equals `attention_options{.causal = true}` when T_q = T_k (the
-/// option aligns bottom-right, j ≤ i + T_k − T_q, which the placeholders cannot express). Example:
-/// `flex_attention_forward(q, k, v, attn::score, attn::causal, {}, opts)`.
-inline constexpr auto causal = q_idx - k_idx + sym::c<1>;
+/// Causal mask, bottom-right aligned: key j is visible to query i ⇔ j ≤ i + T_k − T_q (value
+/// i − j + T_k − T_q + 1 > 0), so the last query sees every key, as `attention_options{.causal = true}` (which it
+/// equals for every T_q, T_k) and PyTorch's causal_lower_right; with T_q = T_k it is j ≤ i, the decoder mask of
+/// "Attention Is All You Need" and of every GPT. Queries i < T_q − T_k (more queries than keys) see no key: their
+/// rows are fully masked (out = 0, lse = −inf). Example: `flex_attention_forward(q, k, v, attn::score,
+/// attn::causal, {}, opts)`; decoding one new query against a cache of T_k keys sees all of them.
+inline constexpr auto causal = q_idx - k_idx + (k_len - q_len) + sym::c<1>;
+
+/// Causal mask, top-left aligned: visible ⇔ j ≤ i (value i − j + 1 > 0) whatever T_q and T_k (PyTorch's
+/// causal_upper_left). Equals attn::causal when T_q = T_k. Example: `attn::causal_top_left`.
+inline constexpr auto causal_top_left = q_idx - k_idx + sym::c<1>;
 
 /// Sliding-window (local) causal mask of width W ≥ 1 (a compile-time integer): visible ⇔ i − W < j ≤ i, so each
 /// query sees itself and the W − 1 keys before it (W keys in all; implementations differ by one here, some let
@@ -89,6 +99,19 @@ inline constexpr auto sliding_window = detail::flex::make_sliding_window<W>();
 /// Example: `attn::prefix_lm<16>`.
 template <std::intmax_t P>
 inline constexpr auto prefix_lm = detail::flex::make_prefix_lm<P>();
+
+/// Document mask: key j is visible to query i ⇔ they belong to the same document, docs.q[b][i] = docs.k[b][j]
+/// (value min(q_doc − k_doc + 1, k_doc − q_doc + 1) > 0 for integer ids), for several sequences packed into one
+/// row of a batch. Needs the ids: pass flex_documents after the options (a call without them throws). Combine it
+/// with other masks with sym::min (visible where both are). Example, documents of lengths 3 and 2, bidirectional
+/// within each: `flex_attention_forward(q, k, v, attn::score, attn::document, {}, opts,
+/// flex_documents::self(xt::xtensor<std::int64_t, 2>{{0, 0, 0, 1, 1}}))`.
+inline constexpr auto document = sym::min(q_doc - k_doc + sym::c<1>, k_doc - q_doc + sym::c<1>);
+
+/// Causal document mask: visible ⇔ same document and j ≤ i + T_k − T_q (attn::causal within each document: the
+/// packed-sequence training mask). Example: `flex_attention_forward(q, k, v, attn::score, attn::document_causal,
+/// {}, opts, flex_documents::self(ids))`.
+inline constexpr auto document_causal = sym::min(document, causal);
 
 /// ALiBi (Press, Smith, Lewis, "Train Short, Test Long", ICLR 2022): z = score − m_h·(i − j) with the slope m_h
 /// of head h the learnable param<0> (params[0] has H values; the paper's fixed slopes are alibi_slopes(H)). Meant

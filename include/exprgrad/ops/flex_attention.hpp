@@ -23,6 +23,7 @@
 
 #include "exprgrad/ops/attention.hpp"
 #include "exprgrad/ops/attn_placeholders.hpp"
+#include "exprgrad/ops/attn_sequence.hpp"
 #include "exprgrad/ops/detail/flex_backward.hpp"
 #include "exprgrad/ops/detail/flex_forward.hpp"
 
@@ -53,9 +54,15 @@ constexpr void check_modifications() {
         static_assert(!reads_v<Mask, 0>,
                       "flex_attention: mask_mod may not read attn::score (a mask depends on positions only; modify "
                       "the score with score_mod instead)");
-        static_assert(sym::arity_v<Mask> <= attn::first_param,
+        static_assert(!reads_any_of<Mask, attn::first_param, attn::first_sequence>(),
                       "flex_attention: mask_mod may not read attn::param<I> (parameters belong in score_mod)");
+        static_assert(sym::arity_v<Mask> <= attn::first_sequence + 4,
+                      "flex_attention: mask_mod reads a variable that is no attn placeholder");
     }
+    if constexpr (sym::Expression<Mod>)
+        static_assert(sym::arity_v<Mod> <= attn::first_sequence,
+                      "flex_attention: score_mod may not read attn::q_len, attn::k_len, attn::q_doc or attn::k_doc "
+                      "(the sequence placeholders belong in mask_mod), nor more than 59 parameters");
 }
 
 template <class T>
@@ -94,25 +101,35 @@ std::vector<std::size_t> param_sizes(const std::vector<xt::xtensor<PT, 1>>& para
     return s;
 }
 
-/// Checks, sizes (counting visible keys when the scale policy depends on n) and converts the parameters.
+/// Checks, sizes (counting visible keys when the scale policy depends on n), converts the parameters and the
+/// document ids, and classifies the tiles (the block mask, kept from the last call when nothing changed).
 template <class M, class T, class PT>
 void setup(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-           const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o, problem<T>& P) {
+           const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o, const flex_documents* docs,
+           problem<T>& P) {
     check_inputs(op, q, k, v, o, params.size(), M::np, param_sizes(params));
     P.np = M::np;
     P.par = convert_params<T>(params, q.shape()[1]);
     auto count = [&](std::size_t b, std::size_t h, std::size_t i, std::size_t n) {
-        return M::count_visible(b, h, i, n, P.par.data() + h * P.np);
+        return M::count_visible(b, h, i, 0, n, P.par.data() + h * P.np, P.sequence(b));
     };
+    P.q_doc.clear();  // size_problem's count may run before the ids are set: it reads them after set_documents
+    P.k_doc.clear();
+    P.B = q.shape()[0];
+    P.Tq = q.shape()[2];
+    P.Tk = k.shape()[2];
+    P.nkb = (P.Tk + block_k - 1) / block_k;
+    set_documents(op, reads_documents_v<typename M::mask_type>, docs, P);
     size_problem(q, k, v, o, P, count);
+    classify<M>(P.bm, P.B, P.Hq, P.Tq, P.Tk, P.par.data(), P.np, P.q_doc, P.k_doc);
 }
 
 template <class M, class T, class PT>
 void forward_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
                   const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o, xt::xtensor<T, 4>& out,
-                  xt::xtensor<T, 3>& lse, workspace<T>& ws) {
+                  xt::xtensor<T, 3>& lse, workspace<T>& ws, const flex_documents* docs = nullptr) {
     auto& P = ws.P;
-    setup<M>("flex_attention_forward", q, k, v, params, o, P);
+    setup<M>("flex_attention_forward", q, k, v, params, o, docs, P);
     pack(q, k, v, o, false, P);
     attention::fit(out, std::array<std::size_t, 4>{P.B, P.Hq, P.Tq, P.dv});
     attention::fit(lse, std::array<std::size_t, 3>{P.B, P.Hq, P.Tq});
@@ -123,11 +140,13 @@ template <class M, class T, class PT>
 flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
                             const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse, const xt::xtensor<T, 4>& dout,
                             const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o,
-                            workspace<T>& ws) {
+                            workspace<T>& ws, const flex_documents* docs = nullptr, bool packed_forward = false) {
     constexpr const char* op = "flex_attention_vjp";
     auto& P = ws.P;
-    setup<M>(op, q, k, v, params, o, P);
-    pack(q, k, v, o, true, P);
+    setup<M>(op, q, k, v, params, o, docs, P);
+    // packed_forward: forward_into of the same inputs and workspace ran just before (the scaled q̂ and k̂ᵀ blocks
+    // it packed are the backward's too).
+    pack(q, k, v, o, true, P, packed_forward);
     const std::size_t BQ = P.B * P.Hq;
     grow(P.dOp, BQ * P.Tq * P.dvp);
     P.Drow.assign(BQ * P.Tq, T(0));
@@ -174,7 +193,8 @@ flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>&
 
 template <class Mod, class Mask, class T, class PT>
 attention_result<T> forward_entry(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-                                  const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o) {
+                                  const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o,
+                                  const flex_documents* docs) {
     check_modifications<Mod, Mask>();
     using M = modification<T, Mod, Mask>;
     attention_result<T> r;
@@ -183,14 +203,14 @@ attention_result<T> forward_entry(const xt::xtensor<T, 4>& q, const xt::xtensor<
         attention_forward_into(q, k, v, o, r.out, r.lse);
         return r;
     }
-    forward_into<M>(q, k, v, params, o, r.out, r.lse, thread_workspace<T>());
+    forward_into<M>(q, k, v, params, o, r.out, r.lse, thread_workspace<T>(), docs);
     return r;
 }
 
 template <class Mod, class Mask, class T, class PT>
 flex_attention_grads<T> vjp_entry(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
                                   const xt::xtensor<T, 4>& dout, const std::vector<xt::xtensor<PT, 1>>& params,
-                                  const attention_options& o) {
+                                  const attention_options& o, const flex_documents* docs) {
     check_modifications<Mod, Mask>();
     using M = modification<T, Mod, Mask>;
     constexpr const char* op = "flex_attention_vjp";
@@ -206,8 +226,8 @@ flex_attention_grads<T> vjp_entry(const xt::xtensor<T, 4>& q, const xt::xtensor<
     }
     auto& ws = thread_workspace<T>();
     attention_result<T> f;
-    forward_into<M>(q, k, v, params, o, f.out, f.lse, ws);
-    return vjp<M>(q, k, v, f.out, f.lse, dout, params, o, ws);
+    forward_into<M>(q, k, v, params, o, f.out, f.lse, ws, docs);
+    return vjp<M>(q, k, v, f.out, f.lse, dout, params, o, ws, docs, true);
 }
 
 }  // namespace detail::flex
@@ -240,7 +260,7 @@ attention_result<T> flex_attention_forward(const xt::xtensor<T, 4>& q, const xt:
                                            const xt::xtensor<T, 4>& v, Mod, Mask,
                                            const std::vector<xt::xtensor<T, 1>>& params,
                                            const attention_options& opts = {}) {
-    return detail::flex::forward_entry<Mod, Mask>(q, k, v, params, opts);
+    return detail::flex::forward_entry<Mod, Mask>(q, k, v, params, opts, nullptr);
 }
 
 /// flex_attention_forward with parameters of the other value type (double parameters for float q, k, v, or the
@@ -249,7 +269,7 @@ template <attention_value T, class Mod, class Mask, attention_value PT>
 requires(!std::is_same_v<T, PT>) attention_result<T> flex_attention_forward(
     const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v, Mod, Mask,
     const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& opts = {}) {
-    return detail::flex::forward_entry<Mod, Mask>(q, k, v, params, opts);
+    return detail::flex::forward_entry<Mod, Mask>(q, k, v, params, opts, nullptr);
 }
 
 /// Flex attention, VJP: given dout = ∂L/∂out [B, H_q, T_q, d_v], returns {dq, dk, dv, dparams} (dparams[I]: H_q
@@ -268,7 +288,7 @@ flex_attention_grads<T> flex_attention_vjp(const xt::xtensor<T, 4>& q, const xt:
                                            const xt::xtensor<T, 4>& v, const xt::xtensor<T, 4>& dout, Mod, Mask,
                                            const std::vector<xt::xtensor<T, 1>>& params,
                                            const attention_options& opts = {}) {
-    return detail::flex::vjp_entry<Mod, Mask>(q, k, v, dout, params, opts);
+    return detail::flex::vjp_entry<Mod, Mask>(q, k, v, dout, params, opts, nullptr);
 }
 
 /// flex_attention_vjp with parameters of the other value type (dparams are of q's type).
@@ -276,7 +296,29 @@ template <attention_value T, class Mod, class Mask, attention_value PT>
 requires(!std::is_same_v<T, PT>) flex_attention_grads<T> flex_attention_vjp(
     const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v, const xt::xtensor<T, 4>& dout,
     Mod, Mask, const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& opts = {}) {
-    return detail::flex::vjp_entry<Mod, Mask>(q, k, v, dout, params, opts);
+    return detail::flex::vjp_entry<Mod, Mask>(q, k, v, dout, params, opts, nullptr);
+}
+
+/// flex_attention_forward with document ids, for a mask_mod that reads attn::q_doc / attn::k_doc (document
+/// masking, e.g. attn::document_causal): docs.q [B, T_q] and docs.k [B, T_k] hold the id of every query and key
+/// position. Same contract otherwise; also throws std::invalid_argument when the ids' shapes do not match or an id
+/// is 2^24 or more in magnitude, and (any overload) when a mask reads the ids and none were given. Example:
+///   auto r = flex_attention_forward(q, k, v, attn::score, attn::document_causal, {}, opts, flex_documents::self(ids));
+template <attention_value T, class Mod, class Mask, attention_value PT = T>
+attention_result<T> flex_attention_forward(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
+                                           const xt::xtensor<T, 4>& v, Mod, Mask,
+                                           const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& opts,
+                                           const flex_documents& docs) {
+    return detail::flex::forward_entry<Mod, Mask>(q, k, v, params, opts, &docs);
+}
+
+/// flex_attention_vjp with document ids (see the flex_attention_forward overload that takes them).
+template <attention_value T, class Mod, class Mask, attention_value PT = T>
+flex_attention_grads<T> flex_attention_vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
+                                           const xt::xtensor<T, 4>& v, const xt::xtensor<T, 4>& dout, Mod, Mask,
+                                           const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& opts,
+                                           const flex_documents& docs) {
+    return detail::flex::vjp_entry<Mod, Mask>(q, k, v, dout, params, opts, &docs);
 }
 
 }  // namespace exprgrad::ops

@@ -22,6 +22,7 @@ template <class T>
 struct backward_scratch {
     buffer<T> S, dP, Pm, dS, vis, dK, dV, G;
     std::vector<std::size_t> rbeg, rend, kbeg, kend, valid;
+    bool whole = false;  // the last pair is visible everywhere: its products need no row or key limits
 };
 
 /// P, dS and the visibility of one (query block, key block) pair of query head h (key/value head g); sets the
@@ -34,10 +35,17 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
     const std::size_t bh = b * P.Hq + h, i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
     const std::size_t* n = P.nrow.data() + b * P.Tq + i0;
     // A row that sees no key (lse = −inf) contributes nothing, whatever its dout holds.
-    for (std::size_t r = 0; r < nr; ++r) w.valid[r] = n[r] > j0 && lse[i0 + r] != ninf ? std::min(nc, n[r] - j0) : 0;
-    const T* par = P.par.data() + h * P.np;
-    if (!M::any_visible(b, h, i0, nr, j0, w.valid.data(), par)) return false;
     const std::size_t kb = j0 / block_k;
+    const tile_class cls = P.bm.at(b, h, qb, kb);  // the forward's block mask
+    if (cls == tile_class::empty) return false;
+    bool rows = false;
+    for (std::size_t r = 0; r < nr; ++r) {
+        w.valid[r] = n[r] > j0 && lse[i0 + r] != ninf ? std::min(nc, n[r] - j0) : 0;
+        rows |= w.valid[r] > 0;
+    }
+    if (!rows) return false;
+    const T* par = P.par.data() + h * P.np;
+    const auto sv = P.sequence(b);
     tiles::gemm_rows<false>(nr, block_k, P.d, P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp,
                             P.Kt.data() + (g * P.nkb + kb) * P.d * block_k, block_k, w.S.data(), block_k);
     tiles::gemm_rows<false>(nr, block_k, P.dv, P.dop + (bh * P.Tq + i0) * P.dvp, P.dvp,
@@ -46,13 +54,24 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
     acc.fill(typename M::Bt(T(0)));
     for (std::size_t r = 0; r < nr; ++r) {
         const std::size_t valid = w.valid[r];
-        typename M::row_args ra(b, h, i0 + r, par);
-        M::backward_row(w.S.data() + r * block_k, w.dP.data() + r * block_k, lse[i0 + r], P.Drow[bh * P.Tq + i0 + r],
-                        block_k, valid, ra, j0, w.Pm.data() + r * block_k, w.dS.data() + r * block_k,
-                        w.vis.data() + r * block_k, acc);
+        auto row = [&]<class N, bool Full>() {
+            typename N::row_args ra(b, h, i0 + r, par, sv);
+            N::template backward_row<Full>(w.S.data() + r * block_k, w.dP.data() + r * block_k, lse[i0 + r],
+                                           P.Drow[bh * P.Tq + i0 + r], block_k, valid, ra, j0,
+                                           w.Pm.data() + r * block_k, w.dS.data() + r * block_k,
+                                           w.vis.data() + r * block_k, acc);
+        };
+        bool done = false;  // a partial tile evaluates the mask; a full one runs the unmasked row pass
+        if constexpr (M::masked) {
+            if (cls == tile_class::partial) {
+                row.template operator()<M, false>();
+                done = true;
+            }
+        }
+        if (!done) row.template operator()<typename M::unmasked, true>();  // one instantiation per score modification
     }
     for (std::size_t I = 0; I < M::np; ++I) dpar[I] = static_cast<double>(xsimd::hadd(acc[I]));
-    bool any = false;
+    bool any = false, whole = true;
     for (std::size_t r = 0; r < nr; ++r) {
         const T* v = w.vis.data() + r * block_k;
         std::size_t lo = 0, hi = nc;
@@ -61,6 +80,7 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
         w.rbeg[r] = lo;
         w.rend[r] = hi;
         any |= lo < hi;
+        whole = whole && lo == 0 && hi == nc;
     }
     for (std::size_t c = 0; c < nc; ++c) {
         std::size_t lo = 0, hi = nr;
@@ -68,7 +88,9 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
         while (hi > lo && w.vis[(hi - 1) * block_k + c] == T(0)) --hi;
         w.kbeg[c] = lo;
         w.kend[c] = hi;
+        whole = whole && lo == 0 && hi == nr;
     }
+    w.whole = whole;
     return any;
 }
 
@@ -94,13 +116,16 @@ void key_block_pass(const problem<T>& P, std::size_t b, std::size_t gl, std::siz
                                   pair_slot(P, dpar, bh, qb, j0 / block_k)))
                 continue;
             const std::size_t i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
+            const std::size_t* kb = w.whole ? nullptr : w.kbeg.data();
+            const std::size_t* ke = w.whole ? nullptr : w.kend.data();
             tiles::gemm_acc<1, block_k>(nc, dvp, nr, w.Pm.data(), P.dop + (bh * P.Tq + i0) * dvp, dvp, w.dV.data(), dvp,
-                                        w.kbeg.data(), w.kend.data());
+                                        kb, ke);
             tiles::gemm_acc<1, block_k>(nc, dp, nr, w.dS.data(), P.Qs.data() + (bh * P.Tq + i0) * dp, dp, w.dK.data(),
-                                        dp, w.kbeg.data(), w.kend.data());
+                                        dp, kb, ke);
             if (G)
                 tiles::gemm_acc<block_k, 1>(nr, dp, nc, w.dS.data(), P.Kp.data() + (g * P.Tk + j0) * dp, dp,
-                                            G + (hh * P.Tq + i0) * dp, dp, w.rbeg.data(), w.rend.data());
+                                            G + (hh * P.Tq + i0) * dp, dp, w.whole ? nullptr : w.rbeg.data(),
+                                            w.whole ? nullptr : w.rend.data());
         }
     }
     for (std::size_t c = 0; c < nc; ++c) {
@@ -169,7 +194,8 @@ void backward(const problem<T>& P, const attention_options& o, std::vector<backw
             if (backward_pair<M>(P, b, h, g, qb, j0, nc, lse_all + bh * P.Tq, w,
                                  pair_slot(P, dpar, bh, qb, j0 / block_k)))
                 tiles::gemm_acc<block_k, 1>(nr, P.dp, nc, w.dS.data(), P.Kp.data() + (g * P.Tk + j0) * P.dp, P.dp,
-                                            w.G.data(), P.dp, w.rbeg.data(), w.rend.data());
+                                            w.G.data(), P.dp, w.whole ? nullptr : w.rbeg.data(),
+                                            w.whole ? nullptr : w.rend.data());
         }
         store_q(P, bh, i0, nr, w.G.data(), dq);
     });

@@ -47,26 +47,50 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
     std::fill(w.acc.begin(), w.acc.begin() + nr * dvp, T(0));
     const T* Q = P.Qs.data() + (bh * P.Tq + i0) * dp;
     const T* par = P.par.data() + h * P.np;
+    const auto sv = P.sequence(b);
     for (std::size_t j0 = 0; j0 < kend; j0 += block_k) {
+        // The block mask: a tile the mask hides costs nothing, one it shows entirely skips the mask's evaluation.
+        const tile_class cls = P.bm.at(b, h, qb, j0 / block_k);
+        if (cls == tile_class::empty) continue;
         const std::size_t nc = std::min(block_k, kend - j0);
         const T* Kt = P.Kt.data() + (g * P.nkb + j0 / block_k) * P.d * block_k;
-        for (std::size_t r = 0; r < nr; ++r) w.valid[r] = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
-        if (!M::any_visible(b, h, i0, nr, j0, w.valid.data(), par)) continue;
+        bool rows = false;
+        for (std::size_t r = 0; r < nr; ++r) {
+            w.valid[r] = n[r] > j0 ? std::min(nc, n[r] - j0) : 0;
+            rows |= w.valid[r] > 0;
+        }
+        if (!rows) continue;
         tiles::gemm_rows<false>(nr, block_k, P.d, Q, dp, Kt, block_k, w.S.data(), block_k);
-        bool any = false;
+        bool any = false, whole = true;  // whole: every row adds all nc keys (the product needs no row limits)
         for (std::size_t r = 0; r < nr; ++r) {
             const std::size_t valid = w.valid[r];
             T* row = w.S.data() + r * block_k;
             w.beg[r] = w.end[r] = 0;
+            whole = whole && valid == nc;
             if (valid == 0) continue;
-            typename M::row_args ra(b, h, i0 + r, par);
-            M::forward_row(row, block_k, valid, ra, j0);
+            bool done = false;  // a partial tile evaluates the mask; a full one runs the unmasked row pass
+            if constexpr (M::masked) {
+                if (cls == tile_class::partial) {
+                    typename M::row_args ra(b, h, i0 + r, par, sv);
+                    M::template forward_row<false>(row, block_k, valid, ra, j0);
+                    done = true;
+                }
+            }
+            if (!done) {
+                using U = typename M::unmasked;
+                typename U::row_args ra(b, h, i0 + r, par, sv);
+                U::template forward_row<true>(row, block_k, valid, ra, j0);
+            }
             const auto [lo, hi] = visible_span(row, valid);
+            whole = whole && lo == 0 && hi == nc;
             if (lo == hi) continue;
             const T bm = kernels::rows::max(row + lo, hi - lo);
             // std::max drops a NaN second argument: keep it, so that a NaN score reaches out and lse.
             const T m_new = std::isnan(bm) ? bm : std::max(w.m[r], bm);
-            if (m_new == ninf) continue;              // every visible modified score is −inf: nothing to add
+            if (m_new == ninf) {  // every visible modified score is −inf: nothing to add
+                whole = false;
+                continue;
+            }
             const T corr = std::exp(w.m[r] - m_new);  // 0 for the row's first visible block
             const T sum = kernels::rows::exp_shifted(row + lo, m_new, row + lo, hi - lo);
             w.l[r] = w.l[r] * corr + sum;
@@ -78,7 +102,7 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
         }
         if (any)
             tiles::gemm_acc<block_k, 1>(nr, dvp, nc, w.S.data(), P.vp + (g * P.Tk + j0) * dvp, dvp, w.acc.data(), dvp,
-                                        w.beg.data(), w.end.data());
+                                        whole ? nullptr : w.beg.data(), whole ? nullptr : w.end.data());
     }
     for (std::size_t r = 0; r < nr; ++r) {
         T* o = out + (i0 + r) * P.dv;

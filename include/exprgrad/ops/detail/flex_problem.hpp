@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <limits>
 #include <string>
@@ -18,6 +19,7 @@
 #include "exprgrad/format.hpp"
 #include "exprgrad/ops/attention_options.hpp"
 #include "exprgrad/ops/detail/attention_problem.hpp"
+#include "exprgrad/ops/detail/flex_block_mask.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
 namespace exprgrad::ops::detail::flex {
@@ -52,10 +54,54 @@ struct problem {
     std::vector<T> Drow;  // [B·H_q][T_q] dout_i·out_i
     const T* vp = nullptr;
     const T* dop = nullptr;
+    std::vector<T> q_doc, k_doc;  // document ids as T: [B][T_q] and [B][nkb·block_k] (empty unless the mask reads them)
+    block_mask<T> bm;             // the tiles' classes (kept for the next call of the same shape)
+
+    /// What the mask's sequence placeholders read for batch entry b.
+    sequence_view<T> sequence(std::size_t b) const {
+        return {static_cast<T>(Tq), static_cast<T>(Tk), q_doc.empty() ? nullptr : q_doc.data() + b * Tq,
+                k_doc.empty() ? nullptr : k_doc.data() + b * nkb * block_k};
+    }
 };
 
 /// The library's argument error naming flex attention's entry point `op`.
 inline std::invalid_argument error(const char* op, const std::string& what) { return tensors::shape_error(op, what); }
+
+/// The document ids of a call as T (checked: shapes [B, T_q] and [B, T_k], |id| < 2^24), or none when the mask
+/// reads none (docs may then be null). Throws std::invalid_argument naming op when the mask reads them and docs
+/// is null or does not fit.
+template <class T>
+void set_documents(const char* op, bool needed, const flex_documents* docs, problem<T>& P) {
+    P.q_doc.clear();
+    P.k_doc.clear();
+    if (!needed) return;
+    if (!docs)
+        throw error(op, "the mask reads attn::q_doc or attn::k_doc but no document ids were given (pass "
+                        "flex_documents after the options)");
+    const auto &qs = docs->q.shape(), &ks = docs->k.shape();
+    if (qs[0] != P.B || qs[1] != P.Tq)
+        throw error(op, "flex_documents::q has shape " + format_shape(qs) + " but q needs (B, T_q) = (" +
+                            format_number(P.B) + ", " + format_number(P.Tq) + ")");
+    if (ks[0] != P.B || ks[1] != P.Tk)
+        throw error(op, "flex_documents::k has shape " + format_shape(ks) + " but k needs (B, T_k) = (" +
+                            format_number(P.B) + ", " + format_number(P.Tk) + ")");
+    auto convert = [&](const xt::xtensor<std::int64_t, 2>& ids, std::size_t n, std::size_t stride, std::vector<T>& out,
+                       const char* which) {
+        out.assign(P.B * stride, T(0));
+        for (std::size_t b = 0; b < P.B; ++b)
+            for (std::size_t i = 0; i < n; ++i) {
+                const std::int64_t id = ids(b, i);
+                if (id <= -(std::int64_t{1} << 24) || id >= (std::int64_t{1} << 24))
+                    throw error(op, std::string("flex_documents::") + which + "[" + format_number(b) + ", " +
+                                        format_number(i) + "] = " + std::to_string(id) +
+                                        ": document ids must be below 2^24 in magnitude (exact as float)");
+                out[b * stride + i] = static_cast<T>(id);
+            }
+    };
+    convert(docs->q, P.Tq, P.Tq, P.q_doc, "q");
+    convert(docs->k, P.Tk, P.nkb * block_k, P.k_doc, "k");
+}
+
 
 /// Shapes, options and parameters of a call; throws std::invalid_argument naming op and the offending values.
 template <class T>
@@ -159,9 +205,10 @@ void size_problem(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const 
 
 /// The packed operands of a sized problem: s·q̂ padded, k̂ᵀ per key block, v padded (forward) or k̂ padded, vᵀ
 /// per key block (backward); q̂, k̂ normalised under normalize_qk. Every element a kernel reads is written.
+/// packed_forward: the forward of the same inputs has just packed P (s·q̂ and k̂ᵀ are kept, not packed again).
 template <class T>
 void pack(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-          const attention_options& o, bool backward, problem<T>& P) {
+          const attention_options& o, bool backward, problem<T>& P, bool packed_forward = false) {
     const std::size_t Tq = P.Tq, Tk = P.Tk, d = P.d, dv = P.dv, dp = P.dp, dvp = P.dvp;
     const std::size_t BQ = P.B * P.Hq, BK = P.B * P.Hkv;
     P.qhat = q.data();
@@ -184,7 +231,7 @@ void pack(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xten
         P.khat = P.Kh.data();
     }
     grow(P.Qs, BQ * Tq * dp);
-    kernels::parallel_for(0, BQ, attention::packing_grain(Tq, d), [&](std::size_t lo, std::size_t hi) {
+    if (!packed_forward) kernels::parallel_for(0, BQ, attention::packing_grain(Tq, d), [&](std::size_t lo, std::size_t hi) {
         for (std::size_t bh = lo; bh < hi; ++bh)
             for (std::size_t i = 0; i < Tq; ++i) {
                 const T* src = P.qhat + (bh * Tq + i) * d;
@@ -222,7 +269,7 @@ void pack(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xten
             const T* vh = v.data() + g * Tk * dv;
             for (std::size_t kb = 0; kb < P.nkb; ++kb) {
                 const std::size_t j0 = kb * block_k, nj = std::min(block_k, Tk - j0);
-                pack_t(kh, d, j0, nj, P.Kt.data() + (g * P.nkb + kb) * d * block_k);
+                if (!packed_forward) pack_t(kh, d, j0, nj, P.Kt.data() + (g * P.nkb + kb) * d * block_k);
                 if (backward) pack_t(vh, dv, j0, nj, P.Vt.data() + (g * P.nkb + kb) * dv * block_k);
             }
             if (copy_v) pad_rows(vh, Tk, dv, dvp, P.Vp.data() + g * Tk * dvp);
