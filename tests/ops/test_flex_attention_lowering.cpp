@@ -162,3 +162,24 @@ TEST_CASE("a form the lowering does not recognize runs as written") {
     CHECK(scaled_error(evaluate(twin, q, k, v), y) <= tol);
     same_as_written<0, 1, 2>(sum(twin * W), q, k, v, w);
 }
+
+TEST_CASE("the docs example: ALiBi written with the primitives runs the flex kernels") {
+    // docs-begin docs/flex_attention.md
+    constexpr auto qk = matmul(tensor<0>, transpose(tensor<1>));                 // Q·Kᵀ [B, H, T_q, T_k]
+    constexpr auto i = iota<-2>(qk);                                             // query positions
+    constexpr auto j = iota<-1>(qk);                                             // key positions
+    constexpr auto s = qk * fc<0.125> - reshape<-1, 1, 1>(tensor<3>) * (i - j);  // ALiBi; slopes m [H], a graph input
+    constexpr auto out = matmul(softmax(where(less_equal(j, i), s, fc<-std::numeric_limits<double>::infinity()>)), tensor<2>);
+    auto prog = value_and_grad(sum(out * tensor<4>), wrt<0, 1, 2, 3>);           // the flex kernels; dL/dm too
+    auto ref = value_and_grad(unlowered(sum(out * tensor<4>)), wrt<0, 1, 2, 3>);  // the primitives, T×T scores
+    // docs-end
+    static_assert(is_flex<lowered<decltype(out)>>::value);
+    const auto q = random_array({1, 4, 6, 8}, 101), k = random_array({1, 4, 6, 8}, 102),
+               v = random_array({1, 4, 6, 8}, 103), w = random_array({1, 4, 6, 8}, 104);
+    const xt::xarray<double> m = {0.5, 0.25, 0.125, 0.0625};
+    const auto [l1, g1] = prog(q, k, v, m, w);
+    const auto [l2, g2] = ref(q, k, v, m, w);
+    CHECK(std::fabs(l1 - l2) <= tol * std::max(1.0, std::fabs(l2)));
+    CHECK(scaled_error(std::get<3>(g1), std::get<3>(g2)) <= tol);
+    CHECK(scaled_error(std::get<1>(g1), std::get<1>(g2)) <= tol);
+}
