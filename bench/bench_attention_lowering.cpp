@@ -4,9 +4,15 @@
 //   node         value_and_grad of the attention node, attention_node<causal>(Q, K, V)
 //   definition   value_and_grad of attention_definition<causal>(Q, K, V): lowered to the node when compiled
 //   unlowered    the same definition compiled as written (tensors::unlowered): the primitives, T×T scores
-//   alibi        ALiBi attention written with the primitives (examples/alibi_attention.cpp's expression), which
-//                the lowering does not recognize: its cost against the fused causal kernel
+//   alibi        ALiBi attention written with the primitives (examples/alibi_attention.cpp's expression),
+//                compiled as written (unlowered: since #19 the lowering sends it to the flex kernels): its cost
+//                against the fused causal kernel
 //   alibi_flex   the same ALiBi through flex attention's fused kernels (a score modification)
+//   alibi512_*   #19's flex lowering, ALiBi under a causal mask written with the primitives, B = 1, H = 4,
+//                T = 512, d = 64, float: the program lowered to the flex node (lowered), compiled as written
+//                (unlowered), and the kernels called directly (direct: flex_attention_forward; for the gradients
+//                the node's kernel calls, forward_into + vjp); forward only (fwd: evaluator) and value and
+//                gradients dq, dk, dv, dslopes (grad: value_and_grad)
 // Goal: definition within 5% of kernel. Run (medians of interleaved rounds, docs/attention.md):
 //   EXPRGRAD_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 build/bench/bench_attention_lowering
 //     --benchmark_repetitions=7 --benchmark_enable_random_interleaving=true
@@ -17,6 +23,7 @@
 #include <cstddef>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include <xtensor/xtensor.hpp>
 
@@ -99,7 +106,7 @@ void BM_alibi(benchmark::State& st) {
     constexpr auto scores = qk / sqrt(max(iota<-1>(Q)) + 1_c) - slope * (i - j);
     constexpr auto out =
         matmul(softmax(where(less_equal(j, i), scores, fc<-std::numeric_limits<double>::infinity()>)), V);
-    run_program(st, sum(out * W));
+    run_program(st, unlowered(sum(out * W)));
 }
 
 // The same ALiBi attention through flex attention's fused kernels (ops/flex_attention_node.hpp): the bias as a
@@ -118,8 +125,103 @@ void BM_alibi_flex(benchmark::State& st) {
     }
 }
 
+// ---- #19: ALiBi written with the primitives, lowered to the flex kernels
+
+constexpr std::size_t T2 = 512;
+struct inputs512 {
+    xt::xtensor<float, 4> q, k, v, w;
+    xt::xtensor<float, 1> slopes;
+    inputs512() {
+        rng gen(11);
+        q = random::normal(gen, {1, H, T2, D});
+        k = random::normal(gen, {1, H, T2, D});
+        v = random::normal(gen, {1, H, T2, D});
+        w = random::normal(gen, {1, H, T2, D});
+        slopes = xt::xtensor<float, 1>::from_shape({H});
+        for (std::size_t h = 0; h < H; ++h) slopes(h) = static_cast<float>(std::exp2(-8.0 * double(h + 1) / H));
+    }
+};
+const inputs512& in512() {
+    static const inputs512 x;
+    return x;
+}
+constexpr auto qk512 = matmul(Q, transpose(K));
+constexpr auto alibi512_scores = qk512 * fc<0.125> - reshape<-1, 1, 1>(tensor<4>) * (iota<-2>(qk512) - iota<-1>(qk512));
+constexpr auto alibi512 = matmul(softmax(where(less_equal(iota<-1>(qk512), iota<-2>(qk512)), alibi512_scores,
+                                               fc<-std::numeric_limits<double>::infinity()>)),
+                                 V);
+static_assert(!std::is_same_v<tensors::lowered_t<decltype(alibi512)>, std::remove_cv_t<decltype(alibi512)>>,
+              "the ALiBi form is lowered");
+// what the lowering builds: the same modification and mask, scale 1
+const auto alibi512_mod = ops::attn::score * fc<0.125> - ops::attn::param<0> * (ops::attn::q_idx - ops::attn::k_idx);
+const auto alibi512_mask = sym::less(ops::attn::k_idx, ops::attn::q_idx);
+
+template <class E>
+void run_forward512(benchmark::State& st, E expr) {
+    const inputs512& x = in512();
+    auto prog = evaluator(expr);
+    for (auto _ : st) {
+        const auto& y = prog(x.q, x.k, x.v, x.w, x.slopes);
+        benchmark::DoNotOptimize(y.data());
+    }
+}
+template <class E>
+void run_grad512(benchmark::State& st, E loss) {
+    const inputs512& x = in512();
+    auto prog = value_and_grad(loss, wrt<0, 1, 2, 4>);
+    for (auto _ : st) {
+        const auto [value, grads] = prog(x.q, x.k, x.v, x.w, x.slopes);
+        benchmark::DoNotOptimize(value);
+        benchmark::DoNotOptimize(std::get<0>(grads).data());
+    }
+}
+attention_options unit_scale_options() {
+    attention_options o;
+    o.scale = scale::fixed(1.0);
+    return o;
+}
+void BM_alibi512_fwd_lowered(benchmark::State& st) { run_forward512(st, alibi512); }
+void BM_alibi512_fwd_unlowered(benchmark::State& st) { run_forward512(st, unlowered(alibi512)); }
+void BM_alibi512_fwd_direct(benchmark::State& st) {
+    const inputs512& x = in512();
+    const std::vector<xt::xtensor<float, 1>> params = {x.slopes};
+    const attention_options o = unit_scale_options();
+    for (auto _ : st) {
+        const auto r = flex_attention_forward(x.q, x.k, x.v, alibi512_mod, alibi512_mask, params, o);
+        benchmark::DoNotOptimize(r.out.data());
+    }
+}
+void BM_alibi512_grad_lowered(benchmark::State& st) { run_grad512(st, sum(alibi512 * W)); }
+void BM_alibi512_grad_unlowered(benchmark::State& st) { run_grad512(st, unlowered(sum(alibi512 * W))); }
+void BM_alibi512_grad_direct(benchmark::State& st) {
+    const inputs512& x = in512();
+    const std::vector<xt::xtensor<float, 1>> params = {x.slopes};
+    const attention_options o = unit_scale_options();
+    // the kernels the node calls, with the forward's out and lse reused by the VJP (flex_attention_vjp would
+    // recompute the forward) and one workspace
+    using M = ops::detail::flex::modification<float, std::remove_cv_t<decltype(alibi512_mod)>,
+                                              std::remove_cv_t<decltype(alibi512_mask)>>;
+    xt::xtensor<float, 4> out;
+    xt::xtensor<float, 3> lse;
+    ops::detail::flex::workspace<float> ws;
+    for (auto _ : st) {
+        ops::detail::flex::forward_into<M>(x.q, x.k, x.v, params, o, out, lse, ws);
+        float loss = 0;
+        for (std::size_t i = 0; i < out.size(); ++i) loss += out.data()[i] * x.w.data()[i];  // sum(out · W)
+        const auto g = ops::detail::flex::vjp<M>(x.q, x.k, x.v, out, lse, x.w, params, o, ws);
+        benchmark::DoNotOptimize(loss);
+        benchmark::DoNotOptimize(g.dq.data());
+    }
+}
+
 }  // namespace
 
+BENCHMARK(BM_alibi512_fwd_lowered)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_alibi512_fwd_unlowered)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_alibi512_fwd_direct)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_alibi512_grad_lowered)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_alibi512_grad_unlowered)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_alibi512_grad_direct)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_kernel)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_node)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_definition)->Unit(benchmark::kMillisecond);

@@ -6,8 +6,10 @@
 //
 //   build/examples/alibi_attention            (prints the loss, and the gradient check's worst entry)
 //
-// This form (a bias on the scores) is not one the attention lowering recognizes (docs/attention.md, "Which
-// forms are recognized"): its program runs the primitives, storing the T×T scores.
+// This form (a bias on the scores by position and head, under a causal mask by position) is one the attention
+// lowering sends to flex attention's fused kernels (docs/flex_attention.md, "Lowering tensor expressions"): the
+// program below runs them, not the primitives with their T×T scores; step 7 compares it with the program compiled
+// as written (tensors::unlowered).
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -67,5 +69,13 @@ int main() {
     const double dk_gap = xt::amax(xt::abs(std::get<1>(fused_grads) - dk))();
     std::printf("flex attention: loss %.6f, max |dk difference| %.3g\n", fused_value, dk_gap);
     const bool same = std::fabs(fused_value - value) <= 1e-9 * (1 + std::fabs(value)) && dk_gap <= 1e-9;
-    return report.ok && same ? 0 : 1;
+
+    // 7. The same loss compiled as written (the primitives, no lowering): same loss and gradients, up to rounding.
+    auto written = value_and_grad(unlowered(loss), wrt<0, 1, 2>);
+    const auto [written_value, written_grads] = written(q, k, v, w);
+    const double written_gap = xt::amax(xt::abs(std::get<1>(written_grads) - dk))();
+    std::printf("as written: loss %.6f, max |dk difference| %.3g\n", written_value, written_gap);
+    const bool same_written =
+        std::fabs(written_value - value) <= 1e-9 * (1 + std::fabs(value)) && written_gap <= 1e-9;
+    return report.ok && same && same_written ? 0 : 1;
 }

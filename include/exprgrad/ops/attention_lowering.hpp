@@ -22,8 +22,10 @@
 //        where(less_equal(iota<-1>(X), iota<-2>(X)), S, −∞)  (or greater_equal(iota<-2>(X), iota<-1>(X))),
 //                                            X = S or Q·Kᵀ, −∞ exactly (fc<-inf>) → the same with causal = true,
 //                                            for T_q = T_k only (SquareScores checks it at run time)
-// Not recognized (run as written): any other mask or score term (an additive mask argument, ALiBi's bias, a
-// finite fill like −1e9), a softmax over another axis, log_softmax.
+//  3. Otherwise, a score modification written as a map of the scores, positions (iota) and per-head parameters,
+//     under masks that compare positions: the flex attention node (ops/flex_attention_lowering.hpp lists the forms).
+// Not recognized (run as written): any other mask or score term (an additive mask argument, a finite fill like
+// −1e9), a softmax over another axis, log_softmax.
 //
 // What the node asks of a lowered form, unlike the primitives: Q, K, V of rank 4 ([B, H, T, d], the same B
 // and H; the node throws "exprgrad::attention: q must be [B, H, T, d], got ..." otherwise), and in form 2 a
@@ -41,6 +43,7 @@
 
 #include "exprgrad/ops/attention_definition.hpp"
 #include "exprgrad/ops/attention_node.hpp"
+#include "exprgrad/ops/flex_attention_lowering.hpp"
 #include "exprgrad/sym/expr.hpp"
 #include "exprgrad/tensors/count_operand.hpp"
 #include "exprgrad/tensors/graph.hpp"
@@ -464,7 +467,10 @@ struct lower_attention<t::Matmul<t::Softmax<false, -1, Z>, V>> {
     using E = t::Matmul<t::Softmax<false, -1, Z>, V>;
     using def = typename definition_form<E, E, false>::type;
     using hand = typename std::conditional_t<std::is_same_v<def, E>, hand_form<Z, V>, std::type_identity<void>>::type;
-    using type = std::conditional_t<!std::is_same_v<def, E>, def, std::conditional_t<std::is_void_v<hand>, E, hand>>;
+    // neither: a modified-score form for the flex kernels (ops/flex_attention_lowering.hpp), else E itself
+    using type = typename std::conditional_t<
+        !std::is_same_v<def, E>, std::type_identity<def>,
+        std::conditional_t<std::is_void_v<hand>, flex_lowering::lower<E>, std::type_identity<hand>>>::type;
 };
 template <class HasKey, class Z, class V, class Zero>
 struct lower_attention<t::Where<HasKey, t::Matmul<t::Softmax<false, -1, Z>, V>, Zero>> {
