@@ -42,7 +42,8 @@ int main() {
         std::printf("step %d  loss %.12f  |g| %.3e\n", step, value, gnorm);
         if (gnorm < 1e-8) {
             // Power iteration from a fixed start: the Rayleigh quotient v·Hv tends to the top eigenvalue.
-            xt::xarray<double> v = xt::ones<double>(w.shape()) / std::sqrt(8.0);
+            xt::xarray<double> v = xt::zeros<double>(w.shape());
+            v.fill(1 / std::sqrt(8.0));
             double lambda = 0;
             for (int k = 0; k < 20; ++k) {
                 const xt::xarray<double> hv = hessian_times(w, v);
