@@ -118,7 +118,9 @@ using tensors::exp;
 using tensors::expm1;
 using tensors::greater;
 using tensors::greater_equal;
+using tensors::hvp;  // exact H·v (reverse over forward); check::hvp is the finite-difference checker
 using tensors::iota;
+using tensors::jvp;
 using tensors::layer_norm;
 using tensors::less;
 using tensors::less_equal;

@@ -1,8 +1,8 @@
 // Hessian-vector products of tensor programs by central finite differences of the compiled gradient:
-// H·v ≈ (∇f(θ + h v) − ∇f(θ − h v)) / 2h. Numerical, not symbolic: the tensor layer's gradients are
-// arrays, not expressions, so they cannot be differentiated again (forward-mode JVPs over tensor nodes
-// do not exist yet; see docs/tensor.md "Hessian-vector products"). Two gradient evaluations per product,
-// error O(h²) + O(ε/h): about 1e-9 relative in double, 1e-4 in float.
+// H·v ≈ (∇f(θ + h v) − ∇f(θ − h v)) / 2h. Numerical, not symbolic: the checker of the exact product
+// tensors::hvp (tensors/hvp.hpp, reverse mode over the forward-mode tangent; docs/tensor.md "Forward mode
+// and Hessian-vector products"), independent of it since it only calls the compiled gradient. Two gradient
+// evaluations per product, error O(h²) + O(ε/h): about 1e-9 relative in double, 1e-4 in float.
 #pragma once
 
 #include <algorithm>
