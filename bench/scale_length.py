@@ -85,7 +85,9 @@ def check_tsv(path, seeds, context):
     if len(got) != len(rows):
         problems.append('a row without exactly 5 fields')
     if sorted(got) != sorted(expected):
-        problems.append(f'rows {sorted(got)} are not one per policy, seed and eval context {sorted(expected)}')
+        missing, extra = sorted(expected - set(got)), sorted(set(got) - expected)
+        problems.append(f'not one row per policy, seed and eval context: {len(got)} rows for {len(expected)}; '
+                        f'missing {missing[:4]}, unexpected {extra[:4]}')
     for r in rows:
         try:
             v = float(r[-1])
