@@ -4,9 +4,10 @@
 // 2. Trains a causal transformer built from exprgrad blocks: embeddings, attention with a selectable scale
 //    policy (ops/attention_scale.hpp), feed-forward, RMSNorm, output head; --deer-layers swaps the
 //    attention of some blocks for a DEER-evaluated recurrence; --position learned|none|alibi chooses the
-//    position information (learned embeddings, the causal mask alone, or ALiBi's fixed slopes). Loss: cross-entropy, or CE + EMO (mode 1,
-//    the cost embedding being the output head, detached) with --emo. Subword regularization: every
-//    training line is segmented by the exact sampler at --alpha (negative: Viterbi).
+//    position information (learned embeddings, the causal mask alone, or ALiBi's fixed slopes). Loss:
+//    cross-entropy, or CE + EMO (mode 1, the cost embedding being the output head, detached) with --emo.
+//    Subword regularization: every training line is segmented by the exact sampler at --alpha (negative:
+//    Viterbi).
 // 3. Evaluates held-out bits per byte under the Viterbi segmentation against the tokenizer's own unigram
 //    model on the same bytes; writes checkpoints (atomic, resumable with --resume), history.tsv,
 //    loss.svg and report.md into --run-dir; shows generation with and without token healing.
@@ -34,8 +35,8 @@
 // naming the option, its saved and its new value. session_options do not change the trained parameters:
 // --threads included (the parameters are bit-identical for one thread count; a resume on another count
 // continues correctly but matches neither count's uninterrupted run bit for bit), --eval-every (which
-// steps get a held-out point in the history), --eval-contexts (extra evaluations after training), --ckpt-every, --stop-after, --run-dir, --prompt and
-// --gen-pieces.
+// steps get a held-out point in the history), --eval-contexts (extra evaluations after training),
+// --ckpt-every, --stop-after, --run-dir, --prompt and --gen-pieces.
 //
 // Resume safety: the checkpoint also records the FNV-1a 64 checksums of tokenizer.txt (a resume with
 // another tokenizer is refused naming the file) and of the corpus lines read (changed corpus files are
@@ -904,7 +905,8 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     // Length extrapolation (bench/scale_length.py parses these lines): the same held-out bytes in windows of
     // T pieces (every piece scored once with at least T/2 pieces of context).
     for (const std::size_t T : so.eval_contexts) {
-        const double bpb = evaluate(model, eval_set, T, 16, world) / std::log(2.0) / static_cast<double>(eval_set.bytes);
+        const double nats = evaluate(model, eval_set, T, 16, world);
+        const double bpb = nats / std::log(2.0) / static_cast<double>(eval_set.bytes);
         say("eval_context: %zu train_context: %zu bits_per_byte: %.6f\n", T, mc.context, bpb);
     }
     if (!world.root()) return;  // generation, plot and report: rank 0's
