@@ -3,9 +3,11 @@
 // 1. Trains the unigram tokenizer (text/trainer.hpp) on the Debian fortunes (installed by setup.sh).
 // 2. Trains a causal transformer built from exprgrad blocks: embeddings, attention with a selectable scale
 //    policy (ops/attention_scale.hpp), feed-forward, RMSNorm, output head; --deer-layers swaps the
-//    attention of some blocks for a DEER-evaluated recurrence. Loss: cross-entropy, or CE + EMO (mode 1,
-//    the cost embedding being the output head, detached) with --emo. Subword regularization: every
-//    training line is segmented by the exact sampler at --alpha (negative: Viterbi).
+//    attention of some blocks for a DEER-evaluated recurrence; --position learned|none|alibi chooses the
+//    position information (learned embeddings, the causal mask alone, or ALiBi's fixed slopes). Loss:
+//    cross-entropy, or CE + EMO (mode 1, the cost embedding being the output head, detached) with --emo.
+//    Subword regularization: every training line is segmented by the exact sampler at --alpha (negative:
+//    Viterbi).
 // 3. Evaluates held-out bits per byte under the Viterbi segmentation against the tokenizer's own unigram
 //    model on the same bytes; writes checkpoints (atomic, resumable with --resume), history.tsv,
 //    loss.svg and report.md into --run-dir; shows generation with and without token healing.
@@ -33,8 +35,8 @@
 // naming the option, its saved and its new value. session_options do not change the trained parameters:
 // --threads included (the parameters are bit-identical for one thread count; a resume on another count
 // continues correctly but matches neither count's uninterrupted run bit for bit), --eval-every (which
-// steps get a held-out point in the history), --ckpt-every, --stop-after, --run-dir, --prompt and
-// --gen-pieces.
+// steps get a held-out point in the history), --eval-contexts (extra evaluations after training),
+// --ckpt-every, --stop-after, --run-dir, --prompt and --gen-pieces.
 //
 // Resume safety: the checkpoint also records the FNV-1a 64 checksums of tokenizer.txt (a resume with
 // another tokenizer is refused naming the file) and of the corpus lines read (changed corpus files are
@@ -110,16 +112,19 @@ struct session_options {
     bool resume = false;
     std::vector<std::string> prompts{"The best way to predict the fut", "A journey of a thousand mi",
                                      "Never put off until tomorrow what you can do tod"};
+    /// After training, the held-out set is evaluated again at each of these window lengths (length
+    /// extrapolation: --position none or alibi can go past --context), one `eval_context:` line each.
+    std::vector<std::size_t> eval_contexts{};
 };
 
 }  // namespace tiny_lm_cli
 
-BOOST_HANA_ADAPT_STRUCT(tiny_lm::model_config, vocab, context, width, layers, heads, scale, deer_layers, deer_state,
-                        emo);
+BOOST_HANA_ADAPT_STRUCT(tiny_lm::model_config, vocab, context, width, layers, heads, scale, position, deer_layers,
+                        deer_state, emo);
 BOOST_HANA_ADAPT_STRUCT(tiny_lm_cli::run_options, vocab_size, steps, batch, lr, alpha, seed, max_corpus, corpus_dir,
                         eval_bytes);
 BOOST_HANA_ADAPT_STRUCT(tiny_lm_cli::session_options, threads, eval_every, ckpt_every, stop_after, gen_pieces, run_dir,
-                        resume, prompts);
+                        resume, prompts, eval_contexts);
 
 namespace {
 
@@ -145,13 +150,13 @@ __attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
 // A field added to a struct but not to its BOOST_HANA_ADAPT_STRUCT would escape the record and the resume
 // check: the structured bindings stop compiling when a struct's field count changes, and the assertions
 // tie the adapted count to the same number.
-static_assert(field_count_v<tiny_lm::model_config> == 9 && field_count_v<run_options> == 9 &&
-              field_count_v<session_options> == 8);
+static_assert(field_count_v<tiny_lm::model_config> == 10 && field_count_v<run_options> == 9 &&
+              field_count_v<session_options> == 9);
 [[maybe_unused]] void field_count_guard(const tiny_lm::model_config& m, const run_options& r,
                                         const session_options& s) {
-    [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9] = m;
+    [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10] = m;
     [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8, r9] = r;
-    [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8] = s;
+    [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8, s9] = s;
 }
 
 // What the command line says about a field: its help, its bounds (integers: ilo..ihi; doubles: flo..fhi)
@@ -171,6 +176,7 @@ constexpr option_spec option_specs[] = {
     {"layers", "Transformer blocks", 1, 64},
     {"heads", "Attention heads", 1, 1024},
     {"scale", "Attention scale: inv_sqrt_d, entropy_invariant, gradient_max"},
+    {"position", "Position information: learned (embeddings), none (the causal mask alone), alibi (fixed slopes)"},
     {"deer_layers", "Comma-separated blocks whose mixer is a DEER recurrence", 0, 63},
     {"deer_state", "State width of the DEER recurrences", 1, 4096},
     {"emo", "Train with CE + EMO (mode 1) instead of CE"},
@@ -191,6 +197,7 @@ constexpr option_spec option_specs[] = {
     {"run_dir", "Directory for checkpoints, history, plot and report"},
     {"resume", "Continue from --run-dir/ckpt (refused if there is none)"},
     {"prompts", "Generation prompts", 0, 0, 0, 0, "--prompt"},
+    {"eval_contexts", "Comma-separated window lengths of a held-out evaluation after training", 2, 4096},
 };
 
 const option_spec& spec_of(std::string_view name) {
@@ -617,6 +624,15 @@ void check_options(const run_options& ro, const session_options& so, const tiny_
     if (mc.scale != "inv_sqrt_d" && mc.scale != "entropy_invariant" && mc.scale != "gradient_max")
         throw usage_error("--scale: unknown attention scale " + exprgrad::tools::shown(mc.scale) +
                           " (one of: inv_sqrt_d, entropy_invariant, gradient_max)");
+    if (!tiny_lm::known_position(mc.position))
+        throw usage_error("--position: unknown position scheme " + exprgrad::tools::shown(mc.position) +
+                          " (one of: learned, none, alibi)");
+    if (mc.position == "learned")
+        for (const std::size_t T : so.eval_contexts)
+            if (T > mc.context)
+                throw usage_error("--eval-contexts: " + std::to_string(T) + " exceeds --context " +
+                                  std::to_string(mc.context) + ", the length of the learned position embeddings " +
+                                  "(--position none or alibi can be evaluated past it)");
     for (const std::size_t l : mc.deer_layers)
         if (l >= mc.layers)
             throw usage_error("--deer-layers: block " + std::to_string(l) + " does not exist (--layers " +
@@ -790,8 +806,9 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     if (const std::size_t n = world.root() ? remove_stale_temporaries(run, ckpt) : 0)
         say("removed %zu stale temporaries of an interrupted run\n", n);
     const std::string deer_layers = format_value(mc.deer_layers);
-    say("model: %zu parameters, %zu layers, width %zu, %zu heads, scale %s%s%s, loss %s\n", params.numel(),
-                mc.layers, mc.width, mc.heads, mc.scale.c_str(), mc.deer_layers.empty() ? "" : ", DEER in blocks ",
+    say("model: %zu parameters, %zu layers, width %zu, %zu heads, scale %s, %s positions%s%s, loss %s\n",
+                params.numel(), mc.layers, mc.width, mc.heads, mc.scale.c_str(), mc.position.c_str(),
+                mc.deer_layers.empty() ? "" : ", DEER in blocks ",
                 deer_layers.c_str(), mc.emo ? "CE + EMO (mode 1)" : "CE");
 
     // 3. Training. This rank's share of the global batch: sequences [first, first + mine) of each step's
@@ -885,6 +902,13 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     const double reduction = 100.0 * (1.0 - lm_bpb / unigram_bpb);
     say("held-out bits/byte: model %.4f, unigram tokenizer %.4f (%.1f%% lower)\n", lm_bpb, unigram_bpb,
                 reduction);
+    // Length extrapolation (bench/scale_length.py parses these lines): the same held-out bytes in windows of
+    // T pieces (every piece scored once with at least T/2 pieces of context).
+    for (const std::size_t T : so.eval_contexts) {
+        const double nats = evaluate(model, eval_set, T, 16, world);
+        const double bpb = nats / std::log(2.0) / static_cast<double>(eval_set.bytes);
+        say("eval_context: %zu train_context: %zu bits_per_byte: %.6f\n", T, mc.context, bpb);
+    }
     if (!world.root()) return;  // generation, plot and report: rank 0's
 
     // 5. Generation with and without token healing.

@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include <exprgrad/exprgrad.hpp>
 #include <exprgrad/nn/init.hpp>
+#include <exprgrad/ops/attention_mods.hpp>
 #include <exprgrad/ops/emo.hpp>
 
 namespace tiny_lm {
@@ -22,11 +25,18 @@ constexpr tensors::Input<3> Y{};
 constexpr auto logits = tensors::matmul(tensors::rms_norm(X, G), W);  // [B, T, V]
 }  // namespace
 
-// tokens, E, P, T -> E[tokens] + P[0:T]
+// ALiBi (position = alibi): the score minus the head's slope times the query-key distance, under the
+// options' causal mask.
+using alibi_attention = nn::self_attention<float, std::remove_cvref_t<decltype(ops::attn::alibi)>>;
+
 struct language_model::programs {
+    // tokens, E, P, T -> E[tokens] + P[0:T] (learned positions)
     decltype(tensors::compile<float>(tensors::embedding(tensors::Input<1>{}, tensors::Input<0>{}) +
                                          tensors::slice<0>(tensors::Input<2>{}, 0_c, tensors::Input<3>{}),
                                      tensors::wrt<1, 2>)) embed;
+    // tokens, E -> E[tokens] (no position embedding)
+    decltype(tensors::compile<float>(tensors::embedding(tensors::Input<1>{}, tensors::Input<0>{}),
+                                     tensors::wrt<1>)) embed_tokens;
     decltype(tensors::compile<float>(tensors::cross_entropy(logits, Y), tensors::wrt<0, 1, 2>)) ce;
     // The EMO cost embedding is the head transposed, [V, D]; the node passes no gradient into it.
     decltype(tensors::compile<float>(emo_loss<emo_objective::mode1>(logits, Y, tensors::transpose(W)),
@@ -43,12 +53,52 @@ scale_policy scale_by_name(const std::string& name) {
                                 "' (inv_sqrt_d, entropy_invariant, gradient_max)");
 }
 
+bool known_position(const std::string& name) { return name == "learned" || name == "none" || name == "alibi"; }
+
+namespace {
+// nn::transformer's stack with ALiBi attention: the same parameters, names, initialization order and
+// residual gains, each attention layer reading the fixed slopes (one parameter of H values in `fixed`, which
+// no optimizer sees).
+nn::transformer_stack<float> alibi_transformer(nn::parameter_set<float>& params, nn::parameter_set<float>& fixed,
+                                               const std::string& name, const nn::transformer_options& o, rng& gen) {
+    if (o.layers == 0 || o.width == 0 || o.heads == 0 || o.width % o.heads != 0)
+        throw std::invalid_argument("tiny_lm: width must be a positive multiple of heads");
+    const double out_gain = 1.0 / std::sqrt(2.0 * static_cast<double>(o.layers));
+    const std::size_t hidden = o.mlp_hidden ? o.mlp_hidden : 4 * o.width;
+    auto& slopes = fixed.add("alibi_slopes", xt::xarray<float>(ops::attn::alibi_slopes(o.heads)));
+    nn::transformer_stack<float> s;
+    s.blocks = std::make_unique<nn::sequential<float>>();
+    for (std::size_t l = 0; l < o.layers; ++l) {
+        const std::string p = name + "." + std::to_string(l);
+        if (std::find(o.deer_layers.begin(), o.deer_layers.end(), l) != o.deer_layers.end()) {
+            auto m = nn::deer_mixer_layer<float>(params, p + ".rnn", o.width, o.deer_state, o.deer, gen, out_gain);
+            s.deer.push_back(m.get());
+            s.blocks->add(std::make_unique<nn::residual<float>>(std::move(m)));
+        } else {
+            auto& g = params.add(p + ".attn.norm", xt::ones<float>({o.width}));
+            auto& wqkv = params.add(p + ".attn.qkv", xt::xarray<float>::from_shape({o.width, 3 * o.width}));
+            auto& wo = params.add(p + ".attn.out", xt::xarray<float>::from_shape({o.width, o.width}));
+            nn::init::xavier_uniform(wqkv.value, gen);
+            nn::init::xavier_uniform(wo.value, gen, out_gain);
+            s.blocks->add(std::make_unique<nn::residual<float>>(
+                std::make_unique<alibi_attention>(g, wqkv, wo, o.heads, o.attention, std::vector{&slopes})));
+        }
+        s.blocks->add(std::make_unique<nn::residual<float>>(
+            nn::feed_forward<float>(params, p + ".mlp", o.width, hidden, gen, out_gain)));
+    }
+    return s;
+}
+}  // namespace
+
 language_model::language_model(const model_config& c, rng& gen) : config_(c), prog_(std::make_unique<programs>()) {
     if (c.vocab < 5 || c.context < 2) throw std::invalid_argument("tiny_lm: vocab >= 5 and context >= 2 needed");
+    if (!known_position(c.position))
+        throw std::invalid_argument("tiny_lm: unknown position scheme '" + c.position + "' (learned, none, alibi)");
     tok_ = &params_.add("tok_emb", xt::xarray<float>::from_shape({c.vocab, c.width}));
-    pos_ = &params_.add("pos_emb", xt::xarray<float>::from_shape({c.context, c.width}));
+    pos_ = c.position == "learned" ? &params_.add("pos_emb", xt::xarray<float>::from_shape({c.context, c.width}))
+                                   : nullptr;
     nn::init::normal(tok_->value, gen, 0.0, 0.02);
-    nn::init::normal(pos_->value, gen, 0.0, 0.02);
+    if (pos_ != nullptr) nn::init::normal(pos_->value, gen, 0.0, 0.02);
     nn::transformer_options o;
     o.layers = c.layers;
     o.width = c.width;
@@ -57,7 +107,8 @@ language_model::language_model(const model_config& c, rng& gen) : config_(c), pr
     o.attention.scale = scale_by_name(c.scale);
     o.deer_layers = c.deer_layers;
     o.deer_state = c.deer_state;
-    stack_ = nn::transformer<float>(params_, "block", o, gen);
+    stack_ = c.position == "alibi" ? alibi_transformer(params_, fixed_, "block", o, gen)
+                                   : nn::transformer<float>(params_, "block", o, gen);
     norm_ = &params_.add("final_norm", xt::ones<float>({c.width}));
     head_ = &params_.add("head", xt::xarray<float>::from_shape({c.width, c.vocab}));
     nn::init::normal(head_->value, gen, 0.0, 0.02);
@@ -78,18 +129,23 @@ language_model::language_model(const model_config& c, rng& gen) : config_(c), pr
 
 language_model::~language_model() = default;
 
+std::size_t language_model::max_length() const {
+    return pos_ != nullptr ? config_.context : std::numeric_limits<std::size_t>::max();
+}
+
 std::size_t language_model::checked_length(const xt::xarray<std::int32_t>& tokens) const {
     const std::size_t T = tokens.shape(1);
-    if (T > config_.context) {
+    if (T > max_length()) {
         throw std::invalid_argument("tiny_lm: sequence of " + std::to_string(T) + " pieces exceeds the context " +
-                                    std::to_string(config_.context));
+                                    std::to_string(config_.context) + " of the learned position embeddings");
     }
     return T;
 }
 
 const xt::xarray<float>& language_model::embed(const xt::xarray<std::int32_t>& tokens) {
     const std::size_t T = checked_length(tokens);
-    const auto& out = prog_->embed.forward(tokens, tok_->value, pos_->value, T);
+    const auto& out = pos_ != nullptr ? prog_->embed.forward(tokens, tok_->value, pos_->value, T)
+                                      : prog_->embed_tokens.forward(tokens, tok_->value);
     h0_.resize({tokens.shape(0), T, config_.width});
     std::copy(out.data, out.data + out.size(), h0_.data());
     return h0_;
@@ -103,7 +159,9 @@ double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const
     const std::size_t T = checked_length(tokens);
     auto leaf = [&](nn::parameter<float>* p) { return rec_.leaf(p->value, p->grad); };
     rec_.clear();
-    tensors::handle h = rec_.call(prog_->embed, tokens, leaf(tok_), leaf(pos_), T);
+    fixed_.zero_grad();  // the slopes' gradients are never used: keep them from growing without bound
+    tensors::handle h = pos_ != nullptr ? rec_.call(prog_->embed, tokens, leaf(tok_), leaf(pos_), T)
+                                        : rec_.call(prog_->embed_tokens, tokens, leaf(tok_));
     auto& layers = *stack_.blocks;
     for (std::size_t i = 0; i < layers.size(); ++i) h = rec_.call_layer(layers.at(i), h);
     const tensors::handle loss = config_.emo ? rec_.call(prog_->emo, h, leaf(norm_), leaf(head_), targets)

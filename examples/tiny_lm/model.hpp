@@ -1,7 +1,7 @@
-// The tiny causal language model of examples/tiny_lm: token and position embeddings, a run-time stack of
-// pre-norm transformer blocks (nn/transformer.hpp; optionally with DEER recurrent mixers), a final RMSNorm
-// and an untied output head, trained with cross-entropy or with CE + EMO (mode 1, the cost embedding being
-// the output head itself, detached).
+// The tiny causal language model of examples/tiny_lm: token embeddings and a position scheme (learned
+// embeddings, none, or ALiBi), a run-time stack of pre-norm transformer blocks (nn/transformer.hpp;
+// optionally with DEER recurrent mixers), a final RMSNorm and an untied output head, trained with
+// cross-entropy or with CE + EMO (mode 1, the cost embedding being the output head itself, detached).
 #pragma once
 
 #include <cstddef>
@@ -29,6 +29,10 @@ struct model_config {
     std::size_t layers = 2;
     std::size_t heads = 4;
     std::string scale = "gradient_max";  ///< inv_sqrt_d | entropy_invariant | gradient_max
+    /// learned: a learned table of `context` position embeddings (sequences longer than context are refused);
+    /// none: no position signal but the causal mask; alibi: ALiBi's fixed per-head slopes 2^(−8(h+1)/H) on
+    /// the query-key distance (flex attention). none and alibi accept sequences longer than `context`.
+    std::string position = "learned";
     std::vector<std::size_t> deer_layers{};
     std::size_t deer_state = 32;
     bool emo = false;  ///< CE + EMO (mode 1) instead of CE
@@ -36,6 +40,9 @@ struct model_config {
 
 /// The attention scale policy of a name (throws std::invalid_argument naming it otherwise).
 exprgrad::ops::scale_policy scale_by_name(const std::string& name);
+
+/// True for the position schemes model_config::position accepts: learned, none, alibi.
+bool known_position(const std::string& name);
 
 /// The model and its compiled programs. Not reentrant.
 class language_model {
@@ -55,12 +62,15 @@ class language_model {
                        exprgrad::nn::distributed_gradients<float>* sum = nullptr);
     /// The parameters (indices into params()) in the order the backward pass completes them, one bucket per
     /// compiled stage: {final_norm, head}, then every transformer block from the last to the first, then
-    /// {tok_emb, pos_emb}. Fixed by the configuration, so every rank has the same schedule.
+    /// {tok_emb, pos_emb} (only tok_emb unless position = learned). Fixed by the configuration, so every rank
+    /// has the same schedule.
     const std::vector<std::vector<std::size_t>>& grad_buckets() const { return buckets_; }
     /// The summed cross-entropy (nats) of the counted targets, and their number; no gradients.
     std::pair<double, std::size_t> eval_batch(const xt::xarray<std::int32_t>& tokens,
                                               const xt::xarray<std::int32_t>& targets);
-    /// Natural-log probabilities of the next piece after `context` (its last `context` pieces are used).
+    /// The longest sequence the model accepts: config().context with learned positions, unbounded otherwise.
+    std::size_t max_length() const;
+    /// Natural-log probabilities of the next piece after `context` (its last config().context pieces are used).
     std::vector<double> next_log_probs(std::span<const std::int32_t> context);
     /// The DEER mixers (empty unless config.deer_layers), for their reports.
     const std::vector<exprgrad::nn::deer_mixer<float>*>& deer() const { return stack_.deer; }
@@ -73,7 +83,10 @@ class language_model {
     struct programs;
     model_config config_;
     exprgrad::nn::parameter_set<float> params_;
-    exprgrad::nn::parameter<float>*tok_, *pos_, *norm_, *head_;
+    exprgrad::nn::parameter<float>*tok_, *pos_, *norm_, *head_;  // pos_: nullptr unless position = learned
+    // ALiBi's slopes (position = alibi): read by the attention layers, never stepped, not in the checkpoint
+    // (they follow from the number of heads).
+    exprgrad::nn::parameter_set<float> fixed_;
     exprgrad::nn::transformer_stack<float> stack_;
     std::unique_ptr<programs> prog_;
     xt::xarray<float> h0_;

@@ -160,6 +160,10 @@ with tempfile.TemporaryDirectory() as tmp:
         ('--deer-layers not a number', SMALL + ['--deer-layers', 'x'], r"--deer-layers.*'x'"),
         ('--deer-state 0', SMALL + ['--deer-state', '0'], r"--deer-state.*'0'"),
         ('--scale unknown', SMALL + ['--scale', 'bogus'], r"--scale.*'bogus'"),
+        ('--position unknown', SMALL + ['--position', 'rope'], r"--position: unknown position scheme 'rope'"),
+        ('--eval-contexts past the learned positions', SMALL + ['--eval-contexts', '16,32'],
+         r"--eval-contexts: 32 exceeds --context 16, the length of the learned position embeddings"),
+        ('--eval-contexts 1', SMALL + ['--eval-contexts', '1'], r"--eval-contexts.*'1'"),
         ('--threads 0', opt(SMALL, '--threads', '0'), r"--threads.*'0'"),
         ('--max-corpus 0', opt(SMALL, '--max-corpus', '0'), r"--max-corpus.*'0'"),
         ('--gen-pieces -1', opt(SMALL, '--gen-pieces', '-1'), r"--gen-pieces.*'-1'"),
@@ -176,7 +180,8 @@ with tempfile.TemporaryDirectory() as tmp:
     changed = [('--heads', '4', '2'), ('--scale', 'inv_sqrt_d', 'gradient_max'), ('--width', '32', '16'),
                ('--seed', '2', '1'), ('--layers', '2', '1'), ('--context', '12', '16'), ('--lr', '0.001', '0.003'),
                ('--alpha', '0.5', '1'), ('--batch', '3', '2'), ('--steps', '6', '4'), ('--vocab-size', '290', '280'),
-               ('--max-corpus', '50000', '60000'), ('--eval-bytes', '2000', '1500'), ('--deer-state', '8', '32')]
+               ('--max-corpus', '50000', '60000'), ('--eval-bytes', '2000', '1500'), ('--deer-state', '8', '32'),
+               ('--position', 'alibi', 'learned')]
     for flag, new, saved in changed:
         cases.append(Case(f'--resume with {flag} changed',
                           [EXE] + opt(SMALL, flag, new) + ['--run-dir', str(base), '--resume'], 2,

@@ -2,7 +2,9 @@
 """examples/tiny_lm at a tiny size: the loss decreases; the run writes its report, plot and checkpoint;
 a checkpoint round-trips (a finished run resumed evaluates to the same numbers); a run interrupted
 with --stop-after and resumed ends with bit-identical parameters and optimizer state, and the same
-generations, as an uninterrupted run; the DEER + EMO variant trains.
+generations, as an uninterrupted run; the DEER + EMO variant trains; --position none and alibi train without
+a position table and --eval-contexts evaluates them past the training context (one line per context, the
+one at the training context equal to the run's own held-out figure).
 Usage: tiny_lm_test.py path/to/tiny_lm"""
 import pathlib
 import subprocess
@@ -74,6 +76,27 @@ with tempfile.TemporaryDirectory() as tmp:
                                                     '--run-dir', str(c)])
     rep = (c / 'report.md').read_text()
     check('| DEER |' in rep and 'CE + EMO' in rep, 'the DEER + EMO variant trains and reports its solver')
+
+    # Position schemes that go past the training context (#20, #22): no pos_emb; evaluated at 1x..4x.
+    for position in ('none', 'alibi'):
+        d = pathlib.Path(tmp) / position
+        out = run(SMALL[:1] + ['12'] + SMALL[2:] + ['--position', position, '--eval-contexts', '24,48,96',
+                                                     '--run-dir', str(d)])
+        rows = [l.split('\t') for l in (d / 'history.tsv').read_text().splitlines()[1:]]
+        train = [float(r[1]) for r in rows]
+        check(sum(train[-3:]) / 3 < sum(train[:3]) / 3 - 0.2,
+              f'--position {position}: training loss decreases ({sum(train[:3]) / 3:.3f} -> {sum(train[-3:]) / 3:.3f})')
+        names = {p.stem for p in (d / 'ckpt' / 'params').glob('*.npy')}
+        check('tok_emb' in names and 'pos_emb' not in names and not any('alibi' in n for n in names),
+              f'--position {position}: no position table, no slopes among the parameters')
+        evals = [l.split() for l in out.splitlines() if l.startswith('eval_context:')]
+        ctx = [int(e[1]) for e in evals]
+        bpb = [float(e[5]) for e in evals]
+        check(ctx == [24, 48, 96] and all(e[3] == '24' for e in evals) and all(0 < b < 20 for b in bpb),
+              f'--position {position}: one eval_context line per context, finite ({evals})')
+        main = [float(l.split()[3].rstrip(',')) for l in out.splitlines() if l.startswith('held-out bits/byte')]
+        check(len(main) == 1 and bpb and abs(bpb[0] - main[0]) < 6e-5,
+              f'--position {position}: the evaluation at the training context is the run\'s ({bpb[:1]} vs {main})')
 
 if failures:
     sys.exit(f'{len(failures)} check(s) failed')
