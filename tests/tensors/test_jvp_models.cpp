@@ -1,15 +1,5 @@
-// Forward mode (jvp) and exact Hessian-vector products (hvp) of tensor programs (#24):
-//   - per node family, the JVP against central differences of the value, and the HVP of sum(E ⊙ R) (R a
-//     fixed random array, so the whole second derivative of E is exercised) against check::hvp, the central
-//     differences of the compiled gradient;
-//   - small models against Hessians and tangents written by hand: logistic regression, softmax regression
-//     with cross-entropy (an ignored row), a 2-layer tanh MLP (JVP in both weights);
-//   - NaN propagation and the errors of a bad tangent or a non-scalar loss.
-// Tolerances (float64): a central difference with h = 1e-5 has truncation error h²/6·|f'''| ≈ 2e-11·|f'''| and
-// rounding error ≈ ε·|f|/h ≈ 2e-11·|f|; check::hvp (h ≈ 6e-6 relative) is documented at about 1e-9 relative.
-// Values here are O(1)-O(10), so 1e-6 relative to 1 + max|reference| leaves three orders of margin while any
-// wrong rule (a missing term, a wrong sign or factor) is off by O(1). The hand-written references use the
-// same arithmetic up to summation order: 1e-12.
+// jvp and hvp of small models against Hessians and tangents written by hand (1e-12), NaN propagation, the
+// errors of a bad tangent or a non-scalar loss, and the docs/tensor.md example (jvp_check.hpp for the helpers).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -22,127 +12,11 @@
 #include <xtensor/xarray.hpp>
 #include <xtensor/xtensor.hpp>
 
-#include "exprgrad/check/hvp.hpp"
-#include "exprgrad/exprgrad.hpp"
-#include "random_arrays.hpp"
+#include "jvp_check.hpp"
 
 using namespace exprgrad;
+using namespace jvp_check;
 
-namespace {
-constexpr auto X = tensor<0>;
-constexpr auto W = tensor<1>;
-
-xt::xarray<double> random_like(const xt::xarray<double>& a, std::uint64_t seed) {
-    xt::xarray<double> r = test_util::random_array({a.size()}, seed);
-    r.reshape(a.shape());
-    return r;
-}
-
-// Same shape and max |a − b| ≤ tol · (1 + max |b|); false on any NaN.
-bool close(const xt::xarray<double>& a, const xt::xarray<double>& b, double tol) {
-    if (a.shape() != b.shape()) return false;
-    double err = 0, scale = 1;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const double d = std::abs(a.data()[i] - b.data()[i]);
-        if (!(d <= err)) err = d;  // NaN sticks
-        scale = std::max(scale, std::abs(b.data()[i]) + 1);
-    }
-    return err <= tol * scale;
-}
-
-// The checks of one node family: E's JVP in argument I against central differences of E's value, and the HVP
-// of sum(E ⊙ R) (R the argument after E's own) against check::hvp; also dd = Σ dy ⊙ R.
-template <int I, class E, class... Args>
-void check_family(E e, const std::tuple<Args...>& args, std::uint64_t seed) {
-    const xt::xarray<double>& x = std::get<I>(args);
-    const xt::xarray<double> v = random_like(x, seed);
-    auto J = jvp(e, wrt<I>);
-    const auto [y, dy] = std::apply([&](const auto&... a) { return J(a..., v); }, args);
-    auto at = [&](double s) {  // the value at x + s·v, from the same program
-        auto shifted = args;
-        std::get<I>(shifted) = x + s * v;
-        return std::apply([&](const auto&... a) { return J(a..., v).first; }, shifted);
-    };
-    const double h = 1e-5;
-    const xt::xarray<double> fd = (at(h) - at(-h)) / (2 * h);
-    CHECK(close(y, at(0), 1e-12));
-    CHECK(close(dy, fd, 1e-6));
-
-    constexpr int n = static_cast<int>(sizeof...(Args));
-    const auto loss = sum(e * tensor<n>);
-    const xt::xarray<double> r = random_like(y, seed + 1);
-    auto H = hvp(loss, wrt<I>);
-    const auto [dd, hv] = std::apply([&](const auto&... a) { return H(a..., r, v); }, args);
-    CHECK(dd == doctest::Approx(xt::sum(dy * r)()).epsilon(1e-10));
-    auto H_fd = check::hvp(loss, wrt<I>);
-    const xt::xarray<double> ref = std::apply([&](const auto&... a) { return H_fd(v, a..., r); }, args);
-    CHECK(close(std::get<0>(hv), ref, 1e-6));
-}
-
-xt::xarray<double> rnd(std::initializer_list<std::size_t> shape, std::uint64_t seed) {
-    return test_util::random_array(shape, seed);
-}
-}  // namespace
-
-TEST_CASE("jvp and hvp of maps with broadcasting") {
-    check_family<0>(sin(X * W) + X * X * W / (2_c + exp(X)), std::tuple{rnd({3, 4}, 1), rnd({4}, 2)}, 3);
-    check_family<1>(sin(X * W) + softplus(X * W), std::tuple{rnd({3, 4}, 1), rnd({4}, 2)}, 4);
-}
-
-TEST_CASE("jvp and hvp of matmul: both operands, batched") {
-    check_family<0>(matmul(X, transpose(X)), std::tuple{rnd({3, 4}, 5)}, 6);
-    check_family<0>(matmul(tanh(X), permute<0, 2, 1>(X)), std::tuple{rnd({2, 3, 4}, 7)}, 8);
-}
-
-TEST_CASE("jvp and hvp of reductions: sum, mean, max, logsumexp over an axis and over everything") {
-    check_family<0>(sum<1>(X * X) + mean<1>(X * X * X) + max<1>(X) * max<1>(X) + logsumexp<1>(X * X),
-                    std::tuple{rnd({3, 4}, 9)}, 10);
-    check_family<0>(logsumexp<0>(X) * max<0>(X) + logsumexp(X) * max(X * X) + mean(X) * sum<0>(X),
-                    std::tuple{rnd({3, 4}, 11)}, 12);
-}
-
-TEST_CASE("jvp and hvp of softmax and log_softmax, last and first axis") {
-    check_family<0>(softmax(X) * log_softmax<0>(X) + softmax<0>(X * X), std::tuple{rnd({3, 4}, 13)}, 14);
-}
-
-TEST_CASE("jvp and hvp of rms_norm and layer_norm, input and weight") {
-    constexpr auto G = tensor<1>;
-    constexpr auto B = tensor<2>;
-    const std::tuple args{rnd({3, 4}, 15), rnd({4}, 16), rnd({4}, 17)};
-    check_family<0>(rms_norm(X, G) * layer_norm(X, G, B), args, 18);
-    check_family<1>(rms_norm(X, G) * layer_norm(X, G, B), args, 19);
-}
-
-TEST_CASE("jvp and hvp of cross_entropy with an ignored row") {
-    const xt::xarray<std::int64_t> t = {2, -1, 0, 3};
-    check_family<0>(cross_entropy<-1>(X * X, tensor<1>), std::tuple{rnd({4, 5}, 20), t}, 21);
-}
-
-TEST_CASE("jvp and hvp of the layout primitives: permute, reshape, slice, concat, where, take_along_axis") {
-    const auto laid = concat<1>(permute<1, 0>(reshape<4, 3>(X)), slice<1>(X, 1_c, 3_c));
-    const auto picked = take_along_axis<1>(X, tensor<1>);
-    const auto chosen = where(greater(X, W * 0_c), X * X, sin(X)) + where(less(X, W * 0_c), X, fc<-3.0>);
-    const xt::xarray<std::int64_t> idx = {{3, 0}, {1, 1}, {2, 0}};
-    check_family<0>(concat<1>(laid * laid, sin(picked) * picked), std::tuple{rnd({3, 4}, 22), idx}, 23);
-    check_family<0>(chosen * chosen, std::tuple{rnd({3, 4}, 24), rnd({4}, 25)}, 26);
-}
-
-TEST_CASE("jvp and hvp: one_hot, comparisons and stop_gradient carry no tangent, embedding carries the table's") {
-    const xt::xarray<std::int64_t> t = {1, 0, 3};
-    check_family<0>(one_hot(tensor<1>, 4_c) * X * X + greater(X, X * X) * X, std::tuple{rnd({3, 4}, 27), t}, 28);
-    // stop_gradient(x)·x has the tangent stop_gradient(x)·v, as its VJP treats stop_gradient(x) as a constant (so
-    // finite differences of the value, which see x move inside it, are no reference here): the HVP of
-    // sum(x · stop_gradient(x)) is 0, not 2v, and its directional derivative x·v, not 2x·v
-    auto H = hvp(sum(X * stop_gradient(X)), wrt<0>);
-    const xt::xarray<double> x = rnd({5}, 29), v = rnd({5}, 30);
-    const auto [dd, hv] = H(x, v);
-    CHECK(dd == doctest::Approx(xt::sum(x * v)()).epsilon(1e-12));
-    CHECK(close(std::get<0>(hv), xt::zeros<double>({5}), 0));
-    const xt::xarray<std::int64_t> rows = {{2, 0}, {1, 1}};
-    check_family<0>(square(embedding(X, tensor<1>)), std::tuple{rnd({3, 4}, 31), rows}, 32);
-}
-
-// Logistic regression, f(w) = mean(softplus(Xw) − y·Xw): ∇f = Xᵀ(p − y)/n, H = Xᵀ diag(p(1 − p)) X / n.
 TEST_CASE("hvp of logistic regression equals the Hessian written by hand") {
     constexpr auto Y = tensor<2>;
     const auto z = matmul(X, W);
