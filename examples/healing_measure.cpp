@@ -227,6 +227,7 @@ trained train_model(const settings& s, const tiny_lm::model_config& base) {
 int main(int argc, char** argv) {
     settings s;
     tiny_lm::model_config mc;
+    mc.scale = "gradient_max";  // the flagship's default when docs/results/healing.tsv was measured
     CLI::App app{"healing_measure: greedy continuations of prompts cut inside words, with and without token healing",
                  "healing_measure"};
     // Numbers are parsed strictly into documented ranges; usage errors exit 2, other failures 1 (run_main).

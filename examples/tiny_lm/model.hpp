@@ -28,7 +28,7 @@ struct model_config {
     std::size_t width = 128;
     std::size_t layers = 2;
     std::size_t heads = 4;
-    std::string scale = "gradient_max";  ///< inv_sqrt_d | entropy_invariant | gradient_max
+    std::string scale = "inv_sqrt_d";  ///< inv_sqrt_d | entropy_invariant | gradient_max (docs/scale_length.md)
     /// learned: a learned table of `context` position embeddings (sequences longer than context are refused);
     /// none: no position signal but the causal mask; alibi: ALiBi's fixed per-head slopes 2^(−8(h+1)/H) on
     /// the query-key distance (flex attention). none and alibi accept sequences longer than `context`.

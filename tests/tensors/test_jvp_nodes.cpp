@@ -1,5 +1,5 @@
-// jvp and hvp per node family, part 1 (jvp_check.hpp: what is checked and with which tolerance): maps,
-// matmul, reductions, softmax, norms. Split from part 2 to keep each translation unit near 1.5 GB.
+// jvp and hvp per node family, part 1 (jvp_check.hpp: what is checked and with which tolerance): maps and
+// matmul. The families are split over three files to keep each translation unit under 1.5 GB.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -25,24 +25,5 @@ TEST_CASE("jvp and hvp of maps with broadcasting") {
 TEST_CASE("jvp and hvp of matmul: both operands, batched") {
     check_family<0>(matmul(X, transpose(X)), std::tuple{rnd({3, 4}, 5)}, 6);
     check_family<0>(matmul(tanh(X), permute<0, 2, 1>(X)), std::tuple{rnd({2, 3, 4}, 7)}, 8);
-}
-
-TEST_CASE("jvp and hvp of reductions: sum, mean, max, logsumexp over an axis and over everything") {
-    check_family<0>(sum<1>(X * X) + mean<1>(X * X * X) + max<1>(X) * max<1>(X) + logsumexp<1>(X * X),
-                    std::tuple{rnd({3, 4}, 9)}, 10);
-    check_family<0>(logsumexp<0>(X) * max<0>(X) + logsumexp(X) * max(X * X) + mean(X) * sum<0>(X),
-                    std::tuple{rnd({3, 4}, 11)}, 12);
-}
-
-TEST_CASE("jvp and hvp of softmax and log_softmax, last and first axis") {
-    check_family<0>(softmax(X) * log_softmax<0>(X) + softmax<0>(X * X), std::tuple{rnd({3, 4}, 13)}, 14);
-}
-
-TEST_CASE("jvp and hvp of rms_norm and layer_norm, input and weight") {
-    constexpr auto G = tensor<1>;
-    constexpr auto B = tensor<2>;
-    const std::tuple args{rnd({3, 4}, 15), rnd({4}, 16), rnd({4}, 17)};
-    check_family<0>(rms_norm(X, G) * layer_norm(X, G, B), args, 18);
-    check_family<1>(rms_norm(X, G) * layer_norm(X, G, B), args, 19);
 }
 
