@@ -177,7 +177,7 @@ with tempfile.TemporaryDirectory() as tmp:
                           check=lambda p, d=d: None if not d.exists() else f'{d} was created'))
 
     # --resume with a shaping option changed: exit 2, naming the option, the new and the saved value.
-    changed = [('--heads', '4', '2'), ('--scale', 'inv_sqrt_d', 'gradient_max'), ('--width', '32', '16'),
+    changed = [('--heads', '4', '2'), ('--scale', 'gradient_max', 'inv_sqrt_d'), ('--width', '32', '16'),
                ('--seed', '2', '1'), ('--layers', '2', '1'), ('--context', '12', '16'), ('--lr', '0.001', '0.003'),
                ('--alpha', '0.5', '1'), ('--batch', '3', '2'), ('--steps', '6', '4'), ('--vocab-size', '290', '280'),
                ('--max-corpus', '50000', '60000'), ('--eval-bytes', '2000', '1500'), ('--deer-state', '8', '32'),
