@@ -23,8 +23,10 @@ if ! command -v "$cxx" >/dev/null 2>&1; then
 fi
 # The build tree's config header is not needed by text/; -I the source include directory only. The file
 # writer text/ uses (write_file_atomically) lives with the project's other writers in src/nn/file_io.cpp.
-# A failure in the foreground must not leave a background build or fuzzer running.
-trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+# A failure in the foreground must not leave a background build or fuzzer running. The PIDs are kept by hand:
+# dash's $(jobs -p) runs in a subshell that has no jobs.
+pids=""
+trap 'kill $pids 2>/dev/null || true' EXIT
 build() {  # build NAME COMPILER-ARGS...: in the background, its output in $work/NAME.build.log
     name=$1
     shift
@@ -43,10 +45,13 @@ finish() {
 }
 build fuzz_vocab "$here/fuzz_vocab.cpp" "$root"/src/text/*.cpp "$root/src/nn/file_io.cpp"
 vocab_build=$!
+pids="$pids $vocab_build"
 build fuzz_number -I"$root/src/tools" "$here/fuzz_number.cpp" "$root/src/tools/strict_number.cpp"
 number_build=$!
+pids="$pids $number_build"
 build fuzz_checkpoint "$here/fuzz_checkpoint.cpp" "$root/src/nn/checkpoint.cpp" "$root/src/nn/file_io.cpp"
 ckpt_build=$!
+pids="$pids $ckpt_build"
 finish "$vocab_build" fuzz_vocab.build "building fuzz_vocab"
 finish "$number_build" fuzz_number.build "building fuzz_number"
 finish "$ckpt_build" fuzz_checkpoint.build "building fuzz_checkpoint"
@@ -62,6 +67,7 @@ cp "$here"/regressions/* "$work/corpus/"
 "$work/fuzz_vocab" -max_total_time="$vocab_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "$work/corpus" >"$work/fuzz_vocab.run.log" 2>&1 &
 vocab_run=$!
+pids="$pids $vocab_run"
 
 # ---- The strict number parser (src/tools/strict_number.cpp): its own corpus directory and share of the time.
 mkdir -p "$work/corpus_number"

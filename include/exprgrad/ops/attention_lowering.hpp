@@ -102,23 +102,9 @@ struct ScaleOperand {
 
 // ---- reading the pieces off an expression
 
-// Kᵀ: transpose(K) or permute<0, 1, 3, 2>(K).
-template <class X>
-struct keys_of : std::false_type {};
-template <class K>
-struct keys_of<t::Transpose<K>> : std::true_type {
-    using type = K;
-};
-template <class K>
-struct keys_of<t::Permute<K, 0, 1, 3, 2>> : std::true_type {
-    using type = K;
-};
-
-// Q·Kᵀ
-template <class X>
-struct is_qk : std::false_type {};
-template <class Q, class KT>
-struct is_qk<t::Matmul<Q, KT>> : std::bool_constant<keys_of<KT>::value> {};
+// Kᵀ (transpose(K) or permute<0, 1, 3, 2>(K)) and Q·Kᵀ: the same reading as the flex lowering's.
+using flex_lowering::is_qk;
+using flex_lowering::keys_of;
 
 template <class X>
 struct is_one_hot : std::false_type {};

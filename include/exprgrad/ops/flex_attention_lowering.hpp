@@ -26,7 +26,9 @@
 // What the node asks of a lowered form, unlike the primitives: Q, K, V of rank 4 with the flex node's shapes (q
 // [B, H_q, T_q, d], k [B, H_kv, T_k, d], v [B, H_kv, T_k, d_v], H_q a multiple of H_kv; it throws naming the op
 // otherwise), and each parameter of H_q values or one (HeadParameter throws otherwise). A row whose keys are all
-// masked gives 0 (the kernels' convention) where the expression as written gives NaN. The comparisons are read
+// masked gives 0 (the kernels' convention) where the expression as written gives NaN. H_kv < H_q (grouped-query
+// attention) runs lowered, while the expression as written refuses it (matmul's broadcast needs equal head counts
+// or one): such a program fails under tensors::unlowered(...). The comparisons are read
 // as the kernels' mask (visible where > 0): less(a, b) as b − a, less_equal(a, b) as sym::less(a, b) (½ at a tie),
 // equal as less(a, b)·less(b, a), not_equal as |a − b|, exact for the finite index values iota gives.
 #pragma once

@@ -118,7 +118,7 @@ struct CrossEntropyTargets {
             }
             ++n;
         }
-        const T w = T(1) / static_cast<T>(n);  // n = 0: NaN, as the mean of no rows
+        const T w = T(1) / static_cast<T>(n);  // n = 0: never stored, so the tangent is 0 (cross_entropy's all-ignored 0)
         for (std::size_t r = 0; r < rows; ++r)
             if (t[r] != Ignore) q[r * V + static_cast<std::size_t>(t[r])] = w;
     }
