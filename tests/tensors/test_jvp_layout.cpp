@@ -1,4 +1,4 @@
-// jvp and hvp per node family, part 3 (jvp_check.hpp): cross_entropy, the layout primitives, the nodes without
+// jvp and hvp per node family, part 4 (jvp_check.hpp): cross_entropy, the layout primitives, the nodes without
 // a tangent.
 #include <doctest/doctest.h>
 

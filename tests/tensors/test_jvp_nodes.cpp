@@ -1,5 +1,5 @@
 // jvp and hvp per node family, part 1 (jvp_check.hpp: what is checked and with which tolerance): maps and
-// matmul. The families are split over three files to keep each translation unit under 1.5 GB.
+// matmul. The families are split over five files to keep each translation unit under 1.5 GB.
 #include <doctest/doctest.h>
 
 #include <cmath>
