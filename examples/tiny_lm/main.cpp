@@ -88,7 +88,9 @@
 #include <exprgrad/text/vocab_io.hpp>
 
 #include "data.hpp"
+#include "distribution_score.hpp"
 #include "model.hpp"
+#include "sampling.hpp"
 
 using namespace exprgrad;
 namespace fs = std::filesystem;
@@ -103,6 +105,9 @@ struct run_options {
     std::size_t max_corpus = 1600000;
     std::string corpus_dir = "/usr/share/games/fortunes";
     std::size_t eval_bytes = 60000;  ///< the held-out set of the final evaluation (and the history's points)
+    /// Another run's directory: start from its checkpoint's parameters and its tokenizer (fine-tuning),
+    /// with a fresh optimizer and schedule; "" = a random initialization and a tokenizer trained here.
+    std::string init_from = "";
 };
 
 /// Options that do not change the trained parameters (see the top of this file for --threads).
@@ -115,16 +120,19 @@ struct session_options {
     /// After training, the held-out set is evaluated again at each of these window lengths (length
     /// extrapolation: --position none or alibi can go past --context), one `eval_context:` line each.
     std::vector<std::size_t> eval_contexts{};
+    /// After training: this many streams sampled at temperature 1 and their distribution score against
+    /// the held-out text (distribution_score.hpp), one `distribution:` line, samples.txt; 0 = none.
+    std::size_t samples = 0;
 };
 
 }  // namespace tiny_lm_cli
 
 BOOST_HANA_ADAPT_STRUCT(tiny_lm::model_config, vocab, context, width, layers, heads, scale, position, deer_layers,
-                        deer_state, emo);
+                        deer_state, emo, emo_cost);
 BOOST_HANA_ADAPT_STRUCT(tiny_lm_cli::run_options, vocab_size, steps, batch, lr, alpha, seed, max_corpus, corpus_dir,
-                        eval_bytes);
+                        eval_bytes, init_from);
 BOOST_HANA_ADAPT_STRUCT(tiny_lm_cli::session_options, threads, eval_every, ckpt_every, stop_after, gen_pieces, run_dir,
-                        resume, prompts, eval_contexts);
+                        resume, prompts, eval_contexts, samples);
 
 namespace {
 
@@ -150,13 +158,13 @@ __attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
 // A field added to a struct but not to its BOOST_HANA_ADAPT_STRUCT would escape the record and the resume
 // check: the structured bindings stop compiling when a struct's field count changes, and the assertions
 // tie the adapted count to the same number.
-static_assert(field_count_v<tiny_lm::model_config> == 10 && field_count_v<run_options> == 9 &&
-              field_count_v<session_options> == 9);
+static_assert(field_count_v<tiny_lm::model_config> == 11 && field_count_v<run_options> == 10 &&
+              field_count_v<session_options> == 10);
 [[maybe_unused]] void field_count_guard(const tiny_lm::model_config& m, const run_options& r,
                                         const session_options& s) {
-    [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10] = m;
-    [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8, r9] = r;
-    [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8, s9] = s;
+    [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = m;
+    [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10] = r;
+    [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10] = s;
 }
 
 // What the command line says about a field: its help, its bounds (integers: ilo..ihi; doubles: flo..fhi)
@@ -180,6 +188,8 @@ constexpr option_spec option_specs[] = {
     {"deer_layers", "Comma-separated blocks whose mixer is a DEER recurrence", 0, 63},
     {"deer_state", "State width of the DEER recurrences", 1, 4096},
     {"emo", "Train with CE + EMO (mode 1) instead of CE"},
+    {"emo_cost", "EMO's cost embedding: live (the output head as it trains, detached) or fixed (the head at the "
+                 "start of the run, i.e. the initialization or --init-from's, held constant)"},
     {"vocab_size", "Tokenizer size", 261, 100'000},
     {"steps", "Training steps", 1, max_steps},
     {"batch", "Sequences per step", 1, 4096},
@@ -189,6 +199,8 @@ constexpr option_spec option_specs[] = {
     {"max_corpus", "Corpus bytes to read", 1, 100'000'000'000},
     {"corpus_dir", "Directory of the fortunes files"},
     {"eval_bytes", "Held-out bytes of the final evaluation", 1, 1'000'000'000},
+    {"init_from", "Fine-tune: start from the parameters and tokenizer of the run in this directory (its ckpt/), with "
+                  "a fresh optimizer and schedule; its architecture and --vocab-size must be this run's"},
     {"threads", "Threads", 1, 1024},
     {"eval_every", "Steps between held-out evaluations", 1, max_steps},
     {"ckpt_every", "Steps between checkpoints", 1, max_steps},
@@ -198,6 +210,8 @@ constexpr option_spec option_specs[] = {
     {"resume", "Continue from --run-dir/ckpt (refused if there is none)"},
     {"prompts", "Generation prompts", 0, 0, 0, 0, "--prompt"},
     {"eval_contexts", "Comma-separated window lengths of a held-out evaluation after training", 2, 4096},
+    {"samples", "After training: streams sampled at temperature 1 for the distribution score (samples.txt); 0: none",
+     0, 1'000'000},
 };
 
 const option_spec& spec_of(std::string_view name) {
@@ -291,24 +305,47 @@ std::string describe(const S& s) {
     return out;
 }
 
-// --resume with an option that shapes the run changed is a usage error naming the option and both values.
-// `derived_too`: also the fields that are not options (the vocabulary size, set from the tokenizer).
+// Options added after checkpoints were first written: a checkpoint that does not record one was written
+// before it existed, i.e. with its default (the behaviour before the option), which it is compared as.
+bool added_later(std::string_view name) { return name == "emo_cost" || name == "init_from"; }
+
+// Why a checkpoint's options are compared with this run's: --resume (every recorded option must be equal),
+// or --init-from (the architecture: the model's fields except the loss, emo and emo_cost).
+enum class compare_for { resume, init_from };
+
+// --resume with an option that shapes the run changed is a usage error naming the option and both values;
+// so is --init-from with another architecture. `derived_too`: also the fields that are not options (the
+// vocabulary size, set from the tokenizer).
 template <class S>
-void check_same(const S& s, const std::string& prefix, const exprgrad::nn::checkpoint_info& info, bool derived_too) {
+void check_same(const S& s, const std::string& prefix, const exprgrad::nn::checkpoint_info& info, bool derived_too,
+                compare_for why = compare_for::resume) {
+    const bool init = why == compare_for::init_from;
+    std::map<std::string, std::string> defaults;
+    S fresh{};
+    for_each_field(fresh, [&](const char* name, const auto& field) { defaults[name] = format_value(field); });
     for_each_field(s, [&](const char* name, const auto& field) {
         const bool derived = spec_of(name).help == nullptr;
         if (derived != derived_too) return;
+        if (init && (std::string_view(name) == "emo" || std::string_view(name) == "emo_cost")) return;
         const std::string shown_name = derived ? std::string(name) : flag_of(name);
         const std::string* saved = info.meta(prefix + name);
+        const std::string now = format_value(field);
+        if (saved == nullptr && added_later(name)) saved = &defaults[name];
         if (saved == nullptr)
             throw std::runtime_error(info.manifest.string() + ": records no " + shown_name +
-                                     " (written by another version of tiny_lm?); start a fresh run without --resume");
-        const std::string now = format_value(field);
-        if (*saved != now)
-            throw exprgrad::tools::usage_error("--resume: " + shown_name + " " + exprgrad::tools::shown(now) +
+                                     " (written by another version of tiny_lm?); " +
+                                     (init ? "it cannot be checked for --init-from"
+                                           : "start a fresh run without --resume"));
+        if (*saved == now) return;
+        if (init)
+            throw exprgrad::tools::usage_error("--init-from: " + shown_name + " " + exprgrad::tools::shown(now) +
                                                " differs from the checkpoint's " + exprgrad::tools::shown(*saved) +
-                                               " (" + info.manifest.string() + "); resume with the saved value, or " +
-                                               "start a fresh run without --resume");
+                                               " (" + info.manifest.string() + "); fine-tuning needs the " +
+                                               "architecture and the tokenizer of the run it starts from");
+        throw exprgrad::tools::usage_error("--resume: " + shown_name + " " + exprgrad::tools::shown(now) +
+                                           " differs from the checkpoint's " + exprgrad::tools::shown(*saved) +
+                                           " (" + info.manifest.string() + "); resume with the saved value, or " +
+                                           "start a fresh run without --resume");
     });
 }
 
@@ -424,7 +461,7 @@ std::size_t remove_stale_temporaries(const fs::path& run, const fs::path& ckpt) 
     std::size_t n = nn::remove_stale_checkpoint_temporaries(ckpt).size();
     for (const auto& e : fs::directory_iterator(run)) {
         const std::string name = e.path().filename().string();
-        for (const char* base : {"tokenizer.txt", "history.tsv", "loss.svg", "report.md"}) {
+        for (const char* base : {"tokenizer.txt", "history.tsv", "loss.svg", "report.md", "samples.txt"}) {
             const std::string prefix = std::string(base) + ".tmp.";
             const bool ours = name.size() == prefix.size() + 6 && name.compare(0, prefix.size(), prefix) == 0 &&
                               std::all_of(name.begin() + static_cast<std::ptrdiff_t>(prefix.size()), name.end(),
@@ -624,6 +661,11 @@ void check_options(const run_options& ro, const session_options& so, const tiny_
     if (mc.scale != "inv_sqrt_d" && mc.scale != "entropy_invariant" && mc.scale != "gradient_max")
         throw usage_error("--scale: unknown attention scale " + exprgrad::tools::shown(mc.scale) +
                           " (one of: inv_sqrt_d, entropy_invariant, gradient_max)");
+    if (mc.emo_cost != "live" && mc.emo_cost != "fixed")
+        throw usage_error("--emo-cost: unknown cost embedding " + exprgrad::tools::shown(mc.emo_cost) +
+                          " (one of: live, fixed)");
+    if (mc.emo_cost == "fixed" && !mc.emo)
+        throw usage_error("--emo-cost: 'fixed' is EMO's cost embedding: it needs --emo");
     if (!tiny_lm::known_position(mc.position))
         throw usage_error("--position: unknown position scheme " + exprgrad::tools::shown(mc.position) +
                           " (one of: learned, none, alibi)");
@@ -671,6 +713,41 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         if (*info.optimizer_step != *info.schedule_step)
             throw std::runtime_error(where + "optimizer step " + std::to_string(*info.optimizer_step) +
                                      " and schedule step " + std::to_string(*info.schedule_step) + " disagree");
+    }
+    // --init-from reads before anything is written too: its checkpoint, architecture and tokenizer.
+    const bool init_from = !ro.init_from.empty();
+    nn::checkpoint_info init_info;
+    const fs::path init_ckpt = fs::path(ro.init_from) / "ckpt";
+    std::string init_vocab_text;
+    if (init_from && world.root()) {
+        const std::string shown_dir = exprgrad::tools::shown(ro.init_from);
+        std::error_code ec;
+        if (fs::exists(so.run_dir, ec) && fs::equivalent(ro.init_from, so.run_dir, ec))
+            throw exprgrad::tools::usage_error("--init-from: " + shown_dir + " is --run-dir itself; fine-tune into " +
+                                               "another directory");
+        if (!fs::exists(init_ckpt / "manifest.txt"))
+            throw exprgrad::tools::usage_error("--init-from: " + shown_dir + " holds no checkpoint (" +
+                                               (init_ckpt / "manifest.txt").string() + " does not exist)");
+        init_info = nn::read_checkpoint_info(init_ckpt);
+        check_same(mc, "model.", init_info, false, compare_for::init_from);
+        const std::string* saved_vocab = init_info.meta("run.vocab_size");
+        if (saved_vocab != nullptr && *saved_vocab != format_value(ro.vocab_size))
+            throw exprgrad::tools::usage_error("--init-from: --vocab-size " +
+                                               exprgrad::tools::shown(format_value(ro.vocab_size)) +
+                                               " differs from the checkpoint's " + exprgrad::tools::shown(*saved_vocab) +
+                                               " (" + init_info.manifest.string() + "); fine-tuning needs the " +
+                                               "architecture and the tokenizer of the run it starts from");
+        const fs::path init_vocab = fs::path(ro.init_from) / "tokenizer.txt";
+        auto text_read = read_run_file(init_vocab);
+        if (!text_read) throw std::runtime_error(init_vocab.string() + ": --init-from: cannot read the tokenizer");
+        init_vocab_text = std::move(*text_read);
+        const std::string* saved = init_info.meta("tokenizer_fnv1a64");
+        char now[17];
+        std::snprintf(now, sizeof now, "%016llx", static_cast<unsigned long long>(nn::fnv1a64(init_vocab_text)));
+        if (saved == nullptr || *saved != now)
+            throw std::runtime_error(init_vocab.string() + ": --init-from: does not belong to the checkpoint " +
+                                     "(checksum " + now + ", the checkpoint records " +
+                                     (saved ? *saved : std::string("none")) + ")");
     }
     if (world.root()) make_run_dir(so.run_dir);
 
@@ -730,6 +807,14 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
             auto loaded = text::parse_vocabulary(vocab_text, text::vocab_format::native, vocab_file.string());
             return text::unigram_model(std::move(loaded.vocab), loaded.options);
         }
+        if (init_from) {  // the tokenizer of the run fine-tuned from (checked above), copied into this run
+            vocab_text = init_vocab_text;
+            auto loaded = text::parse_vocabulary(vocab_text, text::vocab_format::native, vocab_file.string());
+            text::write_file_atomically(vocab_file.string(), vocab_text);
+            exprgrad::detail::fault_point("tokenizer_written");
+            world.broadcast(vocab_text);
+            return text::unigram_model(std::move(loaded.vocab), loaded.options);
+        }
         text::train_options to;
         to.vocab_size = ro.vocab_size;
         auto m = text::train_unigram(train, to);
@@ -770,6 +855,26 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     items.metadata.emplace_back("tokenizer_fnv1a64", tok_sum);
     items.metadata.emplace_back("corpus_fnv1a64", corpus_sum);
     items.metadata.emplace_back("world_size", std::to_string(ranks));
+    // The starting parameters: --init-from's (the optimizer and schedule stay fresh), recorded by checksum so
+    // that a resume can tell whether that checkpoint changed since; then EMO's fixed cost is taken from them.
+    if (init_from && world.root()) {
+        check_same(mc, "model.", init_info, true, compare_for::init_from);  // the vocabulary
+        nn::load_checkpoint(init_ckpt, params);
+        char sum[17];
+        std::snprintf(sum, sizeof sum, "%016llx", static_cast<unsigned long long>(parameter_checksum(params)));
+        items.metadata.emplace_back("init_params_fnv1a64", sum);
+        if (resuming) {
+            const std::string* saved = info.meta("init_params_fnv1a64");
+            if (saved == nullptr || *saved != sum)
+                throw std::runtime_error("--init-from " + ro.init_from + ": its checkpoint's parameters (checksum " +
+                                         sum + ") are not those this run started from (" +
+                                         (saved ? *saved : std::string("none")) + "): it was rewritten since");
+        }
+        say("initialized from %s (its step %llu), fresh optimizer and schedule\n", init_ckpt.c_str(),
+            static_cast<unsigned long long>(init_info.schedule_step.value_or(0)));
+    }
+    world.broadcast(params);  // rank 0's starting parameters (a random initialization is the same everywhere)
+    if (mc.emo && mc.emo_cost == "fixed") model.fix_emo_cost();  // before a resume loads later parameters
     std::vector<record> history;
     std::size_t start = 0;
     if (resuming && world.root()) {
@@ -809,7 +914,8 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     say("model: %zu parameters, %zu layers, width %zu, %zu heads, scale %s, %s positions%s%s, loss %s\n",
                 params.numel(), mc.layers, mc.width, mc.heads, mc.scale.c_str(), mc.position.c_str(),
                 mc.deer_layers.empty() ? "" : ", DEER in blocks ",
-                deer_layers.c_str(), mc.emo ? "CE + EMO (mode 1)" : "CE");
+                deer_layers.c_str(),
+                !mc.emo ? "CE" : mc.emo_cost == "fixed" ? "CE + EMO (mode 1, fixed cost)" : "CE + EMO (mode 1)");
 
     // 3. Training. This rank's share of the global batch: sequences [first, first + mine) of each step's
     // ro.batch; the loss is a mean over the share's targets (all counted), so the gradient of the global
@@ -909,7 +1015,28 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         const double bpb = nats / std::log(2.0) / static_cast<double>(eval_set.bytes);
         say("eval_context: %zu train_context: %zu bits_per_byte: %.6f\n", T, mc.context, bpb);
     }
-    if (!world.root()) return;  // generation, plot and report: rank 0's
+    if (!world.root()) return;  // samples, generation, plot and report: rank 0's
+
+    // Distribution matching (docs/emo_finetune.md; bench/emo_finetune.py parses the line): streams of 2·context
+    // pieces sampled at temperature 1 against the held-out stream, both under the Viterbi segmentation.
+    if (so.samples > 0) {
+        const double t_sample = since();
+        rng sample_rng(ro.seed * 2 + 3);
+        const auto sampled = tiny_lm::sample_streams(model, tok, so.samples, 2 * mc.context, 16, eos, sample_rng);
+        std::vector<std::vector<std::int32_t>> streams;
+        std::string text_out;
+        for (const auto& st : sampled) {
+            streams.push_back(tiny_lm::viterbi_resegment(tok, st, eos));
+            for (std::size_t i = 1; i < st.size(); ++i)
+                text_out += st[i] == eos ? std::string("\n")
+                                         : tok.decode(std::vector<text::piece_id>{static_cast<text::piece_id>(st[i])});
+            text_out += "\n%\n";
+        }
+        text::write_file_atomically((run / "samples.txt").string(), text_out);
+        const tiny_lm::distribution_match dm = tiny_lm::piece_kl({eval_set.stream}, streams, tok.size());
+        say("distribution: samples %zu pieces %zu kl_unigram %.6f kl_bigram %.6f (held-out pieces %zu, %.1f s)\n",
+            so.samples, dm.sample_pieces, dm.kl_unigram, dm.kl_bigram, dm.reference_pieces, since() - t_sample);
+    }
 
     // 5. Generation with and without token healing.
     rng gen_rng(ro.seed + 99);

@@ -41,6 +41,9 @@ struct language_model::programs {
     // The EMO cost embedding is the head transposed, [V, D]; the node passes no gradient into it.
     decltype(tensors::compile<float>(emo_loss<emo_objective::mode1>(logits, Y, tensors::transpose(W)),
                                      tensors::wrt<0, 1, 2>)) emo;
+    // The fixed cost (emo_cost = fixed): a constant [V, D] input, the head as it was at the start.
+    decltype(tensors::compile<float>(emo_loss<emo_objective::mode1>(logits, Y, tensors::Input<4>{}),
+                                     tensors::wrt<0, 1, 2>)) emo_fixed;
     decltype(tensors::compile<float>(tensors::cross_entropy(logits, Y), tensors::wrt<0>)) eval;
     decltype(tensors::compile<float>(tensors::log_softmax(logits), tensors::wrt<0>)) next;
 };
@@ -164,8 +167,13 @@ double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const
                                         : rec_.call(prog_->embed_tokens, tokens, leaf(tok_));
     auto& layers = *stack_.blocks;
     for (std::size_t i = 0; i < layers.size(); ++i) h = rec_.call_layer(layers.at(i), h);
-    const tensors::handle loss = config_.emo ? rec_.call(prog_->emo, h, leaf(norm_), leaf(head_), targets)
-                                             : rec_.call(prog_->ce, h, leaf(norm_), leaf(head_), targets);
+    const bool fixed_cost = config_.emo && config_.emo_cost == "fixed";
+    if (fixed_cost && cost_.size() == 0)
+        throw std::logic_error("tiny_lm: emo_cost = fixed but fix_emo_cost() was not called");
+    const tensors::handle loss =
+        fixed_cost  ? rec_.call(prog_->emo_fixed, h, leaf(norm_), leaf(head_), targets, rec_.constant(cost_[0].value))
+        : config_.emo ? rec_.call(prog_->emo, h, leaf(norm_), leaf(head_), targets)
+                      : rec_.call(prog_->ce, h, leaf(norm_), leaf(head_), targets);
     sum_ = sum;
     rec_.backward(loss);
     sum_ = nullptr;
@@ -197,6 +205,29 @@ std::pair<double, std::size_t> language_model::eval_batch(const xt::xarray<std::
     const xt::xarray<float>& h = stack_.blocks->forward(embed(tokens));
     const auto& mean = prog_->eval.forward(h, norm_->value, head_->value, targets);
     return {static_cast<double>(mean.data[0]) * static_cast<double>(counted), counted};
+}
+
+void language_model::fix_emo_cost() {
+    if (config_.emo_cost != "fixed")
+        throw std::logic_error("tiny_lm: fix_emo_cost() with emo_cost '" + config_.emo_cost + "'");
+    xt::xarray<float> cost = xt::transpose(head_->value);  // [V, D]: row k is piece k's output embedding
+    if (cost_.size() == 0) {
+        cost_.add("emo_cost", std::move(cost));
+    } else {
+        cost_[0].value = std::move(cost);
+    }
+}
+
+xt::xarray<double> language_model::last_log_probs(const xt::xarray<std::int32_t>& tokens) {
+    const std::size_t B = tokens.shape(0), T = checked_length(tokens);
+    const xt::xarray<float>& h = stack_.blocks->forward(embed(tokens));
+    const auto& lp = prog_->next.forward(h, norm_->value, head_->value);  // [B, T, V]
+    xt::xarray<double> out = xt::xarray<double>::from_shape({B, config_.vocab});
+    for (std::size_t b = 0; b < B; ++b) {
+        const float* last = lp.data + (b * T + T - 1) * config_.vocab;
+        std::copy(last, last + config_.vocab, out.data() + b * config_.vocab);
+    }
+    return out;
 }
 
 std::vector<double> language_model::next_log_probs(std::span<const std::int32_t> context) {

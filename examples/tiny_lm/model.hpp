@@ -1,7 +1,8 @@
 // The tiny causal language model of examples/tiny_lm: token embeddings and a position scheme (learned
 // embeddings, none, or ALiBi), a run-time stack of pre-norm transformer blocks (nn/transformer.hpp;
 // optionally with DEER recurrent mixers), a final RMSNorm and an untied output head, trained with
-// cross-entropy or with CE + EMO (mode 1, the cost embedding being the output head itself, detached).
+// cross-entropy or with CE + EMO (mode 1; the cost embedding is the output head itself, detached, or with
+// emo_cost = fixed the head as it was at the start of the run, held constant: docs/emo_finetune.md).
 #pragma once
 
 #include <cstddef>
@@ -36,6 +37,11 @@ struct model_config {
     std::vector<std::size_t> deer_layers{};
     std::size_t deer_state = 32;
     bool emo = false;  ///< CE + EMO (mode 1) instead of CE
+    /// EMO's cost embedding (with emo): live = the output head as it trains, detached (each step's costs
+    /// come from the current head); fixed = the head as it was when fix_emo_cost() was called (at the
+    /// start of the run: the random initialization, or the parameters of --init-from), held constant, the
+    /// paper's fixed cost c_ij = 1 − cos(e_i, e_j).
+    std::string emo_cost = "live";
 };
 
 /// The attention scale policy of a name (throws std::invalid_argument naming it otherwise).
@@ -72,6 +78,14 @@ class language_model {
     std::size_t max_length() const;
     /// Natural-log probabilities of the next piece after `context` (its last config().context pieces are used).
     std::vector<double> next_log_probs(std::span<const std::int32_t> context);
+    /// Log-probabilities [B, V] of the piece after each row of tokens [B, T] (T ≤ max_length()): the
+    /// model's next-piece distribution at the last position of every row, in one forward pass.
+    xt::xarray<double> last_log_probs(const xt::xarray<std::int32_t>& tokens);
+    /// With emo_cost = fixed: takes the current head, transposed to [V, D], as EMO's cost embedding from
+    /// now on (it never changes afterwards, whatever the optimizer does to the head). Call it once the
+    /// starting parameters are in place and before any resumed state is loaded. Without it (or with
+    /// emo_cost = live) the live head is the cost. Throws std::logic_error unless emo_cost = fixed.
+    void fix_emo_cost();
     /// The DEER mixers (empty unless config.deer_layers), for their reports.
     const std::vector<exprgrad::nn::deer_mixer<float>*>& deer() const { return stack_.deer; }
 
@@ -87,6 +101,7 @@ class language_model {
     // ALiBi's slopes (position = alibi): read by the attention layers, never stepped, not in the checkpoint
     // (they follow from the number of heads).
     exprgrad::nn::parameter_set<float> fixed_;
+    exprgrad::nn::parameter_set<float> cost_;  // emo_cost = fixed: the cost embedding [V, D] (fix_emo_cost)
     exprgrad::nn::transformer_stack<float> stack_;
     std::unique_ptr<programs> prog_;
     xt::xarray<float> h0_;

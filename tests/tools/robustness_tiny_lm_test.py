@@ -168,6 +168,11 @@ with tempfile.TemporaryDirectory() as tmp:
         ('--max-corpus 0', opt(SMALL, '--max-corpus', '0'), r"--max-corpus.*'0'"),
         ('--gen-pieces -1', opt(SMALL, '--gen-pieces', '-1'), r"--gen-pieces.*'-1'"),
         ('--stop-after beyond the bound', SMALL + ['--stop-after', '1e12'], r"--stop-after.*'1e12'"),
+        ('--emo-cost unknown', SMALL + ['--emo', '--emo-cost', 'frozen'],
+         r"--emo-cost: unknown cost embedding 'frozen' \(one of: live, fixed\)"),
+        ('--emo-cost fixed without --emo', SMALL + ['--emo-cost', 'fixed'], r"--emo-cost: 'fixed' .* needs --emo"),
+        ('--samples -1', SMALL + ['--samples', '-1'], r"--samples.*'-1'"),
+        ('--samples beyond the bound', SMALL + ['--samples', '2000000'], r"--samples.*'2000000'"),
         ('an unknown option', SMALL + ['--bogus', '1'], r"--bogus"),
     ]
     cases = []
@@ -198,6 +203,47 @@ with tempfile.TemporaryDirectory() as tmp:
                                                                    str(corpus_link)], 2,
                       r"--corpus-dir '.*corpus_link' differs from the checkpoint's '/usr/share/games/fortunes'",
                       check=unchanged(base)))
+
+    # --init-from (fine-tuning, docs/emo_finetune.md) refuses before anything is written: no checkpoint, another
+    # architecture or tokenizer size (exit 2, naming the option and both values), a tokenizer.txt that is not the
+    # checkpoint's (exit 1, naming the file), the run directory itself.
+    def fine_tune(args, name):
+        d = tmp / name
+        return [EXE] + args + ['--run-dir', str(d)], (lambda p, d=d: None if not d.exists() else f'{d} was created')
+
+    for name, args, status, rx in [
+        ('--init-from a directory without a checkpoint', SMALL + ['--init-from', str(tmp)], 2,
+         r"--init-from: '.*' holds no checkpoint \(.*manifest\.txt does not exist\)"),
+        ('--init-from with another --width', opt(SMALL, '--width', '32') + ['--init-from', str(base)], 2,
+         r"--init-from: --width '32' differs from the checkpoint's '16' \(.*manifest\.txt\)"),
+        ('--init-from with another --position', SMALL + ['--position', 'none', '--init-from', str(base)], 2,
+         r"--init-from: --position 'none' differs from the checkpoint's 'learned'"),
+        ('--init-from with another --vocab-size', opt(SMALL, '--vocab-size', '290') + ['--init-from', str(base)], 2,
+         r"--init-from: --vocab-size '290' differs from the checkpoint's '280'"),
+    ]:
+        argv, created = fine_tune(args, f'init{len(cases)}')
+        cases.append(Case(name, argv, status, rx, check=lambda p, c=created: c(p) or unchanged(base)(p)))
+    d = copy()
+    cases.append(Case('--init-from the run directory itself', T + ['--init-from', str(d), '--run-dir', str(d)], 2,
+                      r"--init-from: '.*' is --run-dir itself", check=unchanged(d)))
+    init_other_tok = copy()
+    argv, created = fine_tune(SMALL + ['--init-from', str(init_other_tok)], 'init_tok')
+    cases.append(Case("--init-from whose tokenizer.txt is another run's", argv, 1,
+                      r'tokenizer\.txt: --init-from: does not belong to the checkpoint \(checksum [0-9a-f]{16}, '
+                      r'the checkpoint records [0-9a-f]{16}\)', check=created))
+    # Accepted: a checkpoint written before --emo-cost and --init-from existed (no records of them) resumes as
+    # their defaults (live, none).
+    old = copy()
+    manifest = (old / 'ckpt' / 'manifest.txt').read_bytes()
+    manifest = re.sub(rb'meta model\.emo_cost live\n', b'', manifest)
+    manifest = re.sub(rb'meta run\.init_from [^\n]*\n', b'', manifest)
+    (old / 'ckpt' / 'manifest.txt').write_bytes(manifest)
+    restamp_manifest(old / 'ckpt')
+    removed = b'emo_cost' not in manifest and b'init_from' not in manifest
+    cases.append(Case('--resume of a checkpoint without the emo_cost and init_from records',
+                      T + ['--run-dir', str(old), '--resume'], 0, timeout=60,
+                      check=lambda p, d=old: None if removed and (d / 'report.md').exists()
+                      else 'the records were not removed, or the run did not finish'))
 
     # --resume without a checkpoint: exit 1 at once, naming the directory; nothing written or created.
     empty = tmp / 'empty_run'
@@ -287,6 +333,7 @@ with tempfile.TemporaryDirectory() as tmp:
     # A tokenizer.txt that is not the checkpoint's (another run's), or none.
     other = tmp / 'other'
     run(opt(opt(SMALL, '--vocab-size', '300'), '--ckpt-every', '1') + ['--run-dir', str(other), '--stop-after', '1'])
+    shutil.copy(other / 'tokenizer.txt', init_other_tok / 'tokenizer.txt')  # for the --init-from case above
     d = copy()
     shutil.copy(other / 'tokenizer.txt', d / 'tokenizer.txt')
     (d / 'ckpt.tmp-abc123').mkdir()  # a refused run removes nothing, not even stale temporaries

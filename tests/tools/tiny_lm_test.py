@@ -4,7 +4,8 @@ a checkpoint round-trips (a finished run resumed evaluates to the same numbers);
 with --stop-after and resumed ends with bit-identical parameters and optimizer state, and the same
 generations, as an uninterrupted run; the DEER + EMO variant trains; --position none and alibi train without
 a position table and --eval-contexts evaluates them past the training context (one line per context, the
-one at the training context equal to the run's own held-out figure).
+one at the training context equal to the run's own held-out figure); a fine-tune with --init-from and the fixed EMO
+cost starts from the checkpoint, resumes bit-identically and samples for the distribution score.
 Usage: tiny_lm_test.py path/to/tiny_lm"""
 import pathlib
 import subprocess
@@ -70,6 +71,30 @@ with tempfile.TemporaryDirectory() as tmp:
     check(len(fa) > 20 and fa == fb, f'bit-identical parameters and optimizer state ({len(fa)} arrays)')
     check(results(out_b) == results(out_a), 'same held-out bits/byte and same generations as the uninterrupted run')
     check((b / 'history.tsv').read_text() == (a / 'history.tsv').read_text(), 'same history')
+
+    # Fine-tuning (#22, docs/emo_finetune.md): --init-from a's checkpoint and tokenizer, CE + EMO with the fixed
+    # cost (the head as loaded). It starts where a ended, not from a random initialization; stopped and resumed,
+    # it ends bit-identical to an uninterrupted fine-tune (the fixed cost is a's head again, not the resumed one);
+    # the live cost trains otherwise; --samples prints the distribution line and writes samples.txt.
+    ft = SMALL[:1] + ['12'] + SMALL[2:] + ['--init-from', str(a), '--emo', '--emo-cost', 'fixed']
+    e, f, g = (pathlib.Path(tmp) / x for x in ('ft_e', 'ft_f', 'ft_g'))
+    out_e = run(ft + ['--samples', '5', '--run-dir', str(e)])
+    first_a = float((a / 'history.tsv').read_text().splitlines()[1].split('\t')[1])
+    first_e = float((e / 'history.tsv').read_text().splitlines()[1].split('\t')[1])
+    check('initialized from' in out_e and first_e < first_a - 0.5 and first_e < train[-1] + 0.5,
+          f'--init-from starts from the trained parameters (first loss {first_e:.3f}; a: {first_a:.3f} -> {train[-1]:.3f})')
+    check((e / 'tokenizer.txt').read_bytes() == (a / 'tokenizer.txt').read_bytes(), '--init-from uses its tokenizer')
+    dist = [l.split() for l in out_e.splitlines() if l.startswith('distribution: ')]
+    check(len(dist) == 1 and dist[0][1:3] == ['samples', '5'] and float(dist[0][6]) > 0 and float(dist[0][8]) > 0,
+          f'--samples 5: one distribution line with positive divergences ({dist})')
+    check((e / 'samples.txt').read_bytes().count(b'\n%\n') == 5, 'samples.txt holds the 5 samples')
+    run(ft + ['--run-dir', str(f), '--stop-after', '6'])
+    out_f = run(ft + ['--run-dir', str(f), '--resume'])
+    fe, ff = files(e / 'ckpt'), files(f / 'ckpt')
+    check('at step 6' in out_f and len(fe) > 20 and fe == ff,
+          'a fixed-cost fine-tune stopped and resumed ends bit-identical to the uninterrupted one')
+    run(ft[:-1] + ['live', '--run-dir', str(g)])
+    check(files(g / 'ckpt') != fe, '--emo-cost live trains otherwise than fixed')
 
     # Every capability at once: a DEER block, CE + EMO.
     out_c = run(SMALL[:1] + ['6'] + SMALL[2:] + ['--deer-layers', '1', '--deer-state', '4', '--emo',
