@@ -42,6 +42,8 @@ ALL_FILES = ['fortunes', 'literature', 'science', 'wisdom', 'people', 'politics'
              'food', 'humorists', 'law', 'love', 'men-women', 'miscellaneous', 'news', 'pets', 'platitudes',
              'songs-poems', 'sports']  # load_corpus's list (examples/tiny_lm/data.cpp)
 OBJECTIVES = [('ce', []), ('ce_emo', ['--emo', '--emo-cost', 'fixed'])]
+# --with-live: also CE + EMO with the live head as the cost (tiny_lm's --emo before), printed, not in the TSV.
+LIVE = ('ce_emo_live', ['--emo', '--emo-cost', 'live'])
 COLUMNS = ['objective', 'seed', 'bits_per_byte', 'distribution_score']
 
 ARCH = ['--context', '32', '--width', '64', '--layers', '2', '--heads', '4', '--threads', '1', '--gen-pieces', '0',
@@ -138,6 +140,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('exe', help='path to build/examples/tiny_lm')
     ap.add_argument('--quick', action='store_true', help='tiny models, one seed: checks the TSV (the test)')
+    ap.add_argument('--with-live', action='store_true',
+                    help='also fine-tune with the live head as the cost (printed only; the TSV is unchanged)')
     ap.add_argument('--out', help='TSV to write (default: docs/results/emo_finetune.tsv; --quick: a temporary file)')
     args = ap.parse_args()
     size = QUICK if args.quick else FULL
@@ -149,7 +153,7 @@ def main():
                                                        else repo / 'docs' / 'results' / 'emo_finetune.tsv')
         pre_corpus = corpus_dir(tmp / 'corpus_pretrain', [f for f in ALL_FILES if f not in FINETUNE_DOMAIN])
         ft_corpus = corpus_dir(tmp / 'corpus_finetune', FINETUNE_DOMAIN)
-        rows, refs, kl1s = [], {}, {}
+        rows, extra, refs, kl1s = [], [], {}, {}
         for seed in size['seeds']:
             pre = tmp / f'pretrain_{seed}'
             bpb, _, _, sec = run([args.exe] + size['pretrain'] + ['--corpus-dir', str(pre_corpus), '--seed', str(seed),
@@ -166,9 +170,9 @@ def main():
             refs[seed] = (bpb, kl1, kl2, kl2b)
             print(f'seed {seed} pretrained (no fine-tuning): {bpb:.4f} bits/byte, distribution {kl2:.4f} '
                   f'(unigram KL {kl1:.4f}; other samples: {kl2b:.4f}) ({sec:.0f} s)', flush=True)
-            for name, flags in OBJECTIVES:
+            for name, flags in OBJECTIVES + ([LIVE] if args.with_live else []):
                 bpb, kl1, kl2, sec = run(ft + flags + ['--run-dir', str(tmp / f'{name}_{seed}')])
-                rows.append((name, seed, bpb, kl2))
+                (extra if name == LIVE[0] else rows).append((name, seed, bpb, kl2))
                 kl1s[(name, seed)] = kl1
                 print(f'seed {seed} {name}: {bpb:.4f} bits/byte, distribution {kl2:.4f} (unigram KL {kl1:.4f}) '
                       f'({sec:.0f} s)', flush=True)
@@ -183,9 +187,9 @@ def main():
         print('|---|---|---|---|')
         print(f'| pretrained, not fine-tuned | {mean_sd([refs[s][0] for s in seeds])} | '
               f'{mean_sd([refs[s][2] for s in seeds])} | {mean_sd([refs[s][1] for s in seeds])} |')
-        for name, _ in OBJECTIVES:
-            b = [r[2] for r in rows if r[0] == name]
-            d = [r[3] for r in rows if r[0] == name]
+        for name, _ in OBJECTIVES + ([LIVE] if args.with_live else []):
+            b = [r[2] for r in rows + extra if r[0] == name]
+            d = [r[3] for r in rows + extra if r[0] == name]
             print(f'| {name} | {mean_sd(b)} | {mean_sd(d)} | {mean_sd([kl1s[(name, s)] for s in seeds])} |')
         noise = [abs(refs[s][2] - refs[s][3]) for s in seeds]
         print('\nsampling noise of the distribution score (the pretrained model, two sets of samples): |difference| '
