@@ -5,12 +5,15 @@
 //    policy (ops/attention_scale.hpp), feed-forward, RMSNorm, output head; --deer-layers swaps the
 //    attention of some blocks for a DEER-evaluated recurrence; --position learned|none|alibi chooses the
 //    position information (learned embeddings, the causal mask alone, or ALiBi's fixed slopes). Loss:
-//    cross-entropy, or CE + EMO (mode 1, the cost embedding being the output head, detached) with --emo.
+//    cross-entropy, or CE + EMO (mode 1, the cost embedding being the output head, detached) with --emo;
+//    --emo-cost fixed holds the cost at the head the run started from. --init-from DIR fine-tunes: it starts
+//    from another run's parameters and tokenizer with a fresh optimizer and schedule (docs/emo_finetune.md).
 //    Subword regularization: every training line is segmented by the exact sampler at --alpha (negative:
 //    Viterbi).
 // 3. Evaluates held-out bits per byte under the Viterbi segmentation against the tokenizer's own unigram
 //    model on the same bytes; writes checkpoints (atomic, resumable with --resume), history.tsv,
-//    loss.svg and report.md into --run-dir; shows generation with and without token healing.
+//    loss.svg and report.md into --run-dir; shows generation with and without token healing; with --samples N,
+//    samples N streams at temperature 1 and prints their distribution score against the held-out text.
 //
 //   build/examples/tiny_lm                                  (the default run, docs/tiny_lm.md)
 //   build/examples/tiny_lm --steps 3000 --width 192        (longer)
