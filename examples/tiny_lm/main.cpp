@@ -4,7 +4,8 @@
 // 2. Trains a causal transformer built from exprgrad blocks: embeddings, attention with a selectable scale
 //    policy (ops/attention_scale.hpp), feed-forward, RMSNorm, output head; --deer-layers swaps the
 //    attention of some blocks for a DEER-evaluated recurrence; --position learned|none|alibi chooses the
-//    position information (learned embeddings, the causal mask alone, or ALiBi's fixed slopes). Loss:
+//    position information (learned embeddings, the causal mask alone, or ALiBi's fixed slopes); --softcap C
+//    caps the attention logits at C (C·tanh(z/C)). Loss:
 //    cross-entropy, or CE + EMO (mode 1, the cost embedding being the output head, detached) with --emo.
 //    Subword regularization: every training line is segmented by the exact sampler at --alpha (negative:
 //    Viterbi).
