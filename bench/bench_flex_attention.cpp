@@ -7,6 +7,8 @@
 // eight packed documents of 512 positions (attn::document_causal). The modifications are the library's
 // (ops/attention_mods.hpp); the block mask classifies every tile of these masks once per shape.
 // bench/flex_rounds.py runs this program in interleaved rounds and prints the medians (docs/flex_attention.md).
+// BM_vs_torch: the modifications that bench/peers/bench_flex_torch.cpp computes with libtorch, at its shapes
+// (bench/flex_torch_rounds.py; flex_rounds.py's default filter leaves them out).
 // Run alone:
 //   build/bench/bench_flex_attention --benchmark_min_time=0.1
 #include <benchmark/benchmark.h>
@@ -113,6 +115,40 @@ void BM_flex_documents(benchmark::State& st, std::size_t len) {
     });
 }
 
+/// The libtorch comparison (bench/peers/bench_flex_torch.cpp, same names and arguments; bench/flex_torch_rounds.py):
+/// forward + backward of a modification at T ∈ {512, 1024, 2048} on 1 or 2 threads, wall-clock time beside the
+/// process's CPU time. `docs`: attn::document_causal's four documents of T/4 positions; `nparams`: learnable
+/// parameter arrays of H values (ALiBi's slopes, the T5 table's 32 buckets, zero-initialised as T5 does).
+template <class Mod, class Mask>
+void BM_vs_torch(benchmark::State& st, Mod mod, Mask mask, std::size_t nparams, bool docs) {
+    const auto T = static_cast<std::size_t>(st.range(0)), threads = static_cast<std::size_t>(st.range(1));
+    kernels::set_num_threads(threads);
+    const inputs in(T);
+    std::vector<xt::xtensor<float, 1>> p;
+    if (nparams == 1) p = in.slopes;
+    for (std::size_t n = nparams == 1 ? 1 : 0; n < nparams; ++n) p.push_back(xt::zeros<float>({H}));
+    auto o = causal_options();
+    o.causal = false;
+    o.threads = threads;
+    auto ids = xt::xtensor<std::int64_t, 2>::from_shape({B, T});
+    for (std::size_t i = 0; i < T; ++i) ids(0, i) = static_cast<std::int64_t>(i / (T / 4));
+    const auto d = flex_documents::self(ids);
+    auto step = [&] {
+        auto g = docs ? flex_attention_vjp(in.q, in.k, in.v, in.dout, mod, mask, p, o, d)
+                      : flex_attention_vjp(in.q, in.k, in.v, in.dout, mod, mask, p, o);
+        benchmark::DoNotOptimize(g.dq.data());
+    };
+    step();  // warm-up, untimed (as the libtorch side): the block mask of the shape is classified here
+    for (auto _ : st) step();
+}
+
+void torch_shapes(benchmark::internal::Benchmark* b) {
+    b->ArgNames({"T", "threads"});
+    for (long T : {512, 1024, 2048}) b->Args({T, 1});
+    for (long T : {512, 1024, 2048}) b->Args({T, 2});
+    b->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
     b->ArgNames({"T"})->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond);
 }
@@ -141,5 +177,13 @@ BENCHMARK_CAPTURE(BM_flex_documents, fwdbwd_document512, 512)->Apply(long_sizes)
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_window1, true, attn::score, attn::sliding_window<1>, false, false)->Apply(long_sizes);
 BENCHMARK_CAPTURE(BM_flex, fwdbwd_window1_opts, true, attn::score, attn::sliding_window<1>, true, false)
     ->Apply(long_sizes);
+
+BENCHMARK_CAPTURE(BM_vs_torch, identity, attn::score, 1_c, 0, false)->Apply(torch_shapes);  // runs ops::attention
+BENCHMARK_CAPTURE(BM_vs_torch, causal, attn::score, attn::causal, 0, false)->Apply(torch_shapes);
+BENCHMARK_CAPTURE(BM_vs_torch, window256, attn::score, window, 0, false)->Apply(torch_shapes);
+BENCHMARK_CAPTURE(BM_vs_torch, document4, attn::score, attn::document_causal, 0, true)->Apply(torch_shapes);
+BENCHMARK_CAPTURE(BM_vs_torch, alibi, alibi, 1_c, 1, false)->Apply(torch_shapes);
+BENCHMARK_CAPTURE(BM_vs_torch, softcap, softcap, 1_c, 0, false)->Apply(torch_shapes);
+BENCHMARK_CAPTURE(BM_vs_torch, relbias, attn::relative_bias<32, 128>, 1_c, 32, false)->Apply(torch_shapes);
 
 BENCHMARK_MAIN();

@@ -25,7 +25,9 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--min-time", default="0.1")
-    ap.add_argument("--filter", default="", help="passed as --benchmark_filter (a regular expression)")
+    # BM_vs_torch (the libtorch comparison's rows) is bench/flex_torch_rounds.py's.
+    ap.add_argument("--filter", default="BM_(attention|flex)",
+                    help="passed as --benchmark_filter (a regular expression)")
     args = ap.parse_args()
     exe = os.path.join(args.build, "bench", "bench_flex_attention")
     times = {}

@@ -4,7 +4,8 @@
 // 2. Trains a causal transformer built from exprgrad blocks: embeddings, attention with a selectable scale
 //    policy (ops/attention_scale.hpp), feed-forward, RMSNorm, output head; --deer-layers swaps the
 //    attention of some blocks for a DEER-evaluated recurrence; --position learned|none|alibi chooses the
-//    position information (learned embeddings, the causal mask alone, or ALiBi's fixed slopes). Loss:
+//    position information (learned embeddings, the causal mask alone, or ALiBi's fixed slopes); --softcap C
+//    caps the attention logits at C (C·tanh(z/C)). Loss:
 //    cross-entropy, or CE + EMO (mode 1, the cost embedding being the output head, detached) with --emo;
 //    --emo-cost fixed holds the cost at the head the run started from. --init-from DIR fine-tunes: it starts
 //    from another run's parameters and tokenizer with a fresh optimizer and schedule (docs/emo_finetune.md).
@@ -130,8 +131,8 @@ struct session_options {
 
 }  // namespace tiny_lm_cli
 
-BOOST_HANA_ADAPT_STRUCT(tiny_lm::model_config, vocab, context, width, layers, heads, scale, position, deer_layers,
-                        deer_state, emo, emo_cost);
+BOOST_HANA_ADAPT_STRUCT(tiny_lm::model_config, vocab, context, width, layers, heads, scale, position, softcap,
+                        deer_layers, deer_state, emo, emo_cost);
 BOOST_HANA_ADAPT_STRUCT(tiny_lm_cli::run_options, vocab_size, steps, batch, lr, alpha, seed, max_corpus, corpus_dir,
                         eval_bytes, init_from);
 BOOST_HANA_ADAPT_STRUCT(tiny_lm_cli::session_options, threads, eval_every, ckpt_every, stop_after, gen_pieces, run_dir,
@@ -161,11 +162,11 @@ __attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
 // A field added to a struct but not to its BOOST_HANA_ADAPT_STRUCT would escape the record and the resume
 // check: the structured bindings stop compiling when a struct's field count changes, and the assertions
 // tie the adapted count to the same number.
-static_assert(field_count_v<tiny_lm::model_config> == 11 && field_count_v<run_options> == 10 &&
+static_assert(field_count_v<tiny_lm::model_config> == 12 && field_count_v<run_options> == 10 &&
               field_count_v<session_options> == 10);
 [[maybe_unused]] void field_count_guard(const tiny_lm::model_config& m, const run_options& r,
                                         const session_options& s) {
-    [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = m;
+    [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12] = m;
     [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10] = r;
     [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10] = s;
 }
@@ -188,6 +189,7 @@ constexpr option_spec option_specs[] = {
     {"heads", "Attention heads", 1, 1024},
     {"scale", "Attention scale: inv_sqrt_d, entropy_invariant, gradient_max"},
     {"position", "Position information: learned (embeddings), none (the causal mask alone), alibi (fixed slopes)"},
+    {"softcap", "Attention logit soft-cap C: scores become C*tanh(score/C); 0: none", 0, 0, 0, 1e6},
     {"deer_layers", "Comma-separated blocks whose mixer is a DEER recurrence", 0, 63},
     {"deer_state", "State width of the DEER recurrences", 1, 4096},
     {"emo", "Train with CE + EMO (mode 1) instead of CE"},
@@ -310,7 +312,10 @@ std::string describe(const S& s) {
 
 // Options added after checkpoints were first written: a checkpoint that does not record one was written
 // before it existed, i.e. with its default (the behaviour before the option), which it is compared as.
-bool added_later(std::string_view name) { return name == "emo_cost" || name == "init_from"; }
+// Options newer than some checkpoints: a checkpoint without them was written with their defaults.
+bool added_later(std::string_view name) {
+    return name == "emo_cost" || name == "init_from" || name == "softcap";
+}
 
 // Why a checkpoint's options are compared with this run's: --resume (every recorded option must be equal),
 // or --init-from (the architecture: the model's fields except the loss, emo and emo_cost).
@@ -914,8 +919,9 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     if (const std::size_t n = world.root() ? remove_stale_temporaries(run, ckpt) : 0)
         say("removed %zu stale temporaries of an interrupted run\n", n);
     const std::string deer_layers = format_value(mc.deer_layers);
-    say("model: %zu parameters, %zu layers, width %zu, %zu heads, scale %s, %s positions%s%s, loss %s\n",
-                params.numel(), mc.layers, mc.width, mc.heads, mc.scale.c_str(), mc.position.c_str(),
+    const std::string softcap = mc.softcap > 0 ? ", softcap " + format_value(mc.softcap) : "";
+    say("model: %zu parameters, %zu layers, width %zu, %zu heads, scale %s, %s positions%s%s%s, loss %s\n",
+                params.numel(), mc.layers, mc.width, mc.heads, mc.scale.c_str(), mc.position.c_str(), softcap.c_str(),
                 mc.deer_layers.empty() ? "" : ", DEER in blocks ",
                 deer_layers.c_str(),
                 !mc.emo ? "CE" : mc.emo_cost == "fixed" ? "CE + EMO (mode 1, fixed cost)" : "CE + EMO (mode 1)");

@@ -34,6 +34,9 @@ struct model_config {
     /// none: no position signal but the causal mask; alibi: ALiBi's fixed per-head slopes 2^(−8(h+1)/H) on
     /// the query-key distance (flex attention). none and alibi accept sequences longer than `context`.
     std::string position = "learned";
+    /// Attention logit soft-capping: every score z becomes C·tanh(z/C) (flex attention, after ALiBi's bias) for
+    /// softcap = C > 0; 0: none. Finite and ≥ 0 (the constructor throws std::invalid_argument otherwise).
+    double softcap = 0.0;
     std::vector<std::size_t> deer_layers{};
     std::size_t deer_state = 32;
     bool emo = false;  ///< CE + EMO (mode 1) instead of CE

@@ -161,6 +161,9 @@ with tempfile.TemporaryDirectory() as tmp:
         ('--deer-state 0', SMALL + ['--deer-state', '0'], r"--deer-state.*'0'"),
         ('--scale unknown', SMALL + ['--scale', 'bogus'], r"--scale.*'bogus'"),
         ('--position unknown', SMALL + ['--position', 'rope'], r"--position: unknown position scheme 'rope'"),
+        ('--softcap -1', SMALL + ['--softcap', '-1'], r"--softcap.*'-1'"),
+        ('--softcap nan', SMALL + ['--softcap', 'nan'], r"--softcap.*'nan'"),
+        ('--softcap inf', SMALL + ['--softcap', 'inf'], r"--softcap.*'inf'"),
         ('--eval-contexts past the learned positions', SMALL + ['--eval-contexts', '16,32'],
          r"--eval-contexts: 32 exceeds --context 16, the length of the learned position embeddings"),
         ('--eval-contexts 1', SMALL + ['--eval-contexts', '1'], r"--eval-contexts.*'1'"),
@@ -186,7 +189,7 @@ with tempfile.TemporaryDirectory() as tmp:
                ('--seed', '2', '1'), ('--layers', '2', '1'), ('--context', '12', '16'), ('--lr', '0.001', '0.003'),
                ('--alpha', '0.5', '1'), ('--batch', '3', '2'), ('--steps', '6', '4'), ('--vocab-size', '290', '280'),
                ('--max-corpus', '50000', '60000'), ('--eval-bytes', '2000', '1500'), ('--deer-state', '8', '32'),
-               ('--position', 'alibi', 'learned')]
+               ('--position', 'alibi', 'learned'), ('--softcap', '30', '0')]
     for flag, new, saved in changed:
         cases.append(Case(f'--resume with {flag} changed',
                           [EXE] + opt(SMALL, flag, new) + ['--run-dir', str(base), '--resume'], 2,

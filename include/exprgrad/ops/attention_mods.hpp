@@ -14,35 +14,24 @@
 // arithmetic (ops/detail/flex_block_mask.hpp). Op reference, the table of these modifications and their speed:
 // docs/flex_attention.md.
 //
-// T5's relative-position bias table is in ops/attn_relative_bias.hpp (included here). Not here: the
-// gradient-maximising scale (α*(n) is the root of a transcendental equation, not an expression of the op table).
+// T5's relative-position bias table is in ops/attn_relative_bias.hpp (included here). The post's scale policies
+// under causal masking: attn::entropy_invariant_causal<n_ref> and attn::gradient_max_causal (α*(n), the root of a
+// transcendental equation, by unrolled Newton steps).
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <numbers>
 
 #include <xtensor/xtensor.hpp>
 
 #include "exprgrad/ops/attn_placeholders.hpp"
 #include "exprgrad/ops/attn_relative_bias.hpp"  // attn::relative_bias<NB, MaxDistance>, attn::relative_bucket
 #include "exprgrad/ops/attn_sequence.hpp"
+#include "exprgrad/ops/detail/constexpr_log.hpp"
 #include "exprgrad/sym/functions.hpp"
 
 namespace exprgrad::ops::detail::flex {
-
-/// ln x for a finite x > 0, usable in constant expressions (std::log is not constexpr in C++20): x = 2^e·m with
-/// m in [1, 2), ln m = 2·atanh((m − 1)/(m + 1)) by its series (|u| ≤ 1/3: 35 terms reach double precision).
-consteval double constexpr_log(double x) {
-    int e = 0;
-    while (x >= 2.0) x /= 2.0, ++e;
-    while (x < 1.0) x *= 2.0, --e;
-    const double u = (x - 1.0) / (x + 1.0), u2 = u * u;
-    double term = u, sum = 0.0;
-    for (int k = 0; k < 40; ++k, term *= u2) sum += term / (2 * k + 1);
-    return e * std::numbers::ln2 + 2.0 * sum;
-}
 
 template <std::intmax_t W>
 consteval auto make_sliding_window() {
@@ -69,6 +58,23 @@ template <double NRef>
 consteval auto make_entropy_invariant_causal() {
     static_assert(NRef > 1.0 && NRef < 1e300, "attn::entropy_invariant_causal<n_ref>: n_ref must be a finite number > 1");
     return attn::score * sym::log(attn::q_idx + sym::c<1>) * sym::fc<1.0 / constexpr_log(NRef)>;
+}
+
+/// α*(n) for n = q_idx + 1 ≥ 2 (the root of (1 + 2α²)e^{α²} = n, scale::gradient_max_alpha) as an expression: K
+/// Newton steps on h(α) = log1p(2α²) + α² − log n from α₀ = √log(n + 1) ≥ √log n ≥ α*, where h ≥ 0, so the steps
+/// decrease monotonically to the root (h is increasing and convex, as in gradient_max_alpha); 5 steps reach 1e-15
+/// relative for every n ≥ 2 (checked for n ≤ 5000 and powers of ten to 1e9). At n = 1 the root is a double
+/// root and the steps approach it linearly, never reaching 0 (no 0/0); the caller zeroes that row.
+template <int K>
+consteval auto gradient_max_newton() {
+    if constexpr (K == 0) {
+        return sym::sqrt(sym::log(attn::q_idx + sym::c<2>));
+    } else {
+        constexpr auto a = gradient_max_newton<K - 1>();
+        constexpr auto a2 = a * a;
+        constexpr auto h = sym::log1p(sym::c<2> * a2) + a2 - sym::log(attn::q_idx + sym::c<1>);
+        return a - h / (sym::c<4> * a / (sym::c<1> + sym::c<2> * a2) + sym::c<2> * a);
+    }
 }
 
 }  // namespace exprgrad::ops::detail::flex
@@ -144,5 +150,18 @@ inline constexpr auto softcap = detail::flex::make_softcap<C>();
 /// at n = 1. n_ref > 1 a compile-time double; example: `attn::entropy_invariant_causal<512.0>`.
 template <double NRef>
 inline constexpr auto entropy_invariant_causal = detail::flex::make_entropy_invariant_causal<NRef>();
+
+/// The gradient-maximising scale (kexue.fm post 9812; scale::gradient_max) written as a score modification under a
+/// top-left causal mask: z = score · α*(i + 1), α*(n) the root of (1 + 2α²)e^{α²} = n (scale::gradient_max_alpha;
+/// 0 at n = 1, the factor min(i, 1) zeroes row 0), n = i + 1 the number of keys row i sees. With the options'
+/// default scale (1/√d) this is s = α*(n)/√d, the option form's multiplier, when every row sees exactly i + 1 keys
+/// (attn::causal or opts.causal with T_q = T_k, no shorter key_lengths, no other mask); elsewhere the option counts
+/// the keys actually visible and this keeps i + 1. Not for normalize_qk (the option then uses the cosine
+/// objective's α). α* is computed in the expression by five unrolled Newton steps, to double precision: about
+/// sixty operations and seven logarithms per score (each distinct subexpression once, but per score: nothing
+/// hoists the row's α* out of the row), where the option computes α* once per row. Example:
+/// `flex_attention_forward(q, k, v, attn::gradient_max_causal, attn::causal, {}, opts)`.
+inline constexpr auto gradient_max_causal =
+    score * detail::flex::gradient_max_newton<5>() * sym::min(q_idx, sym::c<1>);
 
 }  // namespace exprgrad::ops::attn

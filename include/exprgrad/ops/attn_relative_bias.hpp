@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "exprgrad/ops/attn_placeholders.hpp"
+#include "exprgrad/ops/detail/constexpr_log.hpp"
 #include "exprgrad/sym/functions.hpp"
 
 namespace exprgrad::ops::detail::flex {
@@ -28,23 +29,13 @@ constexpr std::size_t t5_bucket(long long n, std::size_t NB, long long max_dista
     return b < NB ? b : NB - 1;
 }
 
-constexpr double ln_constexpr(double x) {  // ln of a finite x > 0 (series of atanh, as constexpr_log)
-    int e = 0;
-    while (x >= 2.0) x /= 2.0, ++e;
-    while (x < 1.0) x *= 2.0, --e;
-    const double u = (x - 1.0) / (x + 1.0), u2 = u * u;
-    double term = u, sum = 0.0;
-    for (int k = 0; k < 40; ++k, term *= u2) sum += term / (2 * k + 1);
-    return e * 0.69314718055994530942 + 2.0 * sum;
-}
-
 /// The smallest distance of every bucket: lower[b] = min{n ≥ 0 : bucket(n) ≥ b} (lower[0] = 0).
 template <std::size_t NB, std::intmax_t MaxDistance>
 consteval std::array<std::intmax_t, NB> t5_lower_edges() {
     std::array<std::intmax_t, NB> lo{};
     std::size_t b = 1;
     for (long long n = 0; b < NB && n <= MaxDistance; ++n)
-        while (b < NB && t5_bucket(n, NB, MaxDistance, [](double x) { return ln_constexpr(x); }) >= b) lo[b++] = n;
+        while (b < NB && t5_bucket(n, NB, MaxDistance, [](double x) { return constexpr_log(x); }) >= b) lo[b++] = n;
     return lo;
 }
 
