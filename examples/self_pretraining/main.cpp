@@ -20,7 +20,9 @@
 // Each classification phase keeps the parameters of its best validation epoch; the table reports test
 // accuracy with those (and at the last epoch) over several seeds (initialization, batch order, masks).
 //
-//   build/examples/self_pretraining                 (the run recorded in docs/self_pretraining.md)
+//   build/examples/self_pretraining                 (the recorded configuration, both arms, 5 seeds in turn)
+//   python3 bench/self_pretraining.py build/examples/self_pretraining   (the same runs, one process per arm
+//       and seed with --arm: the experiment recorded in docs/self_pretraining.md and its TSV)
 //   build/examples/self_pretraining --train 300 --val 100 --test 100 --min-len 8 --max-len 48
 //       --epochs 6 --pretrain-epochs 3 --seeds 1 --check-loss-decreases     (the suite's small run)
 //
