@@ -3,6 +3,8 @@
 // constexpr in C++20.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <numbers>
 
 namespace exprgrad::ops::detail::flex {
