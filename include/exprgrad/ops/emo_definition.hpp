@@ -2,7 +2,8 @@
 // emo_loss, eager and as a node) computes for hard targets, written only from tensor primitives (softmax,
 // logsumexp, take_along_axis, one_hot, matmul, comparisons, where, stop_gradient), so that the engine
 // derives its gradient. It is the readable statement of the kernel's contract and the oracle its tests
-// compare against; it builds N×V costs like the kernel but in several passes, so use the kernel for speed.
+// compare against. A program compiled from it runs the kernel (ops/emo_lowering.hpp lowers the form, every
+// objective but ce); compiled as written (tensors::unlowered) it builds N×V costs in several passes, ~5× slower.
 //
 // Per counted position (target t ≠ Ignore) with logits z, p = softmax(z):
 //   c_k = 1 − ⟨ê_k, ê_t⟩,  ê = e / max(‖e‖, 1e-12),  E under stop_gradient (the kernel gives E no gradient)
@@ -64,7 +65,9 @@ constexpr auto normalized_embedding(E e) {
 ///   e.g. xt::cast<double>(targets): an integer array argument carries no values that compare can read);
 ///   E cost embedding [V, h], not differentiated (stop_gradient); the result is a scalar, the mean over the
 ///   counted positions of CE, EMO or their combination (mode1 and mode2 weights under stop_gradient).
-/// Gradients come from the engine: value_and_grad(emo_definition<O>(Z, Y, E), wrt<0>).
+/// Gradients come from the engine: value_and_grad(emo_definition<O>(Z, Y, E), wrt<0>); compiled so, the form is
+/// lowered to the fused kernel (EmoDefinition, ops/emo_node.hpp; not for O = ce), and value_and_grad(unlowered(…))
+/// runs the primitives.
 /// Matches the kernel's value and dlogits for every objective, ignored positions, zero rows of E (ê = 0) and
 /// −inf logits at non-target classes (probability 0). Differences: the kernel refuses a +inf logit and a
 /// non-finite E (std::invalid_argument), the definition gives NaN; where rounding makes Σ p_k c_k negative
