@@ -103,8 +103,12 @@ TEST_CASE("a transport cost other than 1 - cos, as a sym expression of the cosin
             tau[static_cast<std::size_t>(t(i))] = 1;
             const auto ref = naive(zi, tau, e, [](double x) { return (1 - x) * (1 - x) + x / 4; });
             gap = std::max(gap, std::fabs(ref.emo - naive(zi, tau, e).emo));
-            const double a = obj == emo_objective::emo ? 0 : obj == emo_objective::mode1 ? 0.5 : ref.emo / (ref.ce + 1e-10);
-            const double b = obj == emo_objective::emo ? 1 : obj == emo_objective::mode1 ? 0.5 * ref.ce / (ref.emo + 1e-10) : 1;
+            const double a = obj == emo_objective::emo     ? 0
+                             : obj == emo_objective::mode1 ? 0.5
+                                                           : ref.emo / (ref.ce + 1e-10);
+            const double b = obj == emo_objective::emo     ? 1
+                             : obj == emo_objective::mode1 ? 0.5 * ref.ce / (ref.emo + 1e-10)
+                                                           : 1;
             loss += (a * ref.ce + b * ref.emo) / 3.0;  // 3 counted positions
             for (std::size_t k = 0; k < V; ++k)
                 CHECK(r.dlogits(i, k) == doctest::Approx((a * ref.dce[k] + b * ref.demo[k]) / 3.0).epsilon(1e-10));

@@ -137,9 +137,9 @@ TEST_CASE("a lowered EMO definition inside a larger loss, logits from a product,
                e = random_array({7, 3}, 63);
     const xt::xarray<double> y = {3, -1, 0, 6, 2};
     // the logits' adjoint reaches W through the product, and W is read again by the penalty
-    same_as_written<0, 2, 3>(
-        emo_definition<emo_objective::mode1, -1>(matmul(Z, tensor<3>), Y, E) + sum(tensors::square(tensor<3>)) * c<1, 2>,
-        x, y, e, w);
+    same_as_written<0, 2, 3>(emo_definition<emo_objective::mode1, -1>(matmul(Z, tensor<3>), Y, E) +
+                                 sum(tensors::square(tensor<3>)) * c<1, 2>,
+                             x, y, e, w);
 }
 
 TEST_CASE("the lowered EMO program refuses a target that is not an integer; as written it is the definition's") {

@@ -67,7 +67,8 @@ void attention_forward_into(const attention_view<T, 4>& q, const attention_view<
     A::check_inputs("attention_forward", q, k, v, opts);
     auto& P = ws.problem;
     A::prepare(q, k, v, opts, false, P);
-    if (A::forward(P, opts, ws.forward_tasks, out, lse)) A::check_forward_overflow("attention_forward", P, q, k, v, lse);
+    if (A::forward(P, opts, ws.forward_tasks, out, lse))
+        A::check_forward_overflow("attention_forward", P, q, k, v, lse);
 }
 
 /// Forward pass into caller-owned arrays (resized when their shapes differ): out [B, H, T_q, d_v] and

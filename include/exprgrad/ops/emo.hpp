@@ -2,7 +2,7 @@
 // "EMO", ICLR 2024), combined with cross-entropy; docs/emo.md, https://kexue.fm/archives/9797.
 //
 // Per position with logits z, p = softmax(z) and target t:
-//   c_k   = 1 − ⟨ê_k, ê_t⟩,  ê = e / max(‖e‖, 1e-12)   (cost of moving mass from token k to t)
+//   c_k   = 1 − ⟨ê_k, ê_t⟩ (emo_loss<Cost>: Cost(⟨ê_k, ê_t⟩)),  ê = e / max(‖e‖, 1e-12)  (cost of moving k to t)
 //   EMO   = Σ_k p_k c_k, clamped at ≥ 0;  ∂EMO/∂z_k = p_k (c_k − EMO)
 //   CE    = logsumexp(z) − z_t;           ∂CE/∂z_k  = p_k − δ_kt
 // Objectives (sg = stop-gradient; weights per position):
@@ -309,8 +309,8 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
     kernels::parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t i = lo; i < hi; ++i) {
             const std::size_t r = valid[i];
-            emo_row<T, Cost>(z + r * s.V, d + i * s.V, inv, s.V, static_cast<long>(t[r]), static_cast<const T*>(nullptr), 1.0,
-                    opts, dz + r * s.V, scale, ce[i], emo[i], val[i], r);
+            emo_row<T, Cost>(z + r * s.V, d + i * s.V, inv, s.V, static_cast<long>(t[r]),
+                             static_cast<const T*>(nullptr), 1.0, opts, dz + r * s.V, scale, ce[i], emo[i], val[i], r);
         }
     });
     double loss = 0, sce = 0, semo = 0;
@@ -422,7 +422,8 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
             }
             t[i++] = static_cast<std::int64_t>(v);
         }
-        r.loss = static_cast<T>(detail::emo_hard<T, Cost>(z, t.data(), e, s, opts, r.dlogits.data(), &r.ce, &r.emo, &r.count));
+        r.loss = static_cast<T>(
+            detail::emo_hard<T, Cost>(z, t.data(), e, s, opts, r.dlogits.data(), &r.ce, &r.emo, &r.count));
     }
 }
 

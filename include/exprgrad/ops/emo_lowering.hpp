@@ -159,19 +159,20 @@ struct lower_emo {
 template <class Any, class F, class Y, class K, class PerPosition, class Zero, class D, class Zero2>
 struct lower_emo<t::Where<
     Any,
-    t::Map<F,
-           t::Reduce<t::reduction::sum, t::all_axes,
-                     t::Where<t::Compare<t::cmp::not_equal, t::Reshape<Y, -1, 1>, t::ConstantNode<K>>, PerPosition, Zero>>,
-           D>,
+    t::Map<
+        F,
+        t::Reduce<t::reduction::sum, t::all_axes,
+                  t::Where<t::Compare<t::cmp::not_equal, t::Reshape<Y, -1, 1>, t::ConstantNode<K>>, PerPosition, Zero>>,
+        D>,
     Zero2>> {
-    using E = t::Where<
-        Any,
-        t::Map<F,
-               t::Reduce<t::reduction::sum, t::all_axes,
-                         t::Where<t::Compare<t::cmp::not_equal, t::Reshape<Y, -1, 1>, t::ConstantNode<K>>, PerPosition,
-                                  Zero>>,
-               D>,
-        Zero2>;
+    using E =
+        t::Where<Any,
+                 t::Map<F,
+                        t::Reduce<t::reduction::sum, t::all_axes,
+                                  t::Where<t::Compare<t::cmp::not_equal, t::Reshape<Y, -1, 1>, t::ConstantNode<K>>,
+                                           PerPosition, Zero>>,
+                        D>,
+                 Zero2>;
     static constexpr bool integral_ignore = [] {
         if constexpr (requires { K::den; })
             return K::den == 1;
