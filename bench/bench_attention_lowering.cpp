@@ -13,13 +13,17 @@
 //                (unlowered), and the kernels called directly (direct: flex_attention_forward; for the gradients
 //                the node's kernel calls, forward_into + vjp); forward only (fwd: evaluator) and value and
 //                gradients dq, dk, dv, dslopes (grad: value_and_grad)
+//   pair_*       the kernel and the node's (resp. the definition's) program called alternately, each call timed
+//                in thread CPU time: quartiles of the per-pair ratio program/kernel
 // Goal: definition within 5% of kernel. Run (medians of interleaved rounds, docs/attention.md):
 //   EXPRGRAD_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 build/bench/bench_attention_lowering
 //     --benchmark_repetitions=7 --benchmark_enable_random_interleaving=true
 //     --benchmark_report_aggregates_only=true --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <cstddef>
 #include <limits>
 #include <type_traits>
@@ -96,6 +100,46 @@ void BM_definition(benchmark::State& st) {
     run_program(st, loss);
 }
 void BM_unlowered(benchmark::State& st) { run_program(st, unlowered(sum(attention_definition<causal>(Q, K, V) * W))); }
+
+// The kernel and a program called alternately, call by call, each timed in thread CPU time: the median of the
+// per-pair ratios program/kernel. Alternating single calls cancels the slow drift of a shared machine's load,
+// which the medians of separate 0.5 s repetitions above do not (their coefficient of variation is 5-15% at load 5).
+double thread_cpu_seconds() {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+template <class E>
+void paired_ratio(benchmark::State& st, E loss) {
+    const inputs& x = in();
+    const attention_options o = causal::options();
+    xt::xtensor<double, 4> out;
+    xt::xtensor<double, 3> lse;
+    attention_grads<double> g;
+    attention_workspace<double> ws;
+    auto prog = value_and_grad(loss, wrt<0, 1, 2>);
+    std::vector<double> ratios;
+    for (auto _ : st) {
+        const double t0 = thread_cpu_seconds();
+        attention_forward_into(x.q, x.k, x.v, o, out, lse, ws);
+        double l = 0;
+        for (std::size_t i = 0; i < out.size(); ++i) l += out.data()[i] * x.w.data()[i];
+        attention_vjp_into(x.q, x.k, x.v, out, lse, x.w, o, g, ws, attention_reuse::forward);
+        const double t1 = thread_cpu_seconds();
+        const auto [value, grads] = prog(x.q, x.k, x.v, x.w);
+        const double t2 = thread_cpu_seconds();
+        benchmark::DoNotOptimize(l);
+        benchmark::DoNotOptimize(value);
+        benchmark::DoNotOptimize(std::get<0>(grads).data());
+        ratios.push_back((t2 - t1) / (t1 - t0));
+    }
+    std::sort(ratios.begin(), ratios.end());
+    st.counters["ratio_median"] = ratios[ratios.size() / 2];
+    st.counters["ratio_q1"] = ratios[ratios.size() / 4];
+    st.counters["ratio_q3"] = ratios[3 * ratios.size() / 4];
+}
+void BM_pair_node(benchmark::State& st) { paired_ratio(st, sum(attention_node<causal>(Q, K, V) * W)); }
+void BM_pair_definition(benchmark::State& st) { paired_ratio(st, sum(attention_definition<causal>(Q, K, V) * W)); }
 
 void BM_alibi(benchmark::State& st) {
     constexpr auto qk = matmul(Q, transpose(K));
@@ -228,4 +272,6 @@ BENCHMARK(BM_definition)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_unlowered)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_alibi)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_alibi_flex)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_pair_node)->Unit(benchmark::kMillisecond)->Iterations(400);
+BENCHMARK(BM_pair_definition)->Unit(benchmark::kMillisecond)->Iterations(400);
 BENCHMARK_MAIN();

@@ -182,3 +182,11 @@ TEST_CASE("evaluator: a constant-scaled hand-written form gives the node's value
     const xt::xtensor<double, 4> qt = q, kt = k, vt = v;
     CHECK(scaled_error(lowered, attention_forward(qt, kt, vt, o).out) <= tol);
 }
+
+TEST_CASE("self-attention: one operand as q, k and v, and read again by a residual, sums its three gradients") {
+    // The node writes dq straight into the operand's adjoint and adds dk and dv to it (the kernels' gradient
+    // buffers must not overlap); with the residual the adjoint already holds a contribution before the node's.
+    const auto x = random_array({1, 2, 5, 3}, 61, -1.5, 1.5), w = random_array({1, 2, 5, 3}, 62);
+    same_as_written<0>(sum(attention_definition<causal>(Q, Q, Q) * tensor<1>), x, w);
+    same_as_written<0>(sum(tensors::square(attention_definition<causal>(Q, Q, Q) * tensor<1> + Q)), x, w);
+}

@@ -45,7 +45,8 @@ template <emo_objective O, class Cap = sym::Const<3>>
 void check_against_kernel(const xt::xarray<double>& z, const xt::xarray<std::int64_t>& y, const xt::xarray<double>& e,
                           bool expect_nonzero = true) {
     const xt::xarray<double> yf = xt::cast<double>(y);
-    auto prog = value_and_grad(emo_definition<O, -100, Cap>(tensor<0>, tensor<1>, tensor<2>), wrt<0, 2>);
+    // unlowered: the definition's primitives (compiled as is, the program would run the kernel itself)
+    auto prog = value_and_grad(unlowered(emo_definition<O, -100, Cap>(tensor<0>, tensor<1>, tensor<2>)), wrt<0, 2>);
     auto [loss, grads] = prog(z, yf, e);
     const auto r = emo_loss(z, y, e, emo_options{O, -100, static_cast<double>(Cap::value)});
     CHECK(loss == doctest::Approx(static_cast<double>(r.loss)).epsilon(tol));
@@ -112,11 +113,13 @@ TEST_CASE(
     const auto z = random_array({4, 5}, 700, -2, 2);
     const auto e = random_array({5, 3}, 701);
     const xt::xarray<double> y = {1, 4, -100, 0};
-    auto r = check::gradcheck(emo_definition<emo_objective::emo>(tensor<0>, tensor<1>, tensor<2>), wrt<0>, z, y, e);
+    auto r = check::gradcheck(unlowered(emo_definition<emo_objective::emo>(tensor<0>, tensor<1>, tensor<2>)), wrt<0>, z, y,
+                              e);
     INFO(r.message());
     CHECK(r.ok);
     const xt::xarray<double> bad = {1, 5, -100, 0};  // 5 is out of range for V = 5
     CHECK_THROWS_AS(
-        value_and_grad(emo_definition<emo_objective::mode1>(tensor<0>, tensor<1>, tensor<2>), wrt<0>)(z, bad, e),
+        value_and_grad(unlowered(emo_definition<emo_objective::mode1>(tensor<0>, tensor<1>, tensor<2>)), wrt<0>)(z, bad,
+                                                                                                              e),
         std::invalid_argument);
 }

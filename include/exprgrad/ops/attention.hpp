@@ -16,7 +16,6 @@
 // Reference, masks, NaN/Inf policy and benchmarks: docs/attention.md; the scale policies follow
 // https://kexue.fm/archives/9812.
 #pragma once
-#pragma once
 
 #include <algorithm>
 #include <array>
@@ -28,6 +27,7 @@
 
 #include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/ops/attention_options.hpp"
+#include "exprgrad/ops/attention_view.hpp"
 // the kernels, in five files: problem (sizes, checks), pack, forward, checks (overflow diagnosis), backward
 #include "exprgrad/ops/detail/attention_backward.hpp"
 
@@ -54,21 +54,35 @@ attention_workspace<T>& thread_workspace() {
 
 }  // namespace detail::attention
 
-/// Forward pass into caller-owned arrays (resized when their shapes differ): out [B, H, T_q, d_v] and
-/// lse [B, H, T_q]. Same contract as attention_forward; out and lse must not alias q, k or v. This is the
-/// entry point the attention tensor-expression node calls with its workspace.
+/// Forward pass over views of the caller's arrays (no copy of q, k, v), writing out [B, H, T_q, d_v] and
+/// lse [B, H, T_q] into caller-owned buffers of at least that many elements (row-major). Same contract as
+/// attention_forward; out and lse must not overlap q, k or v. This is the entry point the attention
+/// tensor-expression node calls with the program's buffers and its workspace.
+/// Example: `attention_forward_into(view_of(q), view_of(k), view_of(v), opts, out_buf.data(), lse_buf.data(), ws);`
 template <attention_value T>
-void attention_forward_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-                            const attention_options& opts, xt::xtensor<T, 4>& out, xt::xtensor<T, 3>& lse,
+void attention_forward_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k,
+                            const attention_view<T, 4>& v, const attention_options& opts, T* out, T* lse,
                             attention_workspace<T>& ws = detail::attention::thread_workspace<T>()) {
     namespace A = detail::attention;
     A::check_inputs("attention_forward", q, k, v, opts);
     auto& P = ws.problem;
     A::prepare(q, k, v, opts, false, P);
-    A::fit(out, std::array<std::size_t, 4>{P.B, P.H, P.Tq, P.dv});
-    A::fit(lse, std::array<std::size_t, 3>{P.B, P.H, P.Tq});
-    if (A::forward(P, opts, ws.forward_tasks, out.data(), lse.data()))
-        A::check_forward_overflow("attention_forward", P, q, k, v, lse.data());
+    if (A::forward(P, opts, ws.forward_tasks, out, lse))
+        A::check_forward_overflow("attention_forward", P, q, k, v, lse);
+}
+
+/// Forward pass into caller-owned arrays (resized when their shapes differ): out [B, H, T_q, d_v] and
+/// lse [B, H, T_q]. Same contract as attention_forward; out and lse must not alias q, k or v.
+template <attention_value T>
+void attention_forward_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+                            const attention_options& opts, xt::xtensor<T, 4>& out, xt::xtensor<T, 3>& lse,
+                            attention_workspace<T>& ws = detail::attention::thread_workspace<T>()) {
+    namespace A = detail::attention;
+    const auto qv = view_of(q), kv = view_of(k), vv = view_of(v);
+    A::check_inputs("attention_forward", qv, kv, vv, opts);  // before sizing out and lse from the shapes
+    A::fit(out, std::array<std::size_t, 4>{q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]});
+    A::fit(lse, std::array<std::size_t, 3>{q.shape()[0], q.shape()[1], q.shape()[2]});
+    attention_forward_into(qv, kv, vv, opts, out.data(), lse.data(), ws);
 }
 
 /// Multi-head scaled dot-product attention, forward: for q [B, H, T_q, d], k [B, H, T_k, d], v [B, H, T_k, d_v]
@@ -118,16 +132,25 @@ enum class attention_reuse {
     forward,
 };
 
-/// VJP into a caller-owned result (arrays resized when their shapes differ). Same contract as attention_vjp;
-/// `reuse` as documented at attention_reuse.
-/// Example: `attention_forward_into(q, k, v, o, out, lse, ws);
-///           attention_vjp_into(q, k, v, out, lse, dout, o, g, ws, attention_reuse::forward);`
+/// ∂L/∂s summed over rows and ∂L/∂log s, what the view entry point of the VJP returns besides dq, dk, dv.
+struct attention_scale_grads {
+    double dscale = 0.0;
+    double dlog_scale = 0.0;
+};
+
+/// VJP over views of the caller's arrays (no copy of q, k, v, out, lse, dout), writing dq [B, H, T_q, d],
+/// dk [B, H, T_k, d] and dv [B, H, T_k, d_v] into caller-owned buffers of that many elements (row-major, every
+/// element written, none read) and returning {dscale, dlog_scale}. Same contract as attention_vjp; the gradient
+/// buffers must not overlap each other or the inputs; `reuse` as documented at attention_reuse (the views'
+/// pointers and shapes are what it compares). This is the entry point the attention node calls.
+/// Example: `auto s = attention_vjp_into(qv, kv, vv, outv, lsev, doutv, o, dq, dk, dv, ws, attention_reuse::forward);`
 template <attention_value T>
-void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-                        const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse, const xt::xtensor<T, 4>& dout,
-                        const attention_options& opts, attention_grads<T>& g,
-                        attention_workspace<T>& ws = detail::attention::thread_workspace<T>(),
-                        attention_reuse reuse = attention_reuse::none) {
+attention_scale_grads attention_vjp_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k,
+                                         const attention_view<T, 4>& v, const attention_view<T, 4>& out,
+                                         const attention_view<T, 3>& lse, const attention_view<T, 4>& dout,
+                                         const attention_options& opts, T* dq, T* dk, T* dv,
+                                         attention_workspace<T>& ws = detail::attention::thread_workspace<T>(),
+                                         attention_reuse reuse = attention_reuse::none) {
     namespace A = detail::attention;
     constexpr const char* op = "attention_vjp";
     A::check_inputs(op, q, k, v, opts);
@@ -159,19 +182,15 @@ void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, 
                 P.Drow[bh * P.Tq + i] = kernels::rows::dot(src, out.data() + (bh * P.Tq + i) * P.dv, P.dv);
             }
     });
-    A::fit(g.dq, q.shape());
-    A::fit(g.dk, k.shape());
-    A::fit(g.dv, v.shape());
     for (std::size_t bh = 0; bh < BH; ++bh) {  // keys no row attends keep a zero gradient (the others are written)
         const std::size_t j0 = P.kend[bh / P.H];
-        std::fill(g.dk.data() + (bh * P.Tk + j0) * P.d, g.dk.data() + (bh + 1) * P.Tk * P.d, T(0));
-        std::fill(g.dv.data() + (bh * P.Tk + j0) * P.dv, g.dv.data() + (bh + 1) * P.Tk * P.dv, T(0));
+        std::fill(dk + (bh * P.Tk + j0) * P.d, dk + (bh + 1) * P.Tk * P.d, T(0));
+        std::fill(dv + (bh * P.Tk + j0) * P.dv, dv + (bh + 1) * P.Tk * P.dv, T(0));
     }
     auto& rs = ws.row_dscale;
     rs.assign(BH * P.Tq, 0.0);
-    A::backward(P, opts, ws.backward_tasks, lse.data(), g.dq.data(), g.dk.data(), g.dv.data(), rs.data());
-    g.dscale = 0.0;
-    g.dlog_scale = 0.0;
+    A::backward(P, opts, ws.backward_tasks, lse.data(), dq, dk, dv, rs.data());
+    attention_scale_grads g;
     for (std::size_t bh = 0; bh < BH; ++bh)
         for (std::size_t i = 0; i < P.Tq; ++i) {
             const double r = rs[bh * P.Tq + i];
@@ -180,6 +199,30 @@ void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, 
         }
     // A row's overflow makes its ∂L/∂s_i, and so dscale, non-finite: one compare per call.
     if (!std::isfinite(g.dscale)) A::check_vjp_overflow(op, P, q, k, v, out, lse, dout, rs.data());
+    return g;
+}
+
+
+/// VJP into a caller-owned result (arrays resized when their shapes differ). Same contract as attention_vjp;
+/// `reuse` as documented at attention_reuse.
+/// Example: `attention_forward_into(q, k, v, o, out, lse, ws);
+///           attention_vjp_into(q, k, v, out, lse, dout, o, g, ws, attention_reuse::forward);`
+template <attention_value T>
+void attention_vjp_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+                        const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse, const xt::xtensor<T, 4>& dout,
+                        const attention_options& opts, attention_grads<T>& g,
+                        attention_workspace<T>& ws = detail::attention::thread_workspace<T>(),
+                        attention_reuse reuse = attention_reuse::none) {
+    namespace A = detail::attention;
+    const auto qv = view_of(q), kv = view_of(k), vv = view_of(v);
+    A::check_inputs("attention_vjp", qv, kv, vv, opts);  // before sizing the gradients from the shapes
+    A::fit(g.dq, q.shape());
+    A::fit(g.dk, k.shape());
+    A::fit(g.dv, v.shape());
+    const attention_scale_grads s = attention_vjp_into(qv, kv, vv, view_of(out), view_of(lse), view_of(dout), opts,
+                                                       g.dq.data(), g.dk.data(), g.dv.data(), ws, reuse);
+    g.dscale = s.dscale;
+    g.dlog_scale = s.dlog_scale;
 }
 
 /// The analytic VJP of attention_forward: given q, k, v, the forward's out and lse, and dout = ∂L/∂out, returns

@@ -10,6 +10,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include <xtensor/xtensor.hpp>
 
@@ -83,20 +84,27 @@ struct Attention {
     static constexpr const char* name = "attention";
     template <class T>
     struct extra {
-        xt::xtensor<T, 4> q, k, v, out, dout;
-        xt::xtensor<T, 3> lse;
-        attention_grads<T> grads;
+        std::vector<T> lse;                 // [B, H, T_q], the forward's, for the backward
+        std::vector<T> dq, dk, dv;          // a gradient the program's buffer cannot take (added, or not needed)
         attention_workspace<T> ws;
         attention_options opts;
     };
 
+    // The program's buffer of an operand, as the kernels' view: no copy.
     template <class T>
-    static void copy_in(const tensors::cview<T>& c, xt::xtensor<T, 4>& dst, const char* what) {
+    static attention_view<T, 4> view4(const tensors::cview<T>& c, const char* what) {
         if (c.shape.rank != 4) {
             throw tensors::shape_error(name, std::string(what) + " must be [B, H, T, d], got " + c.shape.str());
         }
-        const std::array<std::size_t, 4> s{c.shape[0], c.shape[1], c.shape[2], c.shape[3]};
-        if (!std::equal(s.begin(), s.end(), dst.shape().begin())) dst.resize(s);
+        return {c.data, {c.shape[0], c.shape[1], c.shape[2], c.shape[3]}};
+    }
+
+    // A copy of an operand into an owning array (the flex attention node's kernels take xt::xtensor; this node
+    // no longer copies).
+    template <class T>
+    static void copy_in(const tensors::cview<T>& c, xt::xtensor<T, 4>& dst, const char* what) {
+        const attention_view<T, 4> v = view4(c, what);
+        if (!std::equal(v.dims.begin(), v.dims.end(), dst.shape().begin())) dst.resize(v.dims);
         std::copy(c.data, c.data + c.size(), dst.data());
     }
 
@@ -123,44 +131,72 @@ struct Attention {
         }
     }
 
+    // The kernels read the program's buffers of q, k, v and write out into the node's own buffer.
     template <class Ctx>
     static void forward(Ctx& ctx) {
         using T = typename Ctx::value_type;
         auto& ex = ctx.template extra<Attention>();
-        copy_in(ctx.template in<Q>(), ex.q, "q");
-        copy_in(ctx.template in<K>(), ex.k, "k");
-        copy_in(ctx.template in<V>(), ex.v, "v");
+        const auto q = view4(ctx.template in<Q>(), "q"), k = view4(ctx.template in<K>(), "k"),
+                   v = view4(ctx.template in<V>(), "v");
         set_options(ctx, ex.opts);
-        attention_forward_into(ex.q, ex.k, ex.v, ex.opts, ex.out, ex.lse, ex.ws);
-        T* y = ctx.template out<Attention>(tensors::dims::of(ex.out.shape()));
-        std::copy(ex.out.begin(), ex.out.end(), y);
+        detail::attention::check_inputs("attention_forward", q, k, v, ex.opts);  // before sizing out from them
+        const std::size_t B = q.dims[0], H = q.dims[1], Tq = q.dims[2];
+        ex.lse.resize(B * H * Tq);
+        T* y = ctx.template out<Attention>(tensors::dims::of(std::array<std::size_t, 4>{B, H, Tq, v.dims[3]}));
+        attention_forward_into(q, k, v, ex.opts, y, ex.lse.data(), ex.ws);
     }
 
+    // The kernels read the program's buffers of q, k, v, out and the adjoint, and write dq, dk, dv straight into
+    // the operands' adjoint buffers when this node is their first contribution (else into scratch, then added).
     template <class Ctx>
     static void backward(Ctx& ctx) {
         using T = typename Ctx::value_type;
         auto& ex = ctx.template extra<Attention>();
-        const T* g = ctx.template adj_data<Attention>();
-        if (!std::equal(ex.out.shape().begin(), ex.out.shape().end(), ex.dout.shape().begin()))
-            ex.dout.resize(ex.out.shape());
-        std::copy(g, g + ex.out.size(), ex.dout.data());
-        // ex.q, ex.k, ex.v are this node's copies from its forward, unchanged since.
-        attention_vjp_into(ex.q, ex.k, ex.v, ex.out, ex.lse, ex.dout, ex.opts, ex.grads, ex.ws,
-                           attention_reuse::forward);
-        auto give = [&](auto child, const T* d, std::size_t n) {
+        const auto q = view4(ctx.template in<Q>(), "q"), k = view4(ctx.template in<K>(), "k"),
+                   v = view4(ctx.template in<V>(), "v");
+        const tensors::cview<T>& y = ctx.template in<Attention>();
+        const attention_view<T, 4> out{y.data, {y.shape[0], y.shape[1], y.shape[2], y.shape[3]}};
+        const attention_view<T, 4> dout{ctx.template adj_data<Attention>(), out.dims};
+        const attention_view<T, 3> lse{ex.lse.data(), {out.dims[0], out.dims[1], out.dims[2]}};
+        // Where each gradient goes: the child's adjoint buffer if this is its first contribution; else scratch.
+        // A child that is q and k both (self-attention) gets its buffer once, then adds (grad reports it as set).
+        struct target {
+            T* kernel;  // what the kernel writes
+            T* add_to;  // where to add it afterwards, or null
+        };
+        auto place = [&](auto child, std::vector<T>& scratch, std::size_t n) -> target {
             using C = typename decltype(child)::type;
             if constexpr (Ctx::template needs<C>) {
                 bool add = false;
                 T* dst = ctx.template grad<C>(add);
-                for (std::size_t i = 0; i < n; ++i) dst[i] = add ? dst[i] + d[i] : d[i];
+                if (!add) return {dst, nullptr};
+                scratch.resize(n);
+                return {scratch.data(), dst};
+            } else {
+                scratch.resize(n);
+                return {scratch.data(), nullptr};
             }
         };
-        give(std::type_identity<Q>{}, ex.grads.dq.data(), ex.grads.dq.size());
-        give(std::type_identity<K>{}, ex.grads.dk.data(), ex.grads.dk.size());
-        give(std::type_identity<V>{}, ex.grads.dv.data(), ex.grads.dv.size());
+        const target tq = place(std::type_identity<Q>{}, ex.dq, q.size());
+        const target tk = place(std::type_identity<K>{}, ex.dk, k.size());
+        const target tv = place(std::type_identity<V>{}, ex.dv, v.size());
+        // q, k, v are the buffers of this node's forward, unchanged since.
+        const attention_scale_grads s = attention_vjp_into(q, k, v, out, lse, dout, ex.opts, tq.kernel, tk.kernel,
+                                                           tv.kernel, ex.ws, attention_reuse::forward);
+        auto add = [](const target& t, std::size_t n) {
+            if (t.add_to)
+                for (std::size_t i = 0; i < n; ++i) t.add_to[i] += t.kernel[i];
+        };
+        add(tq, q.size());
+        add(tk, k.size());
+        add(tv, v.size());
         if constexpr (Config::learned_scale) {
-            const T dlog = static_cast<T>(ex.grads.dlog_scale);
-            give(std::type_identity<LogScale>{}, &dlog, 1);
+            if constexpr (Ctx::template needs<LogScale>) {
+                bool add_ls = false;
+                T* dst = ctx.template grad<LogScale>(add_ls);
+                const T dlog = static_cast<T>(s.dlog_scale);
+                dst[0] = add_ls ? dst[0] + dlog : dlog;
+            }
         }
     }
 };

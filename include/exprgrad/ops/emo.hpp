@@ -2,7 +2,7 @@
 // "EMO", ICLR 2024), combined with cross-entropy; docs/emo.md, https://kexue.fm/archives/9797.
 //
 // Per position with logits z, p = softmax(z) and target t:
-//   c_k   = 1 − ⟨ê_k, ê_t⟩,  ê = e / max(‖e‖, 1e-12)   (cost of moving mass from token k to t)
+//   c_k   = 1 − ⟨ê_k, ê_t⟩ (emo_loss<Cost>: Cost(⟨ê_k, ê_t⟩)),  ê = e / max(‖e‖, 1e-12)  (cost of moving k to t)
 //   EMO   = Σ_k p_k c_k, clamped at ≥ 0;  ∂EMO/∂z_k = p_k (c_k − EMO)
 //   CE    = logsumexp(z) − z_t;           ∂CE/∂z_k  = p_k − δ_kt
 // Objectives (sg = stop-gradient; weights per position):
@@ -44,12 +44,18 @@
 #include "exprgrad/kernels/row_norms.hpp"
 #include "exprgrad/kernels/softmax_rows.hpp"
 #include "exprgrad/ops/emo_options.hpp"
+#include "exprgrad/sym/arithmetic.hpp"
+#include "exprgrad/sym/evaluate.hpp"
 #include "exprgrad/sym/expr.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/reduce.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
 namespace exprgrad::ops {
+
+/// The default transport cost as a sym function of the cosine x = ⟨ê_k, ê_t⟩ (var<0>): c(x) = 1 − x. Another cost
+/// is a template argument of emo_loss (hard targets), e.g. `emo_loss<decltype(sym::square(1_c - sym::var<0>))>(…)`.
+using emo_default_cost = std::remove_cvref_t<decltype(sym::c<1> - sym::var<0>)>;
 
 /// The loss, its gradient with respect to the logits, and the mean CE and EMO of the counted positions.
 template <class T>
@@ -138,7 +144,7 @@ inline void emo_weights(emo_objective o, double cap, double ce, double emo, doub
 // e_k = exp(z_k − m) into dz with Σe (the row kernels of kernels/softmax_rows.hpp); Σ e_k c_k (c_k = mass − d_k,
 // d_k first scaled by inv_k when inv is given, i.e. the product read raw E rows); then the gradient.
 // d_k = ⟨ê_k, target representation⟩ after scaling. `onehot` < 0 means soft targets given by tau.
-template <class T>
+template <class T, class Cost = emo_default_cost>
 void emo_row(const T* z, T* d, const T* inv, std::size_t V, long onehot, const T* tau, double tau_mass,
              const emo_options& opts, T* dz, double scale, double& ce_out, double& emo_out, double& value_out,
              std::size_t row = 0) {
@@ -151,6 +157,10 @@ void emo_row(const T* z, T* d, const T* inv, std::size_t V, long onehot, const T
         while (k + 1 < V && !(z[k] == m)) ++k;  // only on the error path
         throw tensors::shape_error(emo_name, "logit " + format_number(m) + " in row " + std::to_string(row) +
                                                  " at class " + std::to_string(k) + " (logits must be finite or -inf)");
+    }
+    if constexpr (!std::is_same_v<Cost, emo_default_cost>) {  // hard targets: c_k = Cost(cos_k), kept as d_k = 1 − c_k
+        for (std::size_t j = 0; j < V; ++j) d[j] = T(1) - sym::evaluate(Cost{}, inv ? d[j] * inv[j] : d[j]);
+        inv = nullptr;
     }
     const T mass = static_cast<T>(tau_mass);
     const B vm(mass);
@@ -251,7 +261,7 @@ emo_shapes<T> check_emo_shapes(const tensors::dims& logits, const tensors::dims&
 }
 
 // Hard targets: the whole computation on raw pointers (shared by the eager kernel and the node).
-template <class T>
+template <class T, class Cost = emo_default_cost>
 double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<T>& s, const emo_options& opts, T* dz,
                 double* ce_mean, double* emo_mean, std::size_t* count_out) {
     std::vector<std::size_t> valid;
@@ -299,8 +309,8 @@ double emo_hard(const T* z, const std::int64_t* t, const T* e, const emo_shapes<
     kernels::parallel_for(0, n, 8, [&](std::size_t lo, std::size_t hi) {
         for (std::size_t i = lo; i < hi; ++i) {
             const std::size_t r = valid[i];
-            emo_row(z + r * s.V, d + i * s.V, inv, s.V, static_cast<long>(t[r]), static_cast<const T*>(nullptr), 1.0,
-                    opts, dz + r * s.V, scale, ce[i], emo[i], val[i], r);
+            emo_row<T, Cost>(z + r * s.V, d + i * s.V, inv, s.V, static_cast<long>(t[r]),
+                             static_cast<const T*>(nullptr), 1.0, opts, dz + r * s.V, scale, ce[i], emo[i], val[i], r);
         }
     });
     double loss = 0, sce = 0, semo = 0;
@@ -373,8 +383,8 @@ const typename A::value_type* contiguous(const A& a, xt::xarray<typename A::valu
 /// row or option (the domain is listed at emo_loss below).
 /// Example: `auto r = emo_loss(logits, targets, lm_head_weight, {.objective = emo_objective::mode1});`
 /// emo_loss writing into `result`, whose dlogits buffer is reused when its shape already fits (so a
-/// training loop allocates nothing in steady state). See emo_loss below.
-template <class L, class Tg, class E, class T = typename L::value_type>
+/// training loop allocates nothing in steady state). See emo_loss below (also for Cost).
+template <class Cost = emo_default_cost, class L, class Tg, class E, class T = typename L::value_type>
 requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const L& logits, const Tg& targets,
                                                          const E& cost_embedding, const emo_options& opts = {}) {
     static_assert(std::is_floating_point_v<T>, "exprgrad: emo_loss takes float or double logits");
@@ -390,6 +400,7 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
     tensors::fit(r.dlogits, zshape);
     if constexpr (soft) {
         static_assert(std::is_same_v<typename Tg::value_type, T>, "exprgrad: soft targets must have the logits' type");
+        static_assert(std::is_same_v<Cost, emo_default_cost>, "exprgrad: soft targets take the cost 1 - cos only");
         xt::xarray<T> th;
         const T* tau = detail::contiguous(targets, th);
         r.loss = static_cast<T>(detail::emo_soft(z, tau, e, s, opts, r.dlogits.data(), &r.ce, &r.emo));
@@ -411,7 +422,8 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
             }
             t[i++] = static_cast<std::int64_t>(v);
         }
-        r.loss = static_cast<T>(detail::emo_hard(z, t.data(), e, s, opts, r.dlogits.data(), &r.ce, &r.emo, &r.count));
+        r.loss = static_cast<T>(
+            detail::emo_hard<T, Cost>(z, t.data(), e, s, opts, r.dlogits.data(), &r.ce, &r.emo, &r.count));
     }
 }
 
@@ -424,12 +436,15 @@ requires xt::is_xexpression<L>::value void emo_loss_into(emo_result<T>& r, const
 /// with entries ≥ 0 and each row summing to 1 within 1e-4 (the row index is named); E [V, h] with h ≥ 1 and
 /// finite entries (the row is named); options as at emo_options.
 /// NaN logits are not refused: they make their position's loss and gradient NaN.
+/// Cost: the transport cost as a sym expression of the cosine var<0> (emo_default_cost = 1 − cos), applied to
+/// each entry of the one N×V cosine product (hard targets only; a static_assert refuses soft ones); the gradient
+/// p_k(c_k − EMO) needs c, not c′ (E gets none). A cost below 0 can make EMO clamp at 0.
 /// Example: `auto r = emo_loss(logits, targets, lm_head_weight, {.objective = emo_objective::mode1});`
-template <class L, class Tg, class E>
+template <class Cost = emo_default_cost, class L, class Tg, class E>
 requires xt::is_xexpression<L>::value auto emo_loss(const L& logits, const Tg& targets, const E& cost_embedding,
                                                     const emo_options& opts = {}) {
     emo_result<typename L::value_type> r;
-    emo_loss_into(r, logits, targets, cost_embedding, opts);
+    emo_loss_into<Cost>(r, logits, targets, cost_embedding, opts);
     return r;
 }
 

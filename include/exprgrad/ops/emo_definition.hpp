@@ -2,7 +2,8 @@
 // emo_loss, eager and as a node) computes for hard targets, written only from tensor primitives (softmax,
 // logsumexp, take_along_axis, one_hot, matmul, comparisons, where, stop_gradient), so that the engine
 // derives its gradient. It is the readable statement of the kernel's contract and the oracle its tests
-// compare against; it builds N×V costs like the kernel but in several passes, so use the kernel for speed.
+// compare against. A program compiled from it runs the kernel (ops/emo_lowering.hpp lowers the form, every
+// objective but ce); compiled as written (tensors::unlowered) it builds N×V costs in several passes, ~5× slower.
 //
 // Per counted position (target t ≠ Ignore) with logits z, p = softmax(z):
 //   c_k = 1 − ⟨ê_k, ê_t⟩,  ê = e / max(‖e‖, 1e-12),  E under stop_gradient (the kernel gives E no gradient)
@@ -34,6 +35,29 @@
 
 namespace exprgrad::ops {
 
+namespace detail::emo_definition {
+// The definition's pieces that the lowering (ops/emo_lowering.hpp) reads its operands off, by rebuilding them.
+namespace t = tensors;
+// V = max(iota(z)) + 1, the number of classes
+template <class L>
+constexpr auto class_count(L z) {
+    using namespace sym::literals;
+    return t::max(t::iota<-1>(z)) + 1_c;
+}
+// the counted positions: y ≠ Ignore, as [N, 1]
+template <long Ignore, class Tg>
+constexpr auto counted(Tg y) {
+    return t::not_equal(t::reshape<-1, 1>(y), t::ConstantNode<sym::Const<Ignore>>{});
+}
+// ê = e / max(‖e‖, 1e-12), under stop_gradient
+template <class E>
+constexpr auto normalized_embedding(E e) {
+    const auto norm = t::reshape<-1, 1>(t::sqrt(t::sum<-1>(t::square(e))));
+    return t::stop_gradient(
+        e / t::where(t::greater(norm, t::ConstantNode<decltype(sym::fc<1e-12>)>{}), norm, sym::fc<1e-12>));
+}
+}  // namespace detail::emo_definition
+
 /// The EMO loss as a tensor expression, the reference definition of the emo_loss node: same template
 /// parameters (objective O, ignored target Ignore, the weight cap Cap of mode1_capped, a sym constant) and
 /// operands, emo_definition<O, Ignore, Cap>(Z, Y, E), with the formulas of ops/emo.hpp:
@@ -41,7 +65,9 @@ namespace exprgrad::ops {
 ///   e.g. xt::cast<double>(targets): an integer array argument carries no values that compare can read);
 ///   E cost embedding [V, h], not differentiated (stop_gradient); the result is a scalar, the mean over the
 ///   counted positions of CE, EMO or their combination (mode1 and mode2 weights under stop_gradient).
-/// Gradients come from the engine: value_and_grad(emo_definition<O>(Z, Y, E), wrt<0>).
+/// Gradients come from the engine: value_and_grad(emo_definition<O>(Z, Y, E), wrt<0>); compiled so, the form is
+/// lowered to the fused kernel (EmoDefinition, ops/emo_node.hpp; not for O = ce), and value_and_grad(unlowered(…))
+/// runs the primitives.
 /// Matches the kernel's value and dlogits for every objective, ignored positions, zero rows of E (ê = 0) and
 /// −inf logits at non-target classes (probability 0). Differences: the kernel refuses a +inf logit and a
 /// non-finite E (std::invalid_argument), the definition gives NaN; where rounding makes Σ p_k c_k negative
@@ -59,17 +85,15 @@ constexpr auto emo_definition(L z, Tg y, E e) {
     using namespace sym::literals;
     constexpr auto zero = t::ConstantNode<sym::Const<0>>{};
     // positions as rows: logits [N, V], targets [N, 1]
-    const auto n_classes = t::max(t::iota<-1>(z)) + 1_c;
+    const auto n_classes = detail::emo_definition::class_count(z);
     const auto y1 = t::reshape<-1, 1>(y);
-    const auto counted = t::not_equal(y1, t::ConstantNode<sym::Const<Ignore>>{});  // [N, 1]
+    const auto counted = detail::emo_definition::counted<Ignore>(y);  // [N, 1]
     const auto target = t::where(counted, y1, 0_c);                                // ignored rows read class 0
     const auto zc = t::where(counted, t::reshape(z, -1_c, n_classes), 0_c);        // ignored rows: logits 0
     // CE = logsumexp(z) − z_t
     const auto ce = t::reshape<-1, 1>(t::logsumexp<-1>(zc)) - t::take_along_axis<-1>(zc, target);
     // ê = e / max(‖e‖, 1e-12), c_k = 1 − ⟨ê_k, ê_t⟩ (ê_t as one_hot(t)·Ê)
-    const auto norm = t::reshape<-1, 1>(t::sqrt(t::sum<-1>(t::square(e))));
-    const auto eh = t::stop_gradient(
-        e / t::where(t::greater(norm, t::ConstantNode<decltype(sym::fc<1e-12>)>{}), norm, sym::fc<1e-12>));
+    const auto eh = detail::emo_definition::normalized_embedding(e);
     const auto e_target = t::matmul(t::one_hot(t::reshape<-1>(target), n_classes), eh);  // [N, h]
     const auto cost = 1_c - t::matmul(e_target, t::transpose(eh));                       // [N, V]
     // EMO = max(Σ_k p_k c_k, 0)
@@ -92,8 +116,15 @@ constexpr auto emo_definition(L z, Tg y, E e) {
             return t::stop_gradient(emo / (ce + sym::fc<1e-10>)) * ce + emo;
         }
     }();
+    // the mean over counted positions, 0 when none is; the root is a where, not a map, so that an expression
+    // containing the loss (loss + penalty) does not fuse it into its own map and the lowering still finds it
     const auto count = t::sum(counted);
-    return t::sum(t::where(counted, per_position, 0_c)) / t::where(t::greater(count, zero), count, 1_c);
+    const auto any = t::greater(count, zero);
+    return t::where(any, t::sum(t::where(counted, per_position, 0_c)) / t::where(any, count, 1_c), 0_c);
 }
 
 }  // namespace exprgrad::ops
+
+// Compiled from the definition, a program runs the fused kernel: the form is recognized on its type and lowered
+// to the EmoDefinition node (ops/emo_lowering.hpp).
+#include "exprgrad/ops/emo_lowering.hpp"

@@ -29,8 +29,8 @@ bool finite_row(const T* x, std::size_t n) {
 /// Per head, the first key j whose k_j or v_j holds a NaN or Inf (T_k when none), computed on first use.
 template <class T>
 struct first_bad_keys {
-    const xt::xtensor<T, 4>& k;
-    const xt::xtensor<T, 4>& v;
+    const attention_view<T, 4>& k;
+    const attention_view<T, 4>& v;
     const problem<T>& P;
     std::vector<std::size_t> first = std::vector<std::size_t>(P.heads(), std::size_t(-1));
     std::size_t operator()(std::size_t bh) {
@@ -54,7 +54,7 @@ struct score_range {
 };
 
 template <class T>
-score_range row_score_range(const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, std::size_t bh,
+score_range row_score_range(const problem<T>& P, const attention_view<T, 4>& q, const attention_view<T, 4>& k, std::size_t bh,
                             std::size_t i) {
     const std::size_t b = bh / P.H, n = P.nrow[b * P.Tq + i];
     const T* qi = q.data() + (bh * P.Tq + i) * P.d;
@@ -81,8 +81,8 @@ score_range row_score_range(const problem<T>& P, const xt::xtensor<T, 4>& q, con
 /// otherwise "exp(s·q·k − lse) overflows" when the scores exceed lse_i by more than log(T's max), an lse that
 /// is not these scores' log-sum-exp, and else the gradient's products dout_i·v_j.
 template <class T>
-[[noreturn]] void overflow_error(const char* op, const problem<T>& P, const xt::xtensor<T, 4>& q,
-                                 const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v, const T* dout, const T* lse,
+[[noreturn]] void overflow_error(const char* op, const problem<T>& P, const attention_view<T, 4>& q,
+                                 const attention_view<T, 4>& k, const attention_view<T, 4>& v, const T* dout, const T* lse,
                                  std::size_t bh, std::size_t i) {
     const std::size_t b = bh / P.H, n = P.nrow[b * P.Tq + i];
     const double tmax = static_cast<double>(std::numeric_limits<T>::max());
@@ -120,8 +120,8 @@ template <class T>
 /// After a forward whose some row got a non-finite lse: throws std::overflow_error for the first such row
 /// (attending at least one key) that reads only finite inputs; rows that read a NaN or Inf are left as they are.
 template <class T>
-void check_forward_overflow(const char* op, const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
-                            const xt::xtensor<T, 4>& v, const T* lse) {
+void check_forward_overflow(const char* op, const problem<T>& P, const attention_view<T, 4>& q, const attention_view<T, 4>& k,
+                            const attention_view<T, 4>& v, const T* lse) {
     first_bad_keys<T> bad{k, v, P};
     for (std::size_t bh = 0; bh < P.heads(); ++bh)
         for (std::size_t i = 0; i < P.Tq; ++i) {
@@ -135,9 +135,9 @@ void check_forward_overflow(const char* op, const problem<T>& P, const xt::xtens
 /// After a VJP whose some row got a non-finite ∂L/∂s_i (rs): the same for the rows whose q_i, dout_i, out_i,
 /// lse_i and attended keys and values are all finite.
 template <class T>
-void check_vjp_overflow(const char* op, const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
-                        const xt::xtensor<T, 4>& v, const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse,
-                        const xt::xtensor<T, 4>& dout, const double* rs) {
+void check_vjp_overflow(const char* op, const problem<T>& P, const attention_view<T, 4>& q, const attention_view<T, 4>& k,
+                        const attention_view<T, 4>& v, const attention_view<T, 4>& out, const attention_view<T, 3>& lse,
+                        const attention_view<T, 4>& dout, const double* rs) {
     first_bad_keys<T> bad{k, v, P};
     for (std::size_t bh = 0; bh < P.heads(); ++bh)
         for (std::size_t i = 0; i < P.Tq; ++i) {

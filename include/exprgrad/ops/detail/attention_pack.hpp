@@ -54,8 +54,8 @@ inline bool same_packing_options(const attention_options& a, const attention_opt
 
 /// Whether P holds the packing of exactly these arrays (addresses and shapes) and options.
 template <class T>
-bool packed_from(const problem<T>& P, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
-                 const xt::xtensor<T, 4>& v, const attention_options& o) {
+bool packed_from(const problem<T>& P, const attention_view<T, 4>& q, const attention_view<T, 4>& k,
+                 const attention_view<T, 4>& v, const attention_options& o) {
     const auto& r = P.packed_for;
     auto same = [](const auto& shape, const std::array<std::size_t, 4>& s) {
         return std::equal(s.begin(), s.end(), shape.begin());
@@ -114,7 +114,7 @@ void count_keys_and_scale(const attention_options& o, problem<T>& P) {
 /// padding included. With reuse_forward, a backward whose arrays and options are those of the last forward
 /// (packed_from) keeps that forward's s·q̂, k̂ᵀ, key counts and multipliers.
 template <class T>
-void prepare(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+void prepare(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const attention_view<T, 4>& v,
              const attention_options& o, bool backward, problem<T>& P, bool reuse_forward = false) {
     // The backward can take q̂·s, k̂ᵀ, the multipliers and key counts from the forward's packing.
     const bool reuse = backward && reuse_forward && packed_from(P, q, k, v, o);

@@ -27,6 +27,7 @@
 #include "exprgrad/kernels/softmax_block_avx512.hpp"
 #include "exprgrad/kernels/softmax_rows.hpp"
 #include "exprgrad/ops/attention_options.hpp"
+#include "exprgrad/ops/attention_view.hpp"
 #include "exprgrad/tensors/shape.hpp"
 
 namespace exprgrad::ops::detail::attention {
@@ -134,7 +135,7 @@ constexpr const char* value_type_name() {
 }
 
 template <class T>
-void check_inputs(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+void check_inputs(const char* op, const attention_view<T, 4>& q, const attention_view<T, 4>& k, const attention_view<T, 4>& v,
                   const attention_options& o) {
     const auto &qs = q.shape(), &ks = k.shape(), &vs = v.shape();
     if (qs[0] != ks[0] || qs[1] != ks[1])
