@@ -108,7 +108,8 @@ def check_tsv(path, seeds):
     """The TSV's shape and values; returns a list of problems (empty: fine)."""
     problems = []
     lines = pathlib.Path(path).read_text().splitlines()
-    if not lines or lines[0].split('\t') != COLUMNS:
+    # the issue's columns, spelled out here so that a wrong COLUMNS fails the check
+    if not lines or lines[0].split('\t') != ['objective', 'seed', 'bits_per_byte', 'distribution_score']:
         return [f'header {lines[0] if lines else None!r}, expected {chr(9).join(COLUMNS)!r}']
     rows = [l.split('\t') for l in lines[1:]]
     got = [tuple(r[:2]) for r in rows if len(r) == len(COLUMNS)]
@@ -177,10 +178,12 @@ def main():
                 print(f'seed {seed} {name}: {bpb:.4f} bits/byte, distribution {kl2:.4f} (unigram KL {kl1:.4f}) '
                       f'({sec:.0f} s)', flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, 'w') as f:
+        part = out.with_name(out.name + '.part')  # written whole, then renamed: never a half-written TSV
+        with open(part, 'w') as f:
             f.write('\t'.join(COLUMNS) + '\n')
             for o, s, b, d in rows:
                 f.write(f'{o}\t{s}\t{b:.6f}\t{d:.6f}\n')
+        os.replace(part, out)
         print(f'wrote {out} ({time.time() - t_all:.0f} s in all)\n')
         seeds = size['seeds']
         print('| objective | bits/byte | distribution score (bigram KL) | unigram KL |')

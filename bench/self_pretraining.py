@@ -79,7 +79,8 @@ def write_tsv(path, results):
 def check_tsv(path, seeds, test_size):
     """The TSV's shape and values; returns a list of problems (empty: fine)."""
     lines = pathlib.Path(path).read_text().splitlines()
-    if not lines or lines[0].split('\t') != COLUMNS:
+    # the issue's columns, spelled out here so that a wrong COLUMNS fails the check
+    if not lines or lines[0].split('\t') != ['arm', 'seed', 'accuracy']:
         return [f'header {lines[0] if lines else None!r}, expected {chr(9).join(COLUMNS)!r}']
     problems = []
     rows = [l.split('\t') for l in lines[1:]]
@@ -117,6 +118,7 @@ def main():
         out = pathlib.Path(args.out) if args.out else (pathlib.Path(tmp) / 'self_pretraining.tsv' if args.quick
                                                        else repo / 'docs' / 'results' / 'self_pretraining.tsv')
         out.parent.mkdir(parents=True, exist_ok=True)
+        progress = out.with_name(out.name + '.progress')
         load = os.getloadavg()
         print(f'load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}', flush=True)
         t_start = time.time()
@@ -130,8 +132,12 @@ def main():
                 acc, majority, secs = fut.result()
                 results[(arm, seed)] = acc
                 majorities.add(majority)
-                write_tsv(out, results)  # complete rows only, after every run
+                # complete rows only, after every run, beside the TSV: an interrupted run leaves the last
+                # complete TSV in place
+                write_tsv(progress, results)
                 print(f'{arm} seed {seed}: test accuracy {acc:.4f} ({secs:.0f} s)', flush=True)
+        write_tsv(out, results)
+        progress.unlink()
         wall = time.time() - t_start
         load = os.getloadavg()
         print(f'wrote {out}\nwall time {wall:.0f} s; load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n')

@@ -312,7 +312,6 @@ std::string describe(const S& s) {
 
 // Options added after checkpoints were first written: a checkpoint that does not record one was written
 // before it existed, i.e. with its default (the behaviour before the option), which it is compared as.
-// Options newer than some checkpoints: a checkpoint without them was written with their defaults.
 bool added_later(std::string_view name) {
     return name == "emo_cost" || name == "init_from" || name == "softcap";
 }
@@ -674,6 +673,9 @@ void check_options(const run_options& ro, const session_options& so, const tiny_
                           " (one of: live, fixed)");
     if (mc.emo_cost == "fixed" && !mc.emo)
         throw usage_error("--emo-cost: 'fixed' is EMO's cost embedding: it needs --emo");
+    // Below this a float cap is denormal or zero and training turns NaN; 0 itself turns capping off.
+    if (mc.softcap != 0 && mc.softcap < 1e-6)
+        throw usage_error("--softcap: " + format_value(mc.softcap) + " is below 1e-6 (0 turns soft-capping off)");
     if (!tiny_lm::known_position(mc.position))
         throw usage_error("--position: unknown position scheme " + exprgrad::tools::shown(mc.position) +
                           " (one of: learned, none, alibi)");
@@ -722,7 +724,8 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
             throw std::runtime_error(where + "optimizer step " + std::to_string(*info.optimizer_step) +
                                      " and schedule step " + std::to_string(*info.schedule_step) + " disagree");
     }
-    // --init-from reads before anything is written too: its checkpoint, architecture and tokenizer.
+    // --init-from reads before anything is written too: its checkpoint's options (the architecture) and its
+    // tokenizer. Its parameters are read, and their checksum checked, after the run directory is made.
     const bool init_from = !ro.init_from.empty();
     nn::checkpoint_info init_info;
     const fs::path init_ckpt = fs::path(ro.init_from) / "ckpt";
@@ -1140,6 +1143,10 @@ int main(int argc, char** argv) {
                                     std::to_string(world->size()) + ")");
     const int status = exprgrad::tools::run_main(app, argc, argv, [&] {
         if (world->active() && app.count("--threads") == 0) so.threads = 1;  // one thread per rank unless told
+        // An empty --init-from (an unset shell variable) would silently train from scratch.
+        if (app.count("--init-from") != 0 && ro.init_from.empty())
+            throw exprgrad::tools::usage_error("--init-from: the directory is empty ('')");
+        if (mc.softcap == 0) mc.softcap = 0;  // -0 becomes 0: the option is recorded and compared as text
         train_and_report(ro, so, mc, *world);
     });
     // The error was printed by the rank that had it (run_main); the others may be waiting for it in a

@@ -101,8 +101,8 @@ class language_model {
     model_config config_;
     exprgrad::nn::parameter_set<float> params_;
     exprgrad::nn::parameter<float>*tok_, *pos_, *norm_, *head_;  // pos_: nullptr unless position = learned
-    // ALiBi's slopes (position = alibi): read by the attention layers, never stepped, not in the checkpoint
-    // (they follow from the number of heads).
+    // ALiBi's slopes (position = alibi) and the soft-cap C per head (softcap > 0): read by the attention layers,
+    // never stepped, not in the checkpoint (they follow from the number of heads and --softcap).
     exprgrad::nn::parameter_set<float> fixed_;
     exprgrad::nn::parameter_set<float> cost_;  // emo_cost = fixed: the cost embedding [V, D] (fix_emo_cost)
     exprgrad::nn::transformer_stack<float> stack_;

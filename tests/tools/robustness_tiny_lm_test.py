@@ -164,6 +164,8 @@ with tempfile.TemporaryDirectory() as tmp:
         ('--softcap -1', SMALL + ['--softcap', '-1'], r"--softcap.*'-1'"),
         ('--softcap nan', SMALL + ['--softcap', 'nan'], r"--softcap.*'nan'"),
         ('--softcap inf', SMALL + ['--softcap', 'inf'], r"--softcap.*'inf'"),
+        ('--softcap below 1e-6', SMALL + ['--softcap', '1e-40'], r"--softcap: 1e-40 is below 1e-6"),
+        ('--init-from empty', SMALL + ['--init-from', ''], r"--init-from: the directory is empty"),
         ('--eval-contexts past the learned positions', SMALL + ['--eval-contexts', '16,32'],
          r"--eval-contexts: 32 exceeds --context 16, the length of the learned position embeddings"),
         ('--eval-contexts 1', SMALL + ['--eval-contexts', '1'], r"--eval-contexts.*'1'"),
@@ -234,16 +236,17 @@ with tempfile.TemporaryDirectory() as tmp:
     cases.append(Case("--init-from whose tokenizer.txt is another run's", argv, 1,
                       r'tokenizer\.txt: --init-from: does not belong to the checkpoint \(checksum [0-9a-f]{16}, '
                       r'the checkpoint records [0-9a-f]{16}\)', check=created))
-    # Accepted: a checkpoint written before --emo-cost and --init-from existed (no records of them) resumes as
-    # their defaults (live, none).
+    # Accepted: a checkpoint written before --emo-cost, --init-from and --softcap existed (no records of them)
+    # resumes as their defaults (live, none, 0).
     old = copy()
     manifest = (old / 'ckpt' / 'manifest.txt').read_bytes()
     manifest = re.sub(rb'meta model\.emo_cost live\n', b'', manifest)
     manifest = re.sub(rb'meta run\.init_from [^\n]*\n', b'', manifest)
+    manifest = re.sub(rb'meta model\.softcap 0\n', b'', manifest)
     (old / 'ckpt' / 'manifest.txt').write_bytes(manifest)
     restamp_manifest(old / 'ckpt')
-    removed = b'emo_cost' not in manifest and b'init_from' not in manifest
-    cases.append(Case('--resume of a checkpoint without the emo_cost and init_from records',
+    removed = b'emo_cost' not in manifest and b'init_from' not in manifest and b'softcap' not in manifest
+    cases.append(Case('--resume of a checkpoint without the emo_cost, init_from and softcap records',
                       T + ['--run-dir', str(old), '--resume'], 0, timeout=60,
                       check=lambda p, d=old: None if removed and (d / 'report.md').exists()
                       else 'the records were not removed, or the run did not finish'))
