@@ -374,7 +374,11 @@ class program {
     void run_backward_reversed(meta::type_list<Ns...>) {
         (
             [&] {
-                if constexpr (!detail::is_input<Ns>::value && needs<Ns>) Ns::backward(*this);
+                // A node no contribution reached (read only under stop_gradient, say) passes on exactly 0:
+                // skipped, so that an infinite local derivative there cannot turn that 0 into NaN (0·∞).
+                if constexpr (!detail::is_input<Ns>::value && needs<Ns>) {
+                    if (std::get<pos<Ns>>(slots_).adj_set) Ns::backward(*this);
+                }
             }(),
             ...);
     }
