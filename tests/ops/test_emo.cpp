@@ -402,6 +402,29 @@ TEST_CASE("the tensor node equals the eager kernel, inside value_and_grad") {
                          std::invalid_argument);
 }
 
+TEST_CASE("the tensor node with a non-default cost equals the eager kernel with that cost") {
+    // c(x) = (1 − x)² + x/4, as in the naive-loop case above (which tests the eager kernel with it)
+    using cost = decltype(sym::square(1_c - sym::var<0>) + sym::var<0> / 4_c);
+    const std::size_t N = 5, V = 7, h = 3;
+    rng g(31);
+    xt::xarray<double> z = xt::xarray<double>::from_shape({N, V}), e = xt::xarray<double>::from_shape({V, h});
+    for (auto& v : z) v = 4 * g.uniform() - 2;
+    for (auto& v : e) v = 2 * g.uniform() - 1;
+    const xt::xarray<long> t = {3, -100, 6, 0, 3};
+    auto prog = value_and_grad(ops::emo_loss<emo_objective::mode2, -100, sym::Const<3>, cost>(tensor<0>, tensor<1>,
+                                                                                                tensor<2>),
+                               wrt<0>);
+    auto [loss, grads] = prog(z, t, e);
+    const auto eager = emo_loss<cost>(z, t, e, {.objective = emo_objective::mode2});
+    CHECK(loss == doctest::Approx(eager.loss).epsilon(1e-12));
+    for (std::size_t i = 0; i < z.size(); ++i) {
+        INFO("entry " << i);
+        CHECK(std::get<0>(grads).data()[i] == doctest::Approx(eager.dlogits.data()[i]).epsilon(1e-12));
+    }
+    // the node did not fall back to 1 − cos
+    CHECK(std::fabs(loss - emo_loss(z, t, e, {.objective = emo_objective::mode2}).loss) > 1e-3);
+}
+
 TEST_CASE("refused inputs (issue 16): a +inf logit, a non-finite cost embedding, unsigned targets above int64") {
     auto message = [](auto&& f) {
         try {
