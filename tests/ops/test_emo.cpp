@@ -404,17 +404,20 @@ TEST_CASE("the tensor node equals the eager kernel, inside value_and_grad") {
 
 TEST_CASE("the tensor node with a non-default cost equals the eager kernel with that cost") {
     // c(x) = (1 − x)² + x/4, as in the naive-loop case above (which tests the eager kernel with it)
-    using cost = decltype(sym::square(1_c - sym::var<0>) + sym::var<0> / 4_c);
     const std::size_t N = 5, V = 7, h = 3;
     rng g(31);
     xt::xarray<double> z = xt::xarray<double>::from_shape({N, V}), e = xt::xarray<double>::from_shape({V, h});
     for (auto& v : z) v = 4 * g.uniform() - 2;
     for (auto& v : e) v = 2 * g.uniform() - 1;
     const xt::xarray<long> t = {3, -100, 6, 0, 3};
-    auto prog = value_and_grad(ops::emo_loss<emo_objective::mode2, -100, sym::Const<3>, cost>(tensor<0>, tensor<1>,
-                                                                                                tensor<2>),
-                               wrt<0>);
-    auto [loss, grads] = prog(z, t, e);
+    constexpr auto Z = tensor<0>;
+    constexpr auto Y = tensor<1>;
+    constexpr auto E = tensor<2>;
+    // docs-begin docs/emo.md
+    using cost = decltype(sym::square(1_c - sym::var<0>) + sym::var<0> / 4_c);  // c(x) = (1 − x)² + x/4
+    constexpr auto loss_expr = ops::emo_loss<emo_objective::mode2, -100, sym::Const<3>, cost>(Z, Y, E);
+    auto [loss, grads] = value_and_grad(loss_expr, wrt<0>)(z, t, e);  // std::get<0>(grads): d/dZ
+    // docs-end
     const auto eager = emo_loss<cost>(z, t, e, {.objective = emo_objective::mode2});
     CHECK(loss == doctest::Approx(eager.loss).epsilon(1e-12));
     for (std::size_t i = 0; i < z.size(); ++i) {
