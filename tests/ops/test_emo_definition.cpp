@@ -96,6 +96,23 @@ TEST_CASE("emo_definition equals the kernel: mode1, mode1_capped (cap 3 and a bi
     check_cases<emo_objective::mode2>(600);
 }
 
+TEST_CASE("emo_definition with a non-default cost equals the kernel with that cost; it is not lowered to 1 - cos") {
+    // c(x) = (1 − x)² + x/4 (the eager kernel with it is tested against a naive loop in test_emo.cpp)
+    using cost = decltype(sym::square(1_c - sym::var<0>) + sym::var<0> / 4_c);
+    const xt::xarray<double> z = random_array({5, 7}, 41, -2.0, 2.0), e = random_array({7, 3}, 42, -1.0, 1.0);
+    const xt::xarray<std::int64_t> y = {3, -100, 6, 0, 3};
+    // compiled as is: a lowering that ignored the cost would run the default-cost kernel and differ
+    auto prog = value_and_grad(emo_definition<emo_objective::mode2, -100, sym::Const<3>, cost>(tensor<0>, tensor<1>,
+                                                                                                tensor<2>),
+                               wrt<0, 2>);
+    auto [loss, grads] = prog(z, xt::xarray<double>(xt::cast<double>(y)), e);
+    const auto r = emo_loss<cost>(z, y, e, {.objective = emo_objective::mode2});
+    CHECK(loss == doctest::Approx(static_cast<double>(r.loss)).epsilon(tol));
+    CHECK(scaled_error(std::get<0>(grads), r.dlogits) <= tol);
+    CHECK(xt::all(xt::equal(std::get<1>(grads), 0.0)));  // E is not differentiated (NaN fails)
+    CHECK(std::fabs(loss - emo_loss(z, y, e, {.objective = emo_objective::mode2}).loss) > 1e-3);
+}
+
 TEST_CASE("emo_definition: the cap binds in the capped case above, so capped and uncapped differ") {
     // guards the test above: with cap 1/2 the weight CE/EMO (> 1 here) is capped, and mode1 differs from it
     const auto z = random_array({6, 7}, 300, -3, 3);

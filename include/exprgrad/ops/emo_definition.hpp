@@ -6,7 +6,7 @@
 // objective but ce); compiled as written (tensors::unlowered) it builds N×V costs in several passes, ~5× slower.
 //
 // Per counted position (target t ≠ Ignore) with logits z, p = softmax(z):
-//   c_k = 1 − ⟨ê_k, ê_t⟩,  ê = e / max(‖e‖, 1e-12),  E under stop_gradient (the kernel gives E no gradient)
+//   c_k = 1 − ⟨ê_k, ê_t⟩ (or Cost(⟨ê_k, ê_t⟩)),  ê = e / max(‖e‖, 1e-12),  E under stop_gradient (as in the kernel)
 //   CE  = logsumexp(z) − z_t,   EMO = max(Σ_k p_k c_k, 0)
 //   ce: CE   emo: EMO   mode1: ½(CE + sg(CE/(EMO + 1e-10))·EMO)
 //   mode1_capped: ½(CE + min(sg(CE/(EMO + 1e-10)), Cap)·EMO)   mode2: sg(EMO/(CE + 1e-10))·CE + EMO
@@ -15,6 +15,8 @@
 #pragma once
 
 #include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
+#include <type_traits>
 
 #include "exprgrad/ops/emo.hpp"
 #include "exprgrad/sym/expr.hpp"
@@ -76,10 +78,14 @@ constexpr auto normalized_embedding(E e) {
 /// NaN: a NaN logit at a counted position makes the loss NaN; ignored positions are replaced by 0 before use,
 /// so NaN there stays out (as in the kernel). A target outside [0, V) that is not Ignore throws from one_hot
 /// ("exprgrad::one_hot: index v at position p is out of range [0, V) ...").
+/// Cost: the transport cost as a sym expression of the cosine var<0> (emo_default_cost = 1 − cos; as at the emo_loss
+/// node, ops/emo_loss_node.hpp), applied as a tensor map to the N×V cosines: emo_definition<O, Ignore, Cap, Cost>.
+/// Only the default cost is lowered to the kernel; another runs as written (the primitives, ~5× slower). A cost
+/// that is NaN for some cosine makes the positions that read it NaN.
 /// Example: `auto [l, g] = value_and_grad(emo_definition<emo_objective::mode1>(tensor<0>, tensor<1>, tensor<2>),
 ///           wrt<0>)(logits, xt::xarray<double>(xt::cast<double>(targets)), E);`
-template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap = sym::Const<3>, tensors::TensorExpr L,
-          tensors::TensorExpr Tg, tensors::TensorExpr E>
+template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap = sym::Const<3>,
+          class Cost = emo_default_cost, tensors::TensorExpr L, tensors::TensorExpr Tg, tensors::TensorExpr E>
 constexpr auto emo_definition(L z, Tg y, E e) {
     namespace t = tensors;
     using namespace sym::literals;
@@ -95,7 +101,13 @@ constexpr auto emo_definition(L z, Tg y, E e) {
     // ê = e / max(‖e‖, 1e-12), c_k = 1 − ⟨ê_k, ê_t⟩ (ê_t as one_hot(t)·Ê)
     const auto eh = detail::emo_definition::normalized_embedding(e);
     const auto e_target = t::matmul(t::one_hot(t::reshape<-1>(target), n_classes), eh);  // [N, h]
-    const auto cost = 1_c - t::matmul(e_target, t::transpose(eh));                       // [N, V]
+    const auto cosine = t::matmul(e_target, t::transpose(eh));                           // [N, V]
+    const auto cost = [&] {
+        if constexpr (std::is_same_v<Cost, emo_default_cost>)
+            return 1_c - cosine;  // the form the lowering recognizes
+        else
+            return t::map(Cost{}, cosine);  // c(cos) elementwise; no gradient reaches E through it (stopped)
+    }();
     // EMO = max(Σ_k p_k c_k, 0)
     const auto emo_raw = t::reshape<-1, 1>(t::sum<-1>(t::softmax(zc) * cost));
     const auto emo = t::where(t::greater(emo_raw, zero), emo_raw, 0_c);

@@ -5,7 +5,8 @@
 // a program compiled with tensors::unlowered(expr) runs the definition as written.
 //
 // Recognized (docs/emo.md, "Lowered to the kernel", states the same list): every form emo_definition builds for
-// the objectives emo, mode1, mode1_capped (any Cap) and mode2, any Ignore, any operand expressions Z, Y, E:
+// the objectives emo, mode1, mode1_capped (any Cap) and mode2, any Ignore, any operand expressions Z, Y, E, with
+// the default cost 1 − cos (a form with another Cost is not rebuilt by the default and runs as written):
 // emo_definition<O, Ignore, Cap>(Z, Y, E) → emo_definition_node<O, Ignore, Cap>(Z, Y, E) (Cap = sym::Const<3>
 // for the objectives that do not read it, whose forms do not depend on it). Recognition is exact: Y and Ignore
 // are read off the count of positions, Z off the class count max(iota(Z)) + 1, E off ê = sg(E / max(‖E‖, 1e-12))
