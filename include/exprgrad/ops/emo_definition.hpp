@@ -80,7 +80,7 @@ constexpr auto normalized_embedding(E e) {
 /// ("exprgrad::one_hot: index v at position p is out of range [0, V) ...").
 /// Cost: the transport cost as a sym expression of the cosine var<0> (emo_default_cost = 1 − cos; as at the emo_loss
 /// node, ops/emo_loss_node.hpp), applied as a tensor map to the N×V cosines: emo_definition<O, Ignore, Cap, Cost>.
-/// Only the default cost is lowered to the kernel; another runs as written (the primitives, ~5× slower). A cost
+/// Compiled, the form is lowered to emo_definition_node<O, Ignore, Cap, Cost> (the kernel with that cost). A cost
 /// that is NaN for some cosine makes the positions that read it NaN.
 /// Example: `auto [l, g] = value_and_grad(emo_definition<emo_objective::mode1>(tensor<0>, tensor<1>, tensor<2>),
 ///           wrt<0>)(logits, xt::xarray<double>(xt::cast<double>(targets)), E);`
@@ -104,7 +104,7 @@ constexpr auto emo_definition(L z, Tg y, E e) {
     const auto cosine = t::matmul(e_target, t::transpose(eh));                           // [N, V]
     const auto cost = [&] {
         if constexpr (std::is_same_v<Cost, emo_default_cost>)
-            return 1_c - cosine;  // the form the lowering recognizes
+            return 1_c - cosine;  // the form as before this parameter: the default keeps its type
         else
             return t::map(Cost{}, cosine);  // c(cos) elementwise; no gradient reaches E through it (stopped)
     }();

@@ -5,13 +5,12 @@
 // a program compiled with tensors::unlowered(expr) runs the definition as written.
 //
 // Recognized (docs/emo.md, "Lowered to the kernel", states the same list): every form emo_definition builds for
-// the objectives emo, mode1, mode1_capped (any Cap) and mode2, any Ignore, any operand expressions Z, Y, E, with
-// the default cost 1 − cos (a form with another Cost is not rebuilt by the default and runs as written):
-// emo_definition<O, Ignore, Cap>(Z, Y, E) → emo_definition_node<O, Ignore, Cap>(Z, Y, E) (Cap = sym::Const<3>
-// for the objectives that do not read it, whose forms do not depend on it). Recognition is exact: Y and Ignore
-// are read off the count of positions, Z off the class count max(iota(Z)) + 1, E off ê = sg(E / max(‖E‖, 1e-12))
-// and Cap off min(w, Cap), and the form is lowered only if emo_definition rebuilt from them is the same type, so
-// an edited definition runs as written.
+// the objectives emo, mode1, mode1_capped (any Cap) and mode2, any Ignore, any Cost, any operand expressions Z, Y,
+// E: emo_definition<O, Ignore, Cap, Cost>(Z, Y, E) → emo_definition_node<O, Ignore, Cap, Cost>(Z, Y, E)
+// (Cap = sym::Const<3> for the objectives that do not read it, whose forms do not depend on it). Recognition is
+// exact: Y and Ignore are read off the count of positions, Z off the class count max(iota(Z)) + 1, E off
+// ê = sg(E / max(‖E‖, 1e-12)), Cap off min(w, Cap) and Cost off the product softmax · Cost(cosine), and the form
+// is lowered only if emo_definition rebuilt from them is the same type, so an edited definition runs as written.
 // Not recognized: the objective ce (its form is plain cross-entropy and holds no E: it runs as written; the
 // tensors' cross_entropy is its fused node).
 // What the node does differently (documented at EmoDefinition): it refuses a +inf logit and a non-finite E, a
@@ -25,11 +24,15 @@
 #include <type_traits>
 
 #include "exprgrad/ops/emo_definition.hpp"
+#include "exprgrad/ops/emo_cost.hpp"
 #include "exprgrad/ops/emo_node.hpp"
+#include "exprgrad/sym/expr.hpp"
+#include "exprgrad/sym/ops.hpp"
 #include "exprgrad/tensors/compare.hpp"
 #include "exprgrad/tensors/count_operand.hpp"
 #include "exprgrad/tensors/lowering.hpp"
 #include "exprgrad/tensors/map.hpp"
+#include "exprgrad/tensors/matmul.hpp"
 #include "exprgrad/tensors/reduce.hpp"
 #include "exprgrad/tensors/reshape.hpp"
 #include "exprgrad/tensors/stop_gradient.hpp"
@@ -137,18 +140,32 @@ struct cap_of<t::Where<t::Compare<t::cmp::greater, W, t::ConstantNode<K>>, t::Co
 template <class N>
 struct is_cap : std::bool_constant<!std::is_void_v<typename cap_of<N>::type>> {};
 
+// Cost where N = softmax(z) · cost as emo_definition's map fuses it: Map<var<0> · Cost[var<1>], S, Matmul<A, B>>,
+// var<1> the cosine product; the cost with var<1> renamed var<0> (the rebuild below confirms it). Void otherwise.
+template <class N>
+struct cost_of {
+    using type = void;
+};
+template <class C, class S, class A, class B>
+struct cost_of<t::Map<sym::Node<sym::op::Mul, sym::Var<0>, C>, S, t::Matmul<A, B>>> {
+    using type = typename t::detail::subst<C, meta::type_list<sym::Var<0>, sym::Var<0>>>::type;
+};
+template <class N>
+struct is_cost_product : std::bool_constant<!std::is_void_v<typename cost_of<N>::type>> {};
+
 // the first objective whose rebuilt definition is E, as its node; E when none
-template <class E, long Ignore, class Cap, class Z, class Y, class Emb, emo_objective... Os>
+template <class E, long Ignore, class Cap, class Cost, class Z, class Y, class Emb, emo_objective... Os>
 struct first_objective {
     using type = E;
 };
-template <class E, long Ignore, class Cap, class Z, class Y, class Emb, emo_objective O, emo_objective... Os>
-struct first_objective<E, Ignore, Cap, Z, Y, Emb, O, Os...> {
-    using built = decltype(::exprgrad::ops::emo_definition<O, Ignore, Cap>(Z{}, Y{}, Emb{}));
+template <class E, long Ignore, class Cap, class Cost, class Z, class Y, class Emb, emo_objective O,
+          emo_objective... Os>
+struct first_objective<E, Ignore, Cap, Cost, Z, Y, Emb, O, Os...> {
+    using built = decltype(::exprgrad::ops::emo_definition<O, Ignore, Cap, Cost>(Z{}, Y{}, Emb{}));
     // lazily: the next objective is rebuilt only when this one does not match
     using type = typename std::conditional_t<std::is_same_v<built, E>,
-                                             std::type_identity<EmoDefinition<O, Ignore, Cap, Z, Y, Emb>>,
-                                             first_objective<E, Ignore, Cap, Z, Y, Emb, Os...>>::type;
+                                             std::type_identity<EmoDefinition<O, Ignore, Cap, Z, Y, Emb, Cost>>,
+                                             first_objective<E, Ignore, Cap, Cost, Z, Y, Emb, Os...>>::type;
 };
 
 // The root of emo_definition: where(any, sum(where(counted, per_position, 0)) / where(any, count, 1), 0) with
@@ -183,6 +200,8 @@ struct lower_emo<t::Where<
     using Z = typename class_count_of<typename find<is_class_count, PerPosition>::type>::type;
     using Emb = typename embedding_of<typename find<is_normalized_embedding, PerPosition>::type>::type;
     using found_cap = typename cap_of<typename find<is_cap, PerPosition>::type>::type;
+    using found_cost = typename cost_of<typename find<is_cost_product, PerPosition>::type>::type;
+    using cost = std::conditional_t<std::is_void_v<found_cost>, emo_default_cost, found_cost>;
     static constexpr bool readable = integral_ignore && !std::is_void_v<Z> && !std::is_void_v<Emb>;
     template <bool Readable, class = void>
     struct with {
@@ -193,9 +212,9 @@ struct lower_emo<t::Where<
         static constexpr long ignore = static_cast<long>(K::num);
         using type = typename std::conditional_t<
             std::is_void_v<found_cap>,
-            first_objective<E, ignore, sym::Const<3>, Z, Y, Emb, emo_objective::mode1, emo_objective::mode2,
+            first_objective<E, ignore, sym::Const<3>, cost, Z, Y, Emb, emo_objective::mode1, emo_objective::mode2,
                             emo_objective::emo>,
-            first_objective<E, ignore, found_cap, Z, Y, Emb, emo_objective::mode1_capped>>::type;
+            first_objective<E, ignore, found_cap, cost, Z, Y, Emb, emo_objective::mode1_capped>>::type;
     };
     using type = typename with<readable>::type;
 };

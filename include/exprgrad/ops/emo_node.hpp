@@ -28,7 +28,9 @@ namespace exprgrad::ops {
 /// an integer ("target value 1.5 at position 3 is not an integer"), and as emo_loss for a target out of
 /// range, shapes that do not fit, a +inf logit or a non-finite E (where the definition gives NaN).
 /// Built by the lowering; to write it directly: `emo_definition_node<emo_objective::mode1>(Z, Y, E)`.
-template <emo_objective O, long Ignore, class Cap, class Z, class Y, class E>
+/// Cost: the transport cost of emo_definition's fourth parameter (a sym expression of the cosine var<0>, 1 − cos by
+/// default; see the emo_loss node), passed to the kernel.
+template <emo_objective O, long Ignore, class Cap, class Z, class Y, class E, class Cost = emo_default_cost>
 struct EmoDefinition {
     using children = tensors::meta::type_list<Z, Y, E>;
     static constexpr const char* name = "emo_loss";
@@ -69,7 +71,7 @@ struct EmoDefinition {
         const emo_options opts{O, Ignore, Cap::value};
         detail::check_emo_options(opts);
         const double loss =
-            detail::emo_hard(z.data, ex.target.data(), e.data, s, opts, ex.dz.data(), nullptr, nullptr, nullptr);
+            detail::emo_hard<T, Cost>(z.data, ex.target.data(), e.data, s, opts, ex.dz.data(), nullptr, nullptr, nullptr);
         ctx.template out<EmoDefinition>(tensors::dims{})[0] = static_cast<T>(loss);
     }
 
@@ -97,10 +99,10 @@ struct EmoDefinition {
 };
 
 /// The node emo_definition's form is lowered to, written directly: `emo_definition_node<emo_objective::mode1>(Z,
-/// Y, E)` with the template parameters and operands of emo_definition (Y numbers or an integer array).
-template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap = sym::Const<3>, tensors::TensorExpr Z,
-          tensors::TensorExpr Y, tensors::TensorExpr E>
-constexpr EmoDefinition<O, Ignore, Cap, Z, Y, E> emo_definition_node(Z, Y, E) {
+/// Y, E)` with the template parameters (Cost included) and operands of emo_definition (Y numbers or an integer array).
+template <emo_objective O = emo_objective::mode1, long Ignore = -100, class Cap = sym::Const<3>,
+          class Cost = emo_default_cost, tensors::TensorExpr Z, tensors::TensorExpr Y, tensors::TensorExpr E>
+constexpr EmoDefinition<O, Ignore, Cap, Z, Y, E, Cost> emo_definition_node(Z, Y, E) {
     return {};
 }
 
