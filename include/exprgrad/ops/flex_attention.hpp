@@ -103,14 +103,6 @@ std::vector<std::size_t> param_sizes(const Params& params) {
     return s;
 }
 
-/// The views of a vector of parameter arrays.
-template <class PT>
-std::vector<attention_view<PT, 1>> param_views(const std::vector<xt::xtensor<PT, 1>>& params) {
-    std::vector<attention_view<PT, 1>> r;
-    for (const auto& p : params) r.push_back(view_of(p));
-    return r;
-}
-
 /// Checks, sizes (counting visible keys when the scale policy depends on n), converts the parameters and the
 /// document ids, and classifies the tiles (the block mask, kept from the last call when nothing changed).
 template <class M, class T, class Params>
