@@ -14,7 +14,8 @@
 //                the node's kernel calls, forward_into + vjp); forward only (fwd: evaluator) and value and
 //                gradients dq, dk, dv, dslopes (grad: value_and_grad)
 //   pair_*       the kernel and the node's (resp. the definition's) program called alternately, each call timed
-//                in thread CPU time: quartiles of the per-pair ratio program/kernel
+//                in thread CPU time: quartiles of the per-pair ratio program/kernel; pair_flex: alibi512's lowered
+//                program (the flex node) against the flex kernels over views of preallocated buffers
 // Goal: definition within 5% of kernel. Run (medians of interleaved rounds, docs/attention.md):
 //   EXPRGRAD_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 build/bench/bench_attention_lowering
 //     --benchmark_repetitions=7 --benchmark_enable_random_interleaving=true
@@ -258,6 +259,42 @@ void BM_alibi512_grad_direct(benchmark::State& st) {
     }
 }
 
+// #19's lowered ALiBi (the flex node) against the flex kernels over views of preallocated buffers, called
+// alternately as paired_ratio: quartiles of the per-pair ratio program/kernel.
+void BM_pair_flex(benchmark::State& st) {
+    const inputs512& x = in512();
+    const attention_options o = unit_scale_options();
+    using M = ops::detail::flex::modification<float, std::remove_cv_t<decltype(alibi512_mod)>,
+                                              std::remove_cv_t<decltype(alibi512_mask)>>;
+    const std::vector<attention_view<float, 1>> params = {view_of(x.slopes)};
+    const auto q = view_of(x.q), k = view_of(x.k), v = view_of(x.v), w = view_of(x.w);
+    std::vector<float> out(x.q.size()), lse(H * T2), dq(x.q.size()), dk(x.k.size()), dv(x.v.size()), dpar(H);
+    ops::detail::flex::workspace<float> ws;
+    auto prog = value_and_grad(sum(alibi512 * W), wrt<0, 1, 2, 4>);
+    std::vector<double> ratios;
+    for (auto _ : st) {
+        const double t0 = thread_cpu_seconds();
+        ops::detail::flex::forward_into<M>(q, k, v, params, o, out.data(), lse.data(), ws);
+        float l = 0;
+        for (std::size_t i = 0; i < out.size(); ++i) l += out[i] * x.w.data()[i];  // sum(out · W)
+        ops::detail::flex::vjp_into<M>(q, k, v, attention_view<float, 4>{out.data(), q.dims},
+                                       attention_view<float, 3>{lse.data(), {1, H, T2}}, w, params, o, dq.data(),
+                                       dk.data(), dv.data(), dpar.data(), ws);
+        const double t1 = thread_cpu_seconds();
+        const auto [value, grads] = prog(x.q, x.k, x.v, x.w, x.slopes);
+        const double t2 = thread_cpu_seconds();
+        benchmark::DoNotOptimize(l);
+        benchmark::DoNotOptimize(dq.data());
+        benchmark::DoNotOptimize(value);
+        benchmark::DoNotOptimize(std::get<0>(grads).data());
+        ratios.push_back((t2 - t1) / (t1 - t0));
+    }
+    std::sort(ratios.begin(), ratios.end());
+    st.counters["ratio_median"] = ratios[ratios.size() / 2];
+    st.counters["ratio_q1"] = ratios[ratios.size() / 4];
+    st.counters["ratio_q3"] = ratios[3 * ratios.size() / 4];
+}
+
 }  // namespace
 
 BENCHMARK(BM_alibi512_fwd_lowered)->Unit(benchmark::kMillisecond);
@@ -274,4 +311,5 @@ BENCHMARK(BM_alibi)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_alibi_flex)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_pair_node)->Unit(benchmark::kMillisecond)->Iterations(400);
 BENCHMARK(BM_pair_definition)->Unit(benchmark::kMillisecond)->Iterations(400);
+BENCHMARK(BM_pair_flex)->Unit(benchmark::kMillisecond)->Iterations(400);
 BENCHMARK_MAIN();

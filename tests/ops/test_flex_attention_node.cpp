@@ -2,8 +2,11 @@
 // parameters' included), and central differences through check::gradcheck.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <tuple>
 #include <vector>
 
@@ -68,4 +71,43 @@ TEST_CASE("flex attention node: gradcheck of q, k, v and two parameters (softcap
     const auto r = check::gradcheck(sum(square(y)), q, k, v, cap, bias);
     INFO(r.message());
     CHECK(r.ok);
+}
+
+namespace {
+
+// Self-attention: one tensor X is q, k and v. The node writes dq into X's adjoint (its first contribution) and
+// must add dk and dv to it, not overwrite; with X also read elsewhere, every contribution is added.
+template <class Loss, class Ref>
+void check_self_attention(Loss loss, Ref ref) {
+    const auto x = random_array({2, 2, 6, 4}, 21), w = random_array({2, 2, 6, 4}, 22);
+    const xt::xarray<double> slopes = {0.5, -0.25};
+    auto prog = value_and_grad(loss, wrt<0, 1>);
+    auto want = value_and_grad(tensors::unlowered(ref), wrt<0, 1>);
+    const auto [l, g] = prog(x, slopes, w);
+    const auto [lr, gr] = want(x, slopes, w);
+    CHECK(l == doctest::Approx(lr).epsilon(1e-11));
+    const auto& [dx, ds] = g;
+    const auto& [dx_r, ds_r] = gr;
+    CHECK(xt::amax(xt::abs(dx_r))() > 0.1);  // a sizeable gradient: the comparison below can fail
+    CHECK(max_abs_diff(dx, dx_r) <= 1e-11 * xt::amax(xt::abs(dx_r))());
+    CHECK(max_abs_diff(ds, ds_r) <= 1e-11 * std::max(1.0, double(xt::amax(xt::abs(ds_r))())));
+}
+
+}  // namespace
+
+TEST_CASE("flex attention node: self-attention (q, k, v one tensor) matches the primitives in value and gradients") {
+    constexpr auto X = tensor<0>;
+    constexpr auto S = tensor<1>;  // slopes [H]
+    constexpr auto W = tensor<2>;
+    const auto y = flex_attention_node(alibi, causal, X, X, X, S);  // scale 1/√d = 0.5 at d = 4
+    constexpr auto qk = matmul(X, tensors::transpose(X));
+    constexpr auto i = iota<-2>(qk);
+    constexpr auto j = iota<-1>(qk);
+    constexpr auto scores = qk * fc<0.5> - reshape<-1, 1, 1>(S) * (i - j);
+    constexpr auto minus_inf = fc<-std::numeric_limits<double>::infinity()>;
+    constexpr auto ref = matmul(softmax(where(less_equal(j, i), scores, minus_inf)), X);
+    SUBCASE("the node is X's only reader") { check_self_attention(sum(y * W), sum(ref * W)); }
+    SUBCASE("X is also read elsewhere") {
+        check_self_attention(sum(y * W) + sum(square(X)), sum(ref * W) + sum(square(X)));
+    }
 }

@@ -99,15 +99,6 @@ struct Attention {
         return {c.data, {c.shape[0], c.shape[1], c.shape[2], c.shape[3]}};
     }
 
-    // A copy of an operand into an owning array (the flex attention node's kernels take xt::xtensor; this node
-    // no longer copies).
-    template <class T>
-    static void copy_in(const tensors::cview<T>& c, xt::xtensor<T, 4>& dst, const char* what) {
-        const attention_view<T, 4> v = view4(c, what);
-        if (!std::equal(v.dims.begin(), v.dims.end(), dst.shape().begin())) dst.resize(v.dims);
-        std::copy(c.data, c.data + c.size(), dst.data());
-    }
-
     // The options of this call: the configuration, plus the run-time key lengths and log s.
     template <class Ctx>
     static void set_options(Ctx& ctx, attention_options& o) {

@@ -86,16 +86,18 @@ bool plain(std::size_t hq, std::size_t hkv) {
     return identity_mod_v<Mod> && mask_always_visible<Mask>() && hq == hkv;
 }
 
-template <class T, class PT>
-std::vector<T> convert_params(const std::vector<xt::xtensor<PT, 1>>& params, std::size_t H) {
+/// The parameters as T, [H][np]. params: a vector of arrays of H values each (xt::xtensor<PT, 1> or
+/// attention_view<PT, 1>: anything with data() and size()).
+template <class T, class Params>
+std::vector<T> convert_params(const Params& params, std::size_t H) {
     std::vector<T> par(H * params.size());
     for (std::size_t I = 0; I < params.size(); ++I)
-        for (std::size_t h = 0; h < H; ++h) par[h * params.size() + I] = static_cast<T>(params[I](h));
+        for (std::size_t h = 0; h < H; ++h) par[h * params.size() + I] = static_cast<T>(params[I].data()[h]);
     return par;
 }
 
-template <class PT>
-std::vector<std::size_t> param_sizes(const std::vector<xt::xtensor<PT, 1>>& params) {
+template <class Params>
+std::vector<std::size_t> param_sizes(const Params& params) {
     std::vector<std::size_t> s;
     for (const auto& p : params) s.push_back(p.size());
     return s;
@@ -103,10 +105,10 @@ std::vector<std::size_t> param_sizes(const std::vector<xt::xtensor<PT, 1>>& para
 
 /// Checks, sizes (counting visible keys when the scale policy depends on n), converts the parameters and the
 /// document ids, and classifies the tiles (the block mask, kept from the last call when nothing changed).
-template <class M, class T, class PT>
-void setup(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-           const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o, const flex_documents* docs,
-           problem<T>& P) {
+template <class M, class T, class Params>
+void setup(const char* op, const attention_view<T, 4>& q, const attention_view<T, 4>& k,
+           const attention_view<T, 4>& v, const Params& params, const attention_options& o,
+           const flex_documents* docs, problem<T>& P) {
     check_inputs(op, q, k, v, o, params.size(), M::np, param_sizes(params));
     P.np = M::np;
     P.par = convert_params<T>(params, q.shape()[1]);
@@ -124,26 +126,39 @@ void setup(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& 
     classify<M>(P.bm, P.B, P.Hq, P.Tq, P.Tk, P.par.data(), P.np, P.q_doc, P.k_doc);
 }
 
+/// The forward over views of the caller's arrays (no copy): writes out [B, H_q, T_q, d_v] and lse [B, H_q, T_q],
+/// which the caller has sized (after check_inputs). params: views or arrays of H_q values each.
+template <class M, class T, class Params>
+void forward_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const attention_view<T, 4>& v,
+                  const Params& params, const attention_options& o, T* out, T* lse, workspace<T>& ws,
+                  const flex_documents* docs = nullptr) {
+    auto& P = ws.P;
+    setup<M>("flex_attention_forward", q, k, v, params, o, docs, P);
+    pack(q, k, v, o, false, P);
+    forward<M>(P, o, ws.fwd, out, lse);
+}
+
+/// forward_into with owning arrays: out and lse are resized.
 template <class M, class T, class PT>
 void forward_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
                   const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o, xt::xtensor<T, 4>& out,
                   xt::xtensor<T, 3>& lse, workspace<T>& ws, const flex_documents* docs = nullptr) {
-    auto& P = ws.P;
-    setup<M>("flex_attention_forward", q, k, v, params, o, docs, P);
-    pack(q, k, v, o, false, P);
-    attention::fit(out, std::array<std::size_t, 4>{P.B, P.Hq, P.Tq, P.dv});
-    attention::fit(lse, std::array<std::size_t, 3>{P.B, P.Hq, P.Tq});
-    forward<M>(P, o, ws.fwd, out.data(), lse.data());
+    const auto qv = view_of(q), kv = view_of(k), vv = view_of(v);
+    check_inputs("flex_attention_forward", qv, kv, vv, o, params.size(), M::np, param_sizes(params));
+    attention::fit(out, std::array<std::size_t, 4>{qv.dims[0], qv.dims[1], qv.dims[2], vv.dims[3]});
+    attention::fit(lse, std::array<std::size_t, 3>{qv.dims[0], qv.dims[1], qv.dims[2]});
+    forward_into<M>(qv, kv, vv, params, o, out.data(), lse.data(), ws, docs);
 }
 
-template <class M, class T, class PT>
-flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-                            const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse, const xt::xtensor<T, 4>& dout,
-                            const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o,
-                            workspace<T>& ws, const flex_documents* docs = nullptr, bool packed_forward = false) {
-    constexpr const char* op = "flex_attention_vjp";
+/// The VJP over views of the caller's arrays (out, lse: the forward's of the same inputs; dout: out's shape).
+/// Writes dq, dk, dv (q's, k's, v's sizes; overwritten, none may alias an input) and dparams [np][H_q].
+template <class M, class T, class Params>
+void vjp_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const attention_view<T, 4>& v,
+              const attention_view<T, 4>& out, const attention_view<T, 3>& lse, const attention_view<T, 4>& dout,
+              const Params& params, const attention_options& o, T* dq, T* dk, T* dv, T* dparams, workspace<T>& ws,
+              const flex_documents* docs = nullptr, bool packed_forward = false) {
     auto& P = ws.P;
-    setup<M>(op, q, k, v, params, o, docs, P);
+    setup<M>("flex_attention_vjp", q, k, v, params, o, docs, P);
     // packed_forward: forward_into of the same inputs and workspace ran just before (the scaled q̂ and k̂ᵀ blocks
     // it packed are the backward's too).
     pack(q, k, v, o, true, P, packed_forward);
@@ -159,12 +174,12 @@ flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>&
             P.Drow[r] = kernels::rows::dot(src, out.data() + r * P.dv, P.dv);
     }
     P.dop = P.dOp.data();
-    flex_attention_grads<T> g;
-    g.dq = xt::zeros<T>(q.shape());
-    g.dk = xt::zeros<T>(k.shape());
-    g.dv = xt::zeros<T>(v.shape());
+    // the backward leaves keys no row reads (past every row's prefix) unwritten: their gradients are 0
+    std::fill(dq, dq + q.size(), T(0));
+    std::fill(dk, dk + k.size(), T(0));
+    std::fill(dv, dv + v.size(), T(0));
     ws.dpar.assign(BQ * P.nqb * P.nkb * P.np, 0.0);
-    backward<M>(P, o, ws.bwd, lse.data(), g.dq.data(), g.dk.data(), g.dv.data(), ws.dpar.data());
+    backward<M>(P, o, ws.bwd, lse.data(), dq, dk, dv, ws.dpar.data());
     if (P.cosine) {  // through q̂ = q/√(‖q‖² + ε²): dq = (dq̂ − q̂(q̂·dq̂))/√(‖q‖² + ε²), the same for k
         auto through = [&](T* grad, const T* hat, const T* inv, std::size_t rows_) {
             for (std::size_t r = 0; r < rows_; ++r) {
@@ -174,19 +189,39 @@ flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>&
                 for (std::size_t c = 0; c < P.d; ++c) gr[c] = inv[r] * (gr[c] - hr[c] * dot);
             }
         };
-        through(g.dq.data(), P.qhat, P.qinv.data(), BQ * P.Tq);
-        through(g.dk.data(), P.khat, P.kinv.data(), P.B * P.Hkv * P.Tk);
+        through(dq, P.qhat, P.qinv.data(), BQ * P.Tq);
+        through(dk, P.khat, P.kinv.data(), P.B * P.Hkv * P.Tk);
     }
-    g.dparams.resize(P.np);
-    for (std::size_t I = 0; I < P.np; ++I) {
-        g.dparams[I] = xt::zeros<T>({P.Hq});
+    for (std::size_t I = 0; I < P.np; ++I)
         for (std::size_t h = 0; h < P.Hq; ++h) {
             double s = 0;
             for (std::size_t b = 0; b < P.B; ++b)
                 for (std::size_t u = 0; u < P.nqb * P.nkb; ++u)
                     s += ws.dpar[((b * P.Hq + h) * P.nqb * P.nkb + u) * P.np + I];
-            g.dparams[I](h) = static_cast<T>(s);
+            dparams[I * P.Hq + h] = static_cast<T>(s);
         }
+}
+
+/// vjp_into with owning arrays: returns the gradients.
+template <class M, class T, class PT>
+flex_attention_grads<T> vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+                            const xt::xtensor<T, 4>& out, const xt::xtensor<T, 3>& lse, const xt::xtensor<T, 4>& dout,
+                            const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o,
+                            workspace<T>& ws, const flex_documents* docs = nullptr, bool packed_forward = false) {
+    const auto qv = view_of(q), kv = view_of(k), vv = view_of(v);
+    check_inputs("flex_attention_vjp", qv, kv, vv, o, params.size(), M::np, param_sizes(params));
+    flex_attention_grads<T> g;
+    g.dq = xt::xtensor<T, 4>::from_shape(q.shape());
+    g.dk = xt::xtensor<T, 4>::from_shape(k.shape());
+    g.dv = xt::xtensor<T, 4>::from_shape(v.shape());
+    const std::size_t Hq = qv.dims[1];
+    std::vector<T> dpar(M::np * Hq);
+    vjp_into<M>(qv, kv, vv, view_of(out), view_of(lse), view_of(dout), params, o, g.dq.data(), g.dk.data(),
+                g.dv.data(), dpar.data(), ws, docs, packed_forward);
+    g.dparams.resize(M::np);
+    for (std::size_t I = 0; I < M::np; ++I) {
+        g.dparams[I] = xt::xtensor<T, 1>::from_shape({Hq});
+        std::copy(dpar.begin() + I * Hq, dpar.begin() + (I + 1) * Hq, g.dparams[I].data());
     }
     return g;
 }
@@ -199,7 +234,8 @@ attention_result<T> forward_entry(const xt::xtensor<T, 4>& q, const xt::xtensor<
     using M = modification<T, Mod, Mask>;
     attention_result<T> r;
     if (plain<Mod, Mask>(q.shape()[1], k.shape()[1])) {
-        check_inputs("flex_attention_forward", q, k, v, o, params.size(), 0, param_sizes(params));
+        check_inputs("flex_attention_forward", view_of(q), view_of(k), view_of(v), o, params.size(), 0,
+                     param_sizes(params));
         attention_forward_into(q, k, v, o, r.out, r.lse);
         return r;
     }
@@ -214,7 +250,7 @@ flex_attention_grads<T> vjp_entry(const xt::xtensor<T, 4>& q, const xt::xtensor<
     check_modifications<Mod, Mask>();
     using M = modification<T, Mod, Mask>;
     constexpr const char* op = "flex_attention_vjp";
-    check_inputs(op, q, k, v, o, params.size(), M::np, param_sizes(params));
+    check_inputs(op, view_of(q), view_of(k), view_of(v), o, params.size(), M::np, param_sizes(params));
     const auto& qs = q.shape();
     const std::array<std::size_t, 4> os{qs[0], qs[1], qs[2], v.shape()[3]};
     if (!std::equal(os.begin(), os.end(), dout.shape().begin()))

@@ -7,12 +7,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
-#include <xtensor/xtensor.hpp>
-
 #include "exprgrad/ops/attention_node.hpp"
+#include "exprgrad/ops/attention_view.hpp"
 #include "exprgrad/ops/flex_attention.hpp"
 #include "exprgrad/tensors/graph.hpp"
 
@@ -37,29 +38,38 @@ struct FlexAttention {
     static constexpr const char* name = "flex_attention";
     template <class T>
     struct extra {
-        xt::xtensor<T, 4> q, k, v, out, dout;
-        xt::xtensor<T, 3> lse;
-        std::vector<xt::xtensor<T, 1>> params;
+        std::vector<T> lse;                 // [B, H_q, T_q], the forward's, for the backward
+        std::vector<T> dq, dk, dv;          // a gradient the program's buffer cannot take (added, or not needed)
+        std::vector<T> dparams;             // [np][H_q]
+        std::vector<attention_view<T, 1>> params;
         detail::flex::workspace<T> ws;
         attention_options opts;
     };
 
-    template <class T, class C>
-    static void copy_param(const C& c, xt::xtensor<T, 1>& dst) {
-        if (dst.size() != c.size()) dst.resize({c.size()});
-        std::copy(c.data, c.data + c.size(), dst.data());
+    // The program's buffers of the parameters, as views (no copy; the kernels check their sizes).
+    template <class Ctx, class T = typename Ctx::value_type>
+    static void view_params(Ctx& ctx, std::vector<attention_view<T, 1>>& dst) {
+        dst.clear();
+        [&]<std::size_t... Is>(std::index_sequence<Is...>) {
+            (([&] {
+                 const auto& c = ctx.template in<std::tuple_element_t<first_param + Is, std::tuple<Extra...>>>();
+                 dst.push_back({c.data, {c.size()}});
+             }()),
+             ...);
+        }
+        (std::make_index_sequence<np>{});
     }
 
+    // The kernels read the program's buffers of q, k, v and the parameters and write out into the node's buffer.
     template <class Ctx>
     static void forward(Ctx& ctx) {
         using T = typename Ctx::value_type;
         using M = detail::flex::modification<T, Mod, Mask>;
         detail::flex::check_modifications<Mod, Mask>();
         auto& ex = ctx.template extra<FlexAttention>();
-        using A = Attention<attention_config<>, Q, K, V>;  // its copy_in only
-        A::copy_in(ctx.template in<Q>(), ex.q, "q");
-        A::copy_in(ctx.template in<K>(), ex.k, "k");
-        A::copy_in(ctx.template in<V>(), ex.v, "v");
+        using A = Attention<attention_config<>, Q, K, V>;  // its view4 only
+        const auto q = A::view4(ctx.template in<Q>(), "q"), k = A::view4(ctx.template in<K>(), "k"),
+                   v = A::view4(ctx.template in<V>(), "v");
         ex.opts = Config::options();
         if constexpr (Config::padded) {
             const tensors::dims shape = ctx.template in<Lengths>().shape;
@@ -72,42 +82,77 @@ struct FlexAttention {
                 ex.opts.key_lengths[b] = static_cast<std::size_t>(len[b]);
             }
         }
-        ex.params.resize(np);
-        [&]<std::size_t... Is>(std::index_sequence<Is...>) {
-            (copy_param(ctx.template in<std::tuple_element_t<first_param + Is, std::tuple<Extra...>>>(), ex.params[Is]),
-             ...);
-        }
-        (std::make_index_sequence<np>{});
-        detail::flex::forward_into<M>(ex.q, ex.k, ex.v, ex.params, ex.opts, ex.out, ex.lse, ex.ws);
-        T* y = ctx.template out<FlexAttention>(tensors::dims::of(ex.out.shape()));
-        std::copy(ex.out.begin(), ex.out.end(), y);
+        view_params(ctx, ex.params);
+        // before sizing out from them
+        detail::flex::check_inputs("flex_attention_forward", q, k, v, ex.opts, ex.params.size(), M::np,
+                                   detail::flex::param_sizes(ex.params));
+        const std::size_t B = q.dims[0], H = q.dims[1], Tq = q.dims[2];
+        ex.lse.resize(B * H * Tq);
+        T* y = ctx.template out<FlexAttention>(tensors::dims::of(std::array<std::size_t, 4>{B, H, Tq, v.dims[3]}));
+        detail::flex::forward_into<M>(q, k, v, ex.params, ex.opts, y, ex.lse.data(), ex.ws);
     }
 
+    // The kernels read the program's buffers of q, k, v, the parameters, out and the adjoint, and write dq, dk, dv
+    // straight into the operands' adjoint buffers when this node is their first contribution (else into scratch,
+    // then added), as the attention node does.
     template <class Ctx>
     static void backward(Ctx& ctx) {
         using T = typename Ctx::value_type;
         using M = detail::flex::modification<T, Mod, Mask>;
         auto& ex = ctx.template extra<FlexAttention>();
-        const T* g = ctx.template adj_data<FlexAttention>();
-        if (!std::equal(ex.out.shape().begin(), ex.out.shape().end(), ex.dout.shape().begin()))
-            ex.dout.resize(ex.out.shape());
-        std::copy(g, g + ex.out.size(), ex.dout.data());
-        // ex.q, ex.k, ex.v, ex.params are this node's copies from its forward, unchanged since.
-        const auto grads = detail::flex::vjp<M>(ex.q, ex.k, ex.v, ex.out, ex.lse, ex.dout, ex.params, ex.opts, ex.ws);
-        auto give = [&](auto child, const T* d, std::size_t n) {
+        using A = Attention<attention_config<>, Q, K, V>;
+        const auto q = A::view4(ctx.template in<Q>(), "q"), k = A::view4(ctx.template in<K>(), "k"),
+                   v = A::view4(ctx.template in<V>(), "v");
+        view_params(ctx, ex.params);
+        const tensors::cview<T>& y = ctx.template in<FlexAttention>();
+        const attention_view<T, 4> out{y.data, {y.shape[0], y.shape[1], y.shape[2], y.shape[3]}};
+        const attention_view<T, 4> dout{ctx.template adj_data<FlexAttention>(), out.dims};
+        const attention_view<T, 3> lse{ex.lse.data(), {out.dims[0], out.dims[1], out.dims[2]}};
+        // Where each gradient goes: the child's adjoint buffer if this is its first contribution; else scratch.
+        // A child that is q and k both (self-attention) gets its buffer once, then adds (grad reports it as set).
+        struct target {
+            T* kernel;  // what the kernel writes
+            T* add_to;  // where to add it afterwards, or null
+        };
+        auto place = [&](auto child, std::vector<T>& scratch, std::size_t n) -> target {
             using C = typename decltype(child)::type;
             if constexpr (Ctx::template needs<C>) {
                 bool add = false;
                 T* dst = ctx.template grad<C>(add);
-                for (std::size_t i = 0; i < n; ++i) dst[i] = add ? dst[i] + d[i] : d[i];
+                if (!add) return {dst, nullptr};
+                scratch.resize(n);
+                return {scratch.data(), dst};
+            } else {
+                scratch.resize(n);
+                return {scratch.data(), nullptr};
             }
         };
-        give(std::type_identity<Q>{}, grads.dq.data(), grads.dq.size());
-        give(std::type_identity<K>{}, grads.dk.data(), grads.dk.size());
-        give(std::type_identity<V>{}, grads.dv.data(), grads.dv.size());
+        const target tq = place(std::type_identity<Q>{}, ex.dq, q.size());
+        const target tk = place(std::type_identity<K>{}, ex.dk, k.size());
+        const target tv = place(std::type_identity<V>{}, ex.dv, v.size());
+        const std::size_t Hq = q.dims[1];
+        ex.dparams.resize(np * Hq);
+        // q, k, v and the parameters are the buffers of this node's forward, unchanged since.
+        detail::flex::vjp_into<M>(q, k, v, out, lse, dout, ex.params, ex.opts, tq.kernel, tk.kernel, tv.kernel,
+                                  ex.dparams.data(), ex.ws);
+        auto add = [](const target& t, std::size_t n) {
+            if (t.add_to)
+                for (std::size_t i = 0; i < n; ++i) t.add_to[i] += t.kernel[i];
+        };
+        add(tq, q.size());
+        add(tk, k.size());
+        add(tv, v.size());
+        auto give = [&](auto child, const T* d, std::size_t n) {
+            using C = typename decltype(child)::type;
+            if constexpr (Ctx::template needs<C>) {
+                bool add_p = false;
+                T* dst = ctx.template grad<C>(add_p);
+                for (std::size_t i = 0; i < n; ++i) dst[i] = add_p ? dst[i] + d[i] : d[i];
+            }
+        };
         [&]<std::size_t... Is>(std::index_sequence<Is...>) {
             (give(std::type_identity<std::tuple_element_t<first_param + Is, std::tuple<Extra...>>>{},
-                  grads.dparams[Is].data(), grads.dparams[Is].size()),
+                  ex.dparams.data() + Is * Hq, Hq),
              ...);
         }
         (std::make_index_sequence<np>{});

@@ -18,6 +18,7 @@
 
 #include "exprgrad/format.hpp"
 #include "exprgrad/ops/attention_options.hpp"
+#include "exprgrad/ops/attention_view.hpp"
 #include "exprgrad/ops/detail/attention_problem.hpp"
 #include "exprgrad/ops/detail/flex_block_mask.hpp"
 #include "exprgrad/tensors/shape.hpp"
@@ -105,8 +106,9 @@ void set_documents(const char* op, bool needed, const flex_documents* docs, prob
 
 /// Shapes, options and parameters of a call; throws std::invalid_argument naming op and the offending values.
 template <class T>
-void check_inputs(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
-                  const attention_options& o, std::size_t params_given, std::size_t params_needed,
+void check_inputs(const char* op, const attention_view<T, 4>& q, const attention_view<T, 4>& k,
+                  const attention_view<T, 4>& v, const attention_options& o, std::size_t params_given,
+                  std::size_t params_needed,
                   const std::vector<std::size_t>& param_sizes) {
     using attention::shape_mismatch;
     const auto &qs = q.shape(), &ks = k.shape(), &vs = v.shape();
@@ -150,7 +152,7 @@ void check_inputs(const char* op, const xt::xtensor<T, 4>& q, const xt::xtensor<
 /// Sizes, per-row prefixes and multipliers. count(b, h, i, n) gives the number of keys among the prefix [0, n)
 /// that row i of head h sees through the mask (called only for policies that depend on it).
 template <class T, class Count>
-void size_problem(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+void size_problem(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const attention_view<T, 4>& v,
                   const attention_options& o, problem<T>& P, Count&& count) {
     P.B = q.shape()[0];
     P.Hq = q.shape()[1];
@@ -207,7 +209,7 @@ void size_problem(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const 
 /// per key block (backward); q̂, k̂ normalised under normalize_qk. Every element a kernel reads is written.
 /// packed_forward: the forward of the same inputs has just packed P (s·q̂ and k̂ᵀ are kept, not packed again).
 template <class T>
-void pack(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
+void pack(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const attention_view<T, 4>& v,
           const attention_options& o, bool backward, problem<T>& P, bool packed_forward = false) {
     const std::size_t Tq = P.Tq, Tk = P.Tk, d = P.d, dv = P.dv, dp = P.dp, dvp = P.dvp;
     const std::size_t BQ = P.B * P.Hq, BK = P.B * P.Hkv;
