@@ -15,6 +15,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "exprgrad/ops/attention.hpp"
+#include "exprgrad/ops/detail/gradient_target.hpp"
 #include "exprgrad/sym/expr.hpp"
 #include "exprgrad/tensors/graph.hpp"
 
@@ -149,38 +150,16 @@ struct Attention {
         const attention_view<T, 4> out{y.data, {y.shape[0], y.shape[1], y.shape[2], y.shape[3]}};
         const attention_view<T, 4> dout{ctx.template adj_data<Attention>(), out.dims};
         const attention_view<T, 3> lse{ex.lse.data(), {out.dims[0], out.dims[1], out.dims[2]}};
-        // Where each gradient goes: the child's adjoint buffer if this is its first contribution; else scratch.
-        // A child that is q and k both (self-attention) gets its buffer once, then adds (grad reports it as set).
-        struct target {
-            T* kernel;  // what the kernel writes
-            T* add_to;  // where to add it afterwards, or null
-        };
-        auto place = [&](auto child, std::vector<T>& scratch, std::size_t n) -> target {
-            using C = typename decltype(child)::type;
-            if constexpr (Ctx::template needs<C>) {
-                bool add = false;
-                T* dst = ctx.template grad<C>(add);
-                if (!add) return {dst, nullptr};
-                scratch.resize(n);
-                return {scratch.data(), dst};
-            } else {
-                scratch.resize(n);
-                return {scratch.data(), nullptr};
-            }
-        };
-        const target tq = place(std::type_identity<Q>{}, ex.dq, q.size());
-        const target tk = place(std::type_identity<K>{}, ex.dk, k.size());
-        const target tv = place(std::type_identity<V>{}, ex.dv, v.size());
+        // Each gradient into the child's adjoint buffer if this is its first contribution, else scratch then added.
+        const auto tq = detail::place_gradient<Q>(ctx, ex.dq, q.size());
+        const auto tk = detail::place_gradient<K>(ctx, ex.dk, k.size());
+        const auto tv = detail::place_gradient<V>(ctx, ex.dv, v.size());
         // q, k, v are the buffers of this node's forward, unchanged since.
         const attention_scale_grads s = attention_vjp_into(q, k, v, out, lse, dout, ex.opts, tq.kernel, tk.kernel,
                                                            tv.kernel, ex.ws, attention_reuse::forward);
-        auto add = [](const target& t, std::size_t n) {
-            if (t.add_to)
-                for (std::size_t i = 0; i < n; ++i) t.add_to[i] += t.kernel[i];
-        };
-        add(tq, q.size());
-        add(tk, k.size());
-        add(tv, v.size());
+        tq.finish(q.size());
+        tk.finish(k.size());
+        tv.finish(v.size());
         if constexpr (Config::learned_scale) {
             if constexpr (Ctx::template needs<LogScale>) {
                 bool add_ls = false;
