@@ -46,6 +46,7 @@
 #include "exprgrad/ops/flex_attention_lowering.hpp"
 #include "exprgrad/sym/expr.hpp"
 #include "exprgrad/tensors/count_operand.hpp"
+#include "exprgrad/tensors/find_node.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/layout.hpp"
 #include "exprgrad/tensors/lowering.hpp"
@@ -112,26 +113,8 @@ template <class I, class N>
 struct is_one_hot<t::OneHot<I, N>> : std::true_type {};
 
 // The first node of E, in pre-order, that satisfies P; void when none does.
-template <template <class> class P, class E, bool Hit = P<E>::value>
-struct find {
-    using type = E;
-};
-template <template <class> class P, class L>
-struct find_in;
 template <template <class> class P, class E>
-struct find<P, E, false> {
-    using type = typename find_in<P, typename E::children>::type;
-};
-template <template <class> class P>
-struct find_in<P, meta::type_list<>> {
-    using type = void;
-};
-template <template <class> class P, class C, class... Cs>
-struct find_in<P, meta::type_list<C, Cs...>> {
-    using first = typename find<P, C>::type;
-    using type = typename std::conditional_t<std::is_void_v<first>, find_in<P, meta::type_list<Cs...>>,
-                                             std::type_identity<first>>::type;
-};
+using find = t::find_node<P, E>;
 
 // The first child of a node (its first tensor operand), void for a leaf or void.
 template <class X, class = void>

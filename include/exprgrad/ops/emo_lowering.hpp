@@ -30,6 +30,7 @@
 #include "exprgrad/sym/ops.hpp"
 #include "exprgrad/tensors/compare.hpp"
 #include "exprgrad/tensors/count_operand.hpp"
+#include "exprgrad/tensors/find_node.hpp"
 #include "exprgrad/tensors/lowering.hpp"
 #include "exprgrad/tensors/map.hpp"
 #include "exprgrad/tensors/matmul.hpp"
@@ -45,26 +46,8 @@ namespace detail::emo_lowering {
 namespace t = tensors;
 namespace meta = tensors::meta;
 // The first node of E, in pre-order, that satisfies P; void when none does.
-template <template <class> class P, class E, bool Hit = P<E>::value>
-struct find {
-    using type = E;
-};
-template <template <class> class P, class L>
-struct find_in;
 template <template <class> class P, class E>
-struct find<P, E, false> {
-    using type = typename find_in<P, typename E::children>::type;
-};
-template <template <class> class P>
-struct find_in<P, meta::type_list<>> {
-    using type = void;
-};
-template <template <class> class P, class C, class... Cs>
-struct find_in<P, meta::type_list<C, Cs...>> {
-    using first = typename find<P, C>::type;
-    using type = typename std::conditional_t<std::is_void_v<first>, find_in<P, meta::type_list<Cs...>>,
-                                             std::type_identity<first>>::type;
-};
+using find = t::find_node<P, E>;
 
 // The sole child of a one-operand node; void otherwise.
 template <class X, class = void>
