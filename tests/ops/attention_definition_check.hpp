@@ -28,30 +28,19 @@
 #include "exprgrad/exprgrad.hpp"
 #include "exprgrad/ops/attention_definition.hpp"
 #include "random_arrays.hpp"
+#include "scaled_error.hpp"
 
 namespace attention_definition_check {
 
 using namespace exprgrad;
 using namespace exprgrad::ops;
 using test_util::random_array;
+using test_util::scaled_error;
 
 struct sizes {
     std::size_t B, H, Tq, Tk, d, dv;
 };
 
-// max |a − b| over max(1, max |b|); NaN counts as infinite.
-template <class A, class E>
-double scaled_error(const A& a, const E& b) {
-    REQUIRE(a.size() == b.size());
-    double err = 0, big = 1;
-    for (std::size_t i = 0; i < b.size(); ++i) {
-        const double x = a.data()[i], y = b.data()[i];
-        const double e = std::fabs(x - y);
-        err = std::isnan(e) ? INFINITY : std::max(err, e);
-        big = std::max(big, std::fabs(y));
-    }
-    return err / big;
-}
 
 constexpr double tol = 1e-12;
 

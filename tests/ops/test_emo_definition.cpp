@@ -21,25 +21,17 @@
 #include "exprgrad/exprgrad.hpp"
 #include "exprgrad/ops/emo_definition.hpp"
 #include "random_arrays.hpp"
+#include "scaled_error.hpp"
 
 using namespace exprgrad;
 using namespace exprgrad::ops;
 using test_util::random_array;
+using test_util::scaled_error;
 
 namespace {
 
 constexpr double tol = 1e-12;
 
-double scaled_error(const xt::xarray<double>& a, const xt::xarray<double>& b) {
-    REQUIRE(a.shape() == b.shape());
-    double err = 0, big = 1;
-    for (std::size_t i = 0; i < b.size(); ++i) {
-        const double e = std::fabs(a.data()[i] - b.data()[i]);
-        err = std::isnan(e) ? INFINITY : std::max(err, e);
-        big = std::max(big, std::fabs(b.data()[i]));
-    }
-    return err / big;
-}
 
 // The definition's loss, dZ and dE against emo_loss with the same objective, ignore index and cap.
 template <emo_objective O, class Cap = sym::Const<3>>

@@ -19,10 +19,12 @@
 #include "exprgrad/exprgrad.hpp"
 #include "exprgrad/ops/emo_definition.hpp"
 #include "random_arrays.hpp"
+#include "scaled_error.hpp"
 
 using namespace exprgrad;
 using namespace exprgrad::ops;
 using test_util::random_array;
+using test_util::scaled_error;
 
 namespace {
 
@@ -66,16 +68,6 @@ static_assert(!sym::meta::contains_v<
               node, tensors::program<double, decltype(unlowered(std::declval<in_a_loss>())),
                                      std::integer_sequence<int, 0>>::list>);
 
-double scaled_error(const xt::xarray<double>& a, const xt::xarray<double>& b) {
-    REQUIRE(a.shape() == b.shape());
-    double err = 0, big = 1;
-    for (std::size_t i = 0; i < b.size(); ++i) {
-        const double e = std::fabs(a.data()[i] - b.data()[i]);
-        err = std::isnan(e) ? INFINITY : std::max(err, e);
-        big = std::max(big, std::fabs(b.data()[i]));
-    }
-    return err / big;
-}
 constexpr double tol = 1e-12;
 
 // value_and_grad of f with respect to W... lowered against unlowered: the value and every gradient.

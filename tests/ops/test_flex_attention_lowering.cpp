@@ -19,10 +19,12 @@
 
 #include "exprgrad/exprgrad.hpp"
 #include "random_arrays.hpp"
+#include "scaled_error.hpp"
 
 using namespace exprgrad;
 using namespace exprgrad::ops;
 using test_util::random_array;
+using test_util::scaled_error;
 
 namespace {
 
@@ -88,16 +90,6 @@ static_assert(kept<finite_fill>);
 using over_queries = decltype(matmul(softmax<-2>(capped), V));
 static_assert(kept<over_queries>);
 
-double scaled_error(const xt::xarray<double>& a, const xt::xarray<double>& b) {
-    REQUIRE(a.shape() == b.shape());
-    double err = 0, big = 1;
-    for (std::size_t n = 0; n < b.size(); ++n) {
-        const double e = std::fabs(a.data()[n] - b.data()[n]);
-        err = std::isnan(e) ? INFINITY : std::max(err, e);
-        big = std::max(big, std::fabs(b.data()[n]));
-    }
-    return err / big;
-}
 constexpr double tol = 1e-11;
 
 // value_and_grad of f with respect to every argument but V's weights... lowered against unlowered.
