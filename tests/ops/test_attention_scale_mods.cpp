@@ -13,18 +13,15 @@
 
 #include <exprgrad/exprgrad.hpp>
 
+#include "attention_inputs.hpp"
+
 using namespace exprgrad;
 
 namespace {
 
+// [2, 2, T, d] from the attention tests' generator.
 xt::xtensor<double, 4> random4(std::size_t T, std::size_t d, std::uint64_t seed, double amp) {
-    auto x = xt::xtensor<double, 4>::from_shape({2, 2, T, d});
-    std::uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;
-    for (auto& e : x) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        e = amp * (static_cast<double>(s >> 11) * 0x1.0p-52 - 1.0);
-    }
-    return x;
+    return attention_test::random4<double>(2, 2, T, d, seed, amp);
 }
 
 template <class A, class B>
