@@ -90,9 +90,12 @@ inline void tile(std::size_t kb, const T* a, std::size_t ars_, std::size_t aks_,
         } else {
             ((c0[r] = B(T(0)), c1[r] = B(T(0))), ...);
         }
-        for (std::size_t k = 0; k < kb; ++k, a += aks, bp += W) {
-            const B b0 = B::load_aligned(bp), b1 = B::load_aligned(bp + L);
-            ((c0[r] = xsimd::fma(B(a[r * ars]), b0, c0[r]), c1[r] = xsimd::fma(B(a[r * ars]), b1, c1[r])), ...);
+        // local pointers: advancing the captured a and bp made GCC store them back every step
+        const T* ak = a;
+        const T* bk = bp;
+        for (std::size_t k = 0; k < kb; ++k, ak += aks, bk += W) {
+            const B b0 = B::load_aligned(bk), b1 = B::load_aligned(bk + L);
+            ((c0[r] = xsimd::fma(B(ak[r * ars]), b0, c0[r]), c1[r] = xsimd::fma(B(ak[r * ars]), b1, c1[r])), ...);
         }
         ((c0[r].store_unaligned(c + r * ldc), c1[r].store_unaligned(c + r * ldc + L)), ...);
     }(std::make_index_sequence<R>{});
