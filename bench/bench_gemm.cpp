@@ -4,7 +4,8 @@
 // W [Din, Dout]: forward NN (1024, Dout, Din), dX = dY·Wᵀ NT (1024, Din, Dout), dW = Xᵀ·dY TN (Din, Dout, 1024).
 // Layers: QKV 128→384, attention out 128→128, feed-forward 128→512 and 512→128, head 128→1024.
 // Counters: GFLOP/s (2·M·N·K per product) and frac_256, of the one-core 256-bit FMA peak (bench/peak.hpp).
-// range(5): 0 OpenBLAS, 1 ours; range(6): threads (1 timed by CPU time, 2 by wall-clock time).
+// range(5): 0 OpenBLAS, 1 ours; range(6): threads (1 timed by CPU time, 2 by wall-clock time); range(7): cold
+// caches (see BM_gemm).
 // Run: nice -n 10 build/bench/bench_gemm --benchmark_min_time=0.2 --benchmark_repetitions=3
 #include <benchmark/benchmark.h>
 
@@ -42,7 +43,17 @@ void BM_gemm(benchmark::State& st) {
     const auto a = filled(m * k, 1), b = filled(k * n, 2);
     std::vector<float> c(m * n, 0.0f);
     const std::size_t lda = ta ? m : k, ldb = tb ? k : n;
+    // cold: before every product (untimed) 4 MiB are written, evicting A, B and C from L1 and L2 as the rest
+    // of a training step does
+    const bool cold = st.range(7) != 0;
+    std::vector<float> evict(cold ? (1u << 20) : 0);
     for (auto _ : st) {
+        if (cold) {
+            st.PauseTiming();
+            for (auto& x : evict) x += 1.0f;
+            benchmark::ClobberMemory();
+            st.ResumeTiming();
+        }
         if (ours)
             exprgrad::kernels::packed::gemm(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c.data(), n, false);
         else
@@ -67,14 +78,15 @@ constexpr long shapes[][5] = {
 };
 
 void args_one(benchmark::internal::Benchmark* b) {
-    b->ArgNames({"ta", "tb", "M", "N", "K", "ours", "threads"});
-    for (const auto& s : shapes)
-        for (long ours : {0, 1}) b->Args({s[0], s[1], s[2], s[3], s[4], ours, 1});
+    b->ArgNames({"ta", "tb", "M", "N", "K", "ours", "threads", "cold"});
+    for (long cold : {0, 1})
+        for (const auto& s : shapes)
+            for (long ours : {0, 1}) b->Args({s[0], s[1], s[2], s[3], s[4], ours, 1, cold});
 }
 void args_two(benchmark::internal::Benchmark* b) {
-    b->ArgNames({"ta", "tb", "M", "N", "K", "ours", "threads"});
+    b->ArgNames({"ta", "tb", "M", "N", "K", "ours", "threads", "cold"});
     for (const auto& s : shapes)
-        for (long ours : {0, 1}) b->Args({s[0], s[1], s[2], s[3], s[4], ours, 2});
+        for (long ours : {0, 1}) b->Args({s[0], s[1], s[2], s[3], s[4], ours, 2, 0});
 }
 
 }  // namespace
