@@ -209,12 +209,4 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T
         threads);
 }
 
-/// Whether gemm above is the faster choice over OpenBLAS's sgemm for this float product, as measured by
-/// bench/bench_gemm.cpp at tiny_lm's shapes on one core (docs/benchmarks.md, issue 18): products with op(A) = A
-/// (forward, dX = dY·Wᵀ) of at least 96 rows and 64 columns and depth; OpenBLAS stays ahead on op(A) = Aᵀ
-/// (dW = Xᵀ·dY) and was not measured on small products. Example: preferred(false, true, 1024, 128, 384) is true.
-inline bool preferred(bool ta, bool /*tb*/, std::size_t m, std::size_t n, std::size_t k) {
-    return !ta && m >= 96 && n >= 64 && k >= 64;
-}
-
 }  // namespace exprgrad::kernels::packed

@@ -1,5 +1,4 @@
-// Matrix products through BLAS (float products of a linear layer's size through kernels/gemm_packed.hpp,
-// where it measured faster): A [..., M, K] · B [..., K, N] -> [..., M, N], the leading (batch)
+// Matrix products through BLAS: A [..., M, K] · B [..., K, N] -> [..., M, N], the leading (batch)
 // axes broadcast as in NumPy's matmul: [M,K]·[K,N], [B,M,K]·[B,K,N], [B,H,T,D]·[B,H,D,T],
 // [B,M,K]·[K,N] (a shared right factor, as in a linear layer over a batch of sequences: one GEMM
 // over the stacked rows), [H,1,M,K]·[B,K,N], ... One GEMM per batch slice otherwise. The VJPs are
@@ -13,12 +12,10 @@
 #include <cstddef>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "exprgrad/kernels/blas.hpp"
 #include "exprgrad/kernels/contiguous.hpp"
-#include "exprgrad/kernels/gemm_packed.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/shape.hpp"
 #include "exprgrad/tensors/strided_walk.hpp"
@@ -57,20 +54,6 @@ inline mm_shape matmul_shape(const dims& a, const dims& b) {
     return s;
 }
 
-// blas::gemm, except that float products where our packed kernel measured faster go to it (same contract;
-// alpha is always 1 and beta 0 or 1 here)
-template <class T>
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
-          const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
-    if constexpr (std::is_same_v<T, float>) {
-        if (alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && kernels::packed::preferred(ta, tb, m, n, k)) {
-            kernels::packed::gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta == 1.0f);
-            return;
-        }
-    }
-    kernels::blas::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
 template <class T>
 T row_sum(const T* p, std::size_t n) {
     return kernels::sum_contiguous(p, n);
@@ -100,12 +83,12 @@ struct Matmul {
         T* c = ctx.template out<Matmul>(s.out);
         if (s.shared_b) {
             // one GEMM over the stacked rows of A
-            detail::gemm(false, false, s.batch.size() * s.m, s.n, s.k, T(1), a.data, s.k, b.data, s.n, T(0), c,
+            kernels::blas::gemm(false, false, s.batch.size() * s.m, s.n, s.k, T(1), a.data, s.k, b.data, s.n, T(0), c,
                                 s.n);
             return;
         }
         detail::strided_walk(s.batch, s.st, [&](std::size_t i, const std::array<std::size_t, 2>& o) {
-            detail::gemm(false, false, s.m, s.n, s.k, T(1), a.data + o[0] * s.m * s.k, s.k,
+            kernels::blas::gemm(false, false, s.m, s.n, s.k, T(1), a.data + o[0] * s.m * s.k, s.k,
                                 b.data + o[1] * s.k * s.n, s.n, T(0), c + i * s.m * s.n, s.n);
         });
     }
@@ -134,11 +117,11 @@ struct Matmul {
                     for (std::size_t mm = 0; mm < s.m; ++mm) detail::put_row(d + mm * s.k, r.data(), s.k, acc);
                 });
             } else if (s.shared_b) {
-                detail::gemm(false, true, slices * s.m, s.k, s.n, T(1), g.data, s.n, b.data, s.n,
+                kernels::blas::gemm(false, true, slices * s.m, s.k, s.n, T(1), g.data, s.n, b.data, s.n,
                                     acc ? T(1) : T(0), da, s.k);
             } else {
                 detail::strided_walk(s.batch, s.st, [&](std::size_t i, const std::array<std::size_t, 2>& o) {
-                    detail::gemm(false, true, s.m, s.k, s.n, T(1), g.data + i * s.m * s.n, s.n,
+                    kernels::blas::gemm(false, true, s.m, s.k, s.n, T(1), g.data + i * s.m * s.n, s.n,
                                         b.data + o[1] * s.k * s.n, s.n, acc ? T(1) : T(0), da + o[0] * s.m * s.k, s.k);
                 });
             }
@@ -172,11 +155,11 @@ struct Matmul {
                     });
                 }
             } else if (s.shared_b) {
-                detail::gemm(true, false, s.k, s.n, slices * s.m, T(1), a.data, s.k, g.data, s.n,
+                kernels::blas::gemm(true, false, s.k, s.n, slices * s.m, T(1), a.data, s.k, g.data, s.n,
                                     add ? T(1) : T(0), db, s.n);
             } else {
                 detail::strided_walk(s.batch, s.st, [&](std::size_t i, const std::array<std::size_t, 2>& o) {
-                    detail::gemm(true, false, s.k, s.n, s.m, T(1), a.data + o[0] * s.m * s.k, s.k,
+                    kernels::blas::gemm(true, false, s.k, s.n, s.m, T(1), a.data + o[0] * s.m * s.k, s.k,
                                         g.data + i * s.m * s.n, s.n, acc ? T(1) : T(0), db + o[1] * s.k * s.n, s.n);
                 });
             }
