@@ -1,13 +1,15 @@
-// A packed general matrix product of our own: C (+)= op(A)·op(B), row-major, op(X) = X or Xᵀ, for the
-// float GEMMs of a linear layer at the flagship's shapes ([1024, 128]·[128, 384] and their backward products),
-// where OpenBLAS's generic blocking leaves a third of the FMA peak unused. The classic three-level scheme:
-// op(B) is packed per (K block, N block) into panels of tile_width columns, op(A) per (M block, K block) into
-// panels of tile_rows rows (both zero-padded at the edges, both into aligned per-thread buffers that grow and
-// are then reused, so the steady state allocates nothing), and a tile_rows × tile_width register tile of FMAs
-// runs over each pair of panels. Edge tiles go through a small buffer. Every element of C is one chain of fused
-// multiply-adds over k in increasing order (one chain per K block, continued from C), so the result does not
-// depend on the thread count. With several threads (kernels/parallel.hpp) the rows, or the columns when there
-// are more of them, are split into contiguous tile-aligned ranges.
+// A packed general matrix product of our own: C (+)= op(A)·op(B), row-major, op(X) = X or Xᵀ, written for the
+// float GEMMs of tiny_lm's linear layers ([1024, 128]·[128, 384] and their backward products) to see whether it
+// beats OpenBLAS there. It does not clearly (bench/bench_gemm.cpp, docs/benchmarks.md under issue 18), so
+// tensors::matmul stays on OpenBLAS; this kernel is the baseline for fusing a GEMM with its neighbours.
+// Scheme: op(B) is packed per (K block, N block) into panels of tile_width columns (zero-padded at the edge)
+// in an aligned per-thread buffer that grows and is then reused (the steady state allocates nothing); op(A) is
+// read in place (packing it cost more than it saved at these shapes); a tile_rows × tile_width register tile
+// of FMAs runs over each strip of rows and each panel. Partial column tiles go through a small buffer, partial
+// row tiles use a shorter tile. Every element of C is, per K block, one chain of fused multiply-adds over k in
+// increasing order from zero, then added to C (or stored), so the result does not depend on the thread count.
+// With several threads (kernels/parallel.hpp) the rows, or the columns when there are more tiles of them, are
+// split into contiguous tile-aligned ranges.
 #pragma once
 
 #include <algorithm>
@@ -27,9 +29,9 @@ inline constexpr std::size_t tile_rows = 6;
 /// Columns of the register tile: two SIMD batches (16 floats with AVX2).
 template <class T>
 inline constexpr std::size_t tile_width = 2 * rows::lanes<T>;
-/// The K block: an A panel (tile_rows × kc) and a B panel (kc × tile_width) stay in L1.
+/// The K block: a strip of A (tile_rows × kc) and a B panel (kc × tile_width) stay in L1.
 inline constexpr std::size_t kc = 256;
-/// The M block: the packed A block (mc × kc) stays in L2 beside the packed B block.
+/// The M block: the rows of A (mc × kc) that one packed B panel meets before the next; they stay in L2.
 inline constexpr std::size_t mc = 72;
 /// Bytes of the packed B block (kc × nc): about half of a 512 KiB L2.
 inline constexpr std::size_t b_block_bytes = 256 * 1024;
@@ -84,18 +86,20 @@ inline void tile(std::size_t kb, const T* a, std::size_t ars_, std::size_t aks_,
     constexpr std::size_t L = B::size, W = tile_width<T>;
     const std::size_t ars = ARS ? ARS : ars_, aks = AKS ? AKS : aks_;
     [&]<std::size_t... r>(std::index_sequence<r...>) {
+        // C's lines are fetched while the FMAs run (in a training step they are rarely in cache), and added
+        // after them: the chain does not wait for C
+        ((__builtin_prefetch(c + r * ldc, 1, 3), __builtin_prefetch(c + r * ldc + W - 1, 1, 3)), ...);
         B c0[R], c1[R];
-        if constexpr (Acc) {
-            ((c0[r] = B::load_unaligned(c + r * ldc), c1[r] = B::load_unaligned(c + r * ldc + L)), ...);
-        } else {
-            ((c0[r] = B(T(0)), c1[r] = B(T(0))), ...);
-        }
+        ((c0[r] = B(T(0)), c1[r] = B(T(0))), ...);
         // local pointers: advancing the captured a and bp made GCC store them back every step
         const T* ak = a;
         const T* bk = bp;
         for (std::size_t k = 0; k < kb; ++k, ak += aks, bk += W) {
             const B b0 = B::load_aligned(bk), b1 = B::load_aligned(bk + L);
             ((c0[r] = xsimd::fma(B(ak[r * ars]), b0, c0[r]), c1[r] = xsimd::fma(B(ak[r * ars]), b1, c1[r])), ...);
+        }
+        if constexpr (Acc) {
+            ((c0[r] += B::load_unaligned(c + r * ldc), c1[r] += B::load_unaligned(c + r * ldc + L)), ...);
         }
         ((c0[r].store_unaligned(c + r * ldc), c1[r].store_unaligned(c + r * ldc + L)), ...);
     }(std::make_index_sequence<R>{});
