@@ -70,7 +70,7 @@ struct thread_guard {
 
 TEST_CASE("packed gemm equals the triple loop for every transpose, tails and blocks") {
     // 6 × 16 tiles, K blocks of 256, M blocks of 72: sizes on both sides of each boundary
-    const std::size_t sizes[][3] = {{1, 1, 1},    {5, 15, 3},    {6, 16, 8},   {7, 17, 9},    {13, 33, 255},
+    const std::size_t sizes[][3] = {{1, 1, 1},     {5, 15, 3},    {6, 16, 8},    {7, 17, 9},   {13, 33, 255},
                                     {73, 40, 257}, {72, 48, 256}, {30, 70, 513}, {150, 5, 20}, {2, 300, 600}};
     for (bool ta : {false, true})
         for (bool tb : {false, true})

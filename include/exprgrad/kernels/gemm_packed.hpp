@@ -80,8 +80,7 @@ void pack_b(bool tb, const T* b, std::size_t ldb, std::size_t p0, std::size_t j0
 // The register tile: C[R × tile_width] (+)= op(A)·Bp over kb, with op(A)(r, k) = a[r·ars + k·aks] read in
 // place (ARS, AKS: the strides when known at compile time, 0: use ars_, aks_) and Bp a packed panel.
 template <std::size_t R, bool Acc, std::size_t ARS, std::size_t AKS, class T>
-inline void tile(std::size_t kb, const T* a, std::size_t ars_, std::size_t aks_, const T* bp, T* c,
-                 std::size_t ldc) {
+inline void tile(std::size_t kb, const T* a, std::size_t ars_, std::size_t aks_, const T* bp, T* c, std::size_t ldc) {
     using B = xsimd::batch<T>;
     constexpr std::size_t L = B::size, W = tile_width<T>;
     const std::size_t ars = ARS ? ARS : ars_, aks = AKS ? AKS : aks_;
@@ -102,15 +101,16 @@ inline void tile(std::size_t kb, const T* a, std::size_t ars_, std::size_t aks_,
             ((c0[r] += B::load_unaligned(c + r * ldc), c1[r] += B::load_unaligned(c + r * ldc + L)), ...);
         }
         ((c0[r].store_unaligned(c + r * ldc), c1[r].store_unaligned(c + r * ldc + L)), ...);
-    }(std::make_index_sequence<R>{});
+    }
+    (std::make_index_sequence<R>{});
 }
 
 // One column strip of tiles over rows [0, rows): whole tiles in place, the last rows with a shorter tile; a strip
 // of fewer than tile_width columns goes through a buffer (loaded from C when accumulating, so the arithmetic is
 // the interior tiles').
 template <std::size_t ARS, std::size_t AKS, class T>
-void strip(bool acc, std::size_t rows, std::size_t cols, std::size_t kb, const T* a, std::size_t ars,
-           std::size_t aks, const T* bp, T* c, std::size_t ldc) {
+void strip(bool acc, std::size_t rows, std::size_t cols, std::size_t kb, const T* a, std::size_t ars, std::size_t aks,
+           const T* bp, T* c, std::size_t ldc) {
     constexpr std::size_t R = tile_rows, W = tile_width<T>;
     auto run = [&]<std::size_t N>(std::integral_constant<std::size_t, N>, const T* ar, T* cr, std::size_t ld) {
         if (acc)
@@ -120,12 +120,24 @@ void strip(bool acc, std::size_t rows, std::size_t cols, std::size_t kb, const T
     };
     auto one = [&](std::size_t n, const T* ar, T* cr, std::size_t ld) {
         switch (n) {
-            case 6: run(std::integral_constant<std::size_t, 6>{}, ar, cr, ld); break;
-            case 5: run(std::integral_constant<std::size_t, 5>{}, ar, cr, ld); break;
-            case 4: run(std::integral_constant<std::size_t, 4>{}, ar, cr, ld); break;
-            case 3: run(std::integral_constant<std::size_t, 3>{}, ar, cr, ld); break;
-            case 2: run(std::integral_constant<std::size_t, 2>{}, ar, cr, ld); break;
-            default: run(std::integral_constant<std::size_t, 1>{}, ar, cr, ld); break;
+            case 6:
+                run(std::integral_constant<std::size_t, 6>{}, ar, cr, ld);
+                break;
+            case 5:
+                run(std::integral_constant<std::size_t, 5>{}, ar, cr, ld);
+                break;
+            case 4:
+                run(std::integral_constant<std::size_t, 4>{}, ar, cr, ld);
+                break;
+            case 3:
+                run(std::integral_constant<std::size_t, 3>{}, ar, cr, ld);
+                break;
+            case 2:
+                run(std::integral_constant<std::size_t, 2>{}, ar, cr, ld);
+                break;
+            default:
+                run(std::integral_constant<std::size_t, 1>{}, ar, cr, ld);
+                break;
         }
     };
     static_assert(R == 6);
