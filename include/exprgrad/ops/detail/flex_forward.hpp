@@ -72,6 +72,7 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
             if constexpr (M::masked) {
                 if (cls == tile_class::partial) {
                     typename M::row_args ra(b, h, i0 + r, par, sv);
+                    ra.bias = P.rel_row(b, h, i0 + r);
                     M::template forward_row<false>(row, block_k, valid, ra, j0);
                     done = true;
                 }
@@ -79,6 +80,7 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
             if (!done) {
                 using U = typename M::unmasked;
                 typename U::row_args ra(b, h, i0 + r, par, sv);
+                ra.bias = P.rel_row(b, h, i0 + r);
                 U::template forward_row<true>(row, block_k, valid, ra, j0);
             }
             const auto [lo, hi] = visible_span(row, valid);

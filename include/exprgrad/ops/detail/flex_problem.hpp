@@ -57,6 +57,17 @@ struct problem {
     const T* dop = nullptr;
     std::vector<T> q_doc, k_doc;  // document ids as T: [B][T_q] and [B][nkb·block_k] (empty unless the mask reads them)
     block_mask<T> bm;             // the tiles' classes (kept for the next call of the same shape)
+    // A relative bias score_mod (modification::relative): B tabulated per distance, [B or 1][H_q][rel_len],
+    // entry m of a table being query i, key j = i + m − (T_q − 1) (rel_len covers every key block's padding).
+    std::vector<T> rel;
+    std::size_t rel_len = 0;
+    bool rel_batch = false;
+
+    /// Query i's entries of the relative bias table (key j at [j]), or null when there is none.
+    const T* rel_row(std::size_t b, std::size_t h, std::size_t i) const {
+        if (rel.empty()) return nullptr;
+        return rel.data() + ((rel_batch ? b * Hq : 0) + h) * rel_len + (Tq - 1 - i);
+    }
 
     /// What the mask's sequence placeholders read for batch entry b.
     sequence_view<T> sequence(std::size_t b) const {
