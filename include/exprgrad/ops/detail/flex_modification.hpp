@@ -205,16 +205,39 @@ struct modification {
         }
     }
 
+    /// All: every key of the row is visible (a full tile and valid = width): no visibility test per batch.
+    template <bool All, class On>
+    static Bt pick(const On& on, const Bt& x, const Bt& y) {
+        if constexpr (All)
+            return x;
+        else
+            return xsimd::select(on, x, y);
+    }
+    template <bool Full, bool All>
+    static auto visible_keys(row_args& ra, const Bt& kj, const Bt& lim, std::size_t j) {
+        if constexpr (All)
+            return xsimd::batch_bool<T>(true);
+        else
+            return mask_visible<Full>(ra, kj, lim, j);
+    }
+
     /// Row s of a score tile (block_k = a multiple of L entries, for keys j0, j0 + 1, ...): s[c] ← score_mod(s[c])
     /// where key j0 + c is visible (c < valid and, unless Full, mask_mod > 0), −inf elsewhere.
     template <bool Full>
     static void forward_row(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
-        if constexpr (relative)
-            forward_row_relative<Full>(s, width, valid, ra, j0);
-        else
-            forward_row_general<Full>(s, width, valid, ra, j0);
+        if constexpr (Full) {
+            if (valid == width) return forward_row_impl<true, true>(s, width, valid, ra, j0);
+        }
+        forward_row_impl<Full, false>(s, width, valid, ra, j0);
     }
-    template <bool Full>
+    template <bool Full, bool All>
+    static void forward_row_impl(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+        if constexpr (relative)
+            forward_row_relative<Full, All>(s, width, valid, ra, j0);
+        else
+            forward_row_general<Full, All>(s, width, valid, ra, j0);
+    }
+    template <bool Full, bool All>
     static void forward_row_relative(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
         constexpr T ninf = -std::numeric_limits<T>::infinity();
         const Bt iota = lane_iota(), lim(static_cast<T>(j0 + valid));
@@ -222,11 +245,11 @@ struct modification {
         for (std::size_t c = 0; c < end; c += L) {
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
             const Bt z = Bt::load_unaligned(s + c) + Bt::load_unaligned(ra.bias + j0 + c);
-            xsimd::select(mask_visible<Full>(ra, kj, lim, j0 + c), z, Bt(ninf)).store_unaligned(s + c);
+            pick<All>(visible_keys<Full, All>(ra, kj, lim, j0 + c), z, Bt(ninf)).store_unaligned(s + c);
         }
         std::fill(s + end, s + width, ninf);
     }
-    template <bool Full>
+    template <bool Full, bool All>
     static void forward_row_general(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
         using N = std::conditional_t<Full, fwd_full_nodes, fwd_nodes>;
         constexpr T ninf = -std::numeric_limits<T>::infinity();
@@ -236,13 +259,16 @@ struct modification {
         for (std::size_t c = 0; c < end; c += L) {
             ra.a[0] = Bt::load_unaligned(s + c);
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
-            if constexpr (Full)
-                ra.a[4] = kj;
-            else
+            if constexpr (!Full)
                 ra.keys(kj, j0 + c);
+            else if constexpr (!All || reads_v<Mod, 4>)
+                ra.a[4] = kj;
             const auto vals = N::run(ra.a, consts);
             const Bt m = N::template get<Mod>(vals, consts);
-            xsimd::select(visible<Full, N>(vals, consts, kj, lim), m, Bt(ninf)).store_unaligned(s + c);
+            if constexpr (All)
+                m.store_unaligned(s + c);
+            else
+                xsimd::select(visible<Full, N>(vals, consts, kj, lim), m, Bt(ninf)).store_unaligned(s + c);
         }
         std::fill(s + end, s + width, ninf);
     }
@@ -254,13 +280,21 @@ struct modification {
     template <bool Full>
     static void backward_row(const T* s, const T* dp, T lse, T D, std::size_t width, std::size_t valid, row_args& ra,
                              std::size_t j0, T* p, T* ds, T* vis, std::array<Bt, np>& acc) {
+        if constexpr (Full) {
+            if (valid == width) return backward_row_impl<true, true>(s, dp, lse, D, width, valid, ra, j0, p, ds, vis, acc);
+        }
+        backward_row_impl<Full, false>(s, dp, lse, D, width, valid, ra, j0, p, ds, vis, acc);
+    }
+    template <bool Full, bool All>
+    static void backward_row_impl(const T* s, const T* dp, T lse, T D, std::size_t width, std::size_t valid,
+                                  row_args& ra, std::size_t j0, T* p, T* ds, T* vis, std::array<Bt, np>& acc) {
         if constexpr (relative)
-            backward_row_relative<Full>(s, dp, lse, D, width, valid, ra, j0, p, ds, vis);
+            backward_row_relative<Full, All>(s, dp, lse, D, width, valid, ra, j0, p, ds, vis);
         else
-            backward_row_general<Full>(s, dp, lse, D, width, valid, ra, j0, p, ds, vis, acc);
+            backward_row_general<Full, All>(s, dp, lse, D, width, valid, ra, j0, p, ds, vis, acc);
     }
     /// Relative: ∂z/∂score = 1, so dS = dS'; the parameters' sums go through ra.diag (added to per distance).
-    template <bool Full>
+    template <bool Full, bool All>
     static void backward_row_relative(const T* s, const T* dp, T lse, T D, std::size_t width, std::size_t valid,
                                       row_args& ra, std::size_t j0, T* p, T* ds, T* vis) {
         const Bt iota = lane_iota(), lim(static_cast<T>(j0 + valid)), zero(T(0)), one(T(1));
@@ -268,20 +302,20 @@ struct modification {
         const std::size_t end = (valid + L - 1) / L * L;
         for (std::size_t c = 0; c < end; c += L) {
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
-            const auto on = mask_visible<Full>(ra, kj, lim, j0 + c);
+            const auto on = visible_keys<Full, All>(ra, kj, lim, j0 + c);
             const Bt z = Bt::load_unaligned(s + c) + Bt::load_unaligned(ra.bias + j0 + c);
-            const Bt pe = xsimd::select(on, xsimd::exp(z - vlse), zero);
-            const Bt dsm = xsimd::select(on, pe * (Bt::load_unaligned(dp + c) - vD), zero);
+            const Bt pe = pick<All>(on, xsimd::exp(z - vlse), zero);
+            const Bt dsm = pick<All>(on, pe * (Bt::load_unaligned(dp + c) - vD), zero);
             pe.store_unaligned(p + c);
             dsm.store_unaligned(ds + c);
-            xsimd::select(on, one, zero).store_unaligned(vis + c);
+            pick<All>(on, one, zero).store_unaligned(vis + c);
             if constexpr (np > 0) (Bt::load_unaligned(ra.diag + c) + dsm).store_unaligned(ra.diag + c);
         }
         std::fill(p + end, p + width, T(0));
         std::fill(ds + end, ds + width, T(0));
         std::fill(vis + end, vis + width, T(0));
     }
-    template <bool Full>
+    template <bool Full, bool All>
     static void backward_row_general(const T* s, const T* dp, T lse, T D, std::size_t width, std::size_t valid,
                                      row_args& ra, std::size_t j0, T* p, T* ds, T* vis, std::array<Bt, np>& acc) {
         using N = std::conditional_t<Full, bwd_full_nodes, bwd_nodes>;
@@ -292,20 +326,25 @@ struct modification {
         for (std::size_t c = 0; c < end; c += L) {
             ra.a[0] = Bt::load_unaligned(s + c);
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
-            if constexpr (Full)
-                ra.a[4] = kj;
-            else
+            if constexpr (!Full)
                 ra.keys(kj, j0 + c);
+            else if constexpr (!All || reads_v<Mod, 4>)
+                ra.a[4] = kj;
             const auto vals = N::run(ra.a, consts);
-            const auto on = visible<Full, N>(vals, consts, kj, lim);
-            const Bt pe = xsimd::select(on, xsimd::exp(N::template get<Mod>(vals, consts) - vlse), zero);
+            const auto on = [&] {
+                if constexpr (All)
+                    return xsimd::batch_bool<T>(true);
+                else
+                    return visible<Full, N>(vals, consts, kj, lim);
+            }();
+            const Bt pe = pick<All>(on, xsimd::exp(N::template get<Mod>(vals, consts) - vlse), zero);
             // dS' = ∂L/∂(modified score) = p (dP − D); masked entries exactly 0 (their dP may be NaN).
-            const Bt dsm = xsimd::select(on, pe * (Bt::load_unaligned(dp + c) - vD), zero);
+            const Bt dsm = pick<All>(on, pe * (Bt::load_unaligned(dp + c) - vD), zero);
             pe.store_unaligned(p + c);
-            xsimd::select(on, dsm * N::template get<dscore>(vals, consts), zero).store_unaligned(ds + c);
-            xsimd::select(on, one, zero).store_unaligned(vis + c);
+            pick<All>(on, dsm * N::template get<dscore>(vals, consts), zero).store_unaligned(ds + c);
+            pick<All>(on, one, zero).store_unaligned(vis + c);
             [&]<std::size_t... Is>(std::index_sequence<Is...>) {
-                ((acc[Is] += xsimd::select(on, dsm * N::template get<dparam<Is>>(vals, consts), zero)), ...);
+                ((acc[Is] += pick<All>(on, dsm * N::template get<dparam<Is>>(vals, consts), zero)), ...);
             }
             (std::make_index_sequence<np>{});
         }
