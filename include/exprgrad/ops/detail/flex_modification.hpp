@@ -12,6 +12,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "exprgrad/kernels/row_lanes.hpp"
 #include "exprgrad/ops/attn_placeholders.hpp"
 #include "exprgrad/ops/attn_sequence.hpp"
 #include "exprgrad/sym/evaluate.hpp"
@@ -222,40 +223,59 @@ struct modification {
     }
 
     /// Row s of a score tile (block_k = a multiple of L entries, for keys j0, j0 + 1, ...): s[c] ← score_mod(s[c])
-    /// where key j0 + c is visible (c < valid and, unless Full, mask_mod > 0), −inf elsewhere.
+    /// where key j0 + c is visible (c < valid and, unless Full, mask_mod > 0), −inf elsewhere. Returns the row's
+    /// maximum as kernels::rows::max gives it (NaN when an entry is NaN, −inf when none is visible), found in
+    /// the same pass (a second pass over the row cost about 3 % of a forward).
     template <bool Full>
-    static void forward_row(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
         if constexpr (Full) {
             if (valid == width) return forward_row_impl<true, true>(s, width, valid, ra, j0);
         }
-        forward_row_impl<Full, false>(s, width, valid, ra, j0);
+        return forward_row_impl<Full, false>(s, width, valid, ra, j0);
     }
     template <bool Full, bool All>
-    static void forward_row_impl(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row_impl(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
         if constexpr (relative)
-            forward_row_relative<Full, All>(s, width, valid, ra, j0);
+            return forward_row_relative<Full, All>(s, width, valid, ra, j0);
         else
-            forward_row_general<Full, All>(s, width, valid, ra, j0);
+            return forward_row_general<Full, All>(s, width, valid, ra, j0);
     }
+    /// The running maximum of a row pass and whether a NaN was met (maxps drops a NaN operand).
+    struct running_max {
+        Bt m = Bt(-std::numeric_limits<T>::infinity());
+        xsimd::batch_bool<T> nan = xsimd::batch_bool<T>(false);
+        void add(const Bt& z) {
+            nan = nan | xsimd::isnan(z);
+            m = xsimd::max(m, z);
+        }
+        T value() const {
+            return xsimd::any(nan) ? std::numeric_limits<T>::quiet_NaN() : kernels::rows::hmax(m);
+        }
+    };
     template <bool Full, bool All>
-    static void forward_row_relative(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row_relative(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
         constexpr T ninf = -std::numeric_limits<T>::infinity();
         const Bt iota = lane_iota(), lim(static_cast<T>(j0 + valid));
         const std::size_t end = (valid + L - 1) / L * L;
+        running_max mx;
         for (std::size_t c = 0; c < end; c += L) {
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
             const Bt z = Bt::load_unaligned(s + c) + Bt::load_unaligned(ra.bias + j0 + c);
-            pick<All>(visible_keys<Full, All>(ra, kj, lim, j0 + c), z, Bt(ninf)).store_unaligned(s + c);
+            const Bt out = pick<All>(visible_keys<Full, All>(ra, kj, lim, j0 + c), z, Bt(ninf));
+            out.store_unaligned(s + c);
+            mx.add(out);
         }
         std::fill(s + end, s + width, ninf);
+        return mx.value();
     }
     template <bool Full, bool All>
-    static void forward_row_general(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row_general(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
         using N = std::conditional_t<Full, fwd_full_nodes, fwd_nodes>;
         constexpr T ninf = -std::numeric_limits<T>::infinity();
         const auto consts = N::constants();
         const Bt iota = lane_iota(), lim(static_cast<T>(j0 + valid));
         const std::size_t end = (valid + L - 1) / L * L;
+        running_max mx;
         for (std::size_t c = 0; c < end; c += L) {
             ra.a[0] = Bt::load_unaligned(s + c);
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
@@ -265,12 +285,13 @@ struct modification {
                 ra.a[4] = kj;
             const auto vals = N::run(ra.a, consts);
             const Bt m = N::template get<Mod>(vals, consts);
-            if constexpr (All)
-                m.store_unaligned(s + c);
-            else
-                xsimd::select(visible<Full, N>(vals, consts, kj, lim), m, Bt(ninf)).store_unaligned(s + c);
+            Bt out = m;
+            if constexpr (!All) out = xsimd::select(visible<Full, N>(vals, consts, kj, lim), m, Bt(ninf));
+            out.store_unaligned(s + c);
+            mx.add(out);
         }
         std::fill(s + end, s + width, ninf);
+        return mx.value();
     }
 
     /// The fused backward of one row: from the raw scaled scores s and dp = dout_i·v_j, with the forward's lse
