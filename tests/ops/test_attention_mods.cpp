@@ -373,20 +373,33 @@ TEST_CASE("attention mods: T5's relative-position bias table against its definit
     CHECK(attn::relative_bucket(-5, 5, 12) == 0);
     CHECK(attn::relative_bucket(100, 32, 128) == 30);  // 16 + ⌊ln(100/16)/ln(8)·16⌋ = 16 + ⌊14.1⌋
     CHECK(attn::relative_bucket(200, 32, 128) == 31);
-    const problem P;  // T = 70: every bucket is met, the last one far past the maximal distance
     std::vector<xt::xtensor<double, 1>> table;
     for (std::size_t b = 0; b < 5; ++b) table.push_back({0.3 * std::sin(double(b)), -0.2 + 0.05 * double(b)});
+    // The kernels tabulate the bias per distance i − j and sum dS per distance: without a mask and with T_q ≠ T_k
+    // the tiles are full and every distance from −(T_k − 1) (keys after the query: bucket 0) to T_q − 1 is met.
+    const problem Pu(70, 1.0, 140);
+    const auto ru = flex_attention_forward(Pu.q, Pu.k, Pu.v, attn::relative_bias<5, 12>, 1_c, table, {});
+    const auto gu = flex_attention_vjp(Pu.q, Pu.k, Pu.v, Pu.dout, attn::relative_bias<5, 12>, 1_c, table, {});
+    const problem P;  // T = 70: every bucket is met, the last one far past the maximal distance
     const auto r = flex_attention_forward(P.q, P.k, P.v, attn::relative_bias<5, 12>, attn::causal, table, {});
     const auto g = flex_attention_vjp(P.q, P.k, P.v, P.dout, attn::relative_bias<5, 12>, attn::causal, table, {});
     REQUIRE(g.dparams.size() == 5);
     for (std::size_t bk = 0; bk < 5; ++bk) {
         CAPTURE(bk);
         // z = s + table[bucket(i - j)][h]; ∂z/∂table[bk][h] = [bucket = bk], read back through the slope slot.
-        const definition f{[&](double s, double h, double i, double j, double) {
-                               return s + table[bucket(i, j)](std::size_t(h));
-                           },
-                           one, [&](double, double, double i, double j, double) { return bucket(i, j) == bk ? 1.0 : 0.0; },
-                           at_positions([](double i, double j) { return j <= i; })};
+        auto z = [&](double s, double h, double i, double j, double) { return s + table[bucket(i, j)](std::size_t(h)); };
+        auto dz = [&](double, double, double i, double j, double) { return bucket(i, j) == bk ? 1.0 : 0.0; };
+        const auto refu = reference(Pu.q, Pu.k, Pu.v, Pu.dout, {z, one, dz, at_positions([](double, double) {
+                                                                     return true;
+                                                                 })},
+                                    {0.0, 0.0});
+        CHECK(max_abs_diff(gu.dparams[bk], refu.dslope) < 1e-9);
+        if (bk == 0) {
+            CHECK(max_abs_diff(ru.out, refu.out) < 1e-10);
+            CHECK(max_abs_diff(gu.dq, refu.dq) < 1e-9);
+            CHECK(max_abs_diff(gu.dk, refu.dk) < 1e-9);
+        }
+        const definition f{z, one, dz, at_positions([](double i, double j) { return j <= i; })};
         const auto ref = reference(P.q, P.k, P.v, P.dout, f, {0.0, 0.0});
         CHECK(max_abs_diff(g.dparams[bk], ref.dslope) < 1e-9);
         if (bk == 0) {

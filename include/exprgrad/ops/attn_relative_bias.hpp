@@ -82,8 +82,10 @@ namespace exprgrad::ops::attn {
 /// of bucket b's row). bucket(n): distances below NB/2 exact, logarithmic up to MaxDistance, NB − 1 beyond it, and
 /// a key after the query (n < 0) falls in bucket 0 (T5's decoder form; meant with a causal mask). NB (4 to 58) and
 /// MaxDistance ≥ NB are compile-time numbers; positions are integers, so the buckets are exact indicator
-/// expressions (min/max clamps of i − j), ∂z/∂params[b] = [bucket(i − j) = b]. Costs about 6 operations per bucket
-/// and score. Example (T5's defaults in a decoder): `flex_attention_forward(q, k, v, attn::relative_bias<32, 128>,
+/// expressions (min/max clamps of i − j), ∂z/∂params[b] = [bucket(i − j) = b]. The kernels recognise it as a
+/// relative bias (score plus a function of i − j): the expression is evaluated once per call, head and distance
+/// (T_q + T_k − 1 of them), a score adds one table entry, and the backward sums dS per distance in each tile before
+/// the bucket indicators are applied, so its cost per score is ALiBi's whatever NB. Example (T5's defaults in a decoder): `flex_attention_forward(q, k, v, attn::relative_bias<32, 128>,
 /// attn::causal, table, opts)` with `table` 32 arrays of H_q zeros to start from.
 template <std::size_t NB, std::intmax_t MaxDistance>
 inline constexpr auto relative_bias = detail::flex::make_relative_bias<NB, MaxDistance>();

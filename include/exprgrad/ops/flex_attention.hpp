@@ -124,6 +124,17 @@ void setup(const char* op, const attention_view<T, 4>& q, const attention_view<T
     set_documents(op, reads_documents_v<typename M::mask_type>, docs, P);
     size_problem(q, k, v, o, P, count);
     classify<M>(P.bm, P.B, P.Hq, P.Tq, P.Tk, P.par.data(), P.np, P.q_doc, P.k_doc);
+    P.rel.clear();
+    if constexpr (M::relative) {  // B per distance: T_q + T_k − 1 of them and the last key block's padding
+        P.rel_batch = M::relative_per_batch;
+        P.rel_len = round_up(P.Tq + P.nkb * block_k, M::L);
+        const std::size_t nb = P.rel_batch ? P.B : 1;
+        P.rel.resize(nb * P.Hq * P.rel_len);
+        for (std::size_t b = 0; b < nb; ++b)
+            for (std::size_t h = 0; h < P.Hq; ++h)
+                M::tabulate(P.rel.data() + (b * P.Hq + h) * P.rel_len, P.rel_len, b, h, P.Tq,
+                            P.par.data() + h * P.np);
+    }
 }
 
 /// The forward over views of the caller's arrays (no copy): writes out [B, H_q, T_q, d_v] and lse [B, H_q, T_q],

@@ -18,9 +18,15 @@
 
 namespace exprgrad::ops::detail::flex {
 
+/// The distances of a block_q × block_k tile (block_q + block_k − 1), rounded up to whole batches.
+template <class T>
+inline constexpr std::size_t diag_len =
+    (block_q + block_k - 1 + xsimd::batch<T>::size - 1) / xsimd::batch<T>::size * xsimd::batch<T>::size;
+
 template <class T>
 struct backward_scratch {
     buffer<T> S, dP, Pm, dS, vis, dK, dV, G;
+    buffer<T> diag;  // a relative bias's per-distance dS sums of one pair (diag_len entries)
     std::vector<std::size_t> rbeg, rend, kbeg, kend, valid;
     bool whole = false;  // the last pair is visible everywhere: its products need no row or key limits
 };
@@ -52,10 +58,15 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
                             P.Vt.data() + (g * P.nkb + kb) * P.dv * block_k, block_k, w.dP.data(), block_k);
     std::array<typename M::Bt, M::np> acc;
     acc.fill(typename M::Bt(T(0)));
+    if constexpr (M::relative) std::fill(w.diag.begin(), w.diag.begin() + diag_len<T>, T(0));
     for (std::size_t r = 0; r < nr; ++r) {
         const std::size_t valid = w.valid[r];
         auto row = [&]<class N, bool Full>() {
             typename N::row_args ra(b, h, i0 + r, par, sv);
+            if constexpr (M::relative) {  // entry t = c − r + block_q − 1 of diag: the distance i − j
+                ra.bias = P.rel_row(b, h, i0 + r);
+                ra.diag = w.diag.data() + (block_q - 1 - r);
+            }
             N::template backward_row<Full>(w.S.data() + r * block_k, w.dP.data() + r * block_k, lse[i0 + r],
                                            P.Drow[bh * P.Tq + i0 + r], block_k, valid, ra, j0,
                                            w.Pm.data() + r * block_k, w.dS.data() + r * block_k,
@@ -70,7 +81,10 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
         }
         if (!done) row.template operator()<typename M::unmasked, true>();  // one instantiation per score modification
     }
-    for (std::size_t I = 0; I < M::np; ++I) dpar[I] = static_cast<double>(xsimd::hadd(acc[I]));
+    if constexpr (M::relative)
+        M::diagonal_params(w.diag.data(), diag_len<T>, b, h, i0, block_q - 1, j0, par, dpar);
+    else
+        for (std::size_t I = 0; I < M::np; ++I) dpar[I] = static_cast<double>(xsimd::hadd(acc[I]));
     bool any = false, whole = true;
     for (std::size_t r = 0; r < nr; ++r) {
         const T* v = w.vis.data() + r * block_k;
@@ -155,6 +169,7 @@ void backward(const problem<T>& P, const attention_options& o, std::vector<backw
     std::size_t g_rows = 0;
     auto init = [&](backward_scratch<T>& w) {
         for (auto* x : {&w.S, &w.dP, &w.Pm, &w.dS, &w.vis}) grow(*x, block_q * block_k);
+        grow(w.diag, diag_len<T>);
         grow(w.dK, block_k * P.dp);
         grow(w.dV, block_k * P.dvp);
         grow(w.G, g_rows * P.dp);

@@ -69,22 +69,24 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
             whole = whole && valid == nc;
             if (valid == 0) continue;
             bool done = false;  // a partial tile evaluates the mask; a full one runs the unmasked row pass
+            T bm = ninf;        // the row's maximum, from the row pass (kernels::rows::max's value)
             if constexpr (M::masked) {
                 if (cls == tile_class::partial) {
                     typename M::row_args ra(b, h, i0 + r, par, sv);
-                    M::template forward_row<false>(row, block_k, valid, ra, j0);
+                    ra.bias = P.rel_row(b, h, i0 + r);
+                    bm = M::template forward_row<false>(row, block_k, valid, ra, j0);
                     done = true;
                 }
             }
             if (!done) {
                 using U = typename M::unmasked;
                 typename U::row_args ra(b, h, i0 + r, par, sv);
-                U::template forward_row<true>(row, block_k, valid, ra, j0);
+                ra.bias = P.rel_row(b, h, i0 + r);
+                bm = U::template forward_row<true>(row, block_k, valid, ra, j0);
             }
             const auto [lo, hi] = visible_span(row, valid);
             whole = whole && lo == 0 && hi == nc;
             if (lo == hi) continue;
-            const T bm = kernels::rows::max(row + lo, hi - lo);
             // std::max drops a NaN second argument: keep it, so that a NaN score reaches out and lse.
             const T m_new = std::isnan(bm) ? bm : std::max(w.m[r], bm);
             if (m_new == ninf) {  // every visible modified score is −inf: nothing to add

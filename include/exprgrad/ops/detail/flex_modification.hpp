@@ -7,15 +7,36 @@
 #include <cstddef>
 #include <limits>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include <xsimd/xsimd.hpp>
 
+#include "exprgrad/kernels/row_lanes.hpp"
 #include "exprgrad/ops/attn_placeholders.hpp"
 #include "exprgrad/ops/attn_sequence.hpp"
 #include "exprgrad/sym/evaluate.hpp"
 
 namespace exprgrad::ops::detail::flex {
+
+/// E with every occurrence of the node From replaced by To, no simplification: only to ask what E reads besides
+/// From.
+template <class E, class From, class To>
+struct replace_node {
+    using type = std::conditional_t<std::is_same_v<E, From>, To, E>;
+};
+template <class Op, class... Cs, class From, class To>
+struct replace_node<sym::Node<Op, Cs...>, From, To> {
+    using type = std::conditional_t<std::is_same_v<sym::Node<Op, Cs...>, From>, To,
+                                    sym::Node<Op, typename replace_node<Cs, From, To>::type...>>;
+};
+
+/// Whether E reads the positions only through their difference q_idx − k_idx (the node attn::q_idx − attn::k_idx).
+template <class E>
+inline constexpr bool reads_positions_as_distance_v = [] {
+    using R = typename replace_node<E, std::remove_cvref_t<decltype(attn::q_idx - attn::k_idx)>, sym::Const<0>>::type;
+    return !reads_v<R, 3> && !reads_v<R, 4>;
+}();
 
 /// Score modification Mod and mask Mask compiled for the value type T.
 template <class T, class Mod, class Mask>
@@ -34,6 +55,15 @@ struct modification {
     using dscore = decltype(sym::d(Mod{}, attn::score));
     template <std::size_t I>
     using dparam = decltype(sym::d(Mod{}, attn::param<static_cast<int>(I)>));
+    /// A relative bias: score_mod = score + B(b, h, i − j, params) (∂/∂score is the constant 1 and the positions
+    /// are read only as q_idx − k_idx; ALiBi, T5's bucketed table). Then B is tabulated once per call and head
+    /// for every distance (tabulate), the forward adds the table's entries to the scores, and the backward sums
+    /// dS along the diagonals of each tile (one sum per distance) and evaluates ∂B/∂param_I once per distance
+    /// (diagonal_params) instead of once per score.
+    static constexpr bool relative = !identity_mod_v<Mod> && std::is_same_v<dscore, sym::Const<1>> &&
+                                     reads_positions_as_distance_v<Mod>;
+    /// Whether the relative bias table depends on the batch index (one table per batch entry and head).
+    static constexpr bool relative_per_batch = reads_v<Mod, 1>;
 
     template <class... Es>
     using nodes_of = sym::compiled_nodes<Bt, sym::node_list_t<Es...>>;
@@ -58,6 +88,8 @@ struct modification {
     struct row_args {
         std::array<Bt, nargs> a;
         const T* k_doc = nullptr;
+        const T* bias = nullptr;  // relative: B at (i, j) for j = 0, 1, ... (problem::rel_row)
+        T* diag = nullptr;        // relative, backward: the tile's per-distance dS sums, at this row's offset
         row_args(std::size_t b, std::size_t h, std::size_t i, const T* par, const sequence_view<T>& sv) {
             a[1] = Bt(static_cast<T>(b));
             a[2] = Bt(static_cast<T>(h));
@@ -120,27 +152,146 @@ struct modification {
         }
     }
 
-    /// Row s of a score tile (block_k = a multiple of L entries, for keys j0, j0 + 1, ...): s[c] ← score_mod(s[c])
-    /// where key j0 + c is visible (c < valid and, unless Full, mask_mod > 0), −inf elsewhere.
+    /// Relative: whether the keys kj (from key j) are visible: kj < lim and, for a partly visible tile, mask > 0.
     template <bool Full>
-    static void forward_row(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static auto mask_visible(row_args& ra, const Bt& kj, const Bt& lim, std::size_t j) {
+        if constexpr (masked && !Full) {
+            using N = nodes_of<Mask>;
+            ra.keys(kj, j);
+            const auto consts = N::constants();
+            const auto vals = N::run(ra.a, consts);
+            return (kj < lim) & (N::template get<Mask>(vals, consts) > Bt(T(0)));
+        } else {
+            return kj < lim;
+        }
+    }
+
+    /// Relative: out[m] = B(b, h, distance Tq − 1 − m, params of head h) for m < n (a multiple of L): the table
+    /// problem::rel_row reads, entry m of it being key j of query i where m = j − i + Tq − 1.
+    static void tabulate(T* out, std::size_t n, std::size_t b, std::size_t h, std::size_t Tq, const T* par) {
+        using N = nodes_of<Mod>;
+        const auto consts = N::constants();
+        row_args ra(b, h, Tq - 1, par, sequence_view<T>{});
+        ra.a[0] = Bt(T(0));
+        const Bt iota = lane_iota();
+        for (std::size_t m = 0; m < n; m += L) {
+            ra.a[4] = iota + Bt(static_cast<T>(m));
+            N::template get<Mod>(N::run(ra.a, consts), consts).store_unaligned(out + m);
+        }
+    }
+
+    /// Relative, after a tile's backward rows: dpar[I] = Σ_t diag[t] ∂B/∂param_I at distance i0 + span − j0 − t,
+    /// for t < n (a multiple of L; diag[t] the sum of dS over the tile's entries at that distance).
+    static void diagonal_params(const T* diag, std::size_t n, std::size_t b, std::size_t h, std::size_t i0,
+                                std::size_t span, std::size_t j0, const T* par, double* dpar) {
+        if constexpr (np > 0) {
+            using N = decltype([]<std::size_t... Is>(std::index_sequence<Is...>) {
+                return nodes_of<dparam<Is>...>{};
+            }(std::make_index_sequence<np>{}));
+            const auto consts = N::constants();
+            row_args ra(b, h, i0 + span, par, sequence_view<T>{});
+            ra.a[0] = Bt(T(0));
+            const Bt iota = lane_iota();
+            std::array<Bt, np> acc;
+            acc.fill(Bt(T(0)));
+            for (std::size_t t = 0; t < n; t += L) {
+                ra.a[4] = iota + Bt(static_cast<T>(j0 + t));
+                const auto vals = N::run(ra.a, consts);
+                const Bt dg = Bt::load_unaligned(diag + t);
+                [&]<std::size_t... Is>(std::index_sequence<Is...>) {
+                    ((acc[Is] += dg * N::template get<dparam<Is>>(vals, consts)), ...);
+                }(std::make_index_sequence<np>{});
+            }
+            for (std::size_t I = 0; I < np; ++I) dpar[I] = static_cast<double>(xsimd::hadd(acc[I]));
+        }
+    }
+
+    /// All: every key of the row is visible (a full tile and valid = width): no visibility test per batch.
+    template <bool All, class On>
+    static Bt pick(const On& on, const Bt& x, const Bt& y) {
+        if constexpr (All)
+            return x;
+        else
+            return xsimd::select(on, x, y);
+    }
+    template <bool Full, bool All>
+    static auto visible_keys(row_args& ra, const Bt& kj, const Bt& lim, std::size_t j) {
+        if constexpr (All)
+            return xsimd::batch_bool<T>(true);
+        else
+            return mask_visible<Full>(ra, kj, lim, j);
+    }
+
+    /// Row s of a score tile (block_k = a multiple of L entries, for keys j0, j0 + 1, ...): s[c] ← score_mod(s[c])
+    /// where key j0 + c is visible (c < valid and, unless Full, mask_mod > 0), −inf elsewhere. Returns the row's
+    /// maximum as kernels::rows::max gives it (NaN when an entry is NaN, −inf when none is visible), found in
+    /// the same pass (a second pass over the row cost about 3 % of a forward).
+    template <bool Full>
+    static T forward_row(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+        if constexpr (Full) {
+            if (valid == width) return forward_row_impl<true, true>(s, width, valid, ra, j0);
+        }
+        return forward_row_impl<Full, false>(s, width, valid, ra, j0);
+    }
+    template <bool Full, bool All>
+    static T forward_row_impl(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+        if constexpr (relative)
+            return forward_row_relative<Full, All>(s, width, valid, ra, j0);
+        else
+            return forward_row_general<Full, All>(s, width, valid, ra, j0);
+    }
+    /// The running maximum of a row pass and whether a NaN was met (maxps drops a NaN operand).
+    struct running_max {
+        Bt m = Bt(-std::numeric_limits<T>::infinity());
+        xsimd::batch_bool<T> nan = xsimd::batch_bool<T>(false);
+        void add(const Bt& z) {
+            nan = nan | xsimd::isnan(z);
+            m = xsimd::max(m, z);
+        }
+        T value() const {
+            return xsimd::any(nan) ? std::numeric_limits<T>::quiet_NaN() : kernels::rows::hmax(m);
+        }
+    };
+    template <bool Full, bool All>
+    static T forward_row_relative(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+        constexpr T ninf = -std::numeric_limits<T>::infinity();
+        const Bt iota = lane_iota(), lim(static_cast<T>(j0 + valid));
+        const std::size_t end = (valid + L - 1) / L * L;
+        running_max mx;
+        for (std::size_t c = 0; c < end; c += L) {
+            const Bt kj = iota + Bt(static_cast<T>(j0 + c));
+            const Bt z = Bt::load_unaligned(s + c) + Bt::load_unaligned(ra.bias + j0 + c);
+            const Bt out = pick<All>(visible_keys<Full, All>(ra, kj, lim, j0 + c), z, Bt(ninf));
+            out.store_unaligned(s + c);
+            mx.add(out);
+        }
+        std::fill(s + end, s + width, ninf);
+        return mx.value();
+    }
+    template <bool Full, bool All>
+    static T forward_row_general(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
         using N = std::conditional_t<Full, fwd_full_nodes, fwd_nodes>;
         constexpr T ninf = -std::numeric_limits<T>::infinity();
         const auto consts = N::constants();
         const Bt iota = lane_iota(), lim(static_cast<T>(j0 + valid));
         const std::size_t end = (valid + L - 1) / L * L;
+        running_max mx;
         for (std::size_t c = 0; c < end; c += L) {
             ra.a[0] = Bt::load_unaligned(s + c);
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
-            if constexpr (Full)
-                ra.a[4] = kj;
-            else
+            if constexpr (!Full)
                 ra.keys(kj, j0 + c);
+            else if constexpr (!All || reads_v<Mod, 4>)
+                ra.a[4] = kj;
             const auto vals = N::run(ra.a, consts);
             const Bt m = N::template get<Mod>(vals, consts);
-            xsimd::select(visible<Full, N>(vals, consts, kj, lim), m, Bt(ninf)).store_unaligned(s + c);
+            Bt out = m;
+            if constexpr (!All) out = xsimd::select(visible<Full, N>(vals, consts, kj, lim), m, Bt(ninf));
+            out.store_unaligned(s + c);
+            mx.add(out);
         }
         std::fill(s + end, s + width, ninf);
+        return mx.value();
     }
 
     /// The fused backward of one row: from the raw scaled scores s and dp = dout_i·v_j, with the forward's lse
@@ -150,6 +301,44 @@ struct modification {
     template <bool Full>
     static void backward_row(const T* s, const T* dp, T lse, T D, std::size_t width, std::size_t valid, row_args& ra,
                              std::size_t j0, T* p, T* ds, T* vis, std::array<Bt, np>& acc) {
+        if constexpr (Full) {
+            if (valid == width) return backward_row_impl<true, true>(s, dp, lse, D, width, valid, ra, j0, p, ds, vis, acc);
+        }
+        backward_row_impl<Full, false>(s, dp, lse, D, width, valid, ra, j0, p, ds, vis, acc);
+    }
+    template <bool Full, bool All>
+    static void backward_row_impl(const T* s, const T* dp, T lse, T D, std::size_t width, std::size_t valid,
+                                  row_args& ra, std::size_t j0, T* p, T* ds, T* vis, std::array<Bt, np>& acc) {
+        if constexpr (relative)
+            backward_row_relative<Full, All>(s, dp, lse, D, width, valid, ra, j0, p, ds, vis);
+        else
+            backward_row_general<Full, All>(s, dp, lse, D, width, valid, ra, j0, p, ds, vis, acc);
+    }
+    /// Relative: ∂z/∂score = 1, so dS = dS'; the parameters' sums go through ra.diag (added to per distance).
+    template <bool Full, bool All>
+    static void backward_row_relative(const T* s, const T* dp, T lse, T D, std::size_t width, std::size_t valid,
+                                      row_args& ra, std::size_t j0, T* p, T* ds, T* vis) {
+        const Bt iota = lane_iota(), lim(static_cast<T>(j0 + valid)), zero(T(0)), one(T(1));
+        const Bt vlse(lse), vD(D);
+        const std::size_t end = (valid + L - 1) / L * L;
+        for (std::size_t c = 0; c < end; c += L) {
+            const Bt kj = iota + Bt(static_cast<T>(j0 + c));
+            const auto on = visible_keys<Full, All>(ra, kj, lim, j0 + c);
+            const Bt z = Bt::load_unaligned(s + c) + Bt::load_unaligned(ra.bias + j0 + c);
+            const Bt pe = pick<All>(on, xsimd::exp(z - vlse), zero);
+            const Bt dsm = pick<All>(on, pe * (Bt::load_unaligned(dp + c) - vD), zero);
+            pe.store_unaligned(p + c);
+            dsm.store_unaligned(ds + c);
+            pick<All>(on, one, zero).store_unaligned(vis + c);
+            if constexpr (np > 0) (Bt::load_unaligned(ra.diag + c) + dsm).store_unaligned(ra.diag + c);
+        }
+        std::fill(p + end, p + width, T(0));
+        std::fill(ds + end, ds + width, T(0));
+        std::fill(vis + end, vis + width, T(0));
+    }
+    template <bool Full, bool All>
+    static void backward_row_general(const T* s, const T* dp, T lse, T D, std::size_t width, std::size_t valid,
+                                     row_args& ra, std::size_t j0, T* p, T* ds, T* vis, std::array<Bt, np>& acc) {
         using N = std::conditional_t<Full, bwd_full_nodes, bwd_nodes>;
         const auto consts = N::constants();
         const Bt iota = lane_iota(), lim(static_cast<T>(j0 + valid)), zero(T(0)), one(T(1));
@@ -158,20 +347,25 @@ struct modification {
         for (std::size_t c = 0; c < end; c += L) {
             ra.a[0] = Bt::load_unaligned(s + c);
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
-            if constexpr (Full)
-                ra.a[4] = kj;
-            else
+            if constexpr (!Full)
                 ra.keys(kj, j0 + c);
+            else if constexpr (!All || reads_v<Mod, 4>)
+                ra.a[4] = kj;
             const auto vals = N::run(ra.a, consts);
-            const auto on = visible<Full, N>(vals, consts, kj, lim);
-            const Bt pe = xsimd::select(on, xsimd::exp(N::template get<Mod>(vals, consts) - vlse), zero);
+            const auto on = [&] {
+                if constexpr (All)
+                    return xsimd::batch_bool<T>(true);
+                else
+                    return visible<Full, N>(vals, consts, kj, lim);
+            }();
+            const Bt pe = pick<All>(on, xsimd::exp(N::template get<Mod>(vals, consts) - vlse), zero);
             // dS' = ∂L/∂(modified score) = p (dP − D); masked entries exactly 0 (their dP may be NaN).
-            const Bt dsm = xsimd::select(on, pe * (Bt::load_unaligned(dp + c) - vD), zero);
+            const Bt dsm = pick<All>(on, pe * (Bt::load_unaligned(dp + c) - vD), zero);
             pe.store_unaligned(p + c);
-            xsimd::select(on, dsm * N::template get<dscore>(vals, consts), zero).store_unaligned(ds + c);
-            xsimd::select(on, one, zero).store_unaligned(vis + c);
+            pick<All>(on, dsm * N::template get<dscore>(vals, consts), zero).store_unaligned(ds + c);
+            pick<All>(on, one, zero).store_unaligned(vis + c);
             [&]<std::size_t... Is>(std::index_sequence<Is...>) {
-                ((acc[Is] += xsimd::select(on, dsm * N::template get<dparam<Is>>(vals, consts), zero)), ...);
+                ((acc[Is] += pick<All>(on, dsm * N::template get<dparam<Is>>(vals, consts), zero)), ...);
             }
             (std::make_index_sequence<np>{});
         }
