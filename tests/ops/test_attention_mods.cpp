@@ -259,6 +259,22 @@ TEST_CASE("attention mods: the score modifications against their definitions") {
                        [](double, double, double i, double j, double) { return -(i - j); }, causal},
                       {0.3, -0.05});
     }
+    // Two that look like a relative bias (∂z/∂s = 1, positions read as i − j) and must not lose the score's
+    // other use nor let a masked distance's infinite ∂z/∂m through.
+    SUBCASE("z = s + m_h step(s) is not a bias added to the score") {
+        const problem P;
+        check_against(P, attn::score + attn::param<0> * sym::step(attn::score), attn::causal,
+                      {[](double s, double, double, double, double m) { return s + m * (s > 0 ? 1.0 : 0.0); }, one,
+                       [](double s, double, double, double, double) { return s > 0 ? 1.0 : 0.0; }, causal},
+                      {0.7, -0.4});
+    }
+    SUBCASE("a log bias under causal masking, infinite at the masked distance -1: z = s + m_h log(i - j + 1)") {
+        const problem P;
+        check_against(P, attn::score + attn::param<0> * sym::log(attn::q_idx - attn::k_idx + sym::c<1>), attn::causal,
+                      {[](double s, double, double i, double j, double m) { return s + m * std::log(i - j + 1); }, one,
+                       [](double, double, double i, double j, double) { return std::log(i - j + 1); }, causal},
+                      {0.3, -0.2});
+    }
     SUBCASE("soft-capping at 2 under a window: z = 2 tanh(s / 2)") {
         const problem P(70, 2.0);  // scores of order 2, where the cap bends them
         check_against(P, attn::softcap<2.0>, attn::sliding_window<5>,

@@ -38,6 +38,23 @@ inline constexpr bool reads_positions_as_distance_v = [] {
     return !reads_v<R, 3> && !reads_v<R, 4>;
 }();
 
+/// Whether E reaches the score (var 0) only through sums, differences and negations from its root, so that E is
+/// ±score + ... + B(the rest). With ∂E/∂score = 1 this makes E exactly score + E(score = 0). The derivative alone
+/// cannot tell: step, sign and the comparisons have a zero derivative by definition, so score + p·step(score)
+/// also has ∂/∂score = 1 while depending on the score elsewhere.
+template <class E>
+inline constexpr bool score_only_summed_v = !reads_v<E, 0>;
+template <>
+inline constexpr bool score_only_summed_v<sym::Var<0>> = true;
+template <class A, class B>
+inline constexpr bool score_only_summed_v<sym::Node<sym::op::Add, A, B>> =
+    score_only_summed_v<A> && score_only_summed_v<B>;
+template <class A, class B>
+inline constexpr bool score_only_summed_v<sym::Node<sym::op::Sub, A, B>> =
+    score_only_summed_v<A> && score_only_summed_v<B>;
+template <class A>
+inline constexpr bool score_only_summed_v<sym::Node<sym::op::Neg, A>> = score_only_summed_v<A>;
+
 /// Score modification Mod and mask Mask compiled for the value type T.
 template <class T, class Mod, class Mask>
 struct modification {
@@ -61,7 +78,7 @@ struct modification {
     /// dS along the diagonals of each tile (one sum per distance) and evaluates ∂B/∂param_I once per distance
     /// (diagonal_params) instead of once per score.
     static constexpr bool relative = !identity_mod_v<Mod> && std::is_same_v<dscore, sym::Const<1>> &&
-                                     reads_positions_as_distance_v<Mod>;
+                                     score_only_summed_v<Mod> && reads_positions_as_distance_v<Mod>;
     /// Whether the relative bias table depends on the batch index (one table per batch entry and head).
     static constexpr bool relative_per_batch = reads_v<Mod, 1>;
 
@@ -198,8 +215,14 @@ struct modification {
                 ra.a[4] = iota + Bt(static_cast<T>(j0 + t));
                 const auto vals = N::run(ra.a, consts);
                 const Bt dg = Bt::load_unaligned(diag + t);
+                // Distances no visible score reaches (masked, padding, past the tile) have dg = 0 and must
+                // add nothing, also where ∂B/∂param is infinite or NaN there (a log bias at a masked
+                // distance), as the general path's select on visibility does. A NaN sum still propagates
+                // (== is false for NaN; xsimd's != is the ordered comparison, false for NaN too).
+                const auto unreached = dg == Bt(T(0));
                 [&]<std::size_t... Is>(std::index_sequence<Is...>) {
-                    ((acc[Is] += dg * N::template get<dparam<Is>>(vals, consts)), ...);
+                    ((acc[Is] += xsimd::select(unreached, Bt(T(0)), dg * N::template get<dparam<Is>>(vals, consts))),
+                     ...);
                 }(std::make_index_sequence<np>{});
             }
             for (std::size_t I = 0; I < np; ++I) dpar[I] = static_cast<double>(xsimd::hadd(acc[I]));
