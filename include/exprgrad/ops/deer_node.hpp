@@ -30,6 +30,9 @@ struct Deer {
         deer_solver<cell_type> solver;
         xt::xarray<T> y0, x, y, dy;
         deer_report report{};
+        /// The solver's options (the method is always M): tolerances, cap, fallback, scan; set through the
+        /// block (tensors::block::extra<Deer>()) by a layer that takes them at run time (nn::deer_mixer).
+        deer_options opts{};
     };
 
     template <class T>
@@ -47,7 +50,7 @@ struct Deer {
         copy_in(ctx.template in<X>(), ex.x);
         std::size_t i = 0;
         ((copy_in(ctx.template in<Ps>(), ex.cell.params[i++])), ...);
-        deer_options o;
+        deer_options o = ex.opts;
         o.method = M;
         auto r = ex.solver.solve(ex.cell, ex.y0, ex.x, o);
         ex.y = std::move(r.y);
@@ -63,7 +66,7 @@ struct Deer {
         const T* g = ctx.template adj_data<Deer>();
         if (ex.dy.shape() != ex.y.shape()) ex.dy.resize(ex.y.shape());
         std::copy(g, g + ex.y.size(), ex.dy.data());
-        auto grads = ex.solver.vjp(ex.cell, ex.y0, ex.x, ex.y, ex.dy);
+        auto grads = ex.solver.vjp(ex.cell, ex.y0, ex.x, ex.y, ex.dy, ex.opts.scan);
         auto give = [&](auto child, const xt::xarray<T>& d) {
             using C = typename decltype(child)::type;
             if constexpr (Ctx::template needs<C>) {
