@@ -66,6 +66,7 @@ class layer {
         if (!own_) own_ = std::make_unique<own_record>();
         own_record& o = *own_;
         o.rec.clear();
+        o.ready = false;  // a forward that throws leaves nothing for backward
         copy_shape(o.input, x.shape());
         std::copy(x.data(), x.data() + x.size(), o.input.data());
         copy_shape(o.dx, x.shape());
