@@ -164,16 +164,16 @@ class self_attention : public layer<T> {
         }
         typename layer<T>::recompute_scope scope(rec, *this);
         const std::size_t B = xv.shape(0), Tn = xv.shape(1);
-        // The node's key lengths: the padding, or every key (the same computation as no padding).
-        lengths_.resize({B});
-        for (std::size_t b = 0; b < B; ++b) {
-            const std::size_t n = opts_.key_lengths.empty() ? Tn : opts_.key_lengths.at(b);
-            lengths_(b) = static_cast<std::int64_t>(n);
-        }
         if (!opts_.key_lengths.empty() && opts_.key_lengths.size() != B) {
             throw tensors::shape_error("nn::self_attention", "key_lengths has " +
                                                                  std::to_string(opts_.key_lengths.size()) +
                                                                  " entries for a batch of " + std::to_string(B));
+        }
+        // The node's key lengths: the padding, or every key (the same computation as no padding).
+        lengths_.resize({B});
+        for (std::size_t b = 0; b < B; ++b) {
+            const std::size_t n = opts_.key_lengths.empty() ? Tn : opts_.key_lengths[b];
+            lengths_(b) = static_cast<std::int64_t>(n);
         }
         std::array<tensors::handle, mod_param_count> mods{};
         for (std::size_t i = 0; i < mod_param_count; ++i) mods[i] = leaf(rec, *mod_params_[i]);
