@@ -27,41 +27,23 @@ namespace detail {
 using rms_norm_expr = decltype(tensors::rms_norm(tensors::Input<0>{}, tensors::Input<1>{}));
 using projection_expr = decltype(tensors::matmul(tensors::Input<0>{}, tensors::Input<1>{}));
 
-// The recurrence h = deer(tanh cell)(y0 = tensor<0>, u = tensor<1>; A = tensor<2>, U = tensor<3>, b = tensor<4>)
-// behind the run-time choice of the method.
+// The recurrence h = deer(tanh cell)(y0 = tensor<0>, u = tensor<1>; A = tensor<2>, U = tensor<3>, b = tensor<4>):
+// one compiled DEER node that takes every option at run time, the method included.
 template <class T>
 struct deer_core {
-    virtual ~deer_core() = default;
-    virtual tensors::handle call(tensors::record<T>& rec, tensors::handle y0, tensors::handle u, tensors::handle a,
-                                 tensors::handle uw, tensors::handle b, const ops::deer_options& o,
-                                 ops::deer_report& report) = 0;
-};
-template <class T, ops::deer_method M>
-struct deer_core_of final : deer_core<T> {
-    using node = decltype(ops::deer_node<M>(ops::tanh_rnn_expr, tensors::Input<0>{}, tensors::Input<1>{},
-                                            tensors::Input<2>{}, tensors::Input<3>{}, tensors::Input<4>{}));
+    using node = decltype(ops::deer_node(ops::tanh_rnn_expr, tensors::Input<0>{}, tensors::Input<1>{},
+                                         tensors::Input<2>{}, tensors::Input<3>{}, tensors::Input<4>{}));
     tensors::block<T, node, 1, 2, 3, 4> blk;
     tensors::handle call(tensors::record<T>& rec, tensors::handle y0, tensors::handle u, tensors::handle a,
-                         tensors::handle uw, tensors::handle b, const ops::deer_options& o,
-                         ops::deer_report& report) override {
-        blk.template extra<node>().opts = o;
+                         tensors::handle uw, tensors::handle b, const ops::deer_options& o, ops::deer_report& report) {
+        auto& state = blk.template extra<node>();
+        state.opts = o;
+        state.runtime_method = true;
         const tensors::handle h = rec.call(blk, y0, u, a, uw, b);
-        report = blk.template extra<node>().report;
+        report = state.report;
         return h;
     }
 };
-template <class T>
-std::unique_ptr<deer_core<T>> make_deer_core(ops::deer_method m) {
-    using M = ops::deer_method;
-    switch (m) {
-        case M::newton: return std::make_unique<deer_core_of<T, M::newton>>();
-        case M::quasi: return std::make_unique<deer_core_of<T, M::quasi>>();
-        case M::jacobi: return std::make_unique<deer_core_of<T, M::jacobi>>();
-        case M::fixed_a: return std::make_unique<deer_core_of<T, M::fixed_a>>();
-        case M::sech_u: return std::make_unique<deer_core_of<T, M::sech_u>>();
-    }
-    throw tensors::shape_error("nn::deer_mixer", "unknown DEER method");
-}
 }  // namespace detail
 
 /// f(x) = h·Wo where h_t = tanh(A h_{t−1} + U u_t + b), h_0 = 0, u = rms_norm(x, g), over each sequence
@@ -77,8 +59,7 @@ class deer_mixer : public layer<T> {
   public:
     deer_mixer(parameter<T>& norm, parameter<T>& a, parameter<T>& u, parameter<T>& b, parameter<T>& w_out,
                ops::deer_options opts)
-        : norm_p_(&norm), out_p_(&w_out), a_(&a), u_(&u), b_(&b), opts_(std::move(opts)),
-          core_(detail::make_deer_core<T>(opts_.method)) {
+        : norm_p_(&norm), out_p_(&w_out), a_(&a), u_(&u), b_(&b), opts_(std::move(opts)) {
         const std::size_t n = a.value.shape(0), d = norm.value.size();
         if (a.value.dimension() != 2 || a.value.shape(1) != n || u.value.dimension() != 2 || u.value.shape(0) != n ||
             u.value.shape(1) != d || b.value.size() != n || w_out.value.dimension() != 2 || w_out.value.shape(0) != n ||
@@ -98,7 +79,7 @@ class deer_mixer : public layer<T> {
         const bool was = rec.set_recompute(false);
         tensors::handle h;
         try {
-            h = core_->call(rec, rec.constant(y0_), u, leaf(rec, *a_), leaf(rec, *u_), leaf(rec, *b_), opts_, report_);
+            h = core_.call(rec, rec.constant(y0_), u, leaf(rec, *a_), leaf(rec, *u_), leaf(rec, *b_), opts_, report_);
         } catch (...) {
             rec.set_recompute(was);
             throw;
@@ -116,7 +97,7 @@ class deer_mixer : public layer<T> {
     ops::deer_options opts_;
     tensors::block<T, detail::rms_norm_expr, 0, 1> norm_;
     tensors::block<T, detail::projection_expr, 0, 1> out_;
-    std::unique_ptr<detail::deer_core<T>> core_;
+    detail::deer_core<T> core_;
     xt::xarray<T> y0_;
     ops::deer_report report_{};
 };

@@ -30,9 +30,10 @@ struct Deer {
         deer_solver<cell_type> solver;
         xt::xarray<T> y0, x, y, dy;
         deer_report report{};
-        /// The solver's options (the method is always M): tolerances, cap, fallback, scan; set through the
-        /// block (tensors::block::extra<Deer>()) by a layer that takes them at run time (nn::deer_mixer).
+        /// The solver's options (tolerances, cap, fallback, scan; the method is M unless runtime_method), set
+        /// through the block (tensors::block::extra<Deer>()) by a layer that takes them at run time (nn::deer_mixer).
         deer_options opts{};
+        bool runtime_method = false;  ///< opts.method instead of M: one compiled node for every method
     };
 
     template <class T>
@@ -51,7 +52,7 @@ struct Deer {
         std::size_t i = 0;
         ((copy_in(ctx.template in<Ps>(), ex.cell.params[i++])), ...);
         deer_options o = ex.opts;
-        o.method = M;
+        if (!ex.runtime_method) o.method = M;
         auto r = ex.solver.solve(ex.cell, ex.y0, ex.x, o);
         ex.y = std::move(r.y);
         ex.report = r.report;
