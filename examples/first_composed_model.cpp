@@ -23,8 +23,8 @@ int main() {
                                         {.layers = 1, .width = width, .heads = 2, .attention = {.causal = true}}, gen);
     auto& head = params.add("head", random::normal<float>(gen, shape{width, vocab}, 0.0, 0.1));
 
-    // The two ends are compiled blocks; the block in the middle is an nn layer (its own programs). A record
-    // remembers the calls of a step, and one backward runs every VJP in reverse: no gradient by hand.
+    // The two ends are compiled blocks; the block in the middle is an nn layer, which records its own blocks. A
+    // record remembers the calls of a step, and one backward runs every VJP in reverse: no gradient by hand.
     constexpr auto Tok = tensor<0>;  // the embedding's arguments: tokens, table
     constexpr auto Table = tensor<1>;
     auto embed = compile<float>(embedding(Table, Tok), wrt<1>);
@@ -46,9 +46,9 @@ int main() {
 
         params.zero_grad();  // parameters accumulate
         rec.clear();         // a new step
-        auto h = rec.call(embed, tokens, rec.leaf(table.value, table.grad));
-        h = rec.call_layer(*block.blocks, h);
-        const auto l = rec.call(head_loss, h, rec.leaf(head.value, head.grad), next);
+        auto h = rec.call(embed, tokens, nn::leaf(rec, table));
+        h = block.blocks->record_into(rec, h);  // the layers' blocks, their parameters as leaves
+        const auto l = rec.call(head_loss, h, nn::leaf(rec, head), next);
         rec.backward(l);  // every VJP in reverse: the gradients land in params
         opt.step(params);
         const double loss = rec.value(l)(0);

@@ -211,12 +211,12 @@ struct model {
         rec.clear();  // handles are made after this: a handle of an earlier step is refused
         tf.set_key_lengths(b.lengths);
         const auto e = rec.call(embed, b.tokens, leaf(tok), leaf(pos), b.positions);
-        const auto h = rec.call_layer(*tf.blocks, e);
+        const auto h = tf.blocks->record_into(rec, e);  // the stack's blocks, its parameters as leaves
         const auto l = rec.call(loss, h, arg(head)...);
         rec.backward(l);
         return static_cast<double>(rec.value(l)(0));
     }
-    tensors::handle leaf(nn::parameter<float>* p) { return rec.leaf(p->value, p->grad); }
+    tensors::handle leaf(nn::parameter<float>* p) { return nn::leaf(rec, *p); }
     tensors::handle arg(nn::parameter<float>* p) { return leaf(p); }
     tensors::handle arg(const xt::xarray<float>& a) { return rec.constant(a); }
     const xt::xarray<long>& arg(const xt::xarray<long>& a) { return a; }

@@ -173,19 +173,28 @@ const xt::xarray<float>& language_model::embed(const xt::xarray<std::int32_t>& t
     return h0_;
 }
 
-// The step as recorded calls: the embedding, each layer of the stack, the loss; one backward runs their VJPs
-// in reverse and adds every parameter's gradient. Under data-parallel training, the record's call hook
-// (set in the constructor) announces each bucket as its call's VJP completes it.
+// The step as recorded calls: the embedding, each layer of the stack (its few compiled blocks, parameters as
+// leaves), the loss; one backward runs their VJPs in reverse and adds every parameter's gradient. Under
+// data-parallel training, the record's call hook (set in the constructor) announces each bucket as its last
+// call's VJP completes it (call_bucket_, filled while recording).
 double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets,
                                    nn::distributed_gradients<float>* sum) {
     const std::size_t T = checked_length(tokens);
-    auto leaf = [&](nn::parameter<float>* p) { return rec_.leaf(p->value, p->grad); };
+    auto leaf = [&](nn::parameter<float>* p) { return nn::leaf(rec_, *p); };
     rec_.clear();
+    call_bucket_.clear();
     fixed_.zero_grad();  // the slopes' gradients are never used: keep them from growing without bound
     tensors::handle h = pos_ != nullptr ? rec_.call(prog_->embed, tokens, leaf(tok_), leaf(pos_), T)
                                         : rec_.call(prog_->embed_tokens, tokens, leaf(tok_));
+    call_bucket_.push_back(static_cast<int>(config_.layers) + 1);  // the embeddings
     auto& layers = *stack_.blocks;
-    for (std::size_t i = 0; i < layers.size(); ++i) h = rec_.call_layer(layers.at(i), h);
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        const std::size_t first = rec_.calls();
+        h = layers.at(i).record_into(rec_, h);
+        call_bucket_.resize(rec_.calls(), -1);
+        // Block l = layers 2l (mixer) and 2l + 1 (feed-forward): complete once the mixer's first call is done.
+        if (i % 2 == 0) call_bucket_[first] = static_cast<int>(config_.layers - i / 2);
+    }
     const bool fixed_cost = config_.emo && config_.emo_cost == "fixed";
     if (fixed_cost && cost_.size() == 0)
         throw std::logic_error("tiny_lm: emo_cost = fixed but fix_emo_cost() was not called");
@@ -193,6 +202,7 @@ double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const
         fixed_cost  ? rec_.call(prog_->emo_fixed, h, leaf(norm_), leaf(head_), targets, rec_.constant(cost_[0].value))
         : config_.emo ? rec_.call(prog_->emo, h, leaf(norm_), leaf(head_), targets)
                       : rec_.call(prog_->ce, h, leaf(norm_), leaf(head_), targets);
+    call_bucket_.push_back(0);  // {final_norm, head}
     sum_ = sum;
     rec_.backward(loss);
     sum_ = nullptr;
@@ -200,16 +210,12 @@ double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const
 }
 
 void language_model::announce(std::size_t call) {
-    // Calls: 0 the embedding, 1 ... 2L the stack's layers (mixer and feed-forward of each block), 2L + 1 the
-    // loss. Bucket 0 is {final_norm, head}, bucket L - l block l, bucket L + 1 the embeddings.
+    // Bucket 0 is {final_norm, head}, bucket L - l block l, bucket L + 1 the embeddings; a call that completes
+    // none reports progress.
     if (sum_ == nullptr) return;
-    const std::size_t n = stack_.blocks->size();
-    if (call == n + 1) {
-        sum_->grad_ready(0);
-    } else if (call == 0) {
-        sum_->grad_ready(config_.layers + 1);
-    } else if ((call - 1) % 2 == 0) {
-        sum_->grad_ready(config_.layers - (call - 1) / 2);
+    const int b = call < call_bucket_.size() ? call_bucket_[call] : -1;
+    if (b >= 0) {
+        sum_->grad_ready(static_cast<std::size_t>(b));
     } else {
         sum_->progress();
     }

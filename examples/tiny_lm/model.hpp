@@ -110,6 +110,7 @@ class language_model {
     xt::xarray<float> h0_;
     std::vector<std::vector<std::size_t>> buckets_;
     exprgrad::tensors::record<float> rec_;  // the training step's calls (train_batch)
+    std::vector<int> call_bucket_;          // per recorded call: the bucket its VJP completes, or -1
     exprgrad::nn::distributed_gradients<float>* sum_ = nullptr;  // during train_batch's backward only
 };
 

@@ -1,6 +1,6 @@
 // The run-time transformer stack (nn/transformer.hpp): its VJP against central finite differences in
 // float64 (attention and DEER blocks, an n-dependent scale policy), a self-attention layer against a naive
-// loop implementation, causality, and the errors for bad shapes.
+// loop implementation, causality, the errors for bad shapes, and the layers recorded into a caller's record.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -220,6 +220,58 @@ TEST_CASE("key padding: real positions do not depend on the padded tokens, and e
         for (std::size_t t = 4; t < 6; ++t)
             for (std::size_t i = 0; i < 8; ++i) pad_grad = std::max(pad_grad, std::abs(dx(b, t, i)));
     CHECK(pad_grad == 0.0);
+}
+
+TEST_CASE("layers record into a caller's record: forward/backward's values and gradients; the hook sees them") {
+    rng gen(31);
+    nn::parameter_set<double> params;
+    auto s = nn::transformer<double>(params, "tf", small(true, {1}), gen);
+    const xt::xarray<double> x = randn({2, 3, 8}, gen), dy = randn({2, 3, 8}, gen);
+    params.zero_grad();
+    const xt::xarray<double> y = s.blocks->forward(x);
+    const xt::xarray<double> dx = s.blocks->backward(dy);
+    std::vector<xt::xarray<double>> grads;
+    for (const auto& p : params) grads.push_back(p.grad);
+
+    params.zero_grad();
+    tensors::record<double> rec;
+    std::size_t ready = 0;
+    rec.on_gradient_ready([&](tensors::handle, xt::xarray<double>&) { ++ready; });
+    xt::xarray<double> xin = x, dxr = xt::zeros_like(x);
+    const tensors::handle h = s.blocks->record_into(rec, rec.leaf(xin, dxr));
+    CHECK(rec.calls() < 4 * 4);  // a few entries per layer: 4 layers (attention, ff, DEER, ff)
+    rec.backward(h, dy);
+    CHECK(xt::allclose(rec.value(h), y, 1e-12, 1e-14));
+    CHECK(xt::allclose(dxr, dx, 1e-12, 1e-14));
+    std::size_t i = 0;
+    for (const auto& p : params) {
+        CHECK_MESSAGE(xt::allclose(p.grad, grads[i], 1e-12, 1e-14), p.name);
+        CHECK_MESSAGE(xt::amax(xt::abs(p.grad))() > 0.0, p.name);  // every parameter reached
+        ++i;
+    }
+    CHECK(ready == params.size() + 1);  // every parameter is a leaf of the record, and the input
+}
+
+TEST_CASE("self-attention: the scale policy is read at run time; fixed(1/√dh) equals inv_sqrt_d") {
+    rng gen(32);
+    const std::size_t D = 8, H = 2;
+    nn::parameter_set<double> ps;
+    auto a = nn::self_attention_layer<double>(ps, "a", D, H, {.causal = true}, gen);
+    auto& g = ps.at("a.norm");
+    auto& wqkv = ps.at("a.qkv");
+    auto& wo = ps.at("a.out");
+    nn::self_attention<double> fixed(g, wqkv, wo, H, {.causal = true, .scale = scale::fixed(1.0 / std::sqrt(4.0))});
+    nn::self_attention<double> gm(g, wqkv, wo, H, {.causal = true, .scale = scale::gradient_max()});
+    const xt::xarray<double> x = randn({2, 5, D}, gen), dy = randn({2, 5, D}, gen);
+    const xt::xarray<double> y = a->forward(x);
+    CHECK(xt::allclose(fixed.forward(x), y, 1e-12, 1e-14));
+    CHECK_FALSE(xt::allclose(gm.forward(x), y, 1e-3, 1e-3));  // another policy, another output
+    ps.zero_grad();
+    const xt::xarray<double> dx = a->backward(dy);
+    const xt::xarray<double> dw = wqkv.grad;
+    ps.zero_grad();
+    CHECK(xt::allclose(fixed.backward(dy), dx, 1e-12, 1e-14));
+    CHECK(xt::allclose(wqkv.grad, dw, 1e-12, 1e-14));
 }
 
 TEST_CASE("to_string(transformer_options) prints every field from the one Hana list") {

@@ -154,6 +154,27 @@ TEST_CASE("record: run-time layers mix with compiled blocks; one backward reache
     CHECK(xt::allclose(dhead, std::get<1>(g), 1e-12, 1e-15));
 }
 
+TEST_CASE("record: recompute mode frees each block after its forward pass and re-runs it; gradients identical") {
+    const auto x = random_array({4, 3}, 22), w1 = random_array({3, 3}, 23), w2 = random_array({3, 3}, 24);
+    auto run = [&](bool recompute, xt::xarray<double>& g1, xt::xarray<double>& g2) {
+        auto dense = compile<double>(tanh(matmul(X, W)), wrt<0, 1>);
+        auto loss = compile<double>(mean(square(X)), wrt<0>);
+        tensors::record<double> rec;
+        CHECK_FALSE(rec.set_recompute(recompute));  // the default is off
+        auto h = rec.call(dense, rec.constant(x), rec.leaf(w1, g1));
+        h = rec.call(dense, h, rec.leaf(w2, g2));
+        CHECK(rec.set_recompute(false) == recompute);
+        const auto l = rec.call(loss, h);
+        rec.backward(l);
+        return rec.value(l)(0);
+    };
+    xt::xarray<double> a1 = zeros_like(w1), a2 = zeros_like(w2), b1 = zeros_like(w1), b2 = zeros_like(w2);
+    CHECK(run(false, a1, a2) == run(true, b1, b2));
+    CHECK(a1 == b1);
+    CHECK(a2 == b2);
+    CHECK(xt::amax(xt::abs(a1))() > 0.0);
+}
+
 TEST_CASE("record: misuse is refused with the operation and the offending value named") {
     const auto x = random_array({2, 3}, 14), w = random_array({3, 2}, 15);
     auto only_x = compile<double>(matmul(X, W), wrt<0>);

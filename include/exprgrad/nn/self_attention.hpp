@@ -1,14 +1,16 @@
-// Multi-head self-attention as a run-time layer: pre-norm, one fused QKV projection, the blocked
-// attention kernels of ops/attention.hpp with a scale policy chosen at run time, an output projection.
-// With a score or mask modification (flex attention, ops/flex_attention.hpp) the layer runs the fused flex
-// kernels and learns the modification's per-head parameters (ALiBi slopes, a bias per head, ...).
+// Multi-head self-attention as a run-time layer: pre-norm, one fused QKV projection, the attention node of
+// ops/attention_node.hpp with a scale policy chosen at run time, an output projection, all compiled blocks
+// recorded into a tensors::record. With a score or mask modification (flex attention) the layer runs the flex
+// attention node and learns the modification's per-head parameters (ALiBi slopes, a bias per head, ...).
 #pragma once
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <xtensor/xarray.hpp>
@@ -17,33 +19,87 @@
 #include "exprgrad/nn/init.hpp"
 #include "exprgrad/nn/layer.hpp"
 #include "exprgrad/nn/parameters.hpp"
-#include "exprgrad/ops/attention.hpp"
-#include "exprgrad/ops/flex_attention.hpp"
+#include "exprgrad/ops/attention_node.hpp"
+#include "exprgrad/ops/flex_attention_node.hpp"
 #include "exprgrad/random.hpp"
+#include "exprgrad/tensors/map.hpp"
 #include "exprgrad/tensors/matmul.hpp"
 #include "exprgrad/tensors/norm.hpp"
+#include "exprgrad/tensors/permute.hpp"
+#include "exprgrad/tensors/record.hpp"
+#include "exprgrad/tensors/reshape.hpp"
+#include "exprgrad/tensors/slice.hpp"
 
 namespace exprgrad::nn {
 
 namespace detail {
-// [B,T,D] -> [B,T,3D]: rms_norm(x, g)·Wqkv; [B,T,D] -> [B,T,D]: o·Wo.
+// [B,T,D] -> [B,T,3D]: rms_norm(x, g)·Wqkv; [B,T,D] -> [B,T,D]: o·Wo, and x + o·Wo (the residual sublayer).
 using qkv_projection =
     decltype(tensors::matmul(tensors::rms_norm(tensors::Input<0>{}, tensors::Input<1>{}), tensors::Input<2>{}));
 using out_projection = decltype(tensors::matmul(tensors::Input<0>{}, tensors::Input<1>{}));
+using out_projection_residual = decltype(tensors::matmul(tensors::Input<0>{}, tensors::Input<1>{}) + tensors::Input<2>{});
+
+// The heads of qkv [B,T,3D] (tensor<0>; tensor<1> = 3H, tensor<2> = H, tensor<3> = 2H): [B,3H,T,dh], then q, k, v
+// [B,H,T,dh] as slices of it; tensor<4> the key lengths [B]; the attention's [B,H,T,dh] merged back to [B,T,D].
+inline constexpr auto qkv_heads =
+    tensors::permute<0, 2, 1, 3>(tensors::reshape(tensors::Input<0>{}, sym::c<0>, sym::c<0>, tensors::Input<1>{}, sym::c<-1>));
+inline constexpr auto q_heads = tensors::slice<1>(qkv_heads, sym::c<0>, tensors::Input<2>{});
+inline constexpr auto k_heads = tensors::slice<1>(qkv_heads, tensors::Input<2>{}, tensors::Input<3>{});
+inline constexpr auto v_heads = tensors::slice<1>(qkv_heads, tensors::Input<3>{}, tensors::Input<1>{});
+template <class O>
+constexpr auto merge_heads(O o) {
+    return tensors::reshape(tensors::permute<0, 2, 1, 3>(o), sym::c<0>, sym::c<0>, sym::c<-1>);
+}
+
+// The attention of the heads: qkv [B,T,3D] (tensor<0>), 3H, H, 2H (tensor<1..3>), the key lengths [B]
+// (tensor<4>), the modification's parameters (tensor<5 + i>, [H] each) -> [B,T,D]. One compiled node whose
+// options (mask, cosine, scale policy) are chosen at run time (ops::runtime_config).
+template <class T, class Mod, class Mask, bool Plain, std::size_t NP>
+struct attention_core {
+    static auto node() {
+        if constexpr (Plain) {
+            return ops::attention_node<ops::runtime_config>(q_heads, k_heads, v_heads, tensors::Input<4>{});
+        } else {
+            return [&]<int... I>(std::integer_sequence<int, I...>) {
+                return ops::flex_attention_node<ops::runtime_config>(Mod{}, Mask{}, q_heads, k_heads, v_heads,
+                                                                     tensors::Input<4>{}, tensors::Input<5 + I>{}...);
+            }(std::make_integer_sequence<int, static_cast<int>(NP)>{});
+        }
+    }
+    using node_type = decltype(node());
+    template <int... I>
+    static auto make_block(std::integer_sequence<int, I...>) {
+        return tensors::compile<T>(merge_heads(node_type{}), tensors::wrt<0, (5 + I)...>);
+    }
+    decltype(make_block(std::make_integer_sequence<int, static_cast<int>(NP)>{})) blk;
+
+    tensors::handle call(tensors::record<T>& rec, tensors::handle qkv, std::size_t H,
+                         const xt::xarray<std::int64_t>& lengths, const ops::attention_options& o,
+                         const std::array<tensors::handle, NP>& mods) {
+        blk.template extra<node_type>().runtime_options = o;
+        return [&]<std::size_t... I>(std::index_sequence<I...>) {
+            return rec.call(blk, qkv, 3 * H, H, 2 * H, lengths, mods[I]...);
+        }(std::make_index_sequence<NP>{});
+    }
+};
 }  // namespace detail
 
 /// f(x) = attention(split(rms_norm(x, g)·Wqkv))·Wo for x [B, T, D]: H heads of width D/H, the options'
 /// mask and scale policy. Padded batches: set_key_lengths before forward (opts.key_lengths itself must
 /// be empty at construction, as the lengths change with every batch).
 /// Parameters: g [D], Wqkv [D, 3D] (columns q | k | v, head h at h·D/H within each), Wo [D, D].
-/// Not reentrant; the returned arrays stay valid until the next call. Wrap it in nn::residual for
-/// a pre-norm transformer sublayer.
+/// Three compiled blocks recorded per call (layer::record_into): the QKV projection; the heads split by
+/// reshape/permute/slice, the attention node (ops/attention_node.hpp; flex_attention_node with a
+/// modification) and the heads merged; the output projection (with the residual added in it under
+/// nn::residual). The options (mask, normalize_qk, scale policy, qk_eps, threads) are read at run time by
+/// the one compiled node (ops::runtime_config). Not reentrant. Wrap it in nn::residual for a pre-norm
+/// transformer sublayer.
 ///
 /// Mod and Mask: flex attention's score and mask modifications (scalar DSL expressions of attn::score,
 /// attn::batch, attn::head, attn::q_idx, attn::k_idx and attn::param<I>; docs/flex_attention.md). The defaults
-/// (a bare score, no mask) run ops::attention. Each attn::param<I> the score modification reads is a parameter
-/// of H values passed to the constructor (mod_params, in order of I), learned with the rest: backward adds
-/// its gradient, flex_attention_vjp's dparams[I]. Example: `self_attention<float, decltype(alibi),
+/// (a bare score, no mask) run the attention node. Each attn::param<I> the score modification reads is a
+/// parameter of H values passed to the constructor (mod_params, in order of I), a leaf of the record like the
+/// others: backward adds its gradient. Example: `self_attention<float, decltype(alibi),
 /// decltype(causal)>(g, wqkv, wo, 4, opts, {&slopes})`.
 template <class T, class Mod = std::remove_cvref_t<decltype(ops::attn::score)>,
           class Mask = std::remove_cvref_t<decltype(sym::c<1>)>>
@@ -54,7 +110,7 @@ class self_attention : public layer<T> {
   public:
     self_attention(parameter<T>& norm, parameter<T>& w_qkv, parameter<T>& w_out, std::size_t heads,
                    ops::attention_options opts, std::vector<parameter<T>*> mod_params = {})
-        : in_({&norm, &w_qkv}), out_({&w_out}), heads_(heads), opts_(std::move(opts)),
+        : norm_(&norm), w_qkv_(&w_qkv), w_out_(&w_out), heads_(heads), opts_(std::move(opts)),
           mod_params_(std::move(mod_params)) {
         const std::size_t d = norm.value.size();
         if (heads == 0 || d == 0 || d % heads != 0) {
@@ -84,70 +140,11 @@ class self_attention : public layer<T> {
         width_ = d;
     }
 
-    const xt::xarray<T>& forward(const xt::xarray<T>& x) override {
-        if (x.dimension() != 3 || x.shape(2) != width_) {
-            throw tensors::shape_error("nn::self_attention", "input must be [B, T, " + std::to_string(width_) + "]");
-        }
-        const xt::xarray<T>& qkv = in_.forward(x);
-        const std::size_t B = x.shape(0), Tn = x.shape(1), H = heads_, dh = width_ / H;
-        const std::array<std::size_t, 4> hs{B, H, Tn, dh};
-        for (auto* a : {&q_, &k_, &v_}) resize(*a, hs);
-        for (std::size_t b = 0; b < B; ++b)
-            for (std::size_t t = 0; t < Tn; ++t) {
-                const T* row = qkv.data() + (b * Tn + t) * 3 * width_;
-                for (std::size_t h = 0; h < H; ++h) {
-                    const std::size_t o = ((b * H + h) * Tn + t) * dh;
-                    for (std::size_t i = 0; i < dh; ++i) {
-                        q_.data()[o + i] = row[h * dh + i];
-                        k_.data()[o + i] = row[width_ + h * dh + i];
-                        v_.data()[o + i] = row[2 * width_ + h * dh + i];
-                    }
-                }
-            }
-        if constexpr (plain) {
-            ops::attention_forward_into(q_, k_, v_, opts_, o_, lse_, ws_);
-        } else {
-            load_mod_params();
-            o_ = ops::flex_attention_forward(q_, k_, v_, Mod{}, Mask{}, mod_values_, opts_).out;
-        }
-        merged_.resize({B, Tn, width_});
-        merge(o_, merged_.data(), width_, 0);
-        return out_.forward(merged_);
+    tensors::handle record_into(tensors::record<T>& rec, tensors::handle x) override {
+        return out_of(rec, attend(rec, x), x, false);
     }
-
-    const xt::xarray<T>& backward(const xt::xarray<T>& dy) override {
-        const xt::xarray<T>& dmerged = out_.backward(dy);
-        const std::size_t B = q_.shape(0), H = heads_, Tn = q_.shape(2), dh = width_ / H;
-        resize(do_, {B, H, Tn, dh});
-        for (std::size_t b = 0; b < B; ++b)
-            for (std::size_t t = 0; t < Tn; ++t)
-                for (std::size_t h = 0; h < H; ++h)
-                    for (std::size_t i = 0; i < dh; ++i)
-                        do_.data()[((b * H + h) * Tn + t) * dh + i] =
-                            dmerged.data()[(b * Tn + t) * width_ + h * dh + i];
-        if constexpr (plain) {
-            ops::attention_vjp_into(q_, k_, v_, o_, lse_, do_, opts_, g_, ws_);
-        } else {
-            load_mod_params();  // the values of the forward pass (an optimizer step comes after backward)
-            auto fg = ops::flex_attention_vjp(q_, k_, v_, do_, Mod{}, Mask{}, mod_values_, opts_);
-            g_.dq = std::move(fg.dq);
-            g_.dk = std::move(fg.dk);
-            g_.dv = std::move(fg.dv);
-            for (std::size_t i = 0; i < mod_param_count; ++i) {
-                parameter<T>& p = *mod_params_[i];
-                p.accumulate_grad(xt::xarray<T>(fg.dparams[i]));
-            }
-        }
-        dqkv_.resize({B, Tn, 3 * width_});
-        merge(g_.dq, dqkv_.data(), 3 * width_, 0);
-        merge(g_.dk, dqkv_.data(), 3 * width_, width_);
-        merge(g_.dv, dqkv_.data(), 3 * width_, 2 * width_);
-        return in_.backward(dqkv_);
-    }
-
-    void set_recompute(bool on) override {
-        in_.set_recompute(on);
-        out_.set_recompute(on);
+    tensors::handle record_residual_into(tensors::record<T>& rec, tensors::handle x) override {
+        return out_of(rec, attend(rec, x), x, true);
     }
 
     const ops::attention_options& options() const { return opts_; }
@@ -159,40 +156,54 @@ class self_attention : public layer<T> {
     void set_key_lengths(std::vector<std::size_t> lengths) { opts_.key_lengths = std::move(lengths); }
 
   private:
-    void load_mod_params() {
-        mod_values_.resize(mod_param_count);
-        for (std::size_t i = 0; i < mod_param_count; ++i) {
-            const auto& v = mod_params_[i]->value;
-            mod_values_[i].resize({v.size()});
-            std::copy(v.begin(), v.end(), mod_values_[i].begin());
+    // The QKV projection and the attention: [B, T, D] merged heads.
+    tensors::handle attend(tensors::record<T>& rec, tensors::handle x) {
+        const xt::xarray<T>& xv = rec.value(x);
+        if (xv.dimension() != 3 || xv.shape(2) != width_) {
+            throw tensors::shape_error("nn::self_attention", "input must be [B, T, " + std::to_string(width_) + "]");
+        }
+        typename layer<T>::recompute_scope scope(rec, *this);
+        const std::size_t B = xv.shape(0), Tn = xv.shape(1);
+        if (!opts_.key_lengths.empty() && opts_.key_lengths.size() != B) {
+            throw tensors::shape_error("nn::self_attention", "key_lengths has " +
+                                                                 std::to_string(opts_.key_lengths.size()) +
+                                                                 " entries for a batch of " + std::to_string(B));
+        }
+        // The node's key lengths: the padding, or every key (the same computation as no padding).
+        lengths_.resize({B});
+        for (std::size_t b = 0; b < B; ++b) {
+            const std::size_t n = opts_.key_lengths.empty() ? Tn : opts_.key_lengths[b];
+            lengths_(b) = static_cast<std::int64_t>(n);
+        }
+        std::array<tensors::handle, mod_param_count> mods{};
+        for (std::size_t i = 0; i < mod_param_count; ++i) mods[i] = leaf(rec, *mod_params_[i]);
+        const tensors::handle qkv = rec.call(in_, x, leaf(rec, *norm_), leaf(rec, *w_qkv_));
+        // The attention keeps what its backward needs (q, k, v, out, log-sum-exp) in recompute mode too, as the
+        // layer always did: a released node would forget its run-time options.
+        const bool was = rec.set_recompute(false);
+        try {
+            const tensors::handle o = core_.call(rec, qkv, heads_, lengths_, opts_, mods);
+            rec.set_recompute(was);
+            return o;
+        } catch (...) {
+            rec.set_recompute(was);
+            throw;
         }
     }
-    static void resize(xt::xtensor<T, 4>& a, const std::array<std::size_t, 4>& s) {
-        if (!std::equal(s.begin(), s.end(), a.shape().begin())) a.resize(s);
-    }
-    // Writes heads [B,H,T,dh] into columns [offset, offset + D) of rows of width `stride`.
-    void merge(const xt::xtensor<T, 4>& a, T* dst, std::size_t stride, std::size_t offset) const {
-        const std::size_t B = a.shape(0), H = a.shape(1), Tn = a.shape(2), dh = a.shape(3);
-        for (std::size_t b = 0; b < B; ++b)
-            for (std::size_t h = 0; h < H; ++h)
-                for (std::size_t t = 0; t < Tn; ++t) {
-                    const T* s = a.data() + ((b * H + h) * Tn + t) * dh;
-                    T* d = dst + (b * Tn + t) * stride + offset + h * dh;
-                    for (std::size_t i = 0; i < dh; ++i) d[i] = s[i];
-                }
+    tensors::handle out_of(tensors::record<T>& rec, tensors::handle o, tensors::handle x, bool residual) {
+        typename layer<T>::recompute_scope scope(rec, *this);
+        return residual ? rec.call(out_residual_, o, leaf(rec, *w_out_), x) : rec.call(out_, o, leaf(rec, *w_out_));
     }
 
-    expr_layer<T, detail::qkv_projection, 2> in_;
-    expr_layer<T, detail::out_projection, 1> out_;
+    parameter<T>*norm_, *w_qkv_, *w_out_;
     std::size_t heads_, width_ = 0;
     ops::attention_options opts_;
-    xt::xtensor<T, 4> q_, k_, v_, o_, do_;
-    xt::xtensor<T, 3> lse_;
-    xt::xarray<T> merged_, dqkv_;
-    ops::attention_grads<T> g_;
-    ops::attention_workspace<T> ws_;
     std::vector<parameter<T>*> mod_params_;
-    std::vector<xt::xtensor<T, 1>> mod_values_;
+    tensors::block<T, detail::qkv_projection, 0, 1, 2> in_;
+    tensors::block<T, detail::out_projection, 0, 1> out_;
+    tensors::block<T, detail::out_projection_residual, 0, 1, 2> out_residual_;
+    detail::attention_core<T, Mod, Mask, plain, mod_param_count> core_;
+    xt::xarray<std::int64_t> lengths_;
 };
 
 namespace detail {

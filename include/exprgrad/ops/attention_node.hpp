@@ -64,7 +64,23 @@ struct attention_config {
     }
 };
 
+/// A configuration chosen at run time, one compiled node for every mask, cosine and scale policy: the node
+/// reads its options from its state, `block.extra<Node>().runtime_options` (set before each forward, as
+/// nn::self_attention does; release() forgets them), and takes the key lengths [B] as an operand after q, k, v.
+struct runtime_config {
+    static constexpr bool padded = true;
+    static constexpr bool learned_scale = false;
+};
+
 namespace detail {
+template <class Config>
+attention_options config_options(const attention_options& runtime) {
+    if constexpr (std::is_same_v<Config, runtime_config>) {
+        return runtime;
+    } else {
+        return Config::options();
+    }
+}
 template <std::size_t I, class... Ts>
 struct nth_or_void : std::type_identity<void> {};
 template <std::size_t I, class... Ts>
@@ -89,6 +105,7 @@ struct Attention {
         std::vector<T> dq, dk, dv;          // a gradient the program's buffer cannot take (added, or not needed)
         attention_workspace<T> ws;
         attention_options opts;
+        attention_options runtime_options;  // runtime_config only
     };
 
     // The program's buffer of an operand, as the kernels' view: no copy.
@@ -103,7 +120,7 @@ struct Attention {
     // The options of this call: the configuration, plus the run-time key lengths and log s.
     template <class Ctx>
     static void set_options(Ctx& ctx, attention_options& o) {
-        o = Config::options();
+        o = detail::config_options<Config>(ctx.template extra<Attention>().runtime_options);
         if constexpr (Config::padded) {
             const tensors::dims shape = ctx.template in<Lengths>().shape;
             const std::int64_t* len = ctx.template ints<Lengths>();

@@ -30,6 +30,10 @@ struct Deer {
         deer_solver<cell_type> solver;
         xt::xarray<T> y0, x, y, dy;
         deer_report report{};
+        /// The solver's options (tolerances, cap, fallback, scan; the method is M unless runtime_method), set
+        /// through the block (tensors::block::extra<Deer>()) by a layer that takes them at run time (nn::deer_mixer).
+        deer_options opts{};
+        bool runtime_method = false;  ///< opts.method instead of M: one compiled node for every method
     };
 
     template <class T>
@@ -47,8 +51,8 @@ struct Deer {
         copy_in(ctx.template in<X>(), ex.x);
         std::size_t i = 0;
         ((copy_in(ctx.template in<Ps>(), ex.cell.params[i++])), ...);
-        deer_options o;
-        o.method = M;
+        deer_options o = ex.opts;
+        if (!ex.runtime_method) o.method = M;
         auto r = ex.solver.solve(ex.cell, ex.y0, ex.x, o);
         ex.y = std::move(r.y);
         ex.report = r.report;
@@ -63,7 +67,7 @@ struct Deer {
         const T* g = ctx.template adj_data<Deer>();
         if (ex.dy.shape() != ex.y.shape()) ex.dy.resize(ex.y.shape());
         std::copy(g, g + ex.y.size(), ex.dy.data());
-        auto grads = ex.solver.vjp(ex.cell, ex.y0, ex.x, ex.y, ex.dy);
+        auto grads = ex.solver.vjp(ex.cell, ex.y0, ex.x, ex.y, ex.dy, ex.opts.scan);
         auto give = [&](auto child, const xt::xarray<T>& d) {
             using C = typename decltype(child)::type;
             if constexpr (Ctx::template needs<C>) {

@@ -45,6 +45,7 @@ struct FlexAttention {
         std::vector<attention_view<T, 1>> params;
         detail::flex::workspace<T> ws;
         attention_options opts;
+        attention_options runtime_options;  // runtime_config only
     };
 
     // The program's buffers of the parameters, as views (no copy; the kernels check their sizes).
@@ -71,7 +72,7 @@ struct FlexAttention {
         using A = Attention<attention_config<>, Q, K, V>;  // its view4 only
         const auto q = A::view4(ctx.template in<Q>(), "q"), k = A::view4(ctx.template in<K>(), "k"),
                    v = A::view4(ctx.template in<V>(), "v");
-        ex.opts = Config::options();
+        ex.opts = detail::config_options<Config>(ex.runtime_options);
         if constexpr (Config::padded) {
             const tensors::dims shape = ctx.template in<Lengths>().shape;
             const std::int64_t* len = ctx.template ints<Lengths>();

@@ -5,6 +5,7 @@
 
 #include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string>
@@ -38,6 +39,15 @@ struct Permute {
     static constexpr const char* name = "permute";
     static constexpr std::array<int, sizeof...(Axes)> axes{Axes...};
 
+    // The last axis stays last (e.g. heads [B, T, H, d] -> [B, H, T, d]): the data moves in contiguous runs.
+    static constexpr bool keeps_last = axes.back() == static_cast<int>(sizeof...(Axes)) - 1;
+    // The shape without its last axis (the runs' positions); the strides' first rank - 1 entries apply.
+    static dims outer(const dims& out) {
+        dims o;
+        for (int i = 0; i + 1 < out.rank; ++i) o.push(out[i]);
+        return o;
+    }
+
     /// The output shape and the input strides along the output's axes.
     static dims plan(const dims& in, detail::strides& st) {
         if (in.rank != static_cast<int>(sizeof...(Axes))) {
@@ -64,6 +74,13 @@ struct Permute {
         std::array<detail::strides, 1> st{};
         const dims out = plan(a.shape, st[0]);
         T* y = ctx.template out<Permute>(out);
+        if constexpr (keeps_last) {  // contiguous runs of the last axis: copied whole
+            const std::size_t run = out[out.rank - 1];
+            detail::strided_walk(outer(out), st, [&](std::size_t i, const std::array<std::size_t, 1>& o) {
+                std::copy(a.data + o[0], a.data + o[0] + run, y + i * run);
+            });
+            return;
+        }
         detail::strided_walk(out, st, [&](std::size_t i, const std::array<std::size_t, 1>& o) { y[i] = a.data[o[0]]; });
     }
 
@@ -77,6 +94,15 @@ struct Permute {
         bool add = false;
         T* da = ctx.template grad<A>(add);
         // a bijection: each input element receives exactly one adjoint entry
+        if constexpr (keeps_last) {
+            if (!add && !g.uniform) {
+                const std::size_t run = out[out.rank - 1];
+                detail::strided_walk(outer(out), st, [&](std::size_t i, const std::array<std::size_t, 1>& o) {
+                    std::copy(g.data + i * run, g.data + (i + 1) * run, da + o[0]);
+                });
+                return;
+            }
+        }
         detail::strided_walk(out, st, [&](std::size_t i, const std::array<std::size_t, 1>& o) {
             const T v = g.uniform ? g.value : g.data[i];
             da[o[0]] = add ? da[o[0]] + v : v;

@@ -150,6 +150,7 @@ class record {
         // Gradients flow to the output when some differentiated position reads a value that carries one.
         e.carries = any_carrying<B>(std::index_sequence_for<Args...>{}, e.first_slot);
         mark_earlier_call_stale(&b);
+        if (recompute_) e.release = [](void* p) { static_cast<B*>(p)->release(); };
         const cview<T>* r = nullptr;
         try {
             r = &forward_with<B, Args...>(b, e.first_slot, std::index_sequence_for<Args...>{});
@@ -163,7 +164,12 @@ class record {
             if (s.kind == slot::value && values_[s.index].leaf_grad && values_[s.index].first_reader == no_entry)
                 values_[s.index].first_reader = id;
         }
-        return push_entry(e, r->shape.xshape(), r->data, r->size());
+        const handle out = push_entry(e, r->shape.xshape(), r->data, r->size());
+        if (e.release) {  // recompute mode: keep only the recorded values; backward re-runs the forward pass
+            e.release(&b);
+            entries_.back().stale = true;
+        }
+        return out;
     }
 
     /// Runs a run-time layer L on x and records the call; returns the output's handle. L is any object with
@@ -248,6 +254,7 @@ class record {
             if (en.carries && y.adj_set) {
                 if (en.stale) en.forward(en.block, *this, en.first_slot);
                 en.vjp(en.block, *this, en.first_slot, y.adj);
+                if (en.release) en.release(en.block);
                 // The block's intermediates now belong to an earlier call of it or to nobody.
                 en.stale = true;
             }
@@ -269,6 +276,14 @@ class record {
 
     /// The number of recorded calls since the last clear().
     std::size_t calls() const noexcept { return entries_.size(); }
+
+    /// Recompute mode for the calls recorded from now on: each block frees its intermediates after its forward
+    /// pass and re-runs it at backward (same gradients, less memory). Returns the previous mode:
+    /// `const bool was = rec.set_recompute(true); ...; rec.set_recompute(was);`
+    bool set_recompute(bool on) noexcept {
+        std::swap(on, recompute_);
+        return on;
+    }
 
   private:
     static constexpr std::size_t no_entry = static_cast<std::size_t>(-1);
@@ -294,6 +309,7 @@ class record {
         void* block = nullptr;
         forward_fn forward = nullptr;
         vjp_fn vjp = nullptr;
+        void (*release)(void* block) = nullptr;  // recompute mode only
         std::size_t first_slot = 0, slot_count = 0;
         std::uint32_t output = 0;
         bool carries = false;
@@ -309,6 +325,7 @@ class record {
     xt::xarray<T> seed_buffer_;
     gradient_hook hook_;
     call_hook call_hook_;
+    bool recompute_ = false;
 
     // A block or layer called again overwrites its intermediates: its previous call re-runs its forward pass at
     // backward (the recompute path), which makes calling one block many times per step correct.

@@ -47,12 +47,26 @@ template <std::size_t K, class F>
 void strided_walk(const dims& shape, const std::array<strides, K>& st, F&& f) {
     const std::size_t n = shape.size();
     if (n == 0) return;
-    std::array<std::size_t, dims::max_rank> idx{};
     std::array<std::size_t, K> off{};
-    for (std::size_t flat = 0; flat < n; ++flat) {
-        f(flat, off);
-        // odometer step: advance the last axis, carrying into earlier ones
-        for (int j = shape.rank - 1; j >= 0; --j) {
+    if (shape.rank == 0) {
+        f(std::size_t{0}, off);
+        return;
+    }
+    // The last axis as a tight inner loop (the odometer carries only between runs): layout primitives
+    // move runs of the last axis, e.g. the heads' [.., T, d] rows of a permute.
+    const auto last = static_cast<std::size_t>(shape.rank - 1);
+    const std::size_t inner = shape[shape.rank - 1];
+    std::array<std::size_t, K> step{};
+    for (std::size_t k = 0; k < K; ++k) step[k] = st[k][last];
+    std::array<std::size_t, dims::max_rank> idx{};
+    for (std::size_t flat = 0; flat < n; flat += inner) {
+        std::array<std::size_t, K> o = off;
+        for (std::size_t i = 0; i < inner; ++i) {
+            f(flat + i, o);
+            for (std::size_t k = 0; k < K; ++k) o[k] += step[k];
+        }
+        // odometer step over the axes before the last, carrying into earlier ones
+        for (int j = shape.rank - 2; j >= 0; --j) {
             const auto u = static_cast<std::size_t>(j);
             if (++idx[u] < shape[j]) {
                 for (std::size_t k = 0; k < K; ++k) off[k] += st[k][u];

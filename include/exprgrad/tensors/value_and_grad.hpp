@@ -179,6 +179,16 @@ class block {
         return xt::xarray<T>{};
     }
 
+    /// Frees the block's buffers (values, adjoints, saved data); the next forward allocates them again.
+    /// The recompute mode of a record (record::set_recompute) calls it after each forward and VJP.
+    void release() { p_.release(); }
+    /// The run-time state of node type N of the expression (its options, its last report), e.g.
+    /// `blk.extra<decltype(node)>().report` for an ops::deer_node; reset by release().
+    template <class N>
+    auto& extra() & {
+        return p_.template extra<N>();
+    }
+
   private:
     program<T, E, std::integer_sequence<int, W...>> p_;
 };
