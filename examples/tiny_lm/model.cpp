@@ -1,6 +1,7 @@
 // The compiled programs of the tiny language model (one translation unit, so the rest of the example
 // compiles quickly).
 #include "model.hpp"
+#include "flex_stack.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -24,16 +25,6 @@ constexpr tensors::Input<2> W{};
 constexpr tensors::Input<3> Y{};
 constexpr auto logits = tensors::matmul(tensors::rms_norm(X, G), W);  // [B, T, V]
 }  // namespace
-
-// ALiBi (position = alibi): the score minus the head's slope times the query-key distance, under the
-// options' causal mask.
-using alibi_attention = nn::self_attention<float, std::remove_cvref_t<decltype(ops::attn::alibi)>>;
-// Soft-capping (softcap = C > 0): C·tanh(z/C) of the score z (ALiBi's z with position = alibi). C comes from the
-// command line, so it is a fixed parameter of H equal values (attn::softcap<C> takes a compile-time C).
-constexpr auto capped = ops::attn::param<0> * sym::tanh(ops::attn::score / ops::attn::param<0>);
-constexpr auto alibi_capped = ops::attn::param<1> * sym::tanh(ops::attn::alibi / ops::attn::param<1>);
-using softcap_attention = nn::self_attention<float, std::remove_cvref_t<decltype(capped)>>;
-using alibi_softcap_attention = nn::self_attention<float, std::remove_cvref_t<decltype(alibi_capped)>>;
 
 struct language_model::programs {
     // tokens, E, P, T -> E[tokens] + P[0:T] (learned positions)
@@ -64,42 +55,6 @@ scale_policy scale_by_name(const std::string& name) {
 
 bool known_position(const std::string& name) { return name == "learned" || name == "none" || name == "alibi"; }
 
-namespace {
-// nn::transformer's stack with flex attention (Attention: alibi_attention and the softcap ones): the same
-// parameters, names, initialization order and residual gains, each attention layer reading the fixed `mods` (the
-// score modification's parameters of H values each, in `fixed`, which no optimizer sees).
-template <class Attention>
-nn::transformer_stack<float> flex_transformer(nn::parameter_set<float>& params,
-                                              const std::vector<nn::parameter<float>*>& mods, const std::string& name,
-                                              const nn::transformer_options& o, rng& gen) {
-    if (o.layers == 0 || o.width == 0 || o.heads == 0 || o.width % o.heads != 0)
-        throw std::invalid_argument("tiny_lm: width must be a positive multiple of heads");
-    const double out_gain = 1.0 / std::sqrt(2.0 * static_cast<double>(o.layers));
-    const std::size_t hidden = o.mlp_hidden ? o.mlp_hidden : 4 * o.width;
-    nn::transformer_stack<float> s;
-    s.blocks = std::make_unique<nn::sequential<float>>();
-    for (std::size_t l = 0; l < o.layers; ++l) {
-        const std::string p = name + "." + std::to_string(l);
-        if (std::find(o.deer_layers.begin(), o.deer_layers.end(), l) != o.deer_layers.end()) {
-            auto m = nn::deer_mixer_layer<float>(params, p + ".rnn", o.width, o.deer_state, o.deer, gen, out_gain);
-            s.deer.push_back(m.get());
-            s.blocks->add(std::make_unique<nn::residual<float>>(std::move(m)));
-        } else {
-            auto& g = params.add(p + ".attn.norm", xt::ones<float>({o.width}));
-            auto& wqkv = params.add(p + ".attn.qkv", xt::xarray<float>::from_shape({o.width, 3 * o.width}));
-            auto& wo = params.add(p + ".attn.out", xt::xarray<float>::from_shape({o.width, o.width}));
-            nn::init::xavier_uniform(wqkv.value, gen);
-            nn::init::xavier_uniform(wo.value, gen, out_gain);
-            s.blocks->add(std::make_unique<nn::residual<float>>(
-                std::make_unique<Attention>(g, wqkv, wo, o.heads, o.attention, mods)));
-        }
-        s.blocks->add(std::make_unique<nn::residual<float>>(
-            nn::feed_forward<float>(params, p + ".mlp", o.width, hidden, gen, out_gain)));
-    }
-    return s;
-}
-}  // namespace
-
 language_model::language_model(const model_config& c, rng& gen) : config_(c), prog_(std::make_unique<programs>()) {
     if (c.vocab < 5 || c.context < 2) throw std::invalid_argument("tiny_lm: vocab >= 5 and context >= 2 needed");
     if (!known_position(c.position))
@@ -125,12 +80,9 @@ language_model::language_model(const model_config& c, rng& gen) : config_(c), pr
     if (c.softcap > 0.0)
         mods.push_back(
             &fixed_.add("softcap", xt::xarray<float>(xt::ones<float>({c.heads}) * static_cast<float>(c.softcap))));
-    if (c.position == "alibi")
-        stack_ = c.softcap > 0.0 ? flex_transformer<alibi_softcap_attention>(params_, mods, "block", o, gen)
-                                 : flex_transformer<alibi_attention>(params_, mods, "block", o, gen);
-    else
-        stack_ = c.softcap > 0.0 ? flex_transformer<softcap_attention>(params_, mods, "block", o, gen)
-                                 : nn::transformer<float>(params_, "block", o, gen);
+    stack_ = c.position == "alibi" || c.softcap > 0.0
+                 ? flex_stack(c.position == "alibi", c.softcap > 0.0, params_, mods, "block", o, gen)
+                 : nn::transformer<float>(params_, "block", o, gen);
     norm_ = &params_.add("final_norm", xt::ones<float>({c.width}));
     head_ = &params_.add("head", xt::xarray<float>::from_shape({c.width, c.vocab}));
     nn::init::normal(head_->value, gen, 0.0, 0.02);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include <xtensor/xarray.hpp>
@@ -15,6 +16,7 @@
 #include "exprgrad/nn/layer.hpp"
 #include "exprgrad/nn/mlp.hpp"
 #include "exprgrad/nn/optimizer.hpp"
+#include "exprgrad/nn/residual.hpp"
 #include "exprgrad/nn/schedule.hpp"
 
 using namespace exprgrad;
@@ -169,4 +171,17 @@ TEST_CASE("a layer whose output does not read its input returns dL/dx as zeros o
     CHECK(dx.shape() == x.shape());
     CHECK(xt::amax(xt::abs(dx))() == 0.0f);
     CHECK(b.grad(0) == doctest::Approx(1 - std::tanh(0.5f) * std::tanh(0.5f)));
+}
+
+TEST_CASE("a residual around a layer that changes the width is refused, naming both shapes") {
+    // [2, 3] -> [2, 1]: the addition x + f(x) would broadcast f(x) over the width, which no residual means.
+    nn::parameter_set<float> ps;
+    rng gen(5);
+    nn::residual<float> r(nn::dense<float>(ps, "fc", 3, 1, nn::activation::tanh, gen));
+    const xt::xarray<float> x = {{1.0f, 2.0f, 3.0f}, {-1.0f, 0.5f, 2.0f}};
+    CHECK_THROWS_WITH_AS(r.forward(x), doctest::Contains("nn::residual"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(r.forward(x), doctest::Contains("[2, 1] does not have the input's shape [2, 3]"),
+                         std::invalid_argument);
+    nn::residual<float> ok(nn::dense<float>(ps, "same", 3, 3, nn::activation::tanh, gen));
+    CHECK(ok.forward(x).shape() == x.shape());
 }

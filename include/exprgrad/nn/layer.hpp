@@ -56,8 +56,20 @@ class layer {
 
     /// Records x + f(x) (nn::residual). The default records f and an addition; a layer whose last block can
     /// add x itself overrides it (one entry and one copy fewer).
+    /// Throws tensors::shape_error naming both shapes when f(x) does not have x's shape (the addition would
+    /// broadcast one into the other, which a residual never means).
     virtual tensors::handle record_residual_into(tensors::record<T>& rec, tensors::handle x) {
         const tensors::handle f = record_into(rec, x);
+        const auto &xs = rec.value(x).shape(), &fs = rec.value(f).shape();
+        if (!std::equal(xs.begin(), xs.end(), fs.begin(), fs.end())) {
+            auto str = [](const auto& sh) {
+                std::string r = "[";
+                for (std::size_t i = 0; i < sh.size(); ++i) r += (i ? ", " : "") + std::to_string(sh[i]);
+                return r + "]";
+            };
+            throw tensors::shape_error("nn::residual", "the inner layer's output " + str(fs) +
+                                                           " does not have the input's shape " + str(xs));
+        }
         return rec.call(add_, x, f);
     }
 
