@@ -147,7 +147,7 @@ void strip(bool acc, std::size_t rows, std::size_t cols, std::size_t kb, const T
         if (cols == W) {
             one(n, ar, c + i * ldc, ldc);
         } else {
-            alignas(64) T t[R * W];
+            alignas(64) T t[R * W] = {};  // zeroed: the tile also reads (and discards) the columns past cols
             if (acc)
                 for (std::size_t r = 0; r < n; ++r) std::copy_n(c + (i + r) * ldc, cols, t + r * W);
             one(n, ar, t, W);
@@ -194,7 +194,8 @@ void gemm_range(bool ta, bool tb, std::size_t i0, std::size_t i1, std::size_t j0
 /// op(B) K×N, C M×N with leading dimension ldc; op(A) = A (A is M×K, leading dimension lda) or Aᵀ (ta: A is
 /// K×M), likewise op(B) (tb: B is N×K). Any sizes, including 0 (K = 0 sets C to zero or leaves it); C must not
 /// overlap A or B. Without accumulate C is only written, so it may hold anything (NaN) before. NaN and
-/// infinities propagate as in the naive triple loop: every C[i, j] is a chain of FMAs over all k, and the
+/// infinities propagate as in the naive triple loop: every C[i, j] is a chain of FMAs over k (one chain per block
+/// of 256 k, added in order), and the
 /// zero padding of partial tiles only ever meets results that are discarded. Runs on the pool's threads
 /// (kernels/parallel.hpp) when there is enough work; from inside a parallel region, on the calling thread.
 /// Example: gemm(false, true, 1024, 128, 384, g, 384, w, 384, dx, 128, false) is dX = G·Wᵀ for W [128, 384].
