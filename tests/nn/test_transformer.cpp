@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -252,6 +253,44 @@ TEST_CASE("layers record into a caller's record: forward/backward's values and g
         ++i;
     }
     CHECK(ready == params.size() + 1);  // every parameter is a leaf of the record, and the input
+}
+
+TEST_CASE("docs/nn.md: a stack and a loss block in one record; one backward gives every parameter's gradient") {
+    rng gen(33);
+    nn::parameter_set<double> params;
+    auto stack = nn::transformer<double>(params, "tf", small(true, {}), gen);
+    auto& w = params.add("head", randn({8, 5}, gen));
+    const xt::xarray<double> x = randn({2, 3, 8}, gen);
+    const xt::xarray<std::int32_t> targets = {{0, 4, 2}, {1, 1, 3}};
+    auto head_loss = tensors::compile<double>(
+        tensors::cross_entropy(tensors::matmul(tensors::Input<0>{}, tensors::Input<1>{}), tensors::Input<2>{}),
+        tensors::wrt<0, 1>);
+    params.zero_grad();
+    // docs-begin docs/nn.md
+    tensors::record<double> rec;
+    rec.clear();
+    auto h = rec.constant(x);                    // [B, T, d]
+    h = stack.blocks->record_into(rec, h);       // a few entries per layer
+    auto loss = rec.call(head_loss, h, nn::leaf(rec, w), targets);
+    rec.backward(loss);                          // every parameter's grad += dL/dθ
+    // docs-end
+    std::vector<xt::xarray<double>> grads;
+    for (const auto& p : params) grads.push_back(p.grad);
+
+    // The same by hand: the stack's own forward and backward around the loss block's VJP.
+    params.zero_grad();
+    const xt::xarray<double> y = stack.blocks->forward(x);
+    CHECK(head_loss.forward(y, w.value, targets).data[0] == doctest::Approx(rec.value(loss)(0)).epsilon(1e-12));
+    const double seed = 1.0;
+    head_loss.vjp(&seed);
+    w.grad += head_loss.grad<1>();
+    stack.blocks->backward(xt::xarray<double>(head_loss.grad<0>()));
+    std::size_t i = 0;
+    for (const auto& p : params) {
+        CHECK_MESSAGE(xt::allclose(p.grad, grads[i], 1e-12, 1e-14), p.name);
+        CHECK_MESSAGE(xt::amax(xt::abs(p.grad))() > 0.0, p.name);  // every parameter reached
+        ++i;
+    }
 }
 
 TEST_CASE("self-attention: the scale policy is read at run time; fixed(1/√dh) equals inv_sqrt_d") {
