@@ -1,6 +1,8 @@
-// GEMM through OpenBLAS (cblas), float and double, row-major. OpenBLAS's own threads follow
-// exprgrad's thread count outside our parallel regions; inside them callers use gemm_serial-free
-// code paths, so the two pools never oversubscribe the cores.
+// GEMM through OpenBLAS (cblas), float and double, row-major. OpenBLAS's thread count follows exprgrad's
+// (set at the next call after it changes). The kernels that run inside exprgrad's parallel regions (the
+// attention tiles) compute their products themselves and never call BLAS, so OpenBLAS's threads and the
+// pool's take turns; the pool's workers spin up to 200 µs after a region (kernels/parallel.hpp), which can
+// overlap the GEMM that follows.
 #pragma once
 
 #include <cstddef>
