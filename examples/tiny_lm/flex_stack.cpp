@@ -1,75 +1,23 @@
-// The transformer stack with flex attention (flex_stack.hpp).
+// The transformer stack with flex attention (flex_stack.hpp): the choice of variant. The variants are compiled
+// in their own translation units (flex_transformer.hpp).
 #include "flex_stack.hpp"
 
-#include <algorithm>
-#include <cmath>
-#include <memory>
 #include <stdexcept>
-#include <type_traits>
 
-#include <exprgrad/exprgrad.hpp>
-#include <exprgrad/nn/init.hpp>
-#include <exprgrad/ops/attention_mods.hpp>
+#include "flex_transformer.hpp"
 
 namespace tiny_lm {
 
 using namespace exprgrad;
 
-// ALiBi (position = alibi): the score minus the head's slope times the query-key distance, under the
-// options' causal mask.
-using alibi_attention = nn::self_attention<float, std::remove_cvref_t<decltype(ops::attn::alibi)>>;
-// Soft-capping (softcap = C > 0): C·tanh(z/C) of the score z (ALiBi's z with position = alibi). C comes from the
-// command line, so it is a fixed parameter of H equal values (attn::softcap<C> takes a compile-time C).
-constexpr auto capped = ops::attn::param<0> * sym::tanh(ops::attn::score / ops::attn::param<0>);
-constexpr auto alibi_capped = ops::attn::param<1> * sym::tanh(ops::attn::alibi / ops::attn::param<1>);
-using softcap_attention = nn::self_attention<float, std::remove_cvref_t<decltype(capped)>>;
-using alibi_softcap_attention = nn::self_attention<float, std::remove_cvref_t<decltype(alibi_capped)>>;
-
-namespace {
-// nn::transformer's stack with flex attention (Attention: alibi_attention and the softcap ones): the same
-// parameters, names, initialization order and residual gains, each attention layer reading the fixed `mods` (the
-// score modification's parameters of H values each, in `fixed`, which no optimizer sees).
-template <class Attention>
-nn::transformer_stack<float> flex_transformer(nn::parameter_set<float>& params,
-                                              const std::vector<nn::parameter<float>*>& mods, const std::string& name,
-                                              const nn::transformer_options& o, rng& gen) {
-    if (o.layers == 0 || o.width == 0 || o.heads == 0 || o.width % o.heads != 0)
-        throw std::invalid_argument("tiny_lm: width must be a positive multiple of heads");
-    const double out_gain = 1.0 / std::sqrt(2.0 * static_cast<double>(o.layers));
-    const std::size_t hidden = o.mlp_hidden ? o.mlp_hidden : 4 * o.width;
-    nn::transformer_stack<float> s;
-    s.blocks = std::make_unique<nn::sequential<float>>();
-    for (std::size_t l = 0; l < o.layers; ++l) {
-        const std::string p = name + "." + std::to_string(l);
-        if (std::find(o.deer_layers.begin(), o.deer_layers.end(), l) != o.deer_layers.end()) {
-            auto m = nn::deer_mixer_layer<float>(params, p + ".rnn", o.width, o.deer_state, o.deer, gen, out_gain);
-            s.deer.push_back(m.get());
-            s.blocks->add(std::make_unique<nn::residual<float>>(std::move(m)));
-        } else {
-            auto& g = params.add(p + ".attn.norm", xt::ones<float>({o.width}));
-            auto& wqkv = params.add(p + ".attn.qkv", xt::xarray<float>::from_shape({o.width, 3 * o.width}));
-            auto& wo = params.add(p + ".attn.out", xt::xarray<float>::from_shape({o.width, o.width}));
-            nn::init::xavier_uniform(wqkv.value, gen);
-            nn::init::xavier_uniform(wo.value, gen, out_gain);
-            s.blocks->add(std::make_unique<nn::residual<float>>(
-                std::make_unique<Attention>(g, wqkv, wo, o.heads, o.attention, mods)));
-        }
-        s.blocks->add(std::make_unique<nn::residual<float>>(
-            nn::feed_forward<float>(params, p + ".mlp", o.width, hidden, gen, out_gain)));
-    }
-    return s;
-}
-}  // namespace
-
 exprgrad::nn::transformer_stack<float> flex_stack(bool alibi, bool softcap, nn::parameter_set<float>& params,
                                                   const std::vector<nn::parameter<float>*>& mods,
-                                                  const std::string& name, const nn::transformer_options& o,
-                                                  rng& gen) {
+                                                  const std::string& name, const nn::transformer_options& o, rng& gen) {
     if (alibi) {
-        return softcap ? flex_transformer<alibi_softcap_attention>(params, mods, name, o, gen)
-                       : flex_transformer<alibi_attention>(params, mods, name, o, gen);
+        return softcap ? flex::alibi_softcap_stack(params, mods, name, o, gen)
+                       : flex::alibi_stack(params, mods, name, o, gen);
     }
-    if (softcap) return flex_transformer<softcap_attention>(params, mods, name, o, gen);
+    if (softcap) return flex::softcap_stack(params, mods, name, o, gen);
     throw std::invalid_argument("tiny_lm: flex_stack without a modification (alibi or softcap)");
 }
 

@@ -122,4 +122,9 @@ std::unique_ptr<deer_mixer<T>> deer_mixer_layer(parameter_set<T>& params, const 
     return std::make_unique<deer_mixer<T>>(g, a, u, b, wo, std::move(opts));
 }
 
+// Compiled once into libexprgrad in float and double (src/nn/deer_mixer_float.cpp, _double.cpp), so that a
+// model's translation unit does not compile the DEER solver again.
+extern template class deer_mixer<float>;
+extern template class deer_mixer<double>;
+
 }  // namespace exprgrad::nn

@@ -89,6 +89,12 @@ transformer_stack<T> transformer(parameter_set<T>& params, const std::string& na
     return s;
 }
 
+// Compiled once into libexprgrad in float and double (src/nn/transformer.cpp), with the layers it builds.
+extern template transformer_stack<float> transformer<float>(parameter_set<float>&, const std::string&,
+                                                            const transformer_options&, rng&);
+extern template transformer_stack<double> transformer<double>(parameter_set<double>&, const std::string&,
+                                                              const transformer_options&, rng&);
+
 }  // namespace exprgrad::nn
 
 // The one list of transformer_options' fields (what to_string prints). The attention and DEER options are
