@@ -1,7 +1,6 @@
 // ops/deer.hpp: the deterministic instance of the research notes (articles_part2.md §3.7) — iteration
-// counts of every method, the T-bound, the tiny gradient reference — then DEER against the sequential
-// loop on random tanh-RNN and GRU cells (float64 and float32), gradcheck of deer_vjp, the engine's
-// Jacobians, and the fallback and overflow paths.
+// counts of every method, the T-bound, the tiny gradient reference — the guard on a diverging cell, the
+// error messages and the options' printout. Random cells: test_deer_cells.cpp.
 //
 // Test cases labelled "slow" (doctest test suite "slow", skipped by default; run them with
 // `--test-suite=slow --no-skip`) hold the expensive table cells: n = 32 with g ≥ 1 for quasi/newton
@@ -20,31 +19,15 @@
 #include "exprgrad/ops/deer.hpp"
 #include "deer_instance.hpp"
 #include "exprgrad/random.hpp"
+#include "deer_test_util.hpp"
 
 using namespace exprgrad;
 using namespace exprgrad::ops;
+using namespace deer_test;
 
 namespace {
 
 constexpr int overflow = -1;
-
-template <class T>
-double max_abs_diff(const xt::xarray<T>& a, const xt::xarray<T>& b) {
-    REQUIRE(a.size() == b.size());
-    double m = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const double d = std::abs(double(a.data()[i]) - double(b.data()[i]));
-        if (!(d <= m)) m = d;  // NaN propagates as a failure
-    }
-    return m;
-}
-
-template <class T>
-xt::xarray<T> rand_array(std::vector<std::size_t> shape, rng& g, double lo, double hi) {
-    xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
-    for (auto& v : a) v = T(lo + (hi - lo) * g.uniform());
-    return a;
-}
 
 // Runs one method on the notes' instance in float64 from the zero guess, counting iterations until
 // max |Y^(k) − Y_seq| < 1e-10 (the notes' rule). Returns the count, or `overflow` when an iterate
@@ -175,189 +158,6 @@ TEST_CASE("notes §3.7: tiny gradient reference (n=2, T=5, g=1)") {
     CHECK(std::abs(dA(0, 1) - 0.5511483720) < 1e-9);
     CHECK(std::abs(dA(1, 0) - -0.1462372832) < 1e-9);
     CHECK(std::abs(dA(1, 1) - -0.1475675655) < 1e-9);
-}
-
-namespace {
-template <class T>
-auto random_rnn(std::size_t n, std::size_t m, double scale, std::uint64_t seed) {
-    rng g(seed);
-    auto A = rand_array<T>({n, n}, g, -scale / std::sqrt(double(n)), scale / std::sqrt(double(n)));
-    auto U = rand_array<T>({n, m}, g, -1, 1);
-    auto b = rand_array<T>({n}, g, -0.5, 0.5);
-    return tanh_rnn_cell(A, U, b);
-}
-template <class T>
-auto random_gru(std::size_t n, std::size_t m, std::uint64_t seed) {
-    rng g(seed);
-    auto W = [&] { return rand_array<T>({n, m}, g, -1, 1); };
-    auto U = [&] { return rand_array<T>({n, n}, g, -1.5 / std::sqrt(double(n)), 1.5 / std::sqrt(double(n))); };
-    auto b = [&] { return rand_array<T>({n}, g, -0.5, 0.5); };
-    auto Wz = W(), Uz = U(), bz = b(), Wr = W(), Ur = U(), br = b(), Wh = W(), Uh = U(), bh = b();
-    return gru_cell(Wz, Uz, bz, Wr, Ur, br, Wh, Uh, bh);
-}
-const deer_method all_methods[] = {deer_method::newton, deer_method::quasi, deer_method::jacobi, deer_method::fixed_a,
-                                   deer_method::sech_u};
-}  // namespace
-
-TEST_CASE("DEER equals the sequential loop on random cells: 1e-10 in float64, 1e-5 in float32") {
-    const std::size_t B = 3, T = 300, n = 6, m = 4;
-    rng g(7);
-    const auto xd = rand_array<double>({B, T, m}, g, -1, 1);
-    const auto y0d = rand_array<double>({B, n}, g, -0.5, 0.5);
-    const xt::xarray<float> xf = xd, y0f = y0d;
-    const auto rnn_d = random_rnn<double>(n, m, 0.9, 11);
-    const auto rnn_f = random_rnn<float>(n, m, 0.9, 11);
-    const auto gru_d = random_gru<double>(n, m, 12);
-    const auto gru_f = random_gru<float>(n, m, 12);
-    const auto ref_rd = deer_sequential(rnn_d, y0d, xd), ref_gd = deer_sequential(gru_d, y0d, xd);
-    const auto ref_rf = deer_sequential(rnn_f, y0f, xf), ref_gf = deer_sequential(gru_f, y0f, xf);
-    for (auto meth : all_methods) {
-        const std::string method = to_string(meth);
-        CAPTURE(method);
-        deer_options o;
-        o.method = meth;
-        auto a = deer_solve(rnn_d, y0d, xd, o);
-        CHECK(a.report.converged);
-        CHECK_FALSE(a.report.fallback);
-        CHECK(max_abs_diff(a.y, ref_rd) < 1e-10);
-        auto b = deer_solve(gru_d, y0d, xd, o);
-        CHECK(b.report.converged);
-        CHECK_FALSE(b.report.fallback);
-        CHECK(max_abs_diff(b.y, ref_gd) < 1e-10);
-        auto c = deer_solve(rnn_f, y0f, xf, o);
-        CHECK(c.report.converged);
-        CHECK_FALSE(c.report.fallback);
-        CHECK(max_abs_diff(c.y, ref_rf) < 1e-5);
-        auto d = deer_solve(gru_f, y0f, xf, o);
-        CHECK(d.report.converged);
-        CHECK_FALSE(d.report.fallback);
-        CHECK(max_abs_diff(d.y, ref_gf) < 1e-5);
-    }
-    // unbatched inputs give an unbatched trajectory equal to one sequence of the batch
-    const xt::xarray<double> x0 = xt::view(xd, 1), s0 = xt::view(y0d, 1), r0 = xt::view(ref_rd, 1);
-    const auto one = deer_solve(rnn_d, s0, x0);
-    CHECK(one.y.dimension() == 2);
-    CHECK(max_abs_diff(one.y, r0) < 1e-10);
-}
-
-TEST_CASE("the engine's Jacobians: tanh RNN sech²(pre)·A; GRU at zero input and bias is ½(I + ½U_h)") {
-    const std::size_t n = 4, m = 3, rows = 5;
-    rng g(3);
-    const auto cell = random_rnn<double>(n, m, 1.0, 5);
-    const auto yp = rand_array<double>({rows, n}, g, -1, 1);
-    const auto x = rand_array<double>({rows, m}, g, -1, 1);
-    const auto J = deer_jacobian(cell, yp, x);
-    const auto &A = cell.params[0], &U = cell.params[1], &b = cell.params[2];
-    for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t i = 0; i < n; ++i) {
-            double pre = b(i);
-            for (std::size_t j = 0; j < n; ++j) pre += A(i, j) * yp(r, j);
-            for (std::size_t k = 0; k < m; ++k) pre += U(i, k) * x(r, k);
-            const double s2 = 1.0 / (std::cosh(pre) * std::cosh(pre));
-            for (std::size_t j = 0; j < n; ++j) CHECK(J(r, i, j) == doctest::Approx(s2 * A(i, j)).epsilon(1e-13));
-        }
-    // GRU with zero biases, zero input, zero state
-    auto gru = random_gru<double>(n, m, 9);
-    for (std::size_t k : {2, 5, 8}) gru.params[k] = xt::zeros<double>({n});
-    const auto Jg = deer_jacobian(gru, xt::xarray<double>(xt::zeros<double>({std::size_t(1), n})),
-                                  xt::xarray<double>(xt::zeros<double>({std::size_t(1), m})));
-    const auto& Uh = gru.params[7];
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t j = 0; j < n; ++j)
-            CHECK(Jg(0, i, j) == doctest::Approx(0.5 * ((i == j ? 1.0 : 0.0) + 0.5 * Uh(i, j))).epsilon(1e-14));
-}
-
-namespace {
-// Central differences of L = Σ c ⊙ y(θ) against deer_vjp, for every parameter, the inputs and y0.
-// deer_vjp against central differences of deer_solve, through check::vjp_check: every element of each
-// parameter, of x and of y0, random directions, and NaN propagation (ops/deer.hpp: a NaN input makes the
-// output NaN where the recurrence is).
-template <class Cell>
-void gradcheck_vjp(Cell cell, xt::xarray<double> y0, xt::xarray<double> x, std::uint64_t seed) {
-    using arrays = std::vector<xt::xarray<double>>;
-    constexpr std::size_t P = Cell::num_params;
-    // inputs: params[0..P), x, y0
-    auto cell_of = [&](const arrays& in) {
-        Cell c = cell;
-        for (std::size_t k = 0; k < P; ++k) c.params[k] = in[k];
-        return c;
-    };
-    auto f = [&](const arrays& in) { return xt::xarray<double>(deer_solve(cell_of(in), in[P + 1], in[P]).y); };
-    auto vjp = [&](const arrays& in, const xt::xarray<double>& dy) {
-        const Cell c = cell_of(in);
-        const auto r = deer_solve(c, in[P + 1], in[P]);
-        const auto g = deer_vjp(c, in[P + 1], in[P], r.y, dy);
-        arrays out(g.dparams.begin(), g.dparams.end());
-        out.push_back(g.dx);
-        out.push_back(g.dy0);
-        return out;
-    };
-    arrays in(cell.params.begin(), cell.params.end());
-    in.push_back(x);
-    in.push_back(y0);
-    check::vjp_check_options o;
-    o.rtol = 1e-7;
-    o.max_elements = std::size_t(-1);  // every element, as the hand-written loop did
-    o.seed = seed;
-    const auto r = check::vjp_check(f, vjp, in, o);
-    INFO(r.message());
-    CHECK(r);
-}
-}  // namespace
-
-TEST_CASE("gradcheck of deer_vjp (central differences): tanh RNN and GRU, batched") {
-    rng g(21);
-    const std::size_t B = 2, T = 7, n = 3, m = 2;
-    const auto x = rand_array<double>({B, T, m}, g, -1, 1);
-    const auto y0 = rand_array<double>({B, n}, g, -0.5, 0.5);
-    gradcheck_vjp(random_rnn<double>(n, m, 1.2, 31), y0, x, 1);
-    gradcheck_vjp(random_gru<double>(n, m, 32), y0, x, 2);
-    // unbatched
-    const xt::xarray<double> x1 = xt::view(x, 0), y1 = xt::view(y0, 0);
-    gradcheck_vjp(random_rnn<double>(n, m, 0.8, 33), y1, x1, 3);
-}
-
-TEST_CASE("fallback: not converged within the cap gives the sequential trajectory and says so") {
-    const std::size_t n = 8, T = 1000;
-    const auto cell = tools::deer_instance::cell<double>(n, 1.0);
-    const auto u = tools::deer_instance::inputs<double>(n, T);
-    const xt::xarray<double> y0 = xt::zeros<double>({n});
-    const auto ref = deer_sequential(cell, y0, u);
-    deer_options o;
-    o.method = deer_method::jacobi;
-    o.max_iter = 5;  // jacobi needs 29 here
-    const auto r = deer_solve(cell, y0, u, o);
-    CHECK(r.report.iterations == 5);
-    CHECK_FALSE(r.report.converged);
-    CHECK(r.report.fallback);
-    CHECK(max_abs_diff(r.y, ref) == 0.0);
-    // without fallback the last iterate is returned, and it is not the solution yet
-    o.fallback = false;
-    const auto r2 = deer_solve(cell, y0, u, o);
-    CHECK_FALSE(r2.report.fallback);
-    CHECK(max_abs_diff(r2.y, ref) > 1e-6);
-}
-
-TEST_CASE("overflow: fixed_a on n=8, T=1000, g=2 overflows without the guard; the guard keeps it finite") {
-    const std::size_t n = 8, T = 1000;
-    const auto cell = tools::deer_instance::cell<double>(n, 2.0);
-    const auto u = tools::deer_instance::inputs<double>(n, T);
-    const xt::xarray<double> y0 = xt::zeros<double>({n});
-    const auto ref = deer_sequential(cell, y0, u);
-    deer_options o;
-    o.method = deer_method::fixed_a;
-    const auto r = deer_solve(cell, y0, u, o);
-    CHECK(r.report.overflow_at > 0);
-    CHECK(r.report.fallback);
-    CHECK_FALSE(r.report.converged);
-    CHECK(max_abs_diff(r.y, ref) == 0.0);
-    o.guard = true;
-    o.max_iter = 50;
-    o.fallback = false;
-    const auto g = deer_solve(cell, y0, u, o);
-    CHECK(g.report.overflow_at == 0);
-    CHECK(g.report.iterations == 50);
-    for (double v : g.y) CHECK(std::isfinite(v));
 }
 
 namespace {
