@@ -56,20 +56,13 @@
 
 #include "cli_options.hpp"
 #include "listops.hpp"
+#include "model.hpp"
 
 using namespace exprgrad;
+using spt::batch;
+using spt::model;
 
 namespace {
-
-// ---- compiled pieces ----------------------------------------------------------------------------------
-// Embedding: (tokens [B,T], E [V,D], P [Tmax,D], positions [T]) -> [B,T,D].
-constexpr auto embed_expr = embedding(tensor<1>, tensor<0>) + embedding(tensor<2>, tensor<3>);
-// Classifier: (h [B,T,D], mask [B,T,1], g [D], W [D,C], b [C]) -> logits [B,C]; masked mean pooling.
-constexpr auto H = tensor<0>;
-constexpr auto M = tensor<1>;
-constexpr auto cls_logits = matmul(sum<1>(rms_norm(H, tensor<2>) * M) / sum<1>(M), tensor<3>) + tensor<4>;
-// Masked prediction: (h [B,T,D], g [D], W [D,V], b [V], targets [B,T], -1 where not masked).
-constexpr auto mlm_logits = matmul(rms_norm(H, tensor<1>), tensor<2>) + tensor<3>;
 
 // The defaults are the recorded experiment's (docs/self_pretraining.md): depth-2 expressions of 5..64 tokens
 // and 10000 training examples, where training from scratch clearly learns. (The first setting, depth 8,
@@ -87,15 +80,12 @@ struct config {
     bool verbose = true;
 };
 
+spt::model_shape shape_of(const config& c) {
+    return {
+        .width = c.width, .layers = c.layers, .heads = c.heads, .mlp_hidden = c.mlp_hidden, .max_len = c.data.max_len};
+}
+
 // ---- batches ------------------------------------------------------------------------------------------
-struct batch {
-    xt::xarray<long> tokens;   // [B,T], <pad> after each sequence
-    xt::xarray<float> mask;    // [B,T,1], 1 at real tokens
-    xt::xarray<long> labels;   // [B]
-    xt::xarray<long> targets;  // [B,T] masked prediction targets, -1 where not predicted
-    xt::xarray<long> positions;
-    std::vector<std::size_t> lengths;  // real tokens per sequence: attention masks the pad keys
-};
 
 void fill_batch(const std::vector<listops::example>& data, const std::size_t* idx, std::size_t n, batch& b) {
     std::size_t T = 0;
@@ -157,71 +147,6 @@ std::vector<std::vector<std::size_t>> epoch_batches(const std::vector<listops::e
     return shuffled;
 }
 
-// ---- the model ----------------------------------------------------------------------------------------
-struct model {
-    nn::parameter_set<float> params;
-    nn::parameter<float>*tok, *pos, *cls_g, *cls_w, *cls_b, *mlm_g, *mlm_w, *mlm_b;
-    nn::transformer_stack<float> tf;
-    decltype(tensors::compile<float>(embed_expr, wrt<1, 2>)) embed;
-    decltype(tensors::compile<float>(cls_logits, wrt<0>)) cls_forward;
-    decltype(tensors::compile<float>(cross_entropy(cls_logits, tensor<5>), wrt<0, 2, 3, 4>)) cls_loss;
-    decltype(tensors::compile<float>(cross_entropy<-1>(mlm_logits, tensor<4>), wrt<0, 1, 2, 3>)) mlm_loss;
-    tensors::record<float> rec;  // a training step's calls: embedding, transformer stack, loss
-    xt::xarray<float> x;
-
-    model(const config& c, std::uint64_t seed) {
-        rng g(seed);
-        const std::size_t D = c.width, V = listops::vocab_size, C = listops::num_classes;
-        tok = &params.add("tok", xt::xarray<float>::from_shape({V, D}));
-        pos = &params.add("pos", xt::xarray<float>::from_shape({c.data.max_len, D}));
-        nn::init::normal(tok->value, g, 0.0, 0.02);
-        nn::init::normal(pos->value, g, 0.0, 0.02);
-        tf = nn::transformer<float>(params, "tf",
-                                    {.layers = c.layers,
-                                     .width = D,
-                                     .heads = c.heads,
-                                     .mlp_hidden = c.mlp_hidden,
-                                     .attention = {.causal = false}},
-                                    g);
-        cls_g = &params.add("cls.norm", xt::ones<float>({D}));
-        cls_w = &params.add("cls.w", xt::xarray<float>::from_shape({D, C}));
-        cls_b = &params.add("cls.b", xt::zeros<float>({C}));
-        nn::init::xavier_uniform(cls_w->value, g);
-        mlm_g = &params.add("mlm.norm", xt::ones<float>({D}));
-        mlm_w = &params.add("mlm.w", xt::xarray<float>::from_shape({D, V}));
-        mlm_b = &params.add("mlm.b", xt::zeros<float>({V}));
-        nn::init::xavier_uniform(mlm_w->value, g);
-    }
-
-    // The blocks' output for a batch, [B,T,D].
-    const xt::xarray<float>& body(const batch& b) {
-        const auto& e = embed.forward(b.tokens, tok->value, pos->value, b.positions);
-        x.resize({e.shape[0], e.shape[1], e.shape[2]});
-        std::copy(e.data, e.data + e.size(), x.data());
-        tf.set_key_lengths(b.lengths);
-        return tf.blocks->forward(x);
-    }
-    // One training step of a head: the embedding, the stack and the loss recorded, then one backward that
-    // adds every parameter's gradient (zeroed here first); no VJP called by hand. The head's arguments after
-    // the stack's output: parameters (leaves, gradients accumulated), float arrays (constants) or integer
-    // arrays (read in place). Returns the loss.
-    template <class Loss, class... Head>
-    double train_step(Loss& loss, const batch& b, const Head&... head) {
-        params.zero_grad();
-        rec.clear();  // handles are made after this: a handle of an earlier step is refused
-        tf.set_key_lengths(b.lengths);
-        const auto e = rec.call(embed, b.tokens, leaf(tok), leaf(pos), b.positions);
-        const auto h = tf.blocks->record_into(rec, e);  // the stack's blocks, its parameters as leaves
-        const auto l = rec.call(loss, h, arg(head)...);
-        rec.backward(l);
-        return static_cast<double>(rec.value(l)(0));
-    }
-    tensors::handle leaf(nn::parameter<float>* p) { return nn::leaf(rec, *p); }
-    tensors::handle arg(nn::parameter<float>* p) { return leaf(p); }
-    tensors::handle arg(const xt::xarray<float>& a) { return rec.constant(a); }
-    const xt::xarray<long>& arg(const xt::xarray<long>& a) { return a; }
-};
-
 // ---- training -----------------------------------------------------------------------------------------
 // The fraction of `data` classified correctly. With `by_op`, also per root operator (MAX, MIN, MED, SM):
 // (*by_op)[k] correct and (*by_op)[4 + k] total.
@@ -236,10 +161,9 @@ double accuracy(model& m, const std::vector<listops::example>& data, std::size_t
     for (std::size_t s = 0; s < order.size(); s += eval_batch) {
         const std::size_t n = std::min(eval_batch, order.size() - s);
         fill_batch(data, order.data() + s, n, b);
-        const auto& h = m.body(b);
-        const auto& z = m.cls_forward.forward(h, b.mask, m.cls_g->value, m.cls_w->value, m.cls_b->value);
+        const float* logits = m.classify(b);
         for (std::size_t i = 0; i < n; ++i) {
-            const float* row = z.data + i * listops::num_classes;
+            const float* row = logits + i * listops::num_classes;
             const long pred = std::max_element(row, row + listops::num_classes) - row;
             correct += pred == b.labels(i) ? 1 : 0;
             if (by_op) {
@@ -295,7 +219,7 @@ phase_result pretrain(model& m, const config& c, const std::vector<listops::exam
         for (const auto& idx : epoch_batches(train, c.batch, g)) {
             fill_batch(train, idx.data(), idx.size(), b);
             apply_mask(b, c.mask_prob, g);
-            const double loss = m.train_step(m.mlm_loss, b, m.mlm_g, m.mlm_w, m.mlm_b, b.targets);
+            const double loss = m.train_mlm(b);
             step(m, opt, sched, c.clip);
             const double masked =
                 static_cast<double>(std::count_if(b.targets.begin(), b.targets.end(), [](long t) { return t >= 0; }));
@@ -323,7 +247,7 @@ phase_result finetune(model& m, const config& c, std::size_t epochs, const std::
         std::size_t seen = 0;
         for (const auto& idx : epoch_batches(train, c.batch, g)) {
             fill_batch(train, idx.data(), idx.size(), b);
-            const double loss = m.train_step(m.cls_loss, b, b.mask, m.cls_g, m.cls_w, m.cls_b, b.labels);
+            const double loss = m.train_cls(b);
             step(m, opt, sched, c.clip);
             loss_sum += static_cast<double>(loss) * static_cast<double>(idx.size());
             seen += idx.size();
@@ -414,7 +338,7 @@ int run(const config& c, bool check) {
         const std::uint64_t seed = c.seed + s;
         if (c.arm != "spt") {
             if (c.verbose) std::printf("seed %llu, scratch\n", static_cast<unsigned long long>(seed));
-            model m(c, seed);
+            model m(shape_of(c), seed);
             rng g(seed * 1000 + 7);
             const auto r = finetune(m, c, c.epochs, train, val, test, g);
             scratch.best.push_back(r.test_best);
@@ -427,11 +351,11 @@ int run(const config& c, bool check) {
         }
         if (c.arm != "scratch") {
             if (c.verbose) std::printf("seed %llu, SPT\n", static_cast<unsigned long long>(seed));
-            model m(c, seed);  // the same initialization as the scratch arm
+            model m(shape_of(c), seed);  // the same initialization as the scratch arm
             rng g(seed * 1000 + 7);
             const auto p = pretrain(m, c, train, g);
             // the classifier head starts where the scratch arm's did (pretraining decayed it slightly)
-            model fresh(c, seed);
+            model fresh(shape_of(c), seed);
             m.cls_g->value = fresh.cls_g->value;
             m.cls_w->value = fresh.cls_w->value;
             m.cls_b->value = fresh.cls_b->value;
