@@ -61,6 +61,8 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
         }
         if (!rows) continue;
         tiles::gemm_rows<false>(nr, block_k, P.d, Q, dp, Kt, block_k, w.S.data(), block_k);
+        if (P.scores)  // for the backward that follows (problem::scores)
+            std::copy(w.S.data(), w.S.data() + nr * block_k, P.scores + P.score_tile(bh, qb, j0 / block_k));
         bool any = false, whole = true;  // whole: every row adds all nc keys (the product needs no row limits)
         for (std::size_t r = 0; r < nr; ++r) {
             const std::size_t valid = w.valid[r];
