@@ -277,23 +277,24 @@ struct modification {
             return mask_visible<Full>(ra, kj, lim, j);
     }
 
-    /// Row s of a score tile (block_k = a multiple of L entries, for keys j0, j0 + 1, ...): s[c] ← score_mod(s[c])
-    /// where key j0 + c is visible (c < valid and, unless Full, mask_mod > 0), −inf elsewhere. Returns the row's
+    /// Row s of a score tile (block_k = a multiple of L entries, for keys j0, j0 + 1, ...): s[c] ← score_mod(x[c])
+    /// where key j0 + c is visible (c < valid and, unless Full, mask_mod > 0), −inf elsewhere, x being the raw scores
+    /// (s itself, or the copy the forward keeps for the backward: problem::scores). Returns the row's
     /// maximum as kernels::rows::max gives it (NaN when an entry is NaN, −inf when none is visible), found in
     /// the same pass (a second pass over the row cost about 3 % of a forward).
     template <bool Full>
-    static T forward_row(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row(const T* x, T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
         if constexpr (Full) {
-            if (valid == width) return forward_row_impl<true, true>(s, width, valid, ra, j0);
+            if (valid == width) return forward_row_impl<true, true>(x, s, width, valid, ra, j0);
         }
-        return forward_row_impl<Full, false>(s, width, valid, ra, j0);
+        return forward_row_impl<Full, false>(x, s, width, valid, ra, j0);
     }
     template <bool Full, bool All>
-    static T forward_row_impl(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row_impl(const T* x, T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
         if constexpr (relative)
-            return forward_row_relative<Full, All>(s, width, valid, ra, j0);
+            return forward_row_relative<Full, All>(x, s, width, valid, ra, j0);
         else
-            return forward_row_general<Full, All>(s, width, valid, ra, j0);
+            return forward_row_general<Full, All>(x, s, width, valid, ra, j0);
     }
     /// The running maximum of a row pass and whether a NaN was met (maxps drops a NaN operand).
     struct running_max {
@@ -308,14 +309,15 @@ struct modification {
         }
     };
     template <bool Full, bool All>
-    static T forward_row_relative(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row_relative(const T* x, T* s, std::size_t width, std::size_t valid, row_args& ra,
+                                  std::size_t j0) {
         constexpr T ninf = -std::numeric_limits<T>::infinity();
         const Bt iota = lane_iota(), lim(static_cast<T>(j0 + valid));
         const std::size_t end = (valid + L - 1) / L * L;
         running_max mx;
         for (std::size_t c = 0; c < end; c += L) {
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
-            const Bt z = Bt::load_unaligned(s + c) + Bt::load_unaligned(ra.bias + j0 + c);
+            const Bt z = Bt::load_unaligned(x + c) + Bt::load_unaligned(ra.bias + j0 + c);
             const Bt out = pick<All>(visible_keys<Full, All>(ra, kj, lim, j0 + c), z, Bt(ninf));
             out.store_unaligned(s + c);
             mx.add(out);
@@ -324,7 +326,8 @@ struct modification {
         return mx.value();
     }
     template <bool Full, bool All>
-    static T forward_row_general(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row_general(const T* x, T* s, std::size_t width, std::size_t valid, row_args& ra,
+                                 std::size_t j0) {
         using N = std::conditional_t<Full, fwd_full_nodes, fwd_nodes>;
         constexpr T ninf = -std::numeric_limits<T>::infinity();
         const auto consts = N::constants();
@@ -332,7 +335,7 @@ struct modification {
         const std::size_t end = (valid + L - 1) / L * L;
         running_max mx;
         for (std::size_t c = 0; c < end; c += L) {
-            ra.a[0] = Bt::load_unaligned(s + c);
+            ra.a[0] = Bt::load_unaligned(x + c);
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
             if constexpr (!Full)
                 ra.keys(kj, j0 + c);
