@@ -10,6 +10,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <xtensor/xview.hpp>
@@ -442,6 +443,17 @@ TEST_CASE("results are bit-identical for every thread count; double slopes for f
     CHECK(max_abs_diff(g1.dk, g3.dk) == 0.0);
     CHECK(max_abs_diff(g1.dv, g3.dv) == 0.0);
     CHECK(max_abs_diff(g1.dparams[0], g3.dparams[0]) == 0.0);
+}
+
+TEST_CASE("the kernels evaluate a constant quotient of the score as a product; of positions, as written") {
+    using ops::detail::flex::by_reciprocal_t;
+    using score_t = std::remove_cvref_t<decltype(attn::score)>;
+    using capped = decltype(attn::score / sym::fc<30.0>);  // attn::softcap's argument of tanh
+    CHECK(std::is_same_v<by_reciprocal_t<capped>, sym::Node<sym::op::Mul, score_t, sym::FConst<1.0 / 30.0>>>);
+    using bucket = decltype(attn::q_idx / sym::fc<3.0>);  // a bucket boundary must not move: kept a division
+    CHECK(std::is_same_v<by_reciprocal_t<bucket>, bucket>);
+    using mod = decltype(attn::score + attn::param<0> / sym::fc<3.0>);
+    CHECK(std::is_same_v<by_reciprocal_t<mod>, mod>);
 }
 
 TEST_CASE("misuse throws std::invalid_argument naming flex_attention and the values") {

@@ -348,7 +348,9 @@ requires(!std::is_same_v<T, PT>) attention_result<T> flex_attention_forward(
 /// then through normalize_qk as attention_vjp. Fully masked rows contribute nothing (dq = 0 there, even for a
 /// NaN dout); keys no row sees get dk = dv = 0. NaN propagates as in the forward. The scale multipliers are
 /// constants (not differentiated). Results do not depend on opts.threads. Throws as flex_attention_forward
-/// (naming flex_attention_vjp), and when dout's shape is not [B, H_q, T_q, d_v].
+/// (naming flex_attention_vjp), and when dout's shape is not [B, H_q, T_q, d_v]. Memory: the recomputed forward
+/// keeps its raw score tiles for the backward (B·H_q·T_q·T_k values rounded up to 64 × 64 tiles) when they fit in
+/// 64 MiB, in the calling thread's workspace, which keeps them for its next call.
 /// Example: `auto g = flex_attention_vjp(q, k, v, dout, alibi, causal, params, opts); g.dparams[0]`.
 template <attention_value T, class Mod, class Mask>
 flex_attention_grads<T> flex_attention_vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,
