@@ -14,6 +14,9 @@ Usage (from the repository top, build/ configured with -Dbench=true -Dpeers=true
   meson compile -C build bench_flex_attention bench_flex_torch
   nice -n 10 python3 bench/flex_torch_rounds.py --build build --rounds 5
 docs/attention.md ("Flex attention's modifications against libtorch") was made this way.
+--baseline EXE adds a third program in the same rounds (an older bench_flex_attention, e.g. main's, copied aside):
+its median, torch / it, and its time / ours (> 1: ours is faster), so a change is measured before and after under
+the same load.
 """
 import argparse
 import json
@@ -49,20 +52,26 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--min-time", default="0.1")
     ap.add_argument("--filter", default="", help="a regular expression on the variant/T part, e.g. 'causal|alibi'")
+    ap.add_argument("--baseline", default="", help="another bench_flex_attention binary to run in the same rounds")
     args = ap.parse_args()
     sides = [("ours", os.path.join(args.build, "bench", "bench_flex_attention"), "BM_vs_torch/"),
              ("torch", os.path.join(args.build, "bench", "peers", "bench_flex_torch"), "BM_torch/")]
+    if args.baseline:
+        sides.append(("before", args.baseline, "BM_vs_torch/"))
     print(f"load average before: {load()}")
-    times = {"ours": {}, "torch": {}}
+    times = {side: {} for side, _, _ in sides}
     for r in range(args.rounds):
-        for side, exe, prefix in sides if r % 2 == 0 else sides[::-1]:
+        for side, exe, prefix in sides[r % len(sides):] + sides[:r % len(sides)]:
             for key, t in run(exe, prefix + "(" + (args.filter or ".") + ")", args.min_time).items():
                 times[side].setdefault(key, []).append(t)
     print(f"load average after: {load()}")
     print(f"\nforward + backward, B = 1, H = 4, d = 64, float32, ms (1 thread: CPU time; 2 threads: wall-clock), "
           f"{args.rounds} rounds\n")
-    print("| variant | T | threads | ours: median [min–max] | torch: median [min–max] | torch / ours: median [min–max] |")
-    print("|---|---|---|---|---|---|")
+    base = bool(args.baseline)
+    extra = " before: median [min–max] | torch / before: median | before / ours: median [min–max] |" if base else ""
+    print("| variant | T | threads | ours: median [min–max] | torch: median [min–max] | torch / ours: median [min–max] |"
+          + extra)
+    print("|---|---|---|---|---|---|" + ("---|---|---|" if base else ""))
     for key in sorted(times["ours"], key=lambda k: (k[2], list(times["ours"]).index(k))):
         a, b = times["ours"][key], times["torch"].get(key)
         if not b:
@@ -70,7 +79,14 @@ def main():
         ratios = [y / x for x, y in zip(a, b)]
         print(f"| {key[0]} | {key[1]} | {key[2]} | {statistics.median(a):.3g} [{min(a):.3g}–{max(a):.3g}] | "
               f"{statistics.median(b):.3g} [{min(b):.3g}–{max(b):.3g}] | "
-              f"{statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}] |")
+              f"{statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}] |", end="")
+        c = times.get("before", {}).get(key)
+        if base and c:
+            rb = [y / x for x, y in zip(c, b)]
+            sp = [y / x for x, y in zip(a, c)]
+            print(f" {statistics.median(c):.3g} [{min(c):.3g}–{max(c):.3g}] | {statistics.median(rb):.2f} | "
+                  f"{statistics.median(sp):.2f} [{min(sp):.2f}–{max(sp):.2f}] |", end="")
+        print()
     # torch at its better thread count per cell against ours on one thread
     print("\n| variant | T | torch's best (threads) / ours on 1 thread |")
     print("|---|---|---|")

@@ -10,6 +10,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <xtensor/xview.hpp>
@@ -430,6 +431,29 @@ TEST_CASE("results are bit-identical for every thread count; double slopes for f
     CHECK(max_abs_diff(g1.dk, g2.dk) == 0.0);
     CHECK(max_abs_diff(g1.dv, g2.dv) == 0.0);
     CHECK(max_abs_diff(g1.dparams[0], g2.dparams[0]) == 0.0);
+    // flex_attention_vjp's forward kept its raw score tiles for its backward (problem::scores); the backward on
+    // its own (the tensor node's path, from out and lse) computes them again: the same bits.
+    CHECK(ops::detail::flex::thread_workspace<float>().P.kept.size() >= 2 * 4 * 2 * 2 * 64 * 64);
+    using M = ops::detail::flex::modification<float, std::remove_cvref_t<decltype(alibi)>,
+                                              std::remove_cvref_t<decltype(causal)>>;
+    ops::detail::flex::workspace<float> ws;
+    const auto g3 = ops::detail::flex::vjp<M>(q, k, v, r1.out, r1.lse, dout, slopes, o1, ws);
+    CHECK(ws.P.kept.empty());
+    CHECK(max_abs_diff(g1.dq, g3.dq) == 0.0);
+    CHECK(max_abs_diff(g1.dk, g3.dk) == 0.0);
+    CHECK(max_abs_diff(g1.dv, g3.dv) == 0.0);
+    CHECK(max_abs_diff(g1.dparams[0], g3.dparams[0]) == 0.0);
+}
+
+TEST_CASE("the kernels evaluate a constant quotient of the score as a product; of positions, as written") {
+    using ops::detail::flex::by_reciprocal_t;
+    using score_t = std::remove_cvref_t<decltype(attn::score)>;
+    using capped = decltype(attn::score / sym::fc<30.0>);  // attn::softcap's argument of tanh
+    CHECK(std::is_same_v<by_reciprocal_t<capped>, sym::Node<sym::op::Mul, score_t, sym::FConst<1.0 / 30.0>>>);
+    using bucket = decltype(attn::q_idx / sym::fc<3.0>);  // a bucket boundary must not move: kept a division
+    CHECK(std::is_same_v<by_reciprocal_t<bucket>, bucket>);
+    using mod = decltype(attn::score + attn::param<0> / sym::fc<3.0>);
+    CHECK(std::is_same_v<by_reciprocal_t<mod>, mod>);
 }
 
 TEST_CASE("misuse throws std::invalid_argument naming flex_attention and the values") {

@@ -65,6 +65,11 @@ constexpr void check_modifications() {
                       "(the sequence placeholders belong in mask_mod), nor more than 59 parameters");
 }
 
+/// The most memory a forward keeps its raw scores in for the backward that follows (problem::scores): 64 MiB, B·H_q
+/// = 4 at T = 2048 in float. Larger problems compute the product again (at T = 4096 reading the kept tiles back
+/// from memory would cost about what the product does).
+inline constexpr std::size_t kept_scores_limit = std::size_t{64} << 20;
+
 template <class T>
 struct workspace {
     problem<T> P;
@@ -139,13 +144,21 @@ void setup(const char* op, const attention_view<T, 4>& q, const attention_view<T
 
 /// The forward over views of the caller's arrays (no copy): writes out [B, H_q, T_q, d_v] and lse [B, H_q, T_q],
 /// which the caller has sized (after check_inputs). params: views or arrays of H_q values each.
+/// keep_scores: the backward of the same inputs follows in this workspace (vjp_into's packed_forward): the raw
+/// score tiles are kept for it (problem::scores) when they take at most kept_scores_limit bytes.
 template <class M, class T, class Params>
 void forward_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const attention_view<T, 4>& v,
                   const Params& params, const attention_options& o, T* out, T* lse, workspace<T>& ws,
-                  const flex_documents* docs = nullptr) {
+                  const flex_documents* docs = nullptr, bool keep_scores = false) {
     auto& P = ws.P;
     setup<M>("flex_attention_forward", q, k, v, params, o, docs, P);
     pack(q, k, v, o, false, P);
+    P.scores = nullptr;
+    const std::size_t n = P.B * P.Hq * P.nqb * P.nkb * block_q * block_k;
+    if (keep_scores && n * sizeof(T) <= kept_scores_limit) {
+        grow(P.kept, n);
+        P.scores = P.kept.data();
+    }
     forward<M>(P, o, ws.fwd, out, lse);
 }
 
@@ -153,12 +166,13 @@ void forward_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k, 
 template <class M, class T, class PT>
 void forward_into(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k, const xt::xtensor<T, 4>& v,
                   const std::vector<xt::xtensor<PT, 1>>& params, const attention_options& o, xt::xtensor<T, 4>& out,
-                  xt::xtensor<T, 3>& lse, workspace<T>& ws, const flex_documents* docs = nullptr) {
+                  xt::xtensor<T, 3>& lse, workspace<T>& ws, const flex_documents* docs = nullptr,
+                  bool keep_scores = false) {
     const auto qv = view_of(q), kv = view_of(k), vv = view_of(v);
     check_inputs("flex_attention_forward", qv, kv, vv, o, params.size(), M::np, param_sizes(params));
     attention::fit(out, std::array<std::size_t, 4>{qv.dims[0], qv.dims[1], qv.dims[2], vv.dims[3]});
     attention::fit(lse, std::array<std::size_t, 3>{qv.dims[0], qv.dims[1], qv.dims[2]});
-    forward_into<M>(qv, kv, vv, params, o, out.data(), lse.data(), ws, docs);
+    forward_into<M>(qv, kv, vv, params, o, out.data(), lse.data(), ws, docs, keep_scores);
 }
 
 /// The VJP over views of the caller's arrays (out, lse: the forward's of the same inputs; dout: out's shape).
@@ -169,6 +183,7 @@ void vjp_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k, cons
               const Params& params, const attention_options& o, T* dq, T* dk, T* dv, T* dparams, workspace<T>& ws,
               const flex_documents* docs = nullptr, bool packed_forward = false) {
     auto& P = ws.P;
+    if (!packed_forward) P.scores = nullptr;  // kept scores are of the forward that just ran, if any
     setup<M>("flex_attention_vjp", q, k, v, params, o, docs, P);
     // packed_forward: forward_into of the same inputs and workspace ran just before (the scaled q̂ and k̂ᵀ blocks
     // it packed are the backward's too).
@@ -185,12 +200,17 @@ void vjp_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k, cons
             P.Drow[r] = kernels::rows::dot(src, out.data() + r * P.dv, P.dv);
     }
     P.dop = P.dOp.data();
-    // the backward leaves keys no row reads (past every row's prefix) unwritten: their gradients are 0
-    std::fill(dq, dq + q.size(), T(0));
-    std::fill(dk, dk + k.size(), T(0));
-    std::fill(dv, dv + v.size(), T(0));
+    // The backward writes every row of dq, and the rows of dk, dv below kend[b]; the keys no row reads (past
+    // every row's prefix) get 0 here. Zeroing all of dq, dk, dv first cost ~2% of a T = 512 forward + backward.
+    for (std::size_t b = 0; b < P.B; ++b)
+        for (std::size_t gl = 0; gl < P.Hkv; ++gl) {
+            const std::size_t g = b * P.Hkv + gl;
+            std::fill(dk + (g * P.Tk + P.kend[b]) * P.d, dk + (g + 1) * P.Tk * P.d, T(0));
+            std::fill(dv + (g * P.Tk + P.kend[b]) * P.dv, dv + (g + 1) * P.Tk * P.dv, T(0));
+        }
     ws.dpar.assign(BQ * P.nqb * P.nkb * P.np, 0.0);
     backward<M>(P, o, ws.bwd, lse.data(), dq, dk, dv, ws.dpar.data());
+    P.scores = nullptr;
     if (P.cosine) {  // through q̂ = q/√(‖q‖² + ε²): dq = (dq̂ − q̂(q̂·dq̂))/√(‖q‖² + ε²), the same for k
         auto through = [&](T* grad, const T* hat, const T* inv, std::size_t rows_) {
             for (std::size_t r = 0; r < rows_; ++r) {
@@ -273,7 +293,7 @@ flex_attention_grads<T> vjp_entry(const xt::xtensor<T, 4>& q, const xt::xtensor<
     }
     auto& ws = thread_workspace<T>();
     attention_result<T> f;
-    forward_into<M>(q, k, v, params, o, f.out, f.lse, ws, docs);
+    forward_into<M>(q, k, v, params, o, f.out, f.lse, ws, docs, true);
     return vjp<M>(q, k, v, f.out, f.lse, dout, params, o, ws, docs, true);
 }
 
@@ -328,7 +348,9 @@ requires(!std::is_same_v<T, PT>) attention_result<T> flex_attention_forward(
 /// then through normalize_qk as attention_vjp. Fully masked rows contribute nothing (dq = 0 there, even for a
 /// NaN dout); keys no row sees get dk = dv = 0. NaN propagates as in the forward. The scale multipliers are
 /// constants (not differentiated). Results do not depend on opts.threads. Throws as flex_attention_forward
-/// (naming flex_attention_vjp), and when dout's shape is not [B, H_q, T_q, d_v].
+/// (naming flex_attention_vjp), and when dout's shape is not [B, H_q, T_q, d_v]. Memory: the recomputed forward
+/// keeps its raw score tiles for the backward (B·H_q·T_q·T_k values rounded up to 64 × 64 tiles) when they fit in
+/// 64 MiB, in the calling thread's workspace, which keeps them for its next call.
 /// Example: `auto g = flex_attention_vjp(q, k, v, dout, alibi, causal, params, opts); g.dparams[0]`.
 template <attention_value T, class Mod, class Mask>
 flex_attention_grads<T> flex_attention_vjp(const xt::xtensor<T, 4>& q, const xt::xtensor<T, 4>& k,

@@ -52,8 +52,13 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
     if (!rows) return false;
     const T* par = P.par.data() + h * P.np;
     const auto sv = P.sequence(b);
-    tiles::gemm_rows<false>(nr, block_k, P.d, P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp,
-                            P.Kt.data() + (g * P.nkb + kb) * P.d * block_k, block_k, w.S.data(), block_k);
+    // The raw scores: kept by the forward that just ran (the same product's values), or computed again.
+    const T* S = w.S.data();
+    if (P.scores)
+        S = P.scores + P.score_tile(bh, qb, kb);
+    else
+        tiles::gemm_rows<false>(nr, block_k, P.d, P.Qs.data() + (bh * P.Tq + i0) * P.dp, P.dp,
+                                P.Kt.data() + (g * P.nkb + kb) * P.d * block_k, block_k, w.S.data(), block_k);
     tiles::gemm_rows<false>(nr, block_k, P.dv, P.dop + (bh * P.Tq + i0) * P.dvp, P.dvp,
                             P.Vt.data() + (g * P.nkb + kb) * P.dv * block_k, block_k, w.dP.data(), block_k);
     std::array<typename M::Bt, M::np> acc;
@@ -67,7 +72,7 @@ bool backward_pair(const problem<T>& P, std::size_t b, std::size_t h, std::size_
                 ra.bias = P.rel_row(b, h, i0 + r);
                 ra.diag = w.diag.data() + (block_q - 1 - r);
             }
-            N::template backward_row<Full>(w.S.data() + r * block_k, w.dP.data() + r * block_k, lse[i0 + r],
+            N::template backward_row<Full>(S + r * block_k, w.dP.data() + r * block_k, lse[i0 + r],
                                            P.Drow[bh * P.Tq + i0 + r], block_k, valid, ra, j0,
                                            w.Pm.data() + r * block_k, w.dS.data() + r * block_k,
                                            w.vis.data() + r * block_k, acc);

@@ -60,7 +60,10 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
             rows |= w.valid[r] > 0;
         }
         if (!rows) continue;
-        tiles::gemm_rows<false>(nr, block_k, P.d, Q, dp, Kt, block_k, w.S.data(), block_k);
+        // The raw scores: straight into the slot the backward that follows reads them from (problem::scores), or
+        // into S; the row passes below write the modified scores into S.
+        T* X = P.scores ? P.scores + P.score_tile(bh, qb, j0 / block_k) : w.S.data();
+        tiles::gemm_rows<false>(nr, block_k, P.d, Q, dp, Kt, block_k, X, block_k);
         bool any = false, whole = true;  // whole: every row adds all nc keys (the product needs no row limits)
         for (std::size_t r = 0; r < nr; ++r) {
             const std::size_t valid = w.valid[r];
@@ -74,7 +77,7 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
                 if (cls == tile_class::partial) {
                     typename M::row_args ra(b, h, i0 + r, par, sv);
                     ra.bias = P.rel_row(b, h, i0 + r);
-                    bm = M::template forward_row<false>(row, block_k, valid, ra, j0);
+                    bm = M::template forward_row<false>(X + r * block_k, row, block_k, valid, ra, j0);
                     done = true;
                 }
             }
@@ -82,7 +85,7 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
                 using U = typename M::unmasked;
                 typename U::row_args ra(b, h, i0 + r, par, sv);
                 ra.bias = P.rel_row(b, h, i0 + r);
-                bm = U::template forward_row<true>(row, block_k, valid, ra, j0);
+                bm = U::template forward_row<true>(X + r * block_k, row, block_k, valid, ra, j0);
             }
             const auto [lo, hi] = visible_span(row, valid);
             whole = whole && lo == 0 && hi == nc;

@@ -55,6 +55,32 @@ inline constexpr bool score_only_summed_v<sym::Node<sym::op::Sub, A, B>> =
 template <class A>
 inline constexpr bool score_only_summed_v<sym::Node<sym::op::Neg, A>> = score_only_summed_v<A>;
 
+/// E as the kernels evaluate it: every quotient of a score-dependent x by a compile-time constant c
+/// (x / fc<c>, x / Const<n, m> with n > 0) becomes x · (1/c), the reciprocal rounded once in double, so a
+/// soft-capping `C·tanh(score / C)` costs a multiply per score instead of a division (~4 cycles per batch, ~3 % of
+/// its forward). The product is within an ulp or two of the quotient (the tests' tolerances hold); quotients of
+/// positions, parameters and sequence ids stay divisions, so a bucket boundary computed from them is exact.
+template <class E>
+struct by_reciprocal {
+    using type = E;
+};
+template <class E>
+using by_reciprocal_t = typename by_reciprocal<E>::type;
+template <class Op, class... Cs>
+struct by_reciprocal<sym::Node<Op, Cs...>> {
+    using type = sym::Node<Op, by_reciprocal_t<Cs>...>;
+};
+template <class A, double C>
+    requires(reads_v<A, 0>)
+struct by_reciprocal<sym::Node<sym::op::Div, A, sym::FConst<C>>> {
+    using type = sym::Node<sym::op::Mul, by_reciprocal_t<A>, sym::FConst<1.0 / C>>;
+};
+template <class A, std::intmax_t N, std::intmax_t D>
+    requires(reads_v<A, 0> && N > 0)
+struct by_reciprocal<sym::Node<sym::op::Div, A, sym::Const<N, D>>> {
+    using type = sym::Node<sym::op::Mul, by_reciprocal_t<A>, sym::FConst<static_cast<double>(D) / static_cast<double>(N)>>;
+};
+
 /// Score modification Mod and mask Mask compiled for the value type T.
 template <class T, class Mod, class Mask>
 struct modification {
@@ -69,15 +95,21 @@ struct modification {
     static constexpr bool key_docs = reads_v<Mask, attn::first_sequence + 3>;
     static constexpr std::size_t nargs = sequence ? attn::first_sequence + 4 : attn::first_param + np;
     static constexpr bool masked = !mask_always_visible<Mask>();
-    using dscore = decltype(sym::d(Mod{}, attn::score));
+    using dscore_exact = decltype(sym::d(Mod{}, attn::score));
+    // What the row passes evaluate: Mod and its partials with constant quotients of the score as products
+    // (by_reciprocal); a relative bias keeps its form (its table is built once per call).
+    template <class E>
+    using evaluated = std::conditional_t<std::is_same_v<dscore_exact, sym::Const<1>>, E, by_reciprocal_t<E>>;
+    using mod = evaluated<Mod>;
+    using dscore = evaluated<dscore_exact>;
     template <std::size_t I>
-    using dparam = decltype(sym::d(Mod{}, attn::param<static_cast<int>(I)>));
+    using dparam = evaluated<decltype(sym::d(Mod{}, attn::param<static_cast<int>(I)>))>;
     /// A relative bias: score_mod = score + B(b, h, i − j, params) (∂/∂score is the constant 1 and the positions
     /// are read only as q_idx − k_idx; ALiBi, T5's bucketed table). Then B is tabulated once per call and head
     /// for every distance (tabulate), the forward adds the table's entries to the scores, and the backward sums
     /// dS along the diagonals of each tile (one sum per distance) and evaluates ∂B/∂param_I once per distance
     /// (diagonal_params) instead of once per score.
-    static constexpr bool relative = !identity_mod_v<Mod> && std::is_same_v<dscore, sym::Const<1>> &&
+    static constexpr bool relative = !identity_mod_v<Mod> && std::is_same_v<dscore_exact, sym::Const<1>> &&
                                      score_only_summed_v<Mod> && reads_positions_as_distance_v<Mod>;
     /// Whether the relative bias table depends on the batch index (one table per batch entry and head).
     static constexpr bool relative_per_batch = reads_v<Mod, 1>;
@@ -85,19 +117,19 @@ struct modification {
     template <class... Es>
     using nodes_of = sym::compiled_nodes<Bt, sym::node_list_t<Es...>>;
     // The forward needs the modified score (and the mask), the backward also every partial.
-    using fwd_nodes = std::conditional_t<masked, nodes_of<Mod, Mask>, nodes_of<Mod>>;
-    using fwd_full_nodes = nodes_of<Mod>;  // a tile the block mask finds fully visible: no mask evaluation
+    using fwd_nodes = std::conditional_t<masked, nodes_of<mod, Mask>, nodes_of<mod>>;
+    using fwd_full_nodes = nodes_of<mod>;  // a tile the block mask finds fully visible: no mask evaluation
     template <std::size_t... Is>
     static auto bwd_list(std::index_sequence<Is...>) {
         if constexpr (masked)
-            return nodes_of<Mod, Mask, dscore, dparam<Is>...>{};
+            return nodes_of<mod, Mask, dscore, dparam<Is>...>{};
         else
-            return nodes_of<Mod, dscore, dparam<Is>...>{};
+            return nodes_of<mod, dscore, dparam<Is>...>{};
     }
     using bwd_nodes = decltype(bwd_list(std::make_index_sequence<np>{}));
     template <std::size_t... Is>
     static auto bwd_full_list(std::index_sequence<Is...>) {
-        return nodes_of<Mod, dscore, dparam<Is>...>{};
+        return nodes_of<mod, dscore, dparam<Is>...>{};
     }
     using bwd_full_nodes = decltype(bwd_full_list(std::make_index_sequence<np>{}));
 
@@ -186,14 +218,14 @@ struct modification {
     /// Relative: out[m] = B(b, h, distance Tq − 1 − m, params of head h) for m < n (a multiple of L): the table
     /// problem::rel_row reads, entry m of it being key j of query i where m = j − i + Tq − 1.
     static void tabulate(T* out, std::size_t n, std::size_t b, std::size_t h, std::size_t Tq, const T* par) {
-        using N = nodes_of<Mod>;
+        using N = nodes_of<mod>;
         const auto consts = N::constants();
         row_args ra(b, h, Tq - 1, par, sequence_view<T>{});
         ra.a[0] = Bt(T(0));
         const Bt iota = lane_iota();
         for (std::size_t m = 0; m < n; m += L) {
             ra.a[4] = iota + Bt(static_cast<T>(m));
-            N::template get<Mod>(N::run(ra.a, consts), consts).store_unaligned(out + m);
+            N::template get<mod>(N::run(ra.a, consts), consts).store_unaligned(out + m);
         }
     }
 
@@ -245,23 +277,24 @@ struct modification {
             return mask_visible<Full>(ra, kj, lim, j);
     }
 
-    /// Row s of a score tile (block_k = a multiple of L entries, for keys j0, j0 + 1, ...): s[c] ← score_mod(s[c])
-    /// where key j0 + c is visible (c < valid and, unless Full, mask_mod > 0), −inf elsewhere. Returns the row's
+    /// Row s of a score tile (block_k = a multiple of L entries, for keys j0, j0 + 1, ...): s[c] ← score_mod(x[c])
+    /// where key j0 + c is visible (c < valid and, unless Full, mask_mod > 0), −inf elsewhere, x being the raw scores
+    /// (s itself, or the copy the forward keeps for the backward: problem::scores). Returns the row's
     /// maximum as kernels::rows::max gives it (NaN when an entry is NaN, −inf when none is visible), found in
     /// the same pass (a second pass over the row cost about 3 % of a forward).
     template <bool Full>
-    static T forward_row(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row(const T* x, T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
         if constexpr (Full) {
-            if (valid == width) return forward_row_impl<true, true>(s, width, valid, ra, j0);
+            if (valid == width) return forward_row_impl<true, true>(x, s, width, valid, ra, j0);
         }
-        return forward_row_impl<Full, false>(s, width, valid, ra, j0);
+        return forward_row_impl<Full, false>(x, s, width, valid, ra, j0);
     }
     template <bool Full, bool All>
-    static T forward_row_impl(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row_impl(const T* x, T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
         if constexpr (relative)
-            return forward_row_relative<Full, All>(s, width, valid, ra, j0);
+            return forward_row_relative<Full, All>(x, s, width, valid, ra, j0);
         else
-            return forward_row_general<Full, All>(s, width, valid, ra, j0);
+            return forward_row_general<Full, All>(x, s, width, valid, ra, j0);
     }
     /// The running maximum of a row pass and whether a NaN was met (maxps drops a NaN operand).
     struct running_max {
@@ -276,14 +309,15 @@ struct modification {
         }
     };
     template <bool Full, bool All>
-    static T forward_row_relative(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row_relative(const T* x, T* s, std::size_t width, std::size_t valid, row_args& ra,
+                                  std::size_t j0) {
         constexpr T ninf = -std::numeric_limits<T>::infinity();
         const Bt iota = lane_iota(), lim(static_cast<T>(j0 + valid));
         const std::size_t end = (valid + L - 1) / L * L;
         running_max mx;
         for (std::size_t c = 0; c < end; c += L) {
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
-            const Bt z = Bt::load_unaligned(s + c) + Bt::load_unaligned(ra.bias + j0 + c);
+            const Bt z = Bt::load_unaligned(x + c) + Bt::load_unaligned(ra.bias + j0 + c);
             const Bt out = pick<All>(visible_keys<Full, All>(ra, kj, lim, j0 + c), z, Bt(ninf));
             out.store_unaligned(s + c);
             mx.add(out);
@@ -292,7 +326,8 @@ struct modification {
         return mx.value();
     }
     template <bool Full, bool All>
-    static T forward_row_general(T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
+    static T forward_row_general(const T* x, T* s, std::size_t width, std::size_t valid, row_args& ra,
+                                 std::size_t j0) {
         using N = std::conditional_t<Full, fwd_full_nodes, fwd_nodes>;
         constexpr T ninf = -std::numeric_limits<T>::infinity();
         const auto consts = N::constants();
@@ -300,14 +335,14 @@ struct modification {
         const std::size_t end = (valid + L - 1) / L * L;
         running_max mx;
         for (std::size_t c = 0; c < end; c += L) {
-            ra.a[0] = Bt::load_unaligned(s + c);
+            ra.a[0] = Bt::load_unaligned(x + c);
             const Bt kj = iota + Bt(static_cast<T>(j0 + c));
             if constexpr (!Full)
                 ra.keys(kj, j0 + c);
             else if constexpr (!All || reads_v<Mod, 4>)
                 ra.a[4] = kj;
             const auto vals = N::run(ra.a, consts);
-            const Bt m = N::template get<Mod>(vals, consts);
+            const Bt m = N::template get<mod>(vals, consts);
             Bt out = m;
             if constexpr (!All) out = xsimd::select(visible<Full, N>(vals, consts, kj, lim), m, Bt(ninf));
             out.store_unaligned(s + c);
@@ -381,7 +416,7 @@ struct modification {
                 else
                     return visible<Full, N>(vals, consts, kj, lim);
             }();
-            const Bt pe = pick<All>(on, xsimd::exp(N::template get<Mod>(vals, consts) - vlse), zero);
+            const Bt pe = pick<All>(on, xsimd::exp(N::template get<mod>(vals, consts) - vlse), zero);
             // dS' = ∂L/∂(modified score) = p (dP − D); masked entries exactly 0 (their dP may be NaN).
             const Bt dsm = pick<All>(on, pe * (Bt::load_unaligned(dp + c) - vD), zero);
             pe.store_unaligned(p + c);

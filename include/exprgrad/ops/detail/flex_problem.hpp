@@ -59,6 +59,16 @@ struct problem {
     const T* dop = nullptr;
     std::vector<T> q_doc, k_doc;  // document ids as T: [B][T_q] and [B][nkb·block_k] (empty unless the mask reads them)
     block_mask<T> bm;             // the tiles' classes (kept for the next call of the same shape)
+    // A forward followed by its backward (flex_attention_vjp): the forward keeps each computed tile of raw scores
+    // s_i q̂_i·k̂_j here, [B·H_q][nqb][nkb][block_q][block_k], and the backward reads it instead of computing the
+    // product again (one of its five; the same values, so the same bits). Null: not kept (recomputed).
+    buffer<T> kept;
+    T* scores = nullptr;
+
+    /// Where the kept raw scores of (query head bh, query block qb, key block kb) are.
+    std::size_t score_tile(std::size_t bh, std::size_t qb, std::size_t kb) const {
+        return ((bh * nqb + qb) * nkb + kb) * block_q * block_k;
+    }
     // A relative bias score_mod (modification::relative): B tabulated per distance, [B or 1][H_q][rel_len],
     // entry m of a table being query i, key j = i + m − (T_q − 1) (rel_len covers every key block's padding).
     std::vector<T> rel;
