@@ -454,6 +454,17 @@ TEST_CASE("the kernels evaluate a constant quotient of the score as a product; o
     CHECK(std::is_same_v<by_reciprocal_t<bucket>, bucket>);
     using mod = decltype(attn::score + attn::param<0> / sym::fc<3.0>);
     CHECK(std::is_same_v<by_reciprocal_t<mod>, mod>);
+    // Under less, step or sign an ulp can flip the output (4.5f / 0.3f is below 15, 4.5f · (1/0.3) is 15):
+    // kept a division.
+    using gate = decltype(sym::less(attn::score / sym::fc<0.3>, sym::c<15>));
+    CHECK(std::is_same_v<by_reciprocal_t<gate>, gate>);
+    using stepped = decltype(sym::step(attn::score / sym::fc<0.3>));
+    CHECK(std::is_same_v<by_reciprocal_t<stepped>, stepped>);
+    // A divisor whose reciprocal is not finite in float (0 · inf would make a zero score NaN): kept, and compiles.
+    using tiny = decltype(attn::score / sym::fc<1e-39>);
+    CHECK(std::is_same_v<by_reciprocal_t<tiny>, tiny>);
+    using zero = decltype(attn::score / sym::fc<0.0>);
+    CHECK(std::is_same_v<by_reciprocal_t<zero>, zero>);
 }
 
 TEST_CASE("misuse throws std::invalid_argument naming flex_attention and the values") {

@@ -137,7 +137,8 @@ inline xt::xtensor<double, 1> alibi_slopes(std::size_t H) {
 
 /// Logit soft-capping at C > 0 (a compile-time double): z = C·tanh(score / C), smooth, odd, |z| < C, z ≈ score for
 /// |score| ≪ C; ∂z/∂score = 1 − tanh²(score/C). Gemma 2 (C = 50 on attention logits) and Grok-1 (C = 30).
-/// Example: `attn::softcap<50.0>`.
+/// The fused kernels evaluate score / C as score · (1/C) (within an ulp or two; detail/flex_modification.hpp's
+/// by_reciprocal says when). Example: `attn::softcap<50.0>`.
 template <double C>
 inline constexpr auto softcap = detail::flex::make_softcap<C>();
 

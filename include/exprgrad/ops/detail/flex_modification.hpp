@@ -56,10 +56,13 @@ template <class A>
 inline constexpr bool score_only_summed_v<sym::Node<sym::op::Neg, A>> = score_only_summed_v<A>;
 
 /// E as the kernels evaluate it: every quotient of a score-dependent x by a compile-time constant c
-/// (x / fc<c>, x / Const<n, m> with n > 0) becomes x · (1/c), the reciprocal rounded once in double, so a
-/// soft-capping `C·tanh(score / C)` costs a multiply per score instead of a division (~4 cycles per batch, ~3 % of
-/// its forward). The product is within an ulp or two of the quotient (the tests' tolerances hold); quotients of
-/// positions, parameters and sequence ids stay divisions, so a bucket boundary computed from them is exact.
+/// (x / fc<c>; sym already writes x / Const<n, m> as a product) becomes x · (1/c), the reciprocal computed in
+/// double, so a soft-capping `C·tanh(score / C)` costs a multiply per score instead of a division. The product
+/// is within an ulp or two of the quotient (the tests' tolerances hold). Left as divisions: quotients of
+/// positions, parameters and sequence ids (a bucket boundary computed from them stays exact); any quotient
+/// under step, less or sign, whose output an ulp can flip (score · less(score / 0.3, 15) at score 4.5: the
+/// quotient is 14.999999f, the product 15); and c = 0 or |c| < 1/FLT_MAX, whose reciprocal is not finite in
+/// float (0 · inf would turn a zero score into NaN).
 template <class E>
 struct by_reciprocal {
     using type = E;
@@ -70,15 +73,26 @@ template <class Op, class... Cs>
 struct by_reciprocal<sym::Node<Op, Cs...>> {
     using type = sym::Node<Op, by_reciprocal_t<Cs>...>;
 };
+// Discontinuous at a threshold: kept as written.
+template <class A>
+struct by_reciprocal<sym::Node<sym::op::Step, A>> {
+    using type = sym::Node<sym::op::Step, A>;
+};
+template <class A>
+struct by_reciprocal<sym::Node<sym::op::Sign, A>> {
+    using type = sym::Node<sym::op::Sign, A>;
+};
+template <class A, class B>
+struct by_reciprocal<sym::Node<sym::op::Less, A, B>> {
+    using type = sym::Node<sym::op::Less, A, B>;
+};
+// 1/C finite in float: |C| ≥ 1/FLT_MAX (checked before 1/C is formed, which is no constant for C = 0).
+template <double C>
+inline constexpr bool reciprocal_finite_v = (C < 0 ? -C : C) >= 1.0 / 3.4028234663852886e38;
 template <class A, double C>
-    requires(reads_v<A, 0>)
+    requires(reads_v<A, 0> && reciprocal_finite_v<C>)
 struct by_reciprocal<sym::Node<sym::op::Div, A, sym::FConst<C>>> {
     using type = sym::Node<sym::op::Mul, by_reciprocal_t<A>, sym::FConst<1.0 / C>>;
-};
-template <class A, std::intmax_t N, std::intmax_t D>
-    requires(reads_v<A, 0> && N > 0)
-struct by_reciprocal<sym::Node<sym::op::Div, A, sym::Const<N, D>>> {
-    using type = sym::Node<sym::op::Mul, by_reciprocal_t<A>, sym::FConst<static_cast<double>(D) / static_cast<double>(N)>>;
 };
 
 /// Score modification Mod and mask Mask compiled for the value type T.
