@@ -26,11 +26,31 @@ using feed_forward_expr = decltype(tensors::matmul(tensors::relu(tensors::matmul
                                                                  tensors::Input<3>{}),
                                                    tensors::Input<4>{}) +
                                    tensors::Input<5>{});
+// x + f(x) with x passed again as tensor<6>: the residual added inside the last block (no separate addition
+// block, no copy of f(x)); ((h·W2 + b2) + x) rounds as f(x) + x did.
+using feed_forward_residual_expr = decltype(feed_forward_expr{} + tensors::Input<6>{});
+
+// The feed-forward layer: one block, and under nn::residual one block that adds x itself.
+template <class T>
+class feed_forward_layer : public expr_layer<T, feed_forward_expr, 5> {
+  public:
+    explicit feed_forward_layer(std::array<parameter<T>*, 5> p) : expr_layer<T, feed_forward_expr, 5>(p), p_(p) {}
+    tensors::handle record_residual_into(tensors::record<T>& rec, tensors::handle x) override {
+        typename layer<T>::recompute_scope scope(rec, *this);
+        return rec.call(residual_, x, leaf(rec, *p_[0]), leaf(rec, *p_[1]), leaf(rec, *p_[2]), leaf(rec, *p_[3]),
+                        leaf(rec, *p_[4]), x);
+    }
+
+  private:
+    std::array<parameter<T>*, 5> p_;
+    tensors::block<T, feed_forward_residual_expr, 0, 1, 2, 3, 4, 5, 6> residual_;
+};
 }  // namespace detail
 
 /// f(x) = relu(rms_norm(x, g)·W1 + b1)·W2 + b2 for x [..., d] with a hidden width `hidden`; parameters
 /// name.norm (ones), name.w1 [d, hidden] (Kaiming-uniform), name.b1, name.w2 [hidden, d] (Xavier-uniform
-/// times out_gain), name.b2 (zeros). Wrap it in nn::residual for a transformer sublayer.
+/// times out_gain), name.b2 (zeros). Wrap it in nn::residual for a transformer sublayer (the layer then adds
+/// x inside its one block: one record entry).
 /// Example: `auto ff = feed_forward<float>(params, "l0.mlp", 64, 256, gen);`
 template <class T>
 std::unique_ptr<layer<T>> feed_forward(parameter_set<T>& params, const std::string& name, std::size_t d,
@@ -42,8 +62,7 @@ std::unique_ptr<layer<T>> feed_forward(parameter_set<T>& params, const std::stri
     auto& b2 = params.add(name + ".b2", xt::zeros<T>({d}));
     init::kaiming_uniform(w1.value, gen);
     init::xavier_uniform(w2.value, gen, out_gain);
-    return std::make_unique<expr_layer<T, detail::feed_forward_expr, 5>>(
-        std::array<parameter<T>*, 5>{&g, &w1, &b1, &w2, &b2});
+    return std::make_unique<detail::feed_forward_layer<T>>(std::array<parameter<T>*, 5>{&g, &w1, &b1, &w2, &b2});
 }
 
 }  // namespace exprgrad::nn

@@ -271,6 +271,47 @@ class program {
         static_assert(!detail::is_input<expr>::value, "exprgrad: the program's output is one of its arguments");
         return std::get<pos<expr>>(slots_).buf;
     }
+    // ---- hand-overs without a copy (tensors::record): std::swap of xt::xarray moves storage pointers only
+
+    /// Swaps the output's buffer with dst after forward: dst holds the output (the output view, which
+    /// backward may read, keeps pointing at that storage: keep dst alive and unchanged until backward), and
+    /// dst's old storage becomes the buffer the next forward writes into (no allocation when its shape
+    /// repeats). False, with nothing moved, when the output is an argument of the call.
+    bool hand_over_output(xt::xarray<T>& dst) {
+        if constexpr (detail::is_input<expr>::value) {
+            return false;
+        } else {
+            auto& s = std::get<pos<expr>>(slots_);
+            if (s.view.data != s.buf.data() || s.buf.size() != s.view.size()) return false;
+            std::swap(s.buf, dst);
+            return true;
+        }
+    }
+    /// backward(seed.data()) reading seed in place when it has the output's shape (swapped in as the output's
+    /// adjoint and back after); otherwise copied. seed is unchanged either way.
+    void backward_in_place(xt::xarray<T>& seed) {
+        auto& root = std::get<pos<expr>>(slots_);
+        const auto& sh = seed.shape();
+        bool same = static_cast<int>(sh.size()) == root.view.shape.rank;
+        for (int i = 0; same && i < root.view.shape.rank; ++i) same = sh[static_cast<std::size_t>(i)] == root.view.shape[i];
+        if (!same) return backward(seed.data());
+        reset_adjoints(list{});
+        std::swap(root.adj, seed);
+        root.adj_set = true;
+        struct swap_back {
+            xt::xarray<T>& a;
+            xt::xarray<T>& b;
+            ~swap_back() { std::swap(a, b); }
+        } guard{root.adj, seed};
+        run_backward(list{});
+    }
+    /// Swaps grad_of<I>() with dst after backward: dst holds the gradient, and dst's old storage becomes the
+    /// program's buffer for the next backward. The program's grad_of<I> is unspecified until then.
+    template <int I>
+    void take_grad(xt::xarray<T>& dst) {
+        std::swap(const_cast<xt::xarray<T>&>(grad_of<I>()), dst);
+    }
+
     /// Frees every buffer (values, adjoints, saved data); the next call allocates them again.
     /// Checkpointing uses it to keep only one block's intermediates alive at a time.
     void release() {
