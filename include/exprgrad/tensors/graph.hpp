@@ -129,6 +129,34 @@ class program {
         s.view.shape = shape;
         return s.buf.data();
     }
+    /// Node N's value as `shape` over the elements at `data` (a contiguous value of another node or argument of
+    /// this program, as many elements): a view, no copy (reshape). Not for the program's output, which stays a
+    /// buffer of its own (blocks and evaluate hand that buffer out).
+    template <class N>
+    void alias(const T* data, const dims& shape) {
+        static_assert(pos<N> != pos<expr>, "exprgrad: the program's output cannot alias another value");
+        auto& s = std::get<pos<N>>(slots_);
+        s.view.data = data;
+        s.view.shape = shape;
+    }
+    /// Moves node From's adjoint to its child C as C's whole adjoint, reshaped to C's shape (the same number of
+    /// elements): the VJP of a reshape without a copy. False, with nothing moved, when C already has a
+    /// contribution, From's adjoint is uniform or unset, or From is the output (whose adjoint may be the
+    /// caller's array, backward_in_place): the caller then copies or adds. From's adjoint is not read again.
+    template <class From, class C>
+    bool move_adjoint() {
+        if constexpr (pos<From> == pos<expr>) {
+            return false;
+        } else {
+            auto &f = std::get<pos<From>>(slots_), &c = std::get<pos<C>>(slots_);
+            if (c.adj_set || !f.adj_set || f.adj_uniform || f.adj.size() != c.view.size()) return false;
+            std::swap(f.adj, c.adj);
+            c.adj.reshape(c.view.shape.xshape());
+            c.adj_set = true;
+            c.adj_uniform = false;
+            return true;
+        }
+    }
     template <class N>
     auto& extra() {
         return std::get<pos<N>>(extras_);
