@@ -243,6 +243,10 @@ TEST_CASE("reshape: inside a program a view of its operand (no copy); as the out
     CHECK(p.grad_of<0>().shape() == a.shape());
     auto out = compile<double>(reshape<-1, 8>(X), wrt<0>);
     CHECK(out.forward(a).data != a.data());  // a block's output outlives a change of its argument
+    // At the output, a reshape of a node takes the node's buffer over, under the new shape.
+    const xt::xarray<double> twice = tensors::evaluate(reshape<-1, 8>(X * 2_c), a);
+    REQUIRE(twice.shape() == std::vector<std::size_t>{6, 8});
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(twice.data()[i] == 2.0 * a.data()[i]);
     // A reshaped operand that also reaches the loss another way: the two adjoints add.
     expect_gradcheck(sum(square(reshape(X, Y, Z)) * W4) + sum(square(X)), wrt<0>, a, 4, -1, random_array({4, 12}, 114));
 }

@@ -139,6 +139,23 @@ class program {
         s.view.data = data;
         s.view.shape = shape;
     }
+    /// Node N's value as `shape` over child C's elements by taking C's buffer (C's view keeps pointing at its
+    /// elements, now in N's buffer; C's next forward writes into N's old buffer): a reshape at the program's
+    /// output without a copy. False, with nothing moved, when C is an argument or its value is not its own buffer.
+    template <class N, class C>
+    bool take_buffer(const dims& shape) {
+        if constexpr (detail::is_input<C>::value) {
+            return false;
+        } else {
+            auto &s = std::get<pos<N>>(slots_), &c = std::get<pos<C>>(slots_);
+            if (c.view.data != c.buf.data() || c.buf.size() != shape.size()) return false;
+            std::swap(s.buf, c.buf);
+            s.buf.reshape(shape.xshape());
+            s.view.data = s.buf.data();
+            s.view.shape = shape;
+            return true;
+        }
+    }
     /// Moves node From's adjoint to its child C as C's whole adjoint, reshaped to C's shape (the same number of
     /// elements): the VJP of a reshape without a copy. False, with nothing moved, when C already has a
     /// contribution, From's adjoint is uniform or unset, or From is the output (whose adjoint may be the
