@@ -30,20 +30,28 @@ using feed_forward_expr = decltype(tensors::matmul(tensors::relu(tensors::matmul
 // block, no copy of f(x)); ((h·W2 + b2) + x) rounds as f(x) + x did.
 using feed_forward_residual_expr = decltype(feed_forward_expr{} + tensors::Input<6>{});
 
-// The feed-forward layer: one block, and under nn::residual one block that adds x itself.
+// The feed-forward layer: one compiled program for both uses. Under nn::residual it adds x itself; alone it
+// adds the number 0 in x's place (f(x) + 0 = f(x), only an output of -0 reads +0), so that a model compiles
+// one feed-forward program, not two (the second cost tiny_lm/model.cpp 80 MB of compiler memory).
 template <class T>
-class feed_forward_layer : public expr_layer<T, feed_forward_expr, 5> {
+class feed_forward_layer : public layer<T> {
   public:
-    explicit feed_forward_layer(std::array<parameter<T>*, 5> p) : expr_layer<T, feed_forward_expr, 5>(p), p_(p) {}
+    explicit feed_forward_layer(std::array<parameter<T>*, 5> p) : p_(p) {}
+    tensors::handle record_into(tensors::record<T>& rec, tensors::handle x) override { return call(rec, x, false); }
     tensors::handle record_residual_into(tensors::record<T>& rec, tensors::handle x) override {
-        typename layer<T>::recompute_scope scope(rec, *this);
-        return rec.call(residual_, x, leaf(rec, *p_[0]), leaf(rec, *p_[1]), leaf(rec, *p_[2]), leaf(rec, *p_[3]),
-                        leaf(rec, *p_[4]), x);
+        return call(rec, x, true);
     }
 
   private:
+    tensors::handle call(tensors::record<T>& rec, tensors::handle x, bool residual) {
+        typename layer<T>::recompute_scope scope(rec, *this);
+        const tensors::handle g = leaf(rec, *p_[0]), w1 = leaf(rec, *p_[1]), b1 = leaf(rec, *p_[2]),
+                              w2 = leaf(rec, *p_[3]), b2 = leaf(rec, *p_[4]);
+        return residual ? rec.call(block_, x, g, w1, b1, w2, b2, x) : rec.call(block_, x, g, w1, b1, w2, b2, T(0));
+    }
+
     std::array<parameter<T>*, 5> p_;
-    tensors::block<T, feed_forward_residual_expr, 0, 1, 2, 3, 4, 5, 6> residual_;
+    tensors::block<T, feed_forward_residual_expr, 0, 1, 2, 3, 4, 5, 6> block_;
 };
 }  // namespace detail
 
