@@ -192,6 +192,13 @@ TEST_CASE("transformer and its layers refuse bad shapes with a message") {
                          std::invalid_argument);
     nn::residual<double> r(nn::feed_forward<double>(params, "ff", 4, 8, gen));
     CHECK(r.forward(xt::ones<double>({1, 2, 4})).shape(2) == 4);
+    // The feed-forward adds x inside its block under the residual and 0 alone: the same f either way.
+    const xt::xarray<double> x = randn({1, 2, 4}, gen), dy = randn({1, 2, 4}, gen);
+    const xt::xarray<double> with = r.forward(x), dx_with = r.backward(dy);
+    const xt::xarray<double> alone = r.inner().forward(x), dx_alone = r.inner().backward(dy);
+    CHECK(xt::allclose(with - x, alone, 1e-14, 1e-15));
+    CHECK(xt::allclose(dx_with - dy, dx_alone, 1e-14, 1e-15));
+    CHECK(xt::amax(xt::abs(alone - with))() > 0.1);  // alone is not x + f(x)
 }
 
 TEST_CASE("key padding: real positions do not depend on the padded tokens, and equal the unpadded run") {

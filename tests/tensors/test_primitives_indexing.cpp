@@ -230,3 +230,23 @@ TEST_CASE("reshape: sizes at run time, -1 inferred, 0 kept; the VJP reshapes bac
     CHECK(message_of([&] { (void)eval(reshape(X, Y, Z), a, -3, 8); }) ==
           "exprgrad::reshape: sizes must be positive, -1 (inferred) or 0 (kept), got -3");
 }
+
+TEST_CASE("reshape: inside a program a view of its operand (no copy); as the output a buffer of its own") {
+    const auto a = random_array({2, 3, 8}, 113);
+    using inner = decltype(reshape<-1, 8>(X));
+    tensors::program<double, decltype(sum(square(inner{}))), std::integer_sequence<int, 0>> p;
+    (void)p.forward(a);
+    CHECK(p.in<inner>().data == a.data());  // the argument's own elements
+    CHECK(p.in<inner>().shape.str() == "(6, 8)");
+    p.backward_uniform(1.0);
+    check_close(p.grad_of<0>(), 2.0 * a, 0);  // the adjoint handed back under x's shape
+    CHECK(p.grad_of<0>().shape() == a.shape());
+    auto out = compile<double>(reshape<-1, 8>(X), wrt<0>);
+    CHECK(out.forward(a).data != a.data());  // a block's output outlives a change of its argument
+    // At the output, a reshape of a node takes the node's buffer over, under the new shape.
+    const xt::xarray<double> twice = tensors::evaluate(reshape<-1, 8>(X * 2_c), a);
+    REQUIRE(twice.shape() == std::vector<std::size_t>{6, 8});
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(twice.data()[i] == 2.0 * a.data()[i]);
+    // A reshaped operand that also reaches the loss another way: the two adjoints add.
+    expect_gradcheck(sum(square(reshape(X, Y, Z)) * W4) + sum(square(X)), wrt<0>, a, 4, -1, random_array({4, 12}, 114));
+}

@@ -201,6 +201,25 @@ TEST_CASE("record: misuse is refused with the operation and the offending value 
     CHECK_THROWS_WITH_AS(rec.value(h), doctest::Contains("belongs to an earlier step"), std::invalid_argument);
 }
 
+TEST_CASE("record: a block's output and the first gradient it passes on move into the record, not copied") {
+    const auto x = random_array({5, 4}, 21), w = random_array({4, 4}, 22);
+    auto dense = compile<double>(tanh(matmul(X, W)), wrt<0, 1>);
+    auto loss = compile<double>(mean(square(X)), wrt<0>);
+    xt::xarray<double> g = zeros_like(w);
+    const double* out = dense.forward(x, w).data;  // the blocks' own buffers, allocated by direct calls
+    (void)loss.forward(x);
+    loss.vjp(xt::xarray<double>{1.0}.data());
+    const double* dx = loss.grad<0>().data();
+    tensors::record<double> rec;
+    const auto h = rec.call(dense, rec.constant(x), rec.leaf(w, g));
+    CHECK(rec.value(h).data() == out);  // the same storage
+    rec.backward(rec.call(loss, h));
+    CHECK(rec.grad(h).data() == dx);
+    const xt::xarray<double> y = tensors::evaluate(tanh(matmul(X, W)), x, w);
+    CHECK(xt::allclose(rec.value(h), y, 1e-14, 1e-16));
+    CHECK(xt::allclose(rec.grad(h), 2.0 * y / 20.0, 1e-14, 1e-16));
+}
+
 TEST_CASE("record: a step of the same shapes allocates nothing once warm") {
     if (!exprgrad_test::alloc_counting_enabled()) return;  // the counter cannot work under ASan
     const auto x = random_array({8, 6}, 16), w1 = random_array({6, 6}, 17), w2 = random_array({6, 6}, 18);

@@ -129,6 +129,51 @@ class program {
         s.view.shape = shape;
         return s.buf.data();
     }
+    /// Node N's value as `shape` over the elements at `data` (a contiguous value of another node or argument of
+    /// this program, as many elements): a view, no copy (reshape). Not for the program's output, which stays a
+    /// buffer of its own (blocks and evaluate hand that buffer out).
+    template <class N>
+    void alias(const T* data, const dims& shape) {
+        static_assert(pos<N> != pos<expr>, "exprgrad: the program's output cannot alias another value");
+        auto& s = std::get<pos<N>>(slots_);
+        s.view.data = data;
+        s.view.shape = shape;
+    }
+    /// Node N's value as `shape` over child C's elements by taking C's buffer (C's view keeps pointing at its
+    /// elements, now in N's buffer; C's next forward writes into N's old buffer): a reshape at the program's
+    /// output without a copy. False, with nothing moved, when C is an argument or its value is not its own buffer.
+    template <class N, class C>
+    bool take_buffer(const dims& shape) {
+        if constexpr (detail::is_input<C>::value) {
+            return false;
+        } else {
+            auto &s = std::get<pos<N>>(slots_), &c = std::get<pos<C>>(slots_);
+            if (c.view.data != c.buf.data() || c.buf.size() != shape.size()) return false;
+            std::swap(s.buf, c.buf);
+            s.buf.reshape(shape.xshape());
+            s.view.data = s.buf.data();
+            s.view.shape = shape;
+            return true;
+        }
+    }
+    /// Moves node From's adjoint to its child C as C's whole adjoint, reshaped to C's shape (the same number of
+    /// elements): the VJP of a reshape without a copy. False, with nothing moved, when C already has a
+    /// contribution, From's adjoint is uniform or unset, or From is the output (whose adjoint may be the
+    /// caller's array, backward_in_place): the caller then copies or adds. From's adjoint is not read again.
+    template <class From, class C>
+    bool move_adjoint() {
+        if constexpr (pos<From> == pos<expr>) {
+            return false;
+        } else {
+            auto &f = std::get<pos<From>>(slots_), &c = std::get<pos<C>>(slots_);
+            if (c.adj_set || !f.adj_set || f.adj_uniform || f.adj.size() != c.view.size()) return false;
+            std::swap(f.adj, c.adj);
+            c.adj.reshape(c.view.shape.xshape());
+            c.adj_set = true;
+            c.adj_uniform = false;
+            return true;
+        }
+    }
     template <class N>
     auto& extra() {
         return std::get<pos<N>>(extras_);
@@ -271,6 +316,47 @@ class program {
         static_assert(!detail::is_input<expr>::value, "exprgrad: the program's output is one of its arguments");
         return std::get<pos<expr>>(slots_).buf;
     }
+    // ---- hand-overs without a copy (tensors::record): std::swap of xt::xarray moves storage pointers only
+
+    /// Swaps the output's buffer with dst after forward: dst holds the output (the output view, which
+    /// backward may read, keeps pointing at that storage: keep dst alive and unchanged until backward), and
+    /// dst's old storage becomes the buffer the next forward writes into (no allocation when its shape
+    /// repeats). False, with nothing moved, when the output is an argument of the call.
+    bool hand_over_output(xt::xarray<T>& dst) {
+        if constexpr (detail::is_input<expr>::value) {
+            return false;
+        } else {
+            auto& s = std::get<pos<expr>>(slots_);
+            if (s.view.data != s.buf.data() || s.buf.size() != s.view.size()) return false;
+            std::swap(s.buf, dst);
+            return true;
+        }
+    }
+    /// backward(seed.data()) reading seed in place when it has the output's shape (swapped in as the output's
+    /// adjoint and back after); otherwise copied. seed is unchanged either way.
+    void backward_in_place(xt::xarray<T>& seed) {
+        auto& root = std::get<pos<expr>>(slots_);
+        const auto& sh = seed.shape();
+        bool same = static_cast<int>(sh.size()) == root.view.shape.rank;
+        for (int i = 0; same && i < root.view.shape.rank; ++i) same = sh[static_cast<std::size_t>(i)] == root.view.shape[i];
+        if (!same) return backward(seed.data());
+        reset_adjoints(list{});
+        std::swap(root.adj, seed);
+        root.adj_set = true;
+        struct swap_back {
+            xt::xarray<T>& a;
+            xt::xarray<T>& b;
+            ~swap_back() { std::swap(a, b); }
+        } guard{root.adj, seed};
+        run_backward(list{});
+    }
+    /// Swaps grad_of<I>() with dst after backward: dst holds the gradient, and dst's old storage becomes the
+    /// program's buffer for the next backward. The program's grad_of<I> is unspecified until then.
+    template <int I>
+    void take_grad(xt::xarray<T>& dst) {
+        std::swap(const_cast<xt::xarray<T>&>(grad_of<I>()), dst);
+    }
+
     /// Frees every buffer (values, adjoints, saved data); the next call allocates them again.
     /// Checkpointing uses it to keep only one block's intermediates alive at a time.
     void release() {

@@ -5,7 +5,8 @@
 // arguments live, where its output went), and one backward on the loss runs the recorded VJPs in reverse,
 // chaining every intermediate adjoint and accumulating every leaf's gradient. libtorch's autograd records
 // every operation; a record holds compiled blocks only, a few entries per layer. Nothing is allocated in
-// steady state: entries, values and adjoints are kept per position and reused while the shapes repeat.
+// steady state: entries, values and adjoints are kept per position and reused while the shapes repeat, and a
+// block's output and the gradients it passes on are swapped between its buffers and the record's, not copied.
 //
 //   tensors::record<float> rec;
 //   auto blk  = tensors::compile<float>(tanh(matmul(tensor<0>, tensor<1>)), tensors::wrt<0, 1>);
@@ -164,7 +165,9 @@ class record {
             if (s.kind == slot::value && values_[s.index].leaf_grad && values_[s.index].first_reader == no_entry)
                 values_[s.index].first_reader = id;
         }
-        const handle out = push_entry(e, r->shape.xshape(), r->data, r->size());
+        const handle out = push_entry(e);
+        auto& v = values_[out.index];  // the block's output buffer itself when it is one (no copy)
+        if (!b.hand_over_output(v.own)) copy_into(v.own, r->shape.xshape(), r->data, r->size());
         if (e.release) {  // recompute mode: keep only the recorded values; backward re-runs the forward pass
             e.release(&b);
             entries_.back().stale = true;
@@ -203,7 +206,9 @@ class record {
             slots_.resize(e.first_slot);
             throw;
         }
-        return push_entry(e, y->shape(), y->data(), y->size());
+        const handle out = push_entry(e);
+        copy_into(values_[out.index].own, y->shape(), y->data(), y->size());
+        return out;
     }
 
     /// The value a handle names (valid until the next clear()).
@@ -293,8 +298,7 @@ class record {
         const xt::xarray<T>* value = nullptr;
         xt::xarray<T>* leaf_grad = nullptr;  // leaves only
         xt::xarray<T> adj;                   // intermediates' adjoints
-        bool adj_set = false;
-        bool carries = false;
+        bool adj_set = false, carries = false;
         std::size_t first_reader = no_entry;
     };
     struct slot {
@@ -304,7 +308,7 @@ class record {
         double num = 0;
     };
     using forward_fn = void (*)(void* block, record& r, std::size_t first_slot);
-    using vjp_fn = void (*)(void* block, record& r, std::size_t first_slot, const xt::xarray<T>& dout);
+    using vjp_fn = void (*)(void* block, record& r, std::size_t first_slot, xt::xarray<T>& dout);
     struct entry {
         void* block = nullptr;
         forward_fn forward = nullptr;
@@ -312,13 +316,11 @@ class record {
         void (*release)(void* block) = nullptr;  // recompute mode only
         std::size_t first_slot = 0, slot_count = 0;
         std::uint32_t output = 0;
-        bool carries = false;
-        bool stale = false;
+        bool carries = false, stale = false;
     };
 
     std::deque<value_slot> values_;  // a deque: outputs point into their own slot, which must not move
-    std::uint32_t values_used_ = 0;
-    std::uint32_t generation_ = 1;
+    std::uint32_t values_used_ = 0, generation_ = 1;
     std::vector<entry> entries_;
     std::vector<slot> slots_;
     std::vector<std::uint32_t> leaves_;
@@ -338,22 +340,17 @@ class record {
         }
     }
 
-    // Records the call e with its output (copied into the record: the callee's buffer is reused by its next call).
-    template <class Shape>
-    handle push_entry(entry& e, const Shape& shape, const T* data, std::size_t n) {
+    // Records the call e; the caller fills the output's slot (a block hands its buffer over, a layer's is copied).
+    handle push_entry(entry& e) {
         const handle out = new_value(e.carries);
         e.output = out.index;
         entries_.push_back(e);
-        auto& v = values_[out.index];
-        copy_into(v.own, shape, data, n);
-        v.value = &v.own;
+        values_[out.index].value = &values_[out.index].own;
         return out;
     }
 
     template <class A>
-    static constexpr bool valid_argument() {
-        return std::is_same_v<A, handle> || std::is_arithmetic_v<A> || detail::is_integer_array<A>();
-    }
+    static constexpr bool valid_argument() { return std::is_same_v<A, handle> || std::is_arithmetic_v<A> || detail::is_integer_array<A>(); }
 
     handle new_value(bool carries) {
         if (values_used_ == values_.size()) values_.emplace_back();
@@ -450,7 +447,10 @@ class record {
         if constexpr (std::is_same_v<A, handle> &&
                       detail::block_traits<std::remove_cvref_t<B>>::template differentiates<I>) {
             value_slot& v = values_[s.index];
-            if (v.carries) deliver(v, b.template grad<I>());
+            if (v.carries && !v.leaf_grad && !v.adj_set) {
+                b.template take_grad<I>(v.adj);  // a first contribution to an intermediate: moved, not copied
+                v.adj_set = true;
+            } else if (v.carries) deliver(v, b.template grad<I>());
         }
     }
     // A gradient reaching a value: added into a leaf's array; the first contribution to an intermediate's
@@ -470,9 +470,9 @@ class record {
         (take_grad<B, static_cast<int>(I), Args>(b, slots_[first + I]), ...);
     }
     template <class B, class... Args>
-    static void run_vjp(void* blk, record& r, std::size_t first, const xt::xarray<T>& dout) {
+    static void run_vjp(void* blk, record& r, std::size_t first, xt::xarray<T>& dout) {
         B& b = *static_cast<B*>(blk);
-        b.vjp(dout.data());
+        b.vjp_in_place(dout);
         r.take_grads<B, Args...>(b, first, std::index_sequence_for<Args...>{});
     }
 
@@ -481,7 +481,7 @@ class record {
         static_cast<L*>(l)->forward(*r.values_[r.slots_[first].index].value);
     }
     template <class L>
-    static void layer_vjp(void* l, record& r, std::size_t first, const xt::xarray<T>& dout) {
+    static void layer_vjp(void* l, record& r, std::size_t first, xt::xarray<T>& dout) {
         const xt::xarray<T>& dx = static_cast<L*>(l)->backward(dout);
         value_slot& v = r.values_[r.slots_[first].index];
         if (v.carries) deliver(v, dx);

@@ -1,7 +1,9 @@
 // reshape: the same elements (row-major order) under another shape. The sizes are in the type,
 // reshape<-1, 64>(X), or known only at run time, reshape(X, B, T, H, D) with number arguments or
 // sym constants; in both, -1 infers one size and 0 keeps the input's size at that position. The
-// VJP reshapes the adjoint back. It copies, like the other layout nodes.
+// VJP reshapes the adjoint back. Inside a program it is a view of its operand (no copy) and its VJP hands
+// the adjoint on without a copy when it is the operand's only one; as a program's output it takes over its
+// operand's buffer (an argument is copied).
 #pragma once
 
 #include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
@@ -55,18 +57,25 @@ inline dims reshape_target(const dims& in, const std::int64_t* want, std::size_t
     return out;
 }
 
-/// The copy both reshape nodes run forward (Self's value) and backward (A's adjoint).
+/// What both reshape nodes run forward (Self's value: a view of A's; as the program's output, which is a buffer
+/// of the program's own, A's buffer taken over, or a copy of an argument) and backward (A's adjoint: Self's
+/// moved to A when it is A's only contribution, else copied or added).
 template <class Self, class A, class Ctx>
 void reshape_forward(Ctx& ctx, const dims& out) {
     using T = typename Ctx::value_type;
     const cview<T>& a = ctx.template in<A>();
     require_values("reshape", "reshaped", a.data, a.shape);
-    std::copy(a.data, a.data + a.size(), ctx.template out<Self>(out));
+    if constexpr (Ctx::template pos<Self> == Ctx::template pos<typename Ctx::expr>) {
+        if (!ctx.template take_buffer<Self, A>(out)) std::copy(a.data, a.data + a.size(), ctx.template out<Self>(out));
+    } else {
+        ctx.template alias<Self>(a.data, out);
+    }
 }
 template <class Self, class A, class Ctx>
 void reshape_backward(Ctx& ctx) {
     using T = typename Ctx::value_type;
     const std::size_t n = ctx.template in<A>().size();
+    if (ctx.template move_adjoint<Self, A>()) return;
     const adjoint_view<T> g = ctx.template adj<Self>();
     bool add = false;
     T* da = ctx.template grad<A>(add);
@@ -126,7 +135,8 @@ struct ReshapeTo {
 /// reshape<D...>(x): x's elements in row-major order under the shape D (each size positive, -1 for
 /// the one inferred from x's size, 0 for x's size at that position); out.size() must equal
 /// x.size(), otherwise std::invalid_argument "exprgrad::reshape: cannot reshape (..) into (..)".
-/// Values are copied (NaN included). VJP: the adjoint reshaped back to x's shape.
+/// Values are viewed, not copied (a program's output reshaping an argument copies it; NaN included). VJP: the
+/// adjoint reshaped back to x's shape.
 /// Example: `reshape<-1, 64>(X)` turns [B, T, 64] into [B·T, 64].
 template <long... D, TensorExpr A>
 constexpr Reshape<A, D...> reshape(A) {

@@ -179,6 +179,17 @@ class block {
         return xt::xarray<T>{};
     }
 
+    /// Hand-overs without a copy, for tensors::record (program::hand_over_output, backward_in_place,
+    /// take_grad): the output moved into dst after forward (false when the output is an argument); the VJP
+    /// reading its adjoint in place; the gradient of argument I moved into dst after vjp (grad<I>() is then
+    /// unspecified until the next vjp).
+    bool hand_over_output(xt::xarray<T>& dst) { return p_.hand_over_output(dst); }
+    void vjp_in_place(xt::xarray<T>& dout) { p_.backward_in_place(dout); }
+    template <int I>
+    void take_grad(xt::xarray<T>& dst) {
+        p_.template take_grad<I>(dst);
+    }
+
     /// Frees the block's buffers (values, adjoints, saved data); the next forward allocates them again.
     /// The recompute mode of a record (record::set_recompute) calls it after each forward and VJP.
     void release() { p_.release(); }
