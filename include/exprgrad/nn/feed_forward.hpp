@@ -73,8 +73,8 @@ std::unique_ptr<layer<T>> feed_forward(parameter_set<T>& params, const std::stri
     return std::make_unique<detail::feed_forward_layer<T>>(std::array<parameter<T>*, 5>{&g, &w1, &b1, &w2, &b2});
 }
 
-// The feed-forward block is compiled once into libexprgrad in float and double (src/nn/feed_forward.cpp).
-extern template class expr_layer<float, detail::feed_forward_expr, 5>;
-extern template class expr_layer<double, detail::feed_forward_expr, 5>;
+// The feed-forward layer is compiled once into libexprgrad in float and double (src/nn/feed_forward.cpp).
+extern template class detail::feed_forward_layer<float>;
+extern template class detail::feed_forward_layer<double>;
 
 }  // namespace exprgrad::nn
