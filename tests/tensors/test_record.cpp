@@ -220,6 +220,29 @@ TEST_CASE("record: a block's output and the first gradient it passes on move int
     CHECK(xt::allclose(rec.grad(h), 2.0 * y / 20.0, 1e-14, 1e-16));
 }
 
+TEST_CASE("record: an identity block (its output is its argument) passes the gradient on, twice in a row") {
+    // Its output's adjoint is its argument's gradient: the seed must reach the caller, not an old buffer.
+    const auto x = random_array({5, 4}, 31), w = random_array({4, 3}, 32);
+    auto dense = compile<double>(tanh(matmul(X, W)), wrt<0, 1>);
+    auto id = compile<double>(X, wrt<0>);
+    auto loss = compile<double>(mean(square(X)), wrt<0>);
+    auto [v, ref] = value_and_grad(mean(square(tanh(matmul(X, W)))), wrt<1>)(x, w);
+    tensors::record<double> rec;
+    for (int step = 0; step < 2; ++step) {
+        xt::xarray<double> g = zeros_like(w), gw = zeros_like(w);
+        rec.clear();
+        const auto h = rec.call(id, rec.call(dense, rec.constant(x), rec.leaf(w, g)));
+        const auto l = rec.call(loss, h);
+        rec.backward(l);
+        CHECK(rec.value(l)(0) == doctest::Approx(v).epsilon(1e-14));
+        CHECK(xt::allclose(g, std::get<0>(ref), 1e-12, 1e-15));
+        // A leaf straight through the identity: d mean(w²)/dw = 2w/n.
+        rec.clear();
+        rec.backward(rec.call(loss, rec.call(id, rec.leaf(w, gw))));
+        CHECK(xt::allclose(gw, 2.0 * w / double(w.size()), 1e-14, 1e-16));
+    }
+}
+
 TEST_CASE("record: a step of the same shapes allocates nothing once warm") {
     if (!exprgrad_test::alloc_counting_enabled()) return;  // the counter cannot work under ASan
     const auto x = random_array({8, 6}, 16), w1 = random_array({6, 6}, 17), w2 = random_array({6, 6}, 18);

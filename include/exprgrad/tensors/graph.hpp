@@ -142,6 +142,8 @@ class program {
     /// Node N's value as `shape` over child C's elements by taking C's buffer (C's view keeps pointing at its
     /// elements, now in N's buffer; C's next forward writes into N's old buffer): a reshape at the program's
     /// output without a copy. False, with nothing moved, when C is an argument or its value is not its own buffer.
+    /// The buffers rotate between C, N and the caller (hand_over_output), so such a program stops allocating from
+    /// its third call (a record's block from its fourth step), not its second.
     template <class N, class C>
     bool take_buffer(const dims& shape) {
         if constexpr (detail::is_input<C>::value) {
@@ -333,8 +335,12 @@ class program {
         }
     }
     /// backward(seed.data()) reading seed in place when it has the output's shape (swapped in as the output's
-    /// adjoint and back after); otherwise copied. seed is unchanged either way.
+    /// adjoint and back after); otherwise copied. seed is unchanged either way. A program whose output is one of
+    /// its arguments copies: the output's adjoint is then that argument's gradient, which the caller takes.
     void backward_in_place(xt::xarray<T>& seed) {
+        if constexpr (detail::is_input<expr>::value) {
+            return backward(seed.data());
+        }
         auto& root = std::get<pos<expr>>(slots_);
         const auto& sh = seed.shape();
         bool same = static_cast<int>(sh.size()) == root.view.shape.rank;
