@@ -4,7 +4,8 @@
 Runs, interleaved round by round, `tiny_lm --steps S --eval-every 100000 --ckpt-every 100000 --eval-bytes 2000
 --threads T` (the issue's command) and `tiny_lm_torch --steps S --threads T --blas-threads K` (bench/peers; the
 same model, its parameters copied from tiny_lm's and checked equal on one batch) at each thread count, libtorch
-at every OpenBLAS thread count up to T, and prints the median, minimum and maximum of the last `N pieces/s` of
+at every OpenBLAS thread count up to T (and, at T > 1, tiny_lm --parallel ops: each operation threaded instead of
+one model copy per thread), and prints the median, minimum and maximum of the last `N pieces/s` of
 each configuration, and per core budget the ratio of medians, each side at its best setting within the budget
 (any thread count up to it: libtorch 1.13 from Debian runs slower at 2 threads than at 1 on a 2-core VM). Writes the raw runs as TSV when --tsv is given.
 
@@ -49,6 +50,8 @@ def main():
     configs = []
     for t in threads:
         configs.append(("exprgrad", t, t))
+        if t > 1:
+            configs.append(("exprgrad-ops", t, t))  # --parallel ops: the per-operation threading, for comparison
         for k in range(1, t + 1):
             configs.append(("libtorch", t, k))
     rows, rates = [], {c: [] for c in configs}
@@ -61,16 +64,18 @@ def main():
                 # libtorch's OpenMP threads spin while waiting; on a 2-core VM that halved its speed at 2 threads
                 # (8.0k against 17.6k pieces/s passive, one run each), so the peer runs passive: its best setting.
                 env["OMP_WAIT_POLICY"] = "PASSIVE"
-            if who == "exprgrad":
+            if who.startswith("exprgrad"):
+                extra = ["--parallel", "ops"] if who == "exprgrad-ops" else []
                 with tempfile.TemporaryDirectory() as d:
                     out = run([a.tiny_lm, "--steps", str(a.steps), "--eval-every", "100000", "--ckpt-every", "100000",
-                               "--eval-bytes", "2000", "--threads", str(t), "--run-dir", os.path.join(d, "run")], env)
+                               "--eval-bytes", "2000", "--threads", str(t), "--run-dir", os.path.join(d, "run")] + extra,
+                              env)
             else:
                 out = run([a.torch, "--steps", str(a.steps), "--threads", str(t), "--blas-threads", str(k)], env)
             v = last_rate(out, who)
             rates[(who, t, k)].append(v)
             rows.append((r + 1, who, t, k, v))
-            print(f"round {r + 1}: {who:8s} threads {t} blas {k}: {v:.0f} pieces/s", flush=True)
+            print(f"round {r + 1}: {who:12s} threads {t} blas {k}: {v:.0f} pieces/s", flush=True)
     print()
     print("| side | threads | BLAS threads | median pieces/s | range |")
     print("|---|---|---|---|---|")

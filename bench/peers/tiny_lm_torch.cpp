@@ -13,7 +13,13 @@
 // Training data: uniformly random tokens and targets, drawn every step (the "random tokens"); the
 // `pieces/s` line counts the whole training loop, draws included, as tiny_lm's does.
 //
-// Usage: tiny_lm_torch [--steps 400] [--threads 1] [--blas-threads N] [--batch 16] [--context 64]
+// --replicas R (R > 1): data parallelism as tiny_lm --parallel data does it, for a peer at its best with two
+// cores: R copies of the model, each trained on a contiguous share of the batch on its own thread with one
+// intra-op thread and one OpenBLAS thread (--threads and --blas-threads are then ignored); the shares' losses
+// are weighted by their sizes, the other copies' gradients added to copy 0's, which is clipped and stepped,
+// and its parameters are copied back into the others before the next step.
+//
+// Usage: tiny_lm_torch [--steps 400] [--threads 1] [--blas-threads N] [--replicas 1] [--batch 16] [--context 64]
 //                      [--width 128] [--layers 2] [--heads 4] [--vocab 1024] [--scale gradient_max] [--seed 1]
 // Built only with -Dpeers=true.
 #include <cblas.h>
@@ -27,6 +33,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <xtensor/xarray.hpp>
@@ -41,8 +48,8 @@ namespace {
 namespace eg = exprgrad;
 
 struct options {
-    std::size_t steps = 400, threads = 1, blas_threads = 0, batch = 16, context = 64, width = 128, layers = 2,
-                heads = 4, vocab = 1024;
+    std::size_t steps = 400, threads = 1, blas_threads = 0, replicas = 1, batch = 16, context = 64, width = 128,
+                layers = 2, heads = 4, vocab = 1024;
     std::uint64_t seed = 1;
     double lr = 3e-3;
     std::string scale = "gradient_max";
@@ -67,6 +74,7 @@ options parse(int argc, char** argv) {
     options o;
     std::map<std::string, std::size_t*> counts{{"--steps", &o.steps},     {"--threads", &o.threads},
                                                {"--blas-threads", &o.blas_threads}, {"--batch", &o.batch},
+                                               {"--replicas", &o.replicas},
                                                {"--context", &o.context}, {"--width", &o.width},
                                                {"--layers", &o.layers},   {"--heads", &o.heads},
                                                {"--vocab", &o.vocab}};
@@ -86,6 +94,7 @@ options parse(int argc, char** argv) {
     }
     if (o.width % o.heads != 0) usage_error("--width must be a multiple of --heads");
     if (o.blas_threads == 0) o.blas_threads = o.threads;
+    if (o.replicas > o.batch) usage_error("--replicas must not exceed --batch (every copy needs a sequence)");
     return o;
 }
 
@@ -212,6 +221,13 @@ int main(int argc, char** argv) {
     torch_model t = copy_model(model, o);
     check_same_model(model, t, o);
 
+    // Data parallelism (--replicas): the other copies, from the same parameters; one thread each.
+    std::vector<torch_model> others;
+    for (std::size_t r = 1; r < o.replicas; ++r) others.push_back(copy_model(model, o));
+    if (o.replicas > 1) {
+        torch::set_num_threads(1);
+        openblas_set_num_threads(1);
+    }
     torch::optim::AdamW opt(t.params, torch::optim::AdamWOptions(o.lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(0.01));
     eg::nn::cosine_warmup sched({.base_lr = o.lr,
                                  .warmup_steps = std::min<std::size_t>(100, o.steps / 10),
@@ -226,8 +242,39 @@ int main(int argc, char** argv) {
         const auto tokens = torch::randint(V, {B, T}, torch::kLong);
         const auto targets = torch::randint(V, {B, T}, torch::kLong);
         opt.zero_grad();  // set_to_none: no accumulation, the cheapest reset
-        auto l = t.loss(tokens, targets);
-        l.backward();
+        torch::Tensor l;
+        if (o.replicas == 1) {
+            l = t.loss(tokens, targets);
+            l.backward();
+        } else {
+            // Copy r trains on rows [r·B/R, (r+1)·B/R); its mean loss weighted by its share of the batch.
+            std::vector<torch::Tensor> losses(o.replicas);
+            auto shard = [&](std::size_t r) {
+                torch_model& m = r == 0 ? t : others[r - 1];
+                if (r > 0) {
+                    torch::NoGradGuard no_grad;
+                    for (std::size_t i = 0; i < m.params.size(); ++i) {
+                        m.params[i].copy_(t.params[i]);
+                        m.params[i].mutable_grad() = torch::Tensor();
+                    }
+                }
+                const std::int64_t lo = static_cast<std::int64_t>(r) * B / static_cast<std::int64_t>(o.replicas),
+                                   hi = static_cast<std::int64_t>(r + 1) * B / static_cast<std::int64_t>(o.replicas);
+                auto lr = m.loss(tokens.narrow(0, lo, hi - lo), targets.narrow(0, lo, hi - lo)) *
+                          (static_cast<double>(hi - lo) / static_cast<double>(B));
+                lr.backward();
+                losses[r] = lr.detach();
+            };
+            std::vector<std::thread> workers;
+            for (std::size_t r = 1; r < o.replicas; ++r) workers.emplace_back(shard, r);
+            shard(0);
+            for (auto& w : workers) w.join();
+            torch::NoGradGuard no_grad;
+            for (std::size_t r = 1; r < o.replicas; ++r)
+                for (std::size_t i = 0; i < t.params.size(); ++i) t.params[i].mutable_grad().add_(others[r - 1].params[i].grad());
+            l = losses[0];
+            for (std::size_t r = 1; r < o.replicas; ++r) l = l + losses[r];
+        }
         torch::nn::utils::clip_grad_norm_(t.params, 1.0);
         for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(sched.lr());
         opt.step();
@@ -236,7 +283,12 @@ int main(int argc, char** argv) {
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double pieces = static_cast<double>(o.steps * o.batch * o.context);
-    std::printf("step %zu/%zu  loss %.3f  %.0f pieces/s  (libtorch %s, %zu threads, OpenBLAS %zu threads)\n", o.steps,
-                o.steps, loss, pieces / seconds, TORCH_VERSION, o.threads, o.blas_threads);
+    if (o.replicas > 1) {
+        std::printf("step %zu/%zu  loss %.3f  %.0f pieces/s  (libtorch %s, %zu copies of the model, one thread each)\n",
+                    o.steps, o.steps, loss, pieces / seconds, TORCH_VERSION, o.replicas);
+    } else {
+        std::printf("step %zu/%zu  loss %.3f  %.0f pieces/s  (libtorch %s, %zu threads, OpenBLAS %zu threads)\n",
+                    o.steps, o.steps, loss, pieces / seconds, TORCH_VERSION, o.threads, o.blas_threads);
+    }
     return 0;
 }

@@ -2,6 +2,8 @@
 
 #include "nn/file_io.hpp"
 
+#include <exprgrad/kernels/parallel.hpp>
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -153,11 +155,17 @@ void make_sequences(const exprgrad::text::unigram_model& tok, const std::vector<
                     xt::xarray<std::int32_t>& targets, std::size_t& bytes) {
     tokens.resize({count, T});
     targets.resize({count, T});
-    std::vector<std::int32_t> s;
-    for (std::size_t b = 0; b < count; ++b) {
-        exprgrad::rng d(sequence_seed(data, first + b)), m(sequence_seed(sampler, first + b));
-        draw_sequence(tok, lines, b, T, alpha, d, m, s, tokens, targets, bytes);
-    }
+    // The sequences are independent (each its own generators, its own rows): drawn on the thread pool, one
+    // chunk of sequences per thread; the byte counts are whole numbers, so their sum is the same in any order.
+    std::vector<std::size_t> chunk_bytes(count, 0);
+    exprgrad::kernels::parallel_for(0, count, 1, [&](std::size_t lo, std::size_t hi) {
+        std::vector<std::int32_t> s;
+        for (std::size_t b = lo; b < hi; ++b) {
+            exprgrad::rng d(sequence_seed(data, first + b)), m(sequence_seed(sampler, first + b));
+            draw_sequence(tok, lines, b, T, alpha, d, m, s, tokens, targets, chunk_bytes[b]);
+        }
+    });
+    for (const std::size_t n : chunk_bytes) bytes += n;
 }
 
 }  // namespace tiny_lm

@@ -53,7 +53,8 @@ std::uint64_t sequence_seed(const exprgrad::rng& key, std::uint64_t index);
 /// targets: sequence i is drawn as by make_batch (window: a generator seeded by sequence_seed(data, i);
 /// segmentation: by sequence_seed(sampler, i)), independently of every other sequence. So the global batch of
 /// step s, sequences s·B .. s·B + B − 1, is the same whether one process draws all of it or N ranks each draw
-/// a contiguous share, and a resume needs only the step. `data` and `sampler` are not advanced.
+/// a contiguous share, and a resume needs only the step. `data` and `sampler` are not advanced. The sequences
+/// are drawn on exprgrad's thread pool (the same result for every thread count).
 void make_sequences(const exprgrad::text::unigram_model& tok, const std::vector<std::string>& lines,
                     std::uint64_t first, std::size_t count, std::size_t T, double alpha, const exprgrad::rng& data,
                     const exprgrad::rng& sampler, xt::xarray<std::int32_t>& tokens,

@@ -19,7 +19,7 @@
 //   build/examples/tiny_lm                                  (the default run, docs/tiny_lm.md)
 //   build/examples/tiny_lm --steps 3000 --width 192        (longer)
 //   build/examples/tiny_lm --deer-layers 1 --emo           (every capability at once)
-// Deterministic for a seed and a thread count (--threads). Results and variants: docs/tiny_lm.md.
+// Deterministic for a seed, a thread count (--threads) and --parallel. Results and variants: docs/tiny_lm.md.
 //
 // Data-parallel: `mpirun -np N build/examples/tiny_lm ...` trains on N processes (nn/distributed.hpp,
 // docs/distributed.md). --batch is the global batch; rank r draws its contiguous share of it (every
@@ -118,6 +118,10 @@ struct run_options {
 struct session_options {
     std::size_t threads = 2, eval_every = 200, ckpt_every = 400, stop_after = 0, gen_pieces = 24;
     std::string run_dir = "tiny_lm_run";
+    /// How --threads threads share a training step: data (each thread trains its own copy of the model on a
+    /// contiguous share of the batch; the gradients are summed: language_model::train_batch) or ops (every
+    /// operation of one step is split over the threads). CE + EMO always runs as ops.
+    std::string parallel = "data";
     bool resume = false;
     std::vector<std::string> prompts{"The best way to predict the fut", "A journey of a thousand mi",
                                      "Never put off until tomorrow what you can do tod"};
@@ -136,7 +140,7 @@ BOOST_HANA_ADAPT_STRUCT(tiny_lm::model_config, vocab, context, width, layers, he
 BOOST_HANA_ADAPT_STRUCT(tiny_lm_cli::run_options, vocab_size, steps, batch, lr, alpha, seed, max_corpus, corpus_dir,
                         eval_bytes, init_from);
 BOOST_HANA_ADAPT_STRUCT(tiny_lm_cli::session_options, threads, eval_every, ckpt_every, stop_after, gen_pieces, run_dir,
-                        resume, prompts, eval_contexts, samples);
+                        parallel, resume, prompts, eval_contexts, samples);
 
 namespace {
 
@@ -163,12 +167,12 @@ __attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
 // check: the structured bindings stop compiling when a struct's field count changes, and the assertions
 // tie the adapted count to the same number.
 static_assert(field_count_v<tiny_lm::model_config> == 12 && field_count_v<run_options> == 10 &&
-              field_count_v<session_options> == 10);
+              field_count_v<session_options> == 11);
 [[maybe_unused]] void field_count_guard(const tiny_lm::model_config& m, const run_options& r,
                                         const session_options& s) {
     [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12] = m;
     [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10] = r;
-    [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10] = s;
+    [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11] = s;
 }
 
 // What the command line says about a field: its help, its bounds (integers: ilo..ihi; doubles: flo..fhi)
@@ -207,6 +211,8 @@ constexpr option_spec option_specs[] = {
     {"init_from", "Fine-tune: start from the parameters and tokenizer of the run in this directory (its ckpt/), with "
                   "a fresh optimizer and schedule; its architecture and --vocab-size must be this run's"},
     {"threads", "Threads", 1, 1024},
+    {"parallel", "How the threads share a training step: data (a copy of the model per thread, each on its share "
+                 "of the batch) or ops (each operation split over the threads)"},
     {"eval_every", "Steps between held-out evaluations", 1, max_steps},
     {"ckpt_every", "Steps between checkpoints", 1, max_steps},
     {"stop_after", "Stop after this step (after its checkpoint), as if interrupted; 0: never", 0, max_steps},
@@ -671,6 +677,8 @@ void check_options(const run_options& ro, const session_options& so, const tiny_
     if (mc.emo_cost != "live" && mc.emo_cost != "fixed")
         throw usage_error("--emo-cost: unknown cost embedding " + exprgrad::tools::shown(mc.emo_cost) +
                           " (one of: live, fixed)");
+    if (so.parallel != "data" && so.parallel != "ops")
+        throw usage_error("--parallel: unknown mode " + exprgrad::tools::shown(so.parallel) + " (one of: data, ops)");
     if (mc.emo_cost == "fixed" && !mc.emo)
         throw usage_error("--emo-cost: 'fixed' is EMO's cost embedding: it needs --emo");
     // Below this a float cap is denormal or zero and training turns NaN; 0 itself turns capping off.
@@ -853,6 +861,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
     if (resuming && world.root()) check_same(mc, "model.", info, true);
     rng init_gen(ro.seed), data(ro.seed * 2 + 1), sampler(ro.seed * 2 + 2);
     tiny_lm::language_model model(mc, init_gen);
+    model.set_data_parallel(so.parallel == "data");
     auto& params = model.params();
     nn::adamw<float> opt({.lr = ro.lr, .weight_decay = 0.01});
     nn::cosine_warmup sched({.base_lr = ro.lr,
@@ -1105,7 +1114,8 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
       << (mc.deer_layers.empty() ? std::string() : ", DEER mixer in blocks " + deer_layers) << " |\n"
       << "| training | " << ro.steps << " steps × " << ro.batch << " sequences, " << (mc.emo ? "CE + EMO" : "CE")
       << ", subword α = " << ro.alpha << ", AdamW lr " << ro.lr << ", seed " << ro.seed << ", "
-      << (ranks > 1 ? std::to_string(ranks) + " ranks (mpirun) × " : std::string()) << so.threads << " threads |\n"
+      << (ranks > 1 ? std::to_string(ranks) + " ranks (mpirun) × " : std::string()) << so.threads << " threads"
+      << (so.threads > 1 ? (so.parallel == "data" && !mc.emo ? " (data-parallel)" : " (per operation)") : "") << " |\n"
       << "| time | training " << train_seconds << " s (" << (start ? "resumed run" : "whole run") << "), total "
       << since() << " s |\n"
       << "| options | " << show(describe(mc) + " " + describe(ro)) << " |\n";

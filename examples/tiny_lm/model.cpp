@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include <exprgrad/exprgrad.hpp>
+#include <exprgrad/kernels/replicas.hpp>
 #include <exprgrad/nn/init.hpp>
 #include <exprgrad/ops/attention_mods.hpp>
 #include <exprgrad/ops/emo.hpp>
@@ -131,6 +132,81 @@ const xt::xarray<float>& language_model::embed(const xt::xarray<std::int32_t>& t
 // call's VJP completes it (call_bucket_, filled while recording).
 double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets,
                                    nn::distributed_gradients<float>* sum) {
+    const std::size_t threads = kernels::num_threads();
+    if (data_parallel_ && !config_.emo && threads > 1 && tokens.dimension() == 2 && tokens.shape(0) > 1) {
+        const std::size_t shards = std::min(threads, tokens.shape(0));
+        if (const std::optional<double> loss = train_sharded(tokens, targets, shards, sum)) {
+            last_shards_ = shards;
+            return *loss;
+        }
+    }
+    last_shards_ = 1;
+    return train_shard(tokens, targets, 1.0f, sum);
+}
+
+std::optional<double> language_model::train_sharded(const xt::xarray<std::int32_t>& tokens,
+                                                    const xt::xarray<std::int32_t>& targets, std::size_t shards,
+                                                    nn::distributed_gradients<float>* sum) {
+    // Shapes the single batch would refuse are refused there, with its messages.
+    if (targets.dimension() != 2 || targets.shape(0) != tokens.shape(0) || targets.shape(1) != tokens.shape(1))
+        return std::nullopt;
+    checked_length(tokens);
+    const std::size_t B = tokens.shape(0), T = tokens.shape(1);
+    shards_.resize(shards);
+    std::vector<std::size_t> counted(shards, 0);
+    std::size_t total = 0;
+    for (std::size_t r = 0; r < shards; ++r) {
+        const std::size_t lo = r * B / shards, hi = (r + 1) * B / shards;
+        shard& s = shards_[r];
+        s.tokens.resize({hi - lo, T});
+        s.targets.resize({hi - lo, T});
+        std::copy(tokens.data() + lo * T, tokens.data() + hi * T, s.tokens.data());
+        std::copy(targets.data() + lo * T, targets.data() + hi * T, s.targets.data());
+        for (const std::int32_t t : s.targets) counted[r] += t != -100;
+        if (counted[r] == 0) return std::nullopt;  // its mean is undefined: the whole batch at once instead
+        total += counted[r];
+    }
+    // The replicas are made once; their initialization is overwritten by the parameters before every step.
+    while (replicas_.size() + 1 < shards) {
+        rng unused(0);
+        replicas_.push_back(std::make_unique<language_model>(config_, unused));
+    }
+    const auto weight = [&](std::size_t r) {
+        return static_cast<float>(static_cast<double>(counted[r]) / static_cast<double>(total));
+    };
+    kernels::run_replicas(shards, [&](std::size_t r) {
+        shard& s = shards_[r];
+        if (r == 0) {
+            s.loss = train_shard(s.tokens, s.targets, weight(0), nullptr);
+            return;
+        }
+        language_model& m = *replicas_[r - 1];
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            const xt::xarray<float>& v = params_[i].value;
+            std::copy(v.data(), v.data() + v.size(), m.params_[i].value.data());
+        }
+        m.params_.zero_grad();
+        s.loss = m.train_shard(s.tokens, s.targets, weight(r), nullptr);
+    });
+    // The shards' weighted gradients, added to shard 0's in shard order (the same sums for every partition).
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        float* g = params_[i].grad.data();
+        kernels::parallel_for(0, params_[i].grad.size(), 16384, [&](std::size_t lo, std::size_t hi) {
+            for (std::size_t r = 1; r < shards; ++r) {
+                const float* o = replicas_[r - 1]->params_[i].grad.data();
+                for (std::size_t j = lo; j < hi; ++j) g[j] += o[j];
+            }
+        });
+    }
+    double loss = 0.0;
+    for (std::size_t r = 0; r < shards; ++r) loss += static_cast<double>(weight(r)) * shards_[r].loss;
+    if (sum != nullptr)
+        for (std::size_t b = 0; b < buckets_.size(); ++b) sum->grad_ready(b);
+    return loss;
+}
+
+double language_model::train_shard(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets,
+                                   float weight, nn::distributed_gradients<float>* sum) {
     const std::size_t T = checked_length(tokens);
     auto leaf = [&](nn::parameter<float>* p) { return nn::leaf(rec_, *p); };
     rec_.clear();
@@ -156,7 +232,9 @@ double language_model::train_batch(const xt::xarray<std::int32_t>& tokens, const
                       : rec_.call(prog_->ce, h, leaf(norm_), leaf(head_), targets);
     call_bucket_.push_back(0);  // {final_norm, head}
     sum_ = sum;
-    rec_.backward(loss);
+    seed_.resize({std::size_t{1}});
+    seed_(0) = weight;
+    rec_.backward(loss, seed_);
     sum_ = nullptr;
     return rec_.value(loss)(0);
 }

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -67,8 +68,21 @@ class language_model {
     /// bucket of grad_buckets() is announced to it (sum->grad_ready(b)) as soon as the backward pass has
     /// completed its gradients, so its all-reduce runs during the rest of the backward pass; the caller
     /// calls sum->begin before and sum->finish after.
+    ///
+    /// With more than one thread (exprgrad::kernels::num_threads()) and data_parallel() (the default), the
+    /// rows are split into that many contiguous shards (at most one per row), each trained on its own copy of
+    /// the model on its own thread (kernels::run_replicas: serial kernels, one-thread BLAS), and the shards'
+    /// gradients are added in shard order, each weighted by its share of the counted targets: the gradient
+    /// of the batch's mean loss, deterministic for a thread count. Not with CE + EMO (mode 1's weight is a
+    /// ratio of batch means, which a sum over shards would change), nor when a shard has no counted target:
+    /// those run as one batch with every thread on each operation.
     double train_batch(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets,
                        exprgrad::nn::distributed_gradients<float>* sum = nullptr);
+    /// Whether train_batch may split a batch over the threads (see there); true unless set otherwise.
+    bool data_parallel() const { return data_parallel_; }
+    void set_data_parallel(bool on) { data_parallel_ = on; }
+    /// The number of shards the last train_batch was split into (1: the whole batch at once; 0: none yet).
+    std::size_t last_shards() const { return last_shards_; }
     /// The parameters (indices into params()) in the order the backward pass completes them, one bucket per
     /// compiled stage: {final_norm, head}, then every transformer block from the last to the first, then
     /// {tok_emb, pos_emb} (only tok_emb unless position = learned). Fixed by the configuration, so every rank
@@ -93,6 +107,13 @@ class language_model {
     const std::vector<exprgrad::nn::deer_mixer<float>*>& deer() const { return stack_.deer; }
 
   private:
+    // One shard of train_batch: its mean loss; the gradients, times `weight`, are added into params().
+    double train_shard(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets, float weight,
+                       exprgrad::nn::distributed_gradients<float>* sum);
+    // train_batch over `shards` replicas (shards > 1): nullopt when the batch cannot be split exactly.
+    std::optional<double> train_sharded(const xt::xarray<std::int32_t>& tokens,
+                                        const xt::xarray<std::int32_t>& targets, std::size_t shards,
+                                        exprgrad::nn::distributed_gradients<float>* sum);
     std::size_t checked_length(const xt::xarray<std::int32_t>& tokens) const;
     const xt::xarray<float>& embed(const xt::xarray<std::int32_t>& tokens);
     void announce(std::size_t call);
@@ -112,6 +133,17 @@ class language_model {
     exprgrad::tensors::record<float> rec_;  // the training step's calls (train_batch)
     std::vector<int> call_bucket_;          // per recorded call: the bucket its VJP completes, or -1
     exprgrad::nn::distributed_gradients<float>* sum_ = nullptr;  // during train_batch's backward only
+    xt::xarray<float> seed_;                                     // the loss's adjoint: the shard's weight
+    // Data parallelism (train_batch): the other shards' models, made at the first split, and every shard's
+    // rows and mean loss.
+    bool data_parallel_ = true;
+    std::size_t last_shards_ = 0;
+    std::vector<std::unique_ptr<language_model>> replicas_;
+    struct shard {
+        xt::xarray<std::int32_t> tokens, targets;
+        double loss = 0.0;
+    };
+    std::vector<shard> shards_;
 };
 
 }  // namespace tiny_lm

@@ -2,7 +2,8 @@
 // (set at the next call after it changes). The kernels that run inside exprgrad's parallel regions (the
 // attention tiles) compute their products themselves and never call BLAS, so OpenBLAS's threads and the
 // pool's take turns; the pool's workers spin up to 200 µs after a region (kernels/parallel.hpp), which can
-// overlap the GEMM that follows.
+// overlap the GEMM that follows. The exception is data parallelism (kernels/replicas.hpp): each thread of
+// the region runs its own model replica, BLAS included, with OpenBLAS at one thread.
 #pragma once
 
 #include <cstddef>
@@ -14,14 +15,25 @@
 namespace exprgrad::kernels {
 
 namespace detail {
-// Keeps OpenBLAS at exprgrad's thread count (set lazily, once per change).
-inline void sync_threads() {
+// OpenBLAS's thread count as last set by exprgrad (0: not yet).
+inline std::size_t& blas_threads_applied() {
     static std::size_t applied = 0;
-    const std::size_t n = num_threads();
+    return applied;
+}
+
+// Sets OpenBLAS's thread count unless it already is n. Only outside parallel regions (it is process-wide).
+inline void set_blas_threads(std::size_t n) {
+    std::size_t& applied = blas_threads_applied();
     if (n != applied) {
         openblas_set_num_threads(static_cast<int>(n));
         applied = n;
     }
+}
+
+// Keeps OpenBLAS at exprgrad's thread count (set lazily, once per change). Inside a parallel region the
+// count is left as it is: only run_replicas calls BLAS there, and it set one thread before the region.
+inline void sync_threads() {
+    if (!in_parallel_region()) set_blas_threads(num_threads());
 }
 }  // namespace detail
 

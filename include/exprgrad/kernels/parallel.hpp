@@ -45,6 +45,9 @@ class thread_pool {
 
     std::size_t threads() const { return threads_; }
 
+    /// True on a thread that is running a chunk of a parallel region (its nested regions run serially).
+    static bool inside() { return in_region(); }
+
     void set_threads(std::size_t n) {
         if (n > max_threads)
             throw std::invalid_argument("set_num_threads: " + std::to_string(n) + " threads is more than the " +
@@ -215,6 +218,10 @@ class thread_pool {
 
 /// Number of threads parallel regions use (at least 1).
 inline std::size_t num_threads() { return detail::thread_pool::instance().threads(); }
+
+/// True while the calling thread runs a chunk of a parallel region: its own parallel_for calls run serially
+/// there, and kernels/blas.hpp leaves OpenBLAS's thread count alone (see run_replicas, kernels/replicas.hpp).
+inline bool in_parallel_region() { return detail::thread_pool::inside(); }
 
 /// Sets the number of threads of parallel regions (n < 1 counts as 1; n > max_threads throws
 /// std::invalid_argument and keeps the current count). Not to be called from inside a parallel region.
