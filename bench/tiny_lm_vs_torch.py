@@ -4,8 +4,8 @@
 Runs, interleaved round by round, `tiny_lm --steps S --eval-every 100000 --ckpt-every 100000 --eval-bytes 2000
 --threads T` (the issue's command) and `tiny_lm_torch --steps S --threads T --blas-threads K` (bench/peers; the
 same model, its parameters copied from tiny_lm's and checked equal on one batch) at each thread count, libtorch
-at every OpenBLAS thread count up to T (and, at T > 1, tiny_lm --parallel ops: each operation threaded instead of
-one model copy per thread), and prints the median, minimum and maximum of the last `N pieces/s` of
+at every OpenBLAS thread count up to T (and, at T > 1, both sides' other threading: tiny_lm --parallel ops, each
+operation threaded instead of one model copy per thread, and tiny_lm_torch --replicas T, one copy per thread), and prints the median, minimum and maximum of the last `N pieces/s` of
 each configuration, and per core budget the ratio of medians, each side at its best setting within the budget
 (any thread count up to it: libtorch 1.13 from Debian runs slower at 2 threads than at 1 on a 2-core VM). Writes the raw runs as TSV when --tsv is given.
 
@@ -54,13 +54,15 @@ def main():
             configs.append(("exprgrad-ops", t, t))  # --parallel ops: the per-operation threading, for comparison
         for k in range(1, t + 1):
             configs.append(("libtorch", t, k))
+        if t > 1:
+            configs.append(("libtorch-copies", t, 1))  # --replicas t: one model copy per thread, as tiny_lm's default
     rows, rates = [], {c: [] for c in configs}
     for r in range(a.rounds):
         # Alternate the order each round so neither side always runs first after the other.
         order = configs if r % 2 == 0 else list(reversed(configs))
         for (who, t, k) in order:
             env = dict(os.environ, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(k))
-            if who == "libtorch" and t > 1:
+            if who.startswith("libtorch") and t > 1:
                 # libtorch's OpenMP threads spin while waiting; on a 2-core VM that halved its speed at 2 threads
                 # (8.0k against 17.6k pieces/s passive, one run each), so the peer runs passive: its best setting.
                 env["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -70,6 +72,8 @@ def main():
                     out = run([a.tiny_lm, "--steps", str(a.steps), "--eval-every", "100000", "--ckpt-every", "100000",
                                "--eval-bytes", "2000", "--threads", str(t), "--run-dir", os.path.join(d, "run")] + extra,
                               env)
+            elif who == "libtorch-copies":
+                out = run([a.torch, "--steps", str(a.steps), "--replicas", str(t)], env)
             else:
                 out = run([a.torch, "--steps", str(a.steps), "--threads", str(t), "--blas-threads", str(k)], env)
             v = last_rate(out, who)
@@ -86,10 +90,11 @@ def main():
     for t in threads:
         # Each side at its best setting within t cores: any thread count up to t, any BLAS thread count.
         ours = max(statistics.median(rates[c]) for c in configs if c[0] == "exprgrad" and c[1] <= t)
-        best_c = max((c for c in configs if c[0] == "libtorch" and c[1] <= t), key=lambda c: statistics.median(rates[c]))
+        best_c = max((c for c in configs if c[0].startswith("libtorch") and c[1] <= t),
+                     key=lambda c: statistics.median(rates[c]))
         best = statistics.median(rates[best_c])
-        print(f"{t} cores: exprgrad {ours:.0f} / libtorch {best:.0f} (its best: {best_c[1]} threads, BLAS {best_c[2]})"
-              f" = {ours / best:.2f}")
+        how = f"{best_c[1]} copies" if best_c[0] == "libtorch-copies" else f"{best_c[1]} threads, BLAS {best_c[2]}"
+        print(f"{t} cores: exprgrad {ours:.0f} / libtorch {best:.0f} (its best: {how}) = {ours / best:.2f}")
     if a.tsv:
         with open(a.tsv, "w") as f:
             f.write("round\tside\tthreads\tblas_threads\tpieces_per_s\n")
