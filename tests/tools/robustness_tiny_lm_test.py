@@ -170,6 +170,7 @@ with tempfile.TemporaryDirectory() as tmp:
          r"--eval-contexts: 32 exceeds --context 16, the length of the learned position embeddings"),
         ('--eval-contexts 1', SMALL + ['--eval-contexts', '1'], r"--eval-contexts.*'1'"),
         ('--threads 0', opt(SMALL, '--threads', '0'), r"--threads.*'0'"),
+        ('--parallel unknown', SMALL + ['--parallel', 'model'], r"--parallel: unknown mode 'model' \(one of: data, ops\)"),
         ('--max-corpus 0', opt(SMALL, '--max-corpus', '0'), r"--max-corpus.*'0'"),
         ('--gen-pieces -1', opt(SMALL, '--gen-pieces', '-1'), r"--gen-pieces.*'-1'"),
         ('--stop-after beyond the bound', SMALL + ['--stop-after', '1e12'], r"--stop-after.*'1e12'"),
