@@ -110,6 +110,17 @@ int main() {
                   position + ": the gradients are added to what they held");
         }
     }
+    {
+        // Wide enough (~140k gradient elements) that the gradients' sum is split over the threads mid-parameter.
+        tiny_lm::model_config c = small("learned");
+        c.width = 64;
+        c.vocab = 300;
+        const batch b = random_batch(4, 8, c.vocab, 13, 3);
+        const trained one = train(c, b, 1, false, -0.5f), split = train(c, b, 2, true, -0.5f);
+        const double w = worst(split, one);
+        check(split.shards == 2 && w < 1e-5, "width 64, vocab 300: 2 shards match the whole batch (worst " +
+                                                 std::to_string(w * 1e7) + "e-7)");
+    }
     // A shard of only ignored targets (row 0 when split in two): the whole batch is trained at once, so the
     // result is that of data_parallel = false on the same threads, bit for bit.
     const tiny_lm::model_config c = small("learned");

@@ -188,16 +188,24 @@ std::optional<double> language_model::train_sharded(const xt::xarray<std::int32_
         m.params_.zero_grad();
         s.loss = m.train_shard(s.tokens, s.targets, weight(r), nullptr);
     });
-    // The shards' weighted gradients, added to shard 0's in shard order (the same sums for every partition).
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-        float* g = params_[i].grad.data();
-        kernels::parallel_for(0, params_[i].grad.size(), 16384, [&](std::size_t lo, std::size_t hi) {
+    // The shards' weighted gradients, added to shard 0's in shard order (the same sums for every partition), in
+    // one region over all the parameters' elements end to end.
+    grad_offsets_.resize(params_.size() + 1);
+    grad_offsets_[0] = 0;
+    for (std::size_t i = 0; i < params_.size(); ++i) grad_offsets_[i + 1] = grad_offsets_[i] + params_[i].grad.size();
+    kernels::parallel_for(0, grad_offsets_.back(), 16384, [&](std::size_t lo, std::size_t hi) {
+        std::size_t i = static_cast<std::size_t>(std::upper_bound(grad_offsets_.begin(), grad_offsets_.end(), lo) -
+                                                 grad_offsets_.begin()) - 1;
+        for (; i < params_.size() && grad_offsets_[i] < hi; ++i) {
+            const std::size_t a = std::max(lo, grad_offsets_[i]) - grad_offsets_[i];
+            const std::size_t b = std::min(hi, grad_offsets_[i + 1]) - grad_offsets_[i];
+            float* g = params_[i].grad.data();
             for (std::size_t r = 1; r < shards; ++r) {
                 const float* o = replicas_[r - 1]->params_[i].grad.data();
-                for (std::size_t j = lo; j < hi; ++j) g[j] += o[j];
+                for (std::size_t j = a; j < b; ++j) g[j] += o[j];
             }
-        });
-    }
+        }
+    });
     double loss = 0.0;
     for (std::size_t r = 0; r < shards; ++r) loss += static_cast<double>(weight(r)) * shards_[r].loss;
     if (sum != nullptr)

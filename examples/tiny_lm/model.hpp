@@ -144,6 +144,7 @@ class language_model {
         double loss = 0.0;
     };
     std::vector<shard> shards_;
+    std::vector<std::size_t> grad_offsets_;  // where each parameter starts in the gradients laid end to end
 };
 
 }  // namespace tiny_lm
