@@ -319,13 +319,18 @@ struct blocked_config {
     template <class T>
     std::unique_ptr<nn::optimizer<T>> make() const {
         switch (kind) {
-            case 0: return std::make_unique<nn::adam<T>>(nn::adam_options{.lr = 0.01, .beta1 = 0.8, .beta2 = 0.95});
-            case 1: return std::make_unique<nn::adam<T>>(nn::adam_options{.lr = 0.01, .weight_decay = 0.1});
-            case 2: return std::make_unique<nn::adamw<T>>(nn::adam_options{.lr = 0.01, .eps = 1e-3, .weight_decay = 0.1});
-            case 3: return std::make_unique<nn::sgd<T>>(nn::sgd_options{.lr = 0.1, .momentum = 0.9, .dampening = 0.2,
-                                                                       .weight_decay = 0.05});
-            default: return std::make_unique<nn::sgd<T>>(nn::sgd_options{.lr = 0.1, .momentum = 0.9,
-                                                                        .weight_decay = 0.05, .nesterov = true});
+            case 0:
+                return std::make_unique<nn::adam<T>>(nn::adam_options{.lr = 0.01, .beta1 = 0.8, .beta2 = 0.95});
+            case 1:
+                return std::make_unique<nn::adam<T>>(nn::adam_options{.lr = 0.01, .weight_decay = 0.1});
+            case 2:
+                return std::make_unique<nn::adamw<T>>(nn::adam_options{.lr = 0.01, .eps = 1e-3, .weight_decay = 0.1});
+            case 3:
+                return std::make_unique<nn::sgd<T>>(
+                    nn::sgd_options{.lr = 0.1, .momentum = 0.9, .dampening = 0.2, .weight_decay = 0.05});
+            default:
+                return std::make_unique<nn::sgd<T>>(
+                    nn::sgd_options{.lr = 0.1, .momentum = 0.9, .weight_decay = 0.05, .nesterov = true});
         }
     }
 };

@@ -67,9 +67,9 @@ void adam_block(T* th, const T* gr, T* m, T* v, std::size_t n, const adam_coeffi
         if constexpr (Decay == adam_decay::decoupled)
             x = x * shrink;
         else if constexpr (Decay == adam_decay::l2)
-            g = xsimd::fma(wd, x, g);                // g + λ θ
-        mm = xsimd::fma(b1, mm, one_b1 * g);         // β1 m + (1 − β1) g
-        vv = xsimd::fma(b2, vv, (one_b2 * g) * g);   // β2 v + (1 − β2) g²
+            g = xsimd::fma(wd, x, g);               // g + λ θ
+        mm = xsimd::fma(b1, mm, one_b1 * g);        // β1 m + (1 − β1) g
+        vv = xsimd::fma(b2, vv, (one_b2 * g) * g);  // β2 v + (1 − β2) g²
         const B denom = xsimd::sqrt(vv) / bc2_sqrt + eps;
         x = xsimd::fnma(step_size, mm / denom, x);  // θ − (γ / bc1) (m / denom)
     };
@@ -100,15 +100,15 @@ void adam_update(parameter_set<T>& params, std::vector<std::vector<xt::xarray<T>
     const double td = static_cast<double>(t);
     const double bc1 = 1.0 - std::pow(o.beta1, td);
     const double bc2 = 1.0 - std::pow(o.beta2, td);
-    const adam_coefficients<T> c{static_cast<T>(lr_d / bc1),
-                                 static_cast<T>(std::sqrt(bc2)),
-                                 static_cast<T>(o.beta1),
-                                 static_cast<T>(1.0 - o.beta1),
-                                 static_cast<T>(o.beta2),
-                                 static_cast<T>(1.0 - o.beta2),
-                                 static_cast<T>(o.eps),
-                                 static_cast<T>(o.weight_decay),
-                                 static_cast<T>(1.0 - lr_d * o.weight_decay)};
+    const adam_coefficients<T> c{.step_size = static_cast<T>(lr_d / bc1),
+                                 .bc2_sqrt = static_cast<T>(std::sqrt(bc2)),
+                                 .b1 = static_cast<T>(o.beta1),
+                                 .one_b1 = static_cast<T>(1.0 - o.beta1),
+                                 .b2 = static_cast<T>(o.beta2),
+                                 .one_b2 = static_cast<T>(1.0 - o.beta2),
+                                 .eps = static_cast<T>(o.eps),
+                                 .wd = static_cast<T>(o.weight_decay),
+                                 .shrink = static_cast<T>(1.0 - lr_d * o.weight_decay)};
     const adam_decay decay = o.weight_decay == 0 ? adam_decay::none
                              : decoupled         ? adam_decay::decoupled
                                                  : adam_decay::l2;

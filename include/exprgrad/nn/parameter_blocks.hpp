@@ -51,8 +51,8 @@ void for_each_parameter_block(const std::vector<parameter_block>& blocks, std::s
         starts[b] = total;
         total += blocks[b].hi - blocks[b].lo;
     }
-    const std::size_t runs = std::max<std::size_t>(
-        1, std::min(kernels::num_threads(), total / std::max<std::size_t>(min_chunk, 1)));
+    const std::size_t runs =
+        std::max<std::size_t>(1, std::min(kernels::num_threads(), total / std::max<std::size_t>(min_chunk, 1)));
     if (runs == 1) {
         for (std::size_t b = 0; b < blocks.size(); ++b) fn(b, blocks[b]);
         return;
