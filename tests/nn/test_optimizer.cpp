@@ -422,7 +422,8 @@ naive_run<T> run_naive(const blocked_problem<T>& prob, int kind) {
     return r;
 }
 
-// |got − want| <= ulps · ε_T · max |want| over the array: the naive loop rounds (and fuses) differently.
+// |got − want| <= ulps · ε_T · max |want| over the array: the naive loop rounds (and fuses) differently; the
+// sanitizer build (-Og, where GCC fuses nothing in the naive loop) measured up to 8 ulp after three steps.
 template <class T, class Got>
 void check_near_array(const Got& got, const std::vector<T>& want, double ulps) {
     double scale = 0;
@@ -475,9 +476,9 @@ TEST_CASE_TEMPLATE("optimizers and clip_grad_norm: the same bits at 1 and 2 thre
         const auto naive = run_naive(prob, kind);
         for (int t = 0; t < steps; ++t) CHECK(norms[0][t] == doctest::Approx(naive.norms[t]).epsilon(1e-13));
         for (std::size_t p = 0; p < prob.values.size(); ++p) {
-            check_near_array(sets[0][p].value, naive.th[p], 4);
-            check_near_array(opts[0]->buffers()[0][p], naive.b0[p], 4);
-            if (kind <= 2) check_near_array(opts[0]->buffers()[1][p], naive.b1[p], 4);
+            check_near_array(sets[0][p].value, naive.th[p], 16);
+            check_near_array(opts[0]->buffers()[0][p], naive.b0[p], 16);
+            if (kind <= 2) check_near_array(opts[0]->buffers()[1][p], naive.b1[p], 16);
         }
     }
 }
