@@ -62,7 +62,8 @@ template <parameter_value T>
 double grad_l2_norm(const parameter_set<T>& params) {
     const auto blocks = grad_blocks(params);
     std::vector<double> partial(blocks.size());
-    // Runs of at least 65536 elements: a block's sum is a few microseconds, less than a task's start.
+    // Runs of at least 65536 elements (about 7 µs with AVX2): shorter ones gain less from a second thread
+    // than starting its task costs.
     for_each_parameter_block(blocks, 65536, [&](std::size_t i, const parameter_block& b) {
         partial[i] = sum_of_squares(params[b.param].grad.data() + b.lo, b.hi - b.lo);
     });

@@ -89,12 +89,14 @@ void sgd_dispatch_momentum(sgd_momentum mom, bool nesterov, T* th, const T* gr, 
                            const sgd_coefficients<T>& c) {
     if (mom == sgd_momentum::none)
         sgd_block<Decay, sgd_momentum::none, false>(th, gr, buf, n, c);
+    else if (mom == sgd_momentum::first && nesterov)
+        sgd_block<Decay, sgd_momentum::first, true>(th, gr, buf, n, c);
     else if (mom == sgd_momentum::first)
-        nesterov ? sgd_block<Decay, sgd_momentum::first, true>(th, gr, buf, n, c)
-                 : sgd_block<Decay, sgd_momentum::first, false>(th, gr, buf, n, c);
+        sgd_block<Decay, sgd_momentum::first, false>(th, gr, buf, n, c);
+    else if (nesterov)
+        sgd_block<Decay, sgd_momentum::later, true>(th, gr, buf, n, c);
     else
-        nesterov ? sgd_block<Decay, sgd_momentum::later, true>(th, gr, buf, n, c)
-                 : sgd_block<Decay, sgd_momentum::later, false>(th, gr, buf, n, c);
+        sgd_block<Decay, sgd_momentum::later, false>(th, gr, buf, n, c);
 }
 
 template <class T>
@@ -148,15 +150,18 @@ class sgd final : public optimizer<T> {
 
   protected:
     void update(parameter_set<T>& params, std::uint64_t t) override {
-        const detail::sgd_coefficients<T> c{static_cast<T>(this->lr()), static_cast<T>(o_.weight_decay),
-                                            static_cast<T>(o_.momentum), static_cast<T>(1.0 - o_.dampening)};
+        const detail::sgd_coefficients<T> c{.lr = static_cast<T>(this->lr()),
+                                            .wd = static_cast<T>(o_.weight_decay),
+                                            .mu = static_cast<T>(o_.momentum),
+                                            .keep = static_cast<T>(1.0 - o_.dampening)};
         const bool decay = o_.weight_decay != 0;
         const detail::sgd_momentum mom = o_.momentum == 0 ? detail::sgd_momentum::none
                                          : t == 1         ? detail::sgd_momentum::first
                                                           : detail::sgd_momentum::later;
         const auto blocks =
             detail::parameter_blocks(params.size(), [&](std::size_t p) { return params[p].value.size(); });
-        // Each element's update is independent of the others, so any split of the blocks gives the same bits.
+        // Each element's update is independent of the others, so any split of the blocks gives the same bits;
+        // runs of at least 32768 elements (a few microseconds) pay for starting a task.
         detail::for_each_parameter_block(blocks, 32768, [&](std::size_t, const detail::parameter_block& b) {
             T* th = params[b.param].value.data() + b.lo;
             const T* gr = params[b.param].grad.data() + b.lo;
