@@ -5,13 +5,19 @@
 // implementation's operation order; a few steps are also checked against numbers worked out by hand.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
+#include <exprgrad/kernels/parallel.hpp>
 #include <exprgrad/nn/optimizer.hpp>
 #include <exprgrad/nn/schedule.hpp>
 #include <exprgrad/random.hpp>
@@ -302,6 +308,179 @@ TEST_CASE("clip_grad_value clamps elementwise; NaN stays NaN") {
     CHECK(ps[0].grad(3) == 1.0);
     CHECK(std::isnan(ps[0].grad(4)));
     CHECK_THROWS_AS(nn::clip_grad_value(ps, -1.0), std::invalid_argument);
+}
+
+namespace {
+
+// The blocked, pooled updates (nn/parameter_blocks.hpp) against a naive per-element loop in T: the
+// configurations of the partition test below, one step of clip_grad_norm(max_norm 1) then the optimizer.
+struct blocked_config {
+    int kind;  // 0 adam, 1 adam with L2 decay, 2 adamw, 3 sgd (momentum, dampening, decay), 4 sgd nesterov + decay
+    template <class T>
+    std::unique_ptr<nn::optimizer<T>> make() const {
+        switch (kind) {
+            case 0:
+                return std::make_unique<nn::adam<T>>(nn::adam_options{.lr = 0.01, .beta1 = 0.8, .beta2 = 0.95});
+            case 1:
+                return std::make_unique<nn::adam<T>>(nn::adam_options{.lr = 0.01, .weight_decay = 0.1});
+            case 2:
+                return std::make_unique<nn::adamw<T>>(nn::adam_options{.lr = 0.01, .eps = 1e-3, .weight_decay = 0.1});
+            case 3:
+                return std::make_unique<nn::sgd<T>>(
+                    nn::sgd_options{.lr = 0.1, .momentum = 0.9, .dampening = 0.2, .weight_decay = 0.05});
+            default:
+                return std::make_unique<nn::sgd<T>>(
+                    nn::sgd_options{.lr = 0.1, .momentum = 0.9, .weight_decay = 0.05, .nesterov = true});
+        }
+    }
+};
+
+// Parameters of 40 blocks + 3 elements (above the element counts at which the updates and the norm go to the
+// pool), 5 (less than a SIMD batch) and 3 x 4099, filled from a fixed LCG; gradients for `steps` steps.
+template <class T>
+struct blocked_problem {
+    std::vector<std::vector<std::size_t>> shapes{{40 * nn::detail::parameter_block_size + 3}, {5}, {3, 4099}};
+    std::vector<std::vector<T>> values;              // values[param]
+    std::vector<std::vector<std::vector<T>>> grads;  // grads[step][param]
+    explicit blocked_problem(int steps) {
+        std::uint64_t s = 12345;
+        auto uniform = [&] {  // in [-1, 1)
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            return static_cast<T>(static_cast<double>(s >> 11) / 4503599627370496.0 - 1.0);
+        };
+        for (const auto& shape : shapes) {
+            values.emplace_back(shape.size() == 1 ? shape[0] : shape[0] * shape[1]);
+            for (auto& x : values.back()) x = uniform();
+        }
+        grads.resize(static_cast<std::size_t>(steps));
+        for (auto& step : grads)
+            for (const auto& v : values) {
+                step.emplace_back(v.size());
+                for (auto& g : step.back()) g = uniform() * T(0.01);  // norm ≈ 2.4: clipping scales
+            }
+    }
+    void fill(nn::parameter_set<T>& ps) const {
+        for (std::size_t p = 0; p < shapes.size(); ++p) {
+            auto& w = ps.add(std::string(1, static_cast<char>('a' + p)), xt::xarray<T>::from_shape(shapes[p]));
+            std::copy(values[p].begin(), values[p].end(), w.value.begin());
+        }
+    }
+};
+
+// The naive loop: one parameter vector per parameter, coefficients rounded to T as documented.
+template <class T>
+struct naive_run {
+    std::vector<std::vector<T>> th, b0, b1;
+    std::vector<double> norms;
+};
+
+template <class T>
+naive_run<T> run_naive(const blocked_problem<T>& prob, int kind) {
+    naive_run<T> r;
+    r.th = prob.values;
+    for (const auto& v : prob.values) {
+        r.b0.emplace_back(v.size(), T(0));
+        r.b1.emplace_back(v.size(), T(0));
+    }
+    for (std::size_t t = 1; t <= prob.grads.size(); ++t) {
+        auto g = prob.grads[t - 1];
+        ld sum = 0;
+        for (const auto& gp : g)
+            for (const T x : gp) sum += static_cast<ld>(x) * x;
+        const double norm = static_cast<double>(std::sqrt(sum));
+        r.norms.push_back(norm);
+        const T c = static_cast<T>(1.0 / (norm + 1e-6));
+        for (auto& gp : g)
+            for (T& x : gp) x = x * c;
+        for (std::size_t p = 0; p < g.size(); ++p)
+            for (std::size_t i = 0; i < g[p].size(); ++i) {
+                T& th = r.th[p][i];
+                T gi = g[p][i];
+                if (kind <= 2) {
+                    const double lr = 0.01, b1 = kind == 0 ? 0.8 : 0.9, b2 = kind == 0 ? 0.95 : 0.999;
+                    const double eps = kind == 2 ? 1e-3 : 1e-8, wd = kind == 0 ? 0.0 : 0.1;
+                    const double bc1 = 1 - std::pow(b1, static_cast<double>(t));
+                    const double bc2 = 1 - std::pow(b2, static_cast<double>(t));
+                    if (kind == 2) th = th * static_cast<T>(1 - lr * wd);
+                    if (kind == 1) gi = gi + static_cast<T>(wd) * th;
+                    T& m = r.b0[p][i];
+                    T& v = r.b1[p][i];
+                    m = static_cast<T>(b1) * m + static_cast<T>(1 - b1) * gi;
+                    v = static_cast<T>(b2) * v + static_cast<T>(1 - b2) * gi * gi;
+                    const T denom = std::sqrt(v) / static_cast<T>(std::sqrt(bc2)) + static_cast<T>(eps);
+                    th = th - static_cast<T>(lr / bc1) * (m / denom);
+                } else {
+                    const T lr = T(0.1), mu = T(0.9), wd = T(0.05), keep = static_cast<T>(kind == 3 ? 0.8 : 1.0);
+                    T& buf = r.b0[p][i];
+                    gi = gi + wd * th;
+                    buf = t == 1 ? gi : mu * buf + keep * gi;
+                    gi = kind == 4 ? gi + mu * buf : buf;
+                    th = th - lr * gi;
+                }
+            }
+    }
+    return r;
+}
+
+// |got − want| <= ulps · ε_T · max |want| over the array: the naive loop rounds (and fuses) differently; the
+// sanitizer build (-Og, where GCC fuses nothing in the naive loop) measured up to 8 ulp after three steps.
+template <class T, class Got>
+void check_near_array(const Got& got, const std::vector<T>& want, double ulps) {
+    double scale = 0;
+    for (const T w : want) scale = std::max(scale, std::fabs(static_cast<double>(w)));
+    const double tol = ulps * std::numeric_limits<T>::epsilon() * scale;
+    double worst = 0;
+    for (std::size_t i = 0; i < want.size(); ++i)
+        worst = std::max(worst, std::fabs(static_cast<double>(got.data()[i]) - static_cast<double>(want[i])));
+    INFO("worst error ", worst, ", tolerance ", tol);
+    CHECK(worst <= tol);
+}
+
+template <class T>
+bool same_bits(const xt::xarray<T>& a, const xt::xarray<T>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("optimizers and clip_grad_norm: the same bits at 1 and 2 threads, a naive loop's values", T, float,
+                   double) {
+    const std::size_t threads_before = kernels::num_threads();
+    const int steps = 3;
+    const blocked_problem<T> prob(steps);
+    for (int kind = 0; kind <= 4; ++kind) {
+        INFO("configuration ", kind);
+        std::array<nn::parameter_set<T>, 2> sets;
+        std::vector<std::unique_ptr<nn::optimizer<T>>> opts;
+        std::vector<std::vector<double>> norms(2);
+        for (std::size_t threads : {1, 2}) {
+            kernels::set_num_threads(threads);
+            auto& ps = sets[threads - 1];
+            prob.fill(ps);
+            opts.push_back(blocked_config{kind}.template make<T>());
+            for (int t = 0; t < steps; ++t) {
+                for (std::size_t p = 0; p < ps.size(); ++p)
+                    std::copy(prob.grads[t][p].begin(), prob.grads[t][p].end(), ps[p].grad.begin());
+                norms[threads - 1].push_back(nn::clip_grad_norm(ps, 1.0));
+                opts.back()->step(ps);
+            }
+        }
+        kernels::set_num_threads(threads_before);
+        CHECK(norms[0] == norms[1]);
+        for (std::size_t p = 0; p < prob.values.size(); ++p) {
+            CHECK(same_bits(sets[0][p].value, sets[1][p].value));
+            CHECK(same_bits(sets[0][p].grad, sets[1][p].grad));
+            for (std::size_t b = 0; b < opts[0]->buffers().size(); ++b)
+                CHECK(same_bits(opts[0]->buffers()[b][p], opts[1]->buffers()[b][p]));
+        }
+        const auto naive = run_naive(prob, kind);
+        for (int t = 0; t < steps; ++t) CHECK(norms[0][t] == doctest::Approx(naive.norms[t]).epsilon(1e-13));
+        for (std::size_t p = 0; p < prob.values.size(); ++p) {
+            check_near_array(sets[0][p].value, naive.th[p], 16);
+            check_near_array(opts[0]->buffers()[0][p], naive.b0[p], 16);
+            if (kind <= 2) check_near_array(opts[0]->buffers()[1][p], naive.b1[p], 16);
+        }
+    }
 }
 
 namespace {

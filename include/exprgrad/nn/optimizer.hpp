@@ -8,7 +8,8 @@
 // false, amsgrad = false, foreach/fused off), written out at each class. Per-element arithmetic is in
 // the parameter type T, in the order PyTorch's single-tensor implementation uses; the scalar
 // coefficients (bias corrections, step size) are computed in double and rounded once to T. The loops
-// are plain and sequential, so a run is bit-for-bit reproducible.
+// run in SIMD batches over the thread pool, on blocks whose cut depends only on the parameters' sizes
+// (nn/parameter_blocks.hpp), so a run is bit-for-bit reproducible and the same at every thread count.
 //
 // NaN/Inf policy: non-finite gradients are not checked and propagate into the moments and parameters,
 // as in PyTorch (check the norm returned by clip_grad_norm to skip such steps). Invalid hyperparameters
