@@ -220,14 +220,13 @@ int main(int argc, char** argv) {
     tiny_lm::language_model model(mc, init_gen);
     torch_model t = copy_model(model, o);
     check_same_model(model, t, o);
+    // The check ran tiny_lm's step, which sets OpenBLAS's thread count its own way: the peer's setting again.
+    openblas_set_num_threads(static_cast<int>(o.replicas > 1 ? 1 : o.blas_threads));
 
     // Data parallelism (--replicas): the other copies, from the same parameters; one thread each.
     std::vector<torch_model> others;
     for (std::size_t r = 1; r < o.replicas; ++r) others.push_back(copy_model(model, o));
-    if (o.replicas > 1) {
-        torch::set_num_threads(1);
-        openblas_set_num_threads(1);
-    }
+    if (o.replicas > 1) torch::set_num_threads(1);
     torch::optim::AdamW opt(t.params, torch::optim::AdamWOptions(o.lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(0.01));
     eg::nn::cosine_warmup sched({.base_lr = o.lr,
                                  .warmup_steps = std::min<std::size_t>(100, o.steps / 10),
@@ -287,8 +286,8 @@ int main(int argc, char** argv) {
         std::printf("step %zu/%zu  loss %.3f  %.0f pieces/s  (libtorch %s, %zu copies of the model, one thread each)\n",
                     o.steps, o.steps, loss, pieces / seconds, TORCH_VERSION, o.replicas);
     } else {
-        std::printf("step %zu/%zu  loss %.3f  %.0f pieces/s  (libtorch %s, %zu threads, OpenBLAS %zu threads)\n",
-                    o.steps, o.steps, loss, pieces / seconds, TORCH_VERSION, o.threads, o.blas_threads);
+        std::printf("step %zu/%zu  loss %.3f  %.0f pieces/s  (libtorch %s, %zu threads, OpenBLAS %d threads)\n",
+                    o.steps, o.steps, loss, pieces / seconds, TORCH_VERSION, o.threads, openblas_get_num_threads());
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include <exprgrad/kernels/parallel.hpp>
@@ -102,7 +103,7 @@ int main() {
             std::snprintf(worst_text, sizeof worst_text, "%.2g", w);
             check(split.shards == threads && one.shards == 1,
                   position + ": split into " + std::to_string(split.shards) + " shards");
-            check(w < 1e-5, position + ": " + std::to_string(threads) + " shards match the whole batch (worst " +
+            check(w < 1e-6, position + ": " + std::to_string(threads) + " shards match the whole batch (worst " +
                                 worst_text + ")");
             check(same_bits(split, train(c, b, threads, true, 0.25f)),
                   position + ": " + std::to_string(threads) + " shards give the same bits twice");
@@ -118,8 +119,28 @@ int main() {
         const batch b = random_batch(4, 8, c.vocab, 13, 3);
         const trained one = train(c, b, 1, false, -0.5f), split = train(c, b, 2, true, -0.5f);
         const double w = worst(split, one);
-        check(split.shards == 2 && w < 1e-5, "width 64, vocab 300: 2 shards match the whole batch (worst " +
+        check(split.shards == 2 && w < 1e-6, "width 64, vocab 300: 2 shards match the whole batch (worst " +
                                                  std::to_string(w * 1e7) + "e-7)");
+    }
+    {
+        // An out-of-range piece in the second half: the whole batch reports it, with the same message either way.
+        const tiny_lm::model_config c = small("learned");
+        batch b = random_batch(4, 8, c.vocab, 14, 0);
+        b.tokens(3, 5) = static_cast<std::int32_t>(c.vocab);
+        auto message = [&](bool data_parallel) {
+            exprgrad::kernels::set_num_threads(2);
+            rng init(7);
+            tiny_lm::language_model m(c, init);
+            m.set_data_parallel(data_parallel);
+            try {
+                m.train_batch(b.tokens, b.targets);
+            } catch (const std::exception& e) {
+                return std::string(e.what());
+            }
+            return std::string("no error");
+        };
+        const std::string split = message(true), whole = message(false);
+        check(split == whole && split != "no error", "an out-of-range piece: the whole batch's error (" + split + ")");
     }
     // A shard of only ignored targets (row 0 when split in two): the whole batch is trained at once, so the
     // result is that of data_parallel = false on the same threads, bit for bit.

@@ -29,7 +29,8 @@
 // directory and prints (its pieces/s counts the whole global batch); the tokenizer, the parameters and the
 // optimizer state go from rank 0 to the others at start and after a resume; a checkpoint records the
 // number of ranks, and a resume on another number continues from the same step (the data position is
-// the step). Each rank uses --threads threads (1 when not given under mpirun). An error on any rank is
+// the step). Each rank uses --threads threads (1 when not given under mpirun; with more, a rank first sums
+// its own model copies' gradients (--parallel data) and the all-reduce follows its backward pass). An error on any rank is
 // printed by that rank and ends every rank (MPI_Abort). Without mpirun: one process, as before.
 //
 // Options come in three structs, each defined once and adapted with Boost.Hana, so that the command-line

@@ -151,6 +151,12 @@ std::optional<double> language_model::train_sharded(const xt::xarray<std::int32_
     if (targets.dimension() != 2 || targets.shape(0) != tokens.shape(0) || targets.shape(1) != tokens.shape(1))
         return std::nullopt;
     checked_length(tokens);
+    // Out-of-range pieces are reported by the whole batch (positions in it, not in a shard).
+    const auto V = static_cast<std::int32_t>(config_.vocab);
+    for (const std::int32_t t : tokens)
+        if (t < 0 || t >= V) return std::nullopt;
+    for (const std::int32_t t : targets)
+        if (t != -100 && (t < 0 || t >= V)) return std::nullopt;
     const std::size_t B = tokens.shape(0), T = tokens.shape(1);
     shards_.resize(shards);
     std::vector<std::size_t> counted(shards, 0);

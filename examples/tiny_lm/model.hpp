@@ -74,12 +74,16 @@ class language_model {
     /// the model on its own thread (kernels::run_replicas: serial kernels, one-thread BLAS), and the shards'
     /// gradients are added in shard order, each weighted by its share of the counted targets: the gradient
     /// of the batch's mean loss, deterministic for a thread count. Not with CE + EMO (mode 1's weight is a
-    /// ratio of batch means, which a sum over shards would change), nor when a shard has no counted target:
-    /// those run as one batch with every thread on each operation.
+    /// ratio of batch means, which a sum over shards would change), nor when a shard has no counted target or
+    /// a token or target is out of range (the whole batch then reports it, with its positions): those run as
+    /// one batch with every thread on each operation. With `sum` and shards, every bucket is announced after
+    /// the shards' sum, in bucket order (the all-reduce then overlaps nothing of the backward pass).
     double train_batch(const xt::xarray<std::int32_t>& tokens, const xt::xarray<std::int32_t>& targets,
                        exprgrad::nn::distributed_gradients<float>* sum = nullptr);
     /// Whether train_batch may split a batch over the threads (see there); true unless set otherwise.
     bool data_parallel() const { return data_parallel_; }
+    /// Lets train_batch split batches over the threads (true) or not (false: every operation of one step is
+    /// split over them instead). Takes effect at the next train_batch.
     void set_data_parallel(bool on) { data_parallel_ = on; }
     /// The number of shards the last train_batch was split into (1: the whole batch at once; 0: none yet).
     std::size_t last_shards() const { return last_shards_; }
@@ -103,7 +107,8 @@ class language_model {
     /// starting parameters are in place and before any resumed state is loaded. Without it (or with
     /// emo_cost = live) the live head is the cost. Throws std::logic_error unless emo_cost = fixed.
     void fix_emo_cost();
-    /// The DEER mixers (empty unless config.deer_layers), for their reports.
+    /// The DEER mixers (empty unless config.deer_layers), for their reports. After a split train_batch
+    /// their reports cover the first shard only.
     const std::vector<exprgrad::nn::deer_mixer<float>*>& deer() const { return stack_.deer; }
 
   private:

@@ -1,5 +1,6 @@
 // The thread pool (kernels/parallel.hpp) called directly: the partition, exceptions, nested regions,
-// changing the thread count, and the refusal of thread counts the machine cannot have.
+// changing the thread count, and the refusal of thread counts the machine cannot have; and its data
+// parallelism (kernels/replicas.hpp).
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -11,7 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "exprgrad/kernels/blas.hpp"
 #include "exprgrad/kernels/parallel.hpp"
+#include "exprgrad/kernels/replicas.hpp"
 
 using namespace exprgrad::kernels;
 
@@ -121,4 +124,53 @@ TEST_CASE("set_num_threads: 0 counts as 1, an impossible count is refused with a
     std::atomic<int> chunks{0};
     parallel_for(0, 30, 1, [&](std::size_t, std::size_t) { ++chunks; });
     CHECK(chunks.load() == 3);
+}
+
+TEST_CASE("run_replicas: each replica once, serial kernels and one BLAS thread inside, the first error after all") {
+    thread_guard g;
+    set_num_threads(2);
+    // More replicas than threads: each r exactly once.
+    std::vector<std::atomic<int>> runs(5);
+    run_replicas(5, [&](std::size_t r) { ++runs[r]; });
+    for (auto& n : runs) CHECK(n.load() == 1);
+    // Inside a replica: a region of its own, BLAS at one thread, nested parallel_for on the replica's thread.
+    std::atomic<int> inside{0}, one_blas{0}, nested_same_thread{0};
+    run_replicas(2, [&](std::size_t) {
+        inside += in_parallel_region();
+        one_blas += openblas_get_num_threads() == 1;
+        const auto self = std::this_thread::get_id();
+        bool same = true;
+        parallel_for(0, 64, 1, [&](std::size_t, std::size_t) { same = same && std::this_thread::get_id() == self; });
+        nested_same_thread += same;
+    });
+    CHECK(inside.load() == 2);
+    CHECK(one_blas.load() == 2);
+    CHECK(nested_same_thread.load() == 2);
+    CHECK(!in_parallel_region());
+    // After a GEMM outside a region, OpenBLAS is back at the pool's thread count.
+    const float a[4] = {1, 2, 3, 4}, b[4] = {1, 0, 0, 1};
+    float c[4] = {};
+    blas::gemm(false, false, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
+    CHECK(c[3] == 4.0f);
+    CHECK(openblas_get_num_threads() == 2);
+    // A throw in replica 1: replicas 0 and 2 still run, then the error reaches the caller.
+    std::vector<std::atomic<int>> done(3);
+    CHECK_THROWS_WITH_AS(run_replicas(3,
+                                      [&](std::size_t r) {
+                                          if (r == 1) throw std::runtime_error("replica 1 failed");
+                                          ++done[r];
+                                      }),
+                         "replica 1 failed", std::runtime_error);
+    CHECK(done[0].load() == 1);
+    CHECK(done[2].load() == 1);
+    // Called inside a region: the replicas run one after another on the calling thread.
+    std::atomic<int> on_caller{0};
+    parallel_for(
+        0, 2, 1,
+        [&](std::size_t, std::size_t) {
+            const auto self = std::this_thread::get_id();
+            run_replicas(3, [&](std::size_t) { on_caller += std::this_thread::get_id() == self; });
+        },
+        2);
+    CHECK(on_caller.load() == 6);
 }

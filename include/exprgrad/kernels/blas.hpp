@@ -6,6 +6,7 @@
 // the region runs its own model replica, BLAS included, with OpenBLAS at one thread.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 #include <cblas.h>
@@ -15,19 +16,16 @@
 namespace exprgrad::kernels {
 
 namespace detail {
-// OpenBLAS's thread count as last set by exprgrad (0: not yet).
-inline std::size_t& blas_threads_applied() {
-    static std::size_t applied = 0;
+// OpenBLAS's thread count as last set by exprgrad (0: not yet). Atomic: threads of the caller's own may call
+// blas::gemm while another runs run_replicas (OpenBLAS's count is process-wide; the last setter wins).
+inline std::atomic<std::size_t>& blas_threads_applied() {
+    static std::atomic<std::size_t> applied{0};
     return applied;
 }
 
-// Sets OpenBLAS's thread count unless it already is n. Only outside parallel regions (it is process-wide).
+// Sets OpenBLAS's thread count unless exprgrad last set it to n.
 inline void set_blas_threads(std::size_t n) {
-    std::size_t& applied = blas_threads_applied();
-    if (n != applied) {
-        openblas_set_num_threads(static_cast<int>(n));
-        applied = n;
-    }
+    if (blas_threads_applied().exchange(n, std::memory_order_relaxed) != n) openblas_set_num_threads(static_cast<int>(n));
 }
 
 // Keeps OpenBLAS at exprgrad's thread count (set lazily, once per change). Inside a parallel region the

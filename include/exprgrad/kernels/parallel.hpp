@@ -5,8 +5,9 @@
 // Thread count: EXPRGRAD_NUM_THREADS in the environment (a whole number in [1, max_threads]; anything else
 // is reported once on stderr and ignored), else std::thread::hardware_concurrency(); set_num_threads(n)
 // changes it at run time. Calls from inside a parallel region run serially (no
-// nested oversubscription). BLAS is called outside the regions only (kernels/blas.hpp keeps OpenBLAS at the
-// same thread count), so the two pools take turns rather than share the cores.
+// nested oversubscription). BLAS is called outside the regions (kernels/blas.hpp keeps OpenBLAS at the
+// same thread count), so the two pools take turns rather than share the cores; the one exception is
+// run_replicas (kernels/replicas.hpp), whose calls each run BLAS on one thread.
 //
 // Idle workers (and the caller waiting for the last chunk) poll for up to 200 µs before blocking on a
 // condition variable: regions that follow each other closely then start without a wake-up, which took

@@ -18,7 +18,10 @@ namespace exprgrad::kernels {
 /// or disjoint parts of one). n = 1 runs fn(0) on the calling thread as ordinary code, with every thread of the
 /// pool for its regions. The first exception of a call is rethrown after every call has ended. Called
 /// from inside a parallel region, the calls run one after another on the calling thread. OpenBLAS returns to
-/// num_threads() threads at the next GEMM outside a region.
+/// num_threads() threads at exprgrad's next GEMM outside a region; code that calls cblas itself in between
+/// finds it at one thread (OpenBLAS's count is process-wide, so a GEMM through exprgrad on another thread of
+/// the caller's while run_replicas runs also changes it for the replicas: their results stay right, only
+/// their speed changes).
 ///
 /// Example (two half batches, gradients summed afterwards):
 ///
@@ -26,7 +29,10 @@ namespace exprgrad::kernels {
 template <class Fn>
 void run_replicas(std::size_t n, Fn&& fn) {
     if (n == 0) return;
-    if (!in_parallel_region()) detail::set_blas_threads(1);
+    if (!in_parallel_region()) {
+        openblas_set_num_threads(1);  // unconditionally: another thread may have changed it since
+        detail::blas_threads_applied().store(1, std::memory_order_relaxed);
+    }
     const std::function<void(std::size_t)> task = [&](std::size_t r) { fn(r); };
     detail::thread_pool::instance().run(n, task);
 }
