@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """examples/tiny_lm data-parallel under `mpirun -np 2` (issue #21), at a tiny size:
 - two ranks equal one process with the same global batch: after 20 steps the parameters agree within
-  1e-5 relative (L2 over all of them) and the held-out bits per byte within 1e-4; rank 0 alone prints;
+  1e-5 relative (L2 over all of them) and the held-out bits per byte within 1e-4; rank 0 alone prints; so do
+  two ranks of two threads each (each rank's model copies summed before the all-reduce);
 - two 2-rank runs are bit-identical (parameters, optimizer state, history);
 - the checkpoint records the number of ranks, and a 2-rank run stopped after step 10 resumes on one
   process (the data position is recomputed) and ends near the uninterrupted run;
@@ -89,6 +90,12 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r2.stdout.count('corpus:') == 1 and r2.stdout.count('prompt:') == 3, 'rank 0 alone prints the report')
     check('all-reduce: 2 ranks' in r2.stdout and 'all-reduce' not in r1.stdout,
           'the 2-rank run reports its all-reduce, one process does not')
+    # Two ranks of two threads: each rank first sums its two model copies' gradients (--parallel data), then the
+    # ranks all-reduce: still the one process's global batch.
+    twot = pathlib.Path(tmp) / 'two_threads'
+    run(TWO + [EXE] + SMALL[:-1] + ['2', '--run-dir', str(twot)])
+    rel = relative_l2(one, twot)
+    check(rel < 1e-5, f'2 ranks x 2 threads (data-parallel) vs 1 process: parameters within 1e-5 relative ({rel:.2e})')
     manifest = (two / 'ckpt' / 'manifest.txt').read_text()
     check('meta world_size 2\n' in manifest and 'meta world_size 1\n' in (one / 'ckpt' / 'manifest.txt').read_text(),
           'the checkpoints record the number of ranks')
