@@ -1,5 +1,5 @@
-// The comparison shared by the attention_definition tests (split over four translation units to keep each
-// under about 80 s and 1.5 GB of compiler memory): attention_definition<Cfg> against attention_forward / attention_vjp.
+// The comparison shared by the attention_definition tests (split over six translation units to keep each
+// under about 25 s and 1.5 GB of compiler memory): attention_definition<Cfg> against attention_forward / attention_vjp.
 // What is compared: attention_definition (ops/attention_definition.hpp), the DSL form of attention, against the fused
 // kernels: out, dq, dk, dv (and ∂L/∂log s for the learned scale) equal attention_forward / attention_vjp for every
 // scale policy, causal on and off, key padding (a fully padded entry included), T_q = T_k, T_q < T_k and

@@ -1,4 +1,4 @@
-// Deterministic inputs for the attention tests (ops/test_attention.cpp, ops/test_flex_attention.cpp): a small
+// Deterministic inputs for the attention tests (ops/test_attention.cpp, ops/test_flex_attention*.cpp): a small
 // generator uniform in [-1, 1), rank-4 arrays drawn from it, and a conversion between number types.
 #pragma once
 

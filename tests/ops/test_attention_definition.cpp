@@ -1,6 +1,7 @@
 // attention_definition against the fused kernels (attention_definition_check.hpp says what and with which
-// tolerance): 1/sqrt(d), fixed and learned scales, each with causal off/on and padding off/on; and the
-// definition inside a larger expression, checked by finite differences.
+// tolerance): 1/sqrt(d) with causal off/on and padding off/on (the other scales have their own translation
+// units, test_attention_definition_*.cpp); and the definition inside a larger expression, checked by finite
+// differences.
 #include <doctest/doctest.h>
 
 #include "attention_definition_check.hpp"
@@ -11,11 +12,6 @@ using namespace attention_definition_check;
 using test_util::random_array;
 
 TEST_CASE("attention_definition equals the kernel: 1/sqrt(d)") { check_masks<scale_type::inv_sqrt_d>(1000); }
-
-TEST_CASE("attention_definition equals the kernel: fixed and learned scales") {
-    check_masks<scale_type::fixed<decltype(c<1, 3>)>>(2000);
-    check_masks<scale_type::learned>(3000);
-}
 
 TEST_CASE("docs/attention.md: the definition inside a larger expression, gradients checked by finite differences") {
     // a residual around causal attention with key padding (the docs example), batch entry 1 padded to 2 keys
