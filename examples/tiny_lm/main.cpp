@@ -967,7 +967,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
         opt.step(params);
         sched.step();
         seen_pieces += ro.batch * mc.context;
-        for (auto* d : model.deer()) {
+        for (const auto* d : model.step_deer()) {
             deer_iters += d->last_report().iterations;
             deer_fallbacks += d->last_report().fallback;
             ++deer_solves;

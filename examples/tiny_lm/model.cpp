@@ -253,6 +253,13 @@ double language_model::train_shard(const xt::xarray<std::int32_t>& tokens, const
     return rec_.value(loss)(0);
 }
 
+std::vector<const nn::deer_mixer<float>*> language_model::step_deer() const {
+    std::vector<const nn::deer_mixer<float>*> out(stack_.deer.begin(), stack_.deer.end());
+    for (std::size_t r = 0; r + 1 < last_shards_ && r < replicas_.size(); ++r)
+        out.insert(out.end(), replicas_[r]->stack_.deer.begin(), replicas_[r]->stack_.deer.end());
+    return out;
+}
+
 void language_model::announce(std::size_t call) {
     // Bucket 0 is {final_norm, head}, bucket L - l block l, bucket L + 1 the embeddings; a call that completes
     // none reports progress.

@@ -108,8 +108,10 @@ class language_model {
     /// emo_cost = live) the live head is the cost. Throws std::logic_error unless emo_cost = fixed.
     void fix_emo_cost();
     /// The DEER mixers (empty unless config.deer_layers), for their reports. After a split train_batch
-    /// their reports cover the first shard only.
+    /// their reports cover the first shard only: step_deer() has every shard's.
     const std::vector<exprgrad::nn::deer_mixer<float>*>& deer() const { return stack_.deer; }
+    /// The DEER mixers that ran the last train_batch: deer(), then each other shard's copy's (a split step).
+    std::vector<const exprgrad::nn::deer_mixer<float>*> step_deer() const;
 
   private:
     // One shard of train_batch: its mean loss; the gradients, times `weight`, are added into params().
