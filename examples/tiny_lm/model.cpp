@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include <exprgrad/exprgrad.hpp>
+#include <exprgrad/kernels/contiguous.hpp>
 #include <exprgrad/kernels/replicas.hpp>
 #include <exprgrad/nn/init.hpp>
 #include <exprgrad/ops/attention_mods.hpp>
@@ -159,7 +160,6 @@ std::optional<double> language_model::train_sharded(const xt::xarray<std::int32_
         if (t != -100 && (t < 0 || t >= V)) return std::nullopt;
     const std::size_t B = tokens.shape(0), T = tokens.shape(1);
     shards_.resize(shards);
-    std::vector<std::size_t> counted(shards, 0);
     std::size_t total = 0;
     for (std::size_t r = 0; r < shards; ++r) {
         const std::size_t lo = r * B / shards, hi = (r + 1) * B / shards;
@@ -168,9 +168,10 @@ std::optional<double> language_model::train_sharded(const xt::xarray<std::int32_
         s.targets.resize({hi - lo, T});
         std::copy(tokens.data() + lo * T, tokens.data() + hi * T, s.tokens.data());
         std::copy(targets.data() + lo * T, targets.data() + hi * T, s.targets.data());
-        for (const std::int32_t t : s.targets) counted[r] += t != -100;
-        if (counted[r] == 0) return std::nullopt;  // its mean is undefined: the whole batch at once instead
-        total += counted[r];
+        s.counted = 0;
+        for (const std::int32_t t : s.targets) s.counted += t != -100;
+        if (s.counted == 0) return std::nullopt;  // its mean is undefined: the whole batch at once instead
+        total += s.counted;
     }
     // The replicas are made once; their initialization is overwritten by the parameters before every step.
     while (replicas_.size() + 1 < shards) {
@@ -178,7 +179,7 @@ std::optional<double> language_model::train_sharded(const xt::xarray<std::int32_
         replicas_.push_back(std::make_unique<language_model>(config_, unused));
     }
     const auto weight = [&](std::size_t r) {
-        return static_cast<float>(static_cast<double>(counted[r]) / static_cast<double>(total));
+        return static_cast<float>(static_cast<double>(shards_[r].counted) / static_cast<double>(total));
     };
     kernels::run_replicas(shards, [&](std::size_t r) {
         shard& s = shards_[r];
@@ -205,11 +206,8 @@ std::optional<double> language_model::train_sharded(const xt::xarray<std::int32_
         for (; i < params_.size() && grad_offsets_[i] < hi; ++i) {
             const std::size_t a = std::max(lo, grad_offsets_[i]) - grad_offsets_[i];
             const std::size_t b = std::min(hi, grad_offsets_[i + 1]) - grad_offsets_[i];
-            float* g = params_[i].grad.data();
-            for (std::size_t r = 1; r < shards; ++r) {
-                const float* o = replicas_[r - 1]->params_[i].grad.data();
-                for (std::size_t j = a; j < b; ++j) g[j] += o[j];
-            }
+            for (std::size_t r = 1; r < shards; ++r)
+                kernels::add_row(params_[i].grad.data() + a, replicas_[r - 1]->params_[i].grad.data() + a, b - a);
         }
     });
     double loss = 0.0;

@@ -148,6 +148,7 @@ class language_model {
     std::vector<std::unique_ptr<language_model>> replicas_;
     struct shard {
         xt::xarray<std::int32_t> tokens, targets;
+        std::size_t counted = 0;  // targets other than −100
         double loss = 0.0;
     };
     std::vector<shard> shards_;
