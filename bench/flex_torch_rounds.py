@@ -24,6 +24,10 @@ import os
 import re
 import statistics
 import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import openblas_core  # noqa: E402
 
 TUNED = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967295"
 ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "2", "GLIBC_TUNABLES": TUNED}
@@ -53,7 +57,12 @@ def main():
     ap.add_argument("--min-time", default="0.1")
     ap.add_argument("--filter", default="", help="a regular expression on the variant/T part, e.g. 'causal|alibi'")
     ap.add_argument("--baseline", default="", help="another bench_flex_attention binary to run in the same rounds")
+    ap.add_argument("--openblas-coretype", default="auto",
+                    help="auto (default: the CPU's best core when OpenBLAS chose a weaker one), none, or a name")
     args = ap.parse_args()
+    blas_env, blas_line = openblas_core.coretype_env(args.openblas_coretype)
+    ENV.update(blas_env)
+    print(blas_line)
     sides = [("ours", os.path.join(args.build, "bench", "bench_flex_attention"), "BM_vs_torch/"),
              ("torch", os.path.join(args.build, "bench", "peers", "bench_flex_torch"), "BM_torch/")]
     if args.baseline:

@@ -20,6 +20,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import openblas_core  # noqa: E402
+
 RATE = re.compile(r"(\d+) pieces/s")
 
 
@@ -45,8 +48,12 @@ def main():
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--tsv")
+    ap.add_argument("--openblas-coretype", default="auto",
+                    help="auto (default: the CPU's best core when OpenBLAS chose a weaker one), none, or a name")
     a = ap.parse_args()
     threads = [int(t) for t in a.threads.split(",")]
+    blas_env, blas_line = openblas_core.coretype_env(a.openblas_coretype)
+    print(blas_line, flush=True)
     configs = []
     for t in threads:
         configs.append(("exprgrad", t, t))
@@ -61,7 +68,7 @@ def main():
         # Alternate the order each round so neither side always runs first after the other.
         order = configs if r % 2 == 0 else list(reversed(configs))
         for (who, t, k) in order:
-            env = dict(os.environ, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(k))
+            env = dict(os.environ, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(k), **blas_env)
             if who.startswith("libtorch") and t > 1:
                 # libtorch's OpenMP threads spin while waiting; on a 2-core VM that halved its speed at 2 threads
                 # (8.0k against 17.6k pieces/s passive, one run each), so the peer runs passive: its best setting.

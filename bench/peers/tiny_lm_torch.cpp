@@ -20,7 +20,7 @@
 // and its parameters are copied back into the others before the next step.
 //
 // Usage: tiny_lm_torch [--steps 400] [--threads 1] [--blas-threads N] [--replicas 1] [--batch 16] [--context 64]
-//                      [--width 128] [--layers 2] [--heads 4] [--vocab 1024] [--scale gradient_max] [--seed 1]
+//                      [--width 128] [--layers 2] [--heads 4] [--vocab 1024] [--scale inv_sqrt_d] [--seed 1]
 // Built only with -Dpeers=true.
 #include <cblas.h>
 #include <torch/torch.h>
@@ -52,7 +52,7 @@ struct options {
                 layers = 2, heads = 4, vocab = 1024;
     std::uint64_t seed = 1;
     double lr = 3e-3;
-    std::string scale = "gradient_max";
+    std::string scale = "inv_sqrt_d";  // tiny_lm's default
 };
 
 [[noreturn]] void usage_error(const std::string& what) {
@@ -177,22 +177,30 @@ void check_same_model(tiny_lm::language_model& m, torch_model& t, const options&
     auto l = t.loss(tt, ty);
     l.backward();
     const double theirs = l.item<double>();
-    double worst = 0;
+    // Per parameter, ‖g_torch − g_ours‖ / ‖g_ours‖ (Frobenius). Not the largest entry's difference: a ReLU
+    // whose input lies within float rounding of 0 can fall on either side in the two implementations (the
+    // 512-bit exponential rounds differently from libtorch's), and that one flip moves one row's outer product
+    // in W1's gradient by ~0.5% of its largest entry (seen with --scale gradient_max on a 512-bit CPU: one
+    // hidden unit's column, 5.6e-4 of the norm); a wrong model differs by O(1).
+    double worst = 0, worst_entry = 0;
     std::string worst_name;
     std::size_t i = 0;
     for (auto& p : m.params()) {
         const auto ref = from_xt(p.grad);
-        const double scale = std::max(ref.abs().max().item<double>(), 1e-6);
-        const double diff = (t.params[i].grad() - ref).abs().max().item<double>() / scale;
+        const auto delta = t.params[i].grad() - ref;
+        const double norm = std::max(ref.norm().item<double>(), 1e-12);
+        const double diff = delta.norm().item<double>() / norm;
+        worst_entry = std::max(worst_entry, delta.abs().max().item<double>() /
+                                                std::max(ref.abs().max().item<double>(), 1e-12));
         if (!(diff <= worst)) {
             worst = diff;
             worst_name = p.name;
         }
         ++i;
     }
-    std::printf("check: loss exprgrad %.6f, libtorch %.6f; largest gradient difference %.2e of the gradient's "
-                "largest entry (%s)\n",
-                ours, theirs, worst, worst_name.c_str());
+    std::printf("check: loss exprgrad %.6f, libtorch %.6f; largest relative gradient difference %.2e (%s, "
+                "Frobenius); largest entry's %.2e\n",
+                ours, theirs, worst, worst_name.c_str(), worst_entry);
     if (!(std::abs(ours - theirs) <= 1e-4 * std::abs(ours)) || !(worst <= 2e-3)) {
         std::fprintf(stderr, "tiny_lm_torch: the libtorch model does not compute tiny_lm's model\n");
         std::exit(1);
