@@ -81,6 +81,7 @@
 #include "svg_chart.hpp"
 
 #include <exprgrad/fields.hpp>
+#include <exprgrad/kernels/blas_core.hpp>
 #include <exprgrad/nn/checkpoint.hpp>
 #include <exprgrad/nn/distributed.hpp>
 #include <exprgrad/nn/distributed_gradients.hpp>
@@ -938,6 +939,7 @@ void train_and_report(const run_options& ro, const session_options& so, tiny_lm:
                 mc.deer_layers.empty() ? "" : ", DEER in blocks ",
                 deer_layers.c_str(),
                 !mc.emo ? "CE" : mc.emo_cost == "fixed" ? "CE + EMO (mode 1, fixed cost)" : "CE + EMO (mode 1)");
+    say("%s\n", exprgrad::kernels::gemm_backend_note().c_str());
 
     // 3. Training. This rank's share of the global batch: sequences [first, first + mine) of each step's
     // ro.batch; the loss is a mean over the share's targets (all counted), so the gradient of the global

@@ -1,0 +1,91 @@
+// The GEMM choice of kernels/blas_core.hpp and blas::gemm on both back ends: exprgrad's packed kernel (forced)
+// and OpenBLAS give the naive product for every transpose, beta 0 and 1, and the shapes that blas::gemm
+// sends elsewhere (GEMV for a vector, OpenBLAS for alpha ≠ 1).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "exprgrad/kernels/blas.hpp"
+#include "exprgrad/kernels/blas_core.hpp"
+
+namespace kern = exprgrad::kernels;
+
+namespace {
+
+std::vector<float> values(std::size_t n, unsigned seed) {
+    std::vector<float> v(n);
+    unsigned s = seed * 2246822519u + 7;
+    for (auto& x : v) {
+        s = s * 1664525u + 1013904223u;
+        x = static_cast<float>(s >> 8) / static_cast<float>(1u << 24) - 0.5f;
+    }
+    return v;
+}
+
+// C = alpha·op(A)·op(B) + beta·C in double, the reference.
+std::vector<double> naive(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                          const std::vector<float>& a, const std::vector<float>& b, float beta,
+                          const std::vector<float>& c) {
+    std::vector<double> r(m * n);
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < n; ++j) {
+            double s = 0;
+            for (std::size_t p = 0; p < k; ++p)
+                s += double(ta ? a[p * m + i] : a[i * k + p]) * double(tb ? b[j * k + p] : b[p * n + j]);
+            r[i * n + j] = double(alpha) * s + (beta == 0.0f ? 0.0 : double(beta) * double(c[i * n + j]));
+        }
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("blas_core: the reported core and the narrower-than-CPU rule agree") {
+    const std::string& core = kern::blas_core_name();
+    CHECK_FALSE(core.empty());
+    const bool wide512 = core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) CHECK(kern::blas_core_narrower_than_cpu() == !wide512);
+    if (wide512) CHECK_FALSE(kern::blas_core_narrower_than_cpu());
+    const std::string note = kern::gemm_backend_note();
+    CHECK(note.rfind("GEMM: ", 0) == 0);
+    CHECK(note.find(kern::gemm_uses_own_kernel() ? "packed kernel" : "OpenBLAS") != std::string::npos);
+}
+
+TEST_CASE("blas::gemm: exprgrad's packed kernel and OpenBLAS against the naive product") {
+    struct shape {
+        std::size_t m, n, k;
+    };
+    for (const bool own : {true, false}) {
+        kern::force_own_gemm(own);
+        CHECK(kern::gemm_uses_own_kernel() == own);
+        for (const shape s : {shape{150, 96, 260}, shape{37, 19, 300}, shape{5, 7, 1}, shape{64, 1, 33},
+                              shape{1, 50, 20}, shape{8, 8, 0}})
+            for (const bool ta : {false, true})
+                for (const bool tb : {false, true})
+                    for (const float beta : {0.0f, 1.0f})
+                        for (const float alpha : {1.0f, 0.5f}) {
+                            CAPTURE(own);
+                            CAPTURE(s.m);
+                            CAPTURE(s.n);
+                            CAPTURE(s.k);
+                            CAPTURE(ta);
+                            CAPTURE(tb);
+                            CAPTURE(beta);
+                            CAPTURE(alpha);
+                            const auto a = values(s.m * s.k, 1), b = values(s.k * s.n, 2);
+                            auto c = values(s.m * s.n, 3);
+                            const auto want = naive(ta, tb, s.m, s.n, s.k, alpha, a, b, beta, c);
+                            kern::blas::gemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), ta ? s.m : s.k, b.data(),
+                                             tb ? s.k : s.n, beta, c.data(), s.n);
+                            double worst = 0;
+                            for (std::size_t i = 0; i < c.size(); ++i)
+                                worst = std::max(worst, std::abs(double(c[i]) - want[i]));
+                            // float products summed over k: |error| ≤ ~k·2⁻²⁴·Σ|a||b| ≤ k·2⁻²⁴·k/4
+                            CHECK(worst <= 2e-7 * double(s.k + 1) * double(s.k + 1));
+                        }
+    }
+    kern::reset_own_gemm();
+}
