@@ -44,6 +44,13 @@ case "${1:-build}" in
         install_missing "${packages[@]}"
         configure build
         meson compile -C build -j "$jobs" tiny_lm
+        # OpenBLAS falls back to its SSE3 kernels on CPU models it does not know (docs/tensor.md, "GEMM back
+        # end"); it reads OPENBLAS_CORETYPE only when it loads, so the choice is made here.
+        core=$(python3 bench/openblas_core.py || true)
+        if [ -n "$core" ]; then
+            echo "setup: OpenBLAS does not know this CPU; OPENBLAS_CORETYPE=$core"
+            export OPENBLAS_CORETYPE=$core
+        fi
         exec build/examples/tiny_lm --run-dir build/tiny_lm_run --threads "$jobs"
         ;;
     test)

@@ -60,3 +60,10 @@ def coretype_env(choice):
     return ({"OPENBLAS_CORETYPE": want},
             f"OpenBLAS core: {want} for both sides (OpenBLAS chose {chosen} on a CPU with "
             f"{'AVX-512F' if want == 'SkylakeX' else 'AVX2 + FMA'}; OPENBLAS_CORETYPE={want})")
+
+
+if __name__ == "__main__":
+    # Prints the OPENBLAS_CORETYPE that "auto" would set (nothing when OpenBLAS's own choice fits the CPU):
+    # setup.sh exports it for the flagship.
+    extra, _ = coretype_env("auto")
+    print(extra.get("OPENBLAS_CORETYPE", ""))
