@@ -51,7 +51,11 @@ TEST_CASE("blas_core: the reported core and the narrower-than-CPU rule agree") {
     if (wide512) CHECK_FALSE(kern::blas_core_narrower_than_cpu());
     const std::string note = kern::gemm_backend_note();
     CHECK(note.rfind("GEMM: ", 0) == 0);
-    CHECK(note.find(kern::gemm_uses_own_kernel() ? "packed kernel" : "OpenBLAS") != std::string::npos);
+    CHECK(note.find(kern::gemm_uses_own_kernel<float>() ? "packed kernel" : "OpenBLAS") != std::string::npos);
+    // the automatic rule: float takes the 512-bit tile where it runs; a narrower OpenBLAS loses every type
+    if (kern::avx512_enabled()) CHECK(kern::gemm_uses_own_kernel<float>());
+    if (kern::blas_core_narrower_than_cpu()) CHECK(kern::gemm_uses_own_kernel<double>());
+    if (!kern::avx512_enabled() && !kern::blas_core_narrower_than_cpu()) CHECK_FALSE(kern::gemm_uses_own_kernel<float>());
 }
 
 TEST_CASE("blas::gemm: exprgrad's packed kernel and OpenBLAS against the naive product") {
@@ -60,7 +64,8 @@ TEST_CASE("blas::gemm: exprgrad's packed kernel and OpenBLAS against the naive p
     };
     for (const bool own : {true, false}) {
         kern::force_own_gemm(own);
-        CHECK(kern::gemm_uses_own_kernel() == own);
+        CHECK(kern::gemm_uses_own_kernel<float>() == own);
+        CHECK(kern::gemm_uses_own_kernel<double>() == own);
         for (const shape s : {shape{150, 96, 260}, shape{37, 19, 300}, shape{5, 7, 1}, shape{64, 1, 33},
                               shape{1, 50, 20}, shape{8, 8, 0}})
             for (const bool ta : {false, true})

@@ -4,7 +4,8 @@
 // pool's take turns; the pool's workers spin up to 200 µs after a region (kernels/parallel.hpp), which can
 // overlap the GEMM that follows. The exception is data parallelism (kernels/replicas.hpp): each thread of
 // the region runs its own model replica, BLAS included, with OpenBLAS at one thread. Where OpenBLAS runs
-// kernels narrower than the CPU's vectors (kernels/blas_core.hpp), GEMMs go to exprgrad's packed kernel.
+// kernels narrower than the CPU's vectors, and for float on an AVX-512 CPU, GEMMs go to exprgrad's packed kernel
+// (kernels/blas_core.hpp).
 #pragma once
 
 #include <atomic>
@@ -68,7 +69,7 @@ namespace blas {
 /// C = alpha * op(A) * op(B) + beta * C, row-major; op(X) is X or its transpose; M×K times K×N.
 /// Matrix-vector shapes (N = 1 or M = 1) go to GEMV, which does not pack its operands: GEMM's
 /// packing dominates a [1000, 150]·[150, 1] product. Other shapes with alpha = 1 and beta = 0 or 1 run
-/// exprgrad's packed kernel (kernels/gemm_packed.hpp) when kernels::gemm_uses_own_kernel(), OpenBLAS otherwise.
+/// exprgrad's packed kernel (kernels/gemm_packed.hpp) when kernels::gemm_uses_own_kernel<T>(), OpenBLAS otherwise.
 template <class T>
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
           const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
@@ -80,7 +81,7 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha
     } else if (m == 1) {
         // c[n] = op(B)ᵀ · a, with a the row op(A)[0, :]
         detail::gemv(!tb, tb ? n : k, tb ? k : n, alpha, b, ldb, a, ta ? lda : 1, beta, c, 1);
-    } else if (alpha == T(1) && (beta == T(0) || beta == T(1)) && gemm_uses_own_kernel()) {
+    } else if (alpha == T(1) && (beta == T(0) || beta == T(1)) && gemm_uses_own_kernel<T>()) {
         packed::gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta == T(1));
     } else {
         detail::gemm_call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
