@@ -14,11 +14,14 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
 
+#include "exprgrad/kernels/avx512_dispatch.hpp"
+#include "exprgrad/kernels/gemm_packed_avx512.hpp"
 #include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/kernels/row_lanes.hpp"
 
@@ -202,7 +205,6 @@ void gemm_range(bool ta, bool tb, std::size_t i0, std::size_t i1, std::size_t j0
 template <class T>
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda, const T* b,
           std::size_t ldb, T* c, std::size_t ldc, bool accumulate) {
-    constexpr std::size_t R = tile_rows, W = tile_width<T>;
     if (m == 0 || n == 0) return;
     if (k == 0) {
         if (!accumulate)
@@ -212,16 +214,29 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T
     // about 2 MFLOP per thread at least: below that the pool's start costs more than it saves
     const std::size_t per_thread = 1u << 20;
     const std::size_t threads = std::min(num_threads(), std::max<std::size_t>(1, m * n * k / per_thread));
+    // float on a CPU with AVX-512F: the 512-bit tile (kernels/gemm_packed_avx512.hpp), the same bits
+    bool wide = false;
+#if EXPRGRAD_HAS_AVX512_KERNELS
+    if constexpr (std::is_same_v<T, float>) wide = avx512_enabled();
+#endif
+    const std::size_t R = wide ? avx512::tile_rows : tile_rows, W = wide ? avx512::panel_width : tile_width<T>;
     // split the longer side into whole tiles
     const bool by_rows = m / R >= n / W;
     const std::size_t unit = by_rows ? R : W, units = ((by_rows ? m : n) + unit - 1) / unit;
     parallel_for(
         0, units, 1,
         [&](std::size_t lo, std::size_t hi) {
-            if (by_rows)
-                detail::gemm_range(ta, tb, lo * R, std::min(m, hi * R), 0, n, k, a, lda, b, ldb, c, ldc, accumulate);
-            else
-                detail::gemm_range(ta, tb, 0, m, lo * W, std::min(n, hi * W), k, a, lda, b, ldb, c, ldc, accumulate);
+            const std::size_t i0 = by_rows ? lo * R : 0, i1 = by_rows ? std::min(m, hi * R) : m;
+            const std::size_t j0 = by_rows ? 0 : lo * W, j1 = by_rows ? n : std::min(n, hi * W);
+#if EXPRGRAD_HAS_AVX512_KERNELS
+            if constexpr (std::is_same_v<T, float>)
+                if (wide) {
+                    avx512::gemm_range(ta, tb, i0, i1, j0, j1, k, a, lda, b, ldb, c, ldc, accumulate, kc,
+                                       b_block_bytes);
+                    return;
+                }
+#endif
+            detail::gemm_range(ta, tb, i0, i1, j0, j1, k, a, lda, b, ldb, c, ldc, accumulate);
         },
         threads);
 }
