@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <cstring>
 #include <cstddef>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -108,11 +108,11 @@ bool same_on_both_paths(const problem& p, bool acc, const std::vector<float>& c0
 TEST_CASE("packed gemm equals the triple loop for every transpose, tails and blocks, on both paths") {
     // tiles of 6 × 16 (256-bit) and 8 × 32 (512-bit), K blocks of 256, M blocks of 72 and 128: sizes on both
     // sides of each boundary, empty and single rows and columns
-    const std::size_t sizes[][3] = {{1, 1, 1},     {5, 15, 3},     {6, 16, 8},    {7, 17, 9},     {13, 33, 255},
-                                    {73, 40, 257}, {72, 48, 256},  {30, 70, 513}, {150, 5, 20},   {2, 300, 600},
-                                    {0, 5, 3},     {4, 0, 3},      {31, 33, 7},   {33, 31, 65},   {65, 65, 257},
-                                    {17, 1, 300},  {1, 65, 31},    {9, 47, 1},    {257, 45, 40},  {20, 270, 530},
-                                    {129, 32, 16}, {8, 64, 33},    {136, 31, 2}};
+    const std::size_t sizes[][3] = {{1, 1, 1},     {5, 15, 3},    {6, 16, 8},    {7, 17, 9},    {13, 33, 255},
+                                    {73, 40, 257}, {72, 48, 256}, {30, 70, 513}, {150, 5, 20},  {2, 300, 600},
+                                    {0, 5, 3},     {4, 0, 3},     {31, 33, 7},   {33, 31, 65},  {65, 65, 257},
+                                    {17, 1, 300},  {1, 65, 31},   {9, 47, 1},    {257, 45, 40}, {20, 270, 530},
+                                    {129, 32, 16}, {8, 64, 33},   {136, 31, 2}};
     for (bool ta : {false, true})
         for (bool tb : {false, true})
             for (const auto& s : sizes)
@@ -201,10 +201,10 @@ TEST_CASE("packed gemm: infinities and NaN as in the triple loop, in the last pa
                 auto opb = [&](std::size_t q, std::size_t j) -> float& {
                     return tb ? p.b[j * p.ldb() + q] : p.b[q * p.ldb() + j];
                 };
-                opa(36, 299) = inf;   // the last row: ±inf, or NaN where the row meets column 44's -inf
-                opb(10, 44) = -inf;   // the last column
-                opa(0, 10) = inf;     // row 0 meets -inf in column 44: inf·(-inf) and more
-                opb(260, 3) = nan;    // column 3, in the second K block
+                opa(36, 299) = inf;  // the last row: ±inf, or NaN where the row meets column 44's -inf
+                opb(10, 44) = -inf;  // the last column
+                opa(0, 10) = inf;    // row 0 meets -inf in column 44: inf·(-inf) and more
+                opb(260, 3) = nan;   // column 3, in the second K block
                 auto c0 = values(p.m * p.ldc(), 9);
                 c0[20 * p.ldc() + 40] = inf;  // accumulated into C[20, 40] only
                 CAPTURE(ta);
@@ -233,5 +233,33 @@ TEST_CASE("packed gemm gives the same bits on one and two threads, split by rows
                 CHECK(p.error(two, c0, true) <= 1.0);
             }
         }
+    });
+}
+
+TEST_CASE("packed gemm in double: the 256-bit tile on both settings of the 512-bit switch") {
+    on_both_paths([](bool) {
+        for (bool ta : {false, true})
+            for (bool tb : {false, true}) {
+                const std::size_t m = 13, n = 37, k = 300, lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 1, ldc = n + 1;
+                const auto af = values((ta ? k : m) * lda, 1), bf = values((tb ? n : k) * ldb, 2);
+                const std::vector<double> a(af.begin(), af.end()), b(bf.begin(), bf.end());
+                std::vector<double> c(m * ldc, 1.0);
+                gemm(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc, true);
+                double worst = 0;
+                for (std::size_t i = 0; i < m; ++i)
+                    for (std::size_t j = 0; j < n; ++j) {
+                        double s = 1.0, mag = 1.0;
+                        for (std::size_t p = 0; p < k; ++p) {
+                            const double x = ta ? a[p * lda + i] : a[i * lda + p],
+                                         y = tb ? b[j * ldb + p] : b[p * ldb + j];
+                            s += x * y;
+                            mag += std::abs(x * y);
+                        }
+                        worst = std::max(worst, std::abs(c[i * ldc + j] - s) / mag);
+                    }
+                CAPTURE(ta);
+                CAPTURE(tb);
+                CHECK(worst <= 2.0 * double(k + 1) * 0x1p-53);  // both sides round: twice the bound
+            }
     });
 }

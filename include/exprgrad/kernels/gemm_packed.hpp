@@ -1,7 +1,10 @@
 // A packed general matrix product of our own: C (+)= op(A)·op(B), row-major, op(X) = X or Xᵀ, written for the
 // float GEMMs of tiny_lm's linear layers ([1024, 128]·[128, 384] and their backward products) to see whether it
-// beats OpenBLAS there. It does not clearly (bench/bench_gemm.cpp, docs/benchmarks.md under issue 18), so
-// tensors::matmul stays on OpenBLAS; this kernel is the baseline for fusing a GEMM with its neighbours.
+// beats OpenBLAS there. With 256-bit FMAs it does not clearly (bench/bench_gemm.cpp, docs/benchmarks.md under
+// issue 18). For float on a CPU with AVX-512F, gemm() takes the 512-bit path of kernels/gemm_packed_avx512.hpp
+// (chosen at run time, the same bits), ahead of OpenBLAS's SkylakeX kernels on the forward and dX products and
+// about level on dW = Xᵀ·dY on an Emerald Rapids core. This kernel is the baseline for fusing a GEMM with its
+// neighbours.
 // Scheme: op(B) is packed per (K block, N block) into panels of tile_width columns (zero-padded at the edge)
 // in an aligned per-thread buffer that grows and is then reused (the steady state allocates nothing); op(A) is
 // read in place (packing it cost more than it saved at these shapes); a tile_rows × tile_width register tile
@@ -198,9 +201,10 @@ void gemm_range(bool ta, bool tb, std::size_t i0, std::size_t i1, std::size_t j0
 /// K×M), likewise op(B) (tb: B is N×K). Any sizes, including 0 (K = 0 sets C to zero or leaves it); C must not
 /// overlap A or B. Without accumulate C is only written, so it may hold anything (NaN) before. NaN and
 /// infinities propagate as in the naive triple loop: every C[i, j] is a chain of FMAs over k (one chain per block
-/// of 256 k, added in order), and the
-/// zero padding of partial tiles only ever meets results that are discarded. Runs on the pool's threads
-/// (kernels/parallel.hpp) when there is enough work; from inside a parallel region, on the calling thread.
+/// of 256 k, added in order), and the zero padding of partial tiles only ever meets results that are discarded.
+/// For float where avx512_enabled() (kernels/avx512_dispatch.hpp) it runs 512-bit tiles, with the same bits as
+/// the 256-bit ones. Runs on the pool's threads (kernels/parallel.hpp) when there is enough work; from inside a
+/// parallel region, on the calling thread.
 /// Example: gemm(false, true, 1024, 128, 384, g, 384, w, 384, dx, 128, false) is dX = G·Wᵀ for W [128, 384].
 template <class T>
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda, const T* b,
