@@ -139,7 +139,8 @@ TEST_CASE("packed gemm equals the triple loop for every transpose, tails and blo
                             CHECK(untouched);
                         });
                         // the same chains of FMAs in the same order: the same bits
-                        CHECK(std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)) == 0);
+                        CHECK((out[0].empty() ||  // (memcmp must not see the null data() of M = 0)
+                               std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)) == 0));
                     }
 }
 
