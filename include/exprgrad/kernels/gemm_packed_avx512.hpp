@@ -221,7 +221,14 @@ EXPRGRAD_AVX512_TARGET inline void gemm_range(bool ta, bool tb, std::size_t i0, 
     const std::size_t nc = std::max(W, b_block_bytes / sizeof(float) / kcap / W * W);
     const std::size_t n = j1 - j0;
     float* bpack = detail::scratch(0, kcap * std::min(nc, (n + W - 1) / W * W));
-    float* apack = ta ? detail::scratch(1, kcap * ((std::min(mc, i1 - i0) + R - 1) / R * R)) : nullptr;
+    // Aᵀ of a range of at most mc rows met by several N blocks (dW of a wide layer: 128 × 1024 × 1024) is packed
+    // once for all of K, not once per N block
+    const std::size_t mr = (std::min(mc, i1 - i0) + R - 1) / R * R;
+    const bool a_once = ta && i1 - i0 <= mc && n > nc;
+    float* apack = ta ? detail::scratch(1, (a_once ? k : kcap) * mr) : nullptr;
+    if (a_once)
+        for (std::size_t pc = 0; pc < k; pc += kc)
+            detail::pack_at(a, lda, pc, i0, std::min(kc, k - pc), i1 - i0, apack + pc * mr);
     for (std::size_t jc = j0; jc < j1; jc += nc) {
         const std::size_t nb = std::min(nc, j1 - jc);
         for (std::size_t pc = 0; pc < k; pc += kc) {
@@ -230,13 +237,14 @@ EXPRGRAD_AVX512_TARGET inline void gemm_range(bool ta, bool tb, std::size_t i0, 
             detail::pack_b(tb, b, ldb, pc, jc, kb, nb, bpack);
             for (std::size_t ic = i0; ic < i1; ic += mc) {
                 const std::size_t mb = std::min(mc, i1 - ic);
-                if (ta) detail::pack_at(a, lda, pc, ic, kb, mb, apack);
+                const float* ap = a_once ? apack + pc * mr : apack;
+                if (ta && !a_once) detail::pack_at(a, lda, pc, ic, kb, mb, apack);
                 for (std::size_t jr = 0; jr < nb; jr += W) {
                     const float* bp = bpack + jr * kb;
                     const std::size_t cols = std::min(W, nb - jr);
                     float* ct = c + ic * ldc + jc + jr;
                     if (ta)
-                        detail::panel<true>(acc, mb, cols, kb, apack, 0, bp, ct, ldc);
+                        detail::panel<true>(acc, mb, cols, kb, ap, 0, bp, ct, ldc);
                     else
                         detail::panel<false>(acc, mb, cols, kb, a + ic * lda + pc, lda, bp, ct, ldc);
                 }
