@@ -5,8 +5,9 @@
 // Same scheme and same arithmetic as gemm_packed.hpp, wider: op(B) is packed per (K block, N block) into panels
 // of 32 columns (two zmm, zero-padded at the edge), and a tile_rows × 32 register tile of FMAs runs over each
 // strip of rows and each panel. op(A) is read in place when not transposed; Aᵀ (the "TN" product dW = Xᵀ·dY) is
-// packed per (K block, M block) into strips of tile_rows values per k, since reading it in place strides a row
-// of A per k and, at power-of-two leading dimensions, the kb rows of a K block fall into a few L1 sets.
+// packed per (K block, M block) into strips of tile_rows values per k (for all of K at once when the rows fit
+// one M block and several N blocks meet them), since reading it in place strides a row of A per k and, at
+// power-of-two leading dimensions, the kb rows of a K block fall into a few L1 sets.
 // Partial column panels use masked loads and stores (the masked-out lanes are never read nor written in C),
 // partial row strips a shorter tile. Every element of C is, per K block (the caller's kc), one chain of fused
 // multiply-adds over k in increasing order from zero, then added to C (or stored): the same operations in the
