@@ -3,10 +3,16 @@
 // kernel (kernels/gemm_packed.hpp), side by side per shape. For a linear layer Y = X·W with X [1024, Din] and
 // W [Din, Dout]: forward NN (1024, Dout, Din), dX = dY·Wᵀ NT (1024, Din, Dout), dW = Xᵀ·dY TN (Din, Dout, 1024).
 // Layers: QKV 128→384, attention out 128→128, feed-forward 128→512 and 512→128, head 128→1024.
-// Counters: GFLOP/s (2·M·N·K per product) and frac_256, of the one-core 256-bit FMA peak (bench/peak.hpp).
-// range(5): 0 OpenBLAS, 1 ours; range(6): threads (1 timed by CPU time, 2 by wall-clock time); range(7): cold
-// caches (see BM_gemm).
-// Run: nice -n 10 build/bench/bench_gemm --benchmark_min_time=0.2 --benchmark_repetitions=3
+// Counters: GFLOP/s (2·M·N·K per product), frac_256 and frac_512, of the one-core 256-bit and 512-bit FMA
+// peaks (bench/peak.hpp; frac_512 is 0 where the CPU lacks AVX-512F).
+// range(5): 0 OpenBLAS, 1 ours on the 256-bit path, 2 ours on the 512-bit path (kernels/gemm_packed_avx512.hpp;
+// where the CPU lacks AVX-512F it runs the 256-bit path); range(6): threads (1 timed by CPU time, 2 by
+// wall-clock time); range(7): cold caches (see BM_gemm).
+// OpenBLAS 0.3.21 does not know newer CPUs (Sapphire and Emerald Rapids) and then falls back to its SSE3
+// "Prescott" kernels: set OPENBLAS_CORETYPE (SkylakeX on an AVX-512 CPU, Haswell on an AVX2 one) for a fair
+// comparison.
+// Run: OPENBLAS_CORETYPE=SkylakeX nice -n 10 build/bench/bench_gemm --benchmark_min_time=0.2
+//      --benchmark_repetitions=3
 #include <benchmark/benchmark.h>
 
 #include <cstddef>
@@ -16,6 +22,7 @@
 
 #include "peak.hpp"
 
+#include <exprgrad/kernels/avx512_dispatch.hpp>
 #include <exprgrad/kernels/blas.hpp>
 #include <exprgrad/kernels/gemm_packed.hpp>
 #include <exprgrad/kernels/parallel.hpp>
@@ -37,6 +44,7 @@ void BM_gemm(benchmark::State& st) {
     const auto m = static_cast<std::size_t>(st.range(2)), n = static_cast<std::size_t>(st.range(3)),
                k = static_cast<std::size_t>(st.range(4));
     const bool ours = st.range(5) != 0;
+    if (ours) exprgrad::kernels::force_avx512(st.range(5) == 2);
     const auto threads = static_cast<std::size_t>(st.range(6));
     exprgrad::kernels::set_num_threads(threads);
     openblas_set_num_threads(static_cast<int>(threads));
@@ -62,9 +70,13 @@ void BM_gemm(benchmark::State& st) {
         benchmark::DoNotOptimize(c.data());
         benchmark::ClobberMemory();
     }
+    exprgrad::kernels::reset_avx512();
     const double gflop = 2.0 * double(m) * double(n) * double(k) / 1e9;
     st.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
     st.counters["frac_256"] = benchmark::Counter(gflop / (exprgrad::bench::fma_peak_gflops() * double(threads)),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+    const double peak512 = exprgrad::bench::fma_peak_512_gflops();
+    st.counters["frac_512"] = benchmark::Counter(peak512 > 0 ? gflop / (peak512 * double(threads)) : 0.0,
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -81,12 +93,12 @@ void args_one(benchmark::internal::Benchmark* b) {
     b->ArgNames({"ta", "tb", "M", "N", "K", "ours", "threads", "cold"});
     for (long cold : {0, 1})
         for (const auto& s : shapes)
-            for (long ours : {0, 1}) b->Args({s[0], s[1], s[2], s[3], s[4], ours, 1, cold});
+            for (long ours : {0, 1, 2}) b->Args({s[0], s[1], s[2], s[3], s[4], ours, 1, cold});
 }
 void args_two(benchmark::internal::Benchmark* b) {
     b->ArgNames({"ta", "tb", "M", "N", "K", "ours", "threads", "cold"});
     for (const auto& s : shapes)
-        for (long ours : {0, 1}) b->Args({s[0], s[1], s[2], s[3], s[4], ours, 2, 0});
+        for (long ours : {0, 1, 2}) b->Args({s[0], s[1], s[2], s[3], s[4], ours, 2, 0});
 }
 
 }  // namespace

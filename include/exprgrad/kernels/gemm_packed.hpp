@@ -1,7 +1,10 @@
 // A packed general matrix product of our own: C (+)= op(A)·op(B), row-major, op(X) = X or Xᵀ, written for the
 // float GEMMs of tiny_lm's linear layers ([1024, 128]·[128, 384] and their backward products) to see whether it
-// beats OpenBLAS there. It does not clearly (bench/bench_gemm.cpp, docs/benchmarks.md under issue 18), so
-// tensors::matmul stays on OpenBLAS; this kernel is the baseline for fusing a GEMM with its neighbours.
+// beats OpenBLAS there. With 256-bit FMAs it does not clearly (bench/bench_gemm.cpp, docs/benchmarks.md under
+// issue 18). For float on a CPU with AVX-512F, gemm() takes the 512-bit path of kernels/gemm_packed_avx512.hpp
+// (chosen at run time, the same bits): on an Emerald Rapids core it is ahead of OpenBLAS's SkylakeX kernels on 14
+// of the 15 flagship shapes, hot and cold, and level on the 15th (a dW = Xᵀ·dY). This kernel is the baseline for
+// fusing a GEMM with its neighbours.
 // Scheme: op(B) is packed per (K block, N block) into panels of tile_width columns (zero-padded at the edge)
 // in an aligned per-thread buffer that grows and is then reused (the steady state allocates nothing); op(A) is
 // read in place (packing it cost more than it saved at these shapes); a tile_rows × tile_width register tile
@@ -14,11 +17,14 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
 
+#include "exprgrad/kernels/avx512_dispatch.hpp"
+#include "exprgrad/kernels/gemm_packed_avx512.hpp"
 #include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/kernels/row_lanes.hpp"
 
@@ -195,14 +201,14 @@ void gemm_range(bool ta, bool tb, std::size_t i0, std::size_t i1, std::size_t j0
 /// K×M), likewise op(B) (tb: B is N×K). Any sizes, including 0 (K = 0 sets C to zero or leaves it); C must not
 /// overlap A or B. Without accumulate C is only written, so it may hold anything (NaN) before. NaN and
 /// infinities propagate as in the naive triple loop: every C[i, j] is a chain of FMAs over k (one chain per block
-/// of 256 k, added in order), and the
-/// zero padding of partial tiles only ever meets results that are discarded. Runs on the pool's threads
-/// (kernels/parallel.hpp) when there is enough work; from inside a parallel region, on the calling thread.
+/// of 256 k, added in order), and the zero padding of partial tiles only ever meets results that are discarded.
+/// For float where avx512_enabled() (kernels/avx512_dispatch.hpp) it runs 512-bit tiles, with the same bits as
+/// the 256-bit ones. Runs on the pool's threads (kernels/parallel.hpp) when there is enough work; from inside a
+/// parallel region, on the calling thread.
 /// Example: gemm(false, true, 1024, 128, 384, g, 384, w, 384, dx, 128, false) is dX = G·Wᵀ for W [128, 384].
 template <class T>
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda, const T* b,
           std::size_t ldb, T* c, std::size_t ldc, bool accumulate) {
-    constexpr std::size_t R = tile_rows, W = tile_width<T>;
     if (m == 0 || n == 0) return;
     if (k == 0) {
         if (!accumulate)
@@ -212,16 +218,29 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T
     // about 2 MFLOP per thread at least: below that the pool's start costs more than it saves
     const std::size_t per_thread = 1u << 20;
     const std::size_t threads = std::min(num_threads(), std::max<std::size_t>(1, m * n * k / per_thread));
+    // float on a CPU with AVX-512F: the 512-bit tile (kernels/gemm_packed_avx512.hpp), the same bits
+    bool wide = false;
+#if EXPRGRAD_HAS_AVX512_KERNELS
+    if constexpr (std::is_same_v<T, float>) wide = avx512_enabled();
+#endif
+    const std::size_t R = wide ? avx512::tile_rows : tile_rows, W = wide ? avx512::panel_width : tile_width<T>;
     // split the longer side into whole tiles
     const bool by_rows = m / R >= n / W;
     const std::size_t unit = by_rows ? R : W, units = ((by_rows ? m : n) + unit - 1) / unit;
     parallel_for(
         0, units, 1,
         [&](std::size_t lo, std::size_t hi) {
-            if (by_rows)
-                detail::gemm_range(ta, tb, lo * R, std::min(m, hi * R), 0, n, k, a, lda, b, ldb, c, ldc, accumulate);
-            else
-                detail::gemm_range(ta, tb, 0, m, lo * W, std::min(n, hi * W), k, a, lda, b, ldb, c, ldc, accumulate);
+            const std::size_t i0 = by_rows ? lo * R : 0, i1 = by_rows ? std::min(m, hi * R) : m;
+            const std::size_t j0 = by_rows ? 0 : lo * W, j1 = by_rows ? n : std::min(n, hi * W);
+#if EXPRGRAD_HAS_AVX512_KERNELS
+            if constexpr (std::is_same_v<T, float>)
+                if (wide) {
+                    avx512::gemm_range(ta, tb, i0, i1, j0, j1, k, a, lda, b, ldb, c, ldc, accumulate, kc,
+                                       b_block_bytes);
+                    return;
+                }
+#endif
+            detail::gemm_range(ta, tb, i0, i1, j0, j1, k, a, lda, b, ldb, c, ldc, accumulate);
         },
         threads);
 }
