@@ -22,6 +22,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "exprgrad/format.hpp"
+#include "exprgrad/kernels/flush_subnormals.hpp"
 #include "exprgrad/kernels/gemm_tiles.hpp"
 #include "exprgrad/kernels/parallel.hpp"
 #include "exprgrad/kernels/softmax_block_avx512.hpp"
@@ -111,7 +112,7 @@ inline std::size_t task_count(const attention_options& o, std::size_t units) {
 /// Runs unit(u) for u in [0, units) on `chunks` parallel tasks with scratch pool[c] (sized by init before the
 /// region). Tasks take the next unit from a shared counter, so a core slowed by other load does less of the
 /// work; each unit writes its own outputs from its own inputs, so the results do not depend on which task
-/// ran it.
+/// ran it. Each task runs with subnormals flushed to zero (kernels/flush_subnormals.hpp).
 template <class Scratch, class Init, class Unit>
 void run_units(std::size_t units, std::size_t chunks, std::vector<Scratch>& pool, Init&& init, Unit&& unit) {
     if (units == 0) return;
@@ -121,6 +122,7 @@ void run_units(std::size_t units, std::size_t chunks, std::vector<Scratch>& pool
     kernels::parallel_for(
         0, chunks, 1,
         [&](std::size_t lo, std::size_t hi) {
+            const kernels::flush_subnormals_scope flush;
             for (std::size_t c = lo; c < hi; ++c)
                 for (std::size_t u = next.fetch_add(1, std::memory_order_relaxed); u < units;
                      u = next.fetch_add(1, std::memory_order_relaxed))
