@@ -9,9 +9,12 @@ chose a weaker one, so that each side runs at its best setting.
 import os
 import subprocess
 
-# The core types whose SGEMM uses 512-bit FMAs, and those with 256-bit FMAs (OpenBLAS's names).
-AVX512_CORES = {"SkylakeX", "Cooperlake", "SapphireRapids"}
-AVX2_CORES = AVX512_CORES | {"Haswell", "Zen"}
+# OpenBLAS's core names by FMA width (lower case: single-target builds report "SKYLAKEX", others "SkylakeX").
+WIDTH = {**{n: 512 for n in ("skylakex", "cooperlake", "sapphirerapids")},
+         **{n: 256 for n in ("haswell", "zen", "piledriver", "steamroller", "excavator")},
+         **{n: 128 for n in ("prescott", "core2", "penryn", "dunnington", "nehalem", "sandybridge", "atom", "nano",
+                             "barcelona", "opteron", "opteron_sse3", "bobcat", "bulldozer", "athlon", "katmai",
+                             "coppermine", "northwood", "banias")}}
 
 
 def cpu_flags():
@@ -50,10 +53,11 @@ def coretype_env(choice):
         return {}, f"OpenBLAS core: {openblas_core()} (OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} given)"
     chosen = openblas_core()
     flags = cpu_flags()
+    width = WIDTH.get((chosen or "").lower(), 0)  # 0: unknown, nothing is decided on a guess
     want = None
-    if "avx512f" in flags and chosen not in AVX512_CORES:
+    if width and "avx512f" in flags and width < 512:
         want = "SkylakeX"
-    elif "avx2" in flags and "fma" in flags and chosen not in AVX2_CORES:
+    elif width and "avx2" in flags and "fma" in flags and width < 256:
         want = "Haswell"
     if want is None:
         return {}, f"OpenBLAS core: {chosen} (its own choice, matches the CPU)"

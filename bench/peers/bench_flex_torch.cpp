@@ -37,7 +37,7 @@ void BM_torch(benchmark::State& st, variant which) {
     const long T = st.range(0), threads = st.range(1);
     torch::set_num_threads(static_cast<int>(threads));
     // TORCH_FLUSH_DENORMAL=1: libtorch's own switch for subnormal floats (flushed to zero), which ALiBi's far
-    // distances produce in exp and which Intel cores compute slowly; bench/flex_torch_rounds.py --torch-ftz
+    // distances produce in exp and which Intel cores compute slowly; bench/flex_torch_rounds.py sets it
     if (const char* f = std::getenv("TORCH_FLUSH_DENORMAL"); f && f[0] == '1') at::globalContext().setFlushDenormal(true);
     torch::manual_seed(12345);
     const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);

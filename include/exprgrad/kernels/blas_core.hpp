@@ -9,10 +9,12 @@
 #pragma once
 
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include <cblas.h>
@@ -30,25 +32,50 @@ inline const std::string& blas_core_name() {
     return name;
 }
 
-/// Whether OpenBLAS's kernels use narrower vectors than this CPU has: the CPU reports AVX-512F and OpenBLAS
-/// runs none of its 512-bit families (SkylakeX, Cooperlake, SapphireRapids), or the CPU reports AVX2 and FMA
-/// and OpenBLAS runs neither those nor its 256-bit families (Haswell, Zen). False off x86-64.
-/// Example: on a CPU with AVX-512F where OpenBLAS reports "Prescott": true.
-inline bool blas_core_narrower_than_cpu() {
+/// The FMA vector width in bits of an OpenBLAS kernel family, by the name openblas_get_corename() reports (any
+/// case: builds for every core say "SkylakeX", single-target builds "SKYLAKEX"): 512 for SkylakeX, Cooperlake,
+/// SapphireRapids; 256 for Haswell, Zen and AMD's FMA3 families; 128 for the SSE families and the AVX ones
+/// without FMA (Prescott, Core2, Nehalem, Sandybridge, Barcelona, ...); 0 for an empty or unknown name.
+/// Example: blas_core_width("Prescott") == 128, blas_core_width("SKYLAKEX") == 512, blas_core_width("") == 0.
+inline int blas_core_width(std::string_view core) {
+    std::string c(core);
+    for (char& ch : c) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    for (const char* n : {"skylakex", "cooperlake", "sapphirerapids"})
+        if (c == n) return 512;
+    for (const char* n : {"haswell", "zen", "piledriver", "steamroller", "excavator"})
+        if (c == n) return 256;
+    for (const char* n : {"prescott", "core2", "penryn", "dunnington", "nehalem", "sandybridge", "atom", "nano",
+                          "barcelona", "opteron", "opteron_sse3", "bobcat", "bulldozer", "athlon", "katmai",
+                          "coppermine", "northwood", "banias"})
+        if (c == n) return 128;
+    return 0;
+}
+
+/// This CPU's widest FMA vectors in bits: 512 with AVX-512F, 256 with AVX2 and FMA, else 128; 0 off x86-64.
+inline int cpu_fma_width() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    static const bool narrower = [] {
-        const std::string& core = blas_core_name();
-        const bool wide512 = core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
-        const bool wide256 = wide512 || core == "Haswell" || core == "Zen";
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) return !wide512;
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return !wide256;
-        return false;
-    }();
-    return narrower;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return 512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 256;
+    return 128;
 #else
-    return false;
+    return 0;
 #endif
+}
+
+/// Whether an OpenBLAS kernel family is known and narrower than cpu_width bits. An unknown name is never
+/// called narrower (nothing is decided on a guess). Example: blas_core_narrower("Prescott", 512) is true,
+/// blas_core_narrower("Haswell", 256) and blas_core_narrower("", 512) are false.
+inline bool blas_core_narrower(std::string_view core, int cpu_width) {
+    const int w = blas_core_width(core);
+    return w > 0 && w < cpu_width;
+}
+
+/// blas_core_narrower(blas_core_name(), cpu_fma_width()), read once. Example: true where OpenBLAS reports
+/// "Prescott" on a CPU with AVX-512F (OpenBLAS 0.3.21 on an Emerald Rapids Xeon).
+inline bool blas_core_narrower_than_cpu() {
+    static const bool narrower = blas_core_narrower(blas_core_name(), cpu_fma_width());
+    return narrower;
 }
 
 /// -1: decide from the environment and OpenBLAS's core; 0 or 1: forced (tests run both GEMMs).
@@ -70,8 +97,10 @@ inline int gemm_env_choice() {
 
 /// Whether blas::gemm runs exprgrad's packed kernel for T instead of OpenBLAS: EXPRGRAD_GEMM=own forces it,
 /// EXPRGRAD_GEMM=blas forbids it; unset, empty or "auto": for float where kernels::avx512_enabled() (the
-/// 512-bit tile), and for any T where blas_core_narrower_than_cpu(). The variable is read once; any other value
-/// is refused with std::invalid_argument naming the variable and the value. force_own_gemm overrides it.
+/// 512-bit tile), and otherwise where OpenBLAS's kernels are known to be narrower than our 256-bit tile on a CPU
+/// with AVX2 and FMA. Any other value of the variable is refused with std::invalid_argument naming it and the
+/// value, at the first routed product or gemm_backend_note() (and again at each later one: the check is only
+/// stored once it passes). force_own_gemm overrides all of it.
 /// Example: on an AVX-512 CPU with OpenBLAS's SkylakeX kernels, true for float and false for double.
 template <class T>
 bool gemm_uses_own_kernel() {
@@ -79,7 +108,9 @@ bool gemm_uses_own_kernel() {
     if (forced >= 0) return forced != 0;
     const int env = detail::gemm_env_choice();
     if (env >= 0) return env != 0;
-    return (std::is_same_v<T, float> && avx512_enabled()) || blas_core_narrower_than_cpu();
+    if (std::is_same_v<T, float> && avx512_enabled()) return true;
+    // otherwise our 256-bit tile, worth it only against narrower OpenBLAS kernels
+    return blas_core_narrower(blas_core_name(), 256) && cpu_fma_width() >= 256;
 }
 
 /// Forces exprgrad's packed kernel (true) or OpenBLAS (false) for blas::gemm in the whole process, for tests

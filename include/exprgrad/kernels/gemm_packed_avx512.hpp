@@ -223,9 +223,10 @@ EXPRGRAD_AVX512_TARGET inline void gemm_range(bool ta, bool tb, std::size_t i0, 
     const std::size_t n = j1 - j0;
     float* bpack = detail::scratch(0, kcap * std::min(nc, (n + W - 1) / W * W));
     // Aᵀ of a range of at most mc rows met by several N blocks (dW of a wide layer: 128 × 1024 × 1024) is packed
-    // once for all of K, not once per N block
+    // once for all of K, not once per N block; only up to 4 MiB (k is a batch's token count for dW, and the
+    // per-thread buffer is kept)
     const std::size_t mr = (std::min(mc, i1 - i0) + R - 1) / R * R;
-    const bool a_once = ta && i1 - i0 <= mc && n > nc;
+    const bool a_once = ta && i1 - i0 <= mc && n > nc && k * mr * sizeof(float) <= (std::size_t(4) << 20);
     float* apack = ta ? detail::scratch(1, (a_once ? k : kcap) * mr) : nullptr;
     if (a_once)
         for (std::size_t pc = 0; pc < k; pc += kc)
