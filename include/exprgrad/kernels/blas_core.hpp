@@ -1,5 +1,5 @@
 // Which GEMM exprgrad's matrix products use: exprgrad's packed kernel (kernels/gemm_packed.hpp) for float on a CPU
-// with AVX-512F, where its 8 × 32 tile of 512-bit FMAs was 1.03-1.18x OpenBLAS's SkylakeX kernels on 14 of the
+// with AVX-512F, where its 8 × 32 tile of 512-bit FMAs was 1.01-1.18x OpenBLAS's SkylakeX kernels on 14 of the
 // flagship's 15 GEMM shapes (docs/benchmarks.md); OpenBLAS otherwise, unless OpenBLAS runs kernels narrower than
 // the CPU's vectors. OpenBLAS built for every x86-64 core (Debian's) picks its kernels from the CPU model at load time,
 // and a model it does not know falls back to "Prescott", its SSE3 kernels: OpenBLAS 0.3.21 on an Emerald Rapids
@@ -109,8 +109,9 @@ bool gemm_uses_own_kernel() {
     const int env = detail::gemm_env_choice();
     if (env >= 0) return env != 0;
     if (std::is_same_v<T, float> && avx512_enabled()) return true;
-    // otherwise our 256-bit tile, worth it only against narrower OpenBLAS kernels
-    return blas_core_narrower(blas_core_name(), 256) && cpu_fma_width() >= 256;
+    // otherwise our 256-bit tile, worth it only against narrower OpenBLAS kernels (decided once: this runs per product)
+    static const bool narrower256 = blas_core_narrower(blas_core_name(), 256) && cpu_fma_width() >= 256;
+    return narrower256;
 }
 
 /// Forces exprgrad's packed kernel (true) or OpenBLAS (false) for blas::gemm in the whole process, for tests
@@ -129,12 +130,7 @@ inline std::string gemm_backend_note() {
     else if (avx512_enabled())
         why = "AVX-512F";
     if (blas_core_narrower_than_cpu()) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-        __builtin_cpu_init();
-        const char* better = __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell";
-#else
-        const char* better = "Haswell";
-#endif
+        const char* better = cpu_fma_width() >= 512 ? "SkylakeX" : "Haswell";
         why += std::string(why.empty() ? "" : "; ") + "OpenBLAS chose its " + core +
                " kernels, narrower than this CPU's vectors (OPENBLAS_CORETYPE=" + better + " selects wider ones)";
     } else {
