@@ -5,6 +5,7 @@
 // element per cycle or, for sums, one per add latency.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <type_traits>
@@ -40,6 +41,20 @@ void add_row(T* d, const T* r, std::size_t n) {
     std::size_t i = 0;
     for (; i + B::size <= n; i += B::size) (B::load_unaligned(d + i) + B::load_unaligned(r + i)).store_unaligned(d + i);
     for (; i < n; ++i) d[i] += r[i];
+}
+
+/// d[i] = r[i] for i < n (d and r must not overlap). Short runs (the heads' d-wide rows that permute and slice
+/// move) in SIMD registers: a call to memcpy per 32-float run cost more than the copy; long ones by std::copy.
+template <class T>
+void copy_row(T* d, const T* r, std::size_t n) {
+    using B = xsimd::batch<T>;
+    if (n >= 512) {
+        std::copy(r, r + n, d);
+        return;
+    }
+    std::size_t i = 0;
+    for (; i + B::size <= n; i += B::size) B::load_unaligned(r + i).store_unaligned(d + i);
+    for (; i < n; ++i) d[i] = r[i];
 }
 
 // Σ p[i] in four SIMD accumulators (a single one waits on the add latency every element), then the

@@ -1,12 +1,14 @@
 // Normalizations over the last axis: rms_norm(x, w) = x / sqrt(mean(x²) + ε) ⊙ w and
 // layer_norm(x, w, b) = (x − mean) / sqrt(var + ε) ⊙ w + b (biased variance). ε is a compile-time
-// constant (part of the node's type), 1e-6 by default. Row statistics are accumulated in double.
+// constant (part of the node's type), 1e-6 by default. Row statistics are accumulated in double (RMSNorm's in
+// double SIMD lanes, kernels/row_stats.hpp).
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <vector>
 
+#include "exprgrad/kernels/row_stats.hpp"
 #include "exprgrad/sym/expr.hpp"
 #include "exprgrad/tensors/graph.hpp"
 
@@ -41,10 +43,9 @@ struct RmsNorm {
         r.resize(rows);
         for (std::size_t i = 0; i < rows; ++i) {
             const T* xr = x.data + i * H;
-            double ss = 0;
-            for (std::size_t j = 0; j < H; ++j) ss += static_cast<double>(xr[j]) * xr[j];
+            const double ss = kernels::sum_squares_double(xr, H);
             r[i] = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(H) + Eps::value));
-            for (std::size_t j = 0; j < H; ++j) y[i * H + j] = xr[j] * r[i] * w.data[j];
+            kernels::scale_row(xr, r[i], w.data, y + i * H, H);
         }
     }
 
@@ -62,21 +63,16 @@ struct RmsNorm {
             for (std::size_t i = 0; i < rows; ++i) {
                 const T* xr = x.data + i * H;
                 const T* gr = g + i * H;
-                double dot = 0;  // sum_j g_j w_j x_j
-                for (std::size_t j = 0; j < H; ++j) dot += static_cast<double>(gr[j]) * w.data[j] * xr[j];
+                const double dot = kernels::triple_dot_double(gr, w.data, xr, H);  // sum_j g_j w_j x_j
                 const T c = static_cast<T>(dot / static_cast<double>(H)) * r[i] * r[i] * r[i];
-                for (std::size_t j = 0; j < H; ++j) {
-                    const T v = r[i] * gr[j] * w.data[j] - c * xr[j];
-                    dx[i * H + j] = add ? dx[i * H + j] + v : v;
-                }
+                kernels::rms_norm_input_grad_row(gr, w.data, xr, r[i], c, dx + i * H, H, add);
             }
         }
         if constexpr (Ctx::template needs<W>) {
             bool add = false;
             T* dw = ctx.template grad<W>(add);
             if (!add) std::fill(dw, dw + H, T(0));
-            for (std::size_t i = 0; i < rows; ++i)
-                for (std::size_t j = 0; j < H; ++j) dw[j] += g[i * H + j] * x.data[i * H + j] * r[i];
+            for (std::size_t i = 0; i < rows; ++i) kernels::add_scaled_product_row(g + i * H, x.data + i * H, r[i], dw, H);
         }
     }
 };

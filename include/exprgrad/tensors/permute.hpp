@@ -12,6 +12,7 @@
 
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/shape.hpp"
+#include "exprgrad/kernels/contiguous.hpp"
 #include "exprgrad/tensors/strided_walk.hpp"
 
 namespace exprgrad::tensors {
@@ -77,7 +78,7 @@ struct Permute {
         if constexpr (keeps_last) {  // contiguous runs of the last axis: copied whole
             const std::size_t run = out[out.rank - 1];
             detail::strided_walk(outer(out), st, [&](std::size_t i, const std::array<std::size_t, 1>& o) {
-                std::copy(a.data + o[0], a.data + o[0] + run, y + i * run);
+                kernels::copy_row(y + i * run, a.data + o[0], run);
             });
             return;
         }
@@ -98,7 +99,7 @@ struct Permute {
             if (!add && !g.uniform) {
                 const std::size_t run = out[out.rank - 1];
                 detail::strided_walk(outer(out), st, [&](std::size_t i, const std::array<std::size_t, 1>& o) {
-                    std::copy(g.data + i * run, g.data + (i + 1) * run, da + o[0]);
+                    kernels::copy_row(da + o[0], g.data + i * run, run);
                 });
                 return;
             }

@@ -34,6 +34,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "exprgrad/format.hpp"
+#include "exprgrad/kernels/contiguous.hpp"
 #include "exprgrad/tensors/value_and_grad.hpp"
 
 namespace exprgrad::tensors {
@@ -384,10 +385,7 @@ class record {
         copy_shape(dst, shape);
         std::copy(src, src + n, dst.data());
     }
-    static void add_into(xt::xarray<T>& dst, const T* src, std::size_t n) {
-        T* d = dst.data();
-        for (std::size_t i = 0; i < n; ++i) d[i] += src[i];
-    }
+    static void add_into(xt::xarray<T>& dst, const T* src, std::size_t n) { kernels::add_row(dst.data(), src, n); }
 
     template <class B, std::size_t... I, class... Args>
     void store_slots(std::index_sequence<I...>, const Args&... args) {

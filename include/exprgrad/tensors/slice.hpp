@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "exprgrad/kernels/contiguous.hpp"
 #include "exprgrad/tensors/count_operand.hpp"
 #include "exprgrad/tensors/graph.hpp"
 #include "exprgrad/tensors/shape.hpp"
@@ -57,7 +58,7 @@ struct Slice {
         const std::size_t row = l.len * l.inner;
         for (std::size_t o = 0; o < l.outer; ++o) {
             const T* src = a.data + (o * l.extent + l.begin) * l.inner;
-            std::copy(src, src + row, y + o * row);
+            kernels::copy_row(y + o * row, src, row);
         }
     }
 
@@ -70,11 +71,22 @@ struct Slice {
             const adjoint_view<T> g = ctx.template adj<Slice>();
             bool add = false;
             T* da = ctx.template grad<A>(add);
-            if (!add) std::fill(da, da + a.size(), T(0));
             const std::size_t row = l.len * l.inner;
             for (std::size_t o = 0; o < l.outer; ++o) {
-                T* d = da + (o * l.extent + l.begin) * l.inner;
-                for (std::size_t i = 0; i < row; ++i) d[i] += g.uniform ? g.value : g.data[o * row + i];
+                T* d = da + o * l.extent * l.inner;
+                T* hit = d + l.begin * l.inner;
+                if (!add) {  // a first contribution: zeros around the slice, the adjoint assigned inside it
+                    std::fill(d, hit, T(0));
+                    std::fill(hit + row, d + l.extent * l.inner, T(0));
+                    if (g.uniform)
+                        kernels::fill_value(hit, row, g.value);
+                    else
+                        kernels::copy_row(hit, g.data + o * row, row);
+                } else if (g.uniform) {
+                    kernels::add_value(hit, row, g.value);
+                } else {
+                    kernels::add_row(hit, g.data + o * row, row);
+                }
             }
         }
     }
