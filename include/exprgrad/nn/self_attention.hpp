@@ -21,6 +21,7 @@
 #include "exprgrad/nn/parameters.hpp"
 #include "exprgrad/ops/attention_node.hpp"
 #include "exprgrad/ops/flex_attention_node.hpp"
+#include "exprgrad/ops/heads_attention_node.hpp"
 #include "exprgrad/random.hpp"
 #include "exprgrad/tensors/map.hpp"
 #include "exprgrad/tensors/matmul.hpp"
@@ -53,12 +54,15 @@ constexpr auto merge_heads(O o) {
 
 // The attention of the heads: qkv [B,T,3D] (tensor<0>), 3H, H, 2H (tensor<1..3>), the key lengths [B]
 // (tensor<4>), the modification's parameters (tensor<5 + i>, [H] each) -> [B,T,D]. One compiled node whose
-// options (mask, cosine, scale policy) are chosen at run time (ops::runtime_config).
+// options (mask, cosine, scale policy) are chosen at run time (ops::runtime_config): without a modification the
+// heads-attention node, which reads the heads inside qkv (3H and 2H unused); with one, flex attention on the
+// heads split by reshape/permute/slice and merged back.
 template <class T, class Mod, class Mask, bool Plain, std::size_t NP>
 struct attention_core {
     static auto node() {
-        if constexpr (Plain) {
-            return ops::attention_node<ops::runtime_config>(q_heads, k_heads, v_heads, tensors::Input<4>{});
+        if constexpr (Plain) {  // reads the heads inside qkv and writes them merged: no layout copies
+            return ops::heads_attention_node<ops::runtime_config>(tensors::Input<0>{}, tensors::Input<2>{},
+                                                                  tensors::Input<4>{});
         } else {
             return [&]<int... I>(std::integer_sequence<int, I...>) {
                 return ops::flex_attention_node<ops::runtime_config>(Mod{}, Mask{}, q_heads, k_heads, v_heads,
@@ -69,7 +73,10 @@ struct attention_core {
     using node_type = decltype(node());
     template <int... I>
     static auto make_block(std::integer_sequence<int, I...>) {
-        return tensors::compile<T>(merge_heads(node_type{}), tensors::wrt<0, (5 + I)...>);
+        if constexpr (Plain)
+            return tensors::compile<T>(node_type{}, tensors::wrt<0, (5 + I)...>);
+        else
+            return tensors::compile<T>(merge_heads(node_type{}), tensors::wrt<0, (5 + I)...>);
     }
     decltype(make_block(std::make_integer_sequence<int, static_cast<int>(NP)>{})) blk;
 
@@ -88,9 +95,9 @@ struct attention_core {
 /// mask and scale policy. Padded batches: set_key_lengths before forward (opts.key_lengths itself must
 /// be empty at construction, as the lengths change with every batch).
 /// Parameters: g [D], Wqkv [D, 3D] (columns q | k | v, head h at h·D/H within each), Wo [D, D].
-/// Three compiled blocks recorded per call (layer::record_into): the QKV projection; the heads split by
-/// reshape/permute/slice, the attention node (ops/attention_node.hpp; flex_attention_node with a
-/// modification) and the heads merged; the output projection (with the residual added in it under
+/// Three compiled blocks recorded per call (layer::record_into): the QKV projection; the attention of the heads
+/// (ops/heads_attention_node.hpp, reading them inside the projection's output and writing them merged; with a
+/// modification, flex_attention_node on the heads split by reshape/permute/slice, then merged); the output projection (with the residual added in it under
 /// nn::residual). The options (mask, normalize_qk, scale policy, qk_eps, threads) are read at run time by
 /// the one compiled node (ops::runtime_config). Not reentrant. Wrap it in nn::residual for a pre-norm
 /// transformer sublayer.

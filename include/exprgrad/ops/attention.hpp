@@ -54,6 +54,24 @@ attention_workspace<T>& thread_workspace() {
 
 }  // namespace detail::attention
 
+/// Forward pass over views of the caller's arrays (no copy of q, k, v, which may be strided views), writing the
+/// rows of out [B, H, T_q, d_v] where out_rows says (e.g. the heads merged back into a [B, T_q, H·d_v] array:
+/// {T_q·H·d_v, d_v, H·d_v}) and lse [B, H, T_q] row-major. Same contract as attention_forward; out and lse must not
+/// overlap q, k or v, and out's rows must not overlap each other.
+/// Example: `attention_forward_into(qv, kv, vv, opts, y.data(), attention_rows{T * H * dv, dv, H * dv}, lse.data(), ws);`
+template <attention_value T>
+void attention_forward_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k,
+                            const attention_view<T, 4>& v, const attention_options& opts, T* out,
+                            const attention_rows& out_rows, T* lse,
+                            attention_workspace<T>& ws = detail::attention::thread_workspace<T>()) {
+    namespace A = detail::attention;
+    A::check_inputs("attention_forward", q, k, v, opts);
+    auto& P = ws.problem;
+    A::prepare(q, k, v, opts, false, P);
+    if (A::forward(P, opts, ws.forward_tasks, out, out_rows, lse))
+        A::check_forward_overflow("attention_forward", P, q, k, v, lse);
+}
+
 /// Forward pass over views of the caller's arrays (no copy of q, k, v), writing out [B, H, T_q, d_v] and
 /// lse [B, H, T_q] into caller-owned buffers of at least that many elements (row-major). Same contract as
 /// attention_forward; out and lse must not overlap q, k or v. This is the entry point the attention
@@ -63,12 +81,7 @@ template <attention_value T>
 void attention_forward_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k,
                             const attention_view<T, 4>& v, const attention_options& opts, T* out, T* lse,
                             attention_workspace<T>& ws = detail::attention::thread_workspace<T>()) {
-    namespace A = detail::attention;
-    A::check_inputs("attention_forward", q, k, v, opts);
-    auto& P = ws.problem;
-    A::prepare(q, k, v, opts, false, P);
-    if (A::forward(P, opts, ws.forward_tasks, out, lse))
-        A::check_forward_overflow("attention_forward", P, q, k, v, lse);
+    attention_forward_into(q, k, v, opts, out, attention_rows::row_major(q.dims[1], q.dims[2], v.dims[3]), lse, ws);
 }
 
 /// Forward pass into caller-owned arrays (resized when their shapes differ): out [B, H, T_q, d_v] and
@@ -138,17 +151,17 @@ struct attention_scale_grads {
     double dlog_scale = 0.0;
 };
 
-/// VJP over views of the caller's arrays (no copy of q, k, v, out, lse, dout), writing dq [B, H, T_q, d],
-/// dk [B, H, T_k, d] and dv [B, H, T_k, d_v] into caller-owned buffers of that many elements (row-major, every
-/// element written, none read) and returning {dscale, dlog_scale}. Same contract as attention_vjp; the gradient
-/// buffers must not overlap each other or the inputs; `reuse` as documented at attention_reuse (the views'
-/// pointers and shapes are what it compares). This is the entry point the attention node calls.
-/// Example: `auto s = attention_vjp_into(qv, kv, vv, outv, lsev, doutv, o, dq, dk, dv, ws, attention_reuse::forward);`
+/// The VJP with each gradient's rows where dq_rows, dk_rows, dv_rows say (strided rows of the caller's buffers, e.g.
+/// the q, k, v heads of a [B, T, 3·H·d] projection's gradient); q, k, v, out and dout may be strided views. Same
+/// contract as the row-major version below; every row of dq, dk, dv is written, nothing between them.
+/// Example: the heads of qkv [B, T, 3·H·d] and of its gradient g: with r = attention_rows{3 * T * H * d, d, 3 * H * d},
+/// `attention_vjp_into(qv, kv, vv, outv, lsev, doutv, o, g, r, g + H * d, r, g + 2 * H * d, r, ws);`
 template <attention_value T>
 attention_scale_grads attention_vjp_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k,
                                          const attention_view<T, 4>& v, const attention_view<T, 4>& out,
                                          const attention_view<T, 3>& lse, const attention_view<T, 4>& dout,
-                                         const attention_options& opts, T* dq, T* dk, T* dv,
+                                         const attention_options& opts, T* dq, const attention_rows& dq_rows, T* dk,
+                                         const attention_rows& dk_rows, T* dv, const attention_rows& dv_rows,
                                          attention_workspace<T>& ws = detail::attention::thread_workspace<T>(),
                                          attention_reuse reuse = attention_reuse::none) {
     namespace A = detail::attention;
@@ -165,31 +178,33 @@ attention_scale_grads attention_vjp_into(const attention_view<T, 4>& q, const at
     auto& P = ws.problem;
     A::prepare(q, k, v, opts, true, P, reuse == attention_reuse::forward);
     const std::size_t BH = P.heads();
-    const bool copy_dout = P.dvp != P.dv;  // else the kernels read dout itself
+    const bool copy_dout = P.dvp != P.dv;  // else the kernels read dout itself, strided or not
     if (copy_dout) A::grow(P.dOp, BH * P.Tq * P.dvp);
     P.dop = copy_dout ? P.dOp.data() : dout.data();
+    P.dop_rows = copy_dout ? attention_rows::row_major(P.H, P.Tq, P.dvp) : dout.rows();
     A::grow(P.Drow, BH * P.Tq);
     kernels::parallel_for(0, BH, A::packing_grain(P.Tq, P.dv), [&](std::size_t lo, std::size_t hi) {
         for (std::size_t bh = lo; bh < hi; ++bh)
             for (std::size_t i = 0; i < P.Tq; ++i) {
-                const T* src = dout.data() + (bh * P.Tq + i) * P.dv;
+                const T* src = dout.row(bh, i);
                 if (copy_dout) {
                     T* dst = P.dOp.data() + (bh * P.Tq + i) * P.dvp;
                     std::copy(src, src + P.dv, dst);
                     std::fill(dst + P.dv, dst + P.dvp, T(0));
                 }
                 // D_i = dO_i·O_i = Σ_j p_ij dP_ij: the softmax VJP's inner product, from the forward's output.
-                P.Drow[bh * P.Tq + i] = kernels::rows::dot(src, out.data() + (bh * P.Tq + i) * P.dv, P.dv);
+                P.Drow[bh * P.Tq + i] = kernels::rows::dot(src, out.row(bh, i), P.dv);
             }
     });
     for (std::size_t bh = 0; bh < BH; ++bh) {  // keys no row attends keep a zero gradient (the others are written)
-        const std::size_t j0 = P.kend[bh / P.H];
-        std::fill(dk + (bh * P.Tk + j0) * P.d, dk + (bh + 1) * P.Tk * P.d, T(0));
-        std::fill(dv + (bh * P.Tk + j0) * P.dv, dv + (bh + 1) * P.Tk * P.dv, T(0));
+        for (std::size_t j = P.kend[bh / P.H]; j < P.Tk; ++j) {
+            std::fill_n(dk + dk_rows.at(bh, P.H, j), P.d, T(0));
+            std::fill_n(dv + dv_rows.at(bh, P.H, j), P.dv, T(0));
+        }
     }
     auto& rs = ws.row_dscale;
     rs.assign(BH * P.Tq, 0.0);
-    A::backward(P, opts, ws.backward_tasks, lse.data(), dq, dk, dv, rs.data());
+    A::backward(P, opts, ws.backward_tasks, lse.data(), dq, dq_rows, dk, dk_rows, dv, dv_rows, rs.data());
     attention_scale_grads g;
     for (std::size_t bh = 0; bh < BH; ++bh)
         for (std::size_t i = 0; i < P.Tq; ++i) {
@@ -200,6 +215,25 @@ attention_scale_grads attention_vjp_into(const attention_view<T, 4>& q, const at
     // A row's overflow makes its ∂L/∂s_i, and so dscale, non-finite: one compare per call.
     if (!std::isfinite(g.dscale)) A::check_vjp_overflow(op, P, q, k, v, out, lse, dout, rs.data());
     return g;
+}
+
+/// VJP over views of the caller's arrays (no copy of q, k, v, out, lse, dout), writing dq [B, H, T_q, d],
+/// dk [B, H, T_k, d] and dv [B, H, T_k, d_v] into caller-owned buffers of that many elements (row-major, every
+/// element written, none read) and returning {dscale, dlog_scale}. Same contract as attention_vjp; the gradient
+/// buffers must not overlap each other or the inputs; `reuse` as documented at attention_reuse (the views'
+/// pointers, shapes and strides are what it compares). This is the entry point the attention node calls.
+/// Example: `auto s = attention_vjp_into(qv, kv, vv, outv, lsev, doutv, o, dq, dk, dv, ws, attention_reuse::forward);`
+template <attention_value T>
+attention_scale_grads attention_vjp_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k,
+                                         const attention_view<T, 4>& v, const attention_view<T, 4>& out,
+                                         const attention_view<T, 3>& lse, const attention_view<T, 4>& dout,
+                                         const attention_options& opts, T* dq, T* dk, T* dv,
+                                         attention_workspace<T>& ws = detail::attention::thread_workspace<T>(),
+                                         attention_reuse reuse = attention_reuse::none) {
+    const auto &qs = q.shape(), &ks = k.shape(), &vs = v.shape();
+    return attention_vjp_into(q, k, v, out, lse, dout, opts, dq, attention_rows::row_major(qs[1], qs[2], qs[3]), dk,
+                              attention_rows::row_major(ks[1], ks[2], ks[3]), dv,
+                              attention_rows::row_major(vs[1], vs[2], vs[3]), ws, reuse);
 }
 
 

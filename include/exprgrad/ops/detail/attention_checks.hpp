@@ -37,8 +37,7 @@ struct first_bad_keys {
         if (first[bh] == std::size_t(-1)) {
             std::size_t j = 0;
             for (; j < P.Tk; ++j)
-                if (!finite_row(k.data() + (bh * P.Tk + j) * P.d, P.d) ||
-                    !finite_row(v.data() + (bh * P.Tk + j) * P.dv, P.dv))
+                if (!finite_row(k.row(bh, j), P.d) || !finite_row(v.row(bh, j), P.dv))
                     break;
             first[bh] = j;
         }
@@ -57,12 +56,12 @@ template <class T>
 score_range row_score_range(const problem<T>& P, const attention_view<T, 4>& q, const attention_view<T, 4>& k, std::size_t bh,
                             std::size_t i) {
     const std::size_t b = bh / P.H, n = P.nrow[b * P.Tq + i];
-    const T* qi = q.data() + (bh * P.Tq + i) * P.d;
+    const T* qi = q.row(bh, i);
     double s = static_cast<double>(P.srow[b * P.Tq + i]);
     if (P.cosine) s *= static_cast<double>(P.qinv[bh * P.Tq + i]);
     score_range r;
     for (std::size_t j = 0; j < n; ++j) {
-        const T* kj = k.data() + (bh * P.Tk + j) * P.d;
+        const T* kj = k.row(bh, j);
         const double c = s * (P.cosine ? static_cast<double>(P.kinv[bh * P.Tk + j]) : 1.0);
         double dot = 0;
         for (std::size_t x = 0; x < P.d; ++x) {
@@ -82,8 +81,8 @@ score_range row_score_range(const problem<T>& P, const attention_view<T, 4>& q, 
 /// is not these scores' log-sum-exp, and else the gradient's products dout_i·v_j.
 template <class T>
 [[noreturn]] void overflow_error(const char* op, const problem<T>& P, const attention_view<T, 4>& q,
-                                 const attention_view<T, 4>& k, const attention_view<T, 4>& v, const T* dout, const T* lse,
-                                 std::size_t bh, std::size_t i) {
+                                 const attention_view<T, 4>& k, const attention_view<T, 4>& v,
+                                 const attention_view<T, 4>* dout, const T* lse, std::size_t bh, std::size_t i) {
     const std::size_t b = bh / P.H, n = P.nrow[b * P.Tq + i];
     const double tmax = static_cast<double>(std::numeric_limits<T>::max());
     const auto sr = row_score_range(P, q, k, bh, i);
@@ -106,10 +105,11 @@ template <class T>
             format_number(std::numeric_limits<T>::max()) + "); scale q or k down, or use normalize_qk");
     }
     double dv = 0;  // the largest |dout_i·v_j| over the attended keys
-    const T* di = dout + (bh * P.Tq + i) * P.dv;
+    const T* di = dout->row(bh, i);
     for (std::size_t j = 0; j < n; ++j) {
         double t = 0;
-        for (std::size_t x = 0; x < P.dv; ++x) t += double(di[x]) * double(v.data()[(bh * P.Tk + j) * P.dv + x]);
+        const T* vj = v.row(bh, j);
+        for (std::size_t x = 0; x < P.dv; ++x) t += double(di[x]) * double(vj[x]);
         dv = std::max(dv, std::abs(t));
     }
     throw std::overflow_error(where + "the gradient overflows " + ty + at + ", whose inputs are finite: |dout_i·v_j| " +
@@ -127,8 +127,9 @@ void check_forward_overflow(const char* op, const problem<T>& P, const attention
         for (std::size_t i = 0; i < P.Tq; ++i) {
             const std::size_t b = bh / P.H, n = P.nrow[b * P.Tq + i];
             if (n == 0 || std::isfinite(lse[bh * P.Tq + i])) continue;
-            if (!finite_row(q.data() + (bh * P.Tq + i) * P.d, P.d) || bad(bh) < n) continue;  // propagation
-            overflow_error(op, P, q, k, v, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), bh, i);
+            if (!finite_row(q.row(bh, i), P.d) || bad(bh) < n) continue;  // propagation
+            overflow_error(op, P, q, k, v, static_cast<const attention_view<T, 4>*>(nullptr),
+                           static_cast<const T*>(nullptr), bh, i);
         }
 }
 
@@ -143,10 +144,10 @@ void check_vjp_overflow(const char* op, const problem<T>& P, const attention_vie
         for (std::size_t i = 0; i < P.Tq; ++i) {
             const std::size_t b = bh / P.H, n = P.nrow[b * P.Tq + i], row = bh * P.Tq + i;
             if (n == 0 || std::isfinite(rs[row])) continue;
-            if (!finite_row(q.data() + row * P.d, P.d) || !finite_row(dout.data() + row * P.dv, P.dv) ||
-                !finite_row(out.data() + row * P.dv, P.dv) || !std::isfinite(lse.data()[row]) || bad(bh) < n)
+            if (!finite_row(q.row(bh, i), P.d) || !finite_row(dout.row(bh, i), P.dv) ||
+                !finite_row(out.row(bh, i), P.dv) || !std::isfinite(lse.data()[row]) || bad(bh) < n)
                 continue;  // propagation
-            overflow_error(op, P, q, k, v, dout.data(), lse.data(), bh, i);
+            overflow_error(op, P, q, k, v, &dout, lse.data(), bh, i);
         }
 }
 

@@ -32,9 +32,11 @@ struct forward_scratch {
     bool nonfinite = false;  // a row of this task's blocks got a non-finite lse (checked after the forward)
 };
 
-/// One query block of one head: online softmax over the key blocks the block attends.
+/// One query block of one head: online softmax over the key blocks the block attends. Row i of the head's output
+/// is written at out + out_rows.at(bh, H, i), its lse at lse[i].
 template <class T>
-void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_scratch<T>& w, T* out, T* lse) {
+void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_scratch<T>& w, T* out,
+                   const attention_rows& out_rows, T* lse) {
     constexpr T ninf = -std::numeric_limits<T>::infinity();
     const std::size_t b = bh / P.H, i0 = qb * block_q, nr = std::min(block_q, P.Tq - i0);
     const std::size_t* n = P.nrow.data() + b * P.Tq + i0;
@@ -64,7 +66,8 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
                 finish_online16(nr, w.corr.data(), w.bsum.data(), w.l.data());
                 for (std::size_t r = 0; r < nr; ++r)
                     if (w.corr[r] != T(1)) rows::scale(w.acc.data() + r * dvp, w.corr[r], dvp);
-                gemm_acc<block_k, 1>(nr, dvp, nc, w.S.data(), P.vp + (bh * P.Tk + j0) * dvp, dvp, w.acc.data(), dvp,
+                gemm_acc<block_k, 1>(nr, dvp, nc, w.S.data(), P.vp + P.vp_rows.at(bh, P.H, j0), P.vp_rows.t_step,
+                                     w.acc.data(), dvp,
                                      partial ? w.beg.data() : nullptr, partial ? w.valid.data() : nullptr);
                 continue;
             }
@@ -82,11 +85,12 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
             if (corr != T(1)) rows::scale(w.acc.data() + r * dvp, corr, dvp);
             w.m[r] = m_new;
         }
-        gemm_acc<block_k, 1>(nr, dvp, nc, w.S.data(), P.vp + (bh * P.Tk + j0) * dvp, dvp, w.acc.data(), dvp,
+        gemm_acc<block_k, 1>(nr, dvp, nc, w.S.data(), P.vp + P.vp_rows.at(bh, P.H, j0), P.vp_rows.t_step, w.acc.data(),
+                             dvp,
                              partial ? w.beg.data() : nullptr, partial ? w.valid.data() : nullptr);
     }
     for (std::size_t r = 0; r < nr; ++r) {
-        T* o = out + (i0 + r) * P.dv;
+        T* o = out + out_rows.at(bh, P.H, i0 + r);
         if (n[r] == 0) {
             std::fill(o, o + P.dv, T(0));
             lse[i0 + r] = ninf;
@@ -101,7 +105,8 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
 
 /// The forward over all query blocks; true when some row that attends a key got a non-finite lse.
 template <class T>
-bool forward(const problem<T>& P, const attention_options& o, std::vector<forward_scratch<T>>& pool, T* out, T* lse) {
+bool forward(const problem<T>& P, const attention_options& o, std::vector<forward_scratch<T>>& pool, T* out,
+             const attention_rows& out_rows, T* lse) {
     auto init = [&](forward_scratch<T>& w) {
         w.nonfinite = false;
         grow(w.S, block_q * block_k);
@@ -118,7 +123,7 @@ bool forward(const problem<T>& P, const attention_options& o, std::vector<forwar
     const std::size_t chunks = task_count(o, units);
     run_units(units, chunks, pool, init, [&](std::size_t u, forward_scratch<T>& w) {
         const std::size_t bh = u / P.nqb, qb = u % P.nqb;
-        forward_block(P, bh, qb, w, out + bh * P.Tq * P.dv, lse + bh * P.Tq);
+        forward_block(P, bh, qb, w, out, out_rows, lse + bh * P.Tq);
     });
     return std::any_of(pool.begin(), pool.begin() + chunks, [](const forward_scratch<T>& w) { return w.nonfinite; });
 }

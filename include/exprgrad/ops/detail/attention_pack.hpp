@@ -61,7 +61,8 @@ bool packed_from(const problem<T>& P, const attention_view<T, 4>& q, const atten
         return std::equal(s.begin(), s.end(), shape.begin());
     };
     return r.valid && r.q == q.data() && r.k == k.data() && r.v == v.data() && same(q.shape(), r.qs) &&
-           same(k.shape(), r.ks) && same(v.shape(), r.vs) && same_packing_options(r.o, o);
+           same(k.shape(), r.ks) && same(v.shape(), r.vs) && r.qr == q.rows() && r.kr == k.rows() &&
+           r.vr == v.rows() && same_packing_options(r.o, o);
 }
 
 /// Per-row key counts (P.nrow, P.kend) and multipliers (P.srow) of a problem whose sizes are set.
@@ -137,11 +138,16 @@ void prepare(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const
 
     const std::size_t BH = P.heads();
     P.qsrc = q.data();
+    P.q_rows = q.rows();
+    P.k_rows = k.rows();
+    P.v_rows = v.rows();
     grow(P.Qs, BH * Tq * dp);
     grow(P.Kt, BH * P.nkb * d * block_k);
+    // The kernels read k (backward) and v (forward) rows in place, strided or not, when they need no padding.
     const bool copy_v = !backward && dvp != dv, copy_k = backward && (dp != d || P.cosine);
     if (copy_v) grow(P.Vp, BH * Tk * dvp);
     P.vp = copy_v ? P.Vp.data() : v.data();
+    P.vp_rows = copy_v ? attention_rows::row_major(P.H, Tk, dvp) : P.v_rows;
     if (P.cosine) {
         grow(P.Qp, BH * Tq * dp);
         grow(P.qinv, BH * Tq);
@@ -150,6 +156,7 @@ void prepare(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const
     if (backward) {
         if (copy_k) grow(P.Kp, BH * Tk * dp);
         P.kp = copy_k ? P.Kp.data() : k.data();
+        P.kp_rows = copy_k ? attention_rows::row_major(P.H, Tk, dp) : P.k_rows;
         grow(P.Vt, BH * P.nkb * dv * block_k);
     }
     const T eps2 = static_cast<T>(o.qk_eps * o.qk_eps);
@@ -165,9 +172,10 @@ void prepare(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const
         }
         std::fill(dst + w, dst + wp, T(0));
     };
-    // Rows [j0, j0 + nj) of x (width w) transposed into a w × block_k block, columns past nj zero; row jj
-    // scaled by c[j0 + jj] when c is given.
-    auto pack_block_t = [](const T* x, std::size_t w, std::size_t j0, std::size_t nj, const T* c, T* dst) {
+    // Rows [j0, j0 + nj) of x (width w, rows ld apart) transposed into a w × block_k block, columns past nj zero;
+    // row jj scaled by c[j0 + jj] when c is given.
+    auto pack_block_t = [](const T* x, std::size_t w, std::size_t ld, std::size_t j0, std::size_t nj, const T* c,
+                           T* dst) {
         if (nj < block_k)
             for (std::size_t i = 0; i < w; ++i) std::fill(dst + i * block_k + nj, dst + (i + 1) * block_k, T(0));
         std::size_t jj = 0;
@@ -176,14 +184,15 @@ void prepare(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const
             for (; jj + 8 <= nj; jj += 8) {
                 std::size_t i = 0;
                 for (; i + 8 <= w; i += 8)
-                    transpose8x8(x + (j0 + jj) * w + i, w, c ? c + j0 + jj : nullptr, dst + i * block_k + jj, block_k);
+                    transpose8x8(x + (j0 + jj) * ld + i, ld, c ? c + j0 + jj : nullptr, dst + i * block_k + jj,
+                                 block_k);
                 for (; i < w; ++i)
                     for (std::size_t t = jj; t < jj + 8; ++t)
-                        dst[i * block_k + t] = c ? x[(j0 + t) * w + i] * c[j0 + t] : x[(j0 + t) * w + i];
+                        dst[i * block_k + t] = c ? x[(j0 + t) * ld + i] * c[j0 + t] : x[(j0 + t) * ld + i];
             }
 #endif
         for (; jj < nj; ++jj) {
-            const T* src = x + (j0 + jj) * w;
+            const T* src = x + (j0 + jj) * ld;
             const T cj = c ? c[j0 + jj] : T(1);
             for (std::size_t i = 0; i < w; ++i) dst[i * block_k + jj] = c ? src[i] * cj : src[i];
         }
@@ -191,19 +200,21 @@ void prepare(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const
     kernels::parallel_for(0, BH, packing_grain(Tq + Tk, d + dv), [&](std::size_t lo, std::size_t hi) {
         for (std::size_t bh = lo; bh < hi; ++bh) {
             const std::size_t b = bh / P.H;
-            const T* qh = q.data() + bh * Tq * d;
-            const T* kh = k.data() + bh * Tk * d;
-            const T* vh = v.data() + bh * Tk * dv;
+            // Head bh's rows: row i of q at qh + i·lq (likewise k, v), in place in a strided view.
+            const T* qh = q.row(bh, 0);
+            const T* kh = k.row(bh, 0);
+            const T* vh = v.row(bh, 0);
+            const std::size_t lq = P.q_rows.t_step, lk = P.k_rows.t_step, lv = P.v_rows.t_step;
             T* qinv = P.cosine ? P.qinv.data() + bh * Tq : nullptr;
             T* kinv = P.cosine ? P.kinv.data() + bh * Tk : nullptr;
             if (P.cosine && !reuse) {
                 for (std::size_t i = 0; i < Tq; ++i)
-                    qinv[i] = T(1) / std::sqrt(rows::dot(qh + i * d, qh + i * d, d) + eps2);
+                    qinv[i] = T(1) / std::sqrt(rows::dot(qh + i * lq, qh + i * lq, d) + eps2);
                 for (std::size_t j = 0; j < Tk; ++j)
-                    kinv[j] = T(1) / std::sqrt(rows::dot(kh + j * d, kh + j * d, d) + eps2);
+                    kinv[j] = T(1) / std::sqrt(rows::dot(kh + j * lk, kh + j * lk, d) + eps2);
             }
             for (std::size_t i = 0; i < Tq && !reuse; ++i) {
-                const T* src = qh + i * d;
+                const T* src = qh + i * lq;
                 if (P.cosine) {
                     T* dst = P.Qp.data() + (bh * Tq + i) * dp;
                     pack_row(src, d, dp, qinv[i], true, dst);
@@ -213,13 +224,14 @@ void prepare(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const
             }
             for (std::size_t kb = 0; kb < P.nkb; ++kb) {
                 const std::size_t j0 = kb * block_k, nj = std::min(block_k, Tk - j0);
-                if (!reuse) pack_block_t(kh, d, j0, nj, kinv, P.Kt.data() + (bh * P.nkb + kb) * d * block_k);
-                if (backward) pack_block_t(vh, dv, j0, nj, nullptr, P.Vt.data() + (bh * P.nkb + kb) * dv * block_k);
+                if (!reuse) pack_block_t(kh, d, lk, j0, nj, kinv, P.Kt.data() + (bh * P.nkb + kb) * d * block_k);
+                if (backward)
+                    pack_block_t(vh, dv, lv, j0, nj, nullptr, P.Vt.data() + (bh * P.nkb + kb) * dv * block_k);
             }
             for (std::size_t j = 0; j < Tk; ++j) {
-                if (copy_v) pack_row(vh + j * dv, dv, dvp, T(1), false, P.Vp.data() + (bh * Tk + j) * dvp);
+                if (copy_v) pack_row(vh + j * lv, dv, dvp, T(1), false, P.Vp.data() + (bh * Tk + j) * dvp);
                 if (copy_k)
-                    pack_row(kh + j * d, d, dp, P.cosine ? kinv[j] : T(1), P.cosine, P.Kp.data() + (bh * Tk + j) * dp);
+                    pack_row(kh + j * lk, d, dp, P.cosine ? kinv[j] : T(1), P.cosine, P.Kp.data() + (bh * Tk + j) * dp);
             }
         }
     });
@@ -230,6 +242,9 @@ void prepare(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const
     std::copy(q.shape().begin(), q.shape().end(), r.qs.begin());
     std::copy(k.shape().begin(), k.shape().end(), r.ks.begin());
     std::copy(v.shape().begin(), v.shape().end(), r.vs.begin());
+    r.qr = P.q_rows;
+    r.kr = P.k_rows;
+    r.vr = P.v_rows;
     r.o = o;
     r.valid = true;
 }

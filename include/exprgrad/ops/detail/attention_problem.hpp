@@ -78,6 +78,7 @@ struct problem {
     std::vector<T> srow;            // [B][Tq] multiplier of each row
     buffer<T> Qp;                   // [BH][Tq][dp] q̂ = q normalised (under normalize_qk only)
     const T* qsrc = nullptr;        // q itself: q̂ when not normalising
+    attention_rows q_rows, k_rows, v_rows;  // where the rows of q, k, v start (row-major, or strided views)
     buffer<T> Qs;                   // [BH][Tq][dp] s_i q̂_i: the scores come out scaled, in both passes alike
     buffer<T> Kt;                   // [BH][nkb][d][block_k] k̂ transposed per key block
     buffer<T> Vp;                   // [BH][Tk][dvp] (forward only)
@@ -86,6 +87,7 @@ struct problem {
     const T* kp = nullptr;
     const T* vp = nullptr;
     const T* dop = nullptr;
+    attention_rows kp_rows, vp_rows, dop_rows;  // where their rows start (the packed copies: row-major)
     std::vector<T> qinv, kinv;  // [BH][T] 1/√(‖·‖² + ε²) under normalize_qk
     // backward only
     buffer<T> Kp;         // [BH][Tk][dp] k̂
@@ -96,6 +98,7 @@ struct problem {
     struct {
         const T *q = nullptr, *k = nullptr, *v = nullptr;
         std::array<std::size_t, 4> qs{}, ks{}, vs{};
+        attention_rows qr, kr, vr;
         attention_options o;
         bool valid = false;
     } packed_for;
