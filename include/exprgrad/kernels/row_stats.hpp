@@ -5,6 +5,8 @@
 // ulps, far below float's resolution.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <cstddef>
 #include <type_traits>
 

@@ -2,6 +2,8 @@
 // arrays are not xt::xtensor (a compiled tensor program's buffers, a raw buffer) passes them without a copy.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <array>
 #include <cstddef>
 

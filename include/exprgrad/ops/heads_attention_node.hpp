@@ -4,6 +4,8 @@
 // VJP writes the projection's gradient in place; the layout primitives moved every value four times per step.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
