@@ -1,0 +1,219 @@
+// flex attention's kernels, the 512-bit row passes: what flex_modification.hpp's row passes do on the rows of a
+// tile that needs no mask evaluation, for float where ::exprgrad::kernels::avx512_enabled(). The default build
+// targets x86-64-v3, where xsimd::batch<float> has 8 lanes and xsimd's 16-lane batches do not exist, while the
+// products around these rows are 512-bit: the row passes were the 256-bit part of every tile. Two kinds of
+// modification run here: a relative bias (ALiBi: the scores plus a table entry per key) and a score modification
+// that reads nothing but the score, built from + − · ÷, negation, tanh and small integer powers (attn::softcap).
+// Every other modification, and every tile whose mask is evaluated, keeps the xsimd row passes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "exprgrad/kernels/avx512_dispatch.hpp"
+#include "exprgrad/kernels/rows_avx512.hpp"
+#include "exprgrad/sym/evaluate.hpp"
+
+namespace exprgrad::ops::detail::flex::avx512 {
+
+/// Whether E has a 16-lane evaluation here: it reads only the score (var 0) through the ops below.
+template <class E>
+struct pointwise : std::false_type {};
+template <>
+struct pointwise<sym::Var<0>> : std::true_type {};
+template <std::intmax_t N, std::intmax_t D>
+struct pointwise<sym::Const<N, D>> : std::true_type {};
+template <double V>
+struct pointwise<sym::FConst<V>> : std::true_type {};
+template <class A, class B>
+struct pointwise<sym::Node<sym::op::Add, A, B>> : std::bool_constant<pointwise<A>::value && pointwise<B>::value> {};
+template <class A, class B>
+struct pointwise<sym::Node<sym::op::Sub, A, B>> : std::bool_constant<pointwise<A>::value && pointwise<B>::value> {};
+template <class A, class B>
+struct pointwise<sym::Node<sym::op::Mul, A, B>> : std::bool_constant<pointwise<A>::value && pointwise<B>::value> {};
+template <class A, class B>
+struct pointwise<sym::Node<sym::op::Div, A, B>> : std::bool_constant<pointwise<A>::value && pointwise<B>::value> {};
+template <class A>
+struct pointwise<sym::Node<sym::op::Neg, A>> : pointwise<A> {};
+template <class A>
+struct pointwise<sym::Node<sym::op::Tanh, A>> : pointwise<A> {};
+// Positive integer powers up to 8 (sym's PowC multiplies those; others go through libm's pow).
+template <std::intmax_t N, class A>
+struct pointwise<sym::Node<sym::op::PowC<N, 1>, A>> : std::bool_constant<(N >= 1 && N <= 8) && pointwise<A>::value> {};
+
+template <class... Es>
+inline constexpr bool pointwise_v = (pointwise<Es>::value && ...);
+
+#if EXPRGRAD_HAS_AVX512_KERNELS
+
+template <class E, class L>
+struct node16;
+
+/// The node list L (sym::node_list_t, children first) evaluated on 16 scores, each distinct node once, as
+/// sym::compiled_nodes does for xsimd batches: the same operations in the same order, except tanh (rows::tanh16,
+/// within 2 ulp, where xsimd's is within about 1) and the lanes (16 instead of 8).
+template <class L>
+struct nodes16;
+template <class... Ns>
+struct nodes16<sym::meta::type_list<Ns...>> {
+    using list = sym::meta::type_list<Ns...>;
+    // A plain array: std::array<__m512, n> drops __m512's alignment attribute (GCC warns).
+    struct values {
+        __m512 v[sizeof...(Ns)];
+    };
+    EXPRGRAD_AVX512_TARGET static void run(__m512 score, values& v) { run(score, v, std::index_sequence_for<Ns...>{}); }
+    // A function, not a lambda: lambdas do not inherit the target attribute.
+    template <std::size_t... Is>
+    EXPRGRAD_AVX512_TARGET static void run(__m512 score, values& v, std::index_sequence<Is...>) {
+        ((v.v[Is] = node16<Ns, list>::run(v, score)), ...);
+    }
+    template <class E>
+    EXPRGRAD_AVX512_TARGET static __m512 get(const values& v) {
+        return v.v[sym::meta::index_of_v<E, list>];
+    }
+};
+
+template <class L>
+struct node16<sym::Var<0>, L> {
+    template <class V>
+    EXPRGRAD_AVX512_TARGET static __m512 run(const V&, __m512 score) {
+        return score;
+    }
+};
+template <std::intmax_t N, std::intmax_t D, class L>
+struct node16<sym::Const<N, D>, L> {
+    template <class V>
+    EXPRGRAD_AVX512_TARGET static __m512 run(const V&, __m512) {
+        return _mm512_set1_ps(sym::num::rational<float>(N, D));
+    }
+};
+template <double C, class L>
+struct node16<sym::FConst<C>, L> {
+    template <class V>
+    EXPRGRAD_AVX512_TARGET static __m512 run(const V&, __m512) {
+        return _mm512_set1_ps(sym::num::constant<float>(C));
+    }
+};
+template <class Op, class... Cs, class L>
+struct node16<sym::Node<Op, Cs...>, L> {
+    template <class V>
+    EXPRGRAD_AVX512_TARGET static __m512 run(const V& v, __m512) {
+        return apply(v.v[sym::meta::index_of_v<Cs, L>]...);
+    }
+    EXPRGRAD_AVX512_TARGET static __m512 apply(__m512 a, __m512 b) {
+        if constexpr (std::is_same_v<Op, sym::op::Add>)
+            return _mm512_add_ps(a, b);
+        else if constexpr (std::is_same_v<Op, sym::op::Sub>)
+            return _mm512_sub_ps(a, b);
+        else if constexpr (std::is_same_v<Op, sym::op::Mul>)
+            return _mm512_mul_ps(a, b);
+        else
+            return _mm512_div_ps(a, b);
+    }
+    EXPRGRAD_AVX512_TARGET static __m512 apply(__m512 a) {
+        if constexpr (std::is_same_v<Op, sym::op::Neg>) {
+            const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+            return _mm512_castsi512_ps(_mm512_maskz_xor_epi32(kernels::rows::all16, _mm512_castps_si512(a), sign));
+        } else if constexpr (std::is_same_v<Op, sym::op::Tanh>) {
+            return kernels::rows::tanh16(a);
+        } else {
+            return pow(a, std::integral_constant<std::intmax_t, Op::num>{});
+        }
+    }
+    // a^N by squaring in sym::op::detail::ipow's order.
+    template <std::intmax_t N>
+    EXPRGRAD_AVX512_TARGET static __m512 pow(__m512 a, std::integral_constant<std::intmax_t, N>) {
+        if constexpr (N == 1) {
+            return a;
+        } else if constexpr (N % 2 == 0) {
+            const __m512 h = pow(a, std::integral_constant<std::intmax_t, N / 2>{});
+            return _mm512_mul_ps(h, h);
+        } else {
+            return _mm512_mul_ps(pow(a, std::integral_constant<std::intmax_t, N - 1>{}), a);
+        }
+    }
+};
+
+/// Lanes 16g … 16g + 15 of a row whose first `valid` entries are visible.
+EXPRGRAD_AVX512_TARGET inline __mmask16 lanes16(std::size_t c, std::size_t valid) {
+    return c < valid ? kernels::rows::tail_mask16(c, valid) : __mmask16(0);
+}
+
+/// The maximum of the 16 lanes of m, NaN when `nan` (maxps drops a NaN operand, so NaN is tracked apart).
+EXPRGRAD_AVX512_TARGET inline float hmax16(__m512 m, __mmask16 nan) {
+    if (nan) return std::numeric_limits<float>::quiet_NaN();
+    const __m256 h = _mm256_max_ps(kernels::rows::low8(m), kernels::rows::high8(m));
+    __m128 q = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_max_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+
+/// The forward row pass (modification::forward_row on a row that needs no mask evaluation): s[c] = z_c for the
+/// `valid` first keys, −inf for the others up to `width` (a multiple of 16), z_c = Mod(x[c]) or, with a bias table
+/// (relative), x[c] + bias[c]. Returns max_c s[c] (NaN when a visible z_c is NaN, −inf when none is visible).
+template <class Mod, bool Relative>
+EXPRGRAD_AVX512_TARGET inline float forward_row(const float* x, const float* bias, float* s, std::size_t width,
+                                                std::size_t valid) {
+    using N = nodes16<sym::node_list_t<Mod>>;
+    const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    __m512 mx = ninf;
+    __mmask16 nan = 0;
+    for (std::size_t c = 0; c < width; c += 16) {
+        const __mmask16 k = lanes16(c, valid);
+        // Masked loads: the lanes past `valid` read nothing (the bias table ends with the visible keys).
+        const __m512 xv = _mm512_maskz_loadu_ps(k, x + c);
+        __m512 z;
+        if constexpr (Relative) {
+            z = _mm512_add_ps(xv, _mm512_maskz_loadu_ps(k, bias + c));
+        } else {
+            typename N::values v;
+            N::run(xv, v);
+            z = N::template get<Mod>(v);
+        }
+        const __m512 out = _mm512_mask_mov_ps(ninf, k, z);
+        _mm512_storeu_ps(s + c, out);
+        nan |= _mm512_cmp_ps_mask(out, out, _CMP_UNORD_Q);
+        mx = _mm512_maskz_max_ps(kernels::rows::all16, mx, out);
+    }
+    return hmax16(mx, nan);
+}
+
+/// The fused backward row pass (modification::backward_row on a row that needs no mask evaluation, no parameter
+/// sums per score): for the `valid` first keys p = e^(z − lse), dS' = p·(dp − D), ds = dS'·∂z/∂score, vis = 1;
+/// p = ds = vis = 0 for the others up to `width` (a multiple of 16). z and ∂z/∂score are Mod and DScore of the raw
+/// score s, or, with a bias table (relative), s + bias and 1; then dS' is also added into diag[c] (the tile's
+/// per-distance sums, when diag is not null).
+template <class Mod, class DScore, bool Relative>
+EXPRGRAD_AVX512_TARGET inline void backward_row(const float* s, const float* bias, const float* dp, float lse, float D,
+                                                std::size_t width, std::size_t valid, float* p, float* ds, float* vis,
+                                                float* diag) {
+    using N = nodes16<sym::node_list_t<Mod, DScore>>;
+    const __m512 vlse = _mm512_set1_ps(lse), vD = _mm512_set1_ps(D), one = _mm512_set1_ps(1.0f);
+    for (std::size_t c = 0; c < width; c += 16) {
+        const __mmask16 k = lanes16(c, valid);
+        const __m512 sv = _mm512_maskz_loadu_ps(k, s + c);
+        __m512 z, dz = one;
+        if constexpr (Relative) {
+            z = _mm512_add_ps(sv, _mm512_maskz_loadu_ps(k, bias + c));
+        } else {
+            typename N::values v;
+            N::run(sv, v);
+            z = N::template get<Mod>(v);
+            dz = N::template get<DScore>(v);
+        }
+        // Hidden entries exactly 0 (their dp may be NaN).
+        const __m512 pe = _mm512_maskz_mov_ps(k, kernels::rows::exp16(_mm512_sub_ps(z, vlse)));
+        const __m512 dsm = _mm512_maskz_mul_ps(k, pe, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, dp + c), vD));
+        _mm512_storeu_ps(p + c, pe);
+        _mm512_storeu_ps(ds + c, Relative ? dsm : _mm512_maskz_mul_ps(k, dsm, dz));
+        _mm512_storeu_ps(vis + c, _mm512_maskz_mov_ps(k, one));
+        if (Relative && diag) _mm512_mask_storeu_ps(diag + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, diag + c), dsm));
+    }
+}
+
+#endif  // EXPRGRAD_HAS_AVX512_KERNELS
+
+}  // namespace exprgrad::ops::detail::flex::avx512
