@@ -1,10 +1,12 @@
-// flex attention's kernels, the 512-bit row passes: what flex_modification.hpp's row passes do on the rows of a
-// tile that needs no mask evaluation, for float where ::exprgrad::kernels::avx512_enabled(). The default build
-// targets x86-64-v3, where xsimd::batch<float> has 8 lanes and xsimd's 16-lane batches do not exist, while the
-// products around these rows are 512-bit: the row passes were the 256-bit part of every tile. Two kinds of
-// modification run here: a relative bias (ALiBi: the scores plus a table entry per key) and a score modification
-// that reads nothing but the score, built from + − · ÷, negation, tanh and small integer powers (attn::softcap).
-// Every other modification, and every tile whose mask is evaluated, keeps the xsimd row passes.
+// flex attention's kernels, the 512-bit rows: what flex_modification.hpp's row passes do on the rows of a tile
+// that needs no mask evaluation, for float where ::exprgrad::kernels::avx512_enabled(). The default build targets
+// x86-64-v3, where xsimd::batch<float> has 8 lanes and xsimd's 16-lane batches do not exist, while the products
+// around these rows are 512-bit: the row passes were the 256-bit part of every tile. The forward goes further and
+// keeps each 4 rows' scores in registers from the product S = Q·Kᵀ through the modification to the exponentials
+// (forward_tile, as kernels::tiles::forward_tile16 does for ops::attention). Two kinds of modification run here:
+// a relative bias (ALiBi: the scores plus a table entry per key) and a score modification that reads nothing but
+// the score, built from + − · ÷, negation, tanh and small integer powers (attn::softcap, and the plain score under
+// a mask). Every other modification, and every tile whose mask is evaluated, keeps the xsimd row passes.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +16,7 @@
 
 #include "exprgrad/kernels/avx512_dispatch.hpp"
 #include "exprgrad/kernels/rows_avx512.hpp"
+#include "exprgrad/kernels/softmax_block_avx512.hpp"  // tiles::panel64
 #include "exprgrad/sym/evaluate.hpp"
 
 namespace exprgrad::ops::detail::flex::avx512 {
@@ -53,7 +56,7 @@ struct node16;
 
 /// The node list L (sym::node_list_t, children first) evaluated on 16 scores, each distinct node once, as
 /// sym::compiled_nodes does for xsimd batches: the same operations in the same order, except tanh (rows::tanh16,
-/// within 2 ulp, where xsimd's is within about 1) and the lanes (16 instead of 8).
+/// within 2 ulp, instead of xsimd's) and the lanes (16 instead of 8).
 template <class L>
 struct nodes16;
 template <class... Ns>
@@ -151,34 +154,81 @@ EXPRGRAD_AVX512_TARGET inline float hmax16(__m512 m, __mmask16 nan) {
     return _mm_cvtss_f32(q);
 }
 
-/// The forward row pass (modification::forward_row on a row that needs no mask evaluation): s[c] = z_c for the
-/// `valid` first keys, −inf for the others up to `width` (a multiple of 16), z_c = Mod(x[c]) or, with a bias table
-/// (relative), x[c] + bias[c]. Returns max_c s[c] (NaN when a visible z_c is NaN, −inf when none is visible).
+/// One row's step of the online softmax in a 64-key block, for flex_forward.hpp: the new running maximum, the
+/// sum of the row's terms and the span [lo, hi) of keys whose modified score is not −inf (lo = hi: none).
+struct softmax_step {
+    float m_new, sum;
+    std::size_t lo, hi;
+};
+
+/// The forward row pass (modification::forward_row on a row that needs no mask evaluation) and the exponentials
+/// after it in one pass over the row's 64 raw scores x (in registers): z_c = Mod(x_c) or, with a bias table
+/// (relative), x_c + bias[c] for the `valid` first keys, −inf for the others; m_new = max(m_old, max_c z_c) (NaN
+/// when a z_c is NaN); and when some z_c is not −inf and m_new is not −inf, p[c] = e^(z_c − m_new) for every
+/// c < 64 (0 where z_c = −inf) and sum = Σ_c p[c]. Otherwise p is left as it was and sum = 0.
 template <class Mod, bool Relative>
-EXPRGRAD_AVX512_TARGET inline float forward_row(const float* x, const float* bias, float* s, std::size_t width,
-                                                std::size_t valid) {
+EXPRGRAD_AVX512_TARGET inline softmax_step row_softmax(const __m512 (&x)[4], const float* bias, float* p,
+                                                       std::size_t valid, float m_old) {
     using N = nodes16<sym::node_list_t<Mod>>;
     const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    __m512 z[4];
     __m512 mx = ninf;
     __mmask16 nan = 0;
-    for (std::size_t c = 0; c < width; c += 16) {
+    std::uint64_t seen = 0;  // bit c: z_c is not −inf
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+        const std::size_t c = 16 * static_cast<std::size_t>(g);
         const __mmask16 k = lanes16(c, valid);
-        // Masked loads: the lanes past `valid` read nothing (the bias table ends with the visible keys).
-        const __m512 xv = _mm512_maskz_loadu_ps(k, x + c);
-        __m512 z;
+        __m512 v;
         if constexpr (Relative) {
-            z = _mm512_add_ps(xv, _mm512_maskz_loadu_ps(k, bias + c));
+            // A masked load: the lanes past `valid` read nothing (the bias table ends with the visible keys).
+            v = _mm512_add_ps(x[g], _mm512_maskz_loadu_ps(k, bias + c));
         } else {
-            typename N::values v;
-            N::run(xv, v);
-            z = N::template get<Mod>(v);
+            typename N::values vals;
+            N::run(x[g], vals);
+            v = N::template get<Mod>(vals);
         }
-        const __m512 out = _mm512_mask_mov_ps(ninf, k, z);
-        _mm512_storeu_ps(s + c, out);
-        nan |= _mm512_cmp_ps_mask(out, out, _CMP_UNORD_Q);
-        mx = _mm512_maskz_max_ps(kernels::rows::all16, mx, out);
+        z[g] = _mm512_mask_mov_ps(ninf, k, v);
+        nan |= _mm512_cmp_ps_mask(z[g], z[g], _CMP_UNORD_Q);
+        mx = _mm512_maskz_max_ps(kernels::rows::all16, mx, z[g]);
+        seen |= static_cast<std::uint64_t>(_mm512_cmp_ps_mask(z[g], ninf, _CMP_NEQ_UQ)) << c;
     }
-    return hmax16(mx, nan);
+    const float bm = hmax16(mx, nan);
+    const float m_new = bm != bm ? bm : (m_old < bm ? bm : m_old);  // std::max(m_old, bm), keeping a NaN bm
+    if (seen == 0) return {m_new, 0.0f, 0, 0};
+    const std::size_t lo = static_cast<std::size_t>(__builtin_ctzll(seen));
+    const std::size_t hi = 64 - static_cast<std::size_t>(__builtin_clzll(seen));
+    if (m_new == -std::numeric_limits<float>::infinity()) return {m_new, 0.0f, lo, hi};
+    const __m512 sh = _mm512_set1_ps(m_new);
+    __m512 sum = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+        const __m512 e = kernels::rows::exp16(_mm512_sub_ps(z[g], sh));
+        _mm512_storeu_ps(p + 16 * g, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    return {m_new, kernels::rows::sum16(sum), lo, hi};
+}
+
+/// Rows [0, R) of a query block against one 64-key block, the scores kept in registers between the product and
+/// the row steps (as kernels::tiles::forward_tile16 for the identity): S = Q·Kt (Q rows with leading dimension
+/// ldq, d features; Kt the block's d × 64 panel), stored raw at X (leading dimension 64) unless X is null, then
+/// step[r] = row_softmax(S_r, bias[r], P + 64r, valid[r], m[r]) for each row with valid[r] > 0 (step[r] = {m[r],
+/// 0, 0, 0} for the others). bias: R pointers to the rows' tables at the block's first key (relative only).
+template <int R, class Mod, bool Relative>
+EXPRGRAD_AVX512_TARGET inline void forward_tile(std::size_t d, const float* Q, std::size_t ldq, const float* Kt,
+                                                const std::size_t* valid, const float* const* bias, const float* m,
+                                                float* X, float* P, softmax_step* step) {
+    __m512 s[R][4];
+    kernels::tiles::panel64<R>(d, Q, ldq, Kt, s);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+        if (X)
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; ++g) _mm512_storeu_ps(X + r * 64 + 16 * g, s[r][g]);
+        step[r] = valid[r] ? row_softmax<Mod, Relative>(s[r], Relative ? bias[r] : nullptr, P + r * 64, valid[r], m[r])
+                           : softmax_step{m[r], 0.0f, 0, 0};
+    }
 }
 
 /// The fused backward row pass (modification::backward_row on a row that needs no mask evaluation, no parameter

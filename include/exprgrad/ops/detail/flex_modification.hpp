@@ -129,9 +129,10 @@ struct modification {
                                      score_only_summed_v<Mod> && reads_positions_as_distance_v<Mod>;
     /// Whether the relative bias table depends on the batch index (one table per batch entry and head).
     static constexpr bool relative_per_batch = reads_v<Mod, 1>;
-    /// Whether the row passes of a tile that needs no mask evaluation take the 512-bit kernels
-    /// (flex_avx512.hpp) where kernels::avx512_enabled(): float, no mask here (the block mask's full tiles and
-    /// modifications without a mask), and a relative bias or a parameter-free modification of the score alone.
+    /// Whether the rows of a tile that needs no mask evaluation take the 512-bit kernels (flex_avx512.hpp) where
+    /// kernels::avx512_enabled(): float, no mask here (the block mask's full tiles and modifications without a
+    /// mask), and a relative bias or a parameter-free modification of the score alone. The forward calls them
+    /// itself (flex_forward.hpp, the row pass fused with its exponentials), the backward through backward_row.
     static constexpr bool wide16 = std::is_same_v<T, float> && !masked &&
                                    (relative || (np == 0 && avx512::pointwise_v<mod, dscore>));
 
@@ -305,12 +306,6 @@ struct modification {
     /// the same pass (a second pass over the row cost about 3 % of a forward).
     template <bool Full>
     static T forward_row(const T* x, T* s, std::size_t width, std::size_t valid, row_args& ra, std::size_t j0) {
-#if EXPRGRAD_HAS_AVX512_KERNELS
-        if constexpr (wide16) {
-            if (kernels::avx512_enabled())
-                return avx512::forward_row<mod, relative>(x, relative ? ra.bias + j0 : nullptr, s, width, valid);
-        }
-#endif
         if constexpr (Full) {
             if (valid == width) return forward_row_impl<true, true>(x, s, width, valid, ra, j0);
         }
