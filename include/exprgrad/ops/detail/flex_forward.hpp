@@ -68,17 +68,37 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
         bool fused = false;
 #if EXPRGRAD_HAS_AVX512_KERNELS
         if constexpr (M::unmasked::wide16) {
-            // 512-bit, a tile whose mask needs no evaluation: the product, the modification and the exponentials
-            // with 4 rows' scores in registers (the row pass and the exponentials were two more passes over S).
-            if (kernels::avx512_enabled() && !(M::masked && cls == tile_class::partial)) {
+            // 512-bit: the product, the modification (and a mask of positions, where the tile evaluates it) and the
+            // exponentials with 4 rows' scores in registers (the row pass and the exponentials were two more
+            // passes over S).
+            constexpr bool mask_here = M::masked && avx512::mask16_v<typename M::mask_type>;
+            const bool partial = M::masked && cls == tile_class::partial;
+            if (kernels::avx512_enabled() && (!partial || mask_here)) {
                 using U = typename M::unmasked;
                 auto tile = [&]<int R>(std::size_t r0) {
                     const float* bias[R];
-                    for (int t = 0; t < R; ++t) bias[t] = U::relative ? P.rel_row(b, h, i0 + r0 + t) + j0 : nullptr;
+                    avx512::mask_row mr[R];
+                    for (int t = 0; t < R; ++t) {
+                        const std::size_t i = i0 + r0 + t;
+                        bias[t] = U::relative ? P.rel_row(b, h, i) + j0 : nullptr;
+                        mr[t] = {static_cast<float>(b), static_cast<float>(h), static_cast<float>(i), sv.q_len, sv.k_len,
+                                 sv.q_doc ? sv.q_doc[i] : 0.0f};
+                    }
                     avx512::softmax_step st[R];
-                    avx512::forward_tile<R, typename U::mod, U::relative>(
-                        P.d, Q + r0 * dp, dp, Kt, w.valid.data() + r0, bias, w.m.data() + r0,
-                        P.scores ? X + r0 * block_k : nullptr, w.S.data() + r0 * block_k, st);
+                    auto run = [&]<class Mask>() {
+                        avx512::forward_tile<R, typename U::mod, U::relative, Mask>(
+                            P.d, Q + r0 * dp, dp, Kt, w.valid.data() + r0, bias, w.m.data() + r0, mr, j0,
+                            P.scores ? X + r0 * block_k : nullptr, w.S.data() + r0 * block_k, st);
+                    };
+                    if constexpr (mask_here) {
+                        if (partial) {
+                            run.template operator()<typename M::mask_type>();
+                        } else {
+                            run.template operator()<sym::Const<1, 1>>();
+                        }
+                    } else {
+                        run.template operator()<sym::Const<1, 1>>();
+                    }
                     for (int t = 0; t < R; ++t) {
                         const std::size_t r = r0 + t;
                         w.beg[r] = w.end[r] = 0;
