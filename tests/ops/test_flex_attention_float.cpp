@@ -54,9 +54,11 @@ ref_mod ref_alibi_all() {
 
 TEST_CASE("no mask to evaluate: every tile takes the 512-bit row passes where the CPU has AVX-512F") {
     // The row passes of these (modification::wide16) are flex_avx512.hpp's on the 512-bit path.
-    static_assert(ops::detail::flex::modification<float, std::remove_cvref_t<decltype(softcap)>, sym::Const<1, 1>>::wide16);
-    static_assert(ops::detail::flex::modification<float, std::remove_cvref_t<decltype(alibi)>, sym::Const<1, 1>>::wide16);
-    static_assert(!ops::detail::flex::modification<double, std::remove_cvref_t<decltype(softcap)>, sym::Const<1, 1>>::wide16);
+    using softcap_t = std::remove_cvref_t<decltype(softcap)>;
+    using alibi_t = std::remove_cvref_t<decltype(alibi)>;
+    static_assert(ops::detail::flex::modification<float, softcap_t, sym::Const<1, 1>>::wide16);
+    static_assert(ops::detail::flex::modification<float, alibi_t, sym::Const<1, 1>>::wide16);
+    static_assert(!ops::detail::flex::modification<double, softcap_t, sym::Const<1, 1>>::wide16);
     for (const bool wide : {false, true}) {
         CAPTURE(wide);
         avx512_scope scope(wide);

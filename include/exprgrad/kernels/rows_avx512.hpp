@@ -108,7 +108,8 @@ EXPRGRAD_AVX512_TARGET inline __m512 tanh16(__m512 x) {
         const __m512 e = exp16(_mm512_add_ps(a, a));
         t = _mm512_mask_mov_ps(t, big, _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one))));
     }
-    return _mm512_castsi512_ps(_mm512_maskz_or_epi32(all16, _mm512_castps_si512(t), _mm512_maskz_and_epi32(all16, sign, xi)));
+    const __m512i xs = _mm512_maskz_and_epi32(all16, sign, xi);
+    return _mm512_castsi512_ps(_mm512_maskz_or_epi32(all16, _mm512_castps_si512(t), xs));
 }
 
 /// Σ_i e^(x[i] − shift) over i < n, storing each term at p[i] when Store (x and p may alias).

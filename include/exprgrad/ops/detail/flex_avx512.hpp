@@ -308,7 +308,8 @@ EXPRGRAD_AVX512_TARGET inline void forward_tile(std::size_t d, const float* Q, s
 }
 
 /// The fused backward row pass (modification::backward_row on a row that needs no mask evaluation, no parameter
-/// sums per score): for the `valid` first keys p = e^(z − lse), dS' = p·(dp − D), ds = dS'·∂z/∂score, vis = 1;
+/// sums per score): for the `valid` first keys p = e^(z − lse), dS' = p·(dp − D), ds = dS'·∂z/∂score and
+/// vis = 1;
 /// p = ds = vis = 0 for the others up to `width` (a multiple of 16). z and ∂z/∂score are Mod and DScore of the raw
 /// score s, or, with a bias table (relative), s + bias and 1; then dS' is also added into diag[c] (the tile's
 /// per-distance sums, when diag is not null).
@@ -338,7 +339,8 @@ EXPRGRAD_AVX512_TARGET inline void backward_row(const float* s, const float* bia
         _mm512_storeu_ps(p + c, pe);
         _mm512_storeu_ps(ds + c, Relative ? dsm : _mm512_maskz_mul_ps(k, dsm, dz));
         _mm512_storeu_ps(vis + c, _mm512_maskz_mov_ps(k, one));
-        if (Relative && diag) _mm512_mask_storeu_ps(diag + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, diag + c), dsm));
+        if (Relative && diag)
+            _mm512_mask_storeu_ps(diag + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, diag + c), dsm));
     }
 }
 

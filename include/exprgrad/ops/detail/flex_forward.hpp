@@ -81,8 +81,8 @@ void forward_block(const problem<T>& P, std::size_t bh, std::size_t qb, forward_
                     for (int t = 0; t < R; ++t) {
                         const std::size_t i = i0 + r0 + t;
                         bias[t] = U::relative ? P.rel_row(b, h, i) + j0 : nullptr;
-                        mr[t] = {static_cast<float>(b), static_cast<float>(h), static_cast<float>(i), sv.q_len, sv.k_len,
-                                 sv.q_doc ? sv.q_doc[i] : 0.0f};
+                        mr[t] = {static_cast<float>(b), static_cast<float>(h), static_cast<float>(i),
+                                 sv.q_len, sv.k_len, sv.q_doc ? sv.q_doc[i] : 0.0f};
                     }
                     avx512::softmax_step st[R];
                     auto run = [&]<class Mask>() {

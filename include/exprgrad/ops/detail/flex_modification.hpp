@@ -384,8 +384,9 @@ struct modification {
 #if EXPRGRAD_HAS_AVX512_KERNELS
         if constexpr (wide16) {
             if (kernels::avx512_enabled())
-                return avx512::backward_row<mod, dscore, relative>(s, relative ? ra.bias + j0 : nullptr, dp, lse, D, width,
-                                                                   valid, p, ds, vis, np > 0 ? ra.diag : nullptr);
+                return avx512::backward_row<mod, dscore, relative>(s, relative ? ra.bias + j0 : nullptr, dp, lse, D,
+                                                                   width, valid, p, ds, vis,
+                                                                   np > 0 ? ra.diag : nullptr);
         }
 #endif
         if constexpr (Full) {
