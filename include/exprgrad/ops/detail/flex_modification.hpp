@@ -12,7 +12,9 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "exprgrad/kernels/avx512_dispatch.hpp"
 #include "exprgrad/kernels/row_lanes.hpp"
+#include "exprgrad/ops/detail/flex_avx512.hpp"
 #include "exprgrad/ops/attn_placeholders.hpp"
 #include "exprgrad/ops/attn_sequence.hpp"
 #include "exprgrad/sym/evaluate.hpp"
@@ -127,6 +129,12 @@ struct modification {
                                      score_only_summed_v<Mod> && reads_positions_as_distance_v<Mod>;
     /// Whether the relative bias table depends on the batch index (one table per batch entry and head).
     static constexpr bool relative_per_batch = reads_v<Mod, 1>;
+    /// Whether the rows of a tile that needs no mask evaluation take the 512-bit kernels (flex_avx512.hpp) where
+    /// kernels::avx512_enabled(): float, no mask here (the block mask's full tiles and modifications without a
+    /// mask), and a relative bias or a parameter-free modification of the score alone. The forward calls them
+    /// itself (flex_forward.hpp, the row pass fused with its exponentials), the backward through backward_row.
+    static constexpr bool wide16 = std::is_same_v<T, float> && !masked &&
+                                   (relative || (np == 0 && avx512::pointwise_v<mod, dscore>));
 
     template <class... Es>
     using nodes_of = sym::compiled_nodes<Bt, sym::node_list_t<Es...>>;
@@ -373,6 +381,14 @@ struct modification {
     template <bool Full>
     static void backward_row(const T* s, const T* dp, T lse, T D, std::size_t width, std::size_t valid, row_args& ra,
                              std::size_t j0, T* p, T* ds, T* vis, std::array<Bt, np>& acc) {
+#if EXPRGRAD_HAS_AVX512_KERNELS
+        if constexpr (wide16) {
+            if (kernels::avx512_enabled())
+                return avx512::backward_row<mod, dscore, relative>(s, relative ? ra.bias + j0 : nullptr, dp, lse, D,
+                                                                   width, valid, p, ds, vis,
+                                                                   np > 0 ? ra.diag : nullptr);
+        }
+#endif
         if constexpr (Full) {
             if (valid == width) return backward_row_impl<true, true>(s, dp, lse, D, width, valid, ra, j0, p, ds, vis, acc);
         }

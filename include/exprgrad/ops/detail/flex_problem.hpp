@@ -261,8 +261,8 @@ void pack(const attention_view<T, 4>& q, const attention_view<T, 4>& k, const at
             for (std::size_t i = 0; i < Tq; ++i) {
                 const T* src = P.qhat + (bh * Tq + i) * d;
                 T* dst = P.Qs.data() + (bh * Tq + i) * dp;
-                const T s = P.srow[bh * Tq + i];
-                for (std::size_t c = 0; c < d; ++c) dst[c] = src[c] * s;
+                // The SIMD row kernel: the compiler left the scalar loop unvectorised (4-6 % of a T = 256 forward).
+                kernels::rows::scale_into(src, P.srow[bh * Tq + i], dst, d);
                 std::fill(dst + d, dst + dp, T(0));
             }
     });
