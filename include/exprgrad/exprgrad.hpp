@@ -38,6 +38,7 @@
 #include "exprgrad/ops/flex_attention.hpp"  // exprgrad::attn::score, ..., flex_attention_forward / _vjp
 #include "exprgrad/ops/attention_mods.hpp"  // exprgrad::attn::causal, sliding_window<W>, alibi, softcap<C>, ...
 #include "exprgrad/ops/flex_attention_node.hpp"
+#include "exprgrad/ops/heads_attention_node.hpp"
 #include "exprgrad/ops/emo_definition.hpp"
 #include "exprgrad/ops/linear_recurrence_node.hpp"
 #include "exprgrad/ops/scan.hpp"

@@ -15,7 +15,8 @@ namespace kernels = exprgrad::kernels;
 
 namespace {
 
-constexpr std::size_t lengths[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 127, 128, 129, 511, 512, 513, 1000};
+constexpr std::size_t lengths[] = {0,  1,  2,   3,   4,   5,   7,   8,   9,   15,  16,  17,
+                                   31, 32, 33, 64, 127, 128, 129, 511, 512, 513, 1000};
 
 template <class T>
 std::vector<T> random_row(std::size_t n, unsigned seed) {
@@ -31,8 +32,8 @@ void check_type() {
     // the bound on a reordered double sum of n products of size ≤ 27: n·27·2⁻⁵² with room
     for (const std::size_t n : lengths) {
         CAPTURE(n);
-        const auto a = random_row<T>(n, 1 + static_cast<unsigned>(n)), b = random_row<T>(n, 2 + static_cast<unsigned>(n)),
-                   c = random_row<T>(n, 3 + static_cast<unsigned>(n));
+        const auto seed = static_cast<unsigned>(n);
+        const auto a = random_row<T>(n, 1 + seed), b = random_row<T>(n, 2 + seed), c = random_row<T>(n, 3 + seed);
         double ss = 0, dot = 0;
         for (std::size_t j = 0; j < n; ++j) {
             ss += static_cast<double>(a[j]) * static_cast<double>(a[j]);

@@ -4,8 +4,10 @@
 // projection's gradient written; gradcheck of the node; its shape errors.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -14,6 +16,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "exprgrad/exprgrad.hpp"
+#include "exprgrad/kernels/avx512_dispatch.hpp"
 #include "exprgrad/ops/heads_attention_node.hpp"
 
 using namespace exprgrad;
@@ -97,15 +100,53 @@ void check_strided(std::size_t B, std::size_t H, std::size_t Tn, std::size_t d, 
 }  // namespace
 
 TEST_CASE("attention over strided heads equals attention on contiguous copies, forward and VJP") {
-    for (const std::size_t d : {std::size_t{16}, std::size_t{5}}) {
-        check_strided<float>(2, 3, 70, d, {.causal = true});
-        check_strided<double>(2, 3, 70, d, {.causal = true});
-        check_strided<float>(1, 2, 9, d, {});
-        check_strided<float>(2, 2, 65, d, {.causal = true, .key_lengths = {40, 65}});
-        check_strided<double>(2, 2, 12, d, {.normalize_qk = true});
+    // float on both instruction-set paths (on a CPU without AVX-512F both runs take the 256-bit one)
+    for (const bool wide : {false, true}) {
+        CAPTURE(wide);
+        kernels::force_avx512(wide);
+        for (const std::size_t d : {std::size_t{16}, std::size_t{5}}) {
+            check_strided<float>(2, 3, 70, d, {.causal = true});
+            check_strided<double>(2, 3, 70, d, {.causal = true});
+            check_strided<float>(1, 2, 9, d, {});
+            check_strided<float>(2, 2, 65, d, {.causal = true, .key_lengths = {40, 65}});
+            check_strided<double>(2, 2, 12, d, {.normalize_qk = true});
+        }
+        // one head per batch entry: fewer heads than threads takes the key-block-parallel backward
+        check_strided<float>(1, 1, 130, 8, {.causal = true, .threads = 2});
+        kernels::reset_avx512();
     }
-    // one head per batch entry: fewer heads than threads takes the key-block-parallel backward
-    check_strided<float>(1, 1, 130, 8, {.causal = true, .threads = 2});
+}
+
+TEST_CASE("a VJP given the forward's pointers and shapes but other strides packs again") {
+    const std::size_t B = 1, H = 2, Tn = 9, d = 4, w = H * d;
+    const auto qkv = random_qkv<float>(B, Tn, 3 * w, 3);
+    const auto q = heads_of(qkv, H, 0), k = heads_of(qkv, H, 1), v = heads_of(qkv, H, 2);
+    const attention_rows in{Tn * 3 * w, d, 3 * w};
+    attention_workspace<float> ws;
+    std::vector<float> out(B * H * Tn * d), lse(B * H * Tn);
+    // the forward on the strided heads ...
+    const attention_view<float, 4> qs{qkv.data(), {B, H, Tn, d}, in}, ks{qkv.data() + w, {B, H, Tn, d}, in},
+        vs{qkv.data() + 2 * w, {B, H, Tn, d}, in};
+    attention_forward_into(qs, ks, vs, {}, out.data(), lse.data(), ws);
+    // ... then a VJP on the same pointers read row-major (other values): it must not take the forward's packing
+    const attention_view<float, 4> qr{qkv.data(), {B, H, Tn, d}}, kr{qkv.data() + w, {B, H, Tn, d}},
+        vr{qkv.data() + 2 * w, {B, H, Tn, d}};
+    xt::xtensor<float, 4> qc = xt::xtensor<float, 4>::from_shape({B, H, Tn, d}), kc = qc, vc = qc;
+    std::copy(qkv.data(), qkv.data() + qc.size(), qc.data());
+    std::copy(qkv.data() + w, qkv.data() + w + kc.size(), kc.data());
+    std::copy(qkv.data() + 2 * w, qkv.data() + 2 * w + vc.size(), vc.data());
+    const auto f = attention_forward(qc, kc, vc);
+    xt::xtensor<float, 4> dout = xt::ones<float>({B, H, Tn, d});
+    const auto g = attention_vjp(qc, kc, vc, f.out, f.lse, dout);
+    std::vector<float> dq(qc.size()), dk(qc.size()), dv(qc.size());
+    attention_vjp_into(qr, kr, vr, view_of(f.out), view_of(f.lse), view_of(dout), {}, dq.data(), dk.data(),
+                       dv.data(), ws, attention_reuse::forward);
+    CHECK(!ws.problem.reused);
+    for (std::size_t i = 0; i < dq.size(); ++i) {
+        CHECK(dq[i] == g.dq.data()[i]);
+        CHECK(dk[i] == g.dk.data()[i]);
+        CHECK(dv[i] == g.dv.data()[i]);
+    }
 }
 
 TEST_CASE("heads-attention node: value and gradient against the kernels on the split heads, and gradcheck") {
@@ -141,7 +182,8 @@ TEST_CASE("heads-attention node: value and gradient against the kernels on the s
                     CHECK(gq(b, t, w + h * d + x) == doctest::Approx(g.dk(b, h, t, x)).epsilon(1e-12));
                     CHECK(gq(b, t, 2 * w + h * d + x) == doctest::Approx(g.dv(b, h, t, x)).epsilon(1e-12));
                 }
-    // qkv read twice (its gradient accumulated from the node and the square term): the scratch path
+    // qkv also read by another term: one of the two contributions is added to the other (the node writes into
+    // scratch when it comes second)
     auto r = check::gradcheck(sum(square(heads_attention_node(QKV, Hn))) + sum(QKV * QKV), wrt<0>, qkv_a, 2.0);
     INFO(r.message());
     CHECK(r.ok);

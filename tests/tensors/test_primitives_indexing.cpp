@@ -40,6 +40,10 @@ TEST_CASE("slice: run-time bounds along any axis; the VJP scatters into zeros") 
     CHECK(eval(slice<1>(X, Y, Z), a, 2, 2).size() == 0);
 
     expect_gradcheck(sum(square(slice<1>(X, Y, Z))), wrt<0>, a, 1, 4);
+    // one tensor sliced three times, overlapping: the first VJP assigns (zeros around its slice), the others add
+    expect_gradcheck(sum(square(slice<1>(X, 0_c, 3_c))) + sum(slice<1>(X, 2_c, 5_c) * slice<1>(X, 1_c, 4_c)), wrt<0>, a);
+    // and with a uniform adjoint (a plain sum) next to a non-uniform one
+    expect_gradcheck(sum(slice<1>(X, 1_c, 3_c)) + sum(square(slice<1>(X, 2_c, 5_c))), wrt<0>, a);
     auto prog = value_and_grad(sum(slice<1>(X, 1_c, 4_c)), wrt<0>);
     auto [v, g] = prog(a);
     (void)v;

@@ -105,13 +105,15 @@ void rms_norm_input_grad_row(const T* g, const T* w, const T* x, T r, T c, T* dx
     std::size_t j = 0;
     if (add) {
         for (; j + W <= n; j += W) {
-            const B v = xsimd::fms(rb * B::load_unaligned(g + j), B::load_unaligned(w + j), cb * B::load_unaligned(x + j));
+            const B v =
+                xsimd::fms(rb * B::load_unaligned(g + j), B::load_unaligned(w + j), cb * B::load_unaligned(x + j));
             (B::load_unaligned(dx + j) + v).store_unaligned(dx + j);
         }
         for (; j < n; ++j) dx[j] += r * g[j] * w[j] - c * x[j];
     } else {
         for (; j + W <= n; j += W) {
-            const B v = xsimd::fms(rb * B::load_unaligned(g + j), B::load_unaligned(w + j), cb * B::load_unaligned(x + j));
+            const B v =
+                xsimd::fms(rb * B::load_unaligned(g + j), B::load_unaligned(w + j), cb * B::load_unaligned(x + j));
             v.store_unaligned(dx + j);
         }
         for (; j < n; ++j) dx[j] = r * g[j] * w[j] - c * x[j];

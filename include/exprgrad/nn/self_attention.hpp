@@ -97,10 +97,10 @@ struct attention_core {
 /// Parameters: g [D], Wqkv [D, 3D] (columns q | k | v, head h at h·D/H within each), Wo [D, D].
 /// Three compiled blocks recorded per call (layer::record_into): the QKV projection; the attention of the heads
 /// (ops/heads_attention_node.hpp, reading them inside the projection's output and writing them merged; with a
-/// modification, flex_attention_node on the heads split by reshape/permute/slice, then merged); the output projection (with the residual added in it under
-/// nn::residual). The options (mask, normalize_qk, scale policy, qk_eps, threads) are read at run time by
-/// the one compiled node (ops::runtime_config). Not reentrant. Wrap it in nn::residual for a pre-norm
-/// transformer sublayer.
+/// modification, flex_attention_node on the heads split by reshape/permute/slice, then merged); the output
+/// projection (with the residual added in it under nn::residual). The options (mask, normalize_qk, scale policy,
+/// qk_eps, threads) are read at run time by the one compiled node (ops::runtime_config). Not reentrant. Wrap it in
+/// nn::residual for a pre-norm transformer sublayer.
 ///
 /// Mod and Mask: flex attention's score and mask modifications (scalar DSL expressions of attn::score,
 /// attn::batch, attn::head, attn::q_idx, attn::k_idx and attn::param<I>; docs/flex_attention.md). The defaults

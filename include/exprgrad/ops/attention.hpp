@@ -58,7 +58,8 @@ attention_workspace<T>& thread_workspace() {
 /// rows of out [B, H, T_q, d_v] where out_rows says (e.g. the heads merged back into a [B, T_q, H·d_v] array:
 /// {T_q·H·d_v, d_v, H·d_v}) and lse [B, H, T_q] row-major. Same contract as attention_forward; out and lse must not
 /// overlap q, k or v, and out's rows must not overlap each other.
-/// Example: `attention_forward_into(qv, kv, vv, opts, y.data(), attention_rows{T * H * dv, dv, H * dv}, lse.data(), ws);`
+/// Example: with merged = attention_rows{T * H * dv, dv, H * dv},
+/// `attention_forward_into(qv, kv, vv, opts, y.data(), merged, lse.data(), ws);`
 template <attention_value T>
 void attention_forward_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k,
                             const attention_view<T, 4>& v, const attention_options& opts, T* out,

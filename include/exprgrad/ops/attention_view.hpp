@@ -27,8 +27,9 @@ struct attention_rows {
 };
 
 /// A non-owning, read-only view of an array with N axes: by default contiguous row-major, element (i0, …, iN−1)
-/// at ptr[((i0·shape[1] + i1)·shape[2] + …)]. A 4-axis view may instead give its rows' strides (`rows`, see
-/// attention_rows; the last axis stays contiguous): the attention kernels read such q, k, v, out and dout in place.
+/// at ptr[((i0·shape[1] + i1)·shape[2] + …)]. A 4-axis view may instead give its rows' strides (the member
+/// `strides`, an attention_rows; the last axis stays contiguous): the attention kernels read such q, k, v, out
+/// and dout in place (flex attention refuses them).
 /// The viewed memory must stay alive and unchanged while a kernel reads it. Nothing is checked here (the kernels
 /// check the shapes against each other); a null ptr is allowed only with a zero extent.
 /// Example: `attention_view<float, 4> q{buf.data(), {B, H, T, d}};` or `view_of(xtensor_q)`; the q heads of a

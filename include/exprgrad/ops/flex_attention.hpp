@@ -185,6 +185,8 @@ void vjp_into(const attention_view<T, 4>& q, const attention_view<T, 4>& k, cons
     auto& P = ws.P;
     if (!packed_forward) P.scores = nullptr;  // kept scores are of the forward that just ran, if any
     setup<M>("flex_attention_vjp", q, k, v, params, o, docs, P);
+    if (!out.contiguous() || !dout.contiguous())
+        throw tensors::shape_error("flex_attention_vjp", "out and dout must be row-major (not strided views)");
     // packed_forward: forward_into of the same inputs and workspace ran just before (the scaled q̂ and k̂ᵀ blocks
     // it packed are the backward's too).
     pack(q, k, v, o, true, P, packed_forward);

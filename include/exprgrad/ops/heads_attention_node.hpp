@@ -41,6 +41,7 @@ struct HeadsAttention {
         attention_options runtime_options;  // runtime_config only
     };
 
+    /// The sizes of a call and where the rows of q, k, v (inside qkv) and of the merged output start.
     struct layout {
         std::size_t B = 0, H = 0, T = 0, d = 0;
         std::size_t width() const { return H * d; }
@@ -49,6 +50,8 @@ struct HeadsAttention {
         attention_rows out() const { return {T * width(), d, width()}; }
     };
 
+    /// The layout of qkv [B, T, 3·H·d] with H from the Heads operand; throws std::invalid_argument naming
+    /// heads_attention when qkv is not rank 3 or H < 1 does not split its last axis into 3·H parts.
     template <class Ctx, class T>
     static layout plan(const Ctx& ctx, const tensors::cview<T>& qkv) {
         const std::int64_t h = tensors::detail::count_operand<Heads>(ctx, name, "heads");
@@ -64,12 +67,13 @@ struct HeadsAttention {
         l.d = qkv.shape[2] / (3 * l.H);
         return l;
     }
-    // Head views of q, k, v inside qkv (offsets 0, H·d, 2·H·d).
+    /// The strided view of q (which = 0), k (1) or v (2) inside qkv: offsets 0, H·d, 2·H·d.
     template <class T>
     static attention_view<T, 4> part(const T* qkv, const layout& l, std::size_t which) {
         return {qkv + which * l.width(), {l.B, l.H, l.T, l.d}, l.in()};
     }
 
+    /// This call's options: the configuration's (or runtime_options), plus the key lengths when padded.
     template <class Ctx>
     static void set_options(Ctx& ctx, attention_options& o) {
         o = detail::config_options<Config>(ctx.template extra<HeadsAttention>().runtime_options);
@@ -86,6 +90,7 @@ struct HeadsAttention {
         }
     }
 
+    /// The kernels read q, k, v inside qkv and write the merged heads into the node's buffer; lse is kept.
     template <class Ctx>
     static void forward(Ctx& ctx) {
         using T = typename Ctx::value_type;
@@ -100,6 +105,7 @@ struct HeadsAttention {
         attention_forward_into(q, k, v, ex.opts, y, l.out(), ex.lse.data(), ex.ws);
     }
 
+    /// d qkv: dq, dk, dv written through qkv's row strides, into the adjoint (first contribution) or scratch.
     template <class Ctx>
     static void backward(Ctx& ctx) {
         using T = typename Ctx::value_type;

@@ -72,7 +72,8 @@ struct RmsNorm {
             bool add = false;
             T* dw = ctx.template grad<W>(add);
             if (!add) std::fill(dw, dw + H, T(0));
-            for (std::size_t i = 0; i < rows; ++i) kernels::add_scaled_product_row(g + i * H, x.data + i * H, r[i], dw, H);
+            for (std::size_t i = 0; i < rows; ++i)
+                kernels::add_scaled_product_row(g + i * H, x.data + i * H, r[i], dw, H);
         }
     }
 };

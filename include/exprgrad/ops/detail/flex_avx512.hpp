@@ -9,6 +9,8 @@
 // a mask). Every other modification, and every tile whose mask is evaluated, keeps the xsimd row passes.
 #pragma once
 
+#include "exprgrad/require_cxx20.hpp"  // first: refuses a standard older than C++20
+
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -17,6 +19,7 @@
 #include "exprgrad/kernels/avx512_dispatch.hpp"
 #include "exprgrad/kernels/rows_avx512.hpp"
 #include "exprgrad/kernels/softmax_block_avx512.hpp"  // tiles::panel64
+#include "exprgrad/ops/attn_sequence.hpp"             // attn::first_sequence
 #include "exprgrad/sym/evaluate.hpp"
 
 namespace exprgrad::ops::detail::flex::avx512 {

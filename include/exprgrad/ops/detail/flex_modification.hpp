@@ -14,9 +14,9 @@
 
 #include "exprgrad/kernels/avx512_dispatch.hpp"
 #include "exprgrad/kernels/row_lanes.hpp"
-#include "exprgrad/ops/detail/flex_avx512.hpp"
 #include "exprgrad/ops/attn_placeholders.hpp"
 #include "exprgrad/ops/attn_sequence.hpp"
+#include "exprgrad/ops/detail/flex_avx512.hpp"
 #include "exprgrad/sym/evaluate.hpp"
 
 namespace exprgrad::ops::detail::flex {

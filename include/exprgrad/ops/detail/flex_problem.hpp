@@ -135,6 +135,11 @@ void check_inputs(const char* op, const attention_view<T, 4>& q, const attention
                   const std::vector<std::size_t>& param_sizes) {
     using attention::shape_mismatch;
     const auto &qs = q.shape(), &ks = k.shape(), &vs = v.shape();
+    // flex attention's packing reads row-major arrays only (ops::attention takes strided views)
+    for (const auto* x : {&q, &k, &v})
+        if (!x->contiguous())
+            throw tensors::shape_error(op, std::string(x == &q ? "q" : x == &k ? "k" : "v") +
+                                               " is a strided view; flex attention needs row-major q, k, v");
     if (qs[0] != ks[0]) throw shape_mismatch(op, "the batch dimensions must match", "q", qs, "k", ks);
     if (ks[0] != vs[0] || ks[1] != vs[1] || ks[2] != vs[2])
         throw shape_mismatch(op, "batch, head and key-length dimensions must match", "k", ks, "v", vs);
