@@ -81,6 +81,19 @@ attention_options config_options(const attention_options& runtime) {
         return Config::options();
     }
 }
+// The key lengths [B] of a padded node (its operand Lengths) into o.key_lengths; a negative one throws naming op.
+template <class Lengths, class Ctx>
+void read_key_lengths(Ctx& ctx, const char* op, attention_options& o) {
+    const tensors::dims shape = ctx.template in<Lengths>().shape;
+    const std::int64_t* len = ctx.template ints<Lengths>();
+    o.key_lengths.resize(shape.size());
+    for (std::size_t b = 0; b < shape.size(); ++b) {
+        if (len[b] < 0)
+            throw tensors::shape_error(op, "key length " + std::to_string(len[b]) + " of batch entry " +
+                                               std::to_string(b) + " is negative");
+        o.key_lengths[b] = static_cast<std::size_t>(len[b]);  // the kernel checks B and ≤ T_k
+    }
+}
 template <std::size_t I, class... Ts>
 struct nth_or_void : std::type_identity<void> {};
 template <std::size_t I, class... Ts>
@@ -121,17 +134,7 @@ struct Attention {
     template <class Ctx>
     static void set_options(Ctx& ctx, attention_options& o) {
         o = detail::config_options<Config>(ctx.template extra<Attention>().runtime_options);
-        if constexpr (Config::padded) {
-            const tensors::dims shape = ctx.template in<Lengths>().shape;
-            const std::int64_t* len = ctx.template ints<Lengths>();
-            o.key_lengths.resize(shape.size());
-            for (std::size_t b = 0; b < shape.size(); ++b) {
-                if (len[b] < 0)
-                    throw tensors::shape_error(name, "key length " + std::to_string(len[b]) + " of batch entry " +
-                                                         std::to_string(b) + " is negative");
-                o.key_lengths[b] = static_cast<std::size_t>(len[b]);  // the kernel checks B and ≤ T_k
-            }
-        }
+        if constexpr (Config::padded) detail::read_key_lengths<Lengths>(ctx, name, o);
         if constexpr (Config::learned_scale) {
             const auto& ls = ctx.template in<LogScale>();
             if (ls.size() != 1)

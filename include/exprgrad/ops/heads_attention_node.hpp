@@ -77,17 +77,7 @@ struct HeadsAttention {
     template <class Ctx>
     static void set_options(Ctx& ctx, attention_options& o) {
         o = detail::config_options<Config>(ctx.template extra<HeadsAttention>().runtime_options);
-        if constexpr (Config::padded) {
-            const tensors::dims shape = ctx.template in<Lengths>().shape;
-            const std::int64_t* len = ctx.template ints<Lengths>();
-            o.key_lengths.resize(shape.size());
-            for (std::size_t b = 0; b < shape.size(); ++b) {
-                if (len[b] < 0)
-                    throw tensors::shape_error(name, "key length " + std::to_string(len[b]) + " of batch entry " +
-                                                         std::to_string(b) + " is negative");
-                o.key_lengths[b] = static_cast<std::size_t>(len[b]);  // the kernel checks B and ≤ T
-            }
-        }
+        if constexpr (Config::padded) detail::read_key_lengths<Lengths>(ctx, name, o);
     }
 
     /// The kernels read q, k, v inside qkv and write the merged heads into the node's buffer; lse is kept.
